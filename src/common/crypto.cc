@@ -1,0 +1,47 @@
+#include "common/crypto.h"
+
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+
+namespace sluice {
+
+Sha256Digest Sha256(std::string_view data) {
+  Sha256Digest d;
+  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), d.data());
+  return d;
+}
+
+std::string ToHex(const Sha256Digest& digest) {
+  static const char* kHex = "0123456789abcdef";
+  std::string s(64, '0');
+  for (size_t i = 0; i < digest.size(); ++i) {
+    s[2 * i] = kHex[digest[i] >> 4];
+    s[2 * i + 1] = kHex[digest[i] & 0xf];
+  }
+  return s;
+}
+
+namespace {
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+}  // namespace
+
+bool ParseSha256Hex(std::string_view hex, Sha256Digest* out) {
+  if (hex.size() != 64) return false;
+  for (size_t i = 0; i < 32; ++i) {
+    int hi = HexValue(hex[2 * i]), lo = HexValue(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    (*out)[i] = static_cast<uint8_t>(hi << 4 | lo);
+  }
+  return true;
+}
+
+bool ConstantTimeEqual(const Sha256Digest& a, const Sha256Digest& b) {
+  return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+}  // namespace sluice

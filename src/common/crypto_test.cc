@@ -1,0 +1,32 @@
+#include "common/crypto.h"
+
+#include <gtest/gtest.h>
+
+#include "common/ids.h"
+
+namespace sluice {
+namespace {
+
+TEST(CryptoTest, Sha256MatchesKnownVector) {
+  EXPECT_EQ(ToHex(Sha256("abc")),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+TEST(CryptoTest, ParsesHexAndRejectsGarbage) {
+  Sha256Digest d;
+  ASSERT_TRUE(ParseSha256Hex(ToHex(Sha256("k")), &d));
+  EXPECT_TRUE(ConstantTimeEqual(d, Sha256("k")));
+  EXPECT_FALSE(ConstantTimeEqual(d, Sha256("j")));
+  EXPECT_FALSE(ParseSha256Hex("abc", &d));
+  EXPECT_FALSE(ParseSha256Hex(std::string(64, 'g'), &d));
+}
+
+TEST(IdsTest, RequestIdsHaveTheDocumentedShapeAndDiffer) {
+  std::string a = NewRequestId(), b = NewRequestId();
+  EXPECT_EQ(a.size(), 20u);
+  EXPECT_EQ(a.rfind("req_", 0), 0u);
+  EXPECT_NE(a, b);
+}
+
+}  // namespace
+}  // namespace sluice

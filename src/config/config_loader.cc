@@ -1,0 +1,198 @@
+// ParseConfig() and LoadConfigFile(): YAML text -> AppConfig. The field names
+// and layout are those of config/sluice.yaml; ValidateConfig() (validate.cc)
+// then checks the values.
+
+#include <yaml-cpp/yaml.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "config/yaml_reader.h"
+
+namespace sluice {
+namespace {
+
+using config_internal::ElementPath;
+using config_internal::FieldReader;
+using config_internal::Presence;
+
+// Used when the file has no `tiers` list at all.
+std::vector<TierPolicy> DefaultTiers() {
+  constexpr int64_t kMaxQueueAgeUs = 2'000'000;
+  constexpr int64_t kTotalTimeoutUs = 4'000'000;
+  return {
+      {"enterprise", 2, 400'000, kMaxQueueAgeUs, kTotalTimeoutUs},
+      {"paid", 1, 800'000, kMaxQueueAgeUs, kTotalTimeoutUs},
+      {"free", 0, 1'500'000, kMaxQueueAgeUs, kTotalTimeoutUs},
+  };
+}
+
+void ReadServer(const YAML::Node& node, Status* error, ServerConfig* server) {
+  FieldReader r(node, "server", error);
+  r.ReadString("listen_address", &server->listen_address);
+  r.ReadInteger("port", &server->port);
+  r.ReadInteger("io_threads", &server->io_threads);
+  r.ReadInteger("max_connections", &server->max_connections);
+  r.ReadInteger("body_limit_bytes", &server->body_limit_bytes);
+  r.ReadInteger("header_limit_bytes", &server->header_limit_bytes);
+  r.ReadInteger("read_timeout_ms", &server->read_timeout_ms);
+  r.ReadInteger("idle_timeout_ms", &server->idle_timeout_ms);
+  r.ReadInteger("drain_timeout_ms", &server->drain_timeout_ms);
+  r.ReadString("service_token_sha256", &server->service_token_sha256);
+  r.ReadInteger("recent_requests", &server->recent_requests);
+  r.RejectUnknownFields();
+}
+
+void ReadQueue(const YAML::Node& node, Status* error, QueueOrdering* ordering) {
+  FieldReader r(node, "queue", error);
+  std::optional<std::string> name;
+  if (r.Has("ordering")) {
+    name.emplace();
+    r.ReadString("ordering", &*name);
+  }
+  if (r.ok() && name) {
+    if (*name == "edf") {
+      *ordering = QueueOrdering::kEarliestDeadlineFirst;
+    } else if (*name == "strict") {
+      *ordering = QueueOrdering::kStrictPriority;
+    } else {
+      r.Error("ordering", "unknown ordering \"" + *name + "\" (supported: edf, strict)");
+    }
+  }
+  r.RejectUnknownFields();
+}
+
+TierPolicy ReadTier(const YAML::Node& node, const std::string& path, Status* error) {
+  TierPolicy tier;
+  FieldReader r(node, path, error);
+  r.ReadString("name", &tier.name, Presence::kRequired);
+  r.ReadInteger("priority", &tier.priority);
+  r.ReadMillisAsMicros("latency_budget_ms", &tier.latency_budget_us);
+  r.ReadMillisAsMicros("max_queue_age_ms", &tier.max_queue_age_us);
+  r.ReadMillisAsMicros("total_timeout_ms", &tier.total_timeout_us);
+  r.RejectUnknownFields();
+  return tier;
+}
+
+// The YAML `backend` mapping is flat; kind-specific fields land in the
+// struct of that kind (only `sim` exists so far).
+void ReadBackend(const YAML::Node& node, const std::string& path, Status* error,
+                 BackendConfig* backend) {
+  FieldReader r(node, path, error);
+  r.ReadString("kind", &backend->kind);
+  r.ReadInteger("devices", &backend->sim.devices);
+  r.ReadInteger("fixed_latency_us", &backend->sim.fixed_latency_us);
+  r.ReadInteger("per_item_latency_us", &backend->sim.per_item_latency_us);
+  r.ReadDouble("jitter", &backend->sim.jitter);
+  r.ReadInteger("seed", &backend->sim.seed);
+  r.RejectUnknownFields();
+}
+
+ModelConfig ReadModel(const YAML::Node& node, const std::string& path, Status* error) {
+  ModelConfig model;
+  FieldReader r(node, path, error);
+  r.ReadString("name", &model.name, Presence::kRequired);
+  const bool has_version = r.Has("version");
+  r.ReadString("version", &model.version);
+  r.ReadInteger("max_batch_size", &model.max_batch_size);
+  r.ReadInteger("max_batch_delay_us", &model.max_batch_delay_us);
+  r.ReadInteger("queue_capacity", &model.queue_capacity);
+  r.ReadInteger("accelerator_timeout_ms", &model.accelerator_timeout_ms);
+  r.ReadInteger("max_tokens_limit", &model.max_tokens_limit);
+  r.ReadInteger("default_max_tokens", &model.default_max_tokens);
+  ReadBackend(r.ReadNode("backend"), r.PathOf("backend"), error, &model.backend);
+  r.RejectUnknownFields();
+  if (!has_version) model.version = model.name + "-v1";
+  return model;
+}
+
+ApiKeyConfig ReadKey(const YAML::Node& node, const std::string& path, Status* error) {
+  ApiKeyConfig key;
+  FieldReader r(node, path, error);
+  r.ReadString("id", &key.id, Presence::kRequired);
+  r.ReadString("tier", &key.tier, Presence::kRequired);
+  r.ReadString("sha256", &key.sha256, Presence::kRequired);
+  r.RejectUnknownFields();
+  return key;
+}
+
+// Reads every element of the list `key` of `root` with `read_one`.
+template <typename T, typename ReadOne>
+std::optional<std::vector<T>> ReadEach(FieldReader& root, const char* key, Status* error,
+                                       ReadOne read_one) {
+  std::optional<std::vector<YAML::Node>> nodes = root.ReadList(key);
+  if (!nodes) return std::nullopt;
+  std::vector<T> out;
+  for (size_t i = 0; i < nodes->size() && error->ok(); ++i) {
+    out.push_back(read_one((*nodes)[i], ElementPath(key, i), error));
+  }
+  return out;
+}
+
+AppConfig ReadAppConfig(const YAML::Node& document, Status* error) {
+  AppConfig config;
+  FieldReader root(document, "", error);
+  ReadServer(root.ReadNode("server"), error, &config.server);
+  ReadQueue(root.ReadNode("queue"), error, &config.ordering);
+  config.tiers = ReadEach<TierPolicy>(root, "tiers", error, ReadTier).value_or(DefaultTiers());
+  if (auto models = ReadEach<ModelConfig>(root, "models", error, ReadModel)) {
+    config.models = std::move(*models);
+  }
+  if (auto keys = ReadEach<ApiKeyConfig>(root, "keys", error, ReadKey)) {
+    config.keys = std::move(*keys);
+  }
+  root.RejectUnknownFields();
+  return config;
+}
+
+Status WithSource(const std::string& source, const Status& status) {
+  if (source.empty()) return status;
+  return Status(status.code(), source + ": " + status.message());
+}
+
+}  // namespace
+
+Result<AppConfig> ParseConfig(const std::string& yaml_text, const std::string& source) {
+  YAML::Node document;
+  try {
+    document = YAML::Load(yaml_text);
+  } catch (const YAML::Exception& e) {
+    // yaml-cpp counts lines and columns from 0.
+    return WithSource(source, InvalidArgument("YAML syntax error at line " +
+                                              std::to_string(e.mark.line + 1) + ", column " +
+                                              std::to_string(e.mark.column + 1) + ": " + e.msg));
+  }
+  Status error;
+  AppConfig config;
+  try {
+    config = ReadAppConfig(document, &error);
+  } catch (const std::exception& e) {  // the reader avoids throwing calls; belt and braces
+    return WithSource(source, InvalidArgument(std::string("cannot read YAML: ") + e.what()));
+  }
+  if (!error.ok()) return WithSource(source, error);
+  if (Status status = ValidateConfig(config); !status.ok()) return WithSource(source, status);
+  return config;
+}
+
+Result<AppConfig> LoadConfigFile(const std::string& path) {
+  auto fail = [&path](int err) {
+    return InvalidArgument("cannot read config file " + path + ": " + std::strerror(err));
+  };
+  std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(path.c_str(), "rb"), &std::fclose);
+  if (!file) return fail(errno);
+  std::string text;
+  char buffer[8192];
+  size_t n = 0;
+  while ((n = std::fread(buffer, 1, sizeof(buffer), file.get())) > 0) text.append(buffer, n);
+  if (std::ferror(file.get())) return fail(errno);  // e.g. EISDIR for a directory
+  return ParseConfig(text, path);
+}
+
+}  // namespace sluice

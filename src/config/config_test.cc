@@ -1,0 +1,219 @@
+// ParseConfig() / LoadConfigFile(): the bundled file, defaults, and the
+// messages a user gets for typos, wrong types, bad YAML and missing files.
+// The value rules themselves are covered in validate_test.cc.
+
+#include "config/config.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "common/crypto.h"
+
+namespace sluice {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+const std::string kSourceDir = SLUICE_SOURCE_DIR;
+
+// The message of a config that must fail; no source, so the message is bare.
+std::string ParseError(const std::string& yaml) {
+  Result<AppConfig> result = ParseConfig(yaml, "");
+  EXPECT_FALSE(result.ok()) << "parsed:\n" << yaml;
+  EXPECT_EQ(result.status().code(), ErrorCode::kInvalidArgument);
+  return result.status().message();
+}
+
+constexpr char kMinimal[] = "models:\n  - name: tiny\n";
+
+TEST(LoadConfigFileTest, BundledConfigParses) {
+  Result<AppConfig> result = LoadConfigFile(kSourceDir + "/config/sluice.yaml");
+  ASSERT_TRUE(result.ok()) << result.status().message();
+  const AppConfig& c = result.value();
+
+  EXPECT_EQ(c.server.listen_address, "127.0.0.1");
+  EXPECT_EQ(c.server.port, 8080);
+  EXPECT_EQ(c.server.io_threads, 2);
+  EXPECT_EQ(c.server.body_limit_bytes, 1048576u);
+  EXPECT_EQ(c.server.header_limit_bytes, 16384u);
+  EXPECT_EQ(c.server.service_token_sha256, ToHex(Sha256("svc-demo-token")));
+  EXPECT_EQ(c.ordering, QueueOrdering::kEarliestDeadlineFirst);
+
+  ASSERT_EQ(c.tiers.size(), 3u);
+  EXPECT_EQ(c.tiers[0].name, "enterprise");
+  EXPECT_EQ(c.tiers[0].priority, 2);
+  EXPECT_EQ(c.tiers[0].latency_budget_us, 400'000);
+  EXPECT_EQ(c.tiers[2].name, "free");
+  EXPECT_EQ(c.tiers[2].latency_budget_us, 1'500'000);
+  EXPECT_EQ(c.tiers[2].max_queue_age_us, 2'000'000);
+  EXPECT_EQ(c.tiers[2].total_timeout_us, 4'000'000);
+
+  ASSERT_EQ(c.models.size(), 1u);
+  const ModelConfig& m = c.models[0];
+  EXPECT_EQ(m.name, "sluice-sim-small");
+  EXPECT_EQ(m.version, "sluice-sim-small-2026-11");
+  EXPECT_EQ(m.max_batch_size, 32u);
+  EXPECT_EQ(m.max_batch_delay_us, 20'000);
+  EXPECT_EQ(m.backend.kind, "sim");
+  EXPECT_EQ(m.backend.sim.devices, 4);
+  EXPECT_EQ(m.backend.sim.fixed_latency_us, 34'000);
+  EXPECT_DOUBLE_EQ(m.backend.sim.jitter, 0.05);
+
+  // The demo keys the file's header comment (and the README) hand out.
+  ASSERT_EQ(c.keys.size(), 3u);
+  EXPECT_EQ(c.keys[0].id, "demo-free");
+  EXPECT_EQ(c.keys[0].tier, "free");
+  EXPECT_EQ(c.keys[0].sha256, ToHex(Sha256("sk-free-demo-0001")));
+  EXPECT_EQ(c.keys[1].sha256, ToHex(Sha256("sk-paid-demo-0001")));
+  EXPECT_EQ(c.keys[2].sha256, ToHex(Sha256("sk-enterprise-demo-0001")));
+}
+
+TEST(ParseConfigTest, MinimalConfigGetsDefaults) {
+  Result<AppConfig> result = ParseConfig(kMinimal, "minimal.yaml");
+  ASSERT_TRUE(result.ok()) << result.status().message();
+  const AppConfig& c = result.value();
+  const ServerConfig defaults;
+  EXPECT_EQ(c.server.listen_address, defaults.listen_address);
+  EXPECT_EQ(c.server.port, defaults.port);
+  EXPECT_EQ(c.server.max_connections, defaults.max_connections);
+  EXPECT_EQ(c.server.read_timeout_ms, defaults.read_timeout_ms);
+  EXPECT_EQ(c.server.service_token_sha256, "");
+  EXPECT_EQ(c.ordering, QueueOrdering::kEarliestDeadlineFirst);
+
+  ASSERT_EQ(c.tiers.size(), 3u);
+  const char* names[] = {"enterprise", "paid", "free"};
+  const int priorities[] = {2, 1, 0};
+  const int64_t budgets_us[] = {400'000, 800'000, 1'500'000};
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(c.tiers[i].name, names[i]);
+    EXPECT_EQ(c.tiers[i].priority, priorities[i]);
+    EXPECT_EQ(c.tiers[i].latency_budget_us, budgets_us[i]);
+    EXPECT_EQ(c.tiers[i].max_queue_age_us, 2'000'000);
+    EXPECT_EQ(c.tiers[i].total_timeout_us, 4'000'000);
+  }
+
+  ASSERT_EQ(c.models.size(), 1u);
+  EXPECT_EQ(c.models[0].version, "tiny-v1");
+  EXPECT_EQ(c.models[0].max_batch_size, ModelConfig{}.max_batch_size);
+  EXPECT_EQ(c.models[0].backend.kind, "sim");
+  EXPECT_EQ(c.models[0].backend.sim.devices, 1);
+  EXPECT_TRUE(c.keys.empty());
+}
+
+TEST(ParseConfigTest, PartialSectionsKeepOtherDefaults) {
+  Result<AppConfig> result = ParseConfig(
+      "server:\n  port: 9000\nqueue:\n  ordering: strict\n"
+      "models:\n  - name: tiny\n    backend:\n      devices: 8\n",
+      "");
+  ASSERT_TRUE(result.ok()) << result.status().message();
+  EXPECT_EQ(result->server.port, 9000);
+  EXPECT_EQ(result->server.io_threads, ServerConfig{}.io_threads);
+  EXPECT_EQ(result->ordering, QueueOrdering::kStrictPriority);
+  EXPECT_EQ(result->models[0].backend.sim.devices, 8);
+  EXPECT_EQ(result->models[0].backend.sim.per_item_latency_us,
+            SimBackendConfig{}.per_item_latency_us);
+}
+
+TEST(ParseConfigTest, ExplicitTiersReplaceTheDefaults) {
+  Result<AppConfig> result = ParseConfig(
+      "tiers:\n  - name: only\n    latency_budget_ms: 250\n"
+      "models:\n  - name: tiny\n",
+      "");
+  ASSERT_TRUE(result.ok()) << result.status().message();
+  ASSERT_EQ(result->tiers.size(), 1u);
+  EXPECT_EQ(result->tiers[0].name, "only");
+  EXPECT_EQ(result->tiers[0].latency_budget_us, 250'000);
+  EXPECT_EQ(result->tiers[0].total_timeout_us, TierPolicy{}.total_timeout_us);
+}
+
+TEST(ParseConfigTest, ErrorsNameTheSource) {
+  Result<AppConfig> result = ParseConfig("models:\n  - name: tiny\n    max_batch_size: 0\n",
+                                         "/etc/sluice.yaml");
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.status().message(),
+            "/etc/sluice.yaml: models[0].max_batch_size: must be between 1 and 4096, got 0");
+}
+
+TEST(ParseConfigTest, UnknownFieldsAreNamed) {
+  EXPECT_EQ(ParseError("models:\n  - name: tiny\n    max_batch_sise: 8\n"),
+            "models[0].max_batch_sise: unknown field (did you mean max_batch_size?)");
+  EXPECT_EQ(ParseError("sever:\n  port: 1\nmodels:\n  - name: tiny\n"),
+            "sever: unknown field (did you mean server?)");
+  EXPECT_EQ(ParseError("models:\n  - name: tiny\n    backend:\n      gpus: 2\n"),
+            "models[0].backend.gpus: unknown field");
+  EXPECT_EQ(ParseError(std::string(kMinimal) + "keys:\n  - {id: a, tier: free, sha: x}\n"),
+            "keys[0].sha: unknown field");
+}
+
+TEST(ParseConfigTest, RepeatedFieldIsAnError) {
+  EXPECT_EQ(ParseError("server:\n  port: 1\n  port: 2\n" + std::string(kMinimal)),
+            "server.port: field given twice");
+}
+
+TEST(ParseConfigTest, WrongTypesAreNamed) {
+  const std::string m = kMinimal;
+  EXPECT_EQ(ParseError("server:\n  port: abc\n" + m),
+            "server.port: expected an integer between 0 and 65535, got \"abc\"");
+  EXPECT_EQ(ParseError("server:\n  port: 70000\n" + m),
+            "server.port: expected an integer between 0 and 65535, got \"70000\"");
+  EXPECT_EQ(ParseError("server:\n  recent_requests: -1\n" + m),
+            "server.recent_requests: expected a non-negative integer, got \"-1\"");
+  EXPECT_THAT(ParseError("server:\n  io_threads: 2.5\n" + m),
+              StartsWith("server.io_threads: expected an integer between "));
+  EXPECT_EQ(ParseError("server:\n  listen_address: [a, b]\n" + m),
+            "server.listen_address: expected a string, got a list");
+  EXPECT_EQ(ParseError("server:\n  listen_address:\n" + m),
+            "server.listen_address: expected a string, got null");
+  EXPECT_EQ(ParseError("models:\n  - name: tiny\n    backend:\n      jitter: high\n"),
+            "models[0].backend.jitter: expected a number, got \"high\"");
+  EXPECT_EQ(ParseError("models:\n  - name: tiny\n    backend:\n      jitter: .nan\n"),
+            "models[0].backend.jitter: expected a number, got \".nan\"");
+  EXPECT_EQ(ParseError("server: 5\n" + m), "server: expected a mapping, got \"5\"");
+  EXPECT_EQ(ParseError("tiers:\n  name: free\n" + m), "tiers: expected a list, got a mapping");
+  EXPECT_EQ(ParseError("models:\n  - tiny\n"), "models[0]: expected a mapping, got \"tiny\"");
+  EXPECT_EQ(ParseError("just text"), "document: expected a mapping, got \"just text\"");
+  EXPECT_EQ(ParseError("queue:\n  ordering: fifo\n" + m),
+            "queue.ordering: unknown ordering \"fifo\" (supported: edf, strict)");
+  EXPECT_THAT(ParseError("tiers:\n  - name: t\n    total_timeout_ms: 99999999999999999\n" + m),
+              StartsWith("tiers[0].total_timeout_ms: expected an integer between "));
+}
+
+TEST(ParseConfigTest, RequiredFieldsAreNamed) {
+  EXPECT_EQ(ParseError("models:\n  - version: v2\n"), "models[0].name: required field is missing");
+  EXPECT_EQ(ParseError("tiers:\n  - priority: 1\n" + std::string(kMinimal)),
+            "tiers[0].name: required field is missing");
+  EXPECT_EQ(ParseError(std::string(kMinimal) + "keys:\n  - id: a\n    tier: free\n"),
+            "keys[0].sha256: required field is missing");
+  EXPECT_EQ(ParseError("server:\n  port: 1\n"), "models: at least one model is required");
+  EXPECT_EQ(ParseError(""), "models: at least one model is required");
+  EXPECT_EQ(ParseError("tiers: []\n" + std::string(kMinimal)), "tiers: at least one tier is required");
+}
+
+TEST(ParseConfigTest, YamlSyntaxErrorReportsLineAndColumn) {
+  std::string message = ParseError("server:\n  port: 8080\n  listen_address: [127.0.0.1\n");
+  EXPECT_THAT(message, StartsWith("YAML syntax error at line "));
+  EXPECT_THAT(message, HasSubstr(", column "));
+  EXPECT_EQ(ParseError("server:\n  port: 1\n bad: 2\n"),
+            "YAML syntax error at line 3, column 5: end of map not found");
+}
+
+TEST(LoadConfigFileTest, MissingFileIsReported) {
+  Result<AppConfig> result = LoadConfigFile("/nonexistent/sluice.yaml");
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(result.status().message(),
+            "cannot read config file /nonexistent/sluice.yaml: No such file or directory");
+}
+
+TEST(LoadConfigFileTest, DirectoryIsReported) {
+  Result<AppConfig> result = LoadConfigFile(kSourceDir + "/config");
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.status().message(),
+            "cannot read config file " + kSourceDir + "/config: Is a directory");
+}
+
+}  // namespace
+}  // namespace sluice

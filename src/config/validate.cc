@@ -1,0 +1,200 @@
+// ValidateConfig(): the value rules of AppConfig. Every message starts with
+// the field's YAML path, and durations are shown in the unit the YAML uses.
+
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/crypto.h"
+#include "config/config.h"
+
+namespace sluice {
+namespace {
+
+// Limits that are not struct defaults; the README's configuration reference
+// quotes them.
+constexpr int kMaxIoThreads = 64;
+constexpr uint32_t kMinHeaderLimitBytes = 1024;
+constexpr size_t kMaxBatchSize = 4096;
+constexpr int kMaxDevices = 1024;
+// Requests carry their tier as a TierIndex (uint8_t).
+constexpr size_t kMaxTiers = 256;
+
+Status Fail(const std::string& path, const std::string& message) {
+  return InvalidArgument(path + ": " + message);
+}
+
+std::string Got(int64_t value) { return ", got " + std::to_string(value); }
+
+std::string Element(const char* list, size_t index) {
+  return std::string(list) + "[" + std::to_string(index) + "]";
+}
+
+bool IsSha256Hex(const std::string& hex) {
+  Sha256Digest unused;
+  return ParseSha256Hex(hex, &unused);
+}
+
+Status ValidateServer(const ServerConfig& s) {
+  // port: a uint16_t cannot leave 0..65535; the parser rejects larger values.
+  if (s.listen_address.empty()) return Fail("server.listen_address", "must not be empty");
+  if (s.io_threads < 1 || s.io_threads > kMaxIoThreads) {
+    return Fail("server.io_threads",
+                "must be between 1 and " + std::to_string(kMaxIoThreads) + Got(s.io_threads));
+  }
+  if (s.max_connections < 1) {
+    return Fail("server.max_connections", "must be at least 1" + Got(s.max_connections));
+  }
+  if (s.body_limit_bytes < 1) return Fail("server.body_limit_bytes", "must be at least 1, got 0");
+  if (s.header_limit_bytes < kMinHeaderLimitBytes) {
+    return Fail("server.header_limit_bytes", "must be at least " +
+                                                 std::to_string(kMinHeaderLimitBytes) +
+                                                 Got(s.header_limit_bytes));
+  }
+  const std::pair<const char*, int64_t> timeouts[] = {{"server.read_timeout_ms", s.read_timeout_ms},
+                                                      {"server.idle_timeout_ms", s.idle_timeout_ms},
+                                                      {"server.drain_timeout_ms", s.drain_timeout_ms}};
+  for (const auto& [path, value] : timeouts) {
+    if (value <= 0) return Fail(path, "must be greater than 0" + Got(value));
+  }
+  if (!s.service_token_sha256.empty() && !IsSha256Hex(s.service_token_sha256)) {
+    return Fail("server.service_token_sha256",
+                "must be empty or 64 hex digits (a SHA-256; `sluice hash-key TOKEN` prints one)");
+  }
+  if (s.recent_requests < 1) return Fail("server.recent_requests", "must be at least 1, got 0");
+  return Status::Ok();
+}
+
+Status ValidateTiers(const std::vector<TierPolicy>& tiers) {
+  if (tiers.empty()) return Fail("tiers", "at least one tier is required");
+  if (tiers.size() > kMaxTiers) {
+    return Fail("tiers", "at most " + std::to_string(kMaxTiers) + " tiers are supported");
+  }
+  std::set<std::string> names;
+  for (size_t i = 0; i < tiers.size(); ++i) {
+    const TierPolicy& t = tiers[i];
+    const std::string path = Element("tiers", i);
+    if (t.name.empty()) return Fail(path + ".name", "must not be empty");
+    if (!names.insert(t.name).second) {
+      return Fail(path + ".name", "duplicate tier name \"" + t.name + "\"");
+    }
+    const std::pair<const char*, int64_t> durations_us[] = {
+        {".latency_budget_ms", t.latency_budget_us},
+        {".max_queue_age_ms", t.max_queue_age_us},
+        {".total_timeout_ms", t.total_timeout_us}};
+    for (const auto& [field, us] : durations_us) {
+      if (us <= 0) return Fail(path + field, "must be greater than 0" + Got(us / 1000));
+    }
+    if (t.latency_budget_us > t.total_timeout_us) {
+      return Fail(path + ".latency_budget_ms",
+                  "must not exceed total_timeout_ms (" + std::to_string(t.total_timeout_us / 1000) +
+                      ")" + Got(t.latency_budget_us / 1000));
+    }
+  }
+  return Status::Ok();
+}
+
+Status ValidateBackend(const BackendConfig& b, const std::string& path) {
+  if (b.kind != "sim") {
+    return Fail(path + ".kind", "unknown backend \"" + b.kind + "\" (supported: sim)");
+  }
+  const SimBackendConfig& sim = b.sim;
+  if (sim.devices < 1 || sim.devices > kMaxDevices) {
+    return Fail(path + ".devices",
+                "must be between 1 and " + std::to_string(kMaxDevices) + Got(sim.devices));
+  }
+  if (sim.fixed_latency_us < 0) {
+    return Fail(path + ".fixed_latency_us", "must be at least 0" + Got(sim.fixed_latency_us));
+  }
+  if (sim.per_item_latency_us < 0) {
+    return Fail(path + ".per_item_latency_us",
+                "must be at least 0" + Got(sim.per_item_latency_us));
+  }
+  if (!(sim.jitter >= 0.0 && sim.jitter <= 1.0)) {  // also rejects NaN
+    return Fail(path + ".jitter", "must be between 0 and 1, got " + std::to_string(sim.jitter));
+  }
+  return Status::Ok();
+}
+
+Status ValidateModels(const std::vector<ModelConfig>& models) {
+  if (models.empty()) return Fail("models", "at least one model is required");
+  std::set<std::string> names;
+  for (size_t i = 0; i < models.size(); ++i) {
+    const ModelConfig& m = models[i];
+    const std::string path = Element("models", i);
+    if (m.name.empty()) return Fail(path + ".name", "must not be empty");
+    if (!names.insert(m.name).second) {
+      return Fail(path + ".name", "duplicate model name \"" + m.name + "\"");
+    }
+    if (m.max_batch_size < 1 || m.max_batch_size > kMaxBatchSize) {
+      return Fail(path + ".max_batch_size", "must be between 1 and " +
+                                                std::to_string(kMaxBatchSize) +
+                                                Got(static_cast<int64_t>(m.max_batch_size)));
+    }
+    if (m.max_batch_delay_us < 0) {
+      return Fail(path + ".max_batch_delay_us", "must be at least 0" + Got(m.max_batch_delay_us));
+    }
+    if (m.queue_capacity < 1) return Fail(path + ".queue_capacity", "must be at least 1, got 0");
+    if (m.accelerator_timeout_ms <= 0) {
+      return Fail(path + ".accelerator_timeout_ms",
+                  "must be greater than 0" + Got(m.accelerator_timeout_ms));
+    }
+    if (m.max_tokens_limit < 1) {
+      return Fail(path + ".max_tokens_limit", "must be at least 1" + Got(m.max_tokens_limit));
+    }
+    if (m.default_max_tokens < 1 || m.default_max_tokens > m.max_tokens_limit) {
+      return Fail(path + ".default_max_tokens",
+                  "must be between 1 and max_tokens_limit (" + std::to_string(m.max_tokens_limit) +
+                      ")" + Got(m.default_max_tokens));
+    }
+    if (Status s = ValidateBackend(m.backend, path + ".backend"); !s.ok()) return s;
+  }
+  return Status::Ok();
+}
+
+Status ValidateKeys(const std::vector<ApiKeyConfig>& keys, const std::vector<TierPolicy>& tiers) {
+  std::set<std::string> tier_names;
+  std::string tier_list;
+  for (const TierPolicy& t : tiers) {
+    tier_names.insert(t.name);
+    tier_list += (tier_list.empty() ? "" : ", ") + t.name;
+  }
+  std::set<std::string> ids;
+  std::map<Sha256Digest, size_t> digests;  // -> index of the first key with it
+  for (size_t i = 0; i < keys.size(); ++i) {
+    const ApiKeyConfig& k = keys[i];
+    const std::string path = Element("keys", i);
+    if (k.id.empty()) return Fail(path + ".id", "must not be empty");
+    if (!ids.insert(k.id).second) return Fail(path + ".id", "duplicate key id \"" + k.id + "\"");
+    if (tier_names.count(k.tier) == 0) {
+      return Fail(path + ".tier",
+                  "unknown tier \"" + k.tier + "\" (configured tiers: " + tier_list + ")");
+    }
+    Sha256Digest digest;
+    if (!ParseSha256Hex(k.sha256, &digest)) {
+      return Fail(path + ".sha256",
+                  "must be 64 hex digits (a SHA-256; `sluice hash-key SECRET` prints one)");
+    }
+    // Case-insensitive: both spellings of one hash are one key.
+    auto [it, inserted] = digests.emplace(digest, i);
+    if (!inserted) {
+      return Fail(path + ".sha256", "same key hash as " + Element("keys", it->second) + " (\"" +
+                                        keys[it->second].id + "\")");
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status ValidateConfig(const AppConfig& config) {
+  if (Status s = ValidateServer(config.server); !s.ok()) return s;
+  if (Status s = ValidateTiers(config.tiers); !s.ok()) return s;
+  if (Status s = ValidateModels(config.models); !s.ok()) return s;
+  return ValidateKeys(config.keys, config.tiers);
+}
+
+}  // namespace sluice

@@ -1,0 +1,249 @@
+#include "core/dispatch_group.h"
+
+#include <algorithm>
+
+namespace sluice {
+
+uint64_t NextBatchId() {
+  static std::atomic<uint64_t> next{1};
+  return next.fetch_add(1, std::memory_order_relaxed);
+}
+
+namespace {
+InferenceOutcome ErrorOutcome(Status status) {
+  InferenceOutcome o;
+  o.status = std::move(status);
+  return o;
+}
+}  // namespace
+
+Result<std::unique_ptr<DispatchGroup>> DispatchGroup::Create(
+    const Options& options, std::vector<std::unique_ptr<Backend>> slots) {
+  if (options.executor == nullptr || options.queue == nullptr || options.router == nullptr) {
+    return InvalidArgument("dispatch group needs an executor, a queue and a router");
+  }
+  if (options.max_batch_size == 0 || options.max_batch_size > 4096) {
+    return InvalidArgument("max_batch_size must be in 1..4096");
+  }
+  if (options.max_batch_delay_us < 0) return InvalidArgument("max_batch_delay_us must be >= 0");
+  if (options.accelerator_timeout_us <= 0) {
+    return InvalidArgument("accelerator_timeout_us must be > 0");
+  }
+  if (options.expiry_check_interval_us <= 0) {
+    return InvalidArgument("expiry_check_interval_us must be > 0");
+  }
+  if (slots.empty()) return InvalidArgument("model '" + options.model + "' has no devices");
+  for (auto& s : slots) {
+    if (!s) return InvalidArgument("null backend slot");
+  }
+  return std::unique_ptr<DispatchGroup>(new DispatchGroup(options, std::move(slots)));
+}
+
+DispatchGroup::DispatchGroup(const Options& options, std::vector<std::unique_ptr<Backend>> slots)
+    : options_(options), ex_(*options.executor), self_(std::make_shared<DispatchGroup*>(this)) {
+  slots_.resize(slots.size());
+  for (size_t i = 0; i < slots.size(); ++i) slots_[i].backend = std::move(slots[i]);
+}
+
+DispatchGroup::~DispatchGroup() {
+  options_.queue->ClearNotify();
+  self_.reset();
+  CancelDelayTimer();
+  if (sweep_timer_) ex_.Cancel(sweep_timer_);
+  for (auto& s : slots_) {
+    if (s.timeout_timer) ex_.Cancel(s.timeout_timer);
+  }
+}
+
+template <typename F>
+std::function<void()> DispatchGroup::Guarded(F fn) {
+  return [weak = std::weak_ptr<DispatchGroup*>(self_), fn = std::move(fn)]() mutable {
+    if (auto self = weak.lock()) fn(*self);
+  };
+}
+
+void DispatchGroup::Start() {
+  ex_.Post(Guarded([](DispatchGroup* g) {
+    if (g->started_) return;
+    g->started_ = true;
+    for (size_t i = 0; i < g->slots_.size(); ++i) g->free_slots_.push_back(i);
+    g->TryCollect();
+  }));
+}
+
+void DispatchGroup::TryCollect() {
+  if (!started_ || collecting_ || free_slots_.empty()) return;
+  collecting_ = true;
+  Evaluate();
+}
+
+void DispatchGroup::Evaluate() {
+  if (!collecting_) return;
+  RequestQueue& q = *options_.queue;
+  // Runs on the pushing thread: only hop onto the strand.
+  auto wake = [ex = &ex_, again = Guarded([](DispatchGroup* g) { g->Evaluate(); })] {
+    ex->Post(again);
+  };
+  size_t depth = q.Depth();
+  if (depth == 0) {
+    CancelDelayTimer();
+    if (!q.NotifyAtDepth(1, wake)) ex_.Post(Guarded([](DispatchGroup* g) { g->Evaluate(); }));
+    return;
+  }
+  EnsureSweep();
+  TimePoint now = ex_.clock().Now();
+  if (depth >= options_.max_batch_size) return Dispatch(now);
+  auto oldest = q.OldestArrival();
+  auto earliest = q.EarliestDeadline();
+  if (!oldest || !earliest) {  // drained between calls: look again
+    ex_.Post(Guarded([](DispatchGroup* g) { g->Evaluate(); }));
+    return;
+  }
+  TimePoint fire_at = std::min(*oldest + Micros(options_.max_batch_delay_us),
+                               *earliest - Micros(options_.deadline_guard_us));
+  if (fire_at <= now) return Dispatch(now);
+  if (delay_timer_ == 0 || delay_timer_at_ != fire_at) {
+    CancelDelayTimer();
+    delay_timer_at_ = fire_at;
+    delay_timer_ = ex_.RunAt(fire_at, Guarded([](DispatchGroup* g) {
+      g->delay_timer_ = 0;
+      g->Evaluate();
+    }));
+  }
+  if (!q.NotifyAtDepth(options_.max_batch_size, wake)) ex_.Post(Guarded([](DispatchGroup* g) { g->Evaluate(); }));
+}
+
+void DispatchGroup::CancelDelayTimer() {
+  if (delay_timer_ != 0) ex_.Cancel(delay_timer_);
+  delay_timer_ = 0;
+}
+
+void DispatchGroup::Dispatch(TimePoint now) {
+  CancelDelayTimer();
+  options_.queue->ClearNotify();
+  std::vector<RequestPtr> batch, dropped;
+  batch.reserve(options_.max_batch_size);
+  options_.queue->PopBatch(options_.max_batch_size, now, &batch, &dropped);
+  AnswerDropped(dropped, now);
+  collecting_ = false;
+  if (!batch.empty()) {
+    size_t slot = free_slots_.front();
+    free_slots_.pop_front();
+    RunOnSlot(slot, std::move(batch), now);
+  }
+  TryCollect();
+}
+
+void DispatchGroup::AnswerDropped(std::vector<RequestPtr>& dropped, TimePoint now) {
+  for (auto& r : dropped) {
+    if (r->cancelled()) {
+      r->Complete(ErrorOutcome(Unavailable("client closed the connection")));
+    } else {
+      double waited_ms = ToMillis(now - r->arrival);
+      r->Complete(ErrorOutcome(DeadlineExceeded(
+          "deadline passed after " + std::to_string(static_cast<int64_t>(waited_ms)) +
+          " ms in queue; request not sent to the accelerator")));
+    }
+  }
+}
+
+void DispatchGroup::RunOnSlot(size_t slot_index, std::vector<RequestPtr> batch, TimePoint now) {
+  Slot& slot = slots_[slot_index];
+  slot.busy = true;
+  slot.batch_id = NextBatchId();
+  slot.started = now;
+  busy_.fetch_add(1, std::memory_order_relaxed);
+  batches_.fetch_add(1, std::memory_order_relaxed);
+  TimePoint timeout_at = now + Micros(options_.accelerator_timeout_us);
+  for (auto& r : batch) {
+    r->dispatched_at = now;
+    timeout_at = std::min(timeout_at, r->total_deadline);
+  }
+  uint64_t id = slot.batch_id;
+  slot.timeout_timer = ex_.RunAt(
+      timeout_at, Guarded([slot_index, id](DispatchGroup* g) { g->OnBatchTimeout(slot_index, id); }));
+  slot.batch = std::move(batch);
+  slot.backend->RunBatch(slot.batch, [ex = &ex_, weak = std::weak_ptr<DispatchGroup*>(self_),
+                                      slot_index, id](BatchResult&& result) {
+    // Runs on the backend's thread: hop onto the group's strand.
+    auto shared = std::make_shared<BatchResult>(std::move(result));
+    ex->Post([weak, slot_index, id, shared] {
+      if (auto self = weak.lock()) (*self)->OnBatchDone(slot_index, id, std::move(*shared));
+    });
+  });
+}
+
+void DispatchGroup::OnBatchTimeout(size_t slot_index, uint64_t batch_id) {
+  Slot& slot = slots_[slot_index];
+  if (!slot.busy || slot.batch_id != batch_id) return;
+  slot.timeout_timer = 0;
+  for (auto& r : slot.batch) {
+    r->Complete(ErrorOutcome(DeadlineExceeded("deadline passed while the batch was on the accelerator")));
+  }
+  // The slot stays busy until the backend answers: one batch per device.
+}
+
+void DispatchGroup::OnBatchDone(size_t slot_index, uint64_t batch_id, BatchResult&& result) {
+  Slot& slot = slots_[slot_index];
+  if (!slot.busy || slot.batch_id != batch_id) return;
+  if (slot.timeout_timer) ex_.Cancel(slot.timeout_timer);
+  slot.timeout_timer = 0;
+  TimePoint now = ex_.clock().Now();
+  std::vector<RequestPtr> batch = std::move(slot.batch);
+  slot.batch.clear();
+  std::vector<InferenceOutcome> outcomes(batch.size());
+  bool wrong_length = result.status.ok() && result.items.size() != batch.size();
+  for (size_t i = 0; i < batch.size(); ++i) {
+    InferenceOutcome& o = outcomes[i];
+    o.batch_id = batch_id;
+    o.batch_size = static_cast<uint32_t>(batch.size());
+    if (!result.status.ok()) {
+      o.status = result.status;
+    } else if (wrong_length) {
+      o.status = BackendError("backend returned " + std::to_string(result.items.size()) +
+                              " results for a batch of " + std::to_string(batch.size()));
+    } else {
+      ItemResult& item = result.items[i];
+      o.status = std::move(item.status);
+      o.output = std::move(item.output);
+      o.tokens_used = item.tokens_used;
+      o.model_version = result.model_version;
+    }
+  }
+  options_.router->Deliver(batch, outcomes);
+  if (options_.observer) {
+    options_.observer->OnBatchDone(slot_index, batch.size(), now - slot.started,
+                                   result.status.ok() && !wrong_length);
+  }
+  slot.busy = false;
+  busy_.fetch_sub(1, std::memory_order_relaxed);
+  free_slots_.push_back(slot_index);
+  TryCollect();
+}
+
+void DispatchGroup::EnsureSweep() {
+  if (sweep_timer_ != 0) return;
+  TimePoint at = ex_.clock().Now() + Micros(options_.expiry_check_interval_us);
+  sweep_timer_ = ex_.RunAt(at, Guarded([](DispatchGroup* g) {
+    g->sweep_timer_ = 0;
+    g->Sweep();
+  }));
+}
+
+void DispatchGroup::Sweep() {
+  TimePoint now = ex_.clock().Now();
+  std::vector<RequestPtr> expired;
+  options_.queue->RemoveExpired(now, &expired);
+  AnswerDropped(expired, now);
+  if (options_.queue->Depth() > 0 || busy_.load(std::memory_order_relaxed) > 0) EnsureSweep();
+}
+
+void DispatchGroup::AbortInFlight(Status status) {
+  ex_.Post(Guarded([status](DispatchGroup* g) {
+    for (auto& slot : g->slots_) {
+      for (auto& r : slot.batch) r->Complete(ErrorOutcome(status));
+    }
+  }));
+}
+
+}  // namespace sluice

@@ -1,0 +1,91 @@
+// InferenceRequest: one client request on its way through Sluice.
+//
+// Created by the front door once the request is authenticated and parsed;
+// shared (std::shared_ptr) by the waiting session, the queue and the
+// dispatcher. Immutable after admission except for the timing fields the
+// dispatcher stamps and the one-shot completion. Complete() is thread-safe and
+// exactly-once: the first call wins, later calls return false and do nothing,
+// so a late accelerator reply after a 504 can never produce a second answer.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "common/clock.h"
+#include "common/status.h"
+
+namespace sluice {
+
+// Index into the configured tier table (see TierPolicy).
+using TierIndex = uint8_t;
+
+// Who sent the request: resolved from the API key by the authenticator.
+struct Principal {
+  std::string key_id;      // stable, non-secret id of the key (from config)
+  TierIndex tier = 0;      // index into the tier table
+  std::string tier_name;   // "free", "paid", "enterprise", ...
+};
+
+// The request's "parameters" object, validated.
+struct InferenceParams {
+  int max_tokens = 16;                 // output token cap, 1..limit
+  std::optional<double> temperature;   // 0..2 when present
+  std::string json = "{}";             // the object as sent, forwarded to backends
+};
+
+// What the client gets back: a result or an error.
+struct InferenceOutcome {
+  Status status;                 // OK or the error to report
+  std::string output;            // model output when OK
+  uint32_t tokens_used = 0;      // input + output tokens when OK
+  std::string model_version;     // from the backend when OK
+  uint64_t batch_id = 0;         // 0 when never batched
+  uint32_t batch_size = 0;
+};
+
+class InferenceRequest {
+ public:
+  using CompletionFn = std::function<void(InferenceOutcome&&)>;
+
+  std::string id;               // "req_" + 16 hex digits, unique per process run
+  Principal principal;
+  uint32_t model_index = 0;     // index into the configured model table
+  std::string model;            // model name as requested
+  std::string input;
+  InferenceParams params;
+  TimePoint arrival;            // when the front door admitted it
+  TimePoint dispatch_deadline;  // must reach the accelerator before this, else 504
+  TimePoint total_deadline;     // must be answered before this, else 504
+  uint64_t seq = 0;             // FIFO tie-break, assigned by the queue
+  TimePoint dispatched_at;      // stamped by the dispatcher
+
+  // `on_complete` runs once, on the completing thread; it must not block.
+  void set_on_complete(CompletionFn fn) { on_complete_ = std::move(fn); }
+
+  // Delivers the outcome iff nothing was delivered before. Thread-safe.
+  bool Complete(InferenceOutcome&& outcome) {
+    if (done_.exchange(true, std::memory_order_acq_rel)) return false;
+    if (on_complete_) on_complete_(std::move(outcome));
+    on_complete_ = nullptr;  // drop captures (the session) promptly
+    return true;
+  }
+  bool completed() const { return done_.load(std::memory_order_acquire); }
+
+  // Marks the request as abandoned by its client (connection closed); the
+  // dispatcher drops it instead of sending it to the accelerator.
+  void Cancel() { cancelled_.store(true, std::memory_order_release); }
+  bool cancelled() const { return cancelled_.load(std::memory_order_acquire); }
+
+ private:
+  std::atomic<bool> done_{false};
+  std::atomic<bool> cancelled_{false};
+  CompletionFn on_complete_;
+};
+
+using RequestPtr = std::shared_ptr<InferenceRequest>;
+
+}  // namespace sluice

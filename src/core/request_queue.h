@@ -1,0 +1,63 @@
+// RequestQueue: the per-model queue between the front door and the
+// dispatchers. One instance per model.
+//
+// Order: earliest dispatch deadline first (EDF) across tiers, ties broken by
+// tier priority then arrival; or strict tier priority (EDF within a tier).
+// Bounded: Push() fails with kUnavailable when full, and the caller keeps
+// ownership of the rejected request.
+//
+// Thread-safe; no call blocks beyond a short internal lock. Implementations:
+// MemoryQueue (one process); a Redis queue for scale-out comes later.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <optional>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "core/request.h"
+
+namespace sluice {
+
+enum class QueueOrdering {
+  kEarliestDeadlineFirst,  // default: deadlines across tiers, no starvation
+  kStrictPriority,         // highest tier first, EDF within a tier
+};
+
+class RequestQueue {
+ public:
+  virtual ~RequestQueue() = default;
+
+  // Takes `req` iff OK is returned. kUnavailable when the queue is full or
+  // closed. May run a notification registered with NotifyAtDepth() on the
+  // calling thread, after the internal lock is released.
+  virtual Status Push(RequestPtr req) = 0;
+
+  // Moves up to `max` requests, in queue order, into `batch`. Requests met on
+  // the way whose dispatch deadline is <= now, or whose client went away,
+  // are moved into `dropped` instead and do not count toward `max`.
+  virtual void PopBatch(size_t max, TimePoint now, std::vector<RequestPtr>* batch,
+                        std::vector<RequestPtr>* dropped) = 0;
+
+  // Moves every request whose dispatch deadline is <= now into `expired`.
+  virtual void RemoveExpired(TimePoint now, std::vector<RequestPtr>* expired) = 0;
+
+  // Moves everything into `out` (shutdown).
+  virtual void RemoveAll(std::vector<RequestPtr>* out) = 0;
+
+  virtual size_t Depth() const = 0;
+  // Arrival of the longest-waiting request; nullopt when empty.
+  virtual std::optional<TimePoint> OldestArrival() const = 0;
+  // Earliest dispatch deadline among queued requests; nullopt when empty.
+  virtual std::optional<TimePoint> EarliestDeadline() const = 0;
+
+  // One-shot wake-up: registers `fn` to run after the Push() that brings the
+  // depth to >= min_depth, replacing any earlier registration. Returns false
+  // (and registers nothing) if the depth is already >= min_depth.
+  virtual bool NotifyAtDepth(size_t min_depth, std::function<void()> fn) = 0;
+  virtual void ClearNotify() = 0;
+};
+
+}  // namespace sluice
