@@ -73,10 +73,12 @@ beast::error_code Connect(asio::io_context& ioc, beast::tcp_stream& stream, uint
 // Writes `message` (any Beast message or buffer sequence via `start`) and reads
 // one response into `parser`. Returns the first error and which step it hit.
 template <class StartWrite>
-std::pair<beast::error_code, const char*> Exchange(
-    asio::io_context& ioc, beast::tcp_stream& stream, beast::flat_buffer& buffer,
-    http::response_parser<http::string_body>& parser, std::chrono::milliseconds timeout,
-    StartWrite start_write, bool tolerate_write_error) {
+std::pair<beast::error_code, const char*> Exchange(asio::io_context& ioc, beast::tcp_stream& stream,
+                                                   beast::flat_buffer& buffer,
+                                                   http::response_parser<http::string_body>& parser,
+                                                   std::chrono::milliseconds timeout,
+                                                   StartWrite start_write,
+                                                   bool tolerate_write_error) {
   beast::error_code write_ec;
   bool done = false;
   stream.expires_after(timeout);

@@ -59,8 +59,8 @@ class HttpClient {
   // Content-Type of application/json is added for a non-empty body unless
   // given). Errors: connect refused, connection closed or reset before a whole
   // response (kUnavailable), or the timeout passed (kDeadlineExceeded).
-  Result<Response> Request(std::string_view method, std::string_view target,
-                           std::string body = "", const Headers& headers = {});
+  Result<Response> Request(std::string_view method, std::string_view target, std::string body = "",
+                           const Headers& headers = {});
 
   // Shorthands.
   Result<Response> Get(std::string_view target, const Headers& headers = {}) {

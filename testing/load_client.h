@@ -39,11 +39,11 @@ struct LoadRequest {
 };
 
 struct LoadResult {
-  int status = 0;     // 0: no response (see error)
+  int status = 0;  // 0: no response (see error)
   std::string body;
   std::map<std::string, std::string> headers;  // names in lower case
-  std::string error;  // transport error when status == 0
-  std::chrono::microseconds latency{0};  // from write start to full response
+  std::string error;                           // transport error when status == 0
+  std::chrono::microseconds latency{0};        // from write start to full response
 };
 
 struct LoadOptions {
@@ -79,8 +79,9 @@ class LoadClient {
   size_t responses_received() const { return responses_received_.load(); }
 
  private:
-  struct Run;
-  std::unique_ptr<Run> run_;
+  struct State;
+  struct Connection;
+  std::unique_ptr<State> state_;
   std::thread thread_;
   std::atomic<size_t> connections_open_{0};
   std::atomic<size_t> requests_sent_{0};

@@ -53,8 +53,8 @@ uint16_t ParseReadyLine(std::string_view line) {
 
 Result<std::string> WriteTempConfig(const std::string& yaml) {
   const char* dir = std::getenv("TMPDIR");
-  std::string path = std::string(dir != nullptr && *dir != '\0' ? dir : "/tmp") +
-                     "/sluice-it-XXXXXX.yaml";
+  std::string path =
+      std::string(dir != nullptr && *dir != '\0' ? dir : "/tmp") + "/sluice-it-XXXXXX.yaml";
   int fd = ::mkstemps(path.data(), 5);
   if (fd < 0) return Internal("mkstemps(" + path + "): " + std::strerror(errno));
   std::string_view rest = yaml;
@@ -95,8 +95,8 @@ Status SluiceProcess::Start() {
 
   // Everything the child needs is built before fork(): only async-signal-safe
   // calls are allowed between fork() and exec() in a threaded process.
-  std::vector<std::string> args = {options_.binary_path, "serve", "--config", config_path_,
-                                   "--port", "0"};
+  std::vector<std::string> args = {options_.binary_path, "serve",  "--config",
+                                   config_path_,         "--port", "0"};
   args.insert(args.end(), options_.extra_args.begin(), options_.extra_args.end());
   std::vector<char*> argv;
   for (std::string& arg : args) argv.push_back(arg.data());

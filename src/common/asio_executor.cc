@@ -10,9 +10,9 @@ struct AsioExecutor::State {
   explicit State(asio::io_context& ioc) : strand(asio::make_strand(ioc)) {}
   asio::strand<asio::io_context::executor_type> strand;
   std::mutex mu;
-  TimerId next_id = 1;                                                   // GUARDED_BY(mu)
+  TimerId next_id = 1;                                                      // GUARDED_BY(mu)
   std::unordered_map<TimerId, std::unique_ptr<asio::steady_timer>> timers;  // GUARDED_BY(mu)
-  bool closed = false;                                                   // GUARDED_BY(mu)
+  bool closed = false;                                                      // GUARDED_BY(mu)
 };
 
 AsioExecutor::AsioExecutor(asio::io_context& ioc) : state_(std::make_shared<State>(ioc)) {}

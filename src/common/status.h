@@ -15,17 +15,17 @@ namespace sluice {
 
 enum class ErrorCode {
   kOk = 0,
-  kInvalidArgument,     // malformed input: 400
-  kUnauthenticated,     // missing or unknown credentials: 401
-  kPermissionDenied,    // credentials valid but not allowed: 403
-  kNotFound,            // unknown model / id / route: 404
-  kMethodNotAllowed,    // wrong HTTP method: 405
-  kPayloadTooLarge,     // body over the limit: 413
-  kRateLimited,         // a per-key limit was hit: 429
-  kUnavailable,         // queue full, shedding, shutting down (retryable): 503
-  kDeadlineExceeded,    // the request's deadline passed: 504
-  kBackendError,        // the accelerator failed the batch or item: 502
-  kInternal,            // a bug: 500
+  kInvalidArgument,   // malformed input: 400
+  kUnauthenticated,   // missing or unknown credentials: 401
+  kPermissionDenied,  // credentials valid but not allowed: 403
+  kNotFound,          // unknown model / id / route: 404
+  kMethodNotAllowed,  // wrong HTTP method: 405
+  kPayloadTooLarge,   // body over the limit: 413
+  kRateLimited,       // a per-key limit was hit: 429
+  kUnavailable,       // queue full, shedding, shutting down (retryable): 503
+  kDeadlineExceeded,  // the request's deadline passed: 504
+  kBackendError,      // the accelerator failed the batch or item: 502
+  kInternal,          // a bug: 500
 };
 
 // Short machine-readable name used in JSON error bodies ("queue_full" style
@@ -53,7 +53,9 @@ class Status {
 
 inline Status InvalidArgument(std::string m) { return {ErrorCode::kInvalidArgument, std::move(m)}; }
 inline Status Unavailable(std::string m) { return {ErrorCode::kUnavailable, std::move(m)}; }
-inline Status DeadlineExceeded(std::string m) { return {ErrorCode::kDeadlineExceeded, std::move(m)}; }
+inline Status DeadlineExceeded(std::string m) {
+  return {ErrorCode::kDeadlineExceeded, std::move(m)};
+}
 inline Status NotFound(std::string m) { return {ErrorCode::kNotFound, std::move(m)}; }
 inline Status Internal(std::string m) { return {ErrorCode::kInternal, std::move(m)}; }
 inline Status BackendError(std::string m) { return {ErrorCode::kBackendError, std::move(m)}; }
@@ -62,7 +64,7 @@ inline Status BackendError(std::string m) { return {ErrorCode::kBackendError, st
 template <typename T>
 class Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value) : v_(std::move(value)) {}         // NOLINT(google-explicit-constructor)
   Result(Status status) : v_(std::move(status)) {}  // NOLINT(google-explicit-constructor)
 
   bool ok() const { return std::holds_alternative<T>(v_); }

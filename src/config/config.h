@@ -19,47 +19,47 @@ namespace sluice {
 
 struct ServerConfig {
   std::string listen_address = "127.0.0.1";
-  uint16_t port = 8080;                       // 0 = any free port (printed at start)
-  int io_threads = 2;                         // front-door event-loop threads, >= 1
-  int max_connections = 10'000;               // open client connections, beyond: refused
-  uint64_t body_limit_bytes = 1 << 20;        // larger bodies: 413
-  uint32_t header_limit_bytes = 16 << 10;     // larger header blocks: 431 / 400
-  int64_t read_timeout_ms = 10'000;           // to receive a whole request once started
-  int64_t idle_timeout_ms = 60'000;           // keep-alive connection with no request
-  int64_t drain_timeout_ms = 10'000;          // graceful shutdown budget
-  std::string service_token_sha256;           // hex SHA-256 of the internal-endpoint token
-  size_t recent_requests = 100'000;           // entries kept for /internal/requests/{id}
+  uint16_t port = 8080;                    // 0 = any free port (printed at start)
+  int io_threads = 2;                      // front-door event-loop threads, >= 1
+  int max_connections = 10'000;            // open client connections, beyond: refused
+  uint64_t body_limit_bytes = 1 << 20;     // larger bodies: 413
+  uint32_t header_limit_bytes = 16 << 10;  // larger header blocks: 431 / 400
+  int64_t read_timeout_ms = 10'000;        // to receive a whole request once started
+  int64_t idle_timeout_ms = 60'000;        // keep-alive connection with no request
+  int64_t drain_timeout_ms = 10'000;       // graceful shutdown budget
+  std::string service_token_sha256;        // hex SHA-256 of the internal-endpoint token
+  size_t recent_requests = 100'000;        // entries kept for /internal/requests/{id}
 };
 
 struct SimBackendConfig {
-  int devices = 1;                     // accelerator slots (simulated GPUs), >= 1
-  int64_t fixed_latency_us = 34'000;   // per batch
-  int64_t per_item_latency_us = 500;   // per request in the batch (32 items: ~50 ms)
-  double jitter = 0.0;                 // +/- fraction of the latency, 0..1
-  uint64_t seed = 1;                   // jitter RNG seed
+  int devices = 1;                    // accelerator slots (simulated GPUs), >= 1
+  int64_t fixed_latency_us = 34'000;  // per batch
+  int64_t per_item_latency_us = 500;  // per request in the batch (32 items: ~50 ms)
+  double jitter = 0.0;                // +/- fraction of the latency, 0..1
+  uint64_t seed = 1;                  // jitter RNG seed
 };
 
 struct BackendConfig {
-  std::string kind = "sim";            // only "sim" for now
+  std::string kind = "sim";  // only "sim" for now
   SimBackendConfig sim;
 };
 
 struct ModelConfig {
-  std::string name;                     // as clients send it in "model"
-  std::string version;                  // reported as metadata.model_version
-  size_t max_batch_size = 32;           // 1..4096
-  int64_t max_batch_delay_us = 10'000;  // wait-or-full window
-  size_t queue_capacity = 10'000;       // queued requests; beyond: 503
+  std::string name;                        // as clients send it in "model"
+  std::string version;                     // reported as metadata.model_version
+  size_t max_batch_size = 32;              // 1..4096
+  int64_t max_batch_delay_us = 10'000;     // wait-or-full window
+  size_t queue_capacity = 10'000;          // queued requests; beyond: 503
   int64_t accelerator_timeout_ms = 3'000;  // per batch (seed: 3 s)
-  int max_tokens_limit = 4096;          // largest parameters.max_tokens accepted
-  int default_max_tokens = 16;          // when parameters.max_tokens is absent
+  int max_tokens_limit = 4096;             // largest parameters.max_tokens accepted
+  int default_max_tokens = 16;             // when parameters.max_tokens is absent
   BackendConfig backend;
 };
 
 struct ApiKeyConfig {
-  std::string id;          // non-secret key id, shown in logs and metrics
-  std::string tier;        // a tier name from `tiers`
-  std::string sha256;      // hex SHA-256 of the secret key
+  std::string id;      // non-secret key id, shown in logs and metrics
+  std::string tier;    // a tier name from `tiers`
+  std::string sha256;  // hex SHA-256 of the secret key
 };
 
 struct AppConfig {

@@ -47,7 +47,7 @@ void ReadServer(const YAML::Node& node, Status* error, ServerConfig* server) {
   r.ReadInteger("drain_timeout_ms", &server->drain_timeout_ms);
   r.ReadString("service_token_sha256", &server->service_token_sha256);
   r.ReadInteger("recent_requests", &server->recent_requests);
-  r.RejectUnknownFields();
+  r.Finish();
 }
 
 void ReadQueue(const YAML::Node& node, Status* error, QueueOrdering* ordering) {
@@ -66,7 +66,7 @@ void ReadQueue(const YAML::Node& node, Status* error, QueueOrdering* ordering) {
       r.Error("ordering", "unknown ordering \"" + *name + "\" (supported: edf, strict)");
     }
   }
-  r.RejectUnknownFields();
+  r.Finish();
 }
 
 TierPolicy ReadTier(const YAML::Node& node, const std::string& path, Status* error) {
@@ -77,7 +77,7 @@ TierPolicy ReadTier(const YAML::Node& node, const std::string& path, Status* err
   r.ReadMillisAsMicros("latency_budget_ms", &tier.latency_budget_us);
   r.ReadMillisAsMicros("max_queue_age_ms", &tier.max_queue_age_us);
   r.ReadMillisAsMicros("total_timeout_ms", &tier.total_timeout_us);
-  r.RejectUnknownFields();
+  r.Finish();
   return tier;
 }
 
@@ -92,7 +92,7 @@ void ReadBackend(const YAML::Node& node, const std::string& path, Status* error,
   r.ReadInteger("per_item_latency_us", &backend->sim.per_item_latency_us);
   r.ReadDouble("jitter", &backend->sim.jitter);
   r.ReadInteger("seed", &backend->sim.seed);
-  r.RejectUnknownFields();
+  r.Finish();
 }
 
 ModelConfig ReadModel(const YAML::Node& node, const std::string& path, Status* error) {
@@ -108,7 +108,7 @@ ModelConfig ReadModel(const YAML::Node& node, const std::string& path, Status* e
   r.ReadInteger("max_tokens_limit", &model.max_tokens_limit);
   r.ReadInteger("default_max_tokens", &model.default_max_tokens);
   ReadBackend(r.ReadNode("backend"), r.PathOf("backend"), error, &model.backend);
-  r.RejectUnknownFields();
+  r.Finish();
   if (!has_version) model.version = model.name + "-v1";
   return model;
 }
@@ -119,7 +119,7 @@ ApiKeyConfig ReadKey(const YAML::Node& node, const std::string& path, Status* er
   r.ReadString("id", &key.id, Presence::kRequired);
   r.ReadString("tier", &key.tier, Presence::kRequired);
   r.ReadString("sha256", &key.sha256, Presence::kRequired);
-  r.RejectUnknownFields();
+  r.Finish();
   return key;
 }
 
@@ -148,7 +148,7 @@ AppConfig ReadAppConfig(const YAML::Node& document, Status* error) {
   if (auto keys = ReadEach<ApiKeyConfig>(root, "keys", error, ReadKey)) {
     config.keys = std::move(*keys);
   }
-  root.RejectUnknownFields();
+  root.Finish();
   return config;
 }
 
@@ -165,9 +165,9 @@ Result<AppConfig> ParseConfig(const std::string& yaml_text, const std::string& s
     document = YAML::Load(yaml_text);
   } catch (const YAML::Exception& e) {
     // yaml-cpp counts lines and columns from 0.
-    return WithSource(source, InvalidArgument("YAML syntax error at line " +
-                                              std::to_string(e.mark.line + 1) + ", column " +
-                                              std::to_string(e.mark.column + 1) + ": " + e.msg));
+    return WithSource(
+        source, InvalidArgument("YAML syntax error at line " + std::to_string(e.mark.line + 1) +
+                                ", column " + std::to_string(e.mark.column + 1) + ": " + e.msg));
   }
   Status error;
   AppConfig config;

@@ -130,8 +130,8 @@ TEST(ParseConfigTest, ExplicitTiersReplaceTheDefaults) {
 }
 
 TEST(ParseConfigTest, ErrorsNameTheSource) {
-  Result<AppConfig> result = ParseConfig("models:\n  - name: tiny\n    max_batch_size: 0\n",
-                                         "/etc/sluice.yaml");
+  Result<AppConfig> result =
+      ParseConfig("models:\n  - name: tiny\n    max_batch_size: 0\n", "/etc/sluice.yaml");
   ASSERT_FALSE(result.ok());
   EXPECT_EQ(result.status().message(),
             "/etc/sluice.yaml: models[0].max_batch_size: must be between 1 and 4096, got 0");
@@ -146,6 +146,8 @@ TEST(ParseConfigTest, UnknownFieldsAreNamed) {
             "models[0].backend.gpus: unknown field");
   EXPECT_EQ(ParseError(std::string(kMinimal) + "keys:\n  - {id: a, tier: free, sha: x}\n"),
             "keys[0].sha: unknown field");
+  EXPECT_EQ(ParseError("models:\n  - nme: tiny\n"),
+            "models[0].nme: unknown field (did you mean name?)");
 }
 
 TEST(ParseConfigTest, RepeatedFieldIsAnError) {
@@ -189,7 +191,8 @@ TEST(ParseConfigTest, RequiredFieldsAreNamed) {
             "keys[0].sha256: required field is missing");
   EXPECT_EQ(ParseError("server:\n  port: 1\n"), "models: at least one model is required");
   EXPECT_EQ(ParseError(""), "models: at least one model is required");
-  EXPECT_EQ(ParseError("tiers: []\n" + std::string(kMinimal)), "tiers: at least one tier is required");
+  EXPECT_EQ(ParseError("tiers: []\n" + std::string(kMinimal)),
+            "tiers: at least one tier is required");
 }
 
 TEST(ParseConfigTest, YamlSyntaxErrorReportsLineAndColumn) {
@@ -197,7 +200,7 @@ TEST(ParseConfigTest, YamlSyntaxErrorReportsLineAndColumn) {
   EXPECT_THAT(message, StartsWith("YAML syntax error at line "));
   EXPECT_THAT(message, HasSubstr(", column "));
   EXPECT_EQ(ParseError("server:\n  port: 1\n bad: 2\n"),
-            "YAML syntax error at line 3, column 5: end of map not found");
+            "YAML syntax error at line 3, column 2: end of map not found");
 }
 
 TEST(LoadConfigFileTest, MissingFileIsReported) {

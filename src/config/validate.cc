@@ -50,13 +50,14 @@ Status ValidateServer(const ServerConfig& s) {
   }
   if (s.body_limit_bytes < 1) return Fail("server.body_limit_bytes", "must be at least 1, got 0");
   if (s.header_limit_bytes < kMinHeaderLimitBytes) {
-    return Fail("server.header_limit_bytes", "must be at least " +
-                                                 std::to_string(kMinHeaderLimitBytes) +
-                                                 Got(s.header_limit_bytes));
+    return Fail(
+        "server.header_limit_bytes",
+        "must be at least " + std::to_string(kMinHeaderLimitBytes) + Got(s.header_limit_bytes));
   }
-  const std::pair<const char*, int64_t> timeouts[] = {{"server.read_timeout_ms", s.read_timeout_ms},
-                                                      {"server.idle_timeout_ms", s.idle_timeout_ms},
-                                                      {"server.drain_timeout_ms", s.drain_timeout_ms}};
+  const std::pair<const char*, int64_t> timeouts[] = {
+      {"server.read_timeout_ms", s.read_timeout_ms},
+      {"server.idle_timeout_ms", s.idle_timeout_ms},
+      {"server.drain_timeout_ms", s.drain_timeout_ms}};
   for (const auto& [path, value] : timeouts) {
     if (value <= 0) return Fail(path, "must be greater than 0" + Got(value));
   }
@@ -89,9 +90,9 @@ Status ValidateTiers(const std::vector<TierPolicy>& tiers) {
       if (us <= 0) return Fail(path + field, "must be greater than 0" + Got(us / 1000));
     }
     if (t.latency_budget_us > t.total_timeout_us) {
-      return Fail(path + ".latency_budget_ms",
-                  "must not exceed total_timeout_ms (" + std::to_string(t.total_timeout_us / 1000) +
-                      ")" + Got(t.latency_budget_us / 1000));
+      return Fail(path + ".latency_budget_ms", "must not exceed total_timeout_ms (" +
+                                                   std::to_string(t.total_timeout_us / 1000) + ")" +
+                                                   Got(t.latency_budget_us / 1000));
     }
   }
   return Status::Ok();
@@ -110,8 +111,7 @@ Status ValidateBackend(const BackendConfig& b, const std::string& path) {
     return Fail(path + ".fixed_latency_us", "must be at least 0" + Got(sim.fixed_latency_us));
   }
   if (sim.per_item_latency_us < 0) {
-    return Fail(path + ".per_item_latency_us",
-                "must be at least 0" + Got(sim.per_item_latency_us));
+    return Fail(path + ".per_item_latency_us", "must be at least 0" + Got(sim.per_item_latency_us));
   }
   if (!(sim.jitter >= 0.0 && sim.jitter <= 1.0)) {  // also rejects NaN
     return Fail(path + ".jitter", "must be between 0 and 1, got " + std::to_string(sim.jitter));
@@ -146,9 +146,9 @@ Status ValidateModels(const std::vector<ModelConfig>& models) {
       return Fail(path + ".max_tokens_limit", "must be at least 1" + Got(m.max_tokens_limit));
     }
     if (m.default_max_tokens < 1 || m.default_max_tokens > m.max_tokens_limit) {
-      return Fail(path + ".default_max_tokens",
-                  "must be between 1 and max_tokens_limit (" + std::to_string(m.max_tokens_limit) +
-                      ")" + Got(m.default_max_tokens));
+      return Fail(path + ".default_max_tokens", "must be between 1 and max_tokens_limit (" +
+                                                    std::to_string(m.max_tokens_limit) + ")" +
+                                                    Got(m.default_max_tokens));
     }
     if (Status s = ValidateBackend(m.backend, path + ".backend"); !s.ok()) return s;
   }

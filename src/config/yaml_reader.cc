@@ -62,8 +62,8 @@ FieldReader::FieldReader(const YAML::Node& node, std::string path, Status* error
   }
   node_ = YAML::Node(YAML::NodeType::Map);
   if (node.IsDefined() && !node.IsNull() && error_->ok()) {
-    *error_ = InvalidArgument((path_.empty() ? "document" : path_) +
-                              ": expected a mapping, got " + Describe(node));
+    *error_ = InvalidArgument((path_.empty() ? "document" : path_) + ": expected a mapping, got " +
+                              Describe(node));
   }
 }
 
@@ -91,7 +91,7 @@ std::optional<YAML::Node> FieldReader::Value(const char* key) {
 void FieldReader::ReadString(const char* key, std::string* out, Presence presence) {
   std::optional<YAML::Node> value = Value(key);
   if (!value) {
-    if (presence == Presence::kRequired) Error(key, "required field is missing");
+    if (presence == Presence::kRequired) missing_.emplace_back(key);
     return;
   }
   if (!value->IsScalar()) return Error(key, "expected a string, got " + Describe(*value));
@@ -106,11 +106,11 @@ bool FieldReader::ReadSigned(const char* key, int64_t min, int64_t max, int64_t*
     *out = v;
     return true;
   }
-  const bool full_range = min == std::numeric_limits<int64_t>::min() &&
-                          max == std::numeric_limits<int64_t>::max();
-  std::string expected = full_range ? "an integer"
-                                    : "an integer between " + std::to_string(min) + " and " +
-                                          std::to_string(max);
+  const bool full_range =
+      min == std::numeric_limits<int64_t>::min() && max == std::numeric_limits<int64_t>::max();
+  std::string expected =
+      full_range ? "an integer"
+                 : "an integer between " + std::to_string(min) + " and " + std::to_string(max);
   Error(key, "expected " + expected + ", got " + Describe(*value));
   return false;
 }
@@ -166,7 +166,7 @@ std::optional<std::vector<YAML::Node>> FieldReader::ReadList(const char* key) {
   return elements;
 }
 
-void FieldReader::RejectUnknownFields() {
+void FieldReader::Finish() {
   std::set<std::string> seen;
   for (const auto& entry : node_) {
     if (!ok()) return;
@@ -185,6 +185,7 @@ void FieldReader::RejectUnknownFields() {
     }
     return Error(key, message);
   }
+  if (!missing_.empty()) Error(missing_.front(), "required field is missing");
 }
 
 std::string ElementPath(std::string_view list_path, size_t index) {

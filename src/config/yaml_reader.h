@@ -3,10 +3,11 @@
 //
 // Each Read*() leaves its output untouched when the key is absent, so struct
 // defaults stand. A present value of the wrong type is an error that names the
-// field and quotes what was found:
+// field and quotes what was found (a null scalar is wrong for every type):
 //   server.port: expected an integer between 0 and 65535, got "abc"
-// The reader remembers which keys it was asked about; RejectUnknownFields()
-// then names any other key (a typo) and any key given twice.
+// The reader remembers which keys it was asked about; Finish() then names any
+// other key (a typo) or any key given twice, and only then a missing required
+// field, so a misspelt required field reads as the typo it is.
 //
 // Errors go to a Status sink shared by all readers of one parse: the first
 // error wins and later reads become no-ops, so the loader reads everything and
@@ -47,7 +48,8 @@ class FieldReader {
   // Records "<path of key>: <message>" unless an error is already recorded.
   void Error(std::string_view key, const std::string& message);
 
-  // Any scalar, taken as text.
+  // Any scalar, taken as text. A missing required field is reported by
+  // Finish().
   void ReadString(const char* key, std::string* out, Presence presence = Presence::kOptional);
   // A decimal integer that fits in T (any integral type but bool).
   template <typename T>
@@ -58,12 +60,14 @@ class FieldReader {
   void ReadMillisAsMicros(const char* key, int64_t* out_us);
   // The raw value of `key` (undefined when absent), for a nested mapping.
   YAML::Node ReadNode(const char* key);
-  // The elements of a list; nullopt when the key is absent (or on error).
+  // The elements of a list; a null value ("keys:" and nothing under it) is an
+  // empty list. nullopt when the key is absent or on error.
   std::optional<std::vector<YAML::Node>> ReadList(const char* key);
 
   // Call after all reads: reports the first key not read (with a suggestion
-  // when it is close to a known one) or repeated.
-  void RejectUnknownFields();
+  // when it is close to a known one) or repeated, else the first required
+  // field that was missing.
+  void Finish();
 
  private:
   // The present, non-null value of `key`, or nullopt.
@@ -75,6 +79,7 @@ class FieldReader {
   std::string path_;
   Status* error_;
   std::vector<std::string> known_;
+  std::vector<std::string> missing_;  // required fields not found
 };
 
 // "tiers" and 2 -> "tiers[2]".

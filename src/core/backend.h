@@ -19,7 +19,7 @@
 namespace sluice {
 
 struct ItemResult {
-  Status status;             // OK, or why this item failed
+  Status status;  // OK, or why this item failed
   std::string output;
   uint32_t tokens_used = 0;  // input + output tokens
 };

@@ -106,11 +106,12 @@ void DispatchGroup::Evaluate() {
     CancelDelayTimer();
     delay_timer_at_ = fire_at;
     delay_timer_ = ex_.RunAt(fire_at, Guarded([](DispatchGroup* g) {
-      g->delay_timer_ = 0;
-      g->Evaluate();
-    }));
+                               g->delay_timer_ = 0;
+                               g->Evaluate();
+                             }));
   }
-  if (!q.NotifyAtDepth(options_.max_batch_size, wake)) ex_.Post(Guarded([](DispatchGroup* g) { g->Evaluate(); }));
+  if (!q.NotifyAtDepth(options_.max_batch_size, wake))
+    ex_.Post(Guarded([](DispatchGroup* g) { g->Evaluate(); }));
 }
 
 void DispatchGroup::CancelDelayTimer() {
@@ -157,11 +158,13 @@ void DispatchGroup::RunOnSlot(size_t slot_index, std::vector<RequestPtr> batch, 
   TimePoint timeout_at = now + Micros(options_.accelerator_timeout_us);
   for (auto& r : batch) {
     r->dispatched_at = now;
+    r->MarkDispatched();
     timeout_at = std::min(timeout_at, r->total_deadline);
   }
   uint64_t id = slot.batch_id;
-  slot.timeout_timer = ex_.RunAt(
-      timeout_at, Guarded([slot_index, id](DispatchGroup* g) { g->OnBatchTimeout(slot_index, id); }));
+  slot.timeout_timer =
+      ex_.RunAt(timeout_at,
+                Guarded([slot_index, id](DispatchGroup* g) { g->OnBatchTimeout(slot_index, id); }));
   slot.batch = std::move(batch);
   slot.backend->RunBatch(slot.batch, [ex = &ex_, weak = std::weak_ptr<DispatchGroup*>(self_),
                                       slot_index, id](BatchResult&& result) {
@@ -178,7 +181,8 @@ void DispatchGroup::OnBatchTimeout(size_t slot_index, uint64_t batch_id) {
   if (!slot.busy || slot.batch_id != batch_id) return;
   slot.timeout_timer = 0;
   for (auto& r : slot.batch) {
-    r->Complete(ErrorOutcome(DeadlineExceeded("deadline passed while the batch was on the accelerator")));
+    r->Complete(
+        ErrorOutcome(DeadlineExceeded("deadline passed while the batch was on the accelerator")));
   }
   // The slot stays busy until the backend answers: one batch per device.
 }
@@ -197,6 +201,8 @@ void DispatchGroup::OnBatchDone(size_t slot_index, uint64_t batch_id, BatchResul
     InferenceOutcome& o = outcomes[i];
     o.batch_id = batch_id;
     o.batch_size = static_cast<uint32_t>(batch.size());
+    o.queue_wait = batch[i]->dispatched_at - batch[i]->arrival;
+    o.accelerator_time = now - slot.started;
     if (!result.status.ok()) {
       o.status = result.status;
     } else if (wrong_length) {
@@ -225,9 +231,9 @@ void DispatchGroup::EnsureSweep() {
   if (sweep_timer_ != 0) return;
   TimePoint at = ex_.clock().Now() + Micros(options_.expiry_check_interval_us);
   sweep_timer_ = ex_.RunAt(at, Guarded([](DispatchGroup* g) {
-    g->sweep_timer_ = 0;
-    g->Sweep();
-  }));
+                             g->sweep_timer_ = 0;
+                             g->Sweep();
+                           }));
 }
 
 void DispatchGroup::Sweep() {

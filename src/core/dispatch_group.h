@@ -49,23 +49,23 @@ class DispatchObserver {
 class DispatchGroup {
  public:
   struct Options {
-    std::string model;                          // for messages
-    size_t max_batch_size = 32;                 // 1..4096
-    int64_t max_batch_delay_us = 5'000;         // 0 = dispatch whatever is there
-    int64_t accelerator_timeout_us = 3'000'000; // per batch (seed: 3 s)
-    int64_t expiry_check_interval_us = 5'000;   // sweep period while busy
-  // A partial batch leaves this long before its earliest deadline, so that
-  // the request is still inside its deadline when it is popped.
-  int64_t deadline_guard_us = 1'000;
-    Executor* executor = nullptr;               // required; strand for all state
-    RequestQueue* queue = nullptr;              // required; not owned
-    ResultRouter* router = nullptr;             // required; not owned
-    DispatchObserver* observer = nullptr;       // optional; not owned
+    std::string model;                           // for messages
+    size_t max_batch_size = 32;                  // 1..4096
+    int64_t max_batch_delay_us = 5'000;          // 0 = dispatch whatever is there
+    int64_t accelerator_timeout_us = 3'000'000;  // per batch (seed: 3 s)
+    int64_t expiry_check_interval_us = 5'000;    // sweep period while busy
+    // A partial batch leaves this long before its earliest deadline, so that
+    // the request is still inside its deadline when it is popped.
+    int64_t deadline_guard_us = 1'000;
+    Executor* executor = nullptr;          // required; strand for all state
+    RequestQueue* queue = nullptr;         // required; not owned
+    ResultRouter* router = nullptr;        // required; not owned
+    DispatchObserver* observer = nullptr;  // optional; not owned
   };
 
   // Validates options; takes ownership of one backend per slot (non-empty).
-  static Result<std::unique_ptr<DispatchGroup>> Create(
-      const Options& options, std::vector<std::unique_ptr<Backend>> slots);
+  static Result<std::unique_ptr<DispatchGroup>> Create(const Options& options,
+                                                       std::vector<std::unique_ptr<Backend>> slots);
   ~DispatchGroup();
 
   // Marks every slot free and starts pulling. Thread-safe.
@@ -93,13 +93,13 @@ class DispatchGroup {
 
   DispatchGroup(const Options& options, std::vector<std::unique_ptr<Backend>> slots);
 
-  void TryCollect();                 // become collector if free slots exist
-  void Evaluate();                   // collector: dispatch now or wait
-  void Dispatch(TimePoint now);      // pop a batch and send it
+  void TryCollect();             // become collector if free slots exist
+  void Evaluate();               // collector: dispatch now or wait
+  void Dispatch(TimePoint now);  // pop a batch and send it
   void RunOnSlot(size_t slot, std::vector<RequestPtr> batch, TimePoint now);
   void OnBatchDone(size_t slot, uint64_t batch_id, BatchResult&& result);
   void OnBatchTimeout(size_t slot, uint64_t batch_id);
-  void Sweep();                      // answer expired queued requests
+  void Sweep();  // answer expired queued requests
   void EnsureSweep();
   void AnswerDropped(std::vector<RequestPtr>& dropped, TimePoint now);
   void CancelDelayTimer();
@@ -110,9 +110,9 @@ class DispatchGroup {
   const Options options_;
   Executor& ex_;
   std::vector<Slot> slots_;
-  std::deque<size_t> free_slots_;   // on executor
-  bool started_ = false;            // on executor
-  bool collecting_ = false;         // on executor
+  std::deque<size_t> free_slots_;  // on executor
+  bool started_ = false;           // on executor
+  bool collecting_ = false;        // on executor
   Executor::TimerId delay_timer_ = 0;
   TimePoint delay_timer_at_;
   Executor::TimerId sweep_timer_ = 0;

@@ -15,7 +15,8 @@ using testing::FakeExecutor;
 
 class DispatchGroupTest : public ::testing::Test {
  protected:
-  void Build(size_t slots, size_t max_batch, int64_t delay_us, int64_t accel_timeout_us = 3'000'000) {
+  void Build(size_t slots, size_t max_batch, int64_t delay_us,
+             int64_t accel_timeout_us = 3'000'000) {
     auto q = MemoryQueue::Create(
         {1000, QueueOrdering::kEarliestDeadlineFirst, {TierPolicy{"t", 0, 1'000'000}}});
     ASSERT_TRUE(q.ok());

@@ -11,8 +11,7 @@ Result<std::unique_ptr<MemoryQueue>> MemoryQueue::Create(const Options& options)
   return std::unique_ptr<MemoryQueue>(new MemoryQueue(options));
 }
 
-MemoryQueue::MemoryQueue(const Options& options)
-    : options_(options), heaps_(options.tiers.size()) {
+MemoryQueue::MemoryQueue(const Options& options) : options_(options), heaps_(options.tiers.size()) {
   for (int i = 0; i < static_cast<int>(options_.tiers.size()); ++i) tiers_by_priority_.push_back(i);
   std::stable_sort(tiers_by_priority_.begin(), tiers_by_priority_.end(), [this](int a, int b) {
     return options_.tiers[a].priority > options_.tiers[b].priority;

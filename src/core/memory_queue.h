@@ -62,8 +62,8 @@ class MemoryQueue final : public RequestQueue {
   std::vector<std::vector<Entry>> heaps_;  // GUARDED_BY(mu_), one per tier
   size_t depth_ = 0;                       // GUARDED_BY(mu_)
   uint64_t next_seq_ = 1;                  // GUARDED_BY(mu_)
-  size_t notify_depth_ = 0;              // GUARDED_BY(mu_); 0 = none
-  std::function<void()> notify_fn_;      // GUARDED_BY(mu_)
+  size_t notify_depth_ = 0;                // GUARDED_BY(mu_); 0 = none
+  std::function<void()> notify_fn_;        // GUARDED_BY(mu_)
 };
 
 }  // namespace sluice

@@ -57,7 +57,7 @@ TEST_F(MemoryQueueTest, EdfOrdersByDeadlineAcrossTiers) {
 
 TEST_F(MemoryQueueTest, EdfDoesNotStarveOldFreeRequests) {
   auto q = Make(QueueOrdering::kEarliestDeadlineFirst);
-  ASSERT_TRUE(q->Push(Req("old-free", 0, 0)).ok());  // deadline 1500
+  ASSERT_TRUE(q->Push(Req("old-free", 0, 0)).ok());     // deadline 1500
   ASSERT_TRUE(q->Push(Req("late-ent", 2, 1200)).ok());  // deadline 1600
   EXPECT_EQ(PopNames(*q, 1, 1300), (std::vector<std::string>{"old-free"}));
 }
@@ -99,7 +99,7 @@ TEST_F(MemoryQueueTest, PopDropsExpiredAndCancelledWithoutCountingThem) {
   auto cancelled = Req("cancelled", 1, 100);
   cancelled->Cancel();
   ASSERT_TRUE(q->Push(cancelled).ok());
-  ASSERT_TRUE(q->Push(Req("free-ok", 0, 0)).ok());    // deadline 1500
+  ASSERT_TRUE(q->Push(Req("free-ok", 0, 0)).ok());  // deadline 1500
   ASSERT_TRUE(q->Push(Req("free-ok2", 0, 1)).ok());
   std::vector<std::string> dropped;
   EXPECT_EQ(PopNames(*q, 1, 500, &dropped), (std::vector<std::string>{"free-ok"}));

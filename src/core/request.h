@@ -25,43 +25,45 @@ using TierIndex = uint8_t;
 
 // Who sent the request: resolved from the API key by the authenticator.
 struct Principal {
-  std::string key_id;      // stable, non-secret id of the key (from config)
-  TierIndex tier = 0;      // index into the tier table
-  std::string tier_name;   // "free", "paid", "enterprise", ...
+  std::string key_id;     // stable, non-secret id of the key (from config)
+  TierIndex tier = 0;     // index into the tier table
+  std::string tier_name;  // "free", "paid", "enterprise", ...
 };
 
 // The request's "parameters" object, validated.
 struct InferenceParams {
-  int max_tokens = 16;                 // output token cap, 1..limit
-  std::optional<double> temperature;   // 0..2 when present
-  std::string json = "{}";             // the object as sent, forwarded to backends
+  int max_tokens = 16;                // output token cap, 1..limit
+  std::optional<double> temperature;  // 0..2 when present
+  std::string json = "{}";            // the object as sent, forwarded to backends
 };
 
 // What the client gets back: a result or an error.
 struct InferenceOutcome {
-  Status status;                 // OK or the error to report
-  std::string output;            // model output when OK
-  uint32_t tokens_used = 0;      // input + output tokens when OK
-  std::string model_version;     // from the backend when OK
-  uint64_t batch_id = 0;         // 0 when never batched
+  Status status;              // OK or the error to report
+  std::string output;         // model output when OK
+  uint32_t tokens_used = 0;   // input + output tokens when OK
+  std::string model_version;  // from the backend when OK
+  uint64_t batch_id = 0;      // 0 when never batched
   uint32_t batch_size = 0;
+  SteadyClock::duration queue_wait{};        // arrival -> dispatch, when batched
+  SteadyClock::duration accelerator_time{};  // dispatch -> batch result, when batched
 };
 
 class InferenceRequest {
  public:
   using CompletionFn = std::function<void(InferenceOutcome&&)>;
 
-  std::string id;               // "req_" + 16 hex digits, unique per process run
+  std::string id;  // "req_" + 16 hex digits, unique per process run
   Principal principal;
-  uint32_t model_index = 0;     // index into the configured model table
-  std::string model;            // model name as requested
+  uint32_t model_index = 0;  // index into the configured model table
+  std::string model;         // model name as requested
   std::string input;
   InferenceParams params;
   TimePoint arrival;            // when the front door admitted it
   TimePoint dispatch_deadline;  // must reach the accelerator before this, else 504
   TimePoint total_deadline;     // must be answered before this, else 504
   uint64_t seq = 0;             // FIFO tie-break, assigned by the queue
-  TimePoint dispatched_at;      // stamped by the dispatcher
+  TimePoint dispatched_at;      // stamped by the dispatcher (its strand only)
 
   // `on_complete` runs once, on the completing thread; it must not block.
   void set_on_complete(CompletionFn fn) { on_complete_ = std::move(fn); }
@@ -75,6 +77,11 @@ class InferenceRequest {
   }
   bool completed() const { return done_.load(std::memory_order_acquire); }
 
+  // Set by the dispatcher when the request leaves for the accelerator;
+  // readable from any thread (for /internal/requests/{id}).
+  void MarkDispatched() { dispatched_.store(true, std::memory_order_release); }
+  bool dispatched() const { return dispatched_.load(std::memory_order_acquire); }
+
   // Marks the request as abandoned by its client (connection closed); the
   // dispatcher drops it instead of sending it to the accelerator.
   void Cancel() { cancelled_.store(true, std::memory_order_release); }
@@ -83,6 +90,7 @@ class InferenceRequest {
  private:
   std::atomic<bool> done_{false};
   std::atomic<bool> cancelled_{false};
+  std::atomic<bool> dispatched_{false};
   CompletionFn on_complete_;
 };
 

@@ -7,7 +7,7 @@
 namespace sluice {
 
 struct TierPolicy {
-  std::string name;                      // "free", "paid", "enterprise"
+  std::string name;  // "free", "paid", "enterprise"
   // Higher runs first in strict-priority mode; breaks deadline ties in EDF.
   int priority = 0;
   // Deadline = arrival + budget. Requests not dispatched by then get 504.

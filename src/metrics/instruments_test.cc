@@ -44,11 +44,11 @@ TEST(GaugeTest, SetAndConcurrentAdd) {
 
 TEST(HistogramTest, BucketBoundIsInclusive) {
   Histogram h({1, 2, 4});
-  h.Observe(1);    // le=1
-  h.Observe(1.5);  // le=2
-  h.Observe(2);    // le=2
-  h.Observe(-3);   // le=1
-  h.Observe(5);    // +Inf
+  h.Observe(1);                                        // le=1
+  h.Observe(1.5);                                      // le=2
+  h.Observe(2);                                        // le=2
+  h.Observe(-3);                                       // le=1
+  h.Observe(5);                                        // +Inf
   h.Observe(std::numeric_limits<double>::infinity());  // +Inf
   Histogram::Snapshot s = h.snapshot();
   EXPECT_EQ(s.upper_bounds, (std::vector<double>{1, 2, 4}));
@@ -92,8 +92,8 @@ TEST(HistogramTest, QuantileInterpolatesWithinBuckets) {
   EXPECT_DOUBLE_EQ(h.Quantile(0.5), 2.0);   // rank 20: end of [1,2]
   EXPECT_DOUBLE_EQ(h.Quantile(0.75), 3.0);  // rank 30: halfway through [2,4]
   EXPECT_DOUBLE_EQ(h.Quantile(1.0), 4.0);
-  EXPECT_DOUBLE_EQ(h.Quantile(0.0), 0.0);   // lower bound of the first non-empty bucket
-  EXPECT_DOUBLE_EQ(h.Quantile(7.0), 4.0);   // q clamped to 1
+  EXPECT_DOUBLE_EQ(h.Quantile(0.0), 0.0);  // lower bound of the first non-empty bucket
+  EXPECT_DOUBLE_EQ(h.Quantile(7.0), 4.0);  // q clamped to 1
 }
 
 TEST(HistogramTest, QuantileSkipsLeadingEmptyBucketsAndCapsAtLastBound) {

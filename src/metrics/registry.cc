@@ -79,8 +79,8 @@ struct Registry::Series {
 struct Registry::Family {
   std::string name;
   std::string help;
-  Type type;
-  std::vector<double> bounds;  // histograms only; set by the first series
+  Type type = Type::kCounter;
+  std::vector<double> bounds;                   // histograms only; set by the first series
   std::vector<std::unique_ptr<Series>> series;  // registration order
   std::map<Labels, Series*> by_labels;
 };
@@ -179,8 +179,8 @@ Histogram* Registry::GetHistogram(std::string_view name, std::string_view help,
   return series.histogram.get();
 }
 
-void Registry::AddCallbackGauge(std::string_view name, std::string_view help,
-                                const Labels& labels, std::function<double()> fn) {
+void Registry::AddCallbackGauge(std::string_view name, std::string_view help, const Labels& labels,
+                                std::function<double()> fn) {
   if (!fn) throw std::invalid_argument("callback gauge without a function");
   Labels canonical = Canonical(labels, /*is_histogram=*/false);
   std::lock_guard<std::mutex> lock(mu_);
@@ -223,9 +223,9 @@ std::string Registry::RenderPrometheus() const {
           AppendSample(&out, family->name, "", labels, std::to_string(series->counter->value()));
           break;
         case Type::kGauge:
-          AppendSample(&out, family->name, "", labels,
-                       FormatNumber(series->callback ? series->callback()
-                                                     : series->gauge->value()));
+          AppendSample(
+              &out, family->name, "", labels,
+              FormatNumber(series->callback ? series->callback() : series->gauge->value()));
           break;
         case Type::kHistogram: {
           const Histogram::Snapshot s = series->histogram->snapshot();

@@ -92,11 +92,11 @@ class Registry {
   Family& FamilyFor(std::string_view name, std::string_view help, Type type);
   // Returns the series with `canonical` labels (sorted and checked) in
   // `family`, creating an empty one if needed. REQUIRES: mu_ held.
-  Series& SeriesFor(Family& family, Labels canonical);
+  static Series& SeriesFor(Family& family, Labels canonical);
   static const char* TypeName(Type type);
 
   mutable std::mutex mu_;
-  std::vector<std::unique_ptr<Family>> families_;  // GUARDED_BY(mu_), registration order
+  std::vector<std::unique_ptr<Family>> families_;        // GUARDED_BY(mu_), registration order
   std::map<std::string, Family*, std::less<>> by_name_;  // GUARDED_BY(mu_)
 };
 

@@ -15,8 +15,8 @@ TEST(RegistryTest, RendersExactPrometheusText) {
   Registry registry;
   Counter* ok = registry.GetCounter("sluice_requests_total", "Requests answered.",
                                     {{"model", "m1"}, {"code", "200"}});
-  Counter* failed = registry.GetCounter("sluice_requests_total", "ignored",
-                                        {{"model", "m1"}, {"code", "503"}});
+  Counter* failed =
+      registry.GetCounter("sluice_requests_total", "ignored", {{"model", "m1"}, {"code", "503"}});
   Gauge* depth = registry.GetGauge("sluice_queue_depth", "Queued requests.");
   Histogram* latency = registry.GetHistogram("sluice_latency_seconds", "Latency.\nIn seconds.",
                                              {{"model", "say \"hi\"\\\n"}}, {0.005, 0.5, 2});
@@ -130,8 +130,7 @@ TEST(RegistryTest, CallbackGaugeIsEvaluatedAtScrapeTime) {
   EXPECT_THROW(registry.GetGauge("busy", "h", {{"model", "m"}}), std::logic_error);
   EXPECT_THROW(registry.AddCallbackGauge("busy", "h", {{"model", "plain"}}, [] { return 0.0; }),
                std::logic_error);
-  EXPECT_EQ(registry.RenderPrometheus(),
-            header + "busy{model=\"m\"} 7\nbusy{model=\"plain\"} 2\n");
+  EXPECT_EQ(registry.RenderPrometheus(), header + "busy{model=\"m\"} 7\nbusy{model=\"plain\"} 2\n");
 }
 
 TEST(RegistryTest, RemoveCallbackGauge) {

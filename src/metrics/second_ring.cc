@@ -28,7 +28,8 @@ SecondRing::SecondRing(TimePoint origin, int window_seconds)
 uint64_t SecondRing::SecondAt(TimePoint t) const {
   if (t <= origin_) return 0;
   // Truncated to 32 bits like the tags, so both wrap together.
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(t - origin_).count()) &
+  return static_cast<uint64_t>(
+             std::chrono::duration_cast<std::chrono::seconds>(t - origin_).count()) &
          kMaxCount;
 }
 

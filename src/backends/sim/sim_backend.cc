@@ -26,9 +26,8 @@ void SimBackend::RunBatch(const std::vector<RequestPtr>& batch, DoneFn done) {
   if (busy_.exchange(true)) {
     BatchResult r;
     r.status = Internal(name_ + " is already running a batch");
-    options_.executor->Post([done = std::move(done), r = std::move(r)]() mutable {
-      done(std::move(r));
-    });
+    options_.executor->Post(
+        [done = std::move(done), r = std::move(r)]() mutable { done(std::move(r)); });
     return;
   }
   int64_t latency_us = NominalLatencyUs(batch.size());
@@ -43,7 +42,8 @@ void SimBackend::RunBatch(const std::vector<RequestPtr>& batch, DoneFn done) {
     result.model_version = options_.model_version;
     result.items.reserve(batch.size());
     for (const auto& req : batch) {
-      sim::SimCompletion c = sim::SimulateCompletion(options_.model, req->input, req->params.max_tokens);
+      sim::SimCompletion c =
+          sim::SimulateCompletion(options_.model, req->input, req->params.max_tokens);
       result.items.push_back(ItemResult{Status::Ok(), std::move(c.output), c.tokens_used});
     }
     busy_.store(false);

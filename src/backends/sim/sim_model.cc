@@ -20,8 +20,8 @@ uint64_t Mix(uint64_t z) {
 }
 
 constexpr std::array<std::string_view, 16> kWords = {
-    "batch", "sluice", "tensor", "queue",  "token",  "deadline", "kernel", "stream",
-    "gpu",   "model",  "lane",   "flow",   "signal", "vector",   "cache",  "tier"};
+    "batch", "sluice", "tensor", "queue", "token",  "deadline", "kernel", "stream",
+    "gpu",   "model",  "lane",   "flow",  "signal", "vector",   "cache",  "tier"};
 }  // namespace
 
 uint32_t InputTokens(std::string_view input) {

@@ -1,0 +1,57 @@
+// The `sluice` binary: one executable, one subcommand per role.
+#include <cstdio>
+#include <iostream>
+
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
+
+#include "app/serve.h"
+#include "common/crypto.h"
+#include "config/config.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"Sluice: a batching gateway for GPU inference.", "sluice"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "sluice 0.1.0");
+
+  std::string config_path = "config/sluice.yaml";
+  int port = -1, io_threads = 0;
+  std::string log_level = "info";
+  CLI::App* serve =
+      app.add_subcommand("serve",
+                         "Run the whole gateway in one process (front door, queues, dispatchers, "
+                         "embedded simulated accelerator).");
+  serve->add_option("-c,--config", config_path, "YAML configuration file")
+      ->capture_default_str()
+      ->check(CLI::ExistingFile);
+  serve->add_option("-p,--port", port, "Listen port (overrides server.port; 0 = any free port)")
+      ->check(CLI::Range(0, 65535));
+  serve->add_option("--io-threads", io_threads, "I/O threads (overrides server.io_threads)")
+      ->check(CLI::Range(1, 64));
+  serve->add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
+
+  std::string secret;
+  CLI::App* hash = app.add_subcommand(
+      "hash-key", "Print the SHA-256 of an API key or service token, for the config file.");
+  hash->add_option("secret", secret, "The secret to hash")->required();
+
+  CLI11_PARSE(app, argc, argv);
+
+  if (*hash) {
+    std::printf("%s\n", sluice::ToHex(sluice::Sha256(secret)).c_str());
+    return 0;
+  }
+  spdlog::set_default_logger(spdlog::stderr_color_mt("sluice"));
+  spdlog::set_level(spdlog::level::from_str(log_level));
+  auto config = sluice::LoadConfigFile(config_path);
+  if (!config.ok()) {
+    std::fprintf(stderr, "sluice: invalid configuration: %s\n", config.status().message().c_str());
+    return 2;
+  }
+  if (port >= 0) config->server.port = static_cast<uint16_t>(port);
+  if (io_threads > 0) config->server.io_threads = io_threads;
+  return sluice::RunServe(config.value());
+}

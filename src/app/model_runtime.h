@@ -1,0 +1,52 @@
+// ModelRuntime: everything one configured model runs on in `sluice serve` —
+// its queue, its accelerator slots (backends), its dispatch group and the
+// batch metrics. Built from ModelConfig by Create(); owns all of it.
+// Not copyable; destroy only after the io_context stopped running.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+
+#include "common/asio_executor.h"
+#include "config/config.h"
+#include "core/dispatch_group.h"
+#include "core/memory_queue.h"
+#include "metrics/rate_meter.h"
+#include "metrics/registry.h"
+
+namespace sluice {
+
+class ModelRuntime final : public DispatchObserver {
+ public:
+  static Result<std::unique_ptr<ModelRuntime>> Create(boost::asio::io_context& ioc,
+                                                      const AppConfig& app,
+                                                      const ModelConfig& model,
+                                                      ResultRouter* router,
+                                                      metrics::Registry* registry);
+
+  RequestQueue* queue() { return queue_.get(); }
+  DispatchGroup& group() { return *group_; }
+  const ModelConfig& config() const { return config_; }
+  // Busy fraction of this model's slots over the last 10 s.
+  double Utilization() const { return busy_.BusyFraction(group_->slot_count()); }
+
+  void OnBatchDone(size_t slot, size_t batch_size, SteadyClock::duration accelerator_time,
+                   bool ok) override;
+
+ private:
+  explicit ModelRuntime(boost::asio::io_context& ioc, const ModelConfig& config);
+
+  const ModelConfig config_;
+  AsioExecutor executor_;
+  std::unique_ptr<MemoryQueue> queue_;
+  std::unique_ptr<DispatchGroup> group_;
+  metrics::BusyMeter busy_;
+  metrics::Histogram* batch_size_ = nullptr;
+  metrics::Histogram* batch_seconds_ = nullptr;
+  metrics::Counter* batches_ok_ = nullptr;
+  metrics::Counter* batches_failed_ = nullptr;
+};
+
+}  // namespace sluice

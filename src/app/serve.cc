@@ -1,0 +1,213 @@
+#include "app/serve.h"
+
+#include <cstdio>
+#include <thread>
+
+#include <spdlog/spdlog.h>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "app/model_runtime.h"
+#include "core/authenticator.h"
+#include "core/inference_service.h"
+#include "core/memory_request_log.h"
+#include "http/front_door.h"
+#include "http/http_server.h"
+
+namespace sluice {
+
+namespace asio = boost::asio;
+
+namespace {
+
+// The graceful shutdown sequence, driven by a timer on the io_context.
+class Drainer {
+ public:
+  Drainer(asio::io_context& ioc, const AppConfig& config, InferenceService& service,
+          http::HttpServer& server, std::vector<std::unique_ptr<ModelRuntime>>& models)
+      : ioc_(ioc),
+        timer_(ioc),
+        config_(config),
+        service_(service),
+        server_(server),
+        models_(models) {}
+
+  void Begin() {
+    if (started_) {  // second signal: stop now
+      spdlog::warn("second signal: stopping without finishing the drain");
+      ioc_.stop();
+      return;
+    }
+    started_ = true;
+    spdlog::info("shutting down: no new connections; draining for up to {} ms",
+                 config_.server.drain_timeout_ms);
+    server_.StopAccepting();
+    service_.BeginShutdown();
+    deadline_ = SteadyClock::now() + Millis(config_.server.drain_timeout_ms);
+    Poll();
+  }
+
+ private:
+  // Polling a few counters every 5 ms is cheap and only happens at shutdown.
+  void Poll() {
+    bool idle = service_.TotalQueueDepth() == 0 && server_.requests_in_progress() == 0;
+    for (auto& m : models_) idle = idle && m->group().busy_slots() == 0;
+    if (idle) {
+      spdlog::info("drained; exiting");
+      ioc_.stop();
+      return;
+    }
+    if (!aborted_ && SteadyClock::now() >= deadline_) {
+      aborted_ = true;
+      size_t left = 0;
+      for (auto& m : models_) {
+        std::vector<RequestPtr> rest;
+        m->queue()->RemoveAll(&rest);
+        left += rest.size();
+        for (auto& r : rest) {
+          InferenceOutcome o;
+          o.status = Unavailable("the gateway shut down before this request was served");
+          r->Complete(std::move(o));
+        }
+        m->group().AbortInFlight(Unavailable("the gateway shut down while this batch was running"));
+      }
+      spdlog::warn("drain timeout: answered {} queued requests 503", left);
+      // Give the 503s a bounded moment to be written.
+      deadline_ = SteadyClock::now() + Millis(1000);
+    } else if (aborted_ && SteadyClock::now() >= deadline_) {
+      spdlog::warn("exiting with {} responses unwritten", server_.requests_in_progress());
+      ioc_.stop();
+      return;
+    }
+    timer_.expires_after(Millis(5));
+    timer_.async_wait([this](boost::system::error_code ec) {
+      if (!ec) Poll();
+    });
+  }
+
+  asio::io_context& ioc_;
+  asio::steady_timer timer_;
+  const AppConfig& config_;
+  InferenceService& service_;
+  http::HttpServer& server_;
+  std::vector<std::unique_ptr<ModelRuntime>>& models_;
+  bool started_ = false;
+  bool aborted_ = false;
+  TimePoint deadline_;
+};
+
+}  // namespace
+
+int RunServe(const AppConfig& config) {
+  asio::io_context ioc(config.server.io_threads);
+  metrics::Registry registry;
+  LocalResultRouter router;
+
+  Authenticator::Options auth_options;
+  auth_options.tiers = config.tiers;
+  for (const auto& k : config.keys) auth_options.keys.push_back({k.id, k.tier, k.sha256});
+  auth_options.service_token_sha256 = config.server.service_token_sha256;
+  auto auth = Authenticator::Create(auth_options);
+  if (!auth.ok()) {
+    spdlog::error("{}", auth.status().message());
+    return 2;
+  }
+
+  std::vector<std::unique_ptr<ModelRuntime>> models;
+  InferenceService::Options service_options;
+  service_options.tiers = config.tiers;
+  for (const auto& mc : config.models) {
+    auto rt = ModelRuntime::Create(ioc, config, mc, &router, &registry);
+    if (!rt.ok()) {
+      spdlog::error("{}", rt.status().message());
+      return 2;
+    }
+    models.push_back(std::move(rt).value());
+    service_options.models.push_back(
+        {mc.name, mc.version, mc.max_tokens_limit, mc.default_max_tokens, models.back()->queue()});
+  }
+  auto log = MemoryRequestLog::Create({config.server.recent_requests});
+  if (!log.ok()) {
+    spdlog::error("{}", log.status().message());
+    return 2;
+  }
+  service_options.log = log->get();
+  auto service = InferenceService::Create(service_options);
+  if (!service.ok()) {
+    spdlog::error("{}", service.status().message());
+    return 2;
+  }
+
+  std::vector<std::string> model_names, tier_names;
+  for (const auto& m : config.models) model_names.push_back(m.name);
+  for (const auto& t : config.tiers) tier_names.push_back(t.name);
+  http::RequestMetrics request_metrics(&registry, model_names, tier_names, SystemClock());
+
+  http::FrontDoor::Options fd;
+  fd.auth = auth->get();
+  fd.service = service->get();
+  fd.log = log->get();
+  fd.metrics = &request_metrics;
+  InferenceService* svc = service->get();
+  fd.health = [&models, svc, &request_metrics] {
+    http::HealthSnapshot h;
+    h.status = svc->shutting_down() ? "draining" : "healthy";
+    double busy = 0, slots = 0;
+    for (auto& m : models) {
+      double n = static_cast<double>(m->group().slot_count());
+      busy += m->Utilization() * n;
+      slots += n;
+    }
+    h.gpu_utilization = slots > 0 ? busy / slots : 0;
+    h.queue_depth = svc->TotalQueueDepth();
+    h.requests_per_second = request_metrics.RequestsPerSecond();
+    return h;
+  };
+  fd.render_metrics = [&registry] { return registry.RenderPrometheus(); };
+  http::FrontDoor front_door(std::move(fd));
+
+  http::HttpServer::Options so;
+  so.listen_address = config.server.listen_address;
+  so.port = config.server.port;
+  so.max_connections = config.server.max_connections;
+  so.body_limit_bytes = config.server.body_limit_bytes;
+  so.header_limit_bytes = config.server.header_limit_bytes;
+  so.read_timeout_ms = config.server.read_timeout_ms;
+  so.idle_timeout_ms = config.server.idle_timeout_ms;
+  so.handler = &front_door;
+  auto server = http::HttpServer::Create(ioc, so);
+  if (!server.ok()) {
+    spdlog::error("{}", server.status().message());
+    return 1;
+  }
+  registry.AddCallbackGauge("sluice_open_connections", "Client connections open now.", {},
+                            [s = server->get()] { return double(s->open_connections()); });
+
+  Drainer drainer(ioc, config, *service.value(), *server.value(), models);
+  asio::signal_set signals(ioc, SIGINT, SIGTERM);
+  std::function<void()> wait_signal = [&] {
+    signals.async_wait([&](boost::system::error_code ec, int) {
+      if (ec) return;
+      drainer.Begin();
+      wait_signal();
+    });
+  };
+  wait_signal();
+
+  for (auto& m : models) m->group().Start();
+  (*server)->Start();
+  std::printf("sluice: listening on http://%s:%u\n", config.server.listen_address.c_str(),
+              static_cast<unsigned>((*server)->port()));
+  std::fflush(stdout);
+  spdlog::info("serving {} model(s) with {} I/O thread(s)", models.size(),
+               config.server.io_threads);
+
+  std::vector<std::thread> threads;
+  for (int i = 1; i < config.server.io_threads; ++i) threads.emplace_back([&ioc] { ioc.run(); });
+  ioc.run();
+  for (auto& t : threads) t.join();
+  return 0;
+}
+
+}  // namespace sluice

@@ -1,0 +1,62 @@
+// Authenticator: API key -> Principal, and the internal service token check.
+//
+// Keys are held only as SHA-256 digests. A presented key is hashed and looked
+// up by digest; the stored digest is then compared in constant time, so
+// timing reveals nothing about the secret. Immutable after Create();
+// thread-safe, lock-free.
+#pragma once
+
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "common/crypto.h"
+#include "common/status.h"
+#include "core/request.h"
+#include "core/tier.h"
+
+namespace sluice {
+
+class Authenticator {
+ public:
+  struct Key {
+    std::string id;      // non-secret key id
+    std::string tier;    // tier name; must be in `tiers`
+    std::string sha256;  // hex digest of the secret
+  };
+  struct Options {
+    std::vector<TierPolicy> tiers;  // tier table (index = TierIndex)
+    std::vector<Key> keys;
+    std::string service_token_sha256;  // empty: internal endpoints closed
+  };
+
+  static Result<std::unique_ptr<Authenticator>> Create(const Options& options);
+
+  // The principal for `api_key`, or nullptr when unknown.
+  const Principal* Authenticate(std::string_view api_key) const;
+  // True iff `token` is the configured service token.
+  bool IsServiceToken(std::string_view token) const;
+
+ private:
+  struct DigestHash {
+    size_t operator()(const Sha256Digest& d) const {
+      size_t h;
+      std::memcpy(&h, d.data(), sizeof(h));
+      return h;
+    }
+  };
+  Authenticator() = default;
+
+  std::unordered_map<Sha256Digest, Principal, DigestHash> by_digest_;
+  std::optional<Sha256Digest> service_token_;
+};
+
+// Extracts the token from "Bearer <token>" (scheme case-insensitive);
+// empty when the header is missing or malformed.
+std::string_view BearerToken(std::string_view authorization_header);
+
+}  // namespace sluice

@@ -1,0 +1,55 @@
+#include "core/authenticator.h"
+
+#include <gtest/gtest.h>
+
+namespace sluice {
+namespace {
+
+Authenticator::Options Opts() {
+  Authenticator::Options o;
+  o.tiers = {TierPolicy{"free"}, TierPolicy{"paid"}};
+  o.keys = {{"k-free", "free", ToHex(Sha256("secret-free"))},
+            {"k-paid", "paid", ToHex(Sha256("secret-paid"))}};
+  o.service_token_sha256 = ToHex(Sha256("svc"));
+  return o;
+}
+
+TEST(AuthenticatorTest, ResolvesKeysToPrincipals) {
+  auto auth = Authenticator::Create(Opts());
+  ASSERT_TRUE(auth.ok());
+  const Principal* p = (*auth)->Authenticate("secret-paid");
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(p->key_id, "k-paid");
+  EXPECT_EQ(p->tier, 1);
+  EXPECT_EQ(p->tier_name, "paid");
+  EXPECT_EQ((*auth)->Authenticate("secret-nope"), nullptr);
+  EXPECT_EQ((*auth)->Authenticate(""), nullptr);
+}
+
+TEST(AuthenticatorTest, ServiceToken) {
+  auto auth = Authenticator::Create(Opts());
+  ASSERT_TRUE(auth.ok());
+  EXPECT_TRUE((*auth)->IsServiceToken("svc"));
+  EXPECT_FALSE((*auth)->IsServiceToken("secret-free"));
+  EXPECT_FALSE((*auth)->IsServiceToken(""));
+}
+
+TEST(AuthenticatorTest, RejectsUnknownTierAndDuplicateSecrets) {
+  auto o = Opts();
+  o.keys.push_back({"k-x", "gold", ToHex(Sha256("x"))});
+  EXPECT_FALSE(Authenticator::Create(o).ok());
+  o = Opts();
+  o.keys.push_back({"k-dup", "free", ToHex(Sha256("secret-free"))});
+  EXPECT_FALSE(Authenticator::Create(o).ok());
+}
+
+TEST(BearerTokenTest, ParsesTheSchemeCaseInsensitively) {
+  EXPECT_EQ(BearerToken("Bearer abc"), "abc");
+  EXPECT_EQ(BearerToken("bearer  abc "), "abc");
+  EXPECT_EQ(BearerToken("Basic abc"), "");
+  EXPECT_EQ(BearerToken("Bearer"), "");
+  EXPECT_EQ(BearerToken(""), "");
+}
+
+}  // namespace
+}  // namespace sluice

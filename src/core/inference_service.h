@@ -1,0 +1,71 @@
+// InferenceService: admits authenticated, parsed requests into their model's
+// queue. The front door's only entry into the domain.
+//
+// Submit() resolves the deadlines from the caller's tier (a client timeout
+// may shorten them, never lengthen), applies model limits to the
+// parameters, records the request in the log, and pushes it. On OK the
+// request will be completed exactly once through its on_complete callback;
+// on error nothing was queued and the caller answers with the status.
+// Thread-safe; never blocks beyond the queue's short lock.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "core/request_log.h"
+#include "core/request_queue.h"
+#include "core/tier.h"
+
+namespace sluice {
+
+class InferenceService {
+ public:
+  struct Model {
+    std::string name;               // as clients send it
+    std::string version;            // reported as model_version
+    int max_tokens_limit = 4096;    // largest parameters.max_tokens accepted
+    int default_max_tokens = 16;    // when the client sends none
+    RequestQueue* queue = nullptr;  // required; not owned
+  };
+  struct Options {
+    std::vector<TierPolicy> tiers;  // index = TierIndex
+    std::vector<Model> models;      // index = model_index
+    RequestLog* log = nullptr;      // optional; not owned
+    const Clock* clock = nullptr;   // default: SystemClock()
+  };
+
+  static Result<std::unique_ptr<InferenceService>> Create(const Options& options);
+
+  // Index of the model called `name`, or -1.
+  int FindModel(std::string_view name) const;
+  const Model& model(size_t index) const { return options_.models[index]; }
+  size_t model_count() const { return options_.models.size(); }
+  const std::vector<TierPolicy>& tiers() const { return options_.tiers; }
+  const Clock& clock() const { return *options_.clock; }
+
+  // REQUIRES: req->principal, model_index, model, input set; params.max_tokens
+  // 0 means "use the model default". client_timeout_us: 0 = none.
+  // Errors: kInvalidArgument (parameters over model limits), kUnavailable
+  // (queue full, shutting down).
+  Status Submit(const RequestPtr& req, int64_t client_timeout_us);
+
+  // From now on Submit() answers kUnavailable ("shutting down").
+  void BeginShutdown() { shutting_down_.store(true, std::memory_order_release); }
+  bool shutting_down() const { return shutting_down_.load(std::memory_order_acquire); }
+
+  // Sum of all model queues' depths.
+  size_t TotalQueueDepth() const;
+
+ private:
+  explicit InferenceService(const Options& options) : options_(options) {}
+
+  const Options options_;
+  std::atomic<bool> shutting_down_{false};
+};
+
+}  // namespace sluice

@@ -1,0 +1,130 @@
+#include "http/front_door.h"
+
+#include <cmath>
+
+#include <fmt/format.h>
+#include <boost/json.hpp>
+
+#include "http/inference_codec.h"
+
+namespace sluice::http {
+
+namespace json = boost::json;
+
+HttpResponse MakeResponse(const HttpRequest& request, int status, std::string body,
+                          const char* content_type, bool close) {
+  HttpResponse res{static_cast<bhttp::status>(status), request.version()};
+  res.set(bhttp::field::server, "sluice");
+  res.set(bhttp::field::content_type, content_type);
+  res.keep_alive(request.keep_alive() && !close);
+  res.body() = std::move(body);
+  res.prepare_payload();
+  return res;
+}
+
+HttpResponse MakeError(const HttpRequest& request, const Status& status,
+                       const std::string& request_id) {
+  int code = HttpStatusFor(status.code());
+  // Errors that leave unread bytes or a confused stream end the connection.
+  bool close = code == 413 || code == 431;
+  HttpResponse res =
+      MakeResponse(request, code, EncodeError(status, request_id), "application/json", close);
+  if (code == 503) res.set(bhttp::field::retry_after, "1");
+  if (code == 401) res.set(bhttp::field::www_authenticate, "Bearer");
+  if (!request_id.empty()) res.set("X-Request-Id", request_id);
+  return res;
+}
+
+namespace {
+std::string_view PathOf(std::string_view target) {
+  size_t q = target.find('?');
+  return q == std::string_view::npos ? target : target.substr(0, q);
+}
+
+void MethodNotAllowed(const HttpRequest& request, const char* allow, Reply& reply) {
+  HttpResponse res = MakeError(
+      request, Status(ErrorCode::kMethodNotAllowed,
+                      std::string(request.method_string()) + " is not allowed here; use " + allow));
+  res.set(bhttp::field::allow, allow);
+  reply(std::move(res));
+}
+}  // namespace
+
+void FrontDoor::Handle(HttpRequest&& request, Reply reply) {
+  std::string_view path = PathOf(request.target());
+  bhttp::verb method = request.method();
+  if (path == "/v1/inference") {
+    if (method != bhttp::verb::post) return MethodNotAllowed(request, "POST", reply);
+    return HandleInference(std::move(request), std::move(reply));
+  }
+  if (path == "/internal/health" || path == "/metrics") {
+    if (method != bhttp::verb::get && method != bhttp::verb::head) {
+      return MethodNotAllowed(request, "GET, HEAD", reply);
+    }
+    if (!CheckServiceToken(request, reply)) return;
+    return path == "/metrics" ? HandleMetrics(request, reply) : HandleHealth(request, reply);
+  }
+  constexpr std::string_view kRequests = "/internal/requests/";
+  if (path.substr(0, kRequests.size()) == kRequests && path.size() > kRequests.size()) {
+    if (method != bhttp::verb::get) return MethodNotAllowed(request, "GET", reply);
+    if (!CheckServiceToken(request, reply)) return;
+    return HandleRequestLookup(request, path.substr(kRequests.size()), reply);
+  }
+  reply(MakeError(request, NotFound("no route for " + std::string(path))));
+}
+
+bool FrontDoor::CheckServiceToken(const HttpRequest& request, Reply& reply) {
+  auto it = request.find(bhttp::field::authorization);
+  std::string_view token = it == request.end() ? std::string_view() : BearerToken(it->value());
+  if (options_.auth->IsServiceToken(token)) return true;
+  reply(MakeError(request, Status(ErrorCode::kUnauthenticated,
+                                  token.empty() ? "internal endpoints need a service token"
+                                                : "invalid service token")));
+  return false;
+}
+
+void FrontDoor::HandleHealth(const HttpRequest& request, Reply& reply) {
+  HealthSnapshot h = options_.health();
+  // Boost.JSON prints doubles as "7.2E-1"; fixed decimals read better.
+  std::string body = fmt::format(
+      R"({{"status":{},"gpu_utilization":{:.4f},"queue_depth":{},"requests_per_second":{:.1f}}})",
+      json::serialize(json::string_view(h.status)), h.gpu_utilization, h.queue_depth,
+      h.requests_per_second);
+  reply(MakeResponse(request, h.status == "healthy" ? 200 : 503, std::move(body)));
+}
+
+void FrontDoor::HandleRequestLookup(const HttpRequest& request, std::string_view id, Reply& reply) {
+  auto record = options_.log->Lookup(std::string(id));
+  if (!record) {
+    reply(MakeError(request, NotFound("no recent request with id '" + std::string(id) + "'")));
+    return;
+  }
+  json::object o;
+  o["request_id"] = record->id;
+  o["status"] = RequestStageName(record->stage);
+  bool finished =
+      record->stage == RequestStage::kCompleted || record->stage == RequestStage::kFailed;
+  if (finished) {
+    o["latency_ms"] = static_cast<int64_t>(std::llround(record->latency_ms));
+    o["http_status"] = record->http_status;
+  } else {
+    o["latency_ms"] = nullptr;
+  }
+  if (record->error.empty()) {
+    o["error"] = nullptr;
+  } else {
+    o["error"] = record->error;
+  }
+  o["model"] = record->model;
+  o["tier"] = record->tier;
+  o["key_id"] = record->key_id;
+  if (record->batch_id != 0) o["batch_id"] = record->batch_id;
+  if (record->tokens_used != 0) o["tokens_used"] = record->tokens_used;
+  reply(MakeResponse(request, 200, json::serialize(o)));
+}
+
+void FrontDoor::HandleMetrics(const HttpRequest& request, Reply& reply) {
+  reply(MakeResponse(request, 200, options_.render_metrics(), "text/plain; version=0.0.4"));
+}
+
+}  // namespace sluice::http

@@ -1,0 +1,69 @@
+// FrontDoor: Sluice's HTTP routes, on top of the domain services.
+//
+//   POST /v1/inference           API key (Bearer) -> result or JSON error
+//   GET  /internal/health        service token -> status, utilisation, depth, rps
+//   GET  /internal/requests/{id} service token -> recent request state
+//   GET  /metrics                service token -> Prometheus text format
+//
+// Unknown paths answer 404, a known path with the wrong method 405 with an
+// Allow header. Every error body is {"error": {"code", "message",
+// "request_id"}}. Inference responses carry X-Request-Id and a
+// Server-Timing header (queue, accelerator and gateway time).
+//
+// Thread-safe: Handle() may be called from any I/O thread; it never blocks.
+// All pointers in Options are borrowed and must outlive the FrontDoor.
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include "core/authenticator.h"
+#include "core/inference_service.h"
+#include "core/request_log.h"
+#include "http/request_metrics.h"
+#include "http/types.h"
+
+namespace sluice::http {
+
+struct HealthSnapshot {
+  std::string status = "healthy";  // "healthy" or "draining"
+  double gpu_utilization = 0;      // busy fraction of all accelerator slots, 0..1
+  size_t queue_depth = 0;          // requests queued, all models
+  double requests_per_second = 0;  // answered, last 10 s
+};
+
+class FrontDoor final : public RequestHandler {
+ public:
+  struct Options {
+    const Authenticator* auth = nullptr;          // required
+    InferenceService* service = nullptr;          // required
+    RequestLog* log = nullptr;                    // required
+    RequestMetrics* metrics = nullptr;            // required
+    std::function<HealthSnapshot()> health;       // required
+    std::function<std::string()> render_metrics;  // required
+  };
+
+  explicit FrontDoor(Options options) : options_(std::move(options)) {}
+
+  void Handle(HttpRequest&& request, Reply reply) override;
+
+ private:
+  void HandleInference(HttpRequest&& request, Reply reply);
+  void HandleHealth(const HttpRequest& request, Reply& reply);
+  void HandleRequestLookup(const HttpRequest& request, std::string_view id, Reply& reply);
+  void HandleMetrics(const HttpRequest& request, Reply& reply);
+  // False (and a 401 sent) unless the request carries the service token.
+  bool CheckServiceToken(const HttpRequest& request, Reply& reply);
+
+  Options options_;
+};
+
+// Builds a response with the common headers (Server, Content-Type,
+// keep-alive as the request asked unless `close`).
+HttpResponse MakeResponse(const HttpRequest& request, int status, std::string body,
+                          const char* content_type = "application/json", bool close = false);
+// A JSON error response for `status` (503 adds Retry-After).
+HttpResponse MakeError(const HttpRequest& request, const Status& status,
+                       const std::string& request_id = "");
+
+}  // namespace sluice::http

@@ -1,0 +1,87 @@
+#include "http/http_server.h"
+
+#include <spdlog/spdlog.h>
+#include <boost/asio/strand.hpp>
+
+#include "http/session.h"
+
+namespace sluice::http {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+Result<std::unique_ptr<HttpServer>> HttpServer::Create(asio::io_context& ioc,
+                                                       const Options& options) {
+  if (options.handler == nullptr) return InvalidArgument("http server needs a handler");
+  if (options.max_connections < 1) return InvalidArgument("max_connections must be >= 1");
+  boost::system::error_code ec;
+  auto address = asio::ip::make_address(options.listen_address, ec);
+  if (ec) return InvalidArgument("bad listen address '" + options.listen_address + "'");
+  auto state = std::make_shared<State>(ioc);
+  state->options = options;
+  tcp::endpoint endpoint(address, options.port);
+  auto& acceptor = state->acceptor;
+  acceptor.open(endpoint.protocol(), ec);
+  if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor.bind(endpoint, ec);
+  if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return Unavailable("cannot listen on " + options.listen_address + ":" +
+                       std::to_string(options.port) + ": " + ec.message());
+  }
+  uint16_t port = acceptor.local_endpoint().port();
+  return std::unique_ptr<HttpServer>(new HttpServer(std::move(state), port));
+}
+
+HttpServer::HttpServer(std::shared_ptr<State> state, uint16_t port)
+    : state_(std::move(state)), port_(port) {}
+
+HttpServer::~HttpServer() { StopAccepting(); }
+
+namespace {
+// The accept loop holds only the shared state, so it may outlive the server.
+void AcceptLoop(std::shared_ptr<HttpServer::State> state) {
+  // Each connection gets its own strand.
+  auto& acceptor = state->acceptor;
+  acceptor.async_accept(asio::make_strand(state->ioc),
+                        [state](boost::system::error_code ec, tcp::socket s) {
+                          if (ec == asio::error::operation_aborted || !state->acceptor.is_open())
+                            return;
+                          if (!ec) {
+                            s.set_option(tcp::no_delay(true), ec);
+                            bool over = state->open_connections.load(std::memory_order_relaxed) >=
+                                        static_cast<size_t>(state->options.max_connections);
+                            auto session = std::make_shared<Session>(std::move(s), state);
+                            if (over) {
+                              session->RunReject();
+                            } else {
+                              session->Run();
+                            }
+                          } else {
+                            spdlog::warn("accept failed: {}", ec.message());
+                          }
+                          AcceptLoop(state);
+                        });
+}
+}  // namespace
+
+void HttpServer::Start() {
+  asio::dispatch(state_->acceptor.get_executor(), [state = state_] { AcceptLoop(state); });
+}
+
+void HttpServer::StopAccepting() {
+  asio::dispatch(state_->acceptor.get_executor(), [state = state_] {
+    boost::system::error_code ignored;
+    state->acceptor.close(ignored);
+  });
+}
+
+size_t HttpServer::open_connections() const {
+  return state_->open_connections.load(std::memory_order_relaxed);
+}
+
+size_t HttpServer::requests_in_progress() const {
+  return state_->in_progress.load(std::memory_order_relaxed);
+}
+
+}  // namespace sluice::http

@@ -1,0 +1,127 @@
+#include "http/inference_codec.h"
+
+#include <boost/json.hpp>
+#include <cmath>
+
+namespace sluice::http {
+
+namespace json = boost::json;
+
+namespace {
+const char* KindName(const json::value& v) {
+  switch (v.kind()) {
+    case json::kind::null:
+      return "null";
+    case json::kind::bool_:
+      return "a boolean";
+    case json::kind::int64:
+    case json::kind::uint64:
+    case json::kind::double_:
+      return "a number";
+    case json::kind::string:
+      return "a string";
+    case json::kind::array:
+      return "an array";
+    case json::kind::object:
+      return "an object";
+  }
+  return "a value";
+}
+
+Status WrongType(const char* field, const char* expected, const json::value& got) {
+  return InvalidArgument(std::string(field) + ": must be " + expected + ", got " + KindName(got));
+}
+
+Status DecodeParameters(const json::value& v, InferenceParams* params) {
+  if (!v.is_object()) return WrongType("parameters", "an object", v);
+  const json::object& obj = v.as_object();
+  if (const json::value* mt = obj.if_contains("max_tokens")) {
+    int64_t n = 0;
+    if (mt->is_int64()) {
+      n = mt->as_int64();
+    } else if (mt->is_uint64()) {
+      n = static_cast<int64_t>(std::min<uint64_t>(mt->as_uint64(), INT64_MAX));
+    } else if (mt->is_double() && std::floor(mt->as_double()) == mt->as_double() &&
+               std::abs(mt->as_double()) < 1e15) {
+      n = static_cast<int64_t>(mt->as_double());
+    } else {
+      return WrongType("parameters.max_tokens", "an integer", *mt);
+    }
+    if (n < 1 || n > 1'000'000) {
+      return InvalidArgument("parameters.max_tokens: must be a positive integer, got " +
+                             std::to_string(n));
+    }
+    params->max_tokens = static_cast<int>(n);
+  }
+  if (const json::value* t = obj.if_contains("temperature")) {
+    if (!t->is_number()) return WrongType("parameters.temperature", "a number", *t);
+    double temp = t->to_number<double>();
+    if (!(temp >= 0.0 && temp <= 2.0)) {
+      return InvalidArgument("parameters.temperature: must be between 0 and 2");
+    }
+    params->temperature = temp;
+  }
+  params->json = json::serialize(obj);
+  return Status::Ok();
+}
+}  // namespace
+
+Status DecodeInferenceRequest(std::string_view body, DecodedInference* out) {
+  boost::system::error_code ec;
+  unsigned char scratch[4096];
+  json::monotonic_resource mr(scratch, sizeof(scratch));  // heap only past 4 KiB
+  json::parse_options opts;
+  opts.max_depth = 32;
+  json::value root = json::parse(body, ec, &mr, opts);
+  if (ec) return InvalidArgument("body is not valid JSON: " + ec.message());
+  if (!root.is_object()) return InvalidArgument("body: must be a JSON object");
+  const json::object& obj = root.as_object();
+
+  const json::value* model = obj.if_contains("model");
+  if (model == nullptr) return InvalidArgument("model: required field is missing");
+  if (!model->is_string()) return WrongType("model", "a string", *model);
+  if (model->as_string().empty()) return InvalidArgument("model: must not be empty");
+  out->model.assign(model->as_string().data(), model->as_string().size());
+
+  const json::value* input = obj.if_contains("input");
+  if (input == nullptr) return InvalidArgument("input: required field is missing");
+  if (!input->is_string()) return WrongType("input", "a string", *input);
+  if (input->as_string().empty()) return InvalidArgument("input: must not be empty");
+  out->input.assign(input->as_string().data(), input->as_string().size());
+
+  out->params = InferenceParams{};
+  out->params.max_tokens = 0;
+  if (const json::value* p = obj.if_contains("parameters"); p != nullptr && !p->is_null()) {
+    return DecodeParameters(*p, &out->params);
+  }
+  return Status::Ok();
+}
+
+std::string EncodeInferenceResponse(const std::string& request_id, const InferenceOutcome& outcome,
+                                    int64_t latency_ms) {
+  json::object metadata;
+  metadata["tokens_used"] = outcome.tokens_used;
+  metadata["latency_ms"] = latency_ms;
+  metadata["model_version"] = outcome.model_version;
+  json::object o;
+  o["request_id"] = request_id;
+  o["output"] = outcome.output;
+  o["metadata"] = std::move(metadata);
+  return json::serialize(o);
+}
+
+std::string EncodeError(const Status& status, const std::string& request_id, const char* code) {
+  json::object err;
+  err["code"] = code ? code : ErrorCodeName(status.code());
+  err["message"] = status.message();
+  if (request_id.empty()) {
+    err["request_id"] = nullptr;
+  } else {
+    err["request_id"] = request_id;
+  }
+  json::object o;
+  o["error"] = std::move(err);
+  return json::serialize(o);
+}
+
+}  // namespace sluice::http

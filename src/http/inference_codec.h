@@ -1,0 +1,37 @@
+// The wire format of POST /v1/inference and of error bodies (the seed's
+// contract, field names byte for byte).
+//
+// Request:  {"model": str, "input": str, "parameters": {"max_tokens": int,
+//            "temperature": number, ...}}  ("parameters" optional; other
+//            parameters are kept and forwarded to backends as JSON)
+// Response: {"request_id", "output", "metadata": {"tokens_used",
+//            "latency_ms", "model_version"}}
+// Error:    {"error": {"code", "message", "request_id"}}
+// Pure functions; thread-safe.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "common/status.h"
+#include "core/request.h"
+
+namespace sluice::http {
+
+struct DecodedInference {
+  std::string model;
+  std::string input;
+  InferenceParams params;  // max_tokens 0 when absent (the model default applies)
+};
+
+// kInvalidArgument with a message naming the field on any problem.
+Status DecodeInferenceRequest(std::string_view body, DecodedInference* out);
+
+std::string EncodeInferenceResponse(const std::string& request_id, const InferenceOutcome& outcome,
+                                    int64_t latency_ms);
+
+// `code` defaults to ErrorCodeName(status.code()).
+std::string EncodeError(const Status& status, const std::string& request_id,
+                        const char* code = nullptr);
+
+}  // namespace sluice::http

@@ -1,0 +1,117 @@
+// POST /v1/inference: authenticate, decode, admit, and answer when the
+// batch result (or an error) comes back.
+#include <charconv>
+
+#include <fmt/format.h>
+
+#include "common/ids.h"
+#include "http/front_door.h"
+#include "http/inference_codec.h"
+
+namespace sluice::http {
+
+namespace {
+constexpr std::string_view kTimeoutHeader = "X-Request-Timeout-Ms";
+
+// Parses X-Request-Timeout-Ms: 0 when absent; error when not a positive integer.
+Status ClientTimeoutUs(const HttpRequest& request, int64_t* timeout_us) {
+  *timeout_us = 0;
+  auto it = request.find(kTimeoutHeader);
+  if (it == request.end()) return Status::Ok();
+  std::string_view v = it->value();
+  int64_t ms = 0;
+  auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), ms);
+  if (ec != std::errc() || end != v.data() + v.size() || ms <= 0 || ms > 86'400'000) {
+    return InvalidArgument(std::string(kTimeoutHeader) +
+                           ": must be a positive integer number of milliseconds");
+  }
+  *timeout_us = ms * 1000;
+  return Status::Ok();
+}
+
+double Seconds(SteadyClock::duration d) { return std::chrono::duration<double>(d).count(); }
+}  // namespace
+
+void FrontDoor::HandleInference(HttpRequest&& request, Reply reply) {
+  const Clock& clock = options_.service->clock();
+  const TimePoint start = clock.Now();
+  auto fail_early = [&](const Status& s, int model, int tier) {
+    options_.metrics->Record(model, tier, HttpStatusFor(s.code()), Seconds(clock.Now() - start), -1,
+                             -1);
+    reply(MakeError(request, s));
+  };
+
+  auto auth_it = request.find(bhttp::field::authorization);
+  if (auth_it == request.end()) {
+    return fail_early(Status(ErrorCode::kUnauthenticated,
+                             "missing Authorization header (expected 'Bearer <api key>')"),
+                      -1, -1);
+  }
+  const Principal* principal = options_.auth->Authenticate(BearerToken(auth_it->value()));
+  if (principal == nullptr) {
+    return fail_early(Status(ErrorCode::kUnauthenticated, "unknown or malformed API key"), -1, -1);
+  }
+  const int tier = principal->tier;
+
+  DecodedInference decoded;
+  if (Status s = DecodeInferenceRequest(request.body(), &decoded); !s.ok()) {
+    return fail_early(s, -1, tier);
+  }
+  const int model = options_.service->FindModel(decoded.model);
+  if (model < 0) {
+    return fail_early(NotFound("model '" + decoded.model + "' is not served here"), -1, tier);
+  }
+  int64_t client_timeout_us = 0;
+  if (Status s = ClientTimeoutUs(request, &client_timeout_us); !s.ok()) {
+    return fail_early(s, model, tier);
+  }
+
+  auto req = std::make_shared<InferenceRequest>();
+  req->id = NewRequestId();
+  req->principal = *principal;
+  req->model_index = static_cast<uint32_t>(model);
+  req->model = std::move(decoded.model);
+  req->input = std::move(decoded.input);
+  req->params = std::move(decoded.params);
+
+  // Runs exactly once, on whichever thread completes the request. The raw
+  // pointer is safe: whoever calls Complete() holds a reference.
+  InferenceRequest* raw = req.get();
+  const unsigned version = request.version();
+  const bool keep_alive = request.keep_alive();
+  req->set_on_complete([this, raw, start, model, tier, version, keep_alive,
+                        reply = std::move(reply)](InferenceOutcome&& outcome) {
+    const Clock& clock = options_.service->clock();
+    SteadyClock::duration total = clock.Now() - start;
+    HttpRequest shape{bhttp::verb::post, "/v1/inference", version};
+    shape.keep_alive(keep_alive && !options_.service->shutting_down());
+    HttpResponse res;
+    double queue_s = -1, overhead_s = -1;
+    if (outcome.status.ok()) {
+      int64_t latency_ms = std::chrono::duration_cast<Millis>(total + Micros(500)).count();
+      res = MakeResponse(shape, 200, EncodeInferenceResponse(raw->id, outcome, latency_ms));
+      res.set("X-Request-Id", raw->id);
+      SteadyClock::duration overhead = total - outcome.queue_wait - outcome.accelerator_time;
+      queue_s = Seconds(outcome.queue_wait);
+      overhead_s = Seconds(overhead);
+      res.set("Server-Timing", fmt::format("queue;dur={:.3f}, accelerator;dur={:.3f}, "
+                                           "gateway;dur={:.3f}",
+                                           ToMillis(outcome.queue_wait),
+                                           ToMillis(outcome.accelerator_time), ToMillis(overhead)));
+    } else {
+      res = MakeError(shape, outcome.status, raw->id);
+    }
+    int status = res.result_int();
+    options_.metrics->Record(model, tier, status, Seconds(total), queue_s, overhead_s);
+    options_.log->OnFinished(*raw, outcome, ToMillis(total));
+    reply(std::move(res));
+  });
+
+  if (Status s = options_.service->Submit(req, client_timeout_us); !s.ok()) {
+    InferenceOutcome rejected;
+    rejected.status = std::move(s);
+    req->Complete(std::move(rejected));
+  }
+}
+
+}  // namespace sluice::http

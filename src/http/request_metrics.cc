@@ -1,0 +1,56 @@
+#include "http/request_metrics.h"
+
+namespace sluice::http {
+
+RequestMetrics::RequestMetrics(metrics::Registry* registry, const std::vector<std::string>& models,
+                               const std::vector<std::string>& tiers, const Clock* clock)
+    : n_models_(models.size() + 1), n_tiers_(tiers.size() + 1), rate_(clock) {
+  auto model_name = [&](size_t i) { return i == 0 ? std::string("unknown") : models[i - 1]; };
+  auto tier_name = [&](size_t i) { return i == 0 ? std::string("none") : tiers[i - 1]; };
+  // Latency buckets: 100 us .. ~52 s, doubling.
+  const auto seconds = metrics::ExponentialBuckets(0.0001, 2, 20);
+  const auto micro = metrics::ExponentialBuckets(0.000005, 2, 16);  // 5 us .. ~160 ms
+  for (size_t m = 0; m < n_models_; ++m) {
+    for (size_t t = 0; t < n_tiers_; ++t) {
+      for (int status : kStatuses) {
+        counts_.push_back(registry->GetCounter(
+            "sluice_requests_total", "Inference requests answered, by model, tier and HTTP status.",
+            {{"model", model_name(m)},
+             {"tier", tier_name(t)},
+             {"status", status == 0 ? "other" : std::to_string(status)}}));
+      }
+      duration_.push_back(registry->GetHistogram(
+          "sluice_request_duration_seconds",
+          "End-to-end latency of inference requests, from the full request read to the answer.",
+          {{"model", model_name(m)}, {"tier", tier_name(t)}}, seconds));
+    }
+    queue_wait_.push_back(registry->GetHistogram(
+        "sluice_queue_wait_seconds", "Time from admission to dispatch onto an accelerator.",
+        {{"model", model_name(m)}}, seconds));
+    overhead_.push_back(registry->GetHistogram(
+        "sluice_gateway_overhead_seconds",
+        "Time a request spent in Sluice itself: end to end minus queue wait and accelerator time.",
+        {{"model", model_name(m)}}, micro));
+  }
+}
+
+size_t RequestMetrics::StatusSlot(int http_status) const {
+  for (size_t i = 0; i + 1 < kStatuses.size(); ++i) {
+    if (kStatuses[i] == http_status) return i;
+  }
+  return kStatuses.size() - 1;
+}
+
+void RequestMetrics::Record(int model, int tier, int http_status, double total_seconds,
+                            double queue_wait_seconds, double overhead_seconds) {
+  size_t m = static_cast<size_t>(model + 1), t = static_cast<size_t>(tier + 1);
+  if (m >= n_models_) m = 0;
+  if (t >= n_tiers_) t = 0;
+  counts_[(m * n_tiers_ + t) * kStatuses.size() + StatusSlot(http_status)]->Inc();
+  if (total_seconds >= 0) duration_[m * n_tiers_ + t]->Observe(total_seconds);
+  if (queue_wait_seconds >= 0) queue_wait_[m]->Observe(queue_wait_seconds);
+  if (overhead_seconds >= 0) overhead_[m]->Observe(overhead_seconds);
+  rate_.Mark();
+}
+
+}  // namespace sluice::http

@@ -1,0 +1,52 @@
+// Internal to the front door: one client connection. See http_server.h for
+// the behaviour; this header exists so the listener and the session can
+// live in files of their own.
+#pragma once
+
+#include <memory>
+#include <optional>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+
+#include "http/http_server.h"
+
+namespace sluice::http {
+
+struct HttpServer::State {
+  Options options;
+  boost::asio::io_context& ioc;
+  boost::asio::ip::tcp::acceptor acceptor;
+  std::atomic<size_t> open_connections{0};
+  std::atomic<size_t> in_progress{0};
+  explicit State(boost::asio::io_context& io) : ioc(io), acceptor(io) {}
+};
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(boost::asio::ip::tcp::socket&& socket, std::shared_ptr<HttpServer::State> state);
+  ~Session();
+
+  void Run();        // serve requests until the peer or a limit closes
+  void RunReject();  // over the connection cap: answer 503 and close
+
+ private:
+  void DoRead();
+  void OnHeader(boost::beast::error_code ec);
+  void ReadBody();
+  void OnBody(boost::beast::error_code ec);
+  void OnRequest();
+  void FailRead(boost::beast::error_code ec);
+  void Write(HttpResponse&& response);
+  void OnWrite(bool keep_alive, boost::beast::error_code ec);
+  void Close();
+
+  boost::beast::tcp_stream stream_;
+  boost::beast::flat_buffer buffer_;
+  std::shared_ptr<HttpServer::State> state_;
+  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  HttpResponse response_;
+  bool counted_request_ = false;  // in_progress holds this session's request
+};
+
+}  // namespace sluice::http
