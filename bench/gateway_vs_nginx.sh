@@ -29,24 +29,32 @@
 # CPU pinning (fairness on a 2-core machine): the server under test runs on
 # CPU $SERVER_CPU (default 0) with `taskset`, wrk on CPU $CLIENT_CPU
 # (default 1), for nginx and for Sluice alike. Both servers stay up for the
-# whole run; the idle one uses no CPU (the report shows per-CPU busy % for
-# every round so a saturated client, or an idle server that spins, is
-# visible). With fewer than 2 CPUs nothing is pinned and the report says so.
+# whole run; the idle one should use no CPU. Other processes on the machine
+# are not pinned away, so the report shows, for every run, the CPU used by
+# the server, by wrk and by everything else: a saturated client (wrk near
+# 100%) or a busy machine (others well above 0%) is flagged in the report.
+# With fewer than 2 CPUs nothing is pinned and the report says so.
 #
 # Usage
 #   bench/gateway_vs_nginx.sh [--save] [--only nginx|sluice|both]
 #       [--duration 10s] [--connections 64] [--threads 1] [--rounds 3]
-#       [--io-threads 1] [--warmup 3s] [--bin PATH] [--strict]
+#       [--io-threads 1] [--warmup 3s] [--bin PATH] [--wrk-count lua|native]
+#       [--strict]
 #
 # Environment (flags win): SLUICE_BIN (default build/src/app/sluice), DURATION
 # (10s), CONNECTIONS (64), WRK_THREADS (1), ROUNDS (3), SLUICE_IO_THREADS (1),
 # WARMUP (3s), ONLY (both), SERVER_CPU (0), CLIENT_CPU (1), STRICT (0),
-# KEEP_TMP (0: keep the temp dir with configs and logs when 1).
+# KEEP_TMP (0; 1 keeps the temp dir with configs and logs), IDLE_WAIT (0: with
+# N > 0, wait up to N s before each run for other processes to go quiet),
+# WRK_COUNT (lua: count non-200 in the Lua response() callback; native: no
+# Lua callback per answer, wrk's own count of statuses > 399; lighter on the
+# client core).
 # With defaults it runs for about 1.5 minutes (plus a build if needed).
 #
 # Exit status: 0 on success; 2 if any run saw non-2xx answers or socket
 # errors (the report is still printed, and saved with --save); 3 if --strict
-# (STRICT=1) and the ratio is below the target; 1 on a setup failure.
+# (STRICT=1) and the ratio is below the target, 4 if --strict and the run
+# was noisy (other processes used >= 10% of a CPU); 1 on a setup failure.
 # --save also writes the report to bench/results/gateway_vs_nginx-<date>.md.
 set -euo pipefail
 
@@ -66,6 +74,8 @@ SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 STRICT=${STRICT:-0}
 KEEP_TMP=${KEEP_TMP:-0}
+IDLE_WAIT=${IDLE_WAIT:-0}
+WRK_COUNT=${WRK_COUNT:-lua}
 SAVE=0
 TARGET=0.70
 LUA_SCRIPT="$REPO_ROOT/bench/wrk_inference.lua"
@@ -85,6 +95,7 @@ while [[ $# -gt 0 ]]; do
     --connections) CONNECTIONS=${2:?--connections needs a value}; shift ;;
     --threads) WRK_THREADS=${2:?--threads needs a value}; shift ;;
     --rounds) ROUNDS=${2:?--rounds needs a value}; shift ;;
+    --wrk-count) WRK_COUNT=${2:?--wrk-count needs a value}; shift ;;
     --io-threads) SLUICE_IO_THREADS=${2:?--io-threads needs a value}; shift ;;
     --warmup) WARMUP=${2:?--warmup needs a value}; shift ;;
     --bin) SLUICE_BIN=${2:?--bin needs a value}; shift ;;
@@ -109,8 +120,9 @@ to_seconds() {
   esac
 }
 
+case "$WRK_COUNT" in lua|native) export WRK_COUNT ;; *) die "WRK_COUNT must be lua or native (got '$WRK_COUNT')" ;; esac
 case "$ONLY" in nginx|sluice|both) ;; *) die "ONLY must be nginx, sluice or both (got '$ONLY')" ;; esac
-for v in CONNECTIONS WRK_THREADS ROUNDS SLUICE_IO_THREADS SERVER_CPU CLIENT_CPU; do
+for v in CONNECTIONS WRK_THREADS ROUNDS SLUICE_IO_THREADS SERVER_CPU CLIENT_CPU IDLE_WAIT; do
   [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a non-negative integer (got '${!v}')"
 done
 (( ROUNDS >= 1 )) || die "ROUNDS must be >= 1"
@@ -290,32 +302,82 @@ check_200() {
   log "$name probe: $out"
 }
 
-# Per-CPU jiffies "busy total" for cpuN from /proc/stat.
-cpu_jiffies() {
-  awk -v c="cpu$1" '$1 == c { t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6, t }' /proc/stat
+# CPU accounting for one run, in clock ticks (CLK_TCK):
+#   all_busy: user+nice+system of all CPUs from /proc/stat (irq/softirq and
+#             steal left out: loopback softirq is our own traffic)
+#   server:   utime+stime of the server's processes (all threads)
+#   wrk:      user+sys of wrk, from `times` in the subshell that ran it
+# "other" = all_busy - server - wrk: other processes on the machine (builds,
+# tests) that competed with the run. All shown as % of one CPU.
+CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
+all_busy_ticks() { awk '$1 == "cpu" { print $2 + $3 + $4; exit }' /proc/stat; }
+proc_ticks() {  # pids...; sums utime+stime (fields 14, 15 of /proc/PID/stat)
+  local pid total=0 st rest
+  for pid in "$@"; do
+    st=$(cat /proc/"$pid"/stat 2>/dev/null) || continue
+    rest=${st##*) }   # fields from 3 on; comm may hold spaces
+    total=$(( total + $(awk '{ print $12 + $13 }' <<<"$rest") ))
+  done
+  echo "$total"
 }
-busy_pct() {  # before-busy before-total after-busy after-total
-  awk -v b0="$1" -v t0="$2" -v b1="$3" -v t1="$4" \
-    'BEGIN { d = t1 - t0; if (d <= 0) print "n/a"; else printf "%.0f%%", 100 * (b1 - b0) / d }'
+server_pids() {  # the processes of one server: nginx master + workers, or sluice
+  if [[ $1 == nginx ]]; then echo "$NGINX_PID"; child_pids "$NGINX_PID"; else echo "$SLUICE_PID"; fi
+}
+uptime_ticks() { awk -v hz="$CLK_TCK" '{ printf "%d", $1 * hz }' /proc/uptime; }
+pct_of_cpu() {  # ticks wall_ticks
+  awk -v a="$1" -v w="$2" 'BEGIN { if (w <= 0) print "n/a"; else printf "%.0f%%", 100 * a / w }'
 }
 
-# Runs wrk once; prints the WRKSTAT line (fields as key=value) to stdout and
-# keeps wrk's full output in $WORK/wrk-<tag>.out.
+# Runs wrk once; prints the WRKSTAT fields (key=value ...) plus
+# wrk_ticks=N to stdout; keeps wrk's full output in $WORK/wrk-<tag>.out.
 run_wrk() {
-  local port=$1 dur=$2 tag=$3 out="$WORK/wrk-$3.out" secs line
+  local port=$1 dur=$2 tag=$3 out="$WORK/wrk-$3.out" secs line rc=0
   secs=$(to_seconds "$dur")
-  if ! "${CLIENT_PIN[@]}" timeout $(( secs + 30 )) wrk -t "$WRK_THREADS" -c "$CONNECTIONS" -d "$dur" \
-      --timeout 5s -s "$LUA_SCRIPT" "http://127.0.0.1:$port/v1/inference" >"$out" 2>&1; then
+  (
+    rc=0
+    "${CLIENT_PIN[@]}" timeout $(( secs + 30 )) wrk -t "$WRK_THREADS" -c "$CONNECTIONS" -d "$dur" \
+      --timeout 5s -s "$LUA_SCRIPT" "http://127.0.0.1:$port/v1/inference" >"$out" 2>&1 || rc=$?
+    times >"$out.times"
+    exit "$rc"
+  ) || rc=$?
+  if (( rc != 0 )); then
     cat "$out" >&2
-    die "wrk failed ($tag)"
+    die "wrk failed with status $rc ($tag)"
   fi
   line=$(grep -m1 '^WRKSTAT ' "$out" || true)
   [[ -n $line ]] || { cat "$out" >&2; die "no WRKSTAT line from wrk ($tag)"; }
-  echo "${line#WRKSTAT }"
+  # second line of `times`: children's user and system time, e.g. 0m1.230s 0m2.340s
+  local wrk_ticks
+  wrk_ticks=$(sed -n 2p "$out.times" | awk -v hz="$CLK_TCK" '{
+      t = 0
+      for (i = 1; i <= 2; i++) { split($i, a, "m"); sub("s", "", a[2]); t += a[1] * 60 + a[2] }
+      printf "%d", t * hz }')
+  echo "${line#WRKSTAT } wrk_ticks=${wrk_ticks:-0}"
   if grep -q '^WRKSTATUS ' "$out"; then
     log "$tag: non-200 answers: $(grep -m1 '^WRKSTATUS ' "$out" | cut -c11-)"
   fi
 }
+
+# With IDLE_WAIT > 0: before a run, wait (at most IDLE_WAIT s) until other
+# processes use less than 20% of one CPU over a 1-s sample.
+wait_idle() {
+  (( IDLE_WAIT > 0 )) || return 0
+  local deadline=$(( SECONDS + IDLE_WAIT )) next_log=0 b0 b1 u0 u1 p
+  while :; do
+    b0=$(all_busy_ticks); u0=$(uptime_ticks); sleep 1; b1=$(all_busy_ticks); u1=$(uptime_ticks)
+    p=$(awk -v b=$(( b1 - b0 )) -v w=$(( u1 - u0 )) 'BEGIN { printf "%d", (w > 0 ? 100 * b / w : 0) }')
+    (( p < 20 )) && return 0
+    if (( SECONDS >= deadline )); then
+      log "machine still busy (${p}% of a CPU used by others) after ${IDLE_WAIT}s; running anyway"
+      return 0
+    fi
+    if (( SECONDS >= next_log )); then
+      log "machine busy (${p}% of a CPU used by others); waiting up to $(( deadline - SECONDS ))s"
+      next_log=$(( SECONDS + 15 ))
+    fi
+  done
+}
+
 field() { tr ' ' '\n' <<<"$1" | awk -F= -v k="$2" '$1 == k { print $2; exit }'; }
 
 median() {  # numbers as arguments
@@ -454,29 +516,37 @@ if (( WARMUP_S > 0 )); then
     n=$(field "$r" non200)
     if (( n > 0 )); then
       errors_seen=1
-      round_rows+=("| warm-up | $s | $(fmt_rps "$(field "$r" rps)") | | | $n | | | |")
+      round_rows+=("| warm-up | $s | $(fmt_rps "$(field "$r" rps)") | | | $n | | | | |")
     fi
   done
 fi
 
+max_other=0      # largest "other processes" CPU % seen in a measured run
+max_wrk_nginx=0  # largest wrk CPU % in an nginx run
 for (( round = 1; round <= ROUNDS; round++ )); do
   for s in "${servers[@]}"; do
+    wait_idle
     log "round $round/$ROUNDS: $s for $DURATION, $CONNECTIONS connections, $WRK_THREADS wrk thread(s)"
-    read -r sb0 st0 < <(cpu_jiffies "$SERVER_CPU")
-    read -r cb0 ct0 < <(cpu_jiffies "$CLIENT_CPU")
+    mapfile -t spids < <(server_pids "$s")
+    a0=$(all_busy_ticks); s0=$(proc_ticks "${spids[@]}"); u0=$(uptime_ticks)
     r=$(run_wrk "$(port_of "$s")" "$DURATION" "$s-$round")
-    read -r sb1 st1 < <(cpu_jiffies "$SERVER_CPU")
-    read -r cb1 ct1 < <(cpu_jiffies "$CLIENT_CPU")
+    a1=$(all_busy_ticks); s1=$(proc_ticks "${spids[@]}"); u1=$(uptime_ticks)
     rps=$(field "$r" rps); p50=$(field "$r" p50_us); p99=$(field "$r" p99_us)
     non=$(field "$r" non200)
     sock=$(( $(field "$r" err_connect) + $(field "$r" err_read) + $(field "$r" err_write) + $(field "$r" err_timeout) ))
     RPS[$s]="${RPS[$s]:-} $rps"; P50[$s]="${P50[$s]:-} $p50"; P99[$s]="${P99[$s]:-} $p99"
     NON2XX[$s]=$(( ${NON2XX[$s]:-0} + non )); SOCKERR[$s]=$(( ${SOCKERR[$s]:-0} + sock ))
-    (( non > 0 || sock > 0 )) && errors_seen=1
+    if (( non > 0 || sock > 0 )); then errors_seen=1; fi
+    wall=$(( u1 - u0 )); srv=$(( s1 - s0 )); wrkt=$(field "$r" wrk_ticks)
+    other=$(( a1 - a0 - srv - wrkt )); (( other >= 0 )) || other=0
+    other_pct=$(( wall > 0 ? 100 * other / wall : 0 )); wrk_pct=$(( wall > 0 ? 100 * wrkt / wall : 0 ))
+    (( other_pct > max_other )) && max_other=$other_pct
+    [[ $s == nginx ]] && (( wrk_pct > max_wrk_nginx )) && max_wrk_nginx=$wrk_pct
     row="| $round | $s | $(fmt_rps "$rps") | $(fmt_ms "$p50") | $(fmt_ms "$p99") | $non | $sock"
-    row+=" | $(busy_pct "$sb0" "$st0" "$sb1" "$st1") | $(busy_pct "$cb0" "$ct0" "$cb1" "$ct1") |"
+    row+=" | $(pct_of_cpu "$srv" "$wall") | $(pct_of_cpu "$wrkt" "$wall") | $(pct_of_cpu "$other" "$wall") |"
     round_rows+=("$row")
-    log "  $s: $(fmt_rps "$rps") req/s, p50 $(fmt_ms "$p50"), p99 $(fmt_ms "$p99"), non-2xx $non, socket errors $sock"
+    log "  $s: $(fmt_rps "$rps") req/s, p50 $(fmt_ms "$p50"), p99 $(fmt_ms "$p99"), non-2xx $non, socket errors $sock;" \
+        "CPU: server $(pct_of_cpu "$srv" "$wall"), wrk $(pct_of_cpu "$wrkt" "$wall"), others $(pct_of_cpu "$other" "$wall")"
   done
 done
 
@@ -493,7 +563,7 @@ REPORT="$WORK/report.md"
   echo "## Sluice vs nginx, keep-alive, same machine ($(date -u +%Y-%m-%dT%H:%M:%SZ))"
   echo
   echo "- machine: $NCPU CPUs ($(nproc --all) online), ${cpu_model:-unknown CPU}, kernel $(uname -r), $(. /etc/os-release 2>/dev/null && echo "${PRETTY_NAME:-}")"
-  echo "- load: $(wrk -v 2>&1 | head -n1 | awk '{ print $1, $2 }'), $WRK_THREADS thread(s), $CONNECTIONS keep-alive connections, $DURATION per run, $ROUNDS round(s) alternating ${servers[*]}, warm-up $WARMUP; POST /v1/inference via bench/wrk_inference.lua"
+  echo "- load: $(wrk -v 2>&1 | head -n1 | awk '{ print $1, $2 }'), $WRK_THREADS thread(s), $CONNECTIONS keep-alive connections, $DURATION per run, $ROUNDS round(s) alternating ${servers[*]}, warm-up $WARMUP; POST /v1/inference via bench/wrk_inference.lua, WRK_COUNT=$WRK_COUNT"
   echo "- pinning: $pin_text"
   (( run_nginx )) && echo "- nginx: $("$NGINX_BIN" -v 2>&1 | sed 's/.*version: //'), worker_processes 1, access_log off, \`return 200\` of a constant $(( ${#NGINX_BODY} ))-byte JSON body"
   (( run_sluice )) && echo "- sluice: \`${SLUICE_BIN#"$REPO_ROOT"/} serve\`, commit $commit, io_threads $SLUICE_IO_THREADS; model sluice-sim-small on 1 sim device with 0 latency, max_batch_size 64, max_batch_delay_us 0, queue_capacity 100000"
@@ -507,19 +577,42 @@ REPORT="$WORK/report.md"
   echo
   echo "p50/p99: median over the rounds of each run's wrk percentile. Per run:"
   echo
-  echo "| round | server | req/s | p50 | p99 | non-2xx | socket errors | CPU $SERVER_CPU busy (server) | CPU $CLIENT_CPU busy (wrk) |"
-  echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
+  echo "| round | server | req/s | p50 | p99 | non-2xx | socket errors | server CPU | wrk CPU | other processes' CPU |"
+  echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
   printf '%s\n' "${round_rows[@]}"
   echo
+  echo "CPU columns: % of one CPU over the run (process user+system time; \"other\" is the rest of the machine's user+system time)."
+  echo
+  if (( max_other >= 10 )); then
+    echo "**NOISY: other processes used up to ${max_other}% of a CPU during a run; the figures are not clean (rerun on a quiet machine, or set IDLE_WAIT).**"
+    echo
+  fi
+  if (( run_nginx && max_wrk_nginx >= 90 )); then
+    echo "Note (client-bound): wrk used up to ${max_wrk_nginx}% of its CPU in an nginx run, so nginx's figure is partly what one wrk core can drive: a lower bound for nginx, and the ratio may flatter Sluice. This is inherent to wrk and the server sharing 2 cores."
+    echo
+  fi
   if (( errors_seen )); then
     echo "**ERRORS: some runs had non-2xx answers or socket errors; their req/s do not count as a result.**"
+    echo
+    for f in "$WORK"/wrk-*.out; do
+      if grep -q '^WRKSTATUS ' "$f"; then
+        t=${f##*/wrk-}
+        echo "- ${t%.out}: $(grep -m1 '^WRKSTATUS ' "$f" | cut -c11- | cut -c1-300)"
+      fi
+    done
     echo
   fi
   if (( run_nginx && run_sluice )); then
     # shellcheck disable=SC2086
     ratio=$(awk -v a="$(median ${RPS[sluice]})" -v b="$(median ${RPS[nginx]})" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
     verdict=$(awk -v r="$ratio" -v t="$TARGET" 'BEGIN { print (r + 0 >= t + 0 ? "meets" : "BELOW") }')
-    echo "verdict: sluice $verdict the target"
+    if (( errors_seen )); then
+      echo "verdict: INVALID (errors above); the ratio of medians says sluice $verdict the target"
+    elif (( max_other >= 10 )); then
+      echo "verdict: INCONCLUSIVE (noisy machine); the ratio of medians says sluice $verdict the target"
+    else
+      echo "verdict: sluice $verdict the target"
+    fi
     echo "ratio sluice/nginx = $ratio (target >= $TARGET)"
   else
     ratio=""
@@ -538,6 +631,10 @@ fi
 if (( errors_seen )); then
   log "non-2xx answers or socket errors were seen: exit 2"
   exit 2
+fi
+if [[ $STRICT == 1 && -n $ratio ]] && (( max_other >= 10 )); then
+  log "noisy machine, result inconclusive: exit 4 (strict)"
+  exit 4
 fi
 if [[ $STRICT == 1 && -n $ratio ]] && awk -v r="$ratio" -v t="$TARGET" 'BEGIN { exit !(r + 0 < t + 0) }'; then
   log "ratio $ratio below target $TARGET: exit 3 (strict)"

@@ -210,6 +210,7 @@ struct LoadClient::State {
 
   void OnTimeout() {
     timed_out = true;
+    deadline.cancel();  // also when called early by the destructor
     // Closing aborts every pending operation; the handlers record the failures.
     for (auto& c : connections) CloseSocket(*c);
   }

@@ -115,11 +115,19 @@ Status SluiceProcess::Start() {
   if (child == 0) {
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (::getppid() != parent) ::_exit(127);
+    // The server must see signals as a shell would start it: nothing blocked,
+    // SIGPIPE at its default, and none of the test's sockets inherited (a
+    // socket kept open in the child would hide the test closing it).
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    ::signal(SIGPIPE, SIG_DFL);
+    struct sigaction default_action = {};
+    default_action.sa_handler = SIG_DFL;
+    ::sigaction(SIGPIPE, &default_action, nullptr);
     if (::dup2(fds[1], STDOUT_FILENO) < 0) ::_exit(127);
+    if (::close_range(3, ~0U, 0) != 0) {
+      for (int fd = 3; fd < 65536; ++fd) ::close(fd);
+    }
     ::execv(argv[0], argv.data());
     [[maybe_unused]] ssize_t ignored = ::write(STDERR_FILENO, kExecFailed, sizeof(kExecFailed) - 1);
     ::_exit(127);

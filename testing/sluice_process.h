@@ -2,8 +2,9 @@
 //
 // Writes the given YAML to a temporary file, fork/execs
 //   <binary_path> serve --config <file> --port 0 <extra_args...>
-// with stdout on a pipe and stderr inherited (the server's logs show up in the
-// test's output), and waits (bounded by ready_timeout) for the line
+// with stdout on a pipe, stderr inherited (the server's logs show up in the
+// test's output), no other descriptor inherited, no signal blocked, and waits (bounded by
+// ready_timeout) for the line
 //   sluice: listening on http://127.0.0.1:PORT
 // Lines printed before it are copied to stderr; after it a background thread
 // keeps copying stdout to stderr so the child can never block on a full pipe.

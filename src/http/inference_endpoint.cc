@@ -35,10 +35,12 @@ double Seconds(SteadyClock::duration d) { return std::chrono::duration<double>(d
 void FrontDoor::HandleInference(HttpRequest&& request, Reply reply) {
   const Clock& clock = options_.service->clock();
   const TimePoint start = clock.Now();
+  // Every inference response, errors included, carries an id for tracing.
+  std::string id = NewRequestId();
   auto fail_early = [&](const Status& s, int model, int tier) {
     options_.metrics->Record(model, tier, HttpStatusFor(s.code()), Seconds(clock.Now() - start), -1,
                              -1);
-    reply(MakeError(request, s));
+    reply(MakeError(request, s, id));
   };
 
   auto auth_it = request.find(bhttp::field::authorization);
@@ -67,7 +69,7 @@ void FrontDoor::HandleInference(HttpRequest&& request, Reply reply) {
   }
 
   auto req = std::make_shared<InferenceRequest>();
-  req->id = NewRequestId();
+  req->id = std::move(id);
   req->principal = *principal;
   req->model_index = static_cast<uint32_t>(model);
   req->model = std::move(decoded.model);

@@ -1,0 +1,76 @@
+#include "limits/rate_limiter.h"
+
+#include <algorithm>
+#include <string>
+
+namespace sluice {
+namespace {
+
+const RateLimitState& StateOf(const RateLimitDecision& d, RateLimitKind kind) {
+  return kind == RateLimitKind::kTokens ? d.tokens : d.requests;
+}
+
+std::string PolicyItem(int64_t limit) {
+  return std::to_string(limit) + ";w=" + std::to_string(kRateLimitWindowSeconds);
+}
+
+}  // namespace
+
+const char* RateLimitKindName(RateLimitKind kind) {
+  switch (kind) {
+    case RateLimitKind::kRequests:
+      return "requests";
+    case RateLimitKind::kTokens:
+      return "tokens";
+    case RateLimitKind::kNone:
+      break;
+  }
+  return "none";
+}
+
+Status RateLimitStatus(const RateLimitDecision& decision) {
+  const RateLimitKind kind =
+      decision.limited_by == RateLimitKind::kNone ? RateLimitKind::kRequests : decision.limited_by;
+  const RateLimitState& state = StateOf(decision, kind);
+  std::string message = std::string(RateLimitKindName(kind)) + " per minute limit (" +
+                        std::to_string(state.limit) + ") ";
+  if (decision.cost_exceeds_limit) {
+    message += "is below this request's cost of " + std::to_string(decision.token_cost) +
+               " tokens (input + max_tokens)";
+  } else {
+    message += "exceeded; retry in " + std::to_string(decision.retry_after_s) + " s";
+  }
+  return Status(ErrorCode::kRateLimited, std::move(message));
+}
+
+RateLimitKind ReportedLimit(const RateLimitDecision& decision) {
+  if (decision.limited_by != RateLimitKind::kNone) return decision.limited_by;
+  const RateLimitState& r = decision.requests;
+  const RateLimitState& t = decision.tokens;
+  if (r.limit == 0) return t.limit == 0 ? RateLimitKind::kNone : RateLimitKind::kTokens;
+  if (t.limit == 0) return RateLimitKind::kRequests;
+  // Smaller remaining fraction: t.remaining / t.limit < r.remaining / r.limit.
+  const __int128 tokens_side = static_cast<__int128>(t.remaining) * r.limit;
+  const __int128 requests_side = static_cast<__int128>(r.remaining) * t.limit;
+  return tokens_side < requests_side ? RateLimitKind::kTokens : RateLimitKind::kRequests;
+}
+
+RateLimitHeaders FormatRateLimitHeaders(const RateLimitDecision& decision) {
+  RateLimitHeaders h;
+  const RateLimitKind kind = ReportedLimit(decision);
+  if (kind == RateLimitKind::kNone) return h;
+  const RateLimitState& s = StateOf(decision, kind);
+  h.limit = std::to_string(s.limit);
+  h.remaining = std::to_string(s.remaining);
+  h.reset = std::to_string(s.reset_s);
+  h.ratelimit = "limit=" + h.limit + ", remaining=" + h.remaining + ", reset=" + h.reset;
+  if (decision.requests.limit > 0) h.ratelimit_policy = PolicyItem(decision.requests.limit);
+  if (decision.tokens.limit > 0) {
+    if (!h.ratelimit_policy.empty()) h.ratelimit_policy += ", ";
+    h.ratelimit_policy += PolicyItem(decision.tokens.limit);
+  }
+  if (!decision.allowed) h.retry_after = std::to_string(std::max<int64_t>(decision.retry_after_s, 1));
+  return h;
+}
+
+}  // namespace sluice

@@ -1,0 +1,246 @@
+#include "tests/integration/sluice_fixture.h"
+
+#include <algorithm>
+#include <sstream>
+#include <thread>
+
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
+
+#include "backends/sim/sim_model.h"
+
+#ifndef SLUICE_BINARY
+#error "SLUICE_BINARY must name the sluice executable"
+#endif
+
+namespace sluice::testing {
+namespace {
+
+namespace json = boost::json;
+
+const json::value* Field(const json::value& v, std::string_view name) {
+  if (!v.is_object()) return nullptr;
+  return v.as_object().if_contains(name);
+}
+
+std::optional<int64_t> AsInt(const json::value* v) {
+  if (v == nullptr || !v->is_number()) return std::nullopt;
+  boost::system::error_code ec;
+  auto n = v->to_number<int64_t>(ec);
+  if (ec) return std::nullopt;
+  return n;
+}
+
+}  // namespace
+
+std::string TestConfig::Yaml() const {
+  std::ostringstream y;
+  y << "server:\n"
+    << "  listen_address: 127.0.0.1\n"
+    << "  port: 8080\n"
+    << "  io_threads: " << io_threads << "\n"
+    << "  max_connections: 10000\n"
+    << "  body_limit_bytes: " << body_limit_bytes << "\n"
+    << "  header_limit_bytes: " << header_limit_bytes << "\n"
+    << "  read_timeout_ms: 10000\n"
+    << "  idle_timeout_ms: 60000\n"
+    << "  drain_timeout_ms: " << drain_timeout_ms << "\n"
+    << "  service_token_sha256: "
+       "8c90d0fec7210415e58a828489f66b8dc71bbb6c25527bcc1288c8370bf00a4e\n"
+    << "  recent_requests: 100000\n"
+    << "queue:\n"
+    << "  ordering: edf\n"
+    << "tiers:\n";
+  const char* names[] = {"enterprise", "paid", "free"};
+  for (int i = 0; i < 3; ++i) {
+    y << "  - name: " << names[i] << "\n"
+      << "    priority: " << 2 - i << "\n"
+      << "    latency_budget_ms: " << latency_budget_ms << "\n"
+      << "    max_queue_age_ms: " << max_queue_age_ms << "\n"
+      << "    total_timeout_ms: " << total_timeout_ms << "\n";
+  }
+  y << "models:\n"
+    << "  - name: " << kModel << "\n"
+    << "    version: " << kModelVersion << "\n"
+    << "    max_batch_size: " << max_batch_size << "\n"
+    << "    max_batch_delay_us: " << max_batch_delay_us << "\n"
+    << "    queue_capacity: " << queue_capacity << "\n"
+    << "    accelerator_timeout_ms: " << accelerator_timeout_ms << "\n"
+    << "    max_tokens_limit: " << max_tokens_limit << "\n"
+    << "    default_max_tokens: " << kDefaultMaxTokens << "\n"
+    << "    backend:\n"
+    << "      kind: sim\n"
+    << "      devices: " << devices << "\n"
+    << "      fixed_latency_us: " << fixed_latency_us << "\n"
+    << "      per_item_latency_us: " << per_item_latency_us << "\n"
+    << "      jitter: 0\n"
+    << "      seed: 1\n"
+    << "keys:\n"
+    << "  - id: demo-free\n"
+    << "    tier: free\n"
+    << "    sha256: ba8510809b719211000410413fad8dfa3470e9b500c4638729b97a635bec3415\n"
+    << "  - id: demo-paid\n"
+    << "    tier: paid\n"
+    << "    sha256: 22342c234196f5922ad04af2c75596f607d349e42d508f91e9ee13580f7ee3f6\n"
+    << "  - id: demo-enterprise\n"
+    << "    tier: enterprise\n"
+    << "    sha256: c0dbf06b5c71d8643fd110603b3948a69c05aeaeeb806bbd86dd5214973081f6\n";
+  return y.str();
+}
+
+std::string InferenceBody(std::string_view model, std::string_view input,
+                          std::optional<int> max_tokens) {
+  json::object body;
+  body["model"] = model;
+  body["input"] = input;
+  if (max_tokens) body["parameters"] = json::object{{"max_tokens", *max_tokens}};
+  return json::serialize(body);
+}
+
+LoadRequest InferenceRequest(std::string_view key, std::string_view input,
+                             std::optional<int> max_tokens, Headers extra_headers) {
+  LoadRequest r;
+  r.body = InferenceBody(kModel, input, max_tokens);
+  r.headers = std::move(extra_headers);
+  r.headers.push_back(Bearer(key));
+  return r;
+}
+
+bool IsRequestId(std::string_view id) {
+  if (id.size() != 20 || !id.starts_with("req_")) return false;
+  for (char c : id.substr(4)) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
+::testing::AssertionResult IsError(int status, std::string_view body, int want_status,
+                                   std::string_view want_code) {
+  auto fail = [&](std::string_view why) {
+    return ::testing::AssertionFailure() << why << " (want " << want_status << " " << want_code
+                                         << "; got " << status << " " << body << ")";
+  };
+  if (status != want_status) return fail("wrong status");
+  json::value v = ParseJsonOrNull(body);
+  const json::value* error = Field(v, "error");
+  if (error == nullptr || !error->is_object()) return fail("body is not {\"error\": {...}}");
+  const json::value* code = Field(*error, "code");
+  if (code == nullptr || !code->is_string() || code->as_string() != want_code) {
+    return fail("wrong error.code");
+  }
+  const json::value* message = Field(*error, "message");
+  if (message == nullptr || !message->is_string() || message->as_string().empty()) {
+    return fail("error.message missing or empty");
+  }
+  // Requests refused before admission (parse, auth, routing) have no id yet
+  // and carry null; admitted ones (503/504 after queueing) carry their id.
+  const json::value* id = Field(*error, "request_id");
+  if (id == nullptr || !(id->is_null() || (id->is_string() && IsRequestId(id->as_string())))) {
+    return fail("error.request_id missing, or neither null nor req_<16 hex>");
+  }
+  return ::testing::AssertionSuccess();
+}
+
+std::optional<std::string> StringField(const json::value& v, std::string_view key) {
+  const json::value* f = Field(v, key);
+  if (f == nullptr || !f->is_string()) return std::nullopt;
+  return std::string(f->as_string());
+}
+
+std::optional<double> NumberField(const json::value& v, std::string_view key) {
+  const json::value* f = Field(v, key);
+  if (f == nullptr || !f->is_number()) return std::nullopt;
+  return f->to_number<double>();
+}
+
+std::string ErrorRequestId(std::string_view body) {
+  json::value v = ParseJsonOrNull(body);
+  const json::value* error = Field(v, "error");
+  return error ? StringField(*error, "request_id").value_or("") : "";
+}
+
+std::string ErrorMessage(std::string_view body) {
+  json::value v = ParseJsonOrNull(body);
+  const json::value* error = Field(v, "error");
+  const json::value* message = error ? Field(*error, "message") : nullptr;
+  if (message == nullptr || !message->is_string()) return "";
+  return std::string(message->as_string());
+}
+
+::testing::AssertionResult IsCompletion(int status, std::string_view body, std::string_view input,
+                                        int max_tokens) {
+  auto fail = [&](std::string_view why) {
+    return ::testing::AssertionFailure() << why << " (input \"" << input << "\", max_tokens "
+                                         << max_tokens << "; got " << status << " " << body << ")";
+  };
+  if (status != 200) return fail("status is not 200");
+  json::value v = ParseJsonOrNull(body);
+  const json::value* id = Field(v, "request_id");
+  if (id == nullptr || !id->is_string() || !IsRequestId(id->as_string())) {
+    return fail("request_id missing or not req_<16 hex>");
+  }
+  sim::SimCompletion want = sim::SimulateCompletion(kModel, input, max_tokens);
+  const json::value* output = Field(v, "output");
+  if (output == nullptr || !output->is_string() || output->as_string() != want.output) {
+    return fail("output is not the simulator's \"" + want.output + "\"");
+  }
+  const json::value* metadata = Field(v, "metadata");
+  if (metadata == nullptr || !metadata->is_object()) return fail("metadata missing");
+  if (AsInt(Field(*metadata, "tokens_used")) != static_cast<int64_t>(want.tokens_used)) {
+    return fail("metadata.tokens_used is not " + std::to_string(want.tokens_used));
+  }
+  std::optional<int64_t> latency = AsInt(Field(*metadata, "latency_ms"));
+  if (!latency || *latency < 0) return fail("metadata.latency_ms missing or negative");
+  const json::value* version = Field(*metadata, "model_version");
+  if (version == nullptr || !version->is_string() || version->as_string() != kModelVersion) {
+    return fail("metadata.model_version is not " + std::string(kModelVersion));
+  }
+  return ::testing::AssertionSuccess();
+}
+
+bool PollUntil(const std::function<bool()>& done, std::chrono::milliseconds timeout,
+               std::chrono::milliseconds interval) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  const int64_t max_calls = timeout / std::max(interval, std::chrono::milliseconds(1)) + 2;
+  for (int64_t i = 0; i < max_calls; ++i) {
+    if (done()) return true;
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(interval);
+  }
+  return false;
+}
+
+void SluiceTest::StartSluiceWithYaml(std::string yaml) {
+  SluiceProcessOptions options;
+  options.binary_path = SLUICE_BINARY;
+  options.config_yaml = std::move(yaml);
+  process_ = std::make_unique<SluiceProcess>(std::move(options));
+  Status started = process_->Start();
+  ASSERT_TRUE(started.ok()) << started.ToString();
+}
+
+int64_t SluiceTest::QueueDepth(HttpClient& client) {
+  Result<Response> r = client.Get("/internal/health", {Bearer(kServiceToken)});
+  if (!r.ok() || r->status != 200) return -1;
+  json::value v = r->Json();
+  return AsInt(Field(v, "queue_depth")).value_or(-1);
+}
+
+json::value SluiceTest::WaitForFinalRecord(HttpClient& client, std::string_view id,
+                                           std::chrono::milliseconds timeout) {
+  json::value last;
+  PollUntil(
+      [&] {
+        Result<Response> r =
+            client.Get("/internal/requests/" + std::string(id), {Bearer(kServiceToken)});
+        if (!r.ok()) return true;  // give up: the caller's checks report it
+        last = r->Json();
+        if (r->status != 200) return true;
+        std::optional<std::string> status = StringField(last, "status");
+        return status == "completed" || status == "failed";
+      },
+      timeout);
+  return last;
+}
+
+}  // namespace sluice::testing

@@ -1,0 +1,127 @@
+// Shared pieces of the integration tests: a config builder, the demo
+// credentials, request builders, and a fixture that starts the real `sluice`
+// binary (SLUICE_BINARY) for each test.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <gtest/gtest.h>
+#include <boost/json/value.hpp>
+
+#include "testing/http_client.h"
+#include "testing/load_client.h"
+#include "testing/sluice_process.h"
+
+namespace sluice::testing {
+
+// The bundled config's model and demo credentials (config/sluice.yaml).
+inline constexpr std::string_view kModel = "sluice-sim-small";
+inline constexpr std::string_view kModelVersion = "sluice-sim-small-2026-11";
+inline constexpr std::string_view kFreeKey = "sk-free-demo-0001";
+inline constexpr std::string_view kPaidKey = "sk-paid-demo-0001";
+inline constexpr std::string_view kEnterpriseKey = "sk-enterprise-demo-0001";
+inline constexpr std::string_view kServiceToken = "svc-demo-token";
+inline constexpr int kDefaultMaxTokens = 16;
+
+// The knobs the tests turn; Yaml() renders a full config in the bundled
+// file's format with the demo keys and service token. Every tier gets the
+// same time limits, so only the scenario decides which requests time out.
+struct TestConfig {
+  // server
+  uint64_t body_limit_bytes = 1 << 20;
+  uint32_t header_limit_bytes = 16 << 10;
+  int64_t drain_timeout_ms = 10'000;
+  int io_threads = 2;
+  // tiers
+  int64_t latency_budget_ms = 8'000;
+  int64_t max_queue_age_ms = 9'000;
+  int64_t total_timeout_ms = 10'000;
+  // the one model, kModel
+  int max_batch_size = 32;
+  int64_t max_batch_delay_us = 20'000;
+  int queue_capacity = 10'000;
+  int64_t accelerator_timeout_ms = 3'000;
+  int max_tokens_limit = 4096;
+  // its simulated accelerator
+  int devices = 4;
+  int64_t fixed_latency_us = 34'000;
+  int64_t per_item_latency_us = 500;
+
+  std::string Yaml() const;
+};
+
+// {"model": model, "input": input[, "parameters": {"max_tokens": N}]}
+std::string InferenceBody(std::string_view model, std::string_view input,
+                          std::optional<int> max_tokens = std::nullopt);
+
+// A POST /v1/inference for the load client.
+LoadRequest InferenceRequest(std::string_view key, std::string_view input,
+                             std::optional<int> max_tokens = std::nullopt,
+                             Headers extra_headers = {});
+
+// v[key] when `v` is an object holding a string (number) there; else nullopt.
+std::optional<std::string> StringField(const boost::json::value& v, std::string_view key);
+std::optional<double> NumberField(const boost::json::value& v, std::string_view key);
+// error.request_id of an error body, or "".
+std::string ErrorRequestId(std::string_view body);
+
+// True when `id` looks like "req_" + 16 lowercase hex digits.
+bool IsRequestId(std::string_view id);
+
+// Checks the error contract: `status`, a JSON body
+// {"error": {"code": code, "message": <non-empty>, "request_id": <id or null>}}.
+::testing::AssertionResult IsError(int status, std::string_view body, int want_status,
+                                   std::string_view want_code);
+inline ::testing::AssertionResult IsError(const Response& r, int want_status,
+                                          std::string_view want_code) {
+  return IsError(r.status, r.body, want_status, want_code);
+}
+
+// The error message of an error body, or "" when there is none.
+std::string ErrorMessage(std::string_view body);
+
+// Checks a 200 inference body against the simulator's deterministic answer.
+::testing::AssertionResult IsCompletion(int status, std::string_view body, std::string_view input,
+                                        int max_tokens);
+
+// Calls `done` every `interval` until it returns true or `timeout` passes;
+// returns whether it did. Bounded in time and in number of calls.
+bool PollUntil(const std::function<bool()>& done, std::chrono::milliseconds timeout,
+               std::chrono::milliseconds interval = std::chrono::milliseconds(5));
+
+// Base fixture: one sluice process per test.
+class SluiceTest : public ::testing::Test {
+ protected:
+  // Starts sluice with `config`; a fatal failure when it does not become
+  // ready. Use as ASSERT_NO_FATAL_FAILURE(StartSluice(config)).
+  void StartSluice(const TestConfig& config) { StartSluiceWithYaml(config.Yaml()); }
+  void StartSluiceWithYaml(std::string yaml);
+
+  uint16_t port() const { return process_->port(); }
+  SluiceProcess& process() { return *process_; }
+  // A fresh synchronous client to the server.
+  std::unique_ptr<HttpClient> NewClient(
+      std::chrono::milliseconds timeout = std::chrono::milliseconds(10'000)) const {
+    return std::make_unique<HttpClient>(port(), timeout);
+  }
+
+  // GET /internal/health with the service token; its queue_depth, or -1.
+  int64_t QueueDepth(HttpClient& client);
+
+  // Polls GET /internal/requests/{id} (bounded by `timeout`) until the record
+  // says "completed" or "failed"; returns the last body seen (parsed), or a
+  // null value when none came back.
+  boost::json::value WaitForFinalRecord(
+      HttpClient& client, std::string_view id,
+      std::chrono::milliseconds timeout = std::chrono::milliseconds(2'000));
+
+  std::unique_ptr<SluiceProcess> process_;
+};
+
+}  // namespace sluice::testing
