@@ -26,6 +26,18 @@ TEST(IdsTest, RequestIdsHaveTheDocumentedShapeAndDiffer) {
   EXPECT_EQ(a.size(), 20u);
   EXPECT_EQ(a.rfind("req_", 0), 0u);
   EXPECT_NE(a, b);
+  EXPECT_EQ(a.substr(0, 12), b.substr(0, 12));  // same process prefix
+  ASSERT_TRUE(LocalIdSequence(a).has_value());
+  EXPECT_EQ(*LocalIdSequence(b), *LocalIdSequence(a) + 1);
+}
+
+TEST(IdsTest, ForeignOrMalformedIdsHaveNoLocalSequence) {
+  std::string a = NewRequestId();
+  std::string foreign = a;
+  foreign[4] = foreign[4] == '0' ? '1' : '0';
+  EXPECT_FALSE(LocalIdSequence(foreign).has_value());
+  EXPECT_FALSE(LocalIdSequence("req_zz").has_value());
+  EXPECT_FALSE(LocalIdSequence(a.substr(0, 19) + "g").has_value());
 }
 
 }  // namespace

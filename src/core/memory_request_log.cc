@@ -2,6 +2,8 @@
 
 #include <functional>
 
+#include "common/ids.h"
+
 namespace sluice {
 
 const char* RequestStageName(RequestStage stage) {
@@ -19,58 +21,64 @@ const char* RequestStageName(RequestStage stage) {
 }
 
 Result<std::unique_ptr<MemoryRequestLog>> MemoryRequestLog::Create(const Options& options) {
-  if (options.capacity < kShards) {
-    return InvalidArgument("recent request capacity must be >= " + std::to_string(kShards));
-  }
+  if (options.capacity < 16) return InvalidArgument("recent request capacity must be >= 16");
   return std::unique_ptr<MemoryRequestLog>(new MemoryRequestLog(options));
 }
 
-MemoryRequestLog::Shard& MemoryRequestLog::ShardFor(const std::string& id) const {
-  return shards_[std::hash<std::string>{}(id) % kShards];
+size_t MemoryRequestLog::SlotFor(const std::string& id) const {
+  std::optional<uint32_t> seq = LocalIdSequence(id);
+  size_t key = seq ? *seq : std::hash<std::string>{}(id);
+  return key % slots_.size();
 }
 
 void MemoryRequestLog::OnAdmitted(const RequestPtr& req) {
-  Entry e;
-  e.record.id = req->id;
-  e.record.key_id = req->principal.key_id;
-  e.record.tier = req->principal.tier_name;
-  e.record.model = req->model;
-  e.live = req;
-  Shard& s = ShardFor(req->id);
-  std::lock_guard lock(s.mu);
-  if (s.entries.size() >= per_shard_ && !s.order.empty()) {
-    s.entries.erase(s.order.front());
-    s.order.pop_front();
-  }
-  if (s.entries.emplace(req->id, std::move(e)).second) s.order.push_back(req->id);
+  size_t i = SlotFor(req->id);
+  std::lock_guard lock(stripes_[i % kStripes]);
+  Slot& s = slots_[i];
+  // assign() reuses the strings' capacity: no allocation once warmed up.
+  s.record.id.assign(req->id);
+  s.record.key_id.assign(req->principal.key_id);
+  s.record.tier.assign(req->principal.tier_name);
+  s.record.model.assign(req->model);
+  s.record.stage = RequestStage::kQueued;
+  s.record.latency_ms = 0;
+  s.record.http_status = 0;
+  s.record.error.clear();
+  s.record.batch_id = 0;
+  s.record.tokens_used = 0;
+  s.live = req;
 }
 
 void MemoryRequestLog::OnFinished(const InferenceRequest& req, const InferenceOutcome& outcome,
                                   double latency_ms) {
-  Shard& s = ShardFor(req.id);
-  std::lock_guard lock(s.mu);
-  auto it = s.entries.find(req.id);
-  if (it == s.entries.end()) return;  // rejected before admission, or evicted
-  RequestRecord& r = it->second.record;
+  size_t i = SlotFor(req.id);
+  std::lock_guard lock(stripes_[i % kStripes]);
+  Slot& s = slots_[i];
+  if (s.record.id != req.id) return;  // rejected before admission, or overwritten
+  RequestRecord& r = s.record;
   r.stage = outcome.status.ok() ? RequestStage::kCompleted : RequestStage::kFailed;
   r.latency_ms = latency_ms;
   r.http_status = HttpStatusFor(outcome.status.code());
-  r.error = outcome.status.ok() ? "" : outcome.status.message();
+  if (outcome.status.ok()) {
+    r.error.clear();
+  } else {
+    r.error.assign(outcome.status.message());
+  }
   r.batch_id = outcome.batch_id;
   r.tokens_used = outcome.tokens_used;
-  it->second.live.reset();
+  s.live.reset();
 }
 
 std::optional<RequestRecord> MemoryRequestLog::Lookup(const std::string& id) const {
-  Shard& s = ShardFor(id);
+  size_t i = SlotFor(id);
   RequestPtr live;
   RequestRecord record;
   {
-    std::lock_guard lock(s.mu);
-    auto it = s.entries.find(id);
-    if (it == s.entries.end()) return std::nullopt;
-    record = it->second.record;
-    live = it->second.live.lock();
+    std::lock_guard lock(stripes_[i % kStripes]);
+    const Slot& s = slots_[i];
+    if (s.record.id.empty() || s.record.id != id) return std::nullopt;
+    record = s.record;
+    live = s.live.lock();
   }
   if (live && record.stage == RequestStage::kQueued && live->dispatched()) {
     record.stage = RequestStage::kProcessing;

@@ -1,16 +1,18 @@
 // MemoryRequestLog: the last `capacity` requests, in memory.
 //
-// Sharded by id (16 shards, one mutex each) so that the front door's I/O
-// threads rarely contend. Each shard evicts its oldest entry once full, so
-// memory stays bounded at about `capacity` records. While a request is in
-// flight its stage is read from the live request (queued / processing).
+// A fixed ring of records allocated once. Ids made by NewRequestId() in this
+// process land in slot (sequence % capacity), so admission needs no hash
+// map and no allocation once the ring's strings have grown; other ids are
+// placed by hash. A newer request overwrites the slot's older one, so memory
+// stays bounded at `capacity` records. Slots are guarded by 64 striped
+// mutexes, so I/O threads rarely contend. While a request is in flight its
+// stage is read from the live request (queued / processing).
 #pragma once
 
 #include <array>
-#include <deque>
 #include <memory>
 #include <mutex>
-#include <unordered_map>
+#include <vector>
 
 #include "common/status.h"
 #include "core/request_log.h"
@@ -30,21 +32,16 @@ class MemoryRequestLog final : public RequestLog {
   std::optional<RequestRecord> Lookup(const std::string& id) const override;
 
  private:
-  static constexpr size_t kShards = 16;
-  struct Entry {
-    RequestRecord record;
+  static constexpr size_t kStripes = 64;
+  struct Slot {
+    RequestRecord record;                  // record.id empty = unused
     std::weak_ptr<InferenceRequest> live;  // expires once finished
   };
-  struct Shard {
-    mutable std::mutex mu;
-    std::unordered_map<std::string, Entry> entries;  // GUARDED_BY(mu)
-    std::deque<std::string> order;                   // GUARDED_BY(mu), oldest first
-  };
-  explicit MemoryRequestLog(const Options& options) : per_shard_(options.capacity / kShards) {}
-  Shard& ShardFor(const std::string& id) const;
+  explicit MemoryRequestLog(const Options& options) : slots_(options.capacity) {}
+  size_t SlotFor(const std::string& id) const;
 
-  const size_t per_shard_;
-  mutable std::array<Shard, kShards> shards_;
+  std::vector<Slot> slots_;                        // GUARDED_BY(stripes_[i % kStripes])
+  mutable std::array<std::mutex, kStripes> stripes_;
 };
 
 }  // namespace sluice

@@ -42,26 +42,24 @@ namespace {
 // The accept loop holds only the shared state, so it may outlive the server.
 void AcceptLoop(std::shared_ptr<HttpServer::State> state) {
   // Each connection gets its own strand.
-  auto& acceptor = state->acceptor;
-  acceptor.async_accept(asio::make_strand(state->ioc),
-                        [state](boost::system::error_code ec, tcp::socket s) {
-                          if (ec == asio::error::operation_aborted || !state->acceptor.is_open())
-                            return;
-                          if (!ec) {
-                            s.set_option(tcp::no_delay(true), ec);
-                            bool over = state->open_connections.load(std::memory_order_relaxed) >=
-                                        static_cast<size_t>(state->options.max_connections);
-                            auto session = std::make_shared<Session>(std::move(s), state);
-                            if (over) {
-                              session->RunReject();
-                            } else {
-                              session->Run();
-                            }
-                          } else {
-                            spdlog::warn("accept failed: {}", ec.message());
-                          }
-                          AcceptLoop(state);
-                        });
+  auto socket = std::make_shared<StrandSocket>(asio::make_strand(state->ioc));
+  state->acceptor.async_accept(*socket, [state, socket](boost::system::error_code ec) {
+    if (ec == asio::error::operation_aborted || !state->acceptor.is_open()) return;
+    if (!ec) {
+      socket->set_option(tcp::no_delay(true), ec);
+      bool over = state->open_connections.load(std::memory_order_relaxed) >=
+                  static_cast<size_t>(state->options.max_connections);
+      auto session = std::make_shared<Session>(std::move(*socket), state);
+      if (over) {
+        session->RunReject();
+      } else {
+        session->Run();
+      }
+    } else {
+      spdlog::warn("accept failed: {}", ec.message());
+    }
+    AcceptLoop(state);
+  });
 }
 }  // namespace
 

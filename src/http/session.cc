@@ -11,7 +11,7 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 using std::chrono::milliseconds;
 
-Session::Session(asio::ip::tcp::socket&& socket, std::shared_ptr<HttpServer::State> state)
+Session::Session(StrandSocket&& socket, std::shared_ptr<HttpServer::State> state)
     : stream_(std::move(socket)), state_(std::move(state)) {
   state_->open_connections.fetch_add(1, std::memory_order_relaxed);
 }

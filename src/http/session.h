@@ -7,6 +7,7 @@
 #include <optional>
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 
 #include "http/http_server.h"
@@ -22,9 +23,14 @@ struct HttpServer::State {
   explicit State(boost::asio::io_context& io) : ioc(io), acceptor(io) {}
 };
 
+// Concrete executor types (no any_io_executor type erasure on the hot path).
+using Strand = boost::asio::strand<boost::asio::io_context::executor_type>;
+using StrandSocket = boost::asio::basic_stream_socket<boost::asio::ip::tcp, Strand>;
+using StrandStream = boost::beast::basic_stream<boost::asio::ip::tcp, Strand>;
+
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(boost::asio::ip::tcp::socket&& socket, std::shared_ptr<HttpServer::State> state);
+  Session(StrandSocket&& socket, std::shared_ptr<HttpServer::State> state);
   ~Session();
 
   void Run();        // serve requests until the peer or a limit closes
@@ -41,7 +47,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void OnWrite(bool keep_alive, boost::beast::error_code ec);
   void Close();
 
-  boost::beast::tcp_stream stream_;
+  StrandStream stream_;
   boost::beast::flat_buffer buffer_;
   std::shared_ptr<HttpServer::State> state_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
