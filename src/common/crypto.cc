@@ -1,13 +1,36 @@
 #include "common/crypto.h"
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <openssl/sha.h>
+
+#include <memory>
 
 namespace sluice {
 
+namespace {
+// OpenSSL 3's one-shot SHA256() looks the algorithm up on every call, which
+// costs more than hashing a short key: fetch it once, reuse a context per
+// thread.
+const EVP_MD* Sha256Md() {
+  static const EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  return md;
+}
+
+struct CtxDeleter {
+  void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
+};
+}  // namespace
+
 Sha256Digest Sha256(std::string_view data) {
+  thread_local std::unique_ptr<EVP_MD_CTX, CtxDeleter> ctx(EVP_MD_CTX_new());
   Sha256Digest d;
-  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), d.data());
+  unsigned int len = 0;
+  if (!ctx || EVP_DigestInit_ex2(ctx.get(), Sha256Md(), nullptr) != 1 ||
+      EVP_DigestUpdate(ctx.get(), data.data(), data.size()) != 1 ||
+      EVP_DigestFinal_ex(ctx.get(), d.data(), &len) != 1) {
+    SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), d.data());
+  }
   return d;
 }
 

@@ -40,7 +40,7 @@ class MemoryRequestLog final : public RequestLog {
   explicit MemoryRequestLog(const Options& options) : slots_(options.capacity) {}
   size_t SlotFor(const std::string& id) const;
 
-  std::vector<Slot> slots_;                        // GUARDED_BY(stripes_[i % kStripes])
+  std::vector<Slot> slots_;  // GUARDED_BY(stripes_[i % kStripes])
   mutable std::array<std::mutex, kStripes> stripes_;
 };
 

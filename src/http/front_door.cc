@@ -11,24 +11,23 @@ namespace sluice::http {
 
 namespace json = boost::json;
 
-HttpResponse MakeResponse(const HttpRequest& request, int status, std::string body,
-                          const char* content_type, bool close) {
-  HttpResponse res{static_cast<bhttp::status>(status), request.version()};
+HttpResponse MakeResponse(ReplyShape shape, int status, std::string body, const char* content_type,
+                          bool close) {
+  HttpResponse res{static_cast<bhttp::status>(status), shape.version};
   res.set(bhttp::field::server, "sluice");
   res.set(bhttp::field::content_type, content_type);
-  res.keep_alive(request.keep_alive() && !close);
+  res.keep_alive(shape.keep_alive && !close);
   res.body() = std::move(body);
   res.prepare_payload();
   return res;
 }
 
-HttpResponse MakeError(const HttpRequest& request, const Status& status,
-                       const std::string& request_id) {
+HttpResponse MakeError(ReplyShape shape, const Status& status, const std::string& request_id) {
   int code = HttpStatusFor(status.code());
   // Errors that leave unread bytes or a confused stream end the connection.
   bool close = code == 413 || code == 431;
   HttpResponse res =
-      MakeResponse(request, code, EncodeError(status, request_id), "application/json", close);
+      MakeResponse(shape, code, EncodeError(status, request_id), "application/json", close);
   if (code == 503) res.set(bhttp::field::retry_after, "1");
   if (code == 401) res.set(bhttp::field::www_authenticate, "Bearer");
   if (!request_id.empty()) res.set("X-Request-Id", request_id);
@@ -58,9 +57,7 @@ void FrontDoor::Handle(HttpRequest&& request, Reply reply) {
     return HandleInference(std::move(request), std::move(reply));
   }
   if (path == "/internal/health" || path == "/metrics") {
-    if (method != bhttp::verb::get && method != bhttp::verb::head) {
-      return MethodNotAllowed(request, "GET, HEAD", reply);
-    }
+    if (method != bhttp::verb::get) return MethodNotAllowed(request, "GET", reply);
     if (!CheckServiceToken(request, reply)) return;
     return path == "/metrics" ? HandleMetrics(request, reply) : HandleHealth(request, reply);
   }

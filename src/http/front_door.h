@@ -58,12 +58,21 @@ class FrontDoor final : public RequestHandler {
   Options options_;
 };
 
+// What a response needs from its request: HTTP version and keep-alive.
+struct ReplyShape {
+  unsigned version = 11;
+  bool keep_alive = true;
+  ReplyShape() = default;
+  ReplyShape(unsigned v, bool k) : version(v), keep_alive(k) {}
+  ReplyShape(const HttpRequest& r)  // NOLINT(google-explicit-constructor): a request is a shape
+      : version(r.version()), keep_alive(r.keep_alive()) {}
+};
+
 // Builds a response with the common headers (Server, Content-Type,
 // keep-alive as the request asked unless `close`).
-HttpResponse MakeResponse(const HttpRequest& request, int status, std::string body,
+HttpResponse MakeResponse(ReplyShape shape, int status, std::string body,
                           const char* content_type = "application/json", bool close = false);
 // A JSON error response for `status` (503 adds Retry-After).
-HttpResponse MakeError(const HttpRequest& request, const Status& status,
-                       const std::string& request_id = "");
+HttpResponse MakeError(ReplyShape shape, const Status& status, const std::string& request_id = "");
 
 }  // namespace sluice::http

@@ -99,15 +99,18 @@ Status DecodeInferenceRequest(std::string_view body, DecodedInference* out) {
 
 std::string EncodeInferenceResponse(const std::string& request_id, const InferenceOutcome& outcome,
                                     int64_t latency_ms) {
-  json::object metadata;
-  metadata["tokens_used"] = outcome.tokens_used;
-  metadata["latency_ms"] = latency_ms;
-  metadata["model_version"] = outcome.model_version;
-  json::object o;
-  o["request_id"] = request_id;
-  o["output"] = outcome.output;
-  o["metadata"] = std::move(metadata);
-  return json::serialize(o);
+  // Built by hand around Boost.JSON's string escaping: this runs for every
+  // response, and a json::object would allocate per member.
+  std::string out;
+  out.reserve(96 + request_id.size() + outcome.output.size() + outcome.model_version.size());
+  out.append(R"({"request_id":)").append(json::serialize(json::string_view(request_id)));
+  out.append(R"(,"output":)").append(json::serialize(json::string_view(outcome.output)));
+  out.append(R"(,"metadata":{"tokens_used":)").append(std::to_string(outcome.tokens_used));
+  out.append(R"(,"latency_ms":)").append(std::to_string(latency_ms));
+  out.append(R"(,"model_version":)")
+      .append(json::serialize(json::string_view(outcome.model_version)))
+      .append("}}");
+  return out;
 }
 
 std::string EncodeError(const Status& status, const std::string& request_id, const char* code) {

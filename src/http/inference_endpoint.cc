@@ -2,7 +2,7 @@
 // batch result (or an error) comes back.
 #include <charconv>
 
-#include <fmt/format.h>
+#include <algorithm>
 
 #include "common/ids.h"
 #include "http/front_door.h"
@@ -30,6 +30,34 @@ Status ClientTimeoutUs(const HttpRequest& request, int64_t* timeout_us) {
 }
 
 double Seconds(SteadyClock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+// Appends a duration as milliseconds with 3 decimals ("12.345"), without
+// going through floating-point formatting (this runs per response).
+void AppendMillis(std::string& out, SteadyClock::duration d) {
+  int64_t us = std::max<int64_t>(0, ToMicros(d));
+  char buf[24];
+  char* end = std::to_chars(buf, buf + sizeof(buf), us / 1000).ptr;
+  int64_t frac = us % 1000;
+  *end++ = '.';
+  *end++ = static_cast<char>('0' + frac / 100);
+  *end++ = static_cast<char>('0' + frac / 10 % 10);
+  *end++ = static_cast<char>('0' + frac % 10);
+  out.append(buf, end);
+}
+
+// Server-Timing: where the request's time went, in milliseconds.
+std::string ServerTiming(SteadyClock::duration queue, SteadyClock::duration accelerator,
+                         SteadyClock::duration gateway) {
+  std::string v;
+  v.reserve(80);
+  v.append("queue;dur=");
+  AppendMillis(v, queue);
+  v.append(", accelerator;dur=");
+  AppendMillis(v, accelerator);
+  v.append(", gateway;dur=");
+  AppendMillis(v, gateway);
+  return v;
+}
 }  // namespace
 
 void FrontDoor::HandleInference(HttpRequest&& request, Reply reply) {
@@ -85,8 +113,7 @@ void FrontDoor::HandleInference(HttpRequest&& request, Reply reply) {
                         reply = std::move(reply)](InferenceOutcome&& outcome) {
     const Clock& clock = options_.service->clock();
     SteadyClock::duration total = clock.Now() - start;
-    HttpRequest shape{bhttp::verb::post, "/v1/inference", version};
-    shape.keep_alive(keep_alive && !options_.service->shutting_down());
+    ReplyShape shape(version, keep_alive && !options_.service->shutting_down());
     HttpResponse res;
     double queue_s = -1, overhead_s = -1;
     if (outcome.status.ok()) {
@@ -96,10 +123,8 @@ void FrontDoor::HandleInference(HttpRequest&& request, Reply reply) {
       SteadyClock::duration overhead = total - outcome.queue_wait - outcome.accelerator_time;
       queue_s = Seconds(outcome.queue_wait);
       overhead_s = Seconds(overhead);
-      res.set("Server-Timing", fmt::format("queue;dur={:.3f}, accelerator;dur={:.3f}, "
-                                           "gateway;dur={:.3f}",
-                                           ToMillis(outcome.queue_wait),
-                                           ToMillis(outcome.accelerator_time), ToMillis(overhead)));
+      res.set("Server-Timing",
+              ServerTiming(outcome.queue_wait, outcome.accelerator_time, overhead));
     } else {
       res = MakeError(shape, outcome.status, raw->id);
     }

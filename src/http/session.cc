@@ -1,9 +1,11 @@
 #include "http/session.h"
 
 #include <boost/asio/dispatch.hpp>
+#include <boost/asio/write.hpp>
 
 #include "http/front_door.h"
 #include "http/inference_codec.h"
+#include "http/response_writer.h"
 
 namespace sluice::http {
 
@@ -27,8 +29,8 @@ void Session::Run() {
 
 void Session::RunReject() {
   asio::dispatch(stream_.get_executor(), [self = shared_from_this()] {
-    HttpRequest shape{bhttp::verb::get, "/", 11};
-    self->Write(MakeError(shape, Unavailable("too many open connections; retry shortly")));
+    self->Write(
+        MakeError(ReplyShape(11, false), Unavailable("too many open connections; retry shortly")));
   });
 }
 
@@ -80,8 +82,7 @@ void Session::FailRead(beast::error_code ec) {
     return Close();
   }
   // A protocol error: answer it, then close (the stream position is lost).
-  HttpRequest shape{bhttp::verb::get, "/", 11};
-  shape.keep_alive(false);
+  ReplyShape shape(11, false);
   if (ec == bhttp::error::body_limit) {
     return Write(
         MakeError(shape, Status(ErrorCode::kPayloadTooLarge,
@@ -113,13 +114,13 @@ void Session::OnRequest() {
 }
 
 void Session::Write(HttpResponse&& response) {
-  response_ = std::move(response);
-  bool keep_alive = response_.keep_alive();
+  bool keep_alive = response.keep_alive();
+  SerializeResponse(response, &write_buffer_);
   stream_.expires_after(milliseconds(state_->options.read_timeout_ms));
-  bhttp::async_write(stream_, response_,
-                     [self = shared_from_this(), keep_alive](beast::error_code ec, size_t) {
-                       self->OnWrite(keep_alive, ec);
-                     });
+  asio::async_write(stream_, asio::buffer(write_buffer_),
+                    [self = shared_from_this(), keep_alive](beast::error_code ec, size_t) {
+                      self->OnWrite(keep_alive, ec);
+                    });
 }
 
 void Session::OnWrite(bool keep_alive, beast::error_code ec) {
@@ -127,7 +128,6 @@ void Session::OnWrite(bool keep_alive, beast::error_code ec) {
     counted_request_ = false;
     state_->in_progress.fetch_sub(1, std::memory_order_relaxed);
   }
-  response_ = {};
   if (ec || !keep_alive) return Close();
   DoRead();
 }

@@ -51,7 +51,7 @@ class Session : public std::enable_shared_from_this<Session> {
   boost::beast::flat_buffer buffer_;
   std::shared_ptr<HttpServer::State> state_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
-  HttpResponse response_;
+  std::string write_buffer_;      // the response being written, serialized
   bool counted_request_ = false;  // in_progress holds this session's request
 };
 
