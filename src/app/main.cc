@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
+#include "app/bench_command.h"
 #include "app/serve.h"
 #include "common/crypto.h"
 #include "config/config.h"
@@ -38,7 +39,10 @@ int main(int argc, char** argv) {
       "hash-key", "Print the SHA-256 of an API key or service token, for the config file.");
   hash->add_option("secret", secret, "The secret to hash")->required();
 
+  auto bench = sluice::BenchCommand::Register(app);
+
   CLI11_PARSE(app, argc, argv);
+  if (bench->selected()) return bench->Run();
 
   if (*hash) {
     std::printf("%s\n", sluice::ToHex(sluice::Sha256(secret)).c_str());

@@ -1,5 +1,7 @@
 #include "app/model_runtime.h"
 
+#include <algorithm>
+
 #include "backends/sim/sim_backend.h"
 
 namespace sluice {
@@ -51,6 +53,27 @@ Result<std::unique_ptr<ModelRuntime>> ModelRuntime::Create(boost::asio::io_conte
   if (!group.ok()) return group.status();
   rt->group_ = std::move(group).value();
 
+  rt->device_enabled_.assign(static_cast<size_t>(sim.devices), true);
+  if (app.admission.enabled) {
+    AdmissionController::Options a;
+    a.model = model.name;
+    for (const TierPolicy& t : app.tiers) {
+      size_t depth = t.max_queue_depth < 0    ? SeedMaxQueueDepth(t.name)
+                     : t.max_queue_depth == 0 ? kNoQueueDepthLimit
+                                              : static_cast<size_t>(t.max_queue_depth);
+      a.tiers.push_back({t.name, t.priority, depth});
+    }
+    a.total_slots = static_cast<size_t>(sim.devices);
+    a.max_batch_size = model.max_batch_size;
+    // A zero-cost simulated device still takes some time per batch.
+    a.prior_batch_fixed_us = std::max<int64_t>(1, sim.fixed_latency_us);
+    a.prior_batch_per_item_us = sim.per_item_latency_us;
+    a.target_utilization = app.admission.target_utilization;
+    auto admission = AdmissionController::Create(a);
+    if (!admission.ok()) return admission.status();
+    rt->admission_ = std::move(admission).value();
+  }
+
   metrics::Labels labels{{"model", model.name}};
   std::vector<double> sizes;
   for (size_t b = 1; b < model.max_batch_size; b *= 2) sizes.push_back(static_cast<double>(b));
@@ -75,15 +98,58 @@ Result<std::unique_ptr<ModelRuntime>> ModelRuntime::Create(boost::asio::io_conte
                              [raw] { return static_cast<double>(raw->group_->busy_slots()); });
   registry->AddCallbackGauge("sluice_accelerator_slots", "Accelerator slots configured.", labels,
                              [raw] { return static_cast<double>(raw->group_->slot_count()); });
+  registry->AddCallbackGauge("sluice_accelerator_healthy_slots", "Accelerator slots in service.",
+                             labels, [raw] { return static_cast<double>(raw->enabled_devices()); });
+  if (rt->admission_) {
+    registry->AddCallbackGauge(
+        "sluice_capacity_rps",
+        "Admission capacity: healthy slots x measured throughput x target utilisation.", labels,
+        [raw] { return raw->admission_->Snapshot().capacity_rps; });
+    registry->AddCallbackGauge(
+        "sluice_throughput_per_device_rps", "Measured throughput of one accelerator slot (EWMA).",
+        labels, [raw] { return raw->admission_->Snapshot().throughput_per_slot_rps; });
+    registry->AddCallbackGauge(
+        "sluice_shedding_level",
+        "Tiers shed by admission: 0 none, 1 the lowest tier, 2 the two lowest, ...", labels,
+        [raw] { return static_cast<double>(raw->admission_->Snapshot().shedding_level); });
+  }
   return rt;
 }
 
 void ModelRuntime::OnBatchDone(size_t slot, size_t batch_size,
                                SteadyClock::duration accelerator_time, bool ok) {
   busy_.AddBusy(accelerator_time);
+  if (ok && admission_) admission_->OnBatch(batch_size, accelerator_time);
   batch_size_->Observe(static_cast<double>(batch_size));
   batch_seconds_->Observe(std::chrono::duration<double>(accelerator_time).count());
   (ok ? batches_ok_ : batches_failed_)->Inc();
+}
+
+}  // namespace sluice
+
+namespace sluice {
+
+Status ModelRuntime::SetDeviceEnabled(size_t index, bool enabled) {
+  std::lock_guard lock(devices_mu_);
+  if (index >= device_enabled_.size()) {
+    return NotFound("model '" + config_.name + "' has no device " + std::to_string(index) +
+                    " (devices: " + std::to_string(device_enabled_.size()) + ")");
+  }
+  device_enabled_[index] = enabled;
+  group_->SetSlotEnabled(index, enabled);
+  if (admission_) {
+    size_t healthy = 0;
+    for (bool e : device_enabled_) healthy += e;
+    admission_->SetHealthySlots(healthy);
+  }
+  return Status::Ok();
+}
+
+size_t ModelRuntime::enabled_devices() const {
+  std::lock_guard lock(devices_mu_);
+  size_t n = 0;
+  for (bool e : device_enabled_) n += e;
+  return n;
 }
 
 }  // namespace sluice

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
@@ -13,6 +14,7 @@
 #include "config/config.h"
 #include "core/dispatch_group.h"
 #include "core/memory_queue.h"
+#include "limits/admission_controller.h"
 #include "metrics/rate_meter.h"
 #include "metrics/registry.h"
 
@@ -31,6 +33,12 @@ class ModelRuntime final : public DispatchObserver {
   const ModelConfig& config() const { return config_; }
   // Busy fraction of this model's slots over the last 10 s.
   double Utilization() const { return busy_.BusyFraction(group_->slot_count()); }
+  // Null when admission is disabled in the config.
+  AdmissionController* admission() { return admission_.get(); }
+  // Takes device `index` out of service or back; admission's capacity
+  // follows at once. Thread-safe. kNotFound for an unknown index.
+  Status SetDeviceEnabled(size_t index, bool enabled);
+  size_t enabled_devices() const;
 
   void OnBatchDone(size_t slot, size_t batch_size, SteadyClock::duration accelerator_time,
                    bool ok) override;
@@ -42,6 +50,9 @@ class ModelRuntime final : public DispatchObserver {
   AsioExecutor executor_;
   std::unique_ptr<MemoryQueue> queue_;
   std::unique_ptr<DispatchGroup> group_;
+  std::unique_ptr<AdmissionController> admission_;
+  mutable std::mutex devices_mu_;
+  std::vector<bool> device_enabled_;  // GUARDED_BY(devices_mu_)
   metrics::BusyMeter busy_;
   metrics::Histogram* batch_size_ = nullptr;
   metrics::Histogram* batch_seconds_ = nullptr;

@@ -14,6 +14,7 @@
 #include "core/memory_request_log.h"
 #include "http/front_door.h"
 #include "http/http_server.h"
+#include "limits/memory_rate_limiter.h"
 
 namespace sluice {
 
@@ -124,8 +125,9 @@ int RunServe(const AppConfig& config) {
       return 2;
     }
     models.push_back(std::move(rt).value());
-    service_options.models.push_back(
-        {mc.name, mc.version, mc.max_tokens_limit, mc.default_max_tokens, models.back()->queue()});
+    service_options.models.push_back({mc.name, mc.version, mc.max_tokens_limit,
+                                      mc.default_max_tokens, models.back()->queue(),
+                                      models.back()->admission()});
   }
   auto log = MemoryRequestLog::Create({config.server.recent_requests});
   if (!log.ok()) {
@@ -133,6 +135,12 @@ int RunServe(const AppConfig& config) {
     return 2;
   }
   service_options.log = log->get();
+  auto limiter = MemoryRateLimiter::Create({});
+  if (!limiter.ok()) {
+    spdlog::error("{}", limiter.status().message());
+    return 2;
+  }
+  service_options.limiter = limiter->get();
   auto service = InferenceService::Create(service_options);
   if (!service.ok()) {
     spdlog::error("{}", service.status().message());
@@ -162,7 +170,26 @@ int RunServe(const AppConfig& config) {
     h.gpu_utilization = slots > 0 ? busy / slots : 0;
     h.queue_depth = svc->TotalQueueDepth();
     h.requests_per_second = request_metrics.RequestsPerSecond();
+    for (auto& m : models) {
+      http::ModelHealth mh;
+      mh.name = m->config().name;
+      mh.queue_depth = m->queue()->Depth();
+      mh.devices = m->group().slot_count();
+      mh.healthy_devices = m->enabled_devices();
+      mh.utilization = m->Utilization();
+      if (m->admission() != nullptr) {
+        mh.admission = true;
+        mh.capacity = m->admission()->Snapshot();
+      }
+      h.models.push_back(std::move(mh));
+    }
     return h;
+  };
+  fd.set_device_enabled = [&models](const std::string& model, size_t device, bool enabled) {
+    for (auto& m : models) {
+      if (m->config().name == model) return m->SetDeviceEnabled(device, enabled);
+    }
+    return NotFound("model '" + model + "' is not served here");
   };
   fd.render_metrics = [&registry] { return registry.RenderPrometheus(); };
   http::FrontDoor front_door(std::move(fd));

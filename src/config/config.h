@@ -57,9 +57,16 @@ struct ModelConfig {
 };
 
 struct ApiKeyConfig {
-  std::string id;      // non-secret key id, shown in logs and metrics
-  std::string tier;    // a tier name from `tiers`
-  std::string sha256;  // hex SHA-256 of the secret key
+  std::string id;                    // non-secret key id, shown in logs and metrics
+  std::string tier;                  // a tier name from `tiers`
+  std::string sha256;                // hex SHA-256 of the secret key
+  int64_t requests_per_minute = -1;  // override of the tier's limit; -1 = the tier's
+  int64_t tokens_per_minute = -1;    // override of the tier's limit; -1 = the tier's
+};
+
+struct AdmissionConfig {
+  bool enabled = true;               // capacity-aware admission (503 before queueing)
+  double target_utilization = 0.75;  // capacity = healthy devices x throughput x this
 };
 
 struct AppConfig {
@@ -68,6 +75,7 @@ struct AppConfig {
   std::vector<TierPolicy> tiers;    // non-empty, unique names
   std::vector<ModelConfig> models;  // non-empty, unique names
   std::vector<ApiKeyConfig> keys;
+  AdmissionConfig admission;
 };
 
 // Parses YAML text (`source` names it in messages) and validates it.

@@ -50,6 +50,23 @@ void ReadServer(const YAML::Node& node, Status* error, ServerConfig* server) {
   r.Finish();
 }
 
+void ReadAdmission(const YAML::Node& node, Status* error, AdmissionConfig* admission) {
+  FieldReader r(node, "admission", error);
+  if (r.Has("enabled")) {
+    std::string enabled;
+    r.ReadString("enabled", &enabled);
+    if (enabled == "true") {
+      admission->enabled = true;
+    } else if (enabled == "false") {
+      admission->enabled = false;
+    } else if (r.ok()) {
+      r.Error("enabled", "expected true or false, got \"" + enabled + "\"");
+    }
+  }
+  r.ReadDouble("target_utilization", &admission->target_utilization);
+  r.Finish();
+}
+
 void ReadQueue(const YAML::Node& node, Status* error, QueueOrdering* ordering) {
   FieldReader r(node, "queue", error);
   std::optional<std::string> name;
@@ -77,6 +94,9 @@ TierPolicy ReadTier(const YAML::Node& node, const std::string& path, Status* err
   r.ReadMillisAsMicros("latency_budget_ms", &tier.latency_budget_us);
   r.ReadMillisAsMicros("max_queue_age_ms", &tier.max_queue_age_us);
   r.ReadMillisAsMicros("total_timeout_ms", &tier.total_timeout_us);
+  r.ReadInteger("requests_per_minute", &tier.requests_per_minute);
+  r.ReadInteger("tokens_per_minute", &tier.tokens_per_minute);
+  r.ReadInteger("max_queue_depth", &tier.max_queue_depth);
   r.Finish();
   return tier;
 }
@@ -119,6 +139,8 @@ ApiKeyConfig ReadKey(const YAML::Node& node, const std::string& path, Status* er
   r.ReadString("id", &key.id, Presence::kRequired);
   r.ReadString("tier", &key.tier, Presence::kRequired);
   r.ReadString("sha256", &key.sha256, Presence::kRequired);
+  r.ReadInteger("requests_per_minute", &key.requests_per_minute);
+  r.ReadInteger("tokens_per_minute", &key.tokens_per_minute);
   r.Finish();
   return key;
 }
@@ -141,6 +163,7 @@ AppConfig ReadAppConfig(const YAML::Node& document, Status* error) {
   FieldReader root(document, "", error);
   ReadServer(root.ReadNode("server"), error, &config.server);
   ReadQueue(root.ReadNode("queue"), error, &config.ordering);
+  ReadAdmission(root.ReadNode("admission"), error, &config.admission);
   config.tiers = ReadEach<TierPolicy>(root, "tiers", error, ReadTier).value_or(DefaultTiers());
   if (auto models = ReadEach<ModelConfig>(root, "models", error, ReadModel)) {
     config.models = std::move(*models);

@@ -129,6 +129,28 @@ TEST(ParseConfigTest, ExplicitTiersReplaceTheDefaults) {
   EXPECT_EQ(result->tiers[0].total_timeout_us, TierPolicy{}.total_timeout_us);
 }
 
+TEST(ParseConfigTest, RateLimitsAdmissionAndKeyOverrides) {
+  Result<AppConfig> result = ParseConfig(
+      "admission:\n  enabled: false\n  target_utilization: 0.6\n"
+      "tiers:\n  - name: free\n    requests_per_minute: 60\n    tokens_per_minute: 5000\n"
+      "    max_queue_depth: 50\n"
+      "models:\n  - name: tiny\n"
+      "keys:\n  - id: k\n    tier: free\n    sha256: " +
+          std::string(64, 'a') + "\n    requests_per_minute: 10\n",
+      "");
+  ASSERT_TRUE(result.ok()) << result.status().message();
+  EXPECT_FALSE(result->admission.enabled);
+  EXPECT_DOUBLE_EQ(result->admission.target_utilization, 0.6);
+  EXPECT_EQ(result->tiers[0].requests_per_minute, 60);
+  EXPECT_EQ(result->tiers[0].tokens_per_minute, 5000);
+  EXPECT_EQ(result->tiers[0].max_queue_depth, 50);
+  EXPECT_EQ(result->keys[0].requests_per_minute, 10);
+  EXPECT_EQ(result->keys[0].tokens_per_minute, -1);  // the tier's
+  Result<AppConfig> bad = ParseConfig("admission:\n  enabled: maybe\nmodels:\n  - name: t\n", "");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().message().rfind("admission.enabled: ", 0), 0u) << bad.status().message();
+}
+
 TEST(ParseConfigTest, ErrorsNameTheSource) {
   Result<AppConfig> result =
       ParseConfig("models:\n  - name: tiny\n    max_batch_size: 0\n", "/etc/sluice.yaml");

@@ -89,6 +89,19 @@ Status ValidateTiers(const std::vector<TierPolicy>& tiers) {
     for (const auto& [field, us] : durations_us) {
       if (us <= 0) return Fail(path + field, "must be greater than 0" + Got(us / 1000));
     }
+    if (t.requests_per_minute < 0) {
+      return Fail(path + ".requests_per_minute",
+                  "must be >= 0 (0 = unlimited)" + Got(t.requests_per_minute));
+    }
+    if (t.tokens_per_minute < 0) {
+      return Fail(path + ".tokens_per_minute",
+                  "must be >= 0 (0 = unlimited)" + Got(t.tokens_per_minute));
+    }
+    if (t.max_queue_depth < -1) {
+      return Fail(
+          path + ".max_queue_depth",
+          "must be >= 0 (0 = unlimited), or -1 for the seed default" + Got(t.max_queue_depth));
+    }
     if (t.latency_budget_us > t.total_timeout_us) {
       return Fail(path + ".latency_budget_ms", "must not exceed total_timeout_ms (" +
                                                    std::to_string(t.total_timeout_us / 1000) + ")" +
@@ -173,6 +186,14 @@ Status ValidateKeys(const std::vector<ApiKeyConfig>& keys, const std::vector<Tie
       return Fail(path + ".tier",
                   "unknown tier \"" + k.tier + "\" (configured tiers: " + tier_list + ")");
     }
+    if (k.requests_per_minute < -1) {
+      return Fail(path + ".requests_per_minute",
+                  "must be >= 0, or -1 for the tier's limit" + Got(k.requests_per_minute));
+    }
+    if (k.tokens_per_minute < -1) {
+      return Fail(path + ".tokens_per_minute",
+                  "must be >= 0, or -1 for the tier's limit" + Got(k.tokens_per_minute));
+    }
     Sha256Digest digest;
     if (!ParseSha256Hex(k.sha256, &digest)) {
       return Fail(path + ".sha256",
@@ -194,6 +215,10 @@ Status ValidateConfig(const AppConfig& config) {
   if (Status s = ValidateServer(config.server); !s.ok()) return s;
   if (Status s = ValidateTiers(config.tiers); !s.ok()) return s;
   if (Status s = ValidateModels(config.models); !s.ok()) return s;
+  const double u = config.admission.target_utilization;
+  if (!(u > 0 && u <= 1)) {
+    return Fail("admission.target_utilization", "must be in (0, 1], got " + std::to_string(u));
+  }
   return ValidateKeys(config.keys, config.tiers);
 }
 

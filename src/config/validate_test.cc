@@ -72,6 +72,20 @@ ModelConfig& Model(AppConfig& c) { return c.models[0]; }
 SimBackendConfig& Sim(AppConfig& c) { return c.models[0].backend.sim; }
 
 const RuleCase kRules[] = {
+    {"NegativeTierRpm", [](AppConfig& c) { c.tiers[0].requests_per_minute = -1; },
+     "tiers[0].requests_per_minute: "},
+    {"NegativeTierTpm", [](AppConfig& c) { c.tiers[1].tokens_per_minute = -5; },
+     "tiers[1].tokens_per_minute: "},
+    {"BadTierQueueDepth", [](AppConfig& c) { c.tiers[0].max_queue_depth = -2; },
+     "tiers[0].max_queue_depth: "},
+    {"BadKeyRpmOverride", [](AppConfig& c) { c.keys[1].requests_per_minute = -2; },
+     "keys[1].requests_per_minute: "},
+    {"BadKeyTpmOverride", [](AppConfig& c) { c.keys[0].tokens_per_minute = -3; },
+     "keys[0].tokens_per_minute: "},
+    {"ZeroTargetUtilization", [](AppConfig& c) { c.admission.target_utilization = 0; },
+     "admission.target_utilization: "},
+    {"TargetUtilizationAboveOne", [](AppConfig& c) { c.admission.target_utilization = 1.5; },
+     "admission.target_utilization: "},
     {"EmptyListenAddress", [](AppConfig& c) { c.server.listen_address.clear(); },
      "server.listen_address: "},
     {"ZeroIoThreads", [](AppConfig& c) { c.server.io_threads = 0; },

@@ -16,7 +16,12 @@ Result<std::unique_ptr<Authenticator>> Authenticator::Create(const Options& opti
       if (options.tiers[i].name == key.tier) tier = static_cast<int>(i);
     }
     if (tier < 0) return InvalidArgument("key '" + key.id + "': unknown tier '" + key.tier + "'");
-    Principal p{key.id, static_cast<TierIndex>(tier), key.tier};
+    const TierPolicy& policy = options.tiers[static_cast<size_t>(tier)];
+    Principal p{key.id, static_cast<TierIndex>(tier), key.tier, {}};
+    p.rate_limit.requests_per_minute =
+        key.requests_per_minute >= 0 ? key.requests_per_minute : policy.requests_per_minute;
+    p.rate_limit.tokens_per_minute =
+        key.tokens_per_minute >= 0 ? key.tokens_per_minute : policy.tokens_per_minute;
     if (!auth->by_digest_.emplace(digest, std::move(p)).second) {
       return InvalidArgument("key '" + key.id + "': the same secret is configured twice");
     }

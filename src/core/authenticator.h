@@ -24,9 +24,11 @@ namespace sluice {
 class Authenticator {
  public:
   struct Key {
-    std::string id;      // non-secret key id
-    std::string tier;    // tier name; must be in `tiers`
-    std::string sha256;  // hex digest of the secret
+    std::string id;                    // non-secret key id
+    std::string tier;                  // tier name; must be in `tiers`
+    std::string sha256;                // hex digest of the secret
+    int64_t requests_per_minute = -1;  // override; -1 = the tier's limit
+    int64_t tokens_per_minute = -1;    // override; -1 = the tier's limit
   };
   struct Options {
     std::vector<TierPolicy> tiers;  // tier table (index = TierIndex)

@@ -26,6 +26,21 @@ TEST(AuthenticatorTest, ResolvesKeysToPrincipals) {
   EXPECT_EQ((*auth)->Authenticate(""), nullptr);
 }
 
+TEST(AuthenticatorTest, KeysTakeTheirTiersLimitsUnlessOverridden) {
+  auto o = Opts();
+  o.tiers[0].requests_per_minute = 60;
+  o.tiers[0].tokens_per_minute = 1000;
+  o.keys.push_back({"k-vip", "free", ToHex(Sha256("vip")), 600, -1});
+  auto auth = Authenticator::Create(o);
+  ASSERT_TRUE(auth.ok());
+  const Principal* plain = (*auth)->Authenticate("secret-free");
+  EXPECT_EQ(plain->rate_limit.requests_per_minute, 60);
+  EXPECT_EQ(plain->rate_limit.tokens_per_minute, 1000);
+  const Principal* vip = (*auth)->Authenticate("vip");
+  EXPECT_EQ(vip->rate_limit.requests_per_minute, 600);
+  EXPECT_EQ(vip->rate_limit.tokens_per_minute, 1000);
+}
+
 TEST(AuthenticatorTest, ServiceToken) {
   auto auth = Authenticator::Create(Opts());
   ASSERT_TRUE(auth.ok());

@@ -43,6 +43,7 @@ DispatchGroup::DispatchGroup(const Options& options, std::vector<std::unique_ptr
     : options_(options), ex_(*options.executor), self_(std::make_shared<DispatchGroup*>(this)) {
   slots_.resize(slots.size());
   for (size_t i = 0; i < slots.size(); ++i) slots_[i].backend = std::move(slots[i]);
+  enabled_.store(slots_.size());
 }
 
 DispatchGroup::~DispatchGroup() {
@@ -223,8 +224,31 @@ void DispatchGroup::OnBatchDone(size_t slot_index, uint64_t batch_id, BatchResul
   }
   slot.busy = false;
   busy_.fetch_sub(1, std::memory_order_relaxed);
-  free_slots_.push_back(slot_index);
+  if (slot.enabled) free_slots_.push_back(slot_index);
   TryCollect();
+}
+
+bool DispatchGroup::SetSlotEnabled(size_t slot_index, bool enabled) {
+  if (slot_index >= slots_.size()) return false;
+  ex_.Post(Guarded([slot_index, enabled](DispatchGroup* g) {
+    Slot& slot = g->slots_[slot_index];
+    if (slot.enabled == enabled) return;
+    slot.enabled = enabled;
+    g->enabled_.fetch_add(enabled ? 1 : static_cast<size_t>(-1), std::memory_order_relaxed);
+    auto& free = g->free_slots_;
+    if (!enabled) {
+      free.erase(std::remove(free.begin(), free.end(), slot_index), free.end());
+      if (free.empty() && g->collecting_) {  // nobody left to take a batch
+        g->collecting_ = false;
+        g->CancelDelayTimer();
+        g->options_.queue->ClearNotify();
+      }
+    } else if (!slot.busy && g->started_) {
+      free.push_back(slot_index);
+      g->TryCollect();
+    }
+  }));
+  return true;
 }
 
 void DispatchGroup::EnsureSweep() {

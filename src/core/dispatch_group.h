@@ -77,6 +77,13 @@ class DispatchGroup {
   // Batches dispatched so far (any thread).
   uint64_t batches_dispatched() const { return batches_.load(std::memory_order_relaxed); }
 
+  // Takes slot `slot` out of service (it pulls no more work; a batch in
+  // flight finishes) or puts it back. Thread-safe; applied on the executor.
+  // Returns false for an unknown slot.
+  bool SetSlotEnabled(size_t slot, bool enabled);
+  // Slots in service (any thread; a snapshot).
+  size_t enabled_slots() const { return enabled_.load(std::memory_order_relaxed); }
+
   // Answers every in-flight request with `status` (shutdown); late backend
   // replies are ignored. Thread-safe; runs on the executor.
   void AbortInFlight(Status status);
@@ -84,6 +91,7 @@ class DispatchGroup {
  private:
   struct Slot {
     std::unique_ptr<Backend> backend;
+    bool enabled = true;
     bool busy = false;
     uint64_t batch_id = 0;
     Executor::TimerId timeout_timer = 0;
@@ -117,6 +125,7 @@ class DispatchGroup {
   TimePoint delay_timer_at_;
   Executor::TimerId sweep_timer_ = 0;
   std::atomic<size_t> busy_{0};
+  std::atomic<size_t> enabled_{0};
   std::atomic<uint64_t> batches_{0};
   // Liveness token for callbacks from queue/backends (cleared in ~DispatchGroup).
   std::shared_ptr<DispatchGroup*> self_;

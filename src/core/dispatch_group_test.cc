@@ -215,6 +215,33 @@ TEST_F(DispatchGroupTest, HungBatchAnswers504AndIgnoresTheLateReply) {
   EXPECT_EQ(fakes_[0]->batches[1][0]->input, "next");
 }
 
+TEST_F(DispatchGroupTest, DisabledSlotPullsNoWorkUntilEnabled) {
+  Build(2, 2, 0);
+  ASSERT_TRUE(group_->SetSlotEnabled(0, false));
+  EXPECT_FALSE(group_->SetSlotEnabled(7, false));
+  ex_.RunPending();
+  EXPECT_EQ(group_->enabled_slots(), 1u);
+  for (int i = 0; i < 4; ++i) Push("r" + std::to_string(i));
+  ex_.RunPending();
+  EXPECT_TRUE(fakes_[0]->batches.empty());
+  ASSERT_EQ(fakes_[1]->batches.size(), 1u);
+  ASSERT_TRUE(group_->SetSlotEnabled(0, true));
+  ex_.RunPending();
+  ASSERT_EQ(fakes_[0]->batches.size(), 1u);  // takes the waiting pair at once
+}
+
+TEST_F(DispatchGroupTest, DisablingTheLastFreeSlotStopsCollecting) {
+  Build(1, 4, 10'000);
+  Push("a");
+  ex_.RunPending();
+  ASSERT_TRUE(group_->SetSlotEnabled(0, false));
+  ex_.Advance(std::chrono::milliseconds(50));
+  EXPECT_TRUE(fakes_[0]->batches.empty());
+  ASSERT_TRUE(group_->SetSlotEnabled(0, true));
+  ex_.RunPending();
+  ASSERT_EQ(fakes_[0]->batches.size(), 1u);
+}
+
 TEST(DispatchGroupOptionsTest, RejectsBadOptions) {
   FakeExecutor ex;
   LocalResultRouter router;

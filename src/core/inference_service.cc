@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "core/tokens.h"
+
 namespace sluice {
 
 Result<std::unique_ptr<InferenceService>> InferenceService::Create(const Options& options) {
@@ -25,7 +27,35 @@ int InferenceService::FindModel(std::string_view name) const {
   return -1;
 }
 
-Status InferenceService::Submit(const RequestPtr& req, int64_t client_timeout_us) {
+int64_t InferenceService::TokenCost(size_t model, std::string_view input, int max_tokens) const {
+  int64_t out = max_tokens > 0 ? max_tokens : options_.models[model].default_max_tokens;
+  return EstimateInputTokens(input) + out;
+}
+
+RateLimitDecision InferenceService::ChargeRateLimit(const Principal& principal, int64_t tokens) {
+  const RateLimitPolicy& policy = principal.rate_limit;
+  if (options_.limiter == nullptr ||
+      (policy.requests_per_minute == 0 && policy.tokens_per_minute == 0)) {
+    return RateLimitDecision{};
+  }
+  Result<RateLimitDecision> d = options_.limiter->Check(principal.key_id, policy, tokens);
+  if (!d.ok()) return RateLimitDecision{};  // fail open: limits protect, never break serving
+  return std::move(d).value();
+}
+
+void InferenceService::Finish(const InferenceRequest& req, const InferenceOutcome& outcome,
+                              double latency_ms) {
+  if (options_.limiter != nullptr && req.charged_tokens > 0 &&
+      req.principal.rate_limit.tokens_per_minute > 0) {
+    int64_t used = outcome.status.ok() ? outcome.tokens_used : 0;
+    options_.limiter->Reconcile(req.principal.key_id, req.principal.rate_limit, req.charged_tokens,
+                                used);
+  }
+  if (options_.log) options_.log->OnFinished(req, outcome, latency_ms);
+}
+
+Status InferenceService::Submit(const RequestPtr& req, int64_t client_timeout_us,
+                                AdmissionDecision* admission) {
   if (shutting_down()) return Unavailable("the gateway is shutting down");
   const Model& m = options_.models[req->model_index];
   if (req->params.max_tokens == 0) req->params.max_tokens = m.default_max_tokens;
@@ -43,6 +73,20 @@ Status InferenceService::Submit(const RequestPtr& req, int64_t client_timeout_us
   req->arrival = options_.clock->Now();
   req->dispatch_deadline = req->arrival + Micros(budget);
   req->total_deadline = req->arrival + Micros(total);
+  if (m.admission != nullptr) {
+    const TierIndex tier_index = req->principal.tier;
+    m.admission->OnArrival(tier_index);
+    AdmissionQuery q;
+    q.tier = tier_index;
+    q.queue_depth = m.queue->Depth();
+    q.queued_ahead = m.queue->QueuedAhead(tier_index, req->dispatch_deadline);
+    q.time_to_deadline = req->dispatch_deadline - req->arrival;
+    AdmissionDecision d = m.admission->Admit(q);
+    if (!d.admitted) {
+      if (admission) *admission = d;
+      return d.ToStatus();
+    }
+  }
   if (options_.log) options_.log->OnAdmitted(req);
   return m.queue->Push(req);
 }

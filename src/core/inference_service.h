@@ -20,23 +20,27 @@
 #include "core/request_log.h"
 #include "core/request_queue.h"
 #include "core/tier.h"
+#include "limits/admission_controller.h"
+#include "limits/rate_limiter.h"
 
 namespace sluice {
 
 class InferenceService {
  public:
   struct Model {
-    std::string name;               // as clients send it
-    std::string version;            // reported as model_version
-    int max_tokens_limit = 4096;    // largest parameters.max_tokens accepted
-    int default_max_tokens = 16;    // when the client sends none
-    RequestQueue* queue = nullptr;  // required; not owned
+    std::string name;                          // as clients send it
+    std::string version;                       // reported as model_version
+    int max_tokens_limit = 4096;               // largest parameters.max_tokens accepted
+    int default_max_tokens = 16;               // when the client sends none
+    RequestQueue* queue = nullptr;             // required; not owned
+    AdmissionController* admission = nullptr;  // optional; not owned
   };
   struct Options {
-    std::vector<TierPolicy> tiers;  // index = TierIndex
-    std::vector<Model> models;      // index = model_index
-    RequestLog* log = nullptr;      // optional; not owned
-    const Clock* clock = nullptr;   // default: SystemClock()
+    std::vector<TierPolicy> tiers;   // index = TierIndex
+    std::vector<Model> models;       // index = model_index
+    RequestLog* log = nullptr;       // optional; not owned
+    RateLimiter* limiter = nullptr;  // optional (no limits); not owned
+    const Clock* clock = nullptr;    // default: SystemClock()
   };
 
   static Result<std::unique_ptr<InferenceService>> Create(const Options& options);
@@ -48,11 +52,29 @@ class InferenceService {
   const std::vector<TierPolicy>& tiers() const { return options_.tiers; }
   const Clock& clock() const { return *options_.clock; }
 
+  // Tokens a request is charged at admission: the input's estimated tokens
+  // plus max_tokens (0 = the model's default).
+  int64_t TokenCost(size_t model, std::string_view input, int max_tokens) const;
+
+  // Charges one request and `tokens` tokens to the principal's key (both or
+  // neither). Allowed when no limiter or no limit is configured; fails open
+  // if the limiter errs.
+  RateLimitDecision ChargeRateLimit(const Principal& principal, int64_t tokens);
+
+  // Admits a request that passed its rate limit: capacity-aware admission
+  // (when the model has a controller), then the queue.
   // REQUIRES: req->principal, model_index, model, input set; params.max_tokens
   // 0 means "use the model default". client_timeout_us: 0 = none.
   // Errors: kInvalidArgument (parameters over model limits), kUnavailable
-  // (queue full, shutting down).
-  Status Submit(const RequestPtr& req, int64_t client_timeout_us);
+  // (shed by admission — then *admission says why and when to retry —,
+  // queue full, shutting down).
+  Status Submit(const RequestPtr& req, int64_t client_timeout_us,
+                AdmissionDecision* admission = nullptr);
+
+  // Bookkeeping once a request's answer is known: reconciles the tokens
+  // charged to its key with those used (failures use none) and records it in
+  // the request log. Thread-safe; never blocks.
+  void Finish(const InferenceRequest& req, const InferenceOutcome& outcome, double latency_ms);
 
   // From now on Submit() answers kUnavailable ("shutting down").
   void BeginShutdown() { shutting_down_.store(true, std::memory_order_release); }

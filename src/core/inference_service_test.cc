@@ -4,6 +4,7 @@
 
 #include "core/memory_queue.h"
 #include "core/memory_request_log.h"
+#include "limits/memory_rate_limiter.h"
 #include "testing/fake_executor.h"
 
 namespace sluice {
@@ -75,6 +76,84 @@ TEST_F(InferenceServiceTest, FullQueueAndShutdownAreUnavailable) {
   EXPECT_EQ(service_->TotalQueueDepth(), 2u);
   service_->BeginShutdown();
   EXPECT_EQ(service_->Submit(Req(0), 0).code(), ErrorCode::kUnavailable);
+}
+
+TEST(InferenceServiceLimitsTest, ChargesRateLimitsAndReconcilesTokens) {
+  testing::FakeExecutor ex;
+  std::vector<TierPolicy> tiers = {TierPolicy{"free", 0, 1'500'000, 2'000'000, 4'000'000}};
+  auto queue =
+      std::move(MemoryQueue::Create({10, QueueOrdering::kEarliestDeadlineFirst, tiers})).value();
+  auto limiter = std::move(MemoryRateLimiter::Create({64, 1000, &ex.clock()})).value();
+  InferenceService::Options o;
+  o.tiers = tiers;
+  o.models = {{"m", "m-v1", 100, 16, queue.get()}};
+  o.limiter = limiter.get();
+  o.clock = &ex.clock();
+  auto service = std::move(InferenceService::Create(o)).value();
+
+  Principal p{"key", 0, "free", {2, 100}};
+  EXPECT_EQ(service->TokenCost(0, "12345678", 0), 2 + 16);  // 8 bytes ~ 2 tokens + default
+  RateLimitDecision first = service->ChargeRateLimit(p, 60);
+  ASSERT_TRUE(first.allowed);
+  EXPECT_EQ(first.tokens.remaining, 40);
+  RateLimitDecision over_tokens = service->ChargeRateLimit(p, 60);
+  EXPECT_FALSE(over_tokens.allowed);
+  EXPECT_EQ(over_tokens.limited_by, RateLimitKind::kTokens);
+
+  // The first request used only 10 of its 60 tokens: 50 come back.
+  InferenceRequest done;
+  done.principal = p;
+  done.charged_tokens = 60;
+  InferenceOutcome used;
+  used.tokens_used = 10;
+  service->Finish(done, used, 1.0);
+  RateLimitDecision after = service->ChargeRateLimit(p, 60);
+  EXPECT_TRUE(after.allowed);
+  EXPECT_EQ(service->ChargeRateLimit(p, 1).limited_by, RateLimitKind::kRequests);  // 2 rpm
+}
+
+TEST(InferenceServiceLimitsTest, NoLimitsConfiguredMeansAllowed) {
+  auto queue = std::move(MemoryQueue::Create(
+                             {10, QueueOrdering::kEarliestDeadlineFirst, {TierPolicy{"free"}}}))
+                   .value();
+  InferenceService::Options o;
+  o.tiers = {TierPolicy{"free"}};
+  o.models = {{"m", "m-v1", 100, 16, queue.get()}};
+  auto service = std::move(InferenceService::Create(o)).value();
+  Principal p{"key", 0, "free", {}};
+  for (int i = 0; i < 100; ++i) EXPECT_TRUE(service->ChargeRateLimit(p, 1000).allowed);
+}
+
+TEST(InferenceServiceLimitsTest, AdmissionRejectsBeforeQueueing) {
+  testing::FakeExecutor ex;
+  std::vector<TierPolicy> tiers = {TierPolicy{"free", 0, 1'500'000, 2'000'000, 4'000'000},
+                                   TierPolicy{"enterprise", 2, 400'000, 2'000'000, 4'000'000}};
+  auto queue =
+      std::move(MemoryQueue::Create({1000, QueueOrdering::kEarliestDeadlineFirst, tiers})).value();
+  AdmissionController::Options ao;
+  ao.model = "m";
+  ao.tiers = {{"free", 0, 3}, {"enterprise", 2, kNoQueueDepthLimit}};
+  ao.clock = &ex.clock();
+  auto admission = std::move(AdmissionController::Create(ao)).value();
+  InferenceService::Options o;
+  o.tiers = tiers;
+  o.models = {{"m", "m-v1", 100, 16, queue.get(), admission.get()}};
+  o.clock = &ex.clock();
+  auto service = std::move(InferenceService::Create(o)).value();
+  auto make = [](TierIndex tier) {
+    auto r = std::make_shared<InferenceRequest>();
+    r->principal.tier = tier;
+    r->model = "m";
+    return r;
+  };
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(service->Submit(make(0), 0).ok());
+  AdmissionDecision why;
+  Status shed = service->Submit(make(0), 0, &why);  // 4 queued > free's threshold of 3
+  EXPECT_EQ(shed.code(), ErrorCode::kUnavailable);
+  EXPECT_EQ(why.reason, AdmissionReject::kQueueDepthThreshold);
+  EXPECT_GE(why.retry_after_s, 1);
+  EXPECT_EQ(queue->Depth(), 4u);
+  EXPECT_TRUE(service->Submit(make(1), 0).ok());  // enterprise has no threshold
 }
 
 TEST_F(InferenceServiceTest, FindsModelsByName) {

@@ -109,6 +109,20 @@ size_t MemoryQueue::Depth() const {
   return depth_;
 }
 
+size_t MemoryQueue::QueuedAhead(TierIndex tier, TimePoint deadline) const {
+  std::lock_guard lock(mu_);
+  size_t ahead = 0;
+  for (size_t t = 0; t < heaps_.size(); ++t) {
+    if (heaps_[t].empty()) continue;
+    bool counts = options_.ordering == QueueOrdering::kStrictPriority
+                      ? tier < options_.tiers.size() &&
+                            options_.tiers[t].priority >= options_.tiers[tier].priority
+                      : heaps_[t].front().deadline < deadline;
+    if (counts) ahead += heaps_[t].size();
+  }
+  return ahead;
+}
+
 std::optional<TimePoint> MemoryQueue::OldestArrival() const {
   std::lock_guard lock(mu_);
   std::optional<TimePoint> oldest;

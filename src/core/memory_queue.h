@@ -32,6 +32,7 @@ class MemoryQueue final : public RequestQueue {
   void RemoveExpired(TimePoint now, std::vector<RequestPtr>* expired) override;
   void RemoveAll(std::vector<RequestPtr>* out) override;
   size_t Depth() const override;
+  size_t QueuedAhead(TierIndex tier, TimePoint deadline) const override;
   std::optional<TimePoint> OldestArrival() const override;
   std::optional<TimePoint> EarliestDeadline() const override;
   bool NotifyAtDepth(size_t min_depth, std::function<void()> fn) override;

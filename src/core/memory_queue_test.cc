@@ -128,6 +128,21 @@ TEST_F(MemoryQueueTest, OldestArrivalAndEarliestDeadline) {
   EXPECT_EQ(*q->EarliestDeadline(), t0_ + milliseconds(450));
 }
 
+TEST_F(MemoryQueueTest, QueuedAheadCountsWhatGoesFirst) {
+  auto edf = Make(QueueOrdering::kEarliestDeadlineFirst);
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(edf->Push(Req("free", 0, i)).ok());  // ~1500
+  ASSERT_TRUE(edf->Push(Req("paid", 1, 0)).ok());                              // 800
+  EXPECT_EQ(edf->QueuedAhead(2, t0_ + milliseconds(400)), 0u);   // a new enterprise one
+  EXPECT_EQ(edf->QueuedAhead(1, t0_ + milliseconds(900)), 1u);   // behind the paid one
+  EXPECT_EQ(edf->QueuedAhead(0, t0_ + milliseconds(1600)), 6u);  // behind everything
+  auto strict = Make(QueueOrdering::kStrictPriority);
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(strict->Push(Req("free", 0, i)).ok());
+  ASSERT_TRUE(strict->Push(Req("ent", 2, 0)).ok());
+  EXPECT_EQ(strict->QueuedAhead(2, t0_), 1u);
+  EXPECT_EQ(strict->QueuedAhead(1, t0_), 1u);
+  EXPECT_EQ(strict->QueuedAhead(0, t0_), 6u);
+}
+
 TEST_F(MemoryQueueTest, NotifyFiresOnceWhenDepthReached) {
   auto q = Make(QueueOrdering::kEarliestDeadlineFirst);
   int fired = 0;

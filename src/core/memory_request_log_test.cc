@@ -9,7 +9,7 @@ RequestPtr Req(const std::string& id) {
   auto r = std::make_shared<InferenceRequest>();
   r->id = id;
   r->model = "m";
-  r->principal = {"key-1", 0, "free"};
+  r->principal = {"key-1", 0, "free", {}};
   return r;
 }
 

@@ -17,6 +17,7 @@
 
 #include "common/clock.h"
 #include "common/status.h"
+#include "limits/rate_limiter.h"
 
 namespace sluice {
 
@@ -25,9 +26,10 @@ using TierIndex = uint8_t;
 
 // Who sent the request: resolved from the API key by the authenticator.
 struct Principal {
-  std::string key_id;     // stable, non-secret id of the key (from config)
-  TierIndex tier = 0;     // index into the tier table
-  std::string tier_name;  // "free", "paid", "enterprise", ...
+  std::string key_id;          // stable, non-secret id of the key (from config)
+  TierIndex tier = 0;          // index into the tier table
+  std::string tier_name;       // "free", "paid", "enterprise", ...
+  RateLimitPolicy rate_limit;  // the tier's limits, or the key's overrides
 };
 
 // The request's "parameters" object, validated.
@@ -45,7 +47,9 @@ struct InferenceOutcome {
   std::string model_version;  // from the backend when OK
   uint64_t batch_id = 0;      // 0 when never batched
   uint32_t batch_size = 0;
-  SteadyClock::duration queue_wait{};        // arrival -> dispatch, when batched
+  int64_t retry_after_s = 0;           // for 429/503: when to come back (0 = default)
+  const char* reason = nullptr;        // machine-readable detail of an error, e.g. "over_capacity"
+  SteadyClock::duration queue_wait{};  // arrival -> dispatch, when batched
   SteadyClock::duration accelerator_time{};  // dispatch -> batch result, when batched
 };
 
@@ -59,11 +63,13 @@ class InferenceRequest {
   std::string model;         // model name as requested
   std::string input;
   InferenceParams params;
-  TimePoint arrival;            // when the front door admitted it
-  TimePoint dispatch_deadline;  // must reach the accelerator before this, else 504
-  TimePoint total_deadline;     // must be answered before this, else 504
-  uint64_t seq = 0;             // FIFO tie-break, assigned by the queue
-  TimePoint dispatched_at;      // stamped by the dispatcher (its strand only)
+  TimePoint arrival;             // when the front door admitted it
+  TimePoint dispatch_deadline;   // must reach the accelerator before this, else 504
+  TimePoint total_deadline;      // must be answered before this, else 504
+  uint64_t seq = 0;              // FIFO tie-break, assigned by the queue
+  int64_t charged_tokens = 0;    // tokens charged to the key's limit at admission
+  RateLimitDecision rate_limit;  // the key's limit state at admission (for headers)
+  TimePoint dispatched_at;       // stamped by the dispatcher (its strand only)
 
   // `on_complete` runs once, on the completing thread; it must not block.
   void set_on_complete(CompletionFn fn) { on_complete_ = std::move(fn); }

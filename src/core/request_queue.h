@@ -48,6 +48,11 @@ class RequestQueue {
   virtual void RemoveAll(std::vector<RequestPtr>* out) = 0;
 
   virtual size_t Depth() const = 0;
+  // Roughly how many queued requests will be dispatched before a new
+  // request of `tier` with `deadline` (for admission's wait estimate):
+  // strict mode counts tiers of equal or higher priority; EDF counts every
+  // tier whose earliest queued deadline is before `deadline`.
+  virtual size_t QueuedAhead(TierIndex tier, TimePoint deadline) const = 0;
   // Arrival of the longest-waiting request; nullopt when empty.
   virtual std::optional<TimePoint> OldestArrival() const = 0;
   // Earliest dispatch deadline among queued requests; nullopt when empty.

@@ -16,6 +16,13 @@ struct TierPolicy {
   int64_t max_queue_age_us = 2'000'000;
   // Hard cap on the whole request (seed: 4 s), answered 504 when passed.
   int64_t total_timeout_us = 4'000'000;
+  // Per-key rate limits of the tier's keys; 0 = unlimited.
+  int64_t requests_per_minute = 0;
+  int64_t tokens_per_minute = 0;
+  // Admission: requests of this tier are refused (503) while the model's
+  // queue holds more than this many requests. -1 = the seed default for the
+  // tier's name (free 100, paid 500, others unlimited); 0 = unlimited.
+  int64_t max_queue_depth = -1;
 };
 
 }  // namespace sluice

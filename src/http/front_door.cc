@@ -1,5 +1,6 @@
 #include "http/front_door.h"
 
+#include <charconv>
 #include <cmath>
 
 #include <fmt/format.h>
@@ -22,16 +23,24 @@ HttpResponse MakeResponse(ReplyShape shape, int status, std::string body, const 
   return res;
 }
 
-HttpResponse MakeError(ReplyShape shape, const Status& status, const std::string& request_id) {
+HttpResponse MakeError(ReplyShape shape, const Status& status, const std::string& request_id,
+                       int64_t retry_after_s, const char* reason) {
   int code = HttpStatusFor(status.code());
   // Errors that leave unread bytes or a confused stream end the connection.
   bool close = code == 413 || code == 431;
-  HttpResponse res =
-      MakeResponse(shape, code, EncodeError(status, request_id), "application/json", close);
-  if (code == 503) res.set(bhttp::field::retry_after, "1");
+  HttpResponse res = MakeResponse(shape, code, EncodeError(status, request_id, nullptr, reason),
+                                  "application/json", close);
+  if (code == 503 || (code == 429 && retry_after_s > 0)) {
+    res.set(bhttp::field::retry_after, std::to_string(std::max<int64_t>(1, retry_after_s)));
+  }
   if (code == 401) res.set(bhttp::field::www_authenticate, "Bearer");
   if (!request_id.empty()) res.set("X-Request-Id", request_id);
   return res;
+}
+
+void AddRateLimitHeaders(const RateLimitDecision& decision, HttpResponse& response) {
+  FormatRateLimitHeaders(decision).ForEach(
+      [&](std::string_view name, const std::string& value) { response.set(name, value); });
 }
 
 namespace {
@@ -61,6 +70,12 @@ void FrontDoor::Handle(HttpRequest&& request, Reply reply) {
     if (!CheckServiceToken(request, reply)) return;
     return path == "/metrics" ? HandleMetrics(request, reply) : HandleHealth(request, reply);
   }
+  constexpr std::string_view kModels = "/internal/models/";
+  if (path.substr(0, kModels.size()) == kModels) {
+    if (method != bhttp::verb::post) return MethodNotAllowed(request, "POST", reply);
+    if (!CheckServiceToken(request, reply)) return;
+    return HandleDeviceUpdate(request, path.substr(kModels.size()), reply);
+  }
   constexpr std::string_view kRequests = "/internal/requests/";
   if (path.substr(0, kRequests.size()) == kRequests && path.size() > kRequests.size()) {
     if (method != bhttp::verb::get) return MethodNotAllowed(request, "GET", reply);
@@ -83,11 +98,64 @@ bool FrontDoor::CheckServiceToken(const HttpRequest& request, Reply& reply) {
 void FrontDoor::HandleHealth(const HttpRequest& request, Reply& reply) {
   HealthSnapshot h = options_.health();
   // Boost.JSON prints doubles as "7.2E-1"; fixed decimals read better.
+  double capacity = 0;
+  int shedding = 0;
+  std::string models;
+  for (const ModelHealth& m : h.models) {
+    capacity += m.capacity.capacity_rps;
+    shedding = std::max(shedding, m.capacity.shedding_level);
+    if (!models.empty()) models += ",";
+    models += fmt::format(
+        R"({{"name":{},"queue_depth":{},"devices":{},"healthy_devices":{},"utilization":{:.4f})",
+        json::serialize(json::string_view(m.name)), m.queue_depth, m.devices, m.healthy_devices,
+        m.utilization);
+    if (m.admission) {
+      const AdmissionSnapshot& c = m.capacity;
+      models += fmt::format(
+          R"(,"capacity_rps":{:.1f},"throughput_per_device_rps":{:.1f},"arrival_rps":{:.1f},)"
+          R"("throughput_measured":{},"shedding_level":{})",
+          c.capacity_rps, c.throughput_per_slot_rps, c.arrival_rps, c.measured, c.shedding_level);
+    }
+    models += "}";
+  }
   std::string body = fmt::format(
-      R"({{"status":{},"gpu_utilization":{:.4f},"queue_depth":{},"requests_per_second":{:.1f}}})",
+      R"({{"status":{},"gpu_utilization":{:.4f},"queue_depth":{},"requests_per_second":{:.1f},)"
+      R"("capacity_rps":{:.1f},"shedding_level":{},"models":[{}]}})",
       json::serialize(json::string_view(h.status)), h.gpu_utilization, h.queue_depth,
-      h.requests_per_second);
+      h.requests_per_second, capacity, shedding, models);
   reply(MakeResponse(request, h.status == "healthy" ? 200 : 503, std::move(body)));
+}
+
+void FrontDoor::HandleDeviceUpdate(const HttpRequest& request, std::string_view rest,
+                                   Reply& reply) {
+  // rest = "{model}/devices/{index}"
+  constexpr std::string_view kDevices = "/devices/";
+  size_t sep = rest.find(kDevices);
+  size_t index = 0;
+  std::string_view digits = sep == std::string_view::npos ? "" : rest.substr(sep + kDevices.size());
+  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), index);
+  if (!options_.set_device_enabled || sep == 0 || sep == std::string_view::npos || digits.empty() ||
+      ec != std::errc() || end != digits.data() + digits.size()) {
+    reply(MakeError(request, NotFound("no route for /internal/models/" + std::string(rest))));
+    return;
+  }
+  boost::system::error_code jec;
+  json::value body = json::parse(request.body(), jec);
+  const json::value* enabled = body.is_object() ? body.as_object().if_contains("enabled") : nullptr;
+  if (jec || enabled == nullptr || !enabled->is_bool()) {
+    reply(MakeError(request, InvalidArgument("enabled: required boolean field is missing")));
+    return;
+  }
+  std::string model(rest.substr(0, sep));
+  Status s = options_.set_device_enabled(model, index, enabled->as_bool());
+  if (!s.ok()) {
+    reply(MakeError(request, s));
+    return;
+  }
+  reply(MakeResponse(
+      request, 200,
+      fmt::format(R"({{"model":{},"device":{},"enabled":{}}})",
+                  json::serialize(json::string_view(model)), index, enabled->as_bool())));
 }
 
 void FrontDoor::HandleRequestLookup(const HttpRequest& request, std::string_view id, Reply& reply) {

@@ -4,6 +4,8 @@
 //   GET  /internal/health        service token -> status, utilisation, depth, rps
 //   GET  /internal/requests/{id} service token -> recent request state
 //   GET  /metrics                service token -> Prometheus text format
+//   POST /internal/models/{m}/devices/{i}  service token -> take a device
+//                                out of service or back ({"enabled": bool})
 //
 // Unknown paths answer 404, a known path with the wrong method 405 with an
 // Allow header. Every error body is {"error": {"code", "message",
@@ -25,11 +27,22 @@
 
 namespace sluice::http {
 
+struct ModelHealth {
+  std::string name;
+  size_t queue_depth = 0;
+  size_t devices = 0;          // accelerator slots configured
+  size_t healthy_devices = 0;  // slots in service
+  double utilization = 0;      // busy fraction, last 10 s
+  bool admission = false;      // capacity-aware admission enabled; the rest is valid then
+  AdmissionSnapshot capacity;  // measured throughput, capacity, shedding level
+};
+
 struct HealthSnapshot {
   std::string status = "healthy";  // "healthy" or "draining"
   double gpu_utilization = 0;      // busy fraction of all accelerator slots, 0..1
   size_t queue_depth = 0;          // requests queued, all models
   double requests_per_second = 0;  // answered, last 10 s
+  std::vector<ModelHealth> models;
 };
 
 class FrontDoor final : public RequestHandler {
@@ -41,6 +54,10 @@ class FrontDoor final : public RequestHandler {
     RequestMetrics* metrics = nullptr;            // required
     std::function<HealthSnapshot()> health;       // required
     std::function<std::string()> render_metrics;  // required
+    // POST /internal/models/{model}/devices/{index} {"enabled": bool}: takes
+    // an accelerator slot out of service or back (simulated failures).
+    // Optional; absent = 404.
+    std::function<Status(const std::string& model, size_t device, bool enabled)> set_device_enabled;
   };
 
   explicit FrontDoor(Options options) : options_(std::move(options)) {}
@@ -52,6 +69,7 @@ class FrontDoor final : public RequestHandler {
   void HandleHealth(const HttpRequest& request, Reply& reply);
   void HandleRequestLookup(const HttpRequest& request, std::string_view id, Reply& reply);
   void HandleMetrics(const HttpRequest& request, Reply& reply);
+  void HandleDeviceUpdate(const HttpRequest& request, std::string_view rest, Reply& reply);
   // False (and a 401 sent) unless the request carries the service token.
   bool CheckServiceToken(const HttpRequest& request, Reply& reply);
 
@@ -73,6 +91,13 @@ struct ReplyShape {
 HttpResponse MakeResponse(ReplyShape shape, int status, std::string body,
                           const char* content_type = "application/json", bool close = false);
 // A JSON error response for `status` (503 adds Retry-After).
-HttpResponse MakeError(ReplyShape shape, const Status& status, const std::string& request_id = "");
+// A JSON error response for `status`: 503 adds Retry-After (retry_after_s,
+// default 1), 429 too when retry_after_s > 0; `reason` becomes the body's
+// "reason" field.
+HttpResponse MakeError(ReplyShape shape, const Status& status, const std::string& request_id = "",
+                       int64_t retry_after_s = 0, const char* reason = nullptr);
+// Adds the rate-limit fields of `decision` (X-RateLimit-*, RateLimit,
+// RateLimit-Policy, and Retry-After when rejected) to `response`.
+void AddRateLimitHeaders(const RateLimitDecision& decision, HttpResponse& response);
 
 }  // namespace sluice::http

@@ -113,10 +113,12 @@ std::string EncodeInferenceResponse(const std::string& request_id, const Inferen
   return out;
 }
 
-std::string EncodeError(const Status& status, const std::string& request_id, const char* code) {
+std::string EncodeError(const Status& status, const std::string& request_id, const char* code,
+                        const char* reason) {
   json::object err;
   err["code"] = code ? code : ErrorCodeName(status.code());
   err["message"] = status.message();
+  if (reason != nullptr) err["reason"] = reason;
   if (request_id.empty()) {
     err["request_id"] = nullptr;
   } else {

@@ -30,8 +30,9 @@ Status DecodeInferenceRequest(std::string_view body, DecodedInference* out);
 std::string EncodeInferenceResponse(const std::string& request_id, const InferenceOutcome& outcome,
                                     int64_t latency_ms);
 
-// `code` defaults to ErrorCodeName(status.code()).
+// `code` defaults to ErrorCodeName(status.code()). A non-null `reason` adds
+// "reason": reason (which limit was hit, why the request was shed).
 std::string EncodeError(const Status& status, const std::string& request_id,
-                        const char* code = nullptr);
+                        const char* code = nullptr, const char* reason = nullptr);
 
 }  // namespace sluice::http

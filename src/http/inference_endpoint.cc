@@ -65,10 +65,13 @@ void FrontDoor::HandleInference(HttpRequest&& request, Reply reply) {
   const TimePoint start = clock.Now();
   // Every inference response, errors included, carries an id for tracing.
   std::string id = NewRequestId();
+  const RateLimitDecision* limits = nullptr;  // set once the key was charged
   auto fail_early = [&](const Status& s, int model, int tier) {
     options_.metrics->Record(model, tier, HttpStatusFor(s.code()), Seconds(clock.Now() - start), -1,
                              -1);
-    reply(MakeError(request, s, id));
+    HttpResponse res = MakeError(request, s, id);
+    if (limits != nullptr) AddRateLimitHeaders(*limits, res);
+    reply(std::move(res));
   };
 
   auto auth_it = request.find(bhttp::field::authorization);
@@ -83,11 +86,28 @@ void FrontDoor::HandleInference(HttpRequest&& request, Reply reply) {
   }
   const int tier = principal->tier;
 
+  // Every authenticated request counts against its key's request limit, bad
+  // ones included (at no token cost), so a client cannot flood with errors.
   DecodedInference decoded;
-  if (Status s = DecodeInferenceRequest(request.body(), &decoded); !s.ok()) {
-    return fail_early(s, -1, tier);
+  Status decode_status = DecodeInferenceRequest(request.body(), &decoded);
+  const int model = decode_status.ok() ? options_.service->FindModel(decoded.model) : -1;
+  const int64_t cost = model >= 0
+                           ? options_.service->TokenCost(static_cast<size_t>(model), decoded.input,
+                                                         decoded.params.max_tokens)
+                           : 0;
+  const RateLimitDecision decision = options_.service->ChargeRateLimit(*principal, cost);
+  limits = &decision;
+  if (!decision.allowed) {
+    options_.metrics->RecordRateLimited(tier, decision.limited_by);
+    options_.metrics->Record(model, tier, 429, Seconds(clock.Now() - start), -1, -1);
+    HttpResponse res =
+        MakeError(request, RateLimitStatus(decision), id, decision.retry_after_s,
+                  decision.limited_by == RateLimitKind::kTokens ? "tokens_per_minute"
+                                                                : "requests_per_minute");
+    AddRateLimitHeaders(decision, res);
+    return reply(std::move(res));
   }
-  const int model = options_.service->FindModel(decoded.model);
+  if (!decode_status.ok()) return fail_early(decode_status, -1, tier);
   if (model < 0) {
     return fail_early(NotFound("model '" + decoded.model + "' is not served here"), -1, tier);
   }
@@ -103,6 +123,8 @@ void FrontDoor::HandleInference(HttpRequest&& request, Reply reply) {
   req->model = std::move(decoded.model);
   req->input = std::move(decoded.input);
   req->params = std::move(decoded.params);
+  req->charged_tokens = cost;
+  req->rate_limit = decision;
 
   // Runs exactly once, on whichever thread completes the request. The raw
   // pointer is safe: whoever calls Complete() holds a reference.
@@ -126,16 +148,23 @@ void FrontDoor::HandleInference(HttpRequest&& request, Reply reply) {
       res.set("Server-Timing",
               ServerTiming(outcome.queue_wait, outcome.accelerator_time, overhead));
     } else {
-      res = MakeError(shape, outcome.status, raw->id);
+      res = MakeError(shape, outcome.status, raw->id, outcome.retry_after_s, outcome.reason);
     }
+    AddRateLimitHeaders(raw->rate_limit, res);
     int status = res.result_int();
     options_.metrics->Record(model, tier, status, Seconds(total), queue_s, overhead_s);
-    options_.log->OnFinished(*raw, outcome, ToMillis(total));
+    options_.service->Finish(*raw, outcome, ToMillis(total));
     reply(std::move(res));
   });
 
-  if (Status s = options_.service->Submit(req, client_timeout_us); !s.ok()) {
+  AdmissionDecision admission;
+  if (Status s = options_.service->Submit(req, client_timeout_us, &admission); !s.ok()) {
     InferenceOutcome rejected;
+    if (s.code() == ErrorCode::kUnavailable) {
+      rejected.reason = admission.admitted ? "queue_full" : AdmissionRejectName(admission.reason);
+      rejected.retry_after_s = admission.retry_after_s;
+      options_.metrics->RecordShed(model, tier, rejected.reason);
+    }
     rejected.status = std::move(s);
     req->Complete(std::move(rejected));
   }

@@ -2,6 +2,12 @@
 
 namespace sluice::http {
 
+namespace {
+constexpr const char* kShedReasons[] = {"queue_full", "queue_depth_threshold", "over_capacity",
+                                        "deadline_unreachable"};
+constexpr size_t kShedReasonCount = sizeof(kShedReasons) / sizeof(kShedReasons[0]);
+}  // namespace
+
 RequestMetrics::RequestMetrics(metrics::Registry* registry, const std::vector<std::string>& models,
                                const std::vector<std::string>& tiers, const Clock* clock)
     : n_models_(models.size() + 1), n_tiers_(tiers.size() + 1), rate_(clock) {
@@ -10,6 +16,13 @@ RequestMetrics::RequestMetrics(metrics::Registry* registry, const std::vector<st
   // Latency buckets: 100 us .. ~52 s, doubling.
   const auto seconds = metrics::ExponentialBuckets(0.0001, 2, 20);
   const auto micro = metrics::ExponentialBuckets(0.000005, 2, 16);  // 5 us .. ~160 ms
+  for (size_t t = 0; t < n_tiers_; ++t) {
+    for (const char* limit : {"requests_per_minute", "tokens_per_minute"}) {
+      rate_limited_.push_back(registry->GetCounter(
+          "sluice_rate_limited_total", "Requests refused (429) by a per-key rate limit.",
+          {{"tier", tier_name(t)}, {"limit", limit}}));
+    }
+  }
   for (size_t m = 0; m < n_models_; ++m) {
     for (size_t t = 0; t < n_tiers_; ++t) {
       for (int status : kStatuses) {
@@ -24,6 +37,13 @@ RequestMetrics::RequestMetrics(metrics::Registry* registry, const std::vector<st
           "End-to-end latency of inference requests, from the full request read to the answer.",
           {{"model", model_name(m)}, {"tier", tier_name(t)}}, seconds));
     }
+    for (size_t t = 0; t < n_tiers_; ++t) {
+      for (const char* reason : kShedReasons) {
+        shed_.push_back(registry->GetCounter(
+            "sluice_shed_total", "Requests refused before queueing (queue full or admission).",
+            {{"model", model_name(m)}, {"tier", tier_name(t)}, {"reason", reason}}));
+      }
+    }
     queue_wait_.push_back(registry->GetHistogram(
         "sluice_queue_wait_seconds", "Time from admission to dispatch onto an accelerator.",
         {{"model", model_name(m)}}, seconds));
@@ -32,6 +52,23 @@ RequestMetrics::RequestMetrics(metrics::Registry* registry, const std::vector<st
         "Time a request spent in Sluice itself: end to end minus queue wait and accelerator time.",
         {{"model", model_name(m)}}, micro));
   }
+}
+
+void RequestMetrics::RecordRateLimited(int tier, RateLimitKind kind) {
+  size_t t = static_cast<size_t>(tier + 1);
+  if (t >= n_tiers_) t = 0;
+  rate_limited_[t * 2 + (kind == RateLimitKind::kTokens ? 1 : 0)]->Inc();
+}
+
+void RequestMetrics::RecordShed(int model, int tier, const char* reason) {
+  size_t m = static_cast<size_t>(model + 1), t = static_cast<size_t>(tier + 1);
+  if (m >= n_models_) m = 0;
+  if (t >= n_tiers_) t = 0;
+  size_t r = 0;
+  for (size_t i = 0; i < kShedReasonCount; ++i) {
+    if (std::string_view(kShedReasons[i]) == reason) r = i;
+  }
+  shed_[(m * n_tiers_ + t) * kShedReasonCount + r]->Inc();
 }
 
 size_t RequestMetrics::StatusSlot(int http_status) const {

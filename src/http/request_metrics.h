@@ -5,7 +5,9 @@
 // Series: sluice_requests_total{model,tier,status},
 // sluice_request_duration_seconds{model,tier} (end to end),
 // sluice_queue_wait_seconds{model}, sluice_gateway_overhead_seconds{model}
-// (end to end minus queue wait and accelerator time). Requests that never
+// (end to end minus queue wait and accelerator time),
+// sluice_rate_limited_total{tier,limit}, sluice_shed_total{model,tier,reason}.
+// Requests that never
 // resolved a model or key are labelled model="unknown" / tier="none".
 // Thread-safe.
 #pragma once
@@ -15,6 +17,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "limits/rate_limiter.h"
 #include "metrics/rate_meter.h"
 #include "metrics/registry.h"
 
@@ -33,6 +36,12 @@ class RequestMetrics {
   void Record(int model, int tier, int http_status, double total_seconds, double queue_wait_seconds,
               double overhead_seconds);
 
+  // A request refused by its key's rate limit (`kind`: which limit).
+  void RecordRateLimited(int tier, RateLimitKind kind);
+  // A request refused before queueing: `reason` is "queue_full" or an
+  // AdmissionRejectName().
+  void RecordShed(int model, int tier, const char* reason);
+
   // Responses per second over the last 10 s (every status).
   double RequestsPerSecond() const { return rate_.PerSecond(); }
 
@@ -45,6 +54,8 @@ class RequestMetrics {
   std::vector<metrics::Histogram*> duration_;    // [model+1][tier+1]
   std::vector<metrics::Histogram*> queue_wait_;  // [model+1]
   std::vector<metrics::Histogram*> overhead_;    // [model+1]
+  std::vector<metrics::Counter*> rate_limited_;  // [tier+1][requests, tokens]
+  std::vector<metrics::Counter*> shed_;          // [model+1][tier+1][reason]
   metrics::RateMeter rate_;
 };
 

@@ -101,7 +101,7 @@ struct AdmissionQuery {
   // Tier index. An unknown index counts as the lowest class, with the
   // smallest depth threshold of any tier.
   size_t tier = 0;
-  size_t queue_depth = 0;   // requests queued for this model now
+  size_t queue_depth = 0;  // requests queued for this model now
   // Requests that will be dispatched before this one, if the queue can tell
   // (EDF: queued with an earlier dispatch deadline; strict: same or higher
   // priority). Unset: queue_depth, which is pessimistic for tiers with short
@@ -114,9 +114,9 @@ struct AdmissionQuery {
 struct AdmissionDecision {
   bool admitted = true;
   AdmissionReject reason = AdmissionReject::kNone;
-  int64_t retry_after_s = 0;     // >= 1 when rejected; 0 when admitted
-  double estimated_wait_s = 0;   // the wait estimate used (infinity: no capacity)
-  int shedding_level = 0;        // the level in force for this decision
+  int64_t retry_after_s = 0;    // >= 1 when rejected; 0 when admitted
+  double estimated_wait_s = 0;  // the wait estimate used (infinity: no capacity)
+  int shedding_level = 0;       // the level in force for this decision
 
   // OK, or kUnavailable (HTTP 503) with a message naming the reason.
   Status ToStatus() const;
@@ -131,7 +131,7 @@ struct AdmissionSnapshot {
   bool measured = false;               // false while running on the prior
   size_t healthy_slots = 0;
   size_t total_slots = 0;
-  double arrival_rps = 0;                // all tiers
+  double arrival_rps = 0;  // all tiers
   std::vector<double> arrival_rps_by_tier;
   int shedding_level = 0;      // 0 none, 1 lowest class shed, ...
   int max_shedding_level = 0;  // number of priority classes - 1
@@ -140,23 +140,23 @@ struct AdmissionSnapshot {
 class AdmissionController {
  public:
   struct Options {
-    std::string model;                  // for messages
-    std::vector<AdmissionTier> tiers;   // index = tier index; non-empty
-    size_t total_slots = 1;             // accelerator slots (dispatchers), >= 1
-    size_t max_batch_size = 32;         // the model's batch size, >= 1
+    std::string model;                 // for messages
+    std::vector<AdmissionTier> tiers;  // index = tier index; non-empty
+    size_t total_slots = 1;            // accelerator slots (dispatchers), >= 1
+    size_t max_batch_size = 32;        // the model's batch size, >= 1
     // Prior batch cost model, used before the first batch and for the shape
     // of the throughput curve (throughput_estimator.h). Seed sim: 34 ms +
     // 0.5 ms per item, i.e. 32 items in 50 ms = 640 requests/s per slot.
     int64_t prior_batch_fixed_us = 34'000;
     int64_t prior_batch_per_item_us = 500;
-    double target_utilization = 0.75;          // (0, 1]
+    double target_utilization = 0.75;             // (0, 1]
     int64_t throughput_time_constant_ms = 1'000;  // EWMA time constant, >= 1
-    int arrival_window_s = 3;                  // arrival-rate window, 1..60
-    double shed_margin = 0.2;                  // >= 0; see "Shedding levels"
-    double shed_hysteresis = 0.1;              // [0, 1)
-    int64_t shed_eval_interval_ms = 100;       // >= 0
-    int64_t max_retry_after_s = 30;            // >= 1; Retry-After cap
-    const Clock* clock = nullptr;              // default: SystemClock()
+    int arrival_window_s = 3;                     // arrival-rate window, 1..60
+    double shed_margin = 0.2;                     // >= 0; see "Shedding levels"
+    double shed_hysteresis = 0.1;                 // [0, 1)
+    int64_t shed_eval_interval_ms = 100;          // >= 0
+    int64_t max_retry_after_s = 30;               // >= 1; Retry-After cap
+    const Clock* clock = nullptr;                 // default: SystemClock()
   };
 
   // Errors: kInvalidArgument naming the bad field.
@@ -174,8 +174,7 @@ class AdmissionController {
 
   // Applies the rules to one request. Records nothing about the request.
   AdmissionDecision Admit(const AdmissionQuery& query);
-  AdmissionDecision Admit(size_t tier, size_t queue_depth,
-                          SteadyClock::duration time_to_deadline) {
+  AdmissionDecision Admit(size_t tier, size_t queue_depth, SteadyClock::duration time_to_deadline) {
     return Admit(AdmissionQuery{tier, queue_depth, std::nullopt, time_to_deadline});
   }
 
@@ -194,7 +193,7 @@ class AdmissionController {
 
   const Options options_;
   size_t min_queue_depth_ = kNoQueueDepthLimit;  // over all tiers
-  std::vector<size_t> class_of_tier_;  // tier index -> priority class (0 lowest)
+  std::vector<size_t> class_of_tier_;            // tier index -> priority class (0 lowest)
   int max_level_ = 0;
   std::vector<std::unique_ptr<metrics::RateMeter>> arrivals_;  // one per tier
 

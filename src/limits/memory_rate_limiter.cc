@@ -52,8 +52,8 @@ MemoryRateLimiter::Shard& MemoryRateLimiter::ShardFor(std::string_view key) {
   if (shards_.size() == 1) return shards_[0];
   // Fibonacci hashing: the top bits of the mixed hash pick the shard, so the
   // shard choice stays independent of the map's bucket choice (low bits).
-  const uint64_t mixed = static_cast<uint64_t>(std::hash<std::string_view>{}(key)) *
-                         0x9E3779B97F4A7C15ull;
+  const uint64_t mixed =
+      static_cast<uint64_t>(std::hash<std::string_view>{}(key)) * 0x9E3779B97F4A7C15ull;
   return shards_[mixed >> shard_shift_];
 }
 

@@ -14,12 +14,11 @@
 // Memory bound. A key's state is needed only while one of its buckets is
 // not full; once both are full again (at most one window, 60 s, after its
 // last check; up to two more after an extra charge by Reconcile) the state
-// equals "no state" and is dropped without changing any decision. Each shard keeps its keys in least-recently-used order and,
-// on every call, drops up to two least-recently-used keys that are full
-// again, so idle keys are forgotten as traffic flows. The hard cap is
-// max_tracked_keys (split evenly over the shards): inserting into a full
-// shard evicts its least-recently-used key even if that key still owes time
-// — that key then gets a fresh bucket (fail-open; counted in
+// equals "no state" and is dropped without changing any decision. Each shard keeps its keys in
+// least-recently-used order and, on every call, drops up to two least-recently-used keys that are
+// full again, so idle keys are forgotten as traffic flows. The hard cap is max_tracked_keys (split
+// evenly over the shards): inserting into a full shard evicts its least-recently-used key even if
+// that key still owes time — that key then gets a fresh bucket (fail-open; counted in
 // lossy_evictions()). With the cap above the number of keys active in any
 // one minute, no eviction is lossy. Memory is about 150 bytes per tracked
 // key plus the key's length.

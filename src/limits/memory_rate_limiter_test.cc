@@ -188,7 +188,8 @@ TEST_F(MemoryRateLimiterTest, IdleKeysAreDroppedOnceFullAgain) {
   options.shard_count = 1;
   options.max_tracked_keys = 8;
   auto limiter = Make(options);
-  for (int i = 0; i < 8; ++i) ASSERT_TRUE(Check(*limiter, "k" + std::to_string(i), {60, 0}).allowed);
+  for (int i = 0; i < 8; ++i)
+    ASSERT_TRUE(Check(*limiter, "k" + std::to_string(i), {60, 0}).allowed);
   EXPECT_EQ(limiter->tracked_keys(), 8u);
 
   Advance(std::chrono::milliseconds(500));  // all still owe time: a new key evicts one
@@ -214,6 +215,7 @@ TEST_F(MemoryRateLimiterTest, ConcurrentChecksAdmitExactlyTheLimit) {
   const RateLimitPolicy policy{1000, 50'000};  // 25 tokens each: tokens allow 2000
   std::atomic<int64_t> admitted{0};
   std::vector<std::thread> threads;
+  threads.reserve(kThreads);
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < kChecksPerKeyPerThread; ++i) {

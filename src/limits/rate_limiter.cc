@@ -69,7 +69,8 @@ RateLimitHeaders FormatRateLimitHeaders(const RateLimitDecision& decision) {
     if (!h.ratelimit_policy.empty()) h.ratelimit_policy += ", ";
     h.ratelimit_policy += PolicyItem(decision.tokens.limit);
   }
-  if (!decision.allowed) h.retry_after = std::to_string(std::max<int64_t>(decision.retry_after_s, 1));
+  if (!decision.allowed)
+    h.retry_after = std::to_string(std::max<int64_t>(decision.retry_after_s, 1));
   return h;
 }
 

@@ -76,8 +76,8 @@ struct RateLimitDecision {
   // True when the request's token cost exceeds tokens_per_minute, so it can
   // never be admitted under this policy, however long the client waits.
   bool cost_exceeds_limit = false;
-  int64_t token_cost = 0;      // tokens this request costs; consumed iff allowed
-  RateLimitState requests;     // after this check (consumed iff allowed)
+  int64_t token_cost = 0;   // tokens this request costs; consumed iff allowed
+  RateLimitState requests;  // after this check (consumed iff allowed)
   RateLimitState tokens;
 };
 
@@ -116,8 +116,11 @@ struct RateLimitHeaders {
   template <typename Fn>
   void ForEach(Fn&& fn) const {
     const std::pair<std::string_view, const std::string*> fields[] = {
-        {kLimitName, &limit},         {kRemainingName, &remaining}, {kResetName, &reset},
-        {kRateLimitName, &ratelimit}, {kPolicyName, &ratelimit_policy},
+        {kLimitName, &limit},
+        {kRemainingName, &remaining},
+        {kResetName, &reset},
+        {kRateLimitName, &ratelimit},
+        {kPolicyName, &ratelimit_policy},
         {kRetryAfterName, &retry_after}};
     for (const auto& [name, value] : fields) {
       if (!value->empty()) fn(name, *value);

@@ -55,21 +55,20 @@ Result<tcp::endpoint> ResolveTarget(const HttpTarget& target) {
   boost::system::error_code ec;
   auto results = resolver.resolve(target.host, std::to_string(target.port), ec);
   if (ec || results.empty()) {
-    return Unavailable("cannot resolve `" + target.host + "`: " +
-                       (ec ? ec.message() : std::string("no address")));
+    return Unavailable("cannot resolve `" + target.host +
+                       "`: " + (ec ? ec.message() : std::string("no address")));
   }
   return results.begin()->endpoint();
 }
 
 Result<FetchResponse> HttpFetch(const tcp::endpoint& endpoint, const HttpTarget& target,
                                 const FetchRequest& request) {
-  const std::string where = target.host_header.empty()
-                                ? endpoint.address().to_string()
-                                : target.host_header;
+  const std::string where =
+      target.host_header.empty() ? endpoint.address().to_string() : target.host_header;
   try {
     asio::io_context ioc;
     beast::tcp_stream stream(ioc);
-    stream.expires_after(std::chrono::milliseconds(request.timeout_ms));
+    stream.expires_after(std::chrono::milliseconds(request.connect_timeout_ms));
 
     bhttp::request<bhttp::string_body> req;
     req.method_string(request.method);
@@ -95,6 +94,7 @@ Result<FetchResponse> HttpFetch(const tcp::endpoint& endpoint, const HttpTarget&
         return;
       }
       stage = "send";
+      stream.expires_after(std::chrono::milliseconds(request.timeout_ms));
       bhttp::async_write(stream, req, [&](beast::error_code ec, size_t) {
         if (ec) {
           result = ec;
@@ -107,6 +107,10 @@ Result<FetchResponse> HttpFetch(const tcp::endpoint& endpoint, const HttpTarget&
     });
     ioc.run();
     if (result == beast::error::timeout) {
+      if (std::string_view(stage) == "connect") {
+        return Unavailable("cannot connect to " + where + ": no answer within " +
+                           std::to_string(request.connect_timeout_ms) + " ms");
+      }
       return DeadlineExceeded("no answer from " + where + " within " +
                               std::to_string(request.timeout_ms) + " ms (" + stage + ")");
     }

@@ -3,8 +3,8 @@
 //
 // HttpFetch() opens a fresh connection, sends one request, reads one
 // response and closes; the whole exchange (connect included) is bounded by
-// `timeout_ms`. Never throws. Thread-safe (each call has its own io_context);
-// blocks the calling thread.
+// `connect_timeout_ms` + `timeout_ms`. Never throws. Thread-safe (each call has its own
+// io_context); blocks the calling thread.
 #pragma once
 
 #include <cstdint>
@@ -20,7 +20,7 @@
 namespace sluice::loadgen {
 
 struct HttpTarget {
-  std::string host;         // host name or address, without IPv6 brackets
+  std::string host;  // host name or address, without IPv6 brackets
   uint16_t port = 80;
   std::string host_header;  // value for the Host header: host[:port]
   std::string base_path;    // path prefix of the URL without a trailing slash ("" for none)
@@ -43,8 +43,9 @@ struct FetchRequest {
   std::string method = "GET";
   std::string path = "/";  // appended to the target's base path
   std::vector<std::pair<std::string, std::string>> headers;
-  std::string body;  // sent with Content-Type: application/json when not empty
-  int64_t timeout_ms = 3000;
+  std::string body;                   // sent with Content-Type: application/json when not empty
+  int64_t connect_timeout_ms = 3000;  // to open the connection
+  int64_t timeout_ms = 3000;          // then to send and read the whole response
 };
 
 // Errors: Unavailable("cannot connect to HOST:PORT: <reason>") when the

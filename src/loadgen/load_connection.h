@@ -30,8 +30,8 @@ class LoadConnection {
  public:
   struct Response {
     int status = 0;
-    bool keep_alive = true;   // false: the server closes; reopen before the next request
-    double gateway_ms = -1;   // Server-Timing `gateway;dur=`; < 0 when absent
+    bool keep_alive = true;  // false: the server closes; reopen before the next request
+    double gateway_ms = -1;  // Server-Timing `gateway;dur=`; < 0 when absent
   };
 
   class Listener {

@@ -21,12 +21,15 @@
 // stops the run if it is still going and joins the thread.
 #pragma once
 
+#include <atomic>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -58,12 +61,12 @@ struct WorkerOptions {
 
 // Live counters since the start (warm-up included), for the progress line.
 struct WorkerProgress {
-  uint64_t scheduled = 0;  // arrivals handled
-  uint64_t answered = 0;   // responses of any status
-  uint64_t ok = 0;         // 200 responses
-  uint64_t failed = 0;     // non-200 responses, transport errors, timeouts
-  uint64_t waiting = 0;    // requests waiting for a connection right now
-  uint64_t late = 0;       // arrivals handled later than the late threshold
+  uint64_t scheduled = 0;                // arrivals handled
+  uint64_t answered = 0;                 // responses of any status
+  uint64_t ok = 0;                       // 200 responses
+  uint64_t failed = 0;                   // non-200 responses, transport errors, timeouts
+  uint64_t waiting = 0;                  // requests waiting for a connection right now
+  uint64_t late = 0;                     // arrivals handled later than the late threshold
   LatencyHistogram interval_latency_ns;  // 200s since the previous TakeProgress()
   void Merge(const WorkerProgress& o);
 };
@@ -83,6 +86,8 @@ class LoadWorker final : private LoadConnection::Listener {
   void Begin(TimePoint t0);
   // Blocks until the run is over.
   void Wait();
+  // Thread-safe: true once the run is over (Wait() would not block).
+  bool done() const { return done_.load(std::memory_order_acquire); }
   // Thread-safe. Resets the interval histogram.
   WorkerProgress TakeProgress();
   // REQUIRES: Wait() returned.
@@ -91,17 +96,18 @@ class LoadWorker final : private LoadConnection::Listener {
 
  private:
   struct Pending {
-    int64_t scheduled_ns = 0;   // offset from t0
-    TimePoint handled_at;       // when the loop handled the arrival
+    int64_t scheduled_ns = 0;  // offset from t0
+    TimePoint handled_at;      // when the loop handled the arrival
     PlannedRequest plan;
-    int step = -1;              // -1: warm-up
-    bool waited = false;        // queued for a connection
-    bool retried = false;       // resent once after a stale keep-alive connection
+    int step = -1;         // -1: warm-up
+    bool waited = false;   // queued for a connection
+    bool retried = false;  // resent once after a stale keep-alive connection
   };
 
   LoadWorker(const WorkerOptions& options, ArrivalSchedule schedule);
 
-  void ArmArrivalTimer();
+  void ArmArrivalTimers();
+  void ArmTimer(int i, int64_t offset_ns);
   void OnArrivals();
   void HandleArrival(const Arrival& a, TimePoint now);
   void SendOn(LoadConnection* c, Pending p, TimePoint now);
@@ -128,17 +134,20 @@ class LoadWorker final : private LoadConnection::Listener {
 
   std::vector<std::unique_ptr<LoadConnection>> connections_;
   std::vector<std::unique_ptr<boost::asio::steady_timer>> retry_timers_;  // per connection
-  std::vector<int> connect_failures_in_row_;                             // per connection
-  std::vector<std::optional<Pending>> in_flight_;                        // per connection
+  std::vector<int> connect_failures_in_row_;                              // per connection
+  std::vector<std::optional<Pending>> in_flight_;                         // per connection
   std::deque<LoadConnection*> idle_;
   std::deque<Pending> waiting_;
   size_t busy_ = 0;
 
-  boost::asio::steady_timer arrival_timer_;
+  boost::asio::steady_timer arrival_timers_[2];
+  std::optional<int64_t> armed_ns_[2];  // arrival offset each timer waits for
   boost::asio::steady_timer drain_timer_;
   boost::asio::steady_timer connect_timer_;
   TimePoint t0_;
-  std::optional<Arrival> next_;
+  double begin_cpu_s_ = 0;  // this thread's CPU time at Begin()
+  std::optional<Arrival> next_;        // the next arrival to handle
+  std::optional<Arrival> after_next_;  // the one after it
   bool begun_ = false;
   bool schedule_done_ = false;
   bool finished_ = false;
@@ -150,13 +159,14 @@ class LoadWorker final : private LoadConnection::Listener {
   boost::system::error_code first_connect_error_;
   std::mutex open_mu_;
   std::condition_variable open_cv_;
-  bool open_done_ = false;          // GUARDED_BY(open_mu_)
-  size_t open_result_ = 0;          // GUARDED_BY(open_mu_)
-  std::string open_error_;          // GUARDED_BY(open_mu_)
+  bool open_done_ = false;  // GUARDED_BY(open_mu_)
+  size_t open_result_ = 0;  // GUARDED_BY(open_mu_)
+  std::string open_error_;  // GUARDED_BY(open_mu_)
 
   std::mutex progress_mu_;
   WorkerProgress progress_;  // GUARDED_BY(progress_mu_)
 
+  std::atomic<bool> done_{false};
   std::thread thread_;
 };
 

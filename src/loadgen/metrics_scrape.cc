@@ -90,8 +90,8 @@ Result<GatewaySnapshot> ParseGatewayMetrics(std::string_view text) {
     if (name != kBucket && name != kSum && name != kCount && name != kUtilization) continue;
 
     const auto bad = [&](const char* why) {
-      return InvalidArgument("/metrics line " + std::to_string(line_no) + " (" +
-                             std::string(name) + "): " + why);
+      return InvalidArgument("/metrics line " + std::to_string(line_no) + " (" + std::string(name) +
+                             "): " + why);
     };
     std::string_view rest = line.substr(n);
     std::map<std::string, std::string> labels;

@@ -25,8 +25,8 @@ struct GatewaySnapshot {
     // (le, cumulative batches with size <= le), sorted by le; +Inf is
     // std::numeric_limits<double>::infinity().
     std::vector<std::pair<double, double>> batch_buckets;
-    double batch_sum = 0;    // requests in all batches so far
-    double batch_count = 0;  // batches so far
+    double batch_sum = 0;               // requests in all batches so far
+    double batch_count = 0;             // batches so far
     std::optional<double> utilization;  // busy fraction over the gateway's window
   };
   std::map<std::string, Model> models;  // by the `model` label

@@ -13,9 +13,9 @@ constexpr size_t kFillerWindow = 4096;  // inputs start at varying offsets in th
 
 std::string MakeFiller(size_t size, uint64_t seed) {
   static constexpr const char* kWords[] = {
-      "the",   "model", "batch", "signal", "gpu",   "token",  "queue",  "what",
-      "is",    "of",    "a",     "fast",   "river", "capital", "france", "latency",
-      "tier",  "paid",  "free",  "answer", "cloud", "vector", "quick",  "brown"};
+      "the",  "model", "batch", "signal", "gpu",   "token",   "queue",  "what",
+      "is",   "of",    "a",     "fast",   "river", "capital", "france", "latency",
+      "tier", "paid",  "free",  "answer", "cloud", "vector",  "quick",  "brown"};
   std::mt19937_64 rng(seed);
   std::string out;
   out.reserve(size + 16);
@@ -66,7 +66,8 @@ PlannedRequest RequestFactory::Plan() {
   r.key = next_key_[r.tier];
   next_key_[r.tier] = (next_key_[r.tier] + 1) % auth_lines_[r.tier].size();
   const uint32_t span = input_bytes_.max_bytes - input_bytes_.min_bytes;
-  r.input_bytes = input_bytes_.min_bytes + (span == 0 ? 0 : static_cast<uint32_t>(rng_() % (span + 1)));
+  r.input_bytes =
+      input_bytes_.min_bytes + (span == 0 ? 0 : static_cast<uint32_t>(rng_() % (span + 1)));
   r.seq = seq_++;
   return r;
 }

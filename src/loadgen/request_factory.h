@@ -32,10 +32,10 @@ struct PlannedRequest {
 class RequestFactory {
  public:
   struct Options {
-    std::string host_header;              // value of the Host header, e.g. "127.0.0.1:8080"
-    std::string path = "/v1/inference";   // request target
-    uint64_t seed = 1;                    // RNG seed for the draws
-    uint32_t stream_id = 0;               // distinguishes factories' inputs; < 65536
+    std::string host_header;             // value of the Host header, e.g. "127.0.0.1:8080"
+    std::string path = "/v1/inference";  // request target
+    uint64_t seed = 1;                   // RNG seed for the draws
+    uint32_t stream_id = 0;              // distinguishes factories' inputs; < 65536
   };
 
   // REQUIRES: ValidateWorkload(spec).ok(). Copies what it needs of `spec`.
@@ -62,10 +62,10 @@ class RequestFactory {
   Picker tiers_;
   Picker models_;
   std::vector<std::vector<std::string>> auth_lines_;  // [tier][key]: "Authorization: ...\r\n"
-  std::vector<uint32_t> next_key_;          // round-robin cursor per tier
-  std::vector<std::string> body_prefixes_;  // per model: {"model":"M","input":"
-  std::string body_suffix_;                 // ","parameters":{"max_tokens":N}}
-  std::string filler_;                      // pseudo-random words to cut inputs from
+  std::vector<uint32_t> next_key_;                    // round-robin cursor per tier
+  std::vector<std::string> body_prefixes_;            // per model: {"model":"M","input":"
+  std::string body_suffix_;                           // ","parameters":{"max_tokens":N}}
+  std::string filler_;                                // pseudo-random words to cut inputs from
   ByteRange input_bytes_;
   std::mt19937_64 rng_;
   uint64_t seq_ = 0;

@@ -29,6 +29,7 @@ void GeneratorStats::Merge(const GeneratorStats& o) {
   connect_failures += o.connect_failures;
   reconnects += o.reconnects;
   stale_retries += o.stale_retries;
+  max_thread_busy = std::max(max_thread_busy, o.max_thread_busy);
 }
 
 RunStats::RunStats(size_t steps, size_t tiers)

@@ -55,11 +55,15 @@ struct GeneratorStats {
   // --connections, not the server, may have been the limit.
   uint64_t connection_waits = 0;
   LatencyHistogram connection_wait_ns;
-  uint64_t max_waiting = 0;        // most requests waiting for a connection at once
-  uint64_t connect_failures = 0;   // connection attempts that failed
-  uint64_t reconnects = 0;         // connections reopened (server closed or error)
-  uint64_t stale_retries = 0;      // requests resent once because a kept-alive
-                                   // connection had been closed before the request
+  uint64_t max_waiting = 0;       // most requests waiting for a connection at once
+  uint64_t connect_failures = 0;  // connection attempts that failed
+  uint64_t reconnects = 0;        // connections reopened (server closed or error)
+  uint64_t stale_retries = 0;     // requests resent once because a kept-alive
+                                  // connection had been closed before the request
+  // CPU time a load thread used, as a fraction of the run's wall time (the
+  // busiest thread). Near 1 with lag: the generator was at its limit. Low
+  // with lag: the thread was ready but not scheduled (a busy machine).
+  double max_thread_busy = 0;
   void Merge(const GeneratorStats& o);
 };
 
@@ -74,7 +78,7 @@ struct RunStats {
 
   size_t step_count;
   size_t tier_count;
-  std::vector<SliceStats> slices;     // step-major
+  std::vector<SliceStats> slices;        // step-major
   LatencyHistogram gateway_overhead_ns;  // Server-Timing gateway;dur of 200 responses
   GeneratorStats generator;
 

@@ -57,7 +57,8 @@ std::optional<Arrival> ArrivalSchedule::Next() {
     double t;
     if (poisson_) {
       // Memoryless: a new segment may start its own process at its start.
-      if (next_ns_ < 0) next_ns_ = static_cast<double>(seg.start_ns) + ExponentialGapNs(seg.rate_per_s);
+      if (next_ns_ < 0)
+        next_ns_ = static_cast<double>(seg.start_ns) + ExponentialGapNs(seg.rate_per_s);
       t = next_ns_;
     } else {
       // Computed from the index, not accumulated, so there is no drift.

@@ -75,9 +75,9 @@ class ArrivalSchedule {
   bool poisson_ = false;
   double phase_ = 0;
   std::mt19937_64 rng_;
-  size_t segment_ = 0;    // current segment
-  uint64_t index_ = 0;    // constant: arrivals already given in this segment
-  double next_ns_ = -1;   // poisson: next arrival; < 0 = draw from segment start
+  size_t segment_ = 0;   // current segment
+  uint64_t index_ = 0;   // constant: arrivals already given in this segment
+  double next_ns_ = -1;  // poisson: next arrival; < 0 = draw from segment start
 };
 
 }  // namespace sluice::loadgen

@@ -1,5 +1,7 @@
 #include "loadgen/workload.h"
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <set>
@@ -42,7 +44,14 @@ bool ParseUint(std::string_view s, uint64_t* out) {
   return ec == std::errc() && end == s.data() + s.size();
 }
 
-std::string Quote(std::string_view s) { return "`" + std::string(s) + "`"; }
+std::string Quote(std::string_view s) {
+  std::string out;
+  out.reserve(s.size() + 2);
+  out.push_back('`');
+  out.append(s);
+  out.push_back('`');
+  return out;
+}
 
 // Printable ASCII without spaces: safe inside an HTTP header line.
 bool IsHeaderToken(std::string_view s) {
@@ -117,7 +126,8 @@ Result<std::vector<TierKeys>> ParseKeysText(std::string_view text, std::string_v
     if (it == out.end()) it = out.insert(out.end(), TierKeys{std::string(fields[0]), {}});
     it->keys.emplace_back(fields[1]);
   }
-  if (out.empty()) return InvalidArgument(std::string(source) + ": no keys (expected `TIER KEY` lines)");
+  if (out.empty())
+    return InvalidArgument(std::string(source) + ": no keys (expected `TIER KEY` lines)");
   return out;
 }
 
@@ -131,10 +141,9 @@ Result<ByteRange> ParseByteRange(std::string_view text) {
   const std::string_view t = Trim(text);
   const size_t dash = t.find('-');
   uint64_t lo = 0, hi = 0;
-  const bool ok = dash == std::string_view::npos
-                      ? ParseUint(t, &lo) && (hi = lo, true)
-                      : ParseUint(Trim(t.substr(0, dash)), &lo) &&
-                            ParseUint(Trim(t.substr(dash + 1)), &hi);
+  const bool ok = dash == std::string_view::npos ? ParseUint(t, &lo) && (hi = lo, true)
+                                                 : ParseUint(Trim(t.substr(0, dash)), &lo) &&
+                                                       ParseUint(Trim(t.substr(dash + 1)), &hi);
   if (!ok) return InvalidArgument("--input-bytes: expected N or N-M bytes, got " + Quote(text));
   if (lo > hi) return InvalidArgument("--input-bytes: range " + Quote(text) + " is reversed");
   if (lo < kMinInputBytes || hi > kMaxInputBytes) {
@@ -164,8 +173,8 @@ Result<int64_t> ParseDurationUs(std::string_view text, std::string_view what) {
   double value = 0;
   if (scale_us == 0 || !ParseDouble(Trim(t.substr(0, unit_at)), &value) || value < 0 ||
       value * scale_us > 1e15) {
-    return InvalidArgument(std::string(what) + ": expected a duration such as 10s, 500ms or 2m, got " +
-                           Quote(text));
+    return InvalidArgument(std::string(what) +
+                           ": expected a duration such as 10s, 500ms or 2m, got " + Quote(text));
   }
   return static_cast<int64_t>(std::llround(value * scale_us));
 }
@@ -189,15 +198,15 @@ Result<std::vector<TierMix>> BuildTierMix(const std::vector<WeightedName>& mix,
   std::vector<TierMix> out;
   for (const WeightedName& w : mix) {
     if (w.weight <= 0) continue;
-    auto it = std::find_if(keys.begin(), keys.end(),
-                           [&](const TierKeys& k) { return k.tier == w.name; });
+    auto it =
+        std::find_if(keys.begin(), keys.end(), [&](const TierKeys& k) { return k.tier == w.name; });
     if (it == keys.end() || it->keys.empty()) {
       std::string known;
       for (const TierKeys& k : keys) known += (known.empty() ? "" : ", ") + k.tier;
       return InvalidArgument("--mix names tier " + Quote(w.name) +
                              " but there is no key for it (tiers with keys: " + known + ")");
     }
-    out.push_back({w.name, w.weight, it->keys});
+    out.push_back(TierMix{w.name, w.weight, it->keys});
   }
   if (out.empty()) return InvalidArgument("--mix: at least one weight must be positive");
   return out;
@@ -210,7 +219,8 @@ Status ValidateWorkload(const WorkloadSpec& spec) {
       return InvalidArgument("tier " + Quote(t.tier) + " needs a positive weight and a key");
     }
     for (const std::string& k : t.keys) {
-      if (!IsHeaderToken(k)) return InvalidArgument("a key of tier " + Quote(t.tier) + " is not a valid header value");
+      if (!IsHeaderToken(k))
+        return InvalidArgument("a key of tier " + Quote(t.tier) + " is not a valid header value");
     }
   }
   double model_total = 0;

@@ -74,10 +74,10 @@ Result<std::vector<TierMix>> BuildTierMix(const std::vector<WeightedName>& mix,
                                           const std::vector<TierKeys>& keys);
 
 struct WorkloadSpec {
-  std::vector<TierMix> tiers;         // from BuildTierMix
-  std::vector<WeightedName> models;   // at least one with weight > 0
-  ByteRange input_bytes;              // size of the `input` string
-  int max_tokens = 16;                // parameters.max_tokens; 0 = omit parameters
+  std::vector<TierMix> tiers;        // from BuildTierMix
+  std::vector<WeightedName> models;  // at least one with weight > 0
+  ByteRange input_bytes;             // size of the `input` string
+  int max_tokens = 16;               // parameters.max_tokens; 0 = omit parameters
 };
 
 Status ValidateWorkload(const WorkloadSpec& spec);

@@ -50,6 +50,8 @@ std::string TestConfig::Yaml() const {
     << "  recent_requests: 100000\n"
     << "queue:\n"
     << "  ordering: edf\n"
+    << "admission:\n"
+    << "  enabled: " << (admission ? "true" : "false") << "\n"
     << "tiers:\n";
   const char* names[] = {"enterprise", "paid", "free"};
   for (int i = 0; i < 3; ++i) {

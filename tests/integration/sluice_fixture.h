@@ -38,6 +38,9 @@ struct TestConfig {
   uint32_t header_limit_bytes = 16 << 10;
   int64_t drain_timeout_ms = 10'000;
   int io_threads = 2;
+  // capacity-aware admission (off unless a test is about it: the core tests
+  // overload the sim on purpose)
+  bool admission = false;
   // tiers
   int64_t latency_budget_ms = 8'000;
   int64_t max_queue_age_ms = 9'000;

@@ -2,6 +2,8 @@
 
 #include <array>
 
+#include "core/tokens.h"
+
 namespace sluice::sim {
 
 namespace {
@@ -25,7 +27,7 @@ constexpr std::array<std::string_view, 16> kWords = {
 }  // namespace
 
 uint32_t InputTokens(std::string_view input) {
-  return input.empty() ? 1 : static_cast<uint32_t>((input.size() + 3) / 4);
+  return static_cast<uint32_t>(EstimateInputTokens(input));
 }
 
 SimCompletion SimulateCompletion(std::string_view model, std::string_view input, int max_tokens) {

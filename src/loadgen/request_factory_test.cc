@@ -1,0 +1,92 @@
+#include "loadgen/request_factory.h"
+
+#include <map>
+#include <set>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <boost/json/parse.hpp>
+
+namespace sluice::loadgen {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+WorkloadSpec Spec() {
+  WorkloadSpec w;
+  w.tiers = {{"free", 70, {"sk-free-a", "sk-free-b"}},
+             {"paid", 25, {"sk-paid"}},
+             {"enterprise", 5, {"sk-ent"}}};
+  w.models = {{"small", 3}, {"large \"q\"", 1}};
+  w.input_bytes = {17, 300};
+  w.max_tokens = 12;
+  return w;
+}
+
+RequestFactory::Options Opts(uint32_t stream = 0) {
+  RequestFactory::Options o;
+  o.host_header = "127.0.0.1:8080";
+  o.seed = 5;
+  o.stream_id = stream;
+  return o;
+}
+
+TEST(RequestFactoryTest, DrawsTiersAndModelsByWeight) {
+  RequestFactory f(Spec(), Opts());
+  std::map<uint32_t, int> tiers, models;
+  const int n = 100000;
+  for (int i = 0; i < n; ++i) {
+    const PlannedRequest r = f.Plan();
+    tiers[r.tier]++;
+    models[r.model]++;
+    ASSERT_GE(r.input_bytes, 17u);
+    ASSERT_LE(r.input_bytes, 300u);
+  }
+  EXPECT_NEAR(tiers[0] / double(n), 0.70, 0.01);
+  EXPECT_NEAR(tiers[1] / double(n), 0.25, 0.01);
+  EXPECT_NEAR(tiers[2] / double(n), 0.05, 0.005);
+  EXPECT_NEAR(models[0] / double(n), 0.75, 0.01);
+}
+
+TEST(RequestFactoryTest, BodiesAreValidJsonWithDistinctInputsOfTheDrawnSize) {
+  RequestFactory a(Spec(), Opts(0)), b(Spec(), Opts(1));
+  std::set<std::string> inputs;
+  std::string body;
+  for (int i = 0; i < 2000; ++i) {
+    for (RequestFactory* f : {&a, &b}) {
+      const PlannedRequest r = f->Plan();
+      f->RenderBody(r, &body);
+      auto doc = boost::json::parse(body).as_object();
+      const std::string input(doc.at("input").as_string());
+      ASSERT_EQ(input.size(), r.input_bytes);
+      ASSERT_TRUE(inputs.insert(input).second) << "duplicate input " << input;
+      ASSERT_EQ(doc.at("model").as_string(), Spec().models[r.model].name);
+      ASSERT_EQ(doc.at("parameters").at("max_tokens").as_int64(), 12);
+    }
+  }
+}
+
+TEST(RequestFactoryTest, RendersAFullRequestWithTheTiersKeyInTurn) {
+  WorkloadSpec w = Spec();
+  w.tiers = {{"free", 1, {"sk-free-a", "sk-free-b"}}};
+  w.max_tokens = 0;
+  RequestFactory f(w, Opts());
+  std::string text;
+  std::vector<std::string> keys;
+  for (int i = 0; i < 3; ++i) {
+    f.Render(f.Plan(), &text);
+    EXPECT_THAT(text, StartsWith("POST /v1/inference HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n"));
+    const size_t auth = text.find("Authorization: Bearer ");
+    ASSERT_NE(auth, std::string::npos);
+    keys.push_back(text.substr(auth + 22, text.find("\r\n", auth) - auth - 22));
+    const size_t header_end = text.find("\r\n\r\n");
+    const std::string body = text.substr(header_end + 4);
+    EXPECT_THAT(text, HasSubstr("Content-Length: " + std::to_string(body.size()) + "\r\n"));
+    EXPECT_FALSE(boost::json::parse(body).as_object().contains("parameters"));
+  }
+  EXPECT_EQ(keys, (std::vector<std::string>{"sk-free-a", "sk-free-b", "sk-free-a"}));
+}
+
+}  // namespace
+}  // namespace sluice::loadgen
