@@ -36,7 +36,9 @@ struct Principal {
 struct InferenceParams {
   int max_tokens = 16;                // output token cap, 1..limit
   std::optional<double> temperature;  // 0..2 when present
-  std::string json = "{}";            // the object as sent, forwarded to backends
+  // The object as sent when it holds parameters besides the typed ones
+  // (forwarded to backends); empty otherwise.
+  std::string json;
 };
 
 // What the client gets back: a result or an error.

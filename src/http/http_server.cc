@@ -1,6 +1,9 @@
 #include "http/http_server.h"
 
 #include <spdlog/spdlog.h>
+#include <algorithm>
+
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 
 #include "http/session.h"
@@ -61,10 +64,37 @@ void AcceptLoop(std::shared_ptr<HttpServer::State> state) {
     AcceptLoop(state);
   });
 }
+
+// Closes connections whose read, write or idle deadline passed. One timer
+// for the whole server, so per-request I/O arms no timers at all; a
+// deadline is enforced within one sweep interval.
+void SweepLoop(std::shared_ptr<HttpServer::State> state,
+               std::shared_ptr<asio::steady_timer> timer) {
+  int64_t shortest = std::min(state->options.read_timeout_ms, state->options.idle_timeout_ms);
+  auto interval = Millis(std::clamp<int64_t>(shortest / 10, 5, 250));
+  timer->expires_after(interval);
+  timer->async_wait([state, timer](boost::system::error_code ec) {
+    // Runs until the io_context stops, also while draining.
+    if (ec) return;
+    std::vector<std::shared_ptr<Session>> live;
+    {
+      std::lock_guard lock(state->sessions_mu);
+      live.reserve(state->sessions.size());
+      for (auto& w : state->sessions) {
+        if (auto s = w.lock()) live.push_back(std::move(s));
+      }
+    }
+    TimePoint now = SteadyClock::now();
+    for (auto& s : live) s->CloseIfExpired(now);
+    SweepLoop(state, timer);
+  });
+}
+
 }  // namespace
 
 void HttpServer::Start() {
   asio::dispatch(state_->acceptor.get_executor(), [state = state_] { AcceptLoop(state); });
+  SweepLoop(state_, std::make_shared<asio::steady_timer>(state_->ioc));
 }
 
 void HttpServer::StopAccepting() {

@@ -1,6 +1,7 @@
 #include "http/inference_codec.h"
 
 #include <boost/json.hpp>
+#include <charconv>
 #include <cmath>
 
 namespace sluice::http {
@@ -61,7 +62,13 @@ Status DecodeParameters(const json::value& v, InferenceParams* params) {
     }
     params->temperature = temp;
   }
-  params->json = json::serialize(obj);
+  // Backends get the typed fields; only other parameters are kept as JSON
+  // for them, so the common request serializes nothing.
+  bool others = false;
+  for (const auto& kv : obj) {
+    others = others || (kv.key() != "max_tokens" && kv.key() != "temperature");
+  }
+  params->json = others ? json::serialize(obj) : std::string();
   return Status::Ok();
 }
 }  // namespace
@@ -97,19 +104,63 @@ Status DecodeInferenceRequest(std::string_view body, DecodedInference* out) {
   return Status::Ok();
 }
 
+namespace {
+// Appends `s` as a JSON string literal (RFC 8259 escaping; bytes >= 0x80
+// pass through, as Boost.JSON's serializer does).
+void AppendJsonString(std::string& out, std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out.push_back('"');
+  size_t run = 0;  // start of the pending unescaped run
+  for (size_t i = 0; i < s.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    out.append(s.data() + run, i - run);
+    run = i + 1;
+    switch (c) {
+      case '"':
+        out.append("\\\"");
+        break;
+      case '\\':
+        out.append("\\\\");
+        break;
+      case '\n':
+        out.append("\\n");
+        break;
+      case '\r':
+        out.append("\\r");
+        break;
+      case '\t':
+        out.append("\\t");
+        break;
+      default:
+        out.append("\\u00");
+        out.push_back(kHex[c >> 4]);
+        out.push_back(kHex[c & 0xf]);
+    }
+  }
+  out.append(s.data() + run, s.size() - run);
+  out.push_back('"');
+}
+}  // namespace
+
 std::string EncodeInferenceResponse(const std::string& request_id, const InferenceOutcome& outcome,
                                     int64_t latency_ms) {
-  // Built by hand around Boost.JSON's string escaping: this runs for every
-  // response, and a json::object would allocate per member.
+  // Built directly: this runs for every response, and a json::object would
+  // allocate per member.
   std::string out;
-  out.reserve(96 + request_id.size() + outcome.output.size() + outcome.model_version.size());
-  out.append(R"({"request_id":)").append(json::serialize(json::string_view(request_id)));
-  out.append(R"(,"output":)").append(json::serialize(json::string_view(outcome.output)));
-  out.append(R"(,"metadata":{"tokens_used":)").append(std::to_string(outcome.tokens_used));
-  out.append(R"(,"latency_ms":)").append(std::to_string(latency_ms));
-  out.append(R"(,"model_version":)")
-      .append(json::serialize(json::string_view(outcome.model_version)))
-      .append("}}");
+  out.reserve(112 + request_id.size() + outcome.output.size() + outcome.model_version.size());
+  out.append(R"({"request_id":)");
+  AppendJsonString(out, request_id);
+  out.append(R"(,"output":)");
+  AppendJsonString(out, outcome.output);
+  char num[24];
+  out.append(R"(,"metadata":{"tokens_used":)");
+  out.append(num, std::to_chars(num, num + sizeof(num), outcome.tokens_used).ptr);
+  out.append(R"(,"latency_ms":)");
+  out.append(num, std::to_chars(num, num + sizeof(num), latency_ms).ptr);
+  out.append(R"(,"model_version":)");
+  AppendJsonString(out, outcome.model_version);
+  out.append("}}");
   return out;
 }
 

@@ -24,6 +24,7 @@ TEST(InferenceCodecTest, DecodesTheSeedRequest) {
   EXPECT_EQ(d.params.max_tokens, 100);
   EXPECT_DOUBLE_EQ(*d.params.temperature, 0.7);
   EXPECT_NE(d.params.json.find("top_p"), std::string::npos);  // forwarded as sent
+  EXPECT_NE(d.params.json.find("max_tokens"), std::string::npos);
 }
 
 TEST(InferenceCodecTest, ParametersAreOptional) {
@@ -81,6 +82,25 @@ TEST(InferenceCodecTest, EncodesTheSeedResponseFieldNames) {
   EXPECT_EQ(v.at("metadata").at("tokens_used").to_number<int>(), 15);
   EXPECT_EQ(v.at("metadata").at("latency_ms").to_number<int>(), 127);
   EXPECT_EQ(v.at("metadata").at("model_version").as_string(), "claude-3-2024");
+}
+
+TEST(InferenceCodecTest, ResponseEscapingRoundTripsEveryByte) {
+  InferenceOutcome o;
+  for (int c = 1; c < 128; ++c) o.output.push_back(static_cast<char>(c));
+  o.output += "caf\xc3\xa9 \xe2\x82\xac";  // UTF-8 passes through
+  o.model_version = "v\"1\\";
+  json::value v = json::parse(EncodeInferenceResponse("req_\n", o, 0));
+  EXPECT_EQ(v.at("output").as_string(), o.output);
+  EXPECT_EQ(v.at("metadata").at("model_version").as_string(), o.model_version);
+  EXPECT_EQ(v.at("request_id").as_string(), "req_\n");
+}
+
+TEST(InferenceCodecTest, OnlyUnknownParametersAreKeptAsJson) {
+  DecodedInference d;
+  ASSERT_TRUE(Decode(R"({"model":"m","input":"x","parameters":{"max_tokens":5}})", &d).ok());
+  EXPECT_TRUE(d.params.json.empty());
+  ASSERT_TRUE(Decode(R"({"model":"m","input":"x","parameters":{"stop":["\n"]}})", &d).ok());
+  EXPECT_EQ(json::parse(d.params.json).at("stop").at(0).as_string(), "\n");
 }
 
 TEST(InferenceCodecTest, EncodesErrors) {

@@ -11,24 +11,56 @@ namespace sluice::http {
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
-using std::chrono::milliseconds;
 
 Session::Session(StrandSocket&& socket, std::shared_ptr<HttpServer::State> state)
-    : stream_(std::move(socket)), state_(std::move(state)) {
+    : socket_(std::move(socket)), state_(std::move(state)) {
   state_->open_connections.fetch_add(1, std::memory_order_relaxed);
 }
 
 Session::~Session() {
+  if (registered_) {
+    std::lock_guard lock(state_->sessions_mu);
+    state_->sessions.erase(registry_it_);
+  }
   if (counted_request_) state_->in_progress.fetch_sub(1, std::memory_order_relaxed);
   state_->open_connections.fetch_sub(1, std::memory_order_relaxed);
 }
 
+namespace {
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(SteadyClock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
+
+void Session::ExpireAfter(int64_t ms) {
+  deadline_ns_.store(NowNs() + ms * 1'000'000, std::memory_order_relaxed);
+}
+
+void Session::NoDeadline() { deadline_ns_.store(0, std::memory_order_relaxed); }
+
+void Session::CloseIfExpired(TimePoint now) {
+  int64_t deadline = deadline_ns_.load(std::memory_order_relaxed);
+  int64_t now_ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count();
+  if (deadline == 0 || now_ns < deadline) return;
+  asio::post(socket_.get_executor(), [self = shared_from_this()] {
+    int64_t d = self->deadline_ns_.load(std::memory_order_relaxed);
+    if (d != 0 && NowNs() >= d) self->Close();  // re-checked on the strand
+  });
+}
+
 void Session::Run() {
-  asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->DoRead(); });
+  {
+    std::lock_guard lock(state_->sessions_mu);
+    registry_it_ = state_->sessions.insert(state_->sessions.end(), weak_from_this());
+    registered_ = true;
+  }
+  asio::dispatch(socket_.get_executor(), [self = shared_from_this()] { self->DoRead(); });
 }
 
 void Session::RunReject() {
-  asio::dispatch(stream_.get_executor(), [self = shared_from_this()] {
+  asio::dispatch(socket_.get_executor(), [self = shared_from_this()] {
     self->Write(
         MakeError(ReplyShape(11, false), Unavailable("too many open connections; retry shortly")));
   });
@@ -38,9 +70,9 @@ void Session::DoRead() {
   parser_.emplace();
   parser_->body_limit(state_->options.body_limit_bytes);
   parser_->header_limit(state_->options.header_limit_bytes);
-  stream_.expires_after(milliseconds(state_->options.idle_timeout_ms));
+  ExpireAfter(state_->options.idle_timeout_ms);
   bhttp::async_read_header(
-      stream_, buffer_, *parser_,
+      socket_, buffer_, *parser_,
       [self = shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
 }
 
@@ -52,8 +84,8 @@ void Session::OnHeader(beast::error_code ec) {
     // Tell clients such as curl to send the body now instead of waiting.
     auto cont = std::make_shared<bhttp::response<bhttp::empty_body>>(bhttp::status::continue_,
                                                                      parser_->get().version());
-    stream_.expires_after(milliseconds(state_->options.read_timeout_ms));
-    bhttp::async_write(stream_, *cont,
+    ExpireAfter(state_->options.read_timeout_ms);
+    bhttp::async_write(socket_, *cont,
                        [self = shared_from_this(), cont](beast::error_code ec, size_t) {
                          if (ec) return self->Close();
                          self->ReadBody();
@@ -64,9 +96,9 @@ void Session::OnHeader(beast::error_code ec) {
 }
 
 void Session::ReadBody() {
-  stream_.expires_after(milliseconds(state_->options.read_timeout_ms));
+  ExpireAfter(state_->options.read_timeout_ms);
   bhttp::async_read(
-      stream_, buffer_, *parser_,
+      socket_, buffer_, *parser_,
       [self = shared_from_this()](beast::error_code ec, size_t) { self->OnBody(ec); });
 }
 
@@ -76,7 +108,7 @@ void Session::OnBody(beast::error_code ec) {
 }
 
 void Session::FailRead(beast::error_code ec) {
-  if (ec == bhttp::error::end_of_stream || ec == beast::error::timeout ||
+  if (ec == bhttp::error::end_of_stream || ec == asio::error::bad_descriptor ||
       ec == asio::error::operation_aborted || ec == asio::error::connection_reset ||
       ec == asio::error::eof) {
     return Close();
@@ -105,9 +137,9 @@ void Session::OnRequest() {
     state_->in_progress.fetch_add(1, std::memory_order_relaxed);
   }
   // The request's own deadline bounds the wait for its answer.
-  stream_.expires_never();
+  NoDeadline();
   Reply reply = [self = shared_from_this()](HttpResponse&& res) {
-    asio::dispatch(self->stream_.get_executor(),
+    asio::dispatch(self->socket_.get_executor(),
                    [self, res = std::move(res)]() mutable { self->Write(std::move(res)); });
   };
   state_->options.handler->Handle(parser_->release(), std::move(reply));
@@ -116,8 +148,8 @@ void Session::OnRequest() {
 void Session::Write(HttpResponse&& response) {
   bool keep_alive = response.keep_alive();
   SerializeResponse(response, &write_buffer_);
-  stream_.expires_after(milliseconds(state_->options.read_timeout_ms));
-  asio::async_write(stream_, asio::buffer(write_buffer_),
+  ExpireAfter(state_->options.read_timeout_ms);
+  asio::async_write(socket_, asio::buffer(write_buffer_),
                     [self = shared_from_this(), keep_alive](beast::error_code ec, size_t) {
                       self->OnWrite(keep_alive, ec);
                     });
@@ -133,9 +165,10 @@ void Session::OnWrite(bool keep_alive, beast::error_code ec) {
 }
 
 void Session::Close() {
+  NoDeadline();
   beast::error_code ignored;
-  stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
-  stream_.close();
+  socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+  socket_.close(ignored);
 }
 
 }  // namespace sluice::http

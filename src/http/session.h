@@ -3,16 +3,26 @@
 // live in files of their own.
 #pragma once
 
+#include <atomic>
+#include <list>
 #include <memory>
+#include <mutex>
 #include <optional>
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 
+#include "common/clock.h"
 #include "http/http_server.h"
 
 namespace sluice::http {
+
+class Session;
+
+// Concrete executor types (no any_io_executor type erasure on the hot path).
+using Strand = boost::asio::strand<boost::asio::io_context::executor_type>;
+using StrandSocket = boost::asio::basic_stream_socket<boost::asio::ip::tcp, Strand>;
 
 struct HttpServer::State {
   Options options;
@@ -20,13 +30,12 @@ struct HttpServer::State {
   boost::asio::ip::tcp::acceptor acceptor;
   std::atomic<size_t> open_connections{0};
   std::atomic<size_t> in_progress{0};
+  // Open sessions, for the timeout sweep. Touched on connect, close and
+  // sweep only — never per request.
+  std::mutex sessions_mu;
+  std::list<std::weak_ptr<Session>> sessions;  // GUARDED_BY(sessions_mu)
   explicit State(boost::asio::io_context& io) : ioc(io), acceptor(io) {}
 };
-
-// Concrete executor types (no any_io_executor type erasure on the hot path).
-using Strand = boost::asio::strand<boost::asio::io_context::executor_type>;
-using StrandSocket = boost::asio::basic_stream_socket<boost::asio::ip::tcp, Strand>;
-using StrandStream = boost::beast::basic_stream<boost::asio::ip::tcp, Strand>;
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
@@ -35,6 +44,13 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void Run();        // serve requests until the peer or a limit closes
   void RunReject();  // over the connection cap: answer 503 and close
+
+  // Timeouts. Instead of a timer per read and write (costly at tens of
+  // thousands of requests per second), each session keeps a deadline and the
+  // server's sweep closes sessions whose deadline passed (see
+  // http_server.cc); the close cancels the pending operation.
+  // Closes the connection if its deadline passed. Any thread.
+  void CloseIfExpired(TimePoint now);
 
  private:
   void DoRead();
@@ -46,8 +62,13 @@ class Session : public std::enable_shared_from_this<Session> {
   void Write(HttpResponse&& response);
   void OnWrite(bool keep_alive, boost::beast::error_code ec);
   void Close();
+  void ExpireAfter(int64_t ms);  // deadline = now + ms
+  void NoDeadline();             // while a handler works on the request
 
-  StrandStream stream_;
+  StrandSocket socket_;
+  std::atomic<int64_t> deadline_ns_{0};  // steady-clock ns; 0 = none
+  std::list<std::weak_ptr<Session>>::iterator registry_it_;
+  bool registered_ = false;
   boost::beast::flat_buffer buffer_;
   std::shared_ptr<HttpServer::State> state_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
