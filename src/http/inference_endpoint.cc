@@ -7,6 +7,7 @@
 #include "common/ids.h"
 #include "http/front_door.h"
 #include "http/inference_codec.h"
+#include "http/response_writer.h"
 
 namespace sluice::http {
 
@@ -135,24 +136,28 @@ void FrontDoor::HandleInference(HttpRequest&& request, Reply reply) {
                         reply = std::move(reply)](InferenceOutcome&& outcome) {
     const Clock& clock = options_.service->clock();
     SteadyClock::duration total = clock.Now() - start;
-    ReplyShape shape(version, keep_alive && !options_.service->shutting_down());
-    HttpResponse res;
-    double queue_s = -1, overhead_s = -1;
+    const bool stay_open = keep_alive && !options_.service->shutting_down();
     if (outcome.status.ok()) {
+      // The hot path: written straight into wire form.
       int64_t latency_ms = std::chrono::duration_cast<Millis>(total + Micros(500)).count();
-      res = MakeResponse(shape, 200, EncodeInferenceResponse(raw->id, outcome, latency_ms));
-      res.set("X-Request-Id", raw->id);
+      std::string body = EncodeInferenceResponse(raw->id, outcome, latency_ms);
       SteadyClock::duration overhead = total - outcome.queue_wait - outcome.accelerator_time;
-      queue_s = Seconds(outcome.queue_wait);
-      overhead_s = Seconds(overhead);
-      res.set("Server-Timing",
+      WireResponseBuilder b(200, version, stay_open, body.size());
+      b.Field("X-Request-Id", raw->id);
+      b.Field("Server-Timing",
               ServerTiming(outcome.queue_wait, outcome.accelerator_time, overhead));
-    } else {
-      res = MakeError(shape, outcome.status, raw->id, outcome.retry_after_s, outcome.reason);
+      FormatRateLimitHeaders(raw->rate_limit)
+          .ForEach([&](std::string_view name, const std::string& value) { b.Field(name, value); });
+      options_.metrics->Record(model, tier, 200, Seconds(total), Seconds(outcome.queue_wait),
+                               Seconds(overhead));
+      options_.service->Finish(*raw, outcome, ToMillis(total));
+      reply(std::move(b).Finish("application/json", body));
+      return;
     }
+    HttpResponse res = MakeError(ReplyShape(version, stay_open), outcome.status, raw->id,
+                                 outcome.retry_after_s, outcome.reason);
     AddRateLimitHeaders(raw->rate_limit, res);
-    int status = res.result_int();
-    options_.metrics->Record(model, tier, status, Seconds(total), queue_s, overhead_s);
+    options_.metrics->Record(model, tier, res.result_int(), Seconds(total), -1, -1);
     options_.service->Finish(*raw, outcome, ToMillis(total));
     reply(std::move(res));
   });

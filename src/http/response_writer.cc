@@ -24,4 +24,39 @@ void SerializeResponse(const HttpResponse& response, std::string* out) {
   out->append(response.body());
 }
 
+WireResponse ToWire(const HttpResponse& response) {
+  WireResponse w;
+  w.keep_alive = response.keep_alive();
+  SerializeResponse(response, &w.bytes);
+  return w;
+}
+
+WireResponseBuilder::WireResponseBuilder(int status, unsigned version, bool keep_alive,
+                                         size_t body_hint) {
+  out_.keep_alive = keep_alive;
+  std::string& o = out_.bytes;
+  o.reserve(256 + body_hint);
+  o.append(version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ");
+  char code[8];
+  o.append(code, std::to_chars(code, code + sizeof(code), status).ptr);
+  o.push_back(' ');
+  o.append(bhttp::obsolete_reason(static_cast<bhttp::status>(status)));
+  o.append("\r\nServer: sluice\r\n");
+  if (version == 10 && keep_alive) o.append("Connection: keep-alive\r\n");
+  if (version != 10 && !keep_alive) o.append("Connection: close\r\n");
+}
+
+void WireResponseBuilder::Field(std::string_view name, std::string_view value) {
+  out_.bytes.append(name).append(": ").append(value).append("\r\n");
+}
+
+WireResponse WireResponseBuilder::Finish(std::string_view content_type, std::string_view body) && {
+  std::string& o = out_.bytes;
+  o.append("Content-Type: ").append(content_type).append("\r\nContent-Length: ");
+  char len[24];
+  o.append(len, std::to_chars(len, len + sizeof(len), body.size()).ptr);
+  o.append("\r\n\r\n").append(body);
+  return std::move(out_);
+}
+
 }  // namespace sluice::http

@@ -18,4 +18,21 @@ namespace sluice::http {
 // Replaces `out` with the wire form of `response`; reuses out's capacity.
 void SerializeResponse(const HttpResponse& response, std::string* out);
 
+// Writes a response field by field straight into its wire form, for
+// responses built per request on the hot path:
+//   WireResponseBuilder b(200, 11, /*keep_alive=*/true);
+//   b.Field("X-Request-Id", id);
+//   WireResponse w = b.Finish("application/json", body);
+// Adds Server, Content-Type, Content-Length and the Connection field that
+// HTTP/1.0 keep-alive or HTTP/1.1 close need. Not thread-safe (a value).
+class WireResponseBuilder {
+ public:
+  WireResponseBuilder(int status, unsigned version, bool keep_alive, size_t body_hint = 0);
+  void Field(std::string_view name, std::string_view value);
+  WireResponse Finish(std::string_view content_type, std::string_view body) &&;
+
+ private:
+  WireResponse out_;
+};
+
 }  // namespace sluice::http

@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <sstream>
+#include <vector>
 
 namespace sluice::http {
 namespace {
@@ -48,6 +50,36 @@ TEST(ResponseWriterTest, MatchesBeastsOwnSerializer) {
   std::string ours;
   SerializeResponse(res, &ours);
   EXPECT_EQ(ours, beast_form.str());
+}
+
+TEST(ResponseWriterTest, BuilderMatchesTheSerializedBeastResponse) {
+  for (unsigned version : {10u, 11u}) {
+    for (bool keep_alive : {true, false}) {
+      HttpResponse res{bhttp::status::ok, version};
+      res.set(bhttp::field::server, "sluice");
+      res.set("X-Request-Id", "req_1");
+      res.set(bhttp::field::content_type, "application/json");
+      res.keep_alive(keep_alive);
+      res.body() = "{}";
+      res.prepare_payload();
+      WireResponseBuilder b(200, version, keep_alive);
+      b.Field("X-Request-Id", "req_1");
+      WireResponse built = std::move(b).Finish("application/json", "{}");
+      EXPECT_EQ(built.keep_alive, keep_alive);
+      // Same fields, possibly in another order: compare as sorted lines.
+      auto lines = [](const std::string& wire) {
+        std::vector<std::string> out;
+        size_t start = 0;
+        for (size_t end; (end = wire.find("\r\n", start)) != std::string::npos; start = end + 2) {
+          out.push_back(wire.substr(start, end - start));
+        }
+        out.push_back(wire.substr(start));
+        std::sort(out.begin(), out.end());
+        return out;
+      };
+      EXPECT_EQ(lines(built.bytes), lines(ToWire(res).bytes)) << version << keep_alive;
+    }
+  }
 }
 
 }  // namespace

@@ -67,7 +67,11 @@ void Session::RunReject() {
 }
 
 void Session::DoRead() {
-  parser_.emplace();
+  // The previous request is gone (handlers do not keep it): reuse its arena.
+  parser_.reset();
+  arena_.release();
+  parser_.emplace(std::piecewise_construct, std::make_tuple(),
+                  std::make_tuple(RequestAllocator(&arena_)));
   parser_->body_limit(state_->options.body_limit_bytes);
   parser_->header_limit(state_->options.header_limit_bytes);
   ExpireAfter(state_->options.idle_timeout_ms);
@@ -138,16 +142,18 @@ void Session::OnRequest() {
   }
   // The request's own deadline bounds the wait for its answer.
   NoDeadline();
-  Reply reply = [self = shared_from_this()](HttpResponse&& res) {
+  Reply reply([self = shared_from_this()](WireResponse&& res) {
     asio::dispatch(self->socket_.get_executor(),
                    [self, res = std::move(res)]() mutable { self->Write(std::move(res)); });
-  };
+  });
   state_->options.handler->Handle(parser_->release(), std::move(reply));
 }
 
-void Session::Write(HttpResponse&& response) {
-  bool keep_alive = response.keep_alive();
-  SerializeResponse(response, &write_buffer_);
+void Session::Write(HttpResponse&& response) { Write(ToWire(response)); }
+
+void Session::Write(WireResponse&& response) {
+  bool keep_alive = response.keep_alive;
+  write_buffer_ = std::move(response.bytes);
   ExpireAfter(state_->options.read_timeout_ms);
   asio::async_write(socket_, asio::buffer(write_buffer_),
                     [self = shared_from_this(), keep_alive](beast::error_code ec, size_t) {

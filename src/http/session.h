@@ -6,6 +6,7 @@
 #include <atomic>
 #include <list>
 #include <memory>
+#include <memory_resource>
 #include <mutex>
 #include <optional>
 
@@ -60,6 +61,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void OnRequest();
   void FailRead(boost::beast::error_code ec);
   void Write(HttpResponse&& response);
+  void Write(WireResponse&& response);
   void OnWrite(bool keep_alive, boost::beast::error_code ec);
   void Close();
   void ExpireAfter(int64_t ms);  // deadline = now + ms
@@ -71,7 +73,10 @@ class Session : public std::enable_shared_from_this<Session> {
   bool registered_ = false;
   boost::beast::flat_buffer buffer_;
   std::shared_ptr<HttpServer::State> state_;
-  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  // Header fields of the request being read; released before each request.
+  alignas(std::max_align_t) char arena_buffer_[2048];
+  std::pmr::monotonic_buffer_resource arena_{arena_buffer_, sizeof(arena_buffer_)};
+  std::optional<bhttp::request_parser<bhttp::string_body, RequestAllocator>> parser_;
   std::string write_buffer_;      // the response being written, serialized
   bool counted_request_ = false;  // in_progress holds this session's request
 };

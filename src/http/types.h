@@ -2,20 +2,48 @@
 #pragma once
 
 #include <functional>
+#include <memory_resource>
+#include <string>
 
 #include <boost/beast/http.hpp>
 
 namespace sluice::http {
 
 namespace bhttp = boost::beast::http;
-using HttpRequest = bhttp::request<bhttp::string_body>;
+// Request header fields live in a per-connection arena (no allocation per
+// field); so a request, as handed to RequestHandler::Handle(), must not be
+// kept beyond that call.
+using RequestAllocator = std::pmr::polymorphic_allocator<char>;
+using RequestFields = bhttp::basic_fields<RequestAllocator>;
+using HttpRequest = bhttp::request<bhttp::string_body, RequestFields>;
 using HttpResponse = bhttp::response<bhttp::string_body>;
 
+// A response in wire form: status line, header fields and body.
+struct WireResponse {
+  std::string bytes;
+  bool keep_alive = true;  // whether the connection stays open afterwards
+};
+
+// Serializes `response` (see response_writer.h).
+WireResponse ToWire(const HttpResponse& response);
+
 // Sends the response for one request. Call exactly once, from any thread.
-using Reply = std::function<void(HttpResponse&&)>;
+// Takes a Beast response, or one already serialized (the inference hot path).
+class Reply {
+ public:
+  using Sink = std::function<void(WireResponse&&)>;
+  Reply() = default;
+  explicit Reply(Sink sink) : sink_(std::move(sink)) {}
+  void operator()(HttpResponse&& response) const { sink_(ToWire(response)); }
+  void operator()(WireResponse&& response) const { sink_(std::move(response)); }
+
+ private:
+  Sink sink_;
+};
 
 // Handles one parsed request. Implementations must not block: slow work
-// (inference) replies later through `reply`.
+// (inference) replies later through `reply`, and must copy what they need
+// from `request` before returning.
 class RequestHandler {
  public:
   virtual ~RequestHandler() = default;
