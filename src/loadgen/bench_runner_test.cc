@@ -207,8 +207,7 @@ TEST(BenchRunnerTest, LatencyCountsFromTheScheduleNotFromTheSend) {
   EXPECT_GT(s.latency_ns.max(), 1'800'000'000u);
   EXPECT_GE(r->generator.connection_waits, 45u);
   // The generator was on time; the server was not.
-  EXPECT_LT(r->generator.schedule_lag_ns.ValueAtQuantile(0.5), 5'000'000u)
-      << FormatReportTable(*r);
+  EXPECT_LT(r->generator.schedule_lag_ns.ValueAtQuantile(0.5), 5'000'000u) << FormatReportTable(*r);
   EXPECT_NEAR(r->tiers[0].counts.ok / (r->measured_us / 1e6), 100, 1e-6);
 }
 

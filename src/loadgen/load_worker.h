@@ -145,7 +145,7 @@ class LoadWorker final : private LoadConnection::Listener {
   boost::asio::steady_timer drain_timer_;
   boost::asio::steady_timer connect_timer_;
   TimePoint t0_;
-  double begin_cpu_s_ = 0;  // this thread's CPU time at Begin()
+  double begin_cpu_s_ = 0;             // this thread's CPU time at Begin()
   std::optional<Arrival> next_;        // the next arrival to handle
   std::optional<Arrival> after_next_;  // the one after it
   bool begun_ = false;

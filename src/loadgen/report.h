@@ -12,7 +12,7 @@
 //     "config": {"url", "rates": [..], "step_duration_s": [..], "warmup_s",
 //                "arrivals": "constant"|"poisson", "connections", "threads",
 //                "seed", "drain_timeout_s", "input_bytes": {"min", "max"},
-//                "max_tokens", "tiers": [{"name", "weight", "keys"}],
+//                "max_tokens", "tiers": [{"name", "weight", "keys" (a count)}],
 //                "models": [{"name", "weight"}]},
 //     "overall":  SECTION,              // all steps together
 //     "steps": [SECTION + {"target_rate", "duration_s", "gateway": [MODEL]}],
