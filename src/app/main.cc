@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 
 #include "app/bench_command.h"
+#include "app/model_server_command.h"
 #include "app/serve.h"
 #include "common/crypto.h"
 #include "config/config.h"
@@ -40,9 +41,11 @@ int main(int argc, char** argv) {
   hash->add_option("secret", secret, "The secret to hash")->required();
 
   auto bench = sluice::BenchCommand::Register(app);
+  auto model_server = sluice::ModelServerCommand::Register(app);
 
   CLI11_PARSE(app, argc, argv);
   if (bench->selected()) return bench->Run();
+  if (model_server->selected()) return model_server->Run();
 
   if (*hash) {
     std::printf("%s\n", sluice::ToHex(sluice::Sha256(secret)).c_str());

@@ -2,12 +2,76 @@
 
 #include <algorithm>
 
+#include "backends/http/http_backend.h"
 #include "backends/sim/sim_backend.h"
 
 namespace sluice {
 
 ModelRuntime::ModelRuntime(boost::asio::io_context& ioc, const ModelConfig& config)
     : config_(config), executor_(ioc), busy_(SystemClock()) {}
+
+namespace {
+
+// One SimBackend per simulated device.
+Status MakeSimSlots(const ModelConfig& model, Executor* executor,
+                    std::vector<std::unique_ptr<Backend>>* slots) {
+  const SimBackendConfig& sim = model.backend.sim;
+  for (int d = 0; d < sim.devices; ++d) {
+    SimBackend::Options o;
+    o.model = model.name;
+    o.model_version = model.version;
+    o.device_index = d;
+    o.fixed_latency_us = sim.fixed_latency_us;
+    o.per_item_latency_us = sim.per_item_latency_us;
+    o.jitter = sim.jitter;
+    o.seed = sim.seed;
+    o.executor = executor;
+    auto b = SimBackend::Create(o);
+    if (!b.ok()) return b.status();
+    slots->push_back(std::move(b).value());
+  }
+  return Status::Ok();
+}
+
+// One HttpBackend (a keep-alive connection = one batch slot) per endpoint x
+// connections_per_endpoint; endpoints sharing a TLS setup share its context.
+Status MakeHttpSlots(boost::asio::io_context& ioc, const ModelConfig& model,
+                     std::vector<std::unique_ptr<Backend>>* slots) {
+  const HttpBackendConfig& http = model.backend.http;
+  auto protocol = http_backend::ProtocolKindFor(model.backend.kind, http.openai_api);
+  if (!protocol.ok()) return protocol.status();
+  http_backend::TlsOptions tls;
+  tls.ca_file = http.tls_ca_file;
+  tls.cert_file = http.tls_cert_file;
+  tls.key_file = http.tls_key_file;
+  std::shared_ptr<boost::asio::ssl::context> tls_context;
+  for (const std::string& url : http.endpoints) {
+    if (url.rfind("https://", 0) == 0 && !tls_context) {
+      auto ctx = http_backend::MakeTlsContext(tls);
+      if (!ctx.ok()) return ctx.status();
+      tls_context = std::move(ctx).value();
+    }
+    for (int c = 0; c < http.connections_per_endpoint; ++c) {
+      http_backend::HttpBackend::Options o;
+      o.protocol = *protocol;
+      o.url = url;
+      o.model = http.remote_model.empty() ? model.name : http.remote_model;
+      o.model_version = model.version;
+      o.slot_index = static_cast<int>(slots->size());
+      o.connect_timeout_ms = http.connect_timeout_ms;
+      o.request_timeout_ms = http.request_timeout_ms;
+      o.tls = tls;
+      o.tls_context = tls_context;
+      o.io_context = &ioc;
+      auto b = http_backend::HttpBackend::Create(o);
+      if (!b.ok()) return b.status();
+      slots->push_back(std::move(b).value());
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
 
 Result<std::unique_ptr<ModelRuntime>> ModelRuntime::Create(boost::asio::io_context& ioc,
                                                            const AppConfig& app,
@@ -20,25 +84,9 @@ Result<std::unique_ptr<ModelRuntime>> ModelRuntime::Create(boost::asio::io_conte
   rt->queue_ = std::move(queue).value();
 
   std::vector<std::unique_ptr<Backend>> slots;
-  if (model.backend.kind != "sim") {
-    return InvalidArgument("model '" + model.name + "': unknown backend kind '" +
-                           model.backend.kind + "'");
-  }
-  const SimBackendConfig& sim = model.backend.sim;
-  for (int d = 0; d < sim.devices; ++d) {
-    SimBackend::Options o;
-    o.model = model.name;
-    o.model_version = model.version;
-    o.device_index = d;
-    o.fixed_latency_us = sim.fixed_latency_us;
-    o.per_item_latency_us = sim.per_item_latency_us;
-    o.jitter = sim.jitter;
-    o.seed = sim.seed;
-    o.executor = &rt->executor_;
-    auto b = SimBackend::Create(o);
-    if (!b.ok()) return b.status();
-    slots.push_back(std::move(b).value());
-  }
+  Status built = model.backend.kind == "sim" ? MakeSimSlots(model, &rt->executor_, &slots)
+                                             : MakeHttpSlots(ioc, model, &slots);
+  if (!built.ok()) return built;
 
   DispatchGroup::Options g;
   g.model = model.name;
@@ -49,11 +97,13 @@ Result<std::unique_ptr<ModelRuntime>> ModelRuntime::Create(boost::asio::io_conte
   g.queue = rt->queue_.get();
   g.router = router;
   g.observer = rt.get();
+  const size_t slots_count = slots.size();
   auto group = DispatchGroup::Create(g, std::move(slots));
   if (!group.ok()) return group.status();
   rt->group_ = std::move(group).value();
 
-  rt->device_enabled_.assign(static_cast<size_t>(sim.devices), true);
+  const size_t n_slots = slots_count;
+  rt->device_enabled_.assign(n_slots, true);
   if (app.admission.enabled) {
     AdmissionController::Options a;
     a.model = model.name;
@@ -63,11 +113,13 @@ Result<std::unique_ptr<ModelRuntime>> ModelRuntime::Create(boost::asio::io_conte
                                               : static_cast<size_t>(t.max_queue_depth);
       a.tiers.push_back({t.name, t.priority, depth});
     }
-    a.total_slots = static_cast<size_t>(sim.devices);
+    a.total_slots = n_slots;
     a.max_batch_size = model.max_batch_size;
-    // A zero-cost simulated device still takes some time per batch.
-    a.prior_batch_fixed_us = std::max<int64_t>(1, sim.fixed_latency_us);
-    a.prior_batch_per_item_us = sim.per_item_latency_us;
+    if (model.backend.kind == "sim") {  // else the seed's GPU until batches are measured
+      // A zero-cost simulated device still takes some time per batch.
+      a.prior_batch_fixed_us = std::max<int64_t>(1, model.backend.sim.fixed_latency_us);
+      a.prior_batch_per_item_us = model.backend.sim.per_item_latency_us;
+    }
     a.target_utilization = app.admission.target_utilization;
     auto admission = AdmissionController::Create(a);
     if (!admission.ok()) return admission.status();

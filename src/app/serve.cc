@@ -107,7 +107,10 @@ int RunServe(const AppConfig& config) {
 
   Authenticator::Options auth_options;
   auth_options.tiers = config.tiers;
-  for (const auto& k : config.keys) auth_options.keys.push_back({k.id, k.tier, k.sha256});
+  for (const auto& k : config.keys) {
+    auth_options.keys.push_back(
+        {k.id, k.tier, k.sha256, k.requests_per_minute, k.tokens_per_minute});
+  }
   auth_options.service_token_sha256 = config.server.service_token_sha256;
   auto auth = Authenticator::Create(auth_options);
   if (!auth.ok()) {

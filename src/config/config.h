@@ -39,9 +39,26 @@ struct SimBackendConfig {
   uint64_t seed = 1;                  // jitter RNG seed
 };
 
+// Kinds `http` (generic batch protocol), `openai` and `kserve`: a fixed
+// inference API reached over HTTP(S). Each endpoint gets
+// `connections_per_endpoint` dispatcher slots, each with its own keep-alive
+// connection (one batch in flight per connection).
+struct HttpBackendConfig {
+  std::vector<std::string> endpoints;      // base URLs, http:// or https://; at least one
+  int connections_per_endpoint = 1;        // keep-alive connections = batch slots per endpoint
+  int64_t connect_timeout_ms = 1'000;      // resolve + TCP connect + TLS handshake
+  int64_t request_timeout_ms = 3'000;      // write the batch + read the whole reply
+  std::string remote_model;                // model name sent to the server; empty = models[].name
+  std::string openai_api = "completions";  // openai only: "completions" or "embeddings"
+  std::string tls_ca_file;    // https: PEM CA bundle to verify the server; empty = system CAs
+  std::string tls_cert_file;  // https: PEM client certificate (mTLS); needs tls_key_file
+  std::string tls_key_file;   // https: PEM private key of tls_cert_file
+};
+
 struct BackendConfig {
-  std::string kind = "sim";  // only "sim" for now
-  SimBackendConfig sim;
+  std::string kind = "sim";  // "sim", "http", "openai" or "kserve"
+  SimBackendConfig sim;      // kind sim
+  HttpBackendConfig http;    // kinds http, openai, kserve
 };
 
 struct ModelConfig {

@@ -101,17 +101,43 @@ TierPolicy ReadTier(const YAML::Node& node, const std::string& path, Status* err
   return tier;
 }
 
-// The YAML `backend` mapping is flat; kind-specific fields land in the
-// struct of that kind (only `sim` exists so far).
+// The YAML `backend` mapping is flat; only the fields of the chosen kind are
+// read, so a field of another kind reads as an unknown field.
+void ReadHttpBackend(FieldReader& r, const std::string& kind, HttpBackendConfig* http) {
+  if (auto endpoints = r.ReadList("endpoints")) {
+    http->endpoints.clear();
+    for (size_t i = 0; i < endpoints->size() && r.ok(); ++i) {
+      const YAML::Node& e = (*endpoints)[i];
+      if (!e.IsScalar()) {
+        r.Error(ElementPath("endpoints", i), "expected a URL string");
+        return;
+      }
+      http->endpoints.push_back(e.Scalar());
+    }
+  }
+  r.ReadInteger("connections_per_endpoint", &http->connections_per_endpoint);
+  r.ReadInteger("connect_timeout_ms", &http->connect_timeout_ms);
+  r.ReadInteger("request_timeout_ms", &http->request_timeout_ms);
+  r.ReadString("remote_model", &http->remote_model);
+  if (kind == "openai") r.ReadString("openai_api", &http->openai_api);
+  r.ReadString("tls_ca_file", &http->tls_ca_file);
+  r.ReadString("tls_cert_file", &http->tls_cert_file);
+  r.ReadString("tls_key_file", &http->tls_key_file);
+}
+
 void ReadBackend(const YAML::Node& node, const std::string& path, Status* error,
                  BackendConfig* backend) {
   FieldReader r(node, path, error);
   r.ReadString("kind", &backend->kind);
-  r.ReadInteger("devices", &backend->sim.devices);
-  r.ReadInteger("fixed_latency_us", &backend->sim.fixed_latency_us);
-  r.ReadInteger("per_item_latency_us", &backend->sim.per_item_latency_us);
-  r.ReadDouble("jitter", &backend->sim.jitter);
-  r.ReadInteger("seed", &backend->sim.seed);
+  if (backend->kind == "http" || backend->kind == "openai" || backend->kind == "kserve") {
+    ReadHttpBackend(r, backend->kind, &backend->http);
+  } else {  // sim, or an unknown kind that ValidateConfig() reports
+    r.ReadInteger("devices", &backend->sim.devices);
+    r.ReadInteger("fixed_latency_us", &backend->sim.fixed_latency_us);
+    r.ReadInteger("per_item_latency_us", &backend->sim.per_item_latency_us);
+    r.ReadDouble("jitter", &backend->sim.jitter);
+    r.ReadInteger("seed", &backend->sim.seed);
+  }
   r.Finish();
 }
 

@@ -71,6 +71,14 @@ TEST(LoadConfigFileTest, BundledConfigParses) {
   EXPECT_EQ(c.keys[2].sha256, ToHex(Sha256("sk-enterprise-demo-0001")));
 }
 
+TEST(LoadConfigFileTest, EveryExampleConfigParses) {
+  for (const char* name : {"sluice.yaml", "sluice-http.yaml", "sluice-openai.yaml",
+                           "sluice-kserve.yaml"}) {
+    Result<AppConfig> c = LoadConfigFile(std::string(SLUICE_SOURCE_DIR) + "/config/" + name);
+    EXPECT_TRUE(c.ok()) << name << ": " << c.status().message();
+  }
+}
+
 TEST(ParseConfigTest, MinimalConfigGetsDefaults) {
   Result<AppConfig> result = ParseConfig(kMinimal, "minimal.yaml");
   ASSERT_TRUE(result.ok()) << result.status().message();
@@ -115,6 +123,44 @@ TEST(ParseConfigTest, PartialSectionsKeepOtherDefaults) {
   EXPECT_EQ(result->models[0].backend.sim.devices, 8);
   EXPECT_EQ(result->models[0].backend.sim.per_item_latency_us,
             SimBackendConfig{}.per_item_latency_us);
+}
+
+TEST(ParseConfigTest, HttpBackendFields) {
+  Result<AppConfig> result = ParseConfig(
+      "models:\n  - name: tiny\n    backend:\n      kind: openai\n"
+      "      endpoints: [\"http://127.0.0.1:9001\", \"https://gpu-2:8443/v1\"]\n"
+      "      connections_per_endpoint: 4\n      connect_timeout_ms: 250\n"
+      "      request_timeout_ms: 1500\n      remote_model: llama\n"
+      "      openai_api: embeddings\n      tls_ca_file: ca.pem\n"
+      "      tls_cert_file: client.pem\n      tls_key_file: client.key\n",
+      "");
+  ASSERT_TRUE(result.ok()) << result.status().message();
+  const BackendConfig& b = result->models[0].backend;
+  EXPECT_EQ(b.kind, "openai");
+  EXPECT_THAT(b.http.endpoints,
+              ::testing::ElementsAre("http://127.0.0.1:9001", "https://gpu-2:8443/v1"));
+  EXPECT_EQ(b.http.connections_per_endpoint, 4);
+  EXPECT_EQ(b.http.connect_timeout_ms, 250);
+  EXPECT_EQ(b.http.request_timeout_ms, 1500);
+  EXPECT_EQ(b.http.remote_model, "llama");
+  EXPECT_EQ(b.http.openai_api, "embeddings");
+  EXPECT_EQ(b.http.tls_ca_file, "ca.pem");
+  EXPECT_EQ(b.http.tls_cert_file, "client.pem");
+  EXPECT_EQ(b.http.tls_key_file, "client.key");
+}
+
+TEST(ParseConfigTest, BackendFieldsOfAnotherKindAreUnknown) {
+  EXPECT_EQ(ParseError("models:\n  - name: tiny\n    backend:\n      kind: http\n"
+                       "      endpoints: [\"http://a\"]\n      devices: 2\n"),
+            "models[0].backend.devices: unknown field");
+  EXPECT_EQ(ParseError("models:\n  - name: tiny\n    backend:\n      endpoints: [\"http://a\"]\n"),
+            "models[0].backend.endpoints: unknown field");
+  EXPECT_EQ(ParseError("models:\n  - name: tiny\n    backend:\n      kind: kserve\n"
+                       "      endpoints: [\"http://a\"]\n      openai_api: embeddings\n"),
+            "models[0].backend.openai_api: unknown field");
+  EXPECT_EQ(ParseError("models:\n  - name: tiny\n    backend:\n      kind: http\n"
+                       "      endpoints: [[1]]\n"),
+            "models[0].backend.endpoints[0]: expected a URL string");
 }
 
 TEST(ParseConfigTest, ExplicitTiersReplaceTheDefaults) {

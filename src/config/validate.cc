@@ -111,9 +111,70 @@ Status ValidateTiers(const std::vector<TierPolicy>& tiers) {
   return Status::Ok();
 }
 
+bool IsHttpKind(const std::string& kind) {
+  return kind == "http" || kind == "openai" || kind == "kserve";
+}
+
+// "http://host[:port][/path]" or https; the host must be non-empty.
+bool IsHttpUrl(const std::string& url) {
+  size_t start = 0;
+  if (url.rfind("http://", 0) == 0) {
+    start = 7;
+  } else if (url.rfind("https://", 0) == 0) {
+    start = 8;
+  } else {
+    return false;
+  }
+  const size_t end = url.find_first_of("/?#", start);
+  const std::string authority = url.substr(start, end == std::string::npos ? end : end - start);
+  return !authority.empty() && authority[0] != ':' && authority.find('@') == std::string::npos &&
+         url.find_first_of(" \t\r\n") == std::string::npos;
+}
+
+Status ValidateHttpBackend(const BackendConfig& b, const std::string& path) {
+  const HttpBackendConfig& h = b.http;
+  if (h.endpoints.empty())
+    return Fail(path + ".endpoints", "at least one endpoint URL is required");
+  for (size_t i = 0; i < h.endpoints.size(); ++i) {
+    if (!IsHttpUrl(h.endpoints[i])) {
+      return Fail(
+          path + "." + Element("endpoints", i),
+          "expected an http:// or https:// URL with a host, got \"" + h.endpoints[i] + "\"");
+    }
+  }
+  if (h.connections_per_endpoint < 1 || h.connections_per_endpoint > kMaxDevices) {
+    return Fail(
+        path + ".connections_per_endpoint",
+        "must be between 1 and " + std::to_string(kMaxDevices) + Got(h.connections_per_endpoint));
+  }
+  if (h.endpoints.size() * static_cast<size_t>(h.connections_per_endpoint) >
+      static_cast<size_t>(kMaxDevices)) {
+    return Fail(
+        path + ".connections_per_endpoint",
+        "endpoints x connections_per_endpoint must not exceed " + std::to_string(kMaxDevices));
+  }
+  if (h.connect_timeout_ms <= 0) {
+    return Fail(path + ".connect_timeout_ms", "must be greater than 0" + Got(h.connect_timeout_ms));
+  }
+  if (h.request_timeout_ms <= 0) {
+    return Fail(path + ".request_timeout_ms", "must be greater than 0" + Got(h.request_timeout_ms));
+  }
+  if (b.kind == "openai" && h.openai_api != "completions" && h.openai_api != "embeddings") {
+    return Fail(path + ".openai_api",
+                "unknown API \"" + h.openai_api + "\" (supported: completions, embeddings)");
+  }
+  if (h.tls_cert_file.empty() != h.tls_key_file.empty()) {
+    return Fail(path + (h.tls_cert_file.empty() ? ".tls_cert_file" : ".tls_key_file"),
+                "tls_cert_file and tls_key_file must be given together (mTLS)");
+  }
+  return Status::Ok();
+}
+
 Status ValidateBackend(const BackendConfig& b, const std::string& path) {
+  if (IsHttpKind(b.kind)) return ValidateHttpBackend(b, path);
   if (b.kind != "sim") {
-    return Fail(path + ".kind", "unknown backend \"" + b.kind + "\" (supported: sim)");
+    return Fail(path + ".kind",
+                "unknown backend \"" + b.kind + "\" (supported: sim, http, openai, kserve)");
   }
   const SimBackendConfig& sim = b.sim;
   if (sim.devices < 1 || sim.devices > kMaxDevices) {

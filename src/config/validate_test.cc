@@ -51,6 +51,19 @@ TEST(ValidateConfigTest, AcceptsBoundaryValues) {
   EXPECT_TRUE(s.ok()) << s.message();
 }
 
+TEST(ValidateConfigTest, AcceptsHttpBackends) {
+  for (const char* kind : {"http", "openai", "kserve"}) {
+    AppConfig c = ValidConfig();
+    c.models[0].backend.kind = kind;
+    c.models[0].backend.http.endpoints = {"http://127.0.0.1:9000",
+                                          "https://gpu-1.internal/v1/batch"};
+    c.models[0].backend.http.tls_cert_file = "client.pem";
+    c.models[0].backend.http.tls_key_file = "client.key";
+    Status s = ValidateConfig(c);
+    EXPECT_TRUE(s.ok()) << kind << ": " << s.message();
+  }
+}
+
 struct RuleCase {
   const char* name;
   std::function<void(AppConfig&)> breaks;
@@ -70,6 +83,7 @@ TEST_P(ValidateRuleTest, NamesTheField) {
 
 ModelConfig& Model(AppConfig& c) { return c.models[0]; }
 SimBackendConfig& Sim(AppConfig& c) { return c.models[0].backend.sim; }
+HttpBackendConfig& Http(AppConfig& c) { return c.models[0].backend.http; }
 
 const RuleCase kRules[] = {
     {"NegativeTierRpm", [](AppConfig& c) { c.tiers[0].requests_per_minute = -1; },
@@ -152,7 +166,56 @@ const RuleCase kRules[] = {
     {"DefaultMaxTokensAboveLimit", [](AppConfig& c) { Model(c).default_max_tokens = 4097; },
      "models[0].default_max_tokens: must be between 1 and max_tokens_limit (4096)"},
     {"UnknownBackendKind", [](AppConfig& c) { Model(c).backend.kind = "x"; },
-     "models[0].backend.kind: unknown backend \"x\" (supported: sim)"},
+     "models[0].backend.kind: unknown backend \"x\" (supported: sim, http, openai, kserve)"},
+    {"HttpWithoutEndpoints", [](AppConfig& c) { Model(c).backend.kind = "http"; },
+     "models[0].backend.endpoints: at least one endpoint URL is required"},
+    {"HttpEndpointNotAUrl",
+     [](AppConfig& c) {
+       Model(c).backend.kind = "kserve";
+       Http(c).endpoints = {"http://a:1", "ftp://b"};
+     },
+     "models[0].backend.endpoints[1]: expected an http:// or https:// URL"},
+    {"HttpEndpointWithoutHost",
+     [](AppConfig& c) {
+       Model(c).backend.kind = "http";
+       Http(c).endpoints = {"http://:80/x"};
+     },
+     "models[0].backend.endpoints[0]: "},
+    {"HttpZeroConnections",
+     [](AppConfig& c) {
+       Model(c).backend.kind = "http";
+       Http(c).endpoints = {"http://a"};
+       Http(c).connections_per_endpoint = 0;
+     },
+     "models[0].backend.connections_per_endpoint: "},
+    {"HttpZeroConnectTimeout",
+     [](AppConfig& c) {
+       Model(c).backend.kind = "http";
+       Http(c).endpoints = {"http://a"};
+       Http(c).connect_timeout_ms = 0;
+     },
+     "models[0].backend.connect_timeout_ms: "},
+    {"HttpZeroRequestTimeout",
+     [](AppConfig& c) {
+       Model(c).backend.kind = "openai";
+       Http(c).endpoints = {"http://a"};
+       Http(c).request_timeout_ms = -1;
+     },
+     "models[0].backend.request_timeout_ms: "},
+    {"OpenAiUnknownApi",
+     [](AppConfig& c) {
+       Model(c).backend.kind = "openai";
+       Http(c).endpoints = {"http://a"};
+       Http(c).openai_api = "chat";
+     },
+     "models[0].backend.openai_api: unknown API \"chat\""},
+    {"ClientCertWithoutKey",
+     [](AppConfig& c) {
+       Model(c).backend.kind = "http";
+       Http(c).endpoints = {"https://a"};
+       Http(c).tls_cert_file = "client.pem";
+     },
+     "models[0].backend.tls_key_file: "},
     {"ZeroDevices", [](AppConfig& c) { Sim(c).devices = 0; }, "models[0].backend.devices: "},
     {"TooManyDevices", [](AppConfig& c) { Sim(c).devices = 1025; }, "models[0].backend.devices: "},
     {"NegativeFixedLatency", [](AppConfig& c) { Sim(c).fixed_latency_us = -1; },
