@@ -163,7 +163,7 @@ int RunServe(const AppConfig& config) {
   InferenceService* svc = service->get();
   fd.health = [&models, svc, &request_metrics] {
     http::HealthSnapshot h;
-    h.status = svc->shutting_down() ? "draining" : "healthy";
+    h.status = "healthy";
     double busy = 0, slots = 0;
     for (auto& m : models) {
       double n = static_cast<double>(m->group().slot_count());
@@ -184,8 +184,14 @@ int RunServe(const AppConfig& config) {
         mh.admission = true;
         mh.capacity = m->admission()->Snapshot();
       }
+      if (mh.healthy_devices == 0) {
+        h.status = "unavailable";  // a model cannot serve at all
+      } else if (h.status == "healthy" && mh.healthy_devices < mh.devices) {
+        h.status = "degraded";
+      }
       h.models.push_back(std::move(mh));
     }
+    if (svc->shutting_down()) h.status = "draining";
     return h;
   };
   fd.set_device_enabled = [&models](const std::string& model, size_t device, bool enabled) {

@@ -123,7 +123,10 @@ void FrontDoor::HandleHealth(const HttpRequest& request, Reply& reply) {
       R"("capacity_rps":{:.1f},"shedding_level":{},"models":[{}]}})",
       json::serialize(json::string_view(h.status)), h.gpu_utilization, h.queue_depth,
       h.requests_per_second, capacity, shedding, models);
-  reply(MakeResponse(request, h.status == "healthy" ? 200 : 503, std::move(body)));
+  // Load balancers read the status code: only a gateway that cannot serve
+  // (draining, or a model with no device) answers 503.
+  bool serving = h.status == "healthy" || h.status == "degraded";
+  reply(MakeResponse(request, serving ? 200 : 503, std::move(body)));
 }
 
 void FrontDoor::HandleDeviceUpdate(const HttpRequest& request, std::string_view rest,

@@ -38,7 +38,9 @@ struct ModelHealth {
 };
 
 struct HealthSnapshot {
-  std::string status = "healthy";  // "healthy" or "draining"
+  // "healthy"; "degraded" (some devices out of service); "unavailable" (a
+  // model has none, 503); "draining" (shutting down, 503).
+  std::string status = "healthy";
   double gpu_utilization = 0;      // busy fraction of all accelerator slots, 0..1
   size_t queue_depth = 0;          // requests queued, all models
   double requests_per_second = 0;  // answered, last 10 s

@@ -71,7 +71,11 @@ void FrontDoor::HandleInference(HttpRequest&& request, Reply reply) {
     options_.metrics->Record(model, tier, HttpStatusFor(s.code()), Seconds(clock.Now() - start), -1,
                              -1);
     HttpResponse res = MakeError(request, s, id);
-    if (limits != nullptr) AddRateLimitHeaders(*limits, res);
+    if (limits != nullptr) {
+      AddRateLimitHeaders(*limits, res);
+      // Retry-After only where retrying can help.
+      if (res.result_int() != 429 && res.result_int() != 503) res.erase(bhttp::field::retry_after);
+    }
     reply(std::move(res));
   };
 
@@ -98,6 +102,14 @@ void FrontDoor::HandleInference(HttpRequest&& request, Reply reply) {
                            : 0;
   const RateLimitDecision decision = options_.service->ChargeRateLimit(*principal, cost);
   limits = &decision;
+  if (!decision.allowed && decision.cost_exceeds_limit) {
+    // Waiting would not help: this request alone is over the key's limit.
+    return fail_early(InvalidArgument("parameters.max_tokens: the request costs " +
+                                      std::to_string(decision.token_cost) +
+                                      " tokens, more than this key's tokens-per-minute limit of " +
+                                      std::to_string(decision.tokens.limit)),
+                      model, tier);
+  }
   if (!decision.allowed) {
     options_.metrics->RecordRateLimited(tier, decision.limited_by);
     options_.metrics->Record(model, tier, 429, Seconds(clock.Now() - start), -1, -1);

@@ -8,6 +8,7 @@
 #include <boost/json/value.hpp>
 
 #include "backends/sim/sim_model.h"
+#include "common/crypto.h"
 
 #ifndef SLUICE_BINARY
 #error "SLUICE_BINARY must name the sluice executable"
@@ -52,14 +53,21 @@ std::string TestConfig::Yaml() const {
     << "  ordering: edf\n"
     << "admission:\n"
     << "  enabled: " << (admission ? "true" : "false") << "\n"
+    << "  target_utilization: " << target_utilization << "\n"
     << "tiers:\n";
   const char* names[] = {"enterprise", "paid", "free"};
+  const TestTier* tiers[] = {&enterprise_tier, &paid_tier, &free_tier};
   for (int i = 0; i < 3; ++i) {
+    const TestTier& t = *tiers[i];
     y << "  - name: " << names[i] << "\n"
       << "    priority: " << 2 - i << "\n"
-      << "    latency_budget_ms: " << latency_budget_ms << "\n"
+      << "    latency_budget_ms: "
+      << (t.latency_budget_ms >= 0 ? t.latency_budget_ms : latency_budget_ms) << "\n"
       << "    max_queue_age_ms: " << max_queue_age_ms << "\n"
-      << "    total_timeout_ms: " << total_timeout_ms << "\n";
+      << "    total_timeout_ms: " << total_timeout_ms << "\n"
+      << "    requests_per_minute: " << t.requests_per_minute << "\n"
+      << "    tokens_per_minute: " << t.tokens_per_minute << "\n";
+    if (t.max_queue_depth >= 0) y << "    max_queue_depth: " << t.max_queue_depth << "\n";
   }
   y << "models:\n"
     << "  - name: " << kModel << "\n"
@@ -87,6 +95,17 @@ std::string TestConfig::Yaml() const {
     << "  - id: demo-enterprise\n"
     << "    tier: enterprise\n"
     << "    sha256: c0dbf06b5c71d8643fd110603b3948a69c05aeaeeb806bbd86dd5214973081f6\n";
+  for (const TestKey& k : extra_keys) {
+    y << "  - id: " << k.id << "\n"
+      << "    tier: " << k.tier << "\n"
+      << "    sha256: " << ToHex(Sha256(k.secret)) << "\n";
+    if (k.requests_per_minute >= 0) {
+      y << "    requests_per_minute: " << k.requests_per_minute << "\n";
+    }
+    if (k.tokens_per_minute >= 0) {
+      y << "    tokens_per_minute: " << k.tokens_per_minute << "\n";
+    }
+  }
   return y.str();
 }
 
@@ -226,6 +245,27 @@ int64_t SluiceTest::QueueDepth(HttpClient& client) {
   if (!r.ok() || r->status != 200) return -1;
   json::value v = r->Json();
   return AsInt(Field(v, "queue_depth")).value_or(-1);
+}
+
+json::value SluiceTest::Health(HttpClient& client) {
+  Result<Response> r = client.Get("/internal/health", {Bearer(kServiceToken)});
+  if (!r.ok() || r->status != 200) return nullptr;
+  return r->Json();
+}
+
+std::optional<std::string> SluiceTest::Metrics(HttpClient& client) {
+  Result<Response> r = client.Get("/metrics", {Bearer(kServiceToken)});
+  if (!r.ok() || r->status != 200) return std::nullopt;
+  return std::move(r->body);
+}
+
+json::value ModelHealth(const json::value& health) {
+  const json::value* models = Field(health, "models");
+  if (models == nullptr || !models->is_array()) return nullptr;
+  for (const json::value& m : models->as_array()) {
+    if (StringField(m, "name") == kModel) return m;
+  }
+  return nullptr;
 }
 
 json::value SluiceTest::WaitForFinalRecord(HttpClient& client, std::string_view id,

@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <boost/json/value.hpp>
@@ -29,9 +30,29 @@ inline constexpr std::string_view kEnterpriseKey = "sk-enterprise-demo-0001";
 inline constexpr std::string_view kServiceToken = "svc-demo-token";
 inline constexpr int kDefaultMaxTokens = 16;
 
+// One tier's settings in a TestConfig. The defaults leave the tier as the
+// core tests expect it: the config-wide time limits, no rate limits, the
+// seed's admission depth threshold.
+struct TestTier {
+  int64_t latency_budget_ms = -1;   // -1: TestConfig::latency_budget_ms
+  int64_t requests_per_minute = 0;  // per key; 0 = unlimited
+  int64_t tokens_per_minute = 0;    // per key; 0 = unlimited
+  int64_t max_queue_depth = -1;     // admission threshold; 0 = none; -1 = seed default
+};
+
+// An API key beyond the demo ones, with optional per-key limit overrides.
+struct TestKey {
+  std::string id;
+  std::string tier;                  // "free", "paid" or "enterprise"
+  std::string secret;                // the bearer token; Yaml() stores its SHA-256
+  int64_t requests_per_minute = -1;  // -1: the tier's limit
+  int64_t tokens_per_minute = -1;    // -1: the tier's limit
+};
+
 // The knobs the tests turn; Yaml() renders a full config in the bundled
-// file's format with the demo keys and service token. Every tier gets the
-// same time limits, so only the scenario decides which requests time out.
+// file's format with the demo keys and service token. Unless a test sets a
+// tier's latency_budget_ms, every tier gets the same time limits, so only the
+// scenario decides which requests time out.
 struct TestConfig {
   // server
   uint64_t body_limit_bytes = 1 << 20;
@@ -41,10 +62,14 @@ struct TestConfig {
   // capacity-aware admission (off unless a test is about it: the core tests
   // overload the sim on purpose)
   bool admission = false;
+  double target_utilization = 0.75;
   // tiers
   int64_t latency_budget_ms = 8'000;
   int64_t max_queue_age_ms = 9'000;
   int64_t total_timeout_ms = 10'000;
+  TestTier enterprise_tier;
+  TestTier paid_tier;
+  TestTier free_tier;
   // the one model, kModel
   int max_batch_size = 32;
   int64_t max_batch_delay_us = 20'000;
@@ -55,6 +80,8 @@ struct TestConfig {
   int devices = 4;
   int64_t fixed_latency_us = 34'000;
   int64_t per_item_latency_us = 500;
+  // keys besides the demo ones
+  std::vector<TestKey> extra_keys;
 
   std::string Yaml() const;
 };
@@ -73,6 +100,10 @@ std::optional<std::string> StringField(const boost::json::value& v, std::string_
 std::optional<double> NumberField(const boost::json::value& v, std::string_view key);
 // error.request_id of an error body, or "".
 std::string ErrorRequestId(std::string_view body);
+
+// The entry for kModel in a /internal/health body's "models" list, or a null
+// value.
+boost::json::value ModelHealth(const boost::json::value& health);
 
 // True when `id` looks like "req_" + 16 lowercase hex digits.
 bool IsRequestId(std::string_view id);
@@ -116,6 +147,12 @@ class SluiceTest : public ::testing::Test {
 
   // GET /internal/health with the service token; its queue_depth, or -1.
   int64_t QueueDepth(HttpClient& client);
+
+  // GET /internal/health with the service token, parsed; a null value when
+  // it did not answer 200 with JSON.
+  boost::json::value Health(HttpClient& client);
+  // GET /metrics with the service token; nullopt when it did not answer 200.
+  std::optional<std::string> Metrics(HttpClient& client);
 
   // Polls GET /internal/requests/{id} (bounded by `timeout`) until the record
   // says "completed" or "failed"; returns the last body seen (parsed), or a
