@@ -72,8 +72,8 @@ TEST(LoadConfigFileTest, BundledConfigParses) {
 }
 
 TEST(LoadConfigFileTest, EveryExampleConfigParses) {
-  for (const char* name : {"sluice.yaml", "sluice-http.yaml", "sluice-openai.yaml",
-                           "sluice-kserve.yaml"}) {
+  for (const char* name :
+       {"sluice.yaml", "sluice-http.yaml", "sluice-openai.yaml", "sluice-kserve.yaml"}) {
     Result<AppConfig> c = LoadConfigFile(std::string(SLUICE_SOURCE_DIR) + "/config/" + name);
     EXPECT_TRUE(c.ok()) << name << ": " << c.status().message();
   }
