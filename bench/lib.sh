@@ -337,6 +337,10 @@ run_load_scenario() {
     meta "$dir" "cfg_$k" "$(awk -v k="$k:" '$1 == k { print $2; exit }' "$dir/sluice.yaml")"
   done
   meta "$dir" admission "$(admission_of "$dir/sluice.yaml")"
+  meta "$dir" cfg_max_queue_depth "$(awk '
+      /^tiers:/ { t = 1; next } t && /^[^[:space:]#]/ { t = 0 }
+      t && /-[[:space:]]*name:/ { name = $NF }
+      t && /max_queue_depth:/ { printf "%s%s %s", sep, name, ($2 == 0 ? "none" : $2); sep = ", " }' "$dir/sluice.yaml")"
   meta "$dir" overrides "${clean[*]}"
   meta "$dir" cmd_serve "$(cmd_text taskset -c "$SERVER_CPU" "$SLUICE_BIN" serve --config SCENARIO.yaml --port 0)"
   meta "$dir" cmd_bench "$(cmd_text taskset -c "$CLIENT_CPU" "$SLUICE_BIN" bench --url http://127.0.0.1:PORT --service-token "$SERVICE_TOKEN" "${BENCH_ARGS[@]}" --json)"

@@ -237,13 +237,22 @@ class Scenario:
 
     def config_line(self):
         m = self.meta
-        ov = ", ".join(o.replace("=", " ") for o in m.get("overrides", "").split())
+        def describe(o):
+            k, _, v = o.partition("=")
+            if k == "depth_scale":
+                return f"every tier's max_queue_depth × {v}"
+            return f"{k} {v}"
+        ov = ", ".join(describe(o) for o in m.get("overrides", "").split())
+        depth = m.get("cfg_max_queue_depth")
+        adm = m.get("admission", "n/a")
+        if adm == "on" and depth:
+            adm += f" (queue-depth thresholds: {depth})"
         return (f"Config: config/sluice.yaml with {ov}, requests_per_minute 0 and "
                 f"tokens_per_minute 0 for every tier; effective: {m.get('cfg_devices')} sim device(s), "
                 f"fixed_latency_us {m.get('cfg_fixed_latency_us')}, per_item_latency_us {m.get('cfg_per_item_latency_us')}, "
                 f"jitter {m.get('cfg_jitter')}, max_batch_size {m.get('cfg_max_batch_size')}, "
                 f"max_batch_delay_us {m.get('cfg_max_batch_delay_us')}, queue_capacity {m.get('cfg_queue_capacity')}, "
-                f"io_threads {m.get('cfg_io_threads')}; **admission {m.get('admission', 'n/a')}**.")
+                f"io_threads {m.get('cfg_io_threads')}; **admission {adm}**.")
 
     def commands(self):
         out = []
@@ -378,10 +387,13 @@ def section_2(s):
     gauge, measured = utilisation(s)
     why = [f"- Failed requests: {s.failure_text(a)}; shed by admission (from /metrics): {s.shed_text()}."]
     if "queue_depth_threshold" in s.shed_text():
-        why.append("  `queue_depth_threshold` is admission's per-tier queue-depth rule (seed: free refused while "
-                   "more than 100 requests are queued, paid 500): at 10,000 req/s, 100 queued requests are "
-                   "10 ms of arrivals, so any stall of the gateway's core (another process, a burst) sheds free-tier "
-                   "requests.")
+        depth = s.meta.get("cfg_max_queue_depth", "")
+        m = re.search(r"free (\d+)", depth)
+        ms = f"{1000.0 * int(m.group(1)) / float(rate):.0f} ms" if m else "a few ms"
+        why.append(f"  `queue_depth_threshold` is admission's per-tier queue-depth rule (a tier is refused while "
+                   f"more requests than its threshold are queued; here {depth or 'n/a'}): at {float(rate):,.0f} "
+                   f"req/s the free tier's threshold is {ms} of arrivals, so a stall of the gateway's core "
+                   f"(another process, a burst) sheds free-tier requests.")
     why.append(f"- {s.generator_line()}")
     srv = s.cpu_pct("server_ticks")
     if srv is not None:
