@@ -30,6 +30,8 @@
 // Thread-safe (immutable after construction).
 #pragma once
 
+#include <boost/json/value.hpp>
+
 #include <cstddef>
 #include <memory>
 #include <string>
@@ -89,8 +91,13 @@ Status HttpFailure(int http_status, std::string_view body);
 // The "parameters" object of one item as JSON text: the client's extra
 // parameters plus max_tokens (and temperature when set).
 std::string ItemParametersJson(const InferenceRequest& request);
-// ceil(bytes/4), at least 1.
+// ceil(bytes/4), at least 1 (core/tokens.h's estimate).
 uint32_t EstimateTokens(std::string_view text);
+// The checks every protocol's Decode() starts with: a 2xx status and a JSON
+// object body. On failure *status is the batch error (HttpFailure or
+// Malformed(`what`, ...)) and the returned value is null.
+boost::json::value ParseReplyObject(int http_status, std::string_view body, std::string_view what,
+                                    Status* status);
 // The implementations, one per file; options already validated.
 std::unique_ptr<BatchProtocol> MakeGenericProtocol(const ProtocolOptions& options);
 std::unique_ptr<BatchProtocol> MakeOpenAiProtocol(const ProtocolOptions& options);

@@ -56,15 +56,9 @@ class KServeProtocol final : public BatchProtocol {
   BatchResult Decode(int http_status, std::string_view body,
                      const std::vector<RequestPtr>& batch) const override {
     BatchResult result;
-    if (http_status < 200 || http_status > 299) {
-      result.status = HttpFailure(http_status, body);
-      return result;
-    }
-    boost::system::error_code ec;
-    json::value v = json::parse(body, ec);
-    if (ec) return Fail("invalid JSON (" + ec.message() + ")");
-    const json::object* root = v.if_object();
-    if (!root) return Fail("expected a JSON object");
+    json::value v = ParseReplyObject(http_status, body, "kserve", &result.status);
+    if (!result.status.ok()) return result;
+    const json::object* root = &v.as_object();
     const json::value* outputs = root->if_contains("outputs");
     if (!outputs || !outputs->is_array()) return Fail("\"outputs\" must be an array");
     const json::array* text = nullptr;

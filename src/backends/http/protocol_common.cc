@@ -3,6 +3,7 @@
 #include <boost/json.hpp>
 
 #include "backends/http/batch_protocol.h"
+#include "core/tokens.h"
 
 namespace sluice::http_backend {
 
@@ -86,7 +87,26 @@ std::string ItemParametersJson(const InferenceRequest& request) {
 }
 
 uint32_t EstimateTokens(std::string_view text) {
-  return text.empty() ? 1u : static_cast<uint32_t>((text.size() + 3) / 4);
+  return static_cast<uint32_t>(EstimateInputTokens(text));
+}
+
+json::value ParseReplyObject(int http_status, std::string_view body, std::string_view what,
+                             Status* status) {
+  if (http_status < 200 || http_status > 299) {
+    *status = HttpFailure(http_status, body);
+    return nullptr;
+  }
+  boost::system::error_code ec;
+  json::value v = json::parse(body, ec);
+  if (ec) {
+    *status = Malformed(what, "invalid JSON (" + ec.message() + ")");
+    return nullptr;
+  }
+  if (!v.is_object()) {
+    *status = Malformed(what, "expected a JSON object");
+    return nullptr;
+  }
+  return v;
 }
 
 }  // namespace protocol_internal
