@@ -34,8 +34,8 @@ class RequestLog {
  public:
   virtual ~RequestLog() = default;
   virtual void OnAdmitted(const RequestPtr& req) = 0;
-  // `req` may be null for requests rejected before admission (e.g. 400s);
-  // those are not recorded by the memory log.
+  // Called for every admitted request once its answer is known; a request
+  // the log never saw admitted (refused by the queue) is ignored.
   virtual void OnFinished(const InferenceRequest& req, const InferenceOutcome& outcome,
                           double latency_ms) = 0;
   virtual std::optional<RequestRecord> Lookup(const std::string& id) const = 0;
