@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include <spdlog/spdlog.h>
+
 #include "backends/http/http_backend.h"
 #include "backends/sim/sim_backend.h"
 
@@ -36,7 +38,8 @@ Status MakeSimSlots(const ModelConfig& model, Executor* executor,
 // One HttpBackend (a keep-alive connection = one batch slot) per endpoint x
 // connections_per_endpoint; endpoints sharing a TLS setup share its context.
 Status MakeHttpSlots(boost::asio::io_context& ioc, const ModelConfig& model,
-                     std::vector<std::unique_ptr<Backend>>* slots) {
+                     std::vector<std::unique_ptr<Backend>>* slots,
+                     std::vector<size_t>* slot_endpoints) {
   const HttpBackendConfig& http = model.backend.http;
   auto protocol = http_backend::ProtocolKindFor(model.backend.kind, http.openai_api);
   if (!protocol.ok()) return protocol.status();
@@ -66,6 +69,7 @@ Status MakeHttpSlots(boost::asio::io_context& ioc, const ModelConfig& model,
       auto b = http_backend::HttpBackend::Create(o);
       if (!b.ok()) return b.status();
       slots->push_back(std::move(b).value());
+      slot_endpoints->push_back(static_cast<size_t>(&url - http.endpoints.data()));
     }
   }
   return Status::Ok();
@@ -73,22 +77,21 @@ Status MakeHttpSlots(boost::asio::io_context& ioc, const ModelConfig& model,
 
 }  // namespace
 
-Result<std::unique_ptr<ModelRuntime>> ModelRuntime::Create(boost::asio::io_context& ioc,
-                                                           const AppConfig& app,
-                                                           const ModelConfig& model,
-                                                           ResultRouter* router,
-                                                           metrics::Registry* registry) {
+Result<std::unique_ptr<ModelRuntime>> ModelRuntime::Create(
+    boost::asio::io_context& ioc, const AppConfig& app, const ModelConfig& model,
+    ResultRouter* router, DeadLetterQueue* dead_letters, metrics::Registry* registry) {
   std::unique_ptr<ModelRuntime> rt(new ModelRuntime(ioc, model));
   auto queue = MemoryQueue::Create({model.queue_capacity, app.ordering, app.tiers});
   if (!queue.ok()) return queue.status();
   rt->queue_ = std::move(queue).value();
 
   std::vector<std::unique_ptr<Backend>> slots;
-  Status built = model.backend.kind == "sim" ? MakeSimSlots(model, &rt->executor_, &slots)
-                                             : MakeHttpSlots(ioc, model, &slots);
-  if (!built.ok()) return built;
-
   DispatchGroup::Options g;
+  Status built = model.backend.kind == "sim" ? MakeSimSlots(model, &rt->executor_, &slots)
+                                             : MakeHttpSlots(ioc, model, &slots, &g.slot_endpoints);
+  if (!built.ok()) return built;
+  if (model.backend.kind != "sim") g.endpoint_names = model.backend.http.endpoints;
+
   g.model = model.name;
   g.max_batch_size = model.max_batch_size;
   g.max_batch_delay_us = model.max_batch_delay_us;
@@ -97,13 +100,15 @@ Result<std::unique_ptr<ModelRuntime>> ModelRuntime::Create(boost::asio::io_conte
   g.queue = rt->queue_.get();
   g.router = router;
   g.observer = rt.get();
+  g.retry = model.retry;
+  g.breaker = model.circuit_breaker;
+  g.dead_letters = dead_letters;
   const size_t slots_count = slots.size();
   auto group = DispatchGroup::Create(g, std::move(slots));
   if (!group.ok()) return group.status();
   rt->group_ = std::move(group).value();
 
   const size_t n_slots = slots_count;
-  rt->device_enabled_.assign(n_slots, true);
   if (app.admission.enabled) {
     AdmissionController::Options a;
     a.model = model.name;
@@ -139,6 +144,30 @@ Result<std::unique_ptr<ModelRuntime>> ModelRuntime::Create(boost::asio::io_conte
                                          {{"model", model.name}, {"outcome", "ok"}});
   rt->batches_failed_ = registry->GetCounter("sluice_batches_total", "Batches run, by outcome.",
                                              {{"model", model.name}, {"outcome", "failed"}});
+  rt->retries_ = registry->GetCounter("sluice_batch_retry_requests_total",
+                                      "Requests of failed batches scheduled for a retry.", labels);
+  rt->dead_letters_ = registry->GetCounter(
+      "sluice_dead_letters_total",
+      "Requests that failed every retry, moved to the dead-letter queue (answered 502).", labels);
+  for (size_t e = 0; e < rt->group_->endpoint_count(); ++e) {
+    metrics::Labels el{{"model", model.name}, {"endpoint", rt->group_->endpoint_name(e)}};
+    rt->breaker_opened_.push_back(registry->GetCounter(
+        "sluice_circuit_breaker_opened_total", "Times an endpoint's circuit breaker opened.", el));
+    DispatchGroup* group = rt->group_.get();
+    registry->AddCallbackGauge("sluice_circuit_breaker_state",
+                               "Endpoint circuit breaker: 0 closed, 1 half-open, 2 open.", el,
+                               [group, e] {
+                                 switch (group->endpoint_state(e)) {
+                                   case BreakerState::kClosed:
+                                     return 0.0;
+                                   case BreakerState::kHalfOpen:
+                                     return 1.0;
+                                   case BreakerState::kOpen:
+                                     return 2.0;
+                                 }
+                                 return 0.0;
+                               });
+  }
   ModelRuntime* raw = rt.get();
   registry->AddCallbackGauge("sluice_queue_depth", "Requests waiting in the model's queue.", labels,
                              [raw] { return static_cast<double>(raw->queue_->Depth()); });
@@ -150,8 +179,11 @@ Result<std::unique_ptr<ModelRuntime>> ModelRuntime::Create(boost::asio::io_conte
                              [raw] { return static_cast<double>(raw->group_->busy_slots()); });
   registry->AddCallbackGauge("sluice_accelerator_slots", "Accelerator slots configured.", labels,
                              [raw] { return static_cast<double>(raw->group_->slot_count()); });
-  registry->AddCallbackGauge("sluice_accelerator_healthy_slots", "Accelerator slots in service.",
-                             labels, [raw] { return static_cast<double>(raw->enabled_devices()); });
+  registry->AddCallbackGauge("sluice_accelerator_healthy_slots",
+                             "Accelerator slots in service (enabled, breaker closed).", labels,
+                             [raw] { return static_cast<double>(raw->enabled_devices()); });
+  registry->AddCallbackGauge("sluice_retries_pending", "Requests waiting for a retry.", labels,
+                             [raw] { return static_cast<double>(raw->group_->retries_pending()); });
   if (rt->admission_) {
     registry->AddCallbackGauge(
         "sluice_capacity_rps",
@@ -183,25 +215,38 @@ namespace sluice {
 
 Status ModelRuntime::SetDeviceEnabled(size_t index, bool enabled) {
   std::lock_guard lock(devices_mu_);
-  if (index >= device_enabled_.size()) {
+  if (!group_->SetSlotEnabled(index, enabled)) {
     return NotFound("model '" + config_.name + "' has no device " + std::to_string(index) +
-                    " (devices: " + std::to_string(device_enabled_.size()) + ")");
+                    " (devices: " + std::to_string(group_->slot_count()) + ")");
   }
-  device_enabled_[index] = enabled;
-  group_->SetSlotEnabled(index, enabled);
-  if (admission_) {
-    size_t healthy = 0;
-    for (bool e : device_enabled_) healthy += e;
-    admission_->SetHealthySlots(healthy);
-  }
+  if (admission_) admission_->SetHealthySlots(group_->available_slots());
   return Status::Ok();
 }
 
-size_t ModelRuntime::enabled_devices() const {
+void ModelRuntime::OnRetry(size_t slot, size_t requests) {
+  retries_->Inc(requests);
+  spdlog::warn("model '{}': batch on slot {} failed; retrying {} request(s)", config_.name, slot,
+               requests);
+}
+
+void ModelRuntime::OnDeadLetter(size_t requests) {
+  dead_letters_->Inc(requests);
+  spdlog::error("model '{}': {} request(s) failed every retry; moved to the dead-letter queue",
+                config_.name, requests);
+}
+
+void ModelRuntime::OnBreakerChange(size_t endpoint, BreakerState state) {
+  const std::string& name = group_->endpoint_name(endpoint);
+  if (state == BreakerState::kOpen) {
+    breaker_opened_[endpoint]->Inc();
+    spdlog::warn("model '{}': circuit breaker for {} opened; its slots pull no work", config_.name,
+                 name);
+  } else {
+    spdlog::info("model '{}': circuit breaker for {} is {}", config_.name, name,
+                 BreakerStateName(state));
+  }
   std::lock_guard lock(devices_mu_);
-  size_t n = 0;
-  for (bool e : device_enabled_) n += e;
-  return n;
+  if (admission_) admission_->SetHealthySlots(group_->available_slots());
 }
 
 }  // namespace sluice

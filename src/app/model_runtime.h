@@ -22,11 +22,9 @@ namespace sluice {
 
 class ModelRuntime final : public DispatchObserver {
  public:
-  static Result<std::unique_ptr<ModelRuntime>> Create(boost::asio::io_context& ioc,
-                                                      const AppConfig& app,
-                                                      const ModelConfig& model,
-                                                      ResultRouter* router,
-                                                      metrics::Registry* registry);
+  static Result<std::unique_ptr<ModelRuntime>> Create(
+      boost::asio::io_context& ioc, const AppConfig& app, const ModelConfig& model,
+      ResultRouter* router, DeadLetterQueue* dead_letters, metrics::Registry* registry);
 
   RequestQueue* queue() { return queue_.get(); }
   DispatchGroup& group() { return *group_; }
@@ -38,10 +36,15 @@ class ModelRuntime final : public DispatchObserver {
   // Takes device `index` out of service or back; admission's capacity
   // follows at once. Thread-safe. kNotFound for an unknown index.
   Status SetDeviceEnabled(size_t index, bool enabled);
-  size_t enabled_devices() const;
+  // Slots that can take work: enabled, and their endpoint's breaker closed.
+  size_t enabled_devices() const { return group_->available_slots(); }
 
+  // DispatchObserver (on the group's strand).
   void OnBatchDone(size_t slot, size_t batch_size, SteadyClock::duration accelerator_time,
                    bool ok) override;
+  void OnRetry(size_t slot, size_t requests) override;
+  void OnDeadLetter(size_t requests) override;
+  void OnBreakerChange(size_t endpoint, BreakerState state) override;
 
  private:
   explicit ModelRuntime(boost::asio::io_context& ioc, const ModelConfig& config);
@@ -51,13 +54,15 @@ class ModelRuntime final : public DispatchObserver {
   std::unique_ptr<MemoryQueue> queue_;
   std::unique_ptr<DispatchGroup> group_;
   std::unique_ptr<AdmissionController> admission_;
-  mutable std::mutex devices_mu_;
-  std::vector<bool> device_enabled_;  // GUARDED_BY(devices_mu_)
+  mutable std::mutex devices_mu_;  // serialises device updates with admission
   metrics::BusyMeter busy_;
   metrics::Histogram* batch_size_ = nullptr;
   metrics::Histogram* batch_seconds_ = nullptr;
   metrics::Counter* batches_ok_ = nullptr;
   metrics::Counter* batches_failed_ = nullptr;
+  metrics::Counter* retries_ = nullptr;
+  metrics::Counter* dead_letters_ = nullptr;
+  std::vector<metrics::Counter*> breaker_opened_;  // per endpoint
 };
 
 }  // namespace sluice

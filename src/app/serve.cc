@@ -118,11 +118,20 @@ int RunServe(const AppConfig& config) {
     return 2;
   }
 
+  auto dead_letters = DeadLetterQueue::Create({config.server.dead_letter_capacity});
+  if (!dead_letters.ok()) {
+    spdlog::error("{}", dead_letters.status().message());
+    return 2;
+  }
+  registry.AddCallbackGauge("sluice_dead_letter_queue_size",
+                            "Requests held in the dead-letter queue (bounded).", {},
+                            [d = dead_letters->get()] { return static_cast<double>(d->size()); });
+
   std::vector<std::unique_ptr<ModelRuntime>> models;
   InferenceService::Options service_options;
   service_options.tiers = config.tiers;
   for (const auto& mc : config.models) {
-    auto rt = ModelRuntime::Create(ioc, config, mc, &router, &registry);
+    auto rt = ModelRuntime::Create(ioc, config, mc, &router, dead_letters->get(), &registry);
     if (!rt.ok()) {
       spdlog::error("{}", rt.status().message());
       return 2;
@@ -179,6 +188,11 @@ int RunServe(const AppConfig& config) {
       mh.queue_depth = m->queue()->Depth();
       mh.devices = m->group().slot_count();
       mh.healthy_devices = m->enabled_devices();
+      mh.retries_pending = m->group().retries_pending();
+      for (size_t e = 0; e < m->group().endpoint_count(); ++e) {
+        mh.endpoints.push_back({m->group().endpoint_name(e), m->group().endpoint_state(e),
+                                m->group().endpoint_slots(e)});
+      }
       mh.utilization = m->Utilization();
       if (m->admission() != nullptr) {
         mh.admission = true;
@@ -201,6 +215,7 @@ int RunServe(const AppConfig& config) {
     return NotFound("model '" + model + "' is not served here");
   };
   fd.render_metrics = [&registry] { return registry.RenderPrometheus(); };
+  fd.dead_letters = dead_letters->get();
   http::FrontDoor front_door(std::move(fd));
 
   http::HttpServer::Options so;

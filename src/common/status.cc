@@ -26,6 +26,8 @@ const char* ErrorCodeName(ErrorCode code) {
       return "deadline_exceeded";
     case ErrorCode::kBackendError:
       return "backend_error";
+    case ErrorCode::kCancelled:
+      return "cancelled";
     case ErrorCode::kInternal:
       return "internal";
   }
@@ -56,6 +58,8 @@ int HttpStatusFor(ErrorCode code) {
       return 504;
     case ErrorCode::kBackendError:
       return 502;
+    case ErrorCode::kCancelled:
+      return 499;
     case ErrorCode::kInternal:
       return 500;
   }

@@ -25,6 +25,7 @@ enum class ErrorCode {
   kUnavailable,       // queue full, shedding, shutting down (retryable): 503
   kDeadlineExceeded,  // the request's deadline passed: 504
   kBackendError,      // the accelerator failed the batch or item: 502
+  kCancelled,         // the client went away before the answer: 499 (never sent)
   kInternal,          // a bug: 500
 };
 

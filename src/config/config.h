@@ -12,7 +12,9 @@
 #include <vector>
 
 #include "common/status.h"
+#include "core/circuit_breaker.h"
 #include "core/request_queue.h"
+#include "core/retry_policy.h"
 #include "core/tier.h"
 
 namespace sluice {
@@ -29,6 +31,7 @@ struct ServerConfig {
   int64_t drain_timeout_ms = 10'000;       // graceful shutdown budget
   std::string service_token_sha256;        // hex SHA-256 of the internal-endpoint token
   size_t recent_requests = 100'000;        // entries kept for /internal/requests/{id}
+  size_t dead_letter_capacity = 1'000;     // entries kept for /internal/dead-letters
 };
 
 struct SimBackendConfig {
@@ -71,6 +74,11 @@ struct ModelConfig {
   int max_tokens_limit = 4096;             // largest parameters.max_tokens accepted
   int default_max_tokens = 16;             // when parameters.max_tokens is absent
   BackendConfig backend;
+  // `retry`: max_retries, initial_backoff_ms, max_backoff_ms, jitter.
+  RetryPolicy retry;
+  // `circuit_breaker` (per endpoint): consecutive_failures, failure_ratio,
+  // window, min_batches, cooldown_ms, max_cooldown_ms.
+  CircuitBreaker::Options circuit_breaker;
 };
 
 struct ApiKeyConfig {
@@ -86,6 +94,35 @@ struct AdmissionConfig {
   double target_utilization = 0.75;  // capacity = healthy devices x throughput x this
 };
 
+// `redis:` — the shared state of `sluice gateway` and `sluice worker`:
+// queues, results, rate limits and the worker registry (key layout in
+// redis/keys.h). Required by those two commands; `sluice serve` ignores it.
+struct RedisConfig {
+  bool configured = false;             // the file has a `redis:` section
+  std::string host = "127.0.0.1";      // IP address or host name
+  uint16_t port = 6379;                // 1..65535
+  std::string key_prefix = "sluice";   // first part of every key and channel
+  int64_t connect_timeout_ms = 1'000;  // TCP connect; > 0
+  int64_t command_timeout_ms = 1'000;  // longest wait for a reply; > 0
+  // How long a claimed batch stays leased to its worker; a lease that runs
+  // out (the worker died) is reaped and its requests re-queued. Must exceed
+  // every model's accelerator_timeout_ms.
+  int64_t lease_ms = 10'000;
+  // A worker counts as alive until this long after its last heartbeat
+  // (workers beat every third of it); >= 300.
+  int64_t heartbeat_ttl_ms = 3'000;
+  // This gateway's id (its result channel); empty = random per process.
+  std::string gateway_id;
+};
+
+// `worker:` — options of `sluice worker` beyond its model and endpoint.
+struct WorkerConfig {
+  // Worker id in the registry; empty = "<host>-<pid>-<model>-<endpoint>".
+  std::string id;
+  int64_t max_block_ms = 500;     // longest blocking wait (BLPOP) per claim; 1..10000
+  int64_t reap_interval_ms = 0;   // reaper period; 0 = redis.lease_ms / 4
+};
+
 struct AppConfig {
   ServerConfig server;
   QueueOrdering ordering = QueueOrdering::kEarliestDeadlineFirst;
@@ -93,6 +130,8 @@ struct AppConfig {
   std::vector<ModelConfig> models;  // non-empty, unique names
   std::vector<ApiKeyConfig> keys;
   AdmissionConfig admission;
+  RedisConfig redis;
+  WorkerConfig worker;
 };
 
 // Parses YAML text (`source` names it in messages) and validates it.

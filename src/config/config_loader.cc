@@ -47,6 +47,7 @@ void ReadServer(const YAML::Node& node, Status* error, ServerConfig* server) {
   r.ReadInteger("drain_timeout_ms", &server->drain_timeout_ms);
   r.ReadString("service_token_sha256", &server->service_token_sha256);
   r.ReadInteger("recent_requests", &server->recent_requests);
+  r.ReadInteger("dead_letter_capacity", &server->dead_letter_capacity);
   r.Finish();
 }
 
@@ -64,6 +65,27 @@ void ReadAdmission(const YAML::Node& node, Status* error, AdmissionConfig* admis
     }
   }
   r.ReadDouble("target_utilization", &admission->target_utilization);
+  r.Finish();
+}
+
+void ReadRedis(const YAML::Node& node, Status* error, RedisConfig* redis) {
+  FieldReader r(node, "redis", error);
+  r.ReadString("host", &redis->host);
+  r.ReadInteger("port", &redis->port);
+  r.ReadString("key_prefix", &redis->key_prefix);
+  r.ReadInteger("connect_timeout_ms", &redis->connect_timeout_ms);
+  r.ReadInteger("command_timeout_ms", &redis->command_timeout_ms);
+  r.ReadInteger("lease_ms", &redis->lease_ms);
+  r.ReadInteger("heartbeat_ttl_ms", &redis->heartbeat_ttl_ms);
+  r.ReadString("gateway_id", &redis->gateway_id);
+  r.Finish();
+}
+
+void ReadWorker(const YAML::Node& node, Status* error, WorkerConfig* worker) {
+  FieldReader r(node, "worker", error);
+  r.ReadString("id", &worker->id);
+  r.ReadInteger("max_block_ms", &worker->max_block_ms);
+  r.ReadInteger("reap_interval_ms", &worker->reap_interval_ms);
   r.Finish();
 }
 
@@ -141,6 +163,27 @@ void ReadBackend(const YAML::Node& node, const std::string& path, Status* error,
   r.Finish();
 }
 
+void ReadRetry(const YAML::Node& node, const std::string& path, Status* error, RetryPolicy* retry) {
+  FieldReader r(node, path, error);
+  r.ReadInteger("max_retries", &retry->max_retries);
+  r.ReadMillisAsMicros("initial_backoff_ms", &retry->initial_backoff_us);
+  r.ReadMillisAsMicros("max_backoff_ms", &retry->max_backoff_us);
+  r.ReadDouble("jitter", &retry->jitter);
+  r.Finish();
+}
+
+void ReadBreaker(const YAML::Node& node, const std::string& path, Status* error,
+                 CircuitBreaker::Options* breaker) {
+  FieldReader r(node, path, error);
+  r.ReadInteger("consecutive_failures", &breaker->consecutive_failures);
+  r.ReadDouble("failure_ratio", &breaker->failure_ratio);
+  r.ReadInteger("window", &breaker->ratio_window);
+  r.ReadInteger("min_batches", &breaker->ratio_min_batches);
+  r.ReadInteger("cooldown_ms", &breaker->open_cooldown_ms);
+  r.ReadInteger("max_cooldown_ms", &breaker->max_cooldown_ms);
+  r.Finish();
+}
+
 ModelConfig ReadModel(const YAML::Node& node, const std::string& path, Status* error) {
   ModelConfig model;
   FieldReader r(node, path, error);
@@ -154,6 +197,9 @@ ModelConfig ReadModel(const YAML::Node& node, const std::string& path, Status* e
   r.ReadInteger("max_tokens_limit", &model.max_tokens_limit);
   r.ReadInteger("default_max_tokens", &model.default_max_tokens);
   ReadBackend(r.ReadNode("backend"), r.PathOf("backend"), error, &model.backend);
+  ReadRetry(r.ReadNode("retry"), r.PathOf("retry"), error, &model.retry);
+  ReadBreaker(r.ReadNode("circuit_breaker"), r.PathOf("circuit_breaker"), error,
+              &model.circuit_breaker);
   r.Finish();
   if (!has_version) model.version = model.name + "-v1";
   return model;
@@ -190,6 +236,9 @@ AppConfig ReadAppConfig(const YAML::Node& document, Status* error) {
   ReadServer(root.ReadNode("server"), error, &config.server);
   ReadQueue(root.ReadNode("queue"), error, &config.ordering);
   ReadAdmission(root.ReadNode("admission"), error, &config.admission);
+  config.redis.configured = root.Has("redis");
+  ReadRedis(root.ReadNode("redis"), error, &config.redis);
+  ReadWorker(root.ReadNode("worker"), error, &config.worker);
   config.tiers = ReadEach<TierPolicy>(root, "tiers", error, ReadTier).value_or(DefaultTiers());
   if (auto models = ReadEach<ModelConfig>(root, "models", error, ReadModel)) {
     config.models = std::move(*models);

@@ -66,6 +66,9 @@ Status ValidateServer(const ServerConfig& s) {
                 "must be empty or 64 hex digits (a SHA-256; `sluice hash-key TOKEN` prints one)");
   }
   if (s.recent_requests < 1) return Fail("server.recent_requests", "must be at least 1, got 0");
+  if (s.dead_letter_capacity < 1) {
+    return Fail("server.dead_letter_capacity", "must be at least 1, got 0");
+  }
   return Status::Ok();
 }
 
@@ -225,6 +228,10 @@ Status ValidateModels(const std::vector<ModelConfig>& models) {
                                                     Got(m.default_max_tokens));
     }
     if (Status s = ValidateBackend(m.backend, path + ".backend"); !s.ok()) return s;
+    if (Status s = m.retry.Validate(); !s.ok()) return Fail(path + ".retry", s.message());
+    if (Status s = CircuitBreaker::Validate(m.circuit_breaker); !s.ok()) {
+      return Fail(path + ".circuit_breaker", s.message());
+    }
   }
   return Status::Ok();
 }
@@ -270,6 +277,65 @@ Status ValidateKeys(const std::vector<ApiKeyConfig>& keys, const std::vector<Tie
   return Status::Ok();
 }
 
+// A part of a Redis key or channel name (redis/keys.h's rule, restated here:
+// config does not depend on the Redis adapter): non-empty, <= 200 bytes, no
+// '{', '}', '|' or control characters.
+Status CheckKeyPart(const std::string& path, const std::string& value) {
+  if (value.empty()) return Fail(path, "must not be empty");
+  if (value.size() > 200) return Fail(path, "must be at most 200 bytes");
+  for (char c : value) {
+    if (c == '{' || c == '}' || c == '|' || static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+      return Fail(path, "must not contain '{', '}', '|' or control characters, got \"" + value +
+                            "\"");
+    }
+  }
+  return Status::Ok();
+}
+
+Status ValidateRedis(const AppConfig& config) {
+  const RedisConfig& r = config.redis;
+  if (r.host.empty()) return Fail("redis.host", "must not be empty");
+  if (r.port == 0) return Fail("redis.port", "must be between 1 and 65535, got 0");
+  if (Status s = CheckKeyPart("redis.key_prefix", r.key_prefix); !s.ok()) return s;
+  const std::pair<const char*, int64_t> timeouts[] = {
+      {"redis.connect_timeout_ms", r.connect_timeout_ms},
+      {"redis.command_timeout_ms", r.command_timeout_ms},
+      {"redis.lease_ms", r.lease_ms}};
+  for (const auto& [path, value] : timeouts) {
+    if (value <= 0) return Fail(path, "must be greater than 0" + Got(value));
+  }
+  for (size_t i = 0; i < config.models.size(); ++i) {
+    const ModelConfig& m = config.models[i];
+    if (r.lease_ms <= m.accelerator_timeout_ms) {
+      return Fail("redis.lease_ms", "must be greater than " + Element("models", i) +
+                                        ".accelerator_timeout_ms (" +
+                                        std::to_string(m.accelerator_timeout_ms) + ")" +
+                                        Got(r.lease_ms));
+    }
+    if (Status s = CheckKeyPart(Element("models", i) + ".name", m.name); !s.ok()) {
+      return s;
+    }
+  }
+  if (r.heartbeat_ttl_ms < 300) {
+    return Fail("redis.heartbeat_ttl_ms", "must be at least 300" + Got(r.heartbeat_ttl_ms));
+  }
+  if (!r.gateway_id.empty()) {
+    if (Status s = CheckKeyPart("redis.gateway_id", r.gateway_id); !s.ok()) return s;
+  }
+  const WorkerConfig& w = config.worker;
+  if (!w.id.empty()) {
+    if (Status s = CheckKeyPart("worker.id", w.id); !s.ok()) return s;
+  }
+  if (w.max_block_ms < 1 || w.max_block_ms > 10'000) {
+    return Fail("worker.max_block_ms", "must be between 1 and 10000" + Got(w.max_block_ms));
+  }
+  if (w.reap_interval_ms < 0) {
+    return Fail("worker.reap_interval_ms", "must be >= 0 (0 = lease_ms / 4)" +
+                                               Got(w.reap_interval_ms));
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Status ValidateConfig(const AppConfig& config) {
@@ -280,7 +346,9 @@ Status ValidateConfig(const AppConfig& config) {
   if (!(u > 0 && u <= 1)) {
     return Fail("admission.target_utilization", "must be in (0, 1], got " + std::to_string(u));
   }
-  return ValidateKeys(config.keys, config.tiers);
+  if (Status s = ValidateKeys(config.keys, config.tiers); !s.ok()) return s;
+  // Without a `redis:` section the defaults are unused (`sluice serve`).
+  return config.redis.configured ? ValidateRedis(config) : Status::Ok();
 }
 
 }  // namespace sluice

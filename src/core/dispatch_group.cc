@@ -9,13 +9,11 @@ uint64_t NextBatchId() {
   return next.fetch_add(1, std::memory_order_relaxed);
 }
 
-namespace {
 InferenceOutcome ErrorOutcome(Status status) {
   InferenceOutcome o;
   o.status = std::move(status);
   return o;
 }
-}  // namespace
 
 Result<std::unique_ptr<DispatchGroup>> DispatchGroup::Create(
     const Options& options, std::vector<std::unique_ptr<Backend>> slots) {
@@ -36,13 +34,48 @@ Result<std::unique_ptr<DispatchGroup>> DispatchGroup::Create(
   for (auto& s : slots) {
     if (!s) return InvalidArgument("null backend slot");
   }
+  if (Status st = options.retry.Validate(); !st.ok()) return st;
+  if (Status st = CircuitBreaker::Validate(options.breaker); !st.ok()) return st;
+  if (!options.slot_endpoints.empty()) {
+    if (options.slot_endpoints.size() != slots.size()) {
+      return InvalidArgument("slot_endpoints must name an endpoint for every slot");
+    }
+    size_t endpoints = 0;
+    for (size_t e : options.slot_endpoints) endpoints = std::max(endpoints, e + 1);
+    std::vector<bool> seen(endpoints, false);
+    for (size_t e : options.slot_endpoints) seen[e] = true;
+    if (std::find(seen.begin(), seen.end(), false) != seen.end()) {
+      return InvalidArgument("slot_endpoints must use every endpoint index 0..E-1");
+    }
+    if (!options.endpoint_names.empty() && options.endpoint_names.size() != endpoints) {
+      return InvalidArgument("endpoint_names must name every endpoint");
+    }
+  } else if (!options.endpoint_names.empty() && options.endpoint_names.size() != slots.size()) {
+    return InvalidArgument("endpoint_names must name every endpoint");
+  }
   return std::unique_ptr<DispatchGroup>(new DispatchGroup(options, std::move(slots)));
 }
 
 DispatchGroup::DispatchGroup(const Options& options, std::vector<std::unique_ptr<Backend>> slots)
-    : options_(options), ex_(*options.executor), self_(std::make_shared<DispatchGroup*>(this)) {
+    : options_(options),
+      ex_(*options.executor),
+      rng_(options.retry_seed != 0 ? options.retry_seed : std::random_device{}()),
+      self_(std::make_shared<DispatchGroup*>(this)) {
   slots_.resize(slots.size());
-  for (size_t i = 0; i < slots.size(); ++i) slots_[i].backend = std::move(slots[i]);
+  slot_enabled_ = std::make_unique<std::atomic<bool>[]>(slots.size());
+  for (size_t i = 0; i < slots.size(); ++i) {
+    slots_[i].backend = std::move(slots[i]);
+    slots_[i].endpoint = options.slot_endpoints.empty() ? i : options.slot_endpoints[i];
+    slot_enabled_[i].store(true);
+    size_t e = slots_[i].endpoint;
+    while (endpoints_.size() <= e) endpoints_.push_back({"", {}, CircuitBreaker(options.breaker)});
+    endpoints_[e].slots.push_back(i);
+  }
+  for (size_t e = 0; e < endpoints_.size(); ++e) {
+    endpoints_[e].name = options.endpoint_names.empty()
+                             ? slots_[endpoints_[e].slots.front()].backend->name()
+                             : options.endpoint_names[e];
+  }
   enabled_.store(slots_.size());
 }
 
@@ -51,16 +84,13 @@ DispatchGroup::~DispatchGroup() {
   self_.reset();
   CancelDelayTimer();
   if (sweep_timer_) ex_.Cancel(sweep_timer_);
+  if (retry_timer_) ex_.Cancel(retry_timer_);
   for (auto& s : slots_) {
     if (s.timeout_timer) ex_.Cancel(s.timeout_timer);
   }
-}
-
-template <typename F>
-std::function<void()> DispatchGroup::Guarded(F fn) {
-  return [weak = std::weak_ptr<DispatchGroup*>(self_), fn = std::move(fn)]() mutable {
-    if (auto self = weak.lock()) fn(*self);
-  };
+  for (auto& e : endpoints_) {
+    if (e.probe_timer) ex_.Cancel(e.probe_timer);
+  }
 }
 
 void DispatchGroup::Start() {
@@ -73,7 +103,8 @@ void DispatchGroup::Start() {
 }
 
 void DispatchGroup::TryCollect() {
-  if (!started_ || collecting_ || free_slots_.empty()) return;
+  if (!started_ || collecting_) return;
+  if (!PickSlot(ex_.clock().Now(), SIZE_MAX, /*take=*/false)) return;
   collecting_ = true;
   Evaluate();
 }
@@ -123,15 +154,17 @@ void DispatchGroup::CancelDelayTimer() {
 void DispatchGroup::Dispatch(TimePoint now) {
   CancelDelayTimer();
   options_.queue->ClearNotify();
+  collecting_ = false;
+  std::optional<size_t> slot = PickSlot(now, SIZE_MAX, /*take=*/true);
+  if (!slot) return;  // the last usable endpoint's breaker opened meanwhile
   std::vector<RequestPtr> batch, dropped;
   batch.reserve(options_.max_batch_size);
   options_.queue->PopBatch(options_.max_batch_size, now, &batch, &dropped);
   AnswerDropped(dropped, now);
-  collecting_ = false;
   if (!batch.empty()) {
-    size_t slot = free_slots_.front();
-    free_slots_.pop_front();
-    RunOnSlot(slot, std::move(batch), now);
+    RunOnSlot(*slot, std::move(batch), now);
+  } else {
+    free_slots_.push_front(*slot);
   }
   TryCollect();
 }
@@ -139,7 +172,9 @@ void DispatchGroup::Dispatch(TimePoint now) {
 void DispatchGroup::AnswerDropped(std::vector<RequestPtr>& dropped, TimePoint now) {
   for (auto& r : dropped) {
     if (r->cancelled()) {
-      r->Complete(ErrorOutcome(Unavailable("client closed the connection")));
+      r->Complete(ErrorOutcome(
+          Status(ErrorCode::kCancelled,
+                 "client closed the connection; request dropped before the accelerator")));
     } else {
       double waited_ms = ToMillis(now - r->arrival);
       r->Complete(ErrorOutcome(DeadlineExceeded(
@@ -152,6 +187,8 @@ void DispatchGroup::AnswerDropped(std::vector<RequestPtr>& dropped, TimePoint no
 void DispatchGroup::RunOnSlot(size_t slot_index, std::vector<RequestPtr> batch, TimePoint now) {
   Slot& slot = slots_[slot_index];
   slot.busy = true;
+  slot.timed_out = false;
+  endpoints_[slot.endpoint].breaker.OnDispatch();
   slot.batch_id = NextBatchId();
   slot.started = now;
   busy_.fetch_add(1, std::memory_order_relaxed);
@@ -159,6 +196,7 @@ void DispatchGroup::RunOnSlot(size_t slot_index, std::vector<RequestPtr> batch, 
   TimePoint timeout_at = now + Micros(options_.accelerator_timeout_us);
   for (auto& r : batch) {
     r->dispatched_at = now;
+    ++r->attempts;
     r->MarkDispatched();
     timeout_at = std::min(timeout_at, r->total_deadline);
   }
@@ -179,13 +217,18 @@ void DispatchGroup::RunOnSlot(size_t slot_index, std::vector<RequestPtr> batch, 
 
 void DispatchGroup::OnBatchTimeout(size_t slot_index, uint64_t batch_id) {
   Slot& slot = slots_[slot_index];
-  if (!slot.busy || slot.batch_id != batch_id) return;
+  if (!slot.busy || slot.batch_id != batch_id || slot.timed_out) return;
   slot.timeout_timer = 0;
-  for (auto& r : slot.batch) {
-    r->Complete(
-        ErrorOutcome(DeadlineExceeded("deadline passed while the batch was on the accelerator")));
-  }
-  // The slot stays busy until the backend answers: one batch per device.
+  slot.timed_out = true;  // stays busy until the backend answers: one batch per device
+  TimePoint now = ex_.clock().Now();
+  RecordOutcome(slot_index, /*ok=*/false, now);
+  HandleFailedBatch(
+      slot_index, std::move(slot.batch),
+      BackendError("no reply from " + slot.backend->name() + " within " +
+                   std::to_string(static_cast<int64_t>(ToMillis(now - slot.started))) + " ms"),
+      now);
+  slot.batch.clear();
+  DispatchRetries(now);
 }
 
 void DispatchGroup::OnBatchDone(size_t slot_index, uint64_t batch_id, BatchResult&& result) {
@@ -196,40 +239,57 @@ void DispatchGroup::OnBatchDone(size_t slot_index, uint64_t batch_id, BatchResul
   TimePoint now = ex_.clock().Now();
   std::vector<RequestPtr> batch = std::move(slot.batch);
   slot.batch.clear();
-  std::vector<InferenceOutcome> outcomes(batch.size());
   bool wrong_length = result.status.ok() && result.items.size() != batch.size();
+  bool ok = result.status.ok() && !wrong_length;
+  if (options_.observer) {
+    options_.observer->OnBatchDone(slot_index, batch.size(), now - slot.started, ok);
+  }
+  if (slot.timed_out) {
+    // Its requests were already retried or answered; the slot is free again.
+  } else if (!ok) {
+    RecordOutcome(slot_index, false, now);
+    Status error = !result.status.ok()
+                       ? result.status
+                       : BackendError(slot.backend->name() + " returned " +
+                                      std::to_string(result.items.size()) +
+                                      " results for a batch of " + std::to_string(batch.size()));
+    HandleFailedBatch(slot_index, std::move(batch), error, now);
+  } else {
+    RecordOutcome(slot_index, true, now);
+    DeliverResults(slot_index, batch_id, batch, result, now);
+  }
+  slot.busy = false;
+  slot.timed_out = false;
+  busy_.fetch_sub(1, std::memory_order_relaxed);
+  if (slot.enabled) free_slots_.push_back(slot_index);
+  DispatchRetries(now);
+  TryCollect();
+}
+
+void DispatchGroup::DeliverResults(size_t slot_index, uint64_t batch_id,
+                                   std::vector<RequestPtr>& batch, BatchResult& result,
+                                   TimePoint now) {
+  Slot& slot = slots_[slot_index];
+  std::vector<InferenceOutcome> outcomes(batch.size());
   for (size_t i = 0; i < batch.size(); ++i) {
     InferenceOutcome& o = outcomes[i];
     o.batch_id = batch_id;
     o.batch_size = static_cast<uint32_t>(batch.size());
     o.queue_wait = batch[i]->dispatched_at - batch[i]->arrival;
     o.accelerator_time = now - slot.started;
-    if (!result.status.ok()) {
-      o.status = result.status;
-    } else if (wrong_length) {
-      o.status = BackendError("backend returned " + std::to_string(result.items.size()) +
-                              " results for a batch of " + std::to_string(batch.size()));
-    } else {
-      ItemResult& item = result.items[i];
-      o.status = std::move(item.status);
-      o.output = std::move(item.output);
-      o.tokens_used = item.tokens_used;
-      o.model_version = result.model_version;
-    }
+    ItemResult& item = result.items[i];
+    o.status = std::move(item.status);
+    o.output = std::move(item.output);
+    o.tokens_used = item.tokens_used;
+    o.model_version = result.model_version;
   }
   options_.router->Deliver(batch, outcomes);
-  if (options_.observer) {
-    options_.observer->OnBatchDone(slot_index, batch.size(), now - slot.started,
-                                   result.status.ok() && !wrong_length);
-  }
-  slot.busy = false;
-  busy_.fetch_sub(1, std::memory_order_relaxed);
-  if (slot.enabled) free_slots_.push_back(slot_index);
-  TryCollect();
 }
 
 bool DispatchGroup::SetSlotEnabled(size_t slot_index, bool enabled) {
   if (slot_index >= slots_.size()) return false;
+  // Visible to available_slots() at once; the strand catches up below.
+  slot_enabled_[slot_index].store(enabled, std::memory_order_relaxed);
   ex_.Post(Guarded([slot_index, enabled](DispatchGroup* g) {
     Slot& slot = g->slots_[slot_index];
     if (slot.enabled == enabled) return;
@@ -238,13 +298,10 @@ bool DispatchGroup::SetSlotEnabled(size_t slot_index, bool enabled) {
     auto& free = g->free_slots_;
     if (!enabled) {
       free.erase(std::remove(free.begin(), free.end(), slot_index), free.end());
-      if (free.empty() && g->collecting_) {  // nobody left to take a batch
-        g->collecting_ = false;
-        g->CancelDelayTimer();
-        g->options_.queue->ClearNotify();
-      }
+      g->StopCollectingIfNoSlot(g->ex_.clock().Now());
     } else if (!slot.busy && g->started_) {
       free.push_back(slot_index);
+      g->DispatchRetries(g->ex_.clock().Now());
       g->TryCollect();
     }
   }));
@@ -265,7 +322,11 @@ void DispatchGroup::Sweep() {
   std::vector<RequestPtr> expired;
   options_.queue->RemoveExpired(now, &expired);
   AnswerDropped(expired, now);
-  if (options_.queue->Depth() > 0 || busy_.load(std::memory_order_relaxed) > 0) EnsureSweep();
+  ExpireRetries(now);
+  if (options_.queue->Depth() > 0 || busy_.load(std::memory_order_relaxed) > 0 ||
+      !retries_.empty()) {
+    EnsureSweep();
+  }
 }
 
 void DispatchGroup::AbortInFlight(Status status) {
@@ -273,6 +334,11 @@ void DispatchGroup::AbortInFlight(Status status) {
     for (auto& slot : g->slots_) {
       for (auto& r : slot.batch) r->Complete(ErrorOutcome(status));
     }
+    for (auto& retry : g->retries_) {
+      for (auto& r : retry.batch) r->Complete(ErrorOutcome(status));
+    }
+    g->retries_.clear();
+    g->retry_requests_.store(0, std::memory_order_relaxed);
   }));
 }
 

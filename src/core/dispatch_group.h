@@ -18,6 +18,16 @@
 // accelerator_timeout_us, or past a request's total deadline, is answered 504
 // (a late reply is ignored; each request is answered exactly once).
 //
+// Failures. A batch that fails as a whole (the backend's error, a
+// wrong-length reply, or no reply within accelerator_timeout_us) is retried
+// as a unit on the next free slot — another endpoint's when one is usable —
+// after the RetryPolicy's backoff, before any new batch is popped. Requests
+// whose deadline would pass first are answered 504; after max_retries the
+// requests go to the dead-letter queue and are answered 502. Per-item errors
+// are answers, never retried. Each endpoint (a group of slots, e.g. the
+// connections to one URL) has a CircuitBreaker: an open endpoint's slots
+// pull nothing until its cooldown ends and one probe batch succeeds.
+//
 // Worst-case added queueing latency at low load: max_batch_delay_us.
 //
 // Threading. All state lives on `executor` (a strand); public methods are
@@ -28,12 +38,17 @@
 #include <atomic>
 #include <deque>
 #include <memory>
+#include <optional>
+#include <random>
 #include <vector>
 
 #include "common/clock.h"
 #include "core/backend.h"
+#include "core/circuit_breaker.h"
+#include "core/dead_letter_queue.h"
 #include "core/request_queue.h"
 #include "core/result_router.h"
+#include "core/retry_policy.h"
 
 namespace sluice {
 
@@ -44,6 +59,13 @@ class DispatchObserver {
   // A batch finished (or failed) on `slot` after `accelerator_time`.
   virtual void OnBatchDone(size_t /*slot*/, size_t /*batch_size*/,
                            SteadyClock::duration /*accelerator_time*/, bool /*ok*/) {}
+  // `requests` of a failed batch on `slot` will be retried.
+  virtual void OnRetry(size_t /*slot*/, size_t /*requests*/) {}
+  // `requests` exhausted their retries and went to the dead-letter queue.
+  virtual void OnDeadLetter(size_t /*requests*/) {}
+  // Endpoint `endpoint`'s breaker changed to `state`; available_slots()
+  // already reflects it.
+  virtual void OnBreakerChange(size_t /*endpoint*/, BreakerState /*state*/) {}
 };
 
 class DispatchGroup {
@@ -57,10 +79,19 @@ class DispatchGroup {
     // A partial batch leaves this long before its earliest deadline, so that
     // the request is still inside its deadline when it is popped.
     int64_t deadline_guard_us = 1'000;
-    Executor* executor = nullptr;          // required; strand for all state
-    RequestQueue* queue = nullptr;         // required; not owned
-    ResultRouter* router = nullptr;        // required; not owned
-    DispatchObserver* observer = nullptr;  // optional; not owned
+    RetryPolicy retry;                // batch-level failures
+    CircuitBreaker::Options breaker;  // per endpoint
+    // Endpoint index of each slot (slots of one endpoint share a breaker);
+    // empty = every slot is an endpoint of its own. Indexes are 0..E-1.
+    std::vector<size_t> slot_endpoints;
+    // Name of each endpoint (for health); empty = the first slot's backend name.
+    std::vector<std::string> endpoint_names;
+    DeadLetterQueue* dead_letters = nullptr;  // optional; not owned
+    uint64_t retry_seed = 0;                  // jitter RNG seed; 0 = random
+    Executor* executor = nullptr;             // required; strand for all state
+    RequestQueue* queue = nullptr;            // required; not owned
+    ResultRouter* router = nullptr;           // required; not owned
+    DispatchObserver* observer = nullptr;     // optional; not owned
   };
 
   // Validates options; takes ownership of one backend per slot (non-empty).
@@ -84,19 +115,49 @@ class DispatchGroup {
   // Slots in service (any thread; a snapshot).
   size_t enabled_slots() const { return enabled_.load(std::memory_order_relaxed); }
 
-  // Answers every in-flight request with `status` (shutdown); late backend
-  // replies are ignored. Thread-safe; runs on the executor.
+  // Slots that can take work: enabled and their endpoint's breaker closed
+  // (any thread; a snapshot). Admission capacity follows this.
+  size_t available_slots() const;
+
+  size_t endpoint_count() const { return endpoints_.size(); }
+  // REQUIRES: endpoint < endpoint_count(). Any thread (snapshots).
+  const std::string& endpoint_name(size_t endpoint) const { return endpoints_[endpoint].name; }
+  BreakerState endpoint_state(size_t endpoint) const {
+    return endpoints_[endpoint].breaker.state();
+  }
+  size_t endpoint_slots(size_t endpoint) const { return endpoints_[endpoint].slots.size(); }
+  // Requests waiting for a retry right now (any thread; a snapshot).
+  size_t retries_pending() const { return retry_requests_.load(std::memory_order_relaxed); }
+
+  // Answers every in-flight request, and every request waiting for a retry,
+  // with `status` (shutdown); late backend replies are ignored. Thread-safe;
+  // runs on the executor.
   void AbortInFlight(Status status);
 
  private:
   struct Slot {
     std::unique_ptr<Backend> backend;
+    size_t endpoint = 0;
     bool enabled = true;
     bool busy = false;
+    bool timed_out = false;  // the batch was taken back; waiting for the late reply
     uint64_t batch_id = 0;
     Executor::TimerId timeout_timer = 0;
     TimePoint started;
     std::vector<RequestPtr> batch;
+  };
+
+  struct Endpoint {
+    std::string name;
+    std::vector<size_t> slots;
+    CircuitBreaker breaker;
+    Executor::TimerId probe_timer = 0;  // fires when the open breaker may probe
+  };
+  // A failed batch waiting for its retry.
+  struct PendingRetry {
+    TimePoint ready_at;
+    std::vector<RequestPtr> batch;
+    size_t failed_endpoint = 0;
   };
 
   DispatchGroup(const Options& options, std::vector<std::unique_ptr<Backend>> slots);
@@ -107,7 +168,21 @@ class DispatchGroup {
   void RunOnSlot(size_t slot, std::vector<RequestPtr> batch, TimePoint now);
   void OnBatchDone(size_t slot, uint64_t batch_id, BatchResult&& result);
   void OnBatchTimeout(size_t slot, uint64_t batch_id);
+  void DeliverResults(size_t slot, uint64_t batch_id, std::vector<RequestPtr>& batch,
+                      BatchResult& result, TimePoint now);
   void Sweep();  // answer expired queued requests
+  // A free slot whose endpoint may take a batch now, preferring one not of
+  // `avoid_endpoint`; removed from free_slots_ when `take`.
+  std::optional<size_t> PickSlot(TimePoint now, size_t avoid_endpoint, bool take);
+  void StopCollectingIfNoSlot(TimePoint now);
+  // Retries, dead letters or 504s for the requests of a failed batch.
+  void HandleFailedBatch(size_t slot, std::vector<RequestPtr> batch, const Status& error,
+                         TimePoint now);
+  void DispatchRetries(TimePoint now);
+  void ArmRetryTimer();
+  void ExpireRetries(TimePoint now);
+  void RecordOutcome(size_t slot, bool ok, TimePoint now);
+  void ArmProbeTimer(size_t endpoint);
   void EnsureSweep();
   void AnswerDropped(std::vector<RequestPtr>& dropped, TimePoint now);
   void CancelDelayTimer();
@@ -118,6 +193,13 @@ class DispatchGroup {
   const Options options_;
   Executor& ex_;
   std::vector<Slot> slots_;
+  std::vector<Endpoint> endpoints_;
+  std::unique_ptr<std::atomic<bool>[]> slot_enabled_;  // mirrors Slot::enabled, any thread
+  std::vector<PendingRetry> retries_;                  // on executor; ordered by ready_at
+  Executor::TimerId retry_timer_ = 0;
+  TimePoint retry_timer_at_;
+  std::atomic<size_t> retry_requests_{0};
+  std::mt19937_64 rng_;
   std::deque<size_t> free_slots_;  // on executor
   bool started_ = false;           // on executor
   bool collecting_ = false;        // on executor
@@ -131,7 +213,17 @@ class DispatchGroup {
   std::shared_ptr<DispatchGroup*> self_;
 };
 
+template <typename F>
+std::function<void()> DispatchGroup::Guarded(F fn) {
+  return [weak = std::weak_ptr<DispatchGroup*>(self_), fn = std::move(fn)]() mutable {
+    if (auto self = weak.lock()) fn(*self);
+  };
+}
+
 // Process-wide batch id source (never 0).
 uint64_t NextBatchId();
+
+// An outcome carrying only `status` (for errors).
+InferenceOutcome ErrorOutcome(Status status);
 
 }  // namespace sluice

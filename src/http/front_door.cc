@@ -70,6 +70,11 @@ void FrontDoor::Handle(HttpRequest&& request, Reply reply) {
     if (!CheckServiceToken(request, reply)) return;
     return path == "/metrics" ? HandleMetrics(request, reply) : HandleHealth(request, reply);
   }
+  if (path == "/internal/dead-letters" && options_.dead_letters != nullptr) {
+    if (method != bhttp::verb::get) return MethodNotAllowed(request, "GET", reply);
+    if (!CheckServiceToken(request, reply)) return;
+    return HandleDeadLetters(request, reply);
+  }
   constexpr std::string_view kModels = "/internal/models/";
   if (path.substr(0, kModels.size()) == kModels) {
     if (method != bhttp::verb::post) return MethodNotAllowed(request, "POST", reply);
@@ -106,9 +111,18 @@ void FrontDoor::HandleHealth(const HttpRequest& request, Reply& reply) {
     shedding = std::max(shedding, m.capacity.shedding_level);
     if (!models.empty()) models += ",";
     models += fmt::format(
-        R"({{"name":{},"queue_depth":{},"devices":{},"healthy_devices":{},"utilization":{:.4f})",
+        R"({{"name":{},"queue_depth":{},"devices":{},"healthy_devices":{},"utilization":{:.4f},)"
+        R"("retries_pending":{})",
         json::serialize(json::string_view(m.name)), m.queue_depth, m.devices, m.healthy_devices,
-        m.utilization);
+        m.utilization, m.retries_pending);
+    std::string endpoints;
+    for (const EndpointHealth& e : m.endpoints) {
+      if (!endpoints.empty()) endpoints += ",";
+      endpoints += fmt::format(R"({{"name":{},"breaker":"{}","slots":{}}})",
+                               json::serialize(json::string_view(e.name)),
+                               BreakerStateName(e.breaker), e.slots);
+    }
+    models += ",\"endpoints\":[" + endpoints + "]";
     if (m.admission) {
       const AdmissionSnapshot& c = m.capacity;
       models += fmt::format(
@@ -120,9 +134,10 @@ void FrontDoor::HandleHealth(const HttpRequest& request, Reply& reply) {
   }
   std::string body = fmt::format(
       R"({{"status":{},"gpu_utilization":{:.4f},"queue_depth":{},"requests_per_second":{:.1f},)"
-      R"("capacity_rps":{:.1f},"shedding_level":{},"models":[{}]}})",
+      R"("capacity_rps":{:.1f},"shedding_level":{},"models":[{}]{}{}}})",
       json::serialize(json::string_view(h.status)), h.gpu_utilization, h.queue_depth,
-      h.requests_per_second, capacity, shedding, models);
+      h.requests_per_second, capacity, shedding, models, h.extra_json.empty() ? "" : ",",
+      h.extra_json);
   // Load balancers read the status code: only a gateway that cannot serve
   // (draining, or a model with no device) answers 503.
   bool serving = h.status == "healthy" || h.status == "degraded";

@@ -4,6 +4,8 @@
 //   GET  /internal/health        service token -> status, utilisation, depth, rps
 //   GET  /internal/requests/{id} service token -> recent request state
 //   GET  /metrics                service token -> Prometheus text format
+//   GET  /internal/dead-letters[?limit=N]  service token -> requests given
+//                                up on after every retry (newest first)
 //   POST /internal/models/{m}/devices/{i}  service token -> take a device
 //                                out of service or back ({"enabled": bool})
 //
@@ -20,6 +22,8 @@
 #include <string>
 
 #include "core/authenticator.h"
+#include "core/circuit_breaker.h"
+#include "core/dead_letter_queue.h"
 #include "core/inference_service.h"
 #include "core/request_log.h"
 #include "http/request_metrics.h"
@@ -27,11 +31,19 @@
 
 namespace sluice::http {
 
+struct EndpointHealth {
+  std::string name;  // URL, or the simulated device
+  BreakerState breaker = BreakerState::kClosed;
+  size_t slots = 0;  // dispatcher slots (connections) to it
+};
+
 struct ModelHealth {
   std::string name;
   size_t queue_depth = 0;
   size_t devices = 0;          // accelerator slots configured
-  size_t healthy_devices = 0;  // slots in service
+  size_t healthy_devices = 0;  // slots in service: enabled and their breaker closed
+  size_t retries_pending = 0;  // requests waiting for a retry
+  std::vector<EndpointHealth> endpoints;
   double utilization = 0;      // busy fraction, last 10 s
   bool admission = false;      // capacity-aware admission enabled; the rest is valid then
   AdmissionSnapshot capacity;  // measured throughput, capacity, shedding level
@@ -45,6 +57,9 @@ struct HealthSnapshot {
   size_t queue_depth = 0;          // requests queued, all models
   double requests_per_second = 0;  // answered, last 10 s
   std::vector<ModelHealth> models;
+  // Extra top-level members, already JSON ("\"redis\":{...}"), appended to
+  // the body as they are (`sluice gateway`: Redis state, workers); may be empty.
+  std::string extra_json;
 };
 
 class FrontDoor final : public RequestHandler {
@@ -60,6 +75,7 @@ class FrontDoor final : public RequestHandler {
     // an accelerator slot out of service or back (simulated failures).
     // Optional; absent = 404.
     std::function<Status(const std::string& model, size_t device, bool enabled)> set_device_enabled;
+    const DeadLetterQueue* dead_letters = nullptr;  // optional; absent = 404
   };
 
   explicit FrontDoor(Options options) : options_(std::move(options)) {}
@@ -72,6 +88,7 @@ class FrontDoor final : public RequestHandler {
   void HandleRequestLookup(const HttpRequest& request, std::string_view id, Reply& reply);
   void HandleMetrics(const HttpRequest& request, Reply& reply);
   void HandleDeviceUpdate(const HttpRequest& request, std::string_view rest, Reply& reply);
+  void HandleDeadLetters(const HttpRequest& request, Reply& reply);
   // False (and a 401 sent) unless the request carries the service token.
   bool CheckServiceToken(const HttpRequest& request, Reply& reply);
 

@@ -142,6 +142,13 @@ void FrontDoor::HandleInference(HttpRequest&& request, Reply reply) {
   // Runs exactly once, on whichever thread completes the request. The raw
   // pointer is safe: whoever calls Complete() holds a reference.
   InferenceRequest* raw = req.get();
+  if (ClientWatch* watch = reply.client_watch()) {
+    // A client that hangs up while its request waits: drop the request
+    // before it reaches the accelerator (see DispatchGroup).
+    watch->OnClientGone([weak = std::weak_ptr<InferenceRequest>(req)] {
+      if (auto r = weak.lock()) r->Cancel();
+    });
+  }
   const unsigned version = request.version();
   const bool keep_alive = request.keep_alive();
   req->set_on_complete([this, raw, start, model, tier, version, keep_alive,

@@ -26,8 +26,9 @@ namespace sluice::http {
 class RequestMetrics {
  public:
   // HTTP statuses with their own series; others are counted as "other".
-  static constexpr std::array<int, 14> kStatuses = {200, 400, 401, 403, 404, 405, 413,
-                                                    429, 431, 500, 502, 503, 504, 0};
+  // 499: the client went away before its answer (dropped before the accelerator).
+  static constexpr std::array<int, 15> kStatuses = {200, 400, 401, 403, 404, 405, 413, 429,
+                                                    431, 499, 500, 502, 503, 504, 0};
 
   RequestMetrics(metrics::Registry* registry, const std::vector<std::string>& models,
                  const std::vector<std::string>& tiers, const Clock* clock);

@@ -1,5 +1,9 @@
 #include "http/session.h"
 
+#include <sys/socket.h>
+
+#include <cerrno>
+
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/write.hpp>
 
@@ -142,16 +146,61 @@ void Session::OnRequest() {
   }
   // The request's own deadline bounds the wait for its answer.
   NoDeadline();
-  Reply reply([self = shared_from_this()](WireResponse&& res) {
-    asio::dispatch(self->socket_.get_executor(),
-                   [self, res = std::move(res)]() mutable { self->Write(std::move(res)); });
-  });
+  {
+    std::lock_guard lock(gone_mu_);
+    on_gone_ = nullptr;
+  }
+  awaiting_reply_ = true;
+  Reply reply(
+      [self = shared_from_this()](WireResponse&& res) {
+        asio::dispatch(self->socket_.get_executor(),
+                       [self, res = std::move(res)]() mutable { self->Write(std::move(res)); });
+      },
+      this);
   state_->options.handler->Handle(parser_->release(), std::move(reply));
+  if (awaiting_reply_) WatchClient();  // not answered at once: the answer takes a while
+}
+
+void Session::OnClientGone(std::function<void()> fn) {
+  std::lock_guard lock(gone_mu_);
+  on_gone_ = std::move(fn);
+}
+
+void Session::WatchClient() {
+  if (watch_pending_) return;  // the earlier wait still covers this request
+  watch_pending_ = true;
+  socket_.async_wait(
+      asio::socket_base::wait_read,
+      [self = shared_from_this()](beast::error_code ec) { self->OnClientReadable(ec); });
+}
+
+void Session::OnClientReadable(beast::error_code ec) {
+  watch_pending_ = false;
+  if (!awaiting_reply_ || ec == asio::error::operation_aborted) return;
+  bool gone = static_cast<bool>(ec);
+  if (!gone) {
+    char byte;
+    ssize_t n = ::recv(socket_.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0) return;  // a pipelined request: leave it for the parser
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+      return WatchClient();
+    }
+    gone = true;  // 0 = orderly close; < 0 = reset
+  }
+  std::function<void()> fn;
+  {
+    std::lock_guard lock(gone_mu_);
+    fn = std::move(on_gone_);
+    on_gone_ = nullptr;
+  }
+  if (fn) fn();
+  Close();  // the reply, when it comes, finds the socket closed
 }
 
 void Session::Write(HttpResponse&& response) { Write(ToWire(response)); }
 
 void Session::Write(WireResponse&& response) {
+  awaiting_reply_ = false;
   bool keep_alive = response.keep_alive;
   write_buffer_ = std::move(response.bytes);
   ExpireAfter(state_->options.read_timeout_ms);

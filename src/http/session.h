@@ -38,7 +38,7 @@ struct HttpServer::State {
   explicit State(boost::asio::io_context& io) : ioc(io), acceptor(io) {}
 };
 
-class Session : public std::enable_shared_from_this<Session> {
+class Session : public std::enable_shared_from_this<Session>, private ClientWatch {
  public:
   Session(StrandSocket&& socket, std::shared_ptr<HttpServer::State> state);
   ~Session();
@@ -64,8 +64,15 @@ class Session : public std::enable_shared_from_this<Session> {
   void Write(WireResponse&& response);
   void OnWrite(bool keep_alive, boost::beast::error_code ec);
   void Close();
-  void ExpireAfter(int64_t ms);  // deadline = now + ms
-  void NoDeadline();             // while a handler works on the request
+  // While a reply is awaited: notices the client closing the connection
+  // (EOF or reset on an otherwise idle socket) and runs the registered
+  // OnClientGone() callback. Pipelined bytes stop the watch (they are left
+  // for the parser).
+  void WatchClient();
+  void OnClientReadable(boost::beast::error_code ec);
+  void OnClientGone(std::function<void()> fn) override;  // ClientWatch
+  void ExpireAfter(int64_t ms);                          // deadline = now + ms
+  void NoDeadline();                                     // while a handler works on the request
 
   StrandSocket socket_;
   std::atomic<int64_t> deadline_ns_{0};  // steady-clock ns; 0 = none
@@ -79,6 +86,10 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<bhttp::request_parser<bhttp::string_body, RequestAllocator>> parser_;
   std::string write_buffer_;      // the response being written, serialized
   bool counted_request_ = false;  // in_progress holds this session's request
+  bool awaiting_reply_ = false;   // on the strand: a request is being handled
+  bool watch_pending_ = false;    // on the strand: an async_wait is outstanding
+  std::mutex gone_mu_;
+  std::function<void()> on_gone_;  // GUARDED_BY(gone_mu_); for the current request
 };
 
 }  // namespace sluice::http

@@ -29,16 +29,32 @@ WireResponse ToWire(const HttpResponse& response);
 
 // Sends the response for one request. Call exactly once, from any thread.
 // Takes a Beast response, or one already serialized (the inference hot path).
+class Reply;
+
+// Tells a handler when its client goes away before the reply is sent.
+// Owned by the connection; valid while the request's Reply is alive.
+class ClientWatch {
+ public:
+  virtual ~ClientWatch() = default;
+  // Registers `fn` to run once, on an I/O thread, if the client closes the
+  // connection before this request's reply is sent; replaces an earlier
+  // registration. `fn` must not block. Thread-safe.
+  virtual void OnClientGone(std::function<void()> fn) = 0;
+};
+
 class Reply {
  public:
   using Sink = std::function<void(WireResponse&&)>;
   Reply() = default;
-  explicit Reply(Sink sink) : sink_(std::move(sink)) {}
+  explicit Reply(Sink sink, ClientWatch* watch = nullptr) : sink_(std::move(sink)), watch_(watch) {}
   void operator()(HttpResponse&& response) const { sink_(ToWire(response)); }
   void operator()(WireResponse&& response) const { sink_(std::move(response)); }
+  // The connection's watch; null when the transport cannot tell.
+  ClientWatch* client_watch() const { return watch_; }
 
  private:
   Sink sink_;
+  ClientWatch* watch_ = nullptr;
 };
 
 // Handles one parsed request. Implementations must not block: slow work

@@ -66,14 +66,18 @@ Status ModelServerProcess::Start(std::chrono::milliseconds timeout) {
   return Status::Ok();
 }
 
-ModelServerProcess::~ModelServerProcess() {
+ModelServerProcess::~ModelServerProcess() { Kill(); }
+
+void ModelServerProcess::Kill() {
   if (pid_ > 0) {
     ::kill(pid_, SIGKILL);
     int status = 0;
     ::waitpid(pid_, &status, 0);
+    pid_ = -1;
   }
   if (forwarder_.joinable()) forwarder_.join();  // the pipe hits EOF once the child is gone
   if (stdout_fd_ >= 0) ::close(stdout_fd_);
+  stdout_fd_ = -1;
 }
 
 }  // namespace sluice::modelserver::testing

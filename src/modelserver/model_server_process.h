@@ -32,6 +32,8 @@ class ModelServerProcess {
   // Errors: fork/exec failed, the child exited or did not report its port in
   // `timeout` (it is then killed).
   Status Start(std::chrono::milliseconds timeout = std::chrono::milliseconds(15'000));
+  // SIGKILLs and reaps the child now (a crashed server); idempotent.
+  void Kill();
   uint16_t port() const { return port_; }
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
 

@@ -77,15 +77,19 @@ std::string TestConfig::Yaml() const {
     << "    queue_capacity: " << queue_capacity << "\n"
     << "    accelerator_timeout_ms: " << accelerator_timeout_ms << "\n"
     << "    max_tokens_limit: " << max_tokens_limit << "\n"
-    << "    default_max_tokens: " << kDefaultMaxTokens << "\n"
-    << "    backend:\n"
-    << "      kind: sim\n"
-    << "      devices: " << devices << "\n"
-    << "      fixed_latency_us: " << fixed_latency_us << "\n"
-    << "      per_item_latency_us: " << per_item_latency_us << "\n"
-    << "      jitter: 0\n"
-    << "      seed: 1\n"
-    << "keys:\n"
+    << "    default_max_tokens: " << kDefaultMaxTokens << "\n";
+  if (!backend_yaml.empty()) {
+    y << backend_yaml;
+  } else {
+    y << "    backend:\n"
+      << "      kind: sim\n"
+      << "      devices: " << devices << "\n"
+      << "      fixed_latency_us: " << fixed_latency_us << "\n"
+      << "      per_item_latency_us: " << per_item_latency_us << "\n"
+      << "      jitter: 0\n"
+      << "      seed: 1\n";
+  }
+  y << "keys:\n"
     << "  - id: demo-free\n"
     << "    tier: free\n"
     << "    sha256: ba8510809b719211000410413fad8dfa3470e9b500c4638729b97a635bec3415\n"

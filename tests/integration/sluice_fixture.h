@@ -82,6 +82,10 @@ struct TestConfig {
   int64_t per_item_latency_us = 500;
   // keys besides the demo ones
   std::vector<TestKey> extra_keys;
+  // When set, replaces the model's sim `backend:` block: YAML indented for
+  // the model's mapping (4 spaces), e.g. an http backend plus `retry:` and
+  // `circuit_breaker:` blocks.
+  std::string backend_yaml;
 
   std::string Yaml() const;
 };

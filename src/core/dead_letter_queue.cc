@@ -1,0 +1,56 @@
+#include "core/dead_letter_queue.h"
+
+namespace sluice {
+
+Result<std::unique_ptr<DeadLetterQueue>> DeadLetterQueue::Create(const Options& options) {
+  if (options.capacity == 0) return InvalidArgument("dead-letter capacity must be >= 1");
+  return std::unique_ptr<DeadLetterQueue>(new DeadLetterQueue(options));
+}
+
+void DeadLetterQueue::Add(const InferenceRequest& req, int attempts, const Status& last_error,
+                          const std::string& last_backend) {
+  DeadLetter d;
+  d.request_id = req.id;
+  d.model = req.model;
+  d.key_id = req.principal.key_id;
+  d.tier = req.principal.tier_name;
+  d.input_truncated = req.input.size() > options_.max_input_bytes;
+  d.input = req.input.substr(0, options_.max_input_bytes);
+  d.attempts = attempts;
+  d.last_error = last_error.message();
+  d.last_backend = last_backend;
+  d.at = std::chrono::system_clock::now();
+  std::lock_guard lock(mu_);
+  if (entries_.size() == options_.capacity) {
+    entries_.pop_front();
+    ++dropped_;
+  }
+  entries_.push_back(std::move(d));
+  ++total_;
+}
+
+std::vector<DeadLetter> DeadLetterQueue::Newest(size_t limit) const {
+  std::lock_guard lock(mu_);
+  std::vector<DeadLetter> out;
+  for (auto it = entries_.rbegin(); it != entries_.rend() && out.size() < limit; ++it) {
+    out.push_back(*it);
+  }
+  return out;
+}
+
+size_t DeadLetterQueue::size() const {
+  std::lock_guard lock(mu_);
+  return entries_.size();
+}
+
+uint64_t DeadLetterQueue::total() const {
+  std::lock_guard lock(mu_);
+  return total_;
+}
+
+uint64_t DeadLetterQueue::dropped() const {
+  std::lock_guard lock(mu_);
+  return dropped_;
+}
+
+}  // namespace sluice

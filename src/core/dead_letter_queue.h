@@ -1,0 +1,63 @@
+// DeadLetterQueue: requests Sluice gave up on after every retry failed,
+// kept for operators (GET /internal/dead-letters) and counted in metrics.
+//
+// Bounded: holds the newest `capacity` entries; adding to a full queue drops
+// the oldest (counted in dropped()). Inputs longer than max_input_bytes are
+// cut (input_truncated says so). Thread-safe; Add() takes a short lock and
+// never blocks on I/O.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "core/request.h"
+
+namespace sluice {
+
+struct DeadLetter {
+  std::string request_id;
+  std::string model;
+  std::string key_id;
+  std::string tier;
+  std::string input;  // possibly cut, see input_truncated
+  bool input_truncated = false;
+  int attempts = 0;          // batches the request was part of
+  std::string last_error;    // the final batch failure
+  std::string last_backend;  // the slot that failed last, e.g. "http:m/0"
+  std::chrono::system_clock::time_point at;
+};
+
+class DeadLetterQueue {
+ public:
+  struct Options {
+    size_t capacity = 1'000;         // entries kept; >= 1
+    size_t max_input_bytes = 4'096;  // input bytes kept per entry
+  };
+  static Result<std::unique_ptr<DeadLetterQueue>> Create(const Options& options);
+
+  void Add(const InferenceRequest& req, int attempts, const Status& last_error,
+           const std::string& last_backend);
+
+  // The newest `limit` entries, newest first.
+  std::vector<DeadLetter> Newest(size_t limit) const;
+  size_t size() const;
+  uint64_t total() const;    // entries ever added
+  uint64_t dropped() const;  // entries pushed out by newer ones
+
+ private:
+  explicit DeadLetterQueue(const Options& options) : options_(options) {}
+
+  const Options options_;
+  mutable std::mutex mu_;
+  std::deque<DeadLetter> entries_;  // GUARDED_BY(mu_); newest at the back
+  uint64_t total_ = 0;              // GUARDED_BY(mu_)
+  uint64_t dropped_ = 0;            // GUARDED_BY(mu_)
+};
+
+}  // namespace sluice

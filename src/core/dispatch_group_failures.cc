@@ -1,0 +1,192 @@
+// DispatchGroup, part two: slot choice under circuit breakers, retries of
+// failed batches, the dead-letter queue. See dispatch_group.h.
+#include <algorithm>
+
+#include "core/dispatch_group.h"
+
+namespace sluice {
+
+namespace {
+std::string AttemptsText(int attempts) {
+  return std::to_string(attempts) + (attempts == 1 ? " attempt" : " attempts");
+}
+}  // namespace
+
+size_t DispatchGroup::available_slots() const {
+  size_t n = 0;
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    n += slot_enabled_[i].load(std::memory_order_relaxed) &&
+         endpoints_[slots_[i].endpoint].breaker.state() == BreakerState::kClosed;
+  }
+  return n;
+}
+
+std::optional<size_t> DispatchGroup::PickSlot(TimePoint now, size_t avoid_endpoint, bool take) {
+  auto usable = [&](size_t slot) { return endpoints_[slots_[slot].endpoint].breaker.Allow(now); };
+  auto pick = [&](bool allow_avoided) -> std::optional<size_t> {
+    for (auto it = free_slots_.begin(); it != free_slots_.end(); ++it) {
+      if (!allow_avoided && slots_[*it].endpoint == avoid_endpoint) continue;
+      if (!usable(*it)) continue;
+      size_t slot = *it;
+      if (take) free_slots_.erase(it);
+      return slot;
+    }
+    return std::nullopt;
+  };
+  if (auto slot = pick(false)) return slot;
+  return avoid_endpoint == SIZE_MAX ? std::nullopt : pick(true);
+}
+
+void DispatchGroup::StopCollectingIfNoSlot(TimePoint now) {
+  if (!collecting_ || PickSlot(now, SIZE_MAX, /*take=*/false)) return;
+  collecting_ = false;  // nobody left to take a batch
+  CancelDelayTimer();
+  options_.queue->ClearNotify();
+}
+
+void DispatchGroup::RecordOutcome(size_t slot_index, bool ok, TimePoint now) {
+  size_t e = slots_[slot_index].endpoint;
+  Endpoint& endpoint = endpoints_[e];
+  bool changed = ok ? endpoint.breaker.OnSuccess(now) : endpoint.breaker.OnFailure(now);
+  if (!changed) return;
+  BreakerState state = endpoint.breaker.state();
+  if (state == BreakerState::kOpen) {
+    ArmProbeTimer(e);
+    StopCollectingIfNoSlot(now);
+  } else if (endpoint.probe_timer) {
+    ex_.Cancel(endpoint.probe_timer);
+    endpoint.probe_timer = 0;
+  }
+  if (options_.observer) options_.observer->OnBreakerChange(e, state);
+}
+
+void DispatchGroup::ArmProbeTimer(size_t e) {
+  Endpoint& endpoint = endpoints_[e];
+  if (endpoint.probe_timer) ex_.Cancel(endpoint.probe_timer);
+  endpoint.probe_timer =
+      ex_.RunAt(endpoint.breaker.reopens_at(), Guarded([e](DispatchGroup* g) {
+                  g->endpoints_[e].probe_timer = 0;
+                  TimePoint now = g->ex_.clock().Now();
+                  // Allow() turns it half-open: one probe batch may go.
+                  if (g->endpoints_[e].breaker.Allow(now) && g->options_.observer) {
+                    g->options_.observer->OnBreakerChange(e, g->endpoints_[e].breaker.state());
+                  }
+                  g->DispatchRetries(now);
+                  g->TryCollect();
+                }));
+}
+
+void DispatchGroup::HandleFailedBatch(size_t slot_index, std::vector<RequestPtr> batch,
+                                      const Status& error, TimePoint now) {
+  const RetryPolicy& policy = options_.retry;
+  const Slot& slot = slots_[slot_index];
+  std::vector<RequestPtr> retry;
+  size_t dead = 0;
+  int attempts = 0;
+  int64_t backoff_us = -1;
+  for (auto& r : batch) {
+    if (r->completed()) continue;  // answered already (e.g. shutdown)
+    attempts = std::max(attempts, r->attempts);
+    if (r->cancelled()) {
+      r->Complete(ErrorOutcome(Status(ErrorCode::kCancelled, "client closed the connection")));
+    } else if (now + Micros(options_.deadline_guard_us) >= r->total_deadline) {
+      r->Complete(ErrorOutcome(
+          DeadlineExceeded("deadline passed while the batch was on the accelerator (" +
+                           AttemptsText(r->attempts) + "; last error: " + error.message() + ")")));
+    } else if (r->attempts > policy.max_retries) {
+      if (options_.dead_letters) {
+        options_.dead_letters->Add(*r, r->attempts, error, slot.backend->name());
+      }
+      ++dead;
+      r->Complete(ErrorOutcome(BackendError("model '" + options_.model + "' failed after " +
+                                            AttemptsText(r->attempts) + ": " + error.message())));
+    } else {
+      if (backoff_us < 0) backoff_us = policy.BackoffUs(r->attempts, rng_);
+      if (now + Micros(backoff_us + options_.deadline_guard_us) >= r->total_deadline) {
+        r->Complete(ErrorOutcome(DeadlineExceeded("deadline would pass before a retry (" +
+                                                  AttemptsText(r->attempts) +
+                                                  "; last error: " + error.message() + ")")));
+      } else {
+        retry.push_back(std::move(r));
+      }
+    }
+  }
+  if (dead > 0 && options_.observer) options_.observer->OnDeadLetter(dead);
+  if (retry.empty()) return;
+  if (options_.observer) options_.observer->OnRetry(slot_index, retry.size());
+  retry_requests_.fetch_add(retry.size(), std::memory_order_relaxed);
+  PendingRetry pending{now + Micros(backoff_us), std::move(retry), slot.endpoint};
+  auto at = std::upper_bound(retries_.begin(), retries_.end(), pending.ready_at,
+                             [](TimePoint t, const PendingRetry& p) { return t < p.ready_at; });
+  retries_.insert(at, std::move(pending));
+  EnsureSweep();
+  ArmRetryTimer();
+}
+
+void DispatchGroup::ArmRetryTimer() {
+  if (retries_.empty()) return;
+  TimePoint at = retries_.front().ready_at;
+  if (retry_timer_ != 0 && retry_timer_at_ == at) return;
+  if (retry_timer_ != 0) ex_.Cancel(retry_timer_);
+  retry_timer_at_ = at;
+  retry_timer_ = ex_.RunAt(at, Guarded([](DispatchGroup* g) {
+                             g->retry_timer_ = 0;
+                             g->DispatchRetries(g->ex_.clock().Now());
+                           }));
+}
+
+void DispatchGroup::DispatchRetries(TimePoint now) {
+  if (!started_) return;
+  while (!retries_.empty() && retries_.front().ready_at <= now) {
+    std::optional<size_t> slot = PickSlot(now, retries_.front().failed_endpoint, /*take=*/true);
+    if (!slot) break;  // waits for the next free slot (or its deadline: see Sweep)
+    PendingRetry pending = std::move(retries_.front());
+    retries_.erase(retries_.begin());
+    retry_requests_.fetch_sub(pending.batch.size(), std::memory_order_relaxed);
+    std::vector<RequestPtr> batch;
+    for (auto& r : pending.batch) {
+      if (r->completed()) continue;
+      if (r->cancelled()) {
+        r->Complete(ErrorOutcome(Status(ErrorCode::kCancelled, "client closed the connection")));
+      } else if (now + Micros(options_.deadline_guard_us) >= r->total_deadline) {
+        r->Complete(ErrorOutcome(DeadlineExceeded("deadline passed while waiting for a retry (" +
+                                                  AttemptsText(r->attempts) + ")")));
+      } else {
+        batch.push_back(std::move(r));
+      }
+    }
+    if (batch.empty()) {
+      free_slots_.push_front(*slot);
+      continue;
+    }
+    RunOnSlot(*slot, std::move(batch), now);
+  }
+  StopCollectingIfNoSlot(now);
+  if (retry_timer_ != 0 && (retries_.empty() || retry_timer_at_ != retries_.front().ready_at)) {
+    ex_.Cancel(retry_timer_);
+    retry_timer_ = 0;
+  }
+  // A retry that is due but found no slot is picked up when one frees.
+  if (!retries_.empty() && retries_.front().ready_at > now) ArmRetryTimer();
+}
+
+void DispatchGroup::ExpireRetries(TimePoint now) {
+  for (auto& pending : retries_) {
+    auto expired = [&](const RequestPtr& r) {
+      if (r->completed()) return true;
+      if (now + Micros(options_.deadline_guard_us) < r->total_deadline) return false;
+      r->Complete(ErrorOutcome(DeadlineExceeded("deadline passed while waiting for a retry (" +
+                                                AttemptsText(r->attempts) + ")")));
+      return true;
+    };
+    size_t before = pending.batch.size();
+    pending.batch.erase(std::remove_if(pending.batch.begin(), pending.batch.end(), expired),
+                        pending.batch.end());
+    retry_requests_.fetch_sub(before - pending.batch.size(), std::memory_order_relaxed);
+  }
+  retries_.erase(std::remove_if(retries_.begin(), retries_.end(),
+                                [](const PendingRetry& p) { return p.batch.empty(); }),
+                 retries_.end());
+}
+
+}  // namespace sluice

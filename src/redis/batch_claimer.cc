@@ -1,0 +1,214 @@
+#include "redis/batch_claimer.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <optional>
+
+#include "redis/scripts.h"
+
+namespace sluice::redis {
+namespace {
+
+using SteadyTime = std::chrono::steady_clock;
+
+// Decodes the {id, payload, attempts, ...} triples of a claim reply.
+void DecodeTriples(const RedisReply& list, std::vector<WireRequest>* out,
+                   std::vector<std::string>* undecodable) {
+  for (size_t i = 0; i + 2 < list.elements.size(); i += 3) {
+    Result<WireRequest> r = DecodeRequest(list.elements[i + 1].str);
+    if (!r.ok()) {
+      undecodable->push_back(list.elements[i].str);
+      continue;
+    }
+    r->attempts = static_cast<uint32_t>(list.elements[i + 2].AsInt().value_or(0));
+    out->push_back(std::move(r).value());
+  }
+}
+
+Result<RedisBatchClaimer::CompleteResult> ParseCompleteReply(const ReplyResult& reply) {
+  if (!reply.ok()) return reply.status();
+  if (reply->is_error()) return Internal("complete script: " + reply->str);
+  const auto& e = reply->elements;
+  if (reply->type != RedisReply::Type::kArray || e.size() != 4) {
+    return Internal("complete script: unexpected reply " + reply->DebugString());
+  }
+  RedisBatchClaimer::CompleteResult c;
+  c.answered = static_cast<size_t>(e[0].AsInt().value_or(0));
+  c.stale = static_cast<size_t>(e[1].AsInt().value_or(0));
+  c.dropped = static_cast<size_t>(e[2].AsInt().value_or(0));
+  c.messages = static_cast<size_t>(e[3].AsInt().value_or(0));
+  return c;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<RedisBatchClaimer>> RedisBatchClaimer::Create(const Options& options) {
+  if (options.connection == nullptr) return InvalidArgument("batch claimer: connection required");
+  if (Status s = ValidateKeyPart("batch claimer: model", options.model); !s.ok()) return s;
+  if (options.tiers.empty() || options.tiers.size() > 64) {
+    return InvalidArgument("batch claimer: tiers must hold 1..64 tiers");
+  }
+  if (options.lease_us <= 0) return InvalidArgument("batch claimer: lease_us must be > 0");
+  if (options.max_expired_per_claim < 1 || options.max_expired_per_claim > 4096) {
+    return InvalidArgument("batch claimer: max_expired_per_claim must be in 1..4096");
+  }
+  if (options.max_block_ms < 1) return InvalidArgument("batch claimer: max_block_ms must be >= 1");
+  RedisConnection::Options wait_options = options.connection->options();
+  wait_options.command_timeout_ms =
+      std::max(wait_options.command_timeout_ms, options.max_block_ms + 1'000);
+  wait_options.health_check_interval_ms = 0;  // every Claim() talks to it
+  if (!wait_options.client_name.empty()) wait_options.client_name += "-wait";
+  Result<std::unique_ptr<RedisConnection>> wait = RedisConnection::Create(wait_options);
+  if (!wait.ok()) return wait.status();
+  return std::unique_ptr<RedisBatchClaimer>(
+      new RedisBatchClaimer(options, std::move(wait).value()));
+}
+
+RedisBatchClaimer::RedisBatchClaimer(const Options& options, std::unique_ptr<RedisConnection> wait)
+    : options_(options), wait_(std::move(wait)) {
+  const KeySpace& k = options_.keys;
+  const std::string& m = options_.model;
+  claim_keys_ = {k.Payloads(m), k.Meta(m), k.Leases(m), k.Wake(m)};
+  complete_keys_ = {k.Payloads(m), k.Meta(m), k.Leases(m)};
+  for (size_t t = 0; t < options_.tiers.size(); ++t) {
+    claim_keys_.push_back(k.Queue(m, t));
+    complete_keys_.push_back(k.Queue(m, t));
+    priorities_.push_back(std::to_string(options_.tiers[t].priority));
+  }
+}
+
+Result<RedisBatchClaimer::Batch> RedisBatchClaimer::TryClaim(const ClaimOptions& claim) {
+  if (claim.max_batch < 1 || claim.max_batch > 4096) {
+    return InvalidArgument("claim: max_batch must be in 1..4096");
+  }
+  std::vector<std::string> args = {std::to_string(options_.tiers.size()),
+                                   std::to_string(claim.max_batch),
+                                   std::to_string(std::max<size_t>(claim.min_batch, 1)),
+                                   std::to_string(std::max<int64_t>(claim.max_batch_delay_us, 0)),
+                                   std::to_string(options_.lease_us),
+                                   options_.ordering == QueueOrdering::kStrictPriority ? "1" : "0",
+                                   std::to_string(options_.max_expired_per_claim)};
+  args.insert(args.end(), priorities_.begin(), priorities_.end());
+  ReplyResult reply =
+      options_.connection->CallScript(scripts::Claim(), claim_keys_, std::move(args));
+  counters_->claims.fetch_add(1, std::memory_order_relaxed);
+  if (!reply.ok()) return reply.status();
+  if (reply->is_error()) return Internal("claim script: " + reply->str);
+  const auto& e = reply->elements;
+  if (reply->type != RedisReply::Type::kArray || e.size() != 6 ||
+      e[4].type != RedisReply::Type::kArray || e[5].type != RedisReply::Type::kArray) {
+    return Internal("claim script: unexpected reply " + reply->DebugString());
+  }
+  Batch batch;
+  batch.server_now_us = e[0].AsInt().value_or(0);
+  batch.depth = static_cast<size_t>(std::max<int64_t>(e[1].AsInt().value_or(0), 0));
+  batch.wait_us = e[2].AsInt().value_or(0);
+  batch.oldest_arrival_us = e[3].AsInt().value_or(0);
+  std::vector<std::string> undecodable;
+  DecodeTriples(e[4], &batch.requests, &undecodable);
+  DecodeTriples(e[5], &batch.expired, &undecodable);
+  counters_->claimed.fetch_add(batch.requests.size(), std::memory_order_relaxed);
+  counters_->expired.fetch_add(batch.expired.size(), std::memory_order_relaxed);
+  if (!undecodable.empty()) {
+    // Leased but unusable: answer them (500) so that no client waits for a
+    // reaper that would only re-queue the same bytes.
+    counters_->undecodable.fetch_add(undecodable.size(), std::memory_order_relaxed);
+    std::vector<WireResult> failures;
+    for (std::string& id : undecodable) {
+      WireResult r;
+      r.id = std::move(id);
+      r.code = ErrorCode::kInternal;
+      r.message = "queued request could not be decoded";
+      r.reason = "bad_payload";
+      failures.push_back(std::move(r));
+    }
+    CompleteAsync(failures, nullptr);
+  }
+  return batch;
+}
+
+Result<RedisBatchClaimer::Batch> RedisBatchClaimer::Claim(const ClaimOptions& claim,
+                                                          std::chrono::milliseconds timeout) {
+  const auto deadline = SteadyTime::now() + timeout;
+  const std::string wake_key = options_.keys.Wake(options_.model);
+  // Each pass is one claim and at most one bounded BLPOP; the deadline ends
+  // the loop, the pass cap only guards against a clock that stands still.
+  for (int pass = 0; pass < 100'000; ++pass) {
+    Result<Batch> batch = TryClaim(claim);
+    if (!batch.ok() || !batch->empty()) return batch;
+    const int64_t left_us =
+        std::chrono::duration_cast<std::chrono::microseconds>(deadline - SteadyTime::now()).count();
+    if (left_us <= 0) return batch;
+    int64_t wait_us = std::min(left_us, options_.max_block_ms * 1000);
+    if (batch->depth > 0 && batch->wait_us > 0) wait_us = std::min(wait_us, batch->wait_us);
+    char seconds[32];
+    std::snprintf(seconds, sizeof(seconds), "%.3f",
+                  static_cast<double>(std::max<int64_t>(wait_us, 1'000)) / 1e6);
+    ReplyResult woken = wait_->Call({"BLPOP", wake_key, seconds});
+    if (!woken.ok()) return woken.status();
+    if (woken->is_error()) return Internal("BLPOP: " + woken->str);
+    if (!woken->is_nil()) counters_->wakeups.fetch_add(1, std::memory_order_relaxed);
+  }
+  return Batch{};
+}
+
+void RedisBatchClaimer::CompleteAsync(const std::vector<WireResult>& results, CompleteDone done) {
+  if (results.empty()) {
+    if (done) done(CompleteResult{});
+    return;
+  }
+  std::vector<std::string> args = {std::to_string(options_.tiers.size()),
+                                   options_.keys.ResultChannelPrefix()};
+  args.reserve(2 + 2 * results.size());
+  for (const WireResult& r : results) {
+    args.push_back(r.id);
+    args.push_back(EncodeResult(r));
+  }
+  options_.connection->RunScript(
+      scripts::Complete(), complete_keys_, std::move(args),
+      [counters = counters_, done = std::move(done)](ReplyResult reply) {
+        Result<CompleteResult> parsed = ParseCompleteReply(reply);
+        if (parsed.ok()) {
+          counters->stale.fetch_add(parsed->stale, std::memory_order_relaxed);
+          counters->dropped.fetch_add(parsed->dropped, std::memory_order_relaxed);
+        }
+        if (done) done(std::move(parsed));
+      });
+}
+
+Result<RedisBatchClaimer::CompleteResult> RedisBatchClaimer::Complete(
+    const std::vector<WireResult>& results) {
+  struct Slot {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::optional<Result<CompleteResult>> result;
+  };
+  auto slot = std::make_shared<Slot>();
+  CompleteAsync(results, [slot](Result<CompleteResult> r) {
+    std::lock_guard lock(slot->mu);
+    slot->result.emplace(std::move(r));
+    slot->cv.notify_all();
+  });
+  const RedisConnection::Options& o = options_.connection->options();
+  const auto limit =
+      std::chrono::milliseconds(o.connect_timeout_ms + 2 * o.command_timeout_ms + 1'000);
+  std::unique_lock lock(slot->mu);
+  if (!slot->cv.wait_for(lock, limit, [&] { return slot->result.has_value(); })) {
+    return Unavailable("complete: no reply within " + std::to_string(limit.count()) + " ms");
+  }
+  return std::move(*slot->result);
+}
+
+RedisBatchClaimer::Stats RedisBatchClaimer::stats() const {
+  Stats s;
+  s.claims = counters_->claims.load(std::memory_order_relaxed);
+  s.claimed = counters_->claimed.load(std::memory_order_relaxed);
+  s.expired = counters_->expired.load(std::memory_order_relaxed);
+  s.wakeups = counters_->wakeups.load(std::memory_order_relaxed);
+  s.stale_results = counters_->stale.load(std::memory_order_relaxed);
+  s.dropped_results = counters_->dropped.load(std::memory_order_relaxed);
+  s.undecodable = counters_->undecodable.load(std::memory_order_relaxed);
+  return s;
+}
+
+}  // namespace sluice::redis

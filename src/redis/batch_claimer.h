@@ -1,0 +1,155 @@
+// RedisBatchClaimer: a worker's side of the Redis request queue — claim a
+// whole batch in one atomic script call, block without polling while the
+// queue is empty, and complete the batch in one call that answers each
+// request exactly once.
+//
+// Claim. One EVALSHA pops up to max_batch ids across the model's tier
+// ZSETs in queue order (EDF with tier-priority tiebreak, or strict
+// priority), leases each (ZSET of lease expiry) and returns the payloads.
+// Entries whose dispatch deadline passed are returned separately (and do not
+// count toward max_batch); they are leased too, so they must be completed
+// (with a 504) like the others. Wait-or-full: with min_batch > 1 the script
+// claims nothing while fewer are queued and the oldest head has waited less
+// than max_batch_delay_us, and says how long to wait.
+//
+// Blocking without polling. The enqueue script LPUSHes a token to a
+// per-model wake list (LTRIM-capped); when there is nothing to claim, the
+// claimer BLPOPs that list on its OWN connection (a blocking command would
+// hold a shared pipeline) for at most the remaining wait, and claims again
+// when woken: a new request reaches a blocked worker in about one round
+// trip. Not BZPOPMIN: it pops one member of one ZSET, outside any lease (a
+// crash between pop and lease loses the request), and cannot merge tier
+// ZSETs by deadline; the wake list keeps the claim a single atomic script.
+//
+// Complete. One EVALSHA per batch removes each id from the leases (or from
+// its queue, if the lease was reaped and re-queued) and answers only those
+// still there: a request retried after a reaper gets one answer, from
+// whichever worker completes first; later completions count as stale. The
+// answers are published as ONE message per owning gateway (result JSON
+// array on sluice:results:{gateway_id}); answers to a gateway with no
+// subscriber are dropped and counted.
+//
+// Commands per batch on the worker path: one claim EVALSHA (plus a BLPOP
+// while idle) and one complete EVALSHA, whatever the batch size.
+//
+// Thread-safety: Claim() is for one thread at a time (it owns the wait
+// connection); Complete()/CompleteAsync() and stats are thread-safe.
+// Ownership: `connection` (scripts) is shared and not owned; the wait
+// connection is owned. Blocking: Claim() blocks up to its timeout;
+// CompleteAsync never blocks.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/request_queue.h"
+#include "core/tier.h"
+#include "redis/connection.h"
+#include "redis/keys.h"
+#include "redis/request_codec.h"
+
+namespace sluice::redis {
+
+class RedisBatchClaimer {
+ public:
+  struct Options {
+    // Runs the claim and complete scripts; required; not owned; may be
+    // shared by every claimer of the process.
+    RedisConnection* connection = nullptr;
+    KeySpace keys;      // key names (prefix)
+    std::string model;  // the model whose queue this claimer serves
+    // The tier table (priorities), identical to the gateways'; non-empty.
+    std::vector<TierPolicy> tiers;
+    QueueOrdering ordering = QueueOrdering::kEarliestDeadlineFirst;
+    // How long a claimed batch stays leased; a lease that runs out is reaped
+    // (retried). Longer than the slowest batch (backend timeout + margin).
+    int64_t lease_us = 10'000'000;
+    // Expired entries reported per claim at most (they are cleared in
+    // chunks, so an overdue backlog cannot make one script call long).
+    size_t max_expired_per_claim = 256;
+    // Longest single BLPOP; the wait connection's command timeout is set to
+    // this + 1 s. >= 1.
+    int64_t max_block_ms = 1'000;
+  };
+
+  struct ClaimOptions {
+    size_t max_batch = 32;  // 1..4096
+    // Claim nothing while fewer than this are queued and the oldest queued
+    // request arrived less than max_batch_delay_us ago. 1 = claim at once.
+    size_t min_batch = 1;
+    int64_t max_batch_delay_us = 0;
+  };
+
+  struct Batch {
+    std::vector<WireRequest> requests;  // leased, in queue order
+    std::vector<WireRequest> expired;   // leased; answer with 504
+    size_t depth = 0;                   // still queued after the claim
+    int64_t oldest_arrival_us = 0;      // among the tier heads; 0 = empty
+    int64_t server_now_us = 0;
+    // > 0 when nothing was claimed because the batch is still filling: how
+    // long until the claim would take what is there.
+    int64_t wait_us = 0;
+    bool empty() const { return requests.empty() && expired.empty(); }
+  };
+
+  struct CompleteResult {
+    size_t answered = 0;  // published to their gateways (or dropped: below)
+    size_t stale = 0;     // already answered elsewhere (reaped, retried)
+    size_t dropped = 0;   // answered, but their gateway had no subscriber
+    size_t messages = 0;  // PUBLISH calls (one per gateway)
+  };
+  using CompleteDone = std::function<void(Result<CompleteResult>)>;
+
+  struct Stats {
+    uint64_t claims = 0;           // claim script calls
+    uint64_t claimed = 0;          // requests claimed
+    uint64_t expired = 0;          // expired requests reported
+    uint64_t wakeups = 0;          // BLPOPs that returned a token
+    uint64_t stale_results = 0;    // completions of already answered ids
+    uint64_t dropped_results = 0;  // results for gateways that were gone
+    uint64_t undecodable = 0;      // payloads that failed to decode (completed as 500)
+  };
+
+  // Creates the wait connection. Errors: kInvalidArgument naming the field.
+  static Result<std::unique_ptr<RedisBatchClaimer>> Create(const Options& options);
+
+  // One claim attempt, never waits (one round trip).
+  Result<Batch> TryClaim(const ClaimOptions& claim);
+
+  // Claims, and while there is nothing to claim blocks on the wake list
+  // (bounded by `timeout`, by wait_us and by max_block_ms per BLPOP),
+  // claiming again after each wake-up. Returns an empty batch at the
+  // timeout. Errors: kUnavailable (Redis down, at once), kInternal.
+  Result<Batch> Claim(const ClaimOptions& claim, std::chrono::milliseconds timeout);
+
+  // Answers a claimed (or expired) batch: one script call, one message per
+  // gateway. `done` runs on the connection's thread (inline when down).
+  void CompleteAsync(const std::vector<WireResult>& results, CompleteDone done);
+  // Blocking form (one round trip).
+  Result<CompleteResult> Complete(const std::vector<WireResult>& results);
+
+  Stats stats() const;
+  const Options& options() const { return options_; }
+
+ private:
+  struct Counters {
+    std::atomic<uint64_t> claims{0}, claimed{0}, expired{0}, wakeups{0}, stale{0}, dropped{0},
+        undecodable{0};
+  };
+
+  RedisBatchClaimer(const Options& options, std::unique_ptr<RedisConnection> wait);
+
+  const Options options_;
+  std::unique_ptr<RedisConnection> wait_;  // BLPOP only
+  std::vector<std::string> claim_keys_;
+  std::vector<std::string> complete_keys_;
+  std::vector<std::string> priorities_;  // ARGV tail of the claim script
+  // Shared with pending completion callbacks.
+  std::shared_ptr<Counters> counters_ = std::make_shared<Counters>();
+};
+
+}  // namespace sluice::redis

@@ -1,0 +1,27 @@
+#include "redis/keys.h"
+
+namespace sluice::redis {
+
+std::vector<std::string> KeySpace::Queues(std::string_view model, size_t tier_count) const {
+  std::vector<std::string> keys;
+  keys.reserve(tier_count);
+  for (size_t t = 0; t < tier_count; ++t) keys.push_back(Queue(model, t));
+  return keys;
+}
+
+Status ValidateKeyPart(std::string_view what, std::string_view name) {
+  if (name.empty() || name.size() > 200) {
+    return InvalidArgument(std::string(what) + ": must be 1..200 bytes");
+  }
+  for (char c : name) {
+    if (c == '{' || c == '}' || c == '|' || static_cast<unsigned char>(c) < 0x20) {
+      return InvalidArgument(std::string(what) +
+                             ": must not contain '{', '}', '|' or control "
+                             "characters, got \"" +
+                             std::string(name) + "\"");
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace sluice::redis

@@ -1,0 +1,78 @@
+// KeySpace: the names of every Redis key and channel Sluice uses.
+//
+// Per-model keys share the hash tag {model}, so Redis Cluster keeps one
+// model's queue, payloads, leases and wake list in one slot and every
+// per-model script touches one slot. With the default prefix "sluice":
+//
+//   sluice:{m}:q:<tier>     ZSET  queued ids of tier <tier> (index into the
+//                                 tier table), score = dispatch deadline,
+//                                 epoch microseconds; equal deadlines pop in
+//                                 id order
+//   sluice:{m}:req          HASH  id -> request payload (request_codec.h),
+//                                 while the request is queued or leased
+//   sluice:{m}:meta         HASH  id -> "tier|deadline_us|arrival_us|
+//                                 attempts|gateway_id" (what the scripts
+//                                 read without parsing JSON)
+//   sluice:{m}:leases       ZSET  leased (claimed) ids, score = lease expiry,
+//                                 epoch microseconds
+//   sluice:{m}:wake         LIST  wake tokens for blocked claimers (capped)
+//   sluice:{m}:dead         LIST  dead letters, newest first (capped)
+//   sluice:{m}:workers      HASH  worker id -> heartbeat (JSON)
+//   sluice:{m}:workers:exp  ZSET  worker id -> heartbeat expiry, epoch µs
+//   sluice:rl:{key_id}      HASH  r, t -> GCRA TAT in epoch µs of the
+//                                 requests / tokens limit (expires when full)
+//   channel sluice:results:{gateway_id}   one message per batch (a JSON
+//                                 array of results, request_codec.h)
+//
+// Value type; thread-safe to share.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+
+namespace sluice::redis {
+
+class KeySpace {
+ public:
+  explicit KeySpace(std::string prefix = "sluice") : prefix_(std::move(prefix)) {}
+
+  const std::string& prefix() const { return prefix_; }
+
+  std::string Queue(std::string_view model, size_t tier) const {
+    return Model(model) + ":q:" + std::to_string(tier);
+  }
+  // Queue(model, 0..tier_count-1).
+  std::vector<std::string> Queues(std::string_view model, size_t tier_count) const;
+  std::string Payloads(std::string_view model) const { return Model(model) + ":req"; }
+  std::string Meta(std::string_view model) const { return Model(model) + ":meta"; }
+  std::string Leases(std::string_view model) const { return Model(model) + ":leases"; }
+  std::string Wake(std::string_view model) const { return Model(model) + ":wake"; }
+  std::string Dead(std::string_view model) const { return Model(model) + ":dead"; }
+  std::string Workers(std::string_view model) const { return Model(model) + ":workers"; }
+  std::string WorkerExpiry(std::string_view model) const { return Model(model) + ":workers:exp"; }
+  std::string RateLimit(std::string_view key_id) const {
+    return prefix_ + ":rl:{" + std::string(key_id) + "}";
+  }
+  std::string ResultChannel(std::string_view gateway_id) const {
+    return ResultChannelPrefix() + std::string(gateway_id) + "}";
+  }
+  // ResultChannel() up to the gateway id (the scripts append id and "}").
+  std::string ResultChannelPrefix() const { return prefix_ + ":results:{"; }
+
+ private:
+  std::string Model(std::string_view model) const {
+    return prefix_ + ":{" + std::string(model) + "}";
+  }
+
+  std::string prefix_;
+};
+
+// OK iff `name` can appear inside a hash tag and a meta record: non-empty,
+// at most 200 bytes, no '{', '}', '|' or control characters. `what` names
+// the field in the error (kInvalidArgument).
+Status ValidateKeyPart(std::string_view what, std::string_view name);
+
+}  // namespace sluice::redis

@@ -1,0 +1,70 @@
+// RedisRateLimiter: the RateLimiter contract (limits/rate_limiter.h) with
+// the state in Redis, so that any number of gateways share each key's
+// limits.
+//
+// Check() is ONE atomic script call (scripts::RateLimitCheck) running the
+// GCRA arithmetic of limits/gcra.h in microseconds, with the time from the
+// server's TIME: both limits are decided before either is consumed. The
+// script returns the key's state before the check; the decision's header
+// fields are then computed here with gcra.h itself (DecisionFromScript), so
+// headers read the same as with MemoryRateLimiter. A key's state is one hash,
+// sluice:rl:{key_id}, that expires when both buckets are full again.
+// Reconcile() is a fire-and-forget script; errors are counted, never
+// reported. Limits above ~1.5e8 units per minute lose exactness (doubles).
+//
+// Thread-safety: thread-safe. Ownership: `connection` is not owned and must
+// outlive the limiter. Blocking: Check() blocks for one round trip (or fails
+// at once with kUnavailable while Redis is down); CheckAsync() and
+// Reconcile() never block, and CheckAsync's `done` runs on the connection's
+// thread (inline when Redis is down).
+#pragma once
+
+#include <atomic>
+#include <memory>
+
+#include "limits/rate_limiter.h"
+#include "redis/connection.h"
+#include "redis/keys.h"
+
+namespace sluice::redis {
+
+class RedisRateLimiter final : public RateLimiter {
+ public:
+  struct Options {
+    RedisConnection* connection = nullptr;  // required; not owned
+    KeySpace keys;                          // key names (prefix)
+  };
+
+  // Errors: kInvalidArgument when connection is null.
+  static Result<std::unique_ptr<RedisRateLimiter>> Create(const Options& options);
+
+  Result<RateLimitDecision> Check(std::string_view key, const RateLimitPolicy& policy,
+                                  int64_t tokens) override;
+  void CheckAsync(std::string_view key, const RateLimitPolicy& policy, int64_t tokens,
+                  CheckDone done) override;
+  void Reconcile(std::string_view key, const RateLimitPolicy& policy, int64_t charged_tokens,
+                 int64_t actual_tokens) override;
+
+  // Reconcile() calls that failed (Redis down or an error reply).
+  uint64_t reconcile_errors() const { return reconcile_errors_->load(std::memory_order_relaxed); }
+
+ private:
+  explicit RedisRateLimiter(const Options& options) : options_(options) {}
+
+  const Options options_;
+  // Shared with pending Reconcile callbacks, which may outlive the limiter.
+  std::shared_ptr<std::atomic<uint64_t>> reconcile_errors_ =
+      std::make_shared<std::atomic<uint64_t>>(0);
+};
+
+// The decision for `policy` and `tokens` from a script's answer: whether it
+// allowed the request, the server time and both TATs BEFORE the check (epoch
+// µs; 0 = no state). Shared with the enqueue script's combined check.
+RateLimitDecision DecisionFromScript(const RateLimitPolicy& policy, int64_t tokens, bool allowed,
+                                     int64_t now_us, int64_t requests_tat_us,
+                                     int64_t tokens_tat_us);
+
+// kInvalidArgument for a negative limit or token count (as MemoryRateLimiter).
+Status ValidateRateLimitArgs(const RateLimitPolicy& policy, int64_t tokens);
+
+}  // namespace sluice::redis

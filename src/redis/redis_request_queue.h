@@ -1,0 +1,83 @@
+// RedisRequestQueue: the RequestQueue a gateway's InferenceService pushes
+// into when queues live in Redis (`sluice gateway`). One per model.
+//
+// Push() registers the request in the gateway's PendingRequests table and
+// sends ONE script call (RedisQueueClient::Enqueue) that checks the key's
+// rate limit, bounds the queue and queues the request, atomically. It
+// returns OK at once (the request is taken) and the request is completed
+// later, exactly once:
+//   - by its result, published by a worker on this gateway's channel
+//     (PendingRequests::Deliver, fed by a RedisResultListener);
+//   - with 504 when its total deadline passes first (PendingRequests::
+//     ExpireUntil, on the gateway's timer);
+//   - at once when the script refuses it: 429 (rate limit; the decision,
+//     with the header fields, is stored in req->rate_limit), 400 (its token
+//     cost exceeds the key's tokens-per-minute limit), 503 "queue_full", or
+//     503 "redis_unavailable" when Redis is down or the reply timed out.
+// REQUIRES for Push(): the request's deadlines set (InferenceService::
+// Submit does), charged_tokens and principal.rate_limit as charged by the
+// front door, and on_complete set.
+//
+// The gateway never pops: PopBatch/RemoveExpired/RemoveAll do nothing.
+// Depth() is the model's queue depth in Redis as last seen (every enqueue
+// reply carries it; RefreshDepthAsync() reads it when no request flows), so
+// admission sees a depth at most one refresh period old. QueuedAhead() is
+// Depth() (pessimistic for short-budget tiers under EDF).
+//
+// Thread-safety: thread-safe. Ownership: client and pending are not owned
+// and must outlive the queue and every callback of its pushes. Blocking:
+// never.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "core/request_queue.h"
+#include "redis/pending_requests.h"
+#include "redis/queue_client.h"
+
+namespace sluice::redis {
+
+class RedisRequestQueue final : public RequestQueue {
+ public:
+  struct Options {
+    RedisQueueClient* client = nullptr;  // required; not owned
+    PendingRequests* pending = nullptr;  // required; not owned; shared by all models
+    std::string model;                   // the model this queue is for; a valid key part
+    std::string gateway_id;              // owner of the results; a valid key part
+    const Clock* clock = nullptr;        // default: SystemClock()
+  };
+
+  // Errors: kInvalidArgument naming the field.
+  static Result<std::unique_ptr<RedisRequestQueue>> Create(const Options& options);
+
+  Status Push(RequestPtr req) override;
+  void PopBatch(size_t, TimePoint, std::vector<RequestPtr>*, std::vector<RequestPtr>*) override {}
+  void RemoveExpired(TimePoint, std::vector<RequestPtr>*) override {}
+  void RemoveAll(std::vector<RequestPtr>*) override {}
+  size_t Depth() const override { return depth_->load(std::memory_order_relaxed); }
+  size_t QueuedAhead(TierIndex, TimePoint) const override { return Depth(); }
+  std::optional<TimePoint> OldestArrival() const override { return std::nullopt; }
+  std::optional<TimePoint> EarliestDeadline() const override { return std::nullopt; }
+  bool NotifyAtDepth(size_t, std::function<void()>) override { return false; }
+  void ClearNotify() override {}
+
+  // Reads the model's queue depth (one ZCARD per tier, pipelined) and
+  // updates Depth(). Never blocks; errors leave Depth() as it was.
+  void RefreshDepthAsync(RedisConnection* connection, size_t tier_count);
+
+  // Pushes refused because Redis was down or did not answer.
+  uint64_t redis_errors() const { return redis_errors_->load(std::memory_order_relaxed); }
+
+ private:
+  explicit RedisRequestQueue(const Options& options) : options_(options) {}
+
+  const Options options_;
+  // Shared with callbacks in flight (they may finish after a failed start).
+  std::shared_ptr<std::atomic<size_t>> depth_ = std::make_shared<std::atomic<size_t>>(0);
+  std::shared_ptr<std::atomic<uint64_t>> redis_errors_ =
+      std::make_shared<std::atomic<uint64_t>>(0);
+};
+
+}  // namespace sluice::redis

@@ -1,0 +1,107 @@
+// The wire forms of a queued request and of its result, and their
+// conversions to and from the in-process types (core/request.h).
+//
+// A WireRequest holds what a worker needs to run the request and what the
+// gateway needs to route the answer back. Times are wall-clock epoch
+// microseconds, since gateways and workers are different processes (and
+// machines): each side converts with a WallClockAnchor taken from its own
+// clocks, so clock skew between machines shifts deadlines by the skew.
+//
+// Encoding: compact JSON objects with short keys (Boost.JSON); a result
+// message on a gateway's channel is a JSON array of result objects (the
+// complete script joins the encoded results with commas). Error codes travel
+// as ErrorCodeName() strings ("backend_error"), so that a reordered enum in
+// another build cannot change their meaning; unknown names decode as
+// kInternal.
+//
+//   request: {"id","gw","key","t","tn","m","in","mt","temp"?,"p"?,"ar","dd",
+//             "td","ct"}
+//   result:  {"id","c","msg"?,"out"?,"tok"?,"mv"?,"b"?,"bs"?,"r"?,"qw"?,
+//             "acc"?,"w"?}
+//
+// Pure functions; thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "core/request.h"
+
+namespace sluice::redis {
+
+struct WireRequest {
+  std::string id;          // request id, unique across gateways
+  std::string gateway_id;  // owner: results go to its channel
+  std::string key_id;      // API key id (for the request log, limits)
+  uint32_t tier = 0;       // index into the tier table
+  std::string tier_name;
+  std::string model;
+  std::string input;
+  int max_tokens = 16;
+  std::optional<double> temperature;
+  std::string params_json;           // the "parameters" object as sent; may be empty
+  int64_t arrival_us = 0;            // epoch µs
+  int64_t dispatch_deadline_us = 0;  // epoch µs; not dispatched by then: 504
+  int64_t total_deadline_us = 0;     // epoch µs; not answered by then: 504
+  int64_t charged_tokens = 0;        // charged to the key's limit at admission
+  // Claims so far minus one: 0 on the first claim, +1 per reaped lease. Not
+  // encoded: the claim sets it from the queue's meta record.
+  uint32_t attempts = 0;
+};
+
+struct WireResult {
+  std::string id;
+  ErrorCode code = ErrorCode::kOk;
+  std::string message;  // error message when code != kOk
+  std::string output;
+  uint32_t tokens_used = 0;
+  std::string model_version;
+  uint64_t batch_id = 0;
+  uint32_t batch_size = 0;
+  std::string reason;  // machine-readable error detail, e.g. "worker_lost"
+  int64_t queue_wait_us = 0;
+  int64_t accelerator_us = 0;
+  std::string worker_id;
+};
+
+std::string EncodeRequest(const WireRequest& request);
+// Errors: kInvalidArgument when not a request object or a field is missing
+// or of the wrong type.
+Result<WireRequest> DecodeRequest(std::string_view json);
+
+std::string EncodeResult(const WireResult& result);
+Result<WireResult> DecodeResult(std::string_view json);
+// A channel message: a JSON array of results.
+Result<std::vector<WireResult>> DecodeResultBatch(std::string_view json);
+
+// Pairs "now" on the steady clock with "now" on the wall clock, to convert
+// between steady TimePoints and epoch microseconds.
+struct WallClockAnchor {
+  TimePoint steady;
+  int64_t epoch_us = 0;
+
+  // `clock` is the process's steady clock; the wall clock is the system's.
+  static WallClockAnchor Now(const Clock& clock);
+  int64_t ToEpochUs(TimePoint t) const { return epoch_us + ToMicros(t - steady); }
+  TimePoint ToSteady(int64_t epoch) const { return steady + Micros(epoch - epoch_us); }
+};
+
+// Gateway side: the wire form of an admitted request owned by `gateway_id`.
+WireRequest ToWireRequest(const InferenceRequest& request, std::string_view gateway_id,
+                          const WallClockAnchor& now);
+// Worker side: a request to hand to a dispatcher (no completion attached;
+// model_index and the principal's rate limit are left for the caller).
+RequestPtr FromWireRequest(const WireRequest& wire, const WallClockAnchor& now);
+
+WireResult ToWireResult(std::string_view id, const InferenceOutcome& outcome,
+                        std::string_view worker_id);
+// Gateway side. `reason` strings are interned (at most 256 distinct ones;
+// beyond, reason stays nullptr).
+InferenceOutcome ToOutcome(const WireResult& result);
+
+}  // namespace sluice::redis

@@ -1,0 +1,173 @@
+#include "redis/request_codec.h"
+
+#include <gtest/gtest.h>
+
+#include "testing/fake_executor.h"
+
+namespace sluice::redis {
+namespace {
+
+WireRequest Sample() {
+  WireRequest r;
+  r.id = "req_00000001deadbeef";
+  r.gateway_id = "gw-1";
+  r.key_id = "key-42";
+  r.tier = 2;
+  r.tier_name = "enterprise";
+  r.model = "llama";
+  r.input = "hello \"world\"\n\xe2\x9c\x93";
+  r.max_tokens = 64;
+  r.temperature = 0.25;
+  r.params_json = R"({"max_tokens":64,"top_p":0.9})";
+  r.arrival_us = 1'714'000'000'123'456;
+  r.dispatch_deadline_us = 1'714'000'002'123'456;
+  r.total_deadline_us = 1'714'000'004'123'456;
+  r.charged_tokens = 70;
+  return r;
+}
+
+TEST(RequestCodecTest, RequestRoundTripsEveryField) {
+  const WireRequest in = Sample();
+  Result<WireRequest> out = DecodeRequest(EncodeRequest(in));
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  EXPECT_EQ(out->id, in.id);
+  EXPECT_EQ(out->gateway_id, in.gateway_id);
+  EXPECT_EQ(out->key_id, in.key_id);
+  EXPECT_EQ(out->tier, in.tier);
+  EXPECT_EQ(out->tier_name, in.tier_name);
+  EXPECT_EQ(out->model, in.model);
+  EXPECT_EQ(out->input, in.input);
+  EXPECT_EQ(out->max_tokens, in.max_tokens);
+  ASSERT_TRUE(out->temperature.has_value());
+  EXPECT_DOUBLE_EQ(*out->temperature, 0.25);
+  EXPECT_EQ(out->params_json, in.params_json);
+  EXPECT_EQ(out->arrival_us, in.arrival_us);  // 16 digits survive exactly
+  EXPECT_EQ(out->dispatch_deadline_us, in.dispatch_deadline_us);
+  EXPECT_EQ(out->total_deadline_us, in.total_deadline_us);
+  EXPECT_EQ(out->charged_tokens, in.charged_tokens);
+}
+
+TEST(RequestCodecTest, OptionalFieldsAreOmittedAndCompact) {
+  WireRequest in = Sample();
+  in.temperature.reset();
+  in.params_json.clear();
+  const std::string json = EncodeRequest(in);
+  EXPECT_EQ(json.find("temp"), std::string::npos);
+  EXPECT_EQ(json.find("\"p\""), std::string::npos);
+  EXPECT_EQ(json.find(": "), std::string::npos);  // compact: no padding
+  Result<WireRequest> out = DecodeRequest(json);
+  ASSERT_TRUE(out.ok());
+  EXPECT_FALSE(out->temperature.has_value());
+  EXPECT_TRUE(out->params_json.empty());
+  EXPECT_LT(json.size(), 400u);
+}
+
+TEST(RequestCodecTest, RejectsMalformedRequests) {
+  EXPECT_EQ(DecodeRequest("not json").status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(DecodeRequest("[1,2]").status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(DecodeRequest(R"({"id":"x"})").status().code(), ErrorCode::kInvalidArgument);
+  std::string wrong_type = EncodeRequest(Sample());
+  wrong_type.replace(wrong_type.find("\"mt\":64"), 7, "\"mt\":\"64\"");
+  Result<WireRequest> r = DecodeRequest(wrong_type);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("\"mt\""), std::string::npos);
+}
+
+TEST(RequestCodecTest, ResultBatchRoundTrips) {
+  WireResult ok;
+  ok.id = "a";
+  ok.output = "out";
+  ok.tokens_used = 12;
+  ok.model_version = "v3";
+  ok.batch_id = 99;
+  ok.batch_size = 2;
+  ok.queue_wait_us = 1500;
+  ok.accelerator_us = 42'000;
+  ok.worker_id = "w1";
+  WireResult failed;
+  failed.id = "b";
+  failed.code = ErrorCode::kDeadlineExceeded;
+  failed.message = "expired in queue";
+  failed.reason = "queue_timeout";
+  const std::string message = "[" + EncodeResult(ok) + "," + EncodeResult(failed) + "]";
+  Result<std::vector<WireResult>> batch = DecodeResultBatch(message);
+  ASSERT_TRUE(batch.ok()) << batch.status().ToString();
+  ASSERT_EQ(batch->size(), 2u);
+  EXPECT_EQ((*batch)[0].id, "a");
+  EXPECT_EQ((*batch)[0].code, ErrorCode::kOk);
+  EXPECT_EQ((*batch)[0].output, "out");
+  EXPECT_EQ((*batch)[0].tokens_used, 12u);
+  EXPECT_EQ((*batch)[0].batch_id, 99u);
+  EXPECT_EQ((*batch)[0].accelerator_us, 42'000);
+  EXPECT_EQ((*batch)[1].code, ErrorCode::kDeadlineExceeded);
+  EXPECT_EQ((*batch)[1].message, "expired in queue");
+  EXPECT_EQ((*batch)[1].reason, "queue_timeout");
+  EXPECT_FALSE(DecodeResultBatch(R"([{"id":"x","c":99}])").ok());  // codes are names
+  Result<std::vector<WireResult>> unknown = DecodeResultBatch(R"([{"id":"x","c":"new_code"}])");
+  ASSERT_TRUE(unknown.ok());
+  EXPECT_EQ((*unknown)[0].code, ErrorCode::kInternal);
+  EXPECT_FALSE(DecodeResultBatch(R"({"id":"x","c":0})").ok());
+}
+
+TEST(RequestCodecTest, EveryErrorCodeRoundTripsByName) {
+  for (int i = 0; i <= static_cast<int>(ErrorCode::kInternal); ++i) {
+    WireResult r;
+    r.id = "x";
+    r.code = static_cast<ErrorCode>(i);
+    Result<WireResult> back = DecodeResult(EncodeResult(r));
+    ASSERT_TRUE(back.ok());
+    EXPECT_EQ(back->code, r.code) << ErrorCodeName(r.code);
+  }
+}
+
+TEST(RequestCodecTest, ConvertsInferenceRequestsAcrossClocks) {
+  testing::FakeClock clock;
+  InferenceRequest req;
+  req.id = "req_1";
+  req.principal.key_id = "k";
+  req.principal.tier = 1;
+  req.principal.tier_name = "paid";
+  req.model = "m";
+  req.input = "in";
+  req.params.max_tokens = 5;
+  req.arrival = clock.Now();
+  req.dispatch_deadline = clock.Now() + Millis(2000);
+  req.total_deadline = clock.Now() + Millis(4000);
+  req.charged_tokens = 7;
+  WallClockAnchor gateway{clock.Now(), 1'000'000'000'000'000};
+  WireRequest wire = ToWireRequest(req, "gw", gateway);
+  EXPECT_EQ(wire.arrival_us, 1'000'000'000'000'000);
+  EXPECT_EQ(wire.dispatch_deadline_us, 1'000'000'002'000'000);
+  EXPECT_EQ(wire.gateway_id, "gw");
+
+  // The worker's steady clock has another origin; 30 ms of wall time later.
+  WallClockAnchor worker{TimePoint{} + std::chrono::hours(7), 1'000'000'000'030'000};
+  RequestPtr back = FromWireRequest(wire, worker);
+  EXPECT_EQ(back->id, "req_1");
+  EXPECT_EQ(back->principal.tier, 1);
+  EXPECT_EQ(back->charged_tokens, 7);
+  EXPECT_EQ(ToMicros(back->dispatch_deadline - worker.steady), 1'970'000);
+  EXPECT_EQ(ToMicros(worker.steady - back->arrival), 30'000);
+}
+
+TEST(RequestCodecTest, OutcomeRoundTripsThroughWireResult) {
+  InferenceOutcome out;
+  out.status = Status(ErrorCode::kBackendError, "boom");
+  out.reason = "backend_failed";
+  out.batch_size = 3;
+  out.queue_wait = Micros(1234);
+  WireResult wire = ToWireResult("req_9", out, "w7");
+  EXPECT_EQ(wire.worker_id, "w7");
+  Result<WireResult> decoded = DecodeResult(EncodeResult(wire));
+  ASSERT_TRUE(decoded.ok());
+  InferenceOutcome back = ToOutcome(*decoded);
+  EXPECT_EQ(back.status.code(), ErrorCode::kBackendError);
+  EXPECT_EQ(back.status.message(), "boom");
+  ASSERT_NE(back.reason, nullptr);
+  EXPECT_STREQ(back.reason, "backend_failed");
+  EXPECT_EQ(back.batch_size, 3u);
+  EXPECT_EQ(ToMicros(back.queue_wait), 1234);
+}
+
+}  // namespace
+}  // namespace sluice::redis

@@ -1,0 +1,67 @@
+// The Lua scripts behind the Redis queue, results, limits and registry.
+// Each is atomic on the server (one script runs at a time), reads the time
+// from the server's TIME (one clock for every gateway and worker), touches
+// only the keys it is given (all in one hash slot: see keys.h), and is
+// idempotent where a retry could run it twice (reap, heartbeat, read).
+//
+// Numbers: times are epoch microseconds; Lua numbers are doubles, exact for
+// integers below 2^53 (epoch µs until the year 2255). Integers written back
+// to Redis are formatted with %d, never Lua's tostring (14 digits).
+//
+// Contracts (KEYS / ARGV / reply); T = number of tiers, Q1..QT = the tier
+// queues of one model (keys.h), "rl" = the optional rate-limit check:
+//
+// Enqueue   KEYS payloads, meta, wake, Q1..QT [, rl key]
+//           ARGV T, id, tier, dispatch_deadline_us, arrival_us, gateway_id,
+//                payload, capacity (0 = none), tier_depth_limit (0 = none),
+//                wake_cap, rpm, tpm, tokens
+//           -> {status (0 queued, 1 duplicate id, 2 rate limited, 3 full),
+//               depth (after), now_us, rl_allowed, r_tat_us, t_tat_us}
+//           The rate limit is decided first; nothing is consumed or queued
+//           unless both the limit and the queue bound allow.
+// Claim     KEYS payloads, meta, leases, wake, Q1..QT
+//           ARGV T, max_batch, min_batch, max_delay_us, lease_us, strict
+//                (0/1), max_expired, priority of tier 0..T-1
+//           -> {now_us, depth (after), wait_us, oldest_arrival_us,
+//               {id, payload, attempts, ...claimed},
+//               {id, payload, attempts, ...expired}}
+//           With depth < min_batch, claims nothing while the oldest head has
+//           waited less than max_delay_us and no head is past its deadline;
+//           wait_us then says how long until it would claim. Expired entries
+//           (dispatch deadline <= now) are leased too and must be completed
+//           like claimed ones (with a 504). Deletes the wake list when
+//           the queue is (left) empty: leftover tokens are stale.
+// Complete  KEYS payloads, meta, leases, Q1..QT
+//           ARGV T, channel_prefix, (id, result_json)...
+//           -> {answered, stale, dropped, messages}
+//           An id is answered iff it is still leased or queued (first
+//           completion wins); answers are published as ONE JSON array per
+//           owning gateway on channel_prefix .. gateway_id .. "}".
+// Reap      KEYS payloads, meta, leases, wake, dead, Q1..QT
+//           ARGV T, channel_prefix, max_retries, max_per_call, dead_cap,
+//                wake_cap, model, error_code_name, error_message
+//           -> {requeued, dead_lettered, dropped, scanned}
+// Heartbeat KEYS workers, workers_exp   ARGV worker_id, info, ttl_us -> now_us
+// Deregister KEYS workers, workers_exp  ARGV worker_id -> removed (0/1)
+// ReadWorkers KEYS workers, workers_exp -> {now_us, {info, ...}}  (expired
+//           workers are removed)
+// RateLimitCheck KEYS rl  ARGV rpm, tpm, tokens
+//           -> {allowed, now_us, r_tat_us, t_tat_us} (TATs before the check)
+// RateLimitReconcile KEYS rl  ARGV tpm, delta_tokens -> 1 changed / 0 not
+#pragma once
+
+#include "redis/lua_script.h"
+
+namespace sluice::redis::scripts {
+
+const LuaScript& Enqueue();
+const LuaScript& Claim();
+const LuaScript& Complete();
+const LuaScript& Reap();
+const LuaScript& Heartbeat();
+const LuaScript& Deregister();
+const LuaScript& ReadWorkers();
+const LuaScript& RateLimitCheck();
+const LuaScript& RateLimitReconcile();
+
+}  // namespace sluice::redis::scripts

@@ -1,0 +1,335 @@
+// Failure handling through the gateway, with real `sluice model-server`
+// processes behind it on loopback: a killed endpoint loses no request, an
+// endpoint that fails every batch opens its circuit breaker and is used
+// again once it heals, per-item errors fail only their items, a hung backend
+// answers 504 within the deadline and leaks nothing, exhausted retries land
+// in the dead-letter queue with 502, and a client that hangs up while queued
+// is dropped before the accelerator.
+#include <chrono>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/json/serialize.hpp>
+
+#include "modelserver/model_server_process.h"
+#include "tests/integration/prometheus_text.h"
+#include "tests/integration/sluice_fixture.h"
+
+namespace sluice::testing {
+namespace {
+
+using modelserver::testing::ModelServerProcess;
+using std::chrono::milliseconds;
+
+struct ServerSpec {
+  int devices = 2;
+  int64_t fixed_latency_us = 20'000;
+  int64_t per_item_latency_us = 500;
+  std::vector<std::string> extra_args;  // faults, e.g. "--hang"
+};
+
+struct GatewaySpec {
+  int connections_per_endpoint = 2;
+  int64_t request_timeout_ms = 2'000;
+  int max_retries = 2;
+  int consecutive_failures = 3;
+  int64_t cooldown_ms = 300;
+};
+
+class BackendFailuresTest : public SluiceTest {
+ protected:
+  // Starts one model-server serving kModel; a fatal failure if it does not.
+  ModelServerProcess& StartModelServer(const ServerSpec& spec) {
+    std::vector<std::string> args = {"--model",
+                                     std::string(kModel),
+                                     "--model-version",
+                                     std::string(kModelVersion),
+                                     "--devices",
+                                     std::to_string(spec.devices),
+                                     "--fixed-latency-us",
+                                     std::to_string(spec.fixed_latency_us),
+                                     "--per-item-latency-us",
+                                     std::to_string(spec.per_item_latency_us),
+                                     "--seed",
+                                     std::to_string(servers_.size() + 1)};
+    args.insert(args.end(), spec.extra_args.begin(), spec.extra_args.end());
+    servers_.push_back(std::make_unique<ModelServerProcess>(SLUICE_BINARY, args));
+    Status s = servers_.back()->Start();
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    return *servers_.back();
+  }
+
+  // A config whose model is served over the generic HTTP protocol by every
+  // model-server started so far.
+  TestConfig HttpConfig(const GatewaySpec& g) {
+    TestConfig config;
+    config.max_batch_size = 32;
+    config.max_batch_delay_us = 5'000;
+    std::string y = "    backend:\n      kind: http\n      endpoints:\n";
+    for (auto& s : servers_) y += "        - " + s->url() + "/v1/batch\n";
+    y += "      connections_per_endpoint: " + std::to_string(g.connections_per_endpoint) + "\n";
+    y += "      connect_timeout_ms: 500\n";
+    y += "      request_timeout_ms: " + std::to_string(g.request_timeout_ms) + "\n";
+    y += "    retry:\n      max_retries: " + std::to_string(g.max_retries) +
+         "\n      initial_backoff_ms: 10\n      max_backoff_ms: 100\n";
+    y += "    circuit_breaker:\n      consecutive_failures: " +
+         std::to_string(g.consecutive_failures) +
+         "\n      cooldown_ms: " + std::to_string(g.cooldown_ms) +
+         "\n      max_cooldown_ms: " + std::to_string(g.cooldown_ms * 4) + "\n";
+    config.backend_yaml = y;
+    return config;
+  }
+
+  // POST /admin/faults on model-server `index`.
+  void SetFaults(size_t index, const std::string& json) {
+    HttpClient admin(servers_[index]->port());
+    auto r = admin.Post("/admin/faults", json, {{"Content-Type", "application/json"}});
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    ASSERT_EQ(r->status, 200) << r->body;
+  }
+
+  std::vector<MetricSample> Samples(HttpClient& client) {
+    std::optional<std::string> text = Metrics(client);
+    EXPECT_TRUE(text.has_value());
+    return ParsePrometheusText(text.value_or("")).value_or(std::vector<MetricSample>{});
+  }
+
+  double Counter(HttpClient& client, std::string_view name,
+                 std::map<std::string, std::string> match = {}) {
+    match.emplace("model", std::string(kModel));
+    return SumSamples(Samples(client), name, match).value_or(0);
+  }
+
+  // The breaker state of `endpoint` (a URL) in /internal/health, or "".
+  std::string BreakerOf(HttpClient& client, const std::string& endpoint) {
+    boost::json::value m = ModelHealth(Health(client));
+    if (!m.is_object()) return "";
+    const boost::json::value* list = m.as_object().if_contains("endpoints");
+    if (list == nullptr || !list->is_array()) return "";
+    for (const auto& e : list->as_array()) {
+      if (StringField(e, "name") == endpoint) return StringField(e, "breaker").value_or("");
+    }
+    return "";
+  }
+
+  std::vector<LoadRequest> Requests(size_t n, const std::string& prefix) {
+    std::vector<LoadRequest> requests;
+    for (size_t i = 0; i < n; ++i) {
+      requests.push_back(InferenceRequest(kPaidKey, prefix + std::to_string(i)));
+    }
+    return requests;
+  }
+
+  std::vector<std::unique_ptr<ModelServerProcess>> servers_;
+};
+
+TEST_F(BackendFailuresTest, KillingOneOfTwoEndpointsUnderLoadLosesNoRequest) {
+  StartModelServer({});
+  StartModelServer({});
+  ASSERT_NO_FATAL_FAILURE(StartSluice(HttpConfig({})));
+  constexpr size_t kRequests = 3'000;
+  LoadClient load({.port = port(), .connections = 200, .timeout = milliseconds(60'000)},
+                  Requests(kRequests, "kill-"));
+  load.Start();
+  // Kill endpoint 0 once a third of the answers are in: batches in flight
+  // on it fail (connection reset) and are retried on endpoint 1.
+  ASSERT_TRUE(
+      PollUntil([&] { return load.responses_received() >= kRequests / 3; }, milliseconds(30'000)));
+  servers_[0]->Kill();
+  std::vector<LoadResult> results = load.Wait();
+  size_t ok = 0;
+  for (size_t i = 0; i < results.size(); ++i) {
+    EXPECT_TRUE(IsCompletion(results[i].status, results[i].body, "kill-" + std::to_string(i),
+                             kDefaultMaxTokens))
+        << "request " << i << ": " << results[i].status << " " << results[i].body
+        << results[i].error;
+    ok += results[i].status == 200;
+    if (ok + 5 < i) break;  // one message is enough when everything fails
+  }
+  EXPECT_EQ(ok, kRequests);
+  auto client = NewClient();
+  EXPECT_EQ(BreakerOf(*client, servers_[0]->url() + "/v1/batch"), "open");
+  EXPECT_EQ(BreakerOf(*client, servers_[1]->url() + "/v1/batch"), "closed");
+  EXPECT_GE(Counter(*client, "sluice_circuit_breaker_opened_total",
+                    {{"endpoint", servers_[0]->url() + "/v1/batch"}}),
+            1);
+  EXPECT_EQ(Counter(*client, "sluice_dead_letters_total"), 0);
+}
+
+TEST_F(BackendFailuresTest, FailingEndpointOpensItsBreakerAndRecoversAfterItHeals) {
+  StartModelServer({});
+  StartModelServer({});
+  ASSERT_NO_FATAL_FAILURE(StartSluice(HttpConfig({.cooldown_ms = 200})));
+  const std::string bad = servers_[0]->url() + "/v1/batch";
+  SetFaults(0, R"({"error_rate":1})");
+  auto client = NewClient();
+  // Every request succeeds (retried on the healthy endpoint) while the
+  // failing one's breaker opens.
+  for (int round = 0; round < 10; ++round) {
+    std::vector<LoadResult> results =
+        LoadClient::Run({.port = port(), .connections = 16, .timeout = milliseconds(20'000)},
+                        Requests(32, "heal-" + std::to_string(round) + "-"));
+    for (size_t i = 0; i < results.size(); ++i) {
+      ASSERT_EQ(results[i].status, 200) << results[i].body << results[i].error;
+    }
+    if (BreakerOf(*client, bad) == "open") break;
+  }
+  EXPECT_EQ(BreakerOf(*client, bad), "open");
+  boost::json::value m = ModelHealth(Health(*client));
+  EXPECT_EQ(NumberField(m, "healthy_devices"), 2) << boost::json::serialize(m);
+  EXPECT_GT(Counter(*client, "sluice_batch_retry_requests_total"), 0);
+
+  // Healed: after the cooldown a probe batch succeeds and the breaker closes.
+  SetFaults(0, R"({"error_rate":0})");
+  int round = 0;
+  bool closed = PollUntil(
+      [&] {
+        std::vector<LoadResult> results =
+            LoadClient::Run({.port = port(), .connections = 8, .timeout = milliseconds(10'000)},
+                            Requests(16, "probe-" + std::to_string(round++) + "-"));
+        for (const auto& r : results) EXPECT_EQ(r.status, 200) << r.body;
+        return BreakerOf(*client, bad) == "closed";
+      },
+      milliseconds(10'000), milliseconds(50));
+  EXPECT_TRUE(closed);
+  m = ModelHealth(Health(*client));
+  EXPECT_EQ(NumberField(m, "healthy_devices"), 4) << boost::json::serialize(m);
+}
+
+TEST_F(BackendFailuresTest, PerItemErrorsFailOnlyTheirItems) {
+  StartModelServer({.extra_args = {"--item-error-rate", "0.3"}});
+  ASSERT_NO_FATAL_FAILURE(StartSluice(HttpConfig({})));
+  std::vector<LoadResult> results = LoadClient::Run(
+      {.port = port(), .connections = 64, .timeout = milliseconds(20'000)}, Requests(256, "item-"));
+  size_t ok = 0, failed = 0;
+  for (size_t i = 0; i < results.size(); ++i) {
+    if (results[i].status == 200) {
+      ++ok;
+      EXPECT_TRUE(IsCompletion(results[i].status, results[i].body, "item-" + std::to_string(i),
+                               kDefaultMaxTokens));
+    } else {
+      ++failed;
+      EXPECT_TRUE(IsError(results[i].status, results[i].body, 502, "backend_error"))
+          << results[i].body;
+    }
+  }
+  EXPECT_GT(ok, 100u);
+  EXPECT_GT(failed, 20u);
+  auto client = NewClient();
+  EXPECT_EQ(Counter(*client, "sluice_batch_retry_requests_total"), 0);  // answers, not failures
+}
+
+TEST_F(BackendFailuresTest, HungBackendAnswers504WithinTheDeadlineAndLeaksNothing) {
+  StartModelServer({.extra_args = {"--hang"}});
+  TestConfig config = HttpConfig({.connections_per_endpoint = 1, .request_timeout_ms = 3'000});
+  config.total_timeout_ms = 800;
+  config.max_queue_age_ms = 700;
+  config.latency_budget_ms = 700;
+  ASSERT_NO_FATAL_FAILURE(StartSluice(config));
+  auto client = NewClient();
+  auto start = std::chrono::steady_clock::now();
+  auto r = client->Post("/v1/inference", InferenceBody(kModel, "hung"), {Bearer(kPaidKey)});
+  auto took = std::chrono::steady_clock::now() - start;
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_TRUE(IsError(*r, 504, "deadline_exceeded")) << r->body;
+  EXPECT_LT(took, milliseconds(1'300));
+  EXPECT_GE(took, milliseconds(700));
+
+  // Nothing leaks: once the server answers again the slot comes back (its
+  // connection timed out and reconnects) and requests succeed.
+  SetFaults(0, R"({"hang":false})");
+  bool served = PollUntil(
+      [&] {
+        auto again =
+            client->Post("/v1/inference", InferenceBody(kModel, "after"), {Bearer(kPaidKey)});
+        return again.ok() && again->status == 200;
+      },
+      milliseconds(8'000), milliseconds(100));
+  EXPECT_TRUE(served);
+  boost::json::value m = ModelHealth(Health(*client));
+  EXPECT_EQ(NumberField(m, "queue_depth"), 0);
+  EXPECT_EQ(NumberField(m, "retries_pending"), 0);
+}
+
+TEST_F(BackendFailuresTest, ExhaustedRetriesGoToTheDeadLetterQueueAndAnswer502) {
+  StartModelServer({.extra_args = {"--error-rate", "1"}});
+  ASSERT_NO_FATAL_FAILURE(StartSluice(HttpConfig({.consecutive_failures = 100})));
+  auto client = NewClient();
+  auto r = client->Post("/v1/inference", InferenceBody(kModel, "doomed"), {Bearer(kPaidKey)});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_TRUE(IsError(*r, 502, "backend_error")) << r->body;
+  EXPECT_NE(ErrorMessage(r->body).find("failed after 3 attempts"), std::string::npos) << r->body;
+  std::string id = ErrorRequestId(r->body);
+
+  auto dlq = client->Get("/internal/dead-letters?limit=5", {Bearer(kServiceToken)});
+  ASSERT_TRUE(dlq.ok());
+  ASSERT_EQ(dlq->status, 200) << dlq->body;
+  boost::json::value body = dlq->Json();
+  EXPECT_EQ(NumberField(body, "size"), 1) << dlq->body;
+  const auto& entry = body.at("entries").at(0);
+  EXPECT_EQ(StringField(entry, "request_id"), id);
+  EXPECT_EQ(StringField(entry, "input"), "doomed");
+  EXPECT_EQ(NumberField(entry, "attempts"), 3);
+  EXPECT_EQ(Counter(*client, "sluice_dead_letters_total"), 1);
+  EXPECT_EQ(Counter(*client, "sluice_batch_retry_requests_total"), 2);
+
+  auto bad = client->Get("/internal/dead-letters?limit=x", {Bearer(kServiceToken)});
+  ASSERT_TRUE(bad.ok());
+  EXPECT_TRUE(IsError(*bad, 400, "invalid_request")) << bad->body;
+  auto anonymous = client->Get("/internal/dead-letters");
+  ASSERT_TRUE(anonymous.ok());
+  EXPECT_EQ(anonymous->status, 401);
+}
+
+// Sends one inference request on a raw connection and closes it at once.
+void SendAndHangUp(uint16_t port, const std::string& input) {
+  namespace asio = boost::asio;
+  asio::io_context ioc;
+  asio::ip::tcp::socket socket(ioc);
+  socket.connect({asio::ip::make_address("127.0.0.1"), port});
+  std::string body = InferenceBody(kModel, input);
+  std::string request =
+      "POST /v1/inference HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer " +
+      std::string(kPaidKey) +
+      "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+      "\r\n\r\n" + body;
+  asio::write(socket, asio::buffer(request));
+  socket.close();
+}
+
+TEST_F(BackendFailuresTest, ClientThatHangsUpWhileQueuedIsDroppedBeforeTheAccelerator) {
+  TestConfig config;
+  config.devices = 1;
+  config.max_batch_size = 1;
+  config.max_batch_delay_us = 0;
+  config.fixed_latency_us = 600'000;  // the first request holds the device this long
+  ASSERT_NO_FATAL_FAILURE(StartSluice(config));
+  LoadClient first({.port = port(), .connections = 1}, {InferenceRequest(kPaidKey, "first")});
+  first.Start();
+  auto client = NewClient();
+  const std::map<std::string, std::string> model = {{"model", std::string(kModel)}};
+  ASSERT_TRUE(PollUntil(
+      [&] { return SumSamples(Samples(*client), "sluice_accelerator_busy_slots", model) == 1; },
+      milliseconds(2'000)));
+  SendAndHangUp(port(), "abandoned");
+  ASSERT_TRUE(PollUntil([&] { return QueueDepth(*client) == 1; }, milliseconds(2'000)));
+  std::vector<LoadResult> last =
+      LoadClient::Run({.port = port(), .connections = 1}, {InferenceRequest(kPaidKey, "last")});
+  std::vector<LoadResult> head = first.Wait();
+  EXPECT_TRUE(IsCompletion(head[0].status, head[0].body, "first", kDefaultMaxTokens));
+  EXPECT_TRUE(IsCompletion(last[0].status, last[0].body, "last", kDefaultMaxTokens));
+  // Two batches ran; the abandoned request never reached the device.
+  std::vector<MetricSample> samples = Samples(*client);
+  EXPECT_EQ(SumSamples(samples, "sluice_batches_total", model), 2);
+  EXPECT_EQ(SumSamples(samples, "sluice_requests_total", {{"status", "499"}}), 1);
+}
+
+}  // namespace
+}  // namespace sluice::testing
