@@ -95,8 +95,8 @@ Status SluiceProcess::Start() {
 
   // Everything the child needs is built before fork(): only async-signal-safe
   // calls are allowed between fork() and exec() in a threaded process.
-  std::vector<std::string> args = {options_.binary_path, "serve",  "--config",
-                                   config_path_,         "--port", "0"};
+  std::vector<std::string> args = {
+      options_.binary_path, options_.subcommand, "--config", config_path_, "--port", "0"};
   args.insert(args.end(), options_.extra_args.begin(), options_.extra_args.end());
   std::vector<char*> argv;
   for (std::string& arg : args) argv.push_back(arg.data());

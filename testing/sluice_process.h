@@ -37,7 +37,10 @@ struct SluiceProcessOptions {
   std::string binary_path;
   // Contents of the config file passed with --config.
   std::string config_yaml;
-  // Appended after `serve --config FILE --port 0`.
+  // The subcommand: "serve", or "gateway" / "worker" (scale-out; both print
+  // the same "listening" line).
+  std::string subcommand = "serve";
+  // Appended after `<subcommand> --config FILE --port 0`.
   std::vector<std::string> extra_args;
   // How long Start() waits for the "listening" line.
   std::chrono::milliseconds ready_timeout{15'000};

@@ -7,8 +7,10 @@
 #include <CLI/CLI.hpp>
 
 #include "app/bench_command.h"
+#include "app/gateway_command.h"
 #include "app/model_server_command.h"
 #include "app/serve.h"
+#include "app/worker_command.h"
 #include "common/crypto.h"
 #include "config/config.h"
 
@@ -35,6 +37,32 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
 
+  // `gateway` and `worker` share serve's config, port and log-level variables.
+  CLI::App* gateway = app.add_subcommand(
+      "gateway", "Run the HTTP front door only; queues, results and limits in Redis.");
+  CLI::App* worker = app.add_subcommand(
+      "worker", "Run the dispatchers of one model endpoint, pulling batches from Redis.");
+  sluice::WorkerFlags worker_flags;
+  size_t endpoint_index = 0;
+  for (CLI::App* c : {gateway, worker}) {
+    c->add_option("-c,--config", config_path, "YAML configuration file (needs `redis:`)")
+        ->capture_default_str()
+        ->check(CLI::ExistingFile);
+    c->add_option("-p,--port", port,
+                  c == gateway ? "Listen port (overrides server.port; 0 = any free port)"
+                               : "Health/metrics port (default 0 = any free port)")
+        ->check(CLI::Range(0, 65535));
+    c->add_option("--io-threads", io_threads, "I/O threads (overrides server.io_threads)")
+        ->check(CLI::Range(1, 64));
+    c->add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
+  }
+  worker->add_option("--model", worker_flags.model, "Model to serve (default: the first)");
+  CLI::Option* endpoint_option = worker->add_option(
+      "--endpoint-index", endpoint_index,
+      "http/openai/kserve backends: serve only backend.endpoints[I] (default: all)");
+
   std::string secret;
   CLI::App* hash = app.add_subcommand(
       "hash-key", "Print the SHA-256 of an API key or service token, for the config file.");
@@ -60,5 +88,11 @@ int main(int argc, char** argv) {
   }
   if (port >= 0) config->server.port = static_cast<uint16_t>(port);
   if (io_threads > 0) config->server.io_threads = io_threads;
+  if (*gateway) return sluice::RunGateway(config.value());
+  if (*worker) {
+    if (*endpoint_option) worker_flags.endpoint_index = endpoint_index;
+    worker_flags.port = port >= 0 ? static_cast<uint16_t>(port) : 0;
+    return sluice::RunWorker(config.value(), worker_flags);
+  }
   return sluice::RunServe(config.value());
 }

@@ -79,7 +79,8 @@ Status MakeHttpSlots(boost::asio::io_context& ioc, const ModelConfig& model,
 
 Result<std::unique_ptr<ModelRuntime>> ModelRuntime::Create(
     boost::asio::io_context& ioc, const AppConfig& app, const ModelConfig& model,
-    ResultRouter* router, DeadLetterQueue* dead_letters, metrics::Registry* registry) {
+    ResultRouter* router, DeadLetterQueue* dead_letters, RequestLog* log,
+      metrics::Registry* registry) {
   std::unique_ptr<ModelRuntime> rt(new ModelRuntime(ioc, model));
   auto queue = MemoryQueue::Create({model.queue_capacity, app.ordering, app.tiers});
   if (!queue.ok()) return queue.status();
@@ -103,6 +104,7 @@ Result<std::unique_ptr<ModelRuntime>> ModelRuntime::Create(
   g.retry = model.retry;
   g.breaker = model.circuit_breaker;
   g.dead_letters = dead_letters;
+  g.log = log;
   const size_t slots_count = slots.size();
   auto group = DispatchGroup::Create(g, std::move(slots));
   if (!group.ok()) return group.status();

@@ -11,7 +11,7 @@
 #include "app/model_runtime.h"
 #include "core/authenticator.h"
 #include "core/inference_service.h"
-#include "core/memory_request_log.h"
+#include "app/request_log_factory.h"
 #include "http/front_door.h"
 #include "http/http_server.h"
 #include "limits/memory_rate_limiter.h"
@@ -118,6 +118,13 @@ int RunServe(const AppConfig& config) {
     return 2;
   }
 
+  // Destroyed after everything that writes to it (declared first): its
+  // destructor flushes what is buffered.
+  auto log = MakeRequestLog(config, &registry, "serve");
+  if (!log.ok()) {
+    spdlog::error("request_log: {}", log.status().message());
+    return 2;
+  }
   auto dead_letters = DeadLetterQueue::Create({config.server.dead_letter_capacity});
   if (!dead_letters.ok()) {
     spdlog::error("{}", dead_letters.status().message());
@@ -131,7 +138,8 @@ int RunServe(const AppConfig& config) {
   InferenceService::Options service_options;
   service_options.tiers = config.tiers;
   for (const auto& mc : config.models) {
-    auto rt = ModelRuntime::Create(ioc, config, mc, &router, dead_letters->get(), &registry);
+    auto rt = ModelRuntime::Create(ioc, config, mc, &router, dead_letters->get(), log->get(),
+                                   &registry);
     if (!rt.ok()) {
       spdlog::error("{}", rt.status().message());
       return 2;
@@ -140,11 +148,6 @@ int RunServe(const AppConfig& config) {
     service_options.models.push_back({mc.name, mc.version, mc.max_tokens_limit,
                                       mc.default_max_tokens, models.back()->queue(),
                                       models.back()->admission()});
-  }
-  auto log = MemoryRequestLog::Create({config.server.recent_requests});
-  if (!log.ok()) {
-    spdlog::error("{}", log.status().message());
-    return 2;
   }
   service_options.log = log->get();
   auto limiter = MemoryRateLimiter::Create({});

@@ -119,8 +119,19 @@ struct RedisConfig {
 struct WorkerConfig {
   // Worker id in the registry; empty = "<host>-<pid>-<model>-<endpoint>".
   std::string id;
-  int64_t max_block_ms = 500;     // longest blocking wait (BLPOP) per claim; 1..10000
-  int64_t reap_interval_ms = 0;   // reaper period; 0 = redis.lease_ms / 4
+  int64_t max_block_ms = 500;    // longest blocking wait (BLPOP) per claim; 1..10000
+  int64_t reap_interval_ms = 0;  // reaper period; 0 = redis.lease_ms / 4
+};
+
+// Where request and batch records go (see core/request_log.h, src/store/).
+struct RequestLogConfig {
+  std::string backend = "sqlite";          // "sqlite" (default), "postgres" or "memory"
+  std::string path = "sluice-requests.db";  // sqlite: the database file (its directory must exist)
+  std::string url;                          // postgres: libpq URI; required for postgres
+  size_t buffer_capacity = 100'000;         // records waiting for the database; then oldest dropped
+  size_t flush_batch = 1'000;               // records per write, 1..buffer_capacity
+  int64_t flush_interval_ms = 200;          // longest wait before a smaller write
+  int64_t close_timeout_ms = 5'000;         // shutdown: time to write what is buffered
 };
 
 struct AppConfig {
@@ -130,6 +141,7 @@ struct AppConfig {
   std::vector<ModelConfig> models;  // non-empty, unique names
   std::vector<ApiKeyConfig> keys;
   AdmissionConfig admission;
+  RequestLogConfig request_log;
   RedisConfig redis;
   WorkerConfig worker;
 };

@@ -89,6 +89,18 @@ void ReadWorker(const YAML::Node& node, Status* error, WorkerConfig* worker) {
   r.Finish();
 }
 
+void ReadRequestLog(const YAML::Node& node, Status* error, RequestLogConfig* log) {
+  FieldReader r(node, "request_log", error);
+  r.ReadString("backend", &log->backend);
+  r.ReadString("path", &log->path);
+  r.ReadString("url", &log->url);
+  r.ReadInteger("buffer_capacity", &log->buffer_capacity);
+  r.ReadInteger("flush_batch", &log->flush_batch);
+  r.ReadInteger("flush_interval_ms", &log->flush_interval_ms);
+  r.ReadInteger("close_timeout_ms", &log->close_timeout_ms);
+  r.Finish();
+}
+
 void ReadQueue(const YAML::Node& node, Status* error, QueueOrdering* ordering) {
   FieldReader r(node, "queue", error);
   std::optional<std::string> name;
@@ -236,6 +248,7 @@ AppConfig ReadAppConfig(const YAML::Node& document, Status* error) {
   ReadServer(root.ReadNode("server"), error, &config.server);
   ReadQueue(root.ReadNode("queue"), error, &config.ordering);
   ReadAdmission(root.ReadNode("admission"), error, &config.admission);
+  ReadRequestLog(root.ReadNode("request_log"), error, &config.request_log);
   config.redis.configured = root.Has("redis");
   ReadRedis(root.ReadNode("redis"), error, &config.redis);
   ReadWorker(root.ReadNode("worker"), error, &config.worker);

@@ -288,3 +288,33 @@ TEST(LoadConfigFileTest, DirectoryIsReported) {
 
 }  // namespace
 }  // namespace sluice
+
+namespace sluice {
+namespace {
+
+TEST(LoadConfigFileTest, ClusterConfigParsesWithRedis) {
+  Result<AppConfig> result = LoadConfigFile(kSourceDir + "/config/cluster.yaml");
+  ASSERT_TRUE(result.ok()) << result.status().message();
+  const AppConfig& c = result.value();
+  EXPECT_TRUE(c.redis.configured);
+  EXPECT_EQ(c.redis.port, 16390);
+  EXPECT_EQ(c.redis.key_prefix, "sluice");
+  EXPECT_EQ(c.redis.lease_ms, 10'000);
+  EXPECT_TRUE(c.redis.gateway_id.empty());
+  EXPECT_EQ(c.worker.max_block_ms, 500);
+  ASSERT_EQ(c.models.size(), 1u);
+  EXPECT_EQ(c.models[0].backend.http.endpoints.size(), 3u);
+}
+
+TEST(ParseConfigTest, RedisSectionIsOptionalAndTyposAreNamed) {
+  Result<AppConfig> plain = ParseConfig(kMinimal, "");
+  ASSERT_TRUE(plain.ok());
+  EXPECT_FALSE(plain->redis.configured);
+  EXPECT_THAT(ParseError(std::string(kMinimal) + "redis:\n  prot: 1\n"),
+              StartsWith("redis.prot: "));
+  EXPECT_THAT(ParseError(std::string(kMinimal) + "redis:\n  port: x\n"),
+              StartsWith("redis.port: "));
+}
+
+}  // namespace
+}  // namespace sluice

@@ -285,8 +285,8 @@ Status CheckKeyPart(const std::string& path, const std::string& value) {
   if (value.size() > 200) return Fail(path, "must be at most 200 bytes");
   for (char c : value) {
     if (c == '{' || c == '}' || c == '|' || static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
-      return Fail(path, "must not contain '{', '}', '|' or control characters, got \"" + value +
-                            "\"");
+      return Fail(path,
+                  "must not contain '{', '}', '|' or control characters, got \"" + value + "\"");
     }
   }
   return Status::Ok();
@@ -307,10 +307,9 @@ Status ValidateRedis(const AppConfig& config) {
   for (size_t i = 0; i < config.models.size(); ++i) {
     const ModelConfig& m = config.models[i];
     if (r.lease_ms <= m.accelerator_timeout_ms) {
-      return Fail("redis.lease_ms", "must be greater than " + Element("models", i) +
-                                        ".accelerator_timeout_ms (" +
-                                        std::to_string(m.accelerator_timeout_ms) + ")" +
-                                        Got(r.lease_ms));
+      return Fail("redis.lease_ms",
+                  "must be greater than " + Element("models", i) + ".accelerator_timeout_ms (" +
+                      std::to_string(m.accelerator_timeout_ms) + ")" + Got(r.lease_ms));
     }
     if (Status s = CheckKeyPart(Element("models", i) + ".name", m.name); !s.ok()) {
       return s;
@@ -330,13 +329,37 @@ Status ValidateRedis(const AppConfig& config) {
     return Fail("worker.max_block_ms", "must be between 1 and 10000" + Got(w.max_block_ms));
   }
   if (w.reap_interval_ms < 0) {
-    return Fail("worker.reap_interval_ms", "must be >= 0 (0 = lease_ms / 4)" +
-                                               Got(w.reap_interval_ms));
+    return Fail("worker.reap_interval_ms",
+                "must be >= 0 (0 = lease_ms / 4)" + Got(w.reap_interval_ms));
   }
   return Status::Ok();
 }
 
 }  // namespace
+
+Status ValidateRequestLog(const RequestLogConfig& log) {
+  if (log.backend != "sqlite" && log.backend != "postgres" && log.backend != "memory") {
+    return Fail("request_log.backend",
+                "must be \"sqlite\", \"postgres\" or \"memory\", got \"" + log.backend + "\"");
+  }
+  if (log.backend == "sqlite" && log.path.empty()) {
+    return Fail("request_log.path", "must name the SQLite database file");
+  }
+  if (log.backend == "postgres" && log.url.empty()) {
+    return Fail("request_log.url", "is required for the postgres backend");
+  }
+  if (log.buffer_capacity < 1) return Fail("request_log.buffer_capacity", "must be at least 1");
+  if (log.flush_batch < 1 || log.flush_batch > log.buffer_capacity) {
+    return Fail("request_log.flush_batch", "must be between 1 and buffer_capacity");
+  }
+  if (log.flush_interval_ms < 1) {
+    return Fail("request_log.flush_interval_ms", "must be at least 1" + Got(log.flush_interval_ms));
+  }
+  if (log.close_timeout_ms < 0) {
+    return Fail("request_log.close_timeout_ms", "must be at least 0" + Got(log.close_timeout_ms));
+  }
+  return Status::Ok();
+}
 
 Status ValidateConfig(const AppConfig& config) {
   if (Status s = ValidateServer(config.server); !s.ok()) return s;
@@ -347,6 +370,7 @@ Status ValidateConfig(const AppConfig& config) {
     return Fail("admission.target_utilization", "must be in (0, 1], got " + std::to_string(u));
   }
   if (Status s = ValidateKeys(config.keys, config.tiers); !s.ok()) return s;
+  if (Status s = ValidateRequestLog(config.request_log); !s.ok()) return s;
   // Without a `redis:` section the defaults are unused (`sluice serve`).
   return config.redis.configured ? ValidateRedis(config) : Status::Ok();
 }

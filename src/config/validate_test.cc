@@ -32,6 +32,16 @@ AppConfig ValidConfig() {
 
 TEST(ValidateConfigTest, AcceptsTheBaseConfig) { EXPECT_TRUE(ValidateConfig(ValidConfig()).ok()); }
 
+TEST(ValidateConfigTest, RedisRulesApplyOnlyWithARedisSection) {
+  AppConfig c = ValidConfig();
+  c.redis.lease_ms = 1;  // would be refused with a `redis:` section
+  EXPECT_TRUE(ValidateConfig(c).ok());
+  c.redis.configured = true;
+  EXPECT_FALSE(ValidateConfig(c).ok());
+  c.redis.lease_ms = 10'000;
+  EXPECT_TRUE(ValidateConfig(c).ok());
+}
+
 TEST(ValidateConfigTest, AcceptsBoundaryValues) {
   AppConfig c = ValidConfig();
   c.server.port = 0;
@@ -85,7 +95,26 @@ ModelConfig& Model(AppConfig& c) { return c.models[0]; }
 SimBackendConfig& Sim(AppConfig& c) { return c.models[0].backend.sim; }
 HttpBackendConfig& Http(AppConfig& c) { return c.models[0].backend.http; }
 
+RedisConfig& Redis(AppConfig& c) {
+  c.redis.configured = true;
+  return c.redis;
+}
+
 const RuleCase kRules[] = {
+    {"EmptyRedisHost", [](AppConfig& c) { Redis(c).host.clear(); }, "redis.host: "},
+    {"ZeroRedisPort", [](AppConfig& c) { Redis(c).port = 0; }, "redis.port: "},
+    {"BraceInKeyPrefix", [](AppConfig& c) { Redis(c).key_prefix = "a{b"; }, "redis.key_prefix: "},
+    {"ZeroCommandTimeout", [](AppConfig& c) { Redis(c).command_timeout_ms = 0; },
+     "redis.command_timeout_ms: "},
+    {"LeaseShorterThanBatch", [](AppConfig& c) { Redis(c).lease_ms = 3'000; }, "redis.lease_ms: "},
+    {"ShortHeartbeatTtl", [](AppConfig& c) { Redis(c).heartbeat_ttl_ms = 100; },
+     "redis.heartbeat_ttl_ms: "},
+    {"BadGatewayId", [](AppConfig& c) { Redis(c).gateway_id = "gw|1"; }, "redis.gateway_id: "},
+    {"BadWorkerBlock", [](AppConfig& c) {
+       Redis(c);
+       c.worker.max_block_ms = 0;
+     },
+     "worker.max_block_ms: "},
     {"NegativeTierRpm", [](AppConfig& c) { c.tiers[0].requests_per_minute = -1; },
      "tiers[0].requests_per_minute: "},
     {"NegativeTierTpm", [](AppConfig& c) { c.tiers[1].tokens_per_minute = -5; },

@@ -244,6 +244,13 @@ void DispatchGroup::OnBatchDone(size_t slot_index, uint64_t batch_id, BatchResul
   if (options_.observer) {
     options_.observer->OnBatchDone(slot_index, batch.size(), now - slot.started, ok);
   }
+  if (options_.log) {
+    LogBatch(slot_index, slot.timed_out ? 0 : batch.size(), now,
+             !result.status.ok() ? result.status
+             : wrong_length      ? BackendError("wrong number of results")
+             : slot.timed_out    ? BackendError("late reply after the accelerator timeout")
+                                 : Status::Ok());
+  }
   if (slot.timed_out) {
     // Its requests were already retried or answered; the slot is free again.
   } else if (!ok) {
@@ -284,6 +291,22 @@ void DispatchGroup::DeliverResults(size_t slot_index, uint64_t batch_id,
     o.model_version = result.model_version;
   }
   options_.router->Deliver(batch, outcomes);
+}
+
+void DispatchGroup::LogBatch(size_t slot_index, size_t size, TimePoint now, const Status& error) {
+  const Slot& slot = slots_[slot_index];
+  BatchRecord b;
+  b.batch_id = slot.batch_id;
+  b.model = options_.model;
+  b.worker_id = slot.backend->name();
+  b.size = static_cast<uint32_t>(size);
+  b.completed_at = std::chrono::system_clock::now();
+  b.started_at = b.completed_at - std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                                      now - slot.started);
+  b.duration_ms = ToMillis(now - slot.started);
+  b.ok = error.ok();
+  b.error = error.message();
+  options_.log->OnBatchDone(b);
 }
 
 bool DispatchGroup::SetSlotEnabled(size_t slot_index, bool enabled) {

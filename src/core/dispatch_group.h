@@ -46,6 +46,7 @@
 #include "core/backend.h"
 #include "core/circuit_breaker.h"
 #include "core/dead_letter_queue.h"
+#include "core/request_log.h"
 #include "core/request_queue.h"
 #include "core/result_router.h"
 #include "core/retry_policy.h"
@@ -87,6 +88,7 @@ class DispatchGroup {
     // Name of each endpoint (for health); empty = the first slot's backend name.
     std::vector<std::string> endpoint_names;
     DeadLetterQueue* dead_letters = nullptr;  // optional; not owned
+    RequestLog* log = nullptr;  // optional; not owned; gets one BatchRecord per batch
     uint64_t retry_seed = 0;                  // jitter RNG seed; 0 = random
     Executor* executor = nullptr;             // required; strand for all state
     RequestQueue* queue = nullptr;            // required; not owned
@@ -182,6 +184,7 @@ class DispatchGroup {
   void ArmRetryTimer();
   void ExpireRetries(TimePoint now);
   void RecordOutcome(size_t slot, bool ok, TimePoint now);
+  void LogBatch(size_t slot, size_t size, TimePoint now, const Status& error);
   void ArmProbeTimer(size_t endpoint);
   void EnsureSweep();
   void AnswerDropped(std::vector<RequestPtr>& dropped, TimePoint now);

@@ -87,6 +87,7 @@ Status InferenceService::Submit(const RequestPtr& req, int64_t client_timeout_us
       return d.ToStatus();
     }
   }
+  req->admitted = true;  // before Push: afterwards other threads may hold it
   if (options_.log) options_.log->OnAdmitted(req);
   return m.queue->Push(req);
 }

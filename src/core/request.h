@@ -73,6 +73,7 @@ class InferenceRequest {
   RateLimitDecision rate_limit;  // the key's limit state at admission (for headers)
   TimePoint dispatched_at;       // stamped by the dispatcher (its strand only)
   int attempts = 0;              // batches it was sent in (the dispatcher's strand only)
+  bool admitted = false;         // set by the service before the request enters the queue
 
   // `on_complete` runs once, on the completing thread; it must not block.
   void set_on_complete(CompletionFn fn) { on_complete_ = std::move(fn); }

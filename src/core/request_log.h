@@ -1,12 +1,15 @@
 // RequestLog: the record of what happened to each request.
 //
 // The front door calls OnAdmitted() when a request enters the queue and
-// OnFinished() when its answer is written; Lookup() serves
-// /internal/requests/{id}. Implementations never block the caller on I/O:
-// MemoryRequestLog keeps a bounded window of recent requests; durable
-// SQLite/PostgreSQL logs come with scale-out. Thread-safe.
+// OnFinished() when its answer is written; the dispatcher may report each
+// batch through OnBatchDone(). Lookup() serves /internal/requests/{id}.
+// Implementations never block the caller on I/O: MemoryRequestLog keeps a
+// bounded window of recent requests; the durable SQLite/PostgreSQL logs
+// (src/store/) write in the background. Thread-safe.
 #pragma once
 
+#include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -16,6 +19,9 @@ namespace sluice {
 
 enum class RequestStage { kQueued, kProcessing, kCompleted, kFailed };
 const char* RequestStageName(RequestStage stage);
+
+// Wall-clock time, for records kept beyond this process (durable logs).
+using WallTime = std::chrono::system_clock::time_point;
 
 struct RequestRecord {
   std::string id;
@@ -28,6 +34,23 @@ struct RequestRecord {
   std::string error;      // message when failed
   uint64_t batch_id = 0;
   uint32_t tokens_used = 0;
+  // Filled by the durable logs (MemoryRequestLog leaves them empty):
+  WallTime created_at{};    // when admitted; zero when unknown
+  WallTime completed_at{};  // when finished; zero while in flight
+  std::string worker_id;    // who ran the batch; empty when unknown
+};
+
+// One batch sent to an accelerator, as reported by its dispatcher.
+struct BatchRecord {
+  uint64_t batch_id = 0;  // unique per worker process run
+  std::string model;
+  std::string worker_id;  // the endpoint or worker that ran it
+  uint32_t size = 0;      // requests in the batch
+  WallTime started_at{};
+  WallTime completed_at{};
+  double duration_ms = 0;  // started -> completed
+  bool ok = true;          // false when the whole batch failed
+  std::string error;       // message when !ok
 };
 
 class RequestLog {
@@ -38,6 +61,8 @@ class RequestLog {
   // the log never saw admitted (refused by the queue) is ignored.
   virtual void OnFinished(const InferenceRequest& req, const InferenceOutcome& outcome,
                           double latency_ms) = 0;
+  // Called once per batch, after its results are delivered. Default: ignored.
+  virtual void OnBatchDone(const BatchRecord& batch) {}
   virtual std::optional<RequestRecord> Lookup(const std::string& id) const = 0;
 };
 

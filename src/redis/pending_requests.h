@@ -82,7 +82,8 @@ class PendingRequests {
   std::unordered_map<std::string, Entry> entries_;  // GUARDED_BY(mu_)
   // Min-heap of (total deadline, id); stale items (answered ids) are
   // skipped when they reach the top.
-  std::priority_queue<Deadline, std::vector<Deadline>, std::greater<>> deadlines_;  // GUARDED_BY(mu_)
+  std::priority_queue<Deadline, std::vector<Deadline>, std::greater<>>
+      deadlines_;  // GUARDED_BY(mu_)
 
   std::atomic<uint64_t> delivered_{0};
   std::atomic<uint64_t> dropped_{0};

@@ -19,8 +19,7 @@ InferenceOutcome Refusal(const RedisQueueClient::EnqueueResult& r) {
     }
     o.status = r.status;
     o.retry_after_s = d.retry_after_s;
-    o.reason =
-        d.limited_by == RateLimitKind::kTokens ? "tokens_per_minute" : "requests_per_minute";
+    o.reason = d.limited_by == RateLimitKind::kTokens ? "tokens_per_minute" : "requests_per_minute";
     return o;
   }
   if (r.status.code() == ErrorCode::kUnavailable && r.queue_full) {
@@ -63,23 +62,23 @@ Status RedisRequestQueue::Push(RequestPtr req) {
     enqueue.rate_limit =
         RedisQueueClient::RateLimitCheck{req->principal.key_id, policy, req->charged_tokens};
   }
-  options_.client->Enqueue(
-      wire, enqueue,
-      [pending = options_.pending, depth = depth_, errors = redis_errors_,
-       req = std::move(req)](RedisQueueClient::EnqueueResult r) {
-        if (r.status.ok() || r.queue_full) depth->store(r.depth, std::memory_order_relaxed);
-        // Written before MarkEnqueued()/Complete(), which publish it to the
-        // completing thread (PendingRequests orders the two).
-        if (r.rate_limit) req->rate_limit = *r.rate_limit;
-        if (r.status.ok()) {
-          pending->MarkEnqueued(req->id);
-          return;
-        }
-        if (r.status.code() == ErrorCode::kUnavailable && !r.queue_full) {
-          errors->fetch_add(1, std::memory_order_relaxed);
-        }
-        if (pending->Remove(req->id) != nullptr) req->Complete(Refusal(r));
-      });
+  options_.client->Enqueue(wire, enqueue,
+                           [pending = options_.pending, depth = depth_, errors = redis_errors_,
+                            req = std::move(req)](RedisQueueClient::EnqueueResult r) {
+                             if (r.status.ok() || r.queue_full)
+                               depth->store(r.depth, std::memory_order_relaxed);
+                             // Written before MarkEnqueued()/Complete(), which publish it to the
+                             // completing thread (PendingRequests orders the two).
+                             if (r.rate_limit) req->rate_limit = *r.rate_limit;
+                             if (r.status.ok()) {
+                               pending->MarkEnqueued(req->id);
+                               return;
+                             }
+                             if (r.status.code() == ErrorCode::kUnavailable && !r.queue_full) {
+                               errors->fetch_add(1, std::memory_order_relaxed);
+                             }
+                             if (pending->Remove(req->id) != nullptr) req->Complete(Refusal(r));
+                           });
   return Status::Ok();
 }
 
@@ -93,18 +92,17 @@ void RedisRequestQueue::RefreshDepthAsync(RedisConnection* connection, size_t ti
   sum->left.store(tier_count);
   const KeySpace& keys = options_.client->options().keys;
   for (size_t t = 0; t < tier_count; ++t) {
-    connection->Submit({"ZCARD", keys.Queue(options_.model, t)},
-                       [sum, depth = depth_](ReplyResult reply) {
-                         if (!reply.ok() || reply->is_error()) {
-                           sum->failed.store(true);
-                         } else {
-                           sum->total.fetch_add(static_cast<size_t>(
-                               std::max<int64_t>(0, reply->AsInt().value_or(0))));
-                         }
-                         if (sum->left.fetch_sub(1) == 1 && !sum->failed.load()) {
-                           depth->store(sum->total.load(), std::memory_order_relaxed);
-                         }
-                       });
+    connection->Submit({"ZCARD", keys.Queue(options_.model, t)}, [sum, depth = depth_](
+                                                                     ReplyResult reply) {
+      if (!reply.ok() || reply->is_error()) {
+        sum->failed.store(true);
+      } else {
+        sum->total.fetch_add(static_cast<size_t>(std::max<int64_t>(0, reply->AsInt().value_or(0))));
+      }
+      if (sum->left.fetch_sub(1) == 1 && !sum->failed.load()) {
+        depth->store(sum->total.load(), std::memory_order_relaxed);
+      }
+    });
   }
 }
 

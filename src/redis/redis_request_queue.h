@@ -76,8 +76,7 @@ class RedisRequestQueue final : public RequestQueue {
   const Options options_;
   // Shared with callbacks in flight (they may finish after a failed start).
   std::shared_ptr<std::atomic<size_t>> depth_ = std::make_shared<std::atomic<size_t>>(0);
-  std::shared_ptr<std::atomic<uint64_t>> redis_errors_ =
-      std::make_shared<std::atomic<uint64_t>>(0);
+  std::shared_ptr<std::atomic<uint64_t>> redis_errors_ = std::make_shared<std::atomic<uint64_t>>(0);
 };
 
 }  // namespace sluice::redis

@@ -48,8 +48,11 @@ std::string TestConfig::Yaml() const {
     << "  drain_timeout_ms: " << drain_timeout_ms << "\n"
     << "  service_token_sha256: "
        "8c90d0fec7210415e58a828489f66b8dc71bbb6c25527bcc1288c8370bf00a4e\n"
-    << "  recent_requests: 100000\n"
-    << "queue:\n"
+    << "  recent_requests: " << recent_requests << "\n"
+    << "request_log:\n"
+    << "  backend: " << request_log << "\n";
+  if (!sqlite_path.empty()) y << "  path: " << sqlite_path << "\n";
+  y << "queue:\n"
     << "  ordering: edf\n"
     << "admission:\n"
     << "  enabled: " << (admission ? "true" : "false") << "\n"

@@ -59,6 +59,11 @@ struct TestConfig {
   uint32_t header_limit_bytes = 16 << 10;
   int64_t drain_timeout_ms = 10'000;
   int io_threads = 2;
+  size_t recent_requests = 100'000;  // requests kept in memory for lookups
+  // request_log section: "memory" (default here, so tests write no files),
+  // or "sqlite" with sqlite_path.
+  std::string request_log = "memory";
+  std::string sqlite_path;
   // capacity-aware admission (off unless a test is about it: the core tests
   // overload the sim on purpose)
   bool admission = false;

@@ -1,0 +1,32 @@
+// Backend slots for a worker: the accelerator slots of one model, built the
+// same way as `sluice serve` builds them (app/model_runtime.cc) — one
+// SimBackend per simulated device, or one HttpBackend per connection to an
+// http/openai/kserve endpoint — optionally for ONE endpoint only.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+
+#include "config/config.h"
+#include "core/backend.h"
+
+namespace sluice {
+
+struct BackendSlots {
+  std::vector<std::unique_ptr<Backend>> slots;
+  std::vector<size_t> slot_endpoints;       // endpoint index of each slot (http kinds)
+  std::vector<std::string> endpoint_names;  // http kinds: the URLs; sim: empty
+  std::string endpoint;                     // for the registry: URL, or "sim"
+};
+
+// `endpoint_index`: http kinds only — serve backend.http.endpoints[index]
+// alone; nullopt = every endpoint. `executor` runs sim completions.
+// Errors: kInvalidArgument (index out of range, bad TLS files, ...).
+Result<BackendSlots> MakeBackendSlots(boost::asio::io_context& ioc, const ModelConfig& model,
+                                      Executor* executor, std::optional<size_t> endpoint_index);
+
+}  // namespace sluice

@@ -1,0 +1,172 @@
+#include "app/claim_loop.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include <spdlog/spdlog.h>
+
+namespace sluice {
+
+ClaimLoop::ClaimLoop(const Options& options) : options_(options) {}
+
+ClaimLoop::~ClaimLoop() {
+  Stop();
+  Join();
+}
+
+void ClaimLoop::Start() {
+  thread_ = std::thread([this] { Run(); });
+}
+
+void ClaimLoop::Stop() {
+  stopping_.store(true, std::memory_order_release);
+  std::lock_guard lock(state_->mu);
+  state_->cv.notify_all();
+}
+
+void ClaimLoop::Join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+ClaimLoop::Stats ClaimLoop::stats() const {
+  Stats s;
+  s.batches = batches_.load();
+  s.requests = requests_.load();
+  s.expired = expired_.load();
+  s.claim_errors = claim_errors_.load();
+  s.complete_calls = state_->complete_calls.load();
+  s.complete_errors = state_->complete_errors.load();
+  return s;
+}
+
+bool ClaimLoop::WaitForRoom() {
+  std::unique_lock lock(state_->mu);
+  // Re-checked at least every 100 ms: available_slots() changes on the
+  // group's strand without telling us (a breaker closing).
+  for (;;) {
+    if (stopping_.load(std::memory_order_acquire)) return false;
+    const size_t room = std::max<size_t>(options_.group->available_slots(), 1);
+    if (state_->batches_in_flight.load() < room) return true;
+    state_->cv.wait_for(lock, std::chrono::milliseconds(100));
+  }
+}
+
+void ClaimLoop::Run() {
+  redis::RedisBatchClaimer::ClaimOptions claim;
+  claim.max_batch = options_.max_batch_size;
+  claim.min_batch = options_.max_batch_size;
+  claim.max_batch_delay_us = options_.max_batch_delay_us;
+  int64_t errors_in_a_row = 0;
+  while (WaitForRoom()) {
+    Result<redis::RedisBatchClaimer::Batch> batch = options_.claimer->TryClaim(claim);
+    if (batch.ok() && batch->empty() && batch->depth > 0 && batch->wait_us > 0) {
+      // A batch is filling: wait out the rest of its delay here. (A BLPOP
+      // timeout would do, but Redis checks those only every 1000/hz ms.)
+      std::unique_lock lock(state_->mu);
+      state_->cv.wait_for(lock, std::chrono::microseconds(batch->wait_us),
+                          [this] { return stopping_.load(std::memory_order_acquire); });
+      continue;
+    }
+    if (batch.ok() && batch->empty()) {
+      // Nothing queued: block until an enqueue pushes a wake token (BLPOP
+      // returns at once then; only its timeout has Redis's hz granularity).
+      redis::ReplyResult woken = options_.wait_connection->Call(
+          {"BLPOP", options_.wake_key, std::to_string(options_.claim_timeout_ms / 1000.0)});
+      if (woken.ok() && !woken->is_error()) continue;
+      batch = woken.ok() ? Status(Internal("BLPOP: " + woken->str)) : woken.status();
+    }
+    if (!batch.ok()) {
+      claim_errors_.fetch_add(1, std::memory_order_relaxed);
+      if (errors_in_a_row++ % 50 == 0) {
+        spdlog::warn("claim failed: {} (retrying every {} ms)", batch.status().message(),
+                     options_.error_backoff_ms);
+      }
+      std::unique_lock lock(state_->mu);
+      state_->cv.wait_for(lock, std::chrono::milliseconds(options_.error_backoff_ms),
+                          [this] { return stopping_.load(std::memory_order_acquire); });
+      continue;
+    }
+    if (errors_in_a_row > 0) spdlog::info("claiming again after {} failure(s)", errors_in_a_row);
+    errors_in_a_row = 0;
+    Hand(*batch);
+  }
+  finished_.store(true, std::memory_order_release);
+}
+
+void ClaimLoop::Hand(redis::RedisBatchClaimer::Batch& batch) {
+  const std::shared_ptr<State>& state = state_;
+  if (!batch.expired.empty()) {
+    std::vector<redis::WireResult> late;
+    for (const redis::WireRequest& w : batch.expired) {
+      redis::WireResult r;
+      r.id = w.id;
+      r.code = ErrorCode::kDeadlineExceeded;
+      r.message = "request waited in the queue past its dispatch deadline";
+      r.worker_id = options_.worker_id;
+      late.push_back(std::move(r));
+    }
+    expired_.fetch_add(late.size(), std::memory_order_relaxed);
+    const size_t n = late.size();
+    state->answers_in_flight.fetch_add(n);
+    state->complete_calls.fetch_add(1, std::memory_order_relaxed);
+    options_.claimer->CompleteAsync(late, [state, n](auto result) {
+      if (!result.ok()) state->complete_errors.fetch_add(1, std::memory_order_relaxed);
+      state->answers_in_flight.fetch_sub(n);
+    });
+  }
+  if (batch.requests.empty()) return;
+  batches_.fetch_add(1, std::memory_order_relaxed);
+  requests_.fetch_add(batch.requests.size(), std::memory_order_relaxed);
+  state->batches_in_flight.fetch_add(1);
+  auto remaining = std::make_shared<std::atomic<size_t>>(batch.requests.size());
+  const redis::WallClockAnchor anchor = redis::WallClockAnchor::Now(*SystemClock());
+  std::vector<RequestPtr> requests;
+  requests.reserve(batch.requests.size());
+  for (const redis::WireRequest& w : batch.requests) {
+    RequestPtr req = redis::FromWireRequest(w, anchor);
+    req->set_on_complete([state, remaining, claimer = options_.claimer, strand = options_.strand,
+                          worker = options_.worker_id, id = w.id](InferenceOutcome&& outcome) {
+      bool first = false;
+      {
+        std::lock_guard lock(state->mu);
+        first = state->outbox.empty();
+        state->outbox.push_back(redis::ToWireResult(id, outcome, worker));
+        state->answers_in_flight.fetch_add(1);
+        if (remaining->fetch_sub(1) == 1) {
+          state->batches_in_flight.fetch_sub(1);
+          state->cv.notify_all();
+        }
+      }
+      // Answers given in one strand turn (a batch) leave in one call.
+      if (first) strand->Post([state, claimer] { Flush(state, claimer); });
+    });
+    requests.push_back(std::move(req));
+  }
+  // Pushed in one strand turn, so that the group pops them as one batch.
+  options_.strand->Post([queue = options_.local_queue, requests = std::move(requests)] {
+    for (const RequestPtr& r : requests) {
+      if (Status s = queue->Push(r); !s.ok()) r->Complete(ErrorOutcome(s));
+    }
+  });
+}
+
+void ClaimLoop::Flush(const std::shared_ptr<State>& state, redis::RedisBatchClaimer* claimer) {
+  std::vector<redis::WireResult> out;
+  {
+    std::lock_guard lock(state->mu);
+    out.swap(state->outbox);
+  }
+  if (out.empty()) return;
+  const size_t n = out.size();
+  state->complete_calls.fetch_add(1, std::memory_order_relaxed);
+  claimer->CompleteAsync(out, [state, n](auto result) {
+    if (!result.ok()) {
+      state->complete_errors.fetch_add(1, std::memory_order_relaxed);
+      spdlog::warn("completing {} answer(s) failed: {}; their leases will be reaped", n,
+                   result.status().message());
+    }
+    state->answers_in_flight.fetch_sub(n);
+  });
+}
+
+}  // namespace sluice

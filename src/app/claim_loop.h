@@ -1,0 +1,113 @@
+// ClaimLoop: a worker's bridge between the Redis queue and its local
+// DispatchGroup. A dedicated thread claims WHOLE batches from Redis
+// (RedisBatchClaimer: wait-or-full with max_batch_size / max_batch_delay_us,
+// blocking on the wake list while there is nothing to claim — no busy
+// polling: a BLPOP on the wake list while the queue is empty, a local timed
+// wait while a partial batch fills) whenever the group has a slot for one, and pushes them into the
+// group's local queue (the group is set up to dispatch at once, so a claimed
+// batch is dispatched as it is). Answers go back through each request's
+// completion: they are collected on the group's strand and sent with ONE
+// CompleteAsync per strand turn, i.e. one script call (and one message per
+// gateway) per batch. Requests that expired in the queue are answered 504 in
+// one call as they are claimed.
+//
+// Flow control: at most max(available slots, 1) claimed batches are held at
+// once (one when every endpoint's breaker is open, so that the probe batch
+// exists and the rest of the queue stays in Redis for healthy workers).
+//
+// Failures: while Redis is down a claim fails at once and the thread waits
+// error_backoff_ms (stop-aware) before trying again. A CompleteAsync that
+// fails leaves the requests leased: the reaper re-queues them when the lease
+// runs out (see DESIGN: exactly one answer per request is kept by the
+// complete script).
+//
+// Thread-safety: Start/Stop/Join from one thread; the getters from any.
+// Ownership: every pointer in Options is borrowed and must outlive the loop
+// and the completions of every request it pushed.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/dispatch_group.h"
+#include "core/request_queue.h"
+#include "redis/batch_claimer.h"
+
+namespace sluice {
+
+class ClaimLoop {
+ public:
+  struct Options {
+    redis::RedisBatchClaimer* claimer = nullptr;  // required
+    RequestQueue* local_queue = nullptr;          // required; the group's queue
+    DispatchGroup* group = nullptr;               // required
+    Executor* strand = nullptr;                   // required; the group's executor
+    // Blocking waits (BLPOP on wake_key) only; its command timeout must
+    // exceed claim_timeout_ms. Required; not owned.
+    redis::RedisConnection* wait_connection = nullptr;
+    std::string wake_key;   // KeySpace::Wake(model)
+    std::string worker_id;  // stamped on results
+    size_t max_batch_size = 32;
+    int64_t max_batch_delay_us = 10'000;
+    int64_t claim_timeout_ms = 500;  // longest single Claim() (stop latency)
+    int64_t error_backoff_ms = 100;  // wait after a failed claim
+  };
+  struct Stats {
+    uint64_t batches = 0;          // batches claimed
+    uint64_t requests = 0;         // requests claimed
+    uint64_t expired = 0;          // answered 504 at claim
+    uint64_t claim_errors = 0;     // failed claims (Redis down, script error)
+    uint64_t complete_calls = 0;   // CompleteAsync calls
+    uint64_t complete_errors = 0;  // failed completions (left to the reaper)
+  };
+
+  explicit ClaimLoop(const Options& options);
+  ~ClaimLoop();  // Stop() and Join()
+
+  void Start();
+  // Claims nothing more; returns at once (the thread ends within
+  // claim_timeout_ms + one round trip).
+  void Stop();
+  void Join();
+
+  // True once the thread has ended (after Stop()).
+  bool finished() const { return finished_.load(std::memory_order_acquire); }
+  // Claimed batches not fully answered yet.
+  size_t batches_in_flight() const { return state_->batches_in_flight.load(); }
+  // Answers collected or sent but not yet acknowledged by Redis.
+  size_t answers_in_flight() const { return state_->answers_in_flight.load(); }
+  Stats stats() const;
+
+ private:
+  // Shared with request completions and Redis callbacks.
+  struct State {
+    std::mutex mu;
+    std::condition_variable cv;             // a batch finished, or stopping
+    std::vector<redis::WireResult> outbox;  // GUARDED_BY(mu)
+    std::atomic<size_t> batches_in_flight{0};
+    std::atomic<size_t> answers_in_flight{0};
+    std::atomic<uint64_t> complete_calls{0};
+    std::atomic<uint64_t> complete_errors{0};
+  };
+
+  void Run();
+  // Waits until a batch may be claimed; false when stopping.
+  bool WaitForRoom();
+  void Hand(redis::RedisBatchClaimer::Batch& batch);
+  static void Flush(const std::shared_ptr<State>& state, redis::RedisBatchClaimer* claimer);
+
+  const Options options_;
+  std::shared_ptr<State> state_ = std::make_shared<State>();
+  std::atomic<bool> stopping_{false};
+  std::atomic<bool> finished_{false};
+  std::atomic<uint64_t> batches_{0}, requests_{0}, expired_{0}, claim_errors_{0};
+  std::thread thread_;
+};
+
+}  // namespace sluice

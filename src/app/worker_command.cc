@@ -1,0 +1,392 @@
+#include "app/worker_command.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <functional>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "app/backend_slots.h"
+#include "app/claim_loop.h"
+#include "app/front_door_setup.h"
+#include "app/redis_setup.h"
+#include "common/asio_executor.h"
+#include "core/dead_letter_queue.h"
+#include "core/memory_queue.h"
+#include "http/front_door.h"
+#include "limits/throughput_estimator.h"
+#include "metrics/rate_meter.h"
+#include "redis/reaper.h"
+#include "redis/worker_registry.h"
+
+namespace sluice {
+
+namespace asio = boost::asio;
+
+namespace {
+
+// Batch figures for heartbeats and metrics; DispatchObserver calls come on
+// the group's strand, reads from the heartbeat timer.
+class WorkerObserver final : public DispatchObserver {
+ public:
+  WorkerObserver(const ModelConfig& model, metrics::Registry* registry)
+      : busy_(SystemClock()), estimator_(EstimatorOptions(model)) {
+    metrics::Labels labels{{"model", model.name}};
+    ok_ = registry->GetCounter("sluice_batches_total", "Batches run, by outcome.",
+                               {{"model", model.name}, {"outcome", "ok"}});
+    failed_ = registry->GetCounter("sluice_batches_total", "Batches run, by outcome.",
+                                   {{"model", model.name}, {"outcome", "failed"}});
+    retries_ = registry->GetCounter("sluice_batch_retry_requests_total",
+                                    "Requests of failed batches scheduled for a retry.", labels);
+    dead_ = registry->GetCounter("sluice_dead_letters_total",
+                                 "Requests that failed every retry (answered 502).", labels);
+  }
+
+  void OnBatchDone(size_t, size_t batch_size, SteadyClock::duration time, bool ok) override {
+    busy_.AddBusy(time);
+    (ok ? ok_ : failed_)->Inc();
+    if (!ok) return;
+    std::lock_guard lock(mu_);
+    estimator_.AddBatch(SystemClock()->Now(), batch_size, time);
+  }
+  void OnRetry(size_t, size_t requests) override { retries_->Inc(requests); }
+  void OnDeadLetter(size_t requests) override { dead_->Inc(requests); }
+
+  double Utilisation(size_t slots) const { return busy_.BusyFraction(slots); }
+  double PerSlotRps() const {
+    std::lock_guard lock(mu_);
+    return estimator_.ItemsPerSecond();
+  }
+
+ private:
+  static BatchThroughputEstimator::Options EstimatorOptions(const ModelConfig& m) {
+    BatchThroughputEstimator::Options o;
+    o.max_batch_size = m.max_batch_size;
+    if (m.backend.kind == "sim") {
+      o.prior_batch_fixed_us = std::max<int64_t>(1, m.backend.sim.fixed_latency_us);
+      o.prior_batch_per_item_us = m.backend.sim.per_item_latency_us;
+    }
+    return o;
+  }
+
+  metrics::BusyMeter busy_;
+  mutable std::mutex mu_;
+  BatchThroughputEstimator estimator_;  // GUARDED_BY(mu_)
+  metrics::Counter* ok_ = nullptr;
+  metrics::Counter* failed_ = nullptr;
+  metrics::Counter* retries_ = nullptr;
+  metrics::Counter* dead_ = nullptr;
+};
+
+// GET /internal/health and GET /metrics (service token) of a worker.
+class WorkerStatusHandler final : public http::RequestHandler {
+ public:
+  WorkerStatusHandler(const Authenticator* auth, std::function<std::string()> health,
+                      std::function<std::string()> metrics)
+      : auth_(auth), health_(std::move(health)), metrics_(std::move(metrics)) {}
+
+  void Handle(http::HttpRequest&& request, http::Reply reply) override {
+    const std::string_view target = request.target();
+    const std::string_view path = target.substr(0, target.find('?'));
+    if (path != "/internal/health" && path != "/metrics") {
+      return reply(http::MakeError(request, NotFound("no route for " + std::string(path))));
+    }
+    if (request.method() != http::bhttp::verb::get) {
+      return reply(http::MakeError(request, Status(ErrorCode::kMethodNotAllowed, "use GET")));
+    }
+    auto it = request.find(http::bhttp::field::authorization);
+    std::string_view token;
+    if (it != request.end() && it->value().starts_with("Bearer ")) {
+      token = it->value().substr(7);
+    }
+    if (!auth_->IsServiceToken(token)) {
+      return reply(http::MakeError(
+          request, Status(ErrorCode::kUnauthenticated, "internal endpoints need a service token")));
+    }
+    if (path == "/metrics") {
+      return reply(http::MakeResponse(request, 200, metrics_(), "text/plain; version=0.0.4"));
+    }
+    reply(http::MakeResponse(request, 200, health_()));
+  }
+
+ private:
+  const Authenticator* auth_;
+  std::function<std::string()> health_;
+  std::function<std::string()> metrics_;
+};
+
+std::string DefaultWorkerId(const std::string& model, std::optional<size_t> endpoint) {
+  char host[256] = {};
+  if (::gethostname(host, sizeof(host) - 1) != 0) host[0] = '\0';
+  std::string id = fmt::format("{}-{}-{}", host[0] ? host : "worker", ::getpid(), model);
+  if (endpoint) id += "-" + std::to_string(*endpoint);
+  return id;
+}
+
+void Every(asio::steady_timer& timer, int64_t period_ms, std::function<bool()> fn) {
+  timer.expires_after(std::chrono::milliseconds(period_ms));
+  timer.async_wait([&timer, period_ms, fn = std::move(fn)](boost::system::error_code ec) {
+    if (ec || !fn()) return;
+    Every(timer, period_ms, fn);
+  });
+}
+
+}  // namespace
+
+int RunWorker(const AppConfig& config, const WorkerFlags& flags) {
+  if (!config.redis.configured) {
+    spdlog::error("sluice worker needs a `redis:` section in its config");
+    return 2;
+  }
+  const ModelConfig* model = &config.models.front();
+  if (!flags.model.empty()) {
+    model = nullptr;
+    for (const ModelConfig& m : config.models) {
+      if (m.name == flags.model) model = &m;
+    }
+    if (model == nullptr) {
+      spdlog::error("--model {}: not in the config's models", flags.model);
+      return 2;
+    }
+  }
+  const std::string worker_id = config.worker.id.empty()
+                                    ? DefaultWorkerId(model->name, flags.endpoint_index)
+                                    : config.worker.id;
+  asio::io_context ioc(config.server.io_threads);
+  metrics::Registry registry;
+  AsioExecutor strand(ioc);
+  auto auth = MakeAuthenticator(config);
+  if (!auth.ok()) {
+    spdlog::error("{}", auth.status().message());
+    return 2;
+  }
+  auto built = MakeBackendSlots(ioc, *model, &strand, flags.endpoint_index);
+  if (!built.ok()) {
+    spdlog::error("{}", built.status().message());
+    return 2;
+  }
+  const std::string endpoint = built->endpoint;
+  const size_t slot_count = built->slots.size();
+  auto local_queue = MemoryQueue::Create(
+      {model->max_batch_size * (slot_count + 2), config.ordering, config.tiers});
+  auto dead_letters = DeadLetterQueue::Create({config.server.dead_letter_capacity});
+  if (!local_queue.ok() || !dead_letters.ok()) {
+    spdlog::error(
+        "{}", local_queue.ok() ? dead_letters.status().message() : local_queue.status().message());
+    return 2;
+  }
+  WorkerObserver observer(*model, &registry);
+  LocalResultRouter router;  // completions go to ClaimLoop, which answers via Redis
+  DispatchGroup::Options g;
+  g.model = model->name;
+  g.max_batch_size = model->max_batch_size;
+  g.max_batch_delay_us = 0;  // the claim already waited: dispatch what was claimed
+  g.accelerator_timeout_us = model->accelerator_timeout_ms * 1000;
+  g.retry = model->retry;
+  g.breaker = model->circuit_breaker;
+  g.slot_endpoints = built->slot_endpoints;
+  g.endpoint_names = built->endpoint_names;
+  g.dead_letters = dead_letters->get();
+  g.executor = &strand;
+  g.queue = local_queue->get();
+  g.router = &router;
+  g.observer = &observer;
+  auto group = DispatchGroup::Create(g, std::move(built->slots));
+  if (!group.ok()) {
+    spdlog::error("{}", group.status().message());
+    return 2;
+  }
+  DispatchGroup* grp = group->get();
+
+  const redis::KeySpace keys(config.redis.key_prefix);
+  auto connection =
+      redis::RedisConnection::Create(RedisConnectionOptions(config.redis, "sluice-" + worker_id));
+  if (!connection.ok()) {
+    spdlog::error("{}", connection.status().message());
+    return 2;
+  }
+  redis::RedisConnection* conn = connection->get();
+  redis::RedisBatchClaimer::Options co;
+  co.connection = conn;
+  co.keys = keys;
+  co.model = model->name;
+  co.tiers = config.tiers;
+  co.ordering = config.ordering;
+  co.lease_us = config.redis.lease_ms * 1000;
+  co.max_block_ms = config.worker.max_block_ms;
+  auto claimer = redis::RedisBatchClaimer::Create(co);
+  auto workers = redis::RedisWorkerRegistry::Create({conn, keys, config.redis.heartbeat_ttl_ms});
+  auto reaper =
+      redis::RedisReaper::Create({conn, keys, config.tiers.size(), model->retry.max_retries});
+  if (!claimer.ok() || !workers.ok() || !reaper.ok()) {
+    spdlog::error("{}", !claimer.ok()   ? claimer.status().message()
+                        : !workers.ok() ? workers.status().message()
+                                        : reaper.status().message());
+    return 2;
+  }
+
+  redis::RedisConnection::Options wo =
+      RedisConnectionOptions(config.redis, "sluice-" + worker_id + "-wake");
+  wo.command_timeout_ms =
+      std::max<int64_t>(wo.command_timeout_ms, config.worker.max_block_ms + 1'000);
+  wo.health_check_interval_ms = 0;
+  auto wait_connection = redis::RedisConnection::Create(wo);
+  if (!wait_connection.ok()) {
+    spdlog::error("{}", wait_connection.status().message());
+    return 2;
+  }
+  ClaimLoop::Options lo;
+  lo.wait_connection = wait_connection->get();
+  lo.wake_key = keys.Wake(model->name);
+  lo.claimer = claimer->get();
+  lo.local_queue = local_queue->get();
+  lo.group = grp;
+  lo.strand = &strand;
+  lo.worker_id = worker_id;
+  lo.max_batch_size = model->max_batch_size;
+  lo.max_batch_delay_us = model->max_batch_delay_us;
+  lo.claim_timeout_ms = config.worker.max_block_ms;
+  ClaimLoop claims(lo);
+
+  AddRedisConnectionMetrics(registry, *conn);
+  metrics::Labels labels{{"model", model->name}};
+  const std::pair<const char*, uint64_t ClaimLoop::Stats::*> counters[] = {
+      {"sluice_worker_batches_claimed_total", &ClaimLoop::Stats::batches},
+      {"sluice_worker_requests_claimed_total", &ClaimLoop::Stats::requests},
+      {"sluice_worker_expired_at_claim_total", &ClaimLoop::Stats::expired},
+      {"sluice_worker_claim_errors_total", &ClaimLoop::Stats::claim_errors},
+      {"sluice_worker_complete_calls_total", &ClaimLoop::Stats::complete_calls},
+      {"sluice_worker_complete_errors_total", &ClaimLoop::Stats::complete_errors}};
+  for (const auto& [name, field] : counters) {
+    registry.AddCallbackGauge(name, "Worker claim loop counter (see app/claim_loop.h).", labels,
+                              [&claims, field] { return double(claims.stats().*field); });
+  }
+  registry.AddCallbackGauge(
+      "sluice_redis_dropped_results_total",
+      "Answers published to a gateway that no longer listened, or for requests answered "
+      "elsewhere (stale).",
+      labels, [c = claimer->get()] {
+        auto s = c->stats();
+        return double(s.dropped_results + s.stale_results);
+      });
+  registry.AddCallbackGauge("sluice_accelerator_busy_slots", "Slots running a batch now.", labels,
+                            [grp] { return double(grp->busy_slots()); });
+  registry.AddCallbackGauge("sluice_accelerator_healthy_slots", "Slots in service.", labels,
+                            [grp] { return double(grp->available_slots()); });
+
+  auto heartbeat = [&]() -> redis::WorkerHeartbeat {
+    redis::WorkerHeartbeat b;
+    b.worker_id = worker_id;
+    b.model = model->name;
+    b.endpoint = endpoint;
+    b.utilisation = observer.Utilisation(slot_count);
+    b.healthy_slots = static_cast<uint32_t>(grp->available_slots());
+    b.throughput_rps = observer.PerSlotRps() * b.healthy_slots;
+    return b;
+  };
+  WorkerStatusHandler status(
+      auth->get(),
+      [&] {
+        redis::WorkerHeartbeat b = heartbeat();
+        return fmt::format(
+            R"({{"status":"{}","worker_id":"{}","model":"{}","endpoint":"{}","redis":"{}",)"
+            R"("slots":{},"healthy_slots":{},"busy_slots":{},"batches_in_flight":{},)"
+            R"("utilization":{:.4f},"throughput_rps":{:.1f}}})",
+            claims.finished() ? "draining" : "serving", worker_id, model->name, endpoint,
+            conn->state() == redis::RedisConnection::State::kUp ? "up" : "down", slot_count,
+            b.healthy_slots, grp->busy_slots(), claims.batches_in_flight(), b.utilisation,
+            b.throughput_rps);
+      },
+      [&registry] { return registry.RenderPrometheus(); });
+  http::HttpServer::Options so = HttpServerOptions(config.server, &status);
+  so.port = flags.port;
+  auto server = http::HttpServer::Create(ioc, so);
+  if (!server.ok()) {
+    spdlog::error("{}", server.status().message());
+    return 1;
+  }
+
+  http::HttpServer* srv = server->get();
+
+  asio::steady_timer beat_timer(ioc), reap_timer(ioc), drain_timer(ioc);
+  const int64_t beat_ms = std::max<int64_t>(config.redis.heartbeat_ttl_ms / 3, 1);
+  std::atomic<bool> draining{false};
+  Every(beat_timer, beat_ms, [&] {
+    if (draining.load()) return false;
+    workers->get()->HeartbeatAsync(heartbeat(), [](Status s) {
+      if (!s.ok()) spdlog::debug("heartbeat failed: {}", s.message());
+    });
+    return true;
+  });
+  const int64_t reap_ms = config.worker.reap_interval_ms > 0 ? config.worker.reap_interval_ms
+                                                             : config.redis.lease_ms / 4;
+  const std::string model_name = model->name;
+  Every(reap_timer, std::max<int64_t>(reap_ms, 1), [&] {
+    reaper->get()->ReapAsync(model_name, [](Result<redis::RedisReaper::Outcome> o) {
+      if (o.ok() && (o->requeued > 0 || o->dead_lettered > 0)) {
+        spdlog::warn("reaper: {} request(s) re-queued, {} dead-lettered (lost leases)", o->requeued,
+                     o->dead_lettered);
+      }
+    });
+    return true;
+  });
+
+  asio::signal_set signals(ioc, SIGINT, SIGTERM);
+  std::function<void()> wait_signal = [&] {
+    signals.async_wait([&](boost::system::error_code ec, int) {
+      if (ec) return;
+      if (draining.exchange(true)) {
+        spdlog::warn("second signal: stopping without finishing the drain");
+        ioc.stop();
+        return;
+      }
+      spdlog::info("shutting down: finishing batches in flight (up to {} ms)",
+                   config.server.drain_timeout_ms);
+      claims.Stop();
+      srv->StopAccepting();
+      const TimePoint deadline = SystemClock()->Now() + Millis(config.server.drain_timeout_ms);
+      Every(drain_timer, 5, [&, deadline] {
+        const bool idle =
+            claims.finished() && claims.batches_in_flight() == 0 && claims.answers_in_flight() == 0;
+        if (!idle && SystemClock()->Now() < deadline) return true;
+        if (!idle) spdlog::warn("drain timeout: unanswered requests are left to the reaper");
+        ioc.stop();
+        return false;
+      });
+      wait_signal();
+    });
+  };
+  wait_signal();
+
+  conn->WaitUntilUp(std::chrono::milliseconds(config.redis.connect_timeout_ms));
+  grp->Start();
+  // First heartbeat before claiming, so gateways count this worker at once.
+  workers->get()->HeartbeatAsync(heartbeat(), [](Status) {});
+  claims.Start();
+  srv->Start();
+  std::printf("sluice: listening on http://%s:%u\n", config.server.listen_address.c_str(),
+              static_cast<unsigned>(srv->port()));
+  std::fflush(stdout);
+  spdlog::info("worker {}: model '{}' on {} ({} slot(s)), Redis {}:{}", worker_id, model->name,
+               endpoint, slot_count, config.redis.host, config.redis.port);
+  RunIoContext(ioc, config.server.io_threads);
+
+  claims.Stop();
+  claims.Join();
+  if (Status s = workers->get()->Deregister(model->name, worker_id); !s.ok()) {
+    spdlog::warn("deregister failed: {} (the registry drops this worker after its TTL)",
+                 s.message());
+  }
+  // Callbacks still in flight reference the objects above: end the Redis
+  // threads first, while everything they touch is alive.
+  claimer->reset();
+  connection->reset();
+  return 0;
+}
+
+}  // namespace sluice

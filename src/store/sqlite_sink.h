@@ -1,0 +1,79 @@
+// The SQLite side of the durable request log: SqliteSink (schema and batched
+// writes) and SqliteReader (lookups by id). Internal to src/store; the public
+// type is SqliteRequestLog.
+//
+// Schema (version 1; schema_version records what was applied):
+//   requests(id TEXT PRIMARY KEY, key_id, tier, model, status, http_status,
+//            error, created_at_us, completed_at_us, latency_ms, batch_id,
+//            worker_id, tokens_used), index on created_at_us;
+//   batches(batch_id, worker_id, model, size, started_at_us, completed_at_us,
+//           duration_ms, ok, error), primary key (worker_id, batch_id,
+//           started_at_us), indexes on started_at_us and batch_id.
+// Times are microseconds since the Unix epoch. The database runs in WAL mode,
+// so lookups read while the writer writes.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+
+#include "common/status.h"
+#include "store/log_sink.h"
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace sluice::store {
+
+// Thread-compatible (the writer thread's). Owns its connection.
+class SqliteSink final : public LogSink {
+ public:
+  // `busy_timeout_ms`: how long a write waits for a lock another connection
+  // holds before failing with kUnavailable.
+  SqliteSink(std::string path, int64_t busy_timeout_ms);
+  ~SqliteSink() override;
+
+  // Opens (creating the file if needed), sets WAL mode and migrates.
+  // Errors: kUnavailable if the file cannot be opened or is locked,
+  // kInvalidArgument for a schema newer than this build, kInternal otherwise.
+  Status Open() override;
+  Status Write(std::span<const LogEntry> entries) override;
+  void Close() override;
+
+ private:
+  Status Fail(const std::string& what);  // status from the last error, for `what`
+  Status Exec(const char* sql);
+  Status Migrate();
+  Status Insert(const RequestRecord& r);  // binds and steps one statement
+  Status Insert(const BatchRecord& b);
+
+  const std::string path_;
+  const int64_t busy_timeout_ms_;
+  sqlite3* db_ = nullptr;
+  sqlite3_stmt* admit_ = nullptr;   // INSERT ... ON CONFLICT DO NOTHING
+  sqlite3_stmt* finish_ = nullptr;  // INSERT ... ON CONFLICT DO UPDATE
+  sqlite3_stmt* batch_ = nullptr;   // INSERT ... ON CONFLICT DO NOTHING
+};
+
+// Thread-safe (one mutex around one read-only connection). Find() blocks at
+// most `busy_timeout_ms` waiting for a lock, plus the indexed read itself.
+class SqliteReader final : public RecordReader {
+ public:
+  // Errors: kUnavailable if `path` cannot be opened.
+  static Result<std::unique_ptr<SqliteReader>> Open(const std::string& path,
+                                                    int64_t busy_timeout_ms);
+  ~SqliteReader() override;
+  std::optional<RequestRecord> Find(const std::string& id) override;
+
+ private:
+  SqliteReader() = default;
+
+  std::mutex mu_;
+  sqlite3* db_ = nullptr;           // GUARDED_BY(mu_)
+  sqlite3_stmt* select_ = nullptr;  // GUARDED_BY(mu_)
+};
+
+}  // namespace sluice::store

@@ -1,0 +1,287 @@
+// Scale-out end to end: a real redis-server, `sluice worker` processes on
+// the simulated accelerator and `sluice gateway` processes, all on loopback,
+// driven over HTTP. Every wait is bounded; progress is polled with deadlines.
+#include <csignal>
+#include <cstdio>
+#include <map>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <boost/json.hpp>
+
+#include "redis/connection.h"
+#include "testing/redis_server.h"
+#include "tests/integration/sluice_fixture.h"
+
+namespace sluice::testing {
+namespace {
+
+namespace json = boost::json;
+using std::chrono::milliseconds;
+
+const Headers kServiceAuth = {{"Authorization", "Bearer " + std::string(kServiceToken)}};
+
+class ScaleOutTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_TRUE(redis_.Start().ok()) << "redis-server did not start"; }
+
+  // The test config plus the `redis:` section for this test's server.
+  std::string Yaml(const TestConfig& c, int64_t lease_ms = 10'000) const {
+    std::ostringstream y;
+    y << c.Yaml() << "redis:\n"
+      << "  host: 127.0.0.1\n"
+      << "  port: " << redis_.port() << "\n"
+      << "  key_prefix: it\n"
+      << "  command_timeout_ms: 500\n"
+      << "  lease_ms: " << lease_ms << "\n"
+      << "  heartbeat_ttl_ms: 1500\n";
+    return y.str();
+  }
+
+  // Starts `sluice <role>`; a fatal failure when it does not come up.
+  SluiceProcess* Start(const std::string& role, const std::string& yaml) {
+    SluiceProcessOptions o;
+    o.binary_path = SLUICE_BINARY;
+    o.subcommand = role;
+    o.config_yaml = yaml;
+    procs_.push_back(std::make_unique<SluiceProcess>(o));
+    Status s = procs_.back()->Start();
+    EXPECT_TRUE(s.ok()) << role << ": " << s.message();
+    return s.ok() ? procs_.back().get() : nullptr;
+  }
+
+  // Starts `workers` workers and `gateways` gateways; returns the gateways'
+  // ports once each sees every worker in the registry.
+  std::vector<uint16_t> StartCluster(const std::string& yaml, int workers, int gateways) {
+    for (int i = 0; i < workers; ++i) {
+      if (Start("worker", yaml) == nullptr) return {};
+    }
+    std::vector<uint16_t> ports;
+    for (int i = 0; i < gateways; ++i) {
+      SluiceProcess* g = Start("gateway", yaml);
+      if (g == nullptr) return {};
+      ports.push_back(g->port());
+      EXPECT_TRUE(PollUntil([&] { return HealthyWorkers(g->port()) == workers; },
+                            milliseconds(10'000), milliseconds(50)))
+          << "gateway never saw " << workers << " workers";
+    }
+    return ports;
+  }
+
+  static int64_t HealthyWorkers(uint16_t port) {
+    HttpClient client(port, milliseconds(2'000));
+    Result<Response> r = client.Get("/internal/health", kServiceAuth);
+    if (!r.ok()) return -1;
+    boost::system::error_code ec;
+    json::value v = json::parse(r->body, ec);
+    if (ec || !v.is_object() || !v.as_object().contains("healthy_workers")) return -1;
+    return v.as_object().at("healthy_workers").to_number<int64_t>();
+  }
+
+  // Redis's INFO commandstats as name -> calls.
+  std::map<std::string, int64_t> CommandStats() {
+    redis::RedisConnection::Options o;
+    o.port = redis_.port();
+    auto c = redis::RedisConnection::Create(o);
+    std::map<std::string, int64_t> out;
+    if (!c.ok()) return out;
+    redis::ReplyResult r = (*c)->Call({"INFO", "commandstats"});
+    if (!r.ok()) return out;
+    std::istringstream in(r->str);
+    std::string line;
+    while (std::getline(in, line)) {
+      // cmdstat_evalsha:calls=123,usec=...
+      if (line.rfind("cmdstat_", 0) != 0) continue;
+      size_t colon = line.find(':'), calls = line.find("calls=");
+      if (colon == std::string::npos || calls == std::string::npos) continue;
+      out[line.substr(8, colon - 8)] = std::stoll(line.substr(calls + 6));
+    }
+    return out;
+  }
+  void ResetCommandStats() {
+    redis::RedisConnection::Options o;
+    o.port = redis_.port();
+    auto c = redis::RedisConnection::Create(o);
+    if (c.ok()) (void)(*c)->Call({"CONFIG", "RESETSTAT"});
+  }
+
+  RedisServer redis_;
+  std::vector<std::unique_ptr<SluiceProcess>> procs_;
+};
+
+// A fast simulated accelerator: 2 devices per worker, 5 ms + 0.1 ms/item.
+TestConfig FastSim() {
+  TestConfig c;
+  c.devices = 2;
+  c.fixed_latency_us = 5'000;
+  c.per_item_latency_us = 100;
+  c.max_batch_delay_us = 5'000;
+  return c;
+}
+
+std::vector<LoadRequest> Requests(const std::string& prefix, size_t n,
+                                  std::string_view key = kEnterpriseKey) {
+  std::vector<LoadRequest> out;
+  for (size_t i = 0; i < n; ++i) out.push_back(InferenceRequest(key, prefix + std::to_string(i)));
+  return out;
+}
+
+TEST_F(ScaleOutTest, FiveThousandRequestsOverTwoGatewaysAllGetTheirOwnOutput) {
+  const std::string yaml = Yaml(FastSim());
+  std::vector<uint16_t> gw = StartCluster(yaml, 3, 2);
+  ASSERT_EQ(gw.size(), 2u);
+  ResetCommandStats();
+  constexpr size_t kPerGateway = 2'500;
+  LoadClient a({gw[0], 64, milliseconds(60'000)}, Requests("a-", kPerGateway));
+  LoadClient b({gw[1], 64, milliseconds(60'000)}, Requests("b-", kPerGateway));
+  a.Start();
+  b.Start();
+  std::vector<LoadResult> ra = a.Wait(), rb = b.Wait();
+  std::set<std::string> ids;
+  size_t ok = 0;
+  for (auto [results, prefix] : {std::pair{&ra, "a-"}, std::pair{&rb, "b-"}}) {
+    for (size_t i = 0; i < results->size(); ++i) {
+      const LoadResult& r = (*results)[i];
+      const std::string input = prefix + std::to_string(i);
+      EXPECT_TRUE(IsCompletion(r.status, r.body, input, kDefaultMaxTokens)) << r.error;
+      ok += r.status == 200;
+      ids.insert(r.headers.count("x-request-id") ? r.headers.at("x-request-id") : "");
+    }
+  }
+  EXPECT_EQ(ok, 2 * kPerGateway);
+  EXPECT_EQ(ids.size(), 2 * kPerGateway) << "request ids are not unique across gateways";
+
+  // Redis commands per request (INFO commandstats counts commands run inside
+  // scripts too; "top level" are those clients send).
+  std::map<std::string, int64_t> stats = CommandStats();
+  int64_t total = 0, top = 0;
+  std::string table;
+  for (const auto& [name, calls] : stats) {
+    total += calls;
+    table += " " + name + "=" + std::to_string(calls);
+    if (name == "evalsha" || name == "eval" || name == "blpop" || name == "ping" ||
+        name == "script|load" || name == "script" || name == "client|setname" ||
+        name == "subscribe" || name == "hello") {
+      top += calls;
+    }
+  }
+  const double n = static_cast<double>(2 * kPerGateway);
+  std::printf("redis commandstats:%s\n", table.c_str());
+  std::printf("redis commands per request: top-level %.3f, all (incl. in-script) %.3f\n",
+              static_cast<double>(top) / n, static_cast<double>(total) / n);
+  EXPECT_LE(static_cast<double>(top) / n, 2.0);
+}
+
+TEST_F(ScaleOutTest, KilledWorkerMidBatchEveryRequestAnsweredExactlyOnce) {
+  TestConfig c = FastSim();
+  c.fixed_latency_us = 150'000;  // long batches: the kill lands mid-batch
+  c.accelerator_timeout_ms = 1'000;
+  const std::string yaml = Yaml(c, /*lease_ms=*/1'500);
+  std::vector<uint16_t> gw = StartCluster(yaml, 3, 1);
+  ASSERT_EQ(gw.size(), 1u);
+  constexpr size_t kRequests = 900;
+  LoadClient load({gw[0], 120, milliseconds(60'000)}, Requests("k-", kRequests));
+  load.Start();
+  ASSERT_TRUE(PollUntil([&] { return load.responses_received() >= 100; }, milliseconds(20'000)));
+  ASSERT_TRUE(procs_[0]->Terminate(SIGKILL));  // the first worker, mid-batch
+  std::vector<LoadResult> results = load.Wait();
+  std::map<std::string, int> per_id;
+  for (size_t i = 0; i < results.size(); ++i) {
+    const LoadResult& r = results[i];
+    EXPECT_TRUE(IsCompletion(r.status, r.body, "k-" + std::to_string(i), kDefaultMaxTokens))
+        << r.error;
+    if (r.headers.count("x-request-id")) ++per_id[r.headers.at("x-request-id")];
+  }
+  EXPECT_EQ(per_id.size(), kRequests) << "lost or duplicated responses";
+  for (const auto& [id, n] : per_id) EXPECT_EQ(n, 1) << id;
+}
+
+TEST_F(ScaleOutTest, RateLimitIsSharedAcrossGateways) {
+  TestConfig c = FastSim();
+  c.free_tier.requests_per_minute = 60;
+  const std::string yaml = Yaml(c);
+  std::vector<uint16_t> gw = StartCluster(yaml, 1, 2);
+  ASSERT_EQ(gw.size(), 2u);
+  LoadClient a({gw[0], 4, milliseconds(30'000)}, Requests("r-", 100, kFreeKey));
+  LoadClient b({gw[1], 4, milliseconds(30'000)}, Requests("r-", 100, kFreeKey));
+  a.Start();
+  b.Start();
+  std::vector<LoadResult> ra = a.Wait(), rb = b.Wait();
+  int ok = 0, limited = 0;
+  for (const auto* results : {&ra, &rb}) {
+    for (const LoadResult& r : *results) {
+      if (r.status == 200) ++ok;
+      if (r.status == 429) {
+        ++limited;
+        EXPECT_TRUE(IsError(r.status, r.body, 429, "rate_limited")) << r.body;
+        EXPECT_TRUE(r.headers.count("retry-after")) << "429 without Retry-After";
+        EXPECT_EQ(r.headers.count("x-ratelimit-limit") ? r.headers.at("x-ratelimit-limit") : "",
+                  "60");
+      }
+    }
+  }
+  EXPECT_EQ(ok, 60) << "the key's 60/min is not shared by both gateways";
+  EXPECT_EQ(limited, 140);
+}
+
+TEST_F(ScaleOutTest, RedisRestartUnderLoadAnswers503FastThenRecovers) {
+  TestConfig c = FastSim();
+  c.latency_budget_ms = 2'000;
+  c.max_queue_age_ms = 2'000;
+  c.total_timeout_ms = 3'000;
+  const std::string yaml = Yaml(c);
+  std::vector<uint16_t> gw = StartCluster(yaml, 3, 1);
+  ASSERT_EQ(gw.size(), 1u);
+
+  LoadClient load({gw[0], 16, milliseconds(60'000)}, Requests("d-", 8'000));
+  load.Start();
+  ASSERT_TRUE(PollUntil([&] { return load.responses_received() >= 300; }, milliseconds(20'000)));
+  redis_.Stop();
+  // Down: new requests are refused at once, not left to time out.
+  HttpClient probe(gw[0], milliseconds(5'000));
+  int refused = 0;
+  for (int i = 0; i < 20; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    Result<Response> r =
+        probe.Request("POST", "/v1/inference", InferenceBody(kModel, "down"),
+                      {{"Authorization", "Bearer " + std::string(kEnterpriseKey)}});
+    const auto took = std::chrono::steady_clock::now() - start;
+    ASSERT_TRUE(r.ok()) << r.status().message();
+    if (r->status == 503) {
+      ++refused;
+      EXPECT_TRUE(IsError(*r, 503, "unavailable")) << r->body;
+      EXPECT_NE(r->body.find("redis_unavailable"), std::string::npos) << r->body;
+      EXPECT_LT(took, milliseconds(1'500)) << "a 503 while Redis is down took too long";
+    }
+  }
+  EXPECT_GE(refused, 15);
+  ASSERT_TRUE(redis_.Restart().ok());
+  // Recovers by itself: a request succeeds again within seconds.
+  EXPECT_TRUE(PollUntil(
+      [&] {
+        auto r = probe.Request("POST", "/v1/inference", InferenceBody(kModel, "up"),
+                               {{"Authorization", "Bearer " + std::string(kEnterpriseKey)}});
+        return r.ok() && r->status == 200;
+      },
+      milliseconds(15'000), milliseconds(100)));
+  std::vector<LoadResult> during = load.Wait();
+  size_t other = 0;
+  for (const LoadResult& r : during) {
+    other += r.status != 200 && r.status != 503 && r.status != 504;
+  }
+  EXPECT_EQ(other, 0u) << "only 200, 503 (down) or 504 (in flight at the stop) expected";
+  // Full recovery: a fresh burst is all served.
+  std::vector<LoadResult> after =
+      LoadClient::Run({gw[0], 32, milliseconds(30'000)}, Requests("u-", 1'000));
+  for (size_t i = 0; i < after.size(); ++i) {
+    EXPECT_TRUE(
+        IsCompletion(after[i].status, after[i].body, "u-" + std::to_string(i), kDefaultMaxTokens));
+  }
+}
+
+}  // namespace
+}  // namespace sluice::testing
