@@ -13,8 +13,8 @@
 #include "app/capacity_feed.h"
 #include "app/front_door_setup.h"
 #include "app/redis_setup.h"
+#include "app/request_log_factory.h"
 #include "core/inference_service.h"
-#include "core/memory_request_log.h"
 #include "http/front_door.h"
 #include "http/http_server.h"
 #include "redis/pending_requests.h"
@@ -126,9 +126,11 @@ int RunGateway(const AppConfig& config) {
     clients.push_back(std::move(client).value());
     queues.push_back(std::move(queue).value());
   }
-  auto log = MemoryRequestLog::Create({config.server.recent_requests});
+  // Request rows (final status) come from the gateways; batch rows from
+  // the workers. Every process writes to the same database.
+  auto log = MakeRequestLog(config, &registry, /*worker_id=*/"");
   if (!log.ok()) {
-    spdlog::error("{}", log.status().message());
+    spdlog::error("request_log: {}", log.status().message());
     return 2;
   }
   service_options.log = log->get();

@@ -15,6 +15,7 @@
 #include "app/claim_loop.h"
 #include "app/front_door_setup.h"
 #include "app/redis_setup.h"
+#include "app/request_log_factory.h"
 #include "common/asio_executor.h"
 #include "core/dead_letter_queue.h"
 #include "core/memory_queue.h"
@@ -180,6 +181,11 @@ int RunWorker(const AppConfig& config, const WorkerFlags& flags) {
         "{}", local_queue.ok() ? dead_letters.status().message() : local_queue.status().message());
     return 2;
   }
+  auto log = MakeRequestLog(config, &registry, worker_id);  // batch rows
+  if (!log.ok()) {
+    spdlog::error("request_log: {}", log.status().message());
+    return 2;
+  }
   WorkerObserver observer(*model, &registry);
   LocalResultRouter router;  // completions go to ClaimLoop, which answers via Redis
   DispatchGroup::Options g;
@@ -192,6 +198,7 @@ int RunWorker(const AppConfig& config, const WorkerFlags& flags) {
   g.slot_endpoints = built->slot_endpoints;
   g.endpoint_names = built->endpoint_names;
   g.dead_letters = dead_letters->get();
+  g.log = log->get();
   g.executor = &strand;
   g.queue = local_queue->get();
   g.router = &router;

@@ -52,6 +52,10 @@ std::string TestConfig::Yaml() const {
     << "request_log:\n"
     << "  backend: " << request_log << "\n";
   if (!sqlite_path.empty()) y << "  path: " << sqlite_path << "\n";
+  if (!postgres_url.empty()) {
+    y << "  url: " << postgres_url << "\n"
+      << "  flush_interval_ms: 50\n";
+  }
   y << "queue:\n"
     << "  ordering: edf\n"
     << "admission:\n"

@@ -64,6 +64,7 @@ struct TestConfig {
   // or "sqlite" with sqlite_path.
   std::string request_log = "memory";
   std::string sqlite_path;
+  std::string postgres_url;  // request_log "postgres": the database
   // capacity-aware admission (off unless a test is about it: the core tests
   // overload the sim on purpose)
   bool admission = false;

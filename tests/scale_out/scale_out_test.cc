@@ -4,6 +4,8 @@
 #include <csignal>
 #include <cstdio>
 #include <map>
+#include <memory>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <string>
@@ -14,6 +16,7 @@
 #include <boost/json.hpp>
 
 #include "redis/connection.h"
+#include "testing/postgres_server.h"
 #include "testing/redis_server.h"
 #include "tests/integration/sluice_fixture.h"
 
@@ -281,6 +284,104 @@ TEST_F(ScaleOutTest, RedisRestartUnderLoadAnswers503FastThenRecovers) {
     EXPECT_TRUE(
         IsCompletion(after[i].status, after[i].body, "u-" + std::to_string(i), kDefaultMaxTokens));
   }
+}
+
+// Runs `sql` with psql against `port`; the output's lines, or nullopt when
+// psql failed (the server is down).
+std::optional<std::vector<std::string>> Psql(uint16_t port, const std::string& sql) {
+  const std::string cmd = "psql -h 127.0.0.1 -p " + std::to_string(port) +
+                          " -U postgres -d postgres -tAq -c \"" + sql + "\" 2>/dev/null";
+  FILE* f = ::popen(cmd.c_str(), "r");
+  if (f == nullptr) return std::nullopt;
+  std::vector<std::string> lines;
+  char buf[512];
+  while (std::fgets(buf, sizeof(buf), f) != nullptr && lines.size() < 100'000) {
+    std::string line(buf);
+    while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
+    lines.push_back(line);
+  }
+  return ::pclose(f) == 0 ? std::optional(lines) : std::nullopt;
+}
+
+int64_t PsqlCount(uint16_t port, const std::string& sql) {
+  auto rows = Psql(port, sql);
+  return rows && rows->size() == 1 ? std::stoll((*rows)[0]) : -1;
+}
+
+// Sum of `name` over /metrics of a gateway.
+double GatewayMetric(uint16_t port, const std::string& name) {
+  HttpClient client(port, milliseconds(2'000));
+  Result<Response> r = client.Get("/metrics", kServiceAuth);
+  if (!r.ok()) return -1;
+  double sum = 0;
+  std::istringstream in(r->body);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(name, 0) == 0 && line.size() > name.size() &&
+        (line[name.size()] == '{' || line[name.size()] == ' ')) {
+      sum += std::stod(line.substr(line.rfind(' ') + 1));
+    }
+  }
+  return sum;
+}
+
+TEST_F(ScaleOutTest, PostgresLogHasEveryRequestAndServingSurvivesADatabaseOutage) {
+  PostgresServer pg;
+  ASSERT_TRUE(pg.Start().ok()) << "PostgreSQL did not start";
+  TestConfig c = FastSim();
+  c.request_log = "postgres";
+  c.postgres_url = pg.url();
+  std::vector<uint16_t> gw = StartCluster(Yaml(c), 3, 2);
+  ASSERT_EQ(gw.size(), 2u);
+
+  // Phase 1: every request lands in PostgreSQL with its status; the workers
+  // write the batch rows.
+  std::set<std::string> ids;
+  auto run = [&](const std::string& prefix, size_t per_gateway) {
+    LoadClient a({gw[0], 32, milliseconds(60'000)}, Requests(prefix + "a-", per_gateway));
+    LoadClient b({gw[1], 32, milliseconds(60'000)}, Requests(prefix + "b-", per_gateway));
+    a.Start();
+    b.Start();
+    std::vector<LoadResult> ra = a.Wait(), rb = b.Wait();
+    for (const std::vector<LoadResult>* results : {&ra, &rb}) {
+      for (const LoadResult& r : *results) {
+        EXPECT_EQ(r.status, 200) << r.body << r.error;
+        if (r.headers.count("x-request-id")) ids.insert(r.headers.at("x-request-id"));
+      }
+    }
+  };
+  run("pg1-", 500);
+  ASSERT_EQ(ids.size(), 1'000u);
+  EXPECT_TRUE(PollUntil(
+      [&] {
+        return PsqlCount(pg.port(),
+                         "SELECT count(*) FROM requests WHERE status = 'completed' AND "
+                         "http_status = 200") == 1'000;
+      },
+      milliseconds(15'000), milliseconds(100)));
+  auto logged = Psql(pg.port(), "SELECT id FROM requests");
+  ASSERT_TRUE(logged.has_value());
+  EXPECT_EQ(std::set<std::string>(logged->begin(), logged->end()), ids);
+  EXPECT_TRUE(PollUntil(
+      [&] { return PsqlCount(pg.port(), "SELECT COALESCE(SUM(size), 0) FROM batches") == 1'000; },
+      milliseconds(15'000), milliseconds(100)));
+
+  // Phase 2: the database goes away; serving carries on and the backlog is
+  // counted; when it returns the backlog is written.
+  ASSERT_TRUE(pg.Stop().ok());
+  run("pg2-", 250);
+  ASSERT_EQ(ids.size(), 1'500u);
+  EXPECT_TRUE(PollUntil(
+      [&] {
+        return GatewayMetric(gw[0], "sluice_request_log_buffered") > 0 ||
+               GatewayMetric(gw[0], "sluice_request_log_flush_errors_total") > 0;
+      },
+      milliseconds(5'000), milliseconds(50)));
+  ASSERT_TRUE(pg.Start().ok());
+  EXPECT_TRUE(
+      PollUntil([&] { return PsqlCount(pg.port(), "SELECT count(*) FROM requests") == 1'500; },
+                milliseconds(20'000), milliseconds(100)));
+  EXPECT_EQ(GatewayMetric(gw[0], "sluice_request_log_dropped_total"), 0);
 }
 
 }  // namespace
