@@ -16,7 +16,9 @@
 #   4. Starts `sluice serve --port 0` on a copy of config/sluice.yaml changed
 #      to: io_threads=$SLUICE_IO_THREADS, one sim device with zero latency
 #      (fixed_latency_us 0, per_item_latency_us 0, jitter 0),
-#      max_batch_size 64, max_batch_delay_us 0, queue_capacity 100000.
+#      max_batch_size 64, max_batch_delay_us 0, queue_capacity 100000;
+#      request log REQUEST_LOG (default sqlite, the bundled default, in the
+#      temp dir; memory = no durable log: the gateway's own cost only).
 #   5. Checks that each server answers one request with 200, warms each up
 #      once (WARMUP), then runs ROUNDS rounds, each "nginx then sluice", with
 #      the same wrk command and Lua script (bench/wrk_inference.lua: POST
@@ -80,6 +82,9 @@ SAVE=0
 TARGET=0.70
 LUA_SCRIPT="$REPO_ROOT/bench/wrk_inference.lua"
 BASE_CONFIG="$REPO_ROOT/config/sluice.yaml"
+# The request log: sqlite (the bundled default, a file in the temp dir) or
+# memory (no durable log: the gateway's own cost only).
+REQUEST_LOG=${REQUEST_LOG:-sqlite}
 NGINX_BODY='{"request_id":"req_0000000000000000","output":"ok","metadata":{"tokens_used":3,"latency_ms":0,"model_version":"const"}}'
 REQUEST_BODY='{"model":"sluice-sim-small","input":"hello batching world","parameters":{"max_tokens":8}}'
 API_KEY=sk-paid-demo-0001
@@ -464,6 +469,8 @@ write_sluice_config() {
     -e "s/^([[:space:]]*)jitter:.*/\1jitter: 0/" \
     -e "s/^([[:space:]]*)requests_per_minute:.*/\1requests_per_minute: 0/" \
     -e "s/^([[:space:]]*)tokens_per_minute:.*/\1tokens_per_minute: 0/" \
+    -e "s/^([[:space:]]*)backend: sqlite/\1backend: $REQUEST_LOG/" \
+    -e "s#^([[:space:]]*)path: sluice-requests.db#\1path: $WORK/requests.db#" \
     "$BASE_CONFIG" >"$cfg"
   local k
   for k in "io_threads: $SLUICE_IO_THREADS" "max_batch_size: 64" "max_batch_delay_us: 0" \

@@ -82,7 +82,8 @@ make_config() {
   for kv in "$@"; do v[${kv%%=*}]=${kv#*=}; done
   local sed_args=(-e "s/^([[:space:]]*)port:[[:space:]]*[0-9]+/\1port: 0/"
                   -e "s/^([[:space:]]*)requests_per_minute:[[:space:]]*[0-9]+/\1requests_per_minute: 0/"
-                  -e "s/^([[:space:]]*)tokens_per_minute:[[:space:]]*[0-9]+/\1tokens_per_minute: 0/")
+                  -e "s/^([[:space:]]*)tokens_per_minute:[[:space:]]*[0-9]+/\1tokens_per_minute: 0/"
+                  -e "s#^([[:space:]]*)path: sluice-requests.db#\1path: $(dirname "$out")/requests.db#")
   local k
   for k in io_threads devices fixed_latency_us per_item_latency_us jitter max_batch_size max_batch_delay_us queue_capacity; do
     [[ -n ${v[$k]:-} ]] && sed_args+=(-e "s/^([[:space:]]*)$k:[^#]*/\1$k: ${v[$k]}/")

@@ -199,6 +199,7 @@ int RunGateway(const AppConfig& config) {
   fd.auth = auth->get();
   fd.service = service->get();
   fd.log = log->get();
+  fd.watch_client_min_queue_depth = config.server.watch_client_min_queue_depth;
   fd.metrics = &request_metrics;
   InferenceService* svc = service->get();
   redis::RedisResultListener* lst = listener->get();

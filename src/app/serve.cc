@@ -9,9 +9,9 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "app/model_runtime.h"
+#include "app/request_log_factory.h"
 #include "core/authenticator.h"
 #include "core/inference_service.h"
-#include "app/request_log_factory.h"
 #include "http/front_door.h"
 #include "http/http_server.h"
 #include "limits/memory_rate_limiter.h"
@@ -138,8 +138,8 @@ int RunServe(const AppConfig& config) {
   InferenceService::Options service_options;
   service_options.tiers = config.tiers;
   for (const auto& mc : config.models) {
-    auto rt = ModelRuntime::Create(ioc, config, mc, &router, dead_letters->get(), log->get(),
-                                   &registry);
+    auto rt =
+        ModelRuntime::Create(ioc, config, mc, &router, dead_letters->get(), log->get(), &registry);
     if (!rt.ok()) {
       spdlog::error("{}", rt.status().message());
       return 2;
@@ -171,6 +171,7 @@ int RunServe(const AppConfig& config) {
   fd.auth = auth->get();
   fd.service = service->get();
   fd.log = log->get();
+  fd.watch_client_min_queue_depth = config.server.watch_client_min_queue_depth;
   fd.metrics = &request_metrics;
   InferenceService* svc = service->get();
   fd.health = [&models, svc, &request_metrics] {

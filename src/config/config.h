@@ -32,6 +32,9 @@ struct ServerConfig {
   std::string service_token_sha256;        // hex SHA-256 of the internal-endpoint token
   size_t recent_requests = 100'000;        // entries kept for /internal/requests/{id}
   size_t dead_letter_capacity = 1'000;     // entries kept for /internal/dead-letters
+  // Watch for clients hanging up while queued (their request is then
+  // dropped) when at least this many requests are queued ahead; 0 = always.
+  size_t watch_client_min_queue_depth = 32;
 };
 
 struct SimBackendConfig {
@@ -125,7 +128,7 @@ struct WorkerConfig {
 
 // Where request and batch records go (see core/request_log.h, src/store/).
 struct RequestLogConfig {
-  std::string backend = "sqlite";          // "sqlite" (default), "postgres" or "memory"
+  std::string backend = "sqlite";           // "sqlite" (default), "postgres" or "memory"
   std::string path = "sluice-requests.db";  // sqlite: the database file (its directory must exist)
   std::string url;                          // postgres: libpq URI; required for postgres
   size_t buffer_capacity = 100'000;         // records waiting for the database; then oldest dropped

@@ -48,6 +48,7 @@ void ReadServer(const YAML::Node& node, Status* error, ServerConfig* server) {
   r.ReadString("service_token_sha256", &server->service_token_sha256);
   r.ReadInteger("recent_requests", &server->recent_requests);
   r.ReadInteger("dead_letter_capacity", &server->dead_letter_capacity);
+  r.ReadInteger("watch_client_min_queue_depth", &server->watch_client_min_queue_depth);
   r.Finish();
 }
 

@@ -92,6 +92,10 @@ Status InferenceService::Submit(const RequestPtr& req, int64_t client_timeout_us
   return m.queue->Push(req);
 }
 
+size_t InferenceService::QueueDepth(uint32_t model_index) const {
+  return options_.models[model_index].queue->Depth();
+}
+
 size_t InferenceService::TotalQueueDepth() const {
   size_t total = 0;
   for (const Model& m : options_.models) total += m.queue->Depth();

@@ -82,6 +82,8 @@ class InferenceService {
 
   // Sum of all model queues' depths.
   size_t TotalQueueDepth() const;
+  // Requests queued for model `model_index` now. REQUIRES: a valid index.
+  size_t QueueDepth(uint32_t model_index) const;
 
  private:
   explicit InferenceService(const Options& options) : options_(options) {}

@@ -76,6 +76,12 @@ class FrontDoor final : public RequestHandler {
     // Optional; absent = 404.
     std::function<Status(const std::string& model, size_t device, bool enabled)> set_device_enabled;
     const DeadLetterQueue* dead_letters = nullptr;  // optional; absent = 404
+    // A client that hangs up while its request is queued is noticed (and
+    // the request dropped before the accelerator) when the request found at
+    // least this many queued ahead of it; requests that go out with the next
+    // batch are not watched, which saves a socket-readiness registration
+    // per request on the hot path. 0 = watch every request.
+    size_t watch_client_min_queue_depth = 32;
   };
 
   explicit FrontDoor(Options options) : options_(std::move(options)) {}

@@ -142,7 +142,9 @@ void FrontDoor::HandleInference(HttpRequest&& request, Reply reply) {
   // Runs exactly once, on whichever thread completes the request. The raw
   // pointer is safe: whoever calls Complete() holds a reference.
   InferenceRequest* raw = req.get();
-  if (ClientWatch* watch = reply.client_watch()) {
+  ClientWatch* watch = reply.client_watch();
+  if (watch != nullptr &&
+      options_.service->QueueDepth(req->model_index) >= options_.watch_client_min_queue_depth) {
     // A client that hangs up while its request waits: drop the request
     // before it reaches the accelerator (see DispatchGroup).
     watch->OnClientGone([weak = std::weak_ptr<InferenceRequest>(req)] {

@@ -158,7 +158,14 @@ void Session::OnRequest() {
       },
       this);
   state_->options.handler->Handle(parser_->release(), std::move(reply));
-  if (awaiting_reply_) WatchClient();  // not answered at once: the answer takes a while
+  if (awaiting_reply_) {  // not answered at once: watch if the handler asked to
+    bool wanted;
+    {
+      std::lock_guard lock(gone_mu_);
+      wanted = static_cast<bool>(on_gone_);
+    }
+    if (wanted) WatchClient();
+  }
 }
 
 void Session::OnClientGone(std::function<void()> fn) {

@@ -38,7 +38,8 @@ class ClientWatch {
   virtual ~ClientWatch() = default;
   // Registers `fn` to run once, on an I/O thread, if the client closes the
   // connection before this request's reply is sent; replaces an earlier
-  // registration. `fn` must not block. Thread-safe.
+  // registration. `fn` must not block. Thread-safe. Only a request that
+  // registered is watched (the watch costs a readiness registration).
   virtual void OnClientGone(std::function<void()> fn) = 0;
 };
 

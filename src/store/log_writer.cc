@@ -1,5 +1,8 @@
 #include "store/log_writer.h"
 
+#include <algorithm>
+#include <unordered_set>
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -194,6 +197,27 @@ struct LogWriter::RetryState {
   WriterClock::time_point last_warning{};
 };
 
+// Most requests finish within one flush interval, so a batch usually holds
+// both rows of a request; the admission row is then not worth writing (the
+// final row replaces it anyway). Moves such admissions to the back of
+// inflight_ (order otherwise kept) and returns how many entries to write.
+size_t LogWriter::WithoutSupersededAdmissions() {
+  auto final_row = [](const LogEntry& e) {
+    const auto* r = std::get_if<RequestRecord>(&e);
+    return r != nullptr && r->completed_at != WallTime{} ? r : nullptr;
+  };
+  std::unordered_set<std::string> finished;
+  for (const LogEntry& e : inflight_) {
+    if (const RequestRecord* r = final_row(e)) finished.insert(r->id);
+  }
+  if (finished.empty()) return inflight_.size();
+  auto end = std::stable_partition(inflight_.begin(), inflight_.end(), [&](const LogEntry& e) {
+    const auto* r = std::get_if<RequestRecord>(&e);
+    return r == nullptr || final_row(e) != nullptr || !finished.contains(r->id);
+  });
+  return static_cast<size_t>(end - inflight_.begin());
+}
+
 Status LogWriter::WriteInflight(bool* wrote) {
   Status s = Status::Ok();
   if (!sink_open_) {
@@ -202,7 +226,7 @@ Status LogWriter::WriteInflight(bool* wrote) {
   }
   if (s.ok()) {
     *wrote = true;
-    s = sink_->Write(inflight_);
+    s = sink_->Write(std::span<const LogEntry>(inflight_.data(), inflight_writable_));
   }
   if (!s.ok()) {
     sink_->Close();  // a fresh connection for the next attempt
@@ -264,6 +288,7 @@ void LogWriter::Run() {
     const auto last = first + static_cast<std::ptrdiff_t>(n);
     inflight_.assign(std::make_move_iterator(first), std::make_move_iterator(last));
     buffer_.erase(first, last);
+    inflight_writable_ = WithoutSupersededAdmissions();  // under mu_: FindRequest reads inflight_
     lock.unlock();
 
     bool wrote = false;                      // only a failed Write() can be the batch's fault

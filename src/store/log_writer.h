@@ -118,6 +118,7 @@ class LogWriter {
   // Opens the sink if needed and writes inflight_; sets *wrote when Write()
   // was reached. Writer thread, mu_ NOT held.
   Status WriteInflight(bool* wrote);
+  size_t WithoutSupersededAdmissions();  // REQUIRES: mu_ held
   // Account for the outcome of writing inflight_; return a line to log (after
   // mu_ is released), or "". REQUIRES: mu_ held.
   std::string OnWritten(RetryState& retry);
@@ -152,13 +153,14 @@ class LogWriter {
   // held, read by the writer without mu_ while it writes (no one else
   // changes it then) and by FindRequest() with mu_ held.
   std::vector<LogEntry> inflight_;
-  uint64_t appended_ = 0;      // GUARDED_BY(mu_)
-  uint64_t accepted_ = 0;      // GUARDED_BY(mu_): entries ever put in buffer_
-  int flush_waiters_ = 0;      // GUARDED_BY(mu_)
-  bool closing_ = false;       // GUARDED_BY(mu_): no more entries accepted
-  bool abandon_ = false;       // GUARDED_BY(mu_): writer must exit now
-  bool closed_ = false;        // GUARDED_BY(mu_)
-  uint64_t warned_drops_ = 0;  // writer thread only
+  size_t inflight_writable_ = 0;  // leading entries of inflight_ worth writing
+  uint64_t appended_ = 0;         // GUARDED_BY(mu_)
+  uint64_t accepted_ = 0;         // GUARDED_BY(mu_): entries ever put in buffer_
+  int flush_waiters_ = 0;         // GUARDED_BY(mu_)
+  bool closing_ = false;          // GUARDED_BY(mu_): no more entries accepted
+  bool abandon_ = false;          // GUARDED_BY(mu_): writer must exit now
+  bool closed_ = false;           // GUARDED_BY(mu_)
+  uint64_t warned_drops_ = 0;     // writer thread only
   std::chrono::steady_clock::time_point last_drop_warning_{};  // writer thread only
   std::thread thread_;
 };

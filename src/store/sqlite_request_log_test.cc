@@ -183,7 +183,7 @@ TEST_F(SqliteRequestLogTest, WritesAdmissionsAndFinalStates) {
   InferenceOutcome late;
   late.status = DeadlineExceeded("too late");
   log->OnFinished(*b, late, 500);
-  log->OnAdmitted(c);                           // still in flight
+  log->OnAdmitted(c);                                   // still in flight
   log->OnFinished(*NotAdmitted("req_d"), Ok(1, 1), 1);  // never admitted: ignored
   ASSERT_TRUE(log->Flush(5'000).ok());
 
@@ -197,9 +197,12 @@ TEST_F(SqliteRequestLogTest, WritesAdmissionsAndFinalStates) {
                    "NULL", "0", "0"},
                   {"req_c", "key-1", "free", "m", "queued", "NULL", "NULL", "NULL", "NULL", "NULL",
                    "NULL", "1"}}));
-  // Times are wall-clock microseconds; created_at is the admission's.
+  // Times are wall-clock microseconds. The admission row was not written
+  // (its final row came in the same batch), so created_at is the final
+  // row's: completed_at - latency (12.5 ms here).
   const int64_t lo =
-      std::chrono::duration_cast<std::chrono::microseconds>(before.time_since_epoch()).count();
+      std::chrono::duration_cast<std::chrono::microseconds>(before.time_since_epoch()).count() -
+      12'500;
   auto times = raw.Query("SELECT created_at_us, completed_at_us FROM requests WHERE id='req_a'");
   ASSERT_EQ(times.size(), 1u);
   EXPECT_GE(std::stoll(times[0][0]), lo);

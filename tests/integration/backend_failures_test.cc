@@ -309,7 +309,8 @@ TEST_F(BackendFailuresTest, ClientThatHangsUpWhileQueuedIsDroppedBeforeTheAccele
   config.devices = 1;
   config.max_batch_size = 1;
   config.max_batch_delay_us = 0;
-  config.fixed_latency_us = 600'000;  // the first request holds the device this long
+  config.fixed_latency_us = 600'000;        // the first request holds the device this long
+  config.watch_client_min_queue_depth = 0;  // watch every request
   ASSERT_NO_FATAL_FAILURE(StartSluice(config));
   LoadClient first({.port = port(), .connections = 1}, {InferenceRequest(kPaidKey, "first")});
   first.Start();

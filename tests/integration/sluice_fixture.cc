@@ -49,6 +49,7 @@ std::string TestConfig::Yaml() const {
     << "  service_token_sha256: "
        "8c90d0fec7210415e58a828489f66b8dc71bbb6c25527bcc1288c8370bf00a4e\n"
     << "  recent_requests: " << recent_requests << "\n"
+    << "  watch_client_min_queue_depth: " << watch_client_min_queue_depth << "\n"
     << "request_log:\n"
     << "  backend: " << request_log << "\n";
   if (!sqlite_path.empty()) y << "  path: " << sqlite_path << "\n";

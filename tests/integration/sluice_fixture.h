@@ -60,6 +60,7 @@ struct TestConfig {
   int64_t drain_timeout_ms = 10'000;
   int io_threads = 2;
   size_t recent_requests = 100'000;  // requests kept in memory for lookups
+  size_t watch_client_min_queue_depth = 32;
   // request_log section: "memory" (default here, so tests write no files),
   // or "sqlite" with sqlite_path.
   std::string request_log = "memory";
