@@ -10,6 +10,7 @@
 #include "app/gateway_command.h"
 #include "app/model_server_command.h"
 #include "app/serve.h"
+#include "app/serve_on_redis.h"
 #include "app/worker_command.h"
 #include "common/crypto.h"
 #include "config/config.h"
@@ -94,5 +95,7 @@ int main(int argc, char** argv) {
     worker_flags.port = port >= 0 ? static_cast<uint16_t>(port) : 0;
     return sluice::RunWorker(config.value(), worker_flags);
   }
+  // `serve` with a `redis:` section: both roles in this process, on Redis.
+  if (config->redis.configured) return sluice::RunServeOnRedis(config.value());
   return sluice::RunServe(config.value());
 }

@@ -376,9 +376,11 @@ int RunWorker(const AppConfig& config, const WorkerFlags& flags) {
   workers->get()->HeartbeatAsync(heartbeat(), [](Status) {});
   claims.Start();
   srv->Start();
-  std::printf("sluice: listening on http://%s:%u\n", config.server.listen_address.c_str(),
-              static_cast<unsigned>(srv->port()));
-  std::fflush(stdout);
+  if (flags.announce) {
+    std::printf("sluice: listening on http://%s:%u\n", config.server.listen_address.c_str(),
+                static_cast<unsigned>(srv->port()));
+    std::fflush(stdout);
+  }
   spdlog::info("worker {}: model '{}' on {} ({} slot(s)), Redis {}:{}", worker_id, model->name,
                endpoint, slot_count, config.redis.host, config.redis.port);
   RunIoContext(ioc, config.server.io_threads);

@@ -384,5 +384,25 @@ TEST_F(ScaleOutTest, PostgresLogHasEveryRequestAndServingSurvivesADatabaseOutage
   EXPECT_EQ(GatewayMetric(gw[0], "sluice_request_log_dropped_total"), 0);
 }
 
+TEST_F(ScaleOutTest, ServeWithARedisSectionRunsBothRolesInOneProcess) {
+  SluiceProcess* serve = Start("serve", Yaml(FastSim()));
+  ASSERT_NE(serve, nullptr);
+  ASSERT_TRUE(PollUntil([&] { return HealthyWorkers(serve->port()) == 1; }, milliseconds(10'000),
+                        milliseconds(50)));
+  std::vector<LoadResult> results =
+      LoadClient::Run({serve->port(), 32, milliseconds(30'000)}, Requests("one-", 300));
+  for (size_t i = 0; i < results.size(); ++i) {
+    EXPECT_TRUE(IsCompletion(results[i].status, results[i].body, "one-" + std::to_string(i),
+                             kDefaultMaxTokens))
+        << results[i].body << results[i].error;
+  }
+  // Its queue is in Redis: a separate worker can join and serve it too.
+  ASSERT_NE(Start("worker", Yaml(FastSim())), nullptr);
+  EXPECT_TRUE(PollUntil([&] { return HealthyWorkers(serve->port()) == 2; }, milliseconds(10'000),
+                        milliseconds(50)));
+  ASSERT_TRUE(serve->Terminate());
+  EXPECT_EQ(serve->WaitExit(milliseconds(15'000)), 0);
+}
+
 }  // namespace
 }  // namespace sluice::testing
