@@ -1,5 +1,5 @@
-// Backend slots for a worker: the accelerator slots of one model, built the
-// same way as `sluice serve` builds them (app/model_runtime.cc) — one
+// Backend slots: the accelerator slots of one model, for `sluice serve`
+// (app/model_runtime.cc) and for a worker — one
 // SimBackend per simulated device, or one HttpBackend per connection to an
 // http/openai/kserve endpoint — optionally for ONE endpoint only.
 #pragma once

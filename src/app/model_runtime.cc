@@ -4,94 +4,30 @@
 
 #include <spdlog/spdlog.h>
 
-#include "backends/http/http_backend.h"
-#include "backends/sim/sim_backend.h"
+#include "app/backend_slots.h"
 
 namespace sluice {
 
 ModelRuntime::ModelRuntime(boost::asio::io_context& ioc, const ModelConfig& config)
     : config_(config), executor_(ioc), busy_(SystemClock()) {}
 
-namespace {
-
-// One SimBackend per simulated device.
-Status MakeSimSlots(const ModelConfig& model, Executor* executor,
-                    std::vector<std::unique_ptr<Backend>>* slots) {
-  const SimBackendConfig& sim = model.backend.sim;
-  for (int d = 0; d < sim.devices; ++d) {
-    SimBackend::Options o;
-    o.model = model.name;
-    o.model_version = model.version;
-    o.device_index = d;
-    o.fixed_latency_us = sim.fixed_latency_us;
-    o.per_item_latency_us = sim.per_item_latency_us;
-    o.jitter = sim.jitter;
-    o.seed = sim.seed;
-    o.executor = executor;
-    auto b = SimBackend::Create(o);
-    if (!b.ok()) return b.status();
-    slots->push_back(std::move(b).value());
-  }
-  return Status::Ok();
-}
-
-// One HttpBackend (a keep-alive connection = one batch slot) per endpoint x
-// connections_per_endpoint; endpoints sharing a TLS setup share its context.
-Status MakeHttpSlots(boost::asio::io_context& ioc, const ModelConfig& model,
-                     std::vector<std::unique_ptr<Backend>>* slots,
-                     std::vector<size_t>* slot_endpoints) {
-  const HttpBackendConfig& http = model.backend.http;
-  auto protocol = http_backend::ProtocolKindFor(model.backend.kind, http.openai_api);
-  if (!protocol.ok()) return protocol.status();
-  http_backend::TlsOptions tls;
-  tls.ca_file = http.tls_ca_file;
-  tls.cert_file = http.tls_cert_file;
-  tls.key_file = http.tls_key_file;
-  std::shared_ptr<boost::asio::ssl::context> tls_context;
-  for (const std::string& url : http.endpoints) {
-    if (url.rfind("https://", 0) == 0 && !tls_context) {
-      auto ctx = http_backend::MakeTlsContext(tls);
-      if (!ctx.ok()) return ctx.status();
-      tls_context = std::move(ctx).value();
-    }
-    for (int c = 0; c < http.connections_per_endpoint; ++c) {
-      http_backend::HttpBackend::Options o;
-      o.protocol = *protocol;
-      o.url = url;
-      o.model = http.remote_model.empty() ? model.name : http.remote_model;
-      o.model_version = model.version;
-      o.slot_index = static_cast<int>(slots->size());
-      o.connect_timeout_ms = http.connect_timeout_ms;
-      o.request_timeout_ms = http.request_timeout_ms;
-      o.tls = tls;
-      o.tls_context = tls_context;
-      o.io_context = &ioc;
-      auto b = http_backend::HttpBackend::Create(o);
-      if (!b.ok()) return b.status();
-      slots->push_back(std::move(b).value());
-      slot_endpoints->push_back(static_cast<size_t>(&url - http.endpoints.data()));
-    }
-  }
-  return Status::Ok();
-}
-
-}  // namespace
-
 Result<std::unique_ptr<ModelRuntime>> ModelRuntime::Create(
     boost::asio::io_context& ioc, const AppConfig& app, const ModelConfig& model,
     ResultRouter* router, DeadLetterQueue* dead_letters, RequestLog* log,
-      metrics::Registry* registry) {
+    metrics::Registry* registry) {
   std::unique_ptr<ModelRuntime> rt(new ModelRuntime(ioc, model));
   auto queue = MemoryQueue::Create({model.queue_capacity, app.ordering, app.tiers});
   if (!queue.ok()) return queue.status();
   rt->queue_ = std::move(queue).value();
 
-  std::vector<std::unique_ptr<Backend>> slots;
+  // One SimBackend per simulated device, or one HttpBackend per connection
+  // to each endpoint (endpoints sharing a TLS setup share its context).
+  auto built = MakeBackendSlots(ioc, model, &rt->executor_, std::nullopt);
+  if (!built.ok()) return built.status();
+  std::vector<std::unique_ptr<Backend>> slots = std::move(built->slots);
   DispatchGroup::Options g;
-  Status built = model.backend.kind == "sim" ? MakeSimSlots(model, &rt->executor_, &slots)
-                                             : MakeHttpSlots(ioc, model, &slots, &g.slot_endpoints);
-  if (!built.ok()) return built;
-  if (model.backend.kind != "sim") g.endpoint_names = model.backend.http.endpoints;
+  g.slot_endpoints = std::move(built->slot_endpoints);
+  g.endpoint_names = std::move(built->endpoint_names);
 
   g.model = model.name;
   g.max_batch_size = model.max_batch_size;
