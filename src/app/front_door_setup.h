@@ -1,7 +1,6 @@
 // Wiring shared by the commands that run a front door (`sluice serve`,
 // `sluice gateway`): the pieces built the same way from AppConfig. Pure
-// construction helpers; no state. `sluice serve` builds the same objects
-// inline today and could call these instead.
+// construction helpers; no state.
 #pragma once
 
 #include <memory>

@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include "app/backend_slots.h"
+#include "app/front_door_setup.h"
 
 namespace sluice {
 
@@ -48,23 +49,7 @@ Result<std::unique_ptr<ModelRuntime>> ModelRuntime::Create(
 
   const size_t n_slots = slots_count;
   if (app.admission.enabled) {
-    AdmissionController::Options a;
-    a.model = model.name;
-    for (const TierPolicy& t : app.tiers) {
-      size_t depth = t.max_queue_depth < 0    ? SeedMaxQueueDepth(t.name)
-                     : t.max_queue_depth == 0 ? kNoQueueDepthLimit
-                                              : static_cast<size_t>(t.max_queue_depth);
-      a.tiers.push_back({t.name, t.priority, depth});
-    }
-    a.total_slots = n_slots;
-    a.max_batch_size = model.max_batch_size;
-    if (model.backend.kind == "sim") {  // else the seed's GPU until batches are measured
-      // A zero-cost simulated device still takes some time per batch.
-      a.prior_batch_fixed_us = std::max<int64_t>(1, model.backend.sim.fixed_latency_us);
-      a.prior_batch_per_item_us = model.backend.sim.per_item_latency_us;
-    }
-    a.target_utilization = app.admission.target_utilization;
-    auto admission = AdmissionController::Create(a);
+    auto admission = AdmissionController::Create(AdmissionOptionsFor(app, model, n_slots));
     if (!admission.ok()) return admission.status();
     rt->admission_ = std::move(admission).value();
   }

@@ -8,6 +8,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "app/front_door_setup.h"
 #include "app/model_runtime.h"
 #include "app/request_log_factory.h"
 #include "core/authenticator.h"
@@ -105,14 +106,7 @@ int RunServe(const AppConfig& config) {
   metrics::Registry registry;
   LocalResultRouter router;
 
-  Authenticator::Options auth_options;
-  auth_options.tiers = config.tiers;
-  for (const auto& k : config.keys) {
-    auth_options.keys.push_back(
-        {k.id, k.tier, k.sha256, k.requests_per_minute, k.tokens_per_minute});
-  }
-  auth_options.service_token_sha256 = config.server.service_token_sha256;
-  auto auth = Authenticator::Create(auth_options);
+  auto auth = MakeAuthenticator(config);
   if (!auth.ok()) {
     spdlog::error("{}", auth.status().message());
     return 2;
@@ -222,16 +216,7 @@ int RunServe(const AppConfig& config) {
   fd.dead_letters = dead_letters->get();
   http::FrontDoor front_door(std::move(fd));
 
-  http::HttpServer::Options so;
-  so.listen_address = config.server.listen_address;
-  so.port = config.server.port;
-  so.max_connections = config.server.max_connections;
-  so.body_limit_bytes = config.server.body_limit_bytes;
-  so.header_limit_bytes = config.server.header_limit_bytes;
-  so.read_timeout_ms = config.server.read_timeout_ms;
-  so.idle_timeout_ms = config.server.idle_timeout_ms;
-  so.handler = &front_door;
-  auto server = http::HttpServer::Create(ioc, so);
+  auto server = http::HttpServer::Create(ioc, HttpServerOptions(config.server, &front_door));
   if (!server.ok()) {
     spdlog::error("{}", server.status().message());
     return 1;
@@ -258,10 +243,7 @@ int RunServe(const AppConfig& config) {
   spdlog::info("serving {} model(s) with {} I/O thread(s)", models.size(),
                config.server.io_threads);
 
-  std::vector<std::thread> threads;
-  for (int i = 1; i < config.server.io_threads; ++i) threads.emplace_back([&ioc] { ioc.run(); });
-  ioc.run();
-  for (auto& t : threads) t.join();
+  RunIoContext(ioc, config.server.io_threads);
   return 0;
 }
 
