@@ -5,7 +5,7 @@
 // is called exactly once later, from any thread, with either a batch-level
 // error (status not OK; items ignored) or one ItemResult per input, in input
 // order. A per-item error fails only that item. Implementations: the embedded
-// simulator (backends/sim); HTTP protocols come later.
+// simulator (backends/sim) and the HTTP protocols (backends/http).
 #pragma once
 
 #include <cstdint>

@@ -7,7 +7,7 @@
 // ownership of the rejected request.
 //
 // Thread-safe; no call blocks beyond a short internal lock. Implementations:
-// MemoryQueue (one process); a Redis queue for scale-out comes later.
+// MemoryQueue (one process); RedisRequestQueue (src/redis) for gateways.
 #pragma once
 
 #include <cstddef>
