@@ -1,5 +1,8 @@
 #include "store/log_writer.h"
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <unordered_set>
 
@@ -10,6 +13,10 @@
 #include <iterator>
 
 namespace sluice::store {
+
+namespace {
+constexpr int kWriterNice = 10;
+}  // namespace
 namespace {
 
 using std::chrono::milliseconds;
@@ -271,6 +278,10 @@ std::string LogWriter::OnFailed(const Status& s, bool wrote, RetryState& retry) 
 }
 
 void LogWriter::Run() {
+  // Background work: below the I/O threads, so that on a busy core a flush
+  // never preempts a request being handled (Linux: per-thread nice value).
+  // Failing to lower it is harmless.
+  (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), kWriterNice);
   const milliseconds interval(options_.flush_interval_ms);
   RetryState retry{milliseconds(options_.reconnect_backoff_initial_ms)};
   auto next_write = WriterClock::now() + interval;
