@@ -22,10 +22,12 @@ namespace sluice {
 
 class ModelRuntime final : public DispatchObserver {
  public:
-  static Result<std::unique_ptr<ModelRuntime>> Create(
-      boost::asio::io_context& ioc, const AppConfig& app, const ModelConfig& model,
-      ResultRouter* router, DeadLetterQueue* dead_letters, RequestLog* log,
-      metrics::Registry* registry);
+  static Result<std::unique_ptr<ModelRuntime>> Create(boost::asio::io_context& ioc,
+                                                      const AppConfig& app,
+                                                      const ModelConfig& model,
+                                                      ResultRouter* router,
+                                                      DeadLetterQueue* dead_letters,
+                                                      RequestLog* log, metrics::Registry* registry);
 
   RequestQueue* queue() { return queue_.get(); }
   DispatchGroup& group() { return *group_; }

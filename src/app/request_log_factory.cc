@@ -8,8 +8,8 @@ namespace sluice {
 
 namespace {
 template <typename Options>
-void ApplyCommon(const AppConfig& config, metrics::Registry* registry,
-                 const std::string& worker_id, Options* o) {
+void ApplyCommon(const AppConfig& config, metrics::Registry* registry, const std::string& worker_id,
+                 Options* o) {
   const RequestLogConfig& log = config.request_log;
   o->memory_capacity = config.server.recent_requests;
   o->buffer_capacity = log.buffer_capacity;

@@ -110,7 +110,8 @@ const RuleCase kRules[] = {
     {"ShortHeartbeatTtl", [](AppConfig& c) { Redis(c).heartbeat_ttl_ms = 100; },
      "redis.heartbeat_ttl_ms: "},
     {"BadGatewayId", [](AppConfig& c) { Redis(c).gateway_id = "gw|1"; }, "redis.gateway_id: "},
-    {"BadWorkerBlock", [](AppConfig& c) {
+    {"BadWorkerBlock",
+     [](AppConfig& c) {
        Redis(c);
        c.worker.max_block_ms = 0;
      },

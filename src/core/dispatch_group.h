@@ -88,7 +88,7 @@ class DispatchGroup {
     // Name of each endpoint (for health); empty = the first slot's backend name.
     std::vector<std::string> endpoint_names;
     DeadLetterQueue* dead_letters = nullptr;  // optional; not owned
-    RequestLog* log = nullptr;  // optional; not owned; gets one BatchRecord per batch
+    RequestLog* log = nullptr;                // optional; not owned; gets one BatchRecord per batch
     uint64_t retry_seed = 0;                  // jitter RNG seed; 0 = random
     Executor* executor = nullptr;             // required; strand for all state
     RequestQueue* queue = nullptr;            // required; not owned

@@ -14,17 +14,6 @@ int64_t NowNs(const Clock& clock) {
       .count();
 }
 
-// Whole seconds, rounded up.
-int64_t CeilSeconds(int64_t ns) { return ns <= 0 ? 0 : (ns + 999'999'999) / 1'000'000'000; }
-
-RateLimitState StateAfter(int64_t tat_ns, int64_t now_ns, int64_t limit) {
-  RateLimitState s;
-  s.limit = limit;
-  s.remaining = gcra::Remaining(tat_ns, now_ns, limit);
-  s.reset_s = CeilSeconds(tat_ns - now_ns);
-  return s;
-}
-
 }  // namespace
 
 Result<std::unique_ptr<MemoryRateLimiter>> MemoryRateLimiter::Create(const Options& options) {
@@ -128,22 +117,9 @@ Result<RateLimitDecision> MemoryRateLimiter::Check(std::string_view key,
     }
   }
 
-  if (rpm > 0) d.requests = StateAfter(requests_tat_ns, now_ns, rpm);
-  if (tpm > 0) d.tokens = StateAfter(tokens_tat_ns, now_ns, tpm);
-  if (d.allowed) return d;
-
-  d.cost_exceeds_limit = tpm > 0 && tokens > tpm;
-  // The request fits once every rejecting limit has refilled enough.
-  int64_t retry_ns = 0;
-  if (!by_requests.allowed) {
-    d.limited_by = RateLimitKind::kRequests;
-    retry_ns = by_requests.retry_after_ns;
-  }
-  if (!by_tokens.allowed && (d.cost_exceeds_limit || by_tokens.retry_after_ns > retry_ns)) {
-    d.limited_by = RateLimitKind::kTokens;
-    retry_ns = std::max(retry_ns, by_tokens.retry_after_ns);
-  }
-  d.retry_after_s = std::max<int64_t>(1, CeilSeconds(retry_ns));
+  if (rpm > 0) d.requests = LimitStateAfter(requests_tat_ns, now_ns, rpm);
+  if (tpm > 0) d.tokens = LimitStateAfter(tokens_tat_ns, now_ns, tpm);
+  if (!d.allowed) FillRejection(policy, by_requests, by_tokens, &d);
   return d;
 }
 

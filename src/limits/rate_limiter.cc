@@ -74,4 +74,40 @@ RateLimitHeaders FormatRateLimitHeaders(const RateLimitDecision& decision) {
   return h;
 }
 
+namespace {
+// Whole seconds, rounded up.
+int64_t CeilSeconds(int64_t ns) { return ns <= 0 ? 0 : (ns + 999'999'999) / 1'000'000'000; }
+}  // namespace
+
+RateLimitState LimitStateAfter(int64_t tat_ns, int64_t now_ns, int64_t limit) {
+  RateLimitState s;
+  s.limit = limit;
+  s.remaining = gcra::Remaining(tat_ns, now_ns, limit);
+  s.reset_s = CeilSeconds(tat_ns - now_ns);
+  return s;
+}
+
+void FillRejection(const RateLimitPolicy& policy, const gcra::Outcome& by_requests,
+                   const gcra::Outcome& by_tokens, RateLimitDecision* d) {
+  const int64_t tpm = policy.tokens_per_minute;
+  d->cost_exceeds_limit = tpm > 0 && d->token_cost > tpm;
+  // The request fits once every rejecting limit has refilled enough.
+  int64_t retry_ns = 0;
+  if (!by_requests.allowed) {
+    d->limited_by = RateLimitKind::kRequests;
+    retry_ns = by_requests.retry_after_ns;
+  }
+  if (!by_tokens.allowed && (d->cost_exceeds_limit || by_tokens.retry_after_ns > retry_ns)) {
+    d->limited_by = RateLimitKind::kTokens;
+    retry_ns = std::max(retry_ns, by_tokens.retry_after_ns);
+  }
+  if (d->limited_by == RateLimitKind::kNone) {
+    // Rejected elsewhere (a Redis script rounding at the last microsecond)
+    // although both verdicts here allow it: name the limit that is on.
+    d->limited_by =
+        policy.requests_per_minute > 0 ? RateLimitKind::kRequests : RateLimitKind::kTokens;
+  }
+  d->retry_after_s = std::max<int64_t>(1, CeilSeconds(retry_ns));
+}
+
 }  // namespace sluice

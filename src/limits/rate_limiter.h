@@ -34,6 +34,7 @@
 #include <utility>
 
 #include "common/status.h"
+#include "limits/gcra.h"
 
 namespace sluice {
 
@@ -134,6 +135,18 @@ RateLimitKind ReportedLimit(const RateLimitDecision& decision);
 
 // Pure formatting; thread-safe.
 RateLimitHeaders FormatRateLimitHeaders(const RateLimitDecision& decision);
+
+// The arithmetic every RateLimiter implementation shares, so that memory and
+// Redis limits answer alike. Pure; thread-safe.
+//
+// The header state of a limit of `limit` units per window whose bucket is
+// full again at `tat_ns`.
+RateLimitState LimitStateAfter(int64_t tat_ns, int64_t now_ns, int64_t limit);
+// Fills the rejection fields of `d` (limited_by, retry_after_s,
+// cost_exceeds_limit) from each limit's GCRA verdict (`allowed` when the
+// limit is off). REQUIRES: !d->allowed; d->token_cost set.
+void FillRejection(const RateLimitPolicy& policy, const gcra::Outcome& by_requests,
+                   const gcra::Outcome& by_tokens, RateLimitDecision* d);
 
 class RateLimiter {
  public:

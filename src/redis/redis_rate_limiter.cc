@@ -8,17 +8,6 @@
 namespace sluice::redis {
 namespace {
 
-// Whole seconds, rounded up.
-int64_t CeilSeconds(int64_t ns) { return ns <= 0 ? 0 : (ns + 999'999'999) / 1'000'000'000; }
-
-RateLimitState StateAfter(int64_t tat_ns, int64_t now_ns, int64_t limit) {
-  RateLimitState s;
-  s.limit = limit;
-  s.remaining = gcra::Remaining(tat_ns, now_ns, limit);
-  s.reset_s = CeilSeconds(tat_ns - now_ns);
-  return s;
-}
-
 Result<RateLimitDecision> ParseCheckReply(const ReplyResult& reply, const RateLimitPolicy& policy,
                                           int64_t tokens) {
   if (!reply.ok()) return reply.status();
@@ -69,24 +58,9 @@ RateLimitDecision DecisionFromScript(const RateLimitPolicy& policy, int64_t toke
   const int64_t tokens_after =
       allowed && tpm > 0 ? std::max(by_tokens.tat_ns, std::max(tokens_tat_us * 1000, now_ns))
                          : tokens_tat_us * 1000;
-  if (rpm > 0) d.requests = StateAfter(requests_after, now_ns, rpm);
-  if (tpm > 0) d.tokens = StateAfter(tokens_after, now_ns, tpm);
-  if (allowed) return d;
-
-  d.cost_exceeds_limit = tpm > 0 && tokens > tpm;
-  int64_t retry_ns = 0;
-  if (!by_requests.allowed) {
-    d.limited_by = RateLimitKind::kRequests;
-    retry_ns = by_requests.retry_after_ns;
-  }
-  if (!by_tokens.allowed && (d.cost_exceeds_limit || by_tokens.retry_after_ns > retry_ns)) {
-    d.limited_by = RateLimitKind::kTokens;
-    retry_ns = std::max(retry_ns, by_tokens.retry_after_ns);
-  }
-  if (d.limited_by == RateLimitKind::kNone) {
-    d.limited_by = rpm > 0 ? RateLimitKind::kRequests : RateLimitKind::kTokens;
-  }
-  d.retry_after_s = std::max<int64_t>(1, CeilSeconds(retry_ns));
+  if (rpm > 0) d.requests = LimitStateAfter(requests_after, now_ns, rpm);
+  if (tpm > 0) d.tokens = LimitStateAfter(tokens_after, now_ns, tpm);
+  if (!allowed) FillRejection(policy, by_requests, by_tokens, &d);
   return d;
 }
 
