@@ -36,10 +36,10 @@ void CapacityFeed::Tick() {
       }
       if (m.admission != nullptr) {
         m.admission->SetHealthySlots(read->healthy_slots);
-        if (read->throughput_rps > 0 && read->healthy_slots > 0) {
+        if (m.cost_model != nullptr && read->throughput_rps > 0 && read->healthy_slots > 0) {
           const double per_slot = read->throughput_rps / read->healthy_slots;
           const double batch_s = static_cast<double>(m.max_batch_size) / per_slot;
-          m.admission->OnBatch(m.max_batch_size, std::chrono::duration_cast<SteadyClock::duration>(
+          m.cost_model->Record(m.max_batch_size, std::chrono::duration_cast<SteadyClock::duration>(
                                                      std::chrono::duration<double>(batch_s)));
         }
       }

@@ -40,6 +40,7 @@ class CapacityFeed {
     std::string name;
     size_t max_batch_size = 32;
     AdmissionController* admission = nullptr;   // optional (admission off)
+    BatchCostModel* cost_model = nullptr;       // with `admission`: the one it reads
     redis::RedisRequestQueue* queue = nullptr;  // required
   };
   struct Options {

@@ -41,11 +41,13 @@ ClaimLoop::Stats ClaimLoop::stats() const {
 
 bool ClaimLoop::WaitForRoom() {
   std::unique_lock lock(state_->mu);
-  // Re-checked at least every 100 ms: available_slots() changes on the
-  // group's strand without telling us (a breaker closing).
+  // Re-checked at least every 100 ms: batch_room() changes on the group's
+  // strand without telling us (a breaker closing or turning half-open).
   for (;;) {
     if (stopping_.load(std::memory_order_acquire)) return false;
-    const size_t room = std::max<size_t>(options_.group->available_slots(), 1);
+    // No room while every endpoint is open and none probes yet: the queue
+    // stays in Redis for healthy workers.
+    const size_t room = options_.group->batch_room();
     if (state_->batches_in_flight.load() < room) return true;
     state_->cv.wait_for(lock, std::chrono::milliseconds(100));
   }

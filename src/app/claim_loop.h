@@ -11,9 +11,10 @@
 // gateway) per batch. Requests that expired in the queue are answered 504 in
 // one call as they are claimed.
 //
-// Flow control: at most max(available slots, 1) claimed batches are held at
-// once (one when every endpoint's breaker is open, so that the probe batch
-// exists and the rest of the queue stays in Redis for healthy workers).
+// Flow control: at most group->batch_room() claimed batches are held at
+// once: one per available slot plus one per probing (half-open) endpoint,
+// and none while every endpoint is open and cooling down, so that the queue
+// stays in Redis for healthy workers.
 //
 // Failures: while Redis is down a claim fails at once and the thread waits
 // error_backoff_ms (stop-aware) before trying again. A CompleteAsync that

@@ -16,27 +16,6 @@ Result<std::unique_ptr<Authenticator>> MakeAuthenticator(const AppConfig& config
   return Authenticator::Create(o);
 }
 
-AdmissionController::Options AdmissionOptionsFor(const AppConfig& app, const ModelConfig& model,
-                                                 size_t total_slots) {
-  AdmissionController::Options a;
-  a.model = model.name;
-  for (const TierPolicy& t : app.tiers) {
-    size_t depth = t.max_queue_depth < 0    ? SeedMaxQueueDepth(t.name)
-                   : t.max_queue_depth == 0 ? kNoQueueDepthLimit
-                                            : static_cast<size_t>(t.max_queue_depth);
-    a.tiers.push_back({t.name, t.priority, depth});
-  }
-  a.total_slots = std::max<size_t>(total_slots, 1);
-  a.max_batch_size = model.max_batch_size;
-  if (model.backend.kind == "sim") {  // else the seed's GPU until batches are measured
-    // A zero-cost simulated device still takes some time per batch.
-    a.prior_batch_fixed_us = std::max<int64_t>(1, model.backend.sim.fixed_latency_us);
-    a.prior_batch_per_item_us = model.backend.sim.per_item_latency_us;
-  }
-  a.target_utilization = app.admission.target_utilization;
-  return a;
-}
-
 http::HttpServer::Options HttpServerOptions(const ServerConfig& server,
                                             http::RequestHandler* handler) {
   http::HttpServer::Options so;

@@ -14,6 +14,7 @@
 #include "app/front_door_setup.h"
 #include "app/redis_setup.h"
 #include "app/request_log_factory.h"
+#include "config/scheduler_options.h"
 #include "core/inference_service.h"
 #include "http/front_door.h"
 #include "http/http_server.h"
@@ -89,6 +90,7 @@ int RunGateway(const AppConfig& config) {
   redis::PendingRequests pending;
   std::vector<std::unique_ptr<redis::RedisQueueClient>> clients;
   std::vector<std::unique_ptr<redis::RedisRequestQueue>> queues;
+  std::vector<std::unique_ptr<BatchCostModel>> cost_models;  // before the controllers that read them
   std::vector<std::unique_ptr<AdmissionController>> admissions;
   InferenceService::Options service_options;
   service_options.tiers = config.tiers;
@@ -110,8 +112,20 @@ int RunGateway(const AppConfig& config) {
       return 2;
     }
     AdmissionController* admission = nullptr;
+    BatchCostModel* cost_model = nullptr;
     if (config.admission.enabled) {
-      auto a = AdmissionController::Create(AdmissionOptionsFor(config, mc, kMaxSlots));
+      // The workers' measured throughput reaches it through the capacity feed.
+      auto cost = BatchCostModel::Create(CostPriorFor(mc));
+      if (!cost.ok()) {
+        spdlog::error("{}", cost.status().message());
+        return 2;
+      }
+      cost_model = cost->get();
+      cost_models.push_back(std::move(cost).value());
+      AdmissionController::Options ao = AdmissionOptionsFor(config, mc);
+      ao.total_slots = kMaxSlots;
+      ao.cost_model = cost_model;
+      auto a = AdmissionController::Create(ao);
       if (!a.ok()) {
         spdlog::error("{}", a.status().message());
         return 2;
@@ -122,7 +136,7 @@ int RunGateway(const AppConfig& config) {
     }
     service_options.models.push_back(
         {mc.name, mc.version, mc.max_tokens_limit, mc.default_max_tokens, queue->get(), admission});
-    feed_options.models.push_back({mc.name, mc.max_batch_size, admission, queue->get()});
+    feed_options.models.push_back({mc.name, mc.max_batch_size, admission, cost_model, queue->get()});
     clients.push_back(std::move(client).value());
     queues.push_back(std::move(queue).value());
   }

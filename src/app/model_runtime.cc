@@ -5,7 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include "app/backend_slots.h"
-#include "app/front_door_setup.h"
+#include "config/scheduler_options.h"
 
 namespace sluice {
 
@@ -17,42 +17,23 @@ Result<std::unique_ptr<ModelRuntime>> ModelRuntime::Create(
     ResultRouter* router, DeadLetterQueue* dead_letters, RequestLog* log,
     metrics::Registry* registry) {
   std::unique_ptr<ModelRuntime> rt(new ModelRuntime(ioc, model));
-  auto queue = MemoryQueue::Create({model.queue_capacity, app.ordering, app.tiers});
-  if (!queue.ok()) return queue.status();
-  rt->queue_ = std::move(queue).value();
-
   // One SimBackend per simulated device, or one HttpBackend per connection
   // to each endpoint (endpoints sharing a TLS setup share its context).
   auto built = MakeBackendSlots(ioc, model, &rt->executor_, std::nullopt);
   if (!built.ok()) return built.status();
-  std::vector<std::unique_ptr<Backend>> slots = std::move(built->slots);
-  DispatchGroup::Options g;
+  ModelScheduler::Options so = SchedulerOptionsFor(app, model);
+  DispatchGroup::Options& g = so.dispatch;
   g.slot_endpoints = std::move(built->slot_endpoints);
   g.endpoint_names = std::move(built->endpoint_names);
-
-  g.model = model.name;
-  g.max_batch_size = model.max_batch_size;
-  g.max_batch_delay_us = model.max_batch_delay_us;
-  g.accelerator_timeout_us = model.accelerator_timeout_ms * 1000;
   g.executor = &rt->executor_;
-  g.queue = rt->queue_.get();
   g.router = router;
-  g.observer = rt.get();
-  g.retry = model.retry;
-  g.breaker = model.circuit_breaker;
   g.dead_letters = dead_letters;
   g.log = log;
-  const size_t slots_count = slots.size();
-  auto group = DispatchGroup::Create(g, std::move(slots));
-  if (!group.ok()) return group.status();
-  rt->group_ = std::move(group).value();
-
-  const size_t n_slots = slots_count;
-  if (app.admission.enabled) {
-    auto admission = AdmissionController::Create(AdmissionOptionsFor(app, model, n_slots));
-    if (!admission.ok()) return admission.status();
-    rt->admission_ = std::move(admission).value();
-  }
+  so.observer = rt.get();
+  auto scheduler = ModelScheduler::Create(std::move(so), std::move(built->slots));
+  if (!scheduler.ok()) return scheduler.status();
+  rt->scheduler_ = std::move(scheduler).value();
+  DispatchGroup* group = &rt->scheduler_->group();
 
   metrics::Labels labels{{"model", model.name}};
   std::vector<double> sizes;
@@ -72,11 +53,10 @@ Result<std::unique_ptr<ModelRuntime>> ModelRuntime::Create(
   rt->dead_letters_ = registry->GetCounter(
       "sluice_dead_letters_total",
       "Requests that failed every retry, moved to the dead-letter queue (answered 502).", labels);
-  for (size_t e = 0; e < rt->group_->endpoint_count(); ++e) {
-    metrics::Labels el{{"model", model.name}, {"endpoint", rt->group_->endpoint_name(e)}};
+  for (size_t e = 0; e < group->endpoint_count(); ++e) {
+    metrics::Labels el{{"model", model.name}, {"endpoint", group->endpoint_name(e)}};
     rt->breaker_opened_.push_back(registry->GetCounter(
         "sluice_circuit_breaker_opened_total", "Times an endpoint's circuit breaker opened.", el));
-    DispatchGroup* group = rt->group_.get();
     registry->AddCallbackGauge("sluice_circuit_breaker_state",
                                "Endpoint circuit breaker: 0 closed, 1 half-open, 2 open.", el,
                                [group, e] {
@@ -93,40 +73,41 @@ Result<std::unique_ptr<ModelRuntime>> ModelRuntime::Create(
   }
   ModelRuntime* raw = rt.get();
   registry->AddCallbackGauge("sluice_queue_depth", "Requests waiting in the model's queue.", labels,
-                             [raw] { return static_cast<double>(raw->queue_->Depth()); });
+                             [raw] { return static_cast<double>(raw->queue()->Depth()); });
   registry->AddCallbackGauge("sluice_accelerator_utilization",
                              "Busy fraction of the model's accelerator slots over the last 10 s.",
                              labels, [raw] { return raw->Utilization(); });
   registry->AddCallbackGauge("sluice_accelerator_busy_slots",
                              "Accelerator slots running a batch right now.", labels,
-                             [raw] { return static_cast<double>(raw->group_->busy_slots()); });
+                             [raw] { return static_cast<double>(raw->group().busy_slots()); });
   registry->AddCallbackGauge("sluice_accelerator_slots", "Accelerator slots configured.", labels,
-                             [raw] { return static_cast<double>(raw->group_->slot_count()); });
+                             [raw] { return static_cast<double>(raw->group().slot_count()); });
   registry->AddCallbackGauge("sluice_accelerator_healthy_slots",
                              "Accelerator slots in service (enabled, breaker closed).", labels,
                              [raw] { return static_cast<double>(raw->enabled_devices()); });
   registry->AddCallbackGauge("sluice_retries_pending", "Requests waiting for a retry.", labels,
-                             [raw] { return static_cast<double>(raw->group_->retries_pending()); });
-  if (rt->admission_) {
-    registry->AddCallbackGauge(
-        "sluice_capacity_rps",
-        "Admission capacity: healthy slots x measured throughput x target utilisation.", labels,
-        [raw] { return raw->admission_->Snapshot().capacity_rps; });
-    registry->AddCallbackGauge(
-        "sluice_throughput_per_device_rps", "Measured throughput of one accelerator slot (EWMA).",
-        labels, [raw] { return raw->admission_->Snapshot().throughput_per_slot_rps; });
-    registry->AddCallbackGauge(
-        "sluice_shedding_level",
-        "Tiers shed by admission: 0 none, 1 the lowest tier, 2 the two lowest, ...", labels,
-        [raw] { return static_cast<double>(raw->admission_->Snapshot().shedding_level); });
-  }
+                             [raw] { return static_cast<double>(raw->group().retries_pending()); });
+  BatchCostModel* cost = &rt->scheduler_->cost_model();
+  registry->AddCallbackGauge(
+      "sluice_capacity_rps",
+      "Requests/s the healthy accelerator slots complete running full batches (learnt cost).",
+      labels, [raw, cost] {
+        return static_cast<double>(raw->enabled_devices()) * cost->FullBatchRps();
+      });
+  registry->AddCallbackGauge("sluice_throughput_per_device_rps",
+                             "Requests/s one accelerator slot completes with full batches (learnt).",
+                             labels, [cost] { return cost->FullBatchRps(); });
+  registry->AddCallbackGauge("sluice_batch_fixed_seconds", "Learnt cost of a batch: the fixed part.",
+                             labels, [cost] { return cost->FixedMicros() / 1e6; });
+  registry->AddCallbackGauge("sluice_batch_per_item_seconds",
+                             "Learnt cost of a batch: the part per request.", labels,
+                             [cost] { return cost->PerItemMicros() / 1e6; });
   return rt;
 }
 
 void ModelRuntime::OnBatchDone(size_t slot, size_t batch_size,
                                SteadyClock::duration accelerator_time, bool ok) {
   busy_.AddBusy(accelerator_time);
-  if (ok && admission_) admission_->OnBatch(batch_size, accelerator_time);
   batch_size_->Observe(static_cast<double>(batch_size));
   batch_seconds_->Observe(std::chrono::duration<double>(accelerator_time).count());
   (ok ? batches_ok_ : batches_failed_)->Inc();
@@ -135,16 +116,6 @@ void ModelRuntime::OnBatchDone(size_t slot, size_t batch_size,
 }  // namespace sluice
 
 namespace sluice {
-
-Status ModelRuntime::SetDeviceEnabled(size_t index, bool enabled) {
-  std::lock_guard lock(devices_mu_);
-  if (!group_->SetSlotEnabled(index, enabled)) {
-    return NotFound("model '" + config_.name + "' has no device " + std::to_string(index) +
-                    " (devices: " + std::to_string(group_->slot_count()) + ")");
-  }
-  if (admission_) admission_->SetHealthySlots(group_->available_slots());
-  return Status::Ok();
-}
 
 void ModelRuntime::OnRetry(size_t slot, size_t requests) {
   retries_->Inc(requests);
@@ -159,7 +130,7 @@ void ModelRuntime::OnDeadLetter(size_t requests) {
 }
 
 void ModelRuntime::OnBreakerChange(size_t endpoint, BreakerState state) {
-  const std::string& name = group_->endpoint_name(endpoint);
+  const std::string& name = group().endpoint_name(endpoint);
   if (state == BreakerState::kOpen) {
     breaker_opened_[endpoint]->Inc();
     spdlog::warn("model '{}': circuit breaker for {} opened; its slots pull no work", config_.name,
@@ -168,8 +139,6 @@ void ModelRuntime::OnBreakerChange(size_t endpoint, BreakerState state) {
     spdlog::info("model '{}': circuit breaker for {} is {}", config_.name, name,
                  BreakerStateName(state));
   }
-  std::lock_guard lock(devices_mu_);
-  if (admission_) admission_->SetHealthySlots(group_->available_slots());
 }
 
 }  // namespace sluice

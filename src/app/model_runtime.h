@@ -1,7 +1,8 @@
 // ModelRuntime: everything one configured model runs on in `sluice serve` —
-// its queue, its accelerator slots (backends), its dispatch group and the
-// batch metrics. Built from ModelConfig by Create(); owns all of it.
-// Not copyable; destroy only after the io_context stopped running.
+// its ModelScheduler (queue, batch cost, admission, dispatch group) on
+// accelerator slots built from the config, and the batch metrics. Built
+// from ModelConfig by Create(); owns all of it. Not copyable; destroy only
+// after the io_context stopped running.
 #pragma once
 
 #include <memory>
@@ -12,9 +13,7 @@
 
 #include "common/asio_executor.h"
 #include "config/config.h"
-#include "core/dispatch_group.h"
-#include "core/memory_queue.h"
-#include "limits/admission_controller.h"
+#include "core/model_scheduler.h"
 #include "metrics/rate_meter.h"
 #include "metrics/registry.h"
 
@@ -29,18 +28,21 @@ class ModelRuntime final : public DispatchObserver {
                                                       DeadLetterQueue* dead_letters,
                                                       RequestLog* log, metrics::Registry* registry);
 
-  RequestQueue* queue() { return queue_.get(); }
-  DispatchGroup& group() { return *group_; }
+  RequestQueue* queue() { return scheduler_->queue(); }
+  DispatchGroup& group() { return scheduler_->group(); }
   const ModelConfig& config() const { return config_; }
+  BatchCostModel& cost_model() { return scheduler_->cost_model(); }
   // Busy fraction of this model's slots over the last 10 s.
-  double Utilization() const { return busy_.BusyFraction(group_->slot_count()); }
+  double Utilization() const { return busy_.BusyFraction(scheduler_->group().slot_count()); }
   // Null when admission is disabled in the config.
-  AdmissionController* admission() { return admission_.get(); }
+  AdmissionController* admission() { return scheduler_->admission(); }
   // Takes device `index` out of service or back; admission's capacity
   // follows at once. Thread-safe. kNotFound for an unknown index.
-  Status SetDeviceEnabled(size_t index, bool enabled);
+  Status SetDeviceEnabled(size_t index, bool enabled) {
+    return scheduler_->SetDeviceEnabled(index, enabled);
+  }
   // Slots that can take work: enabled, and their endpoint's breaker closed.
-  size_t enabled_devices() const { return group_->available_slots(); }
+  size_t enabled_devices() const { return scheduler_->group().available_slots(); }
 
   // DispatchObserver (on the group's strand).
   void OnBatchDone(size_t slot, size_t batch_size, SteadyClock::duration accelerator_time,
@@ -54,10 +56,7 @@ class ModelRuntime final : public DispatchObserver {
 
   const ModelConfig config_;
   AsioExecutor executor_;
-  std::unique_ptr<MemoryQueue> queue_;
-  std::unique_ptr<DispatchGroup> group_;
-  std::unique_ptr<AdmissionController> admission_;
-  mutable std::mutex devices_mu_;  // serialises device updates with admission
+  std::unique_ptr<ModelScheduler> scheduler_;
   metrics::BusyMeter busy_;
   metrics::Histogram* batch_size_ = nullptr;
   metrics::Histogram* batch_seconds_ = nullptr;

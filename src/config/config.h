@@ -13,6 +13,7 @@
 
 #include "common/status.h"
 #include "core/circuit_breaker.h"
+#include "core/dispatch_group.h"
 #include "core/request_queue.h"
 #include "core/retry_policy.h"
 #include "core/tier.h"
@@ -71,7 +72,10 @@ struct ModelConfig {
   std::string name;                        // as clients send it in "model"
   std::string version;                     // reported as metadata.model_version
   size_t max_batch_size = 32;              // 1..4096
-  int64_t max_batch_delay_us = 10'000;     // wait-or-full window
+  int64_t max_batch_delay_us = 10'000;     // longest wait for a fuller batch
+  // `batching`: adaptive (wait only when the load needs fuller batches) or
+  // static (wait for a full batch or max_batch_delay_us).
+  BatchingMode batching = BatchingMode::kAdaptive;
   size_t queue_capacity = 10'000;          // queued requests; beyond: 503
   int64_t accelerator_timeout_ms = 3'000;  // per batch (seed: 3 s)
   int max_tokens_limit = 4096;             // largest parameters.max_tokens accepted
@@ -93,8 +97,9 @@ struct ApiKeyConfig {
 };
 
 struct AdmissionConfig {
-  bool enabled = true;               // capacity-aware admission (503 before queueing)
-  double target_utilization = 0.75;  // capacity = healthy devices x throughput x this
+  bool enabled = true;  // deadline-aware admission (503 before queueing)
+  // Planning and scaling target (recommended devices), never an admission cap.
+  double target_utilization = 0.75;
 };
 
 // `redis:` — the shared state of `sluice gateway` and `sluice worker`:

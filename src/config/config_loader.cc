@@ -4,6 +4,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -193,7 +194,10 @@ void ReadBreaker(const YAML::Node& node, const std::string& path, Status* error,
   r.ReadInteger("window", &breaker->ratio_window);
   r.ReadInteger("min_batches", &breaker->ratio_min_batches);
   r.ReadInteger("cooldown_ms", &breaker->open_cooldown_ms);
+  const bool has_max = r.Has("max_cooldown_ms");
   r.ReadInteger("max_cooldown_ms", &breaker->max_cooldown_ms);
+  // No doubling unless asked for: the cap follows a longer cooldown.
+  if (!has_max) breaker->max_cooldown_ms = std::max(breaker->max_cooldown_ms, breaker->open_cooldown_ms);
   r.Finish();
 }
 
@@ -205,6 +209,17 @@ ModelConfig ReadModel(const YAML::Node& node, const std::string& path, Status* e
   r.ReadString("version", &model.version);
   r.ReadInteger("max_batch_size", &model.max_batch_size);
   r.ReadInteger("max_batch_delay_us", &model.max_batch_delay_us);
+  if (r.Has("batching")) {
+    std::string batching;
+    r.ReadString("batching", &batching);
+    if (batching == "adaptive") {
+      model.batching = BatchingMode::kAdaptive;
+    } else if (batching == "static") {
+      model.batching = BatchingMode::kStatic;
+    } else if (r.ok()) {
+      r.Error("batching", "expected adaptive or static, got \"" + batching + "\"");
+    }
+  }
   r.ReadInteger("queue_capacity", &model.queue_capacity);
   r.ReadInteger("accelerator_timeout_ms", &model.accelerator_timeout_ms);
   r.ReadInteger("max_tokens_limit", &model.max_tokens_limit);

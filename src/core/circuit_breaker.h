@@ -35,7 +35,9 @@ class CircuitBreaker {
     int ratio_window = 20;             // batches the ratio looks at; >= 1
     int ratio_min_batches = 10;        // batches needed before the ratio applies; 1..ratio_window
     int64_t open_cooldown_ms = 1'000;  // first pause before a probe; >= 1
-    int64_t max_cooldown_ms = 30'000;  // cap of the doubling cooldown; >= open_cooldown_ms
+    // Cap of the doubling cooldown; >= open_cooldown_ms. The default keeps
+    // recovery within cooldown + one batch of a backend's return.
+    int64_t max_cooldown_ms = 1'000;
   };
   static Status Validate(const Options& options);
 

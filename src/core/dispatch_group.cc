@@ -1,6 +1,7 @@
 #include "core/dispatch_group.h"
 
 #include <algorithm>
+#include <cmath>
 
 namespace sluice {
 
@@ -24,6 +25,12 @@ Result<std::unique_ptr<DispatchGroup>> DispatchGroup::Create(
     return InvalidArgument("max_batch_size must be in 1..4096");
   }
   if (options.max_batch_delay_us < 0) return InvalidArgument("max_batch_delay_us must be >= 0");
+  if (!(options.batching_headroom >= 0)) return InvalidArgument("batching_headroom must be >= 0");
+  if (options.rate_time_constant_ms < 1) return InvalidArgument("rate_time_constant_ms must be >= 1");
+  if (options.cost_model != nullptr &&
+      options.cost_model->max_batch_size() != options.max_batch_size) {
+    return InvalidArgument("the cost model's max_batch_size must be the group's");
+  }
   if (options.accelerator_timeout_us <= 0) {
     return InvalidArgument("accelerator_timeout_us must be > 0");
   }
@@ -61,6 +68,14 @@ DispatchGroup::DispatchGroup(const Options& options, std::vector<std::unique_ptr
       ex_(*options.executor),
       rng_(options.retry_seed != 0 ? options.retry_seed : std::random_device{}()),
       self_(std::make_shared<DispatchGroup*>(this)) {
+  cost_model_ = options.cost_model;
+  if (cost_model_ == nullptr) {
+    BatchCostModel::Options c;
+    c.max_batch_size = options.max_batch_size;
+    c.clock = &ex_.clock();
+    own_cost_model_ = std::move(BatchCostModel::Create(c)).value();
+    cost_model_ = own_cost_model_.get();
+  }
   slots_.resize(slots.size());
   slot_enabled_ = std::make_unique<std::atomic<bool>[]>(slots.size());
   for (size_t i = 0; i < slots.size(); ++i) {
@@ -124,7 +139,8 @@ void DispatchGroup::Evaluate() {
   }
   EnsureSweep();
   TimePoint now = ex_.clock().Now();
-  if (depth >= options_.max_batch_size) return Dispatch(now);
+  const size_t target = TargetBatchSize(now);
+  if (depth >= target) return Dispatch(now);
   auto oldest = q.OldestArrival();
   auto earliest = q.EarliestDeadline();
   if (!oldest || !earliest) {  // drained between calls: look again
@@ -142,8 +158,30 @@ void DispatchGroup::Evaluate() {
                                g->Evaluate();
                              }));
   }
-  if (!q.NotifyAtDepth(options_.max_batch_size, wake))
-    ex_.Post(Guarded([](DispatchGroup* g) { g->Evaluate(); }));
+  if (!q.NotifyAtDepth(target, wake)) ex_.Post(Guarded([](DispatchGroup* g) { g->Evaluate(); }));
+}
+
+size_t DispatchGroup::TargetBatchSize(TimePoint now) const {
+  const size_t max = options_.max_batch_size;
+  if (options_.batching == BatchingMode::kStatic) return max;
+  const double tau_s = static_cast<double>(options_.rate_time_constant_ms) / 1e3;
+  const double age_s = std::max(0.0, std::chrono::duration<double>(now - rate_at_).count());
+  const double lambda = dispatch_rate_ * std::exp(-age_s / tau_s) * (1 + options_.batching_headroom);
+  const double slots = static_cast<double>(std::max<size_t>(available_slots(), 1));
+  const double fixed_s = cost_model_->FixedMicros() / 1e6;
+  const double per_item_s = cost_model_->PerItemMicros() / 1e6;
+  const double room = slots - lambda * per_item_s;
+  if (room <= 0) return max;
+  const double n = std::ceil(lambda * fixed_s / room);
+  return static_cast<size_t>(std::clamp(n, 1.0, static_cast<double>(max)));
+}
+
+void DispatchGroup::CountDispatched(size_t n, TimePoint now) {
+  // A decayed count: each request adds 1/tau, decaying with time constant tau.
+  const double tau_s = static_cast<double>(options_.rate_time_constant_ms) / 1e3;
+  const double age_s = std::max(0.0, std::chrono::duration<double>(now - rate_at_).count());
+  dispatch_rate_ = dispatch_rate_ * std::exp(-age_s / tau_s) + static_cast<double>(n) / tau_s;
+  rate_at_ = now;
 }
 
 void DispatchGroup::CancelDelayTimer() {
@@ -160,6 +198,7 @@ void DispatchGroup::Dispatch(TimePoint now) {
   std::vector<RequestPtr> batch, dropped;
   batch.reserve(options_.max_batch_size);
   options_.queue->PopBatch(options_.max_batch_size, now, &batch, &dropped);
+  CountDispatched(batch.size() + dropped.size(), now);
   AnswerDropped(dropped, now);
   if (!batch.empty()) {
     RunOnSlot(*slot, std::move(batch), now);
@@ -193,13 +232,17 @@ void DispatchGroup::RunOnSlot(size_t slot_index, std::vector<RequestPtr> batch, 
   slot.started = now;
   busy_.fetch_add(1, std::memory_order_relaxed);
   batches_.fetch_add(1, std::memory_order_relaxed);
-  TimePoint timeout_at = now + Micros(options_.accelerator_timeout_us);
+  // Only the accelerator timeout fails a batch; a request's own deadline
+  // is answered alone (ExpireInFlight).
+  const TimePoint timeout_at = now + Micros(options_.accelerator_timeout_us);
+  slot.earliest_total = TimePoint::max();
   for (auto& r : batch) {
     r->dispatched_at = now;
     ++r->attempts;
     r->MarkDispatched();
-    timeout_at = std::min(timeout_at, r->total_deadline);
+    slot.earliest_total = std::min(slot.earliest_total, r->total_deadline);
   }
+  EnsureSweep();
   uint64_t id = slot.batch_id;
   slot.timeout_timer =
       ex_.RunAt(timeout_at,
@@ -241,6 +284,7 @@ void DispatchGroup::OnBatchDone(size_t slot_index, uint64_t batch_id, BatchResul
   slot.batch.clear();
   bool wrong_length = result.status.ok() && result.items.size() != batch.size();
   bool ok = result.status.ok() && !wrong_length;
+  if (ok && !slot.timed_out) cost_model_->Record(batch.size(), now - slot.started);
   if (options_.observer) {
     options_.observer->OnBatchDone(slot_index, batch.size(), now - slot.started, ok);
   }
@@ -322,6 +366,7 @@ bool DispatchGroup::SetSlotEnabled(size_t slot_index, bool enabled) {
     if (!enabled) {
       free.erase(std::remove(free.begin(), free.end(), slot_index), free.end());
       g->StopCollectingIfNoSlot(g->ex_.clock().Now());
+      g->RefuseUnservable(g->ex_.clock().Now());
     } else if (!slot.busy && g->started_) {
       free.push_back(slot_index);
       g->DispatchRetries(g->ex_.clock().Now());
@@ -345,10 +390,29 @@ void DispatchGroup::Sweep() {
   std::vector<RequestPtr> expired;
   options_.queue->RemoveExpired(now, &expired);
   AnswerDropped(expired, now);
+  ExpireInFlight(now);
   ExpireRetries(now);
+  RefuseUnservable(now);
   if (options_.queue->Depth() > 0 || busy_.load(std::memory_order_relaxed) > 0 ||
       !retries_.empty()) {
     EnsureSweep();
+  }
+}
+
+void DispatchGroup::ExpireInFlight(TimePoint now) {
+  for (Slot& slot : slots_) {
+    if (!slot.busy || slot.timed_out || slot.earliest_total > now) continue;
+    slot.earliest_total = TimePoint::max();
+    for (const RequestPtr& r : slot.batch) {
+      if (r->total_deadline > now) {
+        slot.earliest_total = std::min(slot.earliest_total, r->total_deadline);
+      } else if (!r->completed()) {
+        r->Complete(ErrorOutcome(DeadlineExceeded(
+            "deadline passed after " +
+            std::to_string(static_cast<int64_t>(ToMillis(now - r->arrival))) +
+            " ms, while its batch was on the accelerator")));
+      }
+    }
   }
 }
 

@@ -2,10 +2,19 @@
 // accelerator slot, pulling from that model's queue.
 //
 // Behaviour. A slot pulls only when it is free. Free slots take turns as the
-// single "collector": the collector waits until the queue holds
-// max_batch_size requests, or until the oldest queued request has waited
-// max_batch_delay_us, or until the earliest queued deadline would pass —
-// whichever comes first — then pops the batch (in queue order), hands the
+// single "collector", which decides when the next batch leaves:
+//   adaptive (default): at once, unless the load needs fuller batches to
+//     keep up. With the learnt cost t(n) = fixed + per_item * n (the shared
+//     BatchCostModel), S slots that can take work and the measured dispatch
+//     rate lambda (stretched by `batching_headroom`), the smallest batch
+//     that keeps up is n* = ceil(lambda * fixed / (S - lambda * per_item))
+//     (max_batch_size when the denominator is <= 0). The collector
+//     dispatches as soon as n* requests are queued; at low load n* is 1, so
+//     a lone request never waits for company that is not coming.
+//   static: waits for max_batch_size requests (wait-or-full).
+// Either way it never waits longer than max_batch_delay_us after the oldest
+// queued arrival, nor past the earliest priority deadline (less
+// deadline_guard_us); then it pops the batch (in queue order), hands the
 // collector role to the next free slot, and sends the batch to its backend.
 // There is no central scheduler and nothing spins: waiting is a queue
 // notification or a timer. Under a burst, successive free slots each find a
@@ -14,9 +23,12 @@
 // Deadlines. Requests whose dispatch deadline passed, or whose client went
 // away, are answered (504 / dropped) and never sent to the accelerator; a
 // periodic sweep answers expired requests within expiry_check_interval_us
-// even while every slot is busy. A batch in flight longer than
-// accelerator_timeout_us, or past a request's total deadline, is answered 504
-// (a late reply is ignored; each request is answered exactly once).
+// even while every slot is busy. A batch is timed out by
+// accelerator_timeout_us only. A request whose own total deadline passes
+// while its batch is in flight is answered 504 alone by the sweep; its
+// batch-mates get their results, and it is never a backend failure, never
+// retried and never counted by a breaker (each request is answered exactly
+// once; a late reply is ignored).
 //
 // Failures. A batch that fails as a whole (the backend's error, a
 // wrong-length reply, or no reply within accelerator_timeout_us) is retried
@@ -26,9 +38,14 @@
 // requests go to the dead-letter queue and are answered 502. Per-item errors
 // are answers, never retried. Each endpoint (a group of slots, e.g. the
 // connections to one URL) has a CircuitBreaker: an open endpoint's slots
-// pull nothing until its cooldown ends and one probe batch succeeds.
+// pull nothing until its cooldown ends and one probe batch succeeds. While
+// no slot can take work and no endpoint is probing, queued requests that
+// could not be dispatched before the next probe (plus one full batch) are
+// answered at once: 503 backends_unavailable with Retry-After = time to
+// that probe, instead of expiring later.
 //
-// Worst-case added queueing latency at low load: max_batch_delay_us.
+// Worst-case added queueing latency: max_batch_delay_us (adaptive: only
+// while the load needs fuller batches).
 //
 // Threading. All state lives on `executor` (a strand); public methods are
 // thread-safe and return at once. The executor must outlive the group;
@@ -50,6 +67,7 @@
 #include "core/request_queue.h"
 #include "core/result_router.h"
 #include "core/retry_policy.h"
+#include "limits/batch_cost_model.h"
 
 namespace sluice {
 
@@ -69,12 +87,27 @@ class DispatchObserver {
   virtual void OnBreakerChange(size_t /*endpoint*/, BreakerState /*state*/) {}
 };
 
+// When a collector lets a partial batch go; see DispatchGroup.
+enum class BatchingMode {
+  kAdaptive,  // at once unless the load needs fuller batches (default)
+  kStatic,    // wait for a full batch or max_batch_delay_us
+};
+
 class DispatchGroup {
  public:
   struct Options {
     std::string model;                           // for messages
     size_t max_batch_size = 32;                  // 1..4096
-    int64_t max_batch_delay_us = 5'000;          // 0 = dispatch whatever is there
+    int64_t max_batch_delay_us = 5'000;          // upper bound on waiting; 0 = never wait
+    BatchingMode batching = BatchingMode::kAdaptive;
+    // Adaptive: lambda is stretched by this much (>= 0) so that batches fill
+    // a little before the slots saturate.
+    double batching_headroom = 0.25;
+    // Adaptive: time constant of the dispatch-rate estimate (>= 1).
+    int64_t rate_time_constant_ms = 1'000;
+    // The model's batch cost; every successful batch is recorded in it.
+    // Optional (not owned); null: a private one on the seed's prior.
+    BatchCostModel* cost_model = nullptr;
     int64_t accelerator_timeout_us = 3'000'000;  // per batch (seed: 3 s)
     int64_t expiry_check_interval_us = 5'000;    // sweep period while busy
     // A partial batch leaves this long before its earliest deadline, so that
@@ -120,6 +153,19 @@ class DispatchGroup {
   // Slots that can take work: enabled and their endpoint's breaker closed
   // (any thread; a snapshot). Admission capacity follows this.
   size_t available_slots() const;
+  // Endpoints that are half-open (may run one probe batch) and have an
+  // enabled slot (any thread; a snapshot).
+  size_t probing_endpoints() const;
+  // When the next open endpoint may probe; nullopt when none is open (any
+  // thread; a snapshot).
+  std::optional<TimePoint> next_probe_at() const;
+  // Batches this group could start now: available slots, plus one per
+  // probing endpoint. 0 means nothing should be handed to it (a worker
+  // claims no batch then).
+  size_t batch_room() const { return available_slots() + probing_endpoints(); }
+  // The smallest batch the collector waits for now (adaptive; static:
+  // max_batch_size). On the executor only (tests and the simulator).
+  size_t TargetBatchSize(TimePoint now) const;
 
   size_t endpoint_count() const { return endpoints_.size(); }
   // REQUIRES: endpoint < endpoint_count(). Any thread (snapshots).
@@ -146,6 +192,7 @@ class DispatchGroup {
     uint64_t batch_id = 0;
     Executor::TimerId timeout_timer = 0;
     TimePoint started;
+    TimePoint earliest_total;  // earliest total deadline in `batch`
     std::vector<RequestPtr> batch;
   };
 
@@ -172,7 +219,13 @@ class DispatchGroup {
   void OnBatchTimeout(size_t slot, uint64_t batch_id);
   void DeliverResults(size_t slot, uint64_t batch_id, std::vector<RequestPtr>& batch,
                       BatchResult& result, TimePoint now);
-  void Sweep();  // answer expired queued requests
+  void Sweep();  // answer expired queued and in-flight requests
+  void ExpireInFlight(TimePoint now);
+  // Nothing can take work and nothing probes: answer the queued requests
+  // that cannot be served before the next probe (503 backends_unavailable).
+  void RefuseUnservable(TimePoint now);
+  void PublishProbeTime();  // next_probe_ns_ from the breakers
+  void CountDispatched(size_t n, TimePoint now);
   // A free slot whose endpoint may take a batch now, preferring one not of
   // `avoid_endpoint`; removed from free_slots_ when `take`.
   std::optional<size_t> PickSlot(TimePoint now, size_t avoid_endpoint, bool take);
@@ -212,6 +265,11 @@ class DispatchGroup {
   std::atomic<size_t> busy_{0};
   std::atomic<size_t> enabled_{0};
   std::atomic<uint64_t> batches_{0};
+  std::atomic<int64_t> next_probe_ns_{-1};  // -1: no endpoint open
+  std::unique_ptr<BatchCostModel> own_cost_model_;  // when Options gave none
+  BatchCostModel* cost_model_ = nullptr;
+  double dispatch_rate_ = 0;  // decayed requests/s popped; on executor
+  TimePoint rate_at_;         // when dispatch_rate_ was last updated
   // Liveness token for callbacks from queue/backends (cleared in ~DispatchGroup).
   std::shared_ptr<DispatchGroup*> self_;
 };

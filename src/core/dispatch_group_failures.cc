@@ -21,6 +21,63 @@ size_t DispatchGroup::available_slots() const {
   return n;
 }
 
+size_t DispatchGroup::probing_endpoints() const {
+  size_t n = 0;
+  for (const Endpoint& e : endpoints_) {
+    if (e.breaker.state() != BreakerState::kHalfOpen) continue;
+    n += std::any_of(e.slots.begin(), e.slots.end(), [this](size_t slot) {
+      return slot_enabled_[slot].load(std::memory_order_relaxed);
+    });
+  }
+  return n;
+}
+
+std::optional<TimePoint> DispatchGroup::next_probe_at() const {
+  const int64_t ns = next_probe_ns_.load(std::memory_order_relaxed);
+  if (ns < 0) return std::nullopt;
+  return TimePoint(std::chrono::duration_cast<SteadyClock::duration>(std::chrono::nanoseconds(ns)));
+}
+
+void DispatchGroup::PublishProbeTime() {
+  std::optional<TimePoint> next;
+  for (const Endpoint& e : endpoints_) {
+    if (e.breaker.state() != BreakerState::kOpen) continue;
+    if (!next || e.breaker.reopens_at() < *next) next = e.breaker.reopens_at();
+  }
+  next_probe_ns_.store(
+      next ? std::chrono::duration_cast<std::chrono::nanoseconds>(next->time_since_epoch()).count()
+           : -1,
+      std::memory_order_relaxed);
+}
+
+void DispatchGroup::RefuseUnservable(TimePoint now) {
+  if (batch_room() > 0 || options_.queue->Depth() == 0) return;
+  // What could still be served: dispatched at the next probe, or never when
+  // nothing is open (every slot disabled).
+  std::optional<TimePoint> probe = next_probe_at();
+  std::vector<RequestPtr> refused;
+  if (probe) {
+    const TimePoint horizon =
+        std::max(*probe, now) + Micros(static_cast<int64_t>(
+                                    cost_model_->BatchMicros(options_.max_batch_size)));
+    options_.queue->RemoveExpired(horizon, &refused);
+  } else {
+    options_.queue->RemoveAll(&refused);
+  }
+  if (refused.empty()) return;
+  const int64_t retry_s =
+      probe ? std::max<int64_t>(1, (ToMicros(*probe - now) + 999'999) / 1'000'000) : 30;
+  for (RequestPtr& r : refused) {
+    InferenceOutcome o = ErrorOutcome(Unavailable(
+        "no accelerator endpoint of model '" + options_.model +
+        "' can take work before this request's deadline; retry in " + std::to_string(retry_s) +
+        " s"));
+    o.reason = "backends_unavailable";
+    o.retry_after_s = retry_s;
+    r->Complete(std::move(o));
+  }
+}
+
 std::optional<size_t> DispatchGroup::PickSlot(TimePoint now, size_t avoid_endpoint, bool take) {
   auto usable = [&](size_t slot) { return endpoints_[slots_[slot].endpoint].breaker.Allow(now); };
   auto pick = [&](bool allow_avoided) -> std::optional<size_t> {
@@ -50,6 +107,7 @@ void DispatchGroup::RecordOutcome(size_t slot_index, bool ok, TimePoint now) {
   bool changed = ok ? endpoint.breaker.OnSuccess(now) : endpoint.breaker.OnFailure(now);
   if (!changed) return;
   BreakerState state = endpoint.breaker.state();
+  PublishProbeTime();
   if (state == BreakerState::kOpen) {
     ArmProbeTimer(e);
     StopCollectingIfNoSlot(now);
@@ -58,6 +116,10 @@ void DispatchGroup::RecordOutcome(size_t slot_index, bool ok, TimePoint now) {
     endpoint.probe_timer = 0;
   }
   if (options_.observer) options_.observer->OnBreakerChange(e, state);
+  if (state == BreakerState::kOpen) {
+    RefuseUnservable(now);
+    EnsureSweep();
+  }
 }
 
 void DispatchGroup::ArmProbeTimer(size_t e) {
@@ -68,7 +130,9 @@ void DispatchGroup::ArmProbeTimer(size_t e) {
                   g->endpoints_[e].probe_timer = 0;
                   TimePoint now = g->ex_.clock().Now();
                   // Allow() turns it half-open: one probe batch may go.
-                  if (g->endpoints_[e].breaker.Allow(now) && g->options_.observer) {
+                  const bool allowed = g->endpoints_[e].breaker.Allow(now);
+                  g->PublishProbeTime();
+                  if (allowed && g->options_.observer) {
                     g->options_.observer->OnBreakerChange(e, g->endpoints_[e].breaker.state());
                   }
                   g->DispatchRetries(now);

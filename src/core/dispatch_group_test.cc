@@ -38,6 +38,9 @@ class DispatchGroupTest : public ::testing::Test {
     o.router = &router_;
     o.observer = &observer_;
     o.retry_seed = 7;
+    // The wait-or-full tests below are about static batching; the adaptive
+    // ones switch it back.
+    o.batching = BatchingMode::kStatic;
     if (configure_) configure_(o);
     auto g = DispatchGroup::Create(o, std::move(backends));
     ASSERT_TRUE(g.ok()) << g.status().ToString();
@@ -429,6 +432,7 @@ TEST_F(DispatchGroupTest, FailedProbeReopensTheBreakerWithALongerCooldown) {
     o.retry.max_retries = 0;
     o.breaker.consecutive_failures = 1;
     o.breaker.open_cooldown_ms = 100;
+    o.breaker.max_cooldown_ms = 1'000;
   };
   Build(1, 1, 0);
   Push("a");
@@ -475,21 +479,132 @@ TEST_F(DispatchGroupTest, SlotsOfOneEndpointShareItsBreaker) {
   EXPECT_EQ(fakes_[2]->batches.size(), 1u);
 }
 
-TEST_F(DispatchGroupTest, AllEndpointsOpenLeavesRequestsToExpire) {
+TEST_F(DispatchGroupTest, AllEndpointsOpenRefusesWhatCannotWaitForTheProbe) {
   configure_ = [](DispatchGroup::Options& o) {
     o.retry.max_retries = 0;
     o.breaker.consecutive_failures = 1;
-    o.breaker.open_cooldown_ms = 10'000;
+    o.breaker.open_cooldown_ms = 2'000;
+    o.breaker.max_cooldown_ms = 2'000;
   };
   Build(1, 1, 0);
   Push("a");
   ex_.RunPending();
   FailBatch(0);
-  Push("b", /*deadline_ms=*/50);
-  ex_.Advance(milliseconds(60));
-  EXPECT_EQ(outcomes_["b"].status.code(), ErrorCode::kDeadlineExceeded);
-  EXPECT_EQ(fakes_[0]->batches.size(), 1u);
   EXPECT_EQ(group_->available_slots(), 0u);
+  EXPECT_EQ(group_->batch_room(), 0u);
+  ASSERT_TRUE(group_->next_probe_at().has_value());
+  EXPECT_EQ(*group_->next_probe_at(), ex_.Now() + milliseconds(2'000));
+  Push("short", /*deadline_ms=*/500);  // cannot wait 2 s for the probe
+  Push("long", /*deadline_ms=*/3'000);  // can
+  ex_.Advance(milliseconds(2));         // one sweep
+  EXPECT_EQ(outcomes_["short"].status.code(), ErrorCode::kUnavailable);
+  EXPECT_STREQ(outcomes_["short"].reason, "backends_unavailable");
+  EXPECT_EQ(outcomes_["short"].retry_after_s, 2);
+  EXPECT_EQ(outcomes_.count("long"), 0u);
+  ex_.Advance(milliseconds(2'000));  // the probe: the queued request goes
+  EXPECT_EQ(group_->endpoint_state(0), BreakerState::kHalfOpen);
+  EXPECT_EQ(group_->probing_endpoints(), 1u);
+  EXPECT_EQ(group_->batch_room(), 1u);
+  ASSERT_EQ(fakes_[0]->batches.size(), 2u);
+  EXPECT_EQ(fakes_[0]->batches[1][0]->input, "long");
+  fakes_[0]->FinishOk();
+  ex_.RunPending();
+  EXPECT_TRUE(outcomes_["long"].status.ok());
+  EXPECT_EQ(group_->available_slots(), 1u);
+  EXPECT_FALSE(group_->next_probe_at().has_value());
+}
+
+TEST_F(DispatchGroupTest, ARequestPastItsOwnDeadlineInFlightFailsAloneAndNeverTheBatch) {
+  configure_ = [](DispatchGroup::Options& o) { o.breaker.consecutive_failures = 1; };
+  Build(1, 4, 0, /*accel_timeout_us=*/3'000'000);
+  Push("hurried", 1000, /*total_ms=*/20);
+  Push("patient");
+  ex_.RunPending();
+  ASSERT_EQ(fakes_[0]->batches.size(), 1u);
+  ASSERT_EQ(fakes_[0]->batches[0].size(), 2u);
+  ex_.Advance(milliseconds(25));
+  EXPECT_EQ(outcomes_["hurried"].status.code(), ErrorCode::kDeadlineExceeded);
+  EXPECT_NE(outcomes_["hurried"].status.message().find("while its batch was on the accelerator"),
+            std::string::npos);
+  EXPECT_EQ(outcomes_.count("patient"), 0u);
+  fakes_[0]->FinishOk();  // the batch itself is fine
+  ex_.RunPending();
+  EXPECT_TRUE(outcomes_["patient"].status.ok());
+  EXPECT_EQ(outcomes_["hurried"].status.code(), ErrorCode::kDeadlineExceeded);  // answered once
+  EXPECT_EQ(group_->endpoint_state(0), BreakerState::kClosed);
+  EXPECT_EQ(observer_.retried, 0u);
+  EXPECT_TRUE(observer_.changes.empty());
+}
+
+TEST_F(DispatchGroupTest, AdaptiveDispatchesALoneRequestAtOnce) {
+  configure_ = [](DispatchGroup::Options& o) { o.batching = BatchingMode::kAdaptive; };
+  Build(2, 32, /*delay_us=*/20'000);
+  for (int i = 0; i < 5; ++i) {  // 20 requests/s: nobody waits for company
+    Push("r" + std::to_string(i));
+    ex_.RunPending();
+    const size_t slot = fakes_[0]->busy() ? 0 : 1;
+    ASSERT_TRUE(fakes_[slot]->busy()) << i;
+    EXPECT_EQ(group_->TargetBatchSize(ex_.Now()), 1u);
+    fakes_[slot]->FinishOk();
+    ex_.Advance(milliseconds(50));
+  }
+  EXPECT_EQ(outcomes_.size(), 5u);
+}
+
+TEST_F(DispatchGroupTest, AdaptiveWaitsForFullerBatchesOnlyWhileTheLoadNeedsThem) {
+  configure_ = [](DispatchGroup::Options& o) { o.batching = BatchingMode::kAdaptive; };
+  Build(1, 32, /*delay_us=*/20'000);  // prior: 34 ms + 0.5 ms/item: 640/s at most
+  int n = 0;
+  // 3 s of load the slot meets only with full batches: 32 requests every
+  // 25 ms (1,280/s), each batch taking 25 ms.
+  for (int round = 0; round < 120; ++round) {
+    for (int i = 0; i < 32; ++i) Push("o" + std::to_string(n++));
+    ex_.RunPending();
+    ASSERT_TRUE(fakes_[0]->busy());
+    EXPECT_EQ(fakes_[0]->batches.back().size(), 32u);
+    ex_.Advance(milliseconds(25));
+    fakes_[0]->FinishOk();
+    ex_.RunPending();
+  }
+  // The slot keeps up only with full batches: the collector now waits.
+  EXPECT_EQ(group_->TargetBatchSize(ex_.Now()), 32u);
+  const size_t batches = fakes_[0]->batches.size();
+  for (int i = 0; i < 5; ++i) Push("w" + std::to_string(i));
+  ex_.Advance(milliseconds(10));
+  EXPECT_EQ(fakes_[0]->batches.size(), batches);  // waiting for company
+  ex_.Advance(milliseconds(10));                  // max_batch_delay_us is the bound
+  ASSERT_EQ(fakes_[0]->batches.size(), batches + 1);
+  EXPECT_EQ(fakes_[0]->batches.back().size(), 5u);
+  fakes_[0]->FinishOk();
+  // The load is gone: after a few time constants a lone request goes at once.
+  ex_.Advance(std::chrono::seconds(5));
+  EXPECT_EQ(group_->TargetBatchSize(ex_.Now()), 1u);
+  Push("alone");
+  ex_.RunPending();
+  ASSERT_EQ(fakes_[0]->batches.size(), batches + 2);
+  EXPECT_EQ(fakes_[0]->batches.back().size(), 1u);
+}
+
+TEST_F(DispatchGroupTest, SuccessfulBatchesTeachTheCostModel) {
+  BatchCostModel::Options c;
+  c.max_batch_size = 4;
+  c.clock = &ex_.clock();
+  auto cost = BatchCostModel::Create(c);
+  ASSERT_TRUE(cost.ok());
+  BatchCostModel* model = cost->get();
+  configure_ = [model](DispatchGroup::Options& o) { o.cost_model = model; };
+  Build(1, 4, 0);
+  for (int i = 0; i < 4; ++i) Push("r" + std::to_string(i));
+  ex_.RunPending();
+  ex_.Advance(milliseconds(100));
+  fakes_[0]->FinishOk();
+  ex_.RunPending();
+  EXPECT_TRUE(model->measured());
+  EXPECT_NEAR(model->BatchMicros(4), 100'000, 1);  // 4 items in 100 ms
+  Push("x");
+  ex_.RunPending();
+  FailBatch(0);  // failures are not costs
+  EXPECT_NEAR(model->BatchMicros(4), 100'000, 1);
 }
 
 TEST_F(DispatchGroupTest, DisabledSlotPullsNoWorkUntilEnabled) {
@@ -507,16 +622,21 @@ TEST_F(DispatchGroupTest, DisabledSlotPullsNoWorkUntilEnabled) {
   ASSERT_EQ(fakes_[0]->batches.size(), 1u);  // takes the waiting pair at once
 }
 
-TEST_F(DispatchGroupTest, DisablingTheLastFreeSlotStopsCollecting) {
+TEST_F(DispatchGroupTest, DisablingEverySlotRefusesTheQueueAtOnce) {
   Build(1, 4, 10'000);
   Push("a");
   ex_.RunPending();
   ASSERT_TRUE(group_->SetSlotEnabled(0, false));
-  ex_.Advance(std::chrono::milliseconds(50));
+  ex_.RunPending();
   EXPECT_TRUE(fakes_[0]->batches.empty());
+  EXPECT_EQ(outcomes_["a"].status.code(), ErrorCode::kUnavailable);
+  EXPECT_STREQ(outcomes_["a"].reason, "backends_unavailable");
   ASSERT_TRUE(group_->SetSlotEnabled(0, true));
   ex_.RunPending();
+  Push("b");
+  ex_.Advance(std::chrono::milliseconds(10));
   ASSERT_EQ(fakes_[0]->batches.size(), 1u);
+  EXPECT_EQ(fakes_[0]->batches[0][0]->input, "b");
 }
 
 TEST(DispatchGroupOptionsTest, RejectsBadOptions) {

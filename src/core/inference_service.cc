@@ -64,13 +64,25 @@ Status InferenceService::Submit(const RequestPtr& req, int64_t client_timeout_us
                            std::to_string(m.max_tokens_limit) + " for model '" + m.name + "'");
   }
   const TierPolicy& tier = options_.tiers[req->principal.tier];
-  int64_t budget = std::min(tier.latency_budget_us, tier.max_queue_age_us);
+  const int64_t tier_budget = std::min(tier.latency_budget_us, tier.max_queue_age_us);
+  int64_t budget = tier_budget;
   int64_t total = tier.total_timeout_us;
   if (client_timeout_us > 0) {
+    if (m.admission != nullptr) {
+      // A deadline no batch can meet is refused now, not queued to expire.
+      const double shortest_us = m.admission->cost_model().BatchMicros(1);
+      if (static_cast<double>(client_timeout_us) < shortest_us) {
+        return InvalidArgument("X-Request-Timeout-Ms: " + std::to_string(client_timeout_us / 1000) +
+                               " ms is shorter than the fastest batch of model '" + m.name +
+                               "' (" + std::to_string(static_cast<int64_t>(shortest_us / 1000)) +
+                               " ms)");
+      }
+    }
     budget = std::min(budget, client_timeout_us);
     total = std::min(total, client_timeout_us);
   }
   req->arrival = options_.clock->Now();
+  req->priority_deadline = req->arrival + Micros(tier_budget);
   req->dispatch_deadline = req->arrival + Micros(budget);
   req->total_deadline = req->arrival + Micros(total);
   if (m.admission != nullptr) {
@@ -79,7 +91,7 @@ Status InferenceService::Submit(const RequestPtr& req, int64_t client_timeout_us
     AdmissionQuery q;
     q.tier = tier_index;
     q.queue_depth = m.queue->Depth();
-    q.queued_ahead = m.queue->QueuedAhead(tier_index, req->dispatch_deadline);
+    q.queued_ahead = m.queue->QueuedAhead(tier_index, req->priority_deadline);
     q.time_to_deadline = req->dispatch_deadline - req->arrival;
     AdmissionDecision d = m.admission->Admit(q);
     if (!d.admitted) {

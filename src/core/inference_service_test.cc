@@ -130,9 +130,13 @@ TEST(InferenceServiceLimitsTest, AdmissionRejectsBeforeQueueing) {
                                    TierPolicy{"enterprise", 2, 400'000, 2'000'000, 4'000'000}};
   auto queue =
       std::move(MemoryQueue::Create({1000, QueueOrdering::kEarliestDeadlineFirst, tiers})).value();
+  BatchCostModel::Options co;  // 34 ms + 0.5 ms per item
+  co.clock = &ex.clock();
+  auto cost = std::move(BatchCostModel::Create(co)).value();
   AdmissionController::Options ao;
   ao.model = "m";
   ao.tiers = {{"free", 0, 3}, {"enterprise", 2, kNoQueueDepthLimit}};
+  ao.cost_model = cost.get();
   ao.clock = &ex.clock();
   auto admission = std::move(AdmissionController::Create(ao)).value();
   InferenceService::Options o;
@@ -154,6 +158,50 @@ TEST(InferenceServiceLimitsTest, AdmissionRejectsBeforeQueueing) {
   EXPECT_GE(why.retry_after_s, 1);
   EXPECT_EQ(queue->Depth(), 4u);
   EXPECT_TRUE(service->Submit(make(1), 0).ok());  // enterprise has no threshold
+
+  // A client deadline shorter than the fastest batch (34.5 ms) is refused
+  // at once with a message naming the header, never queued.
+  Status too_short = service->Submit(make(1), /*client_timeout_us=*/5'000);
+  EXPECT_EQ(too_short.code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(too_short.message(),
+            "X-Request-Timeout-Ms: 5 ms is shorter than the fastest batch of model 'm' (34 ms)");
+  EXPECT_EQ(queue->Depth(), 5u);
+}
+
+TEST(InferenceServiceLimitsTest, AClientDeadlineExpiresItsRequestButNeverMovesItAhead) {
+  testing::FakeExecutor ex;
+  std::vector<TierPolicy> tiers = {TierPolicy{"free", 0, 1'500'000, 2'000'000, 4'000'000},
+                                   TierPolicy{"enterprise", 2, 400'000, 2'000'000, 4'000'000}};
+  auto queue =
+      std::move(MemoryQueue::Create({1000, QueueOrdering::kEarliestDeadlineFirst, tiers})).value();
+  InferenceService::Options o;
+  o.tiers = tiers;
+  o.models = {{"m", "m-v1", 100, 16, queue.get(), nullptr}};
+  o.clock = &ex.clock();
+  auto service = std::move(InferenceService::Create(o)).value();
+  auto make = [](TierIndex tier, const std::string& input) {
+    auto r = std::make_shared<InferenceRequest>();
+    r->principal.tier = tier;
+    r->model = "m";
+    r->input = input;
+    return r;
+  };
+  ASSERT_TRUE(service->Submit(make(1, "enterprise"), 0).ok());
+  ex.Advance(std::chrono::milliseconds(1));
+  RequestPtr hurried = make(0, "free-50ms");
+  ASSERT_TRUE(service->Submit(hurried, /*client_timeout_us=*/50'000).ok());
+  EXPECT_EQ(hurried->dispatch_deadline, hurried->arrival + std::chrono::milliseconds(50));
+  EXPECT_EQ(hurried->priority_deadline, hurried->arrival + std::chrono::milliseconds(1500));
+  std::vector<RequestPtr> batch, dropped;
+  queue->PopBatch(1, ex.Now(), &batch, &dropped);
+  ASSERT_EQ(batch.size(), 1u);
+  EXPECT_EQ(batch[0]->input, "enterprise");  // the header bought no priority
+  ex.Advance(std::chrono::milliseconds(60));
+  std::vector<RequestPtr> expired;
+  queue->RemoveExpired(ex.Now(), &expired);  // ...but expires its own request
+  ASSERT_EQ(expired.size(), 1u);
+  EXPECT_EQ(expired[0]->input, "free-50ms");
+  EXPECT_EQ(queue->Depth(), 0u);
 }
 
 TEST_F(InferenceServiceTest, FindsModelsByName) {

@@ -1,6 +1,7 @@
 #include "core/memory_queue.h"
 
 #include <algorithm>
+#include <cmath>
 
 namespace sluice {
 
@@ -11,7 +12,14 @@ Result<std::unique_ptr<MemoryQueue>> MemoryQueue::Create(const Options& options)
   return std::unique_ptr<MemoryQueue>(new MemoryQueue(options));
 }
 
-MemoryQueue::MemoryQueue(const Options& options) : options_(options), heaps_(options.tiers.size()) {
+namespace {
+TimePoint PriorityDeadline(const InferenceRequest& r) {
+  return r.priority_deadline == TimePoint{} ? r.dispatch_deadline : r.priority_deadline;
+}
+}  // namespace
+
+MemoryQueue::MemoryQueue(const Options& options)
+    : options_(options), heaps_(options.tiers.size()), latest_(options.tiers.size()) {
   for (int i = 0; i < static_cast<int>(options_.tiers.size()); ++i) tiers_by_priority_.push_back(i);
   std::stable_sort(tiers_by_priority_.begin(), tiers_by_priority_.end(), [this](int a, int b) {
     return options_.tiers[a].priority > options_.tiers[b].priority;
@@ -29,8 +37,15 @@ Status MemoryQueue::Push(RequestPtr req) {
     size_t tier = req->principal.tier;
     if (tier >= heaps_.size()) return InvalidArgument("unknown tier index");
     req->seq = next_seq_++;
+    const TimePoint order = PriorityDeadline(*req);
+    if (req->dispatch_deadline < order) {
+      early_.push_back(Entry{req->dispatch_deadline, req->seq, req});
+      std::push_heap(early_.begin(), early_.end(), Later{});
+      early_queued_.insert(req->seq);
+    }
     auto& heap = heaps_[tier];
-    heap.push_back(Entry{req->dispatch_deadline, req->seq, std::move(req)});
+    if (heap.empty() || order > latest_[tier]) latest_[tier] = order;
+    heap.push_back(Entry{order, req->seq, std::move(req)});
     std::push_heap(heap.begin(), heap.end(), Later{});
     ++depth_;
     if (notify_depth_ != 0 && depth_ >= notify_depth_) {
@@ -65,7 +80,18 @@ MemoryQueue::Entry MemoryQueue::PopFrom(int tier) {
   Entry e = std::move(heap.back());
   heap.pop_back();
   --depth_;
+  if (!early_queued_.empty()) early_queued_.erase(e.seq);
   return e;
+}
+
+void MemoryQueue::SkipExpiredHeads() {
+  if (early_expired_.empty()) return;
+  for (auto& heap : heaps_) {
+    while (!heap.empty() && early_expired_.erase(heap.front().seq) > 0) {
+      std::pop_heap(heap.begin(), heap.end(), Later{});
+      heap.pop_back();
+    }
+  }
 }
 
 void MemoryQueue::PopBatch(size_t max, TimePoint now, std::vector<RequestPtr>* batch,
@@ -76,7 +102,8 @@ void MemoryQueue::PopBatch(size_t max, TimePoint now, std::vector<RequestPtr>* b
     int t = NextTier();
     if (t < 0) break;
     Entry e = PopFrom(t);
-    if (e.deadline <= now || e.req->cancelled()) {
+    SkipExpiredHeads();
+    if (e.req->dispatch_deadline <= now || e.req->cancelled()) {
       dropped->push_back(std::move(e.req));
       continue;
     }
@@ -87,20 +114,37 @@ void MemoryQueue::PopBatch(size_t max, TimePoint now, std::vector<RequestPtr>* b
 
 void MemoryQueue::RemoveExpired(TimePoint now, std::vector<RequestPtr>* expired) {
   std::lock_guard lock(mu_);
-  // Each tier heap is deadline-ordered, so expired entries sit at its head.
+  // Each tier heap is deadline-ordered, so expired entries sit at its head;
+  // shortened deadlines are in the side heap.
   for (size_t t = 0; t < heaps_.size(); ++t) {
     while (!heaps_[t].empty() && heaps_[t].front().deadline <= now) {
       expired->push_back(PopFrom(static_cast<int>(t)).req);
+      SkipExpiredHeads();
     }
   }
+  while (!early_.empty() && early_.front().deadline <= now) {
+    std::pop_heap(early_.begin(), early_.end(), Later{});
+    Entry e = std::move(early_.back());
+    early_.pop_back();
+    if (early_queued_.erase(e.seq) == 0) continue;  // popped before it expired
+    early_expired_.insert(e.seq);
+    --depth_;
+    expired->push_back(std::move(e.req));
+  }
+  SkipExpiredHeads();
 }
 
 void MemoryQueue::RemoveAll(std::vector<RequestPtr>* out) {
   std::lock_guard lock(mu_);
   for (auto& heap : heaps_) {
-    for (auto& e : heap) out->push_back(std::move(e.req));
+    for (auto& e : heap) {
+      if (early_expired_.count(e.seq) == 0) out->push_back(std::move(e.req));
+    }
     heap.clear();
   }
+  early_.clear();
+  early_queued_.clear();
+  early_expired_.clear();
   depth_ = 0;
 }
 
@@ -113,12 +157,26 @@ size_t MemoryQueue::QueuedAhead(TierIndex tier, TimePoint deadline) const {
   std::lock_guard lock(mu_);
   size_t ahead = 0;
   for (size_t t = 0; t < heaps_.size(); ++t) {
-    if (heaps_[t].empty()) continue;
-    bool counts = options_.ordering == QueueOrdering::kStrictPriority
-                      ? tier < options_.tiers.size() &&
-                            options_.tiers[t].priority >= options_.tiers[tier].priority
-                      : heaps_[t].front().deadline < deadline;
-    if (counts) ahead += heaps_[t].size();
+    const auto& heap = heaps_[t];
+    if (heap.empty()) continue;
+    if (options_.ordering == QueueOrdering::kStrictPriority) {
+      if (tier < options_.tiers.size() &&
+          options_.tiers[t].priority >= options_.tiers[tier].priority) {
+        ahead += heap.size();
+      }
+      continue;
+    }
+    // A tier's priority deadlines are its arrivals plus one budget, so they
+    // spread evenly between its head and its latest: count that share.
+    const TimePoint first = heap.front().deadline, last = latest_[t];
+    if (deadline <= first) continue;
+    if (deadline > last || last <= first) {
+      ahead += heap.size();
+      continue;
+    }
+    const double share = std::chrono::duration<double>(deadline - first).count() /
+                         std::chrono::duration<double>(last - first).count();
+    ahead += static_cast<size_t>(std::ceil(share * static_cast<double>(heap.size())));
   }
   return ahead;
 }

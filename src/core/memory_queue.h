@@ -1,14 +1,18 @@
 // MemoryQueue: the in-process RequestQueue.
 //
-// One binary heap per tier keyed by (dispatch deadline, seq); EDF mode takes
+// One binary heap per tier keyed by (priority deadline, seq); EDF mode takes
 // the smallest deadline among the tier heads (ties: higher tier priority),
 // strict mode the head of the highest-priority non-empty tier. Push and pop
-// are O(log n). OldestArrival() is the oldest arrival among the tier heads:
-// exact unless a client shortened its deadline, in which case a slightly
-// younger request may be reported. Thread-safe behind one mutex.
+// are O(log n). A request whose client shortened its dispatch deadline keeps
+// its place (the priority deadline is the tier's) and is also kept in a
+// side heap ordered by its own deadline, so that RemoveExpired() finds it
+// in O(log n) when that passes; its tier-heap entry is then skipped lazily.
+// OldestArrival() is the oldest arrival among the tier heads.
+// Thread-safe behind one mutex.
 #pragma once
 
 #include <mutex>
+#include <unordered_set>
 #include <vector>
 
 #include "core/request_queue.h"
@@ -42,7 +46,7 @@ class MemoryQueue final : public RequestQueue {
   explicit MemoryQueue(const Options& options);
 
   struct Entry {
-    TimePoint deadline;
+    TimePoint deadline;  // the order: priority deadline (tier heaps) or own deadline (side heap)
     uint64_t seq;
     RequestPtr req;
   };
@@ -54,13 +58,22 @@ class MemoryQueue final : public RequestQueue {
 
   // Index of the tier whose head goes next, or -1 when empty. REQUIRES: mu_.
   int NextTier() const;
-  Entry PopFrom(int tier);  // REQUIRES: mu_, tier non-empty
+  // Removes tier `tier`'s head, which is queued (not expired early).
+  // REQUIRES: mu_, tier non-empty.
+  Entry PopFrom(int tier);
+  // Drops tier heads already answered through the side heap, so that every
+  // head is a queued request. REQUIRES: mu_.
+  void SkipExpiredHeads();
 
   const Options options_;
   std::vector<int> tiers_by_priority_;  // tier indexes, highest priority first
 
   mutable std::mutex mu_;
   std::vector<std::vector<Entry>> heaps_;  // GUARDED_BY(mu_), one per tier
+  std::vector<TimePoint> latest_;          // GUARDED_BY(mu_), latest priority deadline per tier
+  std::vector<Entry> early_;               // GUARDED_BY(mu_), side heap: shortened deadlines
+  std::unordered_set<uint64_t> early_queued_;   // GUARDED_BY(mu_), seqs of early_ still queued
+  std::unordered_set<uint64_t> early_expired_;  // GUARDED_BY(mu_), expired, still in a tier heap
   size_t depth_ = 0;                       // GUARDED_BY(mu_)
   uint64_t next_seq_ = 1;                  // GUARDED_BY(mu_)
   size_t notify_depth_ = 0;                // GUARDED_BY(mu_); 0 = none

@@ -67,6 +67,10 @@ class InferenceRequest {
   InferenceParams params;
   TimePoint arrival;             // when the front door admitted it
   TimePoint dispatch_deadline;   // must reach the accelerator before this, else 504
+  // Queue order: arrival + the tier's budget. A client's shorter deadline
+  // moves dispatch_deadline only, never this, so no header buys priority.
+  // Unset (epoch): dispatch_deadline is the order.
+  TimePoint priority_deadline;
   TimePoint total_deadline;      // must be answered before this, else 504
   uint64_t seq = 0;              // FIFO tie-break, assigned by the queue
   int64_t charged_tokens = 0;    // tokens charged to the key's limit at admission

@@ -1,8 +1,11 @@
 // RequestQueue: the per-model queue between the front door and the
 // dispatchers. One instance per model.
 //
-// Order: earliest dispatch deadline first (EDF) across tiers, ties broken by
+// Order: earliest priority deadline first (EDF) across tiers, ties broken by
 // tier priority then arrival; or strict tier priority (EDF within a tier).
+// The priority deadline is arrival + the tier's budget
+// (InferenceRequest::priority_deadline): a client's shorter deadline only
+// makes its own request expire sooner, it never moves it ahead.
 // Bounded: Push() fails with kUnavailable when full, and the caller keeps
 // ownership of the rejected request.
 //
@@ -49,13 +52,13 @@ class RequestQueue {
 
   virtual size_t Depth() const = 0;
   // Roughly how many queued requests will be dispatched before a new
-  // request of `tier` with `deadline` (for admission's wait estimate):
-  // strict mode counts tiers of equal or higher priority; EDF counts every
-  // tier whose earliest queued deadline is before `deadline`.
+  // request of `tier` with priority deadline `deadline` (for admission's
+  // wait estimate): strict mode counts tiers of equal or higher priority;
+  // EDF counts the queued requests whose priority deadline is earlier.
   virtual size_t QueuedAhead(TierIndex tier, TimePoint deadline) const = 0;
   // Arrival of the longest-waiting request; nullopt when empty.
   virtual std::optional<TimePoint> OldestArrival() const = 0;
-  // Earliest dispatch deadline among queued requests; nullopt when empty.
+  // Earliest priority deadline among queued requests; nullopt when empty.
   virtual std::optional<TimePoint> EarliestDeadline() const = 0;
 
   // One-shot wake-up: registers `fn` to run after the Push() that brings the

@@ -104,11 +104,9 @@ void FrontDoor::HandleHealth(const HttpRequest& request, Reply& reply) {
   HealthSnapshot h = options_.health();
   // Boost.JSON prints doubles as "7.2E-1"; fixed decimals read better.
   double capacity = 0;
-  int shedding = 0;
   std::string models;
   for (const ModelHealth& m : h.models) {
     capacity += m.capacity.capacity_rps;
-    shedding = std::max(shedding, m.capacity.shedding_level);
     if (!models.empty()) models += ",";
     models += fmt::format(
         R"({{"name":{},"queue_depth":{},"devices":{},"healthy_devices":{},"utilization":{:.4f},)"
@@ -127,16 +125,18 @@ void FrontDoor::HandleHealth(const HttpRequest& request, Reply& reply) {
       const AdmissionSnapshot& c = m.capacity;
       models += fmt::format(
           R"(,"capacity_rps":{:.1f},"throughput_per_device_rps":{:.1f},"arrival_rps":{:.1f},)"
-          R"("throughput_measured":{},"shedding_level":{})",
-          c.capacity_rps, c.throughput_per_slot_rps, c.arrival_rps, c.measured, c.shedding_level);
+          R"("throughput_measured":{},"batch_fixed_ms":{:.3f},"batch_per_item_ms":{:.4f},)"
+          R"("probing_endpoints":{})",
+          c.capacity_rps, c.throughput_per_slot_rps, c.arrival_rps, c.measured, c.batch_fixed_ms,
+          c.batch_per_item_ms, c.probing_endpoints);
     }
     models += "}";
   }
   std::string body = fmt::format(
       R"({{"status":{},"gpu_utilization":{:.4f},"queue_depth":{},"requests_per_second":{:.1f},)"
-      R"("capacity_rps":{:.1f},"shedding_level":{},"models":[{}]{}{}}})",
+      R"("capacity_rps":{:.1f},"models":[{}]{}{}}})",
       json::serialize(json::string_view(h.status)), h.gpu_utilization, h.queue_depth,
-      h.requests_per_second, capacity, shedding, models, h.extra_json.empty() ? "" : ",",
+      h.requests_per_second, capacity, models, h.extra_json.empty() ? "" : ",",
       h.extra_json);
   // Load balancers read the status code: only a gateway that cannot serve
   // (draining, or a model with no device) answers 503.

@@ -46,7 +46,7 @@ struct ModelHealth {
   std::vector<EndpointHealth> endpoints;
   double utilization = 0;      // busy fraction, last 10 s
   bool admission = false;      // capacity-aware admission enabled; the rest is valid then
-  AdmissionSnapshot capacity;  // measured throughput, capacity, shedding level
+  AdmissionSnapshot capacity;  // learnt batch cost, capacity, arrivals, probing endpoints
 };
 
 struct HealthSnapshot {

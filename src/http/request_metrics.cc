@@ -3,7 +3,7 @@
 namespace sluice::http {
 
 namespace {
-constexpr const char* kShedReasons[] = {"queue_full", "queue_depth_threshold", "over_capacity",
+constexpr const char* kShedReasons[] = {"queue_full", "queue_depth_threshold", "backends_unavailable",
                                         "deadline_unreachable"};
 constexpr size_t kShedReasonCount = sizeof(kShedReasons) / sizeof(kShedReasons[0]);
 }  // namespace

@@ -2,8 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <iterator>
-#include <set>
 
 namespace sluice {
 namespace {
@@ -14,15 +12,6 @@ int64_t NowNs(TimePoint t) {
 
 std::string Field(const std::string& model, const char* name) {
   return "admission" + (model.empty() ? std::string() : "[" + model + "]") + "." + name;
-}
-
-BatchThroughputEstimator::Options EstimatorOptions(const AdmissionController::Options& o) {
-  BatchThroughputEstimator::Options e;
-  e.max_batch_size = o.max_batch_size;
-  e.prior_batch_fixed_us = o.prior_batch_fixed_us;
-  e.prior_batch_per_item_us = o.prior_batch_per_item_us;
-  e.time_constant_ms = o.throughput_time_constant_ms;
-  return e;
 }
 
 }  // namespace
@@ -37,8 +26,8 @@ const char* AdmissionRejectName(AdmissionReject reason) {
   switch (reason) {
     case AdmissionReject::kQueueDepthThreshold:
       return "queue_depth_threshold";
-    case AdmissionReject::kOverCapacity:
-      return "over_capacity";
+    case AdmissionReject::kBackendsUnavailable:
+      return "backends_unavailable";
     case AdmissionReject::kDeadlineUnreachable:
       return "deadline_unreachable";
     case AdmissionReject::kNone:
@@ -54,8 +43,8 @@ Status AdmissionDecision::ToStatus() const {
       return Status::Ok();
     case AdmissionReject::kQueueDepthThreshold:
       return Unavailable("overloaded: the queue is deeper than this tier accepts" + retry);
-    case AdmissionReject::kOverCapacity:
-      return Unavailable("overloaded: shedding this tier while arrivals exceed capacity" + retry);
+    case AdmissionReject::kBackendsUnavailable:
+      return Unavailable("no accelerator endpoint of this model is available" + retry);
     case AdmissionReject::kDeadlineUnreachable:
       return Unavailable("overloaded: the request cannot be dispatched before its deadline" +
                          retry);
@@ -69,32 +58,15 @@ Result<std::unique_ptr<AdmissionController>> AdmissionController::Create(const O
   };
   if (o.tiers.empty()) return bad("tiers", "non-empty", "none");
   if (o.total_slots < 1) return bad("total_slots", ">= 1", "0");
-  if (o.max_batch_size < 1) return bad("max_batch_size", ">= 1", "0");
-  if (o.prior_batch_fixed_us < 0) {
-    return bad("prior_batch_fixed_us", ">= 0", std::to_string(o.prior_batch_fixed_us));
-  }
-  if (o.prior_batch_per_item_us < 0) {
-    return bad("prior_batch_per_item_us", ">= 0", std::to_string(o.prior_batch_per_item_us));
-  }
-  if (o.prior_batch_fixed_us + o.prior_batch_per_item_us <= 0) {
-    return bad("prior_batch_fixed_us", "> 0 when prior_batch_per_item_us is 0", "0");
-  }
-  if (!(o.target_utilization > 0 && o.target_utilization <= 1)) {
-    return bad("target_utilization", "in (0, 1]", std::to_string(o.target_utilization));
-  }
-  if (o.throughput_time_constant_ms < 1) {
-    return bad("throughput_time_constant_ms", ">= 1",
-               std::to_string(o.throughput_time_constant_ms));
-  }
+  if (o.cost_model == nullptr) return bad("cost_model", "set", "none");
   if (o.arrival_window_s < 1 || o.arrival_window_s > 60) {
     return bad("arrival_window_s", "in 1..60", std::to_string(o.arrival_window_s));
   }
-  if (!(o.shed_margin >= 0)) return bad("shed_margin", ">= 0", std::to_string(o.shed_margin));
-  if (!(o.shed_hysteresis >= 0 && o.shed_hysteresis < 1)) {
-    return bad("shed_hysteresis", "in [0, 1)", std::to_string(o.shed_hysteresis));
+  if (!(o.deadline_margin >= 0)) {
+    return bad("deadline_margin", ">= 0", std::to_string(o.deadline_margin));
   }
-  if (o.shed_eval_interval_ms < 0) {
-    return bad("shed_eval_interval_ms", ">= 0", std::to_string(o.shed_eval_interval_ms));
+  if (!(o.min_share > 0 && o.min_share <= 1)) {
+    return bad("min_share", "in (0, 1]", std::to_string(o.min_share));
   }
   if (o.max_retry_after_s < 1) {
     return bad("max_retry_after_s", ">= 1", std::to_string(o.max_retry_after_s));
@@ -105,37 +77,21 @@ Result<std::unique_ptr<AdmissionController>> AdmissionController::Create(const O
 }
 
 AdmissionController::AdmissionController(const Options& options)
-    : options_(options),
-      estimator_(EstimatorOptions(options)),
-      per_slot_rps_(estimator_.ItemsPerSecond()),
-      healthy_slots_(options.total_slots) {
-  std::set<int> priorities;
+    : options_(options), healthy_slots_(options.total_slots) {
+  min_priority_ = options_.tiers.front().priority;
   for (const AdmissionTier& tier : options_.tiers) {
-    priorities.insert(tier.priority);
     min_queue_depth_ = std::min(min_queue_depth_, tier.max_queue_depth);
+    min_priority_ = std::min(min_priority_, tier.priority);
     arrivals_.push_back(
         std::make_unique<metrics::RateMeter>(options_.clock, options_.arrival_window_s));
   }
-  for (const AdmissionTier& tier : options_.tiers) {
-    class_of_tier_.push_back(
-        static_cast<size_t>(std::distance(priorities.begin(), priorities.find(tier.priority))));
-  }
-  max_level_ = static_cast<int>(priorities.size()) - 1;
 }
 
-void AdmissionController::OnBatch(size_t batch_size, SteadyClock::duration accelerator_time) {
-  const TimePoint now = options_.clock->Now();
-  std::lock_guard lock(estimator_mu_);
-  estimator_.AddBatch(now, batch_size, accelerator_time);
-  per_slot_rps_.store(estimator_.ItemsPerSecond(), std::memory_order_relaxed);
-  speed_factor_.store(estimator_.speed_factor(), std::memory_order_relaxed);
-  measured_.store(estimator_.batches() > 0, std::memory_order_relaxed);
-}
-
-void AdmissionController::SetHealthySlots(size_t healthy) {
-  healthy_slots_.store(std::min(healthy, options_.total_slots), std::memory_order_relaxed);
-  // Capacity changed: the next decision re-evaluates the shedding level.
-  next_eval_ns_.store(std::numeric_limits<int64_t>::min(), std::memory_order_release);
+void AdmissionController::SetSlots(const SlotAvailability& slots) {
+  healthy_slots_.store(std::min(slots.healthy, options_.total_slots), std::memory_order_relaxed);
+  probing_endpoints_.store(slots.probing, std::memory_order_relaxed);
+  next_probe_ns_.store(slots.next_probe_at ? NowNs(*slots.next_probe_at) : -1,
+                       std::memory_order_relaxed);
 }
 
 void AdmissionController::OnArrival(size_t tier) {
@@ -144,87 +100,82 @@ void AdmissionController::OnArrival(size_t tier) {
 
 double AdmissionController::ThroughputRps() const {
   return static_cast<double>(healthy_slots_.load(std::memory_order_relaxed)) *
-         per_slot_rps_.load(std::memory_order_relaxed);
+         options_.cost_model->FullBatchRps();
 }
 
-size_t AdmissionController::ClassOf(size_t tier) const {
-  return tier < class_of_tier_.size() ? class_of_tier_[tier] : 0;
-}
-
-int AdmissionController::EvaluateLevel(int current) const {
-  const double capacity = ThroughputRps() * options_.target_utilization;
-  // offered[k]: arrivals of the classes >= k (what is left after shedding k).
-  std::vector<double> offered(static_cast<size_t>(max_level_) + 1, 0.0);
-  for (size_t tier = 0; tier < arrivals_.size(); ++tier) {
-    offered[class_of_tier_[tier]] += arrivals_[tier]->PerSecond();
+double AdmissionController::OvertakingRps(size_t tier) const {
+  const int priority =
+      tier < options_.tiers.size() ? options_.tiers[tier].priority : min_priority_;
+  double rps = 0;
+  for (size_t t = 0; t < options_.tiers.size(); ++t) {
+    if (options_.tiers[t].priority > priority) rps += arrivals_[t]->PerSecond();
   }
-  for (int k = max_level_ - 1; k >= 0; --k) offered[k] += offered[k + 1];
-
-  int level = 0;
-  for (int k = 1; k <= max_level_; ++k) {
-    double threshold = capacity * (k == 1 ? 1.0 : 1.0 + options_.shed_margin);
-    if (current >= k) threshold *= 1.0 - options_.shed_hysteresis;
-    if (!(offered[k - 1] > threshold)) break;
-    level = k;
-  }
-  return level;
+  return rps;
 }
 
-int AdmissionController::CurrentLevel(TimePoint now) {
-  const int64_t now_ns = NowNs(now);
-  if (now_ns >= next_eval_ns_.load(std::memory_order_acquire)) {
-    // One caller re-evaluates; the others use the level in force.
-    std::unique_lock lock(level_mu_, std::try_to_lock);
-    if (lock.owns_lock() && now_ns >= next_eval_ns_.load(std::memory_order_acquire)) {
-      level_.store(EvaluateLevel(level_.load(std::memory_order_relaxed)),
-                   std::memory_order_relaxed);
-      next_eval_ns_.store(now_ns + options_.shed_eval_interval_ms * 1'000'000,
-                          std::memory_order_release);
-    }
-  }
-  return level_.load(std::memory_order_relaxed);
-}
-
-AdmissionDecision AdmissionController::Admit(const AdmissionQuery& query) {
+AdmissionDecision AdmissionController::Refuse(AdmissionReject reason, double retry_after_s) const {
   AdmissionDecision d;
-  d.shedding_level = CurrentLevel(options_.clock->Now());
-  const double throughput = ThroughputRps();
-  constexpr double kInf = std::numeric_limits<double>::infinity();
-  const size_t ahead = query.queued_ahead.value_or(query.queue_depth);
-  d.estimated_wait_s = throughput > 0 ? static_cast<double>(ahead) / throughput : kInf;
-
-  const size_t depth_limit = query.tier < options_.tiers.size()
-                                 ? options_.tiers[query.tier].max_queue_depth
-                                 : min_queue_depth_;
-  const double time_left_s = std::chrono::duration<double>(query.time_to_deadline).count();
-  if (query.queue_depth > depth_limit) {
-    d.reason = AdmissionReject::kQueueDepthThreshold;
-  } else if (static_cast<int>(ClassOf(query.tier)) < d.shedding_level) {
-    d.reason = AdmissionReject::kOverCapacity;
-  } else if (throughput <= 0 || d.estimated_wait_s > time_left_s) {
-    d.reason = AdmissionReject::kDeadlineUnreachable;
-  }
-  if (d.reason == AdmissionReject::kNone) return d;
-
   d.admitted = false;
+  d.reason = reason;
   const double max_s = static_cast<double>(options_.max_retry_after_s);
-  const double drain_s =
-      throughput > 0 ? static_cast<double>(query.queue_depth) / throughput : max_s;
-  d.retry_after_s = static_cast<int64_t>(std::clamp(std::ceil(drain_s), 1.0, max_s));
+  d.retry_after_s = static_cast<int64_t>(std::clamp(std::ceil(retry_after_s), 1.0, max_s));
   return d;
 }
 
-AdmissionSnapshot AdmissionController::Snapshot() {
+AdmissionDecision AdmissionController::Admit(const AdmissionQuery& query) {
+  constexpr double kInf = std::numeric_limits<double>::infinity();
+  const size_t depth_limit = query.tier < options_.tiers.size()
+                                 ? options_.tiers[query.tier].max_queue_depth
+                                 : min_queue_depth_;
+  const double throughput = ThroughputRps();
+  if (query.queue_depth > depth_limit) {
+    // The excess over the bound drains at the model's throughput.
+    const double excess = static_cast<double>(query.queue_depth - depth_limit);
+    return Refuse(AdmissionReject::kQueueDepthThreshold,
+                  throughput > 0 ? excess / throughput : kInf);
+  }
+  if (throughput <= 0) {
+    // Nothing healthy: admit only the probe batch of a half-open endpoint.
+    if (probing_endpoints_.load(std::memory_order_relaxed) > 0 &&
+        query.queue_depth < options_.cost_model->max_batch_size()) {
+      AdmissionDecision d;
+      d.estimated_wait_s = 0;
+      return d;
+    }
+    const int64_t probe_ns = next_probe_ns_.load(std::memory_order_relaxed);
+    const double to_probe_s =
+        probe_ns < 0 ? kInf : static_cast<double>(probe_ns - NowNs(options_.clock->Now())) / 1e9;
+    AdmissionDecision d = Refuse(AdmissionReject::kBackendsUnavailable, to_probe_s);
+    d.estimated_wait_s = kInf;
+    return d;
+  }
+  const double share =
+      std::max(throughput - OvertakingRps(query.tier), throughput * options_.min_share);
+  const size_t ahead = query.queued_ahead.value_or(query.queue_depth);
+  AdmissionDecision d;
+  d.estimated_wait_s = static_cast<double>(ahead) / share;
+  const double time_left_s = std::chrono::duration<double>(query.time_to_deadline).count();
+  if (d.estimated_wait_s * (1 + options_.deadline_margin) <= time_left_s) return d;
+  // Come back when the backlog ahead has drained enough to fit the deadline.
+  const double wait_s = d.estimated_wait_s;
+  d = Refuse(AdmissionReject::kDeadlineUnreachable,
+             wait_s - time_left_s / (1 + options_.deadline_margin));
+  d.estimated_wait_s = wait_s;
+  return d;
+}
+
+AdmissionSnapshot AdmissionController::Snapshot() const {
   AdmissionSnapshot s;
-  s.shedding_level = CurrentLevel(options_.clock->Now());
-  s.max_shedding_level = max_level_;
+  const BatchCostModel& cost = *options_.cost_model;
   s.healthy_slots = healthy_slots_.load(std::memory_order_relaxed);
+  s.probing_endpoints = probing_endpoints_.load(std::memory_order_relaxed);
   s.total_slots = options_.total_slots;
-  s.throughput_per_slot_rps = per_slot_rps_.load(std::memory_order_relaxed);
-  s.throughput_rps = static_cast<double>(s.healthy_slots) * s.throughput_per_slot_rps;
-  s.capacity_rps = s.throughput_rps * options_.target_utilization;
-  s.speed_factor = speed_factor_.load(std::memory_order_relaxed);
-  s.measured = measured_.load(std::memory_order_relaxed);
+  s.throughput_per_slot_rps = cost.FullBatchRps();
+  s.capacity_rps = static_cast<double>(s.healthy_slots) * s.throughput_per_slot_rps;
+  s.batch_fixed_ms = cost.FixedMicros() / 1000;
+  s.batch_per_item_ms = cost.PerItemMicros() / 1000;
+  s.speed_factor = cost.speed_factor();
+  s.measured = cost.measured();
   for (const auto& meter : arrivals_) {
     s.arrival_rps_by_tier.push_back(meter->PerSecond());
     s.arrival_rps += s.arrival_rps_by_tier.back();

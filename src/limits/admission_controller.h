@@ -1,54 +1,46 @@
 // AdmissionController: capacity-aware admission for ONE model, decided
-// before a request is queued, so that overload is answered at once with 503
-// + Retry-After instead of a timeout later. One instance per model.
+// before a request is queued. It refuses a request only when it would miss
+// its deadline or a hard bound is hit — never to keep the accelerators
+// below some utilisation — so under overload the devices stay busy with
+// work that succeeds, and only the excess is refused, lowest tier first.
+// One instance per model.
 //
 // Inputs.
-//   OnBatch(size, accelerator_time)  from the model's dispatchers after each
-//       successful batch: feeds the per-slot throughput estimate
-//       (throughput_estimator.h: an EWMA speed factor on a batch cost model,
-//       extrapolated to full batches; the prior cost model until the first
-//       batch).
-//   SetHealthySlots(n)  whenever slots fail or return (breaker opened or
-//       closed, sim device disabled or enabled): effective at once.
+//   cost model (batch_cost_model.h, shared with the model's dispatchers):
+//       what a full batch costs on one slot, learnt from real batches.
+//   SetSlots({healthy, probing, next_probe_at}) whenever slots fail or
+//       return (breaker opened, half-open or closed; sim device disabled or
+//       enabled): effective at once.
 //   OnArrival(tier)  once per request that reaches admission (before
-//       Admit(), including those Admit() then rejects): the offered load per
-//       tier, a sliding average over the last `arrival_window_s` complete
-//       seconds (metrics::RateMeter).
+//       Admit(), including those Admit() then refuses): the offered load per
+//       tier, a sliding average over the last `arrival_window_s` seconds.
 //
-// Figures.
-//   throughput = healthy slots * per-slot throughput        (requests/s)
-//   capacity   = throughput * target_utilization            (requests/s)
-//   estimated wait = requests served before this one / throughput
+// The prediction. A queued request is dispatched once everything ahead of
+// it in dispatch order has been served, and meanwhile every request that
+// arrives later but overtakes it (a tier of higher priority) is served too:
+//   throughput   mu  = healthy slots * full-batch requests/s per slot
+//   overtaking   lam = arrival rate of the tiers of higher priority
+//   wait         W   = ahead / max(mu - lam, mu * min_share)
+// It is admitted iff W * (1 + deadline_margin) <= time left until its
+// dispatch deadline. In steady overload the lowest tier's backlog grows
+// until W reaches its budget; from then on exactly its excess is refused,
+// while higher tiers (whose `lam` excludes the lowest) are still admitted;
+// the top tier is refused only when its own load exceeds the devices.
 //
 // Rules, in this order (the first that applies is the reason reported):
-//   1. kQueueDepthThreshold: the queue already holds more than the tier's
-//      max_queue_depth requests (seed: free 100, paid 500, enterprise none).
-//   2. kOverCapacity: the tier is shed (see shedding levels).
-//   3. kDeadlineUnreachable: the estimated wait exceeds the time left until
-//      the request's dispatch deadline (also: no healthy slot at all).
-// Every rejection carries retry_after_s = ceil(queue_depth / throughput),
-// the time for the current queue to drain, clamped to [1,
-// max_retry_after_s] (the cap also when no slot is healthy), and maps to 503
-// (kUnavailable; see ToStatus()).
+//   1. kQueueDepthThreshold: more than the tier's max_queue_depth requests
+//      are queued (a hard bound; seed: free 100, paid 500, enterprise none).
+//   2. kBackendsUnavailable: no slot can take work and no endpoint is due
+//      to probe. Retry-After = time until the next probe (or the cap).
+//      While an endpoint is probing (half-open) and none is healthy,
+//      requests are admitted until one batch is queued: the probe batch.
+//   3. kDeadlineUnreachable: W as above misses the deadline.
+// Every refusal carries retry_after_s >= 1 (at most max_retry_after_s) and
+// maps to 503 (kUnavailable; see ToStatus()).
 //
-// Shedding levels. Tiers are grouped into classes by priority, lowest
-// first (seed: class 0 free, 1 paid, 2 enterprise). Level L sheds the L
-// lowest classes; the highest class is never shed by this rule, so the
-// level is 0..classes-1. With offered(k) = arrival rate of the classes >= k:
-//   level >= 1  iff offered(0)   > capacity
-//   level >= k  iff offered(k-1) > capacity * (1 + shed_margin),  k >= 2
-// i.e. free is shed as soon as total arrivals exceed capacity, paid only if
-// paid + enterprise alone still exceed it by the margin. To leave a level,
-// its condition must fail by shed_hysteresis (threshold * (1 - hysteresis)),
-// so the level does not flap around the boundary. Shed requests still count
-// as arrivals, so shedding does not hide the overload that caused it. The
-// level is re-evaluated at most every shed_eval_interval_ms (and at once
-// after SetHealthySlots()), on the next Admit() or Snapshot().
-//
-// Thread-safety: all methods are thread-safe. Admit() and OnArrival() are
-// lock-free except for one try-lock per evaluation interval; OnBatch() takes
-// a short mutex. Nothing blocks. Ownership: `clock` is not owned and must
-// outlive the controller.
+// Thread-safety: all methods are thread-safe and lock-free (atomics; the
+// arrival meters are lock-free). Nothing blocks. Ownership: `clock` and
+// `cost_model` are not owned and must outlive the controller.
 #pragma once
 
 #include <atomic>
@@ -56,7 +48,6 @@
 #include <cstdint>
 #include <limits>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -64,7 +55,7 @@
 
 #include "common/clock.h"
 #include "common/status.h"
-#include "limits/throughput_estimator.h"
+#include "limits/batch_cost_model.h"
 #include "metrics/rate_meter.h"
 
 namespace sluice {
@@ -89,23 +80,21 @@ size_t SeedMaxQueueDepth(std::string_view tier_name);
 enum class AdmissionReject {
   kNone,                 // admitted
   kQueueDepthThreshold,  // queue deeper than the tier's threshold
-  kOverCapacity,         // the tier is being shed
-  kDeadlineUnreachable,  // estimated wait beyond the request's deadline
+  kBackendsUnavailable,  // no slot can take work and none is probing
+  kDeadlineUnreachable,  // predicted dispatch after the request's deadline
 };
 
-// "none", "queue_depth_threshold", "over_capacity", "deadline_unreachable"
-// (for JSON error codes and metric labels).
+// "none", "queue_depth_threshold", "backends_unavailable",
+// "deadline_unreachable" (for JSON error reasons and metric labels).
 const char* AdmissionRejectName(AdmissionReject reason);
 
 struct AdmissionQuery {
-  // Tier index. An unknown index counts as the lowest class, with the
+  // Tier index. An unknown index counts as the lowest priority, with the
   // smallest depth threshold of any tier.
   size_t tier = 0;
   size_t queue_depth = 0;  // requests queued for this model now
-  // Requests that will be dispatched before this one, if the queue can tell
-  // (EDF: queued with an earlier dispatch deadline; strict: same or higher
-  // priority). Unset: queue_depth, which is pessimistic for tiers with short
-  // budgets under EDF.
+  // Requests that will be dispatched before this one, if the queue can tell.
+  // Unset: queue_depth (pessimistic).
   std::optional<size_t> queued_ahead;
   // Time left until the request's dispatch deadline.
   SteadyClock::duration time_to_deadline{};
@@ -115,26 +104,33 @@ struct AdmissionDecision {
   bool admitted = true;
   AdmissionReject reason = AdmissionReject::kNone;
   int64_t retry_after_s = 0;    // >= 1 when rejected; 0 when admitted
-  double estimated_wait_s = 0;  // the wait estimate used (infinity: no capacity)
-  int shedding_level = 0;       // the level in force for this decision
+  double estimated_wait_s = 0;  // the wait predicted (infinity: no capacity)
 
   // OK, or kUnavailable (HTTP 503) with a message naming the reason.
   Status ToStatus() const;
 };
 
-// Figures for GET /internal/health.
+// Which slots can take work; see SetSlots().
+struct SlotAvailability {
+  size_t healthy = 0;  // slots that can take a batch now (enabled, breaker closed)
+  size_t probing = 0;  // endpoints half-open: one probe batch each may run
+  // When the next open breaker may probe; unset when none is open.
+  std::optional<TimePoint> next_probe_at;
+};
+
+// Figures for GET /internal/health and /metrics.
 struct AdmissionSnapshot {
-  double capacity_rps = 0;             // throughput * target_utilization
-  double throughput_rps = 0;           // healthy_slots * throughput_per_slot_rps
-  double throughput_per_slot_rps = 0;  // measured per device (prior until measured)
-  double speed_factor = 1;             // measured / modelled batch time
+  double capacity_rps = 0;             // healthy_slots * throughput_per_slot_rps
+  double throughput_per_slot_rps = 0;  // full batches on one slot (prior until measured)
+  double batch_fixed_ms = 0;           // learnt cost of a batch: fixed part
+  double batch_per_item_ms = 0;        // learnt cost of a batch: per request
+  double speed_factor = 1;             // measured / prior batch time
   bool measured = false;               // false while running on the prior
   size_t healthy_slots = 0;
+  size_t probing_endpoints = 0;
   size_t total_slots = 0;
   double arrival_rps = 0;  // all tiers
   std::vector<double> arrival_rps_by_tier;
-  int shedding_level = 0;      // 0 none, 1 lowest class shed, ...
-  int max_shedding_level = 0;  // number of priority classes - 1
 };
 
 class AdmissionController {
@@ -143,31 +139,23 @@ class AdmissionController {
     std::string model;                 // for messages
     std::vector<AdmissionTier> tiers;  // index = tier index; non-empty
     size_t total_slots = 1;            // accelerator slots (dispatchers), >= 1
-    size_t max_batch_size = 32;        // the model's batch size, >= 1
-    // Prior batch cost model, used before the first batch and for the shape
-    // of the throughput curve (throughput_estimator.h). Seed sim: 34 ms +
-    // 0.5 ms per item, i.e. 32 items in 50 ms = 640 requests/s per slot.
-    int64_t prior_batch_fixed_us = 34'000;
-    int64_t prior_batch_per_item_us = 500;
-    double target_utilization = 0.75;             // (0, 1]
-    int64_t throughput_time_constant_ms = 1'000;  // EWMA time constant, >= 1
-    int arrival_window_s = 3;                     // arrival-rate window, 1..60
-    double shed_margin = 0.2;                     // >= 0; see "Shedding levels"
-    double shed_hysteresis = 0.1;                 // [0, 1)
-    int64_t shed_eval_interval_ms = 100;          // >= 0
-    int64_t max_retry_after_s = 30;               // >= 1; Retry-After cap
-    const Clock* clock = nullptr;                 // default: SystemClock()
+    // Required; not owned. The model's learnt batch cost (full batches).
+    const BatchCostModel* cost_model = nullptr;
+    int arrival_window_s = 2;        // arrival-rate window, 1..60
+    double deadline_margin = 0.1;    // >= 0: predicted waits are stretched by this
+    double min_share = 0.05;         // (0, 1]: floor of the throughput left to a tier
+    int64_t max_retry_after_s = 30;  // >= 1; Retry-After cap
+    const Clock* clock = nullptr;    // default: SystemClock()
   };
 
   // Errors: kInvalidArgument naming the bad field.
   static Result<std::unique_ptr<AdmissionController>> Create(const Options& options);
 
-  // A successful batch of `batch_size` requests spent `accelerator_time` on
-  // its slot. Failed or timed-out batches are not reported here.
-  void OnBatch(size_t batch_size, SteadyClock::duration accelerator_time);
-
-  // Slots able to run batches now; clamped to total_slots.
-  void SetHealthySlots(size_t healthy);
+  // The slots able to run batches now; `healthy` is clamped to total_slots.
+  void SetSlots(const SlotAvailability& slots);
+  // SetSlots() with no probing endpoint (capacity read from elsewhere, e.g.
+  // the worker registry in scale-out).
+  void SetHealthySlots(size_t healthy) { SetSlots({healthy, 0, std::nullopt}); }
 
   // One request of tier `tier` reached admission (see "Inputs").
   void OnArrival(size_t tier);
@@ -178,35 +166,27 @@ class AdmissionController {
     return Admit(AdmissionQuery{tier, queue_depth, std::nullopt, time_to_deadline});
   }
 
-  AdmissionSnapshot Snapshot();
+  AdmissionSnapshot Snapshot() const;
 
   const Options& options() const { return options_; }
+  const BatchCostModel& cost_model() const { return *options_.cost_model; }
 
  private:
   explicit AdmissionController(const Options& options);
 
   double ThroughputRps() const;  // healthy slots * per-slot throughput
-  size_t ClassOf(size_t tier) const;
-  // The level in force now, re-evaluated when the interval has passed.
-  int CurrentLevel(TimePoint now);
-  int EvaluateLevel(int current) const;  // REQUIRES: level_mu_
+  // Arrivals per second of the tiers that overtake `tier` (higher priority).
+  double OvertakingRps(size_t tier) const;
+  AdmissionDecision Refuse(AdmissionReject reason, double retry_after_s) const;
 
   const Options options_;
   size_t min_queue_depth_ = kNoQueueDepthLimit;  // over all tiers
-  std::vector<size_t> class_of_tier_;            // tier index -> priority class (0 lowest)
-  int max_level_ = 0;
+  int min_priority_ = 0;                         // for unknown tier indexes
   std::vector<std::unique_ptr<metrics::RateMeter>> arrivals_;  // one per tier
 
-  std::mutex estimator_mu_;
-  BatchThroughputEstimator estimator_;  // GUARDED_BY(estimator_mu_)
-  std::atomic<double> per_slot_rps_;    // published estimator_.ItemsPerSecond()
-  std::atomic<double> speed_factor_{1};
-  std::atomic<bool> measured_{false};
   std::atomic<size_t> healthy_slots_;
-
-  std::mutex level_mu_;  // serialises re-evaluation of the level
-  std::atomic<int> level_{0};
-  std::atomic<int64_t> next_eval_ns_{std::numeric_limits<int64_t>::min()};
+  std::atomic<size_t> probing_endpoints_{0};
+  std::atomic<int64_t> next_probe_ns_{-1};  // -1: none open
 };
 
 }  // namespace sluice

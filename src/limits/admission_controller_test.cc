@@ -21,13 +21,20 @@ constexpr size_t kFree = 2;
 
 class AdmissionControllerTest : public ::testing::Test {
  protected:
+  AdmissionControllerTest() {
+    BatchCostModel::Options c;  // prior: 32 items in 34 + 16 ms = 640/s per slot
+    c.clock = &clock_;
+    cost_ = std::move(BatchCostModel::Create(c)).value();
+  }
   AdmissionController::Options DefaultOptions() {
     AdmissionController::Options o;
     o.model = "m";
     o.tiers = {{"enterprise", 2, SeedMaxQueueDepth("enterprise")},
                {"paid", 1, SeedMaxQueueDepth("paid")},
                {"free", 0, SeedMaxQueueDepth("free")}};
-    o.total_slots = 1;  // prior: 32 items / 50 ms = 640/s per slot
+    o.total_slots = 1;
+    o.cost_model = cost_.get();
+    o.deadline_margin = 0;  // exact arithmetic in the tests below
     o.clock = &clock_;
     return o;
   }
@@ -43,7 +50,7 @@ class AdmissionControllerTest : public ::testing::Test {
   }
   void Advance(SteadyClock::duration d) { clock_.Set(clock_.Now() + d); }
   // Arrivals per second for each tier {enterprise, paid, free}, for `secs`
-  // whole seconds (the arrival window is 3 s).
+  // whole seconds (the arrival window is 2 s).
   void Offer(AdmissionController& c, std::vector<int> per_second, int secs = 3) {
     for (int s = 0; s < secs; ++s) {
       for (size_t tier = 0; tier < per_second.size(); ++tier) {
@@ -52,8 +59,13 @@ class AdmissionControllerTest : public ::testing::Test {
       Advance(seconds(1));
     }
   }
+  AdmissionDecision Admit(AdmissionController& c, size_t tier, size_t ahead,
+                          SteadyClock::duration left, size_t depth = 0) {
+    return c.Admit(AdmissionQuery{tier, depth, ahead, left});
+  }
 
   testing::FakeClock clock_;
+  std::unique_ptr<BatchCostModel> cost_;
 };
 
 TEST_F(AdmissionControllerTest, CreateValidatesOptions) {
@@ -68,190 +80,151 @@ TEST_F(AdmissionControllerTest, CreateValidatesOptions) {
   };
   expect_error([](auto& o) { o.tiers.clear(); }, "tiers");
   expect_error([](auto& o) { o.total_slots = 0; }, "total_slots");
-  expect_error([](auto& o) { o.max_batch_size = 0; }, "max_batch_size");
-  expect_error([](auto& o) { o.prior_batch_fixed_us = o.prior_batch_per_item_us = 0; },
-               "prior_batch_fixed_us");
-  expect_error([](auto& o) { o.target_utilization = 0; }, "target_utilization");
-  expect_error([](auto& o) { o.target_utilization = 1.5; }, "target_utilization");
-  expect_error([](auto& o) { o.target_utilization = std::nan(""); }, "target_utilization");
+  expect_error([](auto& o) { o.cost_model = nullptr; }, "cost_model");
   expect_error([](auto& o) { o.arrival_window_s = 0; }, "arrival_window_s");
-  expect_error([](auto& o) { o.shed_margin = -0.1; }, "shed_margin");
-  expect_error([](auto& o) { o.shed_hysteresis = 1; }, "shed_hysteresis");
+  expect_error([](auto& o) { o.deadline_margin = -0.1; }, "deadline_margin");
+  expect_error([](auto& o) { o.deadline_margin = std::nan(""); }, "deadline_margin");
+  expect_error([](auto& o) { o.min_share = 0; }, "min_share");
   expect_error([](auto& o) { o.max_retry_after_s = 0; }, "max_retry_after_s");
-  expect_error([](auto& o) { o.throughput_time_constant_ms = 0; }, "throughput_time_constant_ms");
   EXPECT_TRUE(AdmissionController::Create(DefaultOptions()).ok());
 }
 
-TEST_F(AdmissionControllerTest, UsesThePriorBeforeAnyBatch) {
-  auto c = Make();
+TEST_F(AdmissionControllerTest, AdmitsWhateverFitsItsDeadlineWithNoUtilizationCap) {
+  auto c = Make(4);  // 4 x 640 = 2,560/s
   AdmissionSnapshot s = c->Snapshot();
   EXPECT_FALSE(s.measured);
   EXPECT_DOUBLE_EQ(s.throughput_per_slot_rps, 640.0);
-  EXPECT_DOUBLE_EQ(s.capacity_rps, 480.0);  // * 0.75
-  EXPECT_EQ(s.healthy_slots, 1u);
-  EXPECT_EQ(s.max_shedding_level, 2);
-  // 320 queued at 640/s: a 0.5 s wait.
-  EXPECT_TRUE(c->Admit(kEnterprise, 320, milliseconds(600)).admitted);
-  AdmissionDecision d = c->Admit(kEnterprise, 320, milliseconds(400));
-  EXPECT_FALSE(d.admitted);
-  EXPECT_EQ(d.reason, AdmissionReject::kDeadlineUnreachable);
-  EXPECT_DOUBLE_EQ(d.estimated_wait_s, 0.5);
+  EXPECT_DOUBLE_EQ(s.capacity_rps, 2560.0);  // no target_utilization factor
+  // Arrivals at 2,500/s (98 % of the devices) are all admitted while each
+  // one's predicted dispatch fits its deadline.
+  Offer(*c, {125, 625, 1750});
+  for (size_t tier : {kEnterprise, kPaid, kFree}) {
+    EXPECT_TRUE(Admit(*c, tier, 32, milliseconds(400)).admitted) << tier;
+  }
 }
 
-TEST_F(AdmissionControllerTest, DepthThresholdsPerTier) {
-  auto c = Make(/*slots=*/4);
-  const auto budget = seconds(10);
-  EXPECT_TRUE(c->Admit(kFree, 100, budget).admitted);
-  AdmissionDecision d = c->Admit(kFree, 101, budget);
+TEST_F(AdmissionControllerTest, PredictsTheWaitFromWhatIsAheadAndWhatOvertakes) {
+  auto c = Make(1);  // 640/s
+  // Enterprise at 200/s, paid at 120/s overtake free requests.
+  Offer(*c, {200, 120, 1000});
+  // Enterprise: nothing overtakes it; 320 ahead at 640/s = 0.5 s.
+  AdmissionDecision e = Admit(*c, kEnterprise, 320, milliseconds(600));
+  EXPECT_TRUE(e.admitted);
+  EXPECT_DOUBLE_EQ(e.estimated_wait_s, 0.5);
+  // Paid: enterprise overtakes it, 640 - 200 = 440/s left: 0.5 s for 220.
+  AdmissionDecision p = Admit(*c, kPaid, 220, milliseconds(600));
+  EXPECT_TRUE(p.admitted);
+  EXPECT_DOUBLE_EQ(p.estimated_wait_s, 0.5);
+  // Free: 640 - 320 = 320/s left: 64 ahead = 0.2 s fits 1.5 s, 500 ahead
+  // (1.56 s) does not.
+  EXPECT_TRUE(Admit(*c, kFree, 64, milliseconds(1500)).admitted);
+  AdmissionDecision f = Admit(*c, kFree, 500, milliseconds(1500));
+  EXPECT_FALSE(f.admitted);
+  EXPECT_EQ(f.reason, AdmissionReject::kDeadlineUnreachable);
+  EXPECT_EQ(f.retry_after_s, 1);
+  EXPECT_EQ(f.ToStatus().code(), ErrorCode::kUnavailable);
+}
+
+TEST_F(AdmissionControllerTest, EnterpriseIsRefusedOnlyWhenItAloneExceedsTheDevices) {
+  auto c = Make(1);
+  // Free and paid far beyond the device: enterprise still sees all of it.
+  Offer(*c, {100, 2000, 8000});
+  EXPECT_TRUE(Admit(*c, kEnterprise, 200, milliseconds(400)).admitted);
+  // Paid is left 540/s; free is left the floor (5 % of 640/s = 32/s).
+  EXPECT_TRUE(Admit(*c, kPaid, 400, milliseconds(800)).admitted);
+  AdmissionDecision f = Admit(*c, kFree, 64, milliseconds(1500));
+  EXPECT_FALSE(f.admitted);
+  EXPECT_DOUBLE_EQ(f.estimated_wait_s, 2.0);
+  // Enterprise's own backlog beyond its budget is refused.
+  EXPECT_FALSE(Admit(*c, kEnterprise, 300, milliseconds(400)).admitted);
+}
+
+TEST_F(AdmissionControllerTest, DeadlineMarginStretchesTheWait) {
+  AdmissionController::Options o = DefaultOptions();
+  o.deadline_margin = 0.5;
+  auto c = Make(o);
+  // 320 ahead = 0.5 s, stretched to 0.75 s.
+  EXPECT_FALSE(Admit(*c, kEnterprise, 320, milliseconds(700)).admitted);
+  EXPECT_TRUE(Admit(*c, kEnterprise, 320, milliseconds(760)).admitted);
+}
+
+TEST_F(AdmissionControllerTest, QueueDepthThresholdIsAHardBound) {
+  auto c = Make(4);
+  AdmissionDecision d = Admit(*c, kFree, 0, seconds(10), /*depth=*/101);
   EXPECT_FALSE(d.admitted);
   EXPECT_EQ(d.reason, AdmissionReject::kQueueDepthThreshold);
-  EXPECT_EQ(d.retry_after_s, 1);
-  EXPECT_EQ(d.ToStatus().code(), ErrorCode::kUnavailable);
-  EXPECT_EQ(HttpStatusFor(d.ToStatus().code()), 503);
-
-  EXPECT_TRUE(c->Admit(kPaid, 101, budget).admitted);
-  EXPECT_TRUE(c->Admit(kPaid, 500, budget).admitted);
-  EXPECT_EQ(c->Admit(kPaid, 501, budget).reason, AdmissionReject::kQueueDepthThreshold);
-  EXPECT_TRUE(c->Admit(kEnterprise, 501, budget).admitted);
-  EXPECT_TRUE(c->Admit(kEnterprise, 5000, budget).admitted);
-  // An unknown tier gets the strictest threshold.
-  EXPECT_EQ(c->Admit(7, 101, budget).reason, AdmissionReject::kQueueDepthThreshold);
+  EXPECT_STREQ(AdmissionRejectName(d.reason), "queue_depth_threshold");
+  EXPECT_TRUE(Admit(*c, kFree, 0, seconds(10), 100).admitted);
+  EXPECT_TRUE(Admit(*c, kPaid, 0, seconds(10), 500).admitted);
+  EXPECT_FALSE(Admit(*c, kPaid, 0, seconds(10), 501).admitted);
+  EXPECT_TRUE(Admit(*c, kEnterprise, 0, seconds(10), 100'000).admitted);
+  // An unknown tier gets the smallest threshold.
+  EXPECT_FALSE(Admit(*c, 7, 0, seconds(10), 101).admitted);
 }
 
-TEST_F(AdmissionControllerTest, RejectsWhenTheDeadlineCannotBeMet) {
-  auto c = Make();  // 640/s
-  // 64 queued ahead: 100 ms.
-  AdmissionDecision d = c->Admit(kEnterprise, 64, milliseconds(99));
-  EXPECT_FALSE(d.admitted);
-  EXPECT_EQ(d.reason, AdmissionReject::kDeadlineUnreachable);
-  EXPECT_EQ(d.retry_after_s, 1);
-  EXPECT_TRUE(c->Admit(kEnterprise, 64, milliseconds(101)).admitted);
-  // What matters is who goes first: nothing ahead of it under EDF.
-  EXPECT_TRUE(c->Admit({kEnterprise, 64, size_t{0}, milliseconds(1)}).admitted);
-  EXPECT_FALSE(c->Admit({kEnterprise, 64, size_t{0}, -milliseconds(1)}).admitted);
-}
-
-TEST_F(AdmissionControllerTest, RetryAfterIsTheTimeToDrainTheQueue) {
-  auto c = Make();  // 640/s
-  EXPECT_EQ(c->Admit(kEnterprise, 1280, seconds(1)).retry_after_s, 2);
-  EXPECT_EQ(c->Admit(kEnterprise, 1281, seconds(1)).retry_after_s, 3);
-  EXPECT_EQ(c->Admit(kEnterprise, 64'000, seconds(1)).retry_after_s, 30);  // capped
-  EXPECT_EQ(c->Admit(kEnterprise, 1280, seconds(5)).retry_after_s, 0);     // admitted
-
-  c->SetHealthySlots(0);  // nothing can run: nothing can meet a deadline
-  AdmissionDecision d = c->Admit(kEnterprise, 0, seconds(60));
-  EXPECT_FALSE(d.admitted);
-  EXPECT_EQ(d.reason, AdmissionReject::kDeadlineUnreachable);
-  EXPECT_TRUE(std::isinf(d.estimated_wait_s));
-  EXPECT_EQ(d.retry_after_s, 30);
-}
-
-TEST_F(AdmissionControllerTest, OverCapacityShedsFreeFirstThenPaidNeverEnterprise) {
-  auto c = Make();            // capacity 480/s
-  Offer(*c, {10, 100, 400});  // 510/s > 480
-  AdmissionSnapshot s = c->Snapshot();
-  EXPECT_DOUBLE_EQ(s.arrival_rps, 510.0);
-  EXPECT_EQ(s.arrival_rps_by_tier, (std::vector<double>{10, 100, 400}));
-  EXPECT_EQ(s.shedding_level, 1);
-  AdmissionDecision d = c->Admit(kFree, 0, seconds(1));
-  EXPECT_FALSE(d.admitted);
-  EXPECT_EQ(d.reason, AdmissionReject::kOverCapacity);
-  EXPECT_EQ(d.retry_after_s, 1);
-  EXPECT_EQ(d.shedding_level, 1);
-  EXPECT_TRUE(c->Admit(kPaid, 0, seconds(1)).admitted);
-  EXPECT_TRUE(c->Admit(kEnterprise, 0, seconds(1)).admitted);
-
-  Offer(*c, {100, 500, 400});  // paid + enterprise 600/s > 480 * 1.2
-  EXPECT_EQ(c->Admit(kPaid, 0, seconds(1)).reason, AdmissionReject::kOverCapacity);
-  EXPECT_EQ(c->Admit(kFree, 0, seconds(1)).reason, AdmissionReject::kOverCapacity);
-  EXPECT_TRUE(c->Admit(kEnterprise, 0, seconds(1)).admitted);
-  EXPECT_EQ(c->Snapshot().shedding_level, 2);
-
-  Offer(*c, {5000, 0, 0});  // enterprise alone 10x capacity: still never shed
-  EXPECT_EQ(c->Snapshot().shedding_level, 2);
-  EXPECT_TRUE(c->Admit(kEnterprise, 0, seconds(1)).admitted);
-}
-
-TEST_F(AdmissionControllerTest, PaidIsShedOnlyWhenStillOverByTheMargin) {
-  auto c = Make();             // capacity 480/s; paid shed above 576/s
-  Offer(*c, {100, 450, 100});  // all 650 > 480; paid + enterprise 550 < 576
-  EXPECT_EQ(c->Snapshot().shedding_level, 1);
-  EXPECT_TRUE(c->Admit(kPaid, 0, seconds(1)).admitted);
-  EXPECT_FALSE(c->Admit(kFree, 0, seconds(1)).admitted);
-}
-
-TEST_F(AdmissionControllerTest, HysteresisKeepsTheLevelNearTheBoundary) {
-  auto c = Make();            // capacity 480/s
-  Offer(*c, {10, 100, 400});  // 510
-  EXPECT_EQ(c->Snapshot().shedding_level, 1);
-  Offer(*c, {10, 100, 340});  // 450: under capacity, not by 10 %
-  EXPECT_EQ(c->Snapshot().shedding_level, 1);
-  Offer(*c, {10, 100, 290});  // 400 < 432
-  EXPECT_EQ(c->Snapshot().shedding_level, 0);
-  EXPECT_TRUE(c->Admit(kFree, 0, seconds(1)).admitted);
-  Offer(*c, {10, 100, 340});  // 450 < 480: entering needs the full threshold
-  EXPECT_EQ(c->Snapshot().shedding_level, 0);
-}
-
-TEST_F(AdmissionControllerTest, CapacityFollowsMeasuredBatches) {
-  auto c = Make(/*slots=*/4);
-  // Full batches take 100 ms, twice the prior.
-  for (int i = 0; i < 30; ++i) {
+TEST_F(AdmissionControllerTest, CapacityFollowsTheLearntCost) {
+  auto c = Make(2);
+  for (int i = 0; i < 20; ++i) {  // the device runs twice as slow as the prior
     Advance(milliseconds(100));
-    for (int slot = 0; slot < 4; ++slot) c->OnBatch(32, milliseconds(100));
+    cost_->Record(32, milliseconds(100));
   }
   AdmissionSnapshot s = c->Snapshot();
   EXPECT_TRUE(s.measured);
   EXPECT_NEAR(s.throughput_per_slot_rps, 320.0, 1e-6);
-  EXPECT_NEAR(s.speed_factor, 2.0, 1e-9);
-  EXPECT_NEAR(s.capacity_rps, 960.0, 1e-6);  // 4 * 320 * 0.75
-  // The wait estimate uses the measurement: 640 queued at 1280/s.
-  EXPECT_DOUBLE_EQ(c->Admit(kEnterprise, 640, seconds(1)).estimated_wait_s, 0.5);
-
-  // The device recovers: 95 % of the way back within three time constants.
-  for (int i = 0; i < 60; ++i) {
-    Advance(milliseconds(50));
-    for (int slot = 0; slot < 4; ++slot) c->OnBatch(32, milliseconds(50));
-  }
-  EXPECT_GT(c->Snapshot().throughput_per_slot_rps, 320.0 + 0.95 * 320.0);
+  EXPECT_NEAR(s.capacity_rps, 640.0, 1e-6);
+  // 320 ahead now takes 0.5 s.
+  EXPECT_FALSE(Admit(*c, kEnterprise, 320, milliseconds(400)).admitted);
+  EXPECT_TRUE(Admit(*c, kEnterprise, 320, milliseconds(510)).admitted);
 }
 
-TEST_F(AdmissionControllerTest, HealthySlotsScaleCapacityAtOnce) {
-  auto c = Make(/*slots=*/4);  // 4 * 640 * 0.75 = 1920/s
-  Offer(*c, {75, 375, 1050});  // 1500/s
-  EXPECT_EQ(c->Snapshot().shedding_level, 0);
-  EXPECT_TRUE(c->Admit(kFree, 0, seconds(1)).admitted);
-
-  c->SetHealthySlots(2);  // half the devices fail: 960/s
-  AdmissionSnapshot s = c->Snapshot();
-  EXPECT_DOUBLE_EQ(s.capacity_rps, 960.0);
-  EXPECT_EQ(s.healthy_slots, 2u);
-  EXPECT_EQ(s.total_slots, 4u);
-  EXPECT_EQ(c->Admit(kFree, 0, seconds(1)).reason, AdmissionReject::kOverCapacity);
-  EXPECT_TRUE(c->Admit(kPaid, 0, seconds(1)).admitted);  // 450/s fits
-  EXPECT_TRUE(c->Admit(kEnterprise, 0, seconds(1)).admitted);
-  // The wait estimate halves the throughput too: 640 queued at 1280/s.
-  EXPECT_DOUBLE_EQ(c->Admit(kEnterprise, 640, seconds(1)).estimated_wait_s, 0.5);
-
-  c->SetHealthySlots(10);  // they return (clamped to the total)
+TEST_F(AdmissionControllerTest, SlotsFollowFailuresAtOnce) {
+  auto c = Make(4);
+  EXPECT_TRUE(Admit(*c, kEnterprise, 900, milliseconds(400)).admitted);  // 0.35 s at 2,560/s
+  c->SetHealthySlots(2);                                                  // 0.70 s at 1,280/s
+  EXPECT_FALSE(Admit(*c, kEnterprise, 900, milliseconds(400)).admitted);
+  c->SetHealthySlots(4);
+  EXPECT_TRUE(Admit(*c, kEnterprise, 900, milliseconds(400)).admitted);
+  c->SetHealthySlots(9);  // clamped to the 4 configured
   EXPECT_EQ(c->Snapshot().healthy_slots, 4u);
-  EXPECT_TRUE(c->Admit(kFree, 0, seconds(1)).admitted);
 }
 
-TEST_F(AdmissionControllerTest, UnknownTierIsShedFirst) {
-  auto c = Make();
-  Offer(*c, {0, 0, 600});
-  EXPECT_EQ(c->Admit(9, 0, seconds(1)).reason, AdmissionReject::kOverCapacity);
+TEST_F(AdmissionControllerTest, NoHealthySlotRefusesAtOnceUntilTheNextProbe) {
+  auto c = Make(2);
+  c->SetSlots({0, 0, clock_.Now() + milliseconds(2'300)});
+  AdmissionDecision d = Admit(*c, kEnterprise, 0, seconds(2));
+  EXPECT_FALSE(d.admitted);
+  EXPECT_EQ(d.reason, AdmissionReject::kBackendsUnavailable);
+  EXPECT_STREQ(AdmissionRejectName(d.reason), "backends_unavailable");
+  EXPECT_EQ(d.retry_after_s, 3);  // ceil(2.3 s) to the probe
+  EXPECT_NE(d.ToStatus().message().find("retry in 3 s"), std::string::npos);
+  // Every slot disabled, nothing will probe: the cap.
+  c->SetSlots({0, 0, std::nullopt});
+  EXPECT_EQ(Admit(*c, kEnterprise, 0, seconds(2)).retry_after_s, 30);
 }
 
-TEST(AdmissionNamesTest, NamesAndSeeds) {
-  EXPECT_STREQ(AdmissionRejectName(AdmissionReject::kQueueDepthThreshold), "queue_depth_threshold");
-  EXPECT_STREQ(AdmissionRejectName(AdmissionReject::kOverCapacity), "over_capacity");
-  EXPECT_STREQ(AdmissionRejectName(AdmissionReject::kDeadlineUnreachable), "deadline_unreachable");
-  EXPECT_EQ(SeedMaxQueueDepth("free"), 100u);
-  EXPECT_EQ(SeedMaxQueueDepth("paid"), 500u);
-  EXPECT_EQ(SeedMaxQueueDepth("enterprise"), kNoQueueDepthLimit);
-  EXPECT_TRUE(AdmissionDecision{}.ToStatus().ok());
+TEST_F(AdmissionControllerTest, AProbingEndpointGetsItsProbeBatch) {
+  auto c = Make(2);
+  c->SetSlots({0, 1, std::nullopt});  // half-open, nothing healthy
+  EXPECT_TRUE(Admit(*c, kFree, 0, seconds(2), /*depth=*/0).admitted);
+  EXPECT_TRUE(Admit(*c, kFree, 0, seconds(2), 31).admitted);
+  // One batch is queued: the rest waits for the probe's verdict.
+  AdmissionDecision d = Admit(*c, kEnterprise, 0, seconds(2), 32);
+  EXPECT_FALSE(d.admitted);
+  EXPECT_EQ(d.reason, AdmissionReject::kBackendsUnavailable);
+  // The probe succeeded: one healthy slot.
+  c->SetSlots({1, 0, std::nullopt});
+  EXPECT_TRUE(Admit(*c, kEnterprise, 32, seconds(2), 32).admitted);
+}
+
+TEST_F(AdmissionControllerTest, ArrivalRatesArePerTier) {
+  auto c = Make(1);
+  Offer(*c, {10, 20, 70});
+  AdmissionSnapshot s = c->Snapshot();
+  ASSERT_EQ(s.arrival_rps_by_tier.size(), 3u);
+  EXPECT_DOUBLE_EQ(s.arrival_rps_by_tier[kEnterprise], 10);
+  EXPECT_DOUBLE_EQ(s.arrival_rps_by_tier[kPaid], 20);
+  EXPECT_DOUBLE_EQ(s.arrival_rps_by_tier[kFree], 70);
+  EXPECT_DOUBLE_EQ(s.arrival_rps, 100);
 }
 
 }  // namespace

@@ -16,10 +16,17 @@
 // which each second of busy time weighs the same, whatever the batch rate.
 // The estimate is max_batch_size / (k * t_model(max_batch_size)).
 //
+// The cost line itself. Beside the speed factor the estimator keeps the same
+// decayed sums for a weighted least-squares fit of t(n) = fixed + per_item*n
+// over the recent batches. When their sizes spread enough to tell the two
+// apart (standard deviation >= 1 item) and the fit is plausible (both terms
+// >= 0), FixedMicros()/PerItemMicros() are the fit; otherwise they are the
+// prior scaled by the speed factor. So a backend whose fixed/per-item split
+// differs from the prior is learnt as soon as its load varies, and the full
+// batch estimate stays exact when every batch is full.
+//
 // Properties. Exact when batches are full, which is the case under load,
-// where capacity matters. While batches are partial the prior's shape is
-// trusted: a backend whose fixed/per-item split differs from the prior is
-// mis-extrapolated until its batches fill. After a step change in device
+// where capacity matters. After a step change in device
 // speed, the estimate has moved 63 % of the way after one time constant of
 // busy time and 95 % after three. Before any batch, k = 1: the prior.
 //
@@ -54,6 +61,11 @@ class BatchThroughputEstimator {
 
   // Items per second of one slot running full batches (measured or prior).
   double ItemsPerSecond() const;
+  // The learnt cost line (see "The cost line itself"), in microseconds.
+  double FixedMicros() const;
+  double PerItemMicros() const;
+  // FixedMicros() + PerItemMicros() * batch_size.
+  double BatchMicros(size_t batch_size) const;
   // Measured / modelled batch time (1 until a batch was measured).
   double speed_factor() const;
   // Modelled batch time of `batch_size` items, before the speed factor.
@@ -62,8 +74,13 @@ class BatchThroughputEstimator {
 
  private:
   const Options options_;
+  // Whether the fit is usable; sets *fixed_us and *per_item_us when it is.
+  bool Fit(double* fixed_us, double* per_item_us) const;
+
   double measured_us_ = 0;  // decayed sum of measured batch times
   double modelled_us_ = 0;  // decayed sum of modelled times of the same batches
+  // Decayed sums for the least-squares fit: weight, n, n^2, t, n*t.
+  double w_ = 0, n_ = 0, nn_ = 0, t_ = 0, nt_ = 0;
   TimePoint last_;
   uint64_t batches_ = 0;
 };

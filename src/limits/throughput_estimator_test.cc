@@ -74,5 +74,27 @@ TEST(BatchThroughputEstimatorTest, IgnoresEmptyOrZeroLengthBatches) {
   EXPECT_DOUBLE_EQ(e.ItemsPerSecond(), 640.0);
 }
 
+TEST(BatchThroughputEstimatorTest, LearnsTheFixedAndPerItemCostWhenSizesVary) {
+  // The real device: 10 ms + 2 ms per item (the prior says 34 + 0.5).
+  BatchThroughputEstimator e = Make();
+  TimePoint now = kStart;
+  for (int i = 0; i < 200; ++i) {
+    const size_t n = 1 + static_cast<size_t>(i % 32);
+    now += milliseconds(20);
+    e.AddBatch(now, n, microseconds(10'000 + 2'000 * static_cast<int64_t>(n)));
+  }
+  EXPECT_NEAR(e.FixedMicros(), 10'000, 1);
+  EXPECT_NEAR(e.PerItemMicros(), 2'000, 0.1);
+  EXPECT_NEAR(e.BatchMicros(32), 74'000, 2);
+  EXPECT_NEAR(e.ItemsPerSecond(), 32 / 0.074, 0.1);
+}
+
+TEST(BatchThroughputEstimatorTest, KeepsThePriorShapeWhileSizesAreAlike) {
+  BatchThroughputEstimator e = Make();
+  e.AddBatch(kStart, 1, microseconds(69'000));  // twice the prior's 34.5 ms
+  EXPECT_DOUBLE_EQ(e.FixedMicros(), 68'000);
+  EXPECT_DOUBLE_EQ(e.PerItemMicros(), 1'000);
+}
+
 }  // namespace
 }  // namespace sluice

@@ -1,0 +1,84 @@
+// ModelScheduler: the scheduling brain of ONE model, composed once so that
+// `sluice serve`, `sluice worker` and `sluice simulate` run the same rules:
+// its queue (MemoryQueue), its learnt batch cost (BatchCostModel), its
+// admission (AdmissionController, optional) and its dispatchers
+// (DispatchGroup, one per accelerator slot). It keeps them in step: every
+// successful batch feeds the cost model that admission and adaptive
+// batching read, and every breaker change or device switch reaches
+// admission at once (healthy slots, probing endpoints, next probe time).
+//
+// Threading: as DispatchGroup — all scheduling state lives on
+// Options::dispatch.executor; the accessors and SetDeviceEnabled() are
+// thread-safe. Ownership: owns the queue, the cost model, the controller
+// and the group (and through it the backends); every pointer in Options is
+// borrowed and must outlive the scheduler.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+#include "core/dispatch_group.h"
+#include "core/memory_queue.h"
+#include "limits/admission_controller.h"
+#include "limits/batch_cost_model.h"
+
+namespace sluice {
+
+class ModelScheduler final : private DispatchObserver {
+ public:
+  struct Options {
+    MemoryQueue::Options queue;
+    // The group's options. `queue`, `observer` and `cost_model` are set by
+    // the scheduler; `executor` and `router` are required.
+    DispatchGroup::Options dispatch;
+    // Prior of the cost model; max_batch_size and clock are taken from
+    // `dispatch`.
+    BatchCostModel::Options cost;
+    // Admission; unset = every request that fits the queue is queued.
+    // `total_slots`, `cost_model` and `clock` are set by the scheduler.
+    std::optional<AdmissionController::Options> admission;
+    // Optional; not owned. Sees every group event (metrics), on the executor.
+    DispatchObserver* observer = nullptr;
+  };
+
+  // Errors: kInvalidArgument from any part's validation.
+  static Result<std::unique_ptr<ModelScheduler>> Create(
+      Options options, std::vector<std::unique_ptr<Backend>> slots);
+
+  // Starts the dispatchers. Thread-safe.
+  void Start() { group_->Start(); }
+
+  RequestQueue* queue() { return queue_.get(); }
+  DispatchGroup& group() { return *group_; }
+  const DispatchGroup& group() const { return *group_; }
+  BatchCostModel& cost_model() { return *cost_; }
+  // Null when admission is off.
+  AdmissionController* admission() { return admission_.get(); }
+
+  // Takes slot `index` out of service or back; admission follows at once.
+  // Thread-safe. kNotFound for an unknown index.
+  Status SetDeviceEnabled(size_t index, bool enabled);
+
+ private:
+  ModelScheduler() = default;
+  void SyncAdmission();  // admission's slots from the group's
+
+  // DispatchObserver: forwarded to Options::observer.
+  void OnBatchDone(size_t slot, size_t batch_size, SteadyClock::duration accelerator_time,
+                   bool ok) override;
+  void OnRetry(size_t slot, size_t requests) override;
+  void OnDeadLetter(size_t requests) override;
+  void OnBreakerChange(size_t endpoint, BreakerState state) override;
+
+  std::string model_;
+  DispatchObserver* observer_ = nullptr;
+  std::unique_ptr<MemoryQueue> queue_;
+  std::unique_ptr<BatchCostModel> cost_;
+  std::unique_ptr<AdmissionController> admission_;
+  std::unique_ptr<DispatchGroup> group_;
+  std::mutex sync_mu_;  // orders admission updates from the strand and admin calls
+};
+
+}  // namespace sluice
