@@ -28,7 +28,10 @@ class ModelRuntime final : public DispatchObserver {
                                                       DeadLetterQueue* dead_letters,
                                                       RequestLog* log, metrics::Registry* registry);
 
+  // Starts the dispatchers (and the scaling updates). Thread-safe.
+  void Start() { scheduler_->Start(); }
   RequestQueue* queue() { return scheduler_->queue(); }
+  size_t recommended_devices() const { return scheduler_->scaling().recommended(); }
   DispatchGroup& group() { return scheduler_->group(); }
   const ModelConfig& config() const { return config_; }
   BatchCostModel& cost_model() { return scheduler_->cost_model(); }

@@ -187,6 +187,7 @@ int RunServe(const AppConfig& config) {
       mh.devices = m->group().slot_count();
       mh.healthy_devices = m->enabled_devices();
       mh.retries_pending = m->group().retries_pending();
+      mh.recommended_devices = m->recommended_devices();
       for (size_t e = 0; e < m->group().endpoint_count(); ++e) {
         mh.endpoints.push_back({m->group().endpoint_name(e), m->group().endpoint_state(e),
                                 m->group().endpoint_slots(e)});
@@ -235,7 +236,7 @@ int RunServe(const AppConfig& config) {
   };
   wait_signal();
 
-  for (auto& m : models) m->group().Start();
+  for (auto& m : models) m->Start();
   (*server)->Start();
   std::printf("sluice: listening on http://%s:%u\n", config.server.listen_address.c_str(),
               static_cast<unsigned>((*server)->port()));

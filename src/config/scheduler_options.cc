@@ -42,6 +42,7 @@ ModelScheduler::Options SchedulerOptionsFor(const AppConfig& app, const ModelCon
   g.breaker = model.circuit_breaker;
   s.cost = CostPriorFor(model);
   if (app.admission.enabled) s.admission = AdmissionOptionsFor(app, model);
+  s.scaling.target_utilization = app.admission.target_utilization;
   return s;
 }
 

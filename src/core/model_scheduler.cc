@@ -31,6 +31,14 @@ Result<std::unique_ptr<ModelScheduler>> ModelScheduler::Create(
     s->admission_ = std::move(admission).value();
   }
 
+  ScalingAdvisor::Options sc = options.scaling;
+  sc.clock = cost.clock;
+  auto scaling = ScalingAdvisor::Create(sc);
+  if (!scaling.ok()) return scaling.status();
+  s->scaling_ = std::move(scaling).value();
+  s->executor_ = options.dispatch.executor;
+  s->alive_ = std::make_shared<ModelScheduler*>(s.get());
+
   DispatchGroup::Options g = options.dispatch;
   g.queue = s->queue_.get();
   g.cost_model = s->cost_.get();
@@ -39,6 +47,32 @@ Result<std::unique_ptr<ModelScheduler>> ModelScheduler::Create(
   if (!group.ok()) return group.status();
   s->group_ = std::move(group).value();
   return s;
+}
+
+ModelScheduler::~ModelScheduler() {
+  alive_.reset();
+  if (scaling_timer_ != 0) executor_->Cancel(scaling_timer_);
+}
+
+void ModelScheduler::Start() {
+  group_->Start();
+  executor_->Post([weak = std::weak_ptr<ModelScheduler*>(alive_)] {
+    if (auto self = weak.lock()) (*self)->ArmScalingTick();
+  });
+}
+
+void ModelScheduler::ArmScalingTick() {
+  scaling_timer_ = executor_->RunAt(
+      executor_->clock().Now() + std::chrono::seconds(1),
+      [weak = std::weak_ptr<ModelScheduler*>(alive_)] {
+        auto self = weak.lock();
+        if (!self) return;
+        ModelScheduler* s = *self;
+        s->scaling_timer_ = 0;
+        const double arrivals = s->admission_ ? s->admission_->Snapshot().arrival_rps : 0;
+        s->scaling_->Update(arrivals, s->cost_->FullBatchRps());
+        s->ArmScalingTick();
+      });
 }
 
 Status ModelScheduler::SetDeviceEnabled(size_t index, bool enabled) {

@@ -6,6 +6,9 @@
 // successful batch feeds the cost model that admission and adaptive
 // batching read, and every breaker change or device switch reaches
 // admission at once (healthy slots, probing endpoints, next probe time).
+// Once a second (on the executor) it also feeds the model's ScalingAdvisor
+// with admission's arrival rate and the learnt per-device throughput: the
+// recommended device count (min_devices when admission is off).
 //
 // Threading: as DispatchGroup — all scheduling state lives on
 // Options::dispatch.executor; the accessors and SetDeviceEnabled() are
@@ -23,6 +26,7 @@
 #include "core/memory_queue.h"
 #include "limits/admission_controller.h"
 #include "limits/batch_cost_model.h"
+#include "limits/scaling_advisor.h"
 
 namespace sluice {
 
@@ -39,16 +43,19 @@ class ModelScheduler final : private DispatchObserver {
     // Admission; unset = every request that fits the queue is queued.
     // `total_slots`, `cost_model` and `clock` are set by the scheduler.
     std::optional<AdmissionController::Options> admission;
+    // Recommended devices; `clock` is set by the scheduler.
+    ScalingAdvisor::Options scaling;
     // Optional; not owned. Sees every group event (metrics), on the executor.
     DispatchObserver* observer = nullptr;
   };
+  ~ModelScheduler();
 
   // Errors: kInvalidArgument from any part's validation.
   static Result<std::unique_ptr<ModelScheduler>> Create(
       Options options, std::vector<std::unique_ptr<Backend>> slots);
 
-  // Starts the dispatchers. Thread-safe.
-  void Start() { group_->Start(); }
+  // Starts the dispatchers and the scaling updates. Thread-safe.
+  void Start();
 
   RequestQueue* queue() { return queue_.get(); }
   DispatchGroup& group() { return *group_; }
@@ -56,6 +63,7 @@ class ModelScheduler final : private DispatchObserver {
   BatchCostModel& cost_model() { return *cost_; }
   // Null when admission is off.
   AdmissionController* admission() { return admission_.get(); }
+  const ScalingAdvisor& scaling() const { return *scaling_; }
 
   // Takes slot `index` out of service or back; admission follows at once.
   // Thread-safe. kNotFound for an unknown index.
@@ -64,6 +72,7 @@ class ModelScheduler final : private DispatchObserver {
  private:
   ModelScheduler() = default;
   void SyncAdmission();  // admission's slots from the group's
+  void ArmScalingTick();  // the once-a-second ScalingAdvisor update
 
   // DispatchObserver: forwarded to Options::observer.
   void OnBatchDone(size_t slot, size_t batch_size, SteadyClock::duration accelerator_time,
@@ -78,6 +87,10 @@ class ModelScheduler final : private DispatchObserver {
   std::unique_ptr<BatchCostModel> cost_;
   std::unique_ptr<AdmissionController> admission_;
   std::unique_ptr<DispatchGroup> group_;
+  std::unique_ptr<ScalingAdvisor> scaling_;
+  Executor* executor_ = nullptr;
+  Executor::TimerId scaling_timer_ = 0;         // on the executor
+  std::shared_ptr<ModelScheduler*> alive_;      // liveness token for the timer
   std::mutex sync_mu_;  // orders admission updates from the strand and admin calls
 };
 

@@ -50,7 +50,7 @@ struct InferenceOutcome {
   uint64_t batch_id = 0;      // 0 when never batched
   uint32_t batch_size = 0;
   int64_t retry_after_s = 0;           // for 429/503: when to come back (0 = default)
-  const char* reason = nullptr;        // machine-readable detail of an error, e.g. "over_capacity"
+  const char* reason = nullptr;        // machine-readable detail of an error, e.g. "backends_unavailable"
   SteadyClock::duration queue_wait{};  // arrival -> dispatch, when batched
   SteadyClock::duration accelerator_time{};  // dispatch -> batch result, when batched
 };

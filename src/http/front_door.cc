@@ -110,9 +110,9 @@ void FrontDoor::HandleHealth(const HttpRequest& request, Reply& reply) {
     if (!models.empty()) models += ",";
     models += fmt::format(
         R"({{"name":{},"queue_depth":{},"devices":{},"healthy_devices":{},"utilization":{:.4f},)"
-        R"("retries_pending":{})",
+        R"("retries_pending":{},"recommended_devices":{})",
         json::serialize(json::string_view(m.name)), m.queue_depth, m.devices, m.healthy_devices,
-        m.utilization, m.retries_pending);
+        m.utilization, m.retries_pending, m.recommended_devices);
     std::string endpoints;
     for (const EndpointHealth& e : m.endpoints) {
       if (!endpoints.empty()) endpoints += ",";

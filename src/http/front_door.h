@@ -43,6 +43,8 @@ struct ModelHealth {
   size_t devices = 0;          // accelerator slots configured
   size_t healthy_devices = 0;  // slots in service: enabled and their breaker closed
   size_t retries_pending = 0;  // requests waiting for a retry
+  // Devices the offered load needs at the target utilization (0: unknown).
+  size_t recommended_devices = 0;
   std::vector<EndpointHealth> endpoints;
   double utilization = 0;      // busy fraction, last 10 s
   bool admission = false;      // capacity-aware admission enabled; the rest is valid then

@@ -1,9 +1,9 @@
-// Capacity-aware admission under overload, over real HTTP: the simulated
+// Deadline-aware admission under overload, over real HTTP: the simulated
 // accelerator is offered about three times its capacity with the seed tier
 // mix (70 % free, 25 % paid, 5 % enterprise). Enterprise must be served,
-// every time and within its budget; free traffic is shed at once with 503 +
-// Retry-After; the queue stays bounded; /internal/health and /metrics show
-// the shedding.
+// every time and within its budget; only the excess free traffic is
+// refused, at once, with 503 + Retry-After; the queue stays bounded;
+// /metrics counts the refusals.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -30,8 +30,8 @@ constexpr int64_t kEnterpriseBudgetMs = 400;
 constexpr int64_t kPaidBudgetMs = 800;
 
 // Two devices, 20 ms + 1 ms per item, batches of 16: 36 ms per full batch,
-// ~444 requests/s per device, ~889/s in all; at the target utilisation of
-// 0.75 the admission capacity is ~667 requests/s.
+// ~444 requests/s per device, ~889/s in all (target_utilization is a
+// planning figure and no longer caps admission).
 TestConfig SmallOverloadedSim() {
   TestConfig config;
   config.admission = true;
@@ -57,19 +57,17 @@ std::string_view KeyOf(std::string_view tier) {
 
 class AdmissionOverloadTest : public SluiceTest {};
 
-TEST_F(AdmissionOverloadTest, ThreeTimesCapacityShedsFreeAndServesEnterpriseInBudget) {
+TEST_F(AdmissionOverloadTest, ThreeTimesCapacityRefusesOnlyFreeExcessAndServesEnterpriseInBudget) {
   ASSERT_NO_FATAL_FAILURE(StartSluice(SmallOverloadedSim()));
   auto monitor = NewClient(milliseconds(2'000));
 
   boost::json::value before = ModelHealth(Health(*monitor));
   const double capacity = NumberField(before, "capacity_rps").value_or(0);
-  ASSERT_GT(capacity, 500) << "expected ~667 requests/s: " << boost::json::serialize(before);
-  ASSERT_LT(capacity, 900) << boost::json::serialize(before);
-  EXPECT_EQ(NumberField(before, "shedding_level"), 0.0);
+  ASSERT_GT(capacity, 800) << "expected ~889 requests/s: " << boost::json::serialize(before);
+  ASSERT_LT(capacity, 1000) << boost::json::serialize(before);
 
   // 3x capacity for 3 s; the health endpoint is polled between waves.
   int64_t max_depth = 0;
-  int max_level = 0;
   int health_failures = 0;
   PacedLoadOptions load;
   load.port = port();
@@ -83,8 +81,6 @@ TEST_F(AdmissionOverloadTest, ThreeTimesCapacityShedsFreeAndServesEnterpriseInBu
     }
     max_depth =
         std::max<int64_t>(max_depth, std::llround(NumberField(h, "queue_depth").value_or(0)));
-    max_level = std::max(
-        max_level, static_cast<int>(std::lround(NumberField(h, "shedding_level").value_or(0))));
   };
   std::vector<PacedResult> results = RunPacedLoad(load, [](size_t i) {
     std::string_view tier = SeedMixTier(i);
@@ -99,8 +95,7 @@ TEST_F(AdmissionOverloadTest, ThreeTimesCapacityShedsFreeAndServesEnterpriseInBu
             << "[ overload ] enterprise " << Describe(enterprise) << "\n"
             << "[ overload ] paid       " << Describe(paid) << "\n"
             << "[ overload ] free       " << Describe(free) << "\n"
-            << "[ overload ] max queue depth " << max_depth << ", max shedding level " << max_level
-            << "\n";
+            << "[ overload ] max queue depth " << max_depth << "\n";
 
   // Enterprise: every request served, within its budget.
   ASSERT_GT(enterprise.sent, 0u);
@@ -138,7 +133,6 @@ TEST_F(AdmissionOverloadTest, ThreeTimesCapacityShedsFreeAndServesEnterpriseInBu
   // The queue stayed bounded: free is refused above 100, paid above 500.
   EXPECT_EQ(health_failures, 0);
   EXPECT_LE(max_depth, 600) << "queue depth seen during the run";
-  EXPECT_GE(max_level, 1) << "the shedding level never showed free being shed";
 
   // /metrics counts the shed requests by tier and reason.
   std::optional<std::string> text = Metrics(*monitor);
