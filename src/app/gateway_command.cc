@@ -90,7 +90,8 @@ int RunGateway(const AppConfig& config) {
   redis::PendingRequests pending;
   std::vector<std::unique_ptr<redis::RedisQueueClient>> clients;
   std::vector<std::unique_ptr<redis::RedisRequestQueue>> queues;
-  std::vector<std::unique_ptr<BatchCostModel>> cost_models;  // before the controllers that read them
+  std::vector<std::unique_ptr<BatchCostModel>>
+      cost_models;  // before the controllers that read them
   std::vector<std::unique_ptr<AdmissionController>> admissions;
   InferenceService::Options service_options;
   service_options.tiers = config.tiers;
@@ -136,7 +137,8 @@ int RunGateway(const AppConfig& config) {
     }
     service_options.models.push_back(
         {mc.name, mc.version, mc.max_tokens_limit, mc.default_max_tokens, queue->get(), admission});
-    feed_options.models.push_back({mc.name, mc.max_batch_size, admission, cost_model, queue->get()});
+    feed_options.models.push_back(
+        {mc.name, mc.max_batch_size, admission, cost_model, queue->get()});
     clients.push_back(std::move(client).value());
     queues.push_back(std::move(queue).value());
   }

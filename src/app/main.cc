@@ -9,8 +9,10 @@
 #include "app/bench_command.h"
 #include "app/gateway_command.h"
 #include "app/model_server_command.h"
+#include "app/plan_command.h"
 #include "app/serve.h"
 #include "app/serve_on_redis.h"
+#include "app/simulate_command.h"
 #include "app/worker_command.h"
 #include "common/crypto.h"
 #include "config/config.h"
@@ -71,10 +73,14 @@ int main(int argc, char** argv) {
 
   auto bench = sluice::BenchCommand::Register(app);
   auto model_server = sluice::ModelServerCommand::Register(app);
+  auto simulate = sluice::SimulateCommand::Register(app);
+  auto plan = sluice::PlanCommand::Register(app);
 
   CLI11_PARSE(app, argc, argv);
   if (bench->selected()) return bench->Run();
   if (model_server->selected()) return model_server->Run();
+  if (simulate->selected()) return simulate->Run();
+  if (plan->selected()) return plan->Run();
 
   if (*hash) {
     std::printf("%s\n", sluice::ToHex(sluice::Sha256(secret)).c_str());

@@ -91,18 +91,19 @@ Result<std::unique_ptr<ModelRuntime>> ModelRuntime::Create(
   registry->AddCallbackGauge(
       "sluice_capacity_rps",
       "Requests/s the healthy accelerator slots complete running full batches (learnt cost).",
-      labels, [raw, cost] {
-        return static_cast<double>(raw->enabled_devices()) * cost->FullBatchRps();
-      });
-  registry->AddCallbackGauge("sluice_throughput_per_device_rps",
-                             "Requests/s one accelerator slot completes with full batches (learnt).",
-                             labels, [cost] { return cost->FullBatchRps(); });
+      labels,
+      [raw, cost] { return static_cast<double>(raw->enabled_devices()) * cost->FullBatchRps(); });
+  registry->AddCallbackGauge(
+      "sluice_throughput_per_device_rps",
+      "Requests/s one accelerator slot completes with full batches (learnt).", labels,
+      [cost] { return cost->FullBatchRps(); });
   registry->AddCallbackGauge(
       "sluice_recommended_devices",
       "Devices the offered load needs at admission.target_utilization (up at once, down slowly).",
       labels, [raw] { return static_cast<double>(raw->recommended_devices()); });
-  registry->AddCallbackGauge("sluice_batch_fixed_seconds", "Learnt cost of a batch: the fixed part.",
-                             labels, [cost] { return cost->FixedMicros() / 1e6; });
+  registry->AddCallbackGauge("sluice_batch_fixed_seconds",
+                             "Learnt cost of a batch: the fixed part.", labels,
+                             [cost] { return cost->FixedMicros() / 1e6; });
   registry->AddCallbackGauge("sluice_batch_per_item_seconds",
                              "Learnt cost of a batch: the part per request.", labels,
                              [cost] { return cost->PerItemMicros() / 1e6; });

@@ -69,10 +69,10 @@ struct BackendConfig {
 };
 
 struct ModelConfig {
-  std::string name;                        // as clients send it in "model"
-  std::string version;                     // reported as metadata.model_version
-  size_t max_batch_size = 32;              // 1..4096
-  int64_t max_batch_delay_us = 10'000;     // longest wait for a fuller batch
+  std::string name;                     // as clients send it in "model"
+  std::string version;                  // reported as metadata.model_version
+  size_t max_batch_size = 32;           // 1..4096
+  int64_t max_batch_delay_us = 10'000;  // longest wait for a fuller batch
   // `batching`: adaptive (wait only when the load needs fuller batches) or
   // static (wait for a full batch or max_batch_delay_us).
   BatchingMode batching = BatchingMode::kAdaptive;

@@ -133,6 +133,7 @@ TierPolicy ReadTier(const YAML::Node& node, const std::string& path, Status* err
   r.ReadInteger("requests_per_minute", &tier.requests_per_minute);
   r.ReadInteger("tokens_per_minute", &tier.tokens_per_minute);
   r.ReadInteger("max_queue_depth", &tier.max_queue_depth);
+  r.ReadInteger("max_queue_depth_per_device", &tier.max_queue_depth_per_device);
   r.Finish();
   return tier;
 }
@@ -197,7 +198,8 @@ void ReadBreaker(const YAML::Node& node, const std::string& path, Status* error,
   const bool has_max = r.Has("max_cooldown_ms");
   r.ReadInteger("max_cooldown_ms", &breaker->max_cooldown_ms);
   // No doubling unless asked for: the cap follows a longer cooldown.
-  if (!has_max) breaker->max_cooldown_ms = std::max(breaker->max_cooldown_ms, breaker->open_cooldown_ms);
+  if (!has_max)
+    breaker->max_cooldown_ms = std::max(breaker->max_cooldown_ms, breaker->open_cooldown_ms);
   r.Finish();
 }
 

@@ -11,7 +11,8 @@ AdmissionController::Options AdmissionOptionsFor(const AppConfig& app, const Mod
     size_t depth = t.max_queue_depth < 0    ? SeedMaxQueueDepth(t.name)
                    : t.max_queue_depth == 0 ? kNoQueueDepthLimit
                                             : static_cast<size_t>(t.max_queue_depth);
-    a.tiers.push_back({t.name, t.priority, depth});
+    a.tiers.push_back({t.name, t.priority, depth,
+                       static_cast<size_t>(std::max<int64_t>(0, t.max_queue_depth_per_device))});
   }
   return a;
 }

@@ -100,6 +100,10 @@ Status ValidateTiers(const std::vector<TierPolicy>& tiers) {
       return Fail(path + ".tokens_per_minute",
                   "must be >= 0 (0 = unlimited)" + Got(t.tokens_per_minute));
     }
+    if (t.max_queue_depth_per_device < 0) {
+      return Fail(path + ".max_queue_depth_per_device",
+                  "must be >= 0 (0 = none)" + Got(t.max_queue_depth_per_device));
+    }
     if (t.max_queue_depth < -1) {
       return Fail(
           path + ".max_queue_depth",

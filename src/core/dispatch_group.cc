@@ -26,7 +26,8 @@ Result<std::unique_ptr<DispatchGroup>> DispatchGroup::Create(
   }
   if (options.max_batch_delay_us < 0) return InvalidArgument("max_batch_delay_us must be >= 0");
   if (!(options.batching_headroom >= 0)) return InvalidArgument("batching_headroom must be >= 0");
-  if (options.rate_time_constant_ms < 1) return InvalidArgument("rate_time_constant_ms must be >= 1");
+  if (options.rate_time_constant_ms < 1)
+    return InvalidArgument("rate_time_constant_ms must be >= 1");
   if (options.cost_model != nullptr &&
       options.cost_model->max_batch_size() != options.max_batch_size) {
     return InvalidArgument("the cost model's max_batch_size must be the group's");
@@ -166,7 +167,8 @@ size_t DispatchGroup::TargetBatchSize(TimePoint now) const {
   if (options_.batching == BatchingMode::kStatic) return max;
   const double tau_s = static_cast<double>(options_.rate_time_constant_ms) / 1e3;
   const double age_s = std::max(0.0, std::chrono::duration<double>(now - rate_at_).count());
-  const double lambda = dispatch_rate_ * std::exp(-age_s / tau_s) * (1 + options_.batching_headroom);
+  const double lambda =
+      dispatch_rate_ * std::exp(-age_s / tau_s) * (1 + options_.batching_headroom);
   const double slots = static_cast<double>(std::max<size_t>(available_slots(), 1));
   const double fixed_s = cost_model_->FixedMicros() / 1e6;
   const double per_item_s = cost_model_->PerItemMicros() / 1e6;
@@ -407,10 +409,10 @@ void DispatchGroup::ExpireInFlight(TimePoint now) {
       if (r->total_deadline > now) {
         slot.earliest_total = std::min(slot.earliest_total, r->total_deadline);
       } else if (!r->completed()) {
-        r->Complete(ErrorOutcome(DeadlineExceeded(
-            "deadline passed after " +
-            std::to_string(static_cast<int64_t>(ToMillis(now - r->arrival))) +
-            " ms, while its batch was on the accelerator")));
+        r->Complete(ErrorOutcome(
+            DeadlineExceeded("deadline passed after " +
+                             std::to_string(static_cast<int64_t>(ToMillis(now - r->arrival))) +
+                             " ms, while its batch was on the accelerator")));
       }
     }
   }

@@ -32,7 +32,8 @@
 //
 // Failures. A batch that fails as a whole (the backend's error, a
 // wrong-length reply, or no reply within accelerator_timeout_us) is retried
-// as a unit on the next free slot — another endpoint's when one is usable —
+// as a unit on the next free slot of a closed endpoint — another
+// endpoint's when one is usable, never as a half-open endpoint's probe —
 // after the RetryPolicy's backoff, before any new batch is popped. Requests
 // whose deadline would pass first are answered 504; after max_retries the
 // requests go to the dead-letter queue and are answered 502. Per-item errors
@@ -40,9 +41,10 @@
 // connections to one URL) has a CircuitBreaker: an open endpoint's slots
 // pull nothing until its cooldown ends and one probe batch succeeds. While
 // no slot can take work and no endpoint is probing, queued requests that
-// could not be dispatched before the next probe (plus one full batch) are
-// answered at once: 503 backends_unavailable with Retry-After = time to
-// that probe, instead of expiring later.
+// could not be dispatched before the next probe (plus one full batch), and
+// every request waiting for a retry, are answered at once: 503
+// backends_unavailable with Retry-After = time to that probe, instead of
+// expiring or failing their retries later.
 //
 // Worst-case added queueing latency: max_batch_delay_us (adaptive: only
 // while the load needs fuller batches).
@@ -96,9 +98,9 @@ enum class BatchingMode {
 class DispatchGroup {
  public:
   struct Options {
-    std::string model;                           // for messages
-    size_t max_batch_size = 32;                  // 1..4096
-    int64_t max_batch_delay_us = 5'000;          // upper bound on waiting; 0 = never wait
+    std::string model;                   // for messages
+    size_t max_batch_size = 32;          // 1..4096
+    int64_t max_batch_delay_us = 5'000;  // upper bound on waiting; 0 = never wait
     BatchingMode batching = BatchingMode::kAdaptive;
     // Adaptive: lambda is stretched by this much (>= 0) so that batches fill
     // a little before the slots saturate.
@@ -227,8 +229,10 @@ class DispatchGroup {
   void PublishProbeTime();  // next_probe_ns_ from the breakers
   void CountDispatched(size_t n, TimePoint now);
   // A free slot whose endpoint may take a batch now, preferring one not of
-  // `avoid_endpoint`; removed from free_slots_ when `take`.
-  std::optional<size_t> PickSlot(TimePoint now, size_t avoid_endpoint, bool take);
+  // `avoid_endpoint`; removed from free_slots_ when `take`. `closed_only`:
+  // never a half-open endpoint's probe (retries are not probes).
+  std::optional<size_t> PickSlot(TimePoint now, size_t avoid_endpoint, bool take,
+                                 bool closed_only = false);
   void StopCollectingIfNoSlot(TimePoint now);
   // Retries, dead letters or 504s for the requests of a failed batch.
   void HandleFailedBatch(size_t slot, std::vector<RequestPtr> batch, const Status& error,
@@ -265,7 +269,7 @@ class DispatchGroup {
   std::atomic<size_t> busy_{0};
   std::atomic<size_t> enabled_{0};
   std::atomic<uint64_t> batches_{0};
-  std::atomic<int64_t> next_probe_ns_{-1};  // -1: no endpoint open
+  std::atomic<int64_t> next_probe_ns_{-1};          // -1: no endpoint open
   std::unique_ptr<BatchCostModel> own_cost_model_;  // when Options gave none
   BatchCostModel* cost_model_ = nullptr;
   double dispatch_rate_ = 0;  // decayed requests/s popped; on executor

@@ -51,35 +51,50 @@ void DispatchGroup::PublishProbeTime() {
 }
 
 void DispatchGroup::RefuseUnservable(TimePoint now) {
-  if (batch_room() > 0 || options_.queue->Depth() == 0) return;
+  std::vector<RequestPtr> refused;
+  if (available_slots() == 0) {
+    // Retries never run as probes (PickSlot), so with no closed endpoint
+    // they would wait and end as 502s or 504s: refuse them now.
+    for (PendingRetry& pending : retries_) {
+      for (RequestPtr& r : pending.batch) refused.push_back(std::move(r));
+    }
+    retries_.clear();
+    retry_requests_.store(0, std::memory_order_relaxed);
+  }
   // What could still be served: dispatched at the next probe, or never when
   // nothing is open (every slot disabled).
   std::optional<TimePoint> probe = next_probe_at();
-  std::vector<RequestPtr> refused;
-  if (probe) {
+  const bool stuck = batch_room() == 0 && options_.queue->Depth() > 0;
+  if (stuck && probe) {
     const TimePoint horizon =
-        std::max(*probe, now) + Micros(static_cast<int64_t>(
-                                    cost_model_->BatchMicros(options_.max_batch_size)));
+        std::max(*probe, now) +
+        Micros(static_cast<int64_t>(cost_model_->BatchMicros(options_.max_batch_size)));
     options_.queue->RemoveExpired(horizon, &refused);
-  } else {
+  } else if (stuck) {
     options_.queue->RemoveAll(&refused);
   }
   if (refused.empty()) return;
   const int64_t retry_s =
       probe ? std::max<int64_t>(1, (ToMicros(*probe - now) + 999'999) / 1'000'000) : 30;
   for (RequestPtr& r : refused) {
-    InferenceOutcome o = ErrorOutcome(Unavailable(
-        "no accelerator endpoint of model '" + options_.model +
-        "' can take work before this request's deadline; retry in " + std::to_string(retry_s) +
-        " s"));
+    if (r->completed()) continue;
+    InferenceOutcome o =
+        ErrorOutcome(Unavailable("no accelerator endpoint of model '" + options_.model +
+                                 "' can take work before this request's deadline; retry in " +
+                                 std::to_string(retry_s) + " s"));
     o.reason = "backends_unavailable";
     o.retry_after_s = retry_s;
     r->Complete(std::move(o));
   }
 }
 
-std::optional<size_t> DispatchGroup::PickSlot(TimePoint now, size_t avoid_endpoint, bool take) {
-  auto usable = [&](size_t slot) { return endpoints_[slots_[slot].endpoint].breaker.Allow(now); };
+std::optional<size_t> DispatchGroup::PickSlot(TimePoint now, size_t avoid_endpoint, bool take,
+                                              bool closed_only) {
+  auto usable = [&](size_t slot) {
+    CircuitBreaker& breaker = endpoints_[slots_[slot].endpoint].breaker;
+    if (closed_only && breaker.state() != BreakerState::kClosed) return false;
+    return breaker.Allow(now);
+  };
   auto pick = [&](bool allow_avoided) -> std::optional<size_t> {
     for (auto it = free_slots_.begin(); it != free_slots_.end(); ++it) {
       if (!allow_avoided && slots_[*it].endpoint == avoid_endpoint) continue;
@@ -202,7 +217,8 @@ void DispatchGroup::ArmRetryTimer() {
 void DispatchGroup::DispatchRetries(TimePoint now) {
   if (!started_) return;
   while (!retries_.empty() && retries_.front().ready_at <= now) {
-    std::optional<size_t> slot = PickSlot(now, retries_.front().failed_endpoint, /*take=*/true);
+    std::optional<size_t> slot =
+        PickSlot(now, retries_.front().failed_endpoint, /*take=*/true, /*closed_only=*/true);
     if (!slot) break;  // waits for the next free slot (or its deadline: see Sweep)
     PendingRetry pending = std::move(retries_.front());
     retries_.erase(retries_.begin());

@@ -494,7 +494,7 @@ TEST_F(DispatchGroupTest, AllEndpointsOpenRefusesWhatCannotWaitForTheProbe) {
   EXPECT_EQ(group_->batch_room(), 0u);
   ASSERT_TRUE(group_->next_probe_at().has_value());
   EXPECT_EQ(*group_->next_probe_at(), ex_.Now() + milliseconds(2'000));
-  Push("short", /*deadline_ms=*/500);  // cannot wait 2 s for the probe
+  Push("short", /*deadline_ms=*/500);   // cannot wait 2 s for the probe
   Push("long", /*deadline_ms=*/3'000);  // can
   ex_.Advance(milliseconds(2));         // one sweep
   EXPECT_EQ(outcomes_["short"].status.code(), ErrorCode::kUnavailable);

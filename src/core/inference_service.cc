@@ -73,9 +73,8 @@ Status InferenceService::Submit(const RequestPtr& req, int64_t client_timeout_us
       const double shortest_us = m.admission->cost_model().BatchMicros(1);
       if (static_cast<double>(client_timeout_us) < shortest_us) {
         return InvalidArgument("X-Request-Timeout-Ms: " + std::to_string(client_timeout_us / 1000) +
-                               " ms is shorter than the fastest batch of model '" + m.name +
-                               "' (" + std::to_string(static_cast<int64_t>(shortest_us / 1000)) +
-                               " ms)");
+                               " ms is shorter than the fastest batch of model '" + m.name + "' (" +
+                               std::to_string(static_cast<int64_t>(shortest_us / 1000)) + " ms)");
       }
     }
     budget = std::min(budget, client_timeout_us);
@@ -93,6 +92,7 @@ Status InferenceService::Submit(const RequestPtr& req, int64_t client_timeout_us
     q.queue_depth = m.queue->Depth();
     q.queued_ahead = m.queue->QueuedAhead(tier_index, req->priority_deadline);
     q.time_to_deadline = req->dispatch_deadline - req->arrival;
+    q.time_to_total_deadline = req->total_deadline - req->arrival;
     AdmissionDecision d = m.admission->Admit(q);
     if (!d.admitted) {
       if (admission) *admission = d;

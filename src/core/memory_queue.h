@@ -69,15 +69,15 @@ class MemoryQueue final : public RequestQueue {
   std::vector<int> tiers_by_priority_;  // tier indexes, highest priority first
 
   mutable std::mutex mu_;
-  std::vector<std::vector<Entry>> heaps_;  // GUARDED_BY(mu_), one per tier
-  std::vector<TimePoint> latest_;          // GUARDED_BY(mu_), latest priority deadline per tier
-  std::vector<Entry> early_;               // GUARDED_BY(mu_), side heap: shortened deadlines
-  std::unordered_set<uint64_t> early_queued_;   // GUARDED_BY(mu_), seqs of early_ still queued
+  std::vector<std::vector<Entry>> heaps_;      // GUARDED_BY(mu_), one per tier
+  std::vector<TimePoint> latest_;              // GUARDED_BY(mu_), latest priority deadline per tier
+  std::vector<Entry> early_;                   // GUARDED_BY(mu_), side heap: shortened deadlines
+  std::unordered_set<uint64_t> early_queued_;  // GUARDED_BY(mu_), seqs of early_ still queued
   std::unordered_set<uint64_t> early_expired_;  // GUARDED_BY(mu_), expired, still in a tier heap
-  size_t depth_ = 0;                       // GUARDED_BY(mu_)
-  uint64_t next_seq_ = 1;                  // GUARDED_BY(mu_)
-  size_t notify_depth_ = 0;                // GUARDED_BY(mu_); 0 = none
-  std::function<void()> notify_fn_;        // GUARDED_BY(mu_)
+  size_t depth_ = 0;                            // GUARDED_BY(mu_)
+  uint64_t next_seq_ = 1;                       // GUARDED_BY(mu_)
+  size_t notify_depth_ = 0;                     // GUARDED_BY(mu_); 0 = none
+  std::function<void()> notify_fn_;             // GUARDED_BY(mu_)
 };
 
 }  // namespace sluice

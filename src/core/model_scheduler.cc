@@ -62,17 +62,17 @@ void ModelScheduler::Start() {
 }
 
 void ModelScheduler::ArmScalingTick() {
-  scaling_timer_ = executor_->RunAt(
-      executor_->clock().Now() + std::chrono::seconds(1),
-      [weak = std::weak_ptr<ModelScheduler*>(alive_)] {
-        auto self = weak.lock();
-        if (!self) return;
-        ModelScheduler* s = *self;
-        s->scaling_timer_ = 0;
-        const double arrivals = s->admission_ ? s->admission_->Snapshot().arrival_rps : 0;
-        s->scaling_->Update(arrivals, s->cost_->FullBatchRps());
-        s->ArmScalingTick();
-      });
+  scaling_timer_ = executor_->RunAt(executor_->clock().Now() + std::chrono::seconds(1),
+                                    [weak = std::weak_ptr<ModelScheduler*>(alive_)] {
+                                      auto self = weak.lock();
+                                      if (!self) return;
+                                      ModelScheduler* s = *self;
+                                      s->scaling_timer_ = 0;
+                                      const double arrivals =
+                                          s->admission_ ? s->admission_->Snapshot().arrival_rps : 0;
+                                      s->scaling_->Update(arrivals, s->cost_->FullBatchRps());
+                                      s->ArmScalingTick();
+                                    });
 }
 
 Status ModelScheduler::SetDeviceEnabled(size_t index, bool enabled) {

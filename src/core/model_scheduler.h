@@ -71,7 +71,7 @@ class ModelScheduler final : private DispatchObserver {
 
  private:
   ModelScheduler() = default;
-  void SyncAdmission();  // admission's slots from the group's
+  void SyncAdmission();   // admission's slots from the group's
   void ArmScalingTick();  // the once-a-second ScalingAdvisor update
 
   // DispatchObserver: forwarded to Options::observer.
@@ -89,8 +89,8 @@ class ModelScheduler final : private DispatchObserver {
   std::unique_ptr<DispatchGroup> group_;
   std::unique_ptr<ScalingAdvisor> scaling_;
   Executor* executor_ = nullptr;
-  Executor::TimerId scaling_timer_ = 0;         // on the executor
-  std::shared_ptr<ModelScheduler*> alive_;      // liveness token for the timer
+  Executor::TimerId scaling_timer_ = 0;     // on the executor
+  std::shared_ptr<ModelScheduler*> alive_;  // liveness token for the timer
   std::mutex sync_mu_;  // orders admission updates from the strand and admin calls
 };
 

@@ -49,9 +49,9 @@ struct InferenceOutcome {
   std::string model_version;  // from the backend when OK
   uint64_t batch_id = 0;      // 0 when never batched
   uint32_t batch_size = 0;
-  int64_t retry_after_s = 0;           // for 429/503: when to come back (0 = default)
-  const char* reason = nullptr;        // machine-readable detail of an error, e.g. "backends_unavailable"
-  SteadyClock::duration queue_wait{};  // arrival -> dispatch, when batched
+  int64_t retry_after_s = 0;     // for 429/503: when to come back (0 = default)
+  const char* reason = nullptr;  // machine-readable detail of an error, e.g. "backends_unavailable"
+  SteadyClock::duration queue_wait{};        // arrival -> dispatch, when batched
   SteadyClock::duration accelerator_time{};  // dispatch -> batch result, when batched
 };
 
@@ -65,8 +65,8 @@ class InferenceRequest {
   std::string model;         // model name as requested
   std::string input;
   InferenceParams params;
-  TimePoint arrival;             // when the front door admitted it
-  TimePoint dispatch_deadline;   // must reach the accelerator before this, else 504
+  TimePoint arrival;            // when the front door admitted it
+  TimePoint dispatch_deadline;  // must reach the accelerator before this, else 504
   // Queue order: arrival + the tier's budget. A client's shorter deadline
   // moves dispatch_deadline only, never this, so no header buys priority.
   // Unset (epoch): dispatch_deadline is the order.

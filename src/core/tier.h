@@ -23,6 +23,10 @@ struct TierPolicy {
   // queue holds more than this many requests. -1 = the seed default for the
   // tier's name (free 100, paid 500, others unlimited); 0 = unlimited.
   int64_t max_queue_depth = -1;
+  // Admission: the same bound per accelerator device that can take work
+  // (scales with the fleet: 25 per device is the seed's 100 on 4 devices).
+  // 0 = none. Both bounds apply when both are set.
+  int64_t max_queue_depth_per_device = 0;
 };
 
 }  // namespace sluice

@@ -136,8 +136,7 @@ void FrontDoor::HandleHealth(const HttpRequest& request, Reply& reply) {
       R"({{"status":{},"gpu_utilization":{:.4f},"queue_depth":{},"requests_per_second":{:.1f},)"
       R"("capacity_rps":{:.1f},"models":[{}]{}{}}})",
       json::serialize(json::string_view(h.status)), h.gpu_utilization, h.queue_depth,
-      h.requests_per_second, capacity, models, h.extra_json.empty() ? "" : ",",
-      h.extra_json);
+      h.requests_per_second, capacity, models, h.extra_json.empty() ? "" : ",", h.extra_json);
   // Load balancers read the status code: only a gateway that cannot serve
   // (draining, or a model with no device) answers 503.
   bool serving = h.status == "healthy" || h.status == "degraded";

@@ -3,8 +3,8 @@
 namespace sluice::http {
 
 namespace {
-constexpr const char* kShedReasons[] = {"queue_full", "queue_depth_threshold", "backends_unavailable",
-                                        "deadline_unreachable"};
+constexpr const char* kShedReasons[] = {"queue_full", "queue_depth_threshold",
+                                        "backends_unavailable", "deadline_unreachable"};
 constexpr size_t kShedReasonCount = sizeof(kShedReasons) / sizeof(kShedReasons[0]);
 }  // namespace
 

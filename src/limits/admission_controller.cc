@@ -81,6 +81,10 @@ AdmissionController::AdmissionController(const Options& options)
   min_priority_ = options_.tiers.front().priority;
   for (const AdmissionTier& tier : options_.tiers) {
     min_queue_depth_ = std::min(min_queue_depth_, tier.max_queue_depth);
+    if (tier.max_queue_depth_per_slot > 0 &&
+        (min_depth_per_slot_ == 0 || tier.max_queue_depth_per_slot < min_depth_per_slot_)) {
+      min_depth_per_slot_ = tier.max_queue_depth_per_slot;
+    }
     min_priority_ = std::min(min_priority_, tier.priority);
     arrivals_.push_back(
         std::make_unique<metrics::RateMeter>(options_.clock, options_.arrival_window_s));
@@ -104,13 +108,21 @@ double AdmissionController::ThroughputRps() const {
 }
 
 double AdmissionController::OvertakingRps(size_t tier) const {
-  const int priority =
-      tier < options_.tiers.size() ? options_.tiers[tier].priority : min_priority_;
+  const int priority = tier < options_.tiers.size() ? options_.tiers[tier].priority : min_priority_;
   double rps = 0;
   for (size_t t = 0; t < options_.tiers.size(); ++t) {
     if (options_.tiers[t].priority > priority) rps += arrivals_[t]->PerSecond();
   }
   return rps;
+}
+
+size_t AdmissionController::DepthLimit(size_t tier, size_t healthy) const {
+  const bool known = tier < options_.tiers.size();
+  size_t limit = known ? options_.tiers[tier].max_queue_depth : min_queue_depth_;
+  const size_t per_slot =
+      known ? options_.tiers[tier].max_queue_depth_per_slot : min_depth_per_slot_;
+  if (per_slot > 0) limit = std::min(limit, per_slot * std::max<size_t>(healthy, 1));
+  return limit;
 }
 
 AdmissionDecision AdmissionController::Refuse(AdmissionReject reason, double retry_after_s) const {
@@ -124,10 +136,8 @@ AdmissionDecision AdmissionController::Refuse(AdmissionReject reason, double ret
 
 AdmissionDecision AdmissionController::Admit(const AdmissionQuery& query) {
   constexpr double kInf = std::numeric_limits<double>::infinity();
-  const size_t depth_limit = query.tier < options_.tiers.size()
-                                 ? options_.tiers[query.tier].max_queue_depth
-                                 : min_queue_depth_;
   const double throughput = ThroughputRps();
+  const size_t depth_limit = DepthLimit(query.tier, healthy_slots_.load(std::memory_order_relaxed));
   if (query.queue_depth > depth_limit) {
     // The excess over the bound drains at the model's throughput.
     const double excess = static_cast<double>(query.queue_depth - depth_limit);
@@ -154,12 +164,20 @@ AdmissionDecision AdmissionController::Admit(const AdmissionQuery& query) {
   const size_t ahead = query.queued_ahead.value_or(query.queue_depth);
   AdmissionDecision d;
   d.estimated_wait_s = static_cast<double>(ahead) / share;
-  const double time_left_s = std::chrono::duration<double>(query.time_to_deadline).count();
-  if (d.estimated_wait_s * (1 + options_.deadline_margin) <= time_left_s) return d;
+  const double stretched_s = d.estimated_wait_s * (1 + options_.deadline_margin);
+  double time_left_s = std::chrono::duration<double>(query.time_to_deadline).count();
+  if (query.time_to_total_deadline > SteadyClock::duration::zero()) {
+    // Dispatched in time is not enough: its batch must also finish.
+    const double batch_s =
+        options_.cost_model->BatchMicros(options_.cost_model->max_batch_size()) / 1e6;
+    time_left_s = std::min(
+        time_left_s, std::chrono::duration<double>(query.time_to_total_deadline).count() - batch_s);
+  }
+  if (stretched_s <= time_left_s) return d;
   // Come back when the backlog ahead has drained enough to fit the deadline.
   const double wait_s = d.estimated_wait_s;
   d = Refuse(AdmissionReject::kDeadlineUnreachable,
-             wait_s - time_left_s / (1 + options_.deadline_margin));
+             wait_s - std::max(0.0, time_left_s) / (1 + options_.deadline_margin));
   d.estimated_wait_s = wait_s;
   return d;
 }

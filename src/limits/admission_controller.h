@@ -22,14 +22,17 @@
 //   overtaking   lam = arrival rate of the tiers of higher priority
 //   wait         W   = ahead / max(mu - lam, mu * min_share)
 // It is admitted iff W * (1 + deadline_margin) <= time left until its
-// dispatch deadline. In steady overload the lowest tier's backlog grows
+// dispatch deadline, and W * (1 + deadline_margin) + one full batch <= time
+// left until its total deadline (a client's short deadline is refused
+// rather than admitted to expire). In steady overload the lowest tier's backlog grows
 // until W reaches its budget; from then on exactly its excess is refused,
 // while higher tiers (whose `lam` excludes the lowest) are still admitted;
 // the top tier is refused only when its own load exceeds the devices.
 //
 // Rules, in this order (the first that applies is the reason reported):
 //   1. kQueueDepthThreshold: more than the tier's max_queue_depth requests
-//      are queued (a hard bound; seed: free 100, paid 500, enterprise none).
+//      are queued, or more than max_queue_depth_per_slot per healthy slot
+//      (hard bounds; seed: free 100, paid 500 on 4 devices, enterprise none).
 //   2. kBackendsUnavailable: no slot can take work and no endpoint is due
 //      to probe. Retry-After = time until the next probe (or the cap).
 //      While an endpoint is probing (half-open) and none is healthy,
@@ -70,6 +73,9 @@ struct AdmissionTier {
   // Requests of this tier are rejected while more than this many requests
   // (of any tier) are queued for the model.
   size_t max_queue_depth = kNoQueueDepthLimit;
+  // The same per healthy slot (at least one): a bound that follows the
+  // fleet's size. 0 = none.
+  size_t max_queue_depth_per_slot = 0;
 };
 
 // The seed's depth threshold for a tier name: "free" 100, "paid" 500,
@@ -98,6 +104,9 @@ struct AdmissionQuery {
   std::optional<size_t> queued_ahead;
   // Time left until the request's dispatch deadline.
   SteadyClock::duration time_to_deadline{};
+  // Time left until its total deadline; zero = not checked. A request is
+  // refused when the predicted wait plus one full batch would pass it.
+  SteadyClock::duration time_to_total_deadline{};
 };
 
 struct AdmissionDecision {
@@ -180,8 +189,12 @@ class AdmissionController {
   AdmissionDecision Refuse(AdmissionReject reason, double retry_after_s) const;
 
   const Options options_;
-  size_t min_queue_depth_ = kNoQueueDepthLimit;  // over all tiers
-  int min_priority_ = 0;                         // for unknown tier indexes
+  // The depth bound of `tier` with `healthy` slots.
+  size_t DepthLimit(size_t tier, size_t healthy) const;
+
+  size_t min_queue_depth_ = kNoQueueDepthLimit;                // over all tiers
+  size_t min_depth_per_slot_ = 0;                              // over all tiers that set one
+  int min_priority_ = 0;                                       // for unknown tier indexes
   std::vector<std::unique_ptr<metrics::RateMeter>> arrivals_;  // one per tier
 
   std::atomic<size_t> healthy_slots_;

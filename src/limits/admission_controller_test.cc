@@ -180,7 +180,7 @@ TEST_F(AdmissionControllerTest, CapacityFollowsTheLearntCost) {
 TEST_F(AdmissionControllerTest, SlotsFollowFailuresAtOnce) {
   auto c = Make(4);
   EXPECT_TRUE(Admit(*c, kEnterprise, 900, milliseconds(400)).admitted);  // 0.35 s at 2,560/s
-  c->SetHealthySlots(2);                                                  // 0.70 s at 1,280/s
+  c->SetHealthySlots(2);                                                 // 0.70 s at 1,280/s
   EXPECT_FALSE(Admit(*c, kEnterprise, 900, milliseconds(400)).admitted);
   c->SetHealthySlots(4);
   EXPECT_TRUE(Admit(*c, kEnterprise, 900, milliseconds(400)).admitted);

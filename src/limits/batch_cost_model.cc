@@ -22,7 +22,8 @@ Result<std::unique_ptr<BatchCostModel>> BatchCostModel::Create(const Options& o)
                            ", got " + std::to_string(got));
   };
   if (o.max_batch_size < 1) return bad("max_batch_size", ">= 1", 0);
-  if (o.prior_batch_fixed_us < 0) return bad("prior_batch_fixed_us", ">= 0", o.prior_batch_fixed_us);
+  if (o.prior_batch_fixed_us < 0)
+    return bad("prior_batch_fixed_us", ">= 0", o.prior_batch_fixed_us);
   if (o.prior_batch_per_item_us < 0) {
     return bad("prior_batch_per_item_us", ">= 0", o.prior_batch_per_item_us);
   }

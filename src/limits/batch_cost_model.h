@@ -30,11 +30,11 @@ namespace sluice {
 class BatchCostModel {
  public:
   struct Options {
-    size_t max_batch_size = 32;              // >= 1; the full batch
-    int64_t prior_batch_fixed_us = 34'000;   // prior: a batch of 0 items, >= 0
-    int64_t prior_batch_per_item_us = 500;   // prior: added per item, >= 0; sum > 0
-    int64_t time_constant_ms = 1'000;        // how fast old batches fade, >= 1
-    const Clock* clock = nullptr;            // default: SystemClock()
+    size_t max_batch_size = 32;             // >= 1; the full batch
+    int64_t prior_batch_fixed_us = 34'000;  // prior: a batch of 0 items, >= 0
+    int64_t prior_batch_per_item_us = 500;  // prior: added per item, >= 0; sum > 0
+    int64_t time_constant_ms = 1'000;       // how fast old batches fade, >= 1
+    const Clock* clock = nullptr;           // default: SystemClock()
   };
 
   // Errors: kInvalidArgument naming the field.
@@ -53,7 +53,8 @@ class BatchCostModel {
   double PerItemMicros() const { return per_item_us_.load(std::memory_order_relaxed); }
   // Requests per second one slot completes running full batches.
   double FullBatchRps() const {
-    return static_cast<double>(options_.max_batch_size) * 1e6 / BatchMicros(options_.max_batch_size);
+    return static_cast<double>(options_.max_batch_size) * 1e6 /
+           BatchMicros(options_.max_batch_size);
   }
   // Measured / prior time of the recent batches (1 before any).
   double speed_factor() const { return speed_factor_.load(std::memory_order_relaxed); }

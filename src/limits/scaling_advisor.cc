@@ -29,8 +29,8 @@ Result<std::unique_ptr<ScalingAdvisor>> ScalingAdvisor::Create(const Options& o)
 ScalingAdvisor::ScalingAdvisor(const Options& options)
     : options_(options), last_change_(options.clock->Now()), recommended_(options.min_devices) {}
 
-size_t ScalingAdvisor::Needed(double arrival_rps, double per_device_rps,
-                              double target_utilization, size_t min_devices) {
+size_t ScalingAdvisor::Needed(double arrival_rps, double per_device_rps, double target_utilization,
+                              size_t min_devices) {
   if (!(per_device_rps > 0) || !(arrival_rps > 0)) return min_devices;
   const double n = std::ceil(arrival_rps / (per_device_rps * target_utilization) - 1e-9);
   return std::max(min_devices, static_cast<size_t>(n));
@@ -38,8 +38,8 @@ size_t ScalingAdvisor::Needed(double arrival_rps, double per_device_rps,
 
 size_t ScalingAdvisor::Update(double arrival_rps, double per_device_rps) {
   const TimePoint now = options_.clock->Now();
-  const size_t needed = Needed(arrival_rps, per_device_rps, options_.target_utilization,
-                               options_.min_devices);
+  const size_t needed =
+      Needed(arrival_rps, per_device_rps, options_.target_utilization, options_.min_devices);
   std::lock_guard lock(mu_);
   const size_t current = recommended_.load(std::memory_order_relaxed);
   size_t next = current;
@@ -47,9 +47,9 @@ size_t ScalingAdvisor::Update(double arrival_rps, double per_device_rps) {
     next = needed;  // up at once
   } else if (needed < current &&
              now - last_change_ >= std::chrono::milliseconds(options_.scale_down_cooldown_ms)) {
-    const size_t step = std::max<size_t>(
-        1, static_cast<size_t>(std::floor(static_cast<double>(current) *
-                                          options_.max_scale_down_fraction)));
+    const size_t step =
+        std::max<size_t>(1, static_cast<size_t>(std::floor(static_cast<double>(current) *
+                                                           options_.max_scale_down_fraction)));
     next = std::max(needed, current - std::min(step, current - needed));
   }
   if (next != current) {

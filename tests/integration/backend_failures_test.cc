@@ -41,6 +41,7 @@ struct GatewaySpec {
   int max_retries = 2;
   int consecutive_failures = 3;
   int64_t cooldown_ms = 300;
+  int64_t max_cooldown_ms = 0;  // 0: cooldown_ms * 4
 };
 
 class BackendFailuresTest : public SluiceTest {
@@ -81,8 +82,8 @@ class BackendFailuresTest : public SluiceTest {
          "\n      initial_backoff_ms: 10\n      max_backoff_ms: 100\n";
     y += "    circuit_breaker:\n      consecutive_failures: " +
          std::to_string(g.consecutive_failures) +
-         "\n      cooldown_ms: " + std::to_string(g.cooldown_ms) +
-         "\n      max_cooldown_ms: " + std::to_string(g.cooldown_ms * 4) + "\n";
+         "\n      cooldown_ms: " + std::to_string(g.cooldown_ms) + "\n      max_cooldown_ms: " +
+         std::to_string(g.max_cooldown_ms > 0 ? g.max_cooldown_ms : g.cooldown_ms * 4) + "\n";
     config.backend_yaml = y;
     return config;
   }
@@ -201,6 +202,81 @@ TEST_F(BackendFailuresTest, FailingEndpointOpensItsBreakerAndRecoversAfterItHeal
   EXPECT_TRUE(closed);
   m = ModelHealth(Health(*client));
   EXPECT_EQ(NumberField(m, "healthy_devices"), 4) << boost::json::serialize(m);
+}
+
+TEST_F(BackendFailuresTest, AnOutageOfTheOnlyBackendIsRefusedAtOnceAndServingResumesAfter) {
+  // One endpoint, one connection, admission on, the default breaker
+  // (1 s cooldown, no doubling): the issue's "restart is a permanent
+  // outage" case, where admission refused the probe that would close it.
+  StartModelServer({});
+  TestConfig config =
+      HttpConfig({.connections_per_endpoint = 1, .cooldown_ms = 1'000, .max_cooldown_ms = 1'000});
+  config.admission = true;
+  ASSERT_NO_FATAL_FAILURE(StartSluice(config));
+  auto client = NewClient();
+  auto monitor = NewClient();
+  const std::string endpoint = servers_[0]->url() + "/v1/batch";
+  struct Sample {
+    std::chrono::steady_clock::time_point at;
+    int status;
+    std::string body;
+  };
+  // Sends one paid request every 20 ms for `duration`; returns what came back.
+  auto drive = [&](milliseconds duration, const std::string& prefix) {
+    std::vector<Sample> out;
+    const auto end = std::chrono::steady_clock::now() + duration;
+    for (int i = 0; std::chrono::steady_clock::now() < end && i < 1'000; ++i) {
+      Result<Response> r = client->Post(
+          "/v1/inference", InferenceBody(kModel, prefix + std::to_string(i)), {Bearer(kPaidKey)});
+      out.push_back({std::chrono::steady_clock::now(), r.ok() ? r->status : -1,
+                     r.ok() ? r->body : r.status().ToString()});
+      std::this_thread::sleep_for(milliseconds(20));  // pacing, not synchronisation
+    }
+    return out;
+  };
+  for (const Sample& s : drive(milliseconds(500), "before-")) ASSERT_EQ(s.status, 200) << s.body;
+
+  // Down for 3 s: every batch fails. Requests are answered at once: 502 for
+  // a batch that failed every retry, 503 backends_unavailable while the
+  // breaker is open — never left to time out.
+  SetFaults(0, R"({"error_rate":1})");
+  std::vector<Sample> down = drive(milliseconds(3'000), "down-");
+  size_t refused = 0;
+  for (const Sample& s : down) {
+    EXPECT_NE(s.status, 504) << s.body;
+    EXPECT_TRUE(s.status == 200 || s.status == 502 || s.status == 503) << s.status << s.body;
+    if (s.status == 503) {
+      EXPECT_TRUE(IsError(s.status, s.body, 503, "unavailable")) << s.body;
+      ++refused;
+    }
+  }
+  EXPECT_GT(refused, down.size() / 2) << "the open breaker did not refuse at once";
+  EXPECT_NE(BreakerOf(*monitor, endpoint), "closed");
+
+  // Back: within the cooldown plus a batch the probe closes the breaker and
+  // every request is served again.
+  SetFaults(0, R"({"error_rate":0})");
+  const auto healed = std::chrono::steady_clock::now();
+  std::vector<Sample> after = drive(milliseconds(4'000), "after-");
+  size_t first_ok = after.size();
+  for (size_t i = 0; i < after.size(); ++i) {
+    if (after[i].status == 200) {
+      first_ok = i;
+      break;
+    }
+  }
+  ASSERT_LT(first_ok, after.size()) << "never served again after the backend returned";
+  const auto resumed_ms =
+      std::chrono::duration_cast<milliseconds>(after[first_ok].at - healed).count();
+  std::cerr << "[ restart ] " << refused << "/" << down.size()
+            << " refused at once during the outage; served again " << resumed_ms
+            << " ms after the backend returned\n";
+  for (size_t i = first_ok; i < after.size(); ++i) {
+    EXPECT_EQ(after[i].status, 200) << "request " << i << " after recovery: " << after[i].body;
+  }
+  EXPECT_EQ(BreakerOf(*monitor, endpoint), "closed");
+  boost::json::value m = ModelHealth(Health(*monitor));
+  EXPECT_EQ(NumberField(m, "healthy_devices"), 1.0) << boost::json::serialize(m);
 }
 
 TEST_F(BackendFailuresTest, PerItemErrorsFailOnlyTheirItems) {
