@@ -28,25 +28,29 @@ void CapacityFeed::Tick() {
   for (size_t i = 0; i < options_.models.size(); ++i) {
     const Model& m = options_.models[i];
     m.queue->RefreshDepthAsync(options_.connection, options_.tier_count);
-    options_.registry->ReadModelAsync(m.name, [state = state_, i,
-                                               m](Result<redis::ModelCapacity> read) {
-      if (!read.ok()) {
-        state->read_errors.fetch_add(1, std::memory_order_relaxed);
-        return;
-      }
-      if (m.admission != nullptr) {
-        m.admission->SetHealthySlots(read->healthy_slots);
-        if (m.cost_model != nullptr && read->throughput_rps > 0 && read->healthy_slots > 0) {
-          const double per_slot = read->throughput_rps / read->healthy_slots;
-          const double batch_s = static_cast<double>(m.max_batch_size) / per_slot;
-          m.cost_model->Record(m.max_batch_size, std::chrono::duration_cast<SteadyClock::duration>(
-                                                     std::chrono::duration<double>(batch_s)));
-        }
-      }
-      std::lock_guard lock(state->mu);
-      state->snapshots[i].known = true;
-      state->snapshots[i].capacity = std::move(read).value();
-    });
+    options_.registry->ReadModelAsync(
+        m.name,
+        [state = state_, i, m, period_ms = options_.period_ms](Result<redis::ModelCapacity> read) {
+          if (!read.ok()) {
+            state->read_errors.fetch_add(1, std::memory_order_relaxed);
+            return;
+          }
+          if (m.admission != nullptr) {
+            // No slot: refuse until the next read, which may bring a probing one.
+            m.admission->SetSlots({read->healthy_slots, 0,
+                                   SystemClock()->Now() + std::chrono::milliseconds(period_ms)});
+            if (m.cost_model != nullptr && read->throughput_rps > 0 && read->healthy_slots > 0) {
+              const double per_slot = read->throughput_rps / read->healthy_slots;
+              const double batch_s = static_cast<double>(m.max_batch_size) / per_slot;
+              m.cost_model->Record(m.max_batch_size,
+                                   std::chrono::duration_cast<SteadyClock::duration>(
+                                       std::chrono::duration<double>(batch_s)));
+            }
+          }
+          std::lock_guard lock(state->mu);
+          state->snapshots[i].known = true;
+          state->snapshots[i].capacity = std::move(read).value();
+        });
   }
   Arm();
 }

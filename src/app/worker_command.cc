@@ -292,7 +292,9 @@ int RunWorker(const AppConfig& config, const WorkerFlags& flags) {
     b.model = model->name;
     b.endpoint = endpoint;
     b.utilisation = observer.Utilisation(slot_count);
-    b.healthy_slots = static_cast<uint32_t>(grp->available_slots());
+    // A probing (half-open) endpoint counts: gateways must admit its probe
+    // batch, or a worker whose breakers all opened would never close them.
+    b.healthy_slots = static_cast<uint32_t>(grp->batch_room());
     b.throughput_rps = observer.PerSlotRps() * b.healthy_slots;
     return b;
   };

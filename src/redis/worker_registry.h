@@ -33,7 +33,7 @@ struct WorkerHeartbeat {
   std::string endpoint;        // accelerator endpoint (URL), informational
   double utilisation = 0;      // busy fraction of its slots, 0..1
   double throughput_rps = 0;   // measured requests/s it can serve
-  uint32_t healthy_slots = 0;  // batch slots whose backend is healthy
+  uint32_t healthy_slots = 0;  // batch slots that can take a batch now (a probing endpoint counts)
 };
 
 struct ModelCapacity {
