@@ -56,10 +56,13 @@ bool ClaimLoop::WaitForRoom() {
 void ClaimLoop::Run() {
   redis::RedisBatchClaimer::ClaimOptions claim;
   claim.max_batch = options_.max_batch_size;
-  claim.min_batch = options_.max_batch_size;
   claim.max_batch_delay_us = options_.max_batch_delay_us;
   int64_t errors_in_a_row = 0;
   while (WaitForRoom()) {
+    // The batch the load needs (DispatchGroup: adaptive or static), never
+    // more than a full one.
+    claim.min_batch =
+        std::clamp<size_t>(options_.group->target_batch_size(), 1, options_.max_batch_size);
     Result<redis::RedisBatchClaimer::Batch> batch = options_.claimer->TryClaim(claim);
     if (batch.ok() && batch->empty() && batch->depth > 0 && batch->wait_us > 0) {
       // A batch is filling: wait out the rest of its delay here. (A BLPOP

@@ -1,6 +1,8 @@
 // ClaimLoop: a worker's bridge between the Redis queue and its local
 // DispatchGroup. A dedicated thread claims WHOLE batches from Redis
-// (RedisBatchClaimer: wait-or-full with max_batch_size / max_batch_delay_us,
+// (RedisBatchClaimer: wait for the group's target_batch_size() — the batch
+// the load needs under adaptive batching, a full one under static — or
+// max_batch_delay_us,
 // blocking on the wake list while there is nothing to claim — no busy
 // polling: a BLPOP on the wake list while the queue is empty, a local timed
 // wait while a partial batch fills) whenever the group has a slot for one, and pushes them into the

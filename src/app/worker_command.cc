@@ -17,6 +17,7 @@
 #include "app/redis_setup.h"
 #include "app/request_log_factory.h"
 #include "common/asio_executor.h"
+#include "config/scheduler_options.h"
 #include "core/dead_letter_queue.h"
 #include "core/memory_queue.h"
 #include "http/front_door.h"
@@ -188,10 +189,19 @@ int RunWorker(const AppConfig& config, const WorkerFlags& flags) {
   }
   WorkerObserver observer(*model, &registry);
   LocalResultRouter router;  // completions go to ClaimLoop, which answers via Redis
+  // The model's learnt batch cost (the same prior as `serve`): the group's
+  // adaptive target tells the claim loop how full a batch to wait for.
+  auto cost = BatchCostModel::Create(CostPriorFor(*model));
+  if (!cost.ok()) {
+    spdlog::error("{}", cost.status().message());
+    return 2;
+  }
   DispatchGroup::Options g;
   g.model = model->name;
   g.max_batch_size = model->max_batch_size;
   g.max_batch_delay_us = 0;  // the claim already waited: dispatch what was claimed
+  g.batching = model->batching;
+  g.cost_model = cost->get();
   g.accelerator_timeout_us = model->accelerator_timeout_ms * 1000;
   g.retry = model->retry;
   g.breaker = model->circuit_breaker;

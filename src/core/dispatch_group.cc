@@ -69,6 +69,7 @@ DispatchGroup::DispatchGroup(const Options& options, std::vector<std::unique_ptr
       ex_(*options.executor),
       rng_(options.retry_seed != 0 ? options.retry_seed : std::random_device{}()),
       self_(std::make_shared<DispatchGroup*>(this)) {
+  if (options.batching == BatchingMode::kStatic) target_batch_.store(options.max_batch_size);
   cost_model_ = options.cost_model;
   if (cost_model_ == nullptr) {
     BatchCostModel::Options c;
@@ -184,6 +185,7 @@ void DispatchGroup::CountDispatched(size_t n, TimePoint now) {
   const double age_s = std::max(0.0, std::chrono::duration<double>(now - rate_at_).count());
   dispatch_rate_ = dispatch_rate_ * std::exp(-age_s / tau_s) + static_cast<double>(n) / tau_s;
   rate_at_ = now;
+  target_batch_.store(TargetBatchSize(now), std::memory_order_relaxed);
 }
 
 void DispatchGroup::CancelDelayTimer() {

@@ -168,6 +168,9 @@ class DispatchGroup {
   // The smallest batch the collector waits for now (adaptive; static:
   // max_batch_size). On the executor only (tests and the simulator).
   size_t TargetBatchSize(TimePoint now) const;
+  // The same as of the last dispatch, from any thread: what a worker's
+  // claim loop waits for before claiming from Redis.
+  size_t target_batch_size() const { return target_batch_.load(std::memory_order_relaxed); }
 
   size_t endpoint_count() const { return endpoints_.size(); }
   // REQUIRES: endpoint < endpoint_count(). Any thread (snapshots).
@@ -272,8 +275,9 @@ class DispatchGroup {
   std::atomic<int64_t> next_probe_ns_{-1};          // -1: no endpoint open
   std::unique_ptr<BatchCostModel> own_cost_model_;  // when Options gave none
   BatchCostModel* cost_model_ = nullptr;
-  double dispatch_rate_ = 0;  // decayed requests/s popped; on executor
-  TimePoint rate_at_;         // when dispatch_rate_ was last updated
+  std::atomic<size_t> target_batch_{1};  // TargetBatchSize() at the last dispatch
+  double dispatch_rate_ = 0;             // decayed requests/s popped; on executor
+  TimePoint rate_at_;                    // when dispatch_rate_ was last updated
   // Liveness token for callbacks from queue/backends (cleared in ~DispatchGroup).
   std::shared_ptr<DispatchGroup*> self_;
 };
