@@ -156,5 +156,64 @@ TEST_F(MemoryQueueTest, NotifyFiresOnceWhenDepthReached) {
   EXPECT_FALSE(q->NotifyAtDepth(3, [&] { ++fired; }));  // already there
 }
 
+TEST_F(MemoryQueueTest, AShortenedDeadlineExpiresItsRequestInPlaceWithoutMovingIt) {
+  auto q = Make(QueueOrdering::kEarliestDeadlineFirst);
+  // Free requests keep the tier's order (priority deadline arrival + 1.5 s)
+  // even when their client shortened their own deadline.
+  auto a = Req("a", 0, 0), hurried = Req("hurried", 0, 1), c = Req("c", 0, 2);
+  for (auto& r : {a, hurried, c}) r->priority_deadline = r->dispatch_deadline;
+  hurried->dispatch_deadline = hurried->arrival + milliseconds(50);
+  auto ent = Req("ent", 2, 3);  // priority deadline 403 ms
+  ent->priority_deadline = ent->dispatch_deadline;
+  for (auto& r : {a, hurried, c, ent}) ASSERT_TRUE(q->Push(r).ok());
+  EXPECT_EQ(q->Depth(), 4u);
+  // Its 50 ms do not put it ahead of enterprise or of "a".
+  EXPECT_EQ(*q->EarliestDeadline(), ent->priority_deadline);
+  EXPECT_EQ(q->QueuedAhead(2, ent->priority_deadline), 0u);
+  // At 60 ms it expires from the middle of its tier, found at once.
+  std::vector<RequestPtr> expired;
+  q->RemoveExpired(t0_ + milliseconds(60), &expired);
+  ASSERT_EQ(expired.size(), 1u);
+  EXPECT_EQ(expired[0]->input, "hurried");
+  EXPECT_EQ(q->Depth(), 3u);
+  // The rest keep their order, and the expired one is never popped again.
+  std::vector<std::string> dropped;
+  EXPECT_EQ(PopNames(*q, 10, 100, &dropped), (std::vector<std::string>{"ent", "a", "c"}));
+  EXPECT_TRUE(dropped.empty());
+  EXPECT_EQ(q->Depth(), 0u);
+  EXPECT_FALSE(q->EarliestDeadline().has_value());
+}
+
+TEST_F(MemoryQueueTest, AShortenedDeadlinePoppedInTimeLeavesNoTrace) {
+  auto q = Make(QueueOrdering::kEarliestDeadlineFirst);
+  auto hurried = Req("hurried", 0, 0);
+  hurried->priority_deadline = hurried->dispatch_deadline;
+  hurried->dispatch_deadline = hurried->arrival + milliseconds(50);
+  ASSERT_TRUE(q->Push(hurried).ok());
+  EXPECT_EQ(PopNames(*q, 10, 10), (std::vector<std::string>{"hurried"}));
+  std::vector<RequestPtr> expired;
+  q->RemoveExpired(t0_ + milliseconds(60), &expired);  // its side entry is stale
+  EXPECT_TRUE(expired.empty());
+  EXPECT_EQ(q->Depth(), 0u);
+  // Popped after its own deadline: dropped (504), not batched.
+  auto late = Req("late", 0, 100);
+  late->priority_deadline = late->dispatch_deadline;
+  late->dispatch_deadline = late->arrival + milliseconds(50);
+  ASSERT_TRUE(q->Push(late).ok());
+  std::vector<std::string> dropped;
+  EXPECT_TRUE(PopNames(*q, 10, 200, &dropped).empty());
+  EXPECT_EQ(dropped, (std::vector<std::string>{"late"}));
+}
+
+TEST_F(MemoryQueueTest, QueuedAheadCountsTheShareOfATierBeforeTheDeadline) {
+  auto q = Make(QueueOrdering::kEarliestDeadlineFirst);
+  // 100 free requests arriving 0..990 ms: priority deadlines 1500..2490 ms.
+  for (int i = 0; i < 100; ++i) ASSERT_TRUE(q->Push(Req("f" + std::to_string(i), 0, i * 10)).ok());
+  const TimePoint mid = t0_ + milliseconds(1500 + 495);
+  EXPECT_NEAR(static_cast<double>(q->QueuedAhead(2, mid)), 50.0, 1.0);
+  EXPECT_EQ(q->QueuedAhead(2, t0_ + milliseconds(1000)), 0u);
+  EXPECT_EQ(q->QueuedAhead(2, t0_ + milliseconds(3000)), 100u);
+}
+
 }  // namespace
 }  // namespace sluice
