@@ -61,8 +61,8 @@ void ClaimLoop::Run() {
   while (WaitForRoom()) {
     // The batch the load needs (DispatchGroup: adaptive or static), never
     // more than a full one.
-    claim.min_batch =
-        std::clamp<size_t>(options_.group->target_batch_size(), 1, options_.max_batch_size);
+    claim.min_batch = std::clamp<size_t>(options_.group->TargetBatchSize(SystemClock()->Now()), 1,
+                                         options_.max_batch_size);
     Result<redis::RedisBatchClaimer::Batch> batch = options_.claimer->TryClaim(claim);
     if (batch.ok() && batch->empty() && batch->depth > 0 && batch->wait_us > 0) {
       // A batch is filling: wait out the rest of its delay here. (A BLPOP

@@ -1,6 +1,6 @@
 // ClaimLoop: a worker's bridge between the Redis queue and its local
 // DispatchGroup. A dedicated thread claims WHOLE batches from Redis
-// (RedisBatchClaimer: wait for the group's target_batch_size() — the batch
+// (RedisBatchClaimer: wait for the group's TargetBatchSize() — the batch
 // the load needs under adaptive batching, a full one under static — or
 // max_batch_delay_us,
 // blocking on the wake list while there is nothing to claim — no busy

@@ -197,9 +197,8 @@ void ReadBreaker(const YAML::Node& node, const std::string& path, Status* error,
   r.ReadInteger("cooldown_ms", &breaker->open_cooldown_ms);
   const bool has_max = r.Has("max_cooldown_ms");
   r.ReadInteger("max_cooldown_ms", &breaker->max_cooldown_ms);
-  // No doubling unless asked for: the cap follows a longer cooldown.
-  if (!has_max)
-    breaker->max_cooldown_ms = std::max(breaker->max_cooldown_ms, breaker->open_cooldown_ms);
+  // No doubling unless asked for: without a max, the cap is the cooldown.
+  if (!has_max) breaker->max_cooldown_ms = breaker->open_cooldown_ms;
   r.Finish();
 }
 

@@ -69,7 +69,6 @@ DispatchGroup::DispatchGroup(const Options& options, std::vector<std::unique_ptr
       ex_(*options.executor),
       rng_(options.retry_seed != 0 ? options.retry_seed : std::random_device{}()),
       self_(std::make_shared<DispatchGroup*>(this)) {
-  if (options.batching == BatchingMode::kStatic) target_batch_.store(options.max_batch_size);
   cost_model_ = options.cost_model;
   if (cost_model_ == nullptr) {
     BatchCostModel::Options c;
@@ -121,7 +120,7 @@ void DispatchGroup::Start() {
 
 void DispatchGroup::TryCollect() {
   if (!started_ || collecting_) return;
-  if (!PickSlot(ex_.clock().Now(), SIZE_MAX, /*take=*/false)) return;
+  if (!PickSlot(ex_.clock().Now(), SIZE_MAX, /*take=*/false)) return WatchWhileUnservable();
   collecting_ = true;
   Evaluate();
 }
@@ -166,10 +165,7 @@ void DispatchGroup::Evaluate() {
 size_t DispatchGroup::TargetBatchSize(TimePoint now) const {
   const size_t max = options_.max_batch_size;
   if (options_.batching == BatchingMode::kStatic) return max;
-  const double tau_s = static_cast<double>(options_.rate_time_constant_ms) / 1e3;
-  const double age_s = std::max(0.0, std::chrono::duration<double>(now - rate_at_).count());
-  const double lambda =
-      dispatch_rate_ * std::exp(-age_s / tau_s) * (1 + options_.batching_headroom);
+  const double lambda = RateAt(now) * (1 + options_.batching_headroom);
   const double slots = static_cast<double>(std::max<size_t>(available_slots(), 1));
   const double fixed_s = cost_model_->FixedMicros() / 1e6;
   const double per_item_s = cost_model_->PerItemMicros() / 1e6;
@@ -179,13 +175,23 @@ size_t DispatchGroup::TargetBatchSize(TimePoint now) const {
   return static_cast<size_t>(std::clamp(n, 1.0, static_cast<double>(max)));
 }
 
+double DispatchGroup::RateAt(TimePoint now) const {
+  const double tau_s = static_cast<double>(options_.rate_time_constant_ms) / 1e3;
+  const int64_t now_ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count();
+  const double age_s = std::max(
+      0.0, static_cast<double>(now_ns - rate_at_ns_.load(std::memory_order_relaxed)) / 1e9);
+  return dispatch_rate_.load(std::memory_order_relaxed) * std::exp(-age_s / tau_s);
+}
+
 void DispatchGroup::CountDispatched(size_t n, TimePoint now) {
   // A decayed count: each request adds 1/tau, decaying with time constant tau.
   const double tau_s = static_cast<double>(options_.rate_time_constant_ms) / 1e3;
-  const double age_s = std::max(0.0, std::chrono::duration<double>(now - rate_at_).count());
-  dispatch_rate_ = dispatch_rate_ * std::exp(-age_s / tau_s) + static_cast<double>(n) / tau_s;
-  rate_at_ = now;
-  target_batch_.store(TargetBatchSize(now), std::memory_order_relaxed);
+  const double rate = RateAt(now) + static_cast<double>(n) / tau_s;
+  rate_at_ns_.store(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count(),
+      std::memory_order_relaxed);
+  dispatch_rate_.store(rate, std::memory_order_relaxed);
 }
 
 void DispatchGroup::CancelDelayTimer() {

@@ -40,11 +40,12 @@
 // are answers, never retried. Each endpoint (a group of slots, e.g. the
 // connections to one URL) has a CircuitBreaker: an open endpoint's slots
 // pull nothing until its cooldown ends and one probe batch succeeds. While
-// no slot can take work and no endpoint is probing, queued requests that
-// could not be dispatched before the next probe (plus one full batch), and
-// every request waiting for a retry, are answered at once: 503
-// backends_unavailable with Retry-After = time to that probe, instead of
-// expiring or failing their retries later.
+// no endpoint is closed, requests waiting for a retry are answered at once
+// (503 backends_unavailable): retries never run as probes. While no slot
+// can take work and no endpoint is probing, queued requests that could not
+// be dispatched before the next probe (plus one full batch) are answered
+// the same way, with Retry-After = time to that probe, instead of expiring
+// later; requests that arrive meanwhile are swept and answered too.
 //
 // Worst-case added queueing latency: max_batch_delay_us (adaptive: only
 // while the load needs fuller batches).
@@ -161,16 +162,14 @@ class DispatchGroup {
   // When the next open endpoint may probe; nullopt when none is open (any
   // thread; a snapshot).
   std::optional<TimePoint> next_probe_at() const;
-  // Batches this group could start now: available slots, plus one per
-  // probing endpoint. 0 means nothing should be handed to it (a worker
-  // claims no batch then).
+  // Slots that can take work (busy or not), plus one per half-open endpoint
+  // (its probe, in flight or not): how many batches it makes sense to hand
+  // this group. 0 means none (a worker claims no batch then).
   size_t batch_room() const { return available_slots() + probing_endpoints(); }
-  // The smallest batch the collector waits for now (adaptive; static:
-  // max_batch_size). On the executor only (tests and the simulator).
+  // The smallest batch the collector waits for at `now` (adaptive; static:
+  // max_batch_size). Any thread: a worker's claim loop waits for it before
+  // claiming from Redis.
   size_t TargetBatchSize(TimePoint now) const;
-  // The same as of the last dispatch, from any thread: what a worker's
-  // claim loop waits for before claiming from Redis.
-  size_t target_batch_size() const { return target_batch_.load(std::memory_order_relaxed); }
 
   size_t endpoint_count() const { return endpoints_.size(); }
   // REQUIRES: endpoint < endpoint_count(). Any thread (snapshots).
@@ -231,12 +230,16 @@ class DispatchGroup {
   void RefuseUnservable(TimePoint now);
   void PublishProbeTime();  // next_probe_ns_ from the breakers
   void CountDispatched(size_t n, TimePoint now);
+  double RateAt(TimePoint now) const;  // dispatch_rate_ decayed to `now`
   // A free slot whose endpoint may take a batch now, preferring one not of
   // `avoid_endpoint`; removed from free_slots_ when `take`. `closed_only`:
   // never a half-open endpoint's probe (retries are not probes).
   std::optional<size_t> PickSlot(TimePoint now, size_t avoid_endpoint, bool take,
                                  bool closed_only = false);
   void StopCollectingIfNoSlot(TimePoint now);
+  // With no slot able to take work, arms the sweep for what is queued or
+  // arrives (so RefuseUnservable() answers it).
+  void WatchWhileUnservable();
   // Retries, dead letters or 504s for the requests of a failed batch.
   void HandleFailedBatch(size_t slot, std::vector<RequestPtr> batch, const Status& error,
                          TimePoint now);
@@ -275,9 +278,10 @@ class DispatchGroup {
   std::atomic<int64_t> next_probe_ns_{-1};          // -1: no endpoint open
   std::unique_ptr<BatchCostModel> own_cost_model_;  // when Options gave none
   BatchCostModel* cost_model_ = nullptr;
-  std::atomic<size_t> target_batch_{1};  // TargetBatchSize() at the last dispatch
-  double dispatch_rate_ = 0;             // decayed requests/s popped; on executor
-  TimePoint rate_at_;                    // when dispatch_rate_ was last updated
+  // Decayed requests/s popped, as of rate_at_ns_ (written on the executor,
+  // read anywhere).
+  std::atomic<double> dispatch_rate_{0};
+  std::atomic<int64_t> rate_at_ns_{0};
   // Liveness token for callbacks from queue/backends (cleared in ~DispatchGroup).
   std::shared_ptr<DispatchGroup*> self_;
 };

@@ -114,6 +114,17 @@ void DispatchGroup::StopCollectingIfNoSlot(TimePoint now) {
   collecting_ = false;  // nobody left to take a batch
   CancelDelayTimer();
   options_.queue->ClearNotify();
+  WatchWhileUnservable();
+}
+
+void DispatchGroup::WatchWhileUnservable() {
+  if (batch_room() > 0) return;  // a slot will return or a probe will run
+  // Nothing will pop the queue: the sweep must see what arrives, to refuse it.
+  if (options_.queue->Depth() > 0) return EnsureSweep();
+  auto wake = [ex = &ex_, sweep = Guarded([](DispatchGroup* g) { g->EnsureSweep(); })] {
+    ex->Post(sweep);
+  };
+  if (!options_.queue->NotifyAtDepth(1, wake)) EnsureSweep();
 }
 
 void DispatchGroup::RecordOutcome(size_t slot_index, bool ok, TimePoint now) {

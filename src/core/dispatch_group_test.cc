@@ -238,6 +238,19 @@ TEST_F(DispatchGroupTest, DisablingEverySlotRefusesTheQueueAtOnce) {
   EXPECT_EQ(fakes_[0]->batches[0][0]->input, "b");
 }
 
+TEST_F(DispatchGroupTest, ARequestArrivingWhileEverySlotIsDisabledIsRefusedNotForgotten) {
+  Build(2, 4, 10'000);
+  ASSERT_TRUE(group_->SetSlotEnabled(0, false));
+  ASSERT_TRUE(group_->SetSlotEnabled(1, false));
+  ex_.RunPending();
+  EXPECT_EQ(group_->batch_room(), 0u);
+  Push("late");  // e.g. admission off, or admitted just before the switch
+  ex_.Advance(milliseconds(5));
+  EXPECT_EQ(outcomes_["late"].status.code(), ErrorCode::kUnavailable);
+  EXPECT_STREQ(outcomes_["late"].reason, "backends_unavailable");
+  EXPECT_EQ(queue_->Depth(), 0u);
+}
+
 TEST(DispatchGroupOptionsTest, RejectsBadOptions) {
   FakeExecutor ex;
   LocalResultRouter router;

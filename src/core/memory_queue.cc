@@ -19,7 +19,10 @@ TimePoint PriorityDeadline(const InferenceRequest& r) {
 }  // namespace
 
 MemoryQueue::MemoryQueue(const Options& options)
-    : options_(options), heaps_(options.tiers.size()), latest_(options.tiers.size()) {
+    : options_(options),
+      heaps_(options.tiers.size()),
+      latest_(options.tiers.size()),
+      expired_in_heap_(options.tiers.size(), 0) {
   for (int i = 0; i < static_cast<int>(options_.tiers.size()); ++i) tiers_by_priority_.push_back(i);
   std::stable_sort(tiers_by_priority_.begin(), tiers_by_priority_.end(), [this](int a, int b) {
     return options_.tiers[a].priority > options_.tiers[b].priority;
@@ -86,10 +89,12 @@ MemoryQueue::Entry MemoryQueue::PopFrom(int tier) {
 
 void MemoryQueue::SkipExpiredHeads() {
   if (early_expired_.empty()) return;
-  for (auto& heap : heaps_) {
+  for (size_t t = 0; t < heaps_.size(); ++t) {
+    auto& heap = heaps_[t];
     while (!heap.empty() && early_expired_.erase(heap.front().seq) > 0) {
       std::pop_heap(heap.begin(), heap.end(), Later{});
       heap.pop_back();
+      --expired_in_heap_[t];
     }
   }
 }
@@ -128,6 +133,7 @@ void MemoryQueue::RemoveExpired(TimePoint now, std::vector<RequestPtr>* expired)
     early_.pop_back();
     if (early_queued_.erase(e.seq) == 0) continue;  // popped before it expired
     early_expired_.insert(e.seq);
+    ++expired_in_heap_[e.req->principal.tier];
     --depth_;
     expired->push_back(std::move(e.req));
   }
@@ -145,6 +151,7 @@ void MemoryQueue::RemoveAll(std::vector<RequestPtr>* out) {
   early_.clear();
   early_queued_.clear();
   early_expired_.clear();
+  std::fill(expired_in_heap_.begin(), expired_in_heap_.end(), 0);
   depth_ = 0;
 }
 
@@ -158,11 +165,12 @@ size_t MemoryQueue::QueuedAhead(TierIndex tier, TimePoint deadline) const {
   size_t ahead = 0;
   for (size_t t = 0; t < heaps_.size(); ++t) {
     const auto& heap = heaps_[t];
-    if (heap.empty()) continue;
+    const size_t queued = heap.size() - expired_in_heap_[t];  // expired ones wait to be skipped
+    if (queued == 0) continue;
     if (options_.ordering == QueueOrdering::kStrictPriority) {
       if (tier < options_.tiers.size() &&
           options_.tiers[t].priority >= options_.tiers[tier].priority) {
-        ahead += heap.size();
+        ahead += queued;
       }
       continue;
     }
@@ -171,12 +179,12 @@ size_t MemoryQueue::QueuedAhead(TierIndex tier, TimePoint deadline) const {
     const TimePoint first = heap.front().deadline, last = latest_[t];
     if (deadline <= first) continue;
     if (deadline > last || last <= first) {
-      ahead += heap.size();
+      ahead += queued;
       continue;
     }
     const double share = std::chrono::duration<double>(deadline - first).count() /
                          std::chrono::duration<double>(last - first).count();
-    ahead += static_cast<size_t>(std::ceil(share * static_cast<double>(heap.size())));
+    ahead += static_cast<size_t>(std::ceil(share * static_cast<double>(queued)));
   }
   return ahead;
 }

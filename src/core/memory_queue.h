@@ -74,6 +74,7 @@ class MemoryQueue final : public RequestQueue {
   std::vector<Entry> early_;                   // GUARDED_BY(mu_), side heap: shortened deadlines
   std::unordered_set<uint64_t> early_queued_;  // GUARDED_BY(mu_), seqs of early_ still queued
   std::unordered_set<uint64_t> early_expired_;  // GUARDED_BY(mu_), expired, still in a tier heap
+  std::vector<size_t> expired_in_heap_;         // GUARDED_BY(mu_), early_expired_ per tier
   size_t depth_ = 0;                            // GUARDED_BY(mu_)
   uint64_t next_seq_ = 1;                       // GUARDED_BY(mu_)
   size_t notify_depth_ = 0;                     // GUARDED_BY(mu_); 0 = none

@@ -55,6 +55,7 @@ ModelScheduler::~ModelScheduler() {
 }
 
 void ModelScheduler::Start() {
+  if (started_.exchange(true)) return;
   group_->Start();
   executor_->Post([weak = std::weak_ptr<ModelScheduler*>(alive_)] {
     if (auto self = weak.lock()) (*self)->ArmScalingTick();

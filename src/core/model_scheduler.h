@@ -12,9 +12,10 @@
 //
 // Threading: as DispatchGroup — all scheduling state lives on
 // Options::dispatch.executor; the accessors and SetDeviceEnabled() are
-// thread-safe. Ownership: owns the queue, the cost model, the controller
-// and the group (and through it the backends); every pointer in Options is
-// borrowed and must outlive the scheduler.
+// thread-safe. Destroy it only once the executor runs none of its
+// callbacks (e.g. after the io_context stopped). Ownership: owns the queue, the cost model, the
+// controller and the group (and through it the backends); every pointer in Options is borrowed and
+// must outlive the scheduler.
 #pragma once
 
 #include <memory>
@@ -54,7 +55,8 @@ class ModelScheduler final : private DispatchObserver {
   static Result<std::unique_ptr<ModelScheduler>> Create(
       Options options, std::vector<std::unique_ptr<Backend>> slots);
 
-  // Starts the dispatchers and the scaling updates. Thread-safe.
+  // Starts the dispatchers and the scaling updates. Thread-safe; a second
+  // call does nothing.
   void Start();
 
   RequestQueue* queue() { return queue_.get(); }
@@ -89,7 +91,8 @@ class ModelScheduler final : private DispatchObserver {
   std::unique_ptr<DispatchGroup> group_;
   std::unique_ptr<ScalingAdvisor> scaling_;
   Executor* executor_ = nullptr;
-  Executor::TimerId scaling_timer_ = 0;     // on the executor
+  Executor::TimerId scaling_timer_ = 0;  // on the executor
+  std::atomic<bool> started_{false};
   std::shared_ptr<ModelScheduler*> alive_;  // liveness token for the timer
   std::mutex sync_mu_;  // orders admission updates from the strand and admin calls
 };

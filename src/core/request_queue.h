@@ -5,7 +5,9 @@
 // tier priority then arrival; or strict tier priority (EDF within a tier).
 // The priority deadline is arrival + the tier's budget
 // (InferenceRequest::priority_deadline): a client's shorter deadline only
-// makes its own request expire sooner, it never moves it ahead.
+// makes its own request expire sooner, it never moves it ahead
+// (MemoryQueue; RedisRequestQueue still orders by the dispatch deadline,
+// as the wire format carries only that).
 // Bounded: Push() fails with kUnavailable when full, and the caller keeps
 // ownership of the rejected request.
 //

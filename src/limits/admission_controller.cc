@@ -146,10 +146,13 @@ AdmissionDecision AdmissionController::Admit(const AdmissionQuery& query) {
   }
   if (throughput <= 0) {
     // Nothing healthy: admit only the probe batch of a half-open endpoint.
-    if (probing_endpoints_.load(std::memory_order_relaxed) > 0 &&
-        query.queue_depth < options_.cost_model->max_batch_size()) {
-      AdmissionDecision d;
-      d.estimated_wait_s = 0;
+    if (probing_endpoints_.load(std::memory_order_relaxed) > 0) {
+      if (query.queue_depth < options_.cost_model->max_batch_size()) return AdmissionDecision{};
+      // The probe's verdict is one batch away.
+      AdmissionDecision d =
+          Refuse(AdmissionReject::kBackendsUnavailable,
+                 options_.cost_model->BatchMicros(options_.cost_model->max_batch_size()) / 1e6);
+      d.estimated_wait_s = kInf;
       return d;
     }
     const int64_t probe_ns = next_probe_ns_.load(std::memory_order_relaxed);
@@ -167,9 +170,10 @@ AdmissionDecision AdmissionController::Admit(const AdmissionQuery& query) {
   const double stretched_s = d.estimated_wait_s * (1 + options_.deadline_margin);
   double time_left_s = std::chrono::duration<double>(query.time_to_deadline).count();
   if (query.time_to_total_deadline > SteadyClock::duration::zero()) {
-    // Dispatched in time is not enough: its batch must also finish.
-    const double batch_s =
-        options_.cost_model->BatchMicros(options_.cost_model->max_batch_size()) / 1e6;
+    // Dispatched in time is not enough: its batch (about what is ahead,
+    // up to a full one) must also finish.
+    const size_t batch = std::clamp<size_t>(ahead + 1, 1, options_.cost_model->max_batch_size());
+    const double batch_s = options_.cost_model->BatchMicros(batch) / 1e6;
     time_left_s = std::min(
         time_left_s, std::chrono::duration<double>(query.time_to_total_deadline).count() - batch_s);
   }

@@ -22,9 +22,10 @@
 //   overtaking   lam = arrival rate of the tiers of higher priority
 //   wait         W   = ahead / max(mu - lam, mu * min_share)
 // It is admitted iff W * (1 + deadline_margin) <= time left until its
-// dispatch deadline, and W * (1 + deadline_margin) + one full batch <= time
-// left until its total deadline (a client's short deadline is refused
-// rather than admitted to expire). In steady overload the lowest tier's backlog grows
+// dispatch deadline, and W * (1 + deadline_margin) + the batch it would
+// ride in (ahead + 1 requests, at most a full one) <= time left until its
+// total deadline (a client's short deadline is refused rather than
+// admitted to expire). In steady overload the lowest tier's backlog grows
 // until W reaches its budget; from then on exactly its excess is refused,
 // while higher tiers (whose `lam` excludes the lowest) are still admitted;
 // the top tier is refused only when its own load exceeds the devices.
@@ -36,7 +37,8 @@
 //   2. kBackendsUnavailable: no slot can take work and no endpoint is due
 //      to probe. Retry-After = time until the next probe (or the cap).
 //      While an endpoint is probing (half-open) and none is healthy,
-//      requests are admitted until one batch is queued: the probe batch.
+//      requests are admitted until one batch is queued: the probe batch;
+//      beyond it, Retry-After is one batch (the probe's verdict).
 //   3. kDeadlineUnreachable: W as above misses the deadline.
 // Every refusal carries retry_after_s >= 1 (at most max_retry_after_s) and
 // maps to 503 (kUnavailable; see ToStatus()).

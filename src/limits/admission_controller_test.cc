@@ -148,6 +148,22 @@ TEST_F(AdmissionControllerTest, DeadlineMarginStretchesTheWait) {
   EXPECT_TRUE(Admit(*c, kEnterprise, 320, milliseconds(760)).admitted);
 }
 
+TEST_F(AdmissionControllerTest, ATotalDeadlineCountsTheBatchTheRequestWouldRideIn) {
+  auto c = Make(4);
+  auto query = [](size_t ahead, int total_ms) {
+    AdmissionQuery q{kFree, ahead, ahead, milliseconds(total_ms)};
+    q.time_to_total_deadline = milliseconds(total_ms);
+    return q;
+  };
+  // Idle: a batch of one (34.5 ms) fits 40 ms.
+  EXPECT_TRUE(c->Admit(query(0, 40)).admitted);
+  // 31 ahead: it would ride in a full batch (50 ms) after ~12 ms: no.
+  AdmissionDecision d = c->Admit(query(31, 40));
+  EXPECT_FALSE(d.admitted);
+  EXPECT_EQ(d.reason, AdmissionReject::kDeadlineUnreachable);
+  EXPECT_TRUE(c->Admit(query(31, 70)).admitted);
+}
+
 TEST_F(AdmissionControllerTest, QueueDepthThresholdIsAHardBound) {
   auto c = Make(4);
   AdmissionDecision d = Admit(*c, kFree, 0, seconds(10), /*depth=*/101);
@@ -207,10 +223,12 @@ TEST_F(AdmissionControllerTest, AProbingEndpointGetsItsProbeBatch) {
   c->SetSlots({0, 1, std::nullopt});  // half-open, nothing healthy
   EXPECT_TRUE(Admit(*c, kFree, 0, seconds(2), /*depth=*/0).admitted);
   EXPECT_TRUE(Admit(*c, kFree, 0, seconds(2), 31).admitted);
-  // One batch is queued: the rest waits for the probe's verdict.
+  // One batch is queued: the rest waits for the probe's verdict, one batch
+  // away.
   AdmissionDecision d = Admit(*c, kEnterprise, 0, seconds(2), 32);
   EXPECT_FALSE(d.admitted);
   EXPECT_EQ(d.reason, AdmissionReject::kBackendsUnavailable);
+  EXPECT_EQ(d.retry_after_s, 1);
   // The probe succeeded: one healthy slot.
   c->SetSlots({1, 0, std::nullopt});
   EXPECT_TRUE(Admit(*c, kEnterprise, 32, seconds(2), 32).admitted);

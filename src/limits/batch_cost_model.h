@@ -15,6 +15,7 @@
 // owned and must outlive the model.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -53,8 +54,9 @@ class BatchCostModel {
   double PerItemMicros() const { return per_item_us_.load(std::memory_order_relaxed); }
   // Requests per second one slot completes running full batches.
   double FullBatchRps() const {
+    // A zero-cost backend still takes some time (no infinite capacity).
     return static_cast<double>(options_.max_batch_size) * 1e6 /
-           BatchMicros(options_.max_batch_size);
+           std::max(BatchMicros(options_.max_batch_size), 1.0);
   }
   // Measured / prior time of the recent batches (1 before any).
   double speed_factor() const { return speed_factor_.load(std::memory_order_relaxed); }
