@@ -30,6 +30,7 @@ CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
 SLUICE_PID=""
 SLUICE_PORT=""
 BENCH_PID=""   # the `timeout` that runs sluice bench
+SIDECAR_PID="" # BENCH_SIDECAR's background shell (run_load_scenario)
 
 log() { printf '[bench] %s\n' "$*" >&2; }
 die() { printf '[bench] error: %s\n' "$*" >&2; exit 1; }
@@ -71,9 +72,12 @@ ensure_sluice() {
 # ---------------------------------------------------------------- config
 # make_config OUT [key=value ...]. Keys: io_threads devices fixed_latency_us
 # per_item_latency_us jitter max_batch_size max_batch_delay_us queue_capacity
-# admission (on|off) depth_scale (N: multiplies every tier's max_queue_depth,
-# whose seed values 100/500 are sized for 1,000 req/s). Always: port 0, requests_per_minute 0 and
-# tokens_per_minute 0 for every tier (the demo keys are not throttled).
+# admission (on|off) batching (adaptive|static: the model's `batching`,
+# replaced if the file has one, else added after max_batch_delay_us)
+# depth_scale (N: multiplies every tier's absolute max_queue_depth; the
+# bundled file's is 0, its bounds are per healthy device, so no scenario uses
+# it). Always: port 0, requests_per_minute 0 and tokens_per_minute 0 for
+# every tier (the demo keys are not throttled).
 make_config() {
   local out=$1; shift
   [[ -f $BASE_CONFIG ]] || die "$BASE_CONFIG not found"
@@ -101,8 +105,19 @@ make_config() {
         if (n + 0 > 0) { sub(/max_queue_depth:[[:space:]]*[0-9]+/, "max_queue_depth: " n * k) }
       } { print }' "$out" >"$out.tmp" && mv "$out.tmp" "$out"
   fi
+  if [[ -n ${v[batching]:-} ]]; then
+    [[ ${v[batching]} == adaptive || ${v[batching]} == static ]] || die "batching must be adaptive or static"
+    local has=0
+    grep -qE '^[[:space:]]*batching:' "$out" && has=1
+    awk -v m="${v[batching]}" -v has="$has" '
+      has == 1 && match($0, /^[[:space:]]*batching:/) {
+        ind = $0; sub(/[^[:space:]].*/, "", ind); print ind "batching: " m; next }
+      { print }
+      has == 0 && match($0, /^[[:space:]]*max_batch_delay_us:/) {
+        ind = $0; sub(/[^[:space:]].*/, "", ind); print ind "batching: " m }' "$out" >"$out.tmp" && mv "$out.tmp" "$out"
+  fi
   # Every override must be there (the layout of config/sluice.yaml may change).
-  for k in io_threads devices fixed_latency_us per_item_latency_us jitter max_batch_size max_batch_delay_us queue_capacity; do
+  for k in io_threads devices fixed_latency_us per_item_latency_us jitter max_batch_size max_batch_delay_us queue_capacity batching; do
     if [[ -n ${v[$k]:-} ]]; then
       grep -qE "^[[:space:]]*$k: ${v[$k]}[[:space:]]*(#.*)?\$" "$out" \
         || die "could not set '$k: ${v[$k]}' in the copy of $BASE_CONFIG (has its layout changed?)"
@@ -122,6 +137,34 @@ admission_of() {
   local e
   e=$(awk '/^admission:/ { a = 1; next } a && /^[^[:space:]#]/ { a = 0 } a && /enabled:/ { print $2; exit }' "$1")
   if [[ $e == true ]]; then echo on; else echo off; fi
+}
+
+# Prints the first model's batching mode ("adaptive (default)" when absent).
+batching_of() {
+  local b
+  b=$(awk '$1 == "batching:" { print $2; exit }' "$1")
+  echo "${b:-adaptive (default)}"
+}
+
+# Prints admission's queue-depth bounds per tier, e.g. "enterprise none,
+# paid 125/device, free 25/device" (absolute max_queue_depth and
+# max_queue_depth_per_device; 0 or absent = none).
+depth_bounds_of() {
+  awk '
+    function flush() {
+      if (name == "") return
+      b = ""
+      if (abs + 0 > 0) b = abs
+      if (per + 0 > 0) b = b (b == "" ? "" : " + ") per "/device"
+      printf "%s%s %s", sep, name, (b == "" ? "none" : b); sep = ", "
+      name = ""; abs = 0; per = 0
+    }
+    /^tiers:/ { t = 1; next }
+    t && /^[^[:space:]#]/ { flush(); t = 0 }
+    t && /-[[:space:]]*name:/ { flush(); name = $NF }
+    t && $1 == "max_queue_depth:" { abs = $2 }
+    t && $1 == "max_queue_depth_per_device:" { per = $2 }
+    END { flush() }' "$1"
 }
 
 # ---------------------------------------------------------------- processes
@@ -155,6 +198,7 @@ stop_sluice() {
 lib_cleanup() {
   local rc=$?
   trap - EXIT INT TERM
+  stop_pid "$SIDECAR_PID"
   stop_bench
   stop_sluice
   exit "$rc"
@@ -307,6 +351,7 @@ meta() {
 cmd_text() {
   local out="" a
   for a in "$@"; do
+    [[ -n ${SLUICE_BIN_SHOWN:-} ]] && a=${a//"$SLUICE_BIN"/"$SLUICE_BIN_SHOWN"}
     a=${a//"$REPO_ROOT"\//}
     if [[ $a =~ [[:space:]\'\"\$\;\&\|\<\>\(\)\*\?] ]]; then a="'$a'"; fi
     out+="${out:+ }$a"
@@ -320,7 +365,10 @@ cmd_text() {
 # (sluice bench arguments, without --url/--json/--service-token). Writes into
 # DIR: sluice.yaml, metrics-before.txt, bench.json (+ .err, .ticks),
 # metrics-after.txt, cpu.env, meta.env. ADMISSION=on|off overrides the
-# admission setting of every scenario. Returns sluice bench's exit status.
+# admission setting of every scenario. With BENCH_SIDECAR set to a function
+# name, that function runs in the background (given DIR; SLUICE_PORT is set)
+# from just before sluice bench starts until it ends, then is stopped by PID
+# if still running. Returns sluice bench's exit status.
 run_load_scenario() {
   local dir=$1 bound=$2
   mkdir -p "$dir"
@@ -337,11 +385,9 @@ run_load_scenario() {
   for k in devices fixed_latency_us per_item_latency_us jitter max_batch_size max_batch_delay_us queue_capacity io_threads; do
     meta "$dir" "cfg_$k" "$(awk -v k="$k:" '$1 == k { print $2; exit }' "$dir/sluice.yaml")"
   done
+  meta "$dir" cfg_batching "$(batching_of "$dir/sluice.yaml")"
   meta "$dir" admission "$(admission_of "$dir/sluice.yaml")"
-  meta "$dir" cfg_max_queue_depth "$(awk '
-      /^tiers:/ { t = 1; next } t && /^[^[:space:]#]/ { t = 0 }
-      t && /-[[:space:]]*name:/ { name = $NF }
-      t && /max_queue_depth:/ { printf "%s%s %s", sep, name, ($2 == 0 ? "none" : $2); sep = ", " }' "$dir/sluice.yaml")"
+  meta "$dir" cfg_max_queue_depth "$(depth_bounds_of "$dir/sluice.yaml")"
   meta "$dir" overrides "${clean[*]}"
   meta "$dir" cmd_serve "$(cmd_text taskset -c "$SERVER_CPU" "$SLUICE_BIN" serve --config SCENARIO.yaml --port 0)"
   meta "$dir" cmd_bench "$(cmd_text taskset -c "$CLIENT_CPU" "$SLUICE_BIN" bench --url http://127.0.0.1:PORT --service-token "$SERVICE_TOKEN" "${BENCH_ARGS[@]}" --json)"
@@ -350,7 +396,13 @@ run_load_scenario() {
   scrape_metrics "$dir/metrics-before.txt" || die "GET /metrics failed before the run"
   cpu_begin
   local rc=0
+  if [[ -n ${BENCH_SIDECAR:-} ]]; then
+    "$BENCH_SIDECAR" "$dir" &
+    SIDECAR_PID=$!
+  fi
   run_bench "$dir" bench "$bound" "${BENCH_ARGS[@]}" || rc=$?
+  stop_pid "$SIDECAR_PID"
+  SIDECAR_PID=""
   cpu_end "$dir" "$(cat "$dir/bench.ticks")"
   scrape_metrics "$dir/metrics-after.txt" || true
   stop_sluice

@@ -27,8 +27,8 @@
 #      resident memory) from /proc/PID/status.
 #   5. Prints a markdown report on stdout: per tier the offered rate, 200 /
 #      503 / 429 / 504 / other counts, success and shed rates (shed = 503 +
-#      429), p50/p95/p99/max of the 200s; the gateway's capacity, shedding
-#      level and queue depth over the run; peak memory; the generator's
+#      429), p50/p95/p99/max of the 200s; the gateway's capacity, queue
+#      depth and recommended devices over the run; peak memory; the generator's
 #      health; and the verdict against the target.
 #
 # Usage
@@ -179,6 +179,7 @@ sed -E \
   -e "s/^([[:space:]]*)devices:.*/\1devices: $DEVICES/" \
   -e "s/^([[:space:]]*)fixed_latency_us:.*/\1fixed_latency_us: $FIXED_US/" \
   -e "s/^([[:space:]]*)per_item_latency_us:.*/\1per_item_latency_us: $PER_ITEM_US/" \
+  -e "s#^([[:space:]]*)path: sluice-requests.db#\1path: $WORK/requests.db#" \
   "$BASE_CONFIG" >"$CONFIG"
 for k in "enabled: true" "target_utilization: $TARGET_UTILIZATION" "max_batch_size: $BATCH" \
          "devices: $DEVICES" "fixed_latency_us: $FIXED_US" "per_item_latency_us: $PER_ITEM_US" \
@@ -335,15 +336,19 @@ for line in open(e["HEALTH_TSV"]):
 ok = [h for _, _, h in samples if isinstance(h, dict)]
 if ok:
     depth = [h.get("queue_depth", 0) for h in ok]
-    level = [h.get("shedding_level", 0) for h in ok]
     cap = [h.get("capacity_rps", 0) for h in ok]
+    # recommended_devices: the gateway's scaling advice (devices for the
+    # arrival rate at admission.target_utilization), per model.
+    rec = [m.get("recommended_devices") for h in ok for m in h.get("models", [])
+           if m.get("recommended_devices") is not None]
     per_dev = [m.get("throughput_per_device_rps", 0) for h in ok for m in h.get("models", [])]
     arrivals = [m.get("arrival_rps", 0) for h in ok for m in h.get("models", [])]
-    shedding = sum(1 for l in level if l >= 1)
     print(f"Gateway over the run (`/internal/health`, {len(ok)} samples every "
           f"{os.environ.get('SAMPLE_INTERVAL', '0.5')} s, {len(samples) - len(ok)} failed):")
     print(f"- queue depth: max {max(depth)}, median {statistics.median(depth):.0f}")
-    print(f"- shedding level: max {max(level)}; >= 1 in {pct(shedding, len(ok))} of samples")
+    if rec:
+        print(f"- recommended devices (`recommended_devices`): {min(rec)} .. {max(rec)}, "
+              f"median {statistics.median(rec):.0f} (the fleet has {e['DEVICES']})")
     print(f"- capacity_rps: {min(cap):.0f} .. {max(cap):.0f}; throughput per device: "
           f"{min(per_dev, default=0):.0f} .. {max(per_dev, default=0):.0f} req/s; "
           f"arrival_rps max {max(arrivals, default=0):.0f}")

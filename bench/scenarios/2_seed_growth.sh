@@ -19,11 +19,9 @@ mkdir -p "$OUT"; : >"$OUT/meta.env"
 meta "$OUT" scenario 2
 meta "$OUT" rate "$RATE"
 
-# The seed's admission depth thresholds (free 100, paid 500 queued) are sized
-# for 1,000 req/s; at 10x the traffic a normal batching queue is 10x deeper,
-# so they scale with the rate.
-CFG_OVERRIDES=(devices="$DEVICES" fixed_latency_us=34000 per_item_latency_us=500 max_batch_size=32
-               depth_scale=$(( (RATE + 999) / 1000 )))
+# Admission's depth bounds are the bundled file's, unscaled: they are per
+# healthy device (max_queue_depth_per_device), so they grow with the fleet.
+CFG_OVERRIDES=(devices="$DEVICES" fixed_latency_us=34000 per_item_latency_us=500 max_batch_size=32)
 # shellcheck disable=SC2054  # the commas are inside --mix and --ramp values
 BENCH_ARGS=(--rate "$RATE" --duration "$DURATION" --warmup "$WARMUP" --connections "$CONNECTIONS"
             --mix free=70,paid=25,enterprise=5)

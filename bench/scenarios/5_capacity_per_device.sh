@@ -5,8 +5,9 @@
 # per step). A step passes when its p99 (200s) < 500 ms and >= 99.9 % of its
 # requests succeed; the answer is the highest passing rate (the steps up to
 # it all passing), as a fraction of 640. Admission is off by default here:
-# with it on, the gateway sheds at target_utilization (0.75) of the
-# measured throughput, and the scenario would measure admission, not the device.
+# with it on, the gateway refuses what it predicts would miss its deadline
+# (near and above capacity), and the scenario would measure admission, not
+# the device.
 #
 # Usage: bench/scenarios/5_capacity_per_device.sh OUT_DIR
 # Environment: CAPACITY_STEPS (320,480,560,600,620,630,640,700), STEP_DURATION (15s),
