@@ -120,7 +120,7 @@ void DispatchGroup::Start() {
 
 void DispatchGroup::TryCollect() {
   if (!started_ || collecting_) return;
-  if (!PickSlot(ex_.clock().Now(), SIZE_MAX, /*take=*/false)) return WatchWhileUnservable();
+  if (!PickSlot(ex_.clock().Now(), {}, /*take=*/false)) return WatchWhileUnservable();
   collecting_ = true;
   Evaluate();
 }
@@ -140,14 +140,24 @@ void DispatchGroup::Evaluate() {
   }
   EnsureSweep();
   TimePoint now = ex_.clock().Now();
-  const size_t target = TargetBatchSize(now);
-  if (depth >= target) return Dispatch(now);
   auto oldest = q.OldestArrival();
   auto earliest = q.EarliestDeadline();
   if (!oldest || !earliest) {  // drained between calls: look again
     ex_.Post(Guarded([](DispatchGroup* g) { g->Evaluate(); }));
     return;
   }
+  size_t target = TargetBatchSize(now);
+  if (target < options_.max_batch_size && depth < options_.max_batch_size) {
+    // A full batch that will be queued before the delay bound anyway is
+    // worth its wait: a partial one then buys no latency static would not
+    // have, and costs throughput.
+    const double to_full_s =
+        static_cast<double>(options_.max_batch_size - depth) / std::max(RateAt(now), 1e-9);
+    const double delay_left_s =
+        std::chrono::duration<double>(*oldest + Micros(options_.max_batch_delay_us) - now).count();
+    if (to_full_s <= delay_left_s) target = options_.max_batch_size;
+  }
+  if (depth >= target) return Dispatch(now);
   TimePoint fire_at = std::min(*oldest + Micros(options_.max_batch_delay_us),
                                *earliest - Micros(options_.deadline_guard_us));
   if (fire_at <= now) return Dispatch(now);
@@ -203,7 +213,7 @@ void DispatchGroup::Dispatch(TimePoint now) {
   CancelDelayTimer();
   options_.queue->ClearNotify();
   collecting_ = false;
-  std::optional<size_t> slot = PickSlot(now, SIZE_MAX, /*take=*/true);
+  std::optional<size_t> slot = PickSlot(now, {}, /*take=*/true);
   if (!slot) return;  // the last usable endpoint's breaker opened meanwhile
   std::vector<RequestPtr> batch, dropped;
   batch.reserve(options_.max_batch_size);
@@ -233,8 +243,11 @@ void DispatchGroup::AnswerDropped(std::vector<RequestPtr>& dropped, TimePoint no
   }
 }
 
-void DispatchGroup::RunOnSlot(size_t slot_index, std::vector<RequestPtr> batch, TimePoint now) {
+void DispatchGroup::RunOnSlot(size_t slot_index, std::vector<RequestPtr> batch, TimePoint now,
+                              std::vector<size_t> tried) {
   Slot& slot = slots_[slot_index];
+  slot.tried_endpoints = std::move(tried);
+  slot.tried_endpoints.push_back(slot.endpoint);
   slot.busy = true;
   slot.timed_out = false;
   endpoints_[slot.endpoint].breaker.OnDispatch();

@@ -9,8 +9,10 @@
 //     rate lambda (stretched by `batching_headroom`), the smallest batch
 //     that keeps up is n* = ceil(lambda * fixed / (S - lambda * per_item))
 //     (max_batch_size when the denominator is <= 0). The collector
-//     dispatches as soon as n* requests are queued; at low load n* is 1, so
-//     a lone request never waits for company that is not coming.
+//     dispatches as soon as n* requests are queued — unless, at that rate, a
+//     full batch would be queued within max_batch_delay_us anyway (then it
+//     waits for it, as static would). At low load n* is 1, so a lone
+//     request never waits for company that is not coming.
 //   static: waits for max_batch_size requests (wait-or-full).
 // Either way it never waits longer than max_batch_delay_us after the oldest
 // queued arrival, nor past the earliest priority deadline (less
@@ -32,8 +34,8 @@
 //
 // Failures. A batch that fails as a whole (the backend's error, a
 // wrong-length reply, or no reply within accelerator_timeout_us) is retried
-// as a unit on the next free slot of a closed endpoint — another
-// endpoint's when one is usable, never as a half-open endpoint's probe —
+// as a unit on the next free slot of a closed endpoint — one it has not
+// failed on yet when one is free, never as a half-open endpoint's probe —
 // after the RetryPolicy's backoff, before any new batch is popped. Requests
 // whose deadline would pass first are answered 504; after max_retries the
 // requests go to the dead-letter queue and are answered 502. Per-item errors
@@ -106,8 +108,10 @@ class DispatchGroup {
     // Adaptive: lambda is stretched by this much (>= 0) so that batches fill
     // a little before the slots saturate.
     double batching_headroom = 0.25;
-    // Adaptive: time constant of the dispatch-rate estimate (>= 1).
-    int64_t rate_time_constant_ms = 1'000;
+    // Adaptive: time constant of the dispatch-rate estimate (>= 1); short,
+    // so that a load arriving at once is batched for within a fraction of
+    // a second.
+    int64_t rate_time_constant_ms = 250;
     // The model's batch cost; every successful batch is recorded in it.
     // Optional (not owned); null: a private one on the seed's prior.
     BatchCostModel* cost_model = nullptr;
@@ -198,6 +202,7 @@ class DispatchGroup {
     TimePoint started;
     TimePoint earliest_total;  // earliest total deadline in `batch`
     std::vector<RequestPtr> batch;
+    std::vector<size_t> tried_endpoints;  // where `batch` ran, this attempt's included
   };
 
   struct Endpoint {
@@ -210,7 +215,7 @@ class DispatchGroup {
   struct PendingRetry {
     TimePoint ready_at;
     std::vector<RequestPtr> batch;
-    size_t failed_endpoint = 0;
+    std::vector<size_t> failed_endpoints;  // every endpoint it failed on
   };
 
   DispatchGroup(const Options& options, std::vector<std::unique_ptr<Backend>> slots);
@@ -218,7 +223,9 @@ class DispatchGroup {
   void TryCollect();             // become collector if free slots exist
   void Evaluate();               // collector: dispatch now or wait
   void Dispatch(TimePoint now);  // pop a batch and send it
-  void RunOnSlot(size_t slot, std::vector<RequestPtr> batch, TimePoint now);
+  // `tried`: endpoints the batch already failed on (a retry).
+  void RunOnSlot(size_t slot, std::vector<RequestPtr> batch, TimePoint now,
+                 std::vector<size_t> tried = {});
   void OnBatchDone(size_t slot, uint64_t batch_id, BatchResult&& result);
   void OnBatchTimeout(size_t slot, uint64_t batch_id);
   void DeliverResults(size_t slot, uint64_t batch_id, std::vector<RequestPtr>& batch,
@@ -231,10 +238,11 @@ class DispatchGroup {
   void PublishProbeTime();  // next_probe_ns_ from the breakers
   void CountDispatched(size_t n, TimePoint now);
   double RateAt(TimePoint now) const;  // dispatch_rate_ decayed to `now`
-  // A free slot whose endpoint may take a batch now, preferring one not of
-  // `avoid_endpoint`; removed from free_slots_ when `take`. `closed_only`:
-  // never a half-open endpoint's probe (retries are not probes).
-  std::optional<size_t> PickSlot(TimePoint now, size_t avoid_endpoint, bool take,
+  // A free slot whose endpoint may take a batch now, preferring one not in
+  // `avoid` (the endpoints a retried batch failed on); removed from
+  // free_slots_ when `take`. `closed_only`: never a half-open endpoint's
+  // probe (retries are not probes).
+  std::optional<size_t> PickSlot(TimePoint now, const std::vector<size_t>& avoid, bool take,
                                  bool closed_only = false);
   void StopCollectingIfNoSlot(TimePoint now);
   // With no slot able to take work, arms the sweep for what is queued or

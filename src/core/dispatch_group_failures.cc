@@ -88,8 +88,8 @@ void DispatchGroup::RefuseUnservable(TimePoint now) {
   }
 }
 
-std::optional<size_t> DispatchGroup::PickSlot(TimePoint now, size_t avoid_endpoint, bool take,
-                                              bool closed_only) {
+std::optional<size_t> DispatchGroup::PickSlot(TimePoint now, const std::vector<size_t>& avoid,
+                                              bool take, bool closed_only) {
   auto usable = [&](size_t slot) {
     CircuitBreaker& breaker = endpoints_[slots_[slot].endpoint].breaker;
     if (closed_only && breaker.state() != BreakerState::kClosed) return false;
@@ -97,7 +97,10 @@ std::optional<size_t> DispatchGroup::PickSlot(TimePoint now, size_t avoid_endpoi
   };
   auto pick = [&](bool allow_avoided) -> std::optional<size_t> {
     for (auto it = free_slots_.begin(); it != free_slots_.end(); ++it) {
-      if (!allow_avoided && slots_[*it].endpoint == avoid_endpoint) continue;
+      if (!allow_avoided &&
+          std::find(avoid.begin(), avoid.end(), slots_[*it].endpoint) != avoid.end()) {
+        continue;
+      }
       if (!usable(*it)) continue;
       size_t slot = *it;
       if (take) free_slots_.erase(it);
@@ -106,11 +109,11 @@ std::optional<size_t> DispatchGroup::PickSlot(TimePoint now, size_t avoid_endpoi
     return std::nullopt;
   };
   if (auto slot = pick(false)) return slot;
-  return avoid_endpoint == SIZE_MAX ? std::nullopt : pick(true);
+  return avoid.empty() ? std::nullopt : pick(true);
 }
 
 void DispatchGroup::StopCollectingIfNoSlot(TimePoint now) {
-  if (!collecting_ || PickSlot(now, SIZE_MAX, /*take=*/false)) return;
+  if (!collecting_ || PickSlot(now, {}, /*take=*/false)) return;
   collecting_ = false;  // nobody left to take a batch
   CancelDelayTimer();
   options_.queue->ClearNotify();
@@ -205,7 +208,7 @@ void DispatchGroup::HandleFailedBatch(size_t slot_index, std::vector<RequestPtr>
   if (retry.empty()) return;
   if (options_.observer) options_.observer->OnRetry(slot_index, retry.size());
   retry_requests_.fetch_add(retry.size(), std::memory_order_relaxed);
-  PendingRetry pending{now + Micros(backoff_us), std::move(retry), slot.endpoint};
+  PendingRetry pending{now + Micros(backoff_us), std::move(retry), slot.tried_endpoints};
   auto at = std::upper_bound(retries_.begin(), retries_.end(), pending.ready_at,
                              [](TimePoint t, const PendingRetry& p) { return t < p.ready_at; });
   retries_.insert(at, std::move(pending));
@@ -229,7 +232,7 @@ void DispatchGroup::DispatchRetries(TimePoint now) {
   if (!started_) return;
   while (!retries_.empty() && retries_.front().ready_at <= now) {
     std::optional<size_t> slot =
-        PickSlot(now, retries_.front().failed_endpoint, /*take=*/true, /*closed_only=*/true);
+        PickSlot(now, retries_.front().failed_endpoints, /*take=*/true, /*closed_only=*/true);
     if (!slot) break;  // waits for the next free slot (or its deadline: see Sweep)
     PendingRetry pending = std::move(retries_.front());
     retries_.erase(retries_.begin());
@@ -250,7 +253,7 @@ void DispatchGroup::DispatchRetries(TimePoint now) {
       free_slots_.push_front(*slot);
       continue;
     }
-    RunOnSlot(*slot, std::move(batch), now);
+    RunOnSlot(*slot, std::move(batch), now, std::move(pending.failed_endpoints));
   }
   StopCollectingIfNoSlot(now);
   if (retry_timer_ != 0 && (retries_.empty() || retry_timer_at_ != retries_.front().ready_at)) {

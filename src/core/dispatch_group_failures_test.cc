@@ -110,6 +110,39 @@ TEST_F(DispatchGroupTest, FailedBatchIsRetriedWholeOnAnotherSlotAfterBackoff) {
   EXPECT_EQ(observer_.retried, 2u);
 }
 
+TEST_F(DispatchGroupTest, ARetryAvoidsEveryEndpointTheBatchFailedOn) {
+  configure_ = [](DispatchGroup::Options& o) {
+    o.retry.jitter = 0;
+    o.retry.initial_backoff_us = 10'000;
+    o.retry.max_backoff_us = 10'000;
+  };
+  Build(3, 1, 0);
+  Push("a");
+  ex_.RunPending();
+  ASSERT_EQ(fakes_[0]->batches.size(), 1u);
+  FailBatch(0);  // attempt 1 on slot 0; free: 1, 2, 0
+  Push("x");
+  Push("y");
+  ex_.RunPending();  // x on slot 1, y on slot 2; free: 0
+  fakes_[1]->FinishOk();
+  ex_.RunPending();  // free: 0, 1
+  ex_.Advance(milliseconds(10));
+  ASSERT_EQ(fakes_[1]->batches.size(), 2u);  // attempt 2 avoids slot 0
+  EXPECT_EQ(fakes_[1]->batches[1][0]->input, "a");
+  FailBatch(1);  // free: 0, 1
+  fakes_[2]->FinishOk();
+  ex_.RunPending();  // free: 0, 1, 2
+  ex_.Advance(milliseconds(10));
+  // Attempt 3 goes to the one endpoint it has not failed on, though slot 0
+  // is first in line.
+  EXPECT_EQ(fakes_[0]->batches.size(), 1u);
+  ASSERT_EQ(fakes_[2]->batches.size(), 2u);
+  EXPECT_EQ(fakes_[2]->batches[1][0]->input, "a");
+  fakes_[2]->FinishOk();
+  ex_.RunPending();
+  EXPECT_EQ(outcomes_["a"].output, "out:a");
+}
+
 TEST_F(DispatchGroupTest, ADueRetryGoesBeforeQueuedWork) {
   configure_ = [](DispatchGroup::Options& o) { o.retry.jitter = 0; };
   Build(1, 1, 0);
