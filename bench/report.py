@@ -790,7 +790,7 @@ def overload_note(run_dir):
 def section_9(run_dir, s):
     title = "Simulated vs measured (`sluice simulate` on scenarios 1, 7, 8)"
     out = [f"## 9. {title}", ""]
-    target = "simulated p95 within 10 % (relative) and success within 10 points of the measured"
+    target = "every tier's simulated p95 within 10 % (relative) and success within 10 points of the measured"
     sims = {c: (read_json(os.path.join(s.dir, f"{c}-poisson.json")), read_json(os.path.join(s.dir, f"{c}-constant.json")))
             for c, _ in SIM_CASES}
     if not s.present or not all(p for p, _ in sims.values()):
@@ -813,7 +813,7 @@ def section_9(run_dir, s):
         rel = (sp95 - mp95) / mp95 if sp95 is not None and mp95 else None
         pts = 100 * (ssucc - msucc) if ssucc is not None and msucc is not None else None
         ok = rel is not None and abs(rel) <= 0.10 and pts is not None and abs(pts) <= 10.0
-        agree[c] = ok
+        agree[c] = True  # judged per tier below
         noisy = " (NOISY)" if meas.noisy else ""
         rows.append(cells + [f"{fms(mp95)}{noisy}", fms(sp95), f"{rel * 100:+.1f} %" if rel is not None else "n/a",
                              fpct(msucc, 2), fpct(ssucc, 2), f"{pts:+.2f}" if pts is not None else "n/a",
@@ -829,6 +829,7 @@ def section_9(run_dir, s):
             tok = trel is not None and abs(trel) <= 0.10 and tpts is not None and abs(tpts) <= 10.0
             if not tok:
                 tier_disagree.append(f"{c} {t}")
+                agree[c] = False
             detail.append([c, t, fms(tm), fms(ts), f"{trel * 100:+.1f} %" if trel is not None else "n/a",
                            fpct(mt.get("success_ratio"), 2), fpct(st.get("success_ratio"), 2),
                            "yes" if tok else "**no**",
@@ -838,8 +839,10 @@ def section_9(run_dir, s):
             f"on simulated devices in virtual time. Each case: the config of the measured scenario "
             f"({'; '.join(f'{c}: ' + s.meta.get(f'{c}_config', 'n/a') for c, _ in SIM_CASES)}), the same rate and "
             f"tier mix, {s.meta.get('warmup_s')} s + {s.meta.get('duration_s')} s of virtual time with the first "
-            f"{s.meta.get('warmup_s')} s left out (as the measured warm-up), seed 1. Agreement: |simulated p95 − "
-            f"measured p95| ≤ 10 % of the measured, and the success percentages within 10 points. The verdict "
+            f"{s.meta.get('warmup_s')} s left out (as the measured warm-up), seed 1. Agreement, per tier: |simulated "
+            f"p95 − measured p95| ≤ 10 % of the measured, and the success percentages within 10 points (the "
+            f"all-tier p95 of a mix of tiers served ~10x apart, as under overload, swings with the mix's shares, "
+            f"so it is shown, marked, but not judged). The verdict "
             f"uses Poisson arrivals; `sluice bench` sends evenly spaced arrivals, so the last column simulates "
             f"those too.", "",
             table(["case", "measured in", "devices", "req/s", "measured p95 ms", "simulated p95 ms (Poisson)", "Δ p95",

@@ -239,9 +239,10 @@ class DispatchGroup {
   void CountDispatched(size_t n, TimePoint now);
   double RateAt(TimePoint now) const;  // dispatch_rate_ decayed to `now`
   // A free slot whose endpoint may take a batch now, preferring one not in
-  // `avoid` (the endpoints a retried batch failed on); removed from
-  // free_slots_ when `take`. `closed_only`: never a half-open endpoint's
-  // probe (retries are not probes).
+  // `avoid` (the endpoints a retried batch failed on): while such an
+  // endpoint is healthy but busy, none (wait for it); only when none is
+  // healthy, an avoided one. Removed from free_slots_ when `take`. `closed_only`: never a half-open
+  // endpoint's probe (retries are not probes).
   std::optional<size_t> PickSlot(TimePoint now, const std::vector<size_t>& avoid, bool take,
                                  bool closed_only = false);
   void StopCollectingIfNoSlot(TimePoint now);

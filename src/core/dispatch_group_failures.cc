@@ -109,7 +109,17 @@ std::optional<size_t> DispatchGroup::PickSlot(TimePoint now, const std::vector<s
     return std::nullopt;
   };
   if (auto slot = pick(false)) return slot;
-  return avoid.empty() ? std::nullopt : pick(true);
+  if (avoid.empty()) return std::nullopt;
+  // An endpoint it has not failed on is busy but healthy: wait for it rather
+  // than try a failing one again.
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    if (std::find(avoid.begin(), avoid.end(), slots_[i].endpoint) != avoid.end()) continue;
+    if (slots_[i].enabled &&
+        endpoints_[slots_[i].endpoint].breaker.state() == BreakerState::kClosed) {
+      return std::nullopt;
+    }
+  }
+  return pick(true);
 }
 
 void DispatchGroup::StopCollectingIfNoSlot(TimePoint now) {
