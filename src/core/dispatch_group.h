@@ -35,8 +35,9 @@
 // Failures. A batch that fails as a whole (the backend's error, a
 // wrong-length reply, or no reply within accelerator_timeout_us) is retried
 // as a unit on the next free slot of a closed endpoint — one it has not
-// failed on yet when one is free, never as a half-open endpoint's probe —
-// after the RetryPolicy's backoff, before any new batch is popped. Requests
+// failed on yet while such an endpoint is healthy (it waits for it), never
+// as a half-open endpoint's probe — after the RetryPolicy's backoff, before
+// any new batch is popped. Requests
 // whose deadline would pass first are answered 504; after max_retries the
 // requests go to the dead-letter queue and are answered 502. Per-item errors
 // are answers, never retried. Each endpoint (a group of slots, e.g. the
@@ -54,7 +55,8 @@
 //
 // Threading. All state lives on `executor` (a strand); public methods are
 // thread-safe and return at once. The executor must outlive the group;
-// callbacks that run after the group is destroyed do nothing.
+// callbacks that run after the group is destroyed do nothing (destroy it
+// only while none runs, e.g. after the io_context stopped).
 #pragma once
 
 #include <atomic>
