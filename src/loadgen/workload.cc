@@ -7,6 +7,8 @@
 #include <set>
 #include <system_error>
 
+#include "common/text.h"
+
 namespace sluice::loadgen {
 namespace {
 
@@ -18,17 +20,6 @@ std::string_view Trim(std::string_view s) {
     s.remove_suffix(1);
   }
   return s;
-}
-
-std::vector<std::string_view> Split(std::string_view s, char sep) {
-  std::vector<std::string_view> out;
-  size_t start = 0;
-  while (true) {
-    const size_t pos = s.find(sep, start);
-    out.push_back(s.substr(start, pos == std::string_view::npos ? s.npos : pos - start));
-    if (pos == std::string_view::npos) return out;
-    start = pos + 1;
-  }
 }
 
 // The whole of `s` as a finite double, or false.
@@ -70,7 +61,7 @@ Result<std::vector<WeightedName>> ParseWeightedList(std::string_view text, bool 
   std::vector<WeightedName> out;
   std::set<std::string, std::less<>> seen;
   double total = 0;
-  for (std::string_view item : Split(text, ',')) {
+  for (std::string_view item : SplitView(text, ',')) {
     item = Trim(item);
     const size_t eq = item.find('=');
     WeightedName w;
@@ -98,7 +89,7 @@ Result<std::vector<WeightedName>> ParseWeightedList(std::string_view text, bool 
 Result<std::vector<TierKeys>> ParseKeysText(std::string_view text, std::string_view source) {
   std::vector<TierKeys> out;
   int line_no = 0;
-  for (std::string_view line : Split(text, '\n')) {
+  for (std::string_view line : SplitView(text, '\n')) {
     ++line_no;
     const std::string where = std::string(source) + ":" + std::to_string(line_no) + ": ";
     for (size_t i = 0; i < line.size(); ++i) {
@@ -108,8 +99,8 @@ Result<std::vector<TierKeys>> ParseKeysText(std::string_view text, std::string_v
       }
     }
     std::vector<std::string_view> fields;
-    for (std::string_view f : Split(Trim(line), ' ')) {
-      for (std::string_view g : Split(f, '\t')) {
+    for (std::string_view f : SplitView(Trim(line), ' ')) {
+      for (std::string_view g : SplitView(f, '\t')) {
         if (!g.empty()) fields.push_back(g);
       }
     }
@@ -181,7 +172,7 @@ Result<int64_t> ParseDurationUs(std::string_view text, std::string_view what) {
 
 Result<std::vector<double>> ParseRateList(std::string_view text, std::string_view what) {
   std::vector<double> out;
-  for (std::string_view item : Split(text, ',')) {
+  for (std::string_view item : SplitView(text, ',')) {
     double rate = 0;
     if (!ParseDouble(Trim(item), &rate) || !(rate > 0)) {
       return InvalidArgument(std::string(what) +

@@ -5,22 +5,12 @@
 
 #include <fmt/format.h>
 
+#include "common/text.h"
 #include "loadgen/workload.h"
 
 namespace sluice {
 
 namespace {
-
-std::vector<std::string_view> Split(std::string_view s, char sep) {
-  std::vector<std::string_view> out;
-  size_t start = 0;
-  while (true) {
-    const size_t pos = s.find(sep, start);
-    out.push_back(s.substr(start, pos == std::string_view::npos ? s.npos : pos - start));
-    if (pos == std::string_view::npos) return out;
-    start = pos + 1;
-  }
-}
 
 bool ParseInt(std::string_view s, int64_t* out) {
   if (s.empty()) return false;
@@ -37,7 +27,7 @@ bool ParseNumber(std::string_view s, double* out) {
 // `T` or `T1-T2` (durations) into seconds; *end_s = -1 without a range.
 Status ParseTimeRange(std::string_view text, std::string_view what, double* start_s,
                       double* end_s) {
-  const std::vector<std::string_view> parts = Split(text, '-');
+  const std::vector<std::string_view> parts = SplitView(text, '-');
   if (parts.size() > 2) {
     return InvalidArgument(fmt::format("{}: expected TIME or T1-T2, got `{}`", what, text));
   }
@@ -62,7 +52,7 @@ Status ParseDevices(std::string_view text, std::string_view what, ScenarioEvent*
     e->last_device = -1;
     return Status::Ok();
   }
-  const std::vector<std::string_view> parts = Split(text, '-');
+  const std::vector<std::string_view> parts = SplitView(text, '-');
   int64_t first = 0, last = 0;
   if (parts.size() > 2 || !ParseInt(parts[0], &first) ||
       !ParseInt(parts.size() == 2 ? parts[1] : parts[0], &last) || first < 0 || last < first ||
@@ -170,7 +160,7 @@ Status ValidateScenario(const Scenario& s) {
 
 Status ParseEvent(std::string_view text, std::vector<ScenarioEvent>* events) {
   const std::string what = fmt::format("--event `{}`", text);
-  const std::vector<std::string_view> parts = Split(text, ':');
+  const std::vector<std::string_view> parts = SplitView(text, ':');
   if (parts.size() < 2 || parts.size() > 3) {
     return InvalidArgument(what + ": expected TIME:ACTION[:DEVICES]");
   }
@@ -209,7 +199,7 @@ Status ParseEvent(std::string_view text, std::vector<ScenarioEvent>* events) {
 
 Result<HostileClient> ParseHostile(std::string_view text) {
   const std::string what = fmt::format("--hostile `{}`", text);
-  const std::vector<std::string_view> parts = Split(text, ':');
+  const std::vector<std::string_view> parts = SplitView(text, ':');
   HostileClient h;
   int64_t deadline_ms = 0;
   if (parts.size() < 2 || parts.size() > 3 || !ParseNumber(parts[0], &h.rate_rps) ||
