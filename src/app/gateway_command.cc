@@ -262,15 +262,13 @@ int RunGateway(const AppConfig& config) {
     return h;
   };
   fd.render_metrics = [&registry] { return registry.RenderPrometheus(); };
-  http::FrontDoor front_door(std::move(fd));
-  auto server = http::HttpServer::Create(ioc, HttpServerOptions(config.server, &front_door));
-  if (!server.ok()) {
-    spdlog::error("{}", server.status().message());
+  auto listeners = FrontDoorListeners::Create(ioc, config, std::move(fd));
+  if (!listeners.ok()) {
+    spdlog::error("{}", listeners.status().message());
     return 1;
   }
-  http::HttpServer* srv = server->get();
-  registry.AddCallbackGauge("sluice_open_connections", "Client connections open now.", {},
-                            [srv] { return double(srv->open_connections()); });
+  (*listeners)->AddMetrics(registry);
+  http::HttpServer* srv = &(*listeners)->public_server();
 
   asio::steady_timer expiry(ioc);
   Every(expiry, kExpirySweepMs, [&pending] {
@@ -291,7 +289,7 @@ int RunGateway(const AppConfig& config) {
         return;
       }
       spdlog::info("shutting down: draining for up to {} ms", config.server.drain_timeout_ms);
-      srv->StopAccepting();
+      (*listeners)->StopAccepting();
       svc->BeginShutdown();
       feed.Stop();
       const TimePoint deadline = SystemClock()->Now() + Millis(config.server.drain_timeout_ms);
@@ -316,10 +314,7 @@ int RunGateway(const AppConfig& config) {
   conn->WaitUntilUp(std::chrono::milliseconds(config.redis.connect_timeout_ms));
   lst->WaitUntilSubscribed(std::chrono::milliseconds(config.redis.connect_timeout_ms));
   feed.Start();
-  srv->Start();
-  std::printf("sluice: listening on http://%s:%u\n", config.server.listen_address.c_str(),
-              static_cast<unsigned>(srv->port()));
-  std::fflush(stdout);
+  (*listeners)->Start(config);
   spdlog::info("gateway {}: Redis {}:{} ({}), {} model(s), {} I/O thread(s)", gateway_id,
                config.redis.host, config.redis.port, StateName(conn->state()), config.models.size(),
                config.server.io_threads);

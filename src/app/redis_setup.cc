@@ -38,11 +38,11 @@ void AddRedisConnectionMetrics(metrics::Registry& registry,
       {"error_reply", &redis::RedisConnection::Stats::error_replies},
       {"rejected_while_down", &redis::RedisConnection::Stats::rejected_while_down}};
   for (const auto& [kind, field] : kinds) {
-    registry.AddCallbackGauge("sluice_redis_errors_total",
-                              "Redis failures: lost connections, error replies, commands "
-                              "refused while down.",
-                              {{"kind", kind}},
-                              [c, field] { return static_cast<double>(c->stats().*field); });
+    registry.AddCallbackGauge(
+        "sluice_redis_errors_total",
+        "Redis failures: lost connections, error replies, commands "
+        "refused while down.",
+        {{"kind", kind}}, [c, field = field] { return static_cast<double>(c->stats().*field); });
   }
 }
 

@@ -16,6 +16,7 @@ void ApplyCommon(const AppConfig& config, metrics::Registry* registry, const std
   o->flush_batch = log.flush_batch;
   o->flush_interval_ms = log.flush_interval_ms;
   o->close_timeout_ms = log.close_timeout_ms;
+  o->retention_hours = log.retention_hours;
   o->worker_id = worker_id;
   o->metrics = registry;
 }

@@ -27,12 +27,13 @@ namespace {
 class Drainer {
  public:
   Drainer(asio::io_context& ioc, const AppConfig& config, InferenceService& service,
-          http::HttpServer& server, std::vector<std::unique_ptr<ModelRuntime>>& models)
+          FrontDoorListeners& listeners, std::vector<std::unique_ptr<ModelRuntime>>& models)
       : ioc_(ioc),
         timer_(ioc),
         config_(config),
         service_(service),
-        server_(server),
+        listeners_(listeners),
+        server_(listeners.public_server()),
         models_(models) {}
 
   void Begin() {
@@ -44,7 +45,7 @@ class Drainer {
     started_ = true;
     spdlog::info("shutting down: no new connections; draining for up to {} ms",
                  config_.server.drain_timeout_ms);
-    server_.StopAccepting();
+    listeners_.StopAccepting();
     service_.BeginShutdown();
     deadline_ = SteadyClock::now() + Millis(config_.server.drain_timeout_ms);
     Poll();
@@ -92,6 +93,7 @@ class Drainer {
   asio::steady_timer timer_;
   const AppConfig& config_;
   InferenceService& service_;
+  FrontDoorListeners& listeners_;
   http::HttpServer& server_;
   std::vector<std::unique_ptr<ModelRuntime>>& models_;
   bool started_ = false;
@@ -215,17 +217,14 @@ int RunServe(const AppConfig& config) {
   };
   fd.render_metrics = [&registry] { return registry.RenderPrometheus(); };
   fd.dead_letters = dead_letters->get();
-  http::FrontDoor front_door(std::move(fd));
-
-  auto server = http::HttpServer::Create(ioc, HttpServerOptions(config.server, &front_door));
-  if (!server.ok()) {
-    spdlog::error("{}", server.status().message());
+  auto listeners = FrontDoorListeners::Create(ioc, config, std::move(fd));
+  if (!listeners.ok()) {
+    spdlog::error("{}", listeners.status().message());
     return 1;
   }
-  registry.AddCallbackGauge("sluice_open_connections", "Client connections open now.", {},
-                            [s = server->get()] { return double(s->open_connections()); });
+  (*listeners)->AddMetrics(registry);
 
-  Drainer drainer(ioc, config, *service.value(), *server.value(), models);
+  Drainer drainer(ioc, config, *service.value(), **listeners, models);
   asio::signal_set signals(ioc, SIGINT, SIGTERM);
   std::function<void()> wait_signal = [&] {
     signals.async_wait([&](boost::system::error_code ec, int) {
@@ -237,10 +236,7 @@ int RunServe(const AppConfig& config) {
   wait_signal();
 
   for (auto& m : models) m->Start();
-  (*server)->Start();
-  std::printf("sluice: listening on http://%s:%u\n", config.server.listen_address.c_str(),
-              static_cast<unsigned>((*server)->port()));
-  std::fflush(stdout);
+  (*listeners)->Start(config);
   spdlog::info("serving {} model(s) with {} I/O thread(s)", models.size(),
                config.server.io_threads);
 

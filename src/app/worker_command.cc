@@ -281,7 +281,7 @@ int RunWorker(const AppConfig& config, const WorkerFlags& flags) {
       {"sluice_worker_complete_errors_total", &ClaimLoop::Stats::complete_errors}};
   for (const auto& [name, field] : counters) {
     registry.AddCallbackGauge(name, "Worker claim loop counter (see app/claim_loop.h).", labels,
-                              [&claims, field] { return double(claims.stats().*field); });
+                              [&claims, field = field] { return double(claims.stats().*field); });
   }
   registry.AddCallbackGauge(
       "sluice_redis_dropped_results_total",

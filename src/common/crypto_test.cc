@@ -23,21 +23,26 @@ TEST(CryptoTest, ParsesHexAndRejectsGarbage) {
 
 TEST(IdsTest, RequestIdsHaveTheDocumentedShapeAndDiffer) {
   std::string a = NewRequestId(), b = NewRequestId();
-  EXPECT_EQ(a.size(), 20u);
+  EXPECT_EQ(a.size(), 36u);  // "req_" + 32 hex digits
   EXPECT_EQ(a.rfind("req_", 0), 0u);
+  EXPECT_EQ(a.find_first_not_of("0123456789abcdef", 4), std::string::npos) << a;
   EXPECT_NE(a, b);
-  EXPECT_EQ(a.substr(0, 12), b.substr(0, 12));  // same process prefix
+  EXPECT_EQ(a.substr(0, 20), b.substr(0, 20));  // same 64-bit process prefix
   ASSERT_TRUE(LocalIdSequence(a).has_value());
   EXPECT_EQ(*LocalIdSequence(b), *LocalIdSequence(a) + 1);
 }
 
 TEST(IdsTest, ForeignOrMalformedIdsHaveNoLocalSequence) {
   std::string a = NewRequestId();
-  std::string foreign = a;
-  foreign[4] = foreign[4] == '0' ? '1' : '0';
-  EXPECT_FALSE(LocalIdSequence(foreign).has_value());
+  for (size_t at : {4u, 19u}) {  // first and last digit of the process prefix
+    std::string foreign = a;
+    foreign[at] = foreign[at] == '0' ? '1' : '0';
+    EXPECT_FALSE(LocalIdSequence(foreign).has_value()) << foreign;
+  }
   EXPECT_FALSE(LocalIdSequence("req_zz").has_value());
-  EXPECT_FALSE(LocalIdSequence(a.substr(0, 19) + "g").has_value());
+  EXPECT_FALSE(LocalIdSequence(a.substr(0, 35) + "g").has_value());
+  EXPECT_FALSE(LocalIdSequence(a.substr(0, 20)).has_value());  // the old 16-digit shape
+  EXPECT_FALSE(LocalIdSequence(a + "0").has_value());
 }
 
 }  // namespace

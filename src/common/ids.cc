@@ -1,33 +1,37 @@
 #include "common/ids.h"
 
 #include <atomic>
+#include <cstring>
 #include <random>
 
 namespace sluice {
 
 namespace {
 constexpr char kHex[] = "0123456789abcdef";
+constexpr size_t kPrefixAt = 4;     // after "req_"
+constexpr size_t kSequenceAt = 20;  // after the 16 prefix digits
+constexpr size_t kIdSize = 36;
 
-uint32_t ProcessPrefix() {
-  static const uint32_t prefix = [] {
-    std::random_device rd;
-    return static_cast<uint32_t>(rd());
+uint64_t ProcessPrefix() {
+  static const uint64_t prefix = [] {
+    std::random_device rd;  // 32 bits per call
+    return static_cast<uint64_t>(rd()) << 32 | static_cast<uint64_t>(rd());
   }();
   return prefix;
 }
 
-std::atomic<uint32_t> g_sequence{0};
+std::atomic<uint64_t> g_sequence{0};
 
-void PutHex32(uint32_t v, char* out) {
-  for (int i = 0; i < 8; ++i) out[i] = kHex[(v >> (28 - 4 * i)) & 0xf];
+void PutHex64(uint64_t v, char* out) {
+  for (int i = 0; i < 16; ++i) out[i] = kHex[(v >> (60 - 4 * i)) & 0xf];
 }
 
-bool ParseHex32(std::string_view s, uint32_t* out) {
-  uint32_t v = 0;
+bool ParseHex64(std::string_view s, uint64_t* out) {
+  uint64_t v = 0;
   for (char c : s) {
     int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
     if (d < 0) return false;
-    v = v << 4 | static_cast<uint32_t>(d);
+    v = v << 4 | static_cast<uint64_t>(d);
   }
   *out = v;
   return true;
@@ -35,17 +39,20 @@ bool ParseHex32(std::string_view s, uint32_t* out) {
 }  // namespace
 
 std::string NewRequestId() {
-  std::string id = "req_0000000000000000";
-  PutHex32(ProcessPrefix(), id.data() + 4);
-  PutHex32(g_sequence.fetch_add(1, std::memory_order_relaxed), id.data() + 12);
+  std::string id(kIdSize, '0');
+  std::memcpy(id.data(), "req_", kPrefixAt);
+  PutHex64(ProcessPrefix(), id.data() + kPrefixAt);
+  PutHex64(g_sequence.fetch_add(1, std::memory_order_relaxed), id.data() + kSequenceAt);
   return id;
 }
 
-std::optional<uint32_t> LocalIdSequence(std::string_view id) {
-  uint32_t prefix, seq;
-  if (id.size() != 20 || id.substr(0, 4) != "req_") return std::nullopt;
-  if (!ParseHex32(id.substr(4, 8), &prefix) || prefix != ProcessPrefix()) return std::nullopt;
-  if (!ParseHex32(id.substr(12, 8), &seq)) return std::nullopt;
+std::optional<uint64_t> LocalIdSequence(std::string_view id) {
+  uint64_t prefix = 0, seq = 0;
+  if (id.size() != kIdSize || !id.starts_with("req_")) return std::nullopt;
+  if (!ParseHex64(id.substr(kPrefixAt, 16), &prefix) || prefix != ProcessPrefix()) {
+    return std::nullopt;
+  }
+  if (!ParseHex64(id.substr(kSequenceAt, 16), &seq)) return std::nullopt;
   return seq;
 }
 

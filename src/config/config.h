@@ -36,6 +36,24 @@ struct ServerConfig {
   // Watch for clients hanging up while queued (their request is then
   // dropped) when at least this many requests are queued ahead; 0 = always.
   size_t watch_client_min_queue_depth = 32;
+  // Hostile clients (see README "Limits"): fields per request (header +
+  // trailers), bytes of extensions per chunk, open connections per client
+  // address (0 = no cap), client errors (4xx but 429) before a connection
+  // is closed, and bytes held by connections that have not authenticated
+  // yet (past it new connections get 503).
+  uint32_t max_header_fields = 100;
+  uint32_t chunk_extension_limit_bytes = 256;
+  int max_connections_per_client = 0;
+  int max_bad_requests_per_connection = 10;
+  uint64_t unauthenticated_memory_limit_bytes = 64ull << 20;
+};
+
+// Optional second listener for /internal/* and /metrics: with it, the
+// public listener answers only /v1/inference (404 for the rest).
+struct AdminConfig {
+  bool enabled = false;  // true when the config has an `admin:` section
+  std::string listen_address = "127.0.0.1";
+  uint16_t port = 0;  // 0 = any free port (printed at start)
 };
 
 struct SimBackendConfig {
@@ -140,10 +158,12 @@ struct RequestLogConfig {
   size_t flush_batch = 1'000;               // records per write, 1..buffer_capacity
   int64_t flush_interval_ms = 200;          // longest wait before a smaller write
   int64_t close_timeout_ms = 5'000;         // shutdown: time to write what is buffered
+  int64_t retention_hours = 0;              // delete older rows, every minute; 0 = keep forever
 };
 
 struct AppConfig {
   ServerConfig server;
+  AdminConfig admin;
   QueueOrdering ordering = QueueOrdering::kEarliestDeadlineFirst;
   std::vector<TierPolicy> tiers;    // non-empty, unique names
   std::vector<ModelConfig> models;  // non-empty, unique names

@@ -50,6 +50,20 @@ void ReadServer(const YAML::Node& node, Status* error, ServerConfig* server) {
   r.ReadInteger("recent_requests", &server->recent_requests);
   r.ReadInteger("dead_letter_capacity", &server->dead_letter_capacity);
   r.ReadInteger("watch_client_min_queue_depth", &server->watch_client_min_queue_depth);
+  r.ReadInteger("max_header_fields", &server->max_header_fields);
+  r.ReadInteger("chunk_extension_limit_bytes", &server->chunk_extension_limit_bytes);
+  r.ReadInteger("max_connections_per_client", &server->max_connections_per_client);
+  r.ReadInteger("max_bad_requests_per_connection", &server->max_bad_requests_per_connection);
+  r.ReadInteger("unauthenticated_memory_limit_bytes", &server->unauthenticated_memory_limit_bytes);
+  r.Finish();
+}
+
+void ReadAdmin(const YAML::Node& node, Status* error, AdminConfig* admin) {
+  if (!node.IsDefined() || node.IsNull()) return;
+  admin->enabled = true;
+  FieldReader r(node, "admin", error);
+  r.ReadString("listen_address", &admin->listen_address);
+  r.ReadInteger("port", &admin->port);
   r.Finish();
 }
 
@@ -100,6 +114,7 @@ void ReadRequestLog(const YAML::Node& node, Status* error, RequestLogConfig* log
   r.ReadInteger("flush_batch", &log->flush_batch);
   r.ReadInteger("flush_interval_ms", &log->flush_interval_ms);
   r.ReadInteger("close_timeout_ms", &log->close_timeout_ms);
+  r.ReadInteger("retention_hours", &log->retention_hours);
   r.Finish();
 }
 
@@ -263,6 +278,7 @@ AppConfig ReadAppConfig(const YAML::Node& document, Status* error) {
   AppConfig config;
   FieldReader root(document, "", error);
   ReadServer(root.ReadNode("server"), error, &config.server);
+  ReadAdmin(root.ReadNode("admin"), error, &config.admin);
   ReadQueue(root.ReadNode("queue"), error, &config.ordering);
   ReadAdmission(root.ReadNode("admission"), error, &config.admission);
   ReadRequestLog(root.ReadNode("request_log"), error, &config.request_log);

@@ -316,5 +316,21 @@ TEST(ParseConfigTest, RedisSectionIsOptionalAndTyposAreNamed) {
               StartsWith("redis.port: "));
 }
 
+TEST(ParseConfigTest, RequestLogRetentionDefaultsToForeverAndIsChecked) {
+  Result<AppConfig> plain = ParseConfig(kMinimal, "");
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(plain->request_log.retention_hours, 0);  // keep forever
+  Result<AppConfig> week =
+      ParseConfig(std::string(kMinimal) + "request_log:\n  retention_hours: 168\n", "");
+  ASSERT_TRUE(week.ok()) << week.status().message();
+  EXPECT_EQ(week->request_log.retention_hours, 168);
+  EXPECT_THAT(ParseError(std::string(kMinimal) + "request_log:\n  retention_hours: -1\n"),
+              StartsWith("request_log.retention_hours: "));
+  EXPECT_THAT(ParseError(std::string(kMinimal) + "request_log:\n  retention_hours: 1000000\n"),
+              HasSubstr("876000"));
+  EXPECT_THAT(ParseError(std::string(kMinimal) + "request_log:\n  retention_hours: a week\n"),
+              StartsWith("request_log.retention_hours: "));
+}
+
 }  // namespace
 }  // namespace sluice

@@ -69,6 +69,19 @@ Status ValidateServer(const ServerConfig& s) {
   if (s.dead_letter_capacity < 1) {
     return Fail("server.dead_letter_capacity", "must be at least 1, got 0");
   }
+  if (s.max_header_fields < 1) return Fail("server.max_header_fields", "must be at least 1, got 0");
+  if (s.max_connections_per_client < 0) {
+    return Fail("server.max_connections_per_client",
+                "must be 0 (no cap) or more" + Got(s.max_connections_per_client));
+  }
+  if (s.max_bad_requests_per_connection < 1) {
+    return Fail("server.max_bad_requests_per_connection",
+                "must be at least 1" + Got(s.max_bad_requests_per_connection));
+  }
+  if (s.unauthenticated_memory_limit_bytes < (1u << 20)) {
+    return Fail("server.unauthenticated_memory_limit_bytes",
+                "must be at least 1048576" + Got(static_cast<int64_t>(s.unauthenticated_memory_limit_bytes)));
+  }
   return Status::Ok();
 }
 
@@ -361,6 +374,10 @@ Status ValidateRequestLog(const RequestLogConfig& log) {
   }
   if (log.close_timeout_ms < 0) {
     return Fail("request_log.close_timeout_ms", "must be at least 0" + Got(log.close_timeout_ms));
+  }
+  if (log.retention_hours < 0 || log.retention_hours > 876'000) {
+    return Fail("request_log.retention_hours",
+                "must be between 0 (keep forever) and 876000" + Got(log.retention_hours));
   }
   return Status::Ok();
 }

@@ -1,5 +1,7 @@
 #include "core/dead_letter_queue.h"
 
+#include "common/utf8.h"
+
 namespace sluice {
 
 Result<std::unique_ptr<DeadLetterQueue>> DeadLetterQueue::Create(const Options& options) {
@@ -15,10 +17,11 @@ void DeadLetterQueue::Add(const InferenceRequest& req, int attempts, const Statu
   d.key_id = req.principal.key_id;
   d.tier = req.principal.tier_name;
   d.input_truncated = req.input.size() > options_.max_input_bytes;
-  d.input = req.input.substr(0, options_.max_input_bytes);
+  // Cut on a character boundary: entries are served as JSON.
+  d.input = SanitizeUtf8(req.input, options_.max_input_bytes);
   d.attempts = attempts;
-  d.last_error = last_error.message();
-  d.last_backend = last_backend;
+  d.last_error = SanitizeUtf8(last_error.message(), kMaxErrorBytes);
+  d.last_backend = SanitizeUtf8(last_backend, kMaxErrorBytes);
   d.at = std::chrono::system_clock::now();
   std::lock_guard lock(mu_);
   if (entries_.size() == options_.capacity) {

@@ -3,8 +3,10 @@
 //
 // Bounded: holds the newest `capacity` entries; adding to a full queue drops
 // the oldest (counted in dropped()). Inputs longer than max_input_bytes are
-// cut (input_truncated says so). Thread-safe; Add() takes a short lock and
-// never blocks on I/O.
+// cut on a character boundary (input_truncated says so). Entries are for
+// operators: last_error is the internal detail (the backend's name and its
+// own error text), made valid UTF-8 and cut to kMaxErrorBytes. Thread-safe;
+// Add() takes a short lock and never blocks on I/O.
 #pragma once
 
 #include <chrono>
@@ -28,13 +30,14 @@ struct DeadLetter {
   std::string input;  // possibly cut, see input_truncated
   bool input_truncated = false;
   int attempts = 0;          // batches the request was part of
-  std::string last_error;    // the final batch failure
+  std::string last_error;    // the final batch failure, as the backend reported it
   std::string last_backend;  // the slot that failed last, e.g. "http:m/0"
   std::chrono::system_clock::time_point at;
 };
 
 class DeadLetterQueue {
  public:
+  static constexpr size_t kMaxErrorBytes = 2'048;  // of last_error and last_backend
   struct Options {
     size_t capacity = 1'000;         // entries kept; >= 1
     size_t max_input_bytes = 4'096;  // input bytes kept per entry

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "common/utf8.h"
+
 namespace sluice {
 
 uint64_t NextBatchId() {
@@ -10,10 +12,18 @@ uint64_t NextBatchId() {
   return next.fetch_add(1, std::memory_order_relaxed);
 }
 
-InferenceOutcome ErrorOutcome(Status status) {
+InferenceOutcome ErrorOutcome(Status status, std::string detail) {
   InferenceOutcome o;
   o.status = std::move(status);
+  o.detail = std::move(detail);
   return o;
+}
+
+std::string FailureDetail(const std::string& backend, const Status& error) {
+  const std::string& m = error.message();
+  // HTTP backends start their messages with their name; timeouts name it too.
+  return SanitizeUtf8(m.find(backend) != std::string::npos ? m : backend + ": " + m,
+                      kMaxFailureDetailBytes);
 }
 
 Result<std::unique_ptr<DispatchGroup>> DispatchGroup::Create(
@@ -288,11 +298,11 @@ void DispatchGroup::OnBatchTimeout(size_t slot_index, uint64_t batch_id) {
   slot.timed_out = true;  // stays busy until the backend answers: one batch per device
   TimePoint now = ex_.clock().Now();
   RecordOutcome(slot_index, /*ok=*/false, now);
-  HandleFailedBatch(
-      slot_index, std::move(slot.batch),
-      BackendError("no reply from " + slot.backend->name() + " within " +
-                   std::to_string(static_cast<int64_t>(ToMillis(now - slot.started))) + " ms"),
-      now);
+  const std::string waited =
+      std::to_string(static_cast<int64_t>(ToMillis(now - slot.started))) + " ms";
+  HandleFailedBatch(slot_index, std::move(slot.batch),
+                    BackendError("no reply from " + slot.backend->name() + " within " + waited),
+                    "no reply within " + waited, now);
   slot.batch.clear();
   DispatchRetries(now);
 }
@@ -327,7 +337,12 @@ void DispatchGroup::OnBatchDone(size_t slot_index, uint64_t batch_id, BatchResul
                        : BackendError(slot.backend->name() + " returned " +
                                       std::to_string(result.items.size()) +
                                       " results for a batch of " + std::to_string(batch.size()));
-    HandleFailedBatch(slot_index, std::move(batch), error, now);
+    // What the client may read: the kind of failure, not the backend's words.
+    const std::string summary =
+        !result.status.ok() ? "the backend reported an error"
+                            : "the backend returned " + std::to_string(result.items.size()) +
+                                  " results for a batch of " + std::to_string(batch.size());
+    HandleFailedBatch(slot_index, std::move(batch), error, summary, now);
   } else {
     RecordOutcome(slot_index, true, now);
     DeliverResults(slot_index, batch_id, batch, result, now);
@@ -352,6 +367,9 @@ void DispatchGroup::DeliverResults(size_t slot_index, uint64_t batch_id,
     o.queue_wait = batch[i]->dispatched_at - batch[i]->arrival;
     o.accelerator_time = now - slot.started;
     ItemResult& item = result.items[i];
+    // A per-item error is the model's answer: the client sees it (protocols
+    // keep it valid UTF-8 and short); the log also learns who answered.
+    if (!item.status.ok()) o.detail = "item failed on " + slot.backend->name();
     o.status = std::move(item.status);
     o.output = std::move(item.output);
     o.tokens_used = item.tokens_used;
@@ -372,7 +390,7 @@ void DispatchGroup::LogBatch(size_t slot_index, size_t size, TimePoint now, cons
                                       now - slot.started);
   b.duration_ms = ToMillis(now - slot.started);
   b.ok = error.ok();
-  b.error = error.message();
+  b.error = SanitizeUtf8(error.message(), kMaxFailureDetailBytes);
   options_.log->OnBatchDone(b);
 }
 

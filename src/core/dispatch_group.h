@@ -40,8 +40,11 @@
 // any new batch is popped. Requests
 // whose deadline would pass first are answered 504; after max_retries the
 // requests go to the dead-letter queue and are answered 502. Per-item errors
-// are answers, never retried. Each endpoint (a group of slots, e.g. the
-// connections to one URL) has a CircuitBreaker: an open endpoint's slots
+// are answers, never retried. What a client reads speaks of its request
+// ("model 'm' failed after 3 attempts (no reply within 3000 ms)"); the
+// backend's name and its own error text go to the outcome's `detail`, the
+// dead-letter entry, the batch record and OnBatchFailed(). Each endpoint (a
+// group of slots, e.g. the connections to one URL) has a CircuitBreaker: an open endpoint's slots
 // pull nothing until its cooldown ends and one probe batch succeeds. While
 // no endpoint is closed, requests waiting for a retry are answered at once
 // (503 backends_unavailable): retries never run as probes. While no slot
@@ -64,6 +67,8 @@
 #include <memory>
 #include <optional>
 #include <random>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/clock.h"
@@ -85,6 +90,11 @@ class DispatchObserver {
   // A batch finished (or failed) on `slot` after `accelerator_time`.
   virtual void OnBatchDone(size_t /*slot*/, size_t /*batch_size*/,
                            SteadyClock::duration /*accelerator_time*/, bool /*ok*/) {}
+  // The batch on `slot` failed as a whole (error, wrong-length reply or
+  // accelerator timeout). `error` is internal: the backend's name and its
+  // own text, for the operator's log, never for clients. Once per failed
+  // batch; a logging implementation should rate-limit.
+  virtual void OnBatchFailed(size_t /*slot*/, const Status& /*error*/) {}
   // `requests` of a failed batch on `slot` will be retried.
   virtual void OnRetry(size_t /*slot*/, size_t /*requests*/) {}
   // `requests` exhausted their retries and went to the dead-letter queue.
@@ -218,6 +228,7 @@ class DispatchGroup {
     TimePoint ready_at;
     std::vector<RequestPtr> batch;
     std::vector<size_t> failed_endpoints;  // every endpoint it failed on
+    std::string last_detail;               // internal: the last failure (see FailureDetail)
   };
 
   DispatchGroup(const Options& options, std::vector<std::unique_ptr<Backend>> slots);
@@ -252,8 +263,10 @@ class DispatchGroup {
   // arrives (so RefuseUnservable() answers it).
   void WatchWhileUnservable();
   // Retries, dead letters or 504s for the requests of a failed batch.
+  // `error` is the internal failure (backend name and text); `summary` the
+  // client-safe words for it, e.g. "no reply within 3000 ms".
   void HandleFailedBatch(size_t slot, std::vector<RequestPtr> batch, const Status& error,
-                         TimePoint now);
+                         std::string_view summary, TimePoint now);
   void DispatchRetries(TimePoint now);
   void ArmRetryTimer();
   void ExpireRetries(TimePoint now);
@@ -307,7 +320,13 @@ std::function<void()> DispatchGroup::Guarded(F fn) {
 // Process-wide batch id source (never 0).
 uint64_t NextBatchId();
 
-// An outcome carrying only `status` (for errors).
-InferenceOutcome ErrorOutcome(Status status);
+// An outcome carrying only `status` (for errors), and the internal `detail`.
+InferenceOutcome ErrorOutcome(Status status, std::string detail = {});
+
+// The internal detail of a failure reported by `backend`: its own text,
+// preceded by its name unless the text names it already; valid UTF-8 of at
+// most kMaxFailureDetailBytes.
+inline constexpr size_t kMaxFailureDetailBytes = 1'024;
+std::string FailureDetail(const std::string& backend, const Status& error);
 
 }  // namespace sluice

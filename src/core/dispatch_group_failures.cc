@@ -180,9 +180,14 @@ void DispatchGroup::ArmProbeTimer(size_t e) {
 }
 
 void DispatchGroup::HandleFailedBatch(size_t slot_index, std::vector<RequestPtr> batch,
-                                      const Status& error, TimePoint now) {
+                                      const Status& error, std::string_view summary,
+                                      TimePoint now) {
   const RetryPolicy& policy = options_.retry;
   const Slot& slot = slots_[slot_index];
+  if (options_.observer) options_.observer->OnBatchFailed(slot_index, error);
+  // Clients read `summary`; the backend's name and words stay internal.
+  const std::string detail = FailureDetail(slot.backend->name(), error);
+  const std::string last = "; last: " + std::string(summary) + ")";
   std::vector<RequestPtr> retry;
   size_t dead = 0;
   int attempts = 0;
@@ -193,22 +198,26 @@ void DispatchGroup::HandleFailedBatch(size_t slot_index, std::vector<RequestPtr>
     if (r->cancelled()) {
       r->Complete(ErrorOutcome(Status(ErrorCode::kCancelled, "client closed the connection")));
     } else if (now + Micros(options_.deadline_guard_us) >= r->total_deadline) {
-      r->Complete(ErrorOutcome(
-          DeadlineExceeded("deadline passed while the batch was on the accelerator (" +
-                           AttemptsText(r->attempts) + "; last error: " + error.message() + ")")));
+      r->Complete(ErrorOutcome(DeadlineExceeded("deadline passed while the batch was on the "
+                                                "accelerator (" +
+                                                AttemptsText(r->attempts) + last),
+                               detail));
     } else if (r->attempts > policy.max_retries) {
       if (options_.dead_letters) {
         options_.dead_letters->Add(*r, r->attempts, error, slot.backend->name());
       }
       ++dead;
       r->Complete(ErrorOutcome(BackendError("model '" + options_.model + "' failed after " +
-                                            AttemptsText(r->attempts) + ": " + error.message())));
+                                            AttemptsText(r->attempts) + " (" +
+                                            std::string(summary) + ")"),
+                               detail));
     } else {
       if (backoff_us < 0) backoff_us = policy.BackoffUs(r->attempts, rng_);
       if (now + Micros(backoff_us + options_.deadline_guard_us) >= r->total_deadline) {
-        r->Complete(ErrorOutcome(DeadlineExceeded("deadline would pass before a retry (" +
-                                                  AttemptsText(r->attempts) +
-                                                  "; last error: " + error.message() + ")")));
+        r->Complete(ErrorOutcome(
+            DeadlineExceeded("deadline would pass before a retry (" + AttemptsText(r->attempts) +
+                             last),
+            detail));
       } else {
         retry.push_back(std::move(r));
       }
@@ -218,7 +227,7 @@ void DispatchGroup::HandleFailedBatch(size_t slot_index, std::vector<RequestPtr>
   if (retry.empty()) return;
   if (options_.observer) options_.observer->OnRetry(slot_index, retry.size());
   retry_requests_.fetch_add(retry.size(), std::memory_order_relaxed);
-  PendingRetry pending{now + Micros(backoff_us), std::move(retry), slot.tried_endpoints};
+  PendingRetry pending{now + Micros(backoff_us), std::move(retry), slot.tried_endpoints, detail};
   auto at = std::upper_bound(retries_.begin(), retries_.end(), pending.ready_at,
                              [](TimePoint t, const PendingRetry& p) { return t < p.ready_at; });
   retries_.insert(at, std::move(pending));
@@ -254,7 +263,8 @@ void DispatchGroup::DispatchRetries(TimePoint now) {
         r->Complete(ErrorOutcome(Status(ErrorCode::kCancelled, "client closed the connection")));
       } else if (now + Micros(options_.deadline_guard_us) >= r->total_deadline) {
         r->Complete(ErrorOutcome(DeadlineExceeded("deadline passed while waiting for a retry (" +
-                                                  AttemptsText(r->attempts) + ")")));
+                                                  AttemptsText(r->attempts) + ")"),
+                                 pending.last_detail));
       } else {
         batch.push_back(std::move(r));
       }
@@ -280,7 +290,8 @@ void DispatchGroup::ExpireRetries(TimePoint now) {
       if (r->completed()) return true;
       if (now + Micros(options_.deadline_guard_us) < r->total_deadline) return false;
       r->Complete(ErrorOutcome(DeadlineExceeded("deadline passed while waiting for a retry (" +
-                                                AttemptsText(r->attempts) + ")")));
+                                                AttemptsText(r->attempts) + ")"),
+                               pending.last_detail));
       return true;
     };
     size_t before = pending.batch.size();

@@ -181,9 +181,11 @@ TEST_F(DispatchGroupTest, ExhaustedRetriesGoToTheDeadLetterQueueWith502) {
   FailBatch(0, "HTTP 503 again");
   ASSERT_EQ(outcomes_.size(), 2u);
   EXPECT_EQ(outcomes_["a"].status.code(), ErrorCode::kBackendError);
-  EXPECT_NE(outcomes_["a"].status.message().find("failed after 3 attempts: HTTP 503 again"),
-            std::string::npos)
-      << outcomes_["a"].status.message();
+  // The client reads what happened to its request; the backend's name and
+  // words go to the dead-letter entry and the outcome's internal detail.
+  EXPECT_EQ(outcomes_["a"].status.message(),
+            "model 'm' failed after 3 attempts (the backend reported an error)");
+  EXPECT_EQ(outcomes_["a"].detail, "fake0: HTTP 503 again");
   EXPECT_EQ(observer_.dead, 2u);
   ASSERT_EQ(dead->size(), 2u);
   auto newest = dead->Newest(10);
@@ -192,6 +194,49 @@ TEST_F(DispatchGroupTest, ExhaustedRetriesGoToTheDeadLetterQueueWith502) {
   EXPECT_EQ(newest[0].last_backend, "fake0");
   ex_.Advance(milliseconds(100));
   EXPECT_EQ(fakes_[0]->batches.size(), 3u);  // nothing more sent
+}
+
+TEST_F(DispatchGroupTest, A502NamesNoBackendWhileTheDeadLetterKeepsTheDetail) {
+  auto dlq = DeadLetterQueue::Create({});
+  ASSERT_TRUE(dlq.ok());
+  DeadLetterQueue* dead = dlq->get();
+  configure_ = [dead](DispatchGroup::Options& o) {
+    o.retry.max_retries = 0;
+    o.dead_letters = dead;
+  };
+  Build(1, 1, 0);
+  Push("a");
+  ex_.RunPending();
+  // What an HTTP backend reports: its name (protocol, URL, slot), then the
+  // inference API's own words, here cut in the middle of a character.
+  const std::string backend_text =
+      "fake0: http://10.1.2.3:8000/v1/batch answered HTTP 500: \xE6\xA8\xA1\xE5\x9E";
+  FailBatch(0, backend_text);
+  const InferenceOutcome& o = outcomes_["a"];
+  EXPECT_EQ(o.status.code(), ErrorCode::kBackendError);
+  EXPECT_EQ(o.status.message(), "model 'm' failed after 1 attempt (the backend reported an error)");
+  for (const char* internal : {"fake0", "10.1.2.3", "http", "HTTP 500", "\xE6"}) {
+    EXPECT_EQ(o.status.message().find(internal), std::string::npos) << internal;
+  }
+  // The detail keeps the backend's name and text, made valid UTF-8.
+  EXPECT_EQ(o.detail,
+            "fake0: http://10.1.2.3:8000/v1/batch answered HTTP 500: \xE6\xA8\xA1\xEF\xBF\xBD");
+  ASSERT_EQ(dead->size(), 1u);
+  EXPECT_EQ(dead->Newest(1)[0].last_error,
+            "fake0: http://10.1.2.3:8000/v1/batch answered HTTP 500: \xE6\xA8\xA1\xEF\xBF\xBD");
+  EXPECT_EQ(observer_.failed_batches, 1u);
+  EXPECT_EQ(observer_.last_failure.message(), backend_text);
+}
+
+TEST_F(DispatchGroupTest, ATimedOutBatchTellsTheClientHowLongItWaitedNotWhere) {
+  configure_ = [](DispatchGroup::Options& o) { o.retry.max_retries = 0; };
+  Build(1, 1, 0, /*accel_timeout_us=*/50'000);
+  Push("slow");
+  ex_.RunPending();
+  ex_.Advance(milliseconds(50));
+  const InferenceOutcome& o = outcomes_["slow"];
+  EXPECT_EQ(o.status.message(), "model 'm' failed after 1 attempt (no reply within 50 ms)");
+  EXPECT_EQ(o.detail, "no reply from fake0 within 50 ms");
 }
 
 TEST_F(DispatchGroupTest, ARetryNeverStartsPastTheDeadline) {
@@ -205,7 +250,9 @@ TEST_F(DispatchGroupTest, ARetryNeverStartsPastTheDeadline) {
   ex_.RunPending();
   FailBatch(0);
   EXPECT_EQ(outcomes_["tight"].status.code(), ErrorCode::kDeadlineExceeded);
-  EXPECT_NE(outcomes_["tight"].status.message().find("before a retry"), std::string::npos);
+  EXPECT_EQ(outcomes_["tight"].status.message(),
+            "deadline would pass before a retry (1 attempt; last: the backend reported an error)");
+  EXPECT_EQ(outcomes_["tight"].detail, "fake0: HTTP 500");
   EXPECT_EQ(outcomes_.count("loose"), 0u);
   ex_.Advance(milliseconds(20));
   ASSERT_EQ(fakes_[0]->batches.size(), 2u);

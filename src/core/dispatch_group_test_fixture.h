@@ -76,10 +76,15 @@ class DispatchGroupTest : public ::testing::Test {
   struct Observer : DispatchObserver {
     void OnRetry(size_t, size_t n) override { retried += n; }
     void OnDeadLetter(size_t n) override { dead += n; }
+    void OnBatchFailed(size_t, const Status& error) override {
+      ++failed_batches;
+      last_failure = error;
+    }
     void OnBreakerChange(size_t endpoint, BreakerState state) override {
       changes.emplace_back(endpoint, state);
     }
-    size_t retried = 0, dead = 0;
+    size_t retried = 0, dead = 0, failed_batches = 0;
+    Status last_failure;
     std::vector<std::pair<size_t, BreakerState>> changes;
   };
 

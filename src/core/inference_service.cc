@@ -43,6 +43,12 @@ RateLimitDecision InferenceService::ChargeRateLimit(const Principal& principal, 
   return std::move(d).value();
 }
 
+const char* InferenceService::UnavailableReason(const AdmissionDecision& admission) const {
+  // BeginShutdown() is one-way, so a refusal because of it is seen here.
+  if (shutting_down()) return "shutting_down";
+  return admission.admitted ? "queue_full" : AdmissionRejectName(admission.reason);
+}
+
 void InferenceService::Finish(const InferenceRequest& req, const InferenceOutcome& outcome,
                               double latency_ms) {
   if (options_.limiter != nullptr && req.charged_tokens > 0 &&

@@ -71,12 +71,21 @@ class InferenceService {
   Status Submit(const RequestPtr& req, int64_t client_timeout_us,
                 AdmissionDecision* admission = nullptr);
 
+  // The machine-readable reason of a kUnavailable status Submit() returned,
+  // given the `admission` the same call filled: "shutting_down" once
+  // BeginShutdown() was called, the admission controller's reason when it
+  // refused ("queue_depth_threshold", ...), else "queue_full". For the JSON
+  // error's "reason" and the shed metric's label. Thread-safe.
+  const char* UnavailableReason(const AdmissionDecision& admission) const;
+
   // Bookkeeping once a request's answer is known: reconciles the tokens
   // charged to its key with those used (failures use none) and records it in
-  // the request log. Thread-safe; never blocks.
+  // the request log (which keeps outcome.detail, the internal side of a
+  // failure, next to the client's message). Thread-safe; never blocks.
   void Finish(const InferenceRequest& req, const InferenceOutcome& outcome, double latency_ms);
 
-  // From now on Submit() answers kUnavailable ("shutting down").
+  // From now on Submit() answers kUnavailable ("shutting down"; reason
+  // "shutting_down", see UnavailableReason()).
   void BeginShutdown() { shutting_down_.store(true, std::memory_order_release); }
   bool shutting_down() const { return shutting_down_.load(std::memory_order_acquire); }
 

@@ -72,10 +72,29 @@ TEST_F(InferenceServiceTest, MaxTokensOverTheModelLimitIsRejected) {
 TEST_F(InferenceServiceTest, FullQueueAndShutdownAreUnavailable) {
   ASSERT_TRUE(service_->Submit(Req(0), 0).ok());
   ASSERT_TRUE(service_->Submit(Req(0), 0).ok());
-  EXPECT_EQ(service_->Submit(Req(0), 0).code(), ErrorCode::kUnavailable);
+  AdmissionDecision full;
+  EXPECT_EQ(service_->Submit(Req(0), 0, &full).code(), ErrorCode::kUnavailable);
+  EXPECT_STREQ(service_->UnavailableReason(full), "queue_full");
   EXPECT_EQ(service_->TotalQueueDepth(), 2u);
   service_->BeginShutdown();
-  EXPECT_EQ(service_->Submit(Req(0), 0).code(), ErrorCode::kUnavailable);
+  AdmissionDecision closing;
+  EXPECT_EQ(service_->Submit(Req(0), 0, &closing).code(), ErrorCode::kUnavailable);
+  EXPECT_STREQ(service_->UnavailableReason(closing), "shutting_down");
+}
+
+TEST_F(InferenceServiceTest, TheRequestLogKeepsTheInternalDetailOfAFailure) {
+  auto r = Req(0);
+  ASSERT_TRUE(service_->Submit(r, 0).ok());
+  InferenceOutcome failed;
+  failed.status = BackendError("model 'm' failed after 3 attempts (the backend reported an error)");
+  failed.detail = "http:http://10.0.0.7:8000#0: inference API answered HTTP 500: CUDA OOM";
+  service_->Finish(*r, failed, 12);
+  auto rec = log_->Lookup(r->id);
+  ASSERT_TRUE(rec.has_value());
+  EXPECT_EQ(rec->http_status, 502);
+  EXPECT_EQ(rec->error,
+            "model 'm' failed after 3 attempts (the backend reported an error); internal: "
+            "http:http://10.0.0.7:8000#0: inference API answered HTTP 500: CUDA OOM");
 }
 
 TEST(InferenceServiceLimitsTest, ChargesRateLimitsAndReconcilesTokens) {
@@ -155,6 +174,7 @@ TEST(InferenceServiceLimitsTest, AdmissionRejectsBeforeQueueing) {
   Status shed = service->Submit(make(0), 0, &why);  // 4 queued > free's threshold of 3
   EXPECT_EQ(shed.code(), ErrorCode::kUnavailable);
   EXPECT_EQ(why.reason, AdmissionReject::kQueueDepthThreshold);
+  EXPECT_STREQ(service->UnavailableReason(why), "queue_depth_threshold");
   EXPECT_GE(why.retry_after_s, 1);
   EXPECT_EQ(queue->Depth(), 4u);
   EXPECT_TRUE(service->Submit(make(1), 0).ok());  // enterprise has no threshold

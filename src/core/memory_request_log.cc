@@ -3,6 +3,7 @@
 #include <functional>
 
 #include "common/ids.h"
+#include "common/utf8.h"
 
 namespace sluice {
 
@@ -20,14 +21,23 @@ const char* RequestStageName(RequestStage stage) {
   return "failed";
 }
 
+std::string FailureText(const InferenceOutcome& outcome) {
+  if (outcome.status.ok()) return std::string();
+  if (outcome.detail.empty()) {
+    return SanitizeText(outcome.status.message(), kMaxFailureTextBytes);
+  }
+  return SanitizeText(outcome.status.message() + "; internal: " + outcome.detail,
+                      kMaxFailureTextBytes);
+}
+
 Result<std::unique_ptr<MemoryRequestLog>> MemoryRequestLog::Create(const Options& options) {
   if (options.capacity < 16) return InvalidArgument("recent request capacity must be >= 16");
   return std::unique_ptr<MemoryRequestLog>(new MemoryRequestLog(options));
 }
 
 size_t MemoryRequestLog::SlotFor(const std::string& id) const {
-  std::optional<uint32_t> seq = LocalIdSequence(id);
-  size_t key = seq ? *seq : std::hash<std::string>{}(id);
+  std::optional<uint64_t> seq = LocalIdSequence(id);
+  size_t key = seq ? static_cast<size_t>(*seq) : std::hash<std::string>{}(id);
   return key % slots_.size();
 }
 
@@ -55,6 +65,10 @@ void MemoryRequestLog::OnFinished(const InferenceRequest& req, const InferenceOu
   std::lock_guard lock(stripes_[i % kStripes]);
   Slot& s = slots_[i];
   if (s.record.id != req.id) return;  // rejected before admission, or overwritten
+  // The slot must hold this very request, not another one that carries the
+  // same id (ids are unique in practice, see common/ids.h, but a repeat must
+  // not let one request's outcome land on another's record).
+  if (s.live.lock().get() != &req) return;
   RequestRecord& r = s.record;
   r.stage = outcome.status.ok() ? RequestStage::kCompleted : RequestStage::kFailed;
   r.latency_ms = latency_ms;
@@ -62,7 +76,7 @@ void MemoryRequestLog::OnFinished(const InferenceRequest& req, const InferenceOu
   if (outcome.status.ok()) {
     r.error.clear();
   } else {
-    r.error.assign(outcome.status.message());
+    r.error = FailureText(outcome);
   }
   r.batch_id = outcome.batch_id;
   r.tokens_used = outcome.tokens_used;

@@ -4,7 +4,10 @@
 // process land in slot (sequence % capacity), so admission needs no hash
 // map and no allocation once the ring's strings have grown; other ids are
 // placed by hash. A newer request overwrites the slot's older one, so memory
-// stays bounded at `capacity` records. Slots are guarded by 64 striped
+// stays bounded at `capacity` records. OnFinished() updates a record only
+// while its slot still holds that same request: a finish after the slot was
+// reused, or of another request with the same id, changes nothing (the
+// newer record is never shadowed). Slots are guarded by 64 striped
 // mutexes, so I/O threads rarely contend. While a request is in flight its
 // stage is read from the live request (queued / processing).
 #pragma once

@@ -42,8 +42,14 @@ struct InferenceParams {
 };
 
 // What the client gets back: a result or an error.
+//
+// status.message() is sent to the client, so it speaks of the request only
+// ("model 'm' failed after 3 attempts"): never a backend's name, URL or
+// address, nor a backend's own error text. Per-item errors of a protocol are
+// the model's answer for that item and stay in status (valid UTF-8, bounded).
+// What operators need to find the cause goes to `detail`.
 struct InferenceOutcome {
-  Status status;              // OK or the error to report
+  Status status;              // OK or the error to report (client-safe)
   std::string output;         // model output when OK
   uint32_t tokens_used = 0;   // input + output tokens when OK
   std::string model_version;  // from the backend when OK
@@ -51,6 +57,10 @@ struct InferenceOutcome {
   uint32_t batch_size = 0;
   int64_t retry_after_s = 0;     // for 429/503: when to come back (0 = default)
   const char* reason = nullptr;  // machine-readable detail of an error, e.g. "backends_unavailable"
+  // Internal: which backend failed and what it said (valid UTF-8, bounded),
+  // for logs, the dead-letter queue and the request log's error column;
+  // never sent to the client. Empty when status.message() says it all.
+  std::string detail;
   SteadyClock::duration queue_wait{};        // arrival -> dispatch, when batched
   SteadyClock::duration accelerator_time{};  // dispatch -> batch result, when batched
 };

@@ -31,7 +31,7 @@ struct RequestRecord {
   RequestStage stage = RequestStage::kQueued;
   double latency_ms = 0;  // end to end, when finished
   int http_status = 0;    // when finished
-  std::string error;      // message when failed
+  std::string error;      // FailureText() of the outcome when failed
   uint64_t batch_id = 0;
   uint32_t tokens_used = 0;
   // Filled by the durable logs (MemoryRequestLog leaves them empty):
@@ -52,6 +52,13 @@ struct BatchRecord {
   bool ok = true;          // false when the whole batch failed
   std::string error;       // message when !ok
 };
+
+// What a request log keeps as the error of a failed `outcome`: the message
+// the client got, then the internal detail when there is one
+// ("<message>; internal: <detail>"). Valid UTF-8 without NUL bytes (what
+// databases accept), at most kMaxFailureTextBytes bytes; empty for a success.
+inline constexpr size_t kMaxFailureTextBytes = 2'048;
+std::string FailureText(const InferenceOutcome& outcome);
 
 class RequestLog {
  public:

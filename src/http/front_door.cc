@@ -6,6 +6,10 @@
 #include <fmt/format.h>
 #include <boost/json.hpp>
 
+#include <spdlog/spdlog.h>
+
+#include "common/ids.h"
+#include "common/utf8.h"
 #include "http/inference_codec.h"
 
 namespace sluice::http {
@@ -48,55 +52,152 @@ std::string_view PathOf(std::string_view target) {
   size_t q = target.find('?');
   return q == std::string_view::npos ? target : target.substr(0, q);
 }
-
-void MethodNotAllowed(const HttpRequest& request, const char* allow, Reply& reply) {
-  HttpResponse res = MakeError(
-      request, Status(ErrorCode::kMethodNotAllowed,
-                      std::string(request.method_string()) + " is not allowed here; use " + allow));
-  res.set(bhttp::field::allow, allow);
-  reply(std::move(res));
-}
 }  // namespace
 
-void FrontDoor::Handle(HttpRequest&& request, Reply reply) {
+enum class RouteKind {
+  kError,
+  kInference,
+  kHealth,
+  kMetrics,
+  kDeadLetters,
+  kDeviceUpdate,
+  kRequestLookup
+};
+
+struct FrontDoor::Route {
+  RouteKind kind = RouteKind::kError;
+  std::string_view rest;        // kDeviceUpdate: "{model}/devices/{i}"; kRequestLookup: the id
+  std::optional<Status> error;  // kError: 404 or 405
+  const char* allow = nullptr;  // 405: the Allow header
+};
+
+FrontDoor::~FrontDoor() { lookups_.join(); }
+
+FrontDoor::Route FrontDoor::Resolve(const HttpRequest& request) const {
   std::string_view path = PathOf(request.target());
   bhttp::verb method = request.method();
-  if (path == "/v1/inference") {
-    if (method != bhttp::verb::post) return MethodNotAllowed(request, "POST", reply);
+  Route r;
+  auto want = [&](bhttp::verb m, const char* allow, RouteKind kind) {
+    if (method == m) {
+      r.kind = kind;
+    } else {
+      r.error = Status(ErrorCode::kMethodNotAllowed, std::string(request.method_string()) +
+                                                         " is not allowed here; use " + allow);
+      r.allow = allow;
+    }
+    return r;
+  };
+  constexpr std::string_view kModels = "/internal/models/";
+  constexpr std::string_view kRequests = "/internal/requests/";
+  if (path == "/v1/inference" && options_.serve_inference) {
+    return want(bhttp::verb::post, "POST", RouteKind::kInference);
+  }
+  if (options_.serve_internal) {
+    if (path == "/internal/health") return want(bhttp::verb::get, "GET", RouteKind::kHealth);
+    if (path == "/metrics") return want(bhttp::verb::get, "GET", RouteKind::kMetrics);
+    if (path == "/internal/dead-letters" && options_.dead_letters != nullptr) {
+      return want(bhttp::verb::get, "GET", RouteKind::kDeadLetters);
+    }
+    if (path.substr(0, kModels.size()) == kModels) {
+      r.rest = path.substr(kModels.size());
+      return want(bhttp::verb::post, "POST", RouteKind::kDeviceUpdate);
+    }
+    if (path.substr(0, kRequests.size()) == kRequests && path.size() > kRequests.size()) {
+      r.rest = path.substr(kRequests.size());
+      return want(bhttp::verb::get, "GET", RouteKind::kRequestLookup);
+    }
+  }
+  r.error = NotFound("no route for " + SanitizeUtf8(path, 200));
+  return r;
+}
+
+Result<const Principal*> FrontDoor::AuthenticateKey(const HttpRequest& request) const {
+  auto it = request.find(bhttp::field::authorization);
+  if (it == request.end()) {
+    return Status(ErrorCode::kUnauthenticated,
+                  "missing Authorization header (expected 'Bearer <api key>')");
+  }
+  const Principal* principal = options_.auth->Authenticate(BearerToken(it->value()));
+  if (principal == nullptr) {
+    return Status(ErrorCode::kUnauthenticated, "unknown or malformed API key");
+  }
+  return principal;
+}
+
+Status FrontDoor::ServiceTokenStatus(const HttpRequest& request) {
+  auto it = request.find(bhttp::field::authorization);
+  std::string_view token = it == request.end() ? std::string_view() : BearerToken(it->value());
+  if (options_.auth->IsServiceToken(token)) return Status::Ok();
+  uint64_t failures = options_.metrics->RecordAuthFailure(/*service_token=*/true);
+  // Logged at most once per 10 s: a flood of guesses must not flood the log.
+  int64_t now = ToMicros(SteadyClock::now().time_since_epoch());
+  int64_t last = last_token_warning_us_.load(std::memory_order_relaxed);
+  if ((last == 0 || now - last >= 10'000'000) &&
+      last_token_warning_us_.compare_exchange_strong(last, now, std::memory_order_relaxed)) {
+    spdlog::warn("refused an internal request without a valid service token ({} so far)",
+                 failures);
+  }
+  return Status(ErrorCode::kUnauthenticated, token.empty()
+                                                 ? "internal endpoints need a service token"
+                                                 : "invalid service token");
+}
+
+HeaderVerdict FrontDoor::CheckHeader(const HttpRequest& header) {
+  HeaderVerdict verdict;
+  Route route = Resolve(header);
+  if (route.error) {
+    verdict.refuse = MakeError(header, *route.error);
+    if (route.allow != nullptr) verdict.refuse->set(bhttp::field::allow, route.allow);
+    return verdict;
+  }
+  if (route.kind == RouteKind::kInference) {
+    Result<const Principal*> principal = AuthenticateKey(header);
+    if (!principal.ok()) {
+      options_.metrics->RecordAuthFailure(/*service_token=*/false);
+      options_.metrics->Record(-1, -1, 401, 0, -1, -1);
+      verdict.refuse = MakeError(header, principal.status(), NewRequestId());
+      return verdict;
+    }
+  } else if (Status s = ServiceTokenStatus(header); !s.ok()) {
+    verdict.refuse = MakeError(header, s);
+    return verdict;
+  }
+  verdict.authenticated = true;
+  return verdict;
+}
+
+void FrontDoor::Handle(HttpRequest&& request, Reply reply) {
+  Route route = Resolve(request);
+  if (route.error) {
+    HttpResponse res = MakeError(request, *route.error);
+    if (route.allow != nullptr) res.set(bhttp::field::allow, route.allow);
+    return reply(std::move(res));
+  }
+  if (route.kind == RouteKind::kInference) {
     return HandleInference(std::move(request), std::move(reply));
   }
-  if (path == "/internal/health" || path == "/metrics") {
-    if (method != bhttp::verb::get) return MethodNotAllowed(request, "GET", reply);
-    if (!CheckServiceToken(request, reply)) return;
-    return path == "/metrics" ? HandleMetrics(request, reply) : HandleHealth(request, reply);
+  if (!CheckServiceToken(request, reply)) return;
+  switch (route.kind) {
+    case RouteKind::kHealth:
+      return HandleHealth(request, reply);
+    case RouteKind::kMetrics:
+      return HandleMetrics(request, reply);
+    case RouteKind::kDeadLetters:
+      return HandleDeadLetters(request, reply);
+    case RouteKind::kDeviceUpdate:
+      return HandleDeviceUpdate(request, route.rest, reply);
+    case RouteKind::kRequestLookup:
+      return HandleRequestLookup(request, route.rest, reply);
+    case RouteKind::kInference:
+    case RouteKind::kError:
+      break;
   }
-  if (path == "/internal/dead-letters" && options_.dead_letters != nullptr) {
-    if (method != bhttp::verb::get) return MethodNotAllowed(request, "GET", reply);
-    if (!CheckServiceToken(request, reply)) return;
-    return HandleDeadLetters(request, reply);
-  }
-  constexpr std::string_view kModels = "/internal/models/";
-  if (path.substr(0, kModels.size()) == kModels) {
-    if (method != bhttp::verb::post) return MethodNotAllowed(request, "POST", reply);
-    if (!CheckServiceToken(request, reply)) return;
-    return HandleDeviceUpdate(request, path.substr(kModels.size()), reply);
-  }
-  constexpr std::string_view kRequests = "/internal/requests/";
-  if (path.substr(0, kRequests.size()) == kRequests && path.size() > kRequests.size()) {
-    if (method != bhttp::verb::get) return MethodNotAllowed(request, "GET", reply);
-    if (!CheckServiceToken(request, reply)) return;
-    return HandleRequestLookup(request, path.substr(kRequests.size()), reply);
-  }
-  reply(MakeError(request, NotFound("no route for " + std::string(path))));
 }
 
 bool FrontDoor::CheckServiceToken(const HttpRequest& request, Reply& reply) {
-  auto it = request.find(bhttp::field::authorization);
-  std::string_view token = it == request.end() ? std::string_view() : BearerToken(it->value());
-  if (options_.auth->IsServiceToken(token)) return true;
-  reply(MakeError(request, Status(ErrorCode::kUnauthenticated,
-                                  token.empty() ? "internal endpoints need a service token"
-                                                : "invalid service token")));
+  Status s = ServiceTokenStatus(request);
+  if (s.ok()) return true;
+  reply(MakeError(request, s));
   return false;
 }
 
@@ -176,9 +277,15 @@ void FrontDoor::HandleDeviceUpdate(const HttpRequest& request, std::string_view 
 }
 
 void FrontDoor::HandleRequestLookup(const HttpRequest& request, std::string_view id, Reply& reply) {
-  auto record = options_.log->Lookup(std::string(id));
+  // The log may have to ask its database: never on an I/O thread.
+  boost::asio::post(lookups_, [this, shape = ReplyShape(request), id = std::string(id),
+                               reply = std::move(reply)] { LookUpRequest(shape, id, reply); });
+}
+
+void FrontDoor::LookUpRequest(ReplyShape request, const std::string& id, const Reply& reply) {
+  auto record = options_.log->Lookup(id);
   if (!record) {
-    reply(MakeError(request, NotFound("no recent request with id '" + std::string(id) + "'")));
+    reply(MakeError(request, NotFound("no recent request with id '" + SanitizeUtf8(id, 200) + "'")));
     return;
   }
   json::object o;

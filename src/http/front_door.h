@@ -10,7 +10,13 @@
 //                                out of service or back ({"enabled": bool})
 //
 // Unknown paths answer 404, a known path with the wrong method 405 with an
-// Allow header. Every error body is {"error": {"code", "message",
+// Allow header. Route, method and credential (API key or service token) are
+// checked from the header alone (CheckHeader): a request refused there is
+// answered 401/404/405 and its connection closed without reading its body.
+// Failed service-token attempts are counted (sluice_auth_failures_total)
+// and logged at most once per 10 s. With `serve_internal` off (an admin
+// listener serves them) /internal/* and /metrics answer 404; with
+// `serve_inference` off, /v1/inference does. Every error body is {"error": {"code", "message",
 // "request_id"}}. Inference responses carry X-Request-Id and a
 // Server-Timing header (queue, accelerator and gateway time).
 //
@@ -18,8 +24,11 @@
 // All pointers in Options are borrowed and must outlive the FrontDoor.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <string>
+
+#include <boost/asio/thread_pool.hpp>
 
 #include "core/authenticator.h"
 #include "core/circuit_breaker.h"
@@ -64,6 +73,16 @@ struct HealthSnapshot {
   std::string extra_json;
 };
 
+// What a response needs from its request: HTTP version and keep-alive.
+struct ReplyShape {
+  unsigned version = 11;
+  bool keep_alive = true;
+  ReplyShape() = default;
+  ReplyShape(unsigned v, bool k) : version(v), keep_alive(k) {}
+  ReplyShape(const HttpRequest& r)  // NOLINT(google-explicit-constructor): a request is a shape
+      : version(r.version()), keep_alive(r.keep_alive()) {}
+};
+
 class FrontDoor final : public RequestHandler {
  public:
   struct Options {
@@ -84,33 +103,39 @@ class FrontDoor final : public RequestHandler {
     // batch are not watched, which saves a socket-readiness registration
     // per request on the hot path. 0 = watch every request.
     size_t watch_client_min_queue_depth = 32;
+    bool serve_inference = true;  // POST /v1/inference
+    bool serve_internal = true;   // /internal/* and /metrics
   };
 
   explicit FrontDoor(Options options) : options_(std::move(options)) {}
+  ~FrontDoor() override;
 
+  HeaderVerdict CheckHeader(const HttpRequest& header) override;
   void Handle(HttpRequest&& request, Reply reply) override;
 
  private:
   void HandleInference(HttpRequest&& request, Reply reply);
   void HandleHealth(const HttpRequest& request, Reply& reply);
   void HandleRequestLookup(const HttpRequest& request, std::string_view id, Reply& reply);
+  void LookUpRequest(ReplyShape shape, const std::string& id, const Reply& reply);
   void HandleMetrics(const HttpRequest& request, Reply& reply);
   void HandleDeviceUpdate(const HttpRequest& request, std::string_view rest, Reply& reply);
   void HandleDeadLetters(const HttpRequest& request, Reply& reply);
   // False (and a 401 sent) unless the request carries the service token.
   bool CheckServiceToken(const HttpRequest& request, Reply& reply);
+  // What a request's path and method ask for: a handler, or an error
+  // (404/405) to answer. `needs_service_token`: an internal route.
+  struct Route;
+  Route Resolve(const HttpRequest& request) const;
+  // The API key's principal, or the 401 status to answer.
+  Result<const Principal*> AuthenticateKey(const HttpRequest& request) const;
+  Status ServiceTokenStatus(const HttpRequest& request);  // OK or the 401 (counted, logged)
 
   Options options_;
-};
-
-// What a response needs from its request: HTTP version and keep-alive.
-struct ReplyShape {
-  unsigned version = 11;
-  bool keep_alive = true;
-  ReplyShape() = default;
-  ReplyShape(unsigned v, bool k) : version(v), keep_alive(k) {}
-  ReplyShape(const HttpRequest& r)  // NOLINT(google-explicit-constructor): a request is a shape
-      : version(r.version()), keep_alive(r.keep_alive()) {}
+  std::atomic<int64_t> last_token_warning_us_{0};
+  // Request-log lookups (they may query a database) run here, off the I/O
+  // threads.
+  boost::asio::thread_pool lookups_{1};
 };
 
 // Builds a response with the common headers (Server, Content-Type,

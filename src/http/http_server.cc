@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 #include <algorithm>
+#include <cerrno>
 
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
@@ -17,6 +18,10 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Create(asio::io_context& ioc,
                                                        const Options& options) {
   if (options.handler == nullptr) return InvalidArgument("http server needs a handler");
   if (options.max_connections < 1) return InvalidArgument("max_connections must be >= 1");
+  if (options.max_connections_per_client < 0) {
+    return InvalidArgument("max_connections_per_client must be >= 0");
+  }
+  if (options.max_header_fields < 1) return InvalidArgument("max_header_fields must be >= 1");
   boost::system::error_code ec;
   auto address = asio::ip::make_address(options.listen_address, ec);
   if (ec) return InvalidArgument("bad listen address '" + options.listen_address + "'");
@@ -42,24 +47,78 @@ HttpServer::HttpServer(std::shared_ptr<State> state, uint16_t port)
 HttpServer::~HttpServer() { StopAccepting(); }
 
 namespace {
+bool OutOfResources(const boost::system::error_code& ec) {
+  return ec == asio::error::no_descriptors || ec.value() == ENFILE ||
+         ec == asio::error::no_buffer_space || ec == asio::error::no_memory;
+}
+
+// Why a new connection is refused (503 + close), or null to serve it.
+// Counts it under its address when admitted and capped per client.
+const char* RefusalFor(HttpServer::State& state, const std::string& client) {
+  const auto& o = state.options;
+  if (state.open_connections.load(std::memory_order_relaxed) >=
+      static_cast<size_t>(o.max_connections)) {
+    return "too many open connections; retry shortly";
+  }
+  if (state.unauthenticated_bytes.load(std::memory_order_relaxed) >
+      o.unauthenticated_memory_limit_bytes) {
+    return "too many connections waiting to authenticate; retry shortly";
+  }
+  if (!client.empty()) {
+    std::lock_guard lock(state.clients_mu);
+    int& n = state.per_client[client];
+    if (n >= o.max_connections_per_client) {
+      return "too many open connections from this address; retry shortly";
+    }
+    ++n;
+  }
+  return nullptr;
+}
+
+void AcceptLoop(std::shared_ptr<HttpServer::State> state);
+
+// After accept() failed for want of descriptors or memory: wait, then accept
+// again (a failing accept re-armed at once would spin and flood the log).
+void AcceptLater(std::shared_ptr<HttpServer::State> state, const boost::system::error_code& ec) {
+  state->accept_failures.fetch_add(1, std::memory_order_relaxed);
+  TimePoint now = SteadyClock::now();
+  if (now - state->last_accept_warning >= std::chrono::seconds(10)) {
+    spdlog::warn("accept failed: {} ({} failures so far); backing off {} ms", ec.message(),
+                 state->accept_failures.load(), state->options.accept_backoff_ms);
+    state->last_accept_warning = now;
+  }
+  auto timer = std::make_shared<asio::steady_timer>(state->acceptor.get_executor());
+  timer->expires_after(Millis(state->options.accept_backoff_ms));
+  timer->async_wait([state, timer](boost::system::error_code) {
+    if (state->acceptor.is_open()) AcceptLoop(state);
+  });
+}
+
 // The accept loop holds only the shared state, so it may outlive the server.
 void AcceptLoop(std::shared_ptr<HttpServer::State> state) {
   // Each connection gets its own strand.
   auto socket = std::make_shared<StrandSocket>(asio::make_strand(state->ioc));
   state->acceptor.async_accept(*socket, [state, socket](boost::system::error_code ec) {
     if (ec == asio::error::operation_aborted || !state->acceptor.is_open()) return;
-    if (!ec) {
-      socket->set_option(tcp::no_delay(true), ec);
-      bool over = state->open_connections.load(std::memory_order_relaxed) >=
-                  static_cast<size_t>(state->options.max_connections);
-      auto session = std::make_shared<Session>(std::move(*socket), state);
-      if (over) {
-        session->RunReject();
-      } else {
-        session->Run();
-      }
-    } else {
+    if (ec) {
+      if (OutOfResources(ec)) return AcceptLater(state, ec);
       spdlog::warn("accept failed: {}", ec.message());
+      return AcceptLoop(state);
+    }
+    socket->set_option(tcp::no_delay(true), ec);
+    std::string client;
+    if (state->options.max_connections_per_client > 0) {
+      auto remote = socket->remote_endpoint(ec);
+      if (!ec) client = remote.address().to_string();
+    }
+    const char* refusal = RefusalFor(*state, client);
+    auto session = std::make_shared<Session>(std::move(*socket), state,
+                                             refusal == nullptr ? client : std::string());
+    if (refusal != nullptr) {
+      state->refused_connections.fetch_add(1, std::memory_order_relaxed);
+      session->RunReject(refusal);
+    } else {
+      session->Run();
     }
     AcceptLoop(state);
   });
@@ -110,6 +169,18 @@ size_t HttpServer::open_connections() const {
 
 size_t HttpServer::requests_in_progress() const {
   return state_->in_progress.load(std::memory_order_relaxed);
+}
+
+uint64_t HttpServer::unauthenticated_bytes() const {
+  return state_->unauthenticated_bytes.load(std::memory_order_relaxed);
+}
+
+uint64_t HttpServer::refused_connections() const {
+  return state_->refused_connections.load(std::memory_order_relaxed);
+}
+
+uint64_t HttpServer::accept_failures() const {
+  return state_->accept_failures.load(std::memory_order_relaxed);
 }
 
 }  // namespace sluice::http

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "common/ids.h"
+#include "common/utf8.h"
 #include "http/front_door.h"
 #include "http/inference_codec.h"
 #include "http/response_writer.h"
@@ -79,24 +80,22 @@ void FrontDoor::HandleInference(HttpRequest&& request, Reply reply) {
     reply(std::move(res));
   };
 
-  auto auth_it = request.find(bhttp::field::authorization);
-  if (auth_it == request.end()) {
-    return fail_early(Status(ErrorCode::kUnauthenticated,
-                             "missing Authorization header (expected 'Bearer <api key>')"),
-                      -1, -1);
+  Result<const Principal*> authenticated = AuthenticateKey(request);
+  if (!authenticated.ok()) {
+    options_.metrics->RecordAuthFailure(/*service_token=*/false);
+    return fail_early(authenticated.status(), -1, -1);
   }
-  const Principal* principal = options_.auth->Authenticate(BearerToken(auth_it->value()));
-  if (principal == nullptr) {
-    return fail_early(Status(ErrorCode::kUnauthenticated, "unknown or malformed API key"), -1, -1);
-  }
+  const Principal* principal = authenticated.value();
   const int tier = principal->tier;
 
   // Every authenticated request counts against its key's request limit, bad
   // ones included (at no token cost), so a client cannot flood with errors.
   DecodedInference decoded;
   Status decode_status = DecodeInferenceRequest(request.body(), &decoded);
+  int64_t client_timeout_us = 0;
+  Status timeout_status = ClientTimeoutUs(request, &client_timeout_us);
   const int model = decode_status.ok() ? options_.service->FindModel(decoded.model) : -1;
-  const int64_t cost = model >= 0
+  const int64_t cost = model >= 0 && timeout_status.ok()
                            ? options_.service->TokenCost(static_cast<size_t>(model), decoded.input,
                                                          decoded.params.max_tokens)
                            : 0;
@@ -122,12 +121,11 @@ void FrontDoor::HandleInference(HttpRequest&& request, Reply reply) {
   }
   if (!decode_status.ok()) return fail_early(decode_status, -1, tier);
   if (model < 0) {
-    return fail_early(NotFound("model '" + decoded.model + "' is not served here"), -1, tier);
+    return fail_early(NotFound("model '" + SanitizeUtf8(decoded.model, 200) + "' is not served here"),
+                      -1, tier);
   }
-  int64_t client_timeout_us = 0;
-  if (Status s = ClientTimeoutUs(request, &client_timeout_us); !s.ok()) {
-    return fail_early(s, model, tier);
-  }
+  // A bad header was charged no tokens (see `cost`).
+  if (!timeout_status.ok()) return fail_early(timeout_status, model, tier);
 
   auto req = std::make_shared<InferenceRequest>();
   req->id = std::move(id);
@@ -187,7 +185,9 @@ void FrontDoor::HandleInference(HttpRequest&& request, Reply reply) {
   if (Status s = options_.service->Submit(req, client_timeout_us, &admission); !s.ok()) {
     InferenceOutcome rejected;
     if (s.code() == ErrorCode::kUnavailable) {
-      rejected.reason = admission.admitted ? "queue_full" : AdmissionRejectName(admission.reason);
+      rejected.reason = options_.service->shutting_down() ? "shutting_down"
+                        : admission.admitted             ? "queue_full"
+                                                         : AdmissionRejectName(admission.reason);
       rejected.retry_after_s = admission.retry_after_s;
       options_.metrics->RecordShed(model, tier, rejected.reason);
     }

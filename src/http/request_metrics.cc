@@ -4,7 +4,8 @@ namespace sluice::http {
 
 namespace {
 constexpr const char* kShedReasons[] = {"queue_full", "queue_depth_threshold",
-                                        "backends_unavailable", "deadline_unreachable"};
+                                        "backends_unavailable", "deadline_unreachable",
+                                        "shutting_down"};
 constexpr size_t kShedReasonCount = sizeof(kShedReasons) / sizeof(kShedReasons[0]);
 }  // namespace
 
@@ -16,6 +17,12 @@ RequestMetrics::RequestMetrics(metrics::Registry* registry, const std::vector<st
   // Latency buckets: 100 us .. ~52 s, doubling.
   const auto seconds = metrics::ExponentialBuckets(0.0001, 2, 20);
   const auto micro = metrics::ExponentialBuckets(0.000005, 2, 16);  // 5 us .. ~160 ms
+  for (const char* credential : {"api_key", "service_token"}) {
+    auth_failures_.push_back(registry->GetCounter(
+        "sluice_auth_failures_total",
+        "Requests refused (401) for a missing or unknown credential, by credential kind.",
+        {{"credential", credential}}));
+  }
   for (size_t t = 0; t < n_tiers_; ++t) {
     for (const char* limit : {"requests_per_minute", "tokens_per_minute"}) {
       rate_limited_.push_back(registry->GetCounter(
@@ -58,6 +65,12 @@ void RequestMetrics::RecordRateLimited(int tier, RateLimitKind kind) {
   size_t t = static_cast<size_t>(tier + 1);
   if (t >= n_tiers_) t = 0;
   rate_limited_[t * 2 + (kind == RateLimitKind::kTokens ? 1 : 0)]->Inc();
+}
+
+uint64_t RequestMetrics::RecordAuthFailure(bool service_token) {
+  metrics::Counter* c = auth_failures_[service_token ? 1 : 0];
+  c->Inc();
+  return c->value();
 }
 
 void RequestMetrics::RecordShed(int model, int tier, const char* reason) {

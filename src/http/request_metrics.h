@@ -6,7 +6,8 @@
 // sluice_request_duration_seconds{model,tier} (end to end),
 // sluice_queue_wait_seconds{model}, sluice_gateway_overhead_seconds{model}
 // (end to end minus queue wait and accelerator time),
-// sluice_rate_limited_total{tier,limit}, sluice_shed_total{model,tier,reason}.
+// sluice_rate_limited_total{tier,limit}, sluice_shed_total{model,tier,reason},
+// sluice_auth_failures_total{credential} (api_key, service_token).
 // Requests that never
 // resolved a model or key are labelled model="unknown" / tier="none".
 // Thread-safe.
@@ -39,6 +40,9 @@ class RequestMetrics {
 
   // A request refused by its key's rate limit (`kind`: which limit).
   void RecordRateLimited(int tier, RateLimitKind kind);
+  // A request refused (401) for a missing or unknown API key or service
+  // token; returns the failures of that kind so far.
+  uint64_t RecordAuthFailure(bool service_token);
   // A request refused before queueing: `reason` is "queue_full" or an
   // AdmissionRejectName().
   void RecordShed(int model, int tier, const char* reason);
@@ -56,6 +60,7 @@ class RequestMetrics {
   std::vector<metrics::Histogram*> queue_wait_;  // [model+1]
   std::vector<metrics::Histogram*> overhead_;    // [model+1]
   std::vector<metrics::Counter*> rate_limited_;  // [tier+1][requests, tokens]
+  std::vector<metrics::Counter*> auth_failures_;  // [api_key, service_token]
   std::vector<metrics::Counter*> shed_;          // [model+1][tier+1][reason]
   metrics::RateMeter rate_;
 };

@@ -27,6 +27,7 @@ void SerializeResponse(const HttpResponse& response, std::string* out) {
 WireResponse ToWire(const HttpResponse& response) {
   WireResponse w;
   w.keep_alive = response.keep_alive();
+  w.status = response.result_int();
   SerializeResponse(response, &w.bytes);
   return w;
 }
@@ -34,6 +35,7 @@ WireResponse ToWire(const HttpResponse& response) {
 WireResponseBuilder::WireResponseBuilder(int status, unsigned version, bool keep_alive,
                                          size_t body_hint) {
   out_.keep_alive = keep_alive;
+  out_.status = status;
   std::string& o = out_.bytes;
   o.reserve(256 + body_hint);
   o.append(version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ");

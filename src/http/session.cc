@@ -16,8 +16,24 @@ namespace sluice::http {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 
-Session::Session(StrandSocket&& socket, std::shared_ptr<HttpServer::State> state)
-    : socket_(std::move(socket)), state_(std::move(state)) {
+namespace {
+// A read buffer this large or larger is released between requests.
+constexpr size_t kKeepBufferBytes = 8 << 10;
+// Room in the read buffer beyond the header limit: a chunk-size line with
+// its extensions, or a trailer block, must fit in it.
+constexpr size_t kBufferSlackBytes = 4 << 10;
+// After refusing a request from its header: how much of its unread body is
+// read and discarded (so the refusal is not lost to a reset) before closing.
+constexpr size_t kLingerBytes = 256 << 10;
+constexpr int64_t kLingerMs = 2'000;
+}  // namespace
+
+Session::Session(StrandSocket&& socket, std::shared_ptr<HttpServer::State> state,
+                 std::string client)
+    : socket_(std::move(socket)),
+      state_(std::move(state)),
+      client_(std::move(client)),
+      buffer_(state_->options.header_limit_bytes + kBufferSlackBytes) {
   state_->open_connections.fetch_add(1, std::memory_order_relaxed);
 }
 
@@ -26,8 +42,25 @@ Session::~Session() {
     std::lock_guard lock(state_->sessions_mu);
     state_->sessions.erase(registry_it_);
   }
+  if (!client_.empty()) {
+    std::lock_guard lock(state_->clients_mu);
+    auto it = state_->per_client.find(client_);
+    if (it != state_->per_client.end() && --it->second <= 0) state_->per_client.erase(it);
+  }
+  if (charged_bytes_ != 0) state_->unauthenticated_bytes.fetch_sub(charged_bytes_);
   if (counted_request_) state_->in_progress.fetch_sub(1, std::memory_order_relaxed);
   state_->open_connections.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void Session::Recharge(bool authenticated) {
+  uint64_t now = authenticated ? 0
+                               : sizeof(Session) + buffer_.capacity() + arena_upstream_.bytes();
+  if (now > charged_bytes_) {
+    state_->unauthenticated_bytes.fetch_add(now - charged_bytes_);
+  } else if (now < charged_bytes_) {
+    state_->unauthenticated_bytes.fetch_sub(charged_bytes_ - now);
+  }
+  charged_bytes_ = now;
 }
 
 namespace {
@@ -54,19 +87,21 @@ void Session::CloseIfExpired(TimePoint now) {
   });
 }
 
+void Session::Register() {
+  std::lock_guard lock(state_->sessions_mu);
+  registry_it_ = state_->sessions.insert(state_->sessions.end(), weak_from_this());
+  registered_ = true;
+}
+
 void Session::Run() {
-  {
-    std::lock_guard lock(state_->sessions_mu);
-    registry_it_ = state_->sessions.insert(state_->sessions.end(), weak_from_this());
-    registered_ = true;
-  }
+  Register();
   asio::dispatch(socket_.get_executor(), [self = shared_from_this()] { self->DoRead(); });
 }
 
-void Session::RunReject() {
-  asio::dispatch(socket_.get_executor(), [self = shared_from_this()] {
-    self->Write(
-        MakeError(ReplyShape(11, false), Unavailable("too many open connections; retry shortly")));
+void Session::RunReject(const char* why) {
+  Register();  // the sweep bounds the write to a client that never reads
+  asio::dispatch(socket_.get_executor(), [self = shared_from_this(), why] {
+    self->Write(MakeError(ReplyShape(11, false), Unavailable(why)));
   });
 }
 
@@ -74,18 +109,57 @@ void Session::DoRead() {
   // The previous request is gone (handlers do not keep it): reuse its arena.
   parser_.reset();
   arena_.release();
-  parser_.emplace(std::piecewise_construct, std::make_tuple(),
-                  std::make_tuple(RequestAllocator(&arena_)));
-  parser_->body_limit(state_->options.body_limit_bytes);
-  parser_->header_limit(state_->options.header_limit_bytes);
-  ExpireAfter(state_->options.idle_timeout_ms);
-  bhttp::async_read_header(
-      socket_, buffer_, *parser_,
-      [self = shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
+  if (buffer_.size() == 0 && buffer_.capacity() > kKeepBufferBytes) buffer_.shrink_to_fit();
+  RequestParser::Limits limits;
+  limits.header_limit_bytes = state_->options.header_limit_bytes;
+  limits.max_fields = state_->options.max_header_fields;
+  limits.chunk_extension_limit_bytes = state_->options.chunk_extension_limit_bytes;
+  limits.body_limit_bytes = state_->options.body_limit_bytes;
+  parser_.emplace(limits, &arena_);
+  // Keep-alive: the next request may take idle_timeout_ms to start; once it
+  // has, its whole header must arrive within read_timeout_ms.
+  header_started_ = buffer_.size() > 0;
+  ExpireAfter(header_started_ ? state_->options.read_timeout_ms : state_->options.idle_timeout_ms);
+  ReadHeader();
 }
 
-void Session::OnHeader(beast::error_code ec) {
+void Session::ReadHeader() {
+  if (buffer_.size() > 0) {  // pipelined or partly read: parse what is here
+    beast::error_code ec;
+    buffer_.consume(parser_->put(buffer_.data(), ec));
+    if (ec && ec != bhttp::error::need_more) return FailRead(ec);
+    if (parser_->is_header_done()) return OnHeader();
+  }
+  // Reads go straight into the bounded buffer, one socket read at a time, so
+  // that the bytes held and the header deadline are tracked per read.
+  size_t room = buffer_.max_size() - buffer_.size();
+  if (room == 0) return FailRead(bhttp::error::header_limit);
+  size_t n = std::min<size_t>(room, std::max<size_t>(1024, buffer_.capacity() - buffer_.size()));
+  socket_.async_read_some(buffer_.prepare(n),
+                          [self = shared_from_this()](beast::error_code ec, size_t got) {
+                            self->OnHeaderPart(ec, got);
+                          });
+}
+
+void Session::OnHeaderPart(beast::error_code ec, size_t bytes) {
+  buffer_.commit(bytes);
+  if (!authenticated_) Recharge(false);
+  if (ec == asio::error::eof) return Close();  // before a complete header
   if (ec) return FailRead(ec);
+  if (!header_started_) {
+    header_started_ = true;
+    ExpireAfter(state_->options.read_timeout_ms);
+  }
+  ReadHeader();
+}
+
+void Session::OnHeader() {
+  HeaderVerdict verdict = state_->options.handler->CheckHeader(parser_->get());
+  if (verdict.authenticated && !authenticated_) {
+    authenticated_ = true;
+    Recharge(true);
+  }
+  if (verdict.refuse) return Refuse(std::move(*verdict.refuse));
   if (parser_->is_done()) return OnRequest();
   auto expect = parser_->get().find(bhttp::field::expect);
   if (expect != parser_->get().end() && beast::iequals(expect->value(), "100-continue")) {
@@ -101,6 +175,15 @@ void Session::OnHeader(beast::error_code ec) {
     return;
   }
   ReadBody();
+}
+
+void Session::Refuse(HttpResponse&& response) {
+  // The body (if any) is never read: the stream position is lost, so the
+  // connection closes after the answer.
+  response.keep_alive(false);
+  const bool has_body = parser_->content_length().value_or(0) > 0 || parser_->chunked();
+  linger_after_write_ = has_body && !parser_->is_done();
+  Write(ToWire(response));
 }
 
 void Session::ReadBody() {
@@ -129,9 +212,22 @@ void Session::FailRead(beast::error_code ec) {
                                 "request body exceeds " +
                                     std::to_string(state_->options.body_limit_bytes) + " bytes")));
   }
+  if (ec == bhttp::error::buffer_overflow) {  // a chunk-size line or trailers
+    return Write(MakeError(
+        shape, InvalidArgument("chunk header or trailer block exceeds " +
+                               std::to_string(buffer_.max_size()) + " bytes")));
+  }
+  if (ec == bhttp::error::bad_chunk_extension &&
+      parser_->chunked()) {
+    return Write(MakeError(
+        shape, InvalidArgument("malformed chunk extensions or longer than " +
+                               std::to_string(state_->options.chunk_extension_limit_bytes) +
+                               " bytes")));
+  }
   if (ec == bhttp::error::header_limit) {
-    Status too_big = InvalidArgument("request headers exceed " +
-                                     std::to_string(state_->options.header_limit_bytes) + " bytes");
+    Status too_big = InvalidArgument(
+        "request headers exceed " + std::to_string(state_->options.header_limit_bytes) +
+        " bytes or " + std::to_string(state_->options.max_header_fields) + " fields");
     return Write(MakeResponse(shape, 431,
                               EncodeError(too_big, "", "request_header_fields_too_large"),
                               "application/json", /*close=*/true));
@@ -192,7 +288,14 @@ void Session::OnClientReadable(beast::error_code ec) {
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
       return WatchClient();
     }
-    gone = true;  // 0 = orderly close; < 0 = reset
+    if (n == 0) {
+      // An orderly close of the client's side: it may only have half-closed
+      // (shutdown(SHUT_WR) after sending), so it is still answered; the
+      // connection closes after the reply.
+      peer_closed_ = true;
+      return;
+    }
+    gone = true;  // a reset
   }
   std::function<void()> fn;
   {
@@ -208,7 +311,11 @@ void Session::Write(HttpResponse&& response) { Write(ToWire(response)); }
 
 void Session::Write(WireResponse&& response) {
   awaiting_reply_ = false;
-  bool keep_alive = response.keep_alive;
+  if (response.status >= 400 && response.status < 500 && response.status != 429 &&
+      ++bad_requests_ >= state_->options.max_bad_requests_per_connection) {
+    close_after_write_ = true;  // a client that keeps sending bad requests
+  }
+  bool keep_alive = response.keep_alive && !close_after_write_ && !peer_closed_;
   write_buffer_ = std::move(response.bytes);
   ExpireAfter(state_->options.read_timeout_ms);
   asio::async_write(socket_, asio::buffer(write_buffer_),
@@ -222,8 +329,31 @@ void Session::OnWrite(bool keep_alive, beast::error_code ec) {
     counted_request_ = false;
     state_->in_progress.fetch_sub(1, std::memory_order_relaxed);
   }
-  if (ec || !keep_alive) return Close();
+  if (ec) return Close();
+  if (linger_after_write_) return Linger();
+  if (!keep_alive) return Close();
   DoRead();
+}
+
+void Session::Linger() {
+  // Half-close, then read and drop what the client still sends (bounded in
+  // bytes and time) so that its unread body does not make the kernel reset
+  // the connection before the client has read the answer.
+  beast::error_code ignored;
+  socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+  ExpireAfter(kLingerMs);
+  buffer_.clear();
+  buffer_.shrink_to_fit();
+  DrainLinger();
+}
+
+void Session::DrainLinger() {
+  socket_.async_read_some(asio::buffer(linger_scratch_),
+                          [self = shared_from_this()](beast::error_code ec, size_t n) {
+                            self->lingered_bytes_ += n;
+                            if (ec || self->lingered_bytes_ >= kLingerBytes) return self->Close();
+                            self->DrainLinger();
+                          });
 }
 
 void Session::Close() {

@@ -9,6 +9,7 @@
 #include <memory_resource>
 #include <mutex>
 #include <optional>
+#include <unordered_map>
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/strand.hpp>
@@ -16,6 +17,7 @@
 
 #include "common/clock.h"
 #include "http/http_server.h"
+#include "http/request_parser.h"
 
 namespace sluice::http {
 
@@ -31,6 +33,13 @@ struct HttpServer::State {
   boost::asio::ip::tcp::acceptor acceptor;
   std::atomic<size_t> open_connections{0};
   std::atomic<size_t> in_progress{0};
+  std::atomic<uint64_t> unauthenticated_bytes{0};
+  std::atomic<uint64_t> refused_connections{0};
+  std::atomic<uint64_t> accept_failures{0};
+  // Open connections per client address (only with max_connections_per_client).
+  std::mutex clients_mu;
+  std::unordered_map<std::string, int> per_client;  // GUARDED_BY(clients_mu)
+  TimePoint last_accept_warning{};                   // on the acceptor's executor
   // Open sessions, for the timeout sweep. Touched on connect, close and
   // sweep only — never per request.
   std::mutex sessions_mu;
@@ -38,13 +47,35 @@ struct HttpServer::State {
   explicit State(boost::asio::io_context& io) : ioc(io), acceptor(io) {}
 };
 
+// Counts what a connection's header arena takes beyond its inline buffer.
+class CountingResource final : public std::pmr::memory_resource {
+ public:
+  size_t bytes() const { return bytes_; }
+
+ private:
+  void* do_allocate(size_t n, size_t align) override {
+    bytes_ += n;
+    return std::pmr::new_delete_resource()->allocate(n, align);
+  }
+  void do_deallocate(void* p, size_t n, size_t align) override {
+    bytes_ -= n;
+    std::pmr::new_delete_resource()->deallocate(p, n, align);
+  }
+  bool do_is_equal(const std::pmr::memory_resource& o) const noexcept override {
+    return this == &o;
+  }
+  size_t bytes_ = 0;
+};
+
 class Session : public std::enable_shared_from_this<Session>, private ClientWatch {
  public:
-  Session(StrandSocket&& socket, std::shared_ptr<HttpServer::State> state);
+  // `client` is the peer's address ("" when unknown); the session counts
+  // itself in state->per_client under it when non-empty.
+  Session(StrandSocket&& socket, std::shared_ptr<HttpServer::State> state, std::string client);
   ~Session();
 
   void Run();        // serve requests until the peer or a limit closes
-  void RunReject();  // over the connection cap: answer 503 and close
+  void RunReject(const char* why);  // over a connection cap: answer 503 and close
 
   // Timeouts. Instead of a timer per read and write (costly at tens of
   // thousands of requests per second), each session keeps a deadline and the
@@ -54,8 +85,15 @@ class Session : public std::enable_shared_from_this<Session>, private ClientWatc
   void CloseIfExpired(TimePoint now);
 
  private:
+  void Register();  // in state->sessions, for the timeout sweep
   void DoRead();
-  void OnHeader(boost::beast::error_code ec);
+  void ReadHeader();
+  void OnHeaderPart(boost::beast::error_code ec, size_t bytes);
+  void OnHeader();
+  void Refuse(HttpResponse&& response);  // answer from the header alone, then close
+  // Re-counts this connection's bytes in state->unauthenticated_bytes
+  // (0 once authenticated or closed).
+  void Recharge(bool authenticated);
   void ReadBody();
   void OnBody(boost::beast::error_code ec);
   void OnRequest();
@@ -64,6 +102,8 @@ class Session : public std::enable_shared_from_this<Session>, private ClientWatc
   void Write(WireResponse&& response);
   void OnWrite(bool keep_alive, boost::beast::error_code ec);
   void Close();
+  void Linger();  // after a refusal: drain (bounded), then close
+  void DrainLinger();
   // While a reply is awaited: notices the client closing the connection
   // (EOF or reset on an otherwise idle socket) and runs the registered
   // OnClientGone() callback. Pipelined bytes stop the watch (they are left
@@ -78,13 +118,25 @@ class Session : public std::enable_shared_from_this<Session>, private ClientWatc
   std::atomic<int64_t> deadline_ns_{0};  // steady-clock ns; 0 = none
   std::list<std::weak_ptr<Session>>::iterator registry_it_;
   bool registered_ = false;
-  boost::beast::flat_buffer buffer_;
   std::shared_ptr<HttpServer::State> state_;
+  const std::string client_;  // peer address, for the per-client cap
+  boost::beast::flat_buffer buffer_;
   // Header fields of the request being read; released before each request.
   alignas(std::max_align_t) char arena_buffer_[2048];
-  std::pmr::monotonic_buffer_resource arena_{arena_buffer_, sizeof(arena_buffer_)};
-  std::optional<bhttp::request_parser<bhttp::string_body, RequestAllocator>> parser_;
+  CountingResource arena_upstream_;
+  std::pmr::monotonic_buffer_resource arena_{arena_buffer_, sizeof(arena_buffer_),
+                                             &arena_upstream_};
+  std::optional<RequestParser> parser_;
   std::string write_buffer_;      // the response being written, serialized
+  uint64_t charged_bytes_ = 0;    // this session's share of unauthenticated_bytes
+  bool authenticated_ = false;    // a request on this connection was authenticated
+  bool header_started_ = false;   // bytes of the current request have arrived
+  bool peer_closed_ = false;      // the client half-closed: answer, then close
+  bool close_after_write_ = false;
+  bool linger_after_write_ = false;  // the refused request's body was left unread
+  int bad_requests_ = 0;
+  size_t lingered_bytes_ = 0;
+  char linger_scratch_[1024];
   bool counted_request_ = false;  // in_progress holds this session's request
   bool awaiting_reply_ = false;   // on the strand: a request is being handled
   bool watch_pending_ = false;    // on the strand: an async_wait is outstanding

@@ -3,6 +3,7 @@
 
 #include <functional>
 #include <memory_resource>
+#include <optional>
 #include <string>
 
 #include <boost/beast/http.hpp>
@@ -22,6 +23,7 @@ using HttpResponse = bhttp::response<bhttp::string_body>;
 struct WireResponse {
   std::string bytes;
   bool keep_alive = true;  // whether the connection stays open afterwards
+  int status = 0;          // the HTTP status written in `bytes`
 };
 
 // Serializes `response` (see response_writer.h).
@@ -61,9 +63,23 @@ class Reply {
 // Handles one parsed request. Implementations must not block: slow work
 // (inference) replies later through `reply`, and must copy what they need
 // from `request` before returning.
+// What a handler decides from a request's header alone (see CheckHeader).
+struct HeaderVerdict {
+  // Sent instead of handling the request; the connection then closes
+  // without reading the body.
+  std::optional<HttpResponse> refuse;
+  // The request carries a valid credential (API key or service token): the
+  // connection stops counting against the unauthenticated-memory budget.
+  bool authenticated = false;
+};
+
 class RequestHandler {
  public:
   virtual ~RequestHandler() = default;
+  // Called once a request's header is complete, before any of its body is
+  // read and before "100 Continue" is sent. Must not block and must not keep
+  // `header`. Default: read the body, not authenticated.
+  virtual HeaderVerdict CheckHeader(const HttpRequest& header) { return {}; }
   virtual void Handle(HttpRequest&& request, Reply reply) = 0;
 };
 

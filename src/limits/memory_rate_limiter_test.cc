@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -13,6 +14,15 @@ namespace sluice {
 namespace {
 
 using std::chrono::seconds;
+
+// "<prefix><n>". Appended rather than written `"k" + std::to_string(n)`:
+// GCC 12 at -O3 reports a false -Werror=restrict in that operator+
+// (GCC bugs 105329, 105651).
+std::string Key(std::string_view prefix, int n) {
+  std::string key(prefix);
+  key += std::to_string(n);
+  return key;
+}
 
 class MemoryRateLimiterTest : public ::testing::Test {
  protected:
@@ -188,8 +198,7 @@ TEST_F(MemoryRateLimiterTest, IdleKeysAreDroppedOnceFullAgain) {
   options.shard_count = 1;
   options.max_tracked_keys = 8;
   auto limiter = Make(options);
-  for (int i = 0; i < 8; ++i)
-    ASSERT_TRUE(Check(*limiter, "k" + std::to_string(i), {60, 0}).allowed);
+  for (int i = 0; i < 8; ++i) ASSERT_TRUE(Check(*limiter, Key("k", i), {60, 0}).allowed);
   EXPECT_EQ(limiter->tracked_keys(), 8u);
 
   Advance(std::chrono::milliseconds(500));  // all still owe time: a new key evicts one
@@ -202,7 +211,7 @@ TEST_F(MemoryRateLimiterTest, IdleKeysAreDroppedOnceFullAgain) {
   EXPECT_EQ(limiter->tracked_keys(), 1u);
   EXPECT_EQ(limiter->lossy_evictions(), 1u);
   for (int i = 0; i < 20; ++i) {
-    ASSERT_TRUE(Check(*limiter, "more-" + std::to_string(i), {60, 0}).allowed);
+    ASSERT_TRUE(Check(*limiter, Key("more-", i), {60, 0}).allowed);
   }
   EXPECT_LE(limiter->tracked_keys(), 8u);
 }
@@ -220,7 +229,7 @@ TEST_F(MemoryRateLimiterTest, ConcurrentChecksAdmitExactlyTheLimit) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < kChecksPerKeyPerThread; ++i) {
         for (int k = 0; k < kKeys; ++k) {
-          const std::string key = "key-" + std::to_string((k + t) % kKeys);
+          const std::string key = Key("key-", (k + t) % kKeys);
           auto d = limiter->Check(key, policy, 25);
           if (d.ok() && d->allowed) admitted.fetch_add(1);
         }
@@ -231,7 +240,7 @@ TEST_F(MemoryRateLimiterTest, ConcurrentChecksAdmitExactlyTheLimit) {
   EXPECT_EQ(admitted.load(), int64_t{kKeys} * 1000);
   EXPECT_EQ(limiter->tracked_keys(), static_cast<size_t>(kKeys));
   for (int k = 0; k < kKeys; ++k) {
-    RateLimitDecision d = Check(*limiter, "key-" + std::to_string(k), policy, 25);
+    RateLimitDecision d = Check(*limiter, Key("key-", k), policy, 25);
     EXPECT_FALSE(d.allowed);
     EXPECT_EQ(d.tokens.remaining, 25'000);  // rejected requests took no tokens
   }

@@ -6,10 +6,14 @@
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 
+#include <boost/json/parse_options.hpp>
+
 #include <chrono>
 #include <map>
 #include <mutex>
 #include <set>
+
+#include "common/utf8.h"
 
 namespace sluice::redis {
 namespace {
@@ -47,9 +51,37 @@ bool GetInt(const json::object& o, std::string_view key, Int* out, bool required
   return false;
 }
 
-Result<json::object> ParseObject(std::string_view text, std::string_view what) {
-  boost::system::error_code ec;
+// Text for a JSON string: valid UTF-8, so that every reader can parse it
+// (a backend's bytes are not necessarily UTF-8). Copies only when invalid.
+json::string Utf8(const std::string& s) {
+  return IsValidUtf8(s) ? json::string(s) : json::string(SanitizeUtf8(s));
+}
+
+void MakeValid(std::string* s) {
+  if (!IsValidUtf8(*s)) *s = SanitizeUtf8(*s);
+}
+
+// Strict first (the normal case: our encoders write valid UTF-8). A message
+// holding invalid UTF-8 (an older or foreign encoder) is parsed again with
+// allow_invalid_utf8, and *lenient tells the caller to make its strings
+// valid: one bad string must never lose a whole message.
+json::value Parse(std::string_view text, boost::system::error_code& ec, bool* lenient) {
+  *lenient = false;
   json::value v = json::parse(text, ec);
+  if (!ec) return v;
+  json::parse_options options;
+  options.allow_invalid_utf8 = true;
+  boost::system::error_code lenient_ec;
+  json::value again = json::parse(text, lenient_ec, {}, options);
+  if (lenient_ec) return v;  // not a UTF-8 problem: report the strict error
+  ec = {};
+  *lenient = true;
+  return again;
+}
+
+Result<json::object> ParseObject(std::string_view text, std::string_view what, bool* lenient) {
+  boost::system::error_code ec;
+  json::value v = Parse(text, ec, lenient);
   if (ec) return InvalidArgument(std::string(what) + ": invalid JSON: " + ec.message());
   json::object* o = v.if_object();
   if (o == nullptr) return InvalidArgument(std::string(what) + ": not a JSON object");
@@ -73,22 +105,23 @@ ErrorCode CodeFromName(std::string_view name) {
 
 json::object ResultObject(const WireResult& r) {
   json::object o;
-  o["id"] = r.id;
+  o["id"] = Utf8(r.id);
   o["c"] = ErrorCodeName(r.code);
-  if (!r.message.empty()) o["msg"] = r.message;
-  if (!r.output.empty()) o["out"] = r.output;
+  if (!r.message.empty()) o["msg"] = Utf8(r.message);
+  if (!r.output.empty()) o["out"] = Utf8(r.output);
   if (r.tokens_used != 0) o["tok"] = r.tokens_used;
-  if (!r.model_version.empty()) o["mv"] = r.model_version;
+  if (!r.model_version.empty()) o["mv"] = Utf8(r.model_version);
   if (r.batch_id != 0) o["b"] = r.batch_id;
   if (r.batch_size != 0) o["bs"] = r.batch_size;
-  if (!r.reason.empty()) o["r"] = r.reason;
+  if (!r.reason.empty()) o["r"] = Utf8(r.reason);
   if (r.queue_wait_us != 0) o["qw"] = r.queue_wait_us;
   if (r.accelerator_us != 0) o["acc"] = r.accelerator_us;
-  if (!r.worker_id.empty()) o["w"] = r.worker_id;
+  if (!r.worker_id.empty()) o["w"] = Utf8(r.worker_id);
+  if (!r.detail.empty()) o["dt"] = Utf8(r.detail);
   return o;
 }
 
-Result<WireResult> ResultFromObject(const json::object& o) {
+Result<WireResult> ResultFromObject(const json::object& o, bool lenient) {
   constexpr std::string_view kWhat = "result";
   WireResult r;
   std::string code;
@@ -105,6 +138,13 @@ Result<WireResult> ResultFromObject(const json::object& o) {
   if (!GetInt(o, "qw", &r.queue_wait_us, false)) return Bad(kWhat, "qw");
   if (!GetInt(o, "acc", &r.accelerator_us, false)) return Bad(kWhat, "acc");
   if (!GetString(o, "w", &r.worker_id, false)) return Bad(kWhat, "w");
+  if (!GetString(o, "dt", &r.detail, false)) return Bad(kWhat, "dt");
+  if (lenient) {
+    for (std::string* s : {&r.id, &r.message, &r.output, &r.model_version, &r.reason,
+                           &r.worker_id, &r.detail}) {
+      MakeValid(s);
+    }
+  }
   return r;
 }
 
@@ -123,16 +163,16 @@ const char* InternReason(const std::string& reason) {
 
 std::string EncodeRequest(const WireRequest& r) {
   json::object o;
-  o["id"] = r.id;
-  o["gw"] = r.gateway_id;
-  o["key"] = r.key_id;
+  o["id"] = Utf8(r.id);
+  o["gw"] = Utf8(r.gateway_id);
+  o["key"] = Utf8(r.key_id);
   o["t"] = r.tier;
-  o["tn"] = r.tier_name;
-  o["m"] = r.model;
-  o["in"] = r.input;
+  o["tn"] = Utf8(r.tier_name);
+  o["m"] = Utf8(r.model);
+  o["in"] = Utf8(r.input);
   o["mt"] = r.max_tokens;
   if (r.temperature.has_value()) o["temp"] = *r.temperature;
-  if (!r.params_json.empty()) o["p"] = r.params_json;
+  if (!r.params_json.empty()) o["p"] = Utf8(r.params_json);
   o["ar"] = r.arrival_us;
   o["dd"] = r.dispatch_deadline_us;
   o["td"] = r.total_deadline_us;
@@ -142,7 +182,8 @@ std::string EncodeRequest(const WireRequest& r) {
 
 Result<WireRequest> DecodeRequest(std::string_view text) {
   constexpr std::string_view kWhat = "request";
-  Result<json::object> parsed = ParseObject(text, kWhat);
+  bool lenient = false;
+  Result<json::object> parsed = ParseObject(text, kWhat, &lenient);
   if (!parsed.ok()) return parsed.status();
   const json::object& o = *parsed;
   WireRequest r;
@@ -162,21 +203,38 @@ Result<WireRequest> DecodeRequest(std::string_view text) {
   if (!GetInt(o, "ar", &r.arrival_us, true)) return Bad(kWhat, "ar");
   if (!GetInt(o, "dd", &r.dispatch_deadline_us, true)) return Bad(kWhat, "dd");
   if (!GetInt(o, "td", &r.total_deadline_us, true)) return Bad(kWhat, "td");
+  // Wall-clock microseconds since 1970, before the year 2096: anything else
+  // is corrupt (and would overflow when turned into a steady time point).
+  constexpr int64_t kMaxEpochUs = 4'000'000'000'000'000;
+  for (auto [name, v] : {std::pair<const char*, int64_t>{"ar", r.arrival_us},
+                         {"dd", r.dispatch_deadline_us},
+                         {"td", r.total_deadline_us}}) {
+    if (v < 0 || v > kMaxEpochUs) return Bad(kWhat, name);
+  }
   if (!GetInt(o, "ct", &r.charged_tokens, false)) return Bad(kWhat, "ct");
+  if (lenient) {
+    for (std::string* s :
+         {&r.id, &r.gateway_id, &r.key_id, &r.tier_name, &r.model, &r.input, &r.params_json}) {
+      MakeValid(s);
+    }
+  }
   return r;
 }
 
 std::string EncodeResult(const WireResult& result) { return json::serialize(ResultObject(result)); }
 
 Result<WireResult> DecodeResult(std::string_view text) {
-  Result<json::object> parsed = ParseObject(text, "result");
+  bool lenient = false;
+  Result<json::object> parsed = ParseObject(text, "result", &lenient);
   if (!parsed.ok()) return parsed.status();
-  return ResultFromObject(*parsed);
+  return ResultFromObject(*parsed, lenient);
 }
 
-Result<std::vector<WireResult>> DecodeResultBatch(std::string_view text) {
+Result<std::vector<WireResult>> DecodeResultBatch(std::string_view text, size_t* bad_items) {
+  if (bad_items != nullptr) *bad_items = 0;
   boost::system::error_code ec;
-  json::value v = json::parse(text, ec);
+  bool lenient = false;
+  json::value v = Parse(text, ec, &lenient);
   if (ec) return InvalidArgument("result batch: invalid JSON: " + ec.message());
   const json::array* a = v.if_array();
   if (a == nullptr) return InvalidArgument("result batch: not a JSON array");
@@ -184,10 +242,22 @@ Result<std::vector<WireResult>> DecodeResultBatch(std::string_view text) {
   results.reserve(a->size());
   for (const json::value& item : *a) {
     const json::object* o = item.if_object();
-    if (o == nullptr) return InvalidArgument("result batch: an item is not an object");
-    Result<WireResult> r = ResultFromObject(*o);
-    if (!r.ok()) return r.status();
-    results.push_back(std::move(r).value());
+    Result<WireResult> r =
+        o != nullptr ? ResultFromObject(*o, lenient) : Bad("result", "(the item itself)");
+    if (r.ok()) {
+      results.push_back(std::move(r).value());
+      continue;
+    }
+    if (bad_items != nullptr) ++*bad_items;
+    // The rest of the message is still delivered; an item whose id can be
+    // read is answered as an error at once rather than left to its deadline.
+    WireResult failed;
+    if (o == nullptr || !GetString(*o, "id", &failed.id, true) || failed.id.empty()) continue;
+    MakeValid(&failed.id);
+    failed.code = ErrorCode::kInternal;
+    failed.message = "the worker's answer for this request could not be read";
+    failed.detail = r.status().message();
+    results.push_back(std::move(failed));
   }
   return results;
 }
@@ -254,6 +324,7 @@ WireResult ToWireResult(std::string_view id, const InferenceOutcome& outcome,
   w.queue_wait_us = ToMicros(outcome.queue_wait);
   w.accelerator_us = ToMicros(outcome.accelerator_time);
   w.worker_id = std::string(worker_id);
+  w.detail = outcome.detail;
   return w;
 }
 
@@ -268,6 +339,7 @@ InferenceOutcome ToOutcome(const WireResult& result) {
   if (!result.reason.empty()) o.reason = InternReason(result.reason);
   o.queue_wait = Micros(result.queue_wait_us);
   o.accelerator_time = Micros(result.accelerator_us);
+  o.detail = result.detail;
   return o;
 }
 

@@ -14,10 +14,16 @@
 // another build cannot change their meaning; unknown names decode as
 // kInternal.
 //
+// Every string is encoded as valid UTF-8 (invalid bytes become U+FFFD), so
+// a backend's bytes can never make a message unreadable. Decoding is
+// tolerant too: a message holding invalid UTF-8 is read with its strings
+// repaired, and a result batch loses only its unreadable items, never the
+// whole message.
+//
 //   request: {"id","gw","key","t","tn","m","in","mt","temp"?,"p"?,"ar","dd",
 //             "td","ct"}
 //   result:  {"id","c","msg"?,"out"?,"tok"?,"mv"?,"b"?,"bs"?,"r"?,"qw"?,
-//             "acc"?,"w"?}
+//             "acc"?,"w"?,"dt"?}
 //
 // Pure functions; thread-safe.
 #pragma once
@@ -57,7 +63,7 @@ struct WireRequest {
 struct WireResult {
   std::string id;
   ErrorCode code = ErrorCode::kOk;
-  std::string message;  // error message when code != kOk
+  std::string message;  // error message when code != kOk (client-safe)
   std::string output;
   uint32_t tokens_used = 0;
   std::string model_version;
@@ -67,6 +73,9 @@ struct WireResult {
   int64_t queue_wait_us = 0;
   int64_t accelerator_us = 0;
   std::string worker_id;
+  // Internal side of a failure (InferenceOutcome::detail): for the
+  // gateway's request log, never for the client.
+  std::string detail;
 };
 
 std::string EncodeRequest(const WireRequest& request);
@@ -76,8 +85,12 @@ Result<WireRequest> DecodeRequest(std::string_view json);
 
 std::string EncodeResult(const WireResult& result);
 Result<WireResult> DecodeResult(std::string_view json);
-// A channel message: a JSON array of results.
-Result<std::vector<WireResult>> DecodeResultBatch(std::string_view json);
+// A channel message: a JSON array of results. Errors (kInvalidArgument) only
+// when the message is not a JSON array. An item that cannot be read is left
+// out, or, when its "id" can be read, becomes a kInternal result for that id
+// (so its client is answered at once); *bad_items (optional) counts them.
+Result<std::vector<WireResult>> DecodeResultBatch(std::string_view json,
+                                                  size_t* bad_items = nullptr);
 
 // Pairs "now" on the steady clock with "now" on the wall clock, to convert
 // between steady TimePoints and epoch microseconds.

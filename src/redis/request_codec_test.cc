@@ -102,7 +102,14 @@ TEST(RequestCodecTest, ResultBatchRoundTrips) {
   EXPECT_EQ((*batch)[1].code, ErrorCode::kDeadlineExceeded);
   EXPECT_EQ((*batch)[1].message, "expired in queue");
   EXPECT_EQ((*batch)[1].reason, "queue_timeout");
-  EXPECT_FALSE(DecodeResultBatch(R"([{"id":"x","c":99}])").ok());  // codes are names
+  // Codes are names: a number is unreadable, and that item alone is
+  // answered as an internal error.
+  size_t bad_items = 0;
+  Result<std::vector<WireResult>> numeric = DecodeResultBatch(R"([{"id":"x","c":99}])", &bad_items);
+  ASSERT_TRUE(numeric.ok());
+  ASSERT_EQ(numeric->size(), 1u);
+  EXPECT_EQ((*numeric)[0].code, ErrorCode::kInternal);
+  EXPECT_EQ(bad_items, 1u);
   Result<std::vector<WireResult>> unknown = DecodeResultBatch(R"([{"id":"x","c":"new_code"}])");
   ASSERT_TRUE(unknown.ok());
   EXPECT_EQ((*unknown)[0].code, ErrorCode::kInternal);
@@ -167,6 +174,83 @@ TEST(RequestCodecTest, OutcomeRoundTripsThroughWireResult) {
   EXPECT_STREQ(back.reason, "backend_failed");
   EXPECT_EQ(back.batch_size, 3u);
   EXPECT_EQ(ToMicros(back.queue_wait), 1234);
+}
+
+// "ошибка 模型 💥": Cyrillic (2 bytes), CJK (3 bytes), an emoji (4 bytes).
+const std::string kMultibyte =
+    "\xD0\xBE\xD1\x88\xD0\xB8\xD0\xB1\xD0\xBA\xD0\xB0 \xE6\xA8\xA1\xE5\x9E\x8B "
+    "\xF0\x9F\x92\xA5";
+const std::string kFffd = "\xEF\xBF\xBD";
+
+TEST(RequestCodecTest, AResultWithInvalidUtf8StillDeliversEveryItem) {
+  std::vector<WireResult> in(3);
+  in[0].id = "req_a";
+  in[0].output = kMultibyte;
+  in[1].id = "req_b";
+  in[1].code = ErrorCode::kBackendError;
+  // A backend's message cut in the middle of the emoji, plus a stray byte.
+  in[1].message = "inference API failed this item: " + kMultibyte.substr(0, kMultibyte.size() - 2) +
+                  " \xFF!";
+  in[1].detail = "item failed on http:http://10.0.0.1:8000#0";
+  in[2].id = "req_c";
+  in[2].output = "plain";
+  const std::string message =
+      "[" + EncodeResult(in[0]) + "," + EncodeResult(in[1]) + "," + EncodeResult(in[2]) + "]";
+  size_t bad_items = 9;
+  Result<std::vector<WireResult>> out = DecodeResultBatch(message, &bad_items);
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  EXPECT_EQ(bad_items, 0u);
+  ASSERT_EQ(out->size(), 3u);
+  EXPECT_EQ((*out)[0].output, kMultibyte);  // multi-byte text intact
+  EXPECT_EQ((*out)[1].code, ErrorCode::kBackendError);
+  EXPECT_EQ((*out)[1].message, "inference API failed this item: " +
+                                   kMultibyte.substr(0, kMultibyte.size() - 4) + kFffd + " " +
+                                   kFffd + "!");
+  EXPECT_EQ((*out)[1].detail, "item failed on http:http://10.0.0.1:8000#0");
+  EXPECT_EQ((*out)[2].output, "plain");
+}
+
+TEST(RequestCodecTest, AMessageFromAnEncoderThatWroteRawBytesIsStillRead) {
+  // As an older worker (or the Lua scripts, which join encoded results) might
+  // publish it: raw invalid bytes inside one JSON string.
+  const std::string message = "[{\"id\":\"req_a\",\"c\":\"ok\",\"out\":\"" + kMultibyte +
+                              "\"},{\"id\":\"req_b\",\"c\":\"backend_error\",\"msg\":\"bad \xC0\xAF "
+                              "\xED\xA0\x80 end\"},{\"id\":\"req_c\",\"c\":\"ok\",\"tok\":\"x\"},"
+                              "{\"c\":\"ok\"},{\"id\":\"req_d\",\"c\":\"ok\",\"out\":\"fine\"}]";
+  size_t bad_items = 0;
+  Result<std::vector<WireResult>> out = DecodeResultBatch(message, &bad_items);
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  ASSERT_EQ(out->size(), 4u);  // the item without an id cannot be routed
+  EXPECT_EQ(bad_items, 2u);
+  EXPECT_EQ((*out)[0].id, "req_a");
+  EXPECT_EQ((*out)[0].output, kMultibyte);
+  EXPECT_EQ((*out)[1].id, "req_b");
+  EXPECT_EQ((*out)[1].message, "bad " + kFffd + kFffd + " " + kFffd + kFffd + kFffd + " end");
+  EXPECT_EQ((*out)[2].id, "req_c");  // a field of the wrong type: answered as an error
+  EXPECT_EQ((*out)[2].code, ErrorCode::kInternal);
+  EXPECT_EQ((*out)[3].id, "req_d");
+  EXPECT_EQ((*out)[3].output, "fine");
+  EXPECT_FALSE(DecodeResultBatch("[{\"id\":\"x\",\"c\":\"ok\"").ok());  // truncated JSON
+}
+
+TEST(RequestCodecTest, RequestsWithInvalidUtf8AreEncodedValid) {
+  WireRequest in = Sample();
+  in.input = "ab\xF0\x9F\x92";  // cut inside an emoji
+  const std::string json = EncodeRequest(in);
+  Result<WireRequest> out = DecodeRequest(json);
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  EXPECT_EQ(out->input, "ab" + kFffd);
+}
+
+TEST(RequestCodecTest, TheInternalDetailTravelsToTheGatewayApartFromTheMessage) {
+  InferenceOutcome out;
+  out.status = BackendError("model 'm' failed after 3 attempts (the backend reported an error)");
+  out.detail = "http:http://10.0.0.7:8000#0: inference API answered HTTP 500: " + kMultibyte;
+  Result<WireResult> decoded = DecodeResult(EncodeResult(ToWireResult("req_1", out, "w1")));
+  ASSERT_TRUE(decoded.ok());
+  InferenceOutcome back = ToOutcome(*decoded);
+  EXPECT_EQ(back.status.message(), out.status.message());
+  EXPECT_EQ(back.detail, out.detail);
 }
 
 }  // namespace

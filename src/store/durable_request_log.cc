@@ -1,12 +1,16 @@
 #include "store/durable_request_log.h"
 
+#include <algorithm>
 #include <chrono>
+#include <string>
 #include <utility>
 
 #include "store/record_codec.h"
 
 namespace sluice::store {
 namespace {
+
+constexpr int64_t kMaxRetentionHours = 876'000;  // 100 years
 
 LogWriter::Options WriterOptions(const DurableLogOptions& o, const std::string& backend) {
   LogWriter::Options w;
@@ -16,6 +20,10 @@ LogWriter::Options WriterOptions(const DurableLogOptions& o, const std::string& 
   w.reconnect_backoff_initial_ms = o.reconnect_backoff_initial_ms;
   w.reconnect_backoff_max_ms = o.reconnect_backoff_max_ms;
   w.close_timeout_ms = o.close_timeout_ms;
+  // Bounded by Validate(), so this never overflows.
+  w.retention_ms = std::clamp<int64_t>(o.retention_hours, 0, kMaxRetentionHours) * 3'600'000;
+  w.prune_interval_ms = o.prune_interval_ms;
+  w.wall_now = o.wall_now;
   w.backend = backend;
   w.metrics = o.metrics;
   return w;
@@ -25,6 +33,11 @@ LogWriter::Options WriterOptions(const DurableLogOptions& o, const std::string& 
 
 Status DurableRequestLog::Validate(const DurableLogOptions& o) {
   if (o.memory_capacity < 16) return InvalidArgument("memory_capacity must be >= 16");
+  if (o.retention_hours < 0 || o.retention_hours > kMaxRetentionHours) {
+    return InvalidArgument("retention_hours must be between 0 and " +
+                           std::to_string(kMaxRetentionHours) + ", got " +
+                           std::to_string(o.retention_hours));
+  }
   return LogWriter::Validate(WriterOptions(o, ""));
 }
 
@@ -72,7 +85,7 @@ void DurableRequestLog::OnFinished(const InferenceRequest& req, const InferenceO
   r.stage = outcome.status.ok() ? RequestStage::kCompleted : RequestStage::kFailed;
   r.latency_ms = latency_ms;
   r.http_status = HttpStatusFor(outcome.status.code());
-  if (!outcome.status.ok()) r.error = outcome.status.message();
+  r.error = FailureText(outcome);  // empty on success
   r.batch_id = outcome.batch_id;
   r.tokens_used = outcome.tokens_used;
   r.completed_at = std::chrono::system_clock::now();

@@ -23,6 +23,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -56,11 +57,21 @@ struct DurableLogOptions {
   // How long Close() (and the destructor) waits to write what is buffered;
   // what is left after it is dropped. >= 0.
   int64_t close_timeout_ms = 5'000;
+  // Request and batch rows older than this many hours are deleted by the
+  // writer thread, every prune_interval_ms (request rows by completed_at, or
+  // created_at while unfinished; batch rows by completed_at). 0 = keep
+  // forever. 0..876000 (100 years).
+  int64_t retention_hours = 0;
+  // Time between two prunes when retention_hours > 0. >= 1.
+  int64_t prune_interval_ms = 60'000;
+  // The wall clock the retention cutoff is taken from; null =
+  // std::chrono::system_clock::now. Tests inject a fixed time.
+  std::function<WallTime()> wall_now;
   // Stored as worker_id on the records of batched requests (the outcome does
   // not say which worker ran it); empty = none.
   std::string worker_id;
   // Optional; not owned; must outlive the log. Gets
-  // sluice_request_log_{written,dropped,flush_errors}_total and
+  // sluice_request_log_{written,dropped,rejected,flush_errors,pruned}_total and
   // sluice_request_log_buffered, labelled backend="sqlite"|"postgres".
   metrics::Registry* metrics = nullptr;
 };
@@ -85,6 +96,9 @@ class DurableRequestLog : public RequestLog {
   // writer. Later records are counted as dropped. Idempotent.
   void Close() { writer_->Close(); }
   LogWriter::Stats stats() const { return writer_->stats(); }
+  // Records the database refused, set aside while the rest of their batch
+  // was written (see LogWriter).
+  uint64_t rejected_rows() const { return writer_->rejected_rows(); }
 
  protected:
   struct Parts {

@@ -2,10 +2,11 @@
 // and a database.
 //
 // A LogSink is where the LogWriter (log_writer.h) puts buffered records: it
-// connects, creates or migrates the schema, and writes a batch of entries in
-// one transaction. A RecordReader answers Lookup() for records that have left
-// memory. SQLite and PostgreSQL each provide one of both (sqlite_sink.h,
-// postgres_sink.h); tests may provide their own.
+// connects, creates or migrates the schema, writes a batch of entries in one
+// transaction, and deletes rows past the retention period. A RecordReader
+// answers Lookup() for records that have left memory. SQLite and PostgreSQL
+// each provide one of both (sqlite_sink.h, postgres_sink.h); tests may
+// provide their own.
 //
 // Exceptions from the database libraries never leave these calls: failures
 // come back as a Status or as nullopt.
@@ -23,7 +24,10 @@ namespace sluice::store {
 
 // One buffered write. A RequestRecord whose completed_at is zero is the
 // admission of a request (stage queued); one with completed_at set is its
-// final state, which replaces the admission row.
+// final state, which replaces the admission row. Rows are keyed by request
+// id, so ids must be unique across every process writing to one database
+// (common/ids.h makes them so): a final state never replaces an earlier
+// final state with the same id.
 using LogEntry = std::variant<RequestRecord, BatchRecord>;
 
 // Thread-compatible: the LogWriter calls it from its one background thread
@@ -44,6 +48,14 @@ class LogSink {
   // connection is lost (the writer then calls Close() and Open() again),
   // kInternal for a statement that failed. REQUIRES: Open() returned OK.
   virtual Status Write(std::span<const LogEntry> entries) = 0;
+
+  // Deletes at most `max_rows` rows in all that are older than `cutoff`:
+  // request rows whose completed_at (or, while unfinished, created_at) is
+  // before it, then batch rows whose completed_at is before it. Returns how
+  // many were deleted; fewer than `max_rows` means none older is left. Each
+  // statement commits on its own. Errors as for Write(). REQUIRES: Open()
+  // returned OK; max_rows >= 1.
+  virtual Result<uint64_t> Prune(WallTime cutoff, uint64_t max_rows) = 0;
 
   // Drops the connection; Open() may be called again. Never fails.
   virtual void Close() = 0;

@@ -23,8 +23,20 @@ using std::chrono::milliseconds;
 using WriterClock = std::chrono::steady_clock;
 
 constexpr auto kWarningInterval = std::chrono::seconds(10);
-// A batch that fails this often on a reachable database is dropped.
-constexpr int kMaxStatementFailures = 3;
+// Entries set aside that are logged one by one per batch; the rest as a count.
+constexpr size_t kRejectionsLogged = 10;
+
+// How an entry is named in the log when the database refuses it.
+std::string Describe(const LogEntry& e) {
+  if (const auto* r = std::get_if<RequestRecord>(&e)) {
+    return "request " + r->id + (r->completed_at != WallTime{} ? " (final state)" : " (admission)");
+  }
+  const auto& b = std::get<BatchRecord>(e);
+  return "batch " + std::to_string(b.batch_id) + " of " + b.worker_id;
+}
+// Rows one prune statement deletes at most: short enough that a write due
+// meanwhile waits little.
+constexpr uint64_t kPruneChunkRows = 10'000;
 
 }  // namespace
 
@@ -42,6 +54,8 @@ Status LogWriter::Validate(const Options& o) {
     return InvalidArgument("reconnect_backoff_max_ms must be >= reconnect_backoff_initial_ms");
   }
   if (o.close_timeout_ms < 0) return InvalidArgument("close_timeout_ms must be >= 0");
+  if (o.retention_ms < 0) return InvalidArgument("retention_ms must be >= 0");
+  if (o.prune_interval_ms < 1) return InvalidArgument("prune_interval_ms must be >= 1");
   return Status::Ok();
 }
 
@@ -67,6 +81,13 @@ LogWriter::LogWriter(const Options& options, std::unique_ptr<LogSink> sink, bool
         "Request log records given up (buffer full, failing batch, shutdown).", labels);
     flush_errors_metric_ = options_.metrics->GetCounter(
         "sluice_request_log_flush_errors_total", "Failed request log connects and writes.", labels);
+    rejected_metric_ = options_.metrics->GetCounter(
+        "sluice_request_log_rejected_total",
+        "Request log records the database refused; set aside, the rest of their batch written.",
+        labels);
+    pruned_metric_ = options_.metrics->GetCounter(
+        "sluice_request_log_pruned_total", "Request log rows deleted after the retention period.",
+        labels);
     buffered_metric_ = options_.metrics->GetGauge(
         "sluice_request_log_buffered", "Request log records waiting to be written.", labels);
   }
@@ -165,8 +186,10 @@ LogWriter::Stats LogWriter::stats() const {
   s.appended = appended_;
   s.written = written_.value();
   s.dropped = dropped_.value();
+  s.rejected = rejected_.value();
   s.flush_errors = flush_errors_.value();
   s.buffered = HeldLocked();
+  s.pruned = pruned_.value();
   return s;
 }
 
@@ -186,7 +209,9 @@ void LogWriter::RequeueInflight() {
 }
 
 void LogWriter::WarnAboutDrops(bool force) {
-  const uint64_t dropped = dropped_.value();
+  // Refused records were logged one by one; these are the other drops.
+  // Only this thread sets aside records, so dropped_ >= rejected_ here.
+  const uint64_t dropped = dropped_.value() - rejected_.value();
   if (dropped == warned_drops_) return;
   const auto now = WriterClock::now();
   if (!force && now - last_drop_warning_ < kWarningInterval) return;
@@ -199,9 +224,16 @@ void LogWriter::WarnAboutDrops(bool force) {
 // The writer thread's retry bookkeeping.
 struct LogWriter::RetryState {
   milliseconds backoff;
-  int statement_failures = 0;  // consecutive, of the batch in flight
-  uint64_t failures = 0;       // since the last success
+  uint64_t failures = 0;  // since the last success
   WriterClock::time_point last_warning{};
+};
+
+// What writing inflight_ came to.
+struct LogWriter::WriteOutcome {
+  Status status;             // OK: every entry written or set aside
+  uint64_t failed_calls = 0;  // failed Open() and Write() calls
+  // Entries the database refused (index into inflight_, its error).
+  std::vector<std::pair<size_t, Status>> rejected;
 };
 
 // Most requests finish within one flush interval, so a batch usually holds
@@ -225,27 +257,68 @@ size_t LogWriter::WithoutSupersededAdmissions() {
   return static_cast<size_t>(end - inflight_.begin());
 }
 
-Status LogWriter::WriteInflight(bool* wrote) {
-  Status s = Status::Ok();
+LogWriter::WriteOutcome LogWriter::WriteInflight() {
+  WriteOutcome out;
   if (!sink_open_) {
-    s = sink_->Open();
-    sink_open_ = s.ok();
+    out.status = sink_->Open();
+    sink_open_ = out.status.ok();
+    if (!sink_open_) ++out.failed_calls;
   }
-  if (s.ok()) {
-    *wrote = true;
-    s = sink_->Write(std::span<const LogEntry>(inflight_.data(), inflight_writable_));
-  }
-  if (!s.ok()) {
-    sink_->Close();  // a fresh connection for the next attempt
+  if (out.status.ok()) out.status = WriteInPieces(0, inflight_writable_, out);
+  if (!out.status.ok()) {
+    out.rejected.clear();  // the whole batch is tried again
+    sink_->Close();        // on a fresh connection
     sink_open_ = false;
   }
-  return s;
+  return out;
 }
 
-std::string LogWriter::OnWritten(RetryState& retry) {
-  const size_t n = inflight_.size();
+Status LogWriter::WriteInPieces(size_t from, size_t to, WriteOutcome& out) {
+  if (from == to) return Status::Ok();
+  Status s = sink_->Write(std::span<const LogEntry>(inflight_.data() + from, to - from));
+  if (s.ok()) return s;
+  ++out.failed_calls;
+  if (s.code() == ErrorCode::kUnavailable) return s;
+  // A statement error: the database refused something in this piece.
+  if (to - from == 1) {
+    out.rejected.emplace_back(from, std::move(s));
+    return Status::Ok();
+  }
+  const size_t mid = from + (to - from) / 2;
+  if (Status left = WriteInPieces(from, mid, out); !left.ok()) return left;
+  return WriteInPieces(mid, to, out);
+}
+
+std::vector<std::string> LogWriter::RejectionLines(const WriteOutcome& out) const {
+  std::vector<std::string> lines;
+  for (size_t i = 0; i < out.rejected.size() && i < kRejectionsLogged; ++i) {
+    const auto& [index, error] = out.rejected[i];
+    std::string why = error.message();  // databases add lines of context: keep one log line
+    std::replace(why.begin(), why.end(), '\n', ' ');
+    lines.push_back(fmt::format("request log ({}): the database refused {}; set aside: {}",
+                                options_.backend, Describe(inflight_[index]), why));
+  }
+  if (out.rejected.size() > kRejectionsLogged) {
+    lines.push_back(fmt::format("request log ({}): ... and {} more records of that batch refused",
+                                options_.backend, out.rejected.size() - kRejectionsLogged));
+  }
+  return lines;
+}
+
+std::string LogWriter::OnWritten(const WriteOutcome& out, RetryState& retry) {
+  if (out.failed_calls > 0) {
+    flush_errors_.Inc(out.failed_calls);
+    if (flush_errors_metric_ != nullptr) flush_errors_metric_->Inc(out.failed_calls);
+  }
+  const size_t refused = out.rejected.size();
+  const size_t n = inflight_.size() - refused;
   written_.Inc(n);
   if (written_metric_ != nullptr) written_metric_->Inc(n);
+  if (refused > 0) {
+    rejected_.Inc(refused);  // before CountDropped: see WarnAboutDrops()
+    if (rejected_metric_ != nullptr) rejected_metric_->Inc(refused);
+    CountDropped(refused);
+  }
   inflight_.clear();
   std::string note;
   if (retry.failures > 0) {
@@ -256,25 +329,45 @@ std::string LogWriter::OnWritten(RetryState& retry) {
   return note;
 }
 
-std::string LogWriter::OnFailed(const Status& s, bool wrote, RetryState& retry) {
-  flush_errors_.Inc();
-  if (flush_errors_metric_ != nullptr) flush_errors_metric_->Inc();
+std::string LogWriter::OnFailed(const WriteOutcome& out, RetryState& retry) {
+  const Status& s = out.status;
+  flush_errors_.Inc(out.failed_calls);
+  if (flush_errors_metric_ != nullptr) flush_errors_metric_->Inc(out.failed_calls);
   ++retry.failures;
-  const bool batch_at_fault = wrote && s.code() != ErrorCode::kUnavailable;
-  if (batch_at_fault && ++retry.statement_failures >= kMaxStatementFailures) {
-    const size_t n = inflight_.size();
-    CountDropped(n);
-    inflight_.clear();
-    retry.statement_failures = 0;
-    return fmt::format("request log ({}): dropped a batch of {} records that failed {} times: {}",
-                       options_.backend, n, kMaxStatementFailures, s.message());
-  }
   RequeueInflight();
   const auto now = WriterClock::now();
   if (retry.failures > 1 && now - retry.last_warning < kWarningInterval) return "";
   retry.last_warning = now;
   return fmt::format("request log ({}): write failed ({} attempts so far), retrying in {} ms: {}",
                      options_.backend, retry.failures, retry.backoff.count(), s.message());
+}
+
+bool LogWriter::PruneExpired() {
+  const WallTime now = options_.wall_now ? options_.wall_now() : std::chrono::system_clock::now();
+  const WallTime cutoff =
+      now - std::chrono::duration_cast<WallTime::duration>(milliseconds(options_.retention_ms));
+  while (true) {
+    Status s = Status::Ok();
+    if (!sink_open_) {
+      s = sink_->Open();
+      sink_open_ = s.ok();
+    }
+    Result<uint64_t> deleted = s.ok() ? sink_->Prune(cutoff, kPruneChunkRows) : Result<uint64_t>(s);
+    if (!deleted.ok()) {
+      if (deleted.status().code() == ErrorCode::kUnavailable) {
+        sink_->Close();  // the next write opens a fresh connection
+        sink_open_ = false;
+      }
+      spdlog::warn("request log ({}): deleting rows past the retention period failed: {}",
+                   options_.backend, deleted.status().message());
+      return false;
+    }
+    pruned_.Inc(*deleted);
+    if (pruned_metric_ != nullptr) pruned_metric_->Inc(*deleted);
+    if (*deleted < kPruneChunkRows) return false;
+    std::lock_guard lock(mu_);
+    if (WriteDueLocked()) return true;  // writes first; the rest right after
+  }
 }
 
 void LogWriter::Run() {
@@ -285,11 +378,22 @@ void LogWriter::Run() {
   const milliseconds interval(options_.flush_interval_ms);
   RetryState retry{milliseconds(options_.reconnect_backoff_initial_ms)};
   auto next_write = WriterClock::now() + interval;
+  auto next_prune = WriterClock::now();  // first prune right after start
 
   std::unique_lock lock(mu_);
   while (true) {
-    wake_.wait_until(lock, next_write, [&] { return WriteDueLocked(); });
+    const bool pruning = options_.retention_ms > 0;
+    wake_.wait_until(lock, pruning ? std::min(next_write, next_prune) : next_write,
+                     [&] { return WriteDueLocked(); });
     if (abandon_ || (closing_ && buffer_.empty())) break;
+    if (pruning && WriterClock::now() >= next_prune && !WriteDueLocked()) {
+      lock.unlock();
+      const bool more = PruneExpired();
+      lock.lock();
+      next_prune =
+          more ? WriterClock::now() : WriterClock::now() + milliseconds(options_.prune_interval_ms);
+      continue;  // then write what became due meanwhile
+    }
     if (buffer_.empty()) {
       next_write = WriterClock::now() + interval;
       continue;
@@ -302,14 +406,16 @@ void LogWriter::Run() {
     inflight_writable_ = WithoutSupersededAdmissions();  // under mu_: FindRequest reads inflight_
     lock.unlock();
 
-    bool wrote = false;                      // only a failed Write() can be the batch's fault
-    const Status s = WriteInflight(&wrote);  // no lock held: appenders go on
+    const WriteOutcome out = WriteInflight();  // no lock held: appenders go on
+    const Status& s = out.status;
 
     lock.lock();
-    const std::string note = s.ok() ? OnWritten(retry) : OnFailed(s, wrote, retry);
+    const std::vector<std::string> refused = RejectionLines(out);  // reads inflight_
+    const std::string note = s.ok() ? OnWritten(out, retry) : OnFailed(out, retry);
     if (buffered_metric_ != nullptr) buffered_metric_->Set(static_cast<double>(HeldLocked()));
     drained_.notify_all();
     lock.unlock();
+    for (const std::string& line : refused) spdlog::warn("{}", line);
     if (!note.empty()) spdlog::log(s.ok() ? spdlog::level::info : spdlog::level::warn, "{}", note);
     WarnAboutDrops(/*force=*/false);
     lock.lock();

@@ -11,15 +11,28 @@
 //     oldest entry is dropped to make room (counted in stats().dropped, and
 //     a warning at most every 10 s). While one batch is being written it
 //     briefly holds up to `flush_batch` entries more.
-//   - a failed batch goes back to the front of the buffer; the writer drops
-//     its connection and opens it again with exponential backoff
-//     (reconnect_backoff_initial_ms doubling to reconnect_backoff_max_ms).
-//     A batch whose Write() fails 3 times in a row with a statement error
-//     (not kUnavailable: a lost connection, a timeout, a lock) is dropped
-//     and counted, so that one bad record cannot stop the log.
+//   - a batch that cannot be written because the database is unreachable
+//     (kUnavailable: a lost connection, a timeout, a lock) goes back to the
+//     front of the buffer; the writer drops its connection and opens it
+//     again with exponential backoff (reconnect_backoff_initial_ms doubling
+//     to reconnect_backoff_max_ms).
+//   - a batch whose Write() fails with a statement error (the database
+//     refused something in it) is written again in halves, and halves of
+//     the halves, until the single entries the database refuses are found:
+//     only those are set aside (logged once with their id, counted in
+//     stats().rejected and stats().dropped), every other entry is written.
+//     One bad record never costs its batch. Sinks write one transaction per
+//     Write() and writing an entry twice is harmless, so a connection lost
+//     halfway through simply retries the whole batch.
 //
 // Entries that wait in the buffer (or are being written) are found by
 // FindRequest(), so a record is never invisible between memory and database.
+//
+// Retention: with retention_ms > 0 the writer thread also deletes rows older
+// than wall_now() - retention_ms (LogSink::Prune()), soon after start and
+// then every prune_interval_ms, in chunks of at most 10,000 rows between
+// which pending writes go first. A failed prune is logged and tried again at
+// the next interval; it never holds up writes.
 //
 // Thread-safety: all public methods are thread-safe. Ownership: the writer
 // owns the sink and its thread; Close() (or the destructor) writes what is
@@ -31,6 +44,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -62,10 +76,18 @@ class LogWriter {
     int64_t reconnect_backoff_max_ms = 5'000;
     // How long Close() waits for the buffer to be written. >= 0.
     int64_t close_timeout_ms = 5'000;
+    // Rows older than this are deleted in the background (see above); 0 =
+    // keep forever. >= 0.
+    int64_t retention_ms = 0;
+    // Time between two prunes when retention_ms > 0. >= 1.
+    int64_t prune_interval_ms = 60'000;
+    // The wall clock the retention cutoff is taken from; null =
+    // std::chrono::system_clock::now. Tests inject a fixed time.
+    std::function<WallTime()> wall_now;
     // Label value of backend="..." on the metrics, and the log prefix.
     std::string backend = "log";
     // Optional; not owned; must outlive the writer. When set, registers
-    // sluice_request_log_{written,dropped,flush_errors}_total and
+    // sluice_request_log_{written,dropped,rejected,flush_errors,pruned}_total and
     // sluice_request_log_buffered with label backend.
     metrics::Registry* metrics = nullptr;
   };
@@ -74,9 +96,11 @@ class LogWriter {
   struct Stats {
     uint64_t appended = 0;      // Append() calls
     uint64_t written = 0;       // entries committed to the database
-    uint64_t dropped = 0;       // entries given up (buffer full, bad batch, closed)
-    uint64_t flush_errors = 0;  // failed connects and writes
+    uint64_t dropped = 0;       // entries given up (buffer full, refused, closed)
+    uint64_t rejected = 0;      // of those dropped: refused by the database, set aside
+    uint64_t flush_errors = 0;  // failed connects and Write() calls
     uint64_t buffered = 0;      // entries waiting now (including a batch in flight)
+    uint64_t pruned = 0;        // database rows deleted for retention
   };
 
   // Validates `options` and starts the writer thread. `sink_open` says
@@ -109,20 +133,29 @@ class LogWriter {
   void Close();
 
   Stats stats() const;
+  // Entries the database refused and the writer set aside (stats().rejected).
+  uint64_t rejected_rows() const { return rejected_.value(); }
 
  private:
   struct RetryState;
+  struct WriteOutcome;
 
   LogWriter(const Options& options, std::unique_ptr<LogSink> sink, bool sink_open);
   void Run();
-  // Opens the sink if needed and writes inflight_; sets *wrote when Write()
-  // was reached. Writer thread, mu_ NOT held.
-  Status WriteInflight(bool* wrote);
+  // Opens the sink if needed and writes inflight_, setting aside the entries
+  // the database refuses. Writer thread, mu_ NOT held.
+  WriteOutcome WriteInflight();
+  // Writes inflight_[from, to), whose Write() just failed with a statement
+  // error: in halves, down to single entries, which are set aside in `out`.
+  // Returns OK, or the first kUnavailable. Writer thread, mu_ NOT held.
+  Status WriteInPieces(size_t from, size_t to, WriteOutcome& out);
   size_t WithoutSupersededAdmissions();  // REQUIRES: mu_ held
   // Account for the outcome of writing inflight_; return a line to log (after
   // mu_ is released), or "". REQUIRES: mu_ held.
-  std::string OnWritten(RetryState& retry);
-  std::string OnFailed(const Status& s, bool wrote, RetryState& retry);
+  std::string OnWritten(const WriteOutcome& out, RetryState& retry);
+  std::string OnFailed(const WriteOutcome& out, RetryState& retry);
+  // One line per entry set aside (at most 10, then a count), for the log.
+  std::vector<std::string> RejectionLines(const WriteOutcome& out) const;
   // Moves the in-flight batch back to the front of the buffer and drops the
   // oldest beyond capacity. REQUIRES: mu_ held.
   void RequeueInflight();
@@ -132,14 +165,20 @@ class LogWriter {
   size_t HeldLocked() const { return buffer_.size() + inflight_.size(); }
   bool WriteDueLocked() const;
   void WarnAboutDrops(bool force);
+  // Deletes rows past the retention period, a chunk at a time, until none
+  // is left or a write is due; returns true when rows may be left. Writer
+  // thread, mu_ NOT held.
+  bool PruneExpired();
 
   const Options options_;
   std::unique_ptr<LogSink> sink_;  // used by the writer thread only
   bool sink_open_;                 // writer thread only
 
   // Instruments: our own, plus the registry's when configured.
-  metrics::Counter written_, dropped_, flush_errors_;
+  metrics::Counter written_, dropped_, rejected_, flush_errors_, pruned_;
   metrics::Counter* written_metric_ = nullptr;
+  metrics::Counter* rejected_metric_ = nullptr;
+  metrics::Counter* pruned_metric_ = nullptr;
   metrics::Counter* dropped_metric_ = nullptr;
   metrics::Counter* flush_errors_metric_ = nullptr;
   metrics::Gauge* buffered_metric_ = nullptr;

@@ -2,10 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace sluice::store {
@@ -17,7 +19,9 @@ class ScriptedSink final : public LogSink {
  public:
   std::atomic<bool> refuse_open{false};  // Open() fails with kUnavailable
   std::atomic<int> lost_writes{0};       // this many Write()s fail with kUnavailable
+  std::atomic<int> writes{0};            // Write() calls that reached the rows
   std::string poison;                    // a batch holding this id fails with kInternal
+  std::string poison2;                   // and one holding this id too
 
   Status Open() override { return refuse_open ? Unavailable("scripted: refused") : Status::Ok(); }
   Status Write(std::span<const LogEntry> entries) override {
@@ -25,14 +29,33 @@ class ScriptedSink final : public LogSink {
       --lost_writes;
       return Unavailable("scripted: connection lost");
     }
+    ++writes;
     for (const LogEntry& e : entries) {
-      if (std::get<RequestRecord>(e).id == poison) return Internal("scripted: bad row");
+      const std::string& id = std::get<RequestRecord>(e).id;
+      if (id == poison || (!poison2.empty() && id == poison2)) {
+        return Internal("scripted: bad row " + id);
+      }
     }
     std::lock_guard lock(mu_);
     for (const LogEntry& e : entries) written_.push_back(std::get<RequestRecord>(e).id);
     return Status::Ok();
   }
+  Result<uint64_t> Prune(WallTime cutoff, uint64_t max_rows) override {
+    std::lock_guard lock(mu_);
+    cutoffs_.push_back(cutoff);
+    const uint64_t n = std::min(max_rows, expired_);
+    expired_ -= n;
+    return n;
+  }
   void Close() override {}
+  void set_expired(uint64_t rows) {
+    std::lock_guard lock(mu_);
+    expired_ = rows;
+  }
+  std::vector<WallTime> cutoffs() const {
+    std::lock_guard lock(mu_);
+    return cutoffs_;
+  }
   std::vector<std::string> written() const {
     std::lock_guard lock(mu_);
     return written_;
@@ -41,6 +64,8 @@ class ScriptedSink final : public LogSink {
  private:
   mutable std::mutex mu_;
   std::vector<std::string> written_;
+  uint64_t expired_ = 0;           // rows Prune() may still delete
+  std::vector<WallTime> cutoffs_;  // of each Prune() call
 };
 
 LogEntry Rec(const std::string& id) {
@@ -79,7 +104,7 @@ TEST(LogWriterTest, KeepsOrderAcrossLostConnections) {
   EXPECT_EQ(st.flush_errors, 3u);
 }
 
-TEST(LogWriterTest, DropsABatchThatKeepsFailingWithAStatementError) {
+TEST(LogWriterTest, SetsAsideARecordTheDatabaseRefusesAlone) {
   auto sink = std::make_unique<ScriptedSink>();
   ScriptedSink* s = sink.get();
   s->poison = "bad";
@@ -94,7 +119,41 @@ TEST(LogWriterTest, DropsABatchThatKeepsFailingWithAStatementError) {
   auto st = w->stats();
   EXPECT_EQ(st.written, 2u);
   EXPECT_EQ(st.dropped, 1u);
-  EXPECT_EQ(st.flush_errors, 3u);
+  EXPECT_EQ(st.rejected, 1u);
+  EXPECT_EQ(w->rejected_rows(), 1u);
+  EXPECT_EQ(st.flush_errors, 1u);  // refused once, never tried again
+}
+
+TEST(LogWriterTest, OnlyTheRefusedRecordsOfABatchAreSetAsideTheRestLandInOrder) {
+  auto sink = std::make_unique<ScriptedSink>();
+  ScriptedSink* s = sink.get();
+  s->poison = "r13";
+  s->poison2 = "r61";
+  metrics::Registry registry;
+  auto o = Fast();
+  o.flush_batch = 100;
+  o.flush_interval_ms = 60'000;  // one batch: written when Flush() asks
+  o.metrics = &registry;
+  o.backend = "test";
+  auto w = Make(o, std::move(sink));
+  std::vector<std::string> expected;
+  for (int i = 0; i < 100; ++i) {
+    const std::string id = "r" + std::to_string(i);
+    w->Append(Rec(id));
+    if (id != "r13" && id != "r61") expected.push_back(id);
+  }
+  ASSERT_TRUE(w->Flush(5'000).ok());
+  EXPECT_EQ(s->written(), expected);
+  auto st = w->stats();
+  EXPECT_EQ(st.written, 98u);
+  EXPECT_EQ(st.rejected, 2u);
+  EXPECT_EQ(st.dropped, 2u);
+  EXPECT_EQ(st.buffered, 0u);
+  // Halving finds each bad record in about 2 * log2(100) writes, not 100.
+  EXPECT_LE(s->writes.load(), 40);
+  EXPECT_NE(registry.RenderPrometheus().find(
+                "sluice_request_log_rejected_total{backend=\"test\"} 2"),
+            std::string::npos);
 }
 
 TEST(LogWriterTest, FlushAndCloseGiveUpInBoundedTimeWhenTheDatabaseIsDown) {
@@ -119,12 +178,52 @@ TEST(LogWriterTest, FlushAndCloseGiveUpInBoundedTimeWhenTheDatabaseIsDown) {
   EXPECT_GE(st.flush_errors, 1u);
 }
 
+TEST(LogWriterTest, PrunesPastTheRetentionPeriodInChunksFromTheInjectedClock) {
+  const WallTime now = std::chrono::system_clock::from_time_t(1'700'000'000);
+  auto sink = std::make_unique<ScriptedSink>();
+  ScriptedSink* s = sink.get();
+  s->set_expired(25'000);
+  auto o = Fast();
+  o.retention_ms = 3'600'000;
+  o.prune_interval_ms = 3'600'000;  // only the prune right after start
+  o.wall_now = [now] { return now; };
+  auto w = Make(o, std::move(sink));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (w->stats().pruned < 25'000 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  EXPECT_EQ(w->stats().pruned, 25'000u);
+  // 10,000 rows a statement, until one deletes fewer.
+  EXPECT_EQ(s->cutoffs(), std::vector<WallTime>(3, now - std::chrono::hours(1)));
+  w->Append(Rec("a"));
+  ASSERT_TRUE(w->Flush(5'000).ok());
+  EXPECT_EQ(s->written(), std::vector<std::string>{"a"});
+}
+
+TEST(LogWriterTest, KeepsEverythingWithoutRetention) {
+  auto sink = std::make_unique<ScriptedSink>();
+  ScriptedSink* s = sink.get();
+  s->set_expired(5);
+  auto w = Make(Fast(), std::move(sink));
+  w->Append(Rec("a"));
+  ASSERT_TRUE(w->Flush(5'000).ok());
+  w->Close();
+  EXPECT_TRUE(s->cutoffs().empty());
+  EXPECT_EQ(w->stats().pruned, 0u);
+}
+
 TEST(LogWriterTest, RefusesBadOptions) {
   LogWriter::Options o;
   o.buffer_capacity = 0;
   EXPECT_EQ(LogWriter::Validate(o).code(), ErrorCode::kInvalidArgument);
   o = LogWriter::Options();
   o.flush_interval_ms = 0;
+  EXPECT_EQ(LogWriter::Validate(o).code(), ErrorCode::kInvalidArgument);
+  o = LogWriter::Options();
+  o.retention_ms = -1;
+  EXPECT_EQ(LogWriter::Validate(o).code(), ErrorCode::kInvalidArgument);
+  o = LogWriter::Options();
+  o.prune_interval_ms = 0;
   EXPECT_EQ(LogWriter::Validate(o).code(), ErrorCode::kInvalidArgument);
   EXPECT_FALSE(LogWriter::Create(LogWriter::Options(), nullptr, false).ok());
 }

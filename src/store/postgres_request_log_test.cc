@@ -9,10 +9,13 @@
 #include <pqxx/pqxx>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "common/ids.h"
+#include "common/utf8.h"
 #include "metrics/registry.h"
+#include "store/postgres_sink.h"
 #include "testing/postgres_server.h"
 
 namespace sluice::store {
@@ -246,6 +249,147 @@ TEST_F(PostgresRequestLogTest, KeepsServingWhileATableIsLocked) {
   EXPECT_EQ(s.dropped, 0u);
   EXPECT_EQ(Query(url_, "SELECT status, count(*) FROM requests GROUP BY status"),
             (Rows{{"completed", "10000"}}));
+}
+
+// Retention: rows at fixed times around kNow, which the log takes as the
+// wall clock, so nothing depends on when the test runs.
+constexpr int64_t kNowS = 1'700'000'000;
+const WallTime kNow = std::chrono::system_clock::from_time_t(kNowS);
+
+void InsertAgedRows(const std::string& url) {
+  auto at = [](int64_t seconds_before) {
+    return "to_timestamp(" + std::to_string(kNowS - seconds_before) + ")";
+  };
+  auto request = [&](const std::string& id, const std::string& created,
+                     const std::string& completed) {
+    Query(url,
+          "INSERT INTO requests (id, key_id, tier, model, status, created_at, completed_at) "
+          "VALUES ('" +
+              id + "', 'k', 'paid', 'm', 'completed', " + created + ", " + completed + ")");
+  };
+  constexpr int64_t kHour = 3'600;
+  request("old_done", at(30 * kHour), at(29 * kHour));
+  request("old_unfinished", at(30 * kHour), "NULL");
+  request("long_running", at(25 * kHour), at(kHour));
+  request("recent", at(kHour), at(kHour - 1));
+  request("recent_queued", at(2 * kHour), "NULL");
+  for (auto [id, before] : {std::pair{1, 26 * kHour}, std::pair{2, kHour}}) {
+    Query(url, "INSERT INTO batches VALUES (" + std::to_string(id) + ", 'gpu-0', 'm', 4, " +
+                   at(before) + ", " + at(before - 1) + ", 50, true, NULL)");
+  }
+}
+
+TEST_F(PostgresRequestLogTest, PruneDeletesRowsOlderThanTheCutoffInChunks) {
+  ASSERT_NE(Make(Opts()), nullptr);  // creates the schema
+  InsertAgedRows(url_);
+  PostgresSink sink(url_, 2, 10'000);
+  ASSERT_TRUE(sink.Open().ok());
+  const WallTime cutoff = kNow - std::chrono::hours(24);
+  Result<uint64_t> first = sink.Prune(cutoff, 1);  // one row at most
+  ASSERT_TRUE(first.ok()) << first.status().message();
+  EXPECT_EQ(*first, 1u);
+  Result<uint64_t> rest = sink.Prune(cutoff, 100);
+  ASSERT_TRUE(rest.ok()) << rest.status().message();
+  EXPECT_EQ(*rest, 2u);  // the other old request and the old batch; fewer than asked: done
+  EXPECT_EQ(Query(url_, "SELECT id FROM requests ORDER BY id"),
+            (Rows{{"long_running"}, {"recent"}, {"recent_queued"}}));
+  EXPECT_EQ(Query(url_, "SELECT batch_id FROM batches"), (Rows{{"2"}}));
+  EXPECT_EQ(sink.Prune(cutoff, 100).value(), 0u);
+}
+
+TEST_F(PostgresRequestLogTest, RetentionPrunesOldRowsInTheBackgroundAndKeepsRecentOnes) {
+  ASSERT_NE(Make(Opts()), nullptr);
+  InsertAgedRows(url_);
+  auto opts = Opts();
+  opts.retention_hours = 24;
+  opts.wall_now = [] { return kNow; };
+  auto log = Make(opts);  // prunes right after start, then every minute
+  ASSERT_NE(log, nullptr);
+  EXPECT_TRUE(WaitFor([&] { return log->stats().pruned >= 3; }, milliseconds(10'000)));
+  EXPECT_EQ(log->stats().pruned, 3u);
+  EXPECT_EQ(Query(url_, "SELECT id FROM requests ORDER BY id"),
+            (Rows{{"long_running"}, {"recent"}, {"recent_queued"}}));
+  EXPECT_EQ(Query(url_, "SELECT batch_id FROM batches"), (Rows{{"2"}}));
+  AdmitAndFinish(*log, "req_new");  // written now (real time, after kNow): kept
+  ASSERT_TRUE(log->Flush(10'000).ok());
+  EXPECT_EQ(Query(url_, "SELECT count(*) FROM requests"), (Rows{{"4"}}));
+}
+
+// "ошибка 模型 💥": Cyrillic (2 bytes), CJK (3 bytes), an emoji (4 bytes).
+const std::string kMultibyte =
+    "\xD0\xBE\xD1\x88\xD0\xB8\xD0\xB1\xD0\xBA\xD0\xB0 \xE6\xA8\xA1\xE5\x9E\x8B "
+    "\xF0\x9F\x92\xA5";
+const std::string kFffd = "\xEF\xBF\xBD";
+
+TEST_F(PostgresRequestLogTest, MultiByteBackendErrorsRoundTripIntact) {
+  auto log = Make(Opts());
+  ASSERT_NE(log, nullptr);
+  const std::string prefix = "http:http://10.0.0.7:8000#0: inference API answered HTTP 500: ";
+  // Cut by a byte budget in the middle of the emoji: SanitizeUtf8 drops the
+  // partial character, so the text is valid and everything before it stays.
+  auto cut = Req("req_cut");
+  log->OnAdmitted(cut);
+  InferenceOutcome failed;
+  failed.status = BackendError("model 'm' failed after 3 attempts (the backend reported an error)");
+  failed.detail = prefix + SanitizeUtf8(kMultibyte, kMultibyte.size() - 2);
+  log->OnFinished(*cut, failed, 30);
+  // Raw bytes cut mid-character (as `substr` made them) and a NUL byte:
+  // repaired on the way in instead of failing the batch.
+  auto raw = Req("req_raw");
+  log->OnAdmitted(raw);
+  InferenceOutcome broken;
+  broken.status = BackendError("model 'm' failed after 1 attempt (the backend reported an error)");
+  broken.detail = prefix + kMultibyte.substr(0, kMultibyte.size() - 2) + std::string("\0!", 2);
+  log->OnFinished(*raw, broken, 40);
+  ASSERT_TRUE(log->Flush(10'000).ok());
+
+  const std::string cut_error =
+      "model 'm' failed after 3 attempts (the backend reported an error); internal: " + prefix +
+      kMultibyte.substr(0, kMultibyte.size() - 4);
+  EXPECT_EQ(Query(url_, "SELECT error FROM requests WHERE id = 'req_cut'"), (Rows{{cut_error}}));
+  EXPECT_EQ(Query(url_, "SELECT error FROM requests WHERE id = 'req_raw'"),
+            (Rows{{"model 'm' failed after 1 attempt (the backend reported an error); internal: " +
+                   prefix + kMultibyte.substr(0, kMultibyte.size() - 4) + kFffd + kFffd + "!"}}));
+  EXPECT_EQ(log->stats().rejected, 0u);  // the normal path never needs the set-aside
+
+  // Read back through the log's own reader once memory has moved on.
+  auto opts = Opts();
+  opts.memory_capacity = 16;
+  auto other = Make(opts);
+  ASSERT_NE(other, nullptr);
+  auto found = other->Lookup("req_cut");
+  ASSERT_TRUE(found.has_value());
+  EXPECT_EQ(found->error, cut_error);
+  EXPECT_EQ(found->http_status, 502);
+}
+
+TEST_F(PostgresRequestLogTest, ARowPostgresRefusesIsSetAsideAndTheRestOfItsBatchLands) {
+  auto opts = Opts();
+  opts.flush_interval_ms = 60'000;  // one batch, written when Flush() asks
+  auto log = Make(opts);
+  ASSERT_NE(log, nullptr);
+  for (int i = 0; i < 200; ++i) AdmitAndFinish(*log, "req_" + std::to_string(1'000 + i));
+  const WallTime t0 = std::chrono::system_clock::from_time_t(1'700'000'000);
+  // `size` is an integer column: PostgreSQL refuses 3,000,000,000 (22003),
+  // which fails the whole COPY transaction.
+  BatchRecord refused{7, "m", "gpu-0", 3'000'000'000u, t0, t0 + milliseconds(5), 5, true, ""};
+  BatchRecord fine{8, "m", "gpu-0", 16, t0, t0 + milliseconds(5), 5, true, ""};
+  log->OnBatchDone(refused);
+  for (int i = 200; i < 300; ++i) AdmitAndFinish(*log, "req_" + std::to_string(1'000 + i));
+  log->OnBatchDone(fine);
+  ASSERT_TRUE(log->Flush(30'000).ok());
+
+  EXPECT_EQ(Query(url_, "SELECT status, count(*) FROM requests GROUP BY status"),
+            (Rows{{"completed", "300"}}));
+  EXPECT_EQ(Query(url_, "SELECT batch_id FROM batches"), (Rows{{"8"}}));
+  auto s = log->stats();
+  EXPECT_EQ(s.appended, 602u);
+  EXPECT_EQ(s.rejected, 1u);
+  EXPECT_EQ(log->rejected_rows(), 1u);
+  EXPECT_EQ(s.dropped, 1u);
+  EXPECT_EQ(s.written, 601u);
+  EXPECT_GE(s.flush_errors, 1u);
+  EXPECT_EQ(s.buffered, 0u);
 }
 
 TEST(PostgresRequestLogOutageTest, KeepsServingWhilePostgresIsDownAndCatchesUpAfterRestart) {

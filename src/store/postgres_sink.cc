@@ -9,6 +9,7 @@
 #include <variant>
 #include <vector>
 
+#include "common/utf8.h"
 #include "store/record_codec.h"
 
 namespace sluice::store {
@@ -140,21 +141,26 @@ std::optional<T> If(bool present, T value) {
   return present ? std::optional<T>(std::move(value)) : std::nullopt;
 }
 
+// PostgreSQL refuses text that is not valid UTF-8 or holds a NUL byte, and
+// one such value would fail its whole COPY: text goes in repaired
+// (SanitizeText), so the normal path never needs the writer's set-aside.
 auto RequestRow(const RequestRecord& r) {
   const bool done = IsFinished(r);
   return std::make_tuple(
-      r.id, r.key_id, r.tier, r.model, std::string(RequestStageName(r.stage)),
-      If(done, r.http_status), If(!r.error.empty(), r.error), PgTimestamp(r.created_at),
+      SanitizeText(r.id), SanitizeText(r.key_id), SanitizeText(r.tier), SanitizeText(r.model),
+      std::string(RequestStageName(r.stage)), If(done, r.http_status),
+      If(!r.error.empty(), SanitizeText(r.error)), PgTimestamp(r.created_at),
       If(done, PgTimestamp(r.completed_at)), If(done, r.latency_ms),
-      If(r.batch_id != 0, static_cast<int64_t>(r.batch_id)), If(!r.worker_id.empty(), r.worker_id),
+      If(r.batch_id != 0, static_cast<int64_t>(r.batch_id)),
+      If(!r.worker_id.empty(), SanitizeText(r.worker_id)),
       If(done, static_cast<int64_t>(r.tokens_used)));
 }
 
 auto BatchRow(const BatchRecord& b) {
-  return std::make_tuple(static_cast<int64_t>(b.batch_id), b.worker_id, b.model,
-                         static_cast<int64_t>(b.size), PgTimestamp(b.started_at),
-                         PgTimestamp(b.completed_at), b.duration_ms, b.ok,
-                         If(!b.error.empty(), b.error));
+  return std::make_tuple(static_cast<int64_t>(b.batch_id), SanitizeText(b.worker_id),
+                         SanitizeText(b.model), static_cast<int64_t>(b.size),
+                         PgTimestamp(b.started_at), PgTimestamp(b.completed_at), b.duration_ms,
+                         b.ok, If(!b.error.empty(), SanitizeText(b.error)));
 }
 
 // libpq messages end in newlines; log lines should not.
@@ -278,6 +284,41 @@ Status PostgresSink::Write(std::span<const LogEntry> entries) {
     return Status::Ok();
   } catch (...) {
     return StatusForException("postgres request log: write");
+  }
+}
+
+namespace {
+// Retention (LogSink::Prune()): a bounded chunk per statement, found by the
+// time indexes and deleted by ctid.
+constexpr const char* kPruneRequests = R"sql(
+DELETE FROM requests WHERE ctid = ANY(ARRAY(
+  SELECT ctid FROM requests
+  WHERE created_at < $1::timestamptz AND COALESCE(completed_at, created_at) < $1::timestamptz
+  LIMIT $2))
+)sql";
+constexpr const char* kPruneBatches = R"sql(
+DELETE FROM batches WHERE ctid = ANY(ARRAY(
+  SELECT ctid FROM batches
+  WHERE started_at < $1::timestamptz AND completed_at < $1::timestamptz
+  LIMIT $2))
+)sql";
+}  // namespace
+
+Result<uint64_t> PostgresSink::Prune(WallTime cutoff, uint64_t max_rows) {
+  if (conn_ == nullptr) return Unavailable("postgres request log: not connected");
+  try {
+    const std::string at = PgTimestamp(cutoff);
+    uint64_t deleted = 0;
+    for (const char* sql : {kPruneRequests, kPruneBatches}) {
+      if (deleted >= max_rows) break;
+      pqxx::work tx(conn_->c);
+      const pqxx::result r = tx.exec_params(sql, at, static_cast<int64_t>(max_rows - deleted));
+      tx.commit();
+      deleted += static_cast<uint64_t>(r.affected_rows());
+    }
+    return deleted;
+  } catch (...) {
+    return StatusForException("postgres request log: prune");
   }
 }
 

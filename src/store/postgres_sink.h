@@ -14,6 +14,10 @@
 // A batch is written with COPY (pqxx::stream_to) into per-connection
 // temporary staging tables, then moved with INSERT ... SELECT ... ON CONFLICT:
 // COPY's speed, and a retried batch (commit outcome unknown) changes nothing.
+// Text is made valid UTF-8 without NUL bytes first (PostgreSQL refuses
+// both, and one refused value fails the whole COPY). A row PostgreSQL still
+// refuses fails its Write() with kInternal; the LogWriter then writes the
+// batch in pieces and sets aside only that row (see log_writer.h).
 //
 // No libpqxx exception leaves these classes.
 #pragma once
@@ -50,6 +54,7 @@ class PostgresSink final : public LogSink {
   // than this build, kInternal otherwise.
   Status Open() override;
   Status Write(std::span<const LogEntry> entries) override;
+  Result<uint64_t> Prune(WallTime cutoff, uint64_t max_rows) override;
   void Close() override;
 
  private:

@@ -12,6 +12,7 @@
 
 #include "common/ids.h"
 #include "metrics/registry.h"
+#include "store/sqlite_sink.h"
 
 namespace sluice::store {
 namespace {
@@ -361,6 +362,81 @@ TEST_F(SqliteRequestLogTest, DropsTheOldestWhenTheDatabaseIsLockedAndCatchesUpAf
             std::string::npos)
       << after;
   EXPECT_NE(after.find("sluice_request_log_buffered{backend=\"sqlite\"} 0"), std::string::npos);
+}
+
+// Retention: rows at fixed times around kNow, which the log takes as the
+// wall clock, so nothing depends on when the test runs.
+constexpr int64_t kNowUs = 1'700'000'000'000'000;
+constexpr int64_t kHourUs = 3'600'000'000;
+const WallTime kNow = std::chrono::system_clock::from_time_t(1'700'000'000);
+
+void InsertAgedRows(RawDb& raw) {
+  auto request = [&](const std::string& id, int64_t created_us, const std::string& completed) {
+    ASSERT_EQ(raw.Exec("INSERT INTO requests (id, key_id, tier, model, status, created_at_us, "
+                       "completed_at_us) VALUES ('" +
+                       id + "', 'k', 'free', 'm', 'completed', " + std::to_string(created_us) +
+                       ", " + completed + ")"),
+              SQLITE_OK);
+  };
+  request("old_done", kNowUs - 30 * kHourUs, std::to_string(kNowUs - 29 * kHourUs));
+  request("old_unfinished", kNowUs - 30 * kHourUs, "NULL");
+  request("long_running", kNowUs - 25 * kHourUs, std::to_string(kNowUs - kHourUs));
+  request("recent", kNowUs - kHourUs, std::to_string(kNowUs - kHourUs + 1'000'000));
+  request("recent_queued", kNowUs - 2 * kHourUs, "NULL");
+  auto batch = [&](int id, int64_t started_us) {
+    ASSERT_EQ(raw.Exec("INSERT INTO batches VALUES (" + std::to_string(id) + ", 'gpu-0', 'm', 4, " +
+                       std::to_string(started_us) + ", " + std::to_string(started_us + 50'000) +
+                       ", 50, 1, NULL)"),
+              SQLITE_OK);
+  };
+  batch(1, kNowUs - 26 * kHourUs);
+  batch(2, kNowUs - kHourUs);
+}
+
+TEST_F(SqliteRequestLogTest, PruneDeletesRowsOlderThanTheCutoffInChunks) {
+  auto opts = Opts();
+  ASSERT_NE(Make(opts), nullptr);  // creates the schema
+  RawDb raw(opts.path);
+  InsertAgedRows(raw);
+  SqliteSink sink(opts.path, 1'000);
+  ASSERT_TRUE(sink.Open().ok());
+  const WallTime cutoff = kNow - std::chrono::hours(24);
+  Result<uint64_t> first = sink.Prune(cutoff, 1);  // one row at most
+  ASSERT_TRUE(first.ok()) << first.status().message();
+  EXPECT_EQ(*first, 1u);
+  Result<uint64_t> rest = sink.Prune(cutoff, 100);
+  ASSERT_TRUE(rest.ok()) << rest.status().message();
+  EXPECT_EQ(*rest, 2u);  // the other old request and the old batch; fewer than asked: done
+  EXPECT_EQ(raw.Query("SELECT id FROM requests ORDER BY id"),
+            (Rows{{"long_running"}, {"recent"}, {"recent_queued"}}));
+  EXPECT_EQ(raw.Query("SELECT batch_id FROM batches"), (Rows{{"2"}}));
+  EXPECT_EQ(sink.Prune(cutoff, 100).value(), 0u);
+}
+
+TEST_F(SqliteRequestLogTest, RetentionPrunesOldRowsInTheBackgroundAndKeepsRecentOnes) {
+  auto opts = Opts();
+  ASSERT_NE(Make(opts), nullptr);
+  RawDb raw(opts.path);
+  InsertAgedRows(raw);
+
+  opts.retention_hours = -1;
+  EXPECT_EQ(SqliteRequestLog::Create(opts).status().code(), ErrorCode::kInvalidArgument);
+  opts.retention_hours = 24;
+  opts.wall_now = [] { return kNow; };
+  auto log = Make(opts);  // prunes right after start, then every minute
+  ASSERT_NE(log, nullptr);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (log->stats().pruned < 3 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ(log->stats().pruned, 3u);
+  EXPECT_EQ(raw.Query("SELECT id FROM requests ORDER BY id"),
+            (Rows{{"long_running"}, {"recent"}, {"recent_queued"}}));
+  EXPECT_EQ(raw.Query("SELECT batch_id FROM batches"), (Rows{{"2"}}));
+  // Rows written now (real time, after kNow) stay too.
+  log->OnAdmitted(Req("req_new"));
+  ASSERT_TRUE(log->Flush(5'000).ok());
+  EXPECT_EQ(raw.Query("SELECT count(*) FROM requests"), (Rows{{"4"}}));
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <variant>
 
+#include "common/utf8.h"
 #include "store/record_codec.h"
 
 namespace sluice::store {
@@ -92,11 +93,17 @@ Status StatusFor(int rc, const std::string& message) {
   }
 }
 
+// Text is stored as valid UTF-8 without NUL bytes, as in PostgreSQL (SQLite
+// would keep anything, but readers and JSON encoders would not); repaired
+// text is copied (SQLITE_TRANSIENT), valid text bound in place.
 void BindText(sqlite3_stmt* st, int i, const std::string& s, bool null_if_empty) {
   if (null_if_empty && s.empty()) {
     sqlite3_bind_null(st, i);
-  } else {
+  } else if (IsValidUtf8(s) && s.find('\0') == std::string::npos) {
     sqlite3_bind_text(st, i, s.data(), static_cast<int>(s.size()), SQLITE_STATIC);
+  } else {
+    const std::string clean = SanitizeText(s);
+    sqlite3_bind_text(st, i, clean.data(), static_cast<int>(clean.size()), SQLITE_TRANSIENT);
   }
 }
 
@@ -261,6 +268,39 @@ Status SqliteSink::Write(std::span<const LogEntry> entries) {
   if (s.ok()) s = Exec("COMMIT");
   if (!s.ok()) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
   return s;
+}
+
+namespace {
+// Retention (LogSink::Prune()). DELETE ... LIMIT needs a compile-time
+// option, hence the rowid subqueries; both use the time indexes.
+constexpr const char* kPruneRequests =
+    "DELETE FROM requests WHERE rowid IN (SELECT rowid FROM requests WHERE created_at_us < ?1 "
+    "AND COALESCE(completed_at_us, created_at_us) < ?1 LIMIT ?2)";
+constexpr const char* kPruneBatches =
+    "DELETE FROM batches WHERE rowid IN (SELECT rowid FROM batches WHERE started_at_us < ?1 "
+    "AND completed_at_us < ?1 LIMIT ?2)";
+}  // namespace
+
+Result<uint64_t> SqliteSink::Prune(WallTime cutoff, uint64_t max_rows) {
+  if (db_ == nullptr) return Unavailable("sqlite " + path_ + ": not open");
+  uint64_t deleted = 0;
+  for (const char* sql : {kPruneRequests, kPruneBatches}) {
+    if (deleted >= max_rows) break;
+    sqlite3_stmt* st = nullptr;
+    if (sqlite3_prepare_v2(db_, sql, -1, &st, nullptr) != SQLITE_OK) {
+      sqlite3_finalize(st);
+      return Fail("prepare prune");
+    }
+    sqlite3_bind_int64(st, 1, ToUnixMicros(cutoff));
+    sqlite3_bind_int64(st, 2, static_cast<int64_t>(max_rows - deleted));
+    // Outside a transaction: the statement commits on its own.
+    const bool done = sqlite3_step(st) == SQLITE_DONE;
+    Status s = done ? Status::Ok() : Fail("delete rows past the retention period");
+    sqlite3_finalize(st);
+    if (!s.ok()) return s;
+    deleted += static_cast<uint64_t>(sqlite3_changes(db_));
+  }
+  return deleted;
 }
 
 Result<std::unique_ptr<SqliteReader>> SqliteReader::Open(const std::string& path,

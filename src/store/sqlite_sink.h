@@ -10,7 +10,9 @@
 //           duration_ms, ok, error), primary key (worker_id, batch_id,
 //           started_at_us), indexes on started_at_us and batch_id.
 // Times are microseconds since the Unix epoch. The database runs in WAL mode,
-// so lookups read while the writer writes.
+// so lookups read while the writer writes. Text is stored as valid UTF-8
+// without NUL bytes; a row SQLite still refuses fails its Write() with
+// kInternal, and the LogWriter sets aside only that row (see log_writer.h).
 #pragma once
 
 #include <cstdint>
@@ -41,6 +43,7 @@ class SqliteSink final : public LogSink {
   // kInvalidArgument for a schema newer than this build, kInternal otherwise.
   Status Open() override;
   Status Write(std::span<const LogEntry> entries) override;
+  Result<uint64_t> Prune(WallTime cutoff, uint64_t max_rows) override;
   void Close() override;
 
  private:

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <boost/asio/read.hpp>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -342,7 +343,19 @@ TEST_F(BackendFailuresTest, ExhaustedRetriesGoToTheDeadLetterQueueAndAnswer502) 
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_TRUE(IsError(*r, 502, "backend_error")) << r->body;
   EXPECT_NE(ErrorMessage(r->body).find("failed after 3 attempts"), std::string::npos) << r->body;
+  // The client reads what happened to its request, never where: no backend
+  // name, URL or address, nor the backend's own words.
+  const std::string url = servers_[0]->url();
+  for (const std::string& internal : {url, std::string("127.0.0.1"), std::string("http:"),
+                                      std::string("inference API")}) {
+    EXPECT_EQ(r->body.find(internal), std::string::npos) << internal << " in " << r->body;
+  }
   std::string id = ErrorRequestId(r->body);
+  // Operators get the detail: in the request log ...
+  boost::json::value record = WaitForFinalRecord(*client, id);
+  const std::string logged = StringField(record, "error").value_or("");
+  EXPECT_NE(logged.find("failed after 3 attempts"), std::string::npos) << logged;
+  EXPECT_NE(logged.find(url), std::string::npos) << logged;
 
   auto dlq = client->Get("/internal/dead-letters?limit=5", {Bearer(kServiceToken)});
   ASSERT_TRUE(dlq.ok());
@@ -353,6 +366,9 @@ TEST_F(BackendFailuresTest, ExhaustedRetriesGoToTheDeadLetterQueueAndAnswer502) 
   EXPECT_EQ(StringField(entry, "request_id"), id);
   EXPECT_EQ(StringField(entry, "input"), "doomed");
   EXPECT_EQ(NumberField(entry, "attempts"), 3);
+  // ... and in the dead-letter entry.
+  EXPECT_NE(StringField(entry, "last_error").value_or("").find(url), std::string::npos)
+      << dlq->body;
   EXPECT_EQ(Counter(*client, "sluice_dead_letters_total"), 1);
   EXPECT_EQ(Counter(*client, "sluice_batch_retry_requests_total"), 2);
 
@@ -365,6 +381,8 @@ TEST_F(BackendFailuresTest, ExhaustedRetriesGoToTheDeadLetterQueueAndAnswer502) 
 }
 
 // Sends one inference request on a raw connection and closes it at once.
+// Sends one inference request, then aborts the connection (RST: an orderly
+// close cannot be told from a half-close, which is still answered).
 void SendAndHangUp(uint16_t port, const std::string& input) {
   namespace asio = boost::asio;
   asio::io_context ioc;
@@ -377,7 +395,44 @@ void SendAndHangUp(uint16_t port, const std::string& input) {
       "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
       "\r\n\r\n" + body;
   asio::write(socket, asio::buffer(request));
+  socket.set_option(asio::socket_base::linger(true, 0));
   socket.close();
+}
+
+// Sends one inference request, half-closes (shutdown of the write side) and
+// reads the answer to the end.
+std::string SendHalfCloseAndRead(uint16_t port, const std::string& input) {
+  namespace asio = boost::asio;
+  asio::io_context ioc;
+  asio::ip::tcp::socket socket(ioc);
+  socket.connect({asio::ip::make_address("127.0.0.1"), port});
+  std::string body = InferenceBody(kModel, input);
+  std::string request =
+      "POST /v1/inference HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer " +
+      std::string(kPaidKey) +
+      "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+      "\r\n\r\n" + body;
+  asio::write(socket, asio::buffer(request));
+  socket.shutdown(asio::ip::tcp::socket::shutdown_send);
+  std::string reply;
+  boost::system::error_code ec;
+  asio::read(socket, asio::dynamic_buffer(reply), ec);  // until the server closes
+  return reply;
+}
+
+TEST_F(BackendFailuresTest, ClientThatHalfClosesAfterSendingIsStillAnswered) {
+  TestConfig config;
+  config.devices = 1;
+  config.max_batch_size = 1;
+  config.max_batch_delay_us = 0;
+  config.fixed_latency_us = 200'000;
+  config.watch_client_min_queue_depth = 0;  // watch every request
+  ASSERT_NO_FATAL_FAILURE(StartSluice(config));
+  std::string reply = SendHalfCloseAndRead(port(), "half closed");
+  EXPECT_EQ(reply.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << reply;
+  size_t body = reply.find("\r\n\r\n");
+  ASSERT_NE(body, std::string::npos) << reply;
+  EXPECT_TRUE(IsCompletion(200, reply.substr(body + 4), "half closed", kDefaultMaxTokens));
 }
 
 TEST_F(BackendFailuresTest, ClientThatHangsUpWhileQueuedIsDroppedBeforeTheAccelerator) {

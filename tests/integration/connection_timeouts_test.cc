@@ -106,7 +106,8 @@ TEST_F(ConnectionTimeoutsTest, RequestWhoseBodyStallsIsClosed) {
   ASSERT_GE(fd, 0);
   const std::string partial =
       "POST /v1/inference HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-      "Content-Length: 100\r\n\r\n{\"model\":";
+      "Authorization: Bearer " +
+      std::string(kPaidKey) + "\r\nContent-Length: 100\r\n\r\n{\"model\":";
   ASSERT_EQ(::send(fd, partial.data(), partial.size(), 0), static_cast<ssize_t>(partial.size()));
   auto closed_after = WaitForClose(fd, milliseconds(5'000));
   ::close(fd);

@@ -117,8 +117,8 @@ TEST_F(InternalEndpointsTest, RequestRecordOfACompletedRequest) {
 TEST_F(InternalEndpointsTest, UnknownRequestIdIs404) {
   ASSERT_NO_FATAL_FAILURE(StartSluice(TestConfig{}));
   auto client = NewClient();
-  Result<Response> r =
-      client->Get("/internal/requests/req_0123456789abcdef", {Bearer(kServiceToken)});
+  Result<Response> r = client->Get("/internal/requests/req_0123456789abcdef0123456789abcdef",
+                                   {Bearer(kServiceToken)});
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_TRUE(IsError(*r, 404, "not_found"));
 }
@@ -127,7 +127,8 @@ TEST_F(InternalEndpointsTest, InternalEndpointsNeedTheServiceToken) {
   ASSERT_NO_FATAL_FAILURE(StartSluice(TestConfig{}));
   auto client = NewClient();
   for (const char* target :
-       {"/internal/health", "/internal/requests/req_0123456789abcdef", "/metrics"}) {
+       {"/internal/health", "/internal/requests/req_0123456789abcdef0123456789abcdef",
+        "/metrics"}) {
     SCOPED_TRACE(target);
     Result<Response> none = client->Get(target);
     ASSERT_TRUE(none.ok()) << none.status().ToString();

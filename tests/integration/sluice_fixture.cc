@@ -140,7 +140,7 @@ LoadRequest InferenceRequest(std::string_view key, std::string_view input,
 }
 
 bool IsRequestId(std::string_view id) {
-  if (id.size() != 20 || !id.starts_with("req_")) return false;
+  if (id.size() != 36 || !id.starts_with("req_")) return false;
   for (char c : id.substr(4)) {
     if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
   }
@@ -169,7 +169,7 @@ bool IsRequestId(std::string_view id) {
   // and carry null; admitted ones (503/504 after queueing) carry their id.
   const json::value* id = Field(*error, "request_id");
   if (id == nullptr || !(id->is_null() || (id->is_string() && IsRequestId(id->as_string())))) {
-    return fail("error.request_id missing, or neither null nor req_<16 hex>");
+    return fail("error.request_id missing, or neither null nor req_<32 hex>");
   }
   return ::testing::AssertionSuccess();
 }
@@ -210,7 +210,7 @@ std::string ErrorMessage(std::string_view body) {
   json::value v = ParseJsonOrNull(body);
   const json::value* id = Field(v, "request_id");
   if (id == nullptr || !id->is_string() || !IsRequestId(id->as_string())) {
-    return fail("request_id missing or not req_<16 hex>");
+    return fail("request_id missing or not req_<32 hex>");
   }
   sim::SimCompletion want = sim::SimulateCompletion(kModel, input, max_tokens);
   const json::value* output = Field(v, "output");

@@ -6,7 +6,8 @@
 //                                    -> {"outputs":[{"output","tokens_used"}|{"error"}..],
 //                                        "model_version"}
 //            (base = the endpoint URL's path; "/v1/batch" when it has none)
-//   openai   POST {base}/v1/completions {"model","prompt":[str..],"max_tokens"}
+//   openai   POST {base}/v1/completions {"model","prompt":[str..],"max_tokens"
+//                                     [,"temperature"][, the items' other parameters]}
 //                                    -> {"choices":[{"index","text"}..],"usage","model"}
 //            POST {base}/v1/embeddings  {"model","input":[str..]}
 //                                    -> {"data":[{"index","embedding":[..]}..]}
@@ -21,11 +22,21 @@
 // the others have no way to express one) fails only that item. Results are
 // in input order.
 //
-// OpenAI completions take one max_tokens per call: the batch's largest is sent
-// (items with smaller limits may get longer outputs). tokens_used is the input
-// estimate plus the output estimate (ceil(bytes/4)) for openai and, without a
-// "tokens_used" tensor, kserve: those APIs report usage per call, not per item.
-// Embeddings come back as `output` = the JSON array text.
+// Parameters: the generic protocol sends each item's parameters object (its
+// extra parameters plus max_tokens and temperature), kserve each item's
+// max_tokens as a row; one call carries items whose parameters differ.
+// OpenAI completions take one set of parameters per call, so Groups() splits
+// a batch by the items' whole parameters object (max_tokens, temperature and
+// every other parameter such as top_p or stop, compared as canonical JSON:
+// key order does not matter) and HttpBackend makes one call per group, whose
+// body carries exactly that group's parameters, except "model", "prompt",
+// "stream" and "n", which the protocol owns (one non-streamed choice per
+// prompt). Embeddings take no generation parameters: one call per batch.
+//
+// tokens_used is the item's own input estimate plus its own output estimate
+// (ceil(bytes/4)) for openai and, without a "tokens_used" tensor, kserve:
+// those APIs report usage per call, not per item. Embeddings come back as
+// `output` = the JSON array text.
 //
 // Thread-safe (immutable after construction).
 #pragma once
@@ -60,7 +71,19 @@ class BatchProtocol {
  public:
   virtual ~BatchProtocol() = default;
 
+  // The items that may go in one call, as indices into `batch`: every index
+  // exactly once, ascending within a group, groups in the order of their
+  // first index. HttpBackend sends each group as its own batch (Encode(),
+  // POST, Decode()), one after another. Default: one group of all items.
   // REQUIRES: batch non-empty.
+  virtual std::vector<std::vector<size_t>> Groups(const std::vector<RequestPtr>& batch) const {
+    std::vector<size_t> all(batch.size());
+    for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+    return {std::move(all)};
+  }
+
+  // REQUIRES: batch non-empty, and one group of Groups() (for OpenAI
+  // completions the first item's parameters are sent for all).
   virtual EncodedBatch Encode(const std::vector<RequestPtr>& batch) const = 0;
 
   // `http_status` and `body` of the reply to a batch of `batch_size` items

@@ -3,13 +3,15 @@
 #include <boost/json.hpp>
 
 #include "backends/http/batch_protocol.h"
+#include "common/utf8.h"
 
 namespace sluice::http_backend::protocol_internal {
 namespace {
 
 namespace json = boost::json;
 
-// Items' error messages are shown to clients; keep them short.
+// Items' error messages are the model's answer for that item and are shown to
+// clients: keep them valid UTF-8 and at most 500 bytes.
 std::string ItemErrorMessage(const json::value& e) {
   std::string message;
   if (e.is_string()) message = std::string(e.as_string());
@@ -18,7 +20,7 @@ std::string ItemErrorMessage(const json::value& e) {
     if (m && m->is_string()) message = std::string(m->as_string());
   }
   if (message.empty()) message = "item failed";
-  if (message.size() > 500) message.resize(500);
+  message = SanitizeUtf8(message, 500);
   return "inference API failed this item: " + message;
 }
 

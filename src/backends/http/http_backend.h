@@ -4,15 +4,20 @@
 // model with E endpoints and C connections per endpoint has E x C instances,
 // one per dispatcher; the dispatchers' pull loop balances the endpoints.
 //
-// RunBatch() encodes the batch with the slot's BatchProtocol, POSTs it and
-// returns at once; `done` runs exactly once on the io_context, with:
+// RunBatch() splits the batch into the slot's BatchProtocol::Groups() (one
+// group, so one call, except for OpenAI completions whose items ask for
+// different parameters: one call per parameter set), POSTs the groups one
+// after another on the slot's connection and returns at once; each call gets
+// its own request_timeout_ms. `done` runs exactly once on the io_context,
+// after the last call, with:
 //  - a batch error: kDeadlineExceeded when the connect or request timeout
 //    expired (the connection is closed, so a hung server never hangs a
 //    slot); kBackendError for refused/reset connections, TLS failures, non-2xx
-//    replies, malformed or wrong-length replies (the message says which);
+//    replies, malformed or wrong-length replies (the message says which).
+//    A failed call fails the whole batch; the groups after it are not sent;
 //  - or one ItemResult per input in input order, where per-item errors of the
-//    generic protocol fail only their items. model_version is the reply's, or
-//    Options::model_version when the reply has none.
+//    generic protocol fail only their items. model_version is the first
+//    reply's that has one, or Options::model_version when none has.
 //
 // Thread-safe: RunBatch() may be called from any thread (one batch at a time
 // per slot; a second concurrent call fails with kInternal). Destroying the
@@ -33,6 +38,8 @@
 #include "core/backend.h"
 
 namespace sluice::http_backend {
+
+struct SlotConnection;  // http_backend.cc: the connection as a batch in flight sees it
 
 class HttpBackend final : public Backend {
  public:
@@ -56,6 +63,10 @@ class HttpBackend final : public Backend {
   // kInvalidArgument with a message naming the problem.
   static Result<std::unique_ptr<HttpBackend>> Create(const Options& options);
 
+  ~HttpBackend() override;
+  HttpBackend(const HttpBackend&) = delete;
+  HttpBackend& operator=(const HttpBackend&) = delete;
+
   void RunBatch(const std::vector<RequestPtr>& batch, DoneFn done) override;
   const std::string& name() const override { return name_; }
 
@@ -66,8 +77,8 @@ class HttpBackend final : public Backend {
   const Options options_;
   const std::string name_;
   const std::shared_ptr<const BatchProtocol> protocol_;
-  const std::unique_ptr<HttpConnection> connection_;
-  std::shared_ptr<std::atomic<bool>> busy_;  // shared with the in-flight completion
+  const std::shared_ptr<SlotConnection> link_;  // the connection, shared with the batch
+  std::shared_ptr<std::atomic<bool>> busy_;     // shared with the in-flight completion
 };
 
 }  // namespace sluice::http_backend

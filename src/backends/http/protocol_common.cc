@@ -3,6 +3,7 @@
 #include <boost/json.hpp>
 
 #include "backends/http/batch_protocol.h"
+#include "common/utf8.h"
 #include "core/tokens.h"
 
 namespace sluice::http_backend {
@@ -69,7 +70,8 @@ Status HttpFailure(int http_status, std::string_view body) {
       if (m && m->is_string()) detail = std::string(m->as_string());
     }
   }
-  if (detail.empty()) detail = std::string(body.substr(0, 200));
+  // The backend controls these bytes: keep them valid UTF-8 and bounded.
+  detail = detail.empty() ? SanitizeUtf8(body, 200) : SanitizeUtf8(detail, 500);
   return BackendError("inference API answered HTTP " + std::to_string(http_status) +
                       (detail.empty() ? std::string() : ": " + detail));
 }

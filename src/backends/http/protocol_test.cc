@@ -107,13 +107,64 @@ TEST(GenericProtocolTest, BadRepliesAreBatchErrors) {
 
 TEST(OpenAiProtocolTest, CompletionsEncodeOnePromptArray) {
   auto batch = Batch({"p0", "p1"}, 4);
-  batch[1]->params.max_tokens = 9;
   EncodedBatch e = Make(ProtocolKind::kOpenAiCompletions, "/base")->Encode(batch);
   EXPECT_EQ(e.target, "/base/v1/completions");
   json::value v = json::parse(e.body);
   EXPECT_EQ(v.at("prompt"), (json::array{"p0", "p1"}));
-  EXPECT_EQ(v.at("max_tokens"), 9);  // the batch's largest
+  EXPECT_EQ(v.at("max_tokens"), 4);
   EXPECT_EQ(v.as_object().if_contains("temperature"), nullptr);
+}
+
+using Groups = std::vector<std::vector<size_t>>;
+
+TEST(OpenAiProtocolTest, CompletionsGroupItemsByTheirWholeParameters) {
+  auto p = Make(ProtocolKind::kOpenAiCompletions);
+  auto same = Batch({"a", "b", "c"}, 16);
+  EXPECT_EQ(p->Groups(same), (Groups{{0, 1, 2}}));  // one group: one call
+
+  auto batch = Batch({"a", "b", "c", "d", "e", "f"}, 16);
+  batch[1]->params.max_tokens = 4096;
+  batch[2]->params.temperature = 0.2;
+  batch[3]->params.temperature = 0.9;
+  batch[4]->params.temperature = 0.2;
+  batch[5]->params.max_tokens = 4096;
+  EXPECT_EQ(p->Groups(batch), (Groups{{0}, {1, 5}, {2, 4}, {3}}));
+
+  // Extra parameters count too, whatever their key order.
+  auto extra = Batch({"a", "b", "c", "d"}, 16);
+  extra[0]->params.json = R"({"top_p":0.5,"stop":["\n"]})";
+  extra[1]->params.json = R"({"stop":["\n"],"top_p":0.5})";
+  extra[2]->params.json = R"({"top_p":0.9,"stop":["\n"]})";
+  EXPECT_EQ(p->Groups(extra), (Groups{{0, 1}, {2}, {3}}));
+
+  // Embeddings take no generation parameters: always one call.
+  EXPECT_EQ(Make(ProtocolKind::kOpenAiEmbeddings)->Groups(batch), (Groups{{0, 1, 2, 3, 4, 5}}));
+}
+
+TEST(OpenAiProtocolTest, CompletionsSendTheGroupsOwnParameters) {
+  auto p = Make(ProtocolKind::kOpenAiCompletions);
+  auto batch = Batch({"x", "y"}, 4096);
+  for (const RequestPtr& r : batch) {
+    r->params.temperature = 0.9;
+    r->params.json = R"({"top_p":0.5,"stop":["END"],"model":"evil","stream":true,"n":3})";
+  }
+  json::value v = json::parse(p->Encode(batch).body);
+  EXPECT_EQ(v.at("model"), "m1");  // the protocol's fields win
+  EXPECT_EQ(v.at("prompt"), (json::array{"x", "y"}));
+  EXPECT_EQ(v.at("max_tokens"), 4096);
+  EXPECT_EQ(v.at("temperature"), 0.9);
+  EXPECT_EQ(v.at("top_p"), 0.5);
+  EXPECT_EQ(v.at("stop"), (json::array{"END"}));
+  EXPECT_EQ(v.as_object().if_contains("stream"), nullptr);
+  EXPECT_EQ(v.as_object().if_contains("n"), nullptr);
+}
+
+TEST(GenericProtocolTest, MixedParametersStayInOneCall) {
+  auto batch = Batch({"a", "b"}, 16);
+  batch[1]->params.max_tokens = 4096;
+  batch[1]->params.temperature = 0.9;
+  EXPECT_EQ(Make(ProtocolKind::kGeneric)->Groups(batch), (Groups{{0, 1}}));
+  EXPECT_EQ(Make(ProtocolKind::kKServe)->Groups(batch), (Groups{{0, 1}}));
 }
 
 TEST(OpenAiProtocolTest, ChoicesAreMappedByIndexNotPosition) {
