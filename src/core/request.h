@@ -69,7 +69,7 @@ class InferenceRequest {
  public:
   using CompletionFn = std::function<void(InferenceOutcome&&)>;
 
-  std::string id;  // "req_" + 16 hex digits, unique per process run
+  std::string id;  // "req_" + 32 hex digits (see common/ids.h): unique across processes
   Principal principal;
   uint32_t model_index = 0;  // index into the configured model table
   std::string model;         // model name as requested
