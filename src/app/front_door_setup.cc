@@ -70,7 +70,8 @@ Result<std::unique_ptr<FrontDoorListeners>> FrontDoorListeners::Create(
   http::FrontDoor::Options public_door = door;
   public_door.serve_internal = !config.admin.enabled;
   l->public_door_ = std::make_unique<http::FrontDoor>(std::move(public_door));
-  auto server = http::HttpServer::Create(ioc, HttpServerOptions(config.server, l->public_door_.get()));
+  auto server =
+      http::HttpServer::Create(ioc, HttpServerOptions(config.server, l->public_door_.get()));
   if (!server.ok()) return server.status();
   l->public_ = std::move(server.value());
   if (config.admin.enabled) {
@@ -81,7 +82,8 @@ Result<std::unique_ptr<FrontDoorListeners>> FrontDoorListeners::Create(
     admin.port = config.admin.port;
     admin.max_connections = 256;  // operators and scrapers
     admin.max_connections_per_client = 0;
-    auto admin_server = http::HttpServer::Create(ioc, HttpServerOptions(admin, l->admin_door_.get()));
+    auto admin_server =
+        http::HttpServer::Create(ioc, HttpServerOptions(admin, l->admin_door_.get()));
     if (!admin_server.ok()) return admin_server.status();
     l->admin_ = std::move(admin_server.value());
   }

@@ -17,8 +17,9 @@ TEST(Utf8Test, EmptyStaysEmpty) {
 }
 
 TEST(Utf8Test, ValidTextPassesUnchanged) {
-  const std::string text = "ascii, \xD0\xBE\xD1\x88\xD0\xB8\xD0\xB1\xD0\xBA\xD0\xB0 "
-                           "\xE6\xA8\xA1\xE5\x9E\x8B \xF0\x9F\x92\xA5";  // ошибка 模型 💥
+  const std::string text =
+      "ascii, \xD0\xBE\xD1\x88\xD0\xB8\xD0\xB1\xD0\xBA\xD0\xB0 "
+      "\xE6\xA8\xA1\xE5\x9E\x8B \xF0\x9F\x92\xA5";  // ошибка 模型 💥
   EXPECT_TRUE(IsValidUtf8(text));
   EXPECT_EQ(SanitizeUtf8(text), text);
   EXPECT_EQ(SanitizeUtf8(text, text.size()), text);  // exact limit
@@ -58,19 +59,19 @@ TEST(Utf8Test, TextAlreadyCutMidCharacterGetsAReplacement) {
 }
 
 TEST(Utf8Test, ReplacesStrayAndForbiddenBytes) {
-  EXPECT_EQ(SanitizeUtf8("a\x80z"), "a" + kFffd + "z");          // lone continuation
-  EXPECT_EQ(SanitizeUtf8("a\xFFz"), "a" + kFffd + "z");          // never valid
+  EXPECT_EQ(SanitizeUtf8("a\x80z"), "a" + kFffd + "z");  // lone continuation
+  EXPECT_EQ(SanitizeUtf8("a\xFFz"), "a" + kFffd + "z");  // never valid
   EXPECT_EQ(SanitizeUtf8("a\xFE\xFFz"), "a" + kFffd + kFffd + "z");
-  EXPECT_EQ(SanitizeUtf8("\xC3("), kFffd + "(");                 // lead, no continuation
-  EXPECT_EQ(SanitizeUtf8("\xE2\x82("), kFffd + "(");             // maximal subpart: one U+FFFD
+  EXPECT_EQ(SanitizeUtf8("\xC3("), kFffd + "(");      // lead, no continuation
+  EXPECT_EQ(SanitizeUtf8("\xE2\x82("), kFffd + "(");  // maximal subpart: one U+FFFD
 }
 
 TEST(Utf8Test, RejectsOverlongsSurrogatesAndOutOfRange) {
-  const std::string overlong_slash = "\xC0\xAF";          // '/' in 2 bytes
-  const std::string overlong3 = "\xE0\x80\xAF";            // '/' in 3 bytes
-  const std::string overlong4 = "\xF0\x80\x80\xAF";        // '/' in 4 bytes
-  const std::string surrogate = "\xED\xA0\x80";            // U+D800
-  const std::string too_big = "\xF4\x90\x80\x80";          // U+110000
+  const std::string overlong_slash = "\xC0\xAF";     // '/' in 2 bytes
+  const std::string overlong3 = "\xE0\x80\xAF";      // '/' in 3 bytes
+  const std::string overlong4 = "\xF0\x80\x80\xAF";  // '/' in 4 bytes
+  const std::string surrogate = "\xED\xA0\x80";      // U+D800
+  const std::string too_big = "\xF4\x90\x80\x80";    // U+110000
   const std::string f5 = "\xF5\x80\x80\x80";
   for (const std::string& bad : {overlong_slash, overlong3, overlong4, surrogate, too_big, f5}) {
     EXPECT_FALSE(IsValidUtf8(bad)) << testing::PrintToString(bad);
@@ -80,9 +81,10 @@ TEST(Utf8Test, RejectsOverlongsSurrogatesAndOutOfRange) {
     EXPECT_EQ(clean.find('/'), std::string::npos);
   }
   // The boundaries just inside the valid ranges stay.
-  for (const std::string& good : {std::string("\xC2\x80"), std::string("\xE0\xA0\x80"),
-                                  std::string("\xED\x9F\xBF"), std::string("\xEE\x80\x80"),
-                                  std::string("\xF0\x90\x80\x80"), std::string("\xF4\x8F\xBF\xBF")}) {
+  for (const std::string& good :
+       {std::string("\xC2\x80"), std::string("\xE0\xA0\x80"), std::string("\xED\x9F\xBF"),
+        std::string("\xEE\x80\x80"), std::string("\xF0\x90\x80\x80"),
+        std::string("\xF4\x8F\xBF\xBF")}) {
     EXPECT_TRUE(IsValidUtf8(good)) << testing::PrintToString(good);
     EXPECT_EQ(SanitizeUtf8(good), good);
   }

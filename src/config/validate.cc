@@ -80,7 +80,8 @@ Status ValidateServer(const ServerConfig& s) {
   }
   if (s.unauthenticated_memory_limit_bytes < (1u << 20)) {
     return Fail("server.unauthenticated_memory_limit_bytes",
-                "must be at least 1048576" + Got(static_cast<int64_t>(s.unauthenticated_memory_limit_bytes)));
+                "must be at least 1048576" +
+                    Got(static_cast<int64_t>(s.unauthenticated_memory_limit_bytes)));
   }
   return Status::Ok();
 }

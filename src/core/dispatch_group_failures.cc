@@ -207,17 +207,16 @@ void DispatchGroup::HandleFailedBatch(size_t slot_index, std::vector<RequestPtr>
         options_.dead_letters->Add(*r, r->attempts, error, slot.backend->name());
       }
       ++dead;
-      r->Complete(ErrorOutcome(BackendError("model '" + options_.model + "' failed after " +
-                                            AttemptsText(r->attempts) + " (" +
-                                            std::string(summary) + ")"),
-                               detail));
+      r->Complete(
+          ErrorOutcome(BackendError("model '" + options_.model + "' failed after " +
+                                    AttemptsText(r->attempts) + " (" + std::string(summary) + ")"),
+                       detail));
     } else {
       if (backoff_us < 0) backoff_us = policy.BackoffUs(r->attempts, rng_);
       if (now + Micros(backoff_us + options_.deadline_guard_us) >= r->total_deadline) {
-        r->Complete(ErrorOutcome(
-            DeadlineExceeded("deadline would pass before a retry (" + AttemptsText(r->attempts) +
-                             last),
-            detail));
+        r->Complete(ErrorOutcome(DeadlineExceeded("deadline would pass before a retry (" +
+                                                  AttemptsText(r->attempts) + last),
+                                 detail));
       } else {
         retry.push_back(std::move(r));
       }

@@ -81,8 +81,8 @@ FrontDoor::Route FrontDoor::Resolve(const HttpRequest& request) const {
     if (method == m) {
       r.kind = kind;
     } else {
-      r.error = Status(ErrorCode::kMethodNotAllowed, std::string(request.method_string()) +
-                                                         " is not allowed here; use " + allow);
+      r.error = Status(ErrorCode::kMethodNotAllowed,
+                       std::string(request.method_string()) + " is not allowed here; use " + allow);
       r.allow = allow;
     }
     return r;
@@ -134,8 +134,7 @@ Status FrontDoor::ServiceTokenStatus(const HttpRequest& request) {
   int64_t last = last_token_warning_us_.load(std::memory_order_relaxed);
   if ((last == 0 || now - last >= 10'000'000) &&
       last_token_warning_us_.compare_exchange_strong(last, now, std::memory_order_relaxed)) {
-    spdlog::warn("refused an internal request without a valid service token ({} so far)",
-                 failures);
+    spdlog::warn("refused an internal request without a valid service token ({} so far)", failures);
   }
   return Status(ErrorCode::kUnauthenticated, token.empty()
                                                  ? "internal endpoints need a service token"
@@ -285,7 +284,8 @@ void FrontDoor::HandleRequestLookup(const HttpRequest& request, std::string_view
 void FrontDoor::LookUpRequest(ReplyShape request, const std::string& id, const Reply& reply) {
   auto record = options_.log->Lookup(id);
   if (!record) {
-    reply(MakeError(request, NotFound("no recent request with id '" + SanitizeUtf8(id, 200) + "'")));
+    reply(
+        MakeError(request, NotFound("no recent request with id '" + SanitizeUtf8(id, 200) + "'")));
     return;
   }
   json::object o;

@@ -54,12 +54,12 @@ class HttpServer {
  public:
   struct Options {
     std::string listen_address = "127.0.0.1";
-    uint16_t port = 8080;                    // 0 = any free port; see port()
-    int max_connections = 10'000;            // open connections; beyond: 503 + close
-    uint64_t body_limit_bytes = 1 << 20;     // beyond: 413 + close
-    uint32_t header_limit_bytes = 16 << 10;  // beyond: 431 + close
-    int64_t read_timeout_ms = 10'000;        // a started request must arrive within this
-    int64_t idle_timeout_ms = 60'000;        // keep-alive wait for the next request
+    uint16_t port = 8080;                        // 0 = any free port; see port()
+    int max_connections = 10'000;                // open connections; beyond: 503 + close
+    uint64_t body_limit_bytes = 1 << 20;         // beyond: 413 + close
+    uint32_t header_limit_bytes = 16 << 10;      // beyond: 431 + close
+    int64_t read_timeout_ms = 10'000;            // a started request must arrive within this
+    int64_t idle_timeout_ms = 60'000;            // keep-alive wait for the next request
     uint32_t max_header_fields = 100;            // header + trailer fields; beyond: 431 + close
     uint32_t chunk_extension_limit_bytes = 256;  // per chunk; beyond: 400 + close
     int max_connections_per_client = 0;          // per client address; 0 = no cap
@@ -71,7 +71,7 @@ class HttpServer {
     // accept() failures for want of descriptors or memory: wait this long
     // before accepting again (logged at most once per 10 s).
     int64_t accept_backoff_ms = 100;
-    RequestHandler* handler = nullptr;       // required; borrowed
+    RequestHandler* handler = nullptr;  // required; borrowed
   };
 
   // Binds and listens (errors: address in use, bad address).

@@ -121,8 +121,8 @@ void FrontDoor::HandleInference(HttpRequest&& request, Reply reply) {
   }
   if (!decode_status.ok()) return fail_early(decode_status, -1, tier);
   if (model < 0) {
-    return fail_early(NotFound("model '" + SanitizeUtf8(decoded.model, 200) + "' is not served here"),
-                      -1, tier);
+    return fail_early(
+        NotFound("model '" + SanitizeUtf8(decoded.model, 200) + "' is not served here"), -1, tier);
   }
   // A bad header was charged no tokens (see `cost`).
   if (!timeout_status.ok()) return fail_early(timeout_status, model, tier);
@@ -186,8 +186,8 @@ void FrontDoor::HandleInference(HttpRequest&& request, Reply reply) {
     InferenceOutcome rejected;
     if (s.code() == ErrorCode::kUnavailable) {
       rejected.reason = options_.service->shutting_down() ? "shutting_down"
-                        : admission.admitted             ? "queue_full"
-                                                         : AdmissionRejectName(admission.reason);
+                        : admission.admitted              ? "queue_full"
+                                                          : AdmissionRejectName(admission.reason);
       rejected.retry_after_s = admission.retry_after_s;
       options_.metrics->RecordShed(model, tier, rejected.reason);
     }

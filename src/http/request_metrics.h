@@ -56,12 +56,12 @@ class RequestMetrics {
   size_t n_models_, n_tiers_;
   // [model+1][tier+1][status slot]; index 0 = unknown.
   std::vector<metrics::Counter*> counts_;
-  std::vector<metrics::Histogram*> duration_;    // [model+1][tier+1]
-  std::vector<metrics::Histogram*> queue_wait_;  // [model+1]
-  std::vector<metrics::Histogram*> overhead_;    // [model+1]
-  std::vector<metrics::Counter*> rate_limited_;  // [tier+1][requests, tokens]
+  std::vector<metrics::Histogram*> duration_;     // [model+1][tier+1]
+  std::vector<metrics::Histogram*> queue_wait_;   // [model+1]
+  std::vector<metrics::Histogram*> overhead_;     // [model+1]
+  std::vector<metrics::Counter*> rate_limited_;   // [tier+1][requests, tokens]
   std::vector<metrics::Counter*> auth_failures_;  // [api_key, service_token]
-  std::vector<metrics::Counter*> shed_;          // [model+1][tier+1][reason]
+  std::vector<metrics::Counter*> shed_;           // [model+1][tier+1][reason]
   metrics::RateMeter rate_;
 };
 

@@ -15,8 +15,7 @@ RequestParser::RequestParser(const Limits& limits, std::pmr::memory_resource* ar
 }
 
 void RequestParser::on_request_impl(bhttp::verb method, beast::string_view method_str,
-                                    beast::string_view target, int version,
-                                    beast::error_code& ec) {
+                                    beast::string_view target, int version, beast::error_code& ec) {
   request_.target(target);
   if (method != bhttp::verb::unknown) {
     request_.method(method);

@@ -53,8 +53,7 @@ Session::~Session() {
 }
 
 void Session::Recharge(bool authenticated) {
-  uint64_t now = authenticated ? 0
-                               : sizeof(Session) + buffer_.capacity() + arena_upstream_.bytes();
+  uint64_t now = authenticated ? 0 : sizeof(Session) + buffer_.capacity() + arena_upstream_.bytes();
   if (now > charged_bytes_) {
     state_->unauthenticated_bytes.fetch_add(now - charged_bytes_);
   } else if (now < charged_bytes_) {
@@ -213,16 +212,14 @@ void Session::FailRead(beast::error_code ec) {
                                     std::to_string(state_->options.body_limit_bytes) + " bytes")));
   }
   if (ec == bhttp::error::buffer_overflow) {  // a chunk-size line or trailers
-    return Write(MakeError(
-        shape, InvalidArgument("chunk header or trailer block exceeds " +
-                               std::to_string(buffer_.max_size()) + " bytes")));
+    return Write(MakeError(shape, InvalidArgument("chunk header or trailer block exceeds " +
+                                                  std::to_string(buffer_.max_size()) + " bytes")));
   }
-  if (ec == bhttp::error::bad_chunk_extension &&
-      parser_->chunked()) {
+  if (ec == bhttp::error::bad_chunk_extension && parser_->chunked()) {
     return Write(MakeError(
-        shape, InvalidArgument("malformed chunk extensions or longer than " +
-                               std::to_string(state_->options.chunk_extension_limit_bytes) +
-                               " bytes")));
+        shape,
+        InvalidArgument("malformed chunk extensions or longer than " +
+                        std::to_string(state_->options.chunk_extension_limit_bytes) + " bytes")));
   }
   if (ec == bhttp::error::header_limit) {
     Status too_big = InvalidArgument(

@@ -39,7 +39,7 @@ struct HttpServer::State {
   // Open connections per client address (only with max_connections_per_client).
   std::mutex clients_mu;
   std::unordered_map<std::string, int> per_client;  // GUARDED_BY(clients_mu)
-  TimePoint last_accept_warning{};                   // on the acceptor's executor
+  TimePoint last_accept_warning{};                  // on the acceptor's executor
   // Open sessions, for the timeout sweep. Touched on connect, close and
   // sweep only — never per request.
   std::mutex sessions_mu;
@@ -74,7 +74,7 @@ class Session : public std::enable_shared_from_this<Session>, private ClientWatc
   Session(StrandSocket&& socket, std::shared_ptr<HttpServer::State> state, std::string client);
   ~Session();
 
-  void Run();        // serve requests until the peer or a limit closes
+  void Run();                       // serve requests until the peer or a limit closes
   void RunReject(const char* why);  // over a connection cap: answer 503 and close
 
   // Timeouts. Instead of a timer per read and write (costly at tens of
@@ -127,11 +127,11 @@ class Session : public std::enable_shared_from_this<Session>, private ClientWatc
   std::pmr::monotonic_buffer_resource arena_{arena_buffer_, sizeof(arena_buffer_),
                                              &arena_upstream_};
   std::optional<RequestParser> parser_;
-  std::string write_buffer_;      // the response being written, serialized
-  uint64_t charged_bytes_ = 0;    // this session's share of unauthenticated_bytes
-  bool authenticated_ = false;    // a request on this connection was authenticated
-  bool header_started_ = false;   // bytes of the current request have arrived
-  bool peer_closed_ = false;      // the client half-closed: answer, then close
+  std::string write_buffer_;     // the response being written, serialized
+  uint64_t charged_bytes_ = 0;   // this session's share of unauthenticated_bytes
+  bool authenticated_ = false;   // a request on this connection was authenticated
+  bool header_started_ = false;  // bytes of the current request have arrived
+  bool peer_closed_ = false;     // the client half-closed: answer, then close
   bool close_after_write_ = false;
   bool linger_after_write_ = false;  // the refused request's body was left unread
   int bad_requests_ = 0;

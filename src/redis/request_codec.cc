@@ -140,8 +140,8 @@ Result<WireResult> ResultFromObject(const json::object& o, bool lenient) {
   if (!GetString(o, "w", &r.worker_id, false)) return Bad(kWhat, "w");
   if (!GetString(o, "dt", &r.detail, false)) return Bad(kWhat, "dt");
   if (lenient) {
-    for (std::string* s : {&r.id, &r.message, &r.output, &r.model_version, &r.reason,
-                           &r.worker_id, &r.detail}) {
+    for (std::string* s :
+         {&r.id, &r.message, &r.output, &r.model_version, &r.reason, &r.worker_id, &r.detail}) {
       MakeValid(s);
     }
   }

@@ -189,8 +189,8 @@ TEST(RequestCodecTest, AResultWithInvalidUtf8StillDeliversEveryItem) {
   in[1].id = "req_b";
   in[1].code = ErrorCode::kBackendError;
   // A backend's message cut in the middle of the emoji, plus a stray byte.
-  in[1].message = "inference API failed this item: " + kMultibyte.substr(0, kMultibyte.size() - 2) +
-                  " \xFF!";
+  in[1].message =
+      "inference API failed this item: " + kMultibyte.substr(0, kMultibyte.size() - 2) + " \xFF!";
   in[1].detail = "item failed on http:http://10.0.0.1:8000#0";
   in[2].id = "req_c";
   in[2].output = "plain";
@@ -203,9 +203,9 @@ TEST(RequestCodecTest, AResultWithInvalidUtf8StillDeliversEveryItem) {
   ASSERT_EQ(out->size(), 3u);
   EXPECT_EQ((*out)[0].output, kMultibyte);  // multi-byte text intact
   EXPECT_EQ((*out)[1].code, ErrorCode::kBackendError);
-  EXPECT_EQ((*out)[1].message, "inference API failed this item: " +
-                                   kMultibyte.substr(0, kMultibyte.size() - 4) + kFffd + " " +
-                                   kFffd + "!");
+  EXPECT_EQ((*out)[1].message,
+            "inference API failed this item: " + kMultibyte.substr(0, kMultibyte.size() - 4) +
+                kFffd + " " + kFffd + "!");
   EXPECT_EQ((*out)[1].detail, "item failed on http:http://10.0.0.1:8000#0");
   EXPECT_EQ((*out)[2].output, "plain");
 }
@@ -213,10 +213,11 @@ TEST(RequestCodecTest, AResultWithInvalidUtf8StillDeliversEveryItem) {
 TEST(RequestCodecTest, AMessageFromAnEncoderThatWroteRawBytesIsStillRead) {
   // As an older worker (or the Lua scripts, which join encoded results) might
   // publish it: raw invalid bytes inside one JSON string.
-  const std::string message = "[{\"id\":\"req_a\",\"c\":\"ok\",\"out\":\"" + kMultibyte +
-                              "\"},{\"id\":\"req_b\",\"c\":\"backend_error\",\"msg\":\"bad \xC0\xAF "
-                              "\xED\xA0\x80 end\"},{\"id\":\"req_c\",\"c\":\"ok\",\"tok\":\"x\"},"
-                              "{\"c\":\"ok\"},{\"id\":\"req_d\",\"c\":\"ok\",\"out\":\"fine\"}]";
+  const std::string message =
+      "[{\"id\":\"req_a\",\"c\":\"ok\",\"out\":\"" + kMultibyte +
+      "\"},{\"id\":\"req_b\",\"c\":\"backend_error\",\"msg\":\"bad \xC0\xAF "
+      "\xED\xA0\x80 end\"},{\"id\":\"req_c\",\"c\":\"ok\",\"tok\":\"x\"},"
+      "{\"c\":\"ok\"},{\"id\":\"req_d\",\"c\":\"ok\",\"out\":\"fine\"}]";
   size_t bad_items = 0;
   Result<std::vector<WireResult>> out = DecodeResultBatch(message, &bad_items);
   ASSERT_TRUE(out.ok()) << out.status().ToString();

@@ -230,7 +230,7 @@ struct LogWriter::RetryState {
 
 // What writing inflight_ came to.
 struct LogWriter::WriteOutcome {
-  Status status;             // OK: every entry written or set aside
+  Status status;              // OK: every entry written or set aside
   uint64_t failed_calls = 0;  // failed Open() and Write() calls
   // Entries the database refused (index into inflight_, its error).
   std::vector<std::pair<size_t, Status>> rejected;

@@ -151,9 +151,9 @@ TEST(LogWriterTest, OnlyTheRefusedRecordsOfABatchAreSetAsideTheRestLandInOrder) 
   EXPECT_EQ(st.buffered, 0u);
   // Halving finds each bad record in about 2 * log2(100) writes, not 100.
   EXPECT_LE(s->writes.load(), 40);
-  EXPECT_NE(registry.RenderPrometheus().find(
-                "sluice_request_log_rejected_total{backend=\"test\"} 2"),
-            std::string::npos);
+  EXPECT_NE(
+      registry.RenderPrometheus().find("sluice_request_log_rejected_total{backend=\"test\"} 2"),
+      std::string::npos);
 }
 
 TEST(LogWriterTest, FlushAndCloseGiveUpInBoundedTimeWhenTheDatabaseIsDown) {

@@ -146,14 +146,14 @@ std::optional<T> If(bool present, T value) {
 // (SanitizeText), so the normal path never needs the writer's set-aside.
 auto RequestRow(const RequestRecord& r) {
   const bool done = IsFinished(r);
-  return std::make_tuple(
-      SanitizeText(r.id), SanitizeText(r.key_id), SanitizeText(r.tier), SanitizeText(r.model),
-      std::string(RequestStageName(r.stage)), If(done, r.http_status),
-      If(!r.error.empty(), SanitizeText(r.error)), PgTimestamp(r.created_at),
-      If(done, PgTimestamp(r.completed_at)), If(done, r.latency_ms),
-      If(r.batch_id != 0, static_cast<int64_t>(r.batch_id)),
-      If(!r.worker_id.empty(), SanitizeText(r.worker_id)),
-      If(done, static_cast<int64_t>(r.tokens_used)));
+  return std::make_tuple(SanitizeText(r.id), SanitizeText(r.key_id), SanitizeText(r.tier),
+                         SanitizeText(r.model), std::string(RequestStageName(r.stage)),
+                         If(done, r.http_status), If(!r.error.empty(), SanitizeText(r.error)),
+                         PgTimestamp(r.created_at), If(done, PgTimestamp(r.completed_at)),
+                         If(done, r.latency_ms),
+                         If(r.batch_id != 0, static_cast<int64_t>(r.batch_id)),
+                         If(!r.worker_id.empty(), SanitizeText(r.worker_id)),
+                         If(done, static_cast<int64_t>(r.tokens_used)));
 }
 
 auto BatchRow(const BatchRecord& b) {

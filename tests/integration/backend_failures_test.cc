@@ -12,10 +12,10 @@
 #include <vector>
 
 #include <gtest/gtest.h>
-#include <boost/asio/read.hpp>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/json/serialize.hpp>
 
@@ -346,8 +346,8 @@ TEST_F(BackendFailuresTest, ExhaustedRetriesGoToTheDeadLetterQueueAndAnswer502) 
   // The client reads what happened to its request, never where: no backend
   // name, URL or address, nor the backend's own words.
   const std::string url = servers_[0]->url();
-  for (const std::string& internal : {url, std::string("127.0.0.1"), std::string("http:"),
-                                      std::string("inference API")}) {
+  for (const std::string& internal :
+       {url, std::string("127.0.0.1"), std::string("http:"), std::string("inference API")}) {
     EXPECT_EQ(r->body.find(internal), std::string::npos) << internal << " in " << r->body;
   }
   std::string id = ErrorRequestId(r->body);
@@ -380,13 +380,10 @@ TEST_F(BackendFailuresTest, ExhaustedRetriesGoToTheDeadLetterQueueAndAnswer502) 
   EXPECT_EQ(anonymous->status, 401);
 }
 
-// Sends one inference request on a raw connection and closes it at once.
-// Sends one inference request, then aborts the connection (RST: an orderly
-// close cannot be told from a half-close, which is still answered).
-void SendAndHangUp(uint16_t port, const std::string& input) {
-  namespace asio = boost::asio;
-  asio::io_context ioc;
-  asio::ip::tcp::socket socket(ioc);
+namespace asio = boost::asio;
+
+// A raw connection to the server on which one inference request was sent.
+void SendInference(asio::ip::tcp::socket& socket, uint16_t port, const std::string& input) {
   socket.connect({asio::ip::make_address("127.0.0.1"), port});
   std::string body = InferenceBody(kModel, input);
   std::string request =
@@ -395,6 +392,14 @@ void SendAndHangUp(uint16_t port, const std::string& input) {
       "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
       "\r\n\r\n" + body;
   asio::write(socket, asio::buffer(request));
+}
+
+// Sends one inference request, then aborts the connection (RST: an orderly
+// close cannot be told from a half-close, which is still answered).
+void SendAndHangUp(uint16_t port, const std::string& input) {
+  asio::io_context ioc;
+  asio::ip::tcp::socket socket(ioc);
+  SendInference(socket, port, input);
   socket.set_option(asio::socket_base::linger(true, 0));
   socket.close();
 }
@@ -402,17 +407,9 @@ void SendAndHangUp(uint16_t port, const std::string& input) {
 // Sends one inference request, half-closes (shutdown of the write side) and
 // reads the answer to the end.
 std::string SendHalfCloseAndRead(uint16_t port, const std::string& input) {
-  namespace asio = boost::asio;
   asio::io_context ioc;
   asio::ip::tcp::socket socket(ioc);
-  socket.connect({asio::ip::make_address("127.0.0.1"), port});
-  std::string body = InferenceBody(kModel, input);
-  std::string request =
-      "POST /v1/inference HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer " +
-      std::string(kPaidKey) +
-      "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
-      "\r\n\r\n" + body;
-  asio::write(socket, asio::buffer(request));
+  SendInference(socket, port, input);
   socket.shutdown(asio::ip::tcp::socket::shutdown_send);
   std::string reply;
   boost::system::error_code ec;

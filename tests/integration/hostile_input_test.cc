@@ -156,8 +156,7 @@ TEST_F(HostileInputTest, EndlessChunkExtensionIsCutOffWithBoundedMemory) {
 
 TEST_F(HostileInputTest, TooManyHeaderFieldsGet431) {
   auto client = NewClient();
-  std::string header =
-      "GET /internal/health HTTP/1.1\r\nHost: x\r\n";
+  std::string header = "GET /internal/health HTTP/1.1\r\nHost: x\r\n";
   for (int i = 0; i < 150; ++i) header += "X-F: v\r\n";
   header += "\r\n";
   int fd = Connect();
@@ -174,8 +173,7 @@ TEST_F(HostileInputTest, TooManyHeaderFieldsGet431) {
 TEST_F(HostileInputTest, UnknownRouteIsAnswered404AndClosedWithoutReadingTheBody) {
   int fd = Connect();
   ASSERT_GE(fd, 0);
-  const std::string header =
-      "POST /nowhere HTTP/1.1\r\nHost: x\r\nContent-Length: 500000\r\n\r\n";
+  const std::string header = "POST /nowhere HTTP/1.1\r\nHost: x\r\nContent-Length: 500000\r\n\r\n";
   ASSERT_EQ(::send(fd, header.data(), header.size(), 0), static_cast<ssize_t>(header.size()));
   bool closed = false;
   std::string reply = ReadUntilClose(fd, milliseconds(5'000), &closed);
