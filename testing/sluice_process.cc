@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -19,6 +20,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 constexpr std::string_view kReadyPrefix = "sluice: listening on http://";
+constexpr std::string_view kAdminPrefix = "sluice: admin on http://";
 
 void WriteAllToStderr(std::string_view text) {
   while (!text.empty()) {
@@ -36,12 +38,12 @@ int DecodeWaitStatus(int status) {
   return -1;
 }
 
-// Port from "sluice: listening on http://HOST:PORT", or 0 if `line` is not it.
-uint16_t ParseReadyLine(std::string_view line) {
+// Port from "<prefix>HOST:PORT", or 0 if `line` is not that.
+uint16_t ParsePortLine(std::string_view line, std::string_view prefix) {
   while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.remove_suffix(1);
-  if (!line.starts_with(kReadyPrefix)) return 0;
+  if (!line.starts_with(prefix)) return 0;
   size_t colon = line.rfind(':');
-  if (colon == std::string_view::npos || colon < kReadyPrefix.size()) return 0;
+  if (colon == std::string_view::npos || colon < prefix.size()) return 0;
   std::string_view digits = line.substr(colon + 1);
   unsigned value = 0;
   auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
@@ -103,13 +105,25 @@ Status SluiceProcess::Start() {
   argv.push_back(nullptr);
   static constexpr char kExecFailed[] = "sluice_process: exec failed\n";
 
+  int log_fd = -1;
+  if (!options_.stderr_path.empty()) {
+    log_fd = ::open(options_.stderr_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (log_fd < 0) {
+      return Internal("open(" + options_.stderr_path + "): " + std::strerror(errno));
+    }
+  }
+  const rlimit files{options_.open_files_soft_limit, options_.open_files_hard_limit};
   int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) return Internal(std::string("pipe2: ") + std::strerror(errno));
+  if (::pipe2(fds, O_CLOEXEC) != 0) {
+    if (log_fd >= 0) ::close(log_fd);
+    return Internal(std::string("pipe2: ") + std::strerror(errno));
+  }
   const pid_t parent = ::getpid();
   pid_t child = ::fork();
   if (child < 0) {
     ::close(fds[0]);
     ::close(fds[1]);
+    if (log_fd >= 0) ::close(log_fd);
     return Internal(std::string("fork: ") + std::strerror(errno));
   }
   if (child == 0) {
@@ -125,6 +139,8 @@ Status SluiceProcess::Start() {
     default_action.sa_handler = SIG_DFL;
     ::sigaction(SIGPIPE, &default_action, nullptr);
     if (::dup2(fds[1], STDOUT_FILENO) < 0) ::_exit(127);
+    if (log_fd >= 0 && ::dup2(log_fd, STDERR_FILENO) < 0) ::_exit(127);
+    if (files.rlim_max > 0 && ::setrlimit(RLIMIT_NOFILE, &files) != 0) ::_exit(127);
     if (::close_range(3, ~0U, 0) != 0) {
       for (int fd = 3; fd < 65536; ++fd) ::close(fd);
     }
@@ -134,6 +150,7 @@ Status SluiceProcess::Start() {
   }
   pid_ = child;
   ::close(fds[1]);
+  if (log_fd >= 0) ::close(log_fd);
   stdout_fd_ = fds[0];
 
   const auto deadline = Clock::now() + options_.ready_timeout;
@@ -164,7 +181,8 @@ Status SluiceProcess::Start() {
     while (port_ == 0 && (newline = pending.find('\n')) != std::string::npos) {
       std::string line = pending.substr(0, newline);
       pending.erase(0, newline + 1);
-      port_ = ParseReadyLine(line);
+      port_ = ParsePortLine(line, kReadyPrefix);
+      if (uint16_t admin = ParsePortLine(line, kAdminPrefix); admin != 0) admin_port_ = admin;
       if (port_ == 0) WriteAllToStderr(line + "\n");
     }
   }

@@ -6,8 +6,10 @@
 // test's output), no other descriptor inherited, no signal blocked, and waits (bounded by
 // ready_timeout) for the line
 //   sluice: listening on http://127.0.0.1:PORT
-// Lines printed before it are copied to stderr; after it a background thread
-// keeps copying stdout to stderr so the child can never block on a full pipe.
+// and reads the admin port from "sluice: admin on http://HOST:PORT" when the
+// server prints that line before it. Lines printed before it are copied to
+// stderr; after it a background thread keeps copying stdout to stderr so the
+// child can never block on a full pipe.
 //
 // Ownership: the object owns the child process and the temporary file. The
 // destructor SIGKILLs the child if it is still running, reaps it and removes
@@ -44,6 +46,14 @@ struct SluiceProcessOptions {
   std::vector<std::string> extra_args;
   // How long Start() waits for the "listening" line.
   std::chrono::milliseconds ready_timeout{15'000};
+  // When set, the child's stderr (its log) is appended to this file instead
+  // of the test's stderr, for tests that read what the server logged.
+  std::string stderr_path;
+  // When the hard limit is > 0, the child's RLIMIT_NOFILE is set to these
+  // before exec (as `ulimit -Sn S -Hn H` would); the server may raise its soft
+  // limit up to the hard one, no further.
+  uint64_t open_files_soft_limit = 0;
+  uint64_t open_files_hard_limit = 0;
 };
 
 class SluiceProcess {
@@ -62,6 +72,8 @@ class SluiceProcess {
 
   // The port parsed from the "listening" line. REQUIRES: Start() returned OK.
   uint16_t port() const { return port_; }
+  // The admin listener's port, or 0 when the server announced none.
+  uint16_t admin_port() const { return admin_port_; }
   // The child's pid, or -1 before Start().
   pid_t pid() const { return pid_; }
 
@@ -86,6 +98,7 @@ class SluiceProcess {
   pid_t pid_ = -1;
   int stdout_fd_ = -1;  // read end of the child's stdout; owned by forwarder_ after Start
   uint16_t port_ = 0;
+  uint16_t admin_port_ = 0;
   std::optional<int> exit_code_;
   std::thread forwarder_;
 };

@@ -109,14 +109,16 @@ void FrontDoorListeners::AddMetrics(metrics::Registry& registry) {
 }
 
 void FrontDoorListeners::Start(const AppConfig& config) {
-  public_->Start();
-  std::printf("sluice: listening on http://%s:%u\n", config.server.listen_address.c_str(),
-              static_cast<unsigned>(public_->port()));
+  // The admin line comes first: "listening" is the last line a launcher
+  // waits for.
   if (admin_) {
     admin_->Start();
     std::printf("sluice: admin on http://%s:%u\n", config.admin.listen_address.c_str(),
                 static_cast<unsigned>(admin_->port()));
   }
+  public_->Start();
+  std::printf("sluice: listening on http://%s:%u\n", config.server.listen_address.c_str(),
+              static_cast<unsigned>(public_->port()));
   std::fflush(stdout);
 }
 

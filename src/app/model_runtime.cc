@@ -1,6 +1,7 @@
 #include "app/model_runtime.h"
 
 #include <algorithm>
+#include <optional>
 
 #include <spdlog/spdlog.h>
 
@@ -122,16 +123,25 @@ void ModelRuntime::OnBatchDone(size_t slot, size_t batch_size,
 
 namespace sluice {
 
-void ModelRuntime::OnRetry(size_t slot, size_t requests) {
-  retries_->Inc(requests);
-  spdlog::warn("model '{}': batch on slot {} failed; retrying {} request(s)", config_.name, slot,
-               requests);
+void ModelRuntime::OnBatchFailed(size_t slot, const Status& error) {
+  // A backend failing every batch fails hundreds a second: one line per
+  // interval, with the backend's own words (clients never see them).
+  if (std::optional<uint64_t> held_back = batch_failure_warnings_.Allow()) {
+    spdlog::warn("model '{}': batch on slot {} failed: {} ({} more failed batches not logged)",
+                 config_.name, slot, error.message(), *held_back);
+  }
 }
+
+void ModelRuntime::OnRetry(size_t slot, size_t requests) { retries_->Inc(requests); }
 
 void ModelRuntime::OnDeadLetter(size_t requests) {
   dead_letters_->Inc(requests);
-  spdlog::error("model '{}': {} request(s) failed every retry; moved to the dead-letter queue",
-                config_.name, requests);
+  if (std::optional<uint64_t> held_back = dead_letter_warnings_.Allow()) {
+    spdlog::error(
+        "model '{}': {} request(s) failed every retry; moved to the dead-letter queue ({} more "
+        "such events not logged)",
+        config_.name, requests, *held_back);
+  }
 }
 
 void ModelRuntime::OnBreakerChange(size_t endpoint, BreakerState state) {

@@ -12,6 +12,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include "common/asio_executor.h"
+#include "common/log_throttle.h"
 #include "config/config.h"
 #include "core/model_scheduler.h"
 #include "metrics/rate_meter.h"
@@ -50,6 +51,7 @@ class ModelRuntime final : public DispatchObserver {
   // DispatchObserver (on the group's strand).
   void OnBatchDone(size_t slot, size_t batch_size, SteadyClock::duration accelerator_time,
                    bool ok) override;
+  void OnBatchFailed(size_t slot, const Status& error) override;  // logged, throttled
   void OnRetry(size_t slot, size_t requests) override;
   void OnDeadLetter(size_t requests) override;
   void OnBreakerChange(size_t endpoint, BreakerState state) override;
@@ -68,6 +70,8 @@ class ModelRuntime final : public DispatchObserver {
   metrics::Counter* retries_ = nullptr;
   metrics::Counter* dead_letters_ = nullptr;
   std::vector<metrics::Counter*> breaker_opened_;  // per endpoint
+  LogThrottle batch_failure_warnings_;
+  LogThrottle dead_letter_warnings_;
 };
 
 }  // namespace sluice

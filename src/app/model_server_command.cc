@@ -68,6 +68,8 @@ std::unique_ptr<ModelServerCommand> ModelServerCommand::Register(CLI::App& app) 
   c->add_option("--item-error-rate", o.faults.item_error_rate, "Fault: fraction of items failed")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1.0));
+  c->add_option("--error-message", o.faults.error_message,
+                "Fault: the text of injected failures (default: injected batch/item failure)");
   c->add_flag("--hang", o.faults.hang, "Fault: never answer inference requests");
   c->add_flag("--close-connection", o.faults.close_connection,
               "Fault: close the connection instead of answering");

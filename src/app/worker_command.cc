@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <functional>
+#include <optional>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -17,6 +18,7 @@
 #include "app/redis_setup.h"
 #include "app/request_log_factory.h"
 #include "common/asio_executor.h"
+#include "common/log_throttle.h"
 #include "config/scheduler_options.h"
 #include "core/dead_letter_queue.h"
 #include "core/memory_queue.h"
@@ -37,7 +39,7 @@ namespace {
 class WorkerObserver final : public DispatchObserver {
  public:
   WorkerObserver(const ModelConfig& model, metrics::Registry* registry)
-      : busy_(SystemClock()), estimator_(EstimatorOptions(model)) {
+      : model_(model.name), busy_(SystemClock()), estimator_(EstimatorOptions(model)) {
     metrics::Labels labels{{"model", model.name}};
     ok_ = registry->GetCounter("sluice_batches_total", "Batches run, by outcome.",
                                {{"model", model.name}, {"outcome", "ok"}});
@@ -55,6 +57,14 @@ class WorkerObserver final : public DispatchObserver {
     if (!ok) return;
     std::lock_guard lock(mu_);
     estimator_.AddBatch(SystemClock()->Now(), batch_size, time);
+  }
+  void OnBatchFailed(size_t slot, const Status& error) override {
+    // One line per interval however fast batches fail; the backend's words
+    // stay in this log (and the request log's detail), never in replies.
+    if (std::optional<uint64_t> held_back = failure_warnings_.Allow()) {
+      spdlog::warn("model '{}': batch on slot {} failed: {} ({} more failed batches not logged)",
+                   model_, slot, error.message(), *held_back);
+    }
   }
   void OnRetry(size_t, size_t requests) override { retries_->Inc(requests); }
   void OnDeadLetter(size_t requests) override { dead_->Inc(requests); }
@@ -76,6 +86,8 @@ class WorkerObserver final : public DispatchObserver {
     return o;
   }
 
+  const std::string model_;
+  LogThrottle failure_warnings_;
   metrics::BusyMeter busy_;
   mutable std::mutex mu_;
   BatchThroughputEstimator estimator_;  // GUARDED_BY(mu_)

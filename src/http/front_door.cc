@@ -129,11 +129,8 @@ Status FrontDoor::ServiceTokenStatus(const HttpRequest& request) {
   std::string_view token = it == request.end() ? std::string_view() : BearerToken(it->value());
   if (options_.auth->IsServiceToken(token)) return Status::Ok();
   uint64_t failures = options_.metrics->RecordAuthFailure(/*service_token=*/true);
-  // Logged at most once per 10 s: a flood of guesses must not flood the log.
-  int64_t now = ToMicros(SteadyClock::now().time_since_epoch());
-  int64_t last = last_token_warning_us_.load(std::memory_order_relaxed);
-  if ((last == 0 || now - last >= 10'000'000) &&
-      last_token_warning_us_.compare_exchange_strong(last, now, std::memory_order_relaxed)) {
+  // A flood of guesses must not flood the log.
+  if (token_warnings_.Allow()) {
     spdlog::warn("refused an internal request without a valid service token ({} so far)", failures);
   }
   return Status(ErrorCode::kUnauthenticated, token.empty()

@@ -30,6 +30,7 @@
 
 #include <boost/asio/thread_pool.hpp>
 
+#include "common/log_throttle.h"
 #include "core/authenticator.h"
 #include "core/circuit_breaker.h"
 #include "core/dead_letter_queue.h"
@@ -132,7 +133,7 @@ class FrontDoor final : public RequestHandler {
   Status ServiceTokenStatus(const HttpRequest& request);  // OK or the 401 (counted, logged)
 
   Options options_;
-  std::atomic<int64_t> last_token_warning_us_{0};
+  LogThrottle token_warnings_;  // refused service tokens, once per 10 s
   // Request-log lookups (they may query a database) run here, off the I/O
   // threads.
   boost::asio::thread_pool lookups_{1};

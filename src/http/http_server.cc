@@ -80,12 +80,10 @@ void AcceptLoop(std::shared_ptr<HttpServer::State> state);
 // After accept() failed for want of descriptors or memory: wait, then accept
 // again (a failing accept re-armed at once would spin and flood the log).
 void AcceptLater(std::shared_ptr<HttpServer::State> state, const boost::system::error_code& ec) {
-  state->accept_failures.fetch_add(1, std::memory_order_relaxed);
-  TimePoint now = SteadyClock::now();
-  if (now - state->last_accept_warning >= std::chrono::seconds(10)) {
+  const uint64_t failures = state->accept_failures.fetch_add(1, std::memory_order_relaxed) + 1;
+  if (state->accept_warnings.Allow()) {
     spdlog::warn("accept failed: {} ({} failures so far); backing off {} ms", ec.message(),
-                 state->accept_failures.load(), state->options.accept_backoff_ms);
-    state->last_accept_warning = now;
+                 failures, state->options.accept_backoff_ms);
   }
   auto timer = std::make_shared<asio::steady_timer>(state->acceptor.get_executor());
   timer->expires_after(Millis(state->options.accept_backoff_ms));

@@ -32,6 +32,22 @@ WireResponse ToWire(const HttpResponse& response) {
   return w;
 }
 
+void MarkLastOnConnection(WireResponse* response) {
+  if (!response->keep_alive) return;
+  response->keep_alive = false;
+  std::string& b = response->bytes;
+  constexpr std::string_view kKeepAlive = "Connection: keep-alive\r\n";
+  constexpr std::string_view kClose = "Connection: close\r\n";
+  const size_t header_end = b.find("\r\n\r\n");
+  if (header_end == std::string::npos) return;
+  const size_t keep = b.find(kKeepAlive);
+  if (keep != std::string::npos && keep < header_end) {
+    b.replace(keep, kKeepAlive.size(), kClose);
+  } else {
+    b.insert(b.find("\r\n") + 2, kClose);  // after the status line
+  }
+}
+
 WireResponseBuilder::WireResponseBuilder(int status, unsigned version, bool keep_alive,
                                          size_t body_hint) {
   out_.keep_alive = keep_alive;

@@ -18,6 +18,12 @@ namespace sluice::http {
 // Replaces `out` with the wire form of `response`; reuses out's capacity.
 void SerializeResponse(const HttpResponse& response, std::string* out);
 
+// Makes `response` the last on its connection: keep_alive false, and its
+// header says "Connection: close" (replacing an HTTP/1.0 keep-alive field)
+// when it promised to keep the connection. No-op when keep_alive is already
+// false. REQUIRES: `bytes` came from SerializeResponse or WireResponseBuilder.
+void MarkLastOnConnection(WireResponse* response);
+
 // Writes a response field by field straight into its wire form, for
 // responses built per request on the hot path:
 //   WireResponseBuilder b(200, 11, /*keep_alive=*/true);

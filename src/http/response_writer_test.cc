@@ -39,6 +39,30 @@ TEST(ResponseWriterTest, CloseAndHttp10KeepAliveAreCarriedByTheFields) {
   EXPECT_EQ(out, "HTTP/1.0 404 Not Found\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n");
 }
 
+TEST(ResponseWriterTest, MarkLastOnConnectionSaysClose) {
+  for (unsigned version : {10u, 11u}) {
+    WireResponseBuilder b(400, version, /*keep_alive=*/true);
+    b.Field("X-Request-Id", "req_1");
+    WireResponse w = std::move(b).Finish("application/json", "{}");
+    MarkLastOnConnection(&w);
+    EXPECT_FALSE(w.keep_alive);
+    WireResponseBuilder closing(400, version, /*keep_alive=*/false);
+    closing.Field("X-Request-Id", "req_1");
+    WireResponse want = std::move(closing).Finish("application/json", "{}");
+    if (version == 11) {
+      // Same fields; "Connection: close" right after the status line.
+      EXPECT_EQ(w.bytes.find("HTTP/1.1 400 Bad Request\r\nConnection: close\r\n"), 0u) << w.bytes;
+      EXPECT_EQ(w.bytes.size(), want.bytes.size());
+    } else {
+      EXPECT_EQ(w.bytes.find("Connection: keep-alive"), std::string::npos) << w.bytes;
+      EXPECT_NE(w.bytes.find("Connection: close\r\n"), std::string::npos) << w.bytes;
+    }
+    const std::string once = w.bytes;
+    MarkLastOnConnection(&w);  // already the last: unchanged
+    EXPECT_EQ(w.bytes, once);
+  }
+}
+
 TEST(ResponseWriterTest, MatchesBeastsOwnSerializer) {
   HttpResponse res{bhttp::status::too_many_requests, 11};
   res.set(bhttp::field::retry_after, "3");

@@ -312,7 +312,8 @@ void Session::Write(WireResponse&& response) {
       ++bad_requests_ >= state_->options.max_bad_requests_per_connection) {
     close_after_write_ = true;  // a client that keeps sending bad requests
   }
-  bool keep_alive = response.keep_alive && !close_after_write_ && !peer_closed_;
+  if (close_after_write_ || peer_closed_) MarkLastOnConnection(&response);
+  bool keep_alive = response.keep_alive;
   write_buffer_ = std::move(response.bytes);
   ExpireAfter(state_->options.read_timeout_ms);
   asio::async_write(socket_, asio::buffer(write_buffer_),

@@ -16,6 +16,7 @@
 #include <boost/beast/core.hpp>
 
 #include "common/clock.h"
+#include "common/log_throttle.h"
 #include "http/http_server.h"
 #include "http/request_parser.h"
 
@@ -39,7 +40,7 @@ struct HttpServer::State {
   // Open connections per client address (only with max_connections_per_client).
   std::mutex clients_mu;
   std::unordered_map<std::string, int> per_client;  // GUARDED_BY(clients_mu)
-  TimePoint last_accept_warning{};                  // on the acceptor's executor
+  LogThrottle accept_warnings;                      // "accept failed", once per 10 s
   // Open sessions, for the timeout sweep. Touched on connect, close and
   // sweep only — never per request.
   std::mutex sessions_mu;

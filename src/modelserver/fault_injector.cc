@@ -22,7 +22,8 @@ std::string FaultsToJson(const Faults& f) {
                                       {"error_rate", f.error_rate},
                                       {"item_error_rate", f.item_error_rate},
                                       {"hang", f.hang},
-                                      {"close_connection", f.close_connection}});
+                                      {"close_connection", f.close_connection},
+                                      {"error_message", f.error_message}});
 }
 
 Status ApplyFaultsJson(std::string_view text, Faults* faults) {
@@ -43,6 +44,9 @@ Status ApplyFaultsJson(std::string_view text, Faults* faults) {
       if (!value.is_bool())
         return InvalidArgument("faults: " + std::string(key) + " must be a boolean");
       (key == "hang" ? f.hang : f.close_connection) = value.as_bool();
+    } else if (key == "error_message") {
+      if (!value.is_string()) return InvalidArgument("faults: error_message must be a string");
+      f.error_message = std::string(value.as_string());
     } else {
       return InvalidArgument("faults: unknown field \"" + std::string(key) + "\"");
     }
@@ -68,6 +72,7 @@ FaultDecision FaultInjector::Draw(size_t items) {
   d.hang = faults_.hang;
   d.close_connection = faults_.close_connection;
   d.added_latency_ms = faults_.added_latency_ms;
+  d.error_message = faults_.error_message;
   d.item_errors.assign(items, false);
   std::uniform_real_distribution<double> u(0.0, 1.0);
   // Rates of 0 and 1 draw nothing, so they are exact and leave the sequence alone.

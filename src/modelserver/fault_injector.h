@@ -26,6 +26,10 @@ struct Faults {
   double item_error_rate = 0;     // probability each item fails on its own, 0..1
   bool hang = false;              // accept requests but never answer them
   bool close_connection = false;  // close the connection instead of answering
+  // The text of injected failures (batch and item errors); empty: "injected
+  // batch failure" / "injected item failure". Sent as is, so tests can make
+  // a backend answer with any bytes (e.g. multi-byte or invalid UTF-8).
+  std::string error_message;
 };
 
 // "faults: <field> must be ..." when a value is out of range.
@@ -45,6 +49,7 @@ struct FaultDecision {
   bool batch_error = false;
   std::vector<bool> item_errors;  // one per item; all false when none drawn
   int64_t added_latency_ms = 0;
+  std::string error_message;  // Faults::error_message
 };
 
 class FaultInjector {

@@ -170,7 +170,9 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void Answer(const ApiRequest& request, const FaultDecision& fault, BatchResult result) {
     if (fault.batch_error) {
-      return Reply(http::status::internal_server_error, ErrorJson("injected batch failure"));
+      return Reply(
+          http::status::internal_server_error,
+          ErrorJson(fault.error_message.empty() ? "injected batch failure" : fault.error_message));
     }
     if (!result.status.ok() || result.items.size() != request.items.size()) {
       return Reply(http::status::internal_server_error, ErrorJson(result.status.message()));
@@ -179,10 +181,14 @@ class Session : public std::enable_shared_from_this<Session> {
     for (size_t i = 0; i < items.size(); ++i) {
       if (fault.item_errors[i]) {
         if (request.api != Api::kBatch) {
-          return Reply(http::status::internal_server_error,
-                       ErrorJson("injected item failure (this protocol has no per-item errors)"));
+          return Reply(
+              http::status::internal_server_error,
+              ErrorJson(fault.error_message.empty()
+                            ? "injected item failure (this protocol has no per-item errors)"
+                            : fault.error_message));
         }
-        items[i].error = "injected item failure";
+        items[i].error =
+            fault.error_message.empty() ? "injected item failure" : fault.error_message;
         continue;
       }
       items[i].output = std::move(result.items[i].output);

@@ -38,20 +38,6 @@ class ConnectionTimeoutsTest : public SluiceTest {
     ASSERT_NO_FATAL_FAILURE(StartSluiceWithYaml(yaml));
   }
 
-  // A plain TCP connection to the server; -1 on failure.
-  int Connect() {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(port());
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-      ::close(fd);
-      return -1;
-    }
-    return fd;
-  }
-
   // Waits (bounded) until the server closes `fd`; returns how long it took,
   // or nullopt if it stayed open for `limit`. Any bytes sent are discarded.
   std::optional<milliseconds> WaitForClose(int fd, milliseconds limit) {
@@ -68,14 +54,6 @@ class ConnectionTimeoutsTest : public SluiceTest {
       }
     }
     return std::nullopt;
-  }
-
-  void ExpectStillServing() {
-    auto client = NewClient();
-    Result<Response> r =
-        client->Post("/v1/inference", InferenceBody(kModel, "still here"), {Bearer(kPaidKey)});
-    ASSERT_TRUE(r.ok()) << r.status().ToString();
-    EXPECT_EQ(r->status, 200) << r->body;
   }
 };
 

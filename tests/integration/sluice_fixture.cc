@@ -1,5 +1,10 @@
 #include "tests/integration/sluice_fixture.h"
 
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <sstream>
 #include <thread>
@@ -50,7 +55,10 @@ std::string TestConfig::Yaml() const {
        "8c90d0fec7210415e58a828489f66b8dc71bbb6c25527bcc1288c8370bf00a4e\n"
     << "  recent_requests: " << recent_requests << "\n"
     << "  watch_client_min_queue_depth: " << watch_client_min_queue_depth << "\n"
-    << "request_log:\n"
+    << "  max_connections_per_client: " << max_connections_per_client << "\n"
+    << "  unauthenticated_memory_limit_bytes: " << unauthenticated_memory_limit_bytes << "\n";
+  if (admin_listener) y << "admin:\n  listen_address: 127.0.0.1\n  port: 0\n";
+  y << "request_log:\n"
     << "  backend: " << request_log << "\n";
   if (!sqlite_path.empty()) y << "  path: " << sqlite_path << "\n";
   if (!postgres_url.empty()) {
@@ -243,8 +251,48 @@ bool PollUntil(const std::function<bool()>& done, std::chrono::milliseconds time
   return false;
 }
 
-void SluiceTest::StartSluiceWithYaml(std::string yaml) {
-  SluiceProcessOptions options;
+int ConnectRaw(uint16_t port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+std::string ReadUntilClose(int fd, std::chrono::milliseconds limit, bool* closed) {
+  using Clock = std::chrono::steady_clock;
+  std::string got;
+  *closed = false;
+  const auto start = Clock::now();
+  while (Clock::now() - start < limit) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 50) <= 0) continue;
+    char buf[4096];
+    ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+    if (n <= 0) {
+      *closed = true;
+      break;
+    }
+    got.append(buf, static_cast<size_t>(n));
+  }
+  return got;
+}
+
+void SluiceTest::ExpectStillServing() {
+  auto client = NewClient();
+  Result<Response> r =
+      client->Post("/v1/inference", InferenceBody(kModel, "still here"), {Bearer(kPaidKey)});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->status, 200) << r->body;
+}
+
+void SluiceTest::StartSluiceWithYaml(std::string yaml, SluiceProcessOptions options) {
   options.binary_path = SLUICE_BINARY;
   options.config_yaml = std::move(yaml);
   process_ = std::make_unique<SluiceProcess>(std::move(options));

@@ -61,6 +61,11 @@ struct TestConfig {
   int io_threads = 2;
   size_t recent_requests = 100'000;  // requests kept in memory for lookups
   size_t watch_client_min_queue_depth = 32;
+  int max_connections_per_client = 0;  // 0: no cap
+  uint64_t unauthenticated_memory_limit_bytes = 64ull << 20;
+  // An `admin:` section (127.0.0.1, any free port): /internal/* and
+  // /metrics move there (SluiceProcess::admin_port()).
+  bool admin_listener = false;
   // request_log section: "memory" (default here, so tests write no files),
   // or "sqlite" with sqlite_path.
   std::string request_log = "memory";
@@ -116,7 +121,7 @@ std::string ErrorRequestId(std::string_view body);
 // value.
 boost::json::value ModelHealth(const boost::json::value& health);
 
-// True when `id` looks like "req_" + 16 lowercase hex digits.
+// True when `id` looks like "req_" + 32 lowercase hex digits.
 bool IsRequestId(std::string_view id);
 
 // Checks the error contract: `status`, a JSON body
@@ -140,13 +145,25 @@ std::string ErrorMessage(std::string_view body);
 bool PollUntil(const std::function<bool()>& done, std::chrono::milliseconds timeout,
                std::chrono::milliseconds interval = std::chrono::milliseconds(5));
 
+// A plain TCP connection to 127.0.0.1:`port` (for bytes no HTTP client would
+// send); the caller closes it. -1 when connect() failed.
+int ConnectRaw(uint16_t port);
+
+// Everything the peer sends on `fd` until it closes (bounded by `limit`);
+// `*closed` says whether it closed.
+std::string ReadUntilClose(int fd, std::chrono::milliseconds limit, bool* closed);
+
 // Base fixture: one sluice process per test.
 class SluiceTest : public ::testing::Test {
  protected:
   // Starts sluice with `config`; a fatal failure when it does not become
   // ready. Use as ASSERT_NO_FATAL_FAILURE(StartSluice(config)).
-  void StartSluice(const TestConfig& config) { StartSluiceWithYaml(config.Yaml()); }
-  void StartSluiceWithYaml(std::string yaml);
+  // `options` (stderr_path, open-file limits) without the binary and config,
+  // which these fill in.
+  void StartSluice(const TestConfig& config, SluiceProcessOptions options = {}) {
+    StartSluiceWithYaml(config.Yaml(), std::move(options));
+  }
+  void StartSluiceWithYaml(std::string yaml, SluiceProcessOptions options = {});
 
   uint16_t port() const { return process_->port(); }
   SluiceProcess& process() { return *process_; }
@@ -155,6 +172,12 @@ class SluiceTest : public ::testing::Test {
       std::chrono::milliseconds timeout = std::chrono::milliseconds(10'000)) const {
     return std::make_unique<HttpClient>(port(), timeout);
   }
+
+  // A plain TCP connection to the server (ConnectRaw).
+  int Connect() const { return ConnectRaw(port()); }
+
+  // A fresh client's inference request is answered 200 (fatal failure if not).
+  void ExpectStillServing();
 
   // GET /internal/health with the service token; its queue_depth, or -1.
   int64_t QueueDepth(HttpClient& client);

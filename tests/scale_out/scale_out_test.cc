@@ -15,6 +15,7 @@
 #include <gtest/gtest.h>
 #include <boost/json.hpp>
 
+#include "modelserver/model_server_process.h"
 #include "redis/connection.h"
 #include "testing/postgres_server.h"
 #include "testing/redis_server.h"
@@ -294,12 +295,16 @@ std::optional<std::vector<std::string>> Psql(uint16_t port, const std::string& s
   FILE* f = ::popen(cmd.c_str(), "r");
   if (f == nullptr) return std::nullopt;
   std::vector<std::string> lines;
+  std::string line;
   char buf[512];
   while (std::fgets(buf, sizeof(buf), f) != nullptr && lines.size() < 100'000) {
-    std::string line(buf);
+    line += buf;  // a row longer than buf comes in pieces
+    if (line.back() != '\n') continue;
     while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
-    lines.push_back(line);
+    lines.push_back(std::move(line));
+    line.clear();
   }
+  if (!line.empty()) lines.push_back(std::move(line));
   return ::pclose(f) == 0 ? std::optional(lines) : std::nullopt;
 }
 
@@ -382,6 +387,76 @@ TEST_F(ScaleOutTest, PostgresLogHasEveryRequestAndServingSurvivesADatabaseOutage
       PollUntil([&] { return PsqlCount(pg.port(), "SELECT count(*) FROM requests") == 1'500; },
                 milliseconds(20'000), milliseconds(100)));
   EXPECT_EQ(GatewayMetric(gw[0], "sluice_request_log_dropped_total"), 0);
+}
+
+// A backend's error text in Cyrillic, CJK and an emoji, long enough that
+// every limit on the way cuts it: the per-item error reaches the client of
+// another process (over Redis) as valid UTF-8, and the batch error's text
+// reaches PostgreSQL through the gateway's log, never the client.
+TEST_F(ScaleOutTest, MultibyteBackendErrorsReachTheGatewayAndPostgresIntact) {
+  const std::string phrase =
+      "\xD0\xBE\xD1\x88\xD0\xB8\xD0\xB1\xD0\xBA\xD0\xB0 "  // ошибка
+      "\xE6\xA8\xA1\xE5\x9E\x8B "                          // 模型
+      "\xF0\x9F\x92\xA5 ";                                 // 💥
+  std::string message = "xy";  // 2 + 25 * k: a 500-byte cut lands inside the emoji
+  for (int i = 0; i < 40; ++i) message += phrase;
+  modelserver::testing::ModelServerProcess server(
+      SLUICE_BINARY, {"--model", std::string(kModel), "--model-version", std::string(kModelVersion),
+                      "--item-error-rate", "1", "--error-message", message});
+  ASSERT_TRUE(server.Start().ok());
+  PostgresServer pg;
+  ASSERT_TRUE(pg.Start().ok()) << "PostgreSQL did not start";
+  TestConfig c = FastSim();
+  c.request_log = "postgres";
+  c.postgres_url = pg.url();
+  c.backend_yaml = "    backend:\n      kind: http\n      endpoints:\n        - " + server.url() +
+                   "/v1/batch\n      request_timeout_ms: 2000\n"
+                   "    retry:\n      max_retries: 0\n";
+  std::vector<uint16_t> gw = StartCluster(Yaml(c), 1, 1);
+  ASSERT_EQ(gw.size(), 1u);
+  HttpClient client(gw[0], milliseconds(10'000));
+  const Headers auth = {{"Authorization", "Bearer " + std::string(kPaidKey)}};
+
+  // A per-item error is the model's answer: the client reads it, cut on a
+  // character boundary (Boost.JSON's parser rejects invalid UTF-8).
+  Result<Response> item = client.Post("/v1/inference", InferenceBody(kModel, "a"), auth);
+  ASSERT_TRUE(item.ok()) << item.status().ToString();
+  ASSERT_TRUE(IsError(*item, 502, "backend_error")) << item->body;
+  const std::string item_message = ErrorMessage(item->body);
+  EXPECT_EQ(item_message.rfind("inference API failed this item: xy" + phrase, 0), 0u)
+      << item_message;
+  EXPECT_LE(item_message.size(), std::string("inference API failed this item: ").size() + 500);
+  EXPECT_GE(item_message.size(), std::string("inference API failed this item: ").size() + 480);
+  EXPECT_EQ(item_message.find("127.0.0.1"), std::string::npos) << item_message;
+
+  // A whole-batch error: the client learns only what happened; the backend's
+  // words and address reach the log.
+  HttpClient admin(server.port());
+  Result<Response> set = admin.Post("/admin/faults", R"({"item_error_rate": 0, "error_rate": 1})",
+                                    {{"Content-Type", "application/json"}});
+  ASSERT_TRUE(set.ok() && set->status == 200);
+  Result<Response> batch = client.Post("/v1/inference", InferenceBody(kModel, "b"), auth);
+  ASSERT_TRUE(batch.ok()) << batch.status().ToString();
+  ASSERT_TRUE(IsError(*batch, 502, "backend_error")) << batch->body;
+  EXPECT_EQ(
+      ErrorMessage(batch->body),
+      "model '" + std::string(kModel) + "' failed after 1 attempt (the backend reported an error)");
+  const std::string batch_id = ErrorRequestId(batch->body);
+  const std::string item_id = ErrorRequestId(item->body);
+  ASSERT_TRUE(IsRequestId(batch_id) && IsRequestId(item_id));
+
+  // Both rows land in PostgreSQL with the text intact.
+  auto error_of = [&](const std::string& id) -> std::string {
+    auto rows = Psql(pg.port(), "SELECT error FROM requests WHERE id = '" + id + "'");
+    return rows && rows->size() == 1 ? (*rows)[0] : "";
+  };
+  EXPECT_TRUE(PollUntil([&] { return !error_of(item_id).empty() && !error_of(batch_id).empty(); },
+                        milliseconds(15'000), milliseconds(100)));
+  EXPECT_NE(error_of(item_id).find("xy" + phrase + phrase), std::string::npos) << error_of(item_id);
+  const std::string batch_error = error_of(batch_id);
+  EXPECT_NE(batch_error.find("xy" + phrase + phrase), std::string::npos) << batch_error;
+  EXPECT_NE(batch_error.find(server.url()), std::string::npos) << batch_error;
+  EXPECT_EQ(GatewayMetric(gw[0], "sluice_request_log_rejected_total"), 0);
 }
 
 TEST_F(ScaleOutTest, ServeWithARedisSectionRunsBothRolesInOneProcess) {
