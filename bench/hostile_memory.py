@@ -16,8 +16,9 @@ while hostile connections hold it:
 In phase 2 the server's own account (`sluice_unauthenticated_connection_bytes`
 on /metrics) is read too, and connections past the budget
 (`server.unauthenticated_memory_limit_bytes`, BUDGET_MIB) are refused 503.
-Throughout, one authenticated client keeps sending requests; its answers
-are counted. Prints a markdown report. Loopback only; every wait is bounded.
+Metrics are read on an admin listener (its own budget). One authenticated
+keep-alive connection, opened before the flood, keeps sending requests; its
+answers are counted (new connections past the budget are refused by design). Prints a markdown report. Loopback only; every wait is bounded.
 
 Usage: bench/hostile_memory.py [--bin build/src/app/sluice] [--connections 4000]
                                [--header-bytes 15000] [--budget-mib 64]
@@ -26,12 +27,12 @@ import argparse
 import os
 import re
 import resource
-import select
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+import http.client
 import urllib.request
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -54,14 +55,15 @@ def get(port, path, token):
         return r.status, r.read().decode()
 
 
-def inference_ok(port):
+def inference_ok(conn):
     body = b'{"model":"sluice-sim-small","input":"hello","parameters":{"max_tokens":4}}'
-    req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/inference", data=body,
-                                 headers={"Authorization": f"Bearer {KEY}",
-                                          "Content-Type": "application/json"})
     try:
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return r.status == 200
+        conn.request("POST", "/v1/inference", body=body,
+                     headers={"Authorization": f"Bearer {KEY}",
+                              "Content-Type": "application/json"})
+        r = conn.getresponse()
+        r.read()
+        return r.status == 200
     except Exception:
         return False
 
@@ -81,6 +83,7 @@ def start_server(binary, tmp, budget_mib):
     yaml = re.sub(r"(?m)^(\s*backend:\s*)sqlite\s*$", r"\1memory", yaml, count=1)
     yaml = yaml.replace("server:\n", "server:\n  unauthenticated_memory_limit_bytes: "
                         f"{budget_mib << 20}\n", 1)
+    yaml += "\nadmin:\n  listen_address: 127.0.0.1\n  port: 0\n"
     path = os.path.join(tmp, "sluice.yaml")
     with open(path, "w") as f:
         f.write(yaml)
@@ -88,11 +91,15 @@ def start_server(binary, tmp, budget_mib):
                             stdout=subprocess.PIPE, stderr=open(os.path.join(tmp, "log"), "w"),
                             text=True)
     deadline = time.time() + 20
+    admin = 0
     while time.time() < deadline:
         line = proc.stdout.readline()
+        a = re.match(r"sluice: admin on http://[^:]+:(\d+)", line)
+        if a:
+            admin = int(a.group(1))
         m = re.match(r"sluice: listening on http://[^:]+:(\d+)", line)
         if m:
-            return proc, int(m.group(1))
+            return proc, int(m.group(1)), admin
     proc.kill()
     sys.exit("sluice did not start")
 
@@ -109,10 +116,11 @@ def main():
     n = min(args.connections, hard - 100)
 
     tmp = tempfile.mkdtemp(prefix="sluice-hostile-")
-    proc, port = start_server(args.bin, tmp, args.budget_mib)
+    proc, port, admin = start_server(args.bin, tmp, args.budget_mib)
     rows = []
+    client = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
-        assert inference_ok(port)
+        assert inference_ok(client)
         rows.append(("idle (one request served)", rss_kib(proc.pid), "", ""))
         partial = (b"POST /v1/inference HTTP/1.1\r\nHost: x\r\nX-Pad: " +
                    b"a" * args.header_bytes)
@@ -129,21 +137,19 @@ def main():
         deadline = time.time() + 20
         last = -1
         while time.time() < deadline:
-            now = metric(port, "sluice_unauthenticated_connection_bytes")
+            now = metric(admin, "sluice_unauthenticated_connection_bytes")
             if now == last:
                 break
             last = now
             time.sleep(0.5)
         for s in held:  # refused ones were answered 503 and closed
-            r, _, _ = select.select([s], [], [], 0)
-            if r:
-                try:
-                    data = s.recv(256)
-                except OSError:
-                    data = b""
-                if data.startswith(b"HTTP/1.1 503"):
-                    refused += 1
-        served = sum(inference_ok(port) for _ in range(20))
+            try:
+                data = s.recv(256)  # non-blocking
+            except OSError:
+                data = b""
+            if data.startswith(b"HTTP/1.1 503"):
+                refused += 1
+        served = sum(inference_ok(client) for _ in range(20))
         rows.append((f"{n} connections × {args.header_bytes} B of header, no key",
                      rss_kib(proc.pid),
                      f"server's account {last / 2**20:.1f} MiB; {refused} refused 503",
@@ -162,7 +168,7 @@ def main():
                 except OSError:
                     break
             floods.append((s, sent))
-        served = sum(inference_ok(port) for _ in range(20))
+        served = sum(inference_ok(client) for _ in range(20))
         rows.append(("+ 4 endless chunk extensions",
                      rss_kib(proc.pid),
                      "sent before the cut: " + ", ".join(f"{x // 1024} KiB" for _, x in floods),
@@ -172,11 +178,11 @@ def main():
         for s, _ in floods:
             s.close()
         deadline = time.time() + 10
-        while time.time() < deadline and metric(port, "sluice_unauthenticated_connection_bytes"):
+        while time.time() < deadline and metric(admin, "sluice_unauthenticated_connection_bytes"):
             time.sleep(0.2)
         rows.append(("all closed", rss_kib(proc.pid),
-                     f"server's account {metric(port, 'sluice_unauthenticated_connection_bytes'):.0f} B",
-                     f"{sum(inference_ok(port) for _ in range(20))}/20"))
+                     f"server's account {metric(admin, 'sluice_unauthenticated_connection_bytes'):.0f} B",
+                     f"{sum(inference_ok(client) for _ in range(20))}/20"))
     finally:
         proc.terminate()
         try:

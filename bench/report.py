@@ -1155,6 +1155,22 @@ def machine_lines(run):
     ]
 
 
+def notes_outside_the_suite():
+    """bench/notes/*.md (hand-kept figures from runs outside bench/run), in
+    name order, so that regenerating RESULTS.md keeps them."""
+    notes_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "notes")
+    names = sorted(n for n in os.listdir(notes_dir) if n.endswith(".md")) if os.path.isdir(notes_dir) else []
+    if not names:
+        return []
+    out = ["## Measured outside the suite", "",
+           "Kept by hand in `bench/notes/` (each file names its command and commit); appended here by "
+           "`bench/report.py`.", ""]
+    for name in names:
+        with open(os.path.join(notes_dir, name)) as f:
+            out += [f.read().rstrip(), ""]
+    return out
+
+
 def main():
     if len(sys.argv) < 2:
         sys.exit(__doc__)
@@ -1212,6 +1228,7 @@ def main():
         if cmds:
             out.append(f"{n}. " + "<br>".join(f"`{c}`" for c in cmds))
     out.append("")
+    out += notes_outside_the_suite()
     text = "\n".join(out).rstrip() + "\n"
     text = re.sub(r"\n{3,}", "\n\n", text)
     sys.stdout.write(text)
