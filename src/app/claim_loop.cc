@@ -36,6 +36,8 @@ ClaimLoop::Stats ClaimLoop::stats() const {
   s.claim_errors = claim_errors_.load();
   s.complete_calls = state_->complete_calls.load();
   s.complete_errors = state_->complete_errors.load();
+  s.renew_calls = state_->renew_calls.load();
+  s.renew_errors = state_->renew_errors.load();
   return s;
 }
 
@@ -49,8 +51,29 @@ bool ClaimLoop::WaitForRoom() {
     // stays in Redis for healthy workers.
     const size_t room = options_.group->batch_room();
     if (state_->batches_in_flight.load() < room) return true;
+    lock.unlock();
+    RenewLeasesIfDue();  // the batches in flight may run for a long time
+    lock.lock();
     state_->cv.wait_for(lock, std::chrono::milliseconds(100));
   }
+}
+
+void ClaimLoop::RenewLeasesIfDue() {
+  const auto now = std::chrono::steady_clock::now();
+  if (now < next_renewal_) return;
+  next_renewal_ = now + std::chrono::milliseconds(options_.renew_interval_ms);
+  std::vector<std::string> ids;
+  {
+    std::lock_guard lock(state_->mu);
+    ids.assign(state_->held.begin(), state_->held.end());
+  }
+  if (ids.empty()) return;
+  state_->renew_calls.fetch_add(1, std::memory_order_relaxed);
+  options_.claimer->RenewAsync(ids, [state = state_](Result<int64_t> renewed) {
+    // A failed renewal is retried at the next interval; past the lease the
+    // reaper re-queues, and the complete script keeps one answer per id.
+    if (!renewed.ok()) state->renew_errors.fetch_add(1, std::memory_order_relaxed);
+  });
 }
 
 void ClaimLoop::Run() {
@@ -59,6 +82,7 @@ void ClaimLoop::Run() {
   claim.max_batch_delay_us = options_.max_batch_delay_us;
   int64_t errors_in_a_row = 0;
   while (WaitForRoom()) {
+    RenewLeasesIfDue();
     // The batch the load needs (DispatchGroup: adaptive or static), never
     // more than a full one.
     claim.min_batch = std::clamp<size_t>(options_.group->TargetBatchSize(SystemClock()->Now()), 1,
@@ -127,14 +151,25 @@ void ClaimLoop::Hand(redis::RedisBatchClaimer::Batch& batch) {
   const redis::WallClockAnchor anchor = redis::WallClockAnchor::Now(*SystemClock());
   std::vector<RequestPtr> requests;
   requests.reserve(batch.requests.size());
+  {
+    std::lock_guard lock(state->mu);
+    for (const redis::WireRequest& w : batch.requests) state->held.insert(w.id);
+  }
   for (const redis::WireRequest& w : batch.requests) {
     RequestPtr req = redis::FromWireRequest(w, anchor);
+    if (w.attempts > 0) {
+      // Re-queued after its worker was lost: dispatched once already, so,
+      // like an in-process retry, only its total deadline bounds it.
+      req->dispatch_deadline = req->total_deadline;
+      req->attempts = static_cast<int>(w.attempts);
+    }
     req->set_on_complete([state, remaining, claimer = options_.claimer, strand = options_.strand,
                           worker = options_.worker_id, id = w.id](InferenceOutcome&& outcome) {
       bool first = false;
       {
         std::lock_guard lock(state->mu);
         first = state->outbox.empty();
+        state->held.erase(id);
         state->outbox.push_back(redis::ToWireResult(id, outcome, worker));
         state->answers_in_flight.fetch_add(1);
         if (remaining->fetch_sub(1) == 1) {

@@ -18,6 +18,13 @@
 // and none while every endpoint is open and cooling down, so that the queue
 // stays in Redis for healthy workers.
 //
+// Leases: every request it holds (claimed, not yet answered) has its lease
+// renewed every renew_interval_ms (lease / 4) from the claim thread, so a
+// lease runs out only when this worker is gone, however long its batches
+// take; the reaper then re-queues the batch elsewhere within about a lease.
+// A request re-queued that way (attempts > 0) was dispatched once already:
+// like an in-process retry, only its total deadline bounds it here.
+//
 // Failures: while Redis is down a claim fails at once and the thread waits
 // error_backoff_ms (stop-aware) before trying again. A CompleteAsync that
 // fails leaves the requests leased: the reaper re-queues them when the lease
@@ -36,6 +43,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <unordered_set>
 #include <vector>
 
 #include "core/dispatch_group.h"
@@ -60,6 +68,10 @@ class ClaimLoop {
     int64_t max_batch_delay_us = 10'000;
     int64_t claim_timeout_ms = 500;  // longest single Claim() (stop latency)
     int64_t error_backoff_ms = 100;  // wait after a failed claim
+    // How often the leases of held requests are renewed; well under the
+    // claimer's lease_us (lease / 4). The claim thread checks at least every
+    // claim_timeout_ms + 100 ms, so keep it above that.
+    int64_t renew_interval_ms = 500;
   };
   struct Stats {
     uint64_t batches = 0;          // batches claimed
@@ -68,6 +80,8 @@ class ClaimLoop {
     uint64_t claim_errors = 0;     // failed claims (Redis down, script error)
     uint64_t complete_calls = 0;   // CompleteAsync calls
     uint64_t complete_errors = 0;  // failed completions (left to the reaper)
+    uint64_t renew_calls = 0;      // lease renewals sent
+    uint64_t renew_errors = 0;     // renewals that failed (Redis down)
   };
 
   explicit ClaimLoop(const Options& options);
@@ -93,16 +107,22 @@ class ClaimLoop {
     std::mutex mu;
     std::condition_variable cv;             // a batch finished, or stopping
     std::vector<redis::WireResult> outbox;  // GUARDED_BY(mu)
+    std::unordered_set<std::string> held;   // claimed, not answered; GUARDED_BY(mu)
     std::atomic<size_t> batches_in_flight{0};
     std::atomic<size_t> answers_in_flight{0};
     std::atomic<uint64_t> complete_calls{0};
     std::atomic<uint64_t> complete_errors{0};
+    std::atomic<uint64_t> renew_calls{0};
+    std::atomic<uint64_t> renew_errors{0};
   };
 
   void Run();
   // Waits until a batch may be claimed; false when stopping.
   bool WaitForRoom();
   void Hand(redis::RedisBatchClaimer::Batch& batch);
+  // Renews the held leases when renew_interval_ms has passed (claim
+  // thread; takes state_->mu).
+  void RenewLeasesIfDue();
   static void Flush(const std::shared_ptr<State>& state, redis::RedisBatchClaimer* claimer);
 
   const Options options_;
@@ -110,6 +130,7 @@ class ClaimLoop {
   std::atomic<bool> stopping_{false};
   std::atomic<bool> finished_{false};
   std::atomic<uint64_t> batches_{0}, requests_{0}, expired_{0}, claim_errors_{0};
+  std::chrono::steady_clock::time_point next_renewal_{};  // claim thread only
   std::thread thread_;
 };
 

@@ -279,7 +279,11 @@ int RunWorker(const AppConfig& config, const WorkerFlags& flags) {
   lo.worker_id = worker_id;
   lo.max_batch_size = model->max_batch_size;
   lo.max_batch_delay_us = model->max_batch_delay_us;
-  lo.claim_timeout_ms = config.worker.max_block_ms;
+  // The claim thread renews leases between claims: it must come round more
+  // often than lease / 4.
+  lo.renew_interval_ms = std::max<int64_t>(config.redis.lease_ms / 4, 1);
+  lo.claim_timeout_ms =
+      std::clamp<int64_t>(lo.renew_interval_ms / 2, 1, config.worker.max_block_ms);
   ClaimLoop claims(lo);
 
   AddRedisConnectionMetrics(registry, *conn);
@@ -288,6 +292,8 @@ int RunWorker(const AppConfig& config, const WorkerFlags& flags) {
       {"sluice_worker_batches_claimed_total", &ClaimLoop::Stats::batches},
       {"sluice_worker_requests_claimed_total", &ClaimLoop::Stats::requests},
       {"sluice_worker_expired_at_claim_total", &ClaimLoop::Stats::expired},
+      {"sluice_worker_lease_renewals_total", &ClaimLoop::Stats::renew_calls},
+      {"sluice_worker_lease_renewal_errors_total", &ClaimLoop::Stats::renew_errors},
       {"sluice_worker_claim_errors_total", &ClaimLoop::Stats::claim_errors},
       {"sluice_worker_complete_calls_total", &ClaimLoop::Stats::complete_calls},
       {"sluice_worker_complete_errors_total", &ClaimLoop::Stats::complete_errors}};

@@ -299,7 +299,7 @@ TEST(LoadConfigFileTest, ClusterConfigParsesWithRedis) {
   EXPECT_TRUE(c.redis.configured);
   EXPECT_EQ(c.redis.port, 16390);
   EXPECT_EQ(c.redis.key_prefix, "sluice");
-  EXPECT_EQ(c.redis.lease_ms, 10'000);
+  EXPECT_EQ(c.redis.lease_ms, 2'000);
   EXPECT_TRUE(c.redis.gateway_id.empty());
   EXPECT_EQ(c.worker.max_block_ms, 500);
   ASSERT_EQ(c.models.size(), 1u);

@@ -106,7 +106,7 @@ const RuleCase kRules[] = {
     {"BraceInKeyPrefix", [](AppConfig& c) { Redis(c).key_prefix = "a{b"; }, "redis.key_prefix: "},
     {"ZeroCommandTimeout", [](AppConfig& c) { Redis(c).command_timeout_ms = 0; },
      "redis.command_timeout_ms: "},
-    {"LeaseShorterThanBatch", [](AppConfig& c) { Redis(c).lease_ms = 3'000; }, "redis.lease_ms: "},
+    {"LeaseTooShortToRenew", [](AppConfig& c) { Redis(c).lease_ms = 199; }, "redis.lease_ms: "},
     {"ShortHeartbeatTtl", [](AppConfig& c) { Redis(c).heartbeat_ttl_ms = 100; },
      "redis.heartbeat_ttl_ms: "},
     {"BadGatewayId", [](AppConfig& c) { Redis(c).gateway_id = "gw|1"; }, "redis.gateway_id: "},

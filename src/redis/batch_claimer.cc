@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <mutex>
 #include <optional>
 
 #include "redis/scripts.h"
@@ -150,6 +151,50 @@ Result<RedisBatchClaimer::Batch> RedisBatchClaimer::Claim(const ClaimOptions& cl
     if (!woken->is_nil()) counters_->wakeups.fetch_add(1, std::memory_order_relaxed);
   }
   return Batch{};
+}
+
+void RedisBatchClaimer::RenewAsync(const std::vector<std::string>& ids, RenewDone done) {
+  if (ids.empty()) {
+    if (done) done(int64_t{0});
+    return;
+  }
+  // Chunks keep each script's unpack() far below Lua's stack limit (8,000).
+  constexpr size_t kIdsPerCall = 2'000;
+  struct Tally {
+    std::mutex mu;
+    size_t calls_left = 0;
+    Result<int64_t> total = int64_t{0};
+    RenewDone done;
+  };
+  auto tally = std::make_shared<Tally>();
+  tally->calls_left = (ids.size() + kIdsPerCall - 1) / kIdsPerCall;
+  tally->done = std::move(done);
+  for (size_t at = 0; at < ids.size(); at += kIdsPerCall) {
+    const size_t end = std::min(ids.size(), at + kIdsPerCall);
+    std::vector<std::string> args;
+    args.reserve(1 + end - at);
+    args.push_back(std::to_string(options_.lease_us));
+    args.insert(args.end(), ids.begin() + static_cast<ptrdiff_t>(at),
+                ids.begin() + static_cast<ptrdiff_t>(end));
+    options_.connection->RunScript(scripts::Renew(), {options_.keys.Leases(options_.model)},
+                                   std::move(args), [tally](ReplyResult reply) {
+                                     reply = ExpectNoError(std::move(reply), "renew");
+                                     std::optional<int64_t> n =
+                                         reply.ok() ? reply->AsInt() : std::nullopt;
+                                     std::lock_guard lock(tally->mu);
+                                     if (tally->total.ok()) {
+                                       if (!reply.ok()) {
+                                         tally->total = reply.status();
+                                       } else if (!n) {
+                                         tally->total = Internal("renew: " + reply->DebugString());
+                                       } else {
+                                         tally->total = *tally->total + *n;
+                                       }
+                                     }
+                                     if (--tally->calls_left == 0 && tally->done)
+                                       tally->done(std::move(tally->total));
+                                   });
+  }
 }
 
 void RedisBatchClaimer::CompleteAsync(const std::vector<WireResult>& results, CompleteDone done) {

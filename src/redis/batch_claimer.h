@@ -30,7 +30,8 @@
 // subscriber are dropped and counted.
 //
 // Commands per batch on the worker path: one claim EVALSHA (plus a BLPOP
-// while idle) and one complete EVALSHA, whatever the batch size.
+// while idle) and one complete EVALSHA, whatever the batch size; and one
+// renew EVALSHA per lease_us / 4 for everything a worker holds.
 //
 // Thread-safety: Claim() is for one thread at a time (it owns the wait
 // connection); Complete()/CompleteAsync() and stats are thread-safe.
@@ -125,6 +126,16 @@ class RedisBatchClaimer {
   // claiming again after each wake-up. Returns an empty batch at the
   // timeout. Errors: kUnavailable (Redis down, at once), kInternal.
   Result<Batch> Claim(const ClaimOptions& claim, std::chrono::milliseconds timeout);
+
+  // Extends the leases of `ids` (claimed, not answered yet) to lease_us from
+  // now, in one script call. A worker renews what it holds every
+  // lease_us / 4, so a lease runs out only when its worker is gone (or cut
+  // off from Redis), however long the batch takes. Ids no longer leased
+  // (completed, or reaped and re-queued) are left alone. `done` (may be
+  // null) gets how many leases were extended; it runs on the connection's
+  // thread (inline when down).
+  using RenewDone = std::function<void(Result<int64_t>)>;
+  void RenewAsync(const std::vector<std::string>& ids, RenewDone done);
 
   // Answers a claimed (or expired) batch: one script call, one message per
   // gateway. `done` runs on the connection's thread (inline when down).

@@ -405,6 +405,49 @@ TEST_F(RedisQueueTest, ReapedRequestIsAnsweredExactlyOnce) {
   EXPECT_EQ(answers, (std::map<std::string, int>{{"r1:A", 1}, {"r2:A", 1}, {"sentinel:S", 1}}));
 }
 
+TEST_F(RedisQueueTest, RenewExtendsTheLeasesStillHeldAndNothingElse) {
+  ASSERT_TRUE(Enqueue(Request("held", 0, 10'000)).status.ok());
+  ASSERT_TRUE(Enqueue(Request("done", 0, 10'001)).status.ok());
+  RedisBatchClaimer::Batch batch = ClaimNow(*claimer_, 8);
+  ASSERT_EQ(Ids(batch.requests), (std::vector<std::string>{"held", "done"}));
+  Result<RedisBatchClaimer::CompleteResult> completed =
+      claimer_->Complete({Answer(batch.requests[1], "x")});
+  ASSERT_TRUE(completed.ok() && completed->answered == 1u);
+  const std::string leases = KeySpace().Leases(kModel);
+  auto lease_of = [&](const std::string& id) {
+    ReplyResult r = connection_->Call({"ZSCORE", leases, id});
+    return r.ok() && !r->is_nil() ? std::stoll(r->str) : int64_t{-1};
+  };
+  const int64_t before = lease_of("held");
+  ASSERT_GT(before, 0);
+  Latch renewed;
+  Result<int64_t> extended = Internal("no reply");
+  claimer_->RenewAsync({"held", "done", "never-claimed"}, [&](Result<int64_t> n) {
+    extended = std::move(n);
+    renewed.Signal();
+  });
+  ASSERT_TRUE(renewed.WaitFor(1, milliseconds(5'000)));
+  ASSERT_TRUE(extended.ok()) << extended.status().ToString();
+  EXPECT_EQ(*extended, 1);
+  EXPECT_GT(lease_of("held"), before);  // now + lease, from a later now
+  EXPECT_EQ(lease_of("done"), -1);      // answered: not leased again
+  EXPECT_EQ(lease_of("never-claimed"), -1);
+}
+
+TEST_F(RedisQueueTest, RequeuedRequestPastItsDispatchDeadlineIsClaimedNotExpired) {
+  auto lost_worker = NewClaimer(QueueOrdering::kEarliestDeadlineFirst, 1'000);  // 1 ms lease
+  ASSERT_TRUE(Enqueue(Request("r1", 0, 10'000)).status.ok());
+  ASSERT_EQ(Ids(ClaimNow(*lost_worker, 8).requests), std::vector<std::string>{"r1"});
+  EXPECT_EQ(ReapUntilSomething().requeued, 1u);
+  // Its dispatch deadline passes while it is re-queued.
+  ReplyResult moved = connection_->Call({"ZADD", KeySpace().Queue(kModel, 0), "XX", "1", "r1"});
+  ASSERT_TRUE(moved.ok() && !moved->is_error());
+  RedisBatchClaimer::Batch batch = ClaimNow(*claimer_, 8);
+  EXPECT_TRUE(batch.expired.empty());
+  ASSERT_EQ(Ids(batch.requests), std::vector<std::string>{"r1"});
+  EXPECT_EQ(batch.requests[0].attempts, 1u);
+}
+
 TEST_F(RedisQueueTest, RetryBudgetThenDeadLetterAndGatewayIsTold) {
   Latch told;
   std::optional<WireResult> failure;

@@ -172,7 +172,7 @@ while nclaimed < max_batch and nexpired < max_expired do
   if payload and m then
     local _, _, _, att = parse_meta(m)
     redis.call('ZADD', KEYS[3], lease_until, id)
-    if best_score <= now then
+    if best_score <= now and tonumber(att) == 0 then
       expired[#expired + 1] = id
       expired[#expired + 1] = payload
       expired[#expired + 1] = att
@@ -190,6 +190,17 @@ for i = 1, T do
 end
 if depth - nremoved == 0 then redis.call('DEL', KEYS[4]) end
 return {now, depth - nremoved, 0, oldest or 0, claimed, expired}
+)lua";
+
+constexpr const char* kRenew = R"lua(
+local until_us = fmt(now_us() + tonumber(ARGV[1]))
+local args = {}
+for i = 2, #ARGV do
+  args[#args + 1] = until_us
+  args[#args + 1] = ARGV[i]
+end
+if #args == 0 then return 0 end
+return redis.call('ZADD', KEYS[1], 'XX', 'CH', unpack(args))
 )lua";
 
 constexpr const char* kComplete = R"lua(
@@ -356,6 +367,7 @@ LuaScript Make(const char* name, const char* body) {
 SLUICE_SCRIPT(Enqueue, kEnqueue)
 SLUICE_SCRIPT(Claim, kClaim)
 SLUICE_SCRIPT(Complete, kComplete)
+SLUICE_SCRIPT(Renew, kRenew)
 SLUICE_SCRIPT(Reap, kReap)
 SLUICE_SCRIPT(Heartbeat, kHeartbeat)
 SLUICE_SCRIPT(Deregister, kDeregister)

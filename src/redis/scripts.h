@@ -28,9 +28,15 @@
 //           With depth < min_batch, claims nothing while the oldest head has
 //           waited less than max_delay_us and no head is past its deadline;
 //           wait_us then says how long until it would claim. Expired entries
-//           (dispatch deadline <= now) are leased too and must be completed
-//           like claimed ones (with a 504). Deletes the wake list when
+//           (dispatch deadline <= now, never claimed before) are leased too
+//           and must be completed like claimed ones (with a 504); a request
+//           re-queued from a lost lease (attempts > 0) was dispatched once
+//           already and is claimed whatever its dispatch deadline (its total
+//           deadline bounds it on the worker). Deletes the wake list when
 //           the queue is (left) empty: leftover tokens are stale.
+// Renew     KEYS leases   ARGV lease_us, id...
+//           -> number of leases extended to now + lease_us; ids no longer
+//           leased (completed, or reaped) are left alone.
 // Complete  KEYS payloads, meta, leases, Q1..QT
 //           ARGV T, channel_prefix, (id, result_json)...
 //           -> {answered, stale, dropped, messages}
@@ -57,6 +63,7 @@ namespace sluice::redis::scripts {
 const LuaScript& Enqueue();
 const LuaScript& Claim();
 const LuaScript& Complete();
+const LuaScript& Renew();
 const LuaScript& Reap();
 const LuaScript& Heartbeat();
 const LuaScript& Deregister();
