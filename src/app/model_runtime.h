@@ -1,6 +1,6 @@
 // ModelRuntime: everything one configured model runs on in `sluice serve` —
 // its ModelScheduler (queue, batch cost, admission, dispatch group) on
-// accelerator slots built from the config, and the batch metrics. Built
+// accelerator slots built from the config, and its BatchMetrics. Built
 // from ModelConfig by Create(); owns all of it. Not copyable; destroy only
 // after the io_context stopped running.
 #pragma once
@@ -11,16 +11,15 @@
 
 #include <boost/asio/io_context.hpp>
 
+#include "app/batch_metrics.h"
 #include "common/asio_executor.h"
-#include "common/log_throttle.h"
 #include "config/config.h"
 #include "core/model_scheduler.h"
-#include "metrics/rate_meter.h"
 #include "metrics/registry.h"
 
 namespace sluice {
 
-class ModelRuntime final : public DispatchObserver {
+class ModelRuntime {
  public:
   static Result<std::unique_ptr<ModelRuntime>> Create(boost::asio::io_context& ioc,
                                                       const AppConfig& app,
@@ -37,7 +36,9 @@ class ModelRuntime final : public DispatchObserver {
   const ModelConfig& config() const { return config_; }
   BatchCostModel& cost_model() { return scheduler_->cost_model(); }
   // Busy fraction of this model's slots over the last 10 s.
-  double Utilization() const { return busy_.BusyFraction(scheduler_->group().slot_count()); }
+  double Utilization() const {
+    return batch_metrics_->Utilization(scheduler_->group().slot_count());
+  }
   // Null when admission is disabled in the config.
   AdmissionController* admission() { return scheduler_->admission(); }
   // Takes device `index` out of service or back; admission's capacity
@@ -48,30 +49,13 @@ class ModelRuntime final : public DispatchObserver {
   // Slots that can take work: enabled, and their endpoint's breaker closed.
   size_t enabled_devices() const { return scheduler_->group().available_slots(); }
 
-  // DispatchObserver (on the group's strand).
-  void OnBatchDone(size_t slot, size_t batch_size, SteadyClock::duration accelerator_time,
-                   bool ok) override;
-  void OnBatchFailed(size_t slot, const Status& error) override;  // logged, throttled
-  void OnRetry(size_t slot, size_t requests) override;
-  void OnDeadLetter(size_t requests) override;
-  void OnBreakerChange(size_t endpoint, BreakerState state) override;
-
  private:
   explicit ModelRuntime(boost::asio::io_context& ioc, const ModelConfig& config);
 
   const ModelConfig config_;
   AsioExecutor executor_;
   std::unique_ptr<ModelScheduler> scheduler_;
-  metrics::BusyMeter busy_;
-  metrics::Histogram* batch_size_ = nullptr;
-  metrics::Histogram* batch_seconds_ = nullptr;
-  metrics::Counter* batches_ok_ = nullptr;
-  metrics::Counter* batches_failed_ = nullptr;
-  metrics::Counter* retries_ = nullptr;
-  metrics::Counter* dead_letters_ = nullptr;
-  std::vector<metrics::Counter*> breaker_opened_;  // per endpoint
-  LogThrottle batch_failure_warnings_;
-  LogThrottle dead_letter_warnings_;
+  std::unique_ptr<BatchMetrics> batch_metrics_;  // the group's observer
 };
 
 }  // namespace sluice

@@ -13,12 +13,12 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "app/backend_slots.h"
+#include "app/batch_metrics.h"
 #include "app/claim_loop.h"
 #include "app/front_door_setup.h"
 #include "app/redis_setup.h"
 #include "app/request_log_factory.h"
 #include "common/asio_executor.h"
-#include "common/log_throttle.h"
 #include "config/scheduler_options.h"
 #include "core/dead_letter_queue.h"
 #include "core/memory_queue.h"
@@ -34,42 +34,17 @@ namespace asio = boost::asio;
 
 namespace {
 
-// Batch figures for heartbeats and metrics; DispatchObserver calls come on
-// the group's strand, reads from the heartbeat timer.
-class WorkerObserver final : public DispatchObserver {
+// The worker's measured throughput per slot, for its heartbeats: fed on
+// the group's strand after each successful batch, read by the heartbeat
+// timer.
+class ThroughputFeed {
  public:
-  WorkerObserver(const ModelConfig& model, metrics::Registry* registry)
-      : model_(model.name), busy_(SystemClock()), estimator_(EstimatorOptions(model)) {
-    metrics::Labels labels{{"model", model.name}};
-    ok_ = registry->GetCounter("sluice_batches_total", "Batches run, by outcome.",
-                               {{"model", model.name}, {"outcome", "ok"}});
-    failed_ = registry->GetCounter("sluice_batches_total", "Batches run, by outcome.",
-                                   {{"model", model.name}, {"outcome", "failed"}});
-    retries_ = registry->GetCounter("sluice_batch_retry_requests_total",
-                                    "Requests of failed batches scheduled for a retry.", labels);
-    dead_ = registry->GetCounter("sluice_dead_letters_total",
-                                 "Requests that failed every retry (answered 502).", labels);
-  }
+  explicit ThroughputFeed(const ModelConfig& model) : estimator_(EstimatorOptions(model)) {}
 
-  void OnBatchDone(size_t, size_t batch_size, SteadyClock::duration time, bool ok) override {
-    busy_.AddBusy(time);
-    (ok ? ok_ : failed_)->Inc();
-    if (!ok) return;
+  void AddBatch(size_t batch_size, SteadyClock::duration time) {
     std::lock_guard lock(mu_);
     estimator_.AddBatch(SystemClock()->Now(), batch_size, time);
   }
-  void OnBatchFailed(size_t slot, const Status& error) override {
-    // One line per interval however fast batches fail; the backend's words
-    // stay in this log (and the request log's detail), never in replies.
-    if (std::optional<uint64_t> held_back = failure_warnings_.Allow()) {
-      spdlog::warn("model '{}': batch on slot {} failed: {} ({} more failed batches not logged)",
-                   model_, slot, error.message(), *held_back);
-    }
-  }
-  void OnRetry(size_t, size_t requests) override { retries_->Inc(requests); }
-  void OnDeadLetter(size_t requests) override { dead_->Inc(requests); }
-
-  double Utilisation(size_t slots) const { return busy_.BusyFraction(slots); }
   double PerSlotRps() const {
     std::lock_guard lock(mu_);
     return estimator_.ItemsPerSecond();
@@ -86,15 +61,8 @@ class WorkerObserver final : public DispatchObserver {
     return o;
   }
 
-  const std::string model_;
-  LogThrottle failure_warnings_;
-  metrics::BusyMeter busy_;
   mutable std::mutex mu_;
   BatchThroughputEstimator estimator_;  // GUARDED_BY(mu_)
-  metrics::Counter* ok_ = nullptr;
-  metrics::Counter* failed_ = nullptr;
-  metrics::Counter* retries_ = nullptr;
-  metrics::Counter* dead_ = nullptr;
 };
 
 // GET /internal/health and GET /metrics (service token) of a worker.
@@ -199,7 +167,15 @@ int RunWorker(const AppConfig& config, const WorkerFlags& flags) {
     spdlog::error("request_log: {}", log.status().message());
     return 2;
   }
-  WorkerObserver observer(*model, &registry);
+  ThroughputFeed throughput(*model);
+  // The same batch metrics and log lines as `serve`.
+  BatchMetrics::Options bm;
+  bm.model = model->name;
+  bm.max_batch_size = model->max_batch_size;
+  bm.endpoint_names = built->endpoint_names;
+  bm.registry = &registry;
+  bm.on_batch_ok = [&throughput](size_t n, SteadyClock::duration t) { throughput.AddBatch(n, t); };
+  BatchMetrics observer(std::move(bm));
   LocalResultRouter router;  // completions go to ClaimLoop, which answers via Redis
   // The model's learnt batch cost (the same prior as `serve`): the group's
   // adaptive target tells the claim loop how full a batch to wait for.
@@ -319,11 +295,11 @@ int RunWorker(const AppConfig& config, const WorkerFlags& flags) {
     b.worker_id = worker_id;
     b.model = model->name;
     b.endpoint = endpoint;
-    b.utilisation = observer.Utilisation(slot_count);
+    b.utilisation = observer.Utilization(slot_count);
     // A probing (half-open) endpoint counts: gateways must admit its probe
     // batch, or a worker whose breakers all opened would never close them.
     b.healthy_slots = static_cast<uint32_t>(grp->batch_room());
-    b.throughput_rps = observer.PerSlotRps() * b.healthy_slots;
+    b.throughput_rps = throughput.PerSlotRps() * b.healthy_slots;
     return b;
   };
   WorkerStatusHandler status(

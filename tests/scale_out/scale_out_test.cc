@@ -243,9 +243,10 @@ TEST_F(ScaleOutTest, BatchesLongerThanTheLeaseAreNotReaped) {
                              kDefaultMaxTokens))
         << results[i].body << results[i].error;
   }
-  double renewals = 0, claimed = 0, stale = 0;
+  double renewals = 0, claimed = 0, stale = 0, batched = 0;
   for (int w = 0; w < 2; ++w) {
     const uint16_t worker = procs_[w]->port();
+    batched += GatewayMetric(worker, "sluice_batch_size_sum");  // as in `serve`
     renewals += GatewayMetric(worker, "sluice_worker_lease_renewals_total");
     claimed += GatewayMetric(worker, "sluice_worker_requests_claimed_total");
     stale += GatewayMetric(worker, "sluice_redis_dropped_results_total");
@@ -254,6 +255,7 @@ TEST_F(ScaleOutTest, BatchesLongerThanTheLeaseAreNotReaped) {
   // A lease lost mid-batch would have been claimed (and run) again by the
   // worker with a free device.
   EXPECT_EQ(claimed, 16);
+  EXPECT_EQ(batched, 16);
   EXPECT_EQ(stale, 0);
 }
 
