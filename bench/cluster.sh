@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# cluster.sh: where the CPU goes in scale-out, per request.
+#
+# Starts the local cluster (scripts/local-cluster: Redis, PostgreSQL, 3
+# `sluice model-server`s, 3 workers, 2 gateways) in a temp state dir, then
+# for each rate in RATES runs `sluice bench` against GATEWAYS (1: gateway-1;
+# 2: both, half the rate each) and reports, per request answered:
+#   - Redis CPU (INFO cpu: used_cpu_sys + used_cpu_user),
+#   - each role's CPU (utime + stime from /proc/PID/stat, summed per role),
+# next to achieved rate, success and latency percentiles from the bench
+# JSON. The same rates then run against `sluice serve` on the same config
+# without its `redis:` section (one process, same model servers), for the
+# single-process front door's CPU per request.
+#
+# Usage: bench/cluster.sh
+# Environment: RATES (1000,2000,3000), DURATION (10s), WARMUP (2s),
+#   MIX (enterprise=100), GATEWAYS (1), CONNECTIONS (512),
+#   SLUICE_BIN (build/src/app/sluice).
+# Loopback only; stops everything it started (by pid file) on exit.
+set -euo pipefail
+REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$REPO_ROOT"
+
+RATES=${RATES:-1000,2000,3000}
+DURATION=${DURATION:-10s}
+WARMUP=${WARMUP:-2s}
+MIX=${MIX:-enterprise=100}
+GATEWAYS=${GATEWAYS:-1}
+CONNECTIONS=${CONNECTIONS:-512}
+SLUICE_BIN=${SLUICE_BIN:-build/src/app/sluice}
+export SLUICE_BIN
+STATE=$(mktemp -d /tmp/sluice-cluster-bench-XXXXXX)
+export LOCAL_CLUSTER_DIR=$STATE
+TICKS=$(getconf CLK_TCK)
+SERVE_PID=""
+
+cleanup() {
+  [ -n "$SERVE_PID" ] && kill "$SERVE_PID" 2>/dev/null && wait "$SERVE_PID" 2>/dev/null
+  scripts/local-cluster down >/dev/null 2>&1 || true
+  case "$STATE" in /tmp/sluice-cluster-bench-*) rm -rf "$STATE" ;; esac
+}
+trap cleanup EXIT
+
+port_of() { awk -v n="$1" '$1 == n { print $2 }' "$STATE/ports"; }
+# CPU seconds (user + system) of a pid, from /proc/PID/stat fields 14 and 15.
+cpu_s() {
+  awk -v t="$TICKS" '{ sub(/^.*\) /, ""); print ($12 + $13) / t }' "/proc/$1/stat" 2>/dev/null || echo 0
+}
+redis_cpu_s() {
+  redis-cli -p "$(port_of redis)" INFO cpu | tr -d '\r' |
+    awk -F: '/^used_cpu_(sys|user):/ { s += $2 } END { printf "%.6f\n", s }'
+}
+# Sum of sluice_requests_total on a port's /metrics (answers of any status).
+answered() {
+  curl -s "http://127.0.0.1:$1/metrics" -H 'Authorization: Bearer svc-demo-token' |
+    awk '/^sluice_requests_total[{ ]/ { s += $NF } END { printf "%d\n", s }'
+}
+pg_cpu_s() {  # the postmaster and its children (the backends do the work)
+  local pm sum c
+  pm=$(cat "$STATE/postgres.pid")
+  sum=$(cpu_s "$pm")
+  for c in $(pgrep -P "$pm"); do
+    sum=$(awk -v a="$sum" -v b="$(cpu_s "$c")" 'BEGIN { print a + b }')
+  done
+  echo "$sum"
+}
+role_cpu_s() {  # ROLE: sum over its processes (NAME-*.pid in the state dir)
+  local sum=0 f
+  for f in "$STATE"/"$1"*.pid; do
+    [ -f "$f" ] || continue
+    sum=$(awk -v a="$sum" -v b="$(cpu_s "$(cat "$f")")" 'BEGIN { print a + b }')
+  done
+  echo "$sum"
+}
+
+run_bench() {  # URL RATE OUT
+  "$SLUICE_BIN" bench --url "$1" --rate "$2" --duration "$DURATION" --warmup "$WARMUP" \
+    --mix "$MIX" --connections "$CONNECTIONS" --json >"$3"
+}
+
+summary() {  # JSON -> "achieved success p50 p95 p99"
+  python3 -c '
+import json, sys
+a = json.load(open(sys.argv[1]))["overall"]["all"]
+l = a["latency_ms"]
+print("%.0f %.2f %.1f %.1f %.1f" % (a["achieved_rps"], 100 * (a["success_ratio"] or 0), l["p50"], l["p95"], l["p99"]))
+' "$1"
+}
+
+per_req() { awk -v c="$1" -v n="$2" 'BEGIN { if (n > 0) printf "%.1f", c * 1e6 / n; else print "n/a" }'; }
+delta() { awk -v a="$1" -v b="$2" 'BEGIN { print b - a }'; }
+
+scripts/local-cluster up >"$STATE/up.log" 2>&1 || { cat "$STATE/up.log" >&2; exit 1; }
+gw1=$(port_of gateway-1)
+gw2=$(port_of gateway-2)
+redis-cli -p "$(port_of redis)" CONFIG RESETSTAT >/dev/null
+
+echo "## Scale-out CPU per request (\`bench/cluster.sh\`, $(date -u +%Y-%m-%dT%H:%M:%SZ))"
+echo
+echo "- commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src || echo ' (working tree differs)'), binary \`$SLUICE_BIN\`; $(nproc) CPUs"
+echo "- local cluster: Redis, PostgreSQL (request log), 3 model-servers (4 devices each), 3 workers, 2 gateways; load on $GATEWAYS gateway(s), mix $MIX, $DURATION per rate after $WARMUP warm-up, $CONNECTIONS connections"
+echo "- CPU µs per answered request over the whole step (warm-up included in both CPU and answers)"
+echo
+echo "| mode | offered req/s | achieved | success % | p50 ms | p95 ms | p99 ms | Redis µs/req | gateways µs/req | workers µs/req | model-servers µs/req | PostgreSQL µs/req |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+IFS=, read -r -a rates <<<"$RATES"
+for rate in "${rates[@]}"; do
+  r0=$(redis_cpu_s); g0=$(role_cpu_s gateway); w0=$(role_cpu_s worker); m0=$(role_cpu_s model-server)
+  p0=$(pg_cpu_s)
+  n0=$(( $(answered "$gw1") + $(answered "$gw2") ))
+  if [ "$GATEWAYS" = 2 ]; then
+    half=$(awk -v r="$rate" 'BEGIN { print r / 2 }')
+    run_bench "http://127.0.0.1:$gw1" "$half" "$STATE/b1.json" &
+    run_bench "http://127.0.0.1:$gw2" "$half" "$STATE/b2.json"
+    wait
+  else
+    run_bench "http://127.0.0.1:$gw1" "$rate" "$STATE/b1.json"
+  fi
+  n=$(( $(answered "$gw1") + $(answered "$gw2") - n0 ))
+  r=$(delta "$r0" "$(redis_cpu_s)"); g=$(delta "$g0" "$(role_cpu_s gateway)")
+  w=$(delta "$w0" "$(role_cpu_s worker)"); m=$(delta "$m0" "$(role_cpu_s model-server)")
+  p=$(delta "$p0" "$(pg_cpu_s)")
+  read -r ach succ p50 p95 p99 <<<"$(summary "$STATE/b1.json")"
+  echo "| cluster | $rate | $ach$([ "$GATEWAYS" = 2 ] && echo ' (gw-1)') | $succ | $p50 | $p95 | $p99 | $(per_req "$r" "$n") | $(per_req "$g" "$n") | $(per_req "$w" "$n") | $(per_req "$m" "$n") | $(per_req "$p" "$n") |"
+done
+
+# The single process on the same config and model servers, without Redis.
+for name in gateway-1 gateway-2 worker-0 worker-1 worker-2; do
+  kill "$(cat "$STATE/$name.pid")" 2>/dev/null || true
+done
+python3 - "$STATE/cluster.yaml" "$STATE/serve.yaml" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+# Drop the top-level redis: and worker: sections.
+text = re.sub(r"(?m)^(redis|worker):\n(?:[ #].*\n|\n)*", "", text)
+open(sys.argv[2], "w").write(text)
+PY
+"$SLUICE_BIN" serve --config "$STATE/serve.yaml" --port 0 >"$STATE/serve.out" 2>"$STATE/serve.log" &
+SERVE_PID=$!
+for _ in $(seq 1 200); do
+  grep -q 'listening on' "$STATE/serve.out" 2>/dev/null && break
+  sleep 0.05
+done
+sp=$(grep -o 'listening on http://[0-9.]*:[0-9]*' "$STATE/serve.out" | head -1)
+sp=${sp##*:}
+for rate in "${rates[@]}"; do
+  s0=$(cpu_s "$SERVE_PID"); m0=$(role_cpu_s model-server)
+  p0=$(pg_cpu_s)
+  n0=$(answered "$sp")
+  run_bench "http://127.0.0.1:$sp" "$rate" "$STATE/s.json"
+  n=$(( $(answered "$sp") - n0 ))
+  s=$(delta "$s0" "$(cpu_s "$SERVE_PID")"); m=$(delta "$m0" "$(role_cpu_s model-server)")
+  p=$(delta "$p0" "$(pg_cpu_s)")
+  read -r ach succ p50 p95 p99 <<<"$(summary "$STATE/s.json")"
+  echo "| serve (one process) | $rate | $ach | $succ | $p50 | $p95 | $p99 | – | $(per_req "$s" "$n") (whole process) | – | $(per_req "$m" "$n") | $(per_req "$p" "$n") |"
+done
