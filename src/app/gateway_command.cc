@@ -14,6 +14,7 @@
 #include "app/front_door_setup.h"
 #include "app/redis_setup.h"
 #include "app/request_log_factory.h"
+#include "common/asio_executor.h"
 #include "config/scheduler_options.h"
 #include "core/inference_service.h"
 #include "http/front_door.h"
@@ -86,6 +87,8 @@ int RunGateway(const AppConfig& config) {
     return 2;
   }
   redis::RedisConnection* conn = connection->get();
+  // Runs the enqueue batchers' end-of-turn flushes (one strand for all models).
+  AsioExecutor enqueue_strand(ioc);
 
   redis::PendingRequests pending;
   std::vector<std::unique_ptr<redis::RedisQueueClient>> clients;
@@ -107,7 +110,13 @@ int RunGateway(const AppConfig& config) {
       spdlog::error("{}", client.status().message());
       return 2;
     }
-    auto queue = redis::RedisRequestQueue::Create({client->get(), &pending, mc.name, gateway_id});
+    redis::RedisRequestQueue::Options rqo;
+    rqo.client = client->get();
+    rqo.pending = &pending;
+    rqo.model = mc.name;
+    rqo.gateway_id = gateway_id;
+    rqo.executor = &enqueue_strand;
+    auto queue = redis::RedisRequestQueue::Create(rqo);
     if (!queue.ok()) {
       spdlog::error("models: '{}': {}", mc.name, queue.status().message());
       return 2;
@@ -204,6 +213,16 @@ int RunGateway(const AppConfig& config) {
                               "Requests answered 503 because Redis was down or did not answer.",
                               {{"model", config.models[i].name}}, [q = queues[i].get()] {
                                 return static_cast<double>(q->redis_errors());
+                              });
+    registry.AddCallbackGauge("sluice_redis_enqueue_calls_total",
+                              "Enqueue script calls (each carries a batch of requests).",
+                              {{"model", config.models[i].name}}, [q = queues[i].get()] {
+                                return static_cast<double>(q->batching().batches);
+                              });
+    registry.AddCallbackGauge("sluice_redis_enqueued_requests_total",
+                              "Requests sent to Redis by the enqueue script calls.",
+                              {{"model", config.models[i].name}}, [q = queues[i].get()] {
+                                return static_cast<double>(q->batching().items);
                               });
     registry.AddCallbackGauge(
         "sluice_healthy_workers", "Live workers with a healthy slot.",

@@ -69,8 +69,8 @@ RedisBatchClaimer::RedisBatchClaimer(const Options& options, std::unique_ptr<Red
     : options_(options), wait_(std::move(wait)) {
   const KeySpace& k = options_.keys;
   const std::string& m = options_.model;
-  claim_keys_ = {k.Payloads(m), k.Meta(m), k.Leases(m), k.Wake(m)};
-  complete_keys_ = {k.Payloads(m), k.Meta(m), k.Leases(m)};
+  claim_keys_ = {k.Payloads(m), k.Leases(m), k.Wake(m)};
+  complete_keys_ = {k.Payloads(m), k.Leases(m)};
   for (size_t t = 0; t < options_.tiers.size(); ++t) {
     claim_keys_.push_back(k.Queue(m, t));
     complete_keys_.push_back(k.Queue(m, t));

@@ -8,11 +8,11 @@
 //                                 tier table), score = dispatch deadline,
 //                                 epoch microseconds; equal deadlines pop in
 //                                 id order
-//   sluice:{m}:req          HASH  id -> request payload (request_codec.h),
-//                                 while the request is queued or leased
-//   sluice:{m}:meta         HASH  id -> "tier|deadline_us|arrival_us|
-//                                 attempts|gateway_id" (what the scripts
-//                                 read without parsing JSON)
+//   sluice:{m}:req          HASH  id -> "tier|deadline_us|arrival_us|
+//                                 attempts|gateway_id|" + request payload
+//                                 (request_codec.h; the scripts read the
+//                                 prefix without parsing JSON), while the
+//                                 request is queued or leased
 //   sluice:{m}:leases       ZSET  leased (claimed) ids, score = lease expiry,
 //                                 epoch microseconds
 //   sluice:{m}:wake         LIST  wake tokens for blocked claimers (capped)
@@ -47,7 +47,6 @@ class KeySpace {
   // Queue(model, 0..tier_count-1).
   std::vector<std::string> Queues(std::string_view model, size_t tier_count) const;
   std::string Payloads(std::string_view model) const { return Model(model) + ":req"; }
-  std::string Meta(std::string_view model) const { return Model(model) + ":meta"; }
   std::string Leases(std::string_view model) const { return Model(model) + ":leases"; }
   std::string Wake(std::string_view model) const { return Model(model) + ":wake"; }
   std::string Dead(std::string_view model) const { return Model(model) + ":dead"; }
@@ -70,7 +69,7 @@ class KeySpace {
   std::string prefix_;
 };
 
-// OK iff `name` can appear inside a hash tag and a meta record: non-empty,
+// OK iff `name` can appear inside a hash tag and an entry prefix: non-empty,
 // at most 200 bytes, no '{', '}', '|' or control characters. `what` names
 // the field in the error (kInvalidArgument).
 Status ValidateKeyPart(std::string_view what, std::string_view name);

@@ -1,36 +1,43 @@
 #include "redis/queue_client.h"
 
+#include <algorithm>
+#include <iterator>
+#include <string_view>
+#include <unordered_map>
+
 #include "redis/redis_rate_limiter.h"
 #include "redis/scripts.h"
 
 namespace sluice::redis {
 namespace {
 
-enum EnqueueStatus { kQueued = 0, kDuplicate = 1, kRateLimited = 2, kFull = 3 };
+enum EnqueueStatus { kQueued = 0, kDuplicate = 1, kRateLimited = 2, kFull = 3, kBadTier = 4 };
 
-RedisQueueClient::EnqueueResult ParseEnqueueReply(
-    ReplyResult reply, const std::optional<RedisQueueClient::RateLimitCheck>& limit) {
+// The limit an item is checked against, or nullopt when it has none (an
+// unlimited policy needs no state: no key, no slot).
+std::optional<RedisQueueClient::RateLimitCheck> EffectiveLimit(
+    const RedisQueueClient::EnqueueOptions& o) {
+  if (!o.rate_limit.has_value()) return std::nullopt;
+  if (o.rate_limit->policy.requests_per_minute == 0 && o.rate_limit->policy.tokens_per_minute == 0)
+    return std::nullopt;
+  return o.rate_limit;
+}
+
+// The answer for one item from its four reply fields (scripts.h).
+RedisQueueClient::EnqueueResult ItemResult(const RedisQueueClient::EnqueueOptions& options,
+                                           size_t depth, int64_t now_us, const RedisReply* f) {
   RedisQueueClient::EnqueueResult out;
-  if (!reply.ok()) {
-    out.status = reply.status();
-    return out;
-  }
-  if (reply->is_error()) {
-    out.status = Internal("enqueue script: " + reply->str);
-    return out;
-  }
-  const auto& e = reply->elements;
-  if (reply->type != RedisReply::Type::kArray || e.size() != 6) {
-    out.status = Internal("enqueue script: unexpected reply " + reply->DebugString());
-    return out;
-  }
-  const int64_t status = e[0].AsInt().value_or(-1);
-  out.depth = static_cast<size_t>(e[1].AsInt().value_or(0));
-  out.server_now_us = e[2].AsInt().value_or(0);
-  if (limit.has_value() && status != kDuplicate) {
-    out.rate_limit =
-        DecisionFromScript(limit->policy, limit->tokens, e[3].AsInt().value_or(0) != 0,
-                           out.server_now_us, e[4].AsInt().value_or(0), e[5].AsInt().value_or(0));
+  out.depth = depth;
+  out.server_now_us = now_us;
+  const std::optional<RedisQueueClient::RateLimitCheck> limit = EffectiveLimit(options);
+  const int64_t status = f[0].AsInt().value_or(-1);
+  if (limit.has_value() && status != kDuplicate && status != kBadTier) {
+    out.rate_limit = DecisionFromScript(limit->policy, limit->tokens, f[1].AsInt().value_or(0) != 0,
+                                        now_us, f[2].AsInt().value_or(0), f[3].AsInt().value_or(0));
+  } else if (options.rate_limit.has_value() && !limit.has_value()) {
+    RateLimitDecision d;  // unlimited: allowed, with the cost for the log
+    d.token_cost = options.rate_limit->tokens;
+    out.rate_limit = d;
   }
   switch (status) {
     case kQueued:
@@ -43,12 +50,43 @@ RedisQueueClient::EnqueueResult ParseEnqueueReply(
       break;
     case kFull:
       out.queue_full = true;
-      out.status = Unavailable("queue full (" + std::to_string(out.depth) + " queued)");
+      out.status = Unavailable("queue full (" + std::to_string(depth) + " queued)");
+      break;
+    case kBadTier:
+      out.status = InvalidArgument("tier out of range");
       break;
     default:
       out.status = Internal("enqueue script: unknown status " + std::to_string(status));
   }
   return out;
+}
+
+Status ValidateItem(const RedisQueueClient::EnqueueItem& item, const std::string& model,
+                    size_t tier_count) {
+  const WireRequest& r = item.request;
+  if (r.model != model) return InvalidArgument("model: every request of a batch must be for '" +
+                                               model + "'");
+  if (Status s = ValidateKeyPart("gateway_id", r.gateway_id); !s.ok()) return s;
+  if (r.id.empty()) return InvalidArgument("request id: must not be empty");
+  if (r.tier >= tier_count) return InvalidArgument("tier " + std::to_string(r.tier) + " out of range");
+  if (item.options.rate_limit.has_value()) {
+    return ValidateRateLimitArgs(item.options.rate_limit->policy, item.options.rate_limit->tokens);
+  }
+  return Status::Ok();
+}
+
+// The hash entry of a request: its scheduling fields, then the payload.
+std::string EncodeEntry(const WireRequest& r) {
+  std::string entry = std::to_string(r.tier);
+  entry += '|';
+  entry += std::to_string(r.dispatch_deadline_us);
+  entry += '|';
+  entry += std::to_string(r.arrival_us);
+  entry += "|0|";
+  entry += r.gateway_id;
+  entry += '|';
+  entry += EncodeRequest(r);
+  return entry;
 }
 
 }  // namespace
@@ -64,57 +102,95 @@ Result<std::unique_ptr<RedisQueueClient>> RedisQueueClient::Create(const Options
 
 void RedisQueueClient::Enqueue(const WireRequest& request, const EnqueueOptions& enqueue,
                                EnqueueDone done) {
-  Status valid = ValidateKeyPart("model", request.model);
-  if (valid.ok()) valid = ValidateKeyPart("gateway_id", request.gateway_id);
-  if (valid.ok() && request.id.empty()) valid = InvalidArgument("request id: must not be empty");
-  if (valid.ok() && request.tier >= options_.tier_count) {
-    valid = InvalidArgument("tier " + std::to_string(request.tier) + " out of range");
-  }
-  if (valid.ok() && enqueue.rate_limit.has_value()) {
-    valid = ValidateRateLimitArgs(enqueue.rate_limit->policy, enqueue.rate_limit->tokens);
-  }
-  if (!valid.ok()) {
+  std::vector<EnqueueItem> items;
+  items.push_back(EnqueueItem{request, enqueue, std::move(done)});
+  EnqueueBatch(std::move(items));
+}
+
+void RedisQueueClient::EnqueueBatch(std::vector<EnqueueItem> items) {
+  if (items.empty()) return;
+  const std::string model = items.front().request.model;
+  std::vector<EnqueueItem> valid;
+  valid.reserve(items.size());
+  Status model_ok = ValidateKeyPart("model", model);
+  for (EnqueueItem& item : items) {
+    Status s = model_ok.ok() ? ValidateItem(item, model, options_.tier_count) : model_ok;
+    if (s.ok()) {
+      valid.push_back(std::move(item));
+      continue;
+    }
     EnqueueResult r;
-    r.status = valid;
-    done(std::move(r));
-    return;
+    r.status = std::move(s);
+    item.done(std::move(r));
   }
+  for (size_t at = 0; at < valid.size(); at += kMaxItemsPerCall) {
+    const size_t end = std::min(valid.size(), at + kMaxItemsPerCall);
+    auto chunk = std::make_shared<std::vector<EnqueueItem>>(
+        std::make_move_iterator(valid.begin() + static_cast<ptrdiff_t>(at)),
+        std::make_move_iterator(valid.begin() + static_cast<ptrdiff_t>(end)));
+    SendChunk(model, std::move(chunk));
+  }
+}
+
+void RedisQueueClient::SendChunk(const std::string& model,
+                                 std::shared_ptr<std::vector<EnqueueItem>> items) {
   const KeySpace& k = options_.keys;
-  std::vector<std::string> keys = {k.Payloads(request.model), k.Meta(request.model),
-                                   k.Wake(request.model)};
-  for (size_t t = 0; t < options_.tier_count; ++t) keys.push_back(k.Queue(request.model, t));
-  std::optional<RateLimitCheck> limit = enqueue.rate_limit;
-  // An unlimited policy needs no state: skip the key (and its slot).
-  if (limit.has_value() && limit->policy.requests_per_minute == 0 &&
-      limit->policy.tokens_per_minute == 0) {
-    limit.reset();
-  }
-  if (limit.has_value()) keys.push_back(k.RateLimit(limit->key_id));
+  std::vector<std::string> keys = {k.Payloads(model), k.Wake(model)};
+  for (size_t t = 0; t < options_.tier_count; ++t) keys.push_back(k.Queue(model, t));
+  const size_t fixed_keys = keys.size();
+  std::unordered_map<std::string_view, size_t> limit_index;  // key id -> 1..K
   std::vector<std::string> args = {std::to_string(options_.tier_count),
-                                   request.id,
-                                   std::to_string(request.tier),
-                                   std::to_string(request.dispatch_deadline_us),
-                                   std::to_string(request.arrival_us),
-                                   request.gateway_id,
-                                   EncodeRequest(request),
                                    std::to_string(options_.capacity),
-                                   std::to_string(enqueue.tier_depth_limit),
                                    std::to_string(options_.wake_list_cap),
-                                   std::to_string(limit ? limit->policy.requests_per_minute : 0),
-                                   std::to_string(limit ? limit->policy.tokens_per_minute : 0),
-                                   std::to_string(limit ? limit->tokens : 0)};
-  const bool unlimited = enqueue.rate_limit.has_value() && !limit.has_value();
-  const int64_t tokens = enqueue.rate_limit ? enqueue.rate_limit->tokens : 0;
+                                   std::to_string(items->size())};
+  args.reserve(4 + 9 * items->size());
+  for (const EnqueueItem& item : *items) {
+    const std::optional<RateLimitCheck> limit = EffectiveLimit(item.options);
+    size_t index = 0;
+    if (limit.has_value()) {
+      auto [it, added] = limit_index.try_emplace(item.options.rate_limit->key_id,
+                                                 keys.size() - fixed_keys + 1);
+      if (added) keys.push_back(k.RateLimit(limit->key_id));
+      index = it->second;
+    }
+    const WireRequest& r = item.request;
+    args.push_back(r.id);
+    args.push_back(std::to_string(r.tier));
+    args.push_back(std::to_string(r.dispatch_deadline_us));
+    args.push_back(std::to_string(item.options.tier_depth_limit));
+    args.push_back(std::to_string(index));
+    args.push_back(std::to_string(limit ? limit->policy.requests_per_minute : 0));
+    args.push_back(std::to_string(limit ? limit->policy.tokens_per_minute : 0));
+    args.push_back(std::to_string(limit ? limit->tokens : 0));
+    args.push_back(EncodeEntry(r));
+  }
   options_.connection->RunScript(
       scripts::Enqueue(), std::move(keys), std::move(args),
-      [limit = std::move(limit), tokens, unlimited, done = std::move(done)](ReplyResult reply) {
-        EnqueueResult r = ParseEnqueueReply(std::move(reply), limit);
-        if (unlimited && r.status.code() != ErrorCode::kInvalidArgument) {
-          RateLimitDecision d;
-          d.token_cost = tokens;
-          r.rate_limit = d;
+      [items = std::move(items)](ReplyResult reply) {
+        Status failed;
+        if (!reply.ok()) {
+          failed = reply.status();
+        } else if (reply->is_error()) {
+          failed = Internal("enqueue script: " + reply->str);
+        } else if (reply->type != RedisReply::Type::kArray ||
+                   reply->elements.size() != 2 + 4 * items->size()) {
+          failed = Internal("enqueue script: unexpected reply " + reply->DebugString());
         }
-        done(std::move(r));
+        if (!failed.ok()) {
+          for (EnqueueItem& item : *items) {
+            EnqueueResult r;
+            r.status = failed;
+            item.done(std::move(r));
+          }
+          return;
+        }
+        const auto& e = reply->elements;
+        const size_t depth = static_cast<size_t>(std::max<int64_t>(0, e[0].AsInt().value_or(0)));
+        const int64_t now_us = e[1].AsInt().value_or(0);
+        for (size_t i = 0; i < items->size(); ++i) {
+          EnqueueItem& item = (*items)[i];
+          item.done(ItemResult(item.options, depth, now_us, &e[2 + 4 * i]));
+        }
       });
 }
 

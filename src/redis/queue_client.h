@@ -1,23 +1,24 @@
 // RedisQueueClient: the gateway's side of the Redis request queue — enqueue
-// one request per script call, optionally with the key's rate-limit check
-// and a per-tier depth bound in the same atomic round trip.
+// a batch of one model's requests per script call, each with its key's
+// optional rate-limit check and the queue bounds, in one atomic round trip.
 //
 // Each model has one ZSET per tier (keys.h), scored by dispatch deadline;
 // the claim script (batch_claimer.h) merges them in EDF or strict-priority
-// order, like MemoryQueue. Enqueue stores the payload and a small meta
-// record, adds the id to its tier's ZSET and pushes a wake token for blocked
-// workers. Commands per request on the gateway path: this one EVALSHA
-// (enqueue + limit + bound), then nothing until the result arrives on the
-// gateway's channel (result_listener.h).
+// order, like MemoryQueue. Enqueue stores one hash entry per request (its
+// scheduling fields and payload), adds the ids to their tiers' ZSETs with
+// one ZADD per tier and pushes wake tokens for blocked workers (scripts.h).
+// Commands per batch on the gateway path: this one EVALSHA, then nothing
+// until the results arrive on the gateway's channel (result_listener.h).
 //
-// Combined rate limit: the check uses the key sluice:rl:{key_id}, which in
-// Redis Cluster lives in another slot than the model's keys (CROSSSLOT). On
-// a single Redis (or a primary with replicas) pass `rate_limit`; on a
-// Cluster call RedisRateLimiter::CheckAsync first and enqueue without it.
+// Combined rate limit: the check uses the keys sluice:rl:{key_id}, which in
+// Redis Cluster live in other slots than the model's keys (CROSSSLOT). On a
+// single Redis (or a primary with replicas) pass `rate_limit`; on a Cluster
+// call RedisRateLimiter::CheckAsync first and enqueue without it.
 //
 // Thread-safety: thread-safe. Ownership: `connection` is not owned and must
 // outlive the client. Blocking: never; `done` runs on the connection's
-// thread, or inline when Redis is down (kUnavailable at once).
+// thread, or inline when Redis is down (kUnavailable at once) or the item is
+// invalid.
 #pragma once
 
 #include <cstdint>
@@ -25,6 +26,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "limits/rate_limiter.h"
 #include "redis/connection.h"
@@ -79,14 +81,33 @@ class RedisQueueClient {
   // Errors: kInvalidArgument naming the field.
   static Result<std::unique_ptr<RedisQueueClient>> Create(const Options& options);
 
-  // Queues `request` (its tier < tier_count, model and gateway id valid key
-  // parts) unless a bound or the limit rejects it. `done` runs exactly once.
+  struct EnqueueItem {
+    WireRequest request;
+    EnqueueOptions options;
+    EnqueueDone done;
+  };
+
+  // Most requests sent in one script call; EnqueueBatch() splits longer
+  // batches (keeps every Lua unpack() far below its stack limit).
+  static constexpr size_t kMaxItemsPerCall = 1'000;
+
+  // Queues each item's request (tier < tier_count, model and gateway id
+  // valid key parts, all items of the same model) unless a bound or its
+  // limit rejects it, deciding them in order. Each item's `done` runs
+  // exactly once. Items that fail validation are answered inline
+  // (kInvalidArgument) and the rest are sent.
+  void EnqueueBatch(std::vector<EnqueueItem> items);
+
+  // EnqueueBatch() of one item.
   void Enqueue(const WireRequest& request, const EnqueueOptions& options, EnqueueDone done);
 
   const Options& options() const { return options_; }
 
  private:
   explicit RedisQueueClient(const Options& options) : options_(options) {}
+
+  // One script call for up to kMaxItemsPerCall validated items.
+  void SendChunk(const std::string& model, std::shared_ptr<std::vector<EnqueueItem>> items);
 
   const Options options_;
 };

@@ -2,6 +2,7 @@
 // claim and complete (worker), results over pub/sub, reaper.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <optional>
@@ -175,6 +176,87 @@ TEST_F(RedisQueueTest, EarliestDeadlineFirstAcrossTiersWithTierTiebreak) {
   EXPECT_EQ(batch.requests[0].input, "input of paid");
   EXPECT_EQ(batch.requests[0].gateway_id, "gw-a");
   EXPECT_EQ(batch.requests[0].attempts, 0u);
+}
+
+// One script call decides a whole batch in order: each key's limit sees the
+// requests before it, the bound fills up mid-batch, a duplicate (in Redis
+// or earlier in the batch) is refused without consuming the limit, and bad
+// items are answered without costing the others their call.
+TEST_F(RedisQueueTest, OneCallEnqueuesABatchDecidingEachRequestInOrder) {
+  RedisQueueClient::Options q;
+  q.connection = connection_.get();
+  q.tier_count = 3;
+  q.capacity = 5;
+  auto queue = std::move(RedisQueueClient::Create(q)).value();
+  ASSERT_TRUE(Enqueue(Request("old", 0, 1'000)).status.ok());  // through queue_, same keys
+
+  auto limited = [](const std::string& key, int64_t rpm) {
+    RedisQueueClient::EnqueueOptions o;
+    o.rate_limit = RedisQueueClient::RateLimitCheck{key, RateLimitPolicy{rpm, 0}, 1};
+    return o;
+  };
+  struct Case {
+    WireRequest request;
+    RedisQueueClient::EnqueueOptions options;
+  };
+  WireRequest bad_tier = Request("bad-tier", 0, 1'000);
+  bad_tier.tier = 7;
+  const std::vector<Case> cases = {
+      {Request("a1", 0, 1'000), limited("key-a", 2)},
+      {Request("a2", 1, 1'000), limited("key-a", 2)},
+      {Request("a3", 2, 1'000), limited("key-a", 2)},  // key-a's third: 429
+      {Request("old", 0, 1'000), limited("key-b", 1)},  // queued before: duplicate
+      {Request("b1", 2, 1'000), limited("key-b", 1)},   // the duplicate cost key-b nothing
+      {bad_tier, {}},                                   // answered inline
+      {Request("b1", 1, 1'000), {}},                    // duplicate within the batch
+      {Request("c1", 0, 1'000), {}},                    // 5th queued: fills the bound
+      {Request("c2", 0, 1'000), limited("key-c", 5)},   // full: 503, key-c not charged
+  };
+  const uint64_t calls_before = connection_->stats().commands_sent;
+  Latch done;
+  std::vector<std::optional<RedisQueueClient::EnqueueResult>> out(cases.size());
+  std::vector<RedisQueueClient::EnqueueItem> items;
+  for (size_t i = 0; i < cases.size(); ++i) {
+    items.push_back({cases[i].request, cases[i].options,
+                     [&, i](RedisQueueClient::EnqueueResult r) {
+                       out[i] = std::move(r);
+                       done.Signal();
+                     }});
+  }
+  queue->EnqueueBatch(std::move(items));
+  ASSERT_TRUE(done.WaitFor(static_cast<int>(cases.size()), milliseconds(5'000)));
+  // One EVALSHA (and the script's first SCRIPT LOAD is already done).
+  EXPECT_EQ(connection_->stats().commands_sent - calls_before, 1u);
+
+  auto code = [&](size_t i) { return out[i]->status.code(); };
+  EXPECT_EQ(code(0), ErrorCode::kOk);
+  EXPECT_EQ(out[0]->rate_limit->requests.remaining, 1);
+  EXPECT_EQ(code(1), ErrorCode::kOk);
+  EXPECT_EQ(out[1]->rate_limit->requests.remaining, 0);
+  EXPECT_EQ(code(2), ErrorCode::kRateLimited);
+  EXPECT_FALSE(out[2]->rate_limit->allowed);
+  EXPECT_EQ(out[3]->status.message(), "request id already queued");
+  EXPECT_EQ(code(4), ErrorCode::kOk);
+  EXPECT_EQ(out[4]->rate_limit->requests.remaining, 0);
+  EXPECT_EQ(out[5]->status.message(), "tier 7 out of range");
+  EXPECT_EQ(out[6]->status.message(), "request id already queued");
+  EXPECT_EQ(code(7), ErrorCode::kOk);
+  EXPECT_EQ(code(8), ErrorCode::kUnavailable);
+  EXPECT_TRUE(out[8]->queue_full);
+  EXPECT_EQ(out[8]->depth, 5u);
+
+  // Queued in deadline order with their payloads and tiers; key-c untouched.
+  RedisBatchClaimer::Batch batch = ClaimNow(*claimer_, 10);
+  std::vector<std::string> ids = Ids(batch.requests);
+  std::sort(ids.begin(), ids.end());
+  EXPECT_EQ(ids, (std::vector<std::string>{"a1", "a2", "b1", "c1", "old"}));
+  for (const WireRequest& r : batch.requests) {
+    if (r.id == "b1") {
+      EXPECT_EQ(r.tier, 2u);  // the first b1 won
+    }
+    EXPECT_EQ(r.input, "input of " + r.id);
+  }
+  EXPECT_EQ(connection_->Call({"EXISTS", KeySpace().RateLimit("key-c")})->AsInt(), 0);
 }
 
 TEST_F(RedisQueueTest, StrictPriorityTakesHigherTiersFirst) {

@@ -37,7 +37,7 @@ Result<std::unique_ptr<RedisReaper>> RedisReaper::Create(const Options& options)
 void RedisReaper::ScriptArgs(const std::string& model, std::vector<std::string>* keys,
                              std::vector<std::string>* args) const {
   const KeySpace& k = options_.keys;
-  *keys = {k.Payloads(model), k.Meta(model), k.Leases(model), k.Wake(model), k.Dead(model)};
+  *keys = {k.Payloads(model), k.Leases(model), k.Wake(model), k.Dead(model)};
   for (size_t t = 0; t < options_.tier_count; ++t) keys->push_back(k.Queue(model, t));
   *args = {std::to_string(options_.tier_count),
            k.ResultChannelPrefix(),

@@ -49,36 +49,56 @@ Result<std::unique_ptr<RedisRequestQueue>> RedisRequestQueue::Create(const Optio
   }
   Options o = options;
   if (o.clock == nullptr) o.clock = SystemClock();
-  return std::unique_ptr<RedisRequestQueue>(new RedisRequestQueue(o));
+  Batcher::Options b;
+  b.executor = o.executor;
+  b.max_batch = o.max_batch;
+  b.max_in_flight = o.max_in_flight;
+  // One script call per batch; the batch is done once every item's answer
+  // has been handled (the items complete on the connection's thread, or
+  // inline when Redis is down).
+  b.send = [client = o.client](std::vector<RedisQueueClient::EnqueueItem> items,
+                               Batcher::Done done) {
+    auto left = std::make_shared<std::atomic<size_t>>(items.size());
+    auto shared_done = std::make_shared<Batcher::Done>(std::move(done));
+    for (RedisQueueClient::EnqueueItem& item : items) {
+      item.done = [inner = std::move(item.done), left,
+                   shared_done](RedisQueueClient::EnqueueResult r) {
+        inner(std::move(r));
+        if (left->fetch_sub(1) == 1) (*shared_done)();
+      };
+    }
+    client->EnqueueBatch(std::move(items));
+  };
+  auto batcher = Batcher::Create(std::move(b));
+  if (!batcher.ok()) return InvalidArgument("redis request queue: " + batcher.status().message());
+  return std::unique_ptr<RedisRequestQueue>(new RedisRequestQueue(o, std::move(batcher).value()));
 }
 
 Status RedisRequestQueue::Push(RequestPtr req) {
   if (!options_.pending->Add(req)) return InvalidArgument("request id already pending");
-  WireRequest wire =
-      ToWireRequest(*req, options_.gateway_id, WallClockAnchor::Now(*options_.clock));
-  RedisQueueClient::EnqueueOptions enqueue;
+  RedisQueueClient::EnqueueItem item;
+  item.request = ToWireRequest(*req, options_.gateway_id, WallClockAnchor::Now(*options_.clock));
   const RateLimitPolicy& policy = req->principal.rate_limit;
   if (policy.requests_per_minute > 0 || policy.tokens_per_minute > 0) {
-    enqueue.rate_limit =
+    item.options.rate_limit =
         RedisQueueClient::RateLimitCheck{req->principal.key_id, policy, req->charged_tokens};
   }
-  options_.client->Enqueue(wire, enqueue,
-                           [pending = options_.pending, depth = depth_, errors = redis_errors_,
-                            req = std::move(req)](RedisQueueClient::EnqueueResult r) {
-                             if (r.status.ok() || r.queue_full)
-                               depth->store(r.depth, std::memory_order_relaxed);
-                             // Written before MarkEnqueued()/Complete(), which publish it to the
-                             // completing thread (PendingRequests orders the two).
-                             if (r.rate_limit) req->rate_limit = *r.rate_limit;
-                             if (r.status.ok()) {
-                               pending->MarkEnqueued(req->id);
-                               return;
-                             }
-                             if (r.status.code() == ErrorCode::kUnavailable && !r.queue_full) {
-                               errors->fetch_add(1, std::memory_order_relaxed);
-                             }
-                             if (pending->Remove(req->id) != nullptr) req->Complete(Refusal(r));
-                           });
+  item.done = [pending = options_.pending, depth = depth_, errors = redis_errors_,
+               req = std::move(req)](RedisQueueClient::EnqueueResult r) {
+    if (r.status.ok() || r.queue_full) depth->store(r.depth, std::memory_order_relaxed);
+    // Written before MarkEnqueued()/Complete(), which publish it to the
+    // completing thread (PendingRequests orders the two).
+    if (r.rate_limit) req->rate_limit = *r.rate_limit;
+    if (r.status.ok()) {
+      pending->MarkEnqueued(req->id);
+      return;
+    }
+    if (r.status.code() == ErrorCode::kUnavailable && !r.queue_full) {
+      errors->fetch_add(1, std::memory_order_relaxed);
+    }
+    if (pending->Remove(req->id) != nullptr) req->Complete(Refusal(r));
+  };
+  batcher_->Add(std::move(item));
   return Status::Ok();
 }
 

@@ -2,10 +2,12 @@
 // into when queues live in Redis (`sluice gateway`). One per model.
 //
 // Push() registers the request in the gateway's PendingRequests table and
-// sends ONE script call (RedisQueueClient::Enqueue) that checks the key's
-// rate limit, bounds the queue and queues the request, atomically. It
-// returns OK at once (the request is taken) and the request is completed
-// later, exactly once:
+// hands it to the model's TurnBatcher (common/turn_batcher.h): the requests
+// pushed in one event-loop turn, or while the previous enqueue is in
+// flight, go to Redis in ONE script call (RedisQueueClient::EnqueueBatch)
+// that checks each key's rate limit, bounds the queue and queues them,
+// atomically. Push() returns OK at once (the request is taken) and the
+// request is completed later, exactly once:
 //   - by its result, published by a worker on this gateway's channel
 //     (PendingRequests::Deliver, fed by a RedisResultListener);
 //   - with 504 when its total deadline passes first (PendingRequests::
@@ -33,6 +35,7 @@
 #include <memory>
 #include <string>
 
+#include "common/turn_batcher.h"
 #include "core/request_queue.h"
 #include "redis/pending_requests.h"
 #include "redis/queue_client.h"
@@ -47,6 +50,10 @@ class RedisRequestQueue final : public RequestQueue {
     std::string model;                   // the model this queue is for; a valid key part
     std::string gateway_id;              // owner of the results; a valid key part
     const Clock* clock = nullptr;        // default: SystemClock()
+    // Runs the end-of-turn flush of the batcher; required. Not owned.
+    Executor* executor = nullptr;
+    size_t max_batch = 256;    // requests per enqueue call; >= 1
+    size_t max_in_flight = 1;  // enqueue calls in flight before pushes wait; >= 1
   };
 
   // Errors: kInvalidArgument naming the field.
@@ -69,14 +76,19 @@ class RedisRequestQueue final : public RequestQueue {
 
   // Pushes refused because Redis was down or did not answer.
   uint64_t redis_errors() const { return redis_errors_->load(std::memory_order_relaxed); }
+  // Requests sent and enqueue calls made (their ratio is the batch size).
+  TurnBatcher<RedisQueueClient::EnqueueItem>::Stats batching() const { return batcher_->stats(); }
 
  private:
-  explicit RedisRequestQueue(const Options& options) : options_(options) {}
+  using Batcher = TurnBatcher<RedisQueueClient::EnqueueItem>;
+  RedisRequestQueue(const Options& options, std::unique_ptr<Batcher> batcher)
+      : options_(options), batcher_(std::move(batcher)) {}
 
   const Options options_;
   // Shared with callbacks in flight (they may finish after a failed start).
   std::shared_ptr<std::atomic<size_t>> depth_ = std::make_shared<std::atomic<size_t>>(0);
   std::shared_ptr<std::atomic<uint64_t>> redis_errors_ = std::make_shared<std::atomic<uint64_t>>(0);
+  std::unique_ptr<Batcher> batcher_;
 };
 
 }  // namespace sluice::redis

@@ -45,10 +45,12 @@ local function rate_store(key, r_new, t_new, now)
   if ttl_ms < 1 then ttl_ms = 1 end
   redis.call('PEXPIRE', key, fmt(ttl_ms))
 end
--- meta: "tier|deadline_us|arrival_us|attempts|gateway_id"
-local function parse_meta(m)
-  local tier, dl, ar, att, gw = string.match(m, '^(%d+)|(%-?%d+)|(%-?%d+)|(%d+)|(.*)$')
-  return tonumber(tier), dl, ar, tonumber(att), gw
+-- A queued entry's value: "tier|deadline_us|arrival_us|attempts|gateway_id|"
+-- followed by the request's payload (request_codec.h). Returns the five
+-- fields (tier and attempts as numbers) and the payload's first index.
+local function parse_entry(v)
+  local tier, dl, ar, att, gw, at = string.match(v, '^(%d+)|(%-?%d+)|(%-?%d+)|(%d+)|([^|]*)|()')
+  return tonumber(tier), dl, ar, tonumber(att), gw, at
 end
 local function publish_groups(prefix, groups, order)
   local dropped = 0
@@ -62,37 +64,76 @@ end
 
 constexpr const char* kEnqueue = R"lua(
 local T = tonumber(ARGV[1])
-local id = ARGV[2]
-local tier = tonumber(ARGV[3])
-local capacity = tonumber(ARGV[8])
-local tier_limit = tonumber(ARGV[9])
-local wake_cap = tonumber(ARGV[10])
-if tier == nil or tier < 0 or tier >= T then return redis.error_reply('ERR sluice: bad tier') end
+local capacity = tonumber(ARGV[2])
+local wake_cap = tonumber(ARGV[3])
+local n = tonumber(ARGV[4])
+local S = 9
 local now = now_us()
 local depth = 0
-for i = 1, T do depth = depth + redis.call('ZCARD', KEYS[3 + i]) end
-if redis.call('HEXISTS', KEYS[1], id) == 1 then return {1, depth, now, 1, 0, 0} end
-local rl = KEYS[4 + T]
-local allowed, r_tat, t_tat, r_new, t_new = true, 0, 0, 0, 0
-if rl then
-  allowed, r_tat, t_tat, r_new, t_new =
-      rate_check(rl, tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13]), now)
+for i = 1, T do depth = depth + redis.call('ZCARD', KEYS[2 + i]) end
+local limits = {}  -- rate-limit key index -> {r_tat, t_tat, changed}
+local adds = {}    -- tier -> {deadline, id, ...}
+local reply = {0, now}
+local queued = 0
+for j = 0, n - 1 do
+  local b = 4 + j * S
+  local id, tier, tier_limit = ARGV[b + 1], tonumber(ARGV[b + 2]), tonumber(ARGV[b + 4])
+  local li = tonumber(ARGV[b + 5])
+  local status, allowed, r_tat, t_tat = 0, 1, 0, 0
+  local st, r_new, t_new
+  if tier == nil or tier < 0 or tier >= T then
+    status = 4
+  else
+    if li > 0 then
+      st = limits[li]
+      if st == nil then
+        local h = redis.call('HMGET', KEYS[2 + T + li], 'r', 't')
+        st = {tonumber(h[1]) or 0, tonumber(h[2]) or 0, false}
+        limits[li] = st
+      end
+      r_tat, t_tat = st[1], st[2]
+      local rpm, tpm = tonumber(ARGV[b + 6]), tonumber(ARGV[b + 7])
+      local r_ok, t_ok = true, true
+      r_new, t_new = r_tat, t_tat
+      if rpm > 0 then r_ok, r_new = gcra(r_tat, now, rpm, 1) end
+      if tpm > 0 then t_ok, t_new = gcra(t_tat, now, tpm, tonumber(ARGV[b + 8])) end
+      if not (r_ok and t_ok) then status, allowed = 2, 0 end
+    end
+    if status == 0 and ((capacity > 0 and depth >= capacity) or
+                        (tier_limit > 0 and depth >= tier_limit)) then
+      status = 3
+    end
+    if status == 0 then
+      if redis.call('HSETNX', KEYS[1], id, ARGV[b + 9]) == 0 then
+        status = 1
+      else
+        if st then st[1], st[2], st[3] = r_new, t_new, true end
+        local a = adds[tier]
+        if a == nil then a = {}; adds[tier] = a end
+        a[#a + 1] = ARGV[b + 3]
+        a[#a + 1] = id
+        depth = depth + 1
+        queued = queued + 1
+      end
+    end
+  end
+  reply[#reply + 1] = status
+  reply[#reply + 1] = allowed
+  reply[#reply + 1] = r_tat
+  reply[#reply + 1] = t_tat
 end
-local status = 0
-if not allowed then
-  status = 2
-elseif (capacity > 0 and depth >= capacity) or (tier_limit > 0 and depth >= tier_limit) then
-  status = 3
-else
-  if rl then rate_store(rl, r_new, t_new, now) end
-  redis.call('HSET', KEYS[1], id, ARGV[7])
-  redis.call('HSET', KEYS[2], id, ARGV[3] .. '|' .. ARGV[4] .. '|' .. ARGV[5] .. '|0|' .. ARGV[6])
-  redis.call('ZADD', KEYS[4 + tier], ARGV[4], id)
-  redis.call('LPUSH', KEYS[3], '1')
-  redis.call('LTRIM', KEYS[3], 0, fmt(wake_cap - 1))
-  depth = depth + 1
+for tier, a in pairs(adds) do redis.call('ZADD', KEYS[3 + tier], unpack(a)) end
+for li, st in pairs(limits) do
+  if st[3] then rate_store(KEYS[2 + T + li], st[1], st[2], now) end
 end
-return {status, depth, now, allowed and 1 or 0, r_tat, t_tat}
+if queued > 0 then
+  local tokens = {}
+  for i = 1, math.min(queued, wake_cap) do tokens[i] = '1' end
+  redis.call('LPUSH', KEYS[2], unpack(tokens))
+  redis.call('LTRIM', KEYS[2], 0, fmt(wake_cap - 1))
+end
+reply[1] = depth
+return reply
 )lua";
 
 constexpr const char* kClaim = R"lua(
@@ -107,18 +148,18 @@ local prio = {}
 for i = 1, T do prio[i] = tonumber(ARGV[7 + i]) end
 local now = now_us()
 local depth = 0
-for i = 1, T do depth = depth + redis.call('ZCARD', KEYS[4 + i]) end
+for i = 1, T do depth = depth + redis.call('ZCARD', KEYS[3 + i]) end
 
 -- Oldest arrival and earliest deadline among the tier heads.
 local oldest, earliest = nil, nil
 for i = 1, T do
-  local h = redis.call('ZRANGE', KEYS[4 + i], 0, 0, 'WITHSCORES')
+  local h = redis.call('ZRANGE', KEYS[3 + i], 0, 0, 'WITHSCORES')
   if #h > 0 then
     local d = tonumber(h[2])
     if earliest == nil or d < earliest then earliest = d end
-    local m = redis.call('HGET', KEYS[2], h[1])
-    if m then
-      local _, _, ar = parse_meta(m)
+    local v = redis.call('HGET', KEYS[1], h[1])
+    if v then
+      local _, _, ar = parse_entry(v)
       ar = tonumber(ar)
       if ar and (oldest == nil or ar < oldest) then oldest = ar end
     end
@@ -127,7 +168,7 @@ end
 -- Wake tokens are only ever left over when no claimer was blocked: with
 -- nothing queued they are stale, and would make the next BLPOP spin.
 if depth == 0 then
-  redis.call('DEL', KEYS[4])
+  redis.call('DEL', KEYS[3])
   return {now, 0, 0, 0, {}, {}}
 end
 if depth < min_batch then
@@ -140,15 +181,12 @@ end
 local fetch = max_batch + max_expired
 local buf, pos, removed = {}, {}, {}
 for i = 1, T do
-  buf[i] = redis.call('ZRANGE', KEYS[4 + i], 0, fetch - 1, 'WITHSCORES')
+  buf[i] = redis.call('ZRANGE', KEYS[3 + i], 0, fetch - 1, 'WITHSCORES')
   pos[i] = 1
   removed[i] = {}
 end
-local claimed, expired = {}, {}
-local nclaimed, nexpired, nremoved = 0, 0, 0
-local lease_until = fmt(now + lease)
--- Each pass consumes one buffered entry: at most T * fetch passes.
-while nclaimed < max_batch and nexpired < max_expired do
+-- The next buffered entry in queue order, or nil.
+local function pick()
   local best, best_score = nil, nil
   for i = 1, T do
     if pos[i] <= #buf[i] then
@@ -162,33 +200,53 @@ while nclaimed < max_batch and nexpired < max_expired do
       end
     end
   end
-  if best == nil then break end
+  if best == nil then return nil end
   local id = buf[best][pos[best]]
   pos[best] = pos[best] + 2
-  removed[best][#removed[best] + 1] = id
-  nremoved = nremoved + 1
-  local payload = redis.call('HGET', KEYS[1], id)
-  local m = redis.call('HGET', KEYS[2], id)
-  if payload and m then
-    local _, _, _, att = parse_meta(m)
-    redis.call('ZADD', KEYS[3], lease_until, id)
-    if best_score <= now and tonumber(att) == 0 then
-      expired[#expired + 1] = id
-      expired[#expired + 1] = payload
-      expired[#expired + 1] = att
-      nexpired = nexpired + 1
-    else
-      claimed[#claimed + 1] = id
-      claimed[#claimed + 1] = payload
-      claimed[#claimed + 1] = att
-      nclaimed = nclaimed + 1
+  return best, id, best_score
+end
+local claimed, expired, leases = {}, {}, {}
+local nclaimed, nexpired, nremoved = 0, 0, 0
+local lease_until = fmt(now + lease)
+-- Each round reads the entries of up to max_batch - nclaimed ids with one
+-- HMGET; a round that claims nothing consumed its ids, so at most
+-- T * fetch ids are looked at in all.
+while nclaimed < max_batch and nexpired < max_expired do
+  local tiers, ids, scores = {}, {}, {}
+  for k = 1, max_batch - nclaimed do
+    local t, id, s = pick()
+    if t == nil then break end
+    tiers[k], ids[k], scores[k] = t, id, s
+  end
+  if #ids == 0 then break end
+  local values = redis.call('HMGET', KEYS[1], unpack(ids))
+  for k = 1, #ids do
+    if nexpired >= max_expired then break end
+    local id = ids[k]
+    removed[tiers[k]][#removed[tiers[k]] + 1] = id
+    nremoved = nremoved + 1
+    local v = values[k]
+    local att, at
+    if v then
+      local _, _, _, a, _, p = parse_entry(v)
+      att, at = a, p
+    end
+    if att then
+      leases[#leases + 1] = lease_until
+      leases[#leases + 1] = id
+      local entry = (scores[k] <= now and att == 0) and expired or claimed
+      entry[#entry + 1] = id
+      entry[#entry + 1] = string.sub(v, at)
+      entry[#entry + 1] = att
+      if entry == expired then nexpired = nexpired + 1 else nclaimed = nclaimed + 1 end
     end
   end
 end
+if #leases > 0 then redis.call('ZADD', KEYS[2], unpack(leases)) end
 for i = 1, T do
-  if #removed[i] > 0 then redis.call('ZREM', KEYS[4 + i], unpack(removed[i])) end
+  if #removed[i] > 0 then redis.call('ZREM', KEYS[3 + i], unpack(removed[i])) end
 end
-if depth - nremoved == 0 then redis.call('DEL', KEYS[4]) end
+if depth - nremoved == 0 then redis.call('DEL', KEYS[3]) end
 return {now, depth - nremoved, 0, oldest or 0, claimed, expired}
 )lua";
 
@@ -206,33 +264,40 @@ return redis.call('ZADD', KEYS[1], 'XX', 'CH', unpack(args))
 constexpr const char* kComplete = R"lua(
 local T = tonumber(ARGV[1])
 local prefix = ARGV[2]
-local groups, order = {}, {}
+local ids = {}
+for j = 3, #ARGV - 1, 2 do ids[#ids + 1] = ARGV[j] end
+if #ids == 0 then return {0, 0, 0, 0} end
+local values = redis.call('HMGET', KEYS[1], unpack(ids))
+local leased = redis.call('ZMSCORE', KEYS[2], unpack(ids))
+local groups, order, done, unleased, seen = {}, {}, {}, {}, {}
 local answered, stale = 0, 0
-for j = 3, #ARGV - 1, 2 do
-  local id = ARGV[j]
+for k = 1, #ids do
+  local id, v = ids[k], values[k]
   local live = false
-  local m = redis.call('HGET', KEYS[2], id)
-  if m then
-    local tier, _, _, _, gw = parse_meta(m)
-    if redis.call('ZREM', KEYS[3], id) == 1 then
+  if v and not seen[id] then
+    seen[id] = true
+    local tier, _, _, _, gw = parse_entry(v)
+    if leased[k] then
       live = true
-    elseif tier < T and redis.call('ZREM', KEYS[4 + tier], id) == 1 then
+      unleased[#unleased + 1] = id
+    elseif tier and tier < T and redis.call('ZREM', KEYS[3 + tier], id) == 1 then
       live = true
     end
     if live then
-      redis.call('HDEL', KEYS[1], id)
-      redis.call('HDEL', KEYS[2], id)
+      done[#done + 1] = id
       if groups[gw] == nil then
         groups[gw] = {}
         order[#order + 1] = gw
       end
       local g = groups[gw]
-      g[#g + 1] = ARGV[j + 1]
+      g[#g + 1] = ARGV[2 * k + 2]
       answered = answered + 1
     end
   end
   if not live then stale = stale + 1 end
 end
+if #unleased > 0 then redis.call('ZREM', KEYS[2], unpack(unleased)) end
+if #done > 0 then redis.call('HDEL', KEYS[1], unpack(done)) end
 local dropped = publish_groups(prefix, groups, order)
 return {answered, stale, dropped, #order}
 )lua";
@@ -248,27 +313,28 @@ local model = ARGV[7]
 local code = ARGV[8]
 local message = ARGV[9]
 local now = now_us()
-local ids = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', fmt(now), 'LIMIT', 0, fmt(max_per_call))
+local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', fmt(now), 'LIMIT', 0, fmt(max_per_call))
 local requeued, dead = 0, 0
 local groups, order = {}, {}
 for _, id in ipairs(ids) do
-  redis.call('ZREM', KEYS[3], id)
-  local m = redis.call('HGET', KEYS[2], id)
-  local payload = redis.call('HGET', KEYS[1], id)
-  if m and payload then
-    local tier, dl, ar, att, gw = parse_meta(m)
+  redis.call('ZREM', KEYS[2], id)
+  local v = redis.call('HGET', KEYS[1], id)
+  local tier, dl, ar, att, gw, at
+  if v then tier, dl, ar, att, gw, at = parse_entry(v) end
+  if tier then
     att = att + 1
     if att <= max_retries and tier < T then
-      redis.call('HSET', KEYS[2], id, tier .. '|' .. dl .. '|' .. ar .. '|' .. att .. '|' .. gw)
-      redis.call('ZADD', KEYS[5 + tier + 1], dl, id)
+      redis.call('HSET', KEYS[1], id,
+          tier .. '|' .. dl .. '|' .. ar .. '|' .. att .. '|' .. gw .. '|' .. string.sub(v, at))
+      redis.call('ZADD', KEYS[4 + tier + 1], dl, id)
       requeued = requeued + 1
     else
-      redis.call('LPUSH', KEYS[5], '{"id":' .. cjson.encode(id) .. ',"model":' ..
+      redis.call('LPUSH', KEYS[4], '{"id":' .. cjson.encode(id) .. ',"model":' ..
           cjson.encode(model) .. ',"gw":' .. cjson.encode(gw) .. ',"attempts":' .. att ..
-          ',"reason":"lease_expired","at_us":' .. fmt(now) .. ',"request":' .. payload .. '}')
-      redis.call('LTRIM', KEYS[5], 0, fmt(dead_cap - 1))
+          ',"reason":"lease_expired","at_us":' .. fmt(now) .. ',"request":' ..
+          string.sub(v, at) .. '}')
+      redis.call('LTRIM', KEYS[4], 0, fmt(dead_cap - 1))
       redis.call('HDEL', KEYS[1], id)
-      redis.call('HDEL', KEYS[2], id)
       if groups[gw] == nil then
         groups[gw] = {}
         order[#order + 1] = gw
@@ -280,12 +346,11 @@ for _, id in ipairs(ids) do
     end
   else
     redis.call('HDEL', KEYS[1], id)
-    redis.call('HDEL', KEYS[2], id)
   end
 end
 if requeued > 0 then
-  for i = 1, math.min(requeued, wake_cap) do redis.call('LPUSH', KEYS[4], '1') end
-  redis.call('LTRIM', KEYS[4], 0, fmt(wake_cap - 1))
+  for i = 1, math.min(requeued, wake_cap) do redis.call('LPUSH', KEYS[3], '1') end
+  redis.call('LTRIM', KEYS[3], 0, fmt(wake_cap - 1))
 end
 local dropped = publish_groups(prefix, groups, order)
 return {requeued, dead, dropped, #ids}

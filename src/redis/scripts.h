@@ -11,15 +11,27 @@
 // Contracts (KEYS / ARGV / reply); T = number of tiers, Q1..QT = the tier
 // queues of one model (keys.h), "rl" = the optional rate-limit check:
 //
-// Enqueue   KEYS payloads, meta, wake, Q1..QT [, rl key]
-//           ARGV T, id, tier, dispatch_deadline_us, arrival_us, gateway_id,
-//                payload, capacity (0 = none), tier_depth_limit (0 = none),
-//                wake_cap, rpm, tpm, tokens
-//           -> {status (0 queued, 1 duplicate id, 2 rate limited, 3 full),
-//               depth (after), now_us, rl_allowed, r_tat_us, t_tat_us}
-//           The rate limit is decided first; nothing is consumed or queued
-//           unless both the limit and the queue bound allow.
-// Claim     KEYS payloads, meta, leases, wake, Q1..QT
+// Entries. A queued or leased request is ONE hash field: payloads[id] =
+// "tier|dispatch_deadline_us|arrival_us|attempts|gateway_id|" + payload
+// (request_codec.h); ordering is one ZSET member per request. Everything
+// else a script does is per call (TIME, ZCARD, the wake list), not per
+// request.
+//
+// Enqueue   KEYS payloads, wake, Q1..QT, rl_1..rl_K (distinct rate-limit keys)
+//           ARGV T, capacity (0 = none), wake_cap, n, then n times:
+//                id, tier, dispatch_deadline_us, tier_depth_limit (0 = none),
+//                rl index (0 = no check, else 1..K), rpm, tpm, tokens, entry
+//           -> {depth (after), now_us, then n times: status (0 queued,
+//               1 duplicate id, 2 rate limited, 3 full, 4 bad tier),
+//               rl_allowed, r_tat_us, t_tat_us}
+//           Requests are decided in order, each against the queue and
+//           limits the ones before it left. For each, the rate limit is
+//           decided first; nothing is consumed or queued unless both the
+//           limit and the queue bound allow. Per request: one HSETNX and
+//           its share of one variadic ZADD per tier; per key: one HMGET and,
+//           when consumed, one HSET + PEXPIRE; per call: TIME, T ZCARD, one
+//           LPUSH of min(queued, wake_cap) tokens and one LTRIM.
+// Claim     KEYS payloads, leases, wake, Q1..QT
 //           ARGV T, max_batch, min_batch, max_delay_us, lease_us, strict
 //                (0/1), max_expired, priority of tier 0..T-1
 //           -> {now_us, depth (after), wait_us, oldest_arrival_us,
@@ -33,17 +45,20 @@
 //           re-queued from a lost lease (attempts > 0) was dispatched once
 //           already and is claimed whatever its dispatch deadline (its total
 //           deadline bounds it on the worker). Deletes the wake list when
-//           the queue is (left) empty: leftover tokens are stale.
+//           the queue is (left) empty: leftover tokens are stale. Entries are
+//           read with one HMGET per round and leased with one ZADD.
 // Renew     KEYS leases   ARGV lease_us, id...
 //           -> number of leases extended to now + lease_us; ids no longer
 //           leased (completed, or reaped) are left alone.
-// Complete  KEYS payloads, meta, leases, Q1..QT
+// Complete  KEYS payloads, leases, Q1..QT
 //           ARGV T, channel_prefix, (id, result_json)...
 //           -> {answered, stale, dropped, messages}
 //           An id is answered iff it is still leased or queued (first
 //           completion wins); answers are published as ONE JSON array per
-//           owning gateway on channel_prefix .. gateway_id .. "}".
-// Reap      KEYS payloads, meta, leases, wake, dead, Q1..QT
+//           owning gateway on channel_prefix .. gateway_id .. "}". One
+//           HMGET, one ZMSCORE, one ZREM and one HDEL per call (plus a ZREM
+//           per id answered while queued, after a re-queue).
+// Reap      KEYS payloads, leases, wake, dead, Q1..QT
 //           ARGV T, channel_prefix, max_retries, max_per_call, dead_cap,
 //                wake_cap, model, error_code_name, error_message
 //           -> {requeued, dead_lettered, dropped, scanned}
