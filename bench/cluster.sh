@@ -105,6 +105,7 @@ echo "| mode | offered req/s | achieved | success % | p50 ms | p95 ms | p99 ms |
 echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 IFS=, read -r -a rates <<<"$RATES"
 for rate in "${rates[@]}"; do
+  redis-cli -p "$(port_of redis)" CONFIG RESETSTAT >/dev/null
   r0=$(redis_cpu_s); g0=$(role_cpu_s gateway); w0=$(role_cpu_s worker); m0=$(role_cpu_s model-server)
   p0=$(pg_cpu_s)
   n0=$(( $(answered "$gw1") + $(answered "$gw2") ))
@@ -121,8 +122,25 @@ for rate in "${rates[@]}"; do
   w=$(delta "$w0" "$(role_cpu_s worker)"); m=$(delta "$m0" "$(role_cpu_s model-server)")
   p=$(delta "$p0" "$(pg_cpu_s)")
   read -r ach succ p50 p95 p99 <<<"$(summary "$STATE/b1.json")"
+  redis-cli -p "$(port_of redis)" INFO commandstats | tr -d '\r' >"$STATE/commandstats.$rate"
+  echo "$n" >"$STATE/answered.$rate"
   echo "| cluster | $rate | $ach$([ "$GATEWAYS" = 2 ] && echo ' (gw-1)') | $succ | $p50 | $p95 | $p99 | $(per_req "$r" "$n") | $(per_req "$g" "$n") | $(per_req "$w" "$n") | $(per_req "$m" "$n") | $(per_req "$p" "$n") |"
 done
+
+# Where Redis's time went at the last rate (commands run inside scripts are
+# counted on their own and inside their EVALSHA's time too).
+last=${rates[-1]}
+echo
+echo "Redis commands at $last req/s, per answered request (\`INFO commandstats\`; calls inside scripts also counted within EVALSHA):"
+echo
+echo "| command | calls/req | µs/req | µs/call |"
+echo "|---|---:|---:|---:|"
+awk -F'[:,=]' -v n="$(cat "$STATE/answered.$last")" '
+  /^cmdstat_/ { name = substr($1, 9); calls = $3; usec = $5
+    if (n > 0 && usec / n >= 0.05) printf "%s %.3f %.2f %.2f\n", name, calls / n, usec / n, usec / calls }' \
+  "$STATE/commandstats.$last" | sort -k3 -nr | head -15 |
+  awk '{ printf "| %s | %s | %s | %s |\n", $1, $2, $3, $4 }'
+echo
 
 # The single process on the same config and model servers, without Redis.
 for name in gateway-1 gateway-2 worker-0 worker-1 worker-2; do

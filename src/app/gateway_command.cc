@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
@@ -116,6 +117,8 @@ int RunGateway(const AppConfig& config) {
     rqo.model = mc.name;
     rqo.gateway_id = gateway_id;
     rqo.executor = &enqueue_strand;
+    rqo.max_batch = static_cast<size_t>(config.redis.enqueue_max_batch);
+    rqo.max_delay = Micros(config.redis.enqueue_max_delay_us);
     auto queue = redis::RedisRequestQueue::Create(rqo);
     if (!queue.ok()) {
       spdlog::error("models: '{}': {}", mc.name, queue.status().message());
@@ -180,7 +183,13 @@ int RunGateway(const AppConfig& config) {
   lo.subscriber = RedisSubscriberOptions(config.redis);
   lo.keys = keys;
   lo.gateway_id = gateway_id;
-  lo.on_result = [&pending](redis::WireResult&& r) { pending.Deliver(std::move(r)); };
+  // One hand-off to the I/O threads per message (a worker's batch), not one
+  // per result: the answers are written from there without further wakeups.
+  lo.on_results = [&ioc, &pending](std::vector<redis::WireResult>&& batch) {
+    asio::post(ioc, [&pending, batch = std::move(batch)]() mutable {
+      for (redis::WireResult& r : batch) pending.Deliver(std::move(r));
+    });
+  };
   auto listener = redis::RedisResultListener::Create(std::move(lo));
   if (!listener.ok()) {
     spdlog::error("{}", listener.status().message());
@@ -219,11 +228,10 @@ int RunGateway(const AppConfig& config) {
                               {{"model", config.models[i].name}}, [q = queues[i].get()] {
                                 return static_cast<double>(q->batching().batches);
                               });
-    registry.AddCallbackGauge("sluice_redis_enqueued_requests_total",
-                              "Requests sent to Redis by the enqueue script calls.",
-                              {{"model", config.models[i].name}}, [q = queues[i].get()] {
-                                return static_cast<double>(q->batching().items);
-                              });
+    registry.AddCallbackGauge(
+        "sluice_redis_enqueued_requests_total",
+        "Requests sent to Redis by the enqueue script calls.", {{"model", config.models[i].name}},
+        [q = queues[i].get()] { return static_cast<double>(q->batching().items); });
     registry.AddCallbackGauge(
         "sluice_healthy_workers", "Live workers with a healthy slot.",
         {{"model", config.models[i].name}},

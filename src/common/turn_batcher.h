@@ -4,11 +4,13 @@
 //
 // When a batch goes out:
 //   - at the end of the executor turn in which its first item arrived (one
-//     Post): items that arrive together go together, and an idle system
-//     adds no delay beyond that post;
+//     Post), or, with max_delay > 0, max_delay after it arrived (one timer):
+//     items that arrive together go together, and an idle system adds no
+//     delay beyond that post (or max_delay);
 //   - while max_in_flight batches are sent and not yet done, new items wait
-//     and go out together as soon as one is done (group commit): a busy
-//     system sends batches as large as the arrivals during one round trip;
+//     and go out together when one is done (group commit): a busy system
+//     sends batches as large as the arrivals during one round trip. With
+//     max_delay > 0 they go when one is done AND their delay has passed;
 //   - at once when max_batch items wait, whatever is in flight (the sender
 //     bounds what it queues; see Options::send).
 // No batch holds more than max_batch items, and each holds its items in
@@ -49,6 +51,9 @@ class TurnBatcher {
     Executor* executor = nullptr;  // required; runs the end-of-turn flush
     size_t max_batch = 256;        // items per batch; >= 1
     size_t max_in_flight = 1;      // batches sent and not done before items wait; >= 1
+    // Longest an item waits for others to join its batch; 0 = until the end
+    // of the executor turn. >= 0.
+    Micros max_delay{0};
     // Passes one batch on (required). It must call `done` once the batch
     // has been handled and must not block.
     std::function<void(std::vector<T>, Done)> send;
@@ -65,24 +70,32 @@ class TurnBatcher {
     if (!options.send) return InvalidArgument("batcher: send required");
     if (options.max_batch < 1) return InvalidArgument("batcher: max_batch must be >= 1");
     if (options.max_in_flight < 1) return InvalidArgument("batcher: max_in_flight must be >= 1");
+    if (options.max_delay.count() < 0) return InvalidArgument("batcher: max_delay must be >= 0");
     return std::unique_ptr<TurnBatcher>(new TurnBatcher(std::move(options)));
   }
 
   void Add(T item) {
     std::vector<T> batch;
-    bool post = false;
+    bool schedule = false;
     {
       std::lock_guard lock(state_->mu);
       state_->waiting.push_back(std::move(item));
       if (state_->waiting.size() >= state_->options.max_batch) {
         batch = TakeLocked(*state_);
-      } else if (!state_->posted && state_->in_flight < state_->options.max_in_flight) {
-        state_->posted = true;
-        post = true;
+      } else if (!state_->scheduled) {
+        state_->scheduled = true;
+        schedule = true;
       }
     }
     if (!batch.empty()) Send(state_, std::move(batch));
-    if (post) state_->options.executor->Post([state = state_] { EndOfTurn(state); });
+    if (!schedule) return;
+    Executor* ex = state_->options.executor;
+    if (state_->options.max_delay.count() == 0) {
+      ex->Post([state = state_] { EndOfTurn(state); });
+    } else {
+      ex->RunAt(ex->clock().Now() + state_->options.max_delay,
+                [state = state_] { EndOfTurn(state); });
+    }
   }
 
   Stats stats() const {
@@ -97,7 +110,8 @@ class TurnBatcher {
     std::mutex mu;
     std::vector<T> waiting;  // GUARDED_BY(mu)
     size_t in_flight = 0;    // GUARDED_BY(mu)
-    bool posted = false;     // GUARDED_BY(mu); an EndOfTurn is pending
+    bool scheduled = false;  // GUARDED_BY(mu); an EndOfTurn is pending
+    bool due = false;        // GUARDED_BY(mu); waiting items may go at the next done
     std::atomic<uint64_t> items{0};
     std::atomic<uint64_t> batches{0};
   };
@@ -107,6 +121,7 @@ class TurnBatcher {
   // Takes up to max_batch waiting items as the next batch (counted in flight).
   static std::vector<T> TakeLocked(State& s) {
     std::vector<T> batch;
+    s.due = false;
     if (s.waiting.size() <= s.options.max_batch) {
       batch.swap(s.waiting);
     } else {
@@ -122,8 +137,14 @@ class TurnBatcher {
     std::vector<T> batch;
     {
       std::lock_guard lock(s->mu);
-      s->posted = false;
-      if (!s->waiting.empty() && s->in_flight < s->options.max_in_flight) batch = TakeLocked(*s);
+      s->scheduled = false;
+      if (!s->waiting.empty()) {
+        if (s->in_flight < s->options.max_in_flight) {
+          batch = TakeLocked(*s);
+        } else {
+          s->due = true;  // the next done sends them
+        }
+      }
     }
     if (!batch.empty()) Send(s, std::move(batch));
   }
@@ -133,9 +154,13 @@ class TurnBatcher {
     {
       std::lock_guard lock(s->mu);
       --s->in_flight;
-      // Items that waited for this round trip go now; a pending EndOfTurn
-      // would send them too, but later.
-      if (!s->waiting.empty() && s->in_flight < s->options.max_in_flight) batch = TakeLocked(*s);
+      // Items that waited for this round trip go now (with max_delay, once
+      // it has passed for them); a pending EndOfTurn would send them too,
+      // but later.
+      const bool may_go = s->due || s->options.max_delay.count() == 0;
+      if (!s->waiting.empty() && may_go && s->in_flight < s->options.max_in_flight) {
+        batch = TakeLocked(*s);
+      }
     }
     if (!batch.empty()) Send(s, std::move(batch));
   }

@@ -2,9 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
-#include <algorithm>
 #include <condition_variable>
 #include <thread>
 
@@ -107,6 +107,37 @@ TEST(TurnBatcherTest, AFullBatchGoesAtOnceAndBatchesNeverExceedTheBound) {
   sink.CompleteOldest();
   ASSERT_EQ(sink.batches.size(), 3u);
   EXPECT_EQ(sink.batches[2], (std::vector<int>{8, 9}));
+}
+
+TEST(TurnBatcherTest, WithAMaxDelayItemsWaitForItButNeverLonger) {
+  testing::FakeExecutor ex;
+  Sink sink;
+  auto o = sink.Options(&ex, 64);
+  o.max_delay = Micros(1'000);
+  auto b = std::move(TurnBatcher<int>::Create(o)).value();
+  b->Add(1);
+  ex.Advance(Micros(999));
+  EXPECT_TRUE(sink.batches.empty());
+  b->Add(2);  // joins the first item's batch
+  ex.Advance(Micros(1));
+  ASSERT_EQ(sink.batches.size(), 1u);
+  EXPECT_EQ(sink.batches[0], (std::vector<int>{1, 2}));
+  // In flight: the next items wait for the done AND their delay.
+  b->Add(3);
+  sink.CompleteOldest();
+  EXPECT_EQ(sink.batches.size(), 1u);
+  ex.Advance(Micros(1'000));
+  ASSERT_EQ(sink.batches.size(), 2u);
+  EXPECT_EQ(sink.batches[1], (std::vector<int>{3}));
+  // Delay over while in flight: the done sends them.
+  b->Add(4);
+  ex.Advance(Micros(1'000));
+  EXPECT_EQ(sink.batches.size(), 2u);
+  sink.CompleteOldest();
+  ASSERT_EQ(sink.batches.size(), 3u);
+  EXPECT_EQ(sink.batches[2], (std::vector<int>{4}));
+  o.max_delay = Micros(-1);
+  EXPECT_EQ(TurnBatcher<int>::Create(o).status().message(), "batcher: max_delay must be >= 0");
 }
 
 TEST(TurnBatcherTest, MoreInFlightLetsTurnsGoWithoutWaiting) {

@@ -141,6 +141,12 @@ struct RedisConfig {
   int64_t heartbeat_ttl_ms = 3'000;
   // This gateway's id (its result channel); empty = random per process.
   std::string gateway_id;
+  // A gateway sends each model's requests to Redis in batches: those that
+  // arrive within enqueue_max_delay_us of the batch's first (0 = within
+  // one event-loop turn), or while the previous batch is in flight, at
+  // most enqueue_max_batch per script call. 0..100000 and 1..1000.
+  int64_t enqueue_max_delay_us = 0;
+  int64_t enqueue_max_batch = 256;
 };
 
 // `worker:` — options of `sluice worker` beyond its model and endpoint.

@@ -94,6 +94,8 @@ void ReadRedis(const YAML::Node& node, Status* error, RedisConfig* redis) {
   r.ReadInteger("lease_ms", &redis->lease_ms);
   r.ReadInteger("heartbeat_ttl_ms", &redis->heartbeat_ttl_ms);
   r.ReadString("gateway_id", &redis->gateway_id);
+  r.ReadInteger("enqueue_max_delay_us", &redis->enqueue_max_delay_us);
+  r.ReadInteger("enqueue_max_batch", &redis->enqueue_max_batch);
   r.Finish();
 }
 

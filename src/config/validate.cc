@@ -329,6 +329,13 @@ Status ValidateRedis(const AppConfig& config) {
       return s;
     }
   }
+  if (r.enqueue_max_delay_us < 0 || r.enqueue_max_delay_us > 100'000) {
+    return Fail("redis.enqueue_max_delay_us",
+                "must be between 0 and 100000" + Got(r.enqueue_max_delay_us));
+  }
+  if (r.enqueue_max_batch < 1 || r.enqueue_max_batch > 1'000) {
+    return Fail("redis.enqueue_max_batch", "must be between 1 and 1000" + Got(r.enqueue_max_batch));
+  }
   if (r.heartbeat_ttl_ms < 300) {
     return Fail("redis.heartbeat_ttl_ms", "must be at least 300" + Got(r.heartbeat_ttl_ms));
   }

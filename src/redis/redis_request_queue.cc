@@ -53,6 +53,7 @@ Result<std::unique_ptr<RedisRequestQueue>> RedisRequestQueue::Create(const Optio
   b.executor = o.executor;
   b.max_batch = o.max_batch;
   b.max_in_flight = o.max_in_flight;
+  b.max_delay = o.max_delay;
   // One script call per batch; the batch is done once every item's answer
   // has been handled (the items complete on the connection's thread, or
   // inline when Redis is down).

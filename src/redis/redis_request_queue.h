@@ -54,6 +54,7 @@ class RedisRequestQueue final : public RequestQueue {
     Executor* executor = nullptr;
     size_t max_batch = 256;    // requests per enqueue call; >= 1
     size_t max_in_flight = 1;  // enqueue calls in flight before pushes wait; >= 1
+    Micros max_delay{0};       // longest wait for a fuller batch; 0 = one turn
   };
 
   // Errors: kInvalidArgument naming the field.

@@ -6,21 +6,26 @@ Result<std::unique_ptr<RedisResultListener>> RedisResultListener::Create(Options
   if (Status s = ValidateKeyPart("result listener: gateway_id", options.gateway_id); !s.ok()) {
     return s;
   }
-  if (!options.on_result) return InvalidArgument("result listener: on_result required");
+  if (static_cast<bool>(options.on_result) == static_cast<bool>(options.on_results)) {
+    return InvalidArgument("result listener: exactly one of on_result and on_results required");
+  }
   std::unique_ptr<RedisResultListener> listener(new RedisResultListener());
   RedisSubscriber::Options sub = std::move(options.subscriber);
   sub.channels = {options.keys.ResultChannel(options.gateway_id)};
-  sub.on_message = [on_result = std::move(options.on_result), results = listener->results_,
+  sub.on_message = [on_result = std::move(options.on_result),
+                    on_results = std::move(options.on_results), results = listener->results_,
                     malformed = listener->malformed_](const std::string&, std::string payload) {
     Result<std::vector<WireResult>> batch = DecodeResultBatch(payload);
     if (!batch.ok()) {
       malformed->fetch_add(1, std::memory_order_relaxed);
       return;
     }
-    for (WireResult& r : *batch) {
-      results->fetch_add(1, std::memory_order_relaxed);
-      on_result(std::move(r));
+    results->fetch_add(batch->size(), std::memory_order_relaxed);
+    if (on_results) {
+      on_results(std::move(batch).value());
+      return;
     }
+    for (WireResult& r : *batch) on_result(std::move(r));
   };
   Result<std::unique_ptr<RedisSubscriber>> subscriber = RedisSubscriber::Create(std::move(sub));
   if (!subscriber.ok()) return subscriber.status();
