@@ -110,6 +110,11 @@ Status InferenceService::Submit(const RequestPtr& req, int64_t client_timeout_us
   return m.queue->Push(req);
 }
 
+void InferenceService::Withdraw(const RequestPtr& req) {
+  req->Cancel();
+  options_.models[req->model_index].queue->Withdraw(req);
+}
+
 size_t InferenceService::QueueDepth(uint32_t model_index) const {
   return options_.models[model_index].queue->Depth();
 }

@@ -89,6 +89,10 @@ class InferenceService {
   void BeginShutdown() { shutting_down_.store(true, std::memory_order_release); }
   bool shutting_down() const { return shutting_down_.load(std::memory_order_acquire); }
 
+  // The client of `req` (submitted here) went away: marks it cancelled and
+  // lets its model's queue drop it (RequestQueue::Withdraw). Thread-safe.
+  void Withdraw(const RequestPtr& req);
+
   // Sum of all model queues' depths.
   size_t TotalQueueDepth() const;
   // Requests queued for model `model_index` now. REQUIRES: a valid index.

@@ -68,6 +68,14 @@ class RequestQueue {
   // (and registers nothing) if the depth is already >= min_depth.
   virtual bool NotifyAtDepth(size_t min_depth, std::function<void()> fn) = 0;
   virtual void ClearNotify() = 0;
+
+  // The client of `req` (pushed here earlier) went away; req->cancelled()
+  // is set. A queue whose PopBatch drops cancelled requests does nothing
+  // (the default: MemoryQueue). One that cannot see them at pop time (the
+  // queue lives elsewhere) removes the request now if it is still queued
+  // and answers it 499 (kCancelled); one already dispatched is left alone
+  // (its answer goes nowhere). Never blocks.
+  virtual void Withdraw(const RequestPtr& req) {}
 };
 
 }  // namespace sluice

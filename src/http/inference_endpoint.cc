@@ -145,8 +145,8 @@ void FrontDoor::HandleInference(HttpRequest&& request, Reply reply) {
       options_.service->QueueDepth(req->model_index) >= options_.watch_client_min_queue_depth) {
     // A client that hangs up while its request waits: drop the request
     // before it reaches the accelerator (see DispatchGroup).
-    watch->OnClientGone([weak = std::weak_ptr<InferenceRequest>(req)] {
-      if (auto r = weak.lock()) r->Cancel();
+    watch->OnClientGone([service = options_.service, weak = std::weak_ptr<InferenceRequest>(req)] {
+      if (auto r = weak.lock()) service->Withdraw(r);
     });
   }
   const unsigned version = request.version();

@@ -59,6 +59,12 @@ void PendingRequests::Deliver(WireResult&& result) {
   req->Complete(ToOutcome(result));
 }
 
+bool PendingRequests::IsEnqueued(const std::string& id) const {
+  std::lock_guard lock(mu_);
+  auto it = entries_.find(id);
+  return it != entries_.end() && it->second.enqueued;
+}
+
 size_t PendingRequests::ExpireUntil(TimePoint now) {
   std::vector<RequestPtr> expired;
   {

@@ -53,6 +53,9 @@ class PendingRequests {
   // result that arrived early. No-op for an unknown id.
   void MarkEnqueued(const std::string& id);
 
+  // True iff `id` is pending and its enqueue reply was processed.
+  bool IsEnqueued(const std::string& id) const;
+
   // Takes `id` out without completing it (enqueue refused); null if absent.
   RequestPtr Remove(const std::string& id);
 

@@ -64,11 +64,12 @@ RedisQueueClient::EnqueueResult ItemResult(const RedisQueueClient::EnqueueOption
 Status ValidateItem(const RedisQueueClient::EnqueueItem& item, const std::string& model,
                     size_t tier_count) {
   const WireRequest& r = item.request;
-  if (r.model != model) return InvalidArgument("model: every request of a batch must be for '" +
-                                               model + "'");
+  if (r.model != model)
+    return InvalidArgument("model: every request of a batch must be for '" + model + "'");
   if (Status s = ValidateKeyPart("gateway_id", r.gateway_id); !s.ok()) return s;
   if (r.id.empty()) return InvalidArgument("request id: must not be empty");
-  if (r.tier >= tier_count) return InvalidArgument("tier " + std::to_string(r.tier) + " out of range");
+  if (r.tier >= tier_count)
+    return InvalidArgument("tier " + std::to_string(r.tier) + " out of range");
   if (item.options.rate_limit.has_value()) {
     return ValidateRateLimitArgs(item.options.rate_limit->policy, item.options.rate_limit->tokens);
   }
@@ -98,6 +99,29 @@ Result<std::unique_ptr<RedisQueueClient>> RedisQueueClient::Create(const Options
   }
   if (options.wake_list_cap < 1) return InvalidArgument("redis queue: wake_list_cap must be >= 1");
   return std::unique_ptr<RedisQueueClient>(new RedisQueueClient(options));
+}
+
+void RedisQueueClient::WithdrawAsync(const std::string& model, std::vector<std::string> ids,
+                                     WithdrawDone done) {
+  if (Status s = ValidateKeyPart("model", model); !s.ok()) {
+    done(s);
+    return;
+  }
+  const KeySpace& k = options_.keys;
+  std::vector<std::string> keys = {k.Payloads(model)};
+  for (size_t t = 0; t < options_.tier_count; ++t) keys.push_back(k.Queue(model, t));
+  std::vector<std::string> args = {std::to_string(options_.tier_count)};
+  for (std::string& id : ids) args.push_back(std::move(id));
+  options_.connection->RunScript(scripts::Withdraw(), std::move(keys), std::move(args),
+                                 [done = std::move(done)](ReplyResult reply) {
+                                   if (!reply.ok()) return done(reply.status());
+                                   if (reply->is_error())
+                                     return done(Internal("withdraw script: " + reply->str));
+                                   std::vector<std::string> removed;
+                                   for (const RedisReply& e : reply->elements)
+                                     removed.push_back(e.str);
+                                   done(std::move(removed));
+                                 });
 }
 
 void RedisQueueClient::Enqueue(const WireRequest& request, const EnqueueOptions& enqueue,
@@ -139,17 +163,16 @@ void RedisQueueClient::SendChunk(const std::string& model,
   for (size_t t = 0; t < options_.tier_count; ++t) keys.push_back(k.Queue(model, t));
   const size_t fixed_keys = keys.size();
   std::unordered_map<std::string_view, size_t> limit_index;  // key id -> 1..K
-  std::vector<std::string> args = {std::to_string(options_.tier_count),
-                                   std::to_string(options_.capacity),
-                                   std::to_string(options_.wake_list_cap),
-                                   std::to_string(items->size())};
+  std::vector<std::string> args = {
+      std::to_string(options_.tier_count), std::to_string(options_.capacity),
+      std::to_string(options_.wake_list_cap), std::to_string(items->size())};
   args.reserve(4 + 9 * items->size());
   for (const EnqueueItem& item : *items) {
     const std::optional<RateLimitCheck> limit = EffectiveLimit(item.options);
     size_t index = 0;
     if (limit.has_value()) {
-      auto [it, added] = limit_index.try_emplace(item.options.rate_limit->key_id,
-                                                 keys.size() - fixed_keys + 1);
+      auto [it, added] =
+          limit_index.try_emplace(item.options.rate_limit->key_id, keys.size() - fixed_keys + 1);
       if (added) keys.push_back(k.RateLimit(limit->key_id));
       index = it->second;
     }

@@ -98,6 +98,11 @@ class RedisQueueClient {
   // (kInvalidArgument) and the rest are sent.
   void EnqueueBatch(std::vector<EnqueueItem> items);
 
+  // Removes `ids` of `model` that are still queued (not claimed by a
+  // worker); `done` gets the ids removed, or the error. Never blocks.
+  using WithdrawDone = std::function<void(Result<std::vector<std::string>>)>;
+  void WithdrawAsync(const std::string& model, std::vector<std::string> ids, WithdrawDone done);
+
   // EnqueueBatch() of one item.
   void Enqueue(const WireRequest& request, const EnqueueOptions& options, EnqueueDone done);
 

@@ -75,6 +75,30 @@ Result<std::unique_ptr<RedisRequestQueue>> RedisRequestQueue::Create(const Optio
   return std::unique_ptr<RedisRequestQueue>(new RedisRequestQueue(o, std::move(batcher).value()));
 }
 
+namespace {
+
+// Removes `req` from Redis when still queued there and answers it 499.
+void WithdrawFromRedis(RedisQueueClient* client, PendingRequests* pending, const std::string& model,
+                       const RequestPtr& req) {
+  client->WithdrawAsync(model, {req->id}, [pending, req](Result<std::vector<std::string>> removed) {
+    if (!removed.ok() || removed->empty()) return;  // claimed already, or Redis is down
+    if (pending->Remove(req->id) == nullptr) return;
+    InferenceOutcome o;
+    o.status = Status(ErrorCode::kCancelled,
+                      "client closed the connection; request removed from the queue before the "
+                      "accelerator");
+    req->Complete(std::move(o));
+  });
+}
+
+}  // namespace
+
+void RedisRequestQueue::Withdraw(const RequestPtr& req) {
+  if (!options_.pending->IsEnqueued(req->id))
+    return;  // answered, or its enqueue reply withdraws it
+  WithdrawFromRedis(options_.client, options_.pending, options_.model, req);
+}
+
 Status RedisRequestQueue::Push(RequestPtr req) {
   if (!options_.pending->Add(req)) return InvalidArgument("request id already pending");
   RedisQueueClient::EnqueueItem item;
@@ -84,7 +108,8 @@ Status RedisRequestQueue::Push(RequestPtr req) {
     item.options.rate_limit =
         RedisQueueClient::RateLimitCheck{req->principal.key_id, policy, req->charged_tokens};
   }
-  item.done = [pending = options_.pending, depth = depth_, errors = redis_errors_,
+  item.done = [client = options_.client, pending = options_.pending, model = options_.model,
+               depth = depth_, errors = redis_errors_,
                req = std::move(req)](RedisQueueClient::EnqueueResult r) {
     if (r.status.ok() || r.queue_full) depth->store(r.depth, std::memory_order_relaxed);
     // Written before MarkEnqueued()/Complete(), which publish it to the
@@ -92,6 +117,9 @@ Status RedisRequestQueue::Push(RequestPtr req) {
     if (r.rate_limit) req->rate_limit = *r.rate_limit;
     if (r.status.ok()) {
       pending->MarkEnqueued(req->id);
+      // Its client left while the enqueue was on its way (Withdraw saw it
+      // not yet enqueued and left it to this reply).
+      if (req->cancelled()) WithdrawFromRedis(client, pending, model, req);
       return;
     }
     if (r.status.code() == ErrorCode::kUnavailable && !r.queue_full) {

@@ -20,7 +20,8 @@
 // Submit does), charged_tokens and principal.rate_limit as charged by the
 // front door, and on_complete set.
 //
-// The gateway never pops: PopBatch/RemoveExpired/RemoveAll do nothing.
+// The gateway never pops: PopBatch/RemoveExpired/RemoveAll do nothing; a
+// client that hangs up is withdrawn from Redis (Withdraw, 499).
 // Depth() is the model's queue depth in Redis as last seen (every enqueue
 // reply carries it; RefreshDepthAsync() reads it when no request flows), so
 // admission sees a depth at most one refresh period old. QueuedAhead() is
@@ -70,6 +71,10 @@ class RedisRequestQueue final : public RequestQueue {
   std::optional<TimePoint> EarliestDeadline() const override { return std::nullopt; }
   bool NotifyAtDepth(size_t, std::function<void()>) override { return false; }
   void ClearNotify() override {}
+  // Removes the request from Redis if no worker claimed it yet and answers
+  // it 499; also when the client left before its enqueue reply (the reply
+  // then withdraws it).
+  void Withdraw(const RequestPtr& req) override;
 
   // Reads the model's queue depth (one ZCARD per tier, pipelined) and
   // updates Depth(). Never blocks; errors leave Depth() as it was.

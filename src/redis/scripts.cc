@@ -356,6 +356,22 @@ local dropped = publish_groups(prefix, groups, order)
 return {requeued, dead, dropped, #ids}
 )lua";
 
+constexpr const char* kWithdraw = R"lua(
+local T = tonumber(ARGV[1])
+local removed = {}
+for j = 2, #ARGV do
+  local id = ARGV[j]
+  local v = redis.call('HGET', KEYS[1], id)
+  local tier
+  if v then tier = parse_entry(v) end
+  if tier and tier < T and redis.call('ZREM', KEYS[2 + tier], id) == 1 then
+    redis.call('HDEL', KEYS[1], id)
+    removed[#removed + 1] = id
+  end
+end
+return removed
+)lua";
+
 constexpr const char* kHeartbeat = R"lua(
 local now = now_us()
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
@@ -434,6 +450,7 @@ SLUICE_SCRIPT(Claim, kClaim)
 SLUICE_SCRIPT(Complete, kComplete)
 SLUICE_SCRIPT(Renew, kRenew)
 SLUICE_SCRIPT(Reap, kReap)
+SLUICE_SCRIPT(Withdraw, kWithdraw)
 SLUICE_SCRIPT(Heartbeat, kHeartbeat)
 SLUICE_SCRIPT(Deregister, kDeregister)
 SLUICE_SCRIPT(ReadWorkers, kReadWorkers)

@@ -62,6 +62,9 @@
 //           ARGV T, channel_prefix, max_retries, max_per_call, dead_cap,
 //                wake_cap, model, error_code_name, error_message
 //           -> {requeued, dead_lettered, dropped, scanned}
+// Withdraw  KEYS payloads, Q1..QT   ARGV T, id...
+//           -> {id, ...} the ids removed: those still queued (not leased);
+//           their entries are deleted. Others are left alone.
 // Heartbeat KEYS workers, workers_exp   ARGV worker_id, info, ttl_us -> now_us
 // Deregister KEYS workers, workers_exp  ARGV worker_id -> removed (0/1)
 // ReadWorkers KEYS workers, workers_exp -> {now_us, {info, ...}}  (expired
@@ -80,6 +83,7 @@ const LuaScript& Claim();
 const LuaScript& Complete();
 const LuaScript& Renew();
 const LuaScript& Reap();
+const LuaScript& Withdraw();
 const LuaScript& Heartbeat();
 const LuaScript& Deregister();
 const LuaScript& ReadWorkers();

@@ -13,6 +13,10 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/json.hpp>
 
 #include "modelserver/model_server_process.h"
@@ -24,6 +28,7 @@
 namespace sluice::testing {
 namespace {
 
+namespace asio = boost::asio;
 namespace json = boost::json;
 using std::chrono::milliseconds;
 
@@ -495,6 +500,68 @@ TEST_F(ScaleOutTest, MultibyteBackendErrorsReachTheGatewayAndPostgresIntact) {
   EXPECT_NE(batch_error.find("xy" + phrase + phrase), std::string::npos) << batch_error;
   EXPECT_NE(batch_error.find(server.url()), std::string::npos) << batch_error;
   EXPECT_EQ(GatewayMetric(gw[0], "sluice_request_log_rejected_total"), 0);
+}
+
+// A client that hangs up while its request waits in Redis (no worker runs):
+// the gateway withdraws it from the shared queue and counts a 499; a client
+// that stays is still queued and answered once a worker comes.
+TEST_F(ScaleOutTest, ClientThatHangsUpWhileQueuedIsWithdrawnFromRedis) {
+  TestConfig c = FastSim();
+  c.watch_client_min_queue_depth = 0;  // watch every request
+  const std::string yaml = Yaml(c);
+  std::vector<uint16_t> gw = StartCluster(yaml, /*workers=*/0, /*gateways=*/1);
+  ASSERT_EQ(gw.size(), 1u);
+  redis::RedisConnection::Options o;
+  o.port = redis_.port();
+  auto redis = std::move(redis::RedisConnection::Create(o)).value();
+  const std::string entries = "it:{" + std::string(kModel) + "}:req";
+  auto queued = [&] {
+    redis::ReplyResult r = redis->Call({"HLEN", entries});
+    return r.ok() ? r->AsInt().value_or(-1) : -1;
+  };
+
+  LoadClient stays({.port = gw[0], .connections = 1}, {InferenceRequest(kPaidKey, "stays")});
+  stays.Start();
+  ASSERT_TRUE(PollUntil([&] { return queued() == 1; }, milliseconds(5'000)));
+  asio::io_context ioc;
+  asio::ip::tcp::socket socket(ioc);
+  socket.connect({asio::ip::make_address("127.0.0.1"), gw[0]});
+  const std::string body = InferenceBody(kModel, "abandoned");
+  asio::write(socket, asio::buffer("POST /v1/inference HTTP/1.1\r\nHost: localhost\r\n"
+                                   "Authorization: Bearer " +
+                                   std::string(kPaidKey) +
+                                   "\r\nContent-Type: application/json\r\nContent-Length: " +
+                                   std::to_string(body.size()) + "\r\n\r\n" + body));
+  ASSERT_TRUE(PollUntil([&] { return queued() == 2; }, milliseconds(5'000)));
+  socket.set_option(asio::socket_base::linger(true, 0));  // RST: the client is gone
+  socket.close();
+
+  ASSERT_TRUE(PollUntil([&] { return queued() == 1; }, milliseconds(5'000)))
+      << "the abandoned request is still in Redis";
+  auto answered_499 = [&] {
+    HttpClient client(gw[0], milliseconds(2'000));
+    Result<Response> r = client.Get("/metrics", kServiceAuth);
+    if (!r.ok()) return -1.0;
+    double sum = 0;
+    std::istringstream in(r->body);
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.rfind("sluice_requests_total{", 0) == 0 &&
+          line.find("status=\"499\"") != std::string::npos) {
+        sum += std::stod(line.substr(line.rfind(' ') + 1));
+      }
+    }
+    return sum;
+  };
+  EXPECT_TRUE(PollUntil([&] { return answered_499() == 1; }, milliseconds(5'000)));
+
+  // A worker arrives: the client that stayed is answered.
+  ASSERT_NE(Start("worker", yaml), nullptr);
+  std::vector<LoadResult> done = stays.Wait();
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_TRUE(IsCompletion(done[0].status, done[0].body, "stays", kDefaultMaxTokens))
+      << done[0].status << " " << done[0].body;
+  EXPECT_EQ(queued(), 0);
 }
 
 TEST_F(ScaleOutTest, ServeWithARedisSectionRunsBothRolesInOneProcess) {
