@@ -20,6 +20,7 @@
 #include "core/inference_service.h"
 #include "http/front_door.h"
 #include "http/http_server.h"
+#include "redis/dead_letters.h"
 #include "redis/pending_requests.h"
 #include "redis/queue_client.h"
 #include "redis/redis_request_queue.h"
@@ -238,10 +239,19 @@ int RunGateway(const AppConfig& config) {
         [&feed, i] { return static_cast<double>(feed.snapshot(i).capacity.healthy_workers); });
   }
 
+  // Every worker's and reaper's dead letters, from Redis.
+  auto dead_letters = redis::RedisDeadLetters::Create(
+      {conn, keys, model_names, config.server.dead_letter_capacity});
+  if (!dead_letters.ok()) {
+    spdlog::error("{}", dead_letters.status().message());
+    return 2;
+  }
+
   http::FrontDoor::Options fd;
   fd.auth = auth->get();
   fd.service = service->get();
   fd.log = log->get();
+  fd.dead_letters = dead_letters->get();
   fd.watch_client_min_queue_depth = config.server.watch_client_min_queue_depth;
   fd.metrics = &request_metrics;
   InferenceService* svc = service->get();

@@ -121,7 +121,9 @@ int RunServe(const AppConfig& config) {
     spdlog::error("request_log: {}", log.status().message());
     return 2;
   }
-  auto dead_letters = DeadLetterQueue::Create({config.server.dead_letter_capacity});
+  DeadLetterQueue::Options dlo;
+  dlo.capacity = config.server.dead_letter_capacity;
+  auto dead_letters = DeadLetterQueue::Create(dlo);
   if (!dead_letters.ok()) {
     spdlog::error("{}", dead_letters.status().message());
     return 2;

@@ -25,6 +25,7 @@
 #include "http/front_door.h"
 #include "limits/throughput_estimator.h"
 #include "metrics/rate_meter.h"
+#include "redis/dead_letters.h"
 #include "redis/reaper.h"
 #include "redis/worker_registry.h"
 
@@ -147,6 +148,22 @@ int RunWorker(const AppConfig& config, const WorkerFlags& flags) {
     spdlog::error("{}", auth.status().message());
     return 2;
   }
+  const redis::KeySpace keys(config.redis.key_prefix);
+  auto connection =
+      redis::RedisConnection::Create(RedisConnectionOptions(config.redis, "sluice-" + worker_id));
+  if (!connection.ok()) {
+    spdlog::error("{}", connection.status().message());
+    return 2;
+  }
+  redis::RedisConnection* conn = connection->get();
+  // Every dead letter also goes to the model's list in Redis, where any
+  // gateway serves it.
+  auto shared_dead_letters = redis::RedisDeadLetters::Create(
+      {conn, keys, {model->name}, config.server.dead_letter_capacity});
+  if (!shared_dead_letters.ok()) {
+    spdlog::error("{}", shared_dead_letters.status().message());
+    return 2;
+  }
   auto built = MakeBackendSlots(ioc, *model, &strand, flags.endpoint_index);
   if (!built.ok()) {
     spdlog::error("{}", built.status().message());
@@ -156,7 +173,10 @@ int RunWorker(const AppConfig& config, const WorkerFlags& flags) {
   const size_t slot_count = built->slots.size();
   auto local_queue = MemoryQueue::Create(
       {model->max_batch_size * (slot_count + 2), config.ordering, config.tiers});
-  auto dead_letters = DeadLetterQueue::Create({config.server.dead_letter_capacity});
+  DeadLetterQueue::Options dlo;
+  dlo.capacity = config.server.dead_letter_capacity;
+  dlo.on_add = [shared = shared_dead_letters->get()](const DeadLetter& d) { shared->Push(d); };
+  auto dead_letters = DeadLetterQueue::Create(dlo);
   if (!local_queue.ok() || !dead_letters.ok()) {
     spdlog::error(
         "{}", local_queue.ok() ? dead_letters.status().message() : local_queue.status().message());
@@ -208,14 +228,6 @@ int RunWorker(const AppConfig& config, const WorkerFlags& flags) {
   }
   DispatchGroup* grp = group->get();
 
-  const redis::KeySpace keys(config.redis.key_prefix);
-  auto connection =
-      redis::RedisConnection::Create(RedisConnectionOptions(config.redis, "sluice-" + worker_id));
-  if (!connection.ok()) {
-    spdlog::error("{}", connection.status().message());
-    return 2;
-  }
-  redis::RedisConnection* conn = connection->get();
   redis::RedisBatchClaimer::Options co;
   co.connection = conn;
   co.keys = keys;

@@ -23,6 +23,7 @@ void DeadLetterQueue::Add(const InferenceRequest& req, int attempts, const Statu
   d.last_error = SanitizeUtf8(last_error.message(), kMaxErrorBytes);
   d.last_backend = SanitizeUtf8(last_backend, kMaxErrorBytes);
   d.at = std::chrono::system_clock::now();
+  if (options_.on_add) options_.on_add(d);
   std::lock_guard lock(mu_);
   if (entries_.size() == options_.capacity) {
     entries_.pop_front();
@@ -30,6 +31,20 @@ void DeadLetterQueue::Add(const InferenceRequest& req, int attempts, const Statu
   }
   entries_.push_back(std::move(d));
   ++total_;
+}
+
+void DeadLetterQueue::ReadNewest(size_t limit, PageDone done) const {
+  DeadLetterPage page;
+  {
+    std::lock_guard lock(mu_);
+    for (auto it = entries_.rbegin(); it != entries_.rend() && page.entries.size() < limit; ++it) {
+      page.entries.push_back(*it);
+    }
+    page.size = entries_.size();
+    page.total = total_;
+    page.dropped = dropped_;
+  }
+  done(std::move(page));
 }
 
 std::vector<DeadLetter> DeadLetterQueue::Newest(size_t limit) const {

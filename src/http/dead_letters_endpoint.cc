@@ -44,26 +44,32 @@ void FrontDoor::HandleDeadLetters(const HttpRequest& request, Reply& reply) {
       return;
     }
   }
-  const DeadLetterQueue& dlq = *options_.dead_letters;
-  json::array entries;
-  for (const DeadLetter& d : dlq.Newest(limit)) {
-    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(d.at.time_since_epoch());
-    entries.push_back(json::object{{"request_id", d.request_id},
-                                   {"model", d.model},
-                                   {"key_id", d.key_id},
-                                   {"tier", d.tier},
-                                   {"input", d.input},
-                                   {"input_truncated", d.input_truncated},
-                                   {"attempts", d.attempts},
-                                   {"last_error", d.last_error},
-                                   {"last_backend", d.last_backend},
-                                   {"at_unix_ms", ms.count()}});
-  }
-  json::object body{{"size", dlq.size()},
-                    {"total", dlq.total()},
-                    {"dropped", dlq.dropped()},
-                    {"entries", std::move(entries)}};
-  reply(MakeResponse(request, 200, json::serialize(body)));
+  options_.dead_letters->ReadNewest(
+      limit, [shape = ReplyShape(request), reply = std::move(reply)](Result<DeadLetterPage> page) {
+        if (!page.ok()) {
+          reply(MakeError(shape, Unavailable("the dead-letter list is unavailable")));
+          return;
+        }
+        json::array entries;
+        for (const DeadLetter& d : page->entries) {
+          auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(d.at.time_since_epoch());
+          entries.push_back(json::object{{"request_id", d.request_id},
+                                         {"model", d.model},
+                                         {"key_id", d.key_id},
+                                         {"tier", d.tier},
+                                         {"input", d.input},
+                                         {"input_truncated", d.input_truncated},
+                                         {"attempts", d.attempts},
+                                         {"last_error", d.last_error},
+                                         {"last_backend", d.last_backend},
+                                         {"at_unix_ms", ms.count()}});
+        }
+        json::object body{{"size", page->size},
+                          {"total", page->total},
+                          {"dropped", page->dropped},
+                          {"entries", std::move(entries)}};
+        reply(MakeResponse(shape, 200, json::serialize(body)));
+      });
 }
 
 }  // namespace sluice::http

@@ -97,7 +97,9 @@ class FrontDoor final : public RequestHandler {
     // an accelerator slot out of service or back (simulated failures).
     // Optional; absent = 404.
     std::function<Status(const std::string& model, size_t device, bool enabled)> set_device_enabled;
-    const DeadLetterQueue* dead_letters = nullptr;  // optional; absent = 404
+    // The local queue (serve, worker) or Redis's dead lists (gateway);
+    // optional; absent = 404.
+    const DeadLetterSource* dead_letters = nullptr;
     // A client that hangs up while its request is queued is noticed (and
     // the request dropped before the accelerator) when the request found at
     // least this many queued ahead of it; requests that go out with the next

@@ -16,7 +16,10 @@
 //   sluice:{m}:leases       ZSET  leased (claimed) ids, score = lease expiry,
 //                                 epoch microseconds
 //   sluice:{m}:wake         LIST  wake tokens for blocked claimers (capped)
-//   sluice:{m}:dead         LIST  dead letters, newest first (capped)
+//   sluice:{m}:dead         LIST  dead letters, newest first (capped; JSON,
+//                                 redis/dead_letters.h)
+//   sluice:{m}:dead:stats   HASH  total, dropped: dead letters ever pushed,
+//                                 and pushed out by the cap
 //   sluice:{m}:workers      HASH  worker id -> heartbeat (JSON)
 //   sluice:{m}:workers:exp  ZSET  worker id -> heartbeat expiry, epoch µs
 //   sluice:rl:{key_id}      HASH  r, t -> GCRA TAT in epoch µs of the
@@ -50,6 +53,7 @@ class KeySpace {
   std::string Leases(std::string_view model) const { return Model(model) + ":leases"; }
   std::string Wake(std::string_view model) const { return Model(model) + ":wake"; }
   std::string Dead(std::string_view model) const { return Model(model) + ":dead"; }
+  std::string DeadStats(std::string_view model) const { return Model(model) + ":dead:stats"; }
   std::string Workers(std::string_view model) const { return Model(model) + ":workers"; }
   std::string WorkerExpiry(std::string_view model) const { return Model(model) + ":workers:exp"; }
   std::string RateLimit(std::string_view key_id) const {

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "redis/batch_claimer.h"
+#include "redis/dead_letters.h"
 #include "redis/queue_client.h"
 #include "redis/reaper.h"
 #include "redis/redis_test_fixture.h"
@@ -204,7 +205,7 @@ TEST_F(RedisQueueTest, OneCallEnqueuesABatchDecidingEachRequestInOrder) {
   const std::vector<Case> cases = {
       {Request("a1", 0, 1'000), limited("key-a", 2)},
       {Request("a2", 1, 1'000), limited("key-a", 2)},
-      {Request("a3", 2, 1'000), limited("key-a", 2)},  // key-a's third: 429
+      {Request("a3", 2, 1'000), limited("key-a", 2)},   // key-a's third: 429
       {Request("old", 0, 1'000), limited("key-b", 1)},  // queued before: duplicate
       {Request("b1", 2, 1'000), limited("key-b", 1)},   // the duplicate cost key-b nothing
       {bad_tier, {}},                                   // answered inline
@@ -217,8 +218,7 @@ TEST_F(RedisQueueTest, OneCallEnqueuesABatchDecidingEachRequestInOrder) {
   std::vector<std::optional<RedisQueueClient::EnqueueResult>> out(cases.size());
   std::vector<RedisQueueClient::EnqueueItem> items;
   for (size_t i = 0; i < cases.size(); ++i) {
-    items.push_back({cases[i].request, cases[i].options,
-                     [&, i](RedisQueueClient::EnqueueResult r) {
+    items.push_back({cases[i].request, cases[i].options, [&, i](RedisQueueClient::EnqueueResult r) {
                        out[i] = std::move(r);
                        done.Signal();
                      }});
@@ -563,11 +563,94 @@ TEST_F(RedisQueueTest, RetryBudgetThenDeadLetterAndGatewayIsTold) {
   EXPECT_NE(dead->elements[0].str.find("\"id\":\"doomed\""), std::string::npos);
   EXPECT_NE(dead->elements[0].str.find("\"attempts\":3"), std::string::npos);
   EXPECT_NE(dead->elements[0].str.find("\"in\":\"input of doomed\""), std::string::npos);
+  // Any gateway serves it, decoded like a worker's dead letter.
+  auto shared =
+      std::move(RedisDeadLetters::Create({connection_.get(), KeySpace(), {kModel}, 10})).value();
+  std::optional<Result<DeadLetterPage>> page;
+  Latch read;
+  shared->ReadNewest(10, [&](Result<DeadLetterPage> p) {
+    page = std::move(p);
+    read.Signal();
+  });
+  ASSERT_TRUE(read.WaitFor(1, milliseconds(5'000)));
+  ASSERT_TRUE(page->ok()) << page->status().ToString();
+  ASSERT_EQ((*page)->entries.size(), 1u);
+  const DeadLetter& d = (*page)->entries[0];
+  EXPECT_EQ(d.request_id, "doomed");
+  EXPECT_EQ(d.model, kModel);
+  EXPECT_EQ(d.key_id, "key-1");
+  EXPECT_EQ(d.tier, "paid");
+  EXPECT_EQ(d.input, "input of doomed");
+  EXPECT_EQ(d.attempts, 3);
+  EXPECT_EQ(d.last_error,
+            "lease expired: the worker holding it stopped renewing (lease_expired, gateway gw-a)");
+  EXPECT_EQ((*page)->total, 1u);
   // A late completion by the dead worker changes nothing.
   Result<RedisBatchClaimer::CompleteResult> late =
       dying_worker->Complete({Answer(Request("doomed", 1, 0), "late")});
   ASSERT_TRUE(late.ok());
   EXPECT_EQ(late->stale, 1u);
+}
+
+// Workers' dead letters go to their model's list; a gateway reads every
+// model's, newest first, with the counts; the cap keeps the newest.
+TEST_F(RedisQueueTest, SharedDeadLettersAreCappedAndReadNewestFirstAcrossModels) {
+  auto shared =
+      std::move(RedisDeadLetters::Create({connection_.get(), KeySpace(), {kModel, "other"}, 3}))
+          .value();
+  const std::chrono::system_clock::time_point t0(  // whole µs, as stored
+      std::chrono::duration_cast<std::chrono::microseconds>(
+          std::chrono::system_clock::now().time_since_epoch()));
+  for (int i = 0; i < 5; ++i) {
+    DeadLetter d;
+    d.request_id = "r" + std::to_string(i);
+    d.model = i % 2 == 0 ? kModel : "other";
+    d.key_id = "key-1";
+    d.tier = "free";
+    d.input = "ввод " + std::to_string(i);
+    d.attempts = 3;
+    d.last_error = "backend said no";
+    d.last_backend = "http:m/0";
+    d.at = t0 + std::chrono::milliseconds(i);
+    shared->Push(d);
+  }
+  std::optional<Result<DeadLetterPage>> page;
+  Latch read;
+  shared->ReadNewest(4, [&](Result<DeadLetterPage> p) {
+    page = std::move(p);
+    read.Signal();
+  });
+  ASSERT_TRUE(read.WaitFor(1, milliseconds(5'000)));
+  ASSERT_TRUE(page->ok()) << page->status().ToString();
+  std::vector<std::string> ids;
+  for (const DeadLetter& d : (*page)->entries) ids.push_back(d.request_id);
+  // llama holds r0, r2, r4 (cap 3), other r1, r3: the newest four overall.
+  EXPECT_EQ(ids, (std::vector<std::string>{"r4", "r3", "r2", "r1"}));
+  EXPECT_EQ((*page)->size, 5u);
+  EXPECT_EQ((*page)->total, 5u);
+  EXPECT_EQ((*page)->dropped, 0u);
+  const DeadLetter& newest = (*page)->entries[0];
+  EXPECT_EQ(newest.input, "ввод 4");
+  EXPECT_EQ(newest.last_error, "backend said no");
+  EXPECT_EQ(newest.last_backend, "http:m/0");
+  EXPECT_EQ(newest.attempts, 3);
+  EXPECT_EQ(std::chrono::duration_cast<std::chrono::microseconds>(newest.at - t0).count(), 4'000);
+
+  DeadLetter more = (*page)->entries[0];
+  more.request_id = "r5";
+  shared->Push(more);  // llama's fourth: the oldest (r0) goes
+  Latch again;
+  shared->ReadNewest(10, [&](Result<DeadLetterPage> p) {
+    page = std::move(p);
+    again.Signal();
+  });
+  ASSERT_TRUE(again.WaitFor(1, milliseconds(5'000)));
+  ASSERT_TRUE(page->ok());
+  EXPECT_EQ((*page)->size, 5u);
+  EXPECT_EQ((*page)->total, 6u);
+  EXPECT_EQ((*page)->dropped, 1u);
+  EXPECT_EQ((*page)->entries.back().request_id, "r1");
+  EXPECT_EQ(shared->push_errors(), 0u);
 }
 
 TEST_F(RedisQueueTest, ClaimFailsFastWhenRedisIsDown) {

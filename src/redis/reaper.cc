@@ -39,6 +39,7 @@ void RedisReaper::ScriptArgs(const std::string& model, std::vector<std::string>*
   const KeySpace& k = options_.keys;
   *keys = {k.Payloads(model), k.Leases(model), k.Wake(model), k.Dead(model)};
   for (size_t t = 0; t < options_.tier_count; ++t) keys->push_back(k.Queue(model, t));
+  keys->push_back(k.DeadStats(model));
   *args = {std::to_string(options_.tier_count),
            k.ResultChannelPrefix(),
            std::to_string(options_.max_retries),

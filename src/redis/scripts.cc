@@ -52,6 +52,16 @@ local function parse_entry(v)
   local tier, dl, ar, att, gw, at = string.match(v, '^(%d+)|(%-?%d+)|(%-?%d+)|(%d+)|([^|]*)|()')
   return tonumber(tier), dl, ar, tonumber(att), gw, at
 end
+-- Pushes a dead letter (newest first), keeps the newest `cap` and counts
+-- both in the stats hash (total, dropped).
+local function dead_push(list, stats, cap, entry)
+  local len = redis.call('LPUSH', list, entry)
+  redis.call('HINCRBY', stats, 'total', 1)
+  if len > cap then
+    redis.call('HINCRBY', stats, 'dropped', len - cap)
+    redis.call('LTRIM', list, 0, fmt(cap - 1))
+  end
+end
 local function publish_groups(prefix, groups, order)
   local dropped = 0
   for _, gw in ipairs(order) do
@@ -329,11 +339,10 @@ for _, id in ipairs(ids) do
       redis.call('ZADD', KEYS[4 + tier + 1], dl, id)
       requeued = requeued + 1
     else
-      redis.call('LPUSH', KEYS[4], '{"id":' .. cjson.encode(id) .. ',"model":' ..
+      dead_push(KEYS[4], KEYS[5 + T], dead_cap, '{"id":' .. cjson.encode(id) .. ',"model":' ..
           cjson.encode(model) .. ',"gw":' .. cjson.encode(gw) .. ',"attempts":' .. att ..
           ',"reason":"lease_expired","at_us":' .. fmt(now) .. ',"request":' ..
           string.sub(v, at) .. '}')
-      redis.call('LTRIM', KEYS[4], 0, fmt(dead_cap - 1))
       redis.call('HDEL', KEYS[1], id)
       if groups[gw] == nil then
         groups[gw] = {}
@@ -370,6 +379,19 @@ for j = 2, #ARGV do
   end
 end
 return removed
+)lua";
+
+constexpr const char* kDeadLetterPush = R"lua(
+dead_push(KEYS[1], KEYS[2], tonumber(ARGV[1]), ARGV[2])
+return 1
+)lua";
+
+constexpr const char* kDeadLetterRead = R"lua(
+local limit = tonumber(ARGV[1])
+local entries = {}
+if limit > 0 then entries = redis.call('LRANGE', KEYS[1], 0, fmt(limit - 1)) end
+local st = redis.call('HMGET', KEYS[2], 'total', 'dropped')
+return {redis.call('LLEN', KEYS[1]), tonumber(st[1]) or 0, tonumber(st[2]) or 0, entries}
 )lua";
 
 constexpr const char* kHeartbeat = R"lua(
@@ -451,6 +473,8 @@ SLUICE_SCRIPT(Complete, kComplete)
 SLUICE_SCRIPT(Renew, kRenew)
 SLUICE_SCRIPT(Reap, kReap)
 SLUICE_SCRIPT(Withdraw, kWithdraw)
+SLUICE_SCRIPT(DeadLetterPush, kDeadLetterPush)
+SLUICE_SCRIPT(DeadLetterRead, kDeadLetterRead)
 SLUICE_SCRIPT(Heartbeat, kHeartbeat)
 SLUICE_SCRIPT(Deregister, kDeregister)
 SLUICE_SCRIPT(ReadWorkers, kReadWorkers)

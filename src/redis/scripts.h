@@ -58,10 +58,14 @@
 //           owning gateway on channel_prefix .. gateway_id .. "}". One
 //           HMGET, one ZMSCORE, one ZREM and one HDEL per call (plus a ZREM
 //           per id answered while queued, after a re-queue).
-// Reap      KEYS payloads, leases, wake, dead, Q1..QT
+// Reap      KEYS payloads, leases, wake, dead, Q1..QT, dead_stats
 //           ARGV T, channel_prefix, max_retries, max_per_call, dead_cap,
 //                wake_cap, model, error_code_name, error_message
 //           -> {requeued, dead_lettered, dropped, scanned}
+// DeadLetterPush KEYS dead, dead_stats   ARGV cap, entry_json -> 1
+//           (newest first, capped; total and dropped counted)
+// DeadLetterRead KEYS dead, dead_stats   ARGV limit
+//           -> {size, total, dropped, {entry_json... newest first}}
 // Withdraw  KEYS payloads, Q1..QT   ARGV T, id...
 //           -> {id, ...} the ids removed: those still queued (not leased);
 //           their entries are deleted. Others are left alone.
@@ -84,6 +88,8 @@ const LuaScript& Complete();
 const LuaScript& Renew();
 const LuaScript& Reap();
 const LuaScript& Withdraw();
+const LuaScript& DeadLetterPush();
+const LuaScript& DeadLetterRead();
 const LuaScript& Heartbeat();
 const LuaScript& Deregister();
 const LuaScript& ReadWorkers();

@@ -500,6 +500,31 @@ TEST_F(ScaleOutTest, MultibyteBackendErrorsReachTheGatewayAndPostgresIntact) {
   EXPECT_NE(batch_error.find("xy" + phrase + phrase), std::string::npos) << batch_error;
   EXPECT_NE(batch_error.find(server.url()), std::string::npos) << batch_error;
   EXPECT_EQ(GatewayMetric(gw[0], "sluice_request_log_rejected_total"), 0);
+
+  // The failed batch's request is a dead letter of the worker, and the
+  // gateway serves it from Redis with the backend's words for operators.
+  std::optional<json::object> letter;
+  EXPECT_TRUE(PollUntil(
+      [&] {
+        Result<Response> r = client.Get("/internal/dead-letters", kServiceAuth);
+        if (!r.ok() || r->status != 200) return false;
+        json::value v = json::parse(r->body);
+        for (const json::value& e : v.at("entries").as_array()) {
+          if (e.at("request_id").as_string() == batch_id) letter = e.as_object();
+        }
+        return letter.has_value();
+      },
+      milliseconds(5'000), milliseconds(50)));
+  ASSERT_TRUE(letter.has_value());
+  EXPECT_EQ(letter->at("model").as_string(), kModel);
+  EXPECT_EQ(letter->at("key_id").as_string(), "demo-paid");
+  EXPECT_EQ(letter->at("input").as_string(), "b");
+  EXPECT_EQ(letter->at("attempts").as_int64(), 1);
+  EXPECT_NE(std::string(letter->at("last_error").as_string()).find("xy" + phrase),
+            std::string::npos);
+  Result<Response> anonymous = client.Get("/internal/dead-letters");
+  ASSERT_TRUE(anonymous.ok());
+  EXPECT_EQ(anonymous->status, 401);
 }
 
 // A client that hangs up while its request waits in Redis (no worker runs):
