@@ -129,6 +129,9 @@ void ClaimLoop::Hand(redis::RedisBatchClaimer::Batch& batch) {
     for (const redis::WireRequest& w : batch.expired) {
       redis::WireResult r;
       r.id = w.id;
+      r.charged_key_id = w.key_id;  // none used: all refunded
+      r.charged_tokens = w.charged_tokens;
+      r.tokens_per_minute = w.tokens_per_minute;
       r.code = ErrorCode::kDeadlineExceeded;
       r.message = "request waited in the queue past its dispatch deadline";
       r.worker_id = options_.worker_id;
@@ -164,13 +167,19 @@ void ClaimLoop::Hand(redis::RedisBatchClaimer::Batch& batch) {
       req->attempts = static_cast<int>(w.attempts);
     }
     req->set_on_complete([state, remaining, claimer = options_.claimer, strand = options_.strand,
-                          worker = options_.worker_id, id = w.id](InferenceOutcome&& outcome) {
+                          worker = options_.worker_id, id = w.id, key = w.key_id,
+                          charged = w.charged_tokens,
+                          tpm = w.tokens_per_minute](InferenceOutcome&& outcome) {
+      redis::WireResult result = redis::ToWireResult(id, outcome, worker);
+      result.charged_key_id = key;
+      result.charged_tokens = charged;
+      result.tokens_per_minute = tpm;
       bool first = false;
       {
         std::lock_guard lock(state->mu);
         first = state->outbox.empty();
         state->held.erase(id);
-        state->outbox.push_back(redis::ToWireResult(id, outcome, worker));
+        state->outbox.push_back(std::move(result));
         state->answers_in_flight.fetch_add(1);
         if (remaining->fetch_sub(1) == 1) {
           state->batches_in_flight.fetch_sub(1);

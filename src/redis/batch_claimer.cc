@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <mutex>
 #include <optional>
+#include <string_view>
+#include <unordered_map>
 
 #include "redis/scripts.h"
 
@@ -202,15 +204,30 @@ void RedisBatchClaimer::CompleteAsync(const std::vector<WireResult>& results, Co
     if (done) done(CompleteResult{});
     return;
   }
+  std::vector<std::string> keys = complete_keys_;
+  const size_t fixed_keys = keys.size();
+  std::unordered_map<std::string_view, size_t> limit_index;  // key id -> 1..K
   std::vector<std::string> args = {std::to_string(options_.tiers.size()),
                                    options_.keys.ResultChannelPrefix()};
-  args.reserve(2 + 2 * results.size());
+  args.reserve(2 + 5 * results.size());
   for (const WireResult& r : results) {
+    size_t index = 0;
+    const int64_t used = r.code == ErrorCode::kOk ? r.tokens_used : 0;
+    const bool settle = !r.charged_key_id.empty() && r.tokens_per_minute > 0 &&
+                        ValidateKeyPart("key", r.charged_key_id).ok();
+    if (settle) {
+      auto [it, added] = limit_index.try_emplace(r.charged_key_id, keys.size() - fixed_keys + 1);
+      if (added) keys.push_back(options_.keys.RateLimit(r.charged_key_id));
+      index = it->second;
+    }
     args.push_back(r.id);
     args.push_back(EncodeResult(r));
+    args.push_back(std::to_string(index));
+    args.push_back(std::to_string(settle ? r.tokens_per_minute : 0));
+    args.push_back(std::to_string(settle ? used - r.charged_tokens : 0));
   }
   options_.connection->RunScript(
-      scripts::Complete(), complete_keys_, std::move(args),
+      scripts::Complete(), std::move(keys), std::move(args),
       [counters = counters_, done = std::move(done)](ReplyResult reply) {
         Result<CompleteResult> parsed = ParseCompleteReply(reply);
         if (parsed.ok()) {

@@ -653,6 +653,55 @@ TEST_F(RedisQueueTest, SharedDeadLettersAreCappedAndReadNewestFirstAcrossModels)
   EXPECT_EQ(shared->push_errors(), 0u);
 }
 
+// The complete step settles each answered request's token charge on its
+// key's limit (what the single process does in Finish): tokens charged at
+// enqueue (input + max_tokens) and not used come back, a failure uses none.
+TEST_F(RedisQueueTest, CompleteGivesBackTheTokensNotUsed) {
+  RedisQueueClient::EnqueueOptions limited;
+  limited.rate_limit = RedisQueueClient::RateLimitCheck{"key-1", RateLimitPolicy{0, 100}, 60};
+  auto request = [&](const std::string& id) {
+    WireRequest r = Request(id, 1, 10'000);
+    r.charged_tokens = 60;
+    r.tokens_per_minute = 100;
+    return r;
+  };
+  ASSERT_TRUE(Enqueue(request("a"), limited).status.ok());
+  // 60 of 100 tokens per minute are taken: another 60 do not fit.
+  EXPECT_EQ(Enqueue(request("b"), limited).status.code(), ErrorCode::kRateLimited);
+
+  RedisBatchClaimer::Batch batch = ClaimNow(*claimer_, 8);
+  ASSERT_EQ(Ids(batch.requests), std::vector<std::string>{"a"});
+  EXPECT_EQ(batch.requests[0].tokens_per_minute, 100);     // carried to the worker
+  WireResult answer = Answer(batch.requests[0], "short");  // 3 tokens used
+  answer.charged_key_id = "key-1";
+  answer.charged_tokens = 60;
+  answer.tokens_per_minute = 100;
+  Result<RedisBatchClaimer::CompleteResult> done = claimer_->Complete({answer});
+  ASSERT_TRUE(done.ok() && done->answered == 1u);
+  // 57 came back: 60 more fit now (3 + 60 <= 100), and then nothing else.
+  RedisQueueClient::EnqueueResult c = Enqueue(request("c"), limited);
+  ASSERT_TRUE(c.status.ok()) << c.status.ToString();
+  EXPECT_EQ(c.rate_limit->tokens.remaining, 37);
+
+  // A failed request uses none: its whole charge comes back.
+  batch = ClaimNow(*claimer_, 8);
+  ASSERT_EQ(Ids(batch.requests), std::vector<std::string>{"c"});
+  WireResult failed;
+  failed.id = "c";
+  failed.code = ErrorCode::kBackendError;
+  failed.message = "backend failed";
+  failed.charged_key_id = "key-1";
+  failed.charged_tokens = 60;
+  failed.tokens_per_minute = 100;
+  ASSERT_TRUE(claimer_->Complete({failed}).ok());
+  RedisQueueClient::EnqueueResult d = Enqueue(request("d"), limited);
+  ASSERT_TRUE(d.status.ok()) << d.status.ToString();
+  EXPECT_EQ(d.rate_limit->tokens.remaining, 37);
+  // A stale completion (answered already) settles nothing twice.
+  ASSERT_TRUE(claimer_->Complete({failed}).ok());
+  EXPECT_EQ(Enqueue(request("e"), limited).status.code(), ErrorCode::kRateLimited);
+}
+
 TEST_F(RedisQueueTest, ClaimFailsFastWhenRedisIsDown) {
   server_->Stop();
   const auto start = SteadyTime::now();

@@ -177,6 +177,7 @@ std::string EncodeRequest(const WireRequest& r) {
   o["dd"] = r.dispatch_deadline_us;
   o["td"] = r.total_deadline_us;
   o["ct"] = r.charged_tokens;
+  if (r.tokens_per_minute > 0) o["tpm"] = r.tokens_per_minute;
   return json::serialize(o);
 }
 
@@ -212,6 +213,9 @@ Result<WireRequest> DecodeRequest(std::string_view text) {
     if (v < 0 || v > kMaxEpochUs) return Bad(kWhat, name);
   }
   if (!GetInt(o, "ct", &r.charged_tokens, false)) return Bad(kWhat, "ct");
+  if (!GetInt(o, "tpm", &r.tokens_per_minute, false) || r.tokens_per_minute < 0) {
+    return Bad(kWhat, "tpm");
+  }
   if (lenient) {
     for (std::string* s :
          {&r.id, &r.gateway_id, &r.key_id, &r.tier_name, &r.model, &r.input, &r.params_json}) {
@@ -288,6 +292,7 @@ WireRequest ToWireRequest(const InferenceRequest& request, std::string_view gate
   w.dispatch_deadline_us = now.ToEpochUs(request.dispatch_deadline);
   w.total_deadline_us = now.ToEpochUs(request.total_deadline);
   w.charged_tokens = request.charged_tokens;
+  w.tokens_per_minute = request.principal.rate_limit.tokens_per_minute;
   return w;
 }
 
@@ -306,6 +311,7 @@ RequestPtr FromWireRequest(const WireRequest& wire, const WallClockAnchor& now) 
   r->dispatch_deadline = now.ToSteady(wire.dispatch_deadline_us);
   r->total_deadline = now.ToSteady(wire.total_deadline_us);
   r->charged_tokens = wire.charged_tokens;
+  r->principal.rate_limit.tokens_per_minute = wire.tokens_per_minute;
   return r;
 }
 

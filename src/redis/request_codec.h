@@ -55,6 +55,7 @@ struct WireRequest {
   int64_t dispatch_deadline_us = 0;  // epoch µs; not dispatched by then: 504
   int64_t total_deadline_us = 0;     // epoch µs; not answered by then: 504
   int64_t charged_tokens = 0;        // charged to the key's limit at admission
+  int64_t tokens_per_minute = 0;     // the key's token limit then (0 = none)
   // Claims so far minus one: 0 on the first claim, +1 per reaped lease. Not
   // encoded: the claim sets it from the entry's prefix (scripts.h).
   uint32_t attempts = 0;
@@ -76,6 +77,11 @@ struct WireResult {
   // Internal side of a failure (InferenceOutcome::detail): for the
   // gateway's request log, never for the client.
   std::string detail;
+  // Not encoded: what the complete step settles on the key's token limit
+  // (charged at enqueue, refunded down to tokens_used). Empty key = none.
+  std::string charged_key_id;
+  int64_t charged_tokens = 0;
+  int64_t tokens_per_minute = 0;
 };
 
 std::string EncodeRequest(const WireRequest& request);

@@ -274,14 +274,18 @@ return redis.call('ZADD', KEYS[1], 'XX', 'CH', unpack(args))
 constexpr const char* kComplete = R"lua(
 local T = tonumber(ARGV[1])
 local prefix = ARGV[2]
+local S = 5
+local n = (#ARGV - 2) / S
+if n < 1 then return {0, 0, 0, 0} end
 local ids = {}
-for j = 3, #ARGV - 1, 2 do ids[#ids + 1] = ARGV[j] end
-if #ids == 0 then return {0, 0, 0, 0} end
+for k = 1, n do ids[k] = ARGV[3 + (k - 1) * S] end
 local values = redis.call('HMGET', KEYS[1], unpack(ids))
 local leased = redis.call('ZMSCORE', KEYS[2], unpack(ids))
 local groups, order, done, unleased, seen = {}, {}, {}, {}, {}
+local limits, now = {}, nil  -- rate-limit key index -> {r_tat, t_tat, changed}
 local answered, stale = 0, 0
-for k = 1, #ids do
+for k = 1, n do
+  local b = 2 + (k - 1) * S
   local id, v = ids[k], values[k]
   local live = false
   if v and not seen[id] then
@@ -290,7 +294,7 @@ for k = 1, #ids do
     if leased[k] then
       live = true
       unleased[#unleased + 1] = id
-    elseif tier and tier < T and redis.call('ZREM', KEYS[3 + tier], id) == 1 then
+    elseif tier and tier < T and redis.call('ZREM', KEYS[2 + tier + 1], id) == 1 then
       live = true
     end
     if live then
@@ -300,14 +304,35 @@ for k = 1, #ids do
         order[#order + 1] = gw
       end
       local g = groups[gw]
-      g[#g + 1] = ARGV[2 * k + 2]
+      g[#g + 1] = ARGV[b + 2]
       answered = answered + 1
+      -- Settle the key's token charge with what was used.
+      local li, tpm, delta = tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4]), tonumber(ARGV[b + 5])
+      if li > 0 and tpm > 0 and delta ~= 0 then
+        now = now or now_us()
+        local st = limits[li]
+        if st == nil then
+          local h = redis.call('HMGET', KEYS[2 + T + li], 'r', 't')
+          st = {tonumber(h[1]) or 0, tonumber(h[2]) or 0, false}
+          limits[li] = st
+        end
+        if delta > 0 then
+          st[2] = math.min(math.max(st[2], now) + units_to_us(delta, tpm), now + 2 * W)
+          st[3] = true
+        elseif st[2] > now then
+          st[2] = math.max(now, st[2] - units_to_us(-delta, tpm))
+          st[3] = true
+        end
+      end
     end
   end
   if not live then stale = stale + 1 end
 end
 if #unleased > 0 then redis.call('ZREM', KEYS[2], unpack(unleased)) end
 if #done > 0 then redis.call('HDEL', KEYS[1], unpack(done)) end
+for li, st in pairs(limits) do
+  if st[3] then rate_store(KEYS[2 + T + li], st[1], st[2], now) end
+end
 local dropped = publish_groups(prefix, groups, order)
 return {answered, stale, dropped, #order}
 )lua";

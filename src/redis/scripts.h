@@ -50,14 +50,19 @@
 // Renew     KEYS leases   ARGV lease_us, id...
 //           -> number of leases extended to now + lease_us; ids no longer
 //           leased (completed, or reaped) are left alone.
-// Complete  KEYS payloads, leases, Q1..QT
-//           ARGV T, channel_prefix, (id, result_json)...
+// Complete  KEYS payloads, leases, Q1..QT, rl_1..rl_K (distinct rate-limit keys)
+//           ARGV T, channel_prefix, then per result: id, result_json,
+//                rl index (0 = none, else 1..K), tpm, delta_tokens
+//                (tokens used - tokens charged)
 //           -> {answered, stale, dropped, messages}
 //           An id is answered iff it is still leased or queued (first
 //           completion wins); answers are published as ONE JSON array per
 //           owning gateway on channel_prefix .. gateway_id .. "}". One
 //           HMGET, one ZMSCORE, one ZREM and one HDEL per call (plus a ZREM
-//           per id answered while queued, after a re-queue).
+//           per id answered while queued, after a re-queue). Each answered
+//           id's token charge is settled on its key's limit as
+//           RateLimitReconcile does (one HMGET and one HSET + PEXPIRE per
+//           key): a failure or a short answer gives tokens back.
 // Reap      KEYS payloads, leases, wake, dead, Q1..QT, dead_stats
 //           ARGV T, channel_prefix, max_retries, max_per_call, dead_cap,
 //                wake_cap, model, error_code_name, error_message
