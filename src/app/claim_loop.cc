@@ -129,6 +129,8 @@ void ClaimLoop::Hand(redis::RedisBatchClaimer::Batch& batch) {
     for (const redis::WireRequest& w : batch.expired) {
       redis::WireResult r;
       r.id = w.id;
+      r.queue_tier = static_cast<int32_t>(w.tier);
+      r.owner_gateway_id = w.gateway_id;
       r.charged_key_id = w.key_id;  // none used: all refunded
       r.charged_tokens = w.charged_tokens;
       r.tokens_per_minute = w.tokens_per_minute;
@@ -167,10 +169,12 @@ void ClaimLoop::Hand(redis::RedisBatchClaimer::Batch& batch) {
       req->attempts = static_cast<int>(w.attempts);
     }
     req->set_on_complete([state, remaining, claimer = options_.claimer, strand = options_.strand,
-                          worker = options_.worker_id, id = w.id, key = w.key_id,
-                          charged = w.charged_tokens,
+                          worker = options_.worker_id, id = w.id, tier = w.tier,
+                          owner = w.gateway_id, key = w.key_id, charged = w.charged_tokens,
                           tpm = w.tokens_per_minute](InferenceOutcome&& outcome) {
       redis::WireResult result = redis::ToWireResult(id, outcome, worker);
+      result.queue_tier = static_cast<int32_t>(tier);
+      result.owner_gateway_id = owner;
       result.charged_key_id = key;
       result.charged_tokens = charged;
       result.tokens_per_minute = tpm;

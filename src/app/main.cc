@@ -10,6 +10,7 @@
 #include "app/gateway_command.h"
 #include "app/model_server_command.h"
 #include "app/plan_command.h"
+#include "app/redis_bench_command.h"
 #include "app/serve.h"
 #include "app/serve_on_redis.h"
 #include "app/simulate_command.h"
@@ -75,12 +76,14 @@ int main(int argc, char** argv) {
   auto model_server = sluice::ModelServerCommand::Register(app);
   auto simulate = sluice::SimulateCommand::Register(app);
   auto plan = sluice::PlanCommand::Register(app);
+  auto bench_redis = sluice::RedisBenchCommand::Register(app);
 
   CLI11_PARSE(app, argc, argv);
   if (bench->selected()) return bench->Run();
   if (model_server->selected()) return model_server->Run();
   if (simulate->selected()) return simulate->Run();
   if (plan->selected()) return plan->Run();
+  if (bench_redis->selected()) return bench_redis->Run();
 
   if (*hash) {
     std::printf("%s\n", sluice::ToHex(sluice::Sha256(secret)).c_str());

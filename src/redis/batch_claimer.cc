@@ -14,16 +14,15 @@ namespace {
 
 using SteadyTime = std::chrono::steady_clock;
 
-// Decodes the {id, payload, attempts, ...} triples of a claim reply.
-void DecodeTriples(const RedisReply& list, std::vector<WireRequest>* out,
-                   std::vector<std::string>* undecodable) {
-  for (size_t i = 0; i + 2 < list.elements.size(); i += 3) {
-    Result<WireRequest> r = DecodeRequest(list.elements[i + 1].str);
+// Decodes the {id, entry, ...} pairs of a claim reply.
+void DecodePairs(const RedisReply& list, std::vector<WireRequest>* out,
+                 std::vector<std::string>* undecodable) {
+  for (size_t i = 0; i + 1 < list.elements.size(); i += 2) {
+    Result<WireRequest> r = DecodeEntry(list.elements[i + 1].str);
     if (!r.ok()) {
       undecodable->push_back(list.elements[i].str);
       continue;
     }
-    r->attempts = static_cast<uint32_t>(list.elements[i + 2].AsInt().value_or(0));
     out->push_back(std::move(r).value());
   }
 }
@@ -108,8 +107,8 @@ Result<RedisBatchClaimer::Batch> RedisBatchClaimer::TryClaim(const ClaimOptions&
   batch.wait_us = e[2].AsInt().value_or(0);
   batch.oldest_arrival_us = e[3].AsInt().value_or(0);
   std::vector<std::string> undecodable;
-  DecodeTriples(e[4], &batch.requests, &undecodable);
-  DecodeTriples(e[5], &batch.expired, &undecodable);
+  DecodePairs(e[4], &batch.requests, &undecodable);
+  DecodePairs(e[5], &batch.expired, &undecodable);
   counters_->claimed.fetch_add(batch.requests.size(), std::memory_order_relaxed);
   counters_->expired.fetch_add(batch.expired.size(), std::memory_order_relaxed);
   if (!undecodable.empty()) {
@@ -209,7 +208,7 @@ void RedisBatchClaimer::CompleteAsync(const std::vector<WireResult>& results, Co
   std::unordered_map<std::string_view, size_t> limit_index;  // key id -> 1..K
   std::vector<std::string> args = {std::to_string(options_.tiers.size()),
                                    options_.keys.ResultChannelPrefix()};
-  args.reserve(2 + 5 * results.size());
+  args.reserve(2 + 7 * results.size());
   for (const WireResult& r : results) {
     size_t index = 0;
     const int64_t used = r.code == ErrorCode::kOk ? r.tokens_used : 0;
@@ -222,6 +221,8 @@ void RedisBatchClaimer::CompleteAsync(const std::vector<WireResult>& results, Co
     }
     args.push_back(r.id);
     args.push_back(EncodeResult(r));
+    args.push_back(std::to_string(r.owner_gateway_id.empty() ? -1 : r.queue_tier));
+    args.push_back(r.owner_gateway_id);
     args.push_back(std::to_string(index));
     args.push_back(std::to_string(settle ? r.tokens_per_minute : 0));
     args.push_back(std::to_string(settle ? used - r.charged_tokens : 0));

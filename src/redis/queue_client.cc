@@ -76,20 +76,6 @@ Status ValidateItem(const RedisQueueClient::EnqueueItem& item, const std::string
   return Status::Ok();
 }
 
-// The hash entry of a request: its scheduling fields, then the payload.
-std::string EncodeEntry(const WireRequest& r) {
-  std::string entry = std::to_string(r.tier);
-  entry += '|';
-  entry += std::to_string(r.dispatch_deadline_us);
-  entry += '|';
-  entry += std::to_string(r.arrival_us);
-  entry += "|0|";
-  entry += r.gateway_id;
-  entry += '|';
-  entry += EncodeRequest(r);
-  return entry;
-}
-
 }  // namespace
 
 Result<std::unique_ptr<RedisQueueClient>> RedisQueueClient::Create(const Options& options) {

@@ -63,6 +63,8 @@ std::vector<std::string> Ids(const std::vector<WireRequest>& requests) {
 WireResult Answer(const WireRequest& r, const std::string& output) {
   WireResult w;
   w.id = r.id;
+  w.queue_tier = static_cast<int32_t>(r.tier);  // as a worker completes
+  w.owner_gateway_id = r.gateway_id;
   w.output = output;
   w.tokens_used = 3;
   return w;

@@ -8,6 +8,7 @@
 
 #include <boost/json/parse_options.hpp>
 
+#include <charconv>
 #include <chrono>
 #include <map>
 #include <mutex>
@@ -179,6 +180,39 @@ std::string EncodeRequest(const WireRequest& r) {
   o["ct"] = r.charged_tokens;
   if (r.tokens_per_minute > 0) o["tpm"] = r.tokens_per_minute;
   return json::serialize(o);
+}
+
+std::string EncodeEntry(const WireRequest& r) {
+  std::string entry = std::to_string(r.tier);
+  entry += '|';
+  entry += std::to_string(r.dispatch_deadline_us);
+  entry += '|';
+  entry += std::to_string(r.arrival_us);
+  entry += "|0|";
+  entry += r.gateway_id;
+  entry += '|';
+  entry += EncodeRequest(r);
+  return entry;
+}
+
+Result<WireRequest> DecodeEntry(std::string_view entry) {
+  // Five '|'-terminated fields; the fourth is attempts.
+  std::string_view rest = entry;
+  std::string_view fields[5];
+  for (std::string_view& f : fields) {
+    const size_t bar = rest.find('|');
+    if (bar == std::string_view::npos) return InvalidArgument("queue entry: malformed prefix");
+    f = rest.substr(0, bar);
+    rest.remove_prefix(bar + 1);
+  }
+  uint32_t attempts = 0;
+  auto [end, ec] = std::from_chars(fields[3].data(), fields[3].data() + fields[3].size(), attempts);
+  if (ec != std::errc() || end != fields[3].data() + fields[3].size()) {
+    return InvalidArgument("queue entry: malformed attempts");
+  }
+  Result<WireRequest> r = DecodeRequest(rest);
+  if (r.ok()) r->attempts = attempts;
+  return r;
 }
 
 Result<WireRequest> DecodeRequest(std::string_view text) {

@@ -77,6 +77,10 @@ struct WireResult {
   // Internal side of a failure (InferenceOutcome::detail): for the
   // gateway's request log, never for the client.
   std::string detail;
+  // Not encoded: where the request was queued and whose it is, so that
+  // the complete step need not read its entry (-1 / empty = unknown).
+  int32_t queue_tier = -1;
+  std::string owner_gateway_id;
   // Not encoded: what the complete step settles on the key's token limit
   // (charged at enqueue, refunded down to tokens_used). Empty key = none.
   std::string charged_key_id;
@@ -85,6 +89,13 @@ struct WireResult {
 };
 
 std::string EncodeRequest(const WireRequest& request);
+
+// A request as queued in Redis (scripts.h): "tier|dispatch_deadline_us|
+// arrival_us|attempts|gateway_id|" + EncodeRequest(). EncodeEntry writes
+// attempts 0; DecodeEntry takes attempts from the prefix (kInvalidArgument
+// when the prefix or the payload is malformed).
+std::string EncodeEntry(const WireRequest& request);
+Result<WireRequest> DecodeEntry(std::string_view entry);
 // Errors: kInvalidArgument when not a request object or a field is missing
 // or of the wrong type.
 Result<WireRequest> DecodeRequest(std::string_view json);

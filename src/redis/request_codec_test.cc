@@ -23,6 +23,7 @@ WireRequest Sample() {
   r.dispatch_deadline_us = 1'714'000'002'123'456;
   r.total_deadline_us = 1'714'000'004'123'456;
   r.charged_tokens = 70;
+  r.tokens_per_minute = 9'000;
   return r;
 }
 
@@ -45,6 +46,26 @@ TEST(RequestCodecTest, RequestRoundTripsEveryField) {
   EXPECT_EQ(out->dispatch_deadline_us, in.dispatch_deadline_us);
   EXPECT_EQ(out->total_deadline_us, in.total_deadline_us);
   EXPECT_EQ(out->charged_tokens, in.charged_tokens);
+}
+
+TEST(RequestCodecTest, QueueEntryCarriesTheSchedulingPrefixAndThePayload) {
+  const WireRequest in = Sample();
+  const std::string entry = EncodeEntry(in);
+  EXPECT_EQ(entry.rfind("2|1714000002123456|1714000000123456|0|gw-1|{", 0), 0u) << entry;
+  Result<WireRequest> out = DecodeEntry(entry);
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  EXPECT_EQ(out->id, in.id);
+  EXPECT_EQ(out->input, in.input);
+  EXPECT_EQ(out->tokens_per_minute, 9'000);
+  EXPECT_EQ(out->attempts, 0u);
+  // The reaper rewrites attempts in the prefix; the payload is untouched.
+  Result<WireRequest> retried =
+      DecodeEntry("2|1714000002123456|1714000000123456|3|gw-1|" + EncodeRequest(in));
+  ASSERT_TRUE(retried.ok());
+  EXPECT_EQ(retried->attempts, 3u);
+  for (const char* bad : {"", "2|1|2|0|gw", "2|1|2|x|gw|{}", "2|1|2|0|gw|not json"}) {
+    EXPECT_EQ(DecodeEntry(bad).status().code(), ErrorCode::kInvalidArgument) << bad;
+  }
 }
 
 TEST(RequestCodecTest, OptionalFieldsAreOmittedAndCompact) {

@@ -83,8 +83,17 @@ local depth = 0
 for i = 1, T do depth = depth + redis.call('ZCARD', KEYS[2 + i]) end
 local limits = {}  -- rate-limit key index -> {r_tat, t_tat, changed}
 local adds = {}    -- tier -> {deadline, id, ...}
+local entries = {} -- {id, entry, ...} for one HSET
 local reply = {0, now}
 local queued = 0
+-- Ids already queued (or earlier in this batch) are duplicates.
+local ids = {}
+for j = 0, n - 1 do ids[j + 1] = ARGV[4 + j * S + 1] end
+local existing = redis.call('HMGET', KEYS[1], unpack(ids))
+local taken = {}
+for j = 1, n do
+  if existing[j] then taken[ids[j]] = true end
+end
 for j = 0, n - 1 do
   local b = 4 + j * S
   local id, tier, tier_limit = ARGV[b + 1], tonumber(ARGV[b + 2]), tonumber(ARGV[b + 4])
@@ -114,9 +123,12 @@ for j = 0, n - 1 do
       status = 3
     end
     if status == 0 then
-      if redis.call('HSETNX', KEYS[1], id, ARGV[b + 9]) == 0 then
+      if taken[id] then
         status = 1
       else
+        taken[id] = true
+        entries[#entries + 1] = id
+        entries[#entries + 1] = ARGV[b + 9]
         if st then st[1], st[2], st[3] = r_new, t_new, true end
         local a = adds[tier]
         if a == nil then a = {}; adds[tier] = a end
@@ -132,6 +144,7 @@ for j = 0, n - 1 do
   reply[#reply + 1] = r_tat
   reply[#reply + 1] = t_tat
 end
+if #entries > 0 then redis.call('HSET', KEYS[1], unpack(entries)) end
 for tier, a in pairs(adds) do redis.call('ZADD', KEYS[3 + tier], unpack(a)) end
 for li, st in pairs(limits) do
   if st[3] then rate_store(KEYS[2 + T + li], st[1], st[2], now) end
@@ -188,17 +201,24 @@ if depth < min_batch then
   if wait > 0 then return {now, depth, wait, oldest or 0, {}, {}} end
 end
 
-local fetch = max_batch + max_expired
-local buf, pos, removed = {}, {}, {}
+-- Each tier's head is read in chunks of max_batch as the merge needs them
+-- (the ZREMs come at the end, so offsets stay valid).
+local chunk = max_batch
+local buf, pos, read, full, removed = {}, {}, {}, {}, {}
 for i = 1, T do
-  buf[i] = redis.call('ZRANGE', KEYS[3 + i], 0, fetch - 1, 'WITHSCORES')
-  pos[i] = 1
-  removed[i] = {}
+  buf[i] = redis.call('ZRANGE', KEYS[3 + i], 0, chunk - 1, 'WITHSCORES')
+  pos[i], read[i], full[i], removed[i] = 1, #buf[i] / 2, #buf[i] == 2 * chunk, {}
 end
--- The next buffered entry in queue order, or nil.
+local function refill(i)
+  if pos[i] <= #buf[i] or not full[i] then return end
+  buf[i] = redis.call('ZRANGE', KEYS[3 + i], read[i], read[i] + chunk - 1, 'WITHSCORES')
+  pos[i], read[i], full[i] = 1, read[i] + #buf[i] / 2, #buf[i] == 2 * chunk
+end
+-- The next queued entry in queue order, or nil.
 local function pick()
   local best, best_score = nil, nil
   for i = 1, T do
+    refill(i)
     if pos[i] <= #buf[i] then
       local s = tonumber(buf[i][pos[i] + 1])
       if best == nil then
@@ -219,8 +239,9 @@ local claimed, expired, leases = {}, {}, {}
 local nclaimed, nexpired, nremoved = 0, 0, 0
 local lease_until = fmt(now + lease)
 -- Each round reads the entries of up to max_batch - nclaimed ids with one
--- HMGET; a round that claims nothing consumed its ids, so at most
--- T * fetch ids are looked at in all.
+-- HMGET; only entries past their deadline are parsed (attempts decide
+-- whether they expired). Every id looked at is consumed, and at most
+-- max_batch + max_expired are claimed or expired.
 while nclaimed < max_batch and nexpired < max_expired do
   local tiers, ids, scores = {}, {}, {}
   for k = 1, max_batch - nclaimed do
@@ -232,23 +253,21 @@ while nclaimed < max_batch and nexpired < max_expired do
   local values = redis.call('HMGET', KEYS[1], unpack(ids))
   for k = 1, #ids do
     if nexpired >= max_expired then break end
-    local id = ids[k]
+    local id, v = ids[k], values[k]
     removed[tiers[k]][#removed[tiers[k]] + 1] = id
     nremoved = nremoved + 1
-    local v = values[k]
-    local att, at
     if v then
-      local _, _, _, a, _, p = parse_entry(v)
-      att, at = a, p
-    end
-    if att then
+      local late = false
+      if scores[k] <= now then
+        local _, _, _, att = parse_entry(v)
+        late = att == 0
+      end
       leases[#leases + 1] = lease_until
       leases[#leases + 1] = id
-      local entry = (scores[k] <= now and att == 0) and expired or claimed
-      entry[#entry + 1] = id
-      entry[#entry + 1] = string.sub(v, at)
-      entry[#entry + 1] = att
-      if entry == expired then nexpired = nexpired + 1 else nclaimed = nclaimed + 1 end
+      local out = late and expired or claimed
+      out[#out + 1] = id
+      out[#out + 1] = v
+      if late then nexpired = nexpired + 1 else nclaimed = nclaimed + 1 end
     end
   end
 end
@@ -274,28 +293,37 @@ return redis.call('ZADD', KEYS[1], 'XX', 'CH', unpack(args))
 constexpr const char* kComplete = R"lua(
 local T = tonumber(ARGV[1])
 local prefix = ARGV[2]
-local S = 5
+local S = 7
 local n = (#ARGV - 2) / S
 if n < 1 then return {0, 0, 0, 0} end
 local ids = {}
 for k = 1, n do ids[k] = ARGV[3 + (k - 1) * S] end
-local values = redis.call('HMGET', KEYS[1], unpack(ids))
 local leased = redis.call('ZMSCORE', KEYS[2], unpack(ids))
 local groups, order, done, unleased, seen = {}, {}, {}, {}, {}
 local limits, now = {}, nil  -- rate-limit key index -> {r_tat, t_tat, changed}
 local answered, stale = 0, 0
 for k = 1, n do
   local b = 2 + (k - 1) * S
-  local id, v = ids[k], values[k]
+  local id = ids[k]
+  local tier, gw = tonumber(ARGV[b + 3]), ARGV[b + 4]
   local live = false
-  if v and not seen[id] then
+  if not seen[id] then
     seen[id] = true
-    local tier, _, _, _, gw = parse_entry(v)
-    if leased[k] then
+    if gw == '' or tier < 0 then  -- owner unknown to the caller: read the entry
+      local v = redis.call('HGET', KEYS[1], id)
+      tier, gw = nil, nil
+      if v then
+        local t, _, _, _, g = parse_entry(v)
+        tier, gw = t, g
+      end
+    end
+    if gw == nil then
+      live = false
+    elseif leased[k] then
       live = true
       unleased[#unleased + 1] = id
-    elseif tier and tier < T and redis.call('ZREM', KEYS[2 + tier + 1], id) == 1 then
-      live = true
+    elseif tier < T and redis.call('ZREM', KEYS[3 + tier], id) == 1 then
+      live = true  -- answered while re-queued
     end
     if live then
       done[#done + 1] = id
@@ -307,7 +335,7 @@ for k = 1, n do
       g[#g + 1] = ARGV[b + 2]
       answered = answered + 1
       -- Settle the key's token charge with what was used.
-      local li, tpm, delta = tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4]), tonumber(ARGV[b + 5])
+      local li, tpm, delta = tonumber(ARGV[b + 5]), tonumber(ARGV[b + 6]), tonumber(ARGV[b + 7])
       if li > 0 and tpm > 0 and delta ~= 0 then
         now = now or now_us()
         local st = limits[li]

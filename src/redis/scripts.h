@@ -27,16 +27,17 @@
 //           Requests are decided in order, each against the queue and
 //           limits the ones before it left. For each, the rate limit is
 //           decided first; nothing is consumed or queued unless both the
-//           limit and the queue bound allow. Per request: one HSETNX and
-//           its share of one variadic ZADD per tier; per key: one HMGET and,
-//           when consumed, one HSET + PEXPIRE; per call: TIME, T ZCARD, one
-//           LPUSH of min(queued, wake_cap) tokens and one LTRIM.
+//           limit and the queue bound allow. Per call: TIME, T ZCARD, one
+//           HMGET of the ids (duplicates), one HSET of the entries, one
+//           variadic ZADD per tier, one LPUSH of min(queued, wake_cap)
+//           tokens and one LTRIM; per rate-limit key: one HMGET and, when
+//           consumed, one HSET + PEXPIRE.
 // Claim     KEYS payloads, leases, wake, Q1..QT
 //           ARGV T, max_batch, min_batch, max_delay_us, lease_us, strict
 //                (0/1), max_expired, priority of tier 0..T-1
 //           -> {now_us, depth (after), wait_us, oldest_arrival_us,
-//               {id, payload, attempts, ...claimed},
-//               {id, payload, attempts, ...expired}}
+//               {id, entry, ...claimed}, {id, entry, ...expired}}
+//           (entry as stored: prefix + payload; request_codec.h ParseEntry)
 //           With depth < min_batch, claims nothing while the oldest head has
 //           waited less than max_delay_us and no head is past its deadline;
 //           wait_us then says how long until it would claim. Expired entries
@@ -45,21 +46,25 @@
 //           re-queued from a lost lease (attempts > 0) was dispatched once
 //           already and is claimed whatever its dispatch deadline (its total
 //           deadline bounds it on the worker). Deletes the wake list when
-//           the queue is (left) empty: leftover tokens are stale. Entries are
-//           read with one HMGET per round and leased with one ZADD.
+//           the queue is (left) empty: leftover tokens are stale. Tier heads
+//           are read in chunks of max_batch as needed, entries with one
+//           HMGET per round (parsed only when past their deadline) and
+//           leased with one ZADD.
 // Renew     KEYS leases   ARGV lease_us, id...
 //           -> number of leases extended to now + lease_us; ids no longer
 //           leased (completed, or reaped) are left alone.
 // Complete  KEYS payloads, leases, Q1..QT, rl_1..rl_K (distinct rate-limit keys)
 //           ARGV T, channel_prefix, then per result: id, result_json,
-//                rl index (0 = none, else 1..K), tpm, delta_tokens
-//                (tokens used - tokens charged)
+//                tier, gateway_id (where it was queued and whose it is; -1
+//                and "" = unknown: the entry is read), rl index (0 = none,
+//                else 1..K), tpm, delta_tokens (tokens used - charged)
 //           -> {answered, stale, dropped, messages}
 //           An id is answered iff it is still leased or queued (first
 //           completion wins); answers are published as ONE JSON array per
 //           owning gateway on channel_prefix .. gateway_id .. "}". One
-//           HMGET, one ZMSCORE, one ZREM and one HDEL per call (plus a ZREM
-//           per id answered while queued, after a re-queue). Each answered
+//           ZMSCORE, one ZREM and one HDEL per call (plus a ZREM per id
+//           answered while queued, after a re-queue, and an HGET per id
+//           whose owner the caller did not give). Each answered
 //           id's token charge is settled on its key's limit as
 //           RateLimitReconcile does (one HMGET and one HSET + PEXPIRE per
 //           key): a failure or a short answer gives tokens back.
