@@ -22,8 +22,9 @@
 //                                 and pushed out by the cap
 //   sluice:{m}:workers      HASH  worker id -> heartbeat (JSON)
 //   sluice:{m}:workers:exp  ZSET  worker id -> heartbeat expiry, epoch µs
-//   sluice:rl:{key_id}      HASH  r, t -> GCRA TAT in epoch µs of the
-//                                 requests / tokens limit (expires when full)
+//   sluice:rl:{key_id}      STRING "r_tat|t_tat": the GCRA TATs in epoch µs
+//                                 of the requests / tokens limits (expires
+//                                 when both are full again)
 //   channel sluice:results:{gateway_id}   one message per batch (a JSON
 //                                 array of results, request_codec.h)
 //

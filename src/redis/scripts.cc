@@ -29,21 +29,39 @@ local function gcra(tat, now, limit, cost)
   if new_tat - W <= now then return true, new_tat end
   return false, tat
 end
+-- Rate-limit state: one string "r_tat|t_tat" (epoch µs) per key, expiring
+-- once both buckets are full again. rate_parse(value or false) -> r, t.
+local function rate_parse(v)
+  if not v then return 0, 0 end
+  local r, t = string.match(v, '^(%d+)|(%d+)$')
+  return tonumber(r) or 0, tonumber(t) or 0
+end
+-- The states of KEYS[first .. first + count - 1], in one MGET.
+local function rate_read_all(first, count)
+  local keys = {}
+  for i = 1, count do keys[i] = KEYS[first + i - 1] end
+  local out = {}
+  if count > 0 then
+    local values = redis.call('MGET', unpack(keys))
+    for i = 1, count do
+      local r, t = rate_parse(values[i])
+      out[i] = {r, t, false}
+    end
+  end
+  return out
+end
 local function rate_check(key, rpm, tpm, cost, now)
-  local st = redis.call('HMGET', key, 'r', 't')
-  local r_tat = tonumber(st[1]) or 0
-  local t_tat = tonumber(st[2]) or 0
+  local r_tat, t_tat = rate_parse(redis.call('GET', key))
   local r_ok, r_new, t_ok, t_new = true, r_tat, true, t_tat
   if rpm > 0 then r_ok, r_new = gcra(r_tat, now, rpm, 1) end
   if tpm > 0 then t_ok, t_new = gcra(t_tat, now, tpm, cost) end
   return r_ok and t_ok, r_tat, t_tat, r_new, t_new
 end
--- Stores both TATs; the hash expires once both buckets are full again.
+-- Stores both TATs; the key expires once both buckets are full again.
 local function rate_store(key, r_new, t_new, now)
-  redis.call('HSET', key, 'r', fmt(r_new), 't', fmt(t_new))
   local ttl_ms = math.floor((math.max(r_new, t_new) - now) / 1000) + 1
   if ttl_ms < 1 then ttl_ms = 1 end
-  redis.call('PEXPIRE', key, fmt(ttl_ms))
+  redis.call('SET', key, fmt(r_new) .. '|' .. fmt(t_new), 'PX', fmt(ttl_ms))
 end
 -- A queued entry's value: "tier|deadline_us|arrival_us|attempts|gateway_id|"
 -- followed by the request's payload (request_codec.h). Returns the five
@@ -81,7 +99,8 @@ local S = 9
 local now = now_us()
 local depth = 0
 for i = 1, T do depth = depth + redis.call('ZCARD', KEYS[2 + i]) end
-local limits = {}  -- rate-limit key index -> {r_tat, t_tat, changed}
+-- Rate-limit key index -> {r_tat, t_tat, changed}: every key's state in one MGET.
+local limits = rate_read_all(3 + T, #KEYS - 2 - T)
 local adds = {}    -- tier -> {deadline, id, ...}
 local entries = {} -- {id, entry, ...} for one HSET
 local reply = {0, now}
@@ -105,11 +124,6 @@ for j = 0, n - 1 do
   else
     if li > 0 then
       st = limits[li]
-      if st == nil then
-        local h = redis.call('HMGET', KEYS[2 + T + li], 'r', 't')
-        st = {tonumber(h[1]) or 0, tonumber(h[2]) or 0, false}
-        limits[li] = st
-      end
       r_tat, t_tat = st[1], st[2]
       local rpm, tpm = tonumber(ARGV[b + 6]), tonumber(ARGV[b + 7])
       local r_ok, t_ok = true, true
@@ -337,13 +351,11 @@ for k = 1, n do
       -- Settle the key's token charge with what was used.
       local li, tpm, delta = tonumber(ARGV[b + 5]), tonumber(ARGV[b + 6]), tonumber(ARGV[b + 7])
       if li > 0 and tpm > 0 and delta ~= 0 then
-        now = now or now_us()
-        local st = limits[li]
-        if st == nil then
-          local h = redis.call('HMGET', KEYS[2 + T + li], 'r', 't')
-          st = {tonumber(h[1]) or 0, tonumber(h[2]) or 0, false}
-          limits[li] = st
+        if now == nil then
+          now = now_us()
+          limits = rate_read_all(3 + T, #KEYS - 2 - T)
         end
+        local st = limits[li]
         if delta > 0 then
           st[2] = math.min(math.max(st[2], now) + units_to_us(delta, tpm), now + 2 * W)
           st[3] = true
@@ -491,9 +503,7 @@ local tpm = tonumber(ARGV[1])
 local delta = tonumber(ARGV[2])
 if tpm <= 0 or delta == 0 then return 0 end
 local now = now_us()
-local st = redis.call('HMGET', KEYS[1], 'r', 't')
-local r_tat = tonumber(st[1]) or 0
-local t_tat = tonumber(st[2]) or 0
+local r_tat, t_tat = rate_parse(redis.call('GET', KEYS[1]))
 local new_tat
 if delta > 0 then
   new_tat = math.min(math.max(t_tat, now) + units_to_us(delta, tpm), now + 2 * W)

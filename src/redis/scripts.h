@@ -30,8 +30,8 @@
 //           limit and the queue bound allow. Per call: TIME, T ZCARD, one
 //           HMGET of the ids (duplicates), one HSET of the entries, one
 //           variadic ZADD per tier, one LPUSH of min(queued, wake_cap)
-//           tokens and one LTRIM; per rate-limit key: one HMGET and, when
-//           consumed, one HSET + PEXPIRE.
+//           tokens and one LTRIM; the rate-limit keys' states in one MGET
+//           and one SET ... PX per key consumed.
 // Claim     KEYS payloads, leases, wake, Q1..QT
 //           ARGV T, max_batch, min_batch, max_delay_us, lease_us, strict
 //                (0/1), max_expired, priority of tier 0..T-1
@@ -66,8 +66,9 @@
 //           answered while queued, after a re-queue, and an HGET per id
 //           whose owner the caller did not give). Each answered
 //           id's token charge is settled on its key's limit as
-//           RateLimitReconcile does (one HMGET and one HSET + PEXPIRE per
-//           key): a failure or a short answer gives tokens back.
+//           RateLimitReconcile does (the keys' states in one MGET, one SET
+//           ... PX per key changed): a failure or a short answer gives
+//           tokens back.
 // Reap      KEYS payloads, leases, wake, dead, Q1..QT, dead_stats
 //           ARGV T, channel_prefix, max_retries, max_per_call, dead_cap,
 //                wake_cap, model, error_code_name, error_message
