@@ -72,6 +72,7 @@ Status RedisServer::Launch() {
   std::vector<std::string> args = {
       options_.binary_path, "--port", port,          "--bind", "127.0.0.1",  "--save", "",
       "--appendonly",       "no",     "--daemonize", "no",     "--loglevel", "warning"};
+  args.insert(args.end(), options_.extra_args.begin(), options_.extra_args.end());
   std::vector<char*> argv;
   for (std::string& arg : args) argv.push_back(arg.data());
   argv.push_back(nullptr);
@@ -126,7 +127,8 @@ bool RedisServer::Ping() const {
       char buf[64];
       if (::poll(&pfd, 1, 500) == 1) {
         ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
-        ok = n >= 5 && std::string_view(buf, 5) == "+PONG";
+        const std::string_view reply(buf, n > 0 ? static_cast<size_t>(n) : 0);
+        ok = reply.starts_with("+PONG") || reply.starts_with("-NOAUTH");
       }
     }
   }

@@ -21,6 +21,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 
@@ -33,6 +34,9 @@ struct RedisServerOptions {
   std::chrono::milliseconds ready_timeout{10'000};
   // How long Stop() waits after SIGTERM before it sends SIGKILL.
   std::chrono::milliseconds stop_timeout{5'000};
+  // More command-line configuration, e.g. {"--requirepass", "secret"}
+  // (readiness then counts a NOAUTH answer to PING as up).
+  std::vector<std::string> extra_args;
 };
 
 class RedisServer {

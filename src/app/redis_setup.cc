@@ -10,6 +10,8 @@ redis::RedisConnection::Options RedisConnectionOptions(const RedisConfig& config
   o.connect_timeout_ms = config.connect_timeout_ms;
   o.command_timeout_ms = config.command_timeout_ms;
   o.client_name = std::move(client_name);
+  o.username = config.username;
+  o.password = config.password;
   return o;
 }
 
@@ -19,6 +21,8 @@ redis::RedisSubscriber::Options RedisSubscriberOptions(const RedisConfig& config
   o.port = config.port;
   o.connect_timeout_ms = config.connect_timeout_ms;
   o.command_timeout_ms = config.command_timeout_ms;
+  o.username = config.username;
+  o.password = config.password;
   return o;
 }
 

@@ -124,10 +124,16 @@ struct AdmissionConfig {
 // queues, results, rate limits and the worker registry (key layout in
 // redis/keys.h). Required by those two commands; `sluice serve` ignores it.
 struct RedisConfig {
-  bool configured = false;             // the file has a `redis:` section
-  std::string host = "127.0.0.1";      // IP address or host name
-  uint16_t port = 6379;                // 1..65535
-  std::string key_prefix = "sluice";   // first part of every key and channel
+  bool configured = false;            // the file has a `redis:` section
+  std::string host = "127.0.0.1";     // IP address or host name
+  uint16_t port = 6379;               // 1..65535
+  std::string key_prefix = "sluice";  // first part of every key and channel
+  // AUTH for every connection: `password` (or the environment variable
+  // named by `password_env`, read at load) alone for requirepass, with
+  // `username` for an ACL user. Empty = no AUTH.
+  std::string username;
+  std::string password;
+  std::string password_env;
   int64_t connect_timeout_ms = 1'000;  // TCP connect; > 0
   int64_t command_timeout_ms = 1'000;  // longest wait for a reply; > 0
   // How long a claimed request stays leased to its worker without a renewal;

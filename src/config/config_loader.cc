@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <memory>
@@ -89,6 +90,20 @@ void ReadRedis(const YAML::Node& node, Status* error, RedisConfig* redis) {
   r.ReadString("host", &redis->host);
   r.ReadInteger("port", &redis->port);
   r.ReadString("key_prefix", &redis->key_prefix);
+  r.ReadString("username", &redis->username);
+  r.ReadString("password", &redis->password);
+  r.ReadString("password_env", &redis->password_env);
+  // The secret may stay out of the file: read it from the environment now.
+  if (!redis->password_env.empty() && error->ok()) {
+    if (!redis->password.empty()) {
+      *error = InvalidArgument("redis.password_env: set password or password_env, not both");
+    } else if (const char* value = std::getenv(redis->password_env.c_str()); value == nullptr) {
+      *error = InvalidArgument("redis.password_env: environment variable " + redis->password_env +
+                               " is not set");
+    } else {
+      redis->password = value;
+    }
+  }
   r.ReadInteger("connect_timeout_ms", &redis->connect_timeout_ms);
   r.ReadInteger("command_timeout_ms", &redis->command_timeout_ms);
   r.ReadInteger("lease_ms", &redis->lease_ms);

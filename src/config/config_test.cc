@@ -7,6 +7,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <string>
 
 #include "common/crypto.h"
@@ -314,6 +315,25 @@ TEST(ParseConfigTest, RedisSectionIsOptionalAndTyposAreNamed) {
               StartsWith("redis.prot: "));
   EXPECT_THAT(ParseError(std::string(kMinimal) + "redis:\n  port: x\n"),
               StartsWith("redis.port: "));
+}
+
+TEST(ParseConfigTest, RedisPasswordFromTheFileOrTheEnvironment) {
+  Result<AppConfig> inline_pw =
+      ParseConfig(std::string(kMinimal) + "redis:\n  username: gw\n  password: from-file\n", "");
+  ASSERT_TRUE(inline_pw.ok()) << inline_pw.status().message();
+  EXPECT_EQ(inline_pw->redis.username, "gw");
+  EXPECT_EQ(inline_pw->redis.password, "from-file");
+  ::setenv("SLUICE_TEST_REDIS_PW", "from-env", 1);
+  Result<AppConfig> env_pw =
+      ParseConfig(std::string(kMinimal) + "redis:\n  password_env: SLUICE_TEST_REDIS_PW\n", "");
+  ASSERT_TRUE(env_pw.ok()) << env_pw.status().message();
+  EXPECT_EQ(env_pw->redis.password, "from-env");
+  EXPECT_EQ(ParseError(std::string(kMinimal) +
+                       "redis:\n  password: a\n  password_env: SLUICE_TEST_REDIS_PW\n"),
+            "redis.password_env: set password or password_env, not both");
+  ::unsetenv("SLUICE_TEST_REDIS_PW");
+  EXPECT_EQ(ParseError(std::string(kMinimal) + "redis:\n  password_env: SLUICE_TEST_REDIS_PW\n"),
+            "redis.password_env: environment variable SLUICE_TEST_REDIS_PW is not set");
 }
 
 TEST(ParseConfigTest, RequestLogRetentionDefaultsToForeverAndIsChecked) {

@@ -342,6 +342,9 @@ Status ValidateRedis(const AppConfig& config) {
   if (!r.gateway_id.empty()) {
     if (Status s = CheckKeyPart("redis.gateway_id", r.gateway_id); !s.ok()) return s;
   }
+  if (!r.username.empty() && r.password.empty()) {
+    return Fail("redis.username", "needs a password (redis.password or redis.password_env)");
+  }
   const WorkerConfig& w = config.worker;
   if (!w.id.empty()) {
     if (Status s = CheckKeyPart("worker.id", w.id); !s.ok()) return s;

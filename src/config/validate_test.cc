@@ -111,6 +111,7 @@ const RuleCase kRules[] = {
      "redis.enqueue_max_delay_us: "},
     {"ZeroEnqueueBatch", [](AppConfig& c) { Redis(c).enqueue_max_batch = 0; },
      "redis.enqueue_max_batch: "},
+    {"UsernameWithoutPassword", [](AppConfig& c) { Redis(c).username = "gw"; }, "redis.username: "},
     {"ShortHeartbeatTtl", [](AppConfig& c) { Redis(c).heartbeat_ttl_ms = 100; },
      "redis.heartbeat_ttl_ms: "},
     {"BadGatewayId", [](AppConfig& c) { Redis(c).gateway_id = "gw|1"; }, "redis.gateway_id: "},

@@ -42,6 +42,22 @@ bool CommandOk(redisContext* c, const std::vector<std::string>& argv, std::strin
 
 }  // namespace
 
+bool Authenticate(redisContext* c, const std::string& username, const std::string& password,
+                  std::string* error) {
+  if (password.empty()) return true;
+  std::vector<std::string> argv = {"AUTH"};
+  if (!username.empty()) argv.push_back(username);
+  argv.push_back(password);
+  std::string detail;
+  if (CommandOk(c, argv, &detail)) return true;
+  // CommandOk's text is "AUTH: <server's reply>"; the reply never echoes
+  // the password (WRONGPASS / ERR ...), the argv is not included.
+  *error = "redis AUTH" + std::string(username.empty() ? "" : " as '" + username + "'") +
+           " refused: " +
+           detail.substr(detail.find(':') == std::string::npos ? 0 : detail.find(':') + 2);
+  return false;
+}
+
 Result<std::unique_ptr<RedisConnection>> RedisConnection::Create(const Options& options) {
   if (options.host.empty()) return InvalidArgument("redis.host: must not be empty");
   if (options.port < 1 || options.port > 65535) {
@@ -242,8 +258,9 @@ bool RedisConnection::Connect(std::string* error) {
   }
   redisSetTimeout(context_, ToTimeval(options_.command_timeout_ms));
   redisEnableKeepAlive(context_);
-  bool ok = options_.client_name.empty() ||
-            CommandOk(context_, {"CLIENT", "SETNAME", options_.client_name}, error);
+  bool ok = Authenticate(context_, options_.username, options_.password, error);
+  ok = ok && (options_.client_name.empty() ||
+              CommandOk(context_, {"CLIENT", "SETNAME", options_.client_name}, error));
   std::vector<std::string> bodies;
   {
     std::lock_guard lock(mu_);

@@ -79,6 +79,12 @@ class RedisConnection {
     size_t max_pipeline_commands = 1'024;
     // CLIENT SETNAME after connecting (shows in CLIENT LIST); empty = none.
     std::string client_name;
+    // AUTH after connecting, before anything else: `password` alone (the
+    // default user, requirepass) or with `username` (an ACL user). Empty
+    // password = no AUTH. A refused AUTH is a failed connect (retried with
+    // backoff); the error never shows the password.
+    std::string username;
+    std::string password;
   };
 
   enum class State {
@@ -174,5 +180,11 @@ class RedisConnection {
 
   std::thread thread_;  // last: started after everything above exists
 };
+
+// Sends AUTH [username] password on a connected blocking context; true when
+// `password` is empty or the server accepted it, else false with *error
+// naming the user (never the password). For the subscriber too.
+bool Authenticate(redisContext* c, const std::string& username, const std::string& password,
+                  std::string* error);
 
 }  // namespace sluice::redis

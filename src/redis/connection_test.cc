@@ -170,6 +170,69 @@ TEST_F(RedisTest, SubscriberReceivesAndResubscribesAfterRestart) {
   EXPECT_GE((*sub)->stats().resubscribes, 1u);
 }
 
+// A server with a password (requirepass): connections and subscribers that
+// AUTH work; a wrong password is a failed connect whose error names the
+// refusal but not the password; without AUTH every command is refused.
+TEST(RedisAuthTest, ConnectionsAndSubscribersAuthenticate) {
+  sluice::testing::RedisServer server({.extra_args = {"--requirepass", "s3cret-pw"}});
+  ASSERT_TRUE(server.Start().ok());
+  auto connect = [&](const std::string& user, const std::string& password) {
+    RedisConnection::Options o;
+    o.port = server.port();
+    o.username = user;
+    o.password = password;
+    o.client_name = "auth-test";
+    o.reconnect_initial_backoff_ms = 50;
+    return std::move(RedisConnection::Create(o)).value();
+  };
+  auto good = connect("", "s3cret-pw");
+  ASSERT_TRUE(good->WaitUntilUp(milliseconds(5'000)));
+  ReplyResult pong = good->Call({"PING"});
+  ASSERT_TRUE(pong.ok());
+  EXPECT_EQ(pong->str, "PONG");
+  auto named = connect("default", "s3cret-pw");  // AUTH username password (ACL form)
+  ASSERT_TRUE(named->WaitUntilUp(milliseconds(5'000)));
+
+  auto wrong = connect("default", "not-the-password");
+  EXPECT_FALSE(wrong->WaitUntilUp(milliseconds(300)));
+  ReplyResult refused = wrong->Call({"PING"});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), ErrorCode::kUnavailable);
+  const std::string why = refused.status().message();
+  // Down: refused at once, or the connect attempt's own error.
+  EXPECT_TRUE(why.find("redis unavailable") != std::string::npos ||
+              why.find("AUTH") != std::string::npos)
+      << why;
+  EXPECT_EQ(why.find("not-the-password"), std::string::npos) << why;
+  EXPECT_GE(wrong->stats().io_errors, 1u);
+
+  RedisConnection::Options anonymous_options;
+  anonymous_options.port = server.port();
+  auto anonymous = std::move(RedisConnection::Create(anonymous_options)).value();
+  ReplyResult noauth = anonymous->Call({"PING"});
+  ASSERT_TRUE(noauth.ok());
+  EXPECT_TRUE(noauth->is_error());
+  EXPECT_EQ(noauth->str.rfind("NOAUTH", 0), 0u) << noauth->str;
+
+  Latch got;
+  std::string payload;
+  RedisSubscriber::Options s;
+  s.port = server.port();
+  s.channels = {"ch"};
+  s.password = "s3cret-pw";
+  s.on_message = [&](const std::string&, std::string p) {
+    payload = std::move(p);
+    got.Signal();
+  };
+  auto sub = std::move(RedisSubscriber::Create(std::move(s))).value();
+  ASSERT_TRUE(sub->WaitUntilSubscribed(milliseconds(5'000)));
+  ReplyResult published = good->Call({"PUBLISH", "ch", "hello"});
+  ASSERT_TRUE(published.ok());
+  EXPECT_EQ(published->integer, 1);
+  ASSERT_TRUE(got.WaitFor(1, milliseconds(5'000)));
+  EXPECT_EQ(payload, "hello");
+}
+
 TEST_F(RedisTest, InvalidOptionsAreRejected) {
   RedisConnection::Options o = ConnectionOptions();
   o.port = 0;

@@ -9,6 +9,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "redis/connection.h"
+
 namespace sluice::redis {
 namespace {
 
@@ -145,6 +147,9 @@ std::string RedisSubscriber::Session() {
   if (context_->err != 0) return context_->errstr;
   redisSetTimeout(context_, ToTimeval(options_.command_timeout_ms));
   redisEnableKeepAlive(context_);
+  if (std::string error; !Authenticate(context_, options_.username, options_.password, &error)) {
+    return error;
+  }
   std::vector<std::string> argv = {"SUBSCRIBE"};
   argv.insert(argv.end(), options_.channels.begin(), options_.channels.end());
   if (!Send(context_, argv)) return context_->errstr;

@@ -50,7 +50,9 @@ class RedisSubscriber {
     int64_t reconnect_initial_backoff_ms = 50;  // > 0
     int64_t reconnect_max_backoff_ms = 2'000;   // >= initial
     int64_t health_check_interval_ms = 1'000;   // idle PING period; > 0
-    MessageFn on_message;                       // required
+    std::string username;                       // AUTH as in RedisConnection::Options
+    std::string password;
+    MessageFn on_message;  // required
     // Runs each time all channels are (re)subscribed; optional.
     std::function<void()> on_subscribed;
   };
