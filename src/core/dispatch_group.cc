@@ -137,7 +137,7 @@ void DispatchGroup::TryCollect() {
 
 void DispatchGroup::Evaluate() {
   if (!collecting_) return;
-  RequestQueue& q = *options_.queue;
+  DispatchQueue& q = *options_.queue;
   // Runs on the pushing thread: only hop onto the strand.
   auto wake = [ex = &ex_, again = Guarded([](DispatchGroup* g) { g->Evaluate(); })] {
     ex->Post(again);

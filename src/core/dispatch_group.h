@@ -143,7 +143,7 @@ class DispatchGroup {
     RequestLog* log = nullptr;                // optional; not owned; gets one BatchRecord per batch
     uint64_t retry_seed = 0;                  // jitter RNG seed; 0 = random
     Executor* executor = nullptr;             // required; strand for all state
-    RequestQueue* queue = nullptr;            // required; not owned
+    DispatchQueue* queue = nullptr;           // required; not owned
     ResultRouter* router = nullptr;           // required; not owned
     DispatchObserver* observer = nullptr;     // optional; not owned
   };

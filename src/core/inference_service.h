@@ -32,7 +32,7 @@ class InferenceService {
     std::string version;                       // reported as model_version
     int max_tokens_limit = 4096;               // largest parameters.max_tokens accepted
     int default_max_tokens = 16;               // when the client sends none
-    RequestQueue* queue = nullptr;             // required; not owned
+    FrontDoorQueue* queue = nullptr;           // required; not owned
     AdmissionController* admission = nullptr;  // optional; not owned
   };
   struct Options {

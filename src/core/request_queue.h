@@ -11,8 +11,11 @@
 // Bounded: Push() fails with kUnavailable when full, and the caller keeps
 // ownership of the rejected request.
 //
-// Thread-safe; no call blocks beyond a short internal lock. Implementations:
-// MemoryQueue (one process); RedisRequestQueue (src/redis) for gateways.
+// Thread-safe; no call blocks beyond a short internal lock. The interface
+// is split by who uses it: FrontDoorQueue (InferenceService) and
+// DispatchQueue (DispatchGroup); RequestQueue is both (MemoryQueue). A
+// gateway's RedisRequestQueue (src/redis) is a FrontDoorQueue only: workers
+// pop from Redis.
 #pragma once
 
 #include <cstddef>
@@ -31,14 +34,39 @@ enum class QueueOrdering {
   kStrictPriority,         // highest tier first, EDF within a tier
 };
 
-class RequestQueue {
+// What the front door needs from a model's queue: hand a request over, see
+// how full the queue is and how much is ahead of a new request, and say when
+// a client left. Implemented by MemoryQueue (one process) and by
+// RedisRequestQueue (a gateway, whose queue lives in Redis).
+class FrontDoorQueue {
  public:
-  virtual ~RequestQueue() = default;
+  virtual ~FrontDoorQueue() = default;
 
   // Takes `req` iff OK is returned. kUnavailable when the queue is full or
   // closed. May run a notification registered with NotifyAtDepth() on the
   // calling thread, after the internal lock is released.
   virtual Status Push(RequestPtr req) = 0;
+
+  virtual size_t Depth() const = 0;
+  // Roughly how many queued requests will be dispatched before a new
+  // request of `tier` with priority deadline `deadline` (for admission's
+  // wait estimate): strict mode counts tiers of equal or higher priority;
+  // EDF counts the queued requests whose priority deadline is earlier.
+  virtual size_t QueuedAhead(TierIndex tier, TimePoint deadline) const = 0;
+
+  // The client of `req` (pushed here earlier) went away; req->cancelled()
+  // is set. A queue whose dispatcher drops cancelled requests when it pops
+  // them does nothing (the default: MemoryQueue). One that cannot see them
+  // then (the queue lives elsewhere) removes the request now if it is still
+  // queued and answers it 499 (kCancelled); one already dispatched is left
+  // alone (its answer goes nowhere). Never blocks.
+  virtual void Withdraw(const RequestPtr& req) {}
+};
+
+// What a dispatcher (DispatchGroup) needs from the queue it drains.
+class DispatchQueue {
+ public:
+  virtual ~DispatchQueue() = default;
 
   // Moves up to `max` requests, in queue order, into `batch`. Requests met on
   // the way whose dispatch deadline is <= now, or whose client went away,
@@ -53,11 +81,6 @@ class RequestQueue {
   virtual void RemoveAll(std::vector<RequestPtr>* out) = 0;
 
   virtual size_t Depth() const = 0;
-  // Roughly how many queued requests will be dispatched before a new
-  // request of `tier` with priority deadline `deadline` (for admission's
-  // wait estimate): strict mode counts tiers of equal or higher priority;
-  // EDF counts the queued requests whose priority deadline is earlier.
-  virtual size_t QueuedAhead(TierIndex tier, TimePoint deadline) const = 0;
   // Arrival of the longest-waiting request; nullopt when empty.
   virtual std::optional<TimePoint> OldestArrival() const = 0;
   // Earliest priority deadline among queued requests; nullopt when empty.
@@ -68,14 +91,12 @@ class RequestQueue {
   // (and registers nothing) if the depth is already >= min_depth.
   virtual bool NotifyAtDepth(size_t min_depth, std::function<void()> fn) = 0;
   virtual void ClearNotify() = 0;
+};
 
-  // The client of `req` (pushed here earlier) went away; req->cancelled()
-  // is set. A queue whose PopBatch drops cancelled requests does nothing
-  // (the default: MemoryQueue). One that cannot see them at pop time (the
-  // queue lives elsewhere) removes the request now if it is still queued
-  // and answers it 499 (kCancelled); one already dispatched is left alone
-  // (its answer goes nowhere). Never blocks.
-  virtual void Withdraw(const RequestPtr& req) {}
+// Both sides in one process: the front door pushes, a dispatcher pops.
+class RequestQueue : public FrontDoorQueue, public DispatchQueue {
+ public:
+  size_t Depth() const override = 0;
 };
 
 }  // namespace sluice

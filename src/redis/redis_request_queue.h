@@ -20,8 +20,8 @@
 // Submit does), charged_tokens and principal.rate_limit as charged by the
 // front door, and on_complete set.
 //
-// The gateway never pops: PopBatch/RemoveExpired/RemoveAll do nothing; a
-// client that hangs up is withdrawn from Redis (Withdraw, 499).
+// A FrontDoorQueue only: workers pop from Redis (batch_claimer.h). A client
+// that hangs up is withdrawn from Redis (Withdraw, 499).
 // Depth() is the model's queue depth in Redis as last seen (every enqueue
 // reply carries it; RefreshDepthAsync() reads it when no request flows), so
 // admission sees a depth at most one refresh period old. QueuedAhead() is
@@ -43,7 +43,7 @@
 
 namespace sluice::redis {
 
-class RedisRequestQueue final : public RequestQueue {
+class RedisRequestQueue final : public FrontDoorQueue {
  public:
   struct Options {
     RedisQueueClient* client = nullptr;  // required; not owned
@@ -62,15 +62,8 @@ class RedisRequestQueue final : public RequestQueue {
   static Result<std::unique_ptr<RedisRequestQueue>> Create(const Options& options);
 
   Status Push(RequestPtr req) override;
-  void PopBatch(size_t, TimePoint, std::vector<RequestPtr>*, std::vector<RequestPtr>*) override {}
-  void RemoveExpired(TimePoint, std::vector<RequestPtr>*) override {}
-  void RemoveAll(std::vector<RequestPtr>*) override {}
   size_t Depth() const override { return depth_->load(std::memory_order_relaxed); }
   size_t QueuedAhead(TierIndex, TimePoint) const override { return Depth(); }
-  std::optional<TimePoint> OldestArrival() const override { return std::nullopt; }
-  std::optional<TimePoint> EarliestDeadline() const override { return std::nullopt; }
-  bool NotifyAtDepth(size_t, std::function<void()>) override { return false; }
-  void ClearNotify() override {}
   // Removes the request from Redis if no worker claimed it yet and answers
   // it 499; also when the client left before its enqueue reply (the reply
   // then withdraws it).
