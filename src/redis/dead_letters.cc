@@ -31,16 +31,11 @@ int64_t IntField(const json::object& o, std::string_view key) {
 std::string EncodeDeadLetter(const DeadLetter& d) {
   const int64_t at_us =
       std::chrono::duration_cast<std::chrono::microseconds>(d.at.time_since_epoch()).count();
-  json::object o{{"id", d.request_id},
-                 {"model", d.model},
-                 {"key", d.key_id},
-                 {"tier", d.tier},
-                 {"input", d.input},
-                 {"input_truncated", d.input_truncated},
-                 {"attempts", d.attempts},
-                 {"error", d.last_error},
-                 {"backend", d.last_backend},
-                 {"at_us", at_us}};
+  json::object o{{"id", d.request_id},        {"model", d.model},
+                 {"key", d.key_id},           {"tier", d.tier},
+                 {"input", d.input},          {"input_truncated", d.input_truncated},
+                 {"attempts", d.attempts},    {"error", d.last_error},
+                 {"backend", d.last_backend}, {"at_us", at_us}};
   return json::serialize(o);
 }
 
@@ -93,14 +88,14 @@ void RedisDeadLetters::Push(const DeadLetter& letter) {
     return;
   }
   const KeySpace& k = options_.keys;
-  options_.connection->RunScript(
-      scripts::DeadLetterPush(), {k.Dead(letter.model), k.DeadStats(letter.model)},
-      {std::to_string(options_.capacity), EncodeDeadLetter(letter)},
-      [counters = counters_](ReplyResult reply) {
-        if (!reply.ok() || reply->is_error()) {
-          counters->push_errors.fetch_add(1, std::memory_order_relaxed);
-        }
-      });
+  options_.connection->RunScript(scripts::DeadLetterPush(),
+                                 {k.Dead(letter.model), k.DeadStats(letter.model)},
+                                 {std::to_string(options_.capacity), EncodeDeadLetter(letter)},
+                                 [counters = counters_](ReplyResult reply) {
+                                   if (!reply.ok() || reply->is_error()) {
+                                     counters->push_errors.fetch_add(1, std::memory_order_relaxed);
+                                   }
+                                 });
 }
 
 void RedisDeadLetters::ReadNewest(size_t limit, PageDone done) const {
@@ -130,8 +125,10 @@ void RedisDeadLetters::ReadNewest(size_t limit, PageDone done) const {
             gather->error = Internal("dead letter read: unexpected reply");
           } else {
             const auto& e = reply->elements;
-            gather->page.size += static_cast<uint64_t>(std::max<int64_t>(0, e[0].AsInt().value_or(0)));
-            gather->page.total += static_cast<uint64_t>(std::max<int64_t>(0, e[1].AsInt().value_or(0)));
+            gather->page.size +=
+                static_cast<uint64_t>(std::max<int64_t>(0, e[0].AsInt().value_or(0)));
+            gather->page.total +=
+                static_cast<uint64_t>(std::max<int64_t>(0, e[1].AsInt().value_or(0)));
             gather->page.dropped +=
                 static_cast<uint64_t>(std::max<int64_t>(0, e[2].AsInt().value_or(0)));
             for (const RedisReply& entry : e[3].elements) {

@@ -1,0 +1,332 @@
+// The Redis queue's second half against a real server: complete (answers
+// published per gateway, token charges settled), lease renewal, the reaper
+// (retries, dead letters) and the shared dead-letter lists.
+#include <map>
+#include <optional>
+
+#include "redis/dead_letters.h"
+#include "redis/queue_test_fixture.h"
+
+namespace sluice::redis {
+namespace {
+
+using namespace queue_testing;  // NOLINT(google-build-using-namespace): test helpers
+using std::chrono::milliseconds;
+using SteadyTime = std::chrono::steady_clock;
+
+TEST_F(RedisQueueTest, CompletePublishesOneMessagePerGatewayPerBatch) {
+  std::mutex mu;
+  std::map<std::string, std::vector<WireResult>> received;
+  Latch results;
+  auto on = [&](const std::string& gw) {
+    return [&, gw](WireResult&& r) {
+      {
+        std::lock_guard lock(mu);
+        received[gw].push_back(std::move(r));
+      }
+      results.Signal();
+    };
+  };
+  auto gw_a = NewListener("gw-a", on("gw-a"));
+  auto gw_b = NewListener("gw-b", on("gw-b"));
+  for (int i = 0; i < 3; ++i)
+    ASSERT_TRUE(Enqueue(Request("a" + std::to_string(i), 0, 2'000, "gw-a")).status.ok());
+  for (int i = 0; i < 2; ++i)
+    ASSERT_TRUE(Enqueue(Request("b" + std::to_string(i), 2, 2'000, "gw-b")).status.ok());
+  ASSERT_TRUE(Enqueue(Request("orphan", 1, 2'000, "gw-gone")).status.ok());
+  RedisBatchClaimer::Batch batch = ClaimNow(*claimer_, 16);
+  ASSERT_EQ(batch.requests.size(), 6u);
+  std::vector<WireResult> answers;
+  for (const WireRequest& r : batch.requests) answers.push_back(Answer(r, "out-" + r.id));
+  Result<RedisBatchClaimer::CompleteResult> c = claimer_->Complete(answers);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->answered, 6u);
+  EXPECT_EQ(c->messages, 3u);  // gw-a, gw-b, gw-gone
+  EXPECT_EQ(c->dropped, 1u);   // nobody listens on gw-gone
+  EXPECT_EQ(claimer_->stats().dropped_results, 1u);
+  ASSERT_TRUE(results.WaitFor(5, milliseconds(5'000)));
+  std::lock_guard lock(mu);
+  ASSERT_EQ(received["gw-a"].size(), 3u);
+  ASSERT_EQ(received["gw-b"].size(), 2u);
+  EXPECT_EQ(gw_a->subscriber().stats().messages, 1u);  // one message per batch
+  EXPECT_EQ(gw_b->subscriber().stats().messages, 1u);
+  for (const WireResult& r : received["gw-a"]) {
+    EXPECT_EQ(r.output, "out-" + r.id);
+    EXPECT_EQ(r.id[0], 'a');
+  }
+  // Done means gone: the payloads and meta records are deleted.
+  ReplyResult left = connection_->Call({"HLEN", KeySpace().Payloads(kModel)});
+  ASSERT_TRUE(left.ok());
+  EXPECT_EQ(left->integer, 0);
+}
+
+TEST_F(RedisQueueTest, ReapedRequestIsAnsweredExactlyOnce) {
+  std::mutex mu;
+  std::map<std::string, int> answers;
+  Latch results;
+  auto listener = NewListener("gw-a", [&](WireResult&& r) {
+    {
+      std::lock_guard lock(mu);
+      ++answers[r.id + ":" + r.output];
+    }
+    results.Signal();
+  });
+  auto worker_a = NewClaimer(QueueOrdering::kEarliestDeadlineFirst, 1'000);  // 1 ms lease
+  auto worker_b = claimer_.get();
+  ASSERT_TRUE(Enqueue(Request("r1", 0, 10'000)).status.ok());
+  RedisBatchClaimer::Batch a = ClaimNow(*worker_a, 8);
+  ASSERT_EQ(Ids(a.requests), std::vector<std::string>{"r1"});
+
+  // Worker A "hangs"; its lease runs out and the reaper re-queues r1.
+  EXPECT_EQ(ReapUntilSomething().requeued, 1u);
+  RedisBatchClaimer::Batch b = ClaimNow(*worker_b, 8);
+  ASSERT_EQ(Ids(b.requests), std::vector<std::string>{"r1"});
+  EXPECT_EQ(b.requests[0].attempts, 1u);
+
+  // A wakes up and completes first: its answer wins; B's is stale.
+  Result<RedisBatchClaimer::CompleteResult> from_a =
+      worker_a->Complete({Answer(a.requests[0], "A")});
+  ASSERT_TRUE(from_a.ok());
+  EXPECT_EQ(from_a->answered, 1u);
+  Result<RedisBatchClaimer::CompleteResult> from_b =
+      worker_b->Complete({Answer(b.requests[0], "B")});
+  ASSERT_TRUE(from_b.ok());
+  EXPECT_EQ(from_b->answered, 0u);
+  EXPECT_EQ(from_b->stale, 1u);
+
+  // Second case: A completes while r2 waits re-queued; the queued copy is
+  // removed with the answer, so nobody claims it again.
+  ASSERT_TRUE(Enqueue(Request("r2", 0, 10'000)).status.ok());
+  RedisBatchClaimer::Batch a2 = ClaimNow(*worker_a, 8);
+  ASSERT_EQ(Ids(a2.requests), std::vector<std::string>{"r2"});
+  EXPECT_EQ(ReapUntilSomething().requeued, 1u);
+  ASSERT_TRUE(worker_a->Complete({Answer(a2.requests[0], "A")}).ok());
+  EXPECT_TRUE(ClaimNow(*worker_b, 8).empty());
+
+  // A sentinel answered after both: once it arrives, everything before it
+  // has been delivered (one connection, in order).
+  ASSERT_TRUE(Enqueue(Request("sentinel", 0, 10'000)).status.ok());
+  RedisBatchClaimer::Batch s = ClaimNow(*worker_b, 8);
+  ASSERT_TRUE(worker_b->Complete({Answer(s.requests[0], "S")}).ok());
+  ASSERT_TRUE(results.WaitFor(3, milliseconds(5'000)));
+  std::lock_guard lock(mu);
+  EXPECT_EQ(answers, (std::map<std::string, int>{{"r1:A", 1}, {"r2:A", 1}, {"sentinel:S", 1}}));
+}
+
+TEST_F(RedisQueueTest, RenewExtendsTheLeasesStillHeldAndNothingElse) {
+  ASSERT_TRUE(Enqueue(Request("held", 0, 10'000)).status.ok());
+  ASSERT_TRUE(Enqueue(Request("done", 0, 10'001)).status.ok());
+  RedisBatchClaimer::Batch batch = ClaimNow(*claimer_, 8);
+  ASSERT_EQ(Ids(batch.requests), (std::vector<std::string>{"held", "done"}));
+  Result<RedisBatchClaimer::CompleteResult> completed =
+      claimer_->Complete({Answer(batch.requests[1], "x")});
+  ASSERT_TRUE(completed.ok() && completed->answered == 1u);
+  const std::string leases = KeySpace().Leases(kModel);
+  auto lease_of = [&](const std::string& id) {
+    ReplyResult r = connection_->Call({"ZSCORE", leases, id});
+    return r.ok() && !r->is_nil() ? std::stoll(r->str) : int64_t{-1};
+  };
+  const int64_t before = lease_of("held");
+  ASSERT_GT(before, 0);
+  Latch renewed;
+  Result<int64_t> extended = Internal("no reply");
+  claimer_->RenewAsync({"held", "done", "never-claimed"}, [&](Result<int64_t> n) {
+    extended = std::move(n);
+    renewed.Signal();
+  });
+  ASSERT_TRUE(renewed.WaitFor(1, milliseconds(5'000)));
+  ASSERT_TRUE(extended.ok()) << extended.status().ToString();
+  EXPECT_EQ(*extended, 1);
+  EXPECT_GT(lease_of("held"), before);  // now + lease, from a later now
+  EXPECT_EQ(lease_of("done"), -1);      // answered: not leased again
+  EXPECT_EQ(lease_of("never-claimed"), -1);
+}
+
+TEST_F(RedisQueueTest, RequeuedRequestPastItsDispatchDeadlineIsClaimedNotExpired) {
+  auto lost_worker = NewClaimer(QueueOrdering::kEarliestDeadlineFirst, 1'000);  // 1 ms lease
+  ASSERT_TRUE(Enqueue(Request("r1", 0, 10'000)).status.ok());
+  ASSERT_EQ(Ids(ClaimNow(*lost_worker, 8).requests), std::vector<std::string>{"r1"});
+  EXPECT_EQ(ReapUntilSomething().requeued, 1u);
+  // Its dispatch deadline passes while it is re-queued.
+  ReplyResult moved = connection_->Call({"ZADD", KeySpace().Queue(kModel, 0), "XX", "1", "r1"});
+  ASSERT_TRUE(moved.ok() && !moved->is_error());
+  RedisBatchClaimer::Batch batch = ClaimNow(*claimer_, 8);
+  EXPECT_TRUE(batch.expired.empty());
+  ASSERT_EQ(Ids(batch.requests), std::vector<std::string>{"r1"});
+  EXPECT_EQ(batch.requests[0].attempts, 1u);
+}
+
+TEST_F(RedisQueueTest, RetryBudgetThenDeadLetterAndGatewayIsTold) {
+  Latch told;
+  std::optional<WireResult> failure;
+  auto listener = NewListener("gw-a", [&](WireResult&& r) {
+    failure = std::move(r);
+    told.Signal();
+  });
+  auto dying_worker = NewClaimer(QueueOrdering::kEarliestDeadlineFirst, 1'000);
+  ASSERT_TRUE(Enqueue(Request("doomed", 1, 60'000)).status.ok());
+  // The first claim and two retries all lose their lease.
+  for (uint32_t attempt = 0; attempt <= 2; ++attempt) {
+    RedisBatchClaimer::Batch batch = ClaimNow(*dying_worker, 4);
+    ASSERT_EQ(Ids(batch.requests), std::vector<std::string>{"doomed"}) << "attempt " << attempt;
+    EXPECT_EQ(batch.requests[0].attempts, attempt);
+    RedisReaper::Outcome reaped = ReapUntilSomething();
+    if (attempt < 2) {
+      EXPECT_EQ(reaped.requeued, 1u);
+    } else {
+      EXPECT_EQ(reaped.dead_lettered, 1u);
+      EXPECT_EQ(reaped.requeued, 0u);
+    }
+  }
+  EXPECT_TRUE(ClaimNow(*dying_worker, 4).empty());
+  ASSERT_TRUE(told.WaitFor(1, milliseconds(5'000)));
+  EXPECT_EQ(failure->id, "doomed");
+  EXPECT_EQ(failure->code, ErrorCode::kBackendError);  // the client gets 502
+  EXPECT_EQ(failure->reason, "worker_lost");
+  ReplyResult dead = connection_->Call({"LRANGE", KeySpace().Dead(kModel), "0", "-1"});
+  ASSERT_TRUE(dead.ok());
+  ASSERT_EQ(dead->elements.size(), 1u);
+  EXPECT_NE(dead->elements[0].str.find("\"id\":\"doomed\""), std::string::npos);
+  EXPECT_NE(dead->elements[0].str.find("\"attempts\":3"), std::string::npos);
+  EXPECT_NE(dead->elements[0].str.find("\"in\":\"input of doomed\""), std::string::npos);
+  // Any gateway serves it, decoded like a worker's dead letter.
+  auto shared =
+      std::move(RedisDeadLetters::Create({connection_.get(), KeySpace(), {kModel}, 10})).value();
+  std::optional<Result<DeadLetterPage>> page;
+  Latch read;
+  shared->ReadNewest(10, [&](Result<DeadLetterPage> p) {
+    page = std::move(p);
+    read.Signal();
+  });
+  ASSERT_TRUE(read.WaitFor(1, milliseconds(5'000)));
+  ASSERT_TRUE(page->ok()) << page->status().ToString();
+  ASSERT_EQ((*page)->entries.size(), 1u);
+  const DeadLetter& d = (*page)->entries[0];
+  EXPECT_EQ(d.request_id, "doomed");
+  EXPECT_EQ(d.model, kModel);
+  EXPECT_EQ(d.key_id, "key-1");
+  EXPECT_EQ(d.tier, "paid");
+  EXPECT_EQ(d.input, "input of doomed");
+  EXPECT_EQ(d.attempts, 3);
+  EXPECT_EQ(d.last_error,
+            "lease expired: the worker holding it stopped renewing (lease_expired, gateway gw-a)");
+  EXPECT_EQ((*page)->total, 1u);
+  // A late completion by the dead worker changes nothing.
+  Result<RedisBatchClaimer::CompleteResult> late =
+      dying_worker->Complete({Answer(Request("doomed", 1, 0), "late")});
+  ASSERT_TRUE(late.ok());
+  EXPECT_EQ(late->stale, 1u);
+}
+
+// Workers' dead letters go to their model's list; a gateway reads every
+// model's, newest first, with the counts; the cap keeps the newest.
+TEST_F(RedisQueueTest, SharedDeadLettersAreCappedAndReadNewestFirstAcrossModels) {
+  auto shared =
+      std::move(RedisDeadLetters::Create({connection_.get(), KeySpace(), {kModel, "other"}, 3}))
+          .value();
+  const std::chrono::system_clock::time_point t0(  // whole µs, as stored
+      std::chrono::duration_cast<std::chrono::microseconds>(
+          std::chrono::system_clock::now().time_since_epoch()));
+  for (int i = 0; i < 5; ++i) {
+    DeadLetter d;
+    d.request_id = "r" + std::to_string(i);
+    d.model = i % 2 == 0 ? kModel : "other";
+    d.key_id = "key-1";
+    d.tier = "free";
+    d.input = "ввод " + std::to_string(i);
+    d.attempts = 3;
+    d.last_error = "backend said no";
+    d.last_backend = "http:m/0";
+    d.at = t0 + std::chrono::milliseconds(i);
+    shared->Push(d);
+  }
+  std::optional<Result<DeadLetterPage>> page;
+  Latch read;
+  shared->ReadNewest(4, [&](Result<DeadLetterPage> p) {
+    page = std::move(p);
+    read.Signal();
+  });
+  ASSERT_TRUE(read.WaitFor(1, milliseconds(5'000)));
+  ASSERT_TRUE(page->ok()) << page->status().ToString();
+  std::vector<std::string> ids;
+  for (const DeadLetter& d : (*page)->entries) ids.push_back(d.request_id);
+  // llama holds r0, r2, r4 (cap 3), other r1, r3: the newest four overall.
+  EXPECT_EQ(ids, (std::vector<std::string>{"r4", "r3", "r2", "r1"}));
+  EXPECT_EQ((*page)->size, 5u);
+  EXPECT_EQ((*page)->total, 5u);
+  EXPECT_EQ((*page)->dropped, 0u);
+  const DeadLetter& newest = (*page)->entries[0];
+  EXPECT_EQ(newest.input, "ввод 4");
+  EXPECT_EQ(newest.last_error, "backend said no");
+  EXPECT_EQ(newest.last_backend, "http:m/0");
+  EXPECT_EQ(newest.attempts, 3);
+  EXPECT_EQ(std::chrono::duration_cast<std::chrono::microseconds>(newest.at - t0).count(), 4'000);
+
+  DeadLetter more = (*page)->entries[0];
+  more.request_id = "r5";
+  shared->Push(more);  // llama's fourth: the oldest (r0) goes
+  Latch again;
+  shared->ReadNewest(10, [&](Result<DeadLetterPage> p) {
+    page = std::move(p);
+    again.Signal();
+  });
+  ASSERT_TRUE(again.WaitFor(1, milliseconds(5'000)));
+  ASSERT_TRUE(page->ok());
+  EXPECT_EQ((*page)->size, 5u);
+  EXPECT_EQ((*page)->total, 6u);
+  EXPECT_EQ((*page)->dropped, 1u);
+  EXPECT_EQ((*page)->entries.back().request_id, "r1");
+  EXPECT_EQ(shared->push_errors(), 0u);
+}
+
+// The complete step settles each answered request's token charge on its
+// key's limit (what the single process does in Finish): tokens charged at
+// enqueue (input + max_tokens) and not used come back, a failure uses none.
+TEST_F(RedisQueueTest, CompleteGivesBackTheTokensNotUsed) {
+  RedisQueueClient::EnqueueOptions limited;
+  limited.rate_limit = RedisQueueClient::RateLimitCheck{"key-1", RateLimitPolicy{0, 100}, 60};
+  auto request = [&](const std::string& id) {
+    WireRequest r = Request(id, 1, 10'000);
+    r.charged_tokens = 60;
+    r.tokens_per_minute = 100;
+    return r;
+  };
+  ASSERT_TRUE(Enqueue(request("a"), limited).status.ok());
+  // 60 of 100 tokens per minute are taken: another 60 do not fit.
+  EXPECT_EQ(Enqueue(request("b"), limited).status.code(), ErrorCode::kRateLimited);
+
+  RedisBatchClaimer::Batch batch = ClaimNow(*claimer_, 8);
+  ASSERT_EQ(Ids(batch.requests), std::vector<std::string>{"a"});
+  EXPECT_EQ(batch.requests[0].tokens_per_minute, 100);     // carried to the worker
+  WireResult answer = Answer(batch.requests[0], "short");  // 3 tokens used
+  answer.charged_key_id = "key-1";
+  answer.charged_tokens = 60;
+  answer.tokens_per_minute = 100;
+  Result<RedisBatchClaimer::CompleteResult> done = claimer_->Complete({answer});
+  ASSERT_TRUE(done.ok() && done->answered == 1u);
+  // 57 came back: 60 more fit now (3 + 60 <= 100), and then nothing else.
+  RedisQueueClient::EnqueueResult c = Enqueue(request("c"), limited);
+  ASSERT_TRUE(c.status.ok()) << c.status.ToString();
+  EXPECT_EQ(c.rate_limit->tokens.remaining, 37);
+
+  // A failed request uses none: its whole charge comes back.
+  batch = ClaimNow(*claimer_, 8);
+  ASSERT_EQ(Ids(batch.requests), std::vector<std::string>{"c"});
+  WireResult failed;
+  failed.id = "c";
+  failed.code = ErrorCode::kBackendError;
+  failed.message = "backend failed";
+  failed.charged_key_id = "key-1";
+  failed.charged_tokens = 60;
+  failed.tokens_per_minute = 100;
+  ASSERT_TRUE(claimer_->Complete({failed}).ok());
+  RedisQueueClient::EnqueueResult d = Enqueue(request("d"), limited);
+  ASSERT_TRUE(d.status.ok()) << d.status.ToString();
+  EXPECT_EQ(d.rate_limit->tokens.remaining, 37);
+  // A stale completion (answered already) settles nothing twice.
+  ASSERT_TRUE(claimer_->Complete({failed}).ok());
+  EXPECT_EQ(Enqueue(request("e"), limited).status.code(), ErrorCode::kRateLimited);
+}
+
+}  // namespace
+}  // namespace sluice::redis
