@@ -14,6 +14,18 @@ using namespace queue_testing;  // NOLINT(google-build-using-namespace): test he
 using std::chrono::milliseconds;
 using SteadyTime = std::chrono::steady_clock;
 
+// The newest `limit` dead letters of `shared`, read synchronously.
+Result<DeadLetterPage> ReadNewest(const RedisDeadLetters& shared, size_t limit) {
+  std::optional<Result<DeadLetterPage>> page;
+  Latch read;
+  shared.ReadNewest(limit, [&](Result<DeadLetterPage> p) {
+    page = std::move(p);
+    read.Signal();
+  });
+  if (!read.WaitFor(1, milliseconds(5'000))) return Unavailable("no dead-letter page in 5 s");
+  return std::move(*page);
+}
+
 TEST_F(RedisQueueTest, CompletePublishesOneMessagePerGatewayPerBatch) {
   std::mutex mu;
   std::map<std::string, std::vector<WireResult>> received;
@@ -192,16 +204,10 @@ TEST_F(RedisQueueTest, RetryBudgetThenDeadLetterAndGatewayIsTold) {
   // Any gateway serves it, decoded like a worker's dead letter.
   auto shared =
       std::move(RedisDeadLetters::Create({connection_.get(), KeySpace(), {kModel}, 10})).value();
-  std::optional<Result<DeadLetterPage>> page;
-  Latch read;
-  shared->ReadNewest(10, [&](Result<DeadLetterPage> p) {
-    page = std::move(p);
-    read.Signal();
-  });
-  ASSERT_TRUE(read.WaitFor(1, milliseconds(5'000)));
-  ASSERT_TRUE(page->ok()) << page->status().ToString();
-  ASSERT_EQ((*page)->entries.size(), 1u);
-  const DeadLetter& d = (*page)->entries[0];
+  Result<DeadLetterPage> page = ReadNewest(*shared, 10);
+  ASSERT_TRUE(page.ok()) << page.status().ToString();
+  ASSERT_EQ(page->entries.size(), 1u);
+  const DeadLetter& d = page->entries[0];
   EXPECT_EQ(d.request_id, "doomed");
   EXPECT_EQ(d.model, kModel);
   EXPECT_EQ(d.key_id, "key-1");
@@ -210,7 +216,7 @@ TEST_F(RedisQueueTest, RetryBudgetThenDeadLetterAndGatewayIsTold) {
   EXPECT_EQ(d.attempts, 3);
   EXPECT_EQ(d.last_error,
             "lease expired: the worker holding it stopped renewing (lease_expired, gateway gw-a)");
-  EXPECT_EQ((*page)->total, 1u);
+  EXPECT_EQ(page->total, 1u);
   // A late completion by the dead worker changes nothing.
   Result<RedisBatchClaimer::CompleteResult> late =
       dying_worker->Complete({Answer(Request("doomed", 1, 0), "late")});
@@ -240,42 +246,31 @@ TEST_F(RedisQueueTest, SharedDeadLettersAreCappedAndReadNewestFirstAcrossModels)
     d.at = t0 + std::chrono::milliseconds(i);
     shared->Push(d);
   }
-  std::optional<Result<DeadLetterPage>> page;
-  Latch read;
-  shared->ReadNewest(4, [&](Result<DeadLetterPage> p) {
-    page = std::move(p);
-    read.Signal();
-  });
-  ASSERT_TRUE(read.WaitFor(1, milliseconds(5'000)));
-  ASSERT_TRUE(page->ok()) << page->status().ToString();
+  Result<DeadLetterPage> page = ReadNewest(*shared, 4);
+  ASSERT_TRUE(page.ok()) << page.status().ToString();
   std::vector<std::string> ids;
-  for (const DeadLetter& d : (*page)->entries) ids.push_back(d.request_id);
+  for (const DeadLetter& d : page->entries) ids.push_back(d.request_id);
   // llama holds r0, r2, r4 (cap 3), other r1, r3: the newest four overall.
   EXPECT_EQ(ids, (std::vector<std::string>{"r4", "r3", "r2", "r1"}));
-  EXPECT_EQ((*page)->size, 5u);
-  EXPECT_EQ((*page)->total, 5u);
-  EXPECT_EQ((*page)->dropped, 0u);
-  const DeadLetter& newest = (*page)->entries[0];
+  EXPECT_EQ(page->size, 5u);
+  EXPECT_EQ(page->total, 5u);
+  EXPECT_EQ(page->dropped, 0u);
+  const DeadLetter& newest = page->entries[0];
   EXPECT_EQ(newest.input, "ввод 4");
   EXPECT_EQ(newest.last_error, "backend said no");
   EXPECT_EQ(newest.last_backend, "http:m/0");
   EXPECT_EQ(newest.attempts, 3);
   EXPECT_EQ(std::chrono::duration_cast<std::chrono::microseconds>(newest.at - t0).count(), 4'000);
 
-  DeadLetter more = (*page)->entries[0];
+  DeadLetter more = page->entries[0];
   more.request_id = "r5";
   shared->Push(more);  // llama's fourth: the oldest (r0) goes
-  Latch again;
-  shared->ReadNewest(10, [&](Result<DeadLetterPage> p) {
-    page = std::move(p);
-    again.Signal();
-  });
-  ASSERT_TRUE(again.WaitFor(1, milliseconds(5'000)));
-  ASSERT_TRUE(page->ok());
-  EXPECT_EQ((*page)->size, 5u);
-  EXPECT_EQ((*page)->total, 6u);
-  EXPECT_EQ((*page)->dropped, 1u);
-  EXPECT_EQ((*page)->entries.back().request_id, "r1");
+  page = ReadNewest(*shared, 10);
+  ASSERT_TRUE(page.ok()) << page.status().ToString();
+  EXPECT_EQ(page->size, 5u);
+  EXPECT_EQ(page->total, 6u);
+  EXPECT_EQ(page->dropped, 1u);
+  EXPECT_EQ(page->entries.back().request_id, "r1");
   EXPECT_EQ(shared->push_errors(), 0u);
 }
 

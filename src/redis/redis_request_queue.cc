@@ -38,6 +38,20 @@ InferenceOutcome Refusal(const RedisQueueClient::EnqueueResult& r) {
   return o;
 }
 
+// Removes `req` from Redis when still queued there and answers it 499.
+void WithdrawFromRedis(RedisQueueClient* client, PendingRequests* pending, const std::string& model,
+                       const RequestPtr& req) {
+  client->WithdrawAsync(model, {req->id}, [pending, req](Result<std::vector<std::string>> removed) {
+    if (!removed.ok() || removed->empty()) return;  // claimed already, or Redis is down
+    if (pending->Remove(req->id) == nullptr) return;
+    InferenceOutcome o;
+    o.status = Status(ErrorCode::kCancelled,
+                      "client closed the connection; request removed from the queue before the "
+                      "accelerator");
+    req->Complete(std::move(o));
+  });
+}
+
 }  // namespace
 
 Result<std::unique_ptr<RedisRequestQueue>> RedisRequestQueue::Create(const Options& options) {
@@ -74,24 +88,6 @@ Result<std::unique_ptr<RedisRequestQueue>> RedisRequestQueue::Create(const Optio
   if (!batcher.ok()) return InvalidArgument("redis request queue: " + batcher.status().message());
   return std::unique_ptr<RedisRequestQueue>(new RedisRequestQueue(o, std::move(batcher).value()));
 }
-
-namespace {
-
-// Removes `req` from Redis when still queued there and answers it 499.
-void WithdrawFromRedis(RedisQueueClient* client, PendingRequests* pending, const std::string& model,
-                       const RequestPtr& req) {
-  client->WithdrawAsync(model, {req->id}, [pending, req](Result<std::vector<std::string>> removed) {
-    if (!removed.ok() || removed->empty()) return;  // claimed already, or Redis is down
-    if (pending->Remove(req->id) == nullptr) return;
-    InferenceOutcome o;
-    o.status = Status(ErrorCode::kCancelled,
-                      "client closed the connection; request removed from the queue before the "
-                      "accelerator");
-    req->Complete(std::move(o));
-  });
-}
-
-}  // namespace
 
 void RedisRequestQueue::Withdraw(const RequestPtr& req) {
   if (!options_.pending->IsEnqueued(req->id))

@@ -57,6 +57,18 @@ local function rate_check(key, rpm, tpm, cost, now)
   if tpm > 0 then t_ok, t_new = gcra(t_tat, now, tpm, cost) end
   return r_ok and t_ok, r_tat, t_tat, r_new, t_new
 end
+-- Settles a tokens TAT by `delta` tokens (charged minus used: > 0 charges
+-- more, capped at two windows ahead; < 0 gives back, never below now).
+-- Returns the new TAT, or nil when there is nothing to change.
+local function settle_tat(t_tat, delta, tpm, now)
+  if tpm <= 0 or delta == 0 then return nil end
+  if delta > 0 then
+    return math.min(math.max(t_tat, now) + units_to_us(delta, tpm), now + 2 * W)
+  elseif t_tat > now then
+    return math.max(now, t_tat - units_to_us(-delta, tpm))
+  end
+  return nil
+end
 -- Stores both TATs; the key expires once both buckets are full again.
 local function rate_store(key, r_new, t_new, now)
   local ttl_ms = math.floor((math.max(r_new, t_new) - now) / 1000) + 1
@@ -356,13 +368,8 @@ for k = 1, n do
           limits = rate_read_all(3 + T, #KEYS - 2 - T)
         end
         local st = limits[li]
-        if delta > 0 then
-          st[2] = math.min(math.max(st[2], now) + units_to_us(delta, tpm), now + 2 * W)
-          st[3] = true
-        elseif st[2] > now then
-          st[2] = math.max(now, st[2] - units_to_us(-delta, tpm))
-          st[3] = true
-        end
+        local t_new = settle_tat(st[2], delta, tpm, now)
+        if t_new then st[2], st[3] = t_new, true end
       end
     end
   end
@@ -504,14 +511,8 @@ local delta = tonumber(ARGV[2])
 if tpm <= 0 or delta == 0 then return 0 end
 local now = now_us()
 local r_tat, t_tat = rate_parse(redis.call('GET', KEYS[1]))
-local new_tat
-if delta > 0 then
-  new_tat = math.min(math.max(t_tat, now) + units_to_us(delta, tpm), now + 2 * W)
-elseif t_tat > now then
-  new_tat = math.max(now, t_tat - units_to_us(-delta, tpm))
-else
-  return 0
-end
+local new_tat = settle_tat(t_tat, delta, tpm, now)
+if not new_tat then return 0 end
 rate_store(KEYS[1], r_tat, new_tat, now)
 return 1
 )lua";
