@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <filesystem>
 #include <string_view>
 #include <thread>
 #include <vector>
@@ -45,7 +46,10 @@ Result<uint16_t> PickFreePort() {
 
 RedisServer::RedisServer(RedisServerOptions options) : options_(std::move(options)) {}
 
-RedisServer::~RedisServer() { Stop(); }
+RedisServer::~RedisServer() {
+  Stop();
+  if (!dir_.empty()) std::filesystem::remove_all(dir_);
+}
 
 Status RedisServer::Start() {
   if (running()) return Internal("RedisServer::Start: already running");
@@ -55,6 +59,19 @@ Status RedisServer::Start() {
     Result<uint16_t> port = PickFreePort();
     if (!port.ok()) return port.status();
     port_ = *port;
+    if (options_.cluster_enabled) {
+      Result<uint16_t> bus = PickFreePort();
+      if (!bus.ok()) return bus.status();
+      bus_port_ = *bus;
+      if (dir_.empty()) {
+        std::string tmpl =
+            (std::filesystem::temp_directory_path() / "sluice-redis-XXXXXX").string();
+        if (::mkdtemp(tmpl.data()) == nullptr) {
+          return Internal(std::string("mkdtemp: ") + std::strerror(errno));
+        }
+        dir_ = tmpl;
+      }
+    }
     last = Launch();
     if (last.ok()) return last;
   }
@@ -72,6 +89,19 @@ Status RedisServer::Launch() {
   std::vector<std::string> args = {
       options_.binary_path, "--port", port,          "--bind", "127.0.0.1",  "--save", "",
       "--appendonly",       "no",     "--daemonize", "no",     "--loglevel", "warning"};
+  if (options_.cluster_enabled) {
+    const std::vector<std::string> cluster = {"--cluster-enabled",
+                                              "yes",
+                                              "--cluster-config-file",
+                                              "nodes.conf",
+                                              "--cluster-port",
+                                              std::to_string(bus_port_),
+                                              "--cluster-node-timeout",
+                                              std::to_string(options_.cluster_node_timeout_ms),
+                                              "--dir",
+                                              dir_};
+    args.insert(args.end(), cluster.begin(), cluster.end());
+  }
   args.insert(args.end(), options_.extra_args.begin(), options_.extra_args.end());
   std::vector<char*> argv;
   for (std::string& arg : args) argv.push_back(arg.data());
@@ -134,6 +164,14 @@ bool RedisServer::Ping() const {
   }
   ::close(fd);
   return ok;
+}
+
+void RedisServer::Kill() {
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGKILL);
+  int status = 0;
+  ::waitpid(pid_, &status, 0);
+  pid_ = -1;
 }
 
 void RedisServer::Stop() {

@@ -37,6 +37,11 @@ struct RedisServerOptions {
   // More command-line configuration, e.g. {"--requirepass", "secret"}
   // (readiness then counts a NOAUTH answer to PING as up).
   std::vector<std::string> extra_args;
+  // Redis Cluster mode: --cluster-enabled yes, a cluster bus on a second
+  // free port, nodes.conf in a temporary directory of its own (kept across
+  // Restart(), so the node rejoins as itself; removed by the destructor).
+  bool cluster_enabled = false;
+  int cluster_node_timeout_ms = 1'000;
 };
 
 class RedisServer {
@@ -54,6 +59,8 @@ class RedisServer {
 
   // SIGTERM, then waitpid (SIGKILL after stop_timeout). No-op when stopped.
   void Stop();
+  // SIGKILL and waitpid: a crash (no shutdown, no goodbye to the cluster).
+  void Kill();
 
   // Stop() then start again on the same port (empty data set).
   Status Restart();
@@ -68,6 +75,8 @@ class RedisServer {
 
   RedisServerOptions options_;
   uint16_t port_ = 0;
+  uint16_t bus_port_ = 0;  // cluster mode
+  std::string dir_;        // cluster mode: working directory (nodes.conf)
   pid_t pid_ = -1;
 };
 

@@ -28,7 +28,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "limits/admission_controller.h"
-#include "redis/connection.h"
+#include "redis/client.h"
 #include "redis/redis_request_queue.h"
 #include "redis/worker_registry.h"
 
@@ -45,7 +45,7 @@ class CapacityFeed {
   };
   struct Options {
     redis::RedisWorkerRegistry* registry = nullptr;  // required; not owned
-    redis::RedisConnection* connection = nullptr;    // required; for queue depths
+    redis::RedisClient* connection = nullptr;        // required; for queue depths
     size_t tier_count = 3;
     int64_t period_ms = 1'000;  // > 0
     std::vector<Model> models;

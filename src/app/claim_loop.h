@@ -61,7 +61,7 @@ class ClaimLoop {
     Executor* strand = nullptr;                   // required; the group's executor
     // Blocking waits (BLPOP on wake_key) only; its command timeout must
     // exceed claim_timeout_ms. Required; not owned.
-    redis::RedisConnection* wait_connection = nullptr;
+    redis::RedisClient* wait_connection = nullptr;
     std::string wake_key;   // KeySpace::Wake(model)
     std::string worker_id;  // stamped on results
     size_t max_batch_size = 32;

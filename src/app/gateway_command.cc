@@ -23,6 +23,7 @@
 #include "redis/dead_letters.h"
 #include "redis/pending_requests.h"
 #include "redis/queue_client.h"
+#include "redis/redis_rate_limiter.h"
 #include "redis/redis_request_queue.h"
 #include "redis/result_listener.h"
 
@@ -53,13 +54,13 @@ void Every(asio::steady_timer& timer, int64_t period_ms, std::function<bool()> f
   });
 }
 
-const char* StateName(redis::RedisConnection::State s) {
+const char* StateName(redis::RedisClient::State s) {
   switch (s) {
-    case redis::RedisConnection::State::kUp:
+    case redis::RedisClient::State::kUp:
       return "up";
-    case redis::RedisConnection::State::kConnecting:
+    case redis::RedisClient::State::kConnecting:
       return "connecting";
-    case redis::RedisConnection::State::kDown:
+    case redis::RedisClient::State::kDown:
       return "down";
   }
   return "down";
@@ -82,13 +83,23 @@ int RunGateway(const AppConfig& config) {
   const std::string gateway_id =
       config.redis.gateway_id.empty() ? RandomGatewayId() : config.redis.gateway_id;
   const redis::KeySpace keys(config.redis.key_prefix);
-  auto connection =
-      redis::RedisConnection::Create(RedisConnectionOptions(config.redis, "sluice-" + gateway_id));
+  auto connection = MakeRedisClient(config.redis, "sluice-" + gateway_id);
   if (!connection.ok()) {
     spdlog::error("{}", connection.status().message());
     return 2;
   }
-  redis::RedisConnection* conn = connection->get();
+  redis::RedisClient* conn = connection->get();
+  // Redis Cluster: limits checked in their own calls (their keys live in
+  // other slots than the queues').
+  std::unique_ptr<redis::RedisRateLimiter> separate_limiter;
+  if (SeparateRateLimitCalls(config.redis)) {
+    auto limiter = redis::RedisRateLimiter::Create({conn, keys});
+    if (!limiter.ok()) {
+      spdlog::error("{}", limiter.status().message());
+      return 2;
+    }
+    separate_limiter = std::move(limiter).value();
+  }
   // Runs the enqueue batchers' end-of-turn flushes (one strand for all models).
   AsioExecutor enqueue_strand(ioc);
 
@@ -107,6 +118,7 @@ int RunGateway(const AppConfig& config) {
     qo.keys = keys;
     qo.tier_count = config.tiers.size();
     qo.capacity = mc.queue_capacity;
+    qo.separate_limiter = separate_limiter.get();
     auto client = redis::RedisQueueClient::Create(qo);
     if (!client.ok()) {
       spdlog::error("{}", client.status().message());
@@ -258,7 +270,7 @@ int RunGateway(const AppConfig& config) {
   redis::RedisResultListener* lst = listener->get();
   fd.health = [&, svc, conn, lst] {
     http::HealthSnapshot h;
-    const bool redis_up = conn->state() == redis::RedisConnection::State::kUp;
+    const bool redis_up = conn->state() == redis::RedisClient::State::kUp;
     h.status = redis_up ? "healthy" : "unavailable";
     size_t live_workers = 0;
     double busy = 0, slots = 0;

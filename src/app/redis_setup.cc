@@ -1,5 +1,7 @@
 #include "app/redis_setup.h"
 
+#include "redis/cluster_client.h"
+
 namespace sluice {
 
 redis::RedisConnection::Options RedisConnectionOptions(const RedisConfig& config,
@@ -15,10 +17,36 @@ redis::RedisConnection::Options RedisConnectionOptions(const RedisConfig& config
   return o;
 }
 
+Result<std::unique_ptr<redis::RedisClient>> MakeRedisClient(const RedisConfig& config,
+                                                            std::string client_name) {
+  redis::RedisConnection::Options node = RedisConnectionOptions(config, std::move(client_name));
+  if (config.cluster_nodes.empty()) {
+    auto c = redis::RedisConnection::Create(node);
+    if (!c.ok()) return c.status();
+    return std::unique_ptr<redis::RedisClient>(std::move(c).value());
+  }
+  redis::RedisClusterClient::Options o;
+  o.seeds = config.cluster_nodes;
+  o.node = std::move(node);
+  auto c = redis::RedisClusterClient::Create(std::move(o));
+  if (!c.ok()) return c.status();
+  return std::unique_ptr<redis::RedisClient>(std::move(c).value());
+}
+
 redis::RedisSubscriber::Options RedisSubscriberOptions(const RedisConfig& config) {
   redis::RedisSubscriber::Options o;
   o.host = config.host;
   o.port = config.port;
+  for (size_t i = 0; i < config.cluster_nodes.size(); ++i) {
+    const std::string& n = config.cluster_nodes[i];  // validated host:port
+    const size_t colon = n.rfind(':');
+    std::pair<std::string, int> server{n.substr(0, colon), std::stoi(n.substr(colon + 1))};
+    if (i == 0) {
+      std::tie(o.host, o.port) = server;
+    } else {
+      o.fallbacks.push_back(std::move(server));
+    }
+  }
   o.connect_timeout_ms = config.connect_timeout_ms;
   o.command_timeout_ms = config.command_timeout_ms;
   o.username = config.username;
@@ -26,21 +54,26 @@ redis::RedisSubscriber::Options RedisSubscriberOptions(const RedisConfig& config
   return o;
 }
 
-void AddRedisConnectionMetrics(metrics::Registry& registry,
-                               const redis::RedisConnection& connection) {
-  const redis::RedisConnection* c = &connection;
+void AddRedisConnectionMetrics(metrics::Registry& registry, const redis::RedisClient& client) {
+  const redis::RedisClient* c = &client;
   registry.AddCallbackGauge(
       "sluice_redis_up", "1 while the Redis connection is up, else 0.", {},
-      [c] { return c->state() == redis::RedisConnection::State::kUp ? 1.0 : 0.0; });
+      [c] { return c->state() == redis::RedisClient::State::kUp ? 1.0 : 0.0; });
   registry.AddCallbackGauge("sluice_redis_commands_total", "Commands written to Redis.", {},
                             [c] { return static_cast<double>(c->stats().commands_sent); });
   registry.AddCallbackGauge("sluice_redis_round_trips_total",
                             "Pipelines written to Redis (round trips).", {},
                             [c] { return static_cast<double>(c->stats().pipelines); });
-  const std::pair<const char*, uint64_t redis::RedisConnection::Stats::*> kinds[] = {
-      {"io", &redis::RedisConnection::Stats::io_errors},
-      {"error_reply", &redis::RedisConnection::Stats::error_replies},
-      {"rejected_while_down", &redis::RedisConnection::Stats::rejected_while_down}};
+  const std::pair<const char*, uint64_t redis::RedisClient::Stats::*> kinds[] = {
+      {"io", &redis::RedisClient::Stats::io_errors},
+      {"error_reply", &redis::RedisClient::Stats::error_replies},
+      {"rejected_while_down", &redis::RedisClient::Stats::rejected_while_down}};
+  registry.AddCallbackGauge("sluice_redis_redirects_total",
+                            "Redis Cluster MOVED / ASK redirects followed.", {},
+                            [c] { return static_cast<double>(c->stats().redirects); });
+  registry.AddCallbackGauge("sluice_redis_slot_map_refreshes_total",
+                            "Redis Cluster slot map changes read (CLUSTER SLOTS).", {},
+                            [c] { return static_cast<double>(c->stats().slot_map_refreshes); });
   for (const auto& [kind, field] : kinds) {
     registry.AddCallbackGauge(
         "sluice_redis_errors_total",

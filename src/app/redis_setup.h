@@ -1,12 +1,14 @@
-// Redis wiring shared by `sluice gateway` and `sluice worker`: connection
-// and subscriber options from the config's `redis:` section, and the
-// connection's counters as metrics. Construction helpers; no state.
+// Redis wiring shared by `sluice gateway` and `sluice worker`: the client
+// (one server, or Redis Cluster when redis.cluster_nodes is set) and the
+// subscriber from the config's `redis:` section, and the client's counters
+// as metrics. Construction helpers; no state.
 #pragma once
 
 #include <string>
 
 #include "config/config.h"
 #include "metrics/registry.h"
+#include "redis/client.h"
 #include "redis/connection.h"
 #include "redis/subscriber.h"
 
@@ -15,13 +17,24 @@ namespace sluice {
 // `client_name` shows in Redis's CLIENT LIST.
 redis::RedisConnection::Options RedisConnectionOptions(const RedisConfig& config,
                                                        std::string client_name);
-// Server and timeouts only (channels and callbacks are the caller's).
+// A RedisConnection to redis.host:port, or a RedisClusterClient seeded
+// with redis.cluster_nodes. Errors: kInvalidArgument naming the field.
+Result<std::unique_ptr<redis::RedisClient>> MakeRedisClient(const RedisConfig& config,
+                                                            std::string client_name);
+// Whether rate limits must be checked and settled in their own calls
+// (Redis Cluster: their keys live in other slots than the queues').
+inline bool SeparateRateLimitCalls(const RedisConfig& config) {
+  return !config.cluster_nodes.empty();
+}
+// Server(s) and timeouts only (channels and callbacks are the caller's). On
+// a cluster: the first node, the others as fallbacks (every node delivers
+// every PUBLISH).
 redis::RedisSubscriber::Options RedisSubscriberOptions(const RedisConfig& config);
 
-// sluice_redis_up, sluice_redis_commands_total, sluice_redis_round_trips_total
-// and sluice_redis_errors_total{kind} for `connection` (borrowed; must
-// outlive every render of `registry`).
-void AddRedisConnectionMetrics(metrics::Registry& registry,
-                               const redis::RedisConnection& connection);
+// sluice_redis_up, sluice_redis_commands_total, sluice_redis_round_trips_total,
+// sluice_redis_errors_total{kind}, sluice_redis_redirects_total and
+// sluice_redis_slot_map_refreshes_total (both 0 on a single server) for
+// `client` (borrowed; must outlive every render of `registry`).
+void AddRedisConnectionMetrics(metrics::Registry& registry, const redis::RedisClient& client);
 
 }  // namespace sluice

@@ -27,6 +27,7 @@
 #include "metrics/rate_meter.h"
 #include "redis/dead_letters.h"
 #include "redis/reaper.h"
+#include "redis/redis_rate_limiter.h"
 #include "redis/worker_registry.h"
 
 namespace sluice {
@@ -149,13 +150,23 @@ int RunWorker(const AppConfig& config, const WorkerFlags& flags) {
     return 2;
   }
   const redis::KeySpace keys(config.redis.key_prefix);
-  auto connection =
-      redis::RedisConnection::Create(RedisConnectionOptions(config.redis, "sluice-" + worker_id));
+  auto connection = MakeRedisClient(config.redis, "sluice-" + worker_id);
   if (!connection.ok()) {
     spdlog::error("{}", connection.status().message());
     return 2;
   }
-  redis::RedisConnection* conn = connection->get();
+  redis::RedisClient* conn = connection->get();
+  // Redis Cluster: token charges settled in their own calls (the limits'
+  // keys live in other slots than the queue's).
+  std::unique_ptr<redis::RedisRateLimiter> separate_limiter;
+  if (SeparateRateLimitCalls(config.redis)) {
+    auto limiter = redis::RedisRateLimiter::Create({conn, keys});
+    if (!limiter.ok()) {
+      spdlog::error("{}", limiter.status().message());
+      return 2;
+    }
+    separate_limiter = std::move(limiter).value();
+  }
   // Every dead letter also goes to the model's list in Redis, where any
   // gateway serves it.
   auto shared_dead_letters = redis::RedisDeadLetters::Create(
@@ -230,6 +241,7 @@ int RunWorker(const AppConfig& config, const WorkerFlags& flags) {
 
   redis::RedisBatchClaimer::Options co;
   co.connection = conn;
+  co.separate_limiter = separate_limiter.get();
   co.keys = keys;
   co.model = model->name;
   co.tiers = config.tiers;
@@ -247,12 +259,9 @@ int RunWorker(const AppConfig& config, const WorkerFlags& flags) {
     return 2;
   }
 
-  redis::RedisConnection::Options wo =
-      RedisConnectionOptions(config.redis, "sluice-" + worker_id + "-wake");
-  wo.command_timeout_ms =
-      std::max<int64_t>(wo.command_timeout_ms, config.worker.max_block_ms + 1'000);
-  wo.health_check_interval_ms = 0;
-  auto wait_connection = redis::RedisConnection::Create(wo);
+  auto wait_connection = conn->NewBlockingClient(
+      "-wake",
+      std::max<int64_t>(config.redis.command_timeout_ms, config.worker.max_block_ms + 1'000));
   if (!wait_connection.ok()) {
     spdlog::error("{}", wait_connection.status().message());
     return 2;
@@ -323,7 +332,7 @@ int RunWorker(const AppConfig& config, const WorkerFlags& flags) {
             R"("slots":{},"healthy_slots":{},"busy_slots":{},"batches_in_flight":{},)"
             R"("utilization":{:.4f},"throughput_rps":{:.1f}}})",
             claims.finished() ? "draining" : "serving", worker_id, model->name, endpoint,
-            conn->state() == redis::RedisConnection::State::kUp ? "up" : "down", slot_count,
+            conn->state() == redis::RedisClient::State::kUp ? "up" : "down", slot_count,
             b.healthy_slots, grp->busy_slots(), claims.batches_in_flight(), b.utilisation,
             b.throughput_rps);
       },

@@ -128,6 +128,10 @@ struct RedisConfig {
   std::string host = "127.0.0.1";     // IP address or host name
   uint16_t port = 6379;               // 1..65535
   std::string key_prefix = "sluice";  // first part of every key and channel
+  // Redis Cluster: "host:port" of nodes to read the slot map from (any
+  // node; list several in case one is down). Non-empty = cluster mode, and
+  // host/port are not used.
+  std::vector<std::string> cluster_nodes;
   // AUTH for every connection: `password` (or the environment variable
   // named by `password_env`, read at load) alone for requirepass, with
   // `username` for an ACL user. Empty = no AUTH.

@@ -90,6 +90,16 @@ void ReadRedis(const YAML::Node& node, Status* error, RedisConfig* redis) {
   r.ReadString("host", &redis->host);
   r.ReadInteger("port", &redis->port);
   r.ReadString("key_prefix", &redis->key_prefix);
+  if (auto nodes = r.ReadList("cluster_nodes")) {
+    for (size_t i = 0; i < nodes->size() && r.ok(); ++i) {
+      const YAML::Node& n = (*nodes)[i];
+      if (!n.IsScalar()) {
+        r.Error(ElementPath("cluster_nodes", i), "expected \"host:port\"");
+        return;
+      }
+      redis->cluster_nodes.push_back(n.Scalar());
+    }
+  }
   r.ReadString("username", &redis->username);
   r.ReadString("password", &redis->password);
   r.ReadString("password_env", &redis->password_env);

@@ -315,6 +315,17 @@ Status ValidateRedis(const AppConfig& config) {
   if (r.host.empty()) return Fail("redis.host", "must not be empty");
   if (r.port == 0) return Fail("redis.port", "must be between 1 and 65535, got 0");
   if (Status s = CheckKeyPart("redis.key_prefix", r.key_prefix); !s.ok()) return s;
+  for (size_t i = 0; i < r.cluster_nodes.size(); ++i) {
+    const std::string& n = r.cluster_nodes[i];
+    const size_t colon = n.rfind(':');
+    const std::string port = colon == std::string::npos ? "" : n.substr(colon + 1);
+    const bool digits = !port.empty() && port.size() <= 5 &&
+                        port.find_first_not_of("0123456789") == std::string::npos;
+    if (colon == 0 || !digits || std::stoi(port) < 1 || std::stoi(port) > 65535) {
+      return Fail(Element("redis.cluster_nodes", i),
+                  "expected \"host:port\" with a port in 1..65535, got \"" + n + "\"");
+    }
+  }
   const std::pair<const char*, int64_t> timeouts[] = {
       {"redis.connect_timeout_ms", r.connect_timeout_ms},
       {"redis.command_timeout_ms", r.command_timeout_ms}};

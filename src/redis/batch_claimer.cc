@@ -1,6 +1,7 @@
 #include "redis/batch_claimer.h"
 
 #include <algorithm>
+#include <condition_variable>
 #include <cstdio>
 #include <mutex>
 #include <optional>
@@ -31,7 +32,7 @@ Result<RedisBatchClaimer::CompleteResult> ParseCompleteReply(const ReplyResult& 
   if (!reply.ok()) return reply.status();
   if (reply->is_error()) return Internal("complete script: " + reply->str);
   const auto& e = reply->elements;
-  if (reply->type != RedisReply::Type::kArray || e.size() != 4) {
+  if (reply->type != RedisReply::Type::kArray || e.size() != 5) {
     return Internal("complete script: unexpected reply " + reply->DebugString());
   }
   RedisBatchClaimer::CompleteResult c;
@@ -39,6 +40,9 @@ Result<RedisBatchClaimer::CompleteResult> ParseCompleteReply(const ReplyResult& 
   c.stale = static_cast<size_t>(e[1].AsInt().value_or(0));
   c.dropped = static_cast<size_t>(e[2].AsInt().value_or(0));
   c.messages = static_cast<size_t>(e[3].AsInt().value_or(0));
+  for (const RedisReply& k : e[4].elements) {
+    c.stale_positions.push_back(static_cast<size_t>(k.AsInt().value_or(0)) - 1);
+  }
   return c;
 }
 
@@ -55,18 +59,14 @@ Result<std::unique_ptr<RedisBatchClaimer>> RedisBatchClaimer::Create(const Optio
     return InvalidArgument("batch claimer: max_expired_per_claim must be in 1..4096");
   }
   if (options.max_block_ms < 1) return InvalidArgument("batch claimer: max_block_ms must be >= 1");
-  RedisConnection::Options wait_options = options.connection->options();
-  wait_options.command_timeout_ms =
-      std::max(wait_options.command_timeout_ms, options.max_block_ms + 1'000);
-  wait_options.health_check_interval_ms = 0;  // every Claim() talks to it
-  if (!wait_options.client_name.empty()) wait_options.client_name += "-wait";
-  Result<std::unique_ptr<RedisConnection>> wait = RedisConnection::Create(wait_options);
+  Result<std::unique_ptr<RedisClient>> wait =
+      options.connection->NewBlockingClient("-wait", options.max_block_ms + 1'000);
   if (!wait.ok()) return wait.status();
   return std::unique_ptr<RedisBatchClaimer>(
       new RedisBatchClaimer(options, std::move(wait).value()));
 }
 
-RedisBatchClaimer::RedisBatchClaimer(const Options& options, std::unique_ptr<RedisConnection> wait)
+RedisBatchClaimer::RedisBatchClaimer(const Options& options, std::unique_ptr<RedisClient> wait)
     : options_(options), wait_(std::move(wait)) {
   const KeySpace& k = options_.keys;
   const std::string& m = options_.model;
@@ -209,12 +209,24 @@ void RedisBatchClaimer::CompleteAsync(const std::vector<WireResult>& results, Co
   std::vector<std::string> args = {std::to_string(options_.tiers.size()),
                                    options_.keys.ResultChannelPrefix()};
   args.reserve(2 + 7 * results.size());
+  // Token settlements the script cannot make (Redis Cluster: the limits
+  // live in other slots): made with the limiter once the reply says which
+  // completions were live.
+  struct Settlement {
+    size_t position;
+    std::string key_id;
+    int64_t tokens_per_minute, charged, used;
+  };
+  auto separate = std::make_shared<std::vector<Settlement>>();
   for (const WireResult& r : results) {
     size_t index = 0;
     const int64_t used = r.code == ErrorCode::kOk ? r.tokens_used : 0;
     const bool settle = !r.charged_key_id.empty() && r.tokens_per_minute > 0 &&
                         ValidateKeyPart("key", r.charged_key_id).ok();
-    if (settle) {
+    if (settle && options_.separate_limiter != nullptr) {
+      separate->push_back(Settlement{static_cast<size_t>(&r - results.data()), r.charged_key_id,
+                                     r.tokens_per_minute, r.charged_tokens, used});
+    } else if (settle) {
       auto [it, added] = limit_index.try_emplace(r.charged_key_id, keys.size() - fixed_keys + 1);
       if (added) keys.push_back(options_.keys.RateLimit(r.charged_key_id));
       index = it->second;
@@ -223,17 +235,27 @@ void RedisBatchClaimer::CompleteAsync(const std::vector<WireResult>& results, Co
     args.push_back(EncodeResult(r));
     args.push_back(std::to_string(r.owner_gateway_id.empty() ? -1 : r.queue_tier));
     args.push_back(r.owner_gateway_id);
+    const bool in_script = settle && index > 0;
     args.push_back(std::to_string(index));
-    args.push_back(std::to_string(settle ? r.tokens_per_minute : 0));
-    args.push_back(std::to_string(settle ? used - r.charged_tokens : 0));
+    args.push_back(std::to_string(in_script ? r.tokens_per_minute : 0));
+    args.push_back(std::to_string(in_script ? used - r.charged_tokens : 0));
   }
   options_.connection->RunScript(
       scripts::Complete(), std::move(keys), std::move(args),
-      [counters = counters_, done = std::move(done)](ReplyResult reply) {
+      [counters = counters_, limiter = options_.separate_limiter, separate,
+       done = std::move(done)](ReplyResult reply) {
         Result<CompleteResult> parsed = ParseCompleteReply(reply);
         if (parsed.ok()) {
           counters->stale.fetch_add(parsed->stale, std::memory_order_relaxed);
           counters->dropped.fetch_add(parsed->dropped, std::memory_order_relaxed);
+          for (const Settlement& s : *separate) {
+            if (std::find(parsed->stale_positions.begin(), parsed->stale_positions.end(),
+                          s.position) != parsed->stale_positions.end()) {
+              continue;  // settled by whoever answered it first
+            }
+            limiter->Reconcile(s.key_id, RateLimitPolicy{0, s.tokens_per_minute}, s.charged,
+                               s.used);
+          }
         }
         if (done) done(std::move(parsed));
       });
@@ -252,9 +274,7 @@ Result<RedisBatchClaimer::CompleteResult> RedisBatchClaimer::Complete(
     slot->result.emplace(std::move(r));
     slot->cv.notify_all();
   });
-  const RedisConnection::Options& o = options_.connection->options();
-  const auto limit =
-      std::chrono::milliseconds(o.connect_timeout_ms + 2 * o.command_timeout_ms + 1'000);
+  const std::chrono::milliseconds limit = options_.connection->reply_wait_limit();
   std::unique_lock lock(slot->mu);
   if (!slot->cv.wait_for(lock, limit, [&] { return slot->result.has_value(); })) {
     return Unavailable("complete: no reply within " + std::to_string(limit.count()) + " ms");

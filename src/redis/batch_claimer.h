@@ -49,7 +49,8 @@
 
 #include "core/request_queue.h"
 #include "core/tier.h"
-#include "redis/connection.h"
+#include "limits/rate_limiter.h"
+#include "redis/client.h"
 #include "redis/keys.h"
 #include "redis/request_codec.h"
 
@@ -60,7 +61,7 @@ class RedisBatchClaimer {
   struct Options {
     // Runs the claim and complete scripts; required; not owned; may be
     // shared by every claimer of the process.
-    RedisConnection* connection = nullptr;
+    RedisClient* connection = nullptr;
     KeySpace keys;      // key names (prefix)
     std::string model;  // the model whose queue this claimer serves
     // The tier table (priorities), identical to the gateways'; non-empty.
@@ -75,6 +76,10 @@ class RedisBatchClaimer {
     // Longest single BLPOP; the wait connection's command timeout is set to
     // this + 1 s. >= 1.
     int64_t max_block_ms = 1'000;
+    // Redis Cluster: settle token charges with this limiter (a
+    // RedisRateLimiter on the same cluster) after the complete call, whose
+    // script cannot reach the limits' slots; null = in the script. Not owned.
+    RateLimiter* separate_limiter = nullptr;
   };
 
   struct ClaimOptions {
@@ -102,6 +107,8 @@ class RedisBatchClaimer {
     size_t stale = 0;     // already answered elsewhere (reaped, retried)
     size_t dropped = 0;   // answered, but their gateway had no subscriber
     size_t messages = 0;  // PUBLISH calls (one per gateway)
+    // Indices into the completed results of the stale ones.
+    std::vector<size_t> stale_positions;
   };
   using CompleteDone = std::function<void(Result<CompleteResult>)>;
 
@@ -152,10 +159,10 @@ class RedisBatchClaimer {
         undecodable{0};
   };
 
-  RedisBatchClaimer(const Options& options, std::unique_ptr<RedisConnection> wait);
+  RedisBatchClaimer(const Options& options, std::unique_ptr<RedisClient> wait);
 
   const Options options_;
-  std::unique_ptr<RedisConnection> wait_;  // BLPOP only
+  std::unique_ptr<RedisClient> wait_;  // BLPOP only
   std::vector<std::string> claim_keys_;
   std::vector<std::string> complete_keys_;
   std::vector<std::string> priorities_;  // ARGV tail of the claim script

@@ -59,6 +59,13 @@ bool Authenticate(redisContext* c, const std::string& username, const std::strin
 }
 
 Result<std::unique_ptr<RedisConnection>> RedisConnection::Create(const Options& options) {
+  if (Status s = Validate(options); !s.ok()) return s;
+  std::unique_ptr<RedisConnection> connection(new RedisConnection(options));
+  connection->thread_ = std::thread([c = connection.get()] { c->Run(); });
+  return connection;
+}
+
+Status RedisConnection::Validate(const Options& options) {
   if (options.host.empty()) return InvalidArgument("redis.host: must not be empty");
   if (options.port < 1 || options.port > 65535) {
     return InvalidArgument("redis.port: must be in 1..65535, got " + std::to_string(options.port));
@@ -82,9 +89,7 @@ Result<std::unique_ptr<RedisConnection>> RedisConnection::Create(const Options& 
   if (options.max_pipeline_commands < 1) {
     return InvalidArgument("redis.max_pipeline_commands: must be >= 1");
   }
-  std::unique_ptr<RedisConnection> connection(new RedisConnection(options));
-  connection->thread_ = std::thread([c = connection.get()] { c->Run(); });
-  return connection;
+  return Status::Ok();
 }
 
 RedisConnection::RedisConnection(const Options& options) : options_(options) {}
@@ -99,6 +104,14 @@ RedisConnection::~RedisConnection() {
 }
 
 void RedisConnection::Submit(std::vector<std::string> argv, ReplyCallback done) {
+  Enqueue(Pending{std::move(argv), std::move(done), false});
+}
+
+void RedisConnection::SubmitAsking(std::vector<std::string> argv, ReplyCallback done) {
+  Enqueue(Pending{std::move(argv), std::move(done), true});
+}
+
+void RedisConnection::Enqueue(Pending pending) {
   const char* reason = nullptr;
   {
     std::lock_guard lock(mu_);
@@ -109,7 +122,7 @@ void RedisConnection::Submit(std::vector<std::string> argv, ReplyCallback done) 
     } else if (queue_.size() >= options_.max_queued_commands) {
       reason = "redis command queue full";
     } else {
-      queue_.push_back(Pending{std::move(argv), std::move(done)});
+      queue_.push_back(std::move(pending));
     }
   }
   if (reason == nullptr) {
@@ -117,8 +130,8 @@ void RedisConnection::Submit(std::vector<std::string> argv, ReplyCallback done) 
     return;
   }
   rejected_while_down_.fetch_add(1, std::memory_order_relaxed);
-  Deliver(done, Unavailable(std::string(reason) + " (" + options_.host + ":" +
-                            std::to_string(options_.port) + ")"));
+  Deliver(pending.done, Unavailable(std::string(reason) + " (" + options_.host + ":" +
+                                    std::to_string(options_.port) + ")"));
 }
 
 void RedisConnection::RunScript(const LuaScript& script, std::vector<std::string> keys,
@@ -160,10 +173,8 @@ void RedisConnection::RunScript(const LuaScript& script, std::vector<std::string
   });
 }
 
-ReplyResult RedisConnection::Wait(std::function<void(ReplyCallback)> start) {
-  if (std::this_thread::get_id() == thread_.get_id()) {
-    return Internal("redis: blocking call from the connection's own thread");
-  }
+ReplyResult WaitForReply(const std::function<void(RedisClient::ReplyCallback)>& start,
+                         std::chrono::milliseconds limit) {
   struct Slot {
     std::mutex mu;
     std::condition_variable cv;
@@ -175,13 +186,34 @@ ReplyResult RedisConnection::Wait(std::function<void(ReplyCallback)> start) {
     slot->reply.emplace(std::move(reply));
     slot->cv.notify_all();
   });
-  const auto limit = std::chrono::milliseconds(options_.connect_timeout_ms +
-                                               2 * options_.command_timeout_ms + 1'000);
   std::unique_lock lock(slot->mu);
   if (!slot->cv.wait_for(lock, limit, [&] { return slot->reply.has_value(); })) {
     return Unavailable("redis: no reply within " + std::to_string(limit.count()) + " ms");
   }
   return std::move(*slot->reply);
+}
+
+ReplyResult RedisConnection::Wait(const std::function<void(ReplyCallback)>& start) {
+  if (std::this_thread::get_id() == thread_.get_id()) {
+    return Internal("redis: blocking call from the connection's own thread");
+  }
+  return WaitForReply(start, reply_wait_limit());
+}
+
+std::chrono::milliseconds RedisConnection::reply_wait_limit() const {
+  return std::chrono::milliseconds(options_.connect_timeout_ms + 2 * options_.command_timeout_ms +
+                                   1'000);
+}
+
+Result<std::unique_ptr<RedisClient>> RedisConnection::NewBlockingClient(
+    const std::string& name_suffix, int64_t command_timeout_ms) const {
+  Options o = options_;
+  o.command_timeout_ms = std::max(o.command_timeout_ms, command_timeout_ms);
+  o.health_check_interval_ms = 0;  // every call talks to it
+  if (!o.client_name.empty()) o.client_name += name_suffix;
+  Result<std::unique_ptr<RedisConnection>> c = Create(o);
+  if (!c.ok()) return c.status();
+  return std::unique_ptr<RedisClient>(std::move(c).value());
 }
 
 ReplyResult RedisConnection::Call(std::vector<std::string> argv) {
@@ -276,7 +308,12 @@ bool RedisConnection::Connect(std::string* error) {
 bool RedisConnection::Pipeline(std::vector<Pending>& batch, std::string* error) {
   std::vector<const char*> ptrs;
   std::vector<size_t> lens;
+  size_t asking = 0;
   for (const Pending& p : batch) {
+    if (p.asking) {
+      redisAppendCommand(context_, "ASKING");
+      ++asking;
+    }
     ptrs.clear();
     lens.clear();
     for (const std::string& a : p.argv) {
@@ -285,11 +322,17 @@ bool RedisConnection::Pipeline(std::vector<Pending>& batch, std::string* error) 
     }
     redisAppendCommandArgv(context_, static_cast<int>(ptrs.size()), ptrs.data(), lens.data());
   }
-  commands_sent_.fetch_add(batch.size(), std::memory_order_relaxed);
+  commands_sent_.fetch_add(batch.size() + asking, std::memory_order_relaxed);
   pipelines_.fetch_add(1, std::memory_order_relaxed);
   for (size_t i = 0; i < batch.size(); ++i) {
     void* raw = nullptr;
-    if (redisGetReply(context_, &raw) != REDIS_OK || raw == nullptr) {
+    bool ok = true;
+    if (batch[i].asking) {  // ASKING's +OK (or error: the command's reply says more)
+      ok = redisGetReply(context_, &raw) == REDIS_OK && raw != nullptr;
+      if (ok) freeReplyObject(raw);
+      raw = nullptr;
+    }
+    if (!ok || redisGetReply(context_, &raw) != REDIS_OK || raw == nullptr) {
       *error = context_->err != 0 ? context_->errstr : "no reply";
       const Status status = Unavailable("redis connection lost (" + options_.host + ":" +
                                         std::to_string(options_.port) + "): " + *error);

@@ -33,7 +33,7 @@
 // time; they must not block, and must not call Call()/CallScript() (that
 // would wait on the thread running them: such a call fails with kInternal).
 // They may Submit() more commands. Exceptions thrown by a callback are
-// caught and counted.
+// caught and counted. The RedisClient contract (client.h) holds.
 //
 // Lifetime: the destructor stops the thread (waiting at most one connect or
 // command timeout) and fails whatever is still queued with kUnavailable.
@@ -53,6 +53,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "redis/client.h"
 #include "redis/lua_script.h"
 #include "redis/reply.h"
 
@@ -60,7 +61,7 @@ struct redisContext;  // hiredis
 
 namespace sluice::redis {
 
-class RedisConnection {
+class RedisConnection final : public RedisClient {
  public:
   struct Options {
     std::string host = "127.0.0.1";      // IP address or name of the server
@@ -87,30 +88,12 @@ class RedisConnection {
     std::string password;
   };
 
-  enum class State {
-    kConnecting,  // before the first attempt ended: submissions are queued
-    kUp,          // connected: submissions are pipelined
-    kDown,        // failed; reconnecting in the background: submissions fail
-  };
-
-  // Counters since creation (monotonic; read with relaxed ordering).
-  struct Stats {
-    uint64_t commands_sent = 0;        // commands written to the server
-    uint64_t pipelines = 0;            // round trips (writes of queued commands)
-    uint64_t error_replies = 0;        // Redis "-ERR ..." replies delivered
-    uint64_t io_errors = 0;            // connections lost or refused
-    uint64_t reconnects = 0;           // successful connects after the first
-    uint64_t rejected_while_down = 0;  // submissions failed at once (down or full)
-    uint64_t scripts_reloaded = 0;     // NOSCRIPT replies answered by SCRIPT LOAD
-    uint64_t callback_exceptions = 0;  // exceptions caught from callbacks
-  };
-
-  using ReplyCallback = std::function<void(ReplyResult)>;
-
   // Validates `options` and starts the thread, which connects in the
   // background (see WaitUntilUp). Errors: kInvalidArgument naming the field.
   static Result<std::unique_ptr<RedisConnection>> Create(const Options& options);
-  ~RedisConnection();
+  // The checks of Create(): OK, or kInvalidArgument naming the field.
+  static Status Validate(const Options& options);
+  ~RedisConnection() override;
 
   RedisConnection(const RedisConnection&) = delete;
   RedisConnection& operator=(const RedisConnection&) = delete;
@@ -118,29 +101,37 @@ class RedisConnection {
   // Queues one command; `done` runs exactly once with its reply (Redis error
   // replies are replies, see reply.h) or kUnavailable. Never blocks.
   // REQUIRES: !argv.empty().
-  void Submit(std::vector<std::string> argv, ReplyCallback done);
+  void Submit(std::vector<std::string> argv, ReplyCallback done) override;
+  // Submit() preceded, in the same pipeline, by ASKING (whose reply is
+  // dropped): a Redis Cluster ASK redirect's retry on the importing node.
+  void SubmitAsking(std::vector<std::string> argv, ReplyCallback done);
 
   // EVALSHA `script` with `keys` and `args` (NOSCRIPT handled, see above).
   void RunScript(const LuaScript& script, std::vector<std::string> keys,
-                 std::vector<std::string> args, ReplyCallback done);
+                 std::vector<std::string> args, ReplyCallback done) override;
 
   // Blocking forms, for callers that may wait one round trip (never from a
-  // callback). They wait at most connect + 2 x command timeout + 1 s.
-  ReplyResult Call(std::vector<std::string> argv);
+  // callback; from the connection's own thread they fail with kInternal).
+  // They wait at most reply_wait_limit().
+  ReplyResult Call(std::vector<std::string> argv) override;
   ReplyResult CallScript(const LuaScript& script, std::vector<std::string> keys,
-                         std::vector<std::string> args);
+                         std::vector<std::string> args) override;
 
   // Blocks until the connection is up or `timeout` passed; true when up.
-  bool WaitUntilUp(std::chrono::milliseconds timeout);
+  bool WaitUntilUp(std::chrono::milliseconds timeout) override;
 
-  State state() const { return state_.load(std::memory_order_acquire); }
-  Stats stats() const;
+  State state() const override { return state_.load(std::memory_order_acquire); }
+  Stats stats() const override;
+  std::chrono::milliseconds reply_wait_limit() const override;
+  Result<std::unique_ptr<RedisClient>> NewBlockingClient(const std::string& name_suffix,
+                                                         int64_t command_timeout_ms) const override;
   const Options& options() const { return options_; }
 
  private:
   struct Pending {
     std::vector<std::string> argv;
     ReplyCallback done;
+    bool asking = false;  // write ASKING first (its reply is dropped)
   };
 
   explicit RedisConnection(const Options& options);
@@ -156,7 +147,8 @@ class RedisConnection {
   // Fails everything queued with `status` (outside the lock).
   void FailQueued(const Status& status);
   void Deliver(ReplyCallback& done, ReplyResult reply);
-  ReplyResult Wait(std::function<void(ReplyCallback)> start);
+  void Enqueue(Pending pending);
+  ReplyResult Wait(const std::function<void(ReplyCallback)>& start);
 
   const Options options_;
   std::atomic<State> state_{State::kConnecting};

@@ -24,7 +24,7 @@
 #include <vector>
 
 #include "core/dead_letter_queue.h"
-#include "redis/connection.h"
+#include "redis/client.h"
 #include "redis/keys.h"
 
 namespace sluice::redis {
@@ -32,7 +32,7 @@ namespace sluice::redis {
 class RedisDeadLetters final : public DeadLetterSource {
  public:
   struct Options {
-    RedisConnection* connection = nullptr;  // required; not owned
+    RedisClient* connection = nullptr;  // required; not owned
     KeySpace keys;
     std::vector<std::string> models;  // the lists ReadNewest() reads; valid key parts
     size_t capacity = 1'000;          // entries kept per model (Push); >= 1

@@ -133,6 +133,81 @@ void RedisQueueClient::EnqueueBatch(std::vector<EnqueueItem> items) {
     r.status = std::move(s);
     item.done(std::move(r));
   }
+  if (options_.separate_limiter != nullptr) {
+    CheckThenSend(model, std::move(valid));
+  } else {
+    SendChunks(model, std::move(valid));
+  }
+}
+
+void RedisQueueClient::CheckThenSend(const std::string& model, std::vector<EnqueueItem> items) {
+  struct Round {
+    std::vector<EnqueueItem> items;
+    std::vector<std::optional<Result<RateLimitDecision>>> decisions;  // by item; set when checked
+    std::atomic<size_t> left{0};
+  };
+  auto round = std::make_shared<Round>();
+  round->items = std::move(items);
+  round->decisions.resize(round->items.size());
+  std::vector<size_t> checked;
+  for (size_t i = 0; i < round->items.size(); ++i) {
+    if (EffectiveLimit(round->items[i].options).has_value()) checked.push_back(i);
+  }
+  // Runs once every check has answered: answers the rejected, sends the rest.
+  auto finish = [this, model, round] {
+    std::vector<EnqueueItem> send;
+    send.reserve(round->items.size());
+    for (size_t i = 0; i < round->items.size(); ++i) {
+      EnqueueItem& item = round->items[i];
+      const std::optional<Result<RateLimitDecision>>& checked_d = round->decisions[i];
+      if (!checked_d.has_value()) {
+        send.push_back(std::move(item));
+        continue;
+      }
+      if (!checked_d->ok()) {  // the limit's node is unreachable: 503, as for the queue's
+        EnqueueResult r;
+        r.status = checked_d->status();
+        item.done(std::move(r));
+        continue;
+      }
+      const RateLimitDecision& d = checked_d->value();
+      if (!d.allowed) {
+        EnqueueResult r;
+        r.status = RateLimitStatus(d);
+        r.rate_limit = d;
+        item.done(std::move(r));
+        continue;
+      }
+      // Allowed and charged: enqueue without the combined check; a refusal
+      // by the queue gives the tokens back.
+      RateLimitCheck limit = *item.options.rate_limit;
+      item.options.rate_limit.reset();
+      item.done = [limiter = options_.separate_limiter, limit, decision = d,
+                   inner = std::move(item.done)](EnqueueResult r) {
+        r.rate_limit = decision;
+        if (!r.status.ok()) limiter->Reconcile(limit.key_id, limit.policy, limit.tokens, 0);
+        inner(std::move(r));
+      };
+      send.push_back(std::move(item));
+    }
+    SendChunks(model, std::move(send));
+  };
+  if (checked.empty()) {
+    finish();
+    return;
+  }
+  round->left.store(checked.size(), std::memory_order_relaxed);
+  for (const size_t i : checked) {
+    const RateLimitCheck& limit = *round->items[i].options.rate_limit;
+    options_.separate_limiter->CheckAsync(
+        limit.key_id, limit.policy, limit.tokens, [round, i, finish](Result<RateLimitDecision> d) {
+          round->decisions[i] = std::move(d);
+          if (round->left.fetch_sub(1, std::memory_order_acq_rel) == 1) finish();
+        });
+  }
+}
+
+void RedisQueueClient::SendChunks(const std::string& model, std::vector<EnqueueItem> valid) {
   for (size_t at = 0; at < valid.size(); at += kMaxItemsPerCall) {
     const size_t end = std::min(valid.size(), at + kMaxItemsPerCall);
     auto chunk = std::make_shared<std::vector<EnqueueItem>>(

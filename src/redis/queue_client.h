@@ -10,10 +10,13 @@
 // Commands per batch on the gateway path: this one EVALSHA, then nothing
 // until the results arrive on the gateway's channel (result_listener.h).
 //
-// Combined rate limit: the check uses the keys sluice:rl:{key_id}, which in
-// Redis Cluster live in other slots than the model's keys (CROSSSLOT). On a
-// single Redis (or a primary with replicas) pass `rate_limit`; on a Cluster
-// call RedisRateLimiter::CheckAsync first and enqueue without it.
+// Combined rate limit: on a single Redis (or a primary with replicas) the
+// check rides in the enqueue script. The keys sluice:rl:{key_id} live in
+// other slots than the model's keys, so on Redis Cluster (CROSSSLOT) set
+// Options::separate_limiter: each item's limit is then checked with it
+// first — its own call, in the key's slot, pipelined — and only the items
+// it allows go to the enqueue script; an allowed item that the queue then
+// refuses gets its tokens back (its request is counted, as it is in memory).
 //
 // Thread-safety: thread-safe. Ownership: `connection` is not owned and must
 // outlive the client. Blocking: never; `done` runs on the connection's
@@ -29,7 +32,7 @@
 #include <vector>
 
 #include "limits/rate_limiter.h"
-#include "redis/connection.h"
+#include "redis/client.h"
 #include "redis/keys.h"
 #include "redis/request_codec.h"
 
@@ -38,8 +41,8 @@ namespace sluice::redis {
 class RedisQueueClient {
  public:
   struct Options {
-    RedisConnection* connection = nullptr;  // required; not owned
-    KeySpace keys;                          // key names (prefix)
+    RedisClient* connection = nullptr;  // required; not owned
+    KeySpace keys;                      // key names (prefix)
     // Tiers in the tier table (ZSETs per model); the same number as the
     // workers' claimers use. 1..64.
     size_t tier_count = 3;
@@ -49,6 +52,10 @@ class RedisQueueClient {
     // Wake tokens kept per model (LTRIM cap); >= 1. Tokens beyond the number
     // of blocked workers are useless; 64 covers large worker pools.
     size_t wake_list_cap = 64;
+    // Redis Cluster: check rate limits with this limiter (a RedisRateLimiter
+    // on the same cluster) before the enqueue call; null = in the enqueue
+    // script. Not owned.
+    RateLimiter* separate_limiter = nullptr;
   };
 
   // The key's limit, checked in the same script (see the file comment).
@@ -111,6 +118,11 @@ class RedisQueueClient {
  private:
   explicit RedisQueueClient(const Options& options) : options_(options) {}
 
+  // Checks the items' limits with separate_limiter, answers those it
+  // rejects and sends the rest (validated items of one model).
+  void CheckThenSend(const std::string& model, std::vector<EnqueueItem> items);
+  // kMaxItemsPerCall items per script call.
+  void SendChunks(const std::string& model, std::vector<EnqueueItem> items);
   // One script call for up to kMaxItemsPerCall validated items.
   void SendChunk(const std::string& model, std::shared_ptr<std::vector<EnqueueItem>> items);
 

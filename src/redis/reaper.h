@@ -25,7 +25,7 @@
 #include <string>
 #include <vector>
 
-#include "redis/connection.h"
+#include "redis/client.h"
 #include "redis/keys.h"
 
 namespace sluice::redis {
@@ -33,9 +33,9 @@ namespace sluice::redis {
 class RedisReaper {
  public:
   struct Options {
-    RedisConnection* connection = nullptr;  // required; not owned
-    KeySpace keys;                          // key names (prefix)
-    size_t tier_count = 3;                  // as the queue clients; 1..64
+    RedisClient* connection = nullptr;  // required; not owned
+    KeySpace keys;                      // key names (prefix)
+    size_t tier_count = 3;              // as the queue clients; 1..64
     // Re-queues allowed per request after lost leases; beyond: dead letter.
     int max_retries = 2;
     size_t max_per_call = 1'000;      // leases examined per script call; >= 1

@@ -23,7 +23,7 @@
 #include <memory>
 
 #include "limits/rate_limiter.h"
-#include "redis/connection.h"
+#include "redis/client.h"
 #include "redis/keys.h"
 
 namespace sluice::redis {
@@ -31,8 +31,8 @@ namespace sluice::redis {
 class RedisRateLimiter final : public RateLimiter {
  public:
   struct Options {
-    RedisConnection* connection = nullptr;  // required; not owned
-    KeySpace keys;                          // key names (prefix)
+    RedisClient* connection = nullptr;  // required; not owned
+    KeySpace keys;                      // key names (prefix)
   };
 
   // Errors: kInvalidArgument when connection is null.

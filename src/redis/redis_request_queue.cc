@@ -127,7 +127,7 @@ Status RedisRequestQueue::Push(RequestPtr req) {
   return Status::Ok();
 }
 
-void RedisRequestQueue::RefreshDepthAsync(RedisConnection* connection, size_t tier_count) {
+void RedisRequestQueue::RefreshDepthAsync(RedisClient* connection, size_t tier_count) {
   struct Sum {
     std::atomic<size_t> left;
     std::atomic<size_t> total{0};

@@ -71,7 +71,7 @@ class RedisRequestQueue final : public FrontDoorQueue {
 
   // Reads the model's queue depth (one ZCARD per tier, pipelined) and
   // updates Depth(). Never blocks; errors leave Depth() as it was.
-  void RefreshDepthAsync(RedisConnection* connection, size_t tier_count);
+  void RefreshDepthAsync(RedisClient* connection, size_t tier_count);
 
   // Pushes refused because Redis was down or did not answer.
   uint64_t redis_errors() const { return redis_errors_->load(std::memory_order_relaxed); }

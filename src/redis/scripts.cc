@@ -327,7 +327,7 @@ for k = 1, n do ids[k] = ARGV[3 + (k - 1) * S] end
 local leased = redis.call('ZMSCORE', KEYS[2], unpack(ids))
 local groups, order, done, unleased, seen = {}, {}, {}, {}, {}
 local limits, now = {}, nil  -- rate-limit key index -> {r_tat, t_tat, changed}
-local answered, stale = 0, 0
+local answered, stale, stale_at = 0, 0, {}
 for k = 1, n do
   local b = 2 + (k - 1) * S
   local id = ids[k]
@@ -373,7 +373,10 @@ for k = 1, n do
       end
     end
   end
-  if not live then stale = stale + 1 end
+  if not live then
+    stale = stale + 1
+    stale_at[#stale_at + 1] = k
+  end
 end
 if #unleased > 0 then redis.call('ZREM', KEYS[2], unpack(unleased)) end
 if #done > 0 then redis.call('HDEL', KEYS[1], unpack(done)) end
@@ -381,7 +384,7 @@ for li, st in pairs(limits) do
   if st[3] then rate_store(KEYS[2 + T + li], st[1], st[2], now) end
 end
 local dropped = publish_groups(prefix, groups, order)
-return {answered, stale, dropped, #order}
+return {answered, stale, dropped, #order, stale_at}
 )lua";
 
 constexpr const char* kReap = R"lua(

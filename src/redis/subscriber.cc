@@ -56,6 +56,12 @@ Result<std::unique_ptr<RedisSubscriber>> RedisSubscriber::Create(Options options
   if (options.port < 1 || options.port > 65535) {
     return InvalidArgument("subscriber.port: must be in 1..65535");
   }
+  for (const auto& [host, port] : options.fallbacks) {
+    if (host.empty() || port < 1 || port > 65535) {
+      return InvalidArgument("subscriber.fallbacks: bad server '" + host + ":" +
+                             std::to_string(port) + "'");
+    }
+  }
   if (options.channels.empty()) return InvalidArgument("subscriber.channels: must not be empty");
   if (options.connect_timeout_ms <= 0 || options.command_timeout_ms <= 0 ||
       options.health_check_interval_ms <= 0) {
@@ -122,9 +128,14 @@ void RedisSubscriber::Sleep(int64_t ms) {
 
 void RedisSubscriber::Run() {
   int64_t backoff_ms = options_.reconnect_initial_backoff_ms;
+  std::vector<std::pair<std::string, int>> servers = {{options_.host, options_.port}};
+  servers.insert(servers.end(), options_.fallbacks.begin(), options_.fallbacks.end());
+  size_t next = 0;
   while (!Stopping()) {
     const auto started = SteadyTime::now();
-    Session();
+    const auto& [host, port] = servers[next];
+    next = (next + 1) % servers.size();
+    Session(host, port);
     if (context_ != nullptr) redisFree(context_);
     context_ = nullptr;
     SetSubscribed(false);
@@ -140,9 +151,8 @@ void RedisSubscriber::Run() {
   }
 }
 
-std::string RedisSubscriber::Session() {
-  context_ = redisConnectWithTimeout(options_.host.c_str(), options_.port,
-                                     ToTimeval(options_.connect_timeout_ms));
+std::string RedisSubscriber::Session(const std::string& host, int port) {
+  context_ = redisConnectWithTimeout(host.c_str(), port, ToTimeval(options_.connect_timeout_ms));
   if (context_ == nullptr) return "cannot allocate a hiredis context";
   if (context_->err != 0) return context_->errstr;
   redisSetTimeout(context_, ToTimeval(options_.command_timeout_ms));

@@ -28,6 +28,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "common/status.h"
@@ -43,6 +44,9 @@ class RedisSubscriber {
   struct Options {
     std::string host = "127.0.0.1";
     int port = 6379;
+    // Other servers to subscribe at, tried in turn after a failed session
+    // ("host:port"; Redis Cluster: every node delivers every PUBLISH).
+    std::vector<std::pair<std::string, int>> fallbacks;
     std::vector<std::string> channels;   // SUBSCRIBE targets; non-empty
     int64_t connect_timeout_ms = 1'000;  // > 0
     // Longest wait for a PING's answer or a write; > 0.
@@ -83,7 +87,7 @@ class RedisSubscriber {
   void Run();
   // One connection's life: connect, subscribe, read until an error or stop.
   // Returns the error; empty when stopping.
-  std::string Session();
+  std::string Session(const std::string& host, int port);
   bool Stopping() const { return stopping_.load(std::memory_order_acquire); }
   // Sleeps up to `ms`, returning early when stopping.
   void Sleep(int64_t ms);

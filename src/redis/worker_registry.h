@@ -22,7 +22,7 @@
 #include <string>
 #include <vector>
 
-#include "redis/connection.h"
+#include "redis/client.h"
 #include "redis/keys.h"
 
 namespace sluice::redis {
@@ -46,8 +46,8 @@ struct ModelCapacity {
 class RedisWorkerRegistry {
  public:
   struct Options {
-    RedisConnection* connection = nullptr;  // required; not owned
-    KeySpace keys;                          // key names (prefix)
+    RedisClient* connection = nullptr;  // required; not owned
+    KeySpace keys;                      // key names (prefix)
     // A worker counts until this long after its last heartbeat; > 0.
     // Heartbeat at least every third of it.
     int64_t heartbeat_ttl_ms = 3'000;
