@@ -7,7 +7,9 @@
 
 namespace sluice {
 
-ClaimLoop::ClaimLoop(const Options& options) : options_(options) {}
+ClaimLoop::ClaimLoop(const Options& options) : options_(options) {
+  state_->complete_retry_ms = options.complete_retry_ms;
+}
 
 ClaimLoop::~ClaimLoop() {
   Stop();
@@ -36,6 +38,7 @@ ClaimLoop::Stats ClaimLoop::stats() const {
   s.claim_errors = claim_errors_.load();
   s.complete_calls = state_->complete_calls.load();
   s.complete_errors = state_->complete_errors.load();
+  s.complete_retries = state_->complete_retries.load();
   s.renew_calls = state_->renew_calls.load();
   s.renew_errors = state_->renew_errors.load();
   return s;
@@ -53,6 +56,7 @@ bool ClaimLoop::WaitForRoom() {
     if (state_->batches_in_flight.load() < room) return true;
     lock.unlock();
     RenewLeasesIfDue();  // the batches in flight may run for a long time
+    RetryFailedCompletes();
     lock.lock();
     state_->cv.wait_for(lock, std::chrono::milliseconds(100));
   }
@@ -83,6 +87,7 @@ void ClaimLoop::Run() {
   int64_t errors_in_a_row = 0;
   while (WaitForRoom()) {
     RenewLeasesIfDue();
+    RetryFailedCompletes();
     // The batch the load needs (DispatchGroup: adaptive or static), never
     // more than a full one.
     claim.min_batch = std::clamp<size_t>(options_.group->TargetBatchSize(SystemClock()->Now()), 1,
@@ -212,14 +217,50 @@ void ClaimLoop::Flush(const std::shared_ptr<State>& state, redis::RedisBatchClai
   if (out.empty()) return;
   const size_t n = out.size();
   state->complete_calls.fetch_add(1, std::memory_order_relaxed);
-  claimer->CompleteAsync(out, [state, n](auto result) {
+  auto sent = std::make_shared<std::vector<redis::WireResult>>(
+      state->complete_retry_ms > 0 ? out : std::vector<redis::WireResult>{});
+  claimer->CompleteAsync(out, [state, n, sent](auto result) {
     if (!result.ok()) {
       state->complete_errors.fetch_add(1, std::memory_order_relaxed);
+      if (result.status().code() == ErrorCode::kUnavailable && !sent->empty()) {
+        // Kept in flight: the claim thread sends them again.
+        std::lock_guard lock(state->mu);
+        if (state->retry.empty()) {
+          state->retry_until = std::chrono::steady_clock::now() +
+                               std::chrono::milliseconds(state->complete_retry_ms);
+        }
+        state->retry.insert(state->retry.end(), std::make_move_iterator(sent->begin()),
+                            std::make_move_iterator(sent->end()));
+        return;
+      }
       spdlog::warn("completing {} answer(s) failed: {}; their leases will be reaped", n,
                    result.status().message());
     }
     state->answers_in_flight.fetch_sub(n);
   });
+}
+
+void ClaimLoop::RetryFailedCompletes() {
+  std::vector<redis::WireResult> again;
+  bool expired = false;
+  {
+    std::lock_guard lock(state_->mu);
+    if (state_->retry.empty()) return;
+    again.swap(state_->retry);
+    expired = std::chrono::steady_clock::now() >= state_->retry_until;
+    if (!expired) {
+      state_->outbox.insert(state_->outbox.end(), std::make_move_iterator(again.begin()),
+                            std::make_move_iterator(again.end()));
+    }
+  }
+  if (expired) {
+    spdlog::warn("completing {} answer(s) failed for {} ms; their leases will be reaped",
+                 again.size(), options_.complete_retry_ms);
+    state_->answers_in_flight.fetch_sub(again.size());
+    return;
+  }
+  state_->complete_retries.fetch_add(1, std::memory_order_relaxed);
+  Flush(state_, options_.claimer);
 }
 
 }  // namespace sluice

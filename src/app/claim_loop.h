@@ -27,7 +27,11 @@
 //
 // Failures: while Redis is down a claim fails at once and the thread waits
 // error_backoff_ms (stop-aware) before trying again. A CompleteAsync that
-// fails leaves the requests leased: the reaper re-queues them when the lease
+// fails for want of Redis (kUnavailable: down, or a Cluster master failing
+// over) is sent again by the claim thread on each turn for up to
+// complete_retry_ms, so answers computed during an outage still reach
+// their clients; after that (or on any other failure) the answers are
+// dropped and the requests stay leased: the reaper re-queues them when the lease
 // runs out (see DESIGN: exactly one answer per request is kept by the
 // complete script).
 //
@@ -37,6 +41,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
@@ -72,16 +77,20 @@ class ClaimLoop {
     // claimer's lease_us (lease / 4). The claim thread checks at least every
     // claim_timeout_ms + 100 ms, so keep it above that.
     int64_t renew_interval_ms = 500;
+    // How long answers whose complete call found Redis unavailable are
+    // retried (from the first failure); 0 = never.
+    int64_t complete_retry_ms = 5'000;
   };
   struct Stats {
-    uint64_t batches = 0;          // batches claimed
-    uint64_t requests = 0;         // requests claimed
-    uint64_t expired = 0;          // answered 504 at claim
-    uint64_t claim_errors = 0;     // failed claims (Redis down, script error)
-    uint64_t complete_calls = 0;   // CompleteAsync calls
-    uint64_t complete_errors = 0;  // failed completions (left to the reaper)
-    uint64_t renew_calls = 0;      // lease renewals sent
-    uint64_t renew_errors = 0;     // renewals that failed (Redis down)
+    uint64_t batches = 0;           // batches claimed
+    uint64_t requests = 0;          // requests claimed
+    uint64_t expired = 0;           // answered 504 at claim
+    uint64_t claim_errors = 0;      // failed claims (Redis down, script error)
+    uint64_t complete_calls = 0;    // CompleteAsync calls
+    uint64_t complete_errors = 0;   // failed complete calls (retried or left to the reaper)
+    uint64_t complete_retries = 0;  // complete calls sent again after Redis was unavailable
+    uint64_t renew_calls = 0;       // lease renewals sent
+    uint64_t renew_errors = 0;      // renewals that failed (Redis down)
   };
 
   explicit ClaimLoop(const Options& options);
@@ -108,10 +117,15 @@ class ClaimLoop {
     std::condition_variable cv;             // a batch finished, or stopping
     std::vector<redis::WireResult> outbox;  // GUARDED_BY(mu)
     std::unordered_set<std::string> held;   // claimed, not answered; GUARDED_BY(mu)
+    // Answers whose complete call found Redis unavailable; GUARDED_BY(mu).
+    std::vector<redis::WireResult> retry;
+    std::chrono::steady_clock::time_point retry_until;  // GUARDED_BY(mu)
     std::atomic<size_t> batches_in_flight{0};
     std::atomic<size_t> answers_in_flight{0};
     std::atomic<uint64_t> complete_calls{0};
     std::atomic<uint64_t> complete_errors{0};
+    std::atomic<uint64_t> complete_retries{0};
+    int64_t complete_retry_ms = 5'000;  // Options::complete_retry_ms
     std::atomic<uint64_t> renew_calls{0};
     std::atomic<uint64_t> renew_errors{0};
   };
@@ -123,6 +137,9 @@ class ClaimLoop {
   // Renews the held leases when renew_interval_ms has passed (claim
   // thread; takes state_->mu).
   void RenewLeasesIfDue();
+  // Sends the answers in State::retry again, or drops them once
+  // complete_retry_ms has passed (claim thread).
+  void RetryFailedCompletes();
   static void Flush(const std::shared_ptr<State>& state, redis::RedisBatchClaimer* claimer);
 
   const Options options_;

@@ -364,8 +364,8 @@ int RunGateway(const AppConfig& config) {
   lst->WaitUntilSubscribed(std::chrono::milliseconds(config.redis.connect_timeout_ms));
   feed.Start();
   (*listeners)->Start(config);
-  spdlog::info("gateway {}: Redis {}:{} ({}), {} model(s), {} I/O thread(s)", gateway_id,
-               config.redis.host, config.redis.port, StateName(conn->state()), config.models.size(),
+  spdlog::info("gateway {}: Redis {} ({}), {} model(s), {} I/O thread(s)", gateway_id,
+               RedisTargetName(config.redis), StateName(conn->state()), config.models.size(),
                config.server.io_threads);
   RunIoContext(ioc, config.server.io_threads);
 

@@ -33,6 +33,15 @@ Result<std::unique_ptr<redis::RedisClient>> MakeRedisClient(const RedisConfig& c
   return std::unique_ptr<redis::RedisClient>(std::move(c).value());
 }
 
+std::string RedisTargetName(const RedisConfig& config) {
+  if (config.cluster_nodes.empty()) return config.host + ":" + std::to_string(config.port);
+  std::string out = "cluster ";
+  for (size_t i = 0; i < config.cluster_nodes.size(); ++i) {
+    out += (i == 0 ? "" : ",") + config.cluster_nodes[i];
+  }
+  return out;
+}
+
 redis::RedisSubscriber::Options RedisSubscriberOptions(const RedisConfig& config) {
   redis::RedisSubscriber::Options o;
   o.host = config.host;

@@ -21,6 +21,8 @@ redis::RedisConnection::Options RedisConnectionOptions(const RedisConfig& config
 // with redis.cluster_nodes. Errors: kInvalidArgument naming the field.
 Result<std::unique_ptr<redis::RedisClient>> MakeRedisClient(const RedisConfig& config,
                                                             std::string client_name);
+// "host:port", or "cluster host:port,host:port..." for log lines.
+std::string RedisTargetName(const RedisConfig& config);
 // Whether rate limits must be checked and settled in their own calls
 // (Redis Cluster: their keys live in other slots than the queues').
 inline bool SeparateRateLimitCalls(const RedisConfig& config) {

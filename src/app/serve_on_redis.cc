@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "app/gateway_command.h"
+#include "app/redis_setup.h"
 #include "app/worker_command.h"
 
 namespace sluice {
@@ -25,8 +26,8 @@ int RunServeOnRedis(const AppConfig& config) {
       worker_rc[i] = RunWorker(config, flags);
     });
   }
-  spdlog::info("serve: {} worker(s) and the gateway in one process, on Redis {}:{}", workers.size(),
-               config.redis.host, config.redis.port);
+  spdlog::info("serve: {} worker(s) and the gateway in one process, on Redis {}", workers.size(),
+               RedisTargetName(config.redis));
   int rc = RunGateway(config);
   // A gateway that failed to start leaves the workers running: stop them the
   // way an operator would (their signal handlers drain them).

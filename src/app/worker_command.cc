@@ -293,7 +293,8 @@ int RunWorker(const AppConfig& config, const WorkerFlags& flags) {
       {"sluice_worker_lease_renewal_errors_total", &ClaimLoop::Stats::renew_errors},
       {"sluice_worker_claim_errors_total", &ClaimLoop::Stats::claim_errors},
       {"sluice_worker_complete_calls_total", &ClaimLoop::Stats::complete_calls},
-      {"sluice_worker_complete_errors_total", &ClaimLoop::Stats::complete_errors}};
+      {"sluice_worker_complete_errors_total", &ClaimLoop::Stats::complete_errors},
+      {"sluice_worker_complete_retries_total", &ClaimLoop::Stats::complete_retries}};
   for (const auto& [name, field] : counters) {
     registry.AddCallbackGauge(name, "Worker claim loop counter (see app/claim_loop.h).", labels,
                               [&claims, field = field] { return double(claims.stats().*field); });
@@ -408,8 +409,8 @@ int RunWorker(const AppConfig& config, const WorkerFlags& flags) {
                 static_cast<unsigned>(srv->port()));
     std::fflush(stdout);
   }
-  spdlog::info("worker {}: model '{}' on {} ({} slot(s)), Redis {}:{}", worker_id, model->name,
-               endpoint, slot_count, config.redis.host, config.redis.port);
+  spdlog::info("worker {}: model '{}' on {} ({} slot(s)), Redis {}", worker_id, model->name,
+               endpoint, slot_count, RedisTargetName(config.redis));
   RunIoContext(ioc, config.server.io_threads);
 
   claims.Stop();

@@ -317,6 +317,20 @@ TEST(ParseConfigTest, RedisSectionIsOptionalAndTyposAreNamed) {
               StartsWith("redis.port: "));
 }
 
+TEST(ParseConfigTest, RedisClusterNodesAreHostPortPairs) {
+  Result<AppConfig> c = ParseConfig(
+      std::string(kMinimal) + "redis:\n  cluster_nodes: [\"127.0.0.1:7000\", \"db-2:7001\"]\n", "");
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->redis.cluster_nodes, (std::vector<std::string>{"127.0.0.1:7000", "db-2:7001"}));
+  EXPECT_EQ(ParseError(std::string(kMinimal) + "redis:\n  cluster_nodes: [\"db-1\"]\n"),
+            "redis.cluster_nodes[0]: expected \"host:port\" with a port in 1..65535, got \"db-1\"");
+  EXPECT_EQ(
+      ParseError(std::string(kMinimal) + "redis:\n  cluster_nodes: [\"a:1\", \"b:70000\"]\n"),
+      "redis.cluster_nodes[1]: expected \"host:port\" with a port in 1..65535, got \"b:70000\"");
+  EXPECT_EQ(ParseError(std::string(kMinimal) + "redis:\n  cluster_nodes: [[1]]\n"),
+            "redis.cluster_nodes[0]: expected \"host:port\"");
+}
+
 TEST(ParseConfigTest, RedisPasswordFromTheFileOrTheEnvironment) {
   Result<AppConfig> inline_pw =
       ParseConfig(std::string(kMinimal) + "redis:\n  username: gw\n  password: from-file\n", "");

@@ -1,0 +1,179 @@
+// Scale-out on a real Redis Cluster (3 masters + 3 replicas started by the
+// test): traffic through two gateways and two workers while the master
+// holding the model's queue crashes. The fixture: scale_out_fixture.h.
+#include <cstdio>
+
+#include "redis/cluster_client.h"
+#include "redis/hash_slot.h"
+#include "redis/keys.h"
+#include "testing/redis_cluster.h"
+#include "tests/scale_out/scale_out_fixture.h"
+
+namespace sluice::testing {
+namespace {
+
+using namespace scale_out;  // NOLINT(google-build-using-namespace): test helpers
+using std::chrono::milliseconds;
+using SteadyTime = std::chrono::steady_clock;
+
+class ScaleOutClusterTest : public ScaleOutTest {
+ protected:
+  void SetUp() override { ASSERT_TRUE(cluster_.Start().ok()) << "redis cluster did not start"; }
+
+  // The test config plus a `redis:` section naming every cluster node.
+  std::string ClusterYaml(const TestConfig& c, int64_t lease_ms = 1'000) const {
+    std::ostringstream y;
+    y << c.Yaml() << "redis:\n  cluster_nodes:\n";
+    for (const std::string& a : cluster_.Addresses()) y << "    - \"" << a << "\"\n";
+    y << "  key_prefix: it\n"
+      << "  command_timeout_ms: 500\n"
+      << "  lease_ms: " << lease_ms << "\n"
+      << "  heartbeat_ttl_ms: 1500\n";
+    return y.str();
+  }
+
+  // The index of the node serving `key` now.
+  int MasterIndexOf(const std::string& key) {
+    redis::RedisClusterClient::Options o;
+    o.seeds = cluster_.Addresses();
+    auto client = redis::RedisClusterClient::Create(o);
+    if (!client.ok() || !(*client)->WaitUntilUp(milliseconds(10'000))) return -1;
+    const std::string master = (*client)->MasterOf(redis::KeySlot(key));
+    if (master.empty()) return -1;
+    return cluster_.IndexOfPort(
+        static_cast<uint16_t>(std::stoi(master.substr(master.rfind(':') + 1))));
+  }
+
+  RedisCluster cluster_;
+};
+
+// Each request is answered exactly once with 200, 503 (its master is down)
+// or 504 (admitted, then lost with the master or its result); once the
+// replica has taken over, everything is served again without a restart.
+TEST_F(ScaleOutClusterTest, MasterCrashUnderLoadThroughTwoGateways) {
+  TestConfig c = FastSim();
+  c.latency_budget_ms = 2'000;
+  c.max_queue_age_ms = 2'000;
+  c.total_timeout_ms = 3'000;
+  const std::string yaml = ClusterYaml(c);
+  std::vector<uint16_t> gw = StartCluster(yaml, 2, 2);
+  ASSERT_EQ(gw.size(), 2u);
+  // Healthy first: a burst through both gateways is all served.
+  for (const uint16_t port : gw) {
+    std::vector<LoadResult> warm = LoadClient::Run({port, 16, milliseconds(30'000)},
+                                                   Requests("w" + std::to_string(port) + "-", 200));
+    for (const LoadResult& r : warm) ASSERT_EQ(r.status, 200) << r.body << r.error;
+  }
+
+  const int victim = MasterIndexOf(redis::KeySpace("it").Payloads(kModel));
+  ASSERT_GE(victim, 0);
+  constexpr size_t kPerGateway = 3'000;
+  LoadClient a({gw[0], 16, milliseconds(90'000)}, Requests("a-", kPerGateway));
+  LoadClient b({gw[1], 16, milliseconds(90'000)}, Requests("b-", kPerGateway));
+  a.Start();
+  b.Start();
+  ASSERT_TRUE(PollUntil([&] { return a.responses_received() + b.responses_received() >= 600; },
+                        milliseconds(30'000)));
+  cluster_.Kill(static_cast<size_t>(victim));
+  const auto killed = SteadyTime::now();
+  // Before the replica can take over (the node timeout is 1 s), a new
+  // request is refused at once: its master is down.
+  for (const uint16_t port : gw) {
+    HttpClient probe(port, milliseconds(5'000));
+    Result<Response> r =
+        probe.Request("POST", "/v1/inference", InferenceBody(kModel, "during"),
+                      {{"Authorization", "Bearer " + std::string(kEnterpriseKey)}});
+    ASSERT_TRUE(r.ok()) << r.status().message();
+    EXPECT_TRUE(IsError(*r, 503, "unavailable")) << r->body;
+    EXPECT_NE(r->body.find("redis_unavailable"), std::string::npos) << r->body;
+  }
+  std::vector<LoadResult> ra = a.Wait(), rb = b.Wait();
+
+  std::map<int, size_t> by_status;
+  std::map<std::string, int> per_id;
+  for (const auto* results : {&ra, &rb}) {
+    for (const LoadResult& r : *results) {
+      ++by_status[r.status];
+      if (r.headers.count("x-request-id")) ++per_id[r.headers.at("x-request-id")];
+      if (r.status == 503) {
+        EXPECT_TRUE(IsError(r.status, r.body, 503, "unavailable")) << r.body;
+      }
+      if (r.status == 504) {
+        EXPECT_TRUE(IsError(r.status, r.body, 504, "deadline_exceeded")) << r.body;
+      }
+    }
+  }
+  std::string seen;
+  for (const auto& [status, n] : by_status) {
+    seen += std::to_string(status) + ": " + std::to_string(n) + "  ";
+  }
+  for (const auto& [status, n] : by_status) {
+    EXPECT_TRUE(status == 200 || status == 503 || status == 504) << seen;
+  }
+  EXPECT_EQ(per_id.size(), 2 * kPerGateway) << "lost or duplicated responses; " << seen;
+  for (const auto& [id, n] : per_id) EXPECT_EQ(n, 1) << id;
+  EXPECT_GT(by_status[200], 0u) << seen;
+
+  // Healed: a fresh burst through both gateways is all served.
+  ASSERT_TRUE(cluster_.WaitUntilOk(milliseconds(30'000)));
+  EXPECT_TRUE(PollUntil(
+      [&] {
+        HttpClient probe(gw[0], milliseconds(5'000));
+        auto r = probe.Request("POST", "/v1/inference", InferenceBody(kModel, "up"),
+                               {{"Authorization", "Bearer " + std::string(kEnterpriseKey)}});
+        return r.ok() && r->status == 200;
+      },
+      milliseconds(15'000), milliseconds(100)));
+  const auto healed = SteadyTime::now();
+  for (const uint16_t port : gw) {
+    std::vector<LoadResult> after = LoadClient::Run(
+        {port, 16, milliseconds(30'000)}, Requests("u" + std::to_string(port) + "-", 500));
+    for (size_t i = 0; i < after.size(); ++i) {
+      EXPECT_TRUE(IsCompletion(after[i].status, after[i].body,
+                               "u" + std::to_string(port) + "-" + std::to_string(i),
+                               kDefaultMaxTokens))
+          << after[i].body << after[i].error;
+    }
+  }
+  std::printf(
+      "[ cluster failover ] %s| served again %lld ms after the crash\n", seen.c_str(),
+      static_cast<long long>(std::chrono::duration_cast<milliseconds>(healed - killed).count()));
+}
+
+// A batch finishes while its master is failing over: the worker keeps its
+// answers and completes them once the replica has taken over, so the
+// clients get 200s — not 504s while the leases (10 s here) wait to be
+// reaped and the batch re-run.
+TEST_F(ScaleOutClusterTest, AnswersFinishedDuringAFailoverAreDeliveredAfterIt) {
+  TestConfig c = FastSim();
+  c.devices = 1;
+  // The batch ends 1.2 s after its claim; the replica cannot take over
+  // before the 1 s node timeout plus its election delay (>= 0.5 s) after
+  // the crash, which comes just after the claim.
+  c.fixed_latency_us = 1'200'000;
+  c.accelerator_timeout_ms = 4'000;
+  c.latency_budget_ms = 8'000;
+  c.max_queue_age_ms = 8'000;
+  c.total_timeout_ms = 9'000;
+  std::vector<uint16_t> gw = StartCluster(ClusterYaml(c, /*lease_ms=*/10'000), 1, 1);
+  ASSERT_EQ(gw.size(), 1u);
+  const int victim = MasterIndexOf(redis::KeySpace("it").Payloads(kModel));
+  ASSERT_GE(victim, 0);
+  const uint16_t worker = procs_[0]->port();
+  LoadClient load({gw[0], 4, milliseconds(30'000)}, Requests("f-", 4));
+  load.Start();
+  ASSERT_TRUE(
+      PollUntil([&] { return GatewayMetric(worker, "sluice_worker_requests_claimed_total") >= 4; },
+                milliseconds(10'000), milliseconds(10)));
+  cluster_.Kill(static_cast<size_t>(victim));
+  std::vector<LoadResult> results = load.Wait();
+  for (size_t i = 0; i < results.size(); ++i) {
+    EXPECT_TRUE(IsCompletion(results[i].status, results[i].body, "f-" + std::to_string(i),
+                             kDefaultMaxTokens))
+        << results[i].body << results[i].error;
+  }
+  EXPECT_GE(GatewayMetric(worker, "sluice_worker_complete_retries_total"), 1);
+}
+
+}  // namespace
+}  // namespace sluice::testing
