@@ -119,6 +119,7 @@ int RunGateway(const AppConfig& config) {
     qo.tier_count = config.tiers.size();
     qo.capacity = mc.queue_capacity;
     qo.separate_limiter = separate_limiter.get();
+    qo.queue_shards = static_cast<size_t>(config.redis.queue_shards);
     auto client = redis::RedisQueueClient::Create(qo);
     if (!client.ok()) {
       spdlog::error("{}", client.status().message());
@@ -252,8 +253,9 @@ int RunGateway(const AppConfig& config) {
   }
 
   // Every worker's and reaper's dead letters, from Redis.
-  auto dead_letters = redis::RedisDeadLetters::Create(
-      {conn, keys, model_names, config.server.dead_letter_capacity});
+  auto dead_letters =
+      redis::RedisDeadLetters::Create({conn, keys, model_names, config.server.dead_letter_capacity,
+                                       static_cast<size_t>(config.redis.queue_shards)});
   if (!dead_letters.ok()) {
     spdlog::error("{}", dead_letters.status().message());
     return 2;

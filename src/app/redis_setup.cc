@@ -33,6 +33,17 @@ Result<std::unique_ptr<redis::RedisClient>> MakeRedisClient(const RedisConfig& c
   return std::unique_ptr<redis::RedisClient>(std::move(c).value());
 }
 
+redis::RedisReaper::Options ReaperOptions(redis::RedisClient* client, const redis::KeySpace& keys,
+                                          const AppConfig& config, int max_retries) {
+  redis::RedisReaper::Options o;
+  o.connection = client;
+  o.keys = keys;
+  o.tier_count = config.tiers.size();
+  o.max_retries = max_retries;
+  o.queue_shards = static_cast<size_t>(config.redis.queue_shards);
+  return o;
+}
+
 std::string RedisTargetName(const RedisConfig& config) {
   if (config.cluster_nodes.empty()) return config.host + ":" + std::to_string(config.port);
   std::string out = "cluster ";

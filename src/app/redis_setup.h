@@ -10,6 +10,8 @@
 #include "metrics/registry.h"
 #include "redis/client.h"
 #include "redis/connection.h"
+#include "redis/keys.h"
+#include "redis/reaper.h"
 #include "redis/subscriber.h"
 
 namespace sluice {
@@ -23,6 +25,9 @@ Result<std::unique_ptr<redis::RedisClient>> MakeRedisClient(const RedisConfig& c
                                                             std::string client_name);
 // "host:port", or "cluster host:port,host:port..." for log lines.
 std::string RedisTargetName(const RedisConfig& config);
+// The reaper of a worker (or `serve` with Redis) for config's queue.
+redis::RedisReaper::Options ReaperOptions(redis::RedisClient* client, const redis::KeySpace& keys,
+                                          const AppConfig& config, int max_retries);
 // Whether rate limits must be checked and settled in their own calls
 // (Redis Cluster: their keys live in other slots than the queues').
 inline bool SeparateRateLimitCalls(const RedisConfig& config) {

@@ -248,10 +248,16 @@ int RunWorker(const AppConfig& config, const WorkerFlags& flags) {
   co.ordering = config.ordering;
   co.lease_us = config.redis.lease_ms * 1000;
   co.max_block_ms = config.worker.max_block_ms;
+  const size_t shards = static_cast<size_t>(config.redis.queue_shards);
+  co.queue_shards = shards;
+  // Workers of one model spread their home shards: by endpoint, or else by
+  // the hash of their id.
+  co.home_shard = flags.endpoint_index ? *flags.endpoint_index % shards
+                                       : redis::ShardOfRequest(worker_id, shards);
   auto claimer = redis::RedisBatchClaimer::Create(co);
   auto workers = redis::RedisWorkerRegistry::Create({conn, keys, config.redis.heartbeat_ttl_ms});
   auto reaper =
-      redis::RedisReaper::Create({conn, keys, config.tiers.size(), model->retry.max_retries});
+      redis::RedisReaper::Create(ReaperOptions(conn, keys, config, model->retry.max_retries));
   if (!claimer.ok() || !workers.ok() || !reaper.ok()) {
     spdlog::error("{}", !claimer.ok()   ? claimer.status().message()
                         : !workers.ok() ? workers.status().message()
@@ -268,7 +274,7 @@ int RunWorker(const AppConfig& config, const WorkerFlags& flags) {
   }
   ClaimLoop::Options lo;
   lo.wait_connection = wait_connection->get();
-  lo.wake_key = keys.Wake(model->name);
+  lo.wake_key = keys.Wake(redis::QueueShard(model->name, co.home_shard));
   lo.claimer = claimer->get();
   lo.local_queue = local_queue->get();
   lo.group = grp;

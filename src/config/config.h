@@ -132,6 +132,10 @@ struct RedisConfig {
   // node; list several in case one is down). Non-empty = cluster mode, and
   // host/port are not used.
   std::vector<std::string> cluster_nodes;
+  // Shards of each model's queue (redis/keys.h): on a cluster, one model's
+  // queue spread over this many slots (and masters). EDF order holds within
+  // a shard; run at least this many workers per model. 1..64.
+  int64_t queue_shards = 1;
   // AUTH for every connection: `password` (or the environment variable
   // named by `password_env`, read at load) alone for requirepass, with
   // `username` for an ACL user. Empty = no AUTH.

@@ -100,6 +100,7 @@ void ReadRedis(const YAML::Node& node, Status* error, RedisConfig* redis) {
       redis->cluster_nodes.push_back(n.Scalar());
     }
   }
+  r.ReadInteger("queue_shards", &redis->queue_shards);
   r.ReadString("username", &redis->username);
   r.ReadString("password", &redis->password);
   r.ReadString("password_env", &redis->password_env);

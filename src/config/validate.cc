@@ -315,6 +315,9 @@ Status ValidateRedis(const AppConfig& config) {
   if (r.host.empty()) return Fail("redis.host", "must not be empty");
   if (r.port == 0) return Fail("redis.port", "must be between 1 and 65535, got 0");
   if (Status s = CheckKeyPart("redis.key_prefix", r.key_prefix); !s.ok()) return s;
+  if (r.queue_shards < 1 || r.queue_shards > 64) {
+    return Fail("redis.queue_shards", "must be between 1 and 64" + Got(r.queue_shards));
+  }
   for (size_t i = 0; i < r.cluster_nodes.size(); ++i) {
     const std::string& n = r.cluster_nodes[i];
     const size_t colon = n.rfind(':');

@@ -59,6 +59,10 @@ Result<std::unique_ptr<RedisBatchClaimer>> RedisBatchClaimer::Create(const Optio
     return InvalidArgument("batch claimer: max_expired_per_claim must be in 1..4096");
   }
   if (options.max_block_ms < 1) return InvalidArgument("batch claimer: max_block_ms must be >= 1");
+  if (options.queue_shards < 1 || options.queue_shards > 64 ||
+      options.home_shard >= options.queue_shards) {
+    return InvalidArgument("batch claimer: queue_shards must be in 1..64, home_shard below it");
+  }
   Result<std::unique_ptr<RedisClient>> wait =
       options.connection->NewBlockingClient("-wait", options.max_block_ms + 1'000);
   if (!wait.ok()) return wait.status();
@@ -69,13 +73,19 @@ Result<std::unique_ptr<RedisBatchClaimer>> RedisBatchClaimer::Create(const Optio
 RedisBatchClaimer::RedisBatchClaimer(const Options& options, std::unique_ptr<RedisClient> wait)
     : options_(options), wait_(std::move(wait)) {
   const KeySpace& k = options_.keys;
-  const std::string& m = options_.model;
-  claim_keys_ = {k.Payloads(m), k.Leases(m), k.Wake(m)};
-  complete_keys_ = {k.Payloads(m), k.Leases(m)};
-  for (size_t t = 0; t < options_.tiers.size(); ++t) {
-    claim_keys_.push_back(k.Queue(m, t));
-    complete_keys_.push_back(k.Queue(m, t));
-    priorities_.push_back(std::to_string(options_.tiers[t].priority));
+  for (size_t shard = 0; shard < options_.queue_shards; ++shard) {
+    const std::string q = QueueShard(options_.model, shard);
+    std::vector<std::string> claim = {k.Payloads(q), k.Leases(q), k.Wake(q)};
+    std::vector<std::string> complete = {k.Payloads(q), k.Leases(q)};
+    for (size_t t = 0; t < options_.tiers.size(); ++t) {
+      claim.push_back(k.Queue(q, t));
+      complete.push_back(k.Queue(q, t));
+    }
+    claim_keys_.push_back(std::move(claim));
+    complete_keys_.push_back(std::move(complete));
+  }
+  for (const TierPolicy& tier : options_.tiers) {
+    priorities_.push_back(std::to_string(tier.priority));
   }
 }
 
@@ -83,6 +93,37 @@ Result<RedisBatchClaimer::Batch> RedisBatchClaimer::TryClaim(const ClaimOptions&
   if (claim.max_batch < 1 || claim.max_batch > 4096) {
     return InvalidArgument("claim: max_batch must be in 1..4096");
   }
+  const size_t shards = options_.queue_shards;
+  if (shards == 1) return TryClaimShard(0, claim);
+  // The home shard first, then the others in turn: the first batch found is
+  // taken. A shard whose master is unreachable is passed over (the others
+  // keep being served); it is an error only when every shard failed.
+  // Nothing anywhere: an empty batch with every shard's depth and the
+  // shortest wait.
+  std::optional<Batch> empty;
+  Status first_error;
+  for (size_t i = 0; i < shards; ++i) {
+    Result<Batch> b = TryClaimShard((options_.home_shard + i) % shards, claim);
+    if (!b.ok()) {
+      if (first_error.ok()) first_error = b.status();
+      continue;
+    }
+    if (!b->empty()) return b;
+    if (!empty.has_value()) {
+      empty = std::move(b).value();
+      continue;
+    }
+    empty->depth += b->depth;
+    if (b->wait_us > 0 && (empty->wait_us <= 0 || b->wait_us < empty->wait_us)) {
+      empty->wait_us = b->wait_us;
+    }
+  }
+  if (!empty.has_value()) return first_error;
+  return std::move(*empty);
+}
+
+Result<RedisBatchClaimer::Batch> RedisBatchClaimer::TryClaimShard(size_t shard,
+                                                                  const ClaimOptions& claim) {
   std::vector<std::string> args = {std::to_string(options_.tiers.size()),
                                    std::to_string(claim.max_batch),
                                    std::to_string(std::max<size_t>(claim.min_batch, 1)),
@@ -92,7 +133,7 @@ Result<RedisBatchClaimer::Batch> RedisBatchClaimer::TryClaim(const ClaimOptions&
                                    std::to_string(options_.max_expired_per_claim)};
   args.insert(args.end(), priorities_.begin(), priorities_.end());
   ReplyResult reply =
-      options_.connection->CallScript(scripts::Claim(), claim_keys_, std::move(args));
+      options_.connection->CallScript(scripts::Claim(), claim_keys_[shard], std::move(args));
   counters_->claims.fetch_add(1, std::memory_order_relaxed);
   if (!reply.ok()) return reply.status();
   if (reply->is_error()) return Internal("claim script: " + reply->str);
@@ -124,7 +165,7 @@ Result<RedisBatchClaimer::Batch> RedisBatchClaimer::TryClaim(const ClaimOptions&
       r.reason = "bad_payload";
       failures.push_back(std::move(r));
     }
-    CompleteAsync(failures, nullptr);
+    CompleteShardAsync(shard, failures, nullptr);
   }
   return batch;
 }
@@ -132,7 +173,7 @@ Result<RedisBatchClaimer::Batch> RedisBatchClaimer::TryClaim(const ClaimOptions&
 Result<RedisBatchClaimer::Batch> RedisBatchClaimer::Claim(const ClaimOptions& claim,
                                                           std::chrono::milliseconds timeout) {
   const auto deadline = SteadyTime::now() + timeout;
-  const std::string wake_key = options_.keys.Wake(options_.model);
+  const std::string wake_key = options_.keys.Wake(QueueShard(options_.model, options_.home_shard));
   // Each pass is one claim and at most one bounded BLPOP; the deadline ends
   // the loop, the pass cap only guards against a clock that stands still.
   for (int pass = 0; pass < 100'000; ++pass) {
@@ -154,13 +195,19 @@ Result<RedisBatchClaimer::Batch> RedisBatchClaimer::Claim(const ClaimOptions& cl
   return Batch{};
 }
 
-void RedisBatchClaimer::RenewAsync(const std::vector<std::string>& ids, RenewDone done) {
-  if (ids.empty()) {
+void RedisBatchClaimer::RenewAsync(const std::vector<std::string>& all_ids, RenewDone done) {
+  if (all_ids.empty()) {
     if (done) done(int64_t{0});
     return;
   }
   // Chunks keep each script's unpack() far below Lua's stack limit (8,000).
   constexpr size_t kIdsPerCall = 2'000;
+  std::vector<std::vector<std::string>> by_shard(options_.queue_shards);
+  for (const std::string& id : all_ids) {
+    by_shard[ShardOfRequest(id, options_.queue_shards)].push_back(id);
+  }
+  size_t calls = 0;
+  for (const auto& ids : by_shard) calls += (ids.size() + kIdsPerCall - 1) / kIdsPerCall;
   struct Tally {
     std::mutex mu;
     size_t calls_left = 0;
@@ -168,33 +215,35 @@ void RedisBatchClaimer::RenewAsync(const std::vector<std::string>& ids, RenewDon
     RenewDone done;
   };
   auto tally = std::make_shared<Tally>();
-  tally->calls_left = (ids.size() + kIdsPerCall - 1) / kIdsPerCall;
+  tally->calls_left = calls;
   tally->done = std::move(done);
-  for (size_t at = 0; at < ids.size(); at += kIdsPerCall) {
-    const size_t end = std::min(ids.size(), at + kIdsPerCall);
-    std::vector<std::string> args;
-    args.reserve(1 + end - at);
-    args.push_back(std::to_string(options_.lease_us));
-    args.insert(args.end(), ids.begin() + static_cast<ptrdiff_t>(at),
-                ids.begin() + static_cast<ptrdiff_t>(end));
-    options_.connection->RunScript(scripts::Renew(), {options_.keys.Leases(options_.model)},
-                                   std::move(args), [tally](ReplyResult reply) {
-                                     reply = ExpectNoError(std::move(reply), "renew");
-                                     std::optional<int64_t> n =
-                                         reply.ok() ? reply->AsInt() : std::nullopt;
-                                     std::lock_guard lock(tally->mu);
-                                     if (tally->total.ok()) {
-                                       if (!reply.ok()) {
-                                         tally->total = reply.status();
-                                       } else if (!n) {
-                                         tally->total = Internal("renew: " + reply->DebugString());
-                                       } else {
-                                         tally->total = *tally->total + *n;
-                                       }
-                                     }
-                                     if (--tally->calls_left == 0 && tally->done)
-                                       tally->done(std::move(tally->total));
-                                   });
+  for (size_t shard = 0; shard < by_shard.size(); ++shard) {
+    const std::vector<std::string>& ids = by_shard[shard];
+    const std::string leases = options_.keys.Leases(QueueShard(options_.model, shard));
+    for (size_t at = 0; at < ids.size(); at += kIdsPerCall) {
+      const size_t end = std::min(ids.size(), at + kIdsPerCall);
+      std::vector<std::string> args;
+      args.reserve(1 + end - at);
+      args.push_back(std::to_string(options_.lease_us));
+      args.insert(args.end(), ids.begin() + static_cast<ptrdiff_t>(at),
+                  ids.begin() + static_cast<ptrdiff_t>(end));
+      options_.connection->RunScript(
+          scripts::Renew(), {leases}, std::move(args), [tally](ReplyResult reply) {
+            reply = ExpectNoError(std::move(reply), "renew");
+            std::optional<int64_t> n = reply.ok() ? reply->AsInt() : std::nullopt;
+            std::lock_guard lock(tally->mu);
+            if (tally->total.ok()) {
+              if (!reply.ok()) {
+                tally->total = reply.status();
+              } else if (!n) {
+                tally->total = Internal("renew: " + reply->DebugString());
+              } else {
+                tally->total = *tally->total + *n;
+              }
+            }
+            if (--tally->calls_left == 0 && tally->done) tally->done(std::move(tally->total));
+          });
+    }
   }
 }
 
@@ -203,7 +252,53 @@ void RedisBatchClaimer::CompleteAsync(const std::vector<WireResult>& results, Co
     if (done) done(CompleteResult{});
     return;
   }
-  std::vector<std::string> keys = complete_keys_;
+  const size_t shards = options_.queue_shards;
+  if (shards == 1) {
+    CompleteShardAsync(0, results, std::move(done));
+    return;
+  }
+  // One call per shard; the answers merged (stale positions mapped back).
+  std::vector<std::vector<WireResult>> parts(shards);
+  std::vector<std::vector<size_t>> positions(shards);
+  for (size_t i = 0; i < results.size(); ++i) {
+    const size_t shard = ShardOfRequest(results[i].id, shards);
+    parts[shard].push_back(results[i]);
+    positions[shard].push_back(i);
+  }
+  struct Merge {
+    std::mutex mu;
+    size_t left = 0;
+    Result<CompleteResult> total = CompleteResult{};
+    CompleteDone done;
+  };
+  auto merge = std::make_shared<Merge>();
+  merge->done = std::move(done);
+  for (const auto& part : parts) merge->left += part.empty() ? 0 : 1;
+  for (size_t shard = 0; shard < shards; ++shard) {
+    if (parts[shard].empty()) continue;
+    CompleteShardAsync(shard, parts[shard],
+                       [merge, at = std::move(positions[shard])](Result<CompleteResult> r) {
+                         std::lock_guard lock(merge->mu);
+                         if (merge->total.ok() && !r.ok()) merge->total = r.status();
+                         if (merge->total.ok()) {
+                           merge->total->answered += r->answered;
+                           merge->total->stale += r->stale;
+                           merge->total->dropped += r->dropped;
+                           merge->total->messages += r->messages;
+                           for (size_t k : r->stale_positions) {
+                             merge->total->stale_positions.push_back(at[k]);
+                           }
+                         }
+                         if (--merge->left == 0 && merge->done) {
+                           merge->done(std::move(merge->total));
+                         }
+                       });
+  }
+}
+
+void RedisBatchClaimer::CompleteShardAsync(size_t shard, const std::vector<WireResult>& results,
+                                           CompleteDone done) {
+  std::vector<std::string> keys = complete_keys_[shard];
   const size_t fixed_keys = keys.size();
   std::unordered_map<std::string_view, size_t> limit_index;  // key id -> 1..K
   std::vector<std::string> args = {std::to_string(options_.tiers.size()),

@@ -80,6 +80,12 @@ class RedisBatchClaimer {
     // RedisRateLimiter on the same cluster) after the complete call, whose
     // script cannot reach the limits' slots; null = in the script. Not owned.
     RateLimiter* separate_limiter = nullptr;
+    // Shards of the model's queue (keys.h), as the gateways'; 1..64. A claim
+    // tries `home_shard` first and then the others in turn; Claim() blocks
+    // on the home shard's wake list. Completions and renewals go to each
+    // request's shard. Spread workers' home shards so each shard has one.
+    size_t queue_shards = 1;
+    size_t home_shard = 0;  // < queue_shards
   };
 
   struct ClaimOptions {
@@ -125,7 +131,8 @@ class RedisBatchClaimer {
   // Creates the wait connection. Errors: kInvalidArgument naming the field.
   static Result<std::unique_ptr<RedisBatchClaimer>> Create(const Options& options);
 
-  // One claim attempt, never waits (one round trip).
+  // One claim attempt, never waits (one round trip per shard tried; with
+  // shards, an unreachable shard is skipped: an error only when all are).
   Result<Batch> TryClaim(const ClaimOptions& claim);
 
   // Claims, and while there is nothing to claim blocks on the wake list
@@ -160,12 +167,14 @@ class RedisBatchClaimer {
   };
 
   RedisBatchClaimer(const Options& options, std::unique_ptr<RedisClient> wait);
+  Result<Batch> TryClaimShard(size_t shard, const ClaimOptions& claim);
+  void CompleteShardAsync(size_t shard, const std::vector<WireResult>& results, CompleteDone done);
 
   const Options options_;
-  std::unique_ptr<RedisClient> wait_;  // BLPOP only
-  std::vector<std::string> claim_keys_;
-  std::vector<std::string> complete_keys_;
-  std::vector<std::string> priorities_;  // ARGV tail of the claim script
+  std::unique_ptr<RedisClient> wait_;                    // BLPOP only
+  std::vector<std::vector<std::string>> claim_keys_;     // by shard
+  std::vector<std::vector<std::string>> complete_keys_;  // by shard
+  std::vector<std::string> priorities_;                  // ARGV tail of the claim script
   // Shared with pending completion callbacks.
   std::shared_ptr<Counters> counters_ = std::make_shared<Counters>();
 };

@@ -18,6 +18,7 @@
 #include "redis/keys.h"
 #include "redis/queue_client.h"
 #include "redis/queue_test_fixture.h"
+#include "redis/reaper.h"
 #include "redis/redis_rate_limiter.h"
 #include "testing/redis_cluster.h"
 
@@ -112,6 +113,13 @@ TEST(HashSlotTest, MatchesRedisClusterSpecVectors) {
     EXPECT_EQ(KeySlot(key), slot) << key;
   }
   EXPECT_EQ(KeySlot(k.RateLimit("key-1")), KeySlot("key-1"));
+  // Shards: shard 0 is the model's own tag; the others get their own slots.
+  EXPECT_EQ(QueueShard("llama", 0), "llama");
+  EXPECT_EQ(QueueShard("llama", 2), "llama|2");
+  EXPECT_NE(KeySlot(k.Payloads(QueueShard("llama", 1))), slot);
+  EXPECT_EQ(KeySlot(k.Queue(QueueShard("llama", 1), 2)), KeySlot(k.Leases(QueueShard("llama", 1))));
+  EXPECT_EQ(ShardOfRequest("anything", 1), 0u);
+  EXPECT_EQ(ShardOfRequest("req-7", 3), Crc16("req-7") % 3);
 }
 
 TEST_F(ClusterTest, KeySlotAgreesWithTheServer) {
@@ -309,6 +317,116 @@ TEST_F(ClusterTest, QueueAndRateLimitsRunWithLimitsInTheirOwnCalls) {
   // A stale completion settles nothing twice.
   ASSERT_TRUE(claimer->Complete({answer}).ok());
   EXPECT_EQ(limiter->reconcile_errors(), 0u);
+}
+
+// A model's queue in 3 shards: the requests spread over the shards (and
+// masters); one claimer drains them all from its home shard on, each
+// exactly once; withdraw, renew, complete and the reaper find each request
+// in its own shard.
+TEST_F(ClusterTest, ShardedQueueSpreadsOverMastersAndAnyClaimerDrainsIt) {
+  using queue_testing::Answer;
+  using queue_testing::Ids;
+  using queue_testing::Request;
+  constexpr size_t kShards = 3;
+  const std::string model = queue_testing::kModel;
+  auto client = NewClient(cluster_->Addresses());
+  ASSERT_NE(client, nullptr);
+  RedisQueueClient::Options q;
+  q.connection = client.get();
+  q.tier_count = 3;
+  q.capacity = 300;  // 100 per shard
+  q.queue_shards = kShards;
+  auto queue = std::move(RedisQueueClient::Create(q)).value();
+  std::vector<RedisQueueClient::EnqueueItem> items;
+  Latch enqueued;
+  std::atomic<int> failed{0};
+  for (int i = 0; i < 60; ++i) {
+    items.push_back({Request("s" + std::to_string(i), i % 3, 10'000),
+                     {},
+                     [&](RedisQueueClient::EnqueueResult r) {
+                       if (!r.status.ok()) failed.fetch_add(1);
+                       enqueued.Signal();
+                     }});
+  }
+  queue->EnqueueBatch(std::move(items));
+  ASSERT_TRUE(enqueued.WaitFor(60, milliseconds(5'000)));
+  EXPECT_EQ(failed.load(), 0);
+  const KeySpace k;
+  std::set<std::string> masters;
+  for (size_t shard = 0; shard < kShards; ++shard) {
+    const std::string payloads = k.Payloads(QueueShard(model, shard));
+    ReplyResult n = client->Call({"HLEN", payloads});
+    ASSERT_TRUE(n.ok());
+    EXPECT_GT(n->AsInt().value_or(0), 5) << "shard " << shard;
+    masters.insert(client->MasterOf(KeySlot(payloads)));
+  }
+  EXPECT_GE(masters.size(), 2u);  // these three tags hash to different masters
+
+  // A hang-up in shard 2 is withdrawn from there.
+  std::string in_shard_2;
+  for (int i = 0; i < 60 && in_shard_2.empty(); ++i) {
+    if (ShardOfRequest("s" + std::to_string(i), kShards) == 2) in_shard_2 = "s" + std::to_string(i);
+  }
+  Latch withdrawn;
+  std::vector<std::string> removed;
+  queue->WithdrawAsync(model, {in_shard_2}, [&](Result<std::vector<std::string>> r) {
+    if (r.ok()) removed = *r;
+    withdrawn.Signal();
+  });
+  ASSERT_TRUE(withdrawn.WaitFor(1, milliseconds(5'000)));
+  EXPECT_EQ(removed, std::vector<std::string>{in_shard_2});
+
+  RedisBatchClaimer::Options c;
+  c.connection = client.get();
+  c.model = model;
+  c.tiers = queue_testing::Tiers();
+  c.max_block_ms = 500;
+  c.queue_shards = kShards;
+  c.home_shard = 1;
+  c.lease_us = 1'000;  // 1 ms: the reaper re-queues what is not completed
+  auto claimer = std::move(RedisBatchClaimer::Create(c)).value();
+  RedisBatchClaimer::ClaimOptions co;
+  co.max_batch = 64;
+  std::multiset<std::string> claimed;
+  std::vector<WireResult> answers;
+  for (int round = 0; round < 10; ++round) {
+    Result<RedisBatchClaimer::Batch> b = claimer->TryClaim(co);
+    ASSERT_TRUE(b.ok()) << b.status().ToString();
+    if (b->empty()) break;
+    for (const WireRequest& r : b->requests) {
+      claimed.insert(r.id);
+      EXPECT_EQ(r.model, model);
+      answers.push_back(Answer(r, "out " + r.id));
+    }
+  }
+  EXPECT_EQ(claimed.size(), 59u);
+  EXPECT_EQ(std::set<std::string>(claimed.begin(), claimed.end()).size(), 59u);
+  EXPECT_EQ(claimed.count(in_shard_2), 0u);
+
+  // Leases of 1 ms ran out: the reaper puts every shard's back.
+  RedisReaper::Options ro;
+  ro.connection = client.get();
+  ro.tier_count = 3;
+  ro.queue_shards = kShards;
+  auto reaper = std::move(RedisReaper::Create(ro)).value();
+  std::this_thread::sleep_for(milliseconds(5));  // past the 1 ms leases
+  Result<RedisReaper::Outcome> reaped = reaper->ReapOnce(model);
+  ASSERT_TRUE(reaped.ok()) << reaped.status().ToString();
+  EXPECT_EQ(reaped->requeued, 59u);
+  // Answered while re-queued: each completion finds its request in its
+  // shard's queue and answers it once.
+  Result<RedisBatchClaimer::CompleteResult> done = claimer->Complete(answers);
+  ASSERT_TRUE(done.ok()) << done.status().ToString();
+  EXPECT_EQ(done->answered, 59u);
+  EXPECT_EQ(done->stale, 0u);
+  Result<RedisBatchClaimer::CompleteResult> again = claimer->Complete(answers);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->stale, 59u);
+  EXPECT_EQ(again->stale_positions.size(), 59u);
+  Result<RedisBatchClaimer::Batch> empty = claimer->TryClaim(co);
+  ASSERT_TRUE(empty.ok());
+  EXPECT_TRUE(empty->empty());
+  EXPECT_EQ(empty->depth, 0u);
 }
 
 // A master crashes: commands for its slots fail fast (kUnavailable, never

@@ -76,6 +76,9 @@ Result<DeadLetter> DecodeDeadLetter(std::string_view text) {
 Result<std::unique_ptr<RedisDeadLetters>> RedisDeadLetters::Create(const Options& options) {
   if (options.connection == nullptr) return InvalidArgument("dead letters: connection required");
   if (options.capacity < 1) return InvalidArgument("dead letters: capacity must be >= 1");
+  if (options.queue_shards < 1 || options.queue_shards > 64) {
+    return InvalidArgument("dead letters: queue_shards must be in 1..64");
+  }
   for (const std::string& m : options.models) {
     if (Status s = ValidateKeyPart("dead letters: model", m); !s.ok()) return s;
   }
@@ -111,12 +114,14 @@ void RedisDeadLetters::ReadNewest(size_t limit, PageDone done) const {
     PageDone done;
   };
   auto gather = std::make_shared<Gather>();
-  gather->left = options_.models.size();
+  gather->left = options_.models.size() * options_.queue_shards;
   gather->done = std::move(done);
   const KeySpace& k = options_.keys;
-  for (const std::string& model : options_.models) {
+  for (size_t i = 0; i < options_.models.size() * options_.queue_shards; ++i) {
+    const std::string q =
+        QueueShard(options_.models[i / options_.queue_shards], i % options_.queue_shards);
     options_.connection->RunScript(
-        scripts::DeadLetterRead(), {k.Dead(model), k.DeadStats(model)}, {std::to_string(limit)},
+        scripts::DeadLetterRead(), {k.Dead(q), k.DeadStats(q)}, {std::to_string(limit)},
         [gather, limit, counters = counters_](ReplyResult reply) {
           std::unique_lock lock(gather->mu);
           if (!reply.ok()) {

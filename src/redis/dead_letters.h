@@ -36,6 +36,9 @@ class RedisDeadLetters final : public DeadLetterSource {
     KeySpace keys;
     std::vector<std::string> models;  // the lists ReadNewest() reads; valid key parts
     size_t capacity = 1'000;          // entries kept per model (Push); >= 1
+    // Shards of each model's queue: the reaper's dead letters go to their
+    // shard's list, so ReadNewest() reads every shard's; 1..64.
+    size_t queue_shards = 1;
   };
 
   // Errors: kInvalidArgument naming the field.

@@ -1,5 +1,7 @@
 #include "redis/keys.h"
 
+#include "redis/hash_slot.h"
+
 namespace sluice::redis {
 
 std::vector<std::string> KeySpace::Queues(std::string_view model, size_t tier_count) const {
@@ -7,6 +9,15 @@ std::vector<std::string> KeySpace::Queues(std::string_view model, size_t tier_co
   keys.reserve(tier_count);
   for (size_t t = 0; t < tier_count; ++t) keys.push_back(Queue(model, t));
   return keys;
+}
+
+std::string QueueShard(std::string_view model, size_t shard) {
+  if (shard == 0) return std::string(model);
+  return std::string(model) + "|" + std::to_string(shard);
+}
+
+size_t ShardOfRequest(std::string_view id, size_t shards) {
+  return shards <= 1 ? 0 : Crc16(id) % shards;
 }
 
 Status ValidateKeyPart(std::string_view what, std::string_view name) {

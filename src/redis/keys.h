@@ -28,6 +28,12 @@
 //   channel sluice:results:{gateway_id}   one message per batch (a JSON
 //                                 array of results, request_codec.h)
 //
+// Queue shards (redis.queue_shards > 1, for Redis Cluster): shard k >= 1 of
+// model m uses the same queue keys (q:<tier>, req, leases, wake, dead,
+// dead:stats) with the hash tag {m|k} instead of {m} — another slot, so
+// another master may serve it. Pass QueueShard(m, k) where a function below
+// takes `model`. A request lives in shard ShardOfRequest(id, shards).
+//
 // Value type; thread-safe to share.
 #pragma once
 
@@ -73,6 +79,14 @@ class KeySpace {
 
   std::string prefix_;
 };
+
+// The hash-tag part of shard `shard` of `model`'s queue: `model` itself for
+// shard 0, "model|shard" after ('|' never appears in a model name, so no
+// shard's tag is another model's).
+std::string QueueShard(std::string_view model, size_t shard);
+// The shard of a model's queue that holds request `id`: CRC16(id) mod
+// `shards` (0 when shards <= 1) — the same in every gateway and worker.
+size_t ShardOfRequest(std::string_view id, size_t shards);
 
 // OK iff `name` can appear inside a hash tag and an entry prefix: non-empty,
 // at most 200 bytes, no '{', '}', '|' or control characters. `what` names

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <iterator>
+#include <map>
+#include <mutex>
 #include <string_view>
 #include <unordered_map>
 
@@ -84,6 +86,9 @@ Result<std::unique_ptr<RedisQueueClient>> RedisQueueClient::Create(const Options
     return InvalidArgument("redis queue: tier_count must be in 1..64");
   }
   if (options.wake_list_cap < 1) return InvalidArgument("redis queue: wake_list_cap must be >= 1");
+  if (options.queue_shards < 1 || options.queue_shards > 64) {
+    return InvalidArgument("redis queue: queue_shards must be in 1..64");
+  }
   return std::unique_ptr<RedisQueueClient>(new RedisQueueClient(options));
 }
 
@@ -93,21 +98,45 @@ void RedisQueueClient::WithdrawAsync(const std::string& model, std::vector<std::
     done(s);
     return;
   }
+  std::map<size_t, std::vector<std::string>> by_shard;
+  for (std::string& id : ids) {
+    by_shard[ShardOfRequest(id, options_.queue_shards)].push_back(std::move(id));
+  }
+  if (by_shard.empty()) {
+    done(std::vector<std::string>{});
+    return;
+  }
+  struct Tally {
+    std::mutex mu;
+    size_t left = 0;
+    Result<std::vector<std::string>> removed = std::vector<std::string>{};
+    WithdrawDone done;
+  };
+  auto tally = std::make_shared<Tally>();
+  tally->left = by_shard.size();
+  tally->done = std::move(done);
   const KeySpace& k = options_.keys;
-  std::vector<std::string> keys = {k.Payloads(model)};
-  for (size_t t = 0; t < options_.tier_count; ++t) keys.push_back(k.Queue(model, t));
-  std::vector<std::string> args = {std::to_string(options_.tier_count)};
-  for (std::string& id : ids) args.push_back(std::move(id));
-  options_.connection->RunScript(scripts::Withdraw(), std::move(keys), std::move(args),
-                                 [done = std::move(done)](ReplyResult reply) {
-                                   if (!reply.ok()) return done(reply.status());
-                                   if (reply->is_error())
-                                     return done(Internal("withdraw script: " + reply->str));
-                                   std::vector<std::string> removed;
-                                   for (const RedisReply& e : reply->elements)
-                                     removed.push_back(e.str);
-                                   done(std::move(removed));
-                                 });
+  for (auto& [shard, shard_ids] : by_shard) {
+    const std::string q = QueueShard(model, shard);
+    std::vector<std::string> keys = {k.Payloads(q)};
+    for (size_t t = 0; t < options_.tier_count; ++t) keys.push_back(k.Queue(q, t));
+    std::vector<std::string> args = {std::to_string(options_.tier_count)};
+    for (std::string& id : shard_ids) args.push_back(std::move(id));
+    options_.connection->RunScript(
+        scripts::Withdraw(), std::move(keys), std::move(args), [tally](ReplyResult reply) {
+          std::lock_guard lock(tally->mu);
+          if (tally->removed.ok()) {
+            if (!reply.ok()) {
+              tally->removed = reply.status();
+            } else if (reply->is_error()) {
+              tally->removed = Internal("withdraw script: " + reply->str);
+            } else {
+              for (const RedisReply& e : reply->elements) tally->removed->push_back(e.str);
+            }
+          }
+          if (--tally->left == 0) tally->done(std::move(tally->removed));
+        });
+  }
 }
 
 void RedisQueueClient::Enqueue(const WireRequest& request, const EnqueueOptions& enqueue,
@@ -208,24 +237,34 @@ void RedisQueueClient::CheckThenSend(const std::string& model, std::vector<Enque
 }
 
 void RedisQueueClient::SendChunks(const std::string& model, std::vector<EnqueueItem> valid) {
-  for (size_t at = 0; at < valid.size(); at += kMaxItemsPerCall) {
-    const size_t end = std::min(valid.size(), at + kMaxItemsPerCall);
-    auto chunk = std::make_shared<std::vector<EnqueueItem>>(
-        std::make_move_iterator(valid.begin() + static_cast<ptrdiff_t>(at)),
-        std::make_move_iterator(valid.begin() + static_cast<ptrdiff_t>(end)));
-    SendChunk(model, std::move(chunk));
+  std::map<size_t, std::vector<EnqueueItem>> by_shard;  // in arrival order within each
+  for (EnqueueItem& item : valid) {
+    by_shard[ShardOfRequest(item.request.id, options_.queue_shards)].push_back(std::move(item));
+  }
+  for (auto& [shard, items] : by_shard) {
+    for (size_t at = 0; at < items.size(); at += kMaxItemsPerCall) {
+      const size_t end = std::min(items.size(), at + kMaxItemsPerCall);
+      auto chunk = std::make_shared<std::vector<EnqueueItem>>(
+          std::make_move_iterator(items.begin() + static_cast<ptrdiff_t>(at)),
+          std::make_move_iterator(items.begin() + static_cast<ptrdiff_t>(end)));
+      SendChunk(model, shard, std::move(chunk));
+    }
   }
 }
 
-void RedisQueueClient::SendChunk(const std::string& model,
+void RedisQueueClient::SendChunk(const std::string& model, size_t shard,
                                  std::shared_ptr<std::vector<EnqueueItem>> items) {
   const KeySpace& k = options_.keys;
-  std::vector<std::string> keys = {k.Payloads(model), k.Wake(model)};
-  for (size_t t = 0; t < options_.tier_count; ++t) keys.push_back(k.Queue(model, t));
+  const std::string q = QueueShard(model, shard);
+  std::vector<std::string> keys = {k.Payloads(q), k.Wake(q)};
+  for (size_t t = 0; t < options_.tier_count; ++t) keys.push_back(k.Queue(q, t));
+  // Bounds are split evenly over the shards (rounded up; 0 = none).
+  const size_t shards = options_.queue_shards;
+  auto per_shard = [shards](size_t bound) { return (bound + shards - 1) / shards; };
   const size_t fixed_keys = keys.size();
   std::unordered_map<std::string_view, size_t> limit_index;  // key id -> 1..K
   std::vector<std::string> args = {
-      std::to_string(options_.tier_count), std::to_string(options_.capacity),
+      std::to_string(options_.tier_count), std::to_string(per_shard(options_.capacity)),
       std::to_string(options_.wake_list_cap), std::to_string(items->size())};
   args.reserve(4 + 9 * items->size());
   for (const EnqueueItem& item : *items) {
@@ -241,7 +280,7 @@ void RedisQueueClient::SendChunk(const std::string& model,
     args.push_back(r.id);
     args.push_back(std::to_string(r.tier));
     args.push_back(std::to_string(r.dispatch_deadline_us));
-    args.push_back(std::to_string(item.options.tier_depth_limit));
+    args.push_back(std::to_string(per_shard(item.options.tier_depth_limit)));
     args.push_back(std::to_string(index));
     args.push_back(std::to_string(limit ? limit->policy.requests_per_minute : 0));
     args.push_back(std::to_string(limit ? limit->policy.tokens_per_minute : 0));

@@ -52,6 +52,12 @@ class RedisQueueClient {
     // Wake tokens kept per model (LTRIM cap); >= 1. Tokens beyond the number
     // of blocked workers are useless; 64 covers large worker pools.
     size_t wake_list_cap = 64;
+    // Shards of each model's queue (keys.h; Redis Cluster: so that one
+    // model's queue spreads over several masters); 1..64. Each request goes
+    // to shard ShardOfRequest(id); `capacity` and tier depth limits are
+    // split evenly over the shards (rounded up), and EDF order holds within
+    // a shard.
+    size_t queue_shards = 1;
     // Redis Cluster: check rate limits with this limiter (a RedisRateLimiter
     // on the same cluster) before the enqueue call; null = in the enqueue
     // script. Not owned.
@@ -106,7 +112,8 @@ class RedisQueueClient {
   void EnqueueBatch(std::vector<EnqueueItem> items);
 
   // Removes `ids` of `model` that are still queued (not claimed by a
-  // worker); `done` gets the ids removed, or the error. Never blocks.
+  // worker); `done` gets the ids removed, or the first error. One call per
+  // shard involved. Never blocks.
   using WithdrawDone = std::function<void(Result<std::vector<std::string>>)>;
   void WithdrawAsync(const std::string& model, std::vector<std::string> ids, WithdrawDone done);
 
@@ -121,10 +128,12 @@ class RedisQueueClient {
   // Checks the items' limits with separate_limiter, answers those it
   // rejects and sends the rest (validated items of one model).
   void CheckThenSend(const std::string& model, std::vector<EnqueueItem> items);
-  // kMaxItemsPerCall items per script call.
+  // One script call per shard and kMaxItemsPerCall items.
   void SendChunks(const std::string& model, std::vector<EnqueueItem> items);
-  // One script call for up to kMaxItemsPerCall validated items.
-  void SendChunk(const std::string& model, std::shared_ptr<std::vector<EnqueueItem>> items);
+  // One script call for up to kMaxItemsPerCall validated items, all of
+  // shard `shard`.
+  void SendChunk(const std::string& model, size_t shard,
+                 std::shared_ptr<std::vector<EnqueueItem>> items);
 
   const Options options_;
 };

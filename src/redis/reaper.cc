@@ -1,5 +1,8 @@
 #include "redis/reaper.h"
 
+#include <algorithm>
+#include <mutex>
+
 #include "redis/scripts.h"
 
 namespace sluice::redis {
@@ -20,6 +23,13 @@ Result<RedisReaper::Outcome> ParseReapReply(const ReplyResult& reply) {
   return o;
 }
 
+void Add(const RedisReaper::Outcome& o, RedisReaper::Outcome* total) {
+  total->requeued += o.requeued;
+  total->dead_lettered += o.dead_lettered;
+  total->dropped += o.dropped;
+  total->scanned = std::max(total->scanned, o.scanned);  // "call again" per shard
+}
+
 }  // namespace
 
 Result<std::unique_ptr<RedisReaper>> RedisReaper::Create(const Options& options) {
@@ -31,15 +41,19 @@ Result<std::unique_ptr<RedisReaper>> RedisReaper::Create(const Options& options)
   if (options.max_per_call < 1 || options.dead_letter_cap < 1 || options.wake_list_cap < 1) {
     return InvalidArgument("reaper: max_per_call, dead_letter_cap and wake_list_cap must be >= 1");
   }
+  if (options.queue_shards < 1 || options.queue_shards > 64) {
+    return InvalidArgument("reaper: queue_shards must be in 1..64");
+  }
   return std::unique_ptr<RedisReaper>(new RedisReaper(options));
 }
 
-void RedisReaper::ScriptArgs(const std::string& model, std::vector<std::string>* keys,
+void RedisReaper::ScriptArgs(const std::string& model, size_t shard, std::vector<std::string>* keys,
                              std::vector<std::string>* args) const {
   const KeySpace& k = options_.keys;
-  *keys = {k.Payloads(model), k.Leases(model), k.Wake(model), k.Dead(model)};
-  for (size_t t = 0; t < options_.tier_count; ++t) keys->push_back(k.Queue(model, t));
-  keys->push_back(k.DeadStats(model));
+  const std::string q = QueueShard(model, shard);
+  *keys = {k.Payloads(q), k.Leases(q), k.Wake(q), k.Dead(q)};
+  for (size_t t = 0; t < options_.tier_count; ++t) keys->push_back(k.Queue(q, t));
+  keys->push_back(k.DeadStats(q));
   *args = {std::to_string(options_.tier_count),
            k.ResultChannelPrefix(),
            std::to_string(options_.max_retries),
@@ -53,19 +67,41 @@ void RedisReaper::ScriptArgs(const std::string& model, std::vector<std::string>*
 
 void RedisReaper::ReapAsync(const std::string& model, ReapDone done) {
   if (Status s = ValidateKeyPart("reaper: model", model); !s.ok()) return done(s);
-  std::vector<std::string> keys, args;
-  ScriptArgs(model, &keys, &args);
-  options_.connection->RunScript(
-      scripts::Reap(), std::move(keys), std::move(args),
-      [done = std::move(done)](ReplyResult reply) { done(ParseReapReply(reply)); });
+  struct Tally {
+    std::mutex mu;
+    size_t left = 0;
+    Result<Outcome> total = Outcome{};
+    ReapDone done;
+  };
+  auto tally = std::make_shared<Tally>();
+  tally->left = options_.queue_shards;
+  tally->done = std::move(done);
+  for (size_t shard = 0; shard < options_.queue_shards; ++shard) {
+    std::vector<std::string> keys, args;
+    ScriptArgs(model, shard, &keys, &args);
+    options_.connection->RunScript(scripts::Reap(), std::move(keys), std::move(args),
+                                   [tally](ReplyResult reply) {
+                                     Result<Outcome> o = ParseReapReply(reply);
+                                     std::lock_guard lock(tally->mu);
+                                     if (tally->total.ok() && !o.ok()) tally->total = o.status();
+                                     if (tally->total.ok()) Add(*o, &*tally->total);
+                                     if (--tally->left == 0) tally->done(std::move(tally->total));
+                                   });
+  }
 }
 
 Result<RedisReaper::Outcome> RedisReaper::ReapOnce(const std::string& model) {
   if (Status s = ValidateKeyPart("reaper: model", model); !s.ok()) return s;
-  std::vector<std::string> keys, args;
-  ScriptArgs(model, &keys, &args);
-  return ParseReapReply(
-      options_.connection->CallScript(scripts::Reap(), std::move(keys), std::move(args)));
+  Outcome total;
+  for (size_t shard = 0; shard < options_.queue_shards; ++shard) {
+    std::vector<std::string> keys, args;
+    ScriptArgs(model, shard, &keys, &args);
+    Result<Outcome> o = ParseReapReply(
+        options_.connection->CallScript(scripts::Reap(), std::move(keys), std::move(args)));
+    if (!o.ok()) return o.status();
+    Add(*o, &total);
+  }
+  return total;
 }
 
 }  // namespace sluice::redis

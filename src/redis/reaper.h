@@ -41,13 +41,15 @@ class RedisReaper {
     size_t max_per_call = 1'000;      // leases examined per script call; >= 1
     size_t dead_letter_cap = 10'000;  // dead letters kept per model; >= 1
     size_t wake_list_cap = 64;        // as RedisQueueClient; >= 1
+    size_t queue_shards = 1;          // as RedisQueueClient: one call per shard; 1..64
   };
 
   struct Outcome {
     size_t requeued = 0;       // back in their queue
     size_t dead_lettered = 0;  // retry budget spent; gateway told
     size_t dropped = 0;        // failure answers with no gateway listening
-    size_t scanned = 0;        // expired leases handled (== max_per_call: call again)
+    // Expired leases handled (the most in one shard: == max_per_call: call again).
+    size_t scanned = 0;
   };
   using ReapDone = std::function<void(Result<Outcome>)>;
 
@@ -59,7 +61,8 @@ class RedisReaper {
 
  private:
   explicit RedisReaper(const Options& options) : options_(options) {}
-  void ScriptArgs(const std::string& model, std::vector<std::string>* keys,
+  // The reap script's keys and arguments for one shard of `model`.
+  void ScriptArgs(const std::string& model, size_t shard, std::vector<std::string>* keys,
                   std::vector<std::string>* args) const;
 
   const Options options_;

@@ -105,9 +105,13 @@ Status RedisRequestQueue::Push(RequestPtr req) {
         RedisQueueClient::RateLimitCheck{req->principal.key_id, policy, req->charged_tokens};
   }
   item.done = [client = options_.client, pending = options_.pending, model = options_.model,
-               depth = depth_, errors = redis_errors_,
-               req = std::move(req)](RedisQueueClient::EnqueueResult r) {
-    if (r.status.ok() || r.queue_full) depth->store(r.depth, std::memory_order_relaxed);
+               shards = options_.client->options().queue_shards, depth = depth_,
+               errors = redis_errors_, req = std::move(req)](RedisQueueClient::EnqueueResult r) {
+    // r.depth is the request's shard's; the shards fill evenly, and the
+    // capacity feed's RefreshDepthAsync() sums them exactly.
+    if (r.status.ok() || r.queue_full) {
+      depth->store(r.depth * shards, std::memory_order_relaxed);
+    }
     // Written before MarkEnqueued()/Complete(), which publish it to the
     // completing thread (PendingRequests orders the two).
     if (r.rate_limit) req->rate_limit = *r.rate_limit;
@@ -134,11 +138,12 @@ void RedisRequestQueue::RefreshDepthAsync(RedisClient* connection, size_t tier_c
     std::atomic<bool> failed{false};
   };
   auto sum = std::make_shared<Sum>();
-  sum->left.store(tier_count);
+  const size_t shards = options_.client->options().queue_shards;
+  sum->left.store(tier_count * shards);
   const KeySpace& keys = options_.client->options().keys;
-  for (size_t t = 0; t < tier_count; ++t) {
-    connection->Submit({"ZCARD", keys.Queue(options_.model, t)}, [sum, depth = depth_](
-                                                                     ReplyResult reply) {
+  for (size_t i = 0; i < tier_count * shards; ++i) {
+    const std::string key = keys.Queue(QueueShard(options_.model, i / tier_count), i % tier_count);
+    connection->Submit({"ZCARD", key}, [sum, depth = depth_](ReplyResult reply) {
       if (!reply.ok() || reply->is_error()) {
         sum->failed.store(true);
       } else {

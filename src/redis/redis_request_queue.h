@@ -23,7 +23,8 @@
 // A FrontDoorQueue only: workers pop from Redis (batch_claimer.h). A client
 // that hangs up is withdrawn from Redis (Withdraw, 499).
 // Depth() is the model's queue depth in Redis as last seen (every enqueue
-// reply carries it; RefreshDepthAsync() reads it when no request flows), so
+// reply carries its shard's, times the shard count; RefreshDepthAsync()
+// reads the exact sum when no request flows), so
 // admission sees a depth at most one refresh period old. QueuedAhead() is
 // Depth() (pessimistic for short-budget tiers under EDF).
 //
@@ -69,7 +70,7 @@ class RedisRequestQueue final : public FrontDoorQueue {
   // then withdraws it).
   void Withdraw(const RequestPtr& req) override;
 
-  // Reads the model's queue depth (one ZCARD per tier, pipelined) and
+  // Reads the model's queue depth (one ZCARD per tier and shard, pipelined) and
   // updates Depth(). Never blocks; errors leave Depth() as it was.
   void RefreshDepthAsync(RedisClient* connection, size_t tier_count);
 
