@@ -81,7 +81,11 @@ class ClusterTest : public ::testing::Test {
     delete cluster_;
     delete start_;
   }
-  void SetUp() override { ASSERT_TRUE(start_->ok()) << start_->ToString(); }
+  void SetUp() override {
+    ASSERT_TRUE(start_->ok()) << start_->ToString();
+    // Each test starts from empty masters (replicas refuse; they follow).
+    for (size_t i = 0; i < cluster_->size(); ++i) (void)cluster_->Cli(i, {"FLUSHALL"});
+  }
 
   // The node id (CLUSTER MYID) of the node at `address`.
   static std::string NodeId(const std::string& address) {
