@@ -5,6 +5,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "redis/keys.h"
+
 namespace sluice {
 
 ClaimLoop::ClaimLoop(const Options& options) : options_(options) {
@@ -107,6 +109,17 @@ void ClaimLoop::Run() {
       redis::ReplyResult woken = options_.wait_connection->Call(
           {"BLPOP", options_.wake_key, std::to_string(options_.claim_timeout_ms / 1000.0)});
       if (woken.ok() && !woken->is_error()) continue;
+      if (!woken.ok() && woken.status().code() == ErrorCode::kUnavailable &&
+          options_.claimer->options().queue_shards > 1) {
+        // The home shard's master is down, the other shards answered: not
+        // a failed claim; look at them again shortly.
+        std::unique_lock lock(state_->mu);
+        state_->cv.wait_for(lock,
+                            std::chrono::milliseconds(
+                                std::min(options_.error_backoff_ms, options_.claim_timeout_ms)),
+                            [this] { return stopping_.load(std::memory_order_acquire); });
+        continue;
+      }
       batch = woken.ok() ? Status(Internal("BLPOP: " + woken->str)) : woken.status();
     }
     if (!batch.ok()) {
@@ -123,6 +136,19 @@ void ClaimLoop::Run() {
     if (errors_in_a_row > 0) spdlog::info("claiming again after {} failure(s)", errors_in_a_row);
     errors_in_a_row = 0;
     Hand(*batch);
+  }
+  // Answers still waiting for a retry are left to the reaper.
+  std::vector<redis::WireResult> left;
+  {
+    std::lock_guard lock(state_->mu);
+    left.swap(state_->retry);
+    state_->retry_until.reset();
+    state_->retry_closed = true;  // failures from now on go to the reaper
+  }
+  if (!left.empty()) {
+    spdlog::warn("stopping with {} answer(s) not completed; their leases will be reaped",
+                 left.size());
+    state_->answers_in_flight.fetch_sub(left.size());
   }
   finished_.store(true, std::memory_order_release);
 }
@@ -215,23 +241,45 @@ void ClaimLoop::Flush(const std::shared_ptr<State>& state, redis::RedisBatchClai
     out.swap(state->outbox);
   }
   if (out.empty()) return;
+  // One call per queue shard, so that a shard whose master is failing over
+  // holds back only its own answers.
+  const size_t shards = claimer->options().queue_shards;
+  std::vector<std::vector<redis::WireResult>> by_shard(shards);
+  for (redis::WireResult& r : out) {
+    by_shard[redis::ShardOfRequest(r.id, shards)].push_back(std::move(r));
+  }
+  for (std::vector<redis::WireResult>& part : by_shard) {
+    if (!part.empty()) CompleteOrKeep(state, claimer, std::move(part));
+  }
+}
+
+void ClaimLoop::CompleteOrKeep(const std::shared_ptr<State>& state,
+                               redis::RedisBatchClaimer* claimer,
+                               std::vector<redis::WireResult> out) {
   const size_t n = out.size();
   state->complete_calls.fetch_add(1, std::memory_order_relaxed);
   auto sent = std::make_shared<std::vector<redis::WireResult>>(
       state->complete_retry_ms > 0 ? out : std::vector<redis::WireResult>{});
   claimer->CompleteAsync(out, [state, n, sent](auto result) {
-    if (!result.ok()) {
+    if (result.ok()) {
+      std::lock_guard lock(state->mu);
+      if (state->retry.empty()) state->retry_until.reset();  // the outage is over
+    } else {
       state->complete_errors.fetch_add(1, std::memory_order_relaxed);
       if (result.status().code() == ErrorCode::kUnavailable && !sent->empty()) {
-        // Kept in flight: the claim thread sends them again.
+        // Kept in flight: the claim thread sends them again, until
+        // complete_retry_ms after the first failure of this outage (not
+        // once it has ended).
         std::lock_guard lock(state->mu);
-        if (state->retry.empty()) {
-          state->retry_until = std::chrono::steady_clock::now() +
-                               std::chrono::milliseconds(state->complete_retry_ms);
+        if (!state->retry_closed) {
+          if (!state->retry_until.has_value()) {
+            state->retry_until = std::chrono::steady_clock::now() +
+                                 std::chrono::milliseconds(state->complete_retry_ms);
+          }
+          state->retry.insert(state->retry.end(), std::make_move_iterator(sent->begin()),
+                              std::make_move_iterator(sent->end()));
+          return;
         }
-        state->retry.insert(state->retry.end(), std::make_move_iterator(sent->begin()),
-                            std::make_move_iterator(sent->end()));
-        return;
       }
       spdlog::warn("completing {} answer(s) failed: {}; their leases will be reaped", n,
                    result.status().message());
@@ -247,7 +295,9 @@ void ClaimLoop::RetryFailedCompletes() {
     std::lock_guard lock(state_->mu);
     if (state_->retry.empty()) return;
     again.swap(state_->retry);
-    expired = std::chrono::steady_clock::now() >= state_->retry_until;
+    expired = !state_->retry_until.has_value() ||
+              std::chrono::steady_clock::now() >= *state_->retry_until;
+    if (expired) state_->retry_until.reset();
     if (!expired) {
       state_->outbox.insert(state_->outbox.end(), std::make_move_iterator(again.begin()),
                             std::make_move_iterator(again.end()));

@@ -46,6 +46,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <unordered_set>
@@ -67,7 +68,7 @@ class ClaimLoop {
     // Blocking waits (BLPOP on wake_key) only; its command timeout must
     // exceed claim_timeout_ms. Required; not owned.
     redis::RedisClient* wait_connection = nullptr;
-    std::string wake_key;   // KeySpace::Wake(model)
+    std::string wake_key;   // KeySpace::Wake() of the claimer's home shard
     std::string worker_id;  // stamped on results
     size_t max_batch_size = 32;
     int64_t max_batch_delay_us = 10'000;
@@ -119,7 +120,10 @@ class ClaimLoop {
     std::unordered_set<std::string> held;   // claimed, not answered; GUARDED_BY(mu)
     // Answers whose complete call found Redis unavailable; GUARDED_BY(mu).
     std::vector<redis::WireResult> retry;
-    std::chrono::steady_clock::time_point retry_until;  // GUARDED_BY(mu)
+    // complete_retry_ms after the first failure of the current outage;
+    // unset while none is failing. GUARDED_BY(mu)
+    std::optional<std::chrono::steady_clock::time_point> retry_until;
+    bool retry_closed = false;  // the claim thread has ended; GUARDED_BY(mu)
     std::atomic<size_t> batches_in_flight{0};
     std::atomic<size_t> answers_in_flight{0};
     std::atomic<uint64_t> complete_calls{0};
@@ -140,7 +144,12 @@ class ClaimLoop {
   // Sends the answers in State::retry again, or drops them once
   // complete_retry_ms has passed (claim thread).
   void RetryFailedCompletes();
+  // Sends the outbox: one complete call per queue shard.
   static void Flush(const std::shared_ptr<State>& state, redis::RedisBatchClaimer* claimer);
+  // One complete call; answers that find Redis unavailable go to
+  // State::retry (while complete_retry_ms allows).
+  static void CompleteOrKeep(const std::shared_ptr<State>& state, redis::RedisBatchClaimer* claimer,
+                             std::vector<redis::WireResult> out);
 
   const Options options_;
   std::shared_ptr<State> state_ = std::make_shared<State>();

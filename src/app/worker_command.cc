@@ -287,6 +287,9 @@ int RunWorker(const AppConfig& config, const WorkerFlags& flags) {
   lo.renew_interval_ms = std::max<int64_t>(config.redis.lease_ms / 4, 1);
   lo.claim_timeout_ms =
       std::clamp<int64_t>(lo.renew_interval_ms / 2, 1, config.worker.max_block_ms);
+  // A sharded queue's other shards wake only their home workers: look at
+  // them at least every 100 ms while idle.
+  if (shards > 1) lo.claim_timeout_ms = std::min<int64_t>(lo.claim_timeout_ms, 100);
   ClaimLoop claims(lo);
 
   AddRedisConnectionMetrics(registry, *conn);

@@ -41,7 +41,8 @@ Result<RedisBatchClaimer::CompleteResult> ParseCompleteReply(const ReplyResult& 
   c.dropped = static_cast<size_t>(e[2].AsInt().value_or(0));
   c.messages = static_cast<size_t>(e[3].AsInt().value_or(0));
   for (const RedisReply& k : e[4].elements) {
-    c.stale_positions.push_back(static_cast<size_t>(k.AsInt().value_or(0)) - 1);
+    const int64_t position = k.AsInt().value_or(0);  // 1-based
+    if (position >= 1) c.stale_positions.push_back(static_cast<size_t>(position - 1));
   }
   return c;
 }
@@ -286,7 +287,7 @@ void RedisBatchClaimer::CompleteAsync(const std::vector<WireResult>& results, Co
                            merge->total->dropped += r->dropped;
                            merge->total->messages += r->messages;
                            for (size_t k : r->stale_positions) {
-                             merge->total->stale_positions.push_back(at[k]);
+                             if (k < at.size()) merge->total->stale_positions.push_back(at[k]);
                            }
                          }
                          if (--merge->left == 0 && merge->done) {

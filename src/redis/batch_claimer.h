@@ -27,11 +27,15 @@
 // whichever worker completes first; later completions count as stale. The
 // answers are published as ONE message per owning gateway (result JSON
 // array on sluice:results:{gateway_id}); answers to a gateway with no
-// subscriber are dropped and counted.
+// subscriber are dropped and counted (on Redis Cluster PUBLISH counts only
+// the subscribers of the node that ran it, so `dropped` is an upper bound
+// there).
 //
 // Commands per batch on the worker path: one claim EVALSHA (plus a BLPOP
 // while idle) and one complete EVALSHA, whatever the batch size; and one
-// renew EVALSHA per lease_us / 4 for everything a worker holds.
+// renew EVALSHA per lease_us / 4 for everything a worker holds. With queue
+// shards (Options::queue_shards), each of those is one call per shard
+// involved: a claim tries the shards in turn until one yields a batch.
 //
 // Thread-safety: Claim() is for one thread at a time (it owns the wait
 // connection); Complete()/CompleteAsync() and stats are thread-safe.
@@ -142,7 +146,7 @@ class RedisBatchClaimer {
   Result<Batch> Claim(const ClaimOptions& claim, std::chrono::milliseconds timeout);
 
   // Extends the leases of `ids` (claimed, not answered yet) to lease_us from
-  // now, in one script call. A worker renews what it holds every
+  // now, in one script call per shard. A worker renews what it holds every
   // lease_us / 4, so a lease runs out only when its worker is gone (or cut
   // off from Redis), however long the batch takes. Ids no longer leased
   // (completed, or reaped and re-queued) are left alone. `done` (may be
@@ -151,7 +155,8 @@ class RedisBatchClaimer {
   using RenewDone = std::function<void(Result<int64_t>)>;
   void RenewAsync(const std::vector<std::string>& ids, RenewDone done);
 
-  // Answers a claimed (or expired) batch: one script call, one message per
+  // Answers a claimed (or expired) batch: one script call per shard (the
+  // merged result fails when any call failed), one message per
   // gateway. `done` runs on the connection's thread (inline when down).
   void CompleteAsync(const std::vector<WireResult>& results, CompleteDone done);
   // Blocking form (one round trip).

@@ -31,9 +31,11 @@ namespace sluice::redis {
 class RedisClient {
  public:
   enum class State {
-    kConnecting,  // before the first attempt ended: submissions are queued
-    kUp,          // connected (a cluster: every slot has a reachable master)
-    kDown,        // failed; reconnecting in the background
+    // Before the first attempt ended: a RedisConnection queues submissions,
+    // a RedisClusterClient (no slot map yet) fails them with kUnavailable.
+    kConnecting,
+    kUp,    // connected (a cluster: every slot has a reachable master)
+    kDown,  // failed; reconnecting in the background
   };
 
   // Counters since creation (monotonic; read with relaxed ordering). A

@@ -15,6 +15,10 @@ namespace {
 
 using SteadyTime = std::chrono::steady_clock;
 
+// True on a thread while it runs a reply callback of this client (a node
+// connection's thread): a blocking call there would wait on itself.
+thread_local bool in_callback = false;
+
 // Commands whose first argument is not a key: sent to any master.
 bool Keyless(const std::string& command) {
   static const std::set<std::string> kKeyless = {
@@ -212,6 +216,7 @@ RedisClusterClient::NodePtr RedisClusterClient::Route(const Command& command) {
 }
 
 RedisClusterClient::NodePtr RedisClusterClient::NodeLocked(const std::string& address) {
+  if (stopping_.load(std::memory_order_acquire)) return nullptr;  // no new connections
   auto it = nodes_.find(address);
   if (it != nodes_.end()) return it->second;
   RedisConnection::Options o = options_.node;
@@ -225,6 +230,10 @@ RedisClusterClient::NodePtr RedisClusterClient::NodeLocked(const std::string& ad
 
 void RedisClusterClient::Dispatch(const std::shared_ptr<Command>& command, const NodePtr& node,
                                   bool asking) {
+  if (stopping_.load(std::memory_order_acquire)) {
+    command->done(Unavailable("redis cluster client closed"));
+    return;
+  }
   if (node == nullptr) {
     RequestRefresh();
     command->done(Unavailable("redis cluster: no master known for the command's slot"));
@@ -252,6 +261,11 @@ void RedisClusterClient::Dispatch(const std::shared_ptr<Command>& command, const
 }
 
 void RedisClusterClient::OnReply(const std::shared_ptr<Command>& command, ReplyResult reply) {
+  // Marks this thread as a node's callback thread (see Call()).
+  struct InCallback {
+    InCallback() { in_callback = true; }
+    ~InCallback() { in_callback = false; }
+  } marked;
   const bool stopping = stopping_.load(std::memory_order_acquire);
   if (!reply.ok()) {
     if (reply.status().code() == ErrorCode::kUnavailable && !stopping) RequestRefresh();
@@ -302,12 +316,14 @@ void RedisClusterClient::OnReply(const std::shared_ptr<Command>& command, ReplyR
 }
 
 ReplyResult RedisClusterClient::Call(std::vector<std::string> argv) {
+  if (in_callback) return Internal("redis cluster: blocking call from a reply callback");
   return WaitForReply([&](ReplyCallback done) { Submit(std::move(argv), std::move(done)); },
                       reply_wait_limit());
 }
 
 ReplyResult RedisClusterClient::CallScript(const LuaScript& script, std::vector<std::string> keys,
                                            std::vector<std::string> args) {
+  if (in_callback) return Internal("redis cluster: blocking call from a reply callback");
   return WaitForReply(
       [&](ReplyCallback done) {
         RunScript(script, std::move(keys), std::move(args), std::move(done));
@@ -377,6 +393,8 @@ Result<std::unique_ptr<RedisClient>> RedisClusterClient::NewBlockingClient(
   }
   Result<std::unique_ptr<RedisClusterClient>> c = Create(std::move(o));
   if (!c.ok()) return c.status();
+  // Its first command (a BLPOP) needs the slot map: wait for it, briefly.
+  (*c)->WaitUntilUp(std::chrono::milliseconds(options_.node.connect_timeout_ms));
   return std::unique_ptr<RedisClient>(std::move(c).value());
 }
 

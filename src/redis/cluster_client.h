@@ -23,8 +23,13 @@
 // flow again. Connections to nodes that no longer serve any slot are
 // closed by that thread.
 //
+// Before the first slot map is read (state kConnecting) commands fail at
+// once with kUnavailable (a RedisConnection would queue them): wait with
+// WaitUntilUp() first.
+//
 // Thread-safety: thread-safe. Callbacks: as RedisConnection's (they run on
-// a node connection's thread, or inline). Lifetime: the destructor stops
+// a node connection's thread, or inline; Call()/CallScript() from one fail
+// with kInternal). Lifetime: the destructor stops
 // the refresh thread and closes every node connection, failing what they
 // still hold with kUnavailable.
 #pragma once

@@ -165,7 +165,7 @@ void RedisQueueClient::EnqueueBatch(std::vector<EnqueueItem> items) {
   if (options_.separate_limiter != nullptr) {
     CheckThenSend(model, std::move(valid));
   } else {
-    SendChunks(model, std::move(valid));
+    SendChunks(options_, model, std::move(valid));
   }
 }
 
@@ -183,7 +183,9 @@ void RedisQueueClient::CheckThenSend(const std::string& model, std::vector<Enque
     if (EffectiveLimit(round->items[i].options).has_value()) checked.push_back(i);
   }
   // Runs once every check has answered: answers the rejected, sends the rest.
-  auto finish = [this, model, round] {
+  // Captures a copy of the options, not the client: it may run after the
+  // client is gone (the connection outlives it).
+  auto finish = [options = options_, model, round] {
     std::vector<EnqueueItem> send;
     send.reserve(round->items.size());
     for (size_t i = 0; i < round->items.size(); ++i) {
@@ -211,7 +213,7 @@ void RedisQueueClient::CheckThenSend(const std::string& model, std::vector<Enque
       // by the queue gives the tokens back.
       RateLimitCheck limit = *item.options.rate_limit;
       item.options.rate_limit.reset();
-      item.done = [limiter = options_.separate_limiter, limit, decision = d,
+      item.done = [limiter = options.separate_limiter, limit, decision = d,
                    inner = std::move(item.done)](EnqueueResult r) {
         r.rate_limit = decision;
         if (!r.status.ok()) limiter->Reconcile(limit.key_id, limit.policy, limit.tokens, 0);
@@ -219,7 +221,7 @@ void RedisQueueClient::CheckThenSend(const std::string& model, std::vector<Enque
       };
       send.push_back(std::move(item));
     }
-    SendChunks(model, std::move(send));
+    SendChunks(options, model, std::move(send));
   };
   if (checked.empty()) {
     finish();
@@ -236,10 +238,11 @@ void RedisQueueClient::CheckThenSend(const std::string& model, std::vector<Enque
   }
 }
 
-void RedisQueueClient::SendChunks(const std::string& model, std::vector<EnqueueItem> valid) {
+void RedisQueueClient::SendChunks(const Options& options, const std::string& model,
+                                  std::vector<EnqueueItem> valid) {
   std::map<size_t, std::vector<EnqueueItem>> by_shard;  // in arrival order within each
   for (EnqueueItem& item : valid) {
-    by_shard[ShardOfRequest(item.request.id, options_.queue_shards)].push_back(std::move(item));
+    by_shard[ShardOfRequest(item.request.id, options.queue_shards)].push_back(std::move(item));
   }
   for (auto& [shard, items] : by_shard) {
     for (size_t at = 0; at < items.size(); at += kMaxItemsPerCall) {
@@ -247,25 +250,25 @@ void RedisQueueClient::SendChunks(const std::string& model, std::vector<EnqueueI
       auto chunk = std::make_shared<std::vector<EnqueueItem>>(
           std::make_move_iterator(items.begin() + static_cast<ptrdiff_t>(at)),
           std::make_move_iterator(items.begin() + static_cast<ptrdiff_t>(end)));
-      SendChunk(model, shard, std::move(chunk));
+      SendChunk(options, model, shard, std::move(chunk));
     }
   }
 }
 
-void RedisQueueClient::SendChunk(const std::string& model, size_t shard,
+void RedisQueueClient::SendChunk(const Options& options, const std::string& model, size_t shard,
                                  std::shared_ptr<std::vector<EnqueueItem>> items) {
-  const KeySpace& k = options_.keys;
+  const KeySpace& k = options.keys;
   const std::string q = QueueShard(model, shard);
   std::vector<std::string> keys = {k.Payloads(q), k.Wake(q)};
-  for (size_t t = 0; t < options_.tier_count; ++t) keys.push_back(k.Queue(q, t));
+  for (size_t t = 0; t < options.tier_count; ++t) keys.push_back(k.Queue(q, t));
   // Bounds are split evenly over the shards (rounded up; 0 = none).
-  const size_t shards = options_.queue_shards;
+  const size_t shards = options.queue_shards;
   auto per_shard = [shards](size_t bound) { return (bound + shards - 1) / shards; };
   const size_t fixed_keys = keys.size();
   std::unordered_map<std::string_view, size_t> limit_index;  // key id -> 1..K
   std::vector<std::string> args = {
-      std::to_string(options_.tier_count), std::to_string(per_shard(options_.capacity)),
-      std::to_string(options_.wake_list_cap), std::to_string(items->size())};
+      std::to_string(options.tier_count), std::to_string(per_shard(options.capacity)),
+      std::to_string(options.wake_list_cap), std::to_string(items->size())};
   args.reserve(4 + 9 * items->size());
   for (const EnqueueItem& item : *items) {
     const std::optional<RateLimitCheck> limit = EffectiveLimit(item.options);
@@ -287,7 +290,7 @@ void RedisQueueClient::SendChunk(const std::string& model, size_t shard,
     args.push_back(std::to_string(limit ? limit->tokens : 0));
     args.push_back(EncodeEntry(r));
   }
-  options_.connection->RunScript(
+  options.connection->RunScript(
       scripts::Enqueue(), std::move(keys), std::move(args),
       [items = std::move(items)](ReplyResult reply) {
         Status failed;

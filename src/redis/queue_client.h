@@ -7,7 +7,8 @@
 // order, like MemoryQueue. Enqueue stores one hash entry per request (its
 // scheduling fields and payload), adds the ids to their tiers' ZSETs with
 // one ZADD per tier and pushes wake tokens for blocked workers (scripts.h).
-// Commands per batch on the gateway path: this one EVALSHA, then nothing
+// Commands per batch on the gateway path: this one EVALSHA (one per queue
+// shard the batch's requests fall in), then nothing
 // until the results arrive on the gateway's channel (result_listener.h).
 //
 // Combined rate limit: on a single Redis (or a primary with replicas) the
@@ -128,12 +129,14 @@ class RedisQueueClient {
   // Checks the items' limits with separate_limiter, answers those it
   // rejects and sends the rest (validated items of one model).
   void CheckThenSend(const std::string& model, std::vector<EnqueueItem> items);
-  // One script call per shard and kMaxItemsPerCall items.
-  void SendChunks(const std::string& model, std::vector<EnqueueItem> items);
+  // One script call per shard and kMaxItemsPerCall items. Static: they may
+  // run from a callback after the client is gone.
+  static void SendChunks(const Options& options, const std::string& model,
+                         std::vector<EnqueueItem> items);
   // One script call for up to kMaxItemsPerCall validated items, all of
   // shard `shard`.
-  void SendChunk(const std::string& model, size_t shard,
-                 std::shared_ptr<std::vector<EnqueueItem>> items);
+  static void SendChunk(const Options& options, const std::string& model, size_t shard,
+                        std::shared_ptr<std::vector<EnqueueItem>> items);
 
   const Options options_;
 };
