@@ -15,7 +15,9 @@
 # Usage: bench/cluster.sh
 # Environment: RATES (1000,2000,3000), DURATION (10s), WARMUP (2s),
 #   MIX (enterprise=100), GATEWAYS (1), CONNECTIONS (512),
-#   SLUICE_BIN (build/src/app/sluice).
+#   SLUICE_BIN (build/src/app/sluice), BENCH_KEYS (e.g. free=600,paid=10:
+#   generated keys per tier, so that a tier mix is not rate-limited by the
+#   demo keys; see scripts/local-cluster).
 # Loopback only; stops everything it started (by pid file) on exit.
 set -euo pipefail
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -74,8 +76,10 @@ role_cpu_s() {  # ROLE: sum over its processes (NAME-*.pid in the state dir)
 }
 
 run_bench() {  # URL RATE OUT
+  local keys=()
+  [ -s "$STATE/bench-keys" ] && keys=(--keys "$STATE/bench-keys")
   "$SLUICE_BIN" bench --url "$1" --rate "$2" --duration "$DURATION" --warmup "$WARMUP" \
-    --mix "$MIX" --connections "$CONNECTIONS" --json >"$3"
+    --mix "$MIX" --connections "$CONNECTIONS" "${keys[@]}" --json >"$3"
 }
 
 summary() {  # JSON -> "achieved success p50 p95 p99"
