@@ -89,17 +89,8 @@ int RunGateway(const AppConfig& config) {
     return 2;
   }
   redis::RedisClient* conn = connection->get();
-  // Redis Cluster: limits checked in their own calls (their keys live in
-  // other slots than the queues').
-  std::unique_ptr<redis::RedisRateLimiter> separate_limiter;
-  if (SeparateRateLimitCalls(config.redis)) {
-    auto limiter = redis::RedisRateLimiter::Create({conn, keys});
-    if (!limiter.ok()) {
-      spdlog::error("{}", limiter.status().message());
-      return 2;
-    }
-    separate_limiter = std::move(limiter).value();
-  }
+  const std::unique_ptr<redis::RedisRateLimiter> separate_limiter =
+      SeparateRateLimiter(config.redis, conn, keys);
   // Runs the enqueue batchers' end-of-turn flushes (one strand for all models).
   AsioExecutor enqueue_strand(ioc);
 

@@ -44,6 +44,14 @@ redis::RedisReaper::Options ReaperOptions(redis::RedisClient* client, const redi
   return o;
 }
 
+std::unique_ptr<redis::RedisRateLimiter> SeparateRateLimiter(const RedisConfig& config,
+                                                             redis::RedisClient* client,
+                                                             const redis::KeySpace& keys) {
+  if (config.cluster_nodes.empty() || client == nullptr) return nullptr;
+  auto limiter = redis::RedisRateLimiter::Create({client, keys});  // fails only without a client
+  return limiter.ok() ? std::move(limiter).value() : nullptr;
+}
+
 std::string RedisTargetName(const RedisConfig& config) {
   if (config.cluster_nodes.empty()) return config.host + ":" + std::to_string(config.port);
   std::string out = "cluster ";

@@ -12,6 +12,7 @@
 #include "redis/connection.h"
 #include "redis/keys.h"
 #include "redis/reaper.h"
+#include "redis/redis_rate_limiter.h"
 #include "redis/subscriber.h"
 
 namespace sluice {
@@ -28,11 +29,13 @@ std::string RedisTargetName(const RedisConfig& config);
 // The reaper of a worker (or `serve` with Redis) for config's queue.
 redis::RedisReaper::Options ReaperOptions(redis::RedisClient* client, const redis::KeySpace& keys,
                                           const AppConfig& config, int max_retries);
-// Whether rate limits must be checked and settled in their own calls
-// (Redis Cluster: their keys live in other slots than the queues').
-inline bool SeparateRateLimitCalls(const RedisConfig& config) {
-  return !config.cluster_nodes.empty();
-}
+// Redis Cluster: the limiter with which rate limits are checked (gateway)
+// and token charges settled (worker) in their own calls, since their keys
+// live in other slots than the queues'; null on a single server (the queue
+// scripts do both). `client` is borrowed and must outlive it.
+std::unique_ptr<redis::RedisRateLimiter> SeparateRateLimiter(const RedisConfig& config,
+                                                             redis::RedisClient* client,
+                                                             const redis::KeySpace& keys);
 // Server(s) and timeouts only (channels and callbacks are the caller's). On
 // a cluster: the first node, the others as fallbacks (every node delivers
 // every PUBLISH).

@@ -156,17 +156,8 @@ int RunWorker(const AppConfig& config, const WorkerFlags& flags) {
     return 2;
   }
   redis::RedisClient* conn = connection->get();
-  // Redis Cluster: token charges settled in their own calls (the limits'
-  // keys live in other slots than the queue's).
-  std::unique_ptr<redis::RedisRateLimiter> separate_limiter;
-  if (SeparateRateLimitCalls(config.redis)) {
-    auto limiter = redis::RedisRateLimiter::Create({conn, keys});
-    if (!limiter.ok()) {
-      spdlog::error("{}", limiter.status().message());
-      return 2;
-    }
-    separate_limiter = std::move(limiter).value();
-  }
+  const std::unique_ptr<redis::RedisRateLimiter> separate_limiter =
+      SeparateRateLimiter(config.redis, conn, keys);
   // Every dead letter also goes to the model's list in Redis, where any
   // gateway serves it.
   auto shared_dead_letters = redis::RedisDeadLetters::Create(

@@ -55,6 +55,19 @@ bool ParseRedirect(const std::string& error, int* slot, std::string* address) {
   return SplitAddress(*address, &host, &port);
 }
 
+// Adds a node connection's counters to `total` (the cluster's own
+// counters, redirects and refreshes, are not a connection's).
+void AddConnectionCounters(const RedisClient::Stats& n, RedisClient::Stats* total) {
+  total->commands_sent += n.commands_sent;
+  total->pipelines += n.pipelines;
+  total->error_replies += n.error_replies;
+  total->io_errors += n.io_errors;
+  total->reconnects += n.reconnects;
+  total->rejected_while_down += n.rejected_while_down;
+  total->scripts_reloaded += n.scripts_reloaded;
+  total->callback_exceptions += n.callback_exceptions;
+}
+
 timeval ToTimeval(int64_t ms) {
   timeval tv;
   tv.tv_sec = static_cast<time_t>(ms / 1000);
@@ -360,17 +373,7 @@ RedisClient::State RedisClusterClient::state() const {
 RedisClient::Stats RedisClusterClient::stats() const {
   std::lock_guard lock(mu_);
   Stats s = retired_stats_;
-  for (const auto& [address, node] : nodes_) {
-    const Stats n = node->stats();
-    s.commands_sent += n.commands_sent;
-    s.pipelines += n.pipelines;
-    s.error_replies += n.error_replies;
-    s.io_errors += n.io_errors;
-    s.reconnects += n.reconnects;
-    s.rejected_while_down += n.rejected_while_down;
-    s.scripts_reloaded += n.scripts_reloaded;
-    s.callback_exceptions += n.callback_exceptions;
-  }
+  for (const auto& [address, node] : nodes_) AddConnectionCounters(node->stats(), &s);
   s.redirects = redirects_.load(std::memory_order_relaxed);
   s.slot_map_refreshes = refreshes_.load(std::memory_order_relaxed);
   return s;
@@ -447,15 +450,7 @@ void RedisClusterClient::RefreshLoop() {
       std::lock_guard lock(mu_);
       for (auto it = retired_.begin(); it != retired_.end();) {
         if (it->use_count() == 1) {
-          const Stats n = (*it)->stats();
-          retired_stats_.commands_sent += n.commands_sent;
-          retired_stats_.pipelines += n.pipelines;
-          retired_stats_.error_replies += n.error_replies;
-          retired_stats_.io_errors += n.io_errors;
-          retired_stats_.reconnects += n.reconnects;
-          retired_stats_.rejected_while_down += n.rejected_while_down;
-          retired_stats_.scripts_reloaded += n.scripts_reloaded;
-          retired_stats_.callback_exceptions += n.callback_exceptions;
+          AddConnectionCounters((*it)->stats(), &retired_stats_);
           closing.push_back(std::move(*it));
           it = retired_.erase(it);
         } else {

@@ -272,21 +272,9 @@ TEST_F(ClusterTest, QueueAndRateLimitsRunWithLimitsInTheirOwnCalls) {
   auto claimer = std::move(RedisBatchClaimer::Create(c)).value();
 
   auto enqueue = [&](const std::string& id) {
-    WireRequest r = Request(id, 1, 10'000);
     RedisQueueClient::EnqueueOptions o;
     o.rate_limit = RedisQueueClient::RateLimitCheck{"key-1", RateLimitPolicy{0, 100}, 60};
-    std::optional<RedisQueueClient::EnqueueResult> out;
-    Latch done;
-    queue->Enqueue(r, o, [&](RedisQueueClient::EnqueueResult result) {
-      out = std::move(result);
-      done.Signal();
-    });
-    EXPECT_TRUE(done.WaitFor(1, milliseconds(5'000)));
-    if (!out.has_value()) {
-      out.emplace();
-      out->status = Internal("no reply");
-    }
-    return std::move(*out);
+    return queue_testing::EnqueueAndWait(*queue, Request(id, 1, 10'000), o);
   };
   RedisQueueClient::EnqueueResult a = enqueue("a");
   ASSERT_TRUE(a.status.ok()) << a.status.ToString();

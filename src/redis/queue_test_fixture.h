@@ -73,6 +73,23 @@ inline WireResult Answer(const WireRequest& r, const std::string& output) {
   return w;
 }
 
+// Enqueues `r` with `queue` and waits (up to 5 s) for its answer.
+inline RedisQueueClient::EnqueueResult EnqueueAndWait(RedisQueueClient& queue, const WireRequest& r,
+                                                      RedisQueueClient::EnqueueOptions options) {
+  Latch done;
+  std::optional<RedisQueueClient::EnqueueResult> out;
+  queue.Enqueue(r, options, [&](RedisQueueClient::EnqueueResult result) {
+    out = std::move(result);
+    done.Signal();
+  });
+  EXPECT_TRUE(done.WaitFor(1, milliseconds(5'000)));
+  if (!out.has_value()) {
+    out.emplace();
+    out->status = Internal("no reply");
+  }
+  return std::move(*out);
+}
+
 class RedisQueueTest : public RedisTest {
  protected:
   void SetUp() override {
@@ -119,18 +136,7 @@ class RedisQueueTest : public RedisTest {
 
   RedisQueueClient::EnqueueResult Enqueue(const WireRequest& r,
                                           RedisQueueClient::EnqueueOptions options = {}) {
-    Latch done;
-    std::optional<RedisQueueClient::EnqueueResult> out;
-    queue_->Enqueue(r, options, [&](RedisQueueClient::EnqueueResult result) {
-      out = std::move(result);
-      done.Signal();
-    });
-    EXPECT_TRUE(done.WaitFor(1, milliseconds(5'000)));
-    if (!out.has_value()) {
-      out.emplace();
-      out->status = Internal("no reply");
-    }
-    return std::move(*out);
+    return EnqueueAndWait(*queue_, r, std::move(options));
   }
 
   RedisBatchClaimer::Batch ClaimNow(RedisBatchClaimer& claimer, size_t max_batch) {
