@@ -296,11 +296,9 @@ int RunGateway(const AppConfig& config) {
     h.gpu_utilization = slots > 0 ? busy / slots : 0;
     h.requests_per_second = request_metrics.RequestsPerSecond();
     if (svc->shutting_down()) h.status = "draining";
-    h.extra_json = fmt::format(
-        R"("redis":{{"state":"{}","gateway_id":"{}","subscribed":{},"pending_requests":{},)"
-        R"("commands_sent":{}}},"healthy_workers":{})",
-        StateName(conn->state()), gateway_id, lst->subscribed(), pending.size(),
-        conn->stats().commands_sent, live_workers);
+    h.redis = http::RedisHealth{StateName(conn->state()),    gateway_id,
+                                lst->subscribed(),           pending.size(),
+                                conn->stats().commands_sent, live_workers};
     return h;
   };
   fd.render_metrics = [&registry] { return registry.RenderPrometheus(); };

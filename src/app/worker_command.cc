@@ -300,9 +300,9 @@ int RunWorker(const AppConfig& config, const WorkerFlags& flags) {
                               [&claims, field = field] { return double(claims.stats().*field); });
   }
   registry.AddCallbackGauge(
-      "sluice_redis_dropped_results_total",
-      "Answers published to a gateway that no longer listened, or for requests answered "
-      "elsewhere (stale).",
+      "sluice_worker_undelivered_results_total",
+      "Answers no gateway took: published to a gateway that no longer listened, or for "
+      "requests answered elsewhere (stale).",
       labels, [c = claimer->get()] {
         auto s = c->stats();
         return double(s.dropped_results + s.stale_results);

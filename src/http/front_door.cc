@@ -229,11 +229,21 @@ void FrontDoor::HandleHealth(const HttpRequest& request, Reply& reply) {
     }
     models += "}";
   }
+  std::string redis;
+  if (h.redis) {
+    const RedisHealth& r = *h.redis;
+    redis = fmt::format(
+        R"(,"redis":{{"state":{},"gateway_id":{},"subscribed":{},"pending_requests":{},)"
+        R"("commands_sent":{}}},"healthy_workers":{})",
+        json::serialize(json::string_view(r.state)),
+        json::serialize(json::string_view(r.gateway_id)), r.subscribed, r.pending_requests,
+        r.commands_sent, r.healthy_workers);
+  }
   std::string body = fmt::format(
       R"({{"status":{},"gpu_utilization":{:.4f},"queue_depth":{},"requests_per_second":{:.1f},)"
-      R"("capacity_rps":{:.1f},"models":[{}]{}{}}})",
+      R"("capacity_rps":{:.1f},"models":[{}]{}}})",
       json::serialize(json::string_view(h.status)), h.gpu_utilization, h.queue_depth,
-      h.requests_per_second, capacity, models, h.extra_json.empty() ? "" : ",", h.extra_json);
+      h.requests_per_second, capacity, models, redis);
   // Load balancers read the status code: only a gateway that cannot serve
   // (draining, or a model with no device) answers 503.
   bool serving = h.status == "healthy" || h.status == "degraded";

@@ -26,6 +26,7 @@
 
 #include <atomic>
 #include <functional>
+#include <optional>
 #include <string>
 
 #include <boost/asio/thread_pool.hpp>
@@ -61,6 +62,17 @@ struct ModelHealth {
   AdmissionSnapshot capacity;  // learnt batch cost, capacity, arrivals, probing endpoints
 };
 
+// A gateway's view of the shared state (`sluice gateway`, `serve` with a
+// `redis:` section).
+struct RedisHealth {
+  std::string state;            // the client's: "up", "connecting" or "down"
+  std::string gateway_id;       // its result channel's id
+  bool subscribed = false;      // the result channel is subscribed
+  size_t pending_requests = 0;  // queued in Redis, waiting for a result
+  uint64_t commands_sent = 0;   // Redis commands written so far
+  size_t healthy_workers = 0;   // live workers with a healthy slot, all models
+};
+
 struct HealthSnapshot {
   // "healthy"; "degraded" (some devices out of service); "unavailable" (a
   // model has none, 503); "draining" (shutting down, 503).
@@ -69,9 +81,8 @@ struct HealthSnapshot {
   size_t queue_depth = 0;          // requests queued, all models
   double requests_per_second = 0;  // answered, last 10 s
   std::vector<ModelHealth> models;
-  // Extra top-level members, already JSON ("\"redis\":{...}"), appended to
-  // the body as they are (`sluice gateway`: Redis state, workers); may be empty.
-  std::string extra_json;
+  // Set in scale-out: the body gains "redis":{...} and "healthy_workers".
+  std::optional<RedisHealth> redis;
 };
 
 // What a response needs from its request: HTTP version and keep-alive.

@@ -37,6 +37,20 @@ TEST_F(ScaleOutTest, FiveThousandRequestsOverTwoGatewaysAllGetTheirOwnOutput) {
   }
   EXPECT_EQ(ok, 2 * kPerGateway);
   EXPECT_EQ(ids.size(), 2 * kPerGateway) << "request ids are not unique across gateways";
+  // Each gateway's health names its shared state: Redis up, its result
+  // channel subscribed, nothing left waiting, every worker seen.
+  for (const uint16_t port : gw) {
+    HttpClient client(port, milliseconds(2'000));
+    Result<Response> health = client.Get("/internal/health", kServiceAuth);
+    ASSERT_TRUE(health.ok() && health->status == 200);
+    const json::object h = json::parse(health->body).as_object();
+    const json::object& redis = h.at("redis").as_object();
+    EXPECT_EQ(redis.at("state").as_string(), "up") << health->body;
+    EXPECT_TRUE(redis.at("subscribed").as_bool()) << health->body;
+    EXPECT_EQ(redis.at("pending_requests").to_number<int64_t>(), 0) << health->body;
+    EXPECT_FALSE(redis.at("gateway_id").as_string().empty()) << health->body;
+    EXPECT_EQ(h.at("healthy_workers").to_number<int64_t>(), 3) << health->body;
+  }
 
   // Redis commands per request (INFO commandstats counts commands run inside
   // scripts too; "top level" are those clients send).
@@ -114,7 +128,7 @@ TEST_F(ScaleOutTest, BatchesLongerThanTheLeaseAreNotReaped) {
     batched += GatewayMetric(worker, "sluice_batch_size_sum");  // as in `serve`
     renewals += GatewayMetric(worker, "sluice_worker_lease_renewals_total");
     claimed += GatewayMetric(worker, "sluice_worker_requests_claimed_total");
-    stale += GatewayMetric(worker, "sluice_redis_dropped_results_total");
+    stale += GatewayMetric(worker, "sluice_worker_undelivered_results_total");
   }
   const std::string seen = "renewals " + std::to_string(renewals) + ", claimed " +
                            std::to_string(claimed) + ", batched " + std::to_string(batched) +
