@@ -17,7 +17,8 @@
 #   MIX (enterprise=100), GATEWAYS (1), CONNECTIONS (512),
 #   SLUICE_BIN (build/src/app/sluice), BENCH_KEYS (e.g. free=600,paid=10:
 #   generated keys per tier, so that a tier mix is not rate-limited by the
-#   demo keys; see scripts/local-cluster).
+#   demo keys; see scripts/local-cluster), REDIS_CLUSTER=1 (Redis Cluster,
+#   3 + 3 nodes, QUEUE_SHARDS queue shards, default 3).
 # Loopback only; stops everything it started (by pid file) on exit.
 set -euo pipefail
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -48,8 +49,16 @@ port_of() { awk -v n="$1" '$1 == n { print $2 }' "$STATE/ports"; }
 cpu_s() {
   awk -v t="$TICKS" '{ sub(/^.*\) /, ""); print ($12 + $13) / t }' "/proc/$1/stat" 2>/dev/null || echo 0
 }
+# Redis's ports: every node of a Redis Cluster (REDIS_CLUSTER=1), else one.
+redis_ports() {
+  if [ -f "$STATE/redis-nodes" ]; then cat "$STATE/redis-nodes"; else port_of redis; fi
+}
+redis_all() {  # ARGS...: redis-cli ARGS on every Redis node, outputs concatenated
+  local p
+  for p in $(redis_ports); do redis-cli -p "$p" "$@"; done
+}
 redis_cpu_s() {
-  redis-cli -p "$(port_of redis)" INFO cpu | tr -d '\r' |
+  redis_all INFO cpu | tr -d '\r' |
     awk -F: '/^used_cpu_(sys|user):/ { s += $2 } END { printf "%.6f\n", s }'
 }
 # Sum of sluice_requests_total on a port's /metrics (answers of any status).
@@ -97,19 +106,21 @@ delta() { awk -v a="$1" -v b="$2" 'BEGIN { print b - a }'; }
 scripts/local-cluster up >"$STATE/up.log" 2>&1 || { cat "$STATE/up.log" >&2; exit 1; }
 gw1=$(port_of gateway-1)
 gw2=$(port_of gateway-2)
-redis-cli -p "$(port_of redis)" CONFIG RESETSTAT >/dev/null
+redis_all CONFIG RESETSTAT >/dev/null
 
 echo "## Scale-out CPU per request (\`bench/cluster.sh\`, $(date -u +%Y-%m-%dT%H:%M:%SZ))"
 echo
 echo "- commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src || echo ' (working tree differs)'), binary \`$SLUICE_BIN\`; $(nproc) CPUs"
-echo "- local cluster: Redis, PostgreSQL (request log), 3 model-servers (4 devices each), 3 workers, 2 gateways; load on $GATEWAYS gateway(s), mix $MIX, $DURATION per rate after $WARMUP warm-up, $CONNECTIONS connections"
+redis_kind="Redis"
+[ -f "$STATE/redis-nodes" ] && redis_kind="Redis Cluster (3 masters + 3 replicas, queue_shards ${QUEUE_SHARDS:-3}; Redis CPU summed over the 6 nodes)"
+echo "- local cluster: $redis_kind, PostgreSQL (request log), 3 model-servers (4 devices each), 3 workers, 2 gateways; load on $GATEWAYS gateway(s), mix $MIX, $DURATION per rate after $WARMUP warm-up, $CONNECTIONS connections"
 echo "- CPU µs per answered request over the whole step (warm-up included in both CPU and answers)"
 echo
 echo "| mode | offered req/s | achieved | success % | p50 ms | p95 ms | p99 ms | Redis µs/req | gateways µs/req | workers µs/req | model-servers µs/req | PostgreSQL µs/req |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 IFS=, read -r -a rates <<<"$RATES"
 for rate in "${rates[@]}"; do
-  redis-cli -p "$(port_of redis)" CONFIG RESETSTAT >/dev/null
+  redis_all CONFIG RESETSTAT >/dev/null
   r0=$(redis_cpu_s); g0=$(role_cpu_s gateway); w0=$(role_cpu_s worker); m0=$(role_cpu_s model-server)
   p0=$(pg_cpu_s)
   n0=$(( $(answered "$gw1") + $(answered "$gw2") ))
@@ -126,7 +137,7 @@ for rate in "${rates[@]}"; do
   w=$(delta "$w0" "$(role_cpu_s worker)"); m=$(delta "$m0" "$(role_cpu_s model-server)")
   p=$(delta "$p0" "$(pg_cpu_s)")
   read -r ach succ p50 p95 p99 <<<"$(summary "$STATE/b1.json")"
-  redis-cli -p "$(port_of redis)" INFO commandstats | tr -d '\r' >"$STATE/commandstats.$rate"
+  redis_all INFO commandstats | tr -d '\r' >"$STATE/commandstats.$rate"
   echo "$n" >"$STATE/answered.$rate"
   echo "| cluster | $rate | $ach$([ "$GATEWAYS" = 2 ] && echo ' (gw-1)') | $succ | $p50 | $p95 | $p99 | $(per_req "$r" "$n") | $(per_req "$g" "$n") | $(per_req "$w" "$n") | $(per_req "$m" "$n") | $(per_req "$p" "$n") |"
 done
@@ -140,8 +151,9 @@ echo
 echo "| command | calls/req | µs/req | µs/call |"
 echo "|---|---:|---:|---:|"
 awk -F'[:,=]' -v n="$(cat "$STATE/answered.$last")" '
-  /^cmdstat_/ { name = substr($1, 9); calls = $3; usec = $5
-    if (n > 0 && usec / n >= 0.05) printf "%s %.3f %.2f %.2f\n", name, calls / n, usec / n, usec / calls }' \
+  /^cmdstat_/ { name = substr($1, 9); calls[name] += $3; usec[name] += $5 }
+  END { for (k in calls) if (n > 0 && usec[k] / n >= 0.05)
+          printf "%s %.3f %.2f %.2f\n", k, calls[k] / n, usec[k] / n, usec[k] / calls[k] }' \
   "$STATE/commandstats.$last" | sort -k3 -nr | head -15 |
   awk '{ printf "| %s | %s | %s | %s |\n", $1, $2, $3, $4 }'
 echo
