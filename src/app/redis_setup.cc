@@ -48,7 +48,11 @@ std::unique_ptr<redis::RedisRateLimiter> SeparateRateLimiter(const RedisConfig& 
                                                              redis::RedisClient* client,
                                                              const redis::KeySpace& keys) {
   if (config.cluster_nodes.empty() || client == nullptr) return nullptr;
-  auto limiter = redis::RedisRateLimiter::Create({client, keys});  // fails only without a client
+  // Keys' states spread over 16 slots: a batch's checks take at most 16
+  // calls, and the slots spread over the masters.
+  constexpr size_t kKeyShards = 16;
+  auto limiter =
+      redis::RedisRateLimiter::Create({client, keys, kKeyShards});  // fails only without a client
   return limiter.ok() ? std::move(limiter).value() : nullptr;
 }
 

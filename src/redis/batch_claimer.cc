@@ -344,14 +344,15 @@ void RedisBatchClaimer::CompleteShardAsync(size_t shard, const std::vector<WireR
         if (parsed.ok()) {
           counters->stale.fetch_add(parsed->stale, std::memory_order_relaxed);
           counters->dropped.fetch_add(parsed->dropped, std::memory_order_relaxed);
+          std::vector<RedisRateLimiter::Settlement> live;
           for (const Settlement& s : *separate) {
             if (std::find(parsed->stale_positions.begin(), parsed->stale_positions.end(),
                           s.position) != parsed->stale_positions.end()) {
               continue;  // settled by whoever answered it first
             }
-            limiter->Reconcile(s.key_id, RateLimitPolicy{0, s.tokens_per_minute}, s.charged,
-                               s.used);
+            live.push_back({s.key_id, s.tokens_per_minute, s.charged, s.used});
           }
+          if (!live.empty()) limiter->ReconcileBatch(live);
         }
         if (done) done(std::move(parsed));
       });

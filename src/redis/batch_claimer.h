@@ -53,9 +53,9 @@
 
 #include "core/request_queue.h"
 #include "core/tier.h"
-#include "limits/rate_limiter.h"
 #include "redis/client.h"
 #include "redis/keys.h"
+#include "redis/redis_rate_limiter.h"
 #include "redis/request_codec.h"
 
 namespace sluice::redis {
@@ -83,7 +83,7 @@ class RedisBatchClaimer {
     // Redis Cluster: settle token charges with this limiter (a
     // RedisRateLimiter on the same cluster) after the complete call, whose
     // script cannot reach the limits' slots; null = in the script. Not owned.
-    RateLimiter* separate_limiter = nullptr;
+    RedisRateLimiter* separate_limiter = nullptr;
     // Shards of the model's queue (keys.h), as the gateways'; 1..64. A claim
     // tries `home_shard` first and then the others in turn; Claim() blocks
     // on the home shard's wake list. Completions and renewals go to each

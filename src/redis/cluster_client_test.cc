@@ -255,8 +255,10 @@ TEST_F(ClusterTest, QueueAndRateLimitsRunWithLimitsInTheirOwnCalls) {
   using queue_testing::Request;
   auto client = NewClient(cluster_->Addresses());
   ASSERT_NE(client, nullptr);
-  ASSERT_FALSE(client->Call({"DEL", KeySpace().RateLimit("key-1")})->is_error());
-  auto limiter = std::move(RedisRateLimiter::Create({client.get(), KeySpace()})).value();
+  // As a gateway on a cluster: keys' states spread over 16 slots.
+  ASSERT_FALSE(
+      client->Call({"DEL", KeySpace().RateLimitInShard("key-1", Crc16("key-1") % 16)})->is_error());
+  auto limiter = std::move(RedisRateLimiter::Create({client.get(), KeySpace(), 16})).value();
   RedisQueueClient::Options q;
   q.connection = client.get();
   q.tier_count = 3;

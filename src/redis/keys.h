@@ -24,7 +24,9 @@
 //   sluice:{m}:workers:exp  ZSET  worker id -> heartbeat expiry, epoch µs
 //   sluice:rl:{key_id}      STRING "r_tat|t_tat": the GCRA TATs in epoch µs
 //                                 of the requests / tokens limits (expires
-//                                 when both are full again)
+//                                 when both are full again); on Redis
+//                                 Cluster sluice:rl:{|n}:key_id instead
+//                                 (RedisRateLimiter key_shards)
 //   channel sluice:results:{gateway_id}   one message per batch (a JSON
 //                                 array of results, request_codec.h)
 //
@@ -65,6 +67,12 @@ class KeySpace {
   std::string WorkerExpiry(std::string_view model) const { return Model(model) + ":workers:exp"; }
   std::string RateLimit(std::string_view key_id) const {
     return prefix_ + ":rl:{" + std::string(key_id) + "}";
+  }
+  // A key's state when the limiter spreads keys over `shard` slots
+  // (RedisRateLimiter::Options::key_shards): the tag "|shard" is never a
+  // model's ('|' is not allowed in model names).
+  std::string RateLimitInShard(std::string_view key_id, size_t shard) const {
+    return prefix_ + ":rl:{|" + std::to_string(shard) + "}:" + std::string(key_id);
   }
   std::string ResultChannel(std::string_view gateway_id) const {
     return ResultChannelPrefix() + std::string(gateway_id) + "}";

@@ -173,7 +173,6 @@ void RedisQueueClient::CheckThenSend(const std::string& model, std::vector<Enque
   struct Round {
     std::vector<EnqueueItem> items;
     std::vector<std::optional<Result<RateLimitDecision>>> decisions;  // by item; set when checked
-    std::atomic<size_t> left{0};
   };
   auto round = std::make_shared<Round>();
   round->items = std::move(items);
@@ -227,15 +226,18 @@ void RedisQueueClient::CheckThenSend(const std::string& model, std::vector<Enque
     finish();
     return;
   }
-  round->left.store(checked.size(), std::memory_order_relaxed);
+  // One batch: one call per slot the keys' states live in.
+  std::vector<RedisRateLimiter::BatchCheck> checks;
   for (const size_t i : checked) {
     const RateLimitCheck& limit = *round->items[i].options.rate_limit;
-    options_.separate_limiter->CheckAsync(
-        limit.key_id, limit.policy, limit.tokens, [round, i, finish](Result<RateLimitDecision> d) {
-          round->decisions[i] = std::move(d);
-          if (round->left.fetch_sub(1, std::memory_order_acq_rel) == 1) finish();
-        });
+    checks.push_back({limit.key_id, limit.policy, limit.tokens});
   }
+  options_.separate_limiter->CheckBatchAsync(
+      std::move(checks),
+      [round, checked = std::move(checked), finish](std::vector<Result<RateLimitDecision>> d) {
+        for (size_t k = 0; k < checked.size(); ++k) round->decisions[checked[k]] = std::move(d[k]);
+        finish();
+      });
 }
 
 void RedisQueueClient::SendChunks(const Options& options, const std::string& model,

@@ -35,6 +35,7 @@
 #include "limits/rate_limiter.h"
 #include "redis/client.h"
 #include "redis/keys.h"
+#include "redis/redis_rate_limiter.h"
 #include "redis/request_codec.h"
 
 namespace sluice::redis {
@@ -62,7 +63,7 @@ class RedisQueueClient {
     // Redis Cluster: check rate limits with this limiter (a RedisRateLimiter
     // on the same cluster) before the enqueue call; null = in the enqueue
     // script. Not owned.
-    RateLimiter* separate_limiter = nullptr;
+    RedisRateLimiter* separate_limiter = nullptr;
   };
 
   // The key's limit, checked in the same script (see the file comment).

@@ -26,6 +26,54 @@ class RedisRateLimiterTest : public RedisTest {
   }
 };
 
+// A batch decides each key's items in order in one call per slot: with
+// key_shards, the states of many keys share a few slots.
+TEST_F(RedisRateLimiterTest, BatchDecidesEachKeysItemsInOrderInOneCallPerSlot) {
+  RedisRateLimiter::Options o;
+  o.connection = connection_.get();
+  o.key_shards = 1;  // every key in one slot: one call
+  auto limiter = std::move(RedisRateLimiter::Create(o)).value();
+  const RedisConnection::Stats before = connection_->stats();
+  std::optional<std::vector<Result<RateLimitDecision>>> out;
+  Latch done;
+  limiter->CheckBatchAsync({{"a", RateLimitPolicy{2, 0}, 1},
+                            {"b", RateLimitPolicy{2, 0}, 1},
+                            {"a", RateLimitPolicy{2, 0}, 1},
+                            {"a", RateLimitPolicy{2, 0}, 1},
+                            {"free", RateLimitPolicy{0, 0}, 7},
+                            {"a", RateLimitPolicy{-1, 0}, 1}},
+                           [&](std::vector<Result<RateLimitDecision>> r) {
+                             out = std::move(r);
+                             done.Signal();
+                           });
+  ASSERT_TRUE(done.WaitFor(1, milliseconds(5'000)));
+  ASSERT_EQ(out->size(), 6u);
+  std::vector<bool> allowed;
+  for (size_t i = 0; i < 5; ++i) {
+    ASSERT_TRUE((*out)[i].ok()) << (*out)[i].status().ToString();
+    allowed.push_back((*out)[i]->allowed);
+  }
+  EXPECT_EQ(allowed, (std::vector<bool>{true, true, true, false, true}));
+  EXPECT_EQ((*out)[2]->requests.remaining, 0);
+  EXPECT_EQ((*out)[3]->limited_by, RateLimitKind::kRequests);
+  EXPECT_EQ((*out)[4]->token_cost, 7);                                       // unlimited: no call
+  EXPECT_EQ((*out)[5].status().code(), ErrorCode::kInvalidArgument);         // refused before Redis
+  EXPECT_EQ(connection_->stats().commands_sent - before.commands_sent, 2u);  // LOAD + EVALSHA
+  // The state is where key_shards puts it.
+  ReplyResult state = connection_->Call({"GET", KeySpace().RateLimitInShard("a", 0)});
+  ASSERT_TRUE(state.ok());
+  EXPECT_FALSE(state->is_nil());
+
+  // Settlements batch the same way: 40 of 100 tokens charged come back.
+  ASSERT_TRUE(limiter->Check("t", RateLimitPolicy{0, 100}, 100).ok());
+  EXPECT_FALSE(limiter->Check("t", RateLimitPolicy{0, 100}, 40)->allowed);
+  limiter->ReconcileBatch({{"t", 100, 100, 60}, {"a", 0, 5, 1}});
+  Result<RateLimitDecision> after = limiter->Check("t", RateLimitPolicy{0, 100}, 40);
+  ASSERT_TRUE(after.ok());
+  EXPECT_TRUE(after->allowed);
+  EXPECT_EQ(limiter->reconcile_errors(), 0u);
+}
+
 TEST_F(RedisRateLimiterTest, TwoGatewaysShareOneKeysLimit) {
   auto other_connection = NewConnection();
   ASSERT_TRUE(other_connection->WaitUntilUp(milliseconds(5'000)));

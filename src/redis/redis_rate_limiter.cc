@@ -1,24 +1,32 @@
 #include "redis/redis_rate_limiter.h"
 
 #include <algorithm>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <optional>
 
 #include "limits/gcra.h"
+#include "redis/hash_slot.h"
 #include "redis/scripts.h"
 
 namespace sluice::redis {
 namespace {
 
-Result<RateLimitDecision> ParseCheckReply(const ReplyResult& reply, const RateLimitPolicy& policy,
-                                          int64_t tokens) {
+// Item `k`'s decision from a RateLimitCheck reply ({now, then allowed,
+// r_tat, t_tat per item}), or the call's error.
+Result<RateLimitDecision> ParseCheckItem(const ReplyResult& reply, size_t k,
+                                         const RateLimitPolicy& policy, int64_t tokens) {
   if (!reply.ok()) return reply.status();
   if (reply->is_error()) return Internal("rate limit script: " + reply->str);
   const auto& e = reply->elements;
-  if (reply->type != RedisReply::Type::kArray || e.size() != 4 || !e[0].AsInt() || !e[1].AsInt() ||
-      !e[2].AsInt() || !e[3].AsInt()) {
+  const size_t at = 1 + 3 * k;
+  if (reply->type != RedisReply::Type::kArray || e.size() < at + 3 || !e[0].AsInt() ||
+      !e[at].AsInt() || !e[at + 1].AsInt() || !e[at + 2].AsInt()) {
     return Internal("rate limit script: unexpected reply " + reply->DebugString());
   }
-  return DecisionFromScript(policy, tokens, *e[0].AsInt() != 0, *e[1].AsInt(), *e[2].AsInt(),
-                            *e[3].AsInt());
+  return DecisionFromScript(policy, tokens, *e[at].AsInt() != 0, *e[0].AsInt(), *e[at + 1].AsInt(),
+                            *e[at + 2].AsInt());
 }
 
 }  // namespace
@@ -67,53 +75,142 @@ RateLimitDecision DecisionFromScript(const RateLimitPolicy& policy, int64_t toke
 Result<std::unique_ptr<RedisRateLimiter>> RedisRateLimiter::Create(const Options& options) {
   if (options.connection == nullptr)
     return InvalidArgument("redis rate limiter: connection required");
+  if (options.key_shards > 4096) {
+    return InvalidArgument("redis rate limiter: key_shards must be in 0..4096");
+  }
   return std::unique_ptr<RedisRateLimiter>(new RedisRateLimiter(options));
+}
+
+std::string RedisRateLimiter::KeyFor(std::string_view key_id) const {
+  if (options_.key_shards == 0) return options_.keys.RateLimit(key_id);
+  return options_.keys.RateLimitInShard(key_id, Crc16(key_id) % options_.key_shards);
 }
 
 Result<RateLimitDecision> RedisRateLimiter::Check(std::string_view key,
                                                   const RateLimitPolicy& policy, int64_t tokens) {
-  if (Status s = ValidateRateLimitArgs(policy, tokens); !s.ok()) return s;
-  if (policy.requests_per_minute == 0 && policy.tokens_per_minute == 0) {
-    RateLimitDecision d;
-    d.token_cost = tokens;
-    return d;
+  struct Slot {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::optional<Result<RateLimitDecision>> decision;
+  };
+  auto slot = std::make_shared<Slot>();  // outlives a reply that comes too late
+  CheckAsync(key, policy, tokens, [slot](Result<RateLimitDecision> d) {
+    std::lock_guard lock(slot->mu);
+    slot->decision.emplace(std::move(d));
+    slot->cv.notify_all();
+  });
+  std::unique_lock lock(slot->mu);
+  if (!slot->cv.wait_for(lock, options_.connection->reply_wait_limit(),
+                         [&] { return slot->decision.has_value(); })) {
+    return Unavailable("rate limit: no reply from Redis");
   }
-  ReplyResult reply = options_.connection->CallScript(
-      scripts::RateLimitCheck(), {options_.keys.RateLimit(key)},
-      {std::to_string(policy.requests_per_minute), std::to_string(policy.tokens_per_minute),
-       std::to_string(tokens)});
-  return ParseCheckReply(reply, policy, tokens);
+  return std::move(*slot->decision);
 }
 
 void RedisRateLimiter::CheckAsync(std::string_view key, const RateLimitPolicy& policy,
                                   int64_t tokens, CheckDone done) {
-  if (Status s = ValidateRateLimitArgs(policy, tokens); !s.ok()) return done(s);
-  if (policy.requests_per_minute == 0 && policy.tokens_per_minute == 0) {
-    RateLimitDecision d;
-    d.token_cost = tokens;
-    return done(d);
-  }
-  options_.connection->RunScript(scripts::RateLimitCheck(), {options_.keys.RateLimit(key)},
-                                 {std::to_string(policy.requests_per_minute),
-                                  std::to_string(policy.tokens_per_minute), std::to_string(tokens)},
-                                 [policy, tokens, done = std::move(done)](ReplyResult reply) {
-                                   done(ParseCheckReply(reply, policy, tokens));
-                                 });
+  CheckBatchAsync({BatchCheck{std::string(key), policy, tokens}},
+                  [done = std::move(done)](std::vector<Result<RateLimitDecision>> r) {
+                    done(std::move(r.at(0)));
+                  });
 }
 
 void RedisRateLimiter::Reconcile(std::string_view key, const RateLimitPolicy& policy,
                                  int64_t charged_tokens, int64_t actual_tokens) {
-  const int64_t tpm = policy.tokens_per_minute;
-  if (tpm <= 0 || charged_tokens < 0 || actual_tokens < 0) return;
-  const int64_t delta = actual_tokens - charged_tokens;
-  if (delta == 0) return;
-  options_.connection->RunScript(scripts::RateLimitReconcile(), {options_.keys.RateLimit(key)},
-                                 {std::to_string(tpm), std::to_string(delta)},
-                                 [errors = reconcile_errors_](ReplyResult reply) {
-                                   if (!reply.ok() || reply->is_error()) {
-                                     errors->fetch_add(1, std::memory_order_relaxed);
-                                   }
-                                 });
+  ReconcileBatch(
+      {Settlement{std::string(key), policy.tokens_per_minute, charged_tokens, actual_tokens}});
+}
+
+void RedisRateLimiter::CheckBatchAsync(std::vector<BatchCheck> items, BatchDone done) {
+  struct Round {
+    std::mutex mu;
+    std::vector<Result<RateLimitDecision>> out;
+    size_t calls_left = 0;
+    BatchDone done;
+  };
+  auto round = std::make_shared<Round>();
+  round->out.assign(items.size(), Result<RateLimitDecision>(Internal("not checked")));
+  round->done = std::move(done);
+  // Items needing Redis, grouped by their key's slot (one call each).
+  std::map<int, std::vector<size_t>> by_slot;
+  std::vector<std::string> key_names(items.size());
+  for (size_t i = 0; i < items.size(); ++i) {
+    const BatchCheck& c = items[i];
+    if (Status s = ValidateRateLimitArgs(c.policy, c.tokens); !s.ok()) {
+      round->out[i] = s;
+    } else if (c.policy.requests_per_minute == 0 && c.policy.tokens_per_minute == 0) {
+      RateLimitDecision d;  // unlimited: no state
+      d.token_cost = c.tokens;
+      round->out[i] = d;
+    } else {
+      key_names[i] = KeyFor(c.key_id);
+      by_slot[KeySlot(key_names[i])].push_back(i);
+    }
+  }
+  if (by_slot.empty()) {
+    round->done(std::move(round->out));
+    return;
+  }
+  round->calls_left = by_slot.size();
+  for (auto& [slot, indices] : by_slot) {
+    std::vector<std::string> keys;
+    std::map<std::string_view, size_t> key_index;  // name -> 1..K
+    std::vector<std::string> args = {std::to_string(indices.size())};
+    for (const size_t i : indices) {
+      auto [it, added] = key_index.try_emplace(key_names[i], keys.size() + 1);
+      if (added) keys.push_back(key_names[i]);
+      const BatchCheck& c = items[i];
+      args.push_back(std::to_string(it->second));
+      args.push_back(std::to_string(c.policy.requests_per_minute));
+      args.push_back(std::to_string(c.policy.tokens_per_minute));
+      args.push_back(std::to_string(c.tokens));
+    }
+    std::vector<std::pair<RateLimitPolicy, int64_t>> asked;
+    for (const size_t i : indices) asked.emplace_back(items[i].policy, items[i].tokens);
+    options_.connection->RunScript(
+        scripts::RateLimitCheck(), std::move(keys), std::move(args),
+        [round, indices = std::move(indices), asked = std::move(asked)](ReplyResult reply) {
+          std::unique_lock lock(round->mu);
+          for (size_t k = 0; k < indices.size(); ++k) {
+            round->out[indices[k]] = ParseCheckItem(reply, k, asked[k].first, asked[k].second);
+          }
+          if (--round->calls_left > 0) return;
+          lock.unlock();  // the last reply: no other callback touches it now
+          round->done(std::move(round->out));
+        });
+  }
+}
+
+void RedisRateLimiter::ReconcileBatch(const std::vector<Settlement>& items) {
+  std::map<int, std::vector<std::string>> args_by_slot;
+  std::map<int, std::vector<std::string>> keys_by_slot;
+  for (const Settlement& s : items) {
+    const int64_t tpm = s.tokens_per_minute;
+    if (tpm <= 0 || s.charged_tokens < 0 || s.actual_tokens < 0) continue;
+    const int64_t delta = s.actual_tokens - s.charged_tokens;
+    if (delta == 0) continue;
+    std::string key = KeyFor(s.key_id);
+    const int slot = KeySlot(key);
+    std::vector<std::string>& keys = keys_by_slot[slot];
+    auto it = std::find(keys.begin(), keys.end(), key);
+    if (it == keys.end()) it = keys.insert(keys.end(), std::move(key));
+    std::vector<std::string>& args = args_by_slot[slot];
+    args.push_back(std::to_string(it - keys.begin() + 1));
+    args.push_back(std::to_string(tpm));
+    args.push_back(std::to_string(delta));
+  }
+  for (auto& [slot, keys] : keys_by_slot) {
+    std::vector<std::string>& rest = args_by_slot[slot];
+    std::vector<std::string> args = {std::to_string(rest.size() / 3)};
+    args.insert(args.end(), std::make_move_iterator(rest.begin()),
+                std::make_move_iterator(rest.end()));
+    options_.connection->RunScript(scripts::RateLimitReconcile(), std::move(keys), std::move(args),
+                                   [errors = reconcile_errors_](ReplyResult reply) {
+                                     if (!reply.ok() || reply->is_error()) {
+                                       errors->fetch_add(1, std::memory_order_relaxed);
+                                     }
+                                   });
+  }
 }
 
 }  // namespace sluice::redis

@@ -20,7 +20,10 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "limits/rate_limiter.h"
 #include "redis/client.h"
@@ -33,6 +36,9 @@ class RedisRateLimiter final : public RateLimiter {
   struct Options {
     RedisClient* connection = nullptr;  // required; not owned
     KeySpace keys;                      // key names (prefix)
+    // Slots the keys' states are spread over (see the file comment); 0 =
+    // one per key. 0..4096. Every gateway and worker must agree.
+    size_t key_shards = 0;
   };
 
   // Errors: kInvalidArgument when connection is null.
@@ -45,11 +51,32 @@ class RedisRateLimiter final : public RateLimiter {
   void Reconcile(std::string_view key, const RateLimitPolicy& policy, int64_t charged_tokens,
                  int64_t actual_tokens) override;
 
+  struct BatchCheck {
+    std::string key_id;
+    RateLimitPolicy policy;
+    int64_t tokens = 0;
+  };
+  using BatchDone = std::function<void(std::vector<Result<RateLimitDecision>>)>;
+  // Check() for each item, in order per key; `done` gets one result per
+  // item (a call's failure for each of its items). Never blocks.
+  void CheckBatchAsync(std::vector<BatchCheck> items, BatchDone done);
+
+  struct Settlement {
+    std::string key_id;
+    int64_t tokens_per_minute = 0;
+    int64_t charged_tokens = 0;
+    int64_t actual_tokens = 0;
+  };
+  // Reconcile() for each item (fire and forget).
+  void ReconcileBatch(const std::vector<Settlement>& items);
+
   // Reconcile() calls that failed (Redis down or an error reply).
   uint64_t reconcile_errors() const { return reconcile_errors_->load(std::memory_order_relaxed); }
 
  private:
   explicit RedisRateLimiter(const Options& options) : options_(options) {}
+  // The Redis key of `key_id`'s state (see key_shards).
+  std::string KeyFor(std::string_view key_id) const;
 
   const Options options_;
   // Shared with pending Reconcile callbacks, which may outlive the limiter.

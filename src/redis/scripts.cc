@@ -50,12 +50,13 @@ local function rate_read_all(first, count)
   end
   return out
 end
-local function rate_check(key, rpm, tpm, cost, now)
-  local r_tat, t_tat = rate_parse(redis.call('GET', key))
+-- Do both limits (rpm requests, tpm tokens; 0 = none) allow `cost` now?
+-- Returns allowed and the TATs to store if it is consumed.
+local function rate_try(r_tat, t_tat, rpm, tpm, cost, now)
   local r_ok, r_new, t_ok, t_new = true, r_tat, true, t_tat
   if rpm > 0 then r_ok, r_new = gcra(r_tat, now, rpm, 1) end
   if tpm > 0 then t_ok, t_new = gcra(t_tat, now, tpm, cost) end
-  return r_ok and t_ok, r_tat, t_tat, r_new, t_new
+  return r_ok and t_ok, r_new, t_new
 end
 -- Settles a tokens TAT by `delta` tokens (charged minus used: > 0 charges
 -- more, capped at two windows ahead; < 0 gives back, never below now).
@@ -137,12 +138,10 @@ for j = 0, n - 1 do
     if li > 0 then
       st = limits[li]
       r_tat, t_tat = st[1], st[2]
-      local rpm, tpm = tonumber(ARGV[b + 6]), tonumber(ARGV[b + 7])
-      local r_ok, t_ok = true, true
-      r_new, t_new = r_tat, t_tat
-      if rpm > 0 then r_ok, r_new = gcra(r_tat, now, rpm, 1) end
-      if tpm > 0 then t_ok, t_new = gcra(t_tat, now, tpm, tonumber(ARGV[b + 8])) end
-      if not (r_ok and t_ok) then status, allowed = 2, 0 end
+      local ok
+      ok, r_new, t_new = rate_try(r_tat, t_tat, tonumber(ARGV[b + 6]), tonumber(ARGV[b + 7]),
+                                  tonumber(ARGV[b + 8]), now)
+      if not ok then status, allowed = 2, 0 end
     end
     if status == 0 and ((capacity > 0 and depth >= capacity) or
                         (tier_limit > 0 and depth >= tier_limit)) then
@@ -500,24 +499,45 @@ return {now, infos}
 )lua";
 
 constexpr const char* kRateLimitCheck = R"lua(
-local rpm = tonumber(ARGV[1])
-local tpm = tonumber(ARGV[2])
+local n = tonumber(ARGV[1])
 local now = now_us()
-local allowed, r_tat, t_tat, r_new, t_new = rate_check(KEYS[1], rpm, tpm, tonumber(ARGV[3]), now)
-if allowed then rate_store(KEYS[1], r_new, t_new, now) end
-return {allowed and 1 or 0, now, r_tat, t_tat}
+local states = rate_read_all(1, #KEYS)
+local reply = {now}
+for j = 0, n - 1 do
+  local b = 1 + j * 4
+  local st = states[tonumber(ARGV[b + 1])]
+  local r_tat, t_tat = st[1], st[2]
+  local ok, r_new, t_new = rate_try(r_tat, t_tat, tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3]),
+                                    tonumber(ARGV[b + 4]), now)
+  if ok then st[1], st[2], st[3] = r_new, t_new, true end
+  reply[#reply + 1] = ok and 1 or 0
+  reply[#reply + 1] = r_tat
+  reply[#reply + 1] = t_tat
+end
+for i, st in pairs(states) do
+  if st[3] then rate_store(KEYS[i], st[1], st[2], now) end
+end
+return reply
 )lua";
 
 constexpr const char* kRateLimitReconcile = R"lua(
-local tpm = tonumber(ARGV[1])
-local delta = tonumber(ARGV[2])
-if tpm <= 0 or delta == 0 then return 0 end
+local n = tonumber(ARGV[1])
 local now = now_us()
-local r_tat, t_tat = rate_parse(redis.call('GET', KEYS[1]))
-local new_tat = settle_tat(t_tat, delta, tpm, now)
-if not new_tat then return 0 end
-rate_store(KEYS[1], r_tat, new_tat, now)
-return 1
+local states = rate_read_all(1, #KEYS)
+for j = 0, n - 1 do
+  local b = 1 + j * 3
+  local st = states[tonumber(ARGV[b + 1])]
+  local t_new = settle_tat(st[2], tonumber(ARGV[b + 3]), tonumber(ARGV[b + 2]), now)
+  if t_new then st[2], st[3] = t_new, true end
+end
+local changed = 0
+for i, st in pairs(states) do
+  if st[3] then
+    rate_store(KEYS[i], st[1], st[2], now)
+    changed = changed + 1
+  end
+end
+return changed
 )lua";
 
 LuaScript Make(const char* name, const char* body) {

@@ -84,9 +84,15 @@
 // Deregister KEYS workers, workers_exp  ARGV worker_id -> removed (0/1)
 // ReadWorkers KEYS workers, workers_exp -> {now_us, {info, ...}}  (expired
 //           workers are removed)
-// RateLimitCheck KEYS rl  ARGV rpm, tpm, tokens
-//           -> {allowed, now_us, r_tat_us, t_tat_us} (TATs before the check)
-// RateLimitReconcile KEYS rl  ARGV tpm, delta_tokens -> 1 changed / 0 not
+// RateLimitCheck KEYS rl1..rlK (one slot)
+//           ARGV n, then per item: key index (1..K), rpm, tpm, tokens
+//           -> {now_us, then per item: allowed, r_tat_us, t_tat_us} (TATs
+//           before that item's check; items of one key decided in order,
+//           each allowed one consumed; the keys' states in one MGET, one
+//           SET ... PX per key changed)
+// RateLimitReconcile KEYS rl1..rlK (one slot)
+//           ARGV n, then per item: key index, tpm, delta_tokens
+//           -> keys changed
 #pragma once
 
 #include "redis/lua_script.h"
