@@ -140,6 +140,31 @@ inline std::vector<LoadRequest> Requests(const std::string& prefix, size_t n,
   return out;
 }
 
+// 100 free-key requests through each of two gateways at once; every 429 is
+// checked (body, Retry-After, the limit's header). Returns {200s, 429s}.
+inline std::pair<int, int> FreeKeyBurstOverTwoGateways(const std::vector<uint16_t>& gw,
+                                                       int64_t requests_per_minute) {
+  LoadClient a({gw[0], 4, milliseconds(30'000)}, Requests("r-", 100, kFreeKey));
+  LoadClient b({gw[1], 4, milliseconds(30'000)}, Requests("r-", 100, kFreeKey));
+  a.Start();
+  b.Start();
+  std::vector<LoadResult> ra = a.Wait(), rb = b.Wait();
+  int ok = 0, limited = 0;
+  for (const auto* results : {&ra, &rb}) {
+    for (const LoadResult& r : *results) {
+      if (r.status == 200) ++ok;
+      if (r.status == 429) {
+        ++limited;
+        EXPECT_TRUE(IsError(r.status, r.body, 429, "rate_limited")) << r.body;
+        EXPECT_TRUE(r.headers.count("retry-after")) << "429 without Retry-After";
+        EXPECT_EQ(r.headers.count("x-ratelimit-limit") ? r.headers.at("x-ratelimit-limit") : "",
+                  std::to_string(requests_per_minute));
+      }
+    }
+  }
+  return {ok, limited};
+}
+
 // Sum of `name` over /metrics of a gateway (or a worker).
 inline double GatewayMetric(uint16_t port, const std::string& name) {
   HttpClient client(port, milliseconds(2'000));
