@@ -85,21 +85,29 @@ void ReadAdmission(const YAML::Node& node, Status* error, AdmissionConfig* admis
   r.Finish();
 }
 
+// A list of scalars at `key`, replacing *out when present; an element that
+// is not a scalar is reported as "<key>[i]: <expected>".
+void ReadScalarList(FieldReader& r, const char* key, const char* expected,
+                    std::vector<std::string>* out) {
+  std::optional<std::vector<YAML::Node>> list = r.ReadList(key);
+  if (!list) return;
+  out->clear();
+  for (size_t i = 0; i < list->size() && r.ok(); ++i) {
+    const YAML::Node& e = (*list)[i];
+    if (!e.IsScalar()) {
+      r.Error(ElementPath(key, i), expected);
+      return;
+    }
+    out->push_back(e.Scalar());
+  }
+}
+
 void ReadRedis(const YAML::Node& node, Status* error, RedisConfig* redis) {
   FieldReader r(node, "redis", error);
   r.ReadString("host", &redis->host);
   r.ReadInteger("port", &redis->port);
   r.ReadString("key_prefix", &redis->key_prefix);
-  if (auto nodes = r.ReadList("cluster_nodes")) {
-    for (size_t i = 0; i < nodes->size() && r.ok(); ++i) {
-      const YAML::Node& n = (*nodes)[i];
-      if (!n.IsScalar()) {
-        r.Error(ElementPath("cluster_nodes", i), "expected \"host:port\"");
-        return;
-      }
-      redis->cluster_nodes.push_back(n.Scalar());
-    }
-  }
+  ReadScalarList(r, "cluster_nodes", "expected \"host:port\"", &redis->cluster_nodes);
   r.ReadInteger("queue_shards", &redis->queue_shards);
   r.ReadString("username", &redis->username);
   r.ReadString("password", &redis->password);
@@ -184,17 +192,7 @@ TierPolicy ReadTier(const YAML::Node& node, const std::string& path, Status* err
 // The YAML `backend` mapping is flat; only the fields of the chosen kind are
 // read, so a field of another kind reads as an unknown field.
 void ReadHttpBackend(FieldReader& r, const std::string& kind, HttpBackendConfig* http) {
-  if (auto endpoints = r.ReadList("endpoints")) {
-    http->endpoints.clear();
-    for (size_t i = 0; i < endpoints->size() && r.ok(); ++i) {
-      const YAML::Node& e = (*endpoints)[i];
-      if (!e.IsScalar()) {
-        r.Error(ElementPath("endpoints", i), "expected a URL string");
-        return;
-      }
-      http->endpoints.push_back(e.Scalar());
-    }
-  }
+  ReadScalarList(r, "endpoints", "expected a URL string", &http->endpoints);
   r.ReadInteger("connections_per_endpoint", &http->connections_per_endpoint);
   r.ReadInteger("connect_timeout_ms", &http->connect_timeout_ms);
   r.ReadInteger("request_timeout_ms", &http->request_timeout_ms);
