@@ -4,13 +4,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <iterator>
+#include <numeric>
 #include <unordered_set>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
-
-#include <algorithm>
-#include <iterator>
 
 namespace sluice::store {
 
@@ -132,7 +131,9 @@ std::optional<RequestRecord> LogWriter::FindRequest(const std::string& id) const
   for (auto it = buffer_.rbegin(); it != buffer_.rend(); ++it) {
     if (match(*it)) return std::get<RequestRecord>(*it);
   }
-  for (auto it = inflight_.rbegin(); it != inflight_.rend(); ++it) {
+  // Past inflight_writable_ only admissions whose final row is in the batch.
+  const auto writable = inflight_.begin() + static_cast<std::ptrdiff_t>(inflight_writable_);
+  for (auto it = std::make_reverse_iterator(writable); it != inflight_.rend(); ++it) {
     if (match(*it)) return std::get<RequestRecord>(*it);
   }
   return std::nullopt;
@@ -170,7 +171,7 @@ void LogWriter::Close() {
   const size_t left = HeldLocked();
   CountDropped(left);
   buffer_.clear();
-  inflight_.clear();
+  ClearInflight();
   if (buffered_metric_ != nullptr) buffered_metric_->Set(0);
   closed_ = true;
   drained_.notify_all();
@@ -198,10 +199,22 @@ bool LogWriter::WriteDueLocked() const {
   return !buffer_.empty() && (flush_waiters_ > 0 || buffer_.size() >= options_.flush_batch);
 }
 
+void LogWriter::ClearInflight() {
+  inflight_.clear();
+  inflight_order_.clear();
+  inflight_writable_ = 0;
+}
+
 void LogWriter::RequeueInflight() {
+  if (!inflight_order_.empty()) {  // back in arrival order, so that the oldest go first
+    std::vector<LogEntry> arrived(inflight_.size());
+    for (size_t i = 0; i < inflight_.size(); ++i)
+      arrived[inflight_order_[i]] = std::move(inflight_[i]);
+    inflight_ = std::move(arrived);
+  }
   buffer_.insert(buffer_.begin(), std::make_move_iterator(inflight_.begin()),
                  std::make_move_iterator(inflight_.end()));
-  inflight_.clear();
+  ClearInflight();
   size_t over =
       buffer_.size() > options_.buffer_capacity ? buffer_.size() - options_.buffer_capacity : 0;
   buffer_.erase(buffer_.begin(), buffer_.begin() + static_cast<std::ptrdiff_t>(over));
@@ -239,22 +252,30 @@ struct LogWriter::WriteOutcome {
 // Most requests finish within one flush interval, so a batch usually holds
 // both rows of a request; the admission row is then not worth writing (the
 // final row replaces it anyway). Moves such admissions to the back of
-// inflight_ (order otherwise kept) and returns how many entries to write.
+// inflight_ (order otherwise kept), remembers the arrival order in
+// inflight_order_ and returns how many entries to write.
 size_t LogWriter::WithoutSupersededAdmissions() {
   auto final_row = [](const LogEntry& e) {
     const auto* r = std::get_if<RequestRecord>(&e);
     return r != nullptr && r->completed_at != WallTime{} ? r : nullptr;
   };
+  inflight_order_.clear();
   std::unordered_set<std::string> finished;
   for (const LogEntry& e : inflight_) {
     if (const RequestRecord* r = final_row(e)) finished.insert(r->id);
   }
   if (finished.empty()) return inflight_.size();
-  auto end = std::stable_partition(inflight_.begin(), inflight_.end(), [&](const LogEntry& e) {
-    const auto* r = std::get_if<RequestRecord>(&e);
-    return r == nullptr || final_row(e) != nullptr || !finished.contains(r->id);
+  inflight_order_.resize(inflight_.size());
+  std::iota(inflight_order_.begin(), inflight_order_.end(), size_t{0});
+  auto end = std::stable_partition(inflight_order_.begin(), inflight_order_.end(), [&](size_t i) {
+    const auto* r = std::get_if<RequestRecord>(&inflight_[i]);
+    return r == nullptr || final_row(inflight_[i]) != nullptr || !finished.contains(r->id);
   });
-  return static_cast<size_t>(end - inflight_.begin());
+  std::vector<LogEntry> moved;
+  moved.reserve(inflight_.size());
+  for (size_t i : inflight_order_) moved.push_back(std::move(inflight_[i]));
+  inflight_ = std::move(moved);
+  return static_cast<size_t>(end - inflight_order_.begin());
 }
 
 LogWriter::WriteOutcome LogWriter::WriteInflight() {
@@ -319,7 +340,7 @@ std::string LogWriter::OnWritten(const WriteOutcome& out, RetryState& retry) {
     if (rejected_metric_ != nullptr) rejected_metric_->Inc(refused);
     CountDropped(refused);
   }
-  inflight_.clear();
+  ClearInflight();
   std::string note;
   if (retry.failures > 0) {
     note = fmt::format("request log ({}): writing again after {} failed attempts", options_.backend,

@@ -159,6 +159,7 @@ class LogWriter {
   // Moves the in-flight batch back to the front of the buffer and drops the
   // oldest beyond capacity. REQUIRES: mu_ held.
   void RequeueInflight();
+  void ClearInflight();  // REQUIRES: mu_ held
   // Drops `n` entries; REQUIRES: mu_ held.
   void CountDropped(uint64_t n);
   // REQUIRES: mu_ held.
@@ -193,13 +194,16 @@ class LogWriter {
   // changes it then) and by FindRequest() with mu_ held.
   std::vector<LogEntry> inflight_;
   size_t inflight_writable_ = 0;  // leading entries of inflight_ worth writing
-  uint64_t appended_ = 0;         // GUARDED_BY(mu_)
-  uint64_t accepted_ = 0;         // GUARDED_BY(mu_): entries ever put in buffer_
-  int flush_waiters_ = 0;         // GUARDED_BY(mu_)
-  bool closing_ = false;          // GUARDED_BY(mu_): no more entries accepted
-  bool abandon_ = false;          // GUARDED_BY(mu_): writer must exit now
-  bool closed_ = false;           // GUARDED_BY(mu_)
-  uint64_t warned_drops_ = 0;     // writer thread only
+  // Empty, or inflight_order_[i] = where inflight_[i] arrived in its batch
+  // (WithoutSupersededAdmissions() reorders it); same guard as inflight_.
+  std::vector<size_t> inflight_order_;
+  uint64_t appended_ = 0;      // GUARDED_BY(mu_)
+  uint64_t accepted_ = 0;      // GUARDED_BY(mu_): entries ever put in buffer_
+  int flush_waiters_ = 0;      // GUARDED_BY(mu_)
+  bool closing_ = false;       // GUARDED_BY(mu_): no more entries accepted
+  bool abandon_ = false;       // GUARDED_BY(mu_): writer must exit now
+  bool closed_ = false;        // GUARDED_BY(mu_)
+  uint64_t warned_drops_ = 0;  // writer thread only
   std::chrono::steady_clock::time_point last_drop_warning_{};  // writer thread only
   std::thread thread_;
 };

@@ -37,7 +37,11 @@ class ScriptedSink final : public LogSink {
       }
     }
     std::lock_guard lock(mu_);
-    for (const LogEntry& e : entries) written_.push_back(std::get<RequestRecord>(e).id);
+    for (const LogEntry& e : entries) {
+      const auto& r = std::get<RequestRecord>(e);
+      written_.push_back(r.id);
+      rows_.push_back(r.id + (r.completed_at != WallTime{} ? " final" : " admitted"));
+    }
     return Status::Ok();
   }
   Result<uint64_t> Prune(WallTime cutoff, uint64_t max_rows) override {
@@ -60,10 +64,15 @@ class ScriptedSink final : public LogSink {
     std::lock_guard lock(mu_);
     return written_;
   }
+  std::vector<std::string> rows() const {  // "id admitted" / "id final"
+    std::lock_guard lock(mu_);
+    return rows_;
+  }
 
  private:
   mutable std::mutex mu_;
   std::vector<std::string> written_;
+  std::vector<std::string> rows_;
   uint64_t expired_ = 0;           // rows Prune() may still delete
   std::vector<WallTime> cutoffs_;  // of each Prune() call
 };
@@ -71,6 +80,13 @@ class ScriptedSink final : public LogSink {
 LogEntry Rec(const std::string& id) {
   RequestRecord r;
   r.id = id;
+  return r;
+}
+
+LogEntry Final(const std::string& id) {
+  RequestRecord r;
+  r.id = id;
+  r.completed_at = std::chrono::system_clock::from_time_t(1'700'000'000);
   return r;
 }
 
@@ -176,6 +192,45 @@ TEST(LogWriterTest, FlushAndCloseGiveUpInBoundedTimeWhenTheDatabaseIsDown) {
   EXPECT_EQ(st.dropped, 5u);
   EXPECT_EQ(st.buffered, 0u);
   EXPECT_GE(st.flush_errors, 1u);
+}
+
+// A batch that fails is reordered for writing (final rows first, admissions
+// they supersede behind): it must go back in arrival order, so that a full
+// buffer drops the oldest records and a lookup finds the newest.
+TEST(LogWriterTest, AFailedBatchKeepsArrivalOrderForDropsAndLookups) {
+  auto sink = std::make_unique<ScriptedSink>();
+  ScriptedSink* s = sink.get();
+  s->refuse_open = true;
+  auto o = Fast();
+  o.buffer_capacity = 4;
+  o.flush_batch = 4;
+  auto w = Make(o, std::move(sink));
+  for (int i = 1; i <= 2; ++i) {
+    w->Append(Rec("r" + std::to_string(i)));
+    w->Append(Final("r" + std::to_string(i)));
+  }
+  // Attempts fail one after another; the batch moves between the buffer
+  // and the writer's hands, and is always found at its newest.
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  int looked = 0;
+  while (w->stats().flush_errors < 20 && std::chrono::steady_clock::now() < until) {
+    auto found = w->FindRequest("r1");
+    ASSERT_TRUE(found.has_value());
+    ASSERT_NE(found->completed_at, WallTime{}) << "lookup " << looked;
+    ++looked;
+  }
+  ASSERT_GE(w->stats().flush_errors, 20u);
+  // Two newer records push out the two oldest (r1's), wherever the batch is.
+  w->Append(Rec("r3"));
+  w->Append(Final("r3"));
+  s->refuse_open = false;
+  ASSERT_TRUE(w->Flush(5'000).ok());
+  EXPECT_EQ(s->rows(), (std::vector<std::string>{"r2 final", "r3 final"}));
+  auto st = w->stats();
+  EXPECT_EQ(st.appended, 6u);
+  EXPECT_EQ(st.dropped, 2u);
+  EXPECT_EQ(st.written, 4u);  // two final rows and the admissions they replace
+  EXPECT_EQ(st.buffered, 0u);
 }
 
 TEST(LogWriterTest, PrunesPastTheRetentionPeriodInChunksFromTheInjectedClock) {
