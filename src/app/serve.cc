@@ -5,12 +5,13 @@
 
 #include <spdlog/spdlog.h>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/signal_set.hpp>
-#include <boost/asio/steady_timer.hpp>
 
+#include "app/drainer.h"
 #include "app/front_door_setup.h"
 #include "app/model_runtime.h"
 #include "app/request_log_factory.h"
+#include "app/shutdown_signals.h"
+#include "common/asio_executor.h"
 #include "core/authenticator.h"
 #include "core/inference_service.h"
 #include "http/front_door.h"
@@ -23,83 +24,22 @@ namespace asio = boost::asio;
 
 namespace {
 
-// The graceful shutdown sequence, driven by a timer on the io_context.
-class Drainer {
- public:
-  Drainer(asio::io_context& ioc, const AppConfig& config, InferenceService& service,
-          FrontDoorListeners& listeners, std::vector<std::unique_ptr<ModelRuntime>>& models)
-      : ioc_(ioc),
-        timer_(ioc),
-        config_(config),
-        service_(service),
-        listeners_(listeners),
-        server_(listeners.public_server()),
-        models_(models) {}
-
-  void Begin() {
-    if (started_) {  // second signal: stop now
-      spdlog::warn("second signal: stopping without finishing the drain");
-      ioc_.stop();
-      return;
+// Answers 503 what is still queued and aborts the batches in flight.
+void AbandonQueued(std::vector<std::unique_ptr<ModelRuntime>>& models) {
+  size_t left = 0;
+  for (auto& m : models) {
+    std::vector<RequestPtr> rest;
+    m->queue()->RemoveAll(&rest);
+    left += rest.size();
+    for (auto& r : rest) {
+      InferenceOutcome o;
+      o.status = Unavailable("the gateway shut down before this request was served");
+      r->Complete(std::move(o));
     }
-    started_ = true;
-    spdlog::info("shutting down: no new connections; draining for up to {} ms",
-                 config_.server.drain_timeout_ms);
-    listeners_.StopAccepting();
-    service_.BeginShutdown();
-    deadline_ = SteadyClock::now() + Millis(config_.server.drain_timeout_ms);
-    Poll();
+    m->group().AbortInFlight(Unavailable("the gateway shut down while this batch was running"));
   }
-
- private:
-  // Polling a few counters every 5 ms is cheap and only happens at shutdown.
-  void Poll() {
-    bool idle = service_.TotalQueueDepth() == 0 && server_.requests_in_progress() == 0;
-    for (auto& m : models_) idle = idle && m->group().busy_slots() == 0;
-    if (idle) {
-      spdlog::info("drained; exiting");
-      ioc_.stop();
-      return;
-    }
-    if (!aborted_ && SteadyClock::now() >= deadline_) {
-      aborted_ = true;
-      size_t left = 0;
-      for (auto& m : models_) {
-        std::vector<RequestPtr> rest;
-        m->queue()->RemoveAll(&rest);
-        left += rest.size();
-        for (auto& r : rest) {
-          InferenceOutcome o;
-          o.status = Unavailable("the gateway shut down before this request was served");
-          r->Complete(std::move(o));
-        }
-        m->group().AbortInFlight(Unavailable("the gateway shut down while this batch was running"));
-      }
-      spdlog::warn("drain timeout: answered {} queued requests 503", left);
-      // Give the 503s a bounded moment to be written.
-      deadline_ = SteadyClock::now() + Millis(1000);
-    } else if (aborted_ && SteadyClock::now() >= deadline_) {
-      spdlog::warn("exiting with {} responses unwritten", server_.requests_in_progress());
-      ioc_.stop();
-      return;
-    }
-    timer_.expires_after(Millis(5));
-    timer_.async_wait([this](boost::system::error_code ec) {
-      if (!ec) Poll();
-    });
-  }
-
-  asio::io_context& ioc_;
-  asio::steady_timer timer_;
-  const AppConfig& config_;
-  InferenceService& service_;
-  FrontDoorListeners& listeners_;
-  http::HttpServer& server_;
-  std::vector<std::unique_ptr<ModelRuntime>>& models_;
-  bool started_ = false;
-  bool aborted_ = false;
-  TimePoint deadline_;
-};
+  spdlog::warn("drain timeout: answered {} queued requests 503", left);
+}
 
 }  // namespace
 
@@ -226,16 +166,31 @@ int RunServe(const AppConfig& config) {
   }
   (*listeners)->AddMetrics(registry);
 
-  Drainer drainer(ioc, config, *service.value(), **listeners, models);
-  asio::signal_set signals(ioc, SIGINT, SIGTERM);
-  std::function<void()> wait_signal = [&] {
-    signals.async_wait([&](boost::system::error_code ec, int) {
-      if (ec) return;
-      drainer.Begin();
-      wait_signal();
-    });
+  // Graceful shutdown: no new connections, then the queues and batches in
+  // flight run out (or are answered 503 at the deadline).
+  AsioExecutor control(ioc);
+  http::HttpServer& server = (*listeners)->public_server();
+  Drainer::Stage stage;
+  stage.name = "serve";
+  stage.begin = [&] {
+    (*listeners)->StopAccepting();
+    svc->BeginShutdown();
   };
-  wait_signal();
+  stage.idle = [&] {
+    bool idle = svc->TotalQueueDepth() == 0 && server.requests_in_progress() == 0;
+    for (auto& m : models) idle = idle && m->group().busy_slots() == 0;
+    return idle;
+  };
+  stage.abandon = [&models] { AbandonQueued(models); };
+  Drainer::Options drain;
+  drain.executor = &control;
+  drain.stages.push_back(std::move(stage));
+  drain.timeout_ms = config.server.drain_timeout_ms;
+  drain.grace_ms = 1'000;
+  drain.written = [&server] { return server.requests_in_progress() == 0; };
+  drain.stop = [&ioc] { ioc.stop(); };
+  Drainer drainer(std::move(drain));
+  ShutdownSignals signals(ioc, control, [&drainer] { drainer.Begin(); });
 
   for (auto& m : models) m->Start();
   (*listeners)->Start(config);

@@ -1,40 +1,67 @@
 #include "app/serve_on_redis.h"
 
-#include <csignal>
-#include <thread>
+#include <memory>
 #include <vector>
 
 #include <spdlog/spdlog.h>
 
-#include "app/gateway_command.h"
+#include "app/gateway_role.h"
 #include "app/redis_setup.h"
-#include "app/worker_command.h"
+#include "app/scale_out_process.h"
+#include "app/worker_role.h"
 
 namespace sluice {
 
 int RunServeOnRedis(const AppConfig& config) {
-  // Workers first (each heartbeats before the gateway's first capacity read
-  // matters); every role handles SIGTERM itself and drains.
-  std::vector<int> worker_rc(config.models.size(), 0);
-  std::vector<std::thread> workers;
-  for (size_t i = 0; i < config.models.size(); ++i) {
-    workers.emplace_back([&config, &worker_rc, i] {
-      WorkerFlags flags;
-      flags.model = config.models[i].name;
-      flags.port = 0;          // its own health/metrics port: any free one
-      flags.announce = false;  // the gateway's port is the one to print
-      worker_rc[i] = RunWorker(config, flags);
-    });
+  const std::string gateway_id =
+      config.redis.gateway_id.empty() ? RandomGatewayId() : config.redis.gateway_id;
+  // One request log for the process: request rows from the gateway, batch
+  // rows (batch ids are unique in a process) from every worker.
+  auto process = ScaleOutProcess::Create(config, "sluice-" + gateway_id,
+                                         DefaultWorkerId("serve", std::nullopt));
+  if (!process.ok()) {
+    spdlog::error("sluice serve: {}", process.status().message());
+    return 2;
   }
+  ScaleOutProcess& p = **process;
+  std::vector<std::unique_ptr<WorkerRole>> workers;
+  for (const ModelConfig& model : config.models) {
+    auto w =
+        WorkerRole::Create({&p, &model, std::nullopt, DefaultWorkerId(model.name, std::nullopt)});
+    if (!w.ok()) {
+      spdlog::error("models: '{}': {}", model.name, w.status().message());
+      return 2;
+    }
+    workers.push_back(std::move(w).value());
+  }
+  auto gateway = GatewayRole::Create({&p, gateway_id});
+  if (!gateway.ok()) {
+    spdlog::error("{}", gateway.status().message());
+    return 2;
+  }
+  if (Status s = (*gateway)->Listen(); !s.ok()) {
+    spdlog::error("{}", s.message());
+    return 1;
+  }
+  // Workers first: each heartbeats before the gateway's first capacity read.
+  for (auto& w : workers) w->Start();
   spdlog::info("serve: {} worker(s) and the gateway in one process, on Redis {}", workers.size(),
                RedisTargetName(config.redis));
-  int rc = RunGateway(config);
-  // A gateway that failed to start leaves the workers running: stop them the
-  // way an operator would (their signal handlers drain them).
-  if (rc != 0) std::raise(SIGTERM);
-  for (auto& t : workers) t.join();
-  for (int w : worker_rc) rc = rc != 0 ? rc : w;
-  return rc;
+  (*gateway)->Start();
+
+  // The gateway drains first (its queued requests are still served by the
+  // workers, here or elsewhere), then the workers finish their batches.
+  Drainer::Options drain;
+  drain.stages.push_back((*gateway)->DrainStage());
+  for (auto& w : workers) drain.stages.push_back(w->DrainStage());
+  drain.timeout_ms = config.server.drain_timeout_ms;
+  drain.grace_ms = 500;
+  drain.written = [g = gateway->get()] { return g->AnswersWritten(); };
+  p.Run(std::move(drain));
+  (*gateway)->Close();
+  for (auto& w : workers) w->Close();
+  p.CloseRedis();
+  return 0;
 }
 
 }  // namespace sluice

@@ -39,7 +39,6 @@ struct WorkerFlags {
   std::string model;                     // empty = the config's first model
   std::optional<size_t> endpoint_index;  // http kinds: serve this endpoint only
   uint16_t port = 0;                     // health/metrics port; 0 = any free port
-  bool announce = true;  // print the "sluice: listening on" line (off inside `serve`)
 };
 
 int RunWorker(const AppConfig& config, const WorkerFlags& flags);

@@ -266,11 +266,55 @@ TEST_F(ScaleOutTest, ServeWithARedisSectionRunsBothRolesInOneProcess) {
                              kDefaultMaxTokens))
         << results[i].body << results[i].error;
   }
+  // One registry, on the gateway's port: the gateway's series and its
+  // worker's (they had a registry each, the worker's on a port of its own).
+  EXPECT_EQ(GatewayMetric(serve->port(), "sluice_redis_enqueued_requests_total"), 300);
+  EXPECT_EQ(GatewayMetric(serve->port(), "sluice_worker_requests_claimed_total"), 300);
+  EXPECT_EQ(GatewayMetric(serve->port(), "sluice_batch_size_sum"), 300);
+  EXPECT_GT(GatewayMetric(serve->port(), "sluice_redis_commands_total"), 0);
   // Its queue is in Redis: a separate worker can join and serve it too.
   ASSERT_NE(Start("worker", Yaml(FastSim())), nullptr);
   EXPECT_TRUE(PollUntil([&] { return HealthyWorkers(serve->port()) == 2; }, milliseconds(10'000),
                         milliseconds(50)));
   ASSERT_TRUE(serve->Terminate());
+  EXPECT_EQ(serve->WaitExit(milliseconds(15'000)), 0);
+}
+
+// `serve` on Redis drains its gateway first: its requests still queued in
+// Redis are served by its own worker, which stops claiming only after them.
+TEST_F(ScaleOutTest, ServeOnRedisAnswersItsQueuedRequestsBeforeItsWorkerStops) {
+  TestConfig c;
+  c.devices = 1;
+  c.max_batch_size = 4;
+  c.fixed_latency_us = 300'000;  // 12 requests: three batches, one after another
+  c.per_item_latency_us = 0;
+  c.max_batch_delay_us = 1'000;
+  c.drain_timeout_ms = 10'000;
+  SluiceProcess* serve = Start("serve", Yaml(c, /*lease_ms=*/5'000));
+  ASSERT_NE(serve, nullptr);
+  ASSERT_TRUE(PollUntil([&] { return HealthyWorkers(serve->port()) == 1; }, milliseconds(10'000),
+                        milliseconds(50)));
+  LoadClient load({.port = serve->port(), .connections = 12, .timeout = milliseconds(30'000)},
+                  Requests("drain-", 12));
+  load.Start();
+  // All 12 sent and a first batch claimed: the rest waits in Redis.
+  double claimed = 0;
+  ASSERT_TRUE(PollUntil(
+      [&] {
+        claimed = GatewayMetric(serve->port(), "sluice_worker_requests_claimed_total");
+        return GatewayMetric(serve->port(), "sluice_redis_enqueued_requests_total") == 12 &&
+               claimed > 0;
+      },
+      milliseconds(5'000), milliseconds(5)));
+  ASSERT_LT(claimed, 12) << "nothing was left in Redis at SIGTERM";
+  ASSERT_EQ(load.responses_received(), 0u) << "the first batch finished before SIGTERM";
+  ASSERT_TRUE(serve->Terminate());
+  std::vector<LoadResult> results = load.Wait();
+  for (size_t i = 0; i < results.size(); ++i) {
+    EXPECT_TRUE(IsCompletion(results[i].status, results[i].body, "drain-" + std::to_string(i),
+                             kDefaultMaxTokens))
+        << i << ": " << results[i].status << " " << results[i].body << results[i].error;
+  }
   EXPECT_EQ(serve->WaitExit(milliseconds(15'000)), 0);
 }
 

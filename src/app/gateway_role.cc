@@ -1,0 +1,354 @@
+#include "app/gateway_role.h"
+
+#include <functional>
+#include <optional>
+#include <random>
+#include <vector>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "app/capacity_feed.h"
+#include "app/front_door_setup.h"
+#include "app/redis_setup.h"
+#include "app/scale_out_process.h"
+#include "common/asio_executor.h"
+#include "config/scheduler_options.h"
+#include "core/inference_service.h"
+#include "http/front_door.h"
+#include "http/http_server.h"
+#include "http/request_metrics.h"
+#include "redis/dead_letters.h"
+#include "redis/pending_requests.h"
+#include "redis/queue_client.h"
+#include "redis/redis_rate_limiter.h"
+#include "redis/redis_request_queue.h"
+#include "redis/result_listener.h"
+#include "redis/worker_registry.h"
+
+namespace sluice {
+
+namespace asio = boost::asio;
+
+namespace {
+
+// Admission's slot count is fixed at creation; the registry's healthy slots
+// are clamped to it.
+constexpr size_t kMaxSlots = 4096;
+// How often pending requests are checked against their total deadline.
+constexpr int64_t kExpirySweepMs = 5;
+
+const char* StateName(redis::RedisClient::State s) {
+  switch (s) {
+    case redis::RedisClient::State::kUp:
+      return "up";
+    case redis::RedisClient::State::kConnecting:
+      return "connecting";
+    case redis::RedisClient::State::kDown:
+      return "down";
+  }
+  return "down";
+}
+
+}  // namespace
+
+std::string RandomGatewayId() {
+  std::random_device rd;
+  return fmt::format("gw-{:08x}", static_cast<uint32_t>(rd()));
+}
+
+// Declaration order is construction order; destruction runs backwards.
+struct GatewayRole::Parts {
+  explicit Parts(const Options& o)
+      : options(o),
+        process(*o.process),
+        enqueue_strand(o.process->ioc()),
+        expiry(o.process->ioc()) {}
+
+  Options options;
+  ScaleOutProcess& process;
+  const AppConfig& config() const { return process.config(); }
+  // Runs the enqueue batchers' end-of-turn flushes (one strand for all models).
+  AsioExecutor enqueue_strand;
+  redis::PendingRequests pending;
+  std::vector<std::unique_ptr<redis::RedisQueueClient>> clients;
+  std::vector<std::unique_ptr<redis::RedisRequestQueue>> queues;
+  std::vector<std::unique_ptr<BatchCostModel>> cost_models;  // before the controllers
+  std::vector<std::unique_ptr<AdmissionController>> admissions;
+  std::unique_ptr<InferenceService> service;
+  std::unique_ptr<redis::RedisWorkerRegistry> workers;
+  std::optional<CapacityFeed> feed;
+  std::unique_ptr<redis::RedisResultListener> listener;
+  std::optional<http::RequestMetrics> request_metrics;
+  std::unique_ptr<redis::RedisDeadLetters> dead_letters;
+  std::unique_ptr<FrontDoorListeners> listeners;
+  asio::steady_timer expiry;
+
+  Status Build();
+  void AddMetrics();
+  // Answers 504 what is past its total deadline, every kExpirySweepMs.
+  void SweepExpired();
+  http::HealthSnapshot Health() const;
+};
+
+Status GatewayRole::Parts::Build() {
+  const AppConfig& cfg = config();
+  redis::RedisClient* conn = process.redis();
+  const redis::KeySpace keys(cfg.redis.key_prefix);
+  InferenceService::Options service_options;
+  service_options.tiers = cfg.tiers;
+  CapacityFeed::Options feed_options;
+  for (const ModelConfig& mc : cfg.models) {
+    redis::RedisQueueClient::Options qo;
+    qo.connection = conn;
+    qo.keys = keys;
+    qo.tier_count = cfg.tiers.size();
+    qo.capacity = mc.queue_capacity;
+    qo.separate_limiter = process.separate_limiter();
+    qo.queue_shards = static_cast<size_t>(cfg.redis.queue_shards);
+    auto client = redis::RedisQueueClient::Create(qo);
+    if (!client.ok()) return client.status();
+    redis::RedisRequestQueue::Options rqo;
+    rqo.client = client->get();
+    rqo.pending = &pending;
+    rqo.model = mc.name;
+    rqo.gateway_id = options.gateway_id;
+    rqo.executor = &enqueue_strand;
+    rqo.max_batch = static_cast<size_t>(cfg.redis.enqueue_max_batch);
+    rqo.max_delay = Micros(cfg.redis.enqueue_max_delay_us);
+    auto queue = redis::RedisRequestQueue::Create(rqo);
+    if (!queue.ok())
+      return InvalidArgument("models: '" + mc.name + "': " + queue.status().message());
+    AdmissionController* admission = nullptr;
+    BatchCostModel* cost_model = nullptr;
+    if (cfg.admission.enabled) {
+      // The workers' measured throughput reaches it through the capacity feed.
+      auto cost = BatchCostModel::Create(CostPriorFor(mc));
+      if (!cost.ok()) return cost.status();
+      cost_model = cost->get();
+      cost_models.push_back(std::move(cost).value());
+      AdmissionController::Options ao = AdmissionOptionsFor(cfg, mc);
+      ao.total_slots = kMaxSlots;
+      ao.cost_model = cost_model;
+      auto a = AdmissionController::Create(ao);
+      if (!a.ok()) return a.status();
+      admission = a->get();
+      admission->SetHealthySlots(0);  // until the registry says otherwise
+      admissions.push_back(std::move(a).value());
+    }
+    service_options.models.push_back(
+        {mc.name, mc.version, mc.max_tokens_limit, mc.default_max_tokens, queue->get(), admission});
+    feed_options.models.push_back(
+        {mc.name, mc.max_batch_size, admission, cost_model, queue->get()});
+    clients.push_back(std::move(client).value());
+    queues.push_back(std::move(queue).value());
+  }
+  service_options.log = process.log();
+  // No local limiter: the enqueue script checks the key's limit in Redis.
+  auto svc = InferenceService::Create(service_options);
+  if (!svc.ok()) return svc.status();
+  service = std::move(svc).value();
+
+  auto registry = redis::RedisWorkerRegistry::Create({conn, keys, cfg.redis.heartbeat_ttl_ms});
+  if (!registry.ok()) return registry.status();
+  workers = std::move(registry).value();
+  feed_options.registry = workers.get();
+  feed_options.connection = conn;
+  feed_options.tier_count = cfg.tiers.size();
+  feed.emplace(process.ioc(), feed_options);
+
+  redis::RedisResultListener::Options lo;
+  lo.subscriber = RedisSubscriberOptions(cfg.redis);
+  lo.keys = keys;
+  lo.gateway_id = options.gateway_id;
+  // One hand-off to the I/O threads per message (a worker's batch), not one
+  // per result: the answers are written from there without further wakeups.
+  lo.on_results = [ioc = &process.ioc(), this](std::vector<redis::WireResult>&& batch) {
+    asio::post(*ioc, [this, batch = std::move(batch)]() mutable {
+      for (redis::WireResult& r : batch) pending.Deliver(std::move(r));
+    });
+  };
+  auto l = redis::RedisResultListener::Create(std::move(lo));
+  if (!l.ok()) return l.status();
+  listener = std::move(l).value();
+
+  std::vector<std::string> model_names, tier_names;
+  for (const auto& m : cfg.models) model_names.push_back(m.name);
+  for (const auto& t : cfg.tiers) tier_names.push_back(t.name);
+  request_metrics.emplace(&process.registry(), model_names, tier_names, SystemClock());
+  // Every worker's and reaper's dead letters, from Redis.
+  auto dl =
+      redis::RedisDeadLetters::Create({conn, keys, model_names, cfg.server.dead_letter_capacity,
+                                       static_cast<size_t>(cfg.redis.queue_shards)});
+  if (!dl.ok()) return dl.status();
+  dead_letters = std::move(dl).value();
+  AddMetrics();
+  return Status::Ok();
+}
+
+void GatewayRole::Parts::AddMetrics() {
+  metrics::Registry& registry = process.registry();
+  registry.AddCallbackGauge("sluice_redis_subscribed",
+                            "1 while the result channel is subscribed, else 0.", {},
+                            [l = listener.get()] { return l->subscribed() ? 1.0 : 0.0; });
+  registry.AddCallbackGauge("sluice_redis_pending_requests",
+                            "Requests queued in Redis and waiting for their result.", {},
+                            [this] { return static_cast<double>(pending.size()); });
+  registry.AddCallbackGauge(
+      "sluice_redis_dropped_results_total",
+      "Results for requests this gateway no longer waits for (answered, expired).", {},
+      [this] { return static_cast<double>(pending.stats().dropped_results); });
+  registry.AddCallbackGauge(
+      "sluice_redis_result_timeouts_total",
+      "Requests answered 504 because no result arrived before their total deadline.", {},
+      [this] { return static_cast<double>(pending.stats().expired); });
+  registry.AddCallbackGauge("sluice_redis_results_total", "Results received on the channel.", {},
+                            [l = listener.get()] { return static_cast<double>(l->results()); });
+  const auto& models = config().models;
+  for (size_t i = 0; i < models.size(); ++i) {
+    const metrics::Labels labels{{"model", models[i].name}};
+    redis::RedisRequestQueue* q = queues[i].get();
+    registry.AddCallbackGauge("sluice_redis_enqueue_failures_total",
+                              "Requests answered 503 because Redis was down or did not answer.",
+                              labels, [q] { return static_cast<double>(q->redis_errors()); });
+    registry.AddCallbackGauge("sluice_redis_enqueue_calls_total",
+                              "Enqueue script calls (each carries a batch of requests).", labels,
+                              [q] { return static_cast<double>(q->batching().batches); });
+    registry.AddCallbackGauge("sluice_redis_enqueued_requests_total",
+                              "Requests sent to Redis by the enqueue script calls.", labels,
+                              [q] { return static_cast<double>(q->batching().items); });
+    registry.AddCallbackGauge(
+        "sluice_healthy_workers", "Live workers with a healthy slot.", labels,
+        [this, i] { return static_cast<double>(feed->snapshot(i).capacity.healthy_workers); });
+  }
+}
+
+http::HealthSnapshot GatewayRole::Parts::Health() const {
+  http::HealthSnapshot h;
+  const redis::RedisClient* conn = process.redis();
+  h.status = conn->state() == redis::RedisClient::State::kUp ? "healthy" : "unavailable";
+  size_t live_workers = 0;
+  double busy = 0, slots = 0;
+  const auto& models = config().models;
+  for (size_t i = 0; i < models.size(); ++i) {
+    CapacityFeed::Snapshot s = feed->snapshot(i);
+    http::ModelHealth mh;
+    mh.name = models[i].name;
+    mh.queue_depth = queues[i]->Depth();
+    mh.devices = s.capacity.healthy_slots;
+    mh.healthy_devices = s.capacity.healthy_slots;
+    double model_busy = 0;
+    for (const redis::WorkerHeartbeat& w : s.capacity.workers) {
+      mh.endpoints.push_back({w.worker_id + " " + w.endpoint,
+                              w.healthy_slots > 0 ? BreakerState::kClosed : BreakerState::kOpen,
+                              w.healthy_slots});
+      model_busy += w.utilisation * w.healthy_slots;
+    }
+    mh.utilization = mh.devices > 0 ? model_busy / static_cast<double>(mh.devices) : 0;
+    busy += model_busy;
+    slots += static_cast<double>(mh.devices);
+    live_workers += s.capacity.healthy_workers;
+    if (AdmissionController* a = service->model(i).admission) {
+      mh.admission = true;
+      mh.capacity = a->Snapshot();
+    }
+    if (mh.healthy_devices == 0) h.status = "unavailable";
+    h.queue_depth += mh.queue_depth;
+    h.models.push_back(std::move(mh));
+  }
+  h.gpu_utilization = slots > 0 ? busy / slots : 0;
+  h.requests_per_second = request_metrics->RequestsPerSecond();
+  if (service->shutting_down()) h.status = "draining";
+  h.redis = http::RedisHealth{StateName(conn->state()),    options.gateway_id,
+                              listener->subscribed(),      pending.size(),
+                              conn->stats().commands_sent, live_workers};
+  return h;
+}
+
+void GatewayRole::Parts::SweepExpired() {
+  pending.ExpireUntil(SystemClock()->Now());
+  expiry.expires_after(std::chrono::milliseconds(kExpirySweepMs));
+  expiry.async_wait([this](boost::system::error_code ec) {
+    if (!ec) SweepExpired();
+  });
+}
+
+GatewayRole::GatewayRole(std::unique_ptr<Parts> parts) : parts_(std::move(parts)) {}
+
+GatewayRole::~GatewayRole() { Close(); }
+
+Result<std::unique_ptr<GatewayRole>> GatewayRole::Create(const Options& options) {
+  if (options.process == nullptr || options.gateway_id.empty()) {
+    return InvalidArgument("GatewayRole: process and gateway_id are required");
+  }
+  auto parts = std::make_unique<Parts>(options);
+  if (Status s = parts->Build(); !s.ok()) return s;
+  return std::unique_ptr<GatewayRole>(new GatewayRole(std::move(parts)));
+}
+
+Status GatewayRole::Listen() {
+  Parts& p = *parts_;
+  http::FrontDoor::Options fd;
+  fd.auth = p.process.auth();
+  fd.service = p.service.get();
+  fd.log = p.process.log();
+  fd.dead_letters = p.dead_letters.get();
+  fd.watch_client_min_queue_depth = p.config().server.watch_client_min_queue_depth;
+  fd.metrics = &*p.request_metrics;
+  fd.health = [&p] { return p.Health(); };
+  fd.render_metrics = [registry = &p.process.registry()] { return registry->RenderPrometheus(); };
+  auto listeners = FrontDoorListeners::Create(p.process.ioc(), p.config(), std::move(fd));
+  if (!listeners.ok()) return listeners.status();
+  p.listeners = std::move(listeners).value();
+  p.listeners->AddMetrics(p.process.registry());
+  return Status::Ok();
+}
+
+void GatewayRole::Start() {
+  Parts& p = *parts_;
+  const AppConfig& cfg = p.config();
+  p.process.redis()->WaitUntilUp(std::chrono::milliseconds(cfg.redis.connect_timeout_ms));
+  p.listener->WaitUntilSubscribed(std::chrono::milliseconds(cfg.redis.connect_timeout_ms));
+  p.SweepExpired();
+  p.feed->Start();
+  p.listeners->Start(cfg);
+  spdlog::info("gateway {}: Redis {} ({}), {} model(s), {} I/O thread(s)", p.options.gateway_id,
+               RedisTargetName(cfg.redis), StateName(p.process.redis()->state()), cfg.models.size(),
+               cfg.server.io_threads);
+}
+
+Drainer::Stage GatewayRole::DrainStage() {
+  Parts& p = *parts_;
+  Drainer::Stage s;
+  s.name = "gateway " + p.options.gateway_id;
+  s.begin = [&p] {
+    p.listeners->StopAccepting();
+    p.service->BeginShutdown();
+    p.feed->Stop();
+  };
+  s.idle = [&p] {
+    return p.pending.size() == 0 && p.listeners->public_server().requests_in_progress() == 0;
+  };
+  s.abandon = [&p] {
+    for (RequestPtr& r : p.pending.TakeAll()) {
+      InferenceOutcome o;
+      o.status = Unavailable("the gateway shut down before this request was answered");
+      r->Complete(std::move(o));
+    }
+  };
+  return s;
+}
+
+bool GatewayRole::AnswersWritten() const {
+  return parts_->listeners == nullptr ||
+         parts_->listeners->public_server().requests_in_progress() == 0;
+}
+
+void GatewayRole::Close() {
+  if (parts_ && parts_->listener) parts_->listener.reset();
+}
+
+}  // namespace sluice

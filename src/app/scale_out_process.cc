@@ -1,0 +1,49 @@
+#include "app/scale_out_process.h"
+
+#include "app/front_door_setup.h"
+#include "app/redis_setup.h"
+#include "app/request_log_factory.h"
+#include "app/shutdown_signals.h"
+#include "redis/redis_rate_limiter.h"
+
+namespace sluice {
+
+ScaleOutProcess::ScaleOutProcess(const AppConfig& config)
+    : config_(config), ioc_(config.server.io_threads), control_(ioc_) {}
+
+ScaleOutProcess::~ScaleOutProcess() { CloseRedis(); }
+
+Result<std::unique_ptr<ScaleOutProcess>> ScaleOutProcess::Create(const AppConfig& config,
+                                                                 const std::string& client_name,
+                                                                 const std::string& log_worker_id) {
+  if (!config.redis.configured) return InvalidArgument("needs a `redis:` section in its config");
+  std::unique_ptr<ScaleOutProcess> p(new ScaleOutProcess(config));
+  auto auth = MakeAuthenticator(config);
+  if (!auth.ok()) return auth.status();
+  p->auth_ = std::move(auth).value();
+  auto log = MakeRequestLog(config, &p->registry_, log_worker_id);
+  if (!log.ok()) return InvalidArgument("request_log: " + log.status().message());
+  p->log_ = std::move(log).value();
+  auto client = MakeRedisClient(config.redis, client_name);
+  if (!client.ok()) return client.status();
+  p->redis_ = std::move(client).value();
+  const redis::KeySpace keys(config.redis.key_prefix);
+  p->separate_limiter_ = SeparateRateLimiter(config.redis, p->redis_.get(), keys);
+  AddRedisConnectionMetrics(p->registry_, *p->redis_);
+  return p;
+}
+
+void ScaleOutProcess::Run(Drainer::Options drain) {
+  drain.executor = &control_;
+  drain.stop = [this] { ioc_.stop(); };
+  Drainer drainer(std::move(drain));
+  ShutdownSignals signals(ioc_, control_, [&drainer] { drainer.Begin(); });
+  RunIoContext(ioc_, config_.server.io_threads);
+}
+
+void ScaleOutProcess::CloseRedis() {
+  separate_limiter_.reset();
+  redis_.reset();
+}
+
+}  // namespace sluice

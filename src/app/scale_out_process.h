@@ -1,0 +1,73 @@
+// ScaleOutProcess: what the roles of one scale-out process share — one
+// io_context (server.io_threads), one metrics registry, the authenticator,
+// one Redis client (with its sluice_redis_* connection metrics), the Redis
+// Cluster rate limiter when there is one, and one request log — and the run
+// loop with its graceful shutdown. `sluice gateway`, `sluice worker` and
+// `sluice serve` with a `redis:` section each build one and put their roles
+// on it.
+//
+// Order of use: Create(); build the roles on its parts; Run() until the
+// Drainer stops it; Close() every role; CloseRedis(); then destroy the
+// roles, then this object (the request log flushes last).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <boost/asio/io_context.hpp>
+
+#include "app/drainer.h"
+#include "common/asio_executor.h"
+#include "common/status.h"
+#include "config/config.h"
+#include "core/authenticator.h"
+#include "core/request_log.h"
+#include "metrics/registry.h"
+
+namespace sluice {
+namespace redis {
+class RedisClient;
+class RedisRateLimiter;
+}  // namespace redis
+
+class ScaleOutProcess {
+ public:
+  // `client_name`: the Redis CLIENT SETNAME of its connections;
+  // `log_worker_id`: stored on the batch rows of its request log.
+  // Errors: kInvalidArgument (bad configuration, request log cannot open).
+  static Result<std::unique_ptr<ScaleOutProcess>> Create(const AppConfig& config,
+                                                         const std::string& client_name,
+                                                         const std::string& log_worker_id);
+  ~ScaleOutProcess();
+
+  const AppConfig& config() const { return config_; }
+  boost::asio::io_context& ioc() { return ioc_; }
+  metrics::Registry& registry() { return registry_; }
+  const Authenticator* auth() const { return auth_.get(); }
+  redis::RedisClient* redis() const { return redis_.get(); }
+  redis::RedisRateLimiter* separate_limiter() const { return separate_limiter_.get(); }
+  RequestLog* log() const { return log_.get(); }
+  // The Drainer's executor (a strand on ioc()).
+  Executor& control() { return control_; }
+
+  // Runs the io_context on server.io_threads threads until `drain` calls
+  // stop(); SIGINT/SIGTERM call drain.Begin(). options.executor and
+  // options.stop are filled in here.
+  void Run(Drainer::Options drain);
+  // Ends the Redis client's threads. After every role's Close().
+  void CloseRedis();
+
+ private:
+  explicit ScaleOutProcess(const AppConfig& config);
+
+  const AppConfig& config_;
+  boost::asio::io_context ioc_;
+  metrics::Registry registry_;
+  AsioExecutor control_;
+  std::unique_ptr<Authenticator> auth_;
+  std::unique_ptr<RequestLog> log_;  // before the client: outlives its callbacks
+  std::unique_ptr<redis::RedisClient> redis_;
+  std::unique_ptr<redis::RedisRateLimiter> separate_limiter_;
+};
+
+}  // namespace sluice
