@@ -21,6 +21,7 @@
 #include "http/front_door.h"
 #include "http/http_server.h"
 #include "http/request_metrics.h"
+#include "limits/scaling_advisor.h"
 #include "redis/dead_letters.h"
 #include "redis/pending_requests.h"
 #include "redis/queue_client.h"
@@ -66,7 +67,8 @@ struct GatewayRole::Parts {
       : options(o),
         process(*o.process),
         enqueue_strand(o.process->ioc()),
-        expiry(o.process->ioc()) {}
+        expiry(o.process->ioc()),
+        scaling_tick(o.process->ioc()) {}
 
   Options options;
   ScaleOutProcess& process;
@@ -78,19 +80,22 @@ struct GatewayRole::Parts {
   std::vector<std::unique_ptr<redis::RedisRequestQueue>> queues;
   std::vector<std::unique_ptr<BatchCostModel>> cost_models;  // before the controllers
   std::vector<std::unique_ptr<AdmissionController>> admissions;
+  // Per model: the devices the load through this gateway needs (as `serve`).
+  std::vector<std::unique_ptr<ScalingAdvisor>> scaling;
   std::unique_ptr<InferenceService> service;
   std::unique_ptr<redis::RedisWorkerRegistry> workers;
   std::optional<CapacityFeed> feed;
   std::unique_ptr<redis::RedisResultListener> listener;
   std::optional<http::RequestMetrics> request_metrics;
-  std::unique_ptr<redis::RedisDeadLetters> dead_letters;
   std::unique_ptr<FrontDoorListeners> listeners;
-  asio::steady_timer expiry;
+  asio::steady_timer expiry, scaling_tick;
 
   Status Build();
   void AddMetrics();
   // Answers 504 what is past its total deadline, every kExpirySweepMs.
   void SweepExpired();
+  // Feeds the scaling advisors once a second.
+  void TickScaling();
   http::HealthSnapshot Health() const;
 };
 
@@ -139,6 +144,11 @@ Status GatewayRole::Parts::Build() {
       admission->SetHealthySlots(0);  // until the registry says otherwise
       admissions.push_back(std::move(a).value());
     }
+    ScalingAdvisor::Options so;
+    so.target_utilization = cfg.admission.target_utilization;
+    auto advisor = ScalingAdvisor::Create(so);
+    if (!advisor.ok()) return advisor.status();
+    scaling.push_back(std::move(advisor).value());
     service_options.models.push_back(
         {mc.name, mc.version, mc.max_tokens_limit, mc.default_max_tokens, queue->get(), admission});
     feed_options.models.push_back(
@@ -179,12 +189,6 @@ Status GatewayRole::Parts::Build() {
   for (const auto& m : cfg.models) model_names.push_back(m.name);
   for (const auto& t : cfg.tiers) tier_names.push_back(t.name);
   request_metrics.emplace(&process.registry(), model_names, tier_names, SystemClock());
-  // Every worker's and reaper's dead letters, from Redis.
-  auto dl =
-      redis::RedisDeadLetters::Create({conn, keys, model_names, cfg.server.dead_letter_capacity,
-                                       static_cast<size_t>(cfg.redis.queue_shards)});
-  if (!dl.ok()) return dl.status();
-  dead_letters = std::move(dl).value();
   AddMetrics();
   return Status::Ok();
 }
@@ -220,6 +224,14 @@ void GatewayRole::Parts::AddMetrics() {
     registry.AddCallbackGauge("sluice_redis_enqueued_requests_total",
                               "Requests sent to Redis by the enqueue script calls.", labels,
                               [q] { return static_cast<double>(q->batching().items); });
+    registry.AddCallbackGauge("sluice_queue_depth",
+                              "Requests waiting in the model's queue (in Redis, as last seen).",
+                              labels, [q] { return static_cast<double>(q->Depth()); });
+    registry.AddCallbackGauge(
+        "sluice_recommended_devices",
+        "Devices the load through this gateway needs at "
+        "admission.target_utilization (up at once, down slowly).",
+        labels, [a = scaling[i].get()] { return static_cast<double>(a->recommended()); });
     registry.AddCallbackGauge(
         "sluice_healthy_workers", "Live workers with a healthy slot.", labels,
         [this, i] { return static_cast<double>(feed->snapshot(i).capacity.healthy_workers); });
@@ -268,6 +280,21 @@ http::HealthSnapshot GatewayRole::Parts::Health() const {
   return h;
 }
 
+void GatewayRole::Parts::TickScaling() {
+  for (size_t i = 0; i < scaling.size(); ++i) {
+    // As `serve`: the admitted arrivals against the learnt full-batch rate
+    // of one device (no admission: no arrivals measured, min_devices).
+    AdmissionController* a = service->model(i).admission;
+    const double arrivals = a != nullptr ? a->Snapshot().arrival_rps : 0;
+    const double per_device = i < cost_models.size() ? cost_models[i]->FullBatchRps() : 1;
+    scaling[i]->Update(arrivals, per_device);
+  }
+  scaling_tick.expires_after(std::chrono::seconds(1));
+  scaling_tick.async_wait([this](boost::system::error_code ec) {
+    if (!ec) TickScaling();
+  });
+}
+
 void GatewayRole::Parts::SweepExpired() {
   pending.ExpireUntil(SystemClock()->Now());
   expiry.expires_after(std::chrono::milliseconds(kExpirySweepMs));
@@ -295,7 +322,7 @@ Status GatewayRole::Listen() {
   fd.auth = p.process.auth();
   fd.service = p.service.get();
   fd.log = p.process.log();
-  fd.dead_letters = p.dead_letters.get();
+  fd.dead_letters = p.process.shared_dead_letters();  // every worker's and reaper's
   fd.watch_client_min_queue_depth = p.config().server.watch_client_min_queue_depth;
   fd.metrics = &*p.request_metrics;
   fd.health = [&p] { return p.Health(); };
@@ -313,6 +340,7 @@ void GatewayRole::Start() {
   p.process.redis()->WaitUntilUp(std::chrono::milliseconds(cfg.redis.connect_timeout_ms));
   p.listener->WaitUntilSubscribed(std::chrono::milliseconds(cfg.redis.connect_timeout_ms));
   p.SweepExpired();
+  p.TickScaling();
   p.feed->Start();
   p.listeners->Start(cfg);
   spdlog::info("gateway {}: Redis {} ({}), {} model(s), {} I/O thread(s)", p.options.gateway_id,

@@ -4,6 +4,7 @@
 #include <optional>
 
 #include "app/backend_slots.h"
+#include "app/dispatch_metrics.h"
 #include "config/scheduler_options.h"
 
 namespace sluice {
@@ -40,59 +41,16 @@ Result<std::unique_ptr<ModelRuntime>> ModelRuntime::Create(
   rt->scheduler_ = std::move(scheduler).value();
   DispatchGroup* group = &rt->scheduler_->group();
 
-  metrics::Labels labels{{"model", model.name}};
-  for (size_t e = 0; e < group->endpoint_count(); ++e) {
-    metrics::Labels el{{"model", model.name}, {"endpoint", group->endpoint_name(e)}};
-    registry->AddCallbackGauge("sluice_circuit_breaker_state",
-                               "Endpoint circuit breaker: 0 closed, 1 half-open, 2 open.", el,
-                               [group, e] {
-                                 switch (group->endpoint_state(e)) {
-                                   case BreakerState::kClosed:
-                                     return 0.0;
-                                   case BreakerState::kHalfOpen:
-                                     return 1.0;
-                                   case BreakerState::kOpen:
-                                     return 2.0;
-                                 }
-                                 return 0.0;
-                               });
-  }
   ModelRuntime* raw = rt.get();
+  const BatchCostModel* cost = &rt->scheduler_->cost_model();
+  AddDispatchGroupMetrics(*registry, model.name, group, cost, [raw] { return raw->Utilization(); });
+  metrics::Labels labels{{"model", model.name}};
   registry->AddCallbackGauge("sluice_queue_depth", "Requests waiting in the model's queue.", labels,
                              [raw] { return static_cast<double>(raw->queue()->Depth()); });
-  registry->AddCallbackGauge("sluice_accelerator_utilization",
-                             "Busy fraction of the model's accelerator slots over the last 10 s.",
-                             labels, [raw] { return raw->Utilization(); });
-  registry->AddCallbackGauge("sluice_accelerator_busy_slots",
-                             "Accelerator slots running a batch right now.", labels,
-                             [raw] { return static_cast<double>(raw->group().busy_slots()); });
-  registry->AddCallbackGauge("sluice_accelerator_slots", "Accelerator slots configured.", labels,
-                             [raw] { return static_cast<double>(raw->group().slot_count()); });
-  registry->AddCallbackGauge("sluice_accelerator_healthy_slots",
-                             "Accelerator slots in service (enabled, breaker closed).", labels,
-                             [raw] { return static_cast<double>(raw->enabled_devices()); });
-  registry->AddCallbackGauge("sluice_retries_pending", "Requests waiting for a retry.", labels,
-                             [raw] { return static_cast<double>(raw->group().retries_pending()); });
-  BatchCostModel* cost = &rt->scheduler_->cost_model();
-  registry->AddCallbackGauge(
-      "sluice_capacity_rps",
-      "Requests/s the healthy accelerator slots complete running full batches (learnt cost).",
-      labels,
-      [raw, cost] { return static_cast<double>(raw->enabled_devices()) * cost->FullBatchRps(); });
-  registry->AddCallbackGauge(
-      "sluice_throughput_per_device_rps",
-      "Requests/s one accelerator slot completes with full batches (learnt).", labels,
-      [cost] { return cost->FullBatchRps(); });
   registry->AddCallbackGauge(
       "sluice_recommended_devices",
       "Devices the offered load needs at admission.target_utilization (up at once, down slowly).",
       labels, [raw] { return static_cast<double>(raw->recommended_devices()); });
-  registry->AddCallbackGauge("sluice_batch_fixed_seconds",
-                             "Learnt cost of a batch: the fixed part.", labels,
-                             [cost] { return cost->FixedMicros() / 1e6; });
-  registry->AddCallbackGauge("sluice_batch_per_item_seconds",
-                             "Learnt cost of a batch: the part per request.", labels,
-                             [cost] { return cost->PerItemMicros() / 1e6; });
   return rt;
 }
 

@@ -4,6 +4,7 @@
 #include "app/redis_setup.h"
 #include "app/request_log_factory.h"
 #include "app/shutdown_signals.h"
+#include "redis/dead_letters.h"
 #include "redis/redis_rate_limiter.h"
 
 namespace sluice {
@@ -30,6 +31,22 @@ Result<std::unique_ptr<ScaleOutProcess>> ScaleOutProcess::Create(const AppConfig
   const redis::KeySpace keys(config.redis.key_prefix);
   p->separate_limiter_ = SeparateRateLimiter(config.redis, p->redis_.get(), keys);
   AddRedisConnectionMetrics(p->registry_, *p->redis_);
+  std::vector<std::string> models;
+  for (const ModelConfig& m : config.models) models.push_back(m.name);
+  auto shared = redis::RedisDeadLetters::Create({p->redis_.get(), keys, models,
+                                                 config.server.dead_letter_capacity,
+                                                 static_cast<size_t>(config.redis.queue_shards)});
+  if (!shared.ok()) return shared.status();
+  p->shared_dead_letters_ = std::move(shared).value();
+  DeadLetterQueue::Options dlo;
+  dlo.capacity = config.server.dead_letter_capacity;
+  dlo.on_add = [s = p->shared_dead_letters_.get()](const DeadLetter& d) { s->Push(d); };
+  auto dl = DeadLetterQueue::Create(dlo);
+  if (!dl.ok()) return dl.status();
+  p->dead_letters_ = std::move(dl).value();
+  p->registry_.AddCallbackGauge(
+      "sluice_dead_letter_queue_size", "Requests held in the dead-letter queue (bounded).", {},
+      [d = p->dead_letters_.get()] { return static_cast<double>(d->size()); });
   return p;
 }
 
@@ -42,6 +59,7 @@ void ScaleOutProcess::Run(Drainer::Options drain) {
 }
 
 void ScaleOutProcess::CloseRedis() {
+  shared_dead_letters_.reset();
   separate_limiter_.reset();
   redis_.reset();
 }

@@ -1,8 +1,10 @@
 // ScaleOutProcess: what the roles of one scale-out process share — one
 // io_context (server.io_threads), one metrics registry, the authenticator,
 // one Redis client (with its sluice_redis_* connection metrics), the Redis
-// Cluster rate limiter when there is one, and one request log — and the run
-// loop with its graceful shutdown. `sluice gateway`, `sluice worker` and
+// Cluster rate limiter when there is one, one request log, one dead-letter
+// queue (sluice_dead_letter_queue_size, as in `serve`; every entry is also
+// pushed to its model's list in Redis, which any gateway serves) — and the
+// run loop with its graceful shutdown. `sluice gateway`, `sluice worker` and
 // `sluice serve` with a `redis:` section each build one and put their roles
 // on it.
 //
@@ -21,12 +23,14 @@
 #include "common/status.h"
 #include "config/config.h"
 #include "core/authenticator.h"
+#include "core/dead_letter_queue.h"
 #include "core/request_log.h"
 #include "metrics/registry.h"
 
 namespace sluice {
 namespace redis {
 class RedisClient;
+class RedisDeadLetters;
 class RedisRateLimiter;
 }  // namespace redis
 
@@ -47,6 +51,10 @@ class ScaleOutProcess {
   redis::RedisClient* redis() const { return redis_.get(); }
   redis::RedisRateLimiter* separate_limiter() const { return separate_limiter_.get(); }
   RequestLog* log() const { return log_.get(); }
+  // The workers' dead letters (kept here and pushed to Redis).
+  DeadLetterQueue* dead_letters() const { return dead_letters_.get(); }
+  // Every model's dead letters in Redis (workers' and reapers').
+  redis::RedisDeadLetters* shared_dead_letters() const { return shared_dead_letters_.get(); }
   // The Drainer's executor (a strand on ioc()).
   Executor& control() { return control_; }
 
@@ -68,6 +76,8 @@ class ScaleOutProcess {
   std::unique_ptr<RequestLog> log_;  // before the client: outlives its callbacks
   std::unique_ptr<redis::RedisClient> redis_;
   std::unique_ptr<redis::RedisRateLimiter> separate_limiter_;
+  std::unique_ptr<redis::RedisDeadLetters> shared_dead_letters_;
+  std::unique_ptr<DeadLetterQueue> dead_letters_;
 };
 
 }  // namespace sluice

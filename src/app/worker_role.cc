@@ -14,15 +14,14 @@
 #include "app/backend_slots.h"
 #include "app/batch_metrics.h"
 #include "app/claim_loop.h"
+#include "app/dispatch_metrics.h"
 #include "app/redis_setup.h"
 #include "app/scale_out_process.h"
 #include "common/asio_executor.h"
 #include "config/scheduler_options.h"
-#include "core/dead_letter_queue.h"
 #include "core/memory_queue.h"
 #include "limits/throughput_estimator.h"
 #include "redis/batch_claimer.h"
-#include "redis/dead_letters.h"
 #include "redis/reaper.h"
 #include "redis/redis_rate_limiter.h"
 #include "redis/worker_registry.h"
@@ -99,11 +98,9 @@ struct WorkerRole::Parts {
   const ModelConfig& model;
   const AppConfig& config() const { return process.config(); }
   AsioExecutor strand;
-  std::unique_ptr<redis::RedisDeadLetters> shared_dead_letters;
   std::string endpoint;
   size_t slot_count = 0;
   std::unique_ptr<MemoryQueue> local_queue;
-  std::unique_ptr<DeadLetterQueue> dead_letters;
   ThroughputFeed throughput;
   std::unique_ptr<BatchMetrics> observer;
   LocalResultRouter router;  // completions go to ClaimLoop, which answers via Redis
@@ -127,12 +124,6 @@ Status WorkerRole::Parts::Build() {
   const AppConfig& cfg = config();
   redis::RedisClient* conn = process.redis();
   const redis::KeySpace keys(cfg.redis.key_prefix);
-  // Every dead letter also goes to the model's list in Redis, where any
-  // gateway serves it.
-  auto shared =
-      redis::RedisDeadLetters::Create({conn, keys, {model.name}, cfg.server.dead_letter_capacity});
-  if (!shared.ok()) return shared.status();
-  shared_dead_letters = std::move(shared).value();
   auto built = MakeBackendSlots(process.ioc(), model, &strand, options.endpoint_index);
   if (!built.ok()) return built.status();
   endpoint = built->endpoint;
@@ -140,12 +131,6 @@ Status WorkerRole::Parts::Build() {
   auto lq = MemoryQueue::Create({model.max_batch_size * (slot_count + 2), cfg.ordering, cfg.tiers});
   if (!lq.ok()) return lq.status();
   local_queue = std::move(lq).value();
-  DeadLetterQueue::Options dlo;
-  dlo.capacity = cfg.server.dead_letter_capacity;
-  dlo.on_add = [s = shared_dead_letters.get()](const DeadLetter& d) { s->Push(d); };
-  auto dl = DeadLetterQueue::Create(dlo);
-  if (!dl.ok()) return dl.status();
-  dead_letters = std::move(dl).value();
   // The same batch metrics and log lines as `serve`.
   BatchMetrics::Options bm;
   bm.model = model.name;
@@ -170,7 +155,7 @@ Status WorkerRole::Parts::Build() {
   g.breaker = model.circuit_breaker;
   g.slot_endpoints = built->slot_endpoints;
   g.endpoint_names = built->endpoint_names;
-  g.dead_letters = dead_letters.get();
+  g.dead_letters = process.dead_letters();  // and to Redis, where any gateway serves them
   g.log = process.log();
   g.executor = &strand;
   g.queue = local_queue.get();
@@ -257,10 +242,8 @@ void WorkerRole::Parts::AddMetrics() {
         auto s = c->stats();
         return double(s.dropped_results + s.stale_results);
       });
-  registry.AddCallbackGauge("sluice_accelerator_busy_slots", "Slots running a batch now.", labels,
-                            [g = group.get()] { return double(g->busy_slots()); });
-  registry.AddCallbackGauge("sluice_accelerator_healthy_slots", "Slots in service.", labels,
-                            [g = group.get()] { return double(g->available_slots()); });
+  AddDispatchGroupMetrics(registry, model.name, group.get(), cost.get(),
+                          [this] { return observer->Utilization(slot_count); });
 }
 
 redis::WorkerHeartbeat WorkerRole::Parts::Heartbeat() const {

@@ -4,6 +4,10 @@
 // and `serve` with a `redis:` section. The fixture: scale_out_fixture.h.
 #include "tests/scale_out/scale_out_fixture.h"
 
+#include <algorithm>
+#include <set>
+#include <sstream>
+
 namespace sluice::testing {
 namespace {
 
@@ -316,6 +320,60 @@ TEST_F(ScaleOutTest, ServeOnRedisAnswersItsQueuedRequestsBeforeItsWorkerStops) {
         << i << ": " << results[i].status << " " << results[i].body << results[i].error;
   }
   EXPECT_EQ(serve->WaitExit(milliseconds(15'000)), 0);
+}
+
+// The metric families of /metrics, after some traffic.
+std::set<std::string> MetricFamilies(uint16_t port) {
+  HttpClient client(port, milliseconds(2'000));
+  Result<Response> r = client.Get("/metrics", kServiceAuth);
+  std::set<std::string> out;
+  if (!r.ok()) return out;
+  std::istringstream in(r->body);
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("# TYPE ", 0) == 0) out.insert(line.substr(7, line.find(' ', 7) - 7));
+  }
+  return out;
+}
+
+// Every series `serve` exposes exists in scale-out too: in `serve` with a
+// `redis:` section, and across a gateway and a worker.
+TEST_F(ScaleOutTest, EveryMetricOfServeExistsInScaleOut) {
+  auto served = [](uint16_t port, const std::string& prefix) {
+    std::vector<LoadResult> r =
+        LoadClient::Run({port, 4, milliseconds(30'000)}, Requests(prefix, 8));
+    return std::count_if(r.begin(), r.end(), [](const LoadResult& x) { return x.status == 200; });
+  };
+  TestConfig plain = FastSim();
+  SluiceProcess* serve = Start("serve", plain.Yaml());
+  ASSERT_NE(serve, nullptr);
+  ASSERT_EQ(served(serve->port(), "plain-"), 8);
+  const std::set<std::string> want = MetricFamilies(serve->port());
+  ASSERT_GT(want.size(), 20u);
+
+  SluiceProcess* on_redis = Start("serve", Yaml(FastSim()));
+  ASSERT_NE(on_redis, nullptr);
+  ASSERT_TRUE(PollUntil([&] { return HealthyWorkers(on_redis->port()) == 1; }, milliseconds(10'000),
+                        milliseconds(50)));
+  ASSERT_EQ(served(on_redis->port(), "redis-"), 8);
+  std::set<std::string> have = MetricFamilies(on_redis->port());
+  for (const std::string& family : want) {
+    EXPECT_TRUE(have.contains(family)) << family << " missing from serve on Redis";
+  }
+
+  ASSERT_TRUE(on_redis->Terminate());  // it deregisters its worker
+  ASSERT_EQ(on_redis->WaitExit(milliseconds(15'000)), 0);
+  SluiceProcess* worker = Start("worker", Yaml(FastSim()));
+  ASSERT_NE(worker, nullptr);
+  SluiceProcess* gateway = Start("gateway", Yaml(FastSim()));
+  ASSERT_NE(gateway, nullptr);
+  ASSERT_TRUE(PollUntil([&] { return HealthyWorkers(gateway->port()) == 1; }, milliseconds(10'000),
+                        milliseconds(50)));
+  ASSERT_EQ(served(gateway->port(), "split-"), 8);
+  have = MetricFamilies(gateway->port());
+  have.merge(MetricFamilies(worker->port()));
+  for (const std::string& family : want) {
+    EXPECT_TRUE(have.contains(family)) << family << " missing from gateway + worker";
+  }
 }
 
 }  // namespace
