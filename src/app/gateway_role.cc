@@ -252,6 +252,7 @@ http::HealthSnapshot GatewayRole::Parts::Health() const {
     mh.queue_depth = queues[i]->Depth();
     mh.devices = s.capacity.healthy_slots;
     mh.healthy_devices = s.capacity.healthy_slots;
+    mh.recommended_devices = scaling[i]->recommended();
     double model_busy = 0;
     for (const redis::WorkerHeartbeat& w : s.capacity.workers) {
       mh.endpoints.push_back({w.worker_id + " " + w.endpoint,

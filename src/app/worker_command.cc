@@ -19,7 +19,7 @@ namespace {
 // GET /internal/health and GET /metrics (service token) of a worker.
 class WorkerStatusHandler final : public http::RequestHandler {
  public:
-  WorkerStatusHandler(const Authenticator* auth, std::function<std::string()> health,
+  WorkerStatusHandler(const Authenticator* auth, std::function<WorkerHealth()> health,
                       std::function<std::string()> metrics)
       : auth_(auth), health_(std::move(health)), metrics_(std::move(metrics)) {}
 
@@ -44,12 +44,16 @@ class WorkerStatusHandler final : public http::RequestHandler {
     if (path == "/metrics") {
       return reply(http::MakeResponse(request, 200, metrics_(), "text/plain; version=0.0.4"));
     }
-    reply(http::MakeResponse(request, 200, health_()));
+    // As a gateway's: 503 while it cannot take batches (draining, no slot,
+    // Redis not up), so that an orchestrator's probe reads the status code.
+    const WorkerHealth h = health_();
+    const bool serving = h.status == "healthy" || h.status == "degraded";
+    reply(http::MakeResponse(request, serving ? 200 : 503, RenderWorkerHealth(h)));
   }
 
  private:
   const Authenticator* auth_;
-  std::function<std::string()> health_;
+  std::function<WorkerHealth()> health_;
   std::function<std::string()> metrics_;
 };
 
@@ -87,7 +91,7 @@ int RunWorker(const AppConfig& config, const WorkerFlags& flags) {
   }
   WorkerRole* role = worker->get();
   WorkerStatusHandler status(
-      p.auth(), [role] { return role->HealthJson(); },
+      p.auth(), [role] { return role->Health(); },
       [&p] { return p.registry().RenderPrometheus(); });
   http::HttpServer::Options so = HttpServerOptions(config.server, &status);
   so.port = flags.port;

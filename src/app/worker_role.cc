@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/json.hpp>
 
 #include "app/backend_slots.h"
 #include "app/batch_metrics.h"
@@ -29,6 +30,7 @@
 namespace sluice {
 
 namespace asio = boost::asio;
+namespace json = boost::json;
 
 namespace {
 
@@ -334,17 +336,59 @@ void WorkerRole::Close() {
   p.claimer.reset();
 }
 
-std::string WorkerRole::HealthJson() const {
+WorkerHealth WorkerRole::Health() const {
   const Parts& p = *parts_;
-  redis::WorkerHeartbeat b = p.Heartbeat();
+  const redis::WorkerHeartbeat b = p.Heartbeat();
+  WorkerHealth h;
+  h.worker_id = p.options.worker_id;
+  h.model = p.model.name;
+  h.endpoint = p.endpoint;
+  switch (p.process.redis()->state()) {
+    case redis::RedisClient::State::kUp:
+      h.redis = "up";
+      break;
+    case redis::RedisClient::State::kConnecting:
+      h.redis = "connecting";
+      break;
+    case redis::RedisClient::State::kDown:
+      h.redis = "down";
+      break;
+  }
+  h.slots = p.slot_count;
+  h.healthy_slots = p.group->available_slots();
+  h.busy_slots = p.group->busy_slots();
+  h.batches_in_flight = p.claims->batches_in_flight();
+  h.utilization = b.utilisation;
+  h.throughput_rps = b.throughput_rps;
+  for (size_t e = 0; e < p.group->endpoint_count(); ++e) {
+    h.endpoints.push_back(
+        {p.group->endpoint_name(e), p.group->endpoint_state(e), p.group->endpoint_slots(e)});
+  }
+  if (p.draining.load() || p.claims->finished()) {
+    h.status = "draining";
+  } else if (h.redis != "up" || b.healthy_slots == 0) {
+    h.status = "unavailable";
+  } else if (h.healthy_slots < h.slots) {
+    h.status = "degraded";
+  }
+  return h;
+}
+
+std::string RenderWorkerHealth(const WorkerHealth& h) {
+  auto quoted = [](const std::string& s) { return json::serialize(json::string_view(s)); };
+  std::string endpoints;
+  for (const http::EndpointHealth& e : h.endpoints) {
+    if (!endpoints.empty()) endpoints += ",";
+    endpoints += fmt::format(R"({{"name":{},"breaker":"{}","slots":{}}})", quoted(e.name),
+                             BreakerStateName(e.breaker), e.slots);
+  }
   return fmt::format(
-      R"({{"status":"{}","worker_id":"{}","model":"{}","endpoint":"{}","redis":"{}",)"
-      R"("slots":{},"healthy_slots":{},"busy_slots":{},"batches_in_flight":{},)"
-      R"("utilization":{:.4f},"throughput_rps":{:.1f}}})",
-      p.claims->finished() ? "draining" : "serving", p.options.worker_id, p.model.name, p.endpoint,
-      p.process.redis()->state() == redis::RedisClient::State::kUp ? "up" : "down", p.slot_count,
-      b.healthy_slots, p.group->busy_slots(), p.claims->batches_in_flight(), b.utilisation,
-      b.throughput_rps);
+      R"({{"status":{},"worker_id":{},"model":{},"endpoint":{},"redis":{},"slots":{},)"
+      R"("healthy_slots":{},"busy_slots":{},"batches_in_flight":{},"utilization":{:.4f},)"
+      R"("throughput_rps":{:.1f},"endpoints":[{}]}})",
+      quoted(h.status), quoted(h.worker_id), quoted(h.model), quoted(h.endpoint), quoted(h.redis),
+      h.slots, h.healthy_slots, h.busy_slots, h.batches_in_flight, h.utilization, h.throughput_rps,
+      endpoints);
 }
 
 }  // namespace sluice

@@ -22,14 +22,35 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "app/drainer.h"
 #include "common/status.h"
 #include "config/config.h"
+#include "http/front_door.h"
 
 namespace sluice {
 
 class ScaleOutProcess;
+
+// What GET /internal/health of `sluice worker` says (RenderWorkerHealth).
+struct WorkerHealth {
+  // "healthy"; "degraded" (some slots out of service); "unavailable" (no
+  // slot in service, or Redis not up; 503); "draining" (shutting down; 503).
+  std::string status = "healthy";
+  std::string worker_id, model, endpoint;
+  std::string redis;  // the client's: "up", "connecting" or "down"
+  size_t slots = 0, healthy_slots = 0, busy_slots = 0;
+  size_t batches_in_flight = 0;  // claimed and not yet answered
+  double utilization = 0;        // busy fraction of its slots, last 10 s
+  double throughput_rps = 0;     // measured full-batch rate of its healthy slots
+  std::vector<http::EndpointHealth> endpoints;
+};
+
+// {"status","worker_id","model","endpoint","redis","slots","healthy_slots",
+//  "busy_slots","batches_in_flight","utilization","throughput_rps",
+//  "endpoints":[{"name","breaker","slots"}]}
+std::string RenderWorkerHealth(const WorkerHealth& h);
 
 class WorkerRole {
  public:
@@ -48,9 +69,7 @@ class WorkerRole {
   Drainer::Stage DrainStage();
   void Close();
 
-  // {"status","worker_id","model","endpoint","redis","slots",...} for
-  // GET /internal/health of `sluice worker`.
-  std::string HealthJson() const;
+  WorkerHealth Health() const;
 
  private:
   struct Parts;

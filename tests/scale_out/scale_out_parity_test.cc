@@ -376,5 +376,46 @@ TEST_F(ScaleOutTest, EveryMetricOfServeExistsInScaleOut) {
   }
 }
 
+// A worker's health is typed like a gateway's: the status code follows
+// whether it can take batches.
+TEST_F(ScaleOutTest, WorkerHealthSaysWhetherItCanTakeBatches) {
+  SluiceProcess* worker = Start("worker", Yaml(FastSim()));
+  ASSERT_NE(worker, nullptr);
+  auto health = [&] {
+    HttpClient client(worker->port(), milliseconds(2'000));
+    return client.Get("/internal/health", kServiceAuth);
+  };
+  Result<Response> r = health();
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, 200) << r->body;
+  json::object h = json::parse(r->body).as_object();
+  EXPECT_EQ(h.at("status").as_string(), "healthy");
+  EXPECT_EQ(h.at("model").as_string(), kModel);
+  EXPECT_EQ(h.at("redis").as_string(), "up");
+  EXPECT_EQ(h.at("slots").to_number<int64_t>(), 2);
+  EXPECT_EQ(h.at("healthy_slots").to_number<int64_t>(), 2);
+  EXPECT_EQ(h.at("batches_in_flight").to_number<int64_t>(), 0);
+  const json::array& endpoints = h.at("endpoints").as_array();  // a sim device each
+  ASSERT_EQ(endpoints.size(), 2u);
+  for (const json::value& e : endpoints) {
+    EXPECT_EQ(e.at("breaker").as_string(), "closed");
+    EXPECT_EQ(e.at("slots").to_number<int64_t>(), 1);
+  }
+
+  redis_.Kill();  // it cannot claim: 503, "unavailable"
+  std::string body;
+  EXPECT_TRUE(PollUntil(
+      [&] {
+        Result<Response> d = health();
+        body = d.ok() ? std::to_string(d->status) + " " + d->body : d.status().ToString();
+        return d.ok() && d->status == 503;
+      },
+      milliseconds(10'000), milliseconds(50)))
+      << body;
+  h = json::parse(body.substr(4)).as_object();
+  EXPECT_EQ(h.at("status").as_string(), "unavailable");
+  EXPECT_NE(h.at("redis").as_string(), "up");
+}
+
 }  // namespace
 }  // namespace sluice::testing
