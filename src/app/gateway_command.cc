@@ -29,10 +29,8 @@ int RunGateway(const AppConfig& config) {
   }
   (*gateway)->Start();
   Drainer::Options drain;
-  drain.stages.push_back((*gateway)->DrainStage());
+  (*gateway)->JoinDrain(drain);
   drain.timeout_ms = config.server.drain_timeout_ms;
-  drain.grace_ms = 500;
-  drain.written = [g = gateway->get()] { return g->AnswersWritten(); };
   p.Run(std::move(drain));
   (*gateway)->Close();
   p.CloseRedis();

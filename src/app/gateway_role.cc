@@ -349,7 +349,7 @@ void GatewayRole::Start() {
                cfg.server.io_threads);
 }
 
-Drainer::Stage GatewayRole::DrainStage() {
+void GatewayRole::JoinDrain(Drainer::Options& drain) {
   Parts& p = *parts_;
   Drainer::Stage s;
   s.name = "gateway " + p.options.gateway_id;
@@ -368,12 +368,9 @@ Drainer::Stage GatewayRole::DrainStage() {
       r->Complete(std::move(o));
     }
   };
-  return s;
-}
-
-bool GatewayRole::AnswersWritten() const {
-  return parts_->listeners == nullptr ||
-         parts_->listeners->public_server().requests_in_progress() == 0;
+  drain.stages.push_back(std::move(s));
+  drain.grace_ms = 500;
+  drain.written = [&p] { return p.listeners->public_server().requests_in_progress() == 0; };
 }
 
 void GatewayRole::Close() {

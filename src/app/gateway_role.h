@@ -10,8 +10,8 @@
 // (sluice_redis_* gateway series, request metrics, listeners'); Listen()
 // binds the listeners; Start() waits (bounded by redis.connect_timeout_ms)
 // for Redis and the result channel, starts the capacity feed and accepts,
-// printing "sluice: listening on http://ADDR:PORT". DrainStage() is its
-// part of the Drainer; Close() ends its result-listener thread and must be
+// printing "sluice: listening on http://ADDR:PORT". JoinDrain() adds its
+// part to the Drainer; Close() ends its result-listener thread and must be
 // called after the run loop stopped and before the Redis client is
 // destroyed (the client's callbacks reach into this role).
 //
@@ -43,9 +43,9 @@ class GatewayRole {
 
   Status Listen();  // binds the public (and admin) listener
   void Start();
-  Drainer::Stage DrainStage();
-  // No response is being written (for the Drainer's grace period).
-  bool AnswersWritten() const;
+  // Adds its stage (stop accepting; wait for its pending answers; at the
+  // deadline answer the rest 503) and the grace for writing the last ones.
+  void JoinDrain(Drainer::Options& drain);
   void Close();
 
  private:

@@ -52,11 +52,9 @@ int RunServeOnRedis(const AppConfig& config) {
   // The gateway drains first (its queued requests are still served by the
   // workers, here or elsewhere), then the workers finish their batches.
   Drainer::Options drain;
-  drain.stages.push_back((*gateway)->DrainStage());
+  (*gateway)->JoinDrain(drain);
   for (auto& w : workers) drain.stages.push_back(w->DrainStage());
   drain.timeout_ms = config.server.drain_timeout_ms;
-  drain.grace_ms = 500;
-  drain.written = [g = gateway->get()] { return g->AnswersWritten(); };
   p.Run(std::move(drain));
   (*gateway)->Close();
   for (auto& w : workers) w->Close();

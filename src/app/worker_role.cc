@@ -52,12 +52,11 @@ class ThroughputFeed {
 
  private:
   static BatchThroughputEstimator::Options EstimatorOptions(const ModelConfig& m) {
+    const BatchCostModel::Options prior = CostPriorFor(m);  // the same prior as `serve`
     BatchThroughputEstimator::Options o;
-    o.max_batch_size = m.max_batch_size;
-    if (m.backend.kind == "sim") {
-      o.prior_batch_fixed_us = std::max<int64_t>(1, m.backend.sim.fixed_latency_us);
-      o.prior_batch_per_item_us = m.backend.sim.per_item_latency_us;
-    }
+    o.max_batch_size = prior.max_batch_size;
+    o.prior_batch_fixed_us = prior.prior_batch_fixed_us;
+    o.prior_batch_per_item_us = prior.prior_batch_per_item_us;
     return o;
   }
 
