@@ -3,7 +3,6 @@
 #include "app/front_door_setup.h"
 #include "app/redis_setup.h"
 #include "app/request_log_factory.h"
-#include "app/shutdown_signals.h"
 #include "redis/dead_letters.h"
 #include "redis/redis_rate_limiter.h"
 
@@ -19,6 +18,10 @@ Result<std::unique_ptr<ScaleOutProcess>> ScaleOutProcess::Create(const AppConfig
                                                                  const std::string& log_worker_id) {
   if (!config.redis.configured) return InvalidArgument("needs a `redis:` section in its config");
   std::unique_ptr<ScaleOutProcess> p(new ScaleOutProcess(config));
+  // Caught from now on; handled on the run loop, where drainer_ is set.
+  p->signals_ = std::make_unique<ShutdownSignals>(p->ioc_, p->control_, [raw = p.get()] {
+    if (raw->drainer_) raw->drainer_->Begin();
+  });
   auto auth = MakeAuthenticator(config);
   if (!auth.ok()) return auth.status();
   p->auth_ = std::move(auth).value();
@@ -53,8 +56,7 @@ Result<std::unique_ptr<ScaleOutProcess>> ScaleOutProcess::Create(const AppConfig
 void ScaleOutProcess::Run(Drainer::Options drain) {
   drain.executor = &control_;
   drain.stop = [this] { ioc_.stop(); };
-  Drainer drainer(std::move(drain));
-  ShutdownSignals signals(ioc_, control_, [&drainer] { drainer.Begin(); });
+  drainer_ = std::make_unique<Drainer>(std::move(drain));
   RunIoContext(ioc_, config_.server.io_threads);
 }
 

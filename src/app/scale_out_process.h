@@ -19,6 +19,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include "app/drainer.h"
+#include "app/shutdown_signals.h"
 #include "common/asio_executor.h"
 #include "common/status.h"
 #include "config/config.h"
@@ -59,8 +60,9 @@ class ScaleOutProcess {
   Executor& control() { return control_; }
 
   // Runs the io_context on server.io_threads threads until `drain` calls
-  // stop(); SIGINT/SIGTERM call drain.Begin(). options.executor and
-  // options.stop are filled in here.
+  // stop(); SIGINT/SIGTERM call drain.Begin() (caught from Create() on, so
+  // a signal that arrives while the roles start is not lost).
+  // options.executor and options.stop are filled in here.
   void Run(Drainer::Options drain);
   // Ends the Redis client's threads. After every role's Close().
   void CloseRedis();
@@ -78,6 +80,8 @@ class ScaleOutProcess {
   std::unique_ptr<redis::RedisRateLimiter> separate_limiter_;
   std::unique_ptr<redis::RedisDeadLetters> shared_dead_letters_;
   std::unique_ptr<DeadLetterQueue> dead_letters_;
+  std::unique_ptr<Drainer> drainer_;  // set by Run()
+  std::unique_ptr<ShutdownSignals> signals_;
 };
 
 }  // namespace sluice
