@@ -46,21 +46,30 @@ void Drainer::Poll() {
     return Stop();
   }
   if (!abandoned_ && now >= deadline_) {
+    // The stage being drained ran out of time: give up what is left of it.
+    // The later ones had none: they begin now and get the grace period.
     abandoned_ = true;
-    for (size_t i = current_; i < stages.size(); ++i) {
-      if (i > current_ && stages[i].begin) stages[i].begin();
-      if (!stages[i].idle()) {
-        spdlog::warn("drain timeout: {} not finished; giving up what is left", stages[i].name);
-        if (stages[i].abandon) stages[i].abandon();
-      }
+    spdlog::warn("drain timeout: {} not finished; giving up what is left", stages[current_].name);
+    if (stages[current_].abandon) stages[current_].abandon();
+    for (size_t i = current_ + 1; i < stages.size(); ++i) {
+      if (stages[i].begin) stages[i].begin();
     }
     deadline_ = now + Millis(options_.grace_ms);
   }
-  if (abandoned_ && (!options_.written || options_.written() || now >= deadline_)) {
-    if (options_.written && !options_.written()) {
-      spdlog::warn("exiting with answers unwritten");
+  if (abandoned_) {
+    const bool written = !options_.written || options_.written();
+    bool idle = true;
+    for (size_t i = current_ + 1; i < stages.size(); ++i) idle = idle && stages[i].idle();
+    if (written && idle) return Stop();
+    if (now >= deadline_) {
+      for (size_t i = current_ + 1; i < stages.size(); ++i) {
+        if (stages[i].idle()) continue;
+        spdlog::warn("drain timeout: {} not finished; giving up what is left", stages[i].name);
+        if (stages[i].abandon) stages[i].abandon();
+      }
+      if (!written) spdlog::warn("exiting with answers unwritten");
+      return Stop();
     }
-    return Stop();
   }
   timer_ = options_.executor->RunAt(now + Millis(options_.poll_ms), [this] { Poll(); });
 }

@@ -3,9 +3,11 @@
 // the stages in order: a stage's begin() stops it taking new work; once its
 // idle() holds, the next stage begins. When every stage is idle, stop() is
 // called. At the deadline (timeout_ms after Begin(), for all stages
-// together) every stage not yet idle is begun if needed and abandon()ed
-// (answer or give up what is left), and stop() follows once written()
-// holds or grace_ms has passed. A second Begin() calls stop() at once.
+// together) the stage being drained is abandon()ed (answer or give up what
+// is left) and the later ones begin; they get grace_ms more to become idle
+// while the answers are written. stop() follows once written() holds and
+// they are idle, or when grace_ms has passed (the later stages still busy
+// are abandoned then). A second Begin() calls stop() at once.
 //
 // Stages run in order because one role may need the next to finish its
 // work: `serve` on Redis drains its gateway (whose queued requests its own

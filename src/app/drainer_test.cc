@@ -67,7 +67,7 @@ TEST(DrainerTest, IdleStagesPassAtOnce) {
   EXPECT_EQ(f.journal, (std::vector<std::string>{"gateway begin", "workers begin", "stop"}));
 }
 
-TEST(DrainerTest, AtTheDeadlineEveryUnfinishedStageIsAbandonedThenStopsWhenWritten) {
+TEST(DrainerTest, AtTheDeadlineTheStageIsAbandonedAndTheNextGetTheGrace) {
   Fixture f;
   Drainer d(f.Options());
   d.Begin();
@@ -75,15 +75,30 @@ TEST(DrainerTest, AtTheDeadlineEveryUnfinishedStageIsAbandonedThenStopsWhenWritt
   f.RunFor(999);
   EXPECT_EQ(f.journal, (std::vector<std::string>{"gateway begin"}));
   f.RunFor(10);  // past the 1,000 ms deadline
-  EXPECT_EQ(f.journal, (std::vector<std::string>{"gateway begin", "gateway abandon",
-                                                 "workers begin", "workers abandon"}));
+  EXPECT_EQ(f.journal,
+            (std::vector<std::string>{"gateway begin", "gateway abandon", "workers begin"}));
   EXPECT_TRUE(d.abandoned());
-  EXPECT_FALSE(d.stopped());
+  f.workers_idle = true;  // the workers finish within the grace...
   f.RunFor(50);
-  EXPECT_EQ(f.stops, 0);  // answers still being written
+  EXPECT_EQ(f.stops, 0);  // ...but answers are still being written
   f.written = true;
   f.RunFor(10);
   EXPECT_EQ(f.stops, 1);
+  EXPECT_EQ(f.journal, (std::vector<std::string>{"gateway begin", "gateway abandon",
+                                                 "workers begin", "stop"}));
+}
+
+TEST(DrainerTest, ALaterStageStillBusyAtTheEndOfTheGraceIsAbandoned) {
+  Fixture f;
+  Drainer d(f.Options());
+  d.Begin();
+  f.RunFor(1'010);
+  EXPECT_EQ(f.stops, 0);
+  f.RunFor(180);  // the grace (200 ms) runs from the deadline
+  EXPECT_EQ(f.stops, 0);
+  f.RunFor(30);
+  EXPECT_EQ(f.journal, (std::vector<std::string>{"gateway begin", "gateway abandon",
+                                                 "workers begin", "workers abandon", "stop"}));
 }
 
 TEST(DrainerTest, StopsAfterTheGraceEvenWithAnswersUnwritten) {

@@ -374,7 +374,12 @@ void GatewayRole::JoinDrain(Drainer::Options& drain) {
 }
 
 void GatewayRole::Close() {
-  if (parts_ && parts_->listener) parts_->listener.reset();
+  if (!parts_ || !parts_->listener) return;
+  // The registry outlives the role: no gauge may read the listener after this.
+  metrics::Registry& registry = parts_->process.registry();
+  registry.RemoveCallbackGauge("sluice_redis_subscribed", {});
+  registry.RemoveCallbackGauge("sluice_redis_results_total", {});
+  parts_->listener.reset();
 }
 
 }  // namespace sluice

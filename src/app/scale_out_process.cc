@@ -43,7 +43,9 @@ Result<std::unique_ptr<ScaleOutProcess>> ScaleOutProcess::Create(const AppConfig
   p->shared_dead_letters_ = std::move(shared).value();
   DeadLetterQueue::Options dlo;
   dlo.capacity = config.server.dead_letter_capacity;
-  dlo.on_add = [s = p->shared_dead_letters_.get()](const DeadLetter& d) { s->Push(d); };
+  dlo.on_add = [raw = p.get()](const DeadLetter& d) {
+    if (raw->shared_dead_letters_) raw->shared_dead_letters_->Push(d);  // not after CloseRedis()
+  };
   auto dl = DeadLetterQueue::Create(dlo);
   if (!dl.ok()) return dl.status();
   p->dead_letters_ = std::move(dl).value();
@@ -61,9 +63,11 @@ void ScaleOutProcess::Run(Drainer::Options drain) {
 }
 
 void ScaleOutProcess::CloseRedis() {
-  shared_dead_letters_.reset();
-  separate_limiter_.reset();
+  // The client first: destroying it fails the commands still queued, and
+  // their callbacks may use the limiter (token refunds).
   redis_.reset();
+  separate_limiter_.reset();
+  shared_dead_letters_.reset();
 }
 
 }  // namespace sluice

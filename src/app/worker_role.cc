@@ -114,7 +114,7 @@ struct WorkerRole::Parts {
   std::unique_ptr<ClaimLoop> claims;
   asio::steady_timer beat_timer, reap_timer;
   std::atomic<bool> draining{false};
-  bool closed = false;
+  bool started = false, closed = false;
 
   Status Build();
   void AddMetrics();
@@ -276,6 +276,7 @@ Result<std::unique_ptr<WorkerRole>> WorkerRole::Create(const Options& options) {
 void WorkerRole::Start() {
   Parts& p = *parts_;
   const AppConfig& cfg = p.config();
+  p.started = true;
   p.process.redis()->WaitUntilUp(std::chrono::milliseconds(cfg.redis.connect_timeout_ms));
   p.group->Start();
   // First heartbeat before claiming, so gateways count this worker at once.
@@ -326,6 +327,11 @@ void WorkerRole::Close() {
   p.closed = true;
   p.claims->Stop();
   p.claims->Join();
+  // Never started (another part failed to start): nothing to deregister.
+  if (!p.started) {
+    p.claimer.reset();
+    return;
+  }
   if (Status s = p.workers->Deregister(p.model.name, p.options.worker_id); !s.ok()) {
     spdlog::warn("deregister failed: {} (the registry drops this worker after its TTL)",
                  s.message());
