@@ -18,21 +18,15 @@ int RunGateway(const AppConfig& config) {
     return 2;
   }
   ScaleOutProcess& p = **process;
-  auto gateway = GatewayRole::Create({&p, gateway_id});
-  if (!gateway.ok()) {
-    spdlog::error("{}", gateway.status().message());
-    return 2;
-  }
-  if (Status s = (*gateway)->Listen(); !s.ok()) {
-    spdlog::error("{}", s.message());
-    return 1;
-  }
-  (*gateway)->Start();
+  int exit_code = 0;
+  std::unique_ptr<GatewayRole> gateway = GatewayRole::CreateListening({&p, gateway_id}, &exit_code);
+  if (!gateway) return exit_code;
+  gateway->Start();
   Drainer::Options drain;
-  (*gateway)->JoinDrain(drain);
+  gateway->JoinDrain(drain);
   drain.timeout_ms = config.server.drain_timeout_ms;
   p.Run(std::move(drain));
-  (*gateway)->Close();
+  gateway->Close();
   p.CloseRedis();
   return 0;
 }

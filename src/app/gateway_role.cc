@@ -317,6 +317,21 @@ Result<std::unique_ptr<GatewayRole>> GatewayRole::Create(const Options& options)
   return std::unique_ptr<GatewayRole>(new GatewayRole(std::move(parts)));
 }
 
+std::unique_ptr<GatewayRole> GatewayRole::CreateListening(const Options& options, int* exit_code) {
+  auto gateway = Create(options);
+  if (!gateway.ok()) {
+    spdlog::error("{}", gateway.status().message());
+    *exit_code = 2;
+    return nullptr;
+  }
+  if (Status s = (*gateway)->Listen(); !s.ok()) {
+    spdlog::error("{}", s.message());
+    *exit_code = 1;
+    return nullptr;
+  }
+  return std::move(gateway).value();
+}
+
 Status GatewayRole::Listen() {
   Parts& p = *parts_;
   http::FrontDoor::Options fd;

@@ -42,6 +42,9 @@ class GatewayRole {
   ~GatewayRole();
 
   Status Listen();  // binds the public (and admin) listener
+  // Create() then Listen(); on failure logs why, sets *exit_code (2: bad
+  // configuration, 1: cannot listen) and returns null.
+  static std::unique_ptr<GatewayRole> CreateListening(const Options& options, int* exit_code);
   void Start();
   // Adds its stage (stop accepting; wait for its pending answers; at the
   // deadline answer the rest 503) and the grace for writing the last ones.

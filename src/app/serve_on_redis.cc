@@ -34,29 +34,23 @@ int RunServeOnRedis(const AppConfig& config) {
     }
     workers.push_back(std::move(w).value());
   }
-  auto gateway = GatewayRole::Create({&p, gateway_id});
-  if (!gateway.ok()) {
-    spdlog::error("{}", gateway.status().message());
-    return 2;
-  }
-  if (Status s = (*gateway)->Listen(); !s.ok()) {
-    spdlog::error("{}", s.message());
-    return 1;
-  }
+  int exit_code = 0;
+  std::unique_ptr<GatewayRole> gateway = GatewayRole::CreateListening({&p, gateway_id}, &exit_code);
+  if (!gateway) return exit_code;
   // Workers first: each heartbeats before the gateway's first capacity read.
   for (auto& w : workers) w->Start();
   spdlog::info("serve: {} worker(s) and the gateway in one process, on Redis {}", workers.size(),
                RedisTargetName(config.redis));
-  (*gateway)->Start();
+  gateway->Start();
 
   // The gateway drains first (its queued requests are still served by the
   // workers, here or elsewhere), then the workers finish their batches.
   Drainer::Options drain;
-  (*gateway)->JoinDrain(drain);
+  gateway->JoinDrain(drain);
   for (auto& w : workers) drain.stages.push_back(w->DrainStage());
   drain.timeout_ms = config.server.drain_timeout_ms;
   p.Run(std::move(drain));
-  (*gateway)->Close();
+  gateway->Close();
   for (auto& w : workers) w->Close();
   p.CloseRedis();
   return 0;
