@@ -68,14 +68,14 @@ void ClaimLoop::RenewLeasesIfDue() {
   const auto now = std::chrono::steady_clock::now();
   if (now < next_renewal_) return;
   next_renewal_ = now + std::chrono::milliseconds(options_.renew_interval_ms);
-  std::vector<std::string> ids;
+  std::vector<redis::RedisBatchClaimer::Lease> leases;
   {
     std::lock_guard lock(state_->mu);
-    ids.assign(state_->held.begin(), state_->held.end());
+    for (const auto& [id, held] : state_->held) leases.push_back({id, held.shard});
   }
-  if (ids.empty()) return;
+  if (leases.empty()) return;
   state_->renew_calls.fetch_add(1, std::memory_order_relaxed);
-  options_.claimer->RenewAsync(ids, [state = state_](Result<int64_t> renewed) {
+  options_.claimer->RenewAsync(leases, [state = state_](Result<int64_t> renewed) {
     // A failed renewal is retried at the next interval; past the lease the
     // reaper re-queues, and the complete script keeps one answer per id.
     if (!renewed.ok()) state->renew_errors.fetch_add(1, std::memory_order_relaxed);
@@ -162,6 +162,7 @@ void ClaimLoop::Hand(redis::RedisBatchClaimer::Batch& batch) {
       r.id = w.id;
       r.queue_tier = static_cast<int32_t>(w.tier);
       r.owner_gateway_id = w.gateway_id;
+      r.lease = w.lease;
       r.charged_key_id = w.key_id;  // none used: all refunded
       r.charged_tokens = w.charged_tokens;
       r.tokens_per_minute = w.tokens_per_minute;
@@ -189,7 +190,7 @@ void ClaimLoop::Hand(redis::RedisBatchClaimer::Batch& batch) {
   requests.reserve(batch.requests.size());
   {
     std::lock_guard lock(state->mu);
-    for (const redis::WireRequest& w : batch.requests) state->held.insert(w.id);
+    state->held[batch.lease.id] = HeldLease{batch.lease.shard, batch.requests.size()};
   }
   for (const redis::WireRequest& w : batch.requests) {
     RequestPtr req = redis::FromWireRequest(w, anchor);
@@ -202,8 +203,9 @@ void ClaimLoop::Hand(redis::RedisBatchClaimer::Batch& batch) {
     req->set_on_complete([state, remaining, claimer = options_.claimer, strand = options_.strand,
                           worker = options_.worker_id, id = w.id, tier = w.tier,
                           owner = w.gateway_id, key = w.key_id, charged = w.charged_tokens,
-                          tpm = w.tokens_per_minute](InferenceOutcome&& outcome) {
+                          tpm = w.tokens_per_minute, lease = w.lease](InferenceOutcome&& outcome) {
       redis::WireResult result = redis::ToWireResult(id, outcome, worker);
+      result.lease = lease;
       result.queue_tier = static_cast<int32_t>(tier);
       result.owner_gateway_id = owner;
       result.charged_key_id = key;
@@ -213,7 +215,10 @@ void ClaimLoop::Hand(redis::RedisBatchClaimer::Batch& batch) {
       {
         std::lock_guard lock(state->mu);
         first = state->outbox.empty();
-        state->held.erase(id);
+        if (auto held = state->held.find(lease);
+            held != state->held.end() && --held->second.unanswered == 0) {
+          state->held.erase(held);
+        }
         state->outbox.push_back(std::move(result));
         state->answers_in_flight.fetch_add(1);
         if (remaining->fetch_sub(1) == 1) {

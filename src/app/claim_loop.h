@@ -18,10 +18,11 @@
 // and none while every endpoint is open and cooling down, so that the queue
 // stays in Redis for healthy workers.
 //
-// Leases: every request it holds (claimed, not yet answered) has its lease
-// renewed every renew_interval_ms (lease / 4) from the claim thread, so a
-// lease runs out only when this worker is gone, however long its batches
-// take; the reaper then re-queues the batch elsewhere within about a lease.
+// Leases: every batch it holds (claimed, not all answered yet) has its
+// lease (one per batch) renewed every renew_interval_ms (lease / 4) from
+// the claim thread, so a lease runs out only when this worker is gone,
+// however long its batches take; the reaper then re-queues the batch's
+// unanswered requests elsewhere within about a lease.
 // A request re-queued that way (attempts > 0) was dispatched once already:
 // like an in-process retry, only its total deadline bounds it here.
 //
@@ -49,7 +50,7 @@
 #include <optional>
 #include <string>
 #include <thread>
-#include <unordered_set>
+#include <unordered_map>
 #include <vector>
 
 #include "core/dispatch_group.h"
@@ -74,7 +75,7 @@ class ClaimLoop {
     int64_t max_batch_delay_us = 10'000;
     int64_t claim_timeout_ms = 500;  // longest single Claim() (stop latency)
     int64_t error_backoff_ms = 100;  // wait after a failed claim
-    // How often the leases of held requests are renewed; well under the
+    // How often the leases of held batches are renewed; well under the
     // claimer's lease_us (lease / 4). The claim thread checks at least every
     // claim_timeout_ms + 100 ms, so keep it above that.
     int64_t renew_interval_ms = 500;
@@ -112,12 +113,18 @@ class ClaimLoop {
   Stats stats() const;
 
  private:
+  struct HeldLease {
+    size_t shard = 0;
+    size_t unanswered = 0;
+  };
   // Shared with request completions and Redis callbacks.
   struct State {
     std::mutex mu;
     std::condition_variable cv;             // a batch finished, or stopping
     std::vector<redis::WireResult> outbox;  // GUARDED_BY(mu)
-    std::unordered_set<std::string> held;   // claimed, not answered; GUARDED_BY(mu)
+    // Leases of batches with requests not answered yet: lease id -> its
+    // shard and how many are unanswered. GUARDED_BY(mu)
+    std::unordered_map<std::string, HeldLease> held;
     // Answers whose complete call found Redis unavailable; GUARDED_BY(mu).
     std::vector<redis::WireResult> retry;
     // complete_retry_ms after the first failure of the current outage;

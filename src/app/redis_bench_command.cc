@@ -224,6 +224,7 @@ int RedisBenchCommand::Run() {
         w.tokens_used = 5;
         w.queue_tier = static_cast<int32_t>(r.tier);
         w.owner_gateway_id = r.gateway_id;
+        w.lease = r.lease;
         w.charged_key_id = r.key_id;
         w.charged_tokens = r.charged_tokens;
         w.tokens_per_minute = r.tokens_per_minute;
@@ -243,7 +244,7 @@ int RedisBenchCommand::Run() {
     in_flight.WaitAtMost(0);
     double cpu2 = RedisCpuSeconds(conn);
     std::vector<std::string> del = {"DEL", keys.Payloads(model), keys.Leases(model),
-                                    keys.Wake(model)};
+                                    keys.Batches(model), keys.Wake(model)};
     for (size_t t = 0; t < 3; ++t) del.push_back(keys.Queue(model, t));
     (void)conn.Call(std::move(del));
     for (int64_t k = 0; k < keys_; ++k) {

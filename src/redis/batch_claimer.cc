@@ -15,8 +15,8 @@ namespace {
 
 using SteadyTime = std::chrono::steady_clock;
 
-// Decodes the {id, entry, ...} pairs of a claim reply.
-void DecodePairs(const RedisReply& list, std::vector<WireRequest>* out,
+// Decodes the {id, entry, ...} pairs of a claim reply (claimed under `lease`).
+void DecodePairs(const RedisReply& list, const std::string& lease, std::vector<WireRequest>* out,
                  std::vector<std::string>* undecodable) {
   for (size_t i = 0; i + 1 < list.elements.size(); i += 2) {
     Result<WireRequest> r = DecodeEntry(list.elements[i + 1].str);
@@ -25,6 +25,7 @@ void DecodePairs(const RedisReply& list, std::vector<WireRequest>* out,
       continue;
     }
     out->push_back(std::move(r).value());
+    out->back().lease = lease;
   }
 }
 
@@ -82,6 +83,8 @@ RedisBatchClaimer::RedisBatchClaimer(const Options& options, std::unique_ptr<Red
       claim.push_back(k.Queue(q, t));
       complete.push_back(k.Queue(q, t));
     }
+    claim.push_back(k.Batches(q));
+    complete.push_back(k.Batches(q));
     claim_keys_.push_back(std::move(claim));
     complete_keys_.push_back(std::move(complete));
   }
@@ -139,18 +142,20 @@ Result<RedisBatchClaimer::Batch> RedisBatchClaimer::TryClaimShard(size_t shard,
   if (!reply.ok()) return reply.status();
   if (reply->is_error()) return Internal("claim script: " + reply->str);
   const auto& e = reply->elements;
-  if (reply->type != RedisReply::Type::kArray || e.size() != 6 ||
+  if (reply->type != RedisReply::Type::kArray || e.size() != 7 ||
       e[4].type != RedisReply::Type::kArray || e[5].type != RedisReply::Type::kArray) {
     return Internal("claim script: unexpected reply " + reply->DebugString());
   }
   Batch batch;
+  batch.lease.id = e[6].str;
+  batch.lease.shard = shard;
   batch.server_now_us = e[0].AsInt().value_or(0);
   batch.depth = static_cast<size_t>(std::max<int64_t>(e[1].AsInt().value_or(0), 0));
   batch.wait_us = e[2].AsInt().value_or(0);
   batch.oldest_arrival_us = e[3].AsInt().value_or(0);
   std::vector<std::string> undecodable;
-  DecodePairs(e[4], &batch.requests, &undecodable);
-  DecodePairs(e[5], &batch.expired, &undecodable);
+  DecodePairs(e[4], batch.lease.id, &batch.requests, &undecodable);
+  DecodePairs(e[5], batch.lease.id, &batch.expired, &undecodable);
   counters_->claimed.fetch_add(batch.requests.size(), std::memory_order_relaxed);
   counters_->expired.fetch_add(batch.expired.size(), std::memory_order_relaxed);
   if (!undecodable.empty()) {
@@ -164,6 +169,7 @@ Result<RedisBatchClaimer::Batch> RedisBatchClaimer::TryClaimShard(size_t shard,
       r.code = ErrorCode::kInternal;
       r.message = "queued request could not be decoded";
       r.reason = "bad_payload";
+      r.lease = batch.lease.id;
       failures.push_back(std::move(r));
     }
     CompleteShardAsync(shard, failures, nullptr);
@@ -196,19 +202,21 @@ Result<RedisBatchClaimer::Batch> RedisBatchClaimer::Claim(const ClaimOptions& cl
   return Batch{};
 }
 
-void RedisBatchClaimer::RenewAsync(const std::vector<std::string>& all_ids, RenewDone done) {
-  if (all_ids.empty()) {
+void RedisBatchClaimer::RenewAsync(const std::vector<Lease>& leases, RenewDone done) {
+  // Chunks keep each script's unpack() far below Lua's stack limit (8,000).
+  constexpr size_t kLeasesPerCall = 2'000;
+  std::vector<std::vector<std::string>> by_shard(options_.queue_shards);
+  size_t calls = 0;
+  for (const Lease& lease : leases) {
+    if (lease.id.empty() || lease.shard >= by_shard.size()) continue;
+    std::vector<std::string>& ids = by_shard[lease.shard];
+    if (ids.size() % kLeasesPerCall == 0) ++calls;
+    ids.push_back(lease.id);
+  }
+  if (calls == 0) {
     if (done) done(int64_t{0});
     return;
   }
-  // Chunks keep each script's unpack() far below Lua's stack limit (8,000).
-  constexpr size_t kIdsPerCall = 2'000;
-  std::vector<std::vector<std::string>> by_shard(options_.queue_shards);
-  for (const std::string& id : all_ids) {
-    by_shard[ShardOfRequest(id, options_.queue_shards)].push_back(id);
-  }
-  size_t calls = 0;
-  for (const auto& ids : by_shard) calls += (ids.size() + kIdsPerCall - 1) / kIdsPerCall;
   struct Tally {
     std::mutex mu;
     size_t calls_left = 0;
@@ -220,16 +228,16 @@ void RedisBatchClaimer::RenewAsync(const std::vector<std::string>& all_ids, Rene
   tally->done = std::move(done);
   for (size_t shard = 0; shard < by_shard.size(); ++shard) {
     const std::vector<std::string>& ids = by_shard[shard];
-    const std::string leases = options_.keys.Leases(QueueShard(options_.model, shard));
-    for (size_t at = 0; at < ids.size(); at += kIdsPerCall) {
-      const size_t end = std::min(ids.size(), at + kIdsPerCall);
+    const std::string key = options_.keys.Leases(QueueShard(options_.model, shard));
+    for (size_t at = 0; at < ids.size(); at += kLeasesPerCall) {
+      const size_t end = std::min(ids.size(), at + kLeasesPerCall);
       std::vector<std::string> args;
       args.reserve(1 + end - at);
       args.push_back(std::to_string(options_.lease_us));
       args.insert(args.end(), ids.begin() + static_cast<ptrdiff_t>(at),
                   ids.begin() + static_cast<ptrdiff_t>(end));
       options_.connection->RunScript(
-          scripts::Renew(), {leases}, std::move(args), [tally](ReplyResult reply) {
+          scripts::Renew(), {key}, std::move(args), [tally](ReplyResult reply) {
             reply = ExpectNoError(std::move(reply), "renew");
             std::optional<int64_t> n = reply.ok() ? reply->AsInt() : std::nullopt;
             std::lock_guard lock(tally->mu);
@@ -304,7 +312,7 @@ void RedisBatchClaimer::CompleteShardAsync(size_t shard, const std::vector<WireR
   std::unordered_map<std::string_view, size_t> limit_index;  // key id -> 1..K
   std::vector<std::string> args = {std::to_string(options_.tiers.size()),
                                    options_.keys.ResultChannelPrefix()};
-  args.reserve(2 + 7 * results.size());
+  args.reserve(2 + 8 * results.size());
   // Token settlements the script cannot make (Redis Cluster: the limits
   // live in other slots): made with the limiter once the reply says which
   // completions were live.
@@ -331,6 +339,7 @@ void RedisBatchClaimer::CompleteShardAsync(size_t shard, const std::vector<WireR
     args.push_back(EncodeResult(r));
     args.push_back(std::to_string(r.owner_gateway_id.empty() ? -1 : r.queue_tier));
     args.push_back(r.owner_gateway_id);
+    args.push_back(r.lease);
     const bool in_script = settle && index > 0;
     args.push_back(std::to_string(index));
     args.push_back(std::to_string(in_script ? r.tokens_per_minute : 0));

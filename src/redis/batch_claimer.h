@@ -5,7 +5,8 @@
 //
 // Claim. One EVALSHA pops up to max_batch ids across the model's tier
 // ZSETs in queue order (EDF with tier-priority tiebreak, or strict
-// priority), leases each (ZSET of lease expiry) and returns the payloads.
+// priority), leases them as one batch (one lease per claim, not per
+// request: Batch::lease) and returns the payloads.
 // Entries whose dispatch deadline passed are returned separately (and do not
 // count toward max_batch); they are leased too, so they must be completed
 // (with a 504) like the others. Wait-or-full: with min_batch > 1 the script
@@ -21,10 +22,12 @@
 // crash between pop and lease loses the request), and cannot merge tier
 // ZSETs by deadline; the wake list keeps the claim a single atomic script.
 //
-// Complete. One EVALSHA per batch removes each id from the leases (or from
-// its queue, if the lease was reaped and re-queued) and answers only those
-// still there: a request retried after a reaper gets one answer, from
-// whichever worker completes first; later completions count as stale. The
+// Complete. One EVALSHA per batch deletes each id's entry (and its queue
+// member, if its lease was reaped and it waits re-queued) and answers only
+// those whose entry was still there: a request retried after a reaper gets
+// one answer, from whichever worker completes first; later completions
+// count as stale. A lease is released with the last answer that names it
+// (WireResult::lease). The
 // answers are published as ONE message per owning gateway (result JSON
 // array on sluice:results:{gateway_id}); answers to a gateway with no
 // subscriber are dropped and counted (on Redis Cluster PUBLISH counts only
@@ -33,7 +36,7 @@
 //
 // Commands per batch on the worker path: one claim EVALSHA (plus a BLPOP
 // while idle) and one complete EVALSHA, whatever the batch size; and one
-// renew EVALSHA per lease_us / 4 for everything a worker holds. With queue
+// renew EVALSHA per lease_us / 4 for the leases a worker holds. With queue
 // shards (Options::queue_shards), each of those is one call per shard
 // involved: a claim tries the shards in turn until one yields a batch.
 //
@@ -100,11 +103,20 @@ class RedisBatchClaimer {
     int64_t max_batch_delay_us = 0;
   };
 
+  // One claimed batch's lease: its name and the queue shard it lives in.
+  struct Lease {
+    std::string id;
+    size_t shard = 0;
+  };
+
   struct Batch {
     std::vector<WireRequest> requests;  // leased, in queue order
     std::vector<WireRequest> expired;   // leased; answer with 504
-    size_t depth = 0;                   // still queued after the claim
-    int64_t oldest_arrival_us = 0;      // among the tier heads; 0 = empty
+    // The lease of both (each request's WireRequest::lease); empty id when
+    // the batch is empty.
+    Lease lease;
+    size_t depth = 0;               // still queued after the claim
+    int64_t oldest_arrival_us = 0;  // among the tier heads while waiting (wait_us > 0); else 0
     int64_t server_now_us = 0;
     // > 0 when nothing was claimed because the batch is still filling: how
     // long until the claim would take what is there.
@@ -145,15 +157,15 @@ class RedisBatchClaimer {
   // timeout. Errors: kUnavailable (Redis down, at once), kInternal.
   Result<Batch> Claim(const ClaimOptions& claim, std::chrono::milliseconds timeout);
 
-  // Extends the leases of `ids` (claimed, not answered yet) to lease_us from
-  // now, in one script call per shard. A worker renews what it holds every
-  // lease_us / 4, so a lease runs out only when its worker is gone (or cut
-  // off from Redis), however long the batch takes. Ids no longer leased
-  // (completed, or reaped and re-queued) are left alone. `done` (may be
-  // null) gets how many leases were extended; it runs on the connection's
-  // thread (inline when down).
+  // Extends `leases` (batches claimed, not all answered yet) to lease_us
+  // from now, in one script call per shard. A worker renews what it holds
+  // every lease_us / 4, so a lease runs out only when this worker is gone
+  // (or cut off from Redis), however long the batch takes. Leases no longer
+  // held (released with their last answer, or reaped) are left alone.
+  // `done` (may be null) gets how many leases were extended; it runs on the
+  // connection's thread (inline when down).
   using RenewDone = std::function<void(Result<int64_t>)>;
-  void RenewAsync(const std::vector<std::string>& ids, RenewDone done);
+  void RenewAsync(const std::vector<Lease>& leases, RenewDone done);
 
   // Answers a claimed (or expired) batch: one script call per shard (the
   // merged result fails when any call failed), one message per

@@ -13,8 +13,11 @@
 //                                 (request_codec.h; the scripts read the
 //                                 prefix without parsing JSON), while the
 //                                 request is queued or leased
-//   sluice:{m}:leases       ZSET  leased (claimed) ids, score = lease expiry,
-//                                 epoch microseconds
+//   sluice:{m}:leases       ZSET  leases (one per claimed batch), score =
+//                                 lease expiry, epoch microseconds
+//   sluice:{m}:batches      HASH  lease -> ids not answered yet (a count);
+//                                 lease + "|ids" -> the batch's ids joined
+//                                 by "|" (scripts.h, Claim)
 //   sluice:{m}:wake         LIST  wake tokens for blocked claimers (capped)
 //   sluice:{m}:dead         LIST  dead letters, newest first (capped; JSON,
 //                                 redis/dead_letters.h)
@@ -22,16 +25,18 @@
 //                                 and pushed out by the cap
 //   sluice:{m}:workers      HASH  worker id -> heartbeat (JSON)
 //   sluice:{m}:workers:exp  ZSET  worker id -> heartbeat expiry, epoch µs
-//   sluice:rl:{key_id}      STRING "r_tat|t_tat": the GCRA TATs in epoch µs
-//                                 of the requests / tokens limits (expires
-//                                 when both are full again); on Redis
+//   sluice:rl:{key_id}      STRING the GCRA TATs in epoch µs of the
+//                                 requests / tokens limits, two little-
+//                                 endian doubles (16 bytes; scripts.cc);
+//                                 expires when both are full again (within
+//                                 a factor of two); on Redis
 //                                 Cluster sluice:rl:{|n}:key_id instead
 //                                 (RedisRateLimiter key_shards)
 //   channel sluice:results:{gateway_id}   one message per batch (a JSON
 //                                 array of results, request_codec.h)
 //
 // Queue shards (redis.queue_shards > 1, for Redis Cluster): shard k >= 1 of
-// model m uses the same queue keys (q:<tier>, req, leases, wake, dead,
+// model m uses the same queue keys (q:<tier>, req, leases, batches, wake, dead,
 // dead:stats) with the hash tag {m|k} instead of {m} — another slot, so
 // another master may serve it. Pass QueueShard(m, k) where a function below
 // takes `model`. A request lives in shard ShardOfRequest(id, shards).
@@ -60,6 +65,7 @@ class KeySpace {
   std::vector<std::string> Queues(std::string_view model, size_t tier_count) const;
   std::string Payloads(std::string_view model) const { return Model(model) + ":req"; }
   std::string Leases(std::string_view model) const { return Model(model) + ":leases"; }
+  std::string Batches(std::string_view model) const { return Model(model) + ":batches"; }
   std::string Wake(std::string_view model) const { return Model(model) + ":wake"; }
   std::string Dead(std::string_view model) const { return Model(model) + ":dead"; }
   std::string DeadStats(std::string_view model) const { return Model(model) + ":dead:stats"; }

@@ -70,6 +70,8 @@ Status ValidateItem(const RedisQueueClient::EnqueueItem& item, const std::string
     return InvalidArgument("model: every request of a batch must be for '" + model + "'");
   if (Status s = ValidateKeyPart("gateway_id", r.gateway_id); !s.ok()) return s;
   if (r.id.empty()) return InvalidArgument("request id: must not be empty");
+  // A lease lists its ids joined by '|' (keys.h).
+  if (Status s = ValidateKeyPart("request id", r.id); !s.ok()) return s;
   if (r.tier >= tier_count)
     return InvalidArgument("tier " + std::to_string(r.tier) + " out of range");
   if (item.options.rate_limit.has_value()) {
@@ -268,28 +270,38 @@ void RedisQueueClient::SendChunk(const Options& options, const std::string& mode
   auto per_shard = [shards](size_t bound) { return (bound + shards - 1) / shards; };
   const size_t fixed_keys = keys.size();
   std::unordered_map<std::string_view, size_t> limit_index;  // key id -> 1..K
+  // The keys checked (KEYS after the queues) and each one's policy (the
+  // first item's), then the items naming them by index.
+  std::vector<size_t> index_of(items->size(), 0);
+  std::vector<std::string> policies;
+  for (size_t i = 0; i < items->size(); ++i) {
+    const EnqueueItem& item = (*items)[i];
+    const std::optional<RateLimitCheck> limit = EffectiveLimit(item.options);
+    if (!limit.has_value()) continue;
+    auto [it, added] =
+        limit_index.try_emplace(item.options.rate_limit->key_id, keys.size() - fixed_keys + 1);
+    if (added) {
+      keys.push_back(k.RateLimit(limit->key_id));
+      policies.push_back(std::to_string(limit->policy.requests_per_minute));
+      policies.push_back(std::to_string(limit->policy.tokens_per_minute));
+    }
+    index_of[i] = it->second;
+  }
   std::vector<std::string> args = {
       std::to_string(options.tier_count), std::to_string(per_shard(options.capacity)),
       std::to_string(options.wake_list_cap), std::to_string(items->size())};
-  args.reserve(4 + 9 * items->size());
-  for (const EnqueueItem& item : *items) {
-    const std::optional<RateLimitCheck> limit = EffectiveLimit(item.options);
-    size_t index = 0;
-    if (limit.has_value()) {
-      auto [it, added] =
-          limit_index.try_emplace(item.options.rate_limit->key_id, keys.size() - fixed_keys + 1);
-      if (added) keys.push_back(k.RateLimit(limit->key_id));
-      index = it->second;
-    }
+  args.reserve(4 + policies.size() + 7 * items->size());
+  args.insert(args.end(), std::make_move_iterator(policies.begin()),
+              std::make_move_iterator(policies.end()));
+  for (size_t i = 0; i < items->size(); ++i) {
+    const EnqueueItem& item = (*items)[i];
     const WireRequest& r = item.request;
     args.push_back(r.id);
     args.push_back(std::to_string(r.tier));
     args.push_back(std::to_string(r.dispatch_deadline_us));
     args.push_back(std::to_string(per_shard(item.options.tier_depth_limit)));
-    args.push_back(std::to_string(index));
-    args.push_back(std::to_string(limit ? limit->policy.requests_per_minute : 0));
-    args.push_back(std::to_string(limit ? limit->policy.tokens_per_minute : 0));
-    args.push_back(std::to_string(limit ? limit->tokens : 0));
+    args.push_back(std::to_string(index_of[i]));
+    args.push_back(index_of[i] > 0 ? std::to_string(item.options.rate_limit->tokens) : "0");
     args.push_back(EncodeEntry(r));
   }
   options.connection->RunScript(

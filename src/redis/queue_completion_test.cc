@@ -1,6 +1,7 @@
 // The Redis queue's second half against a real server: complete (answers
 // published per gateway, token charges settled), lease renewal, the reaper
 // (retries, dead letters) and the shared dead-letter lists.
+#include <algorithm>
 #include <map>
 #include <optional>
 
@@ -125,33 +126,83 @@ TEST_F(RedisQueueTest, ReapedRequestIsAnsweredExactlyOnce) {
   EXPECT_EQ(answers, (std::map<std::string, int>{{"r1:A", 1}, {"r2:A", 1}, {"sentinel:S", 1}}));
 }
 
-TEST_F(RedisQueueTest, RenewExtendsTheLeasesStillHeldAndNothingElse) {
+TEST_F(RedisQueueTest, OneLeasePerBatchIsRenewedUntilItsLastAnswerReleasesIt) {
   ASSERT_TRUE(Enqueue(Request("held", 0, 10'000)).status.ok());
   ASSERT_TRUE(Enqueue(Request("done", 0, 10'001)).status.ok());
   RedisBatchClaimer::Batch batch = ClaimNow(*claimer_, 8);
   ASSERT_EQ(Ids(batch.requests), (std::vector<std::string>{"held", "done"}));
+  ASSERT_FALSE(batch.lease.id.empty());
+  for (const WireRequest& r : batch.requests) EXPECT_EQ(r.lease, batch.lease.id);
+  // One answer of two: the batch's lease is still held.
   Result<RedisBatchClaimer::CompleteResult> completed =
       claimer_->Complete({Answer(batch.requests[1], "x")});
   ASSERT_TRUE(completed.ok() && completed->answered == 1u);
+  // A second batch, answered whole: its lease is released with the answer.
+  ASSERT_TRUE(Enqueue(Request("other", 0, 10'002)).status.ok());
+  RedisBatchClaimer::Batch other = ClaimNow(*claimer_, 8);
+  ASSERT_EQ(Ids(other.requests), std::vector<std::string>{"other"});
+  ASSERT_NE(other.lease.id, batch.lease.id);
+  ASSERT_TRUE(claimer_->Complete({Answer(other.requests[0], "y")}).ok());
+
   const std::string leases = KeySpace().Leases(kModel);
   auto lease_of = [&](const std::string& id) {
     ReplyResult r = connection_->Call({"ZSCORE", leases, id});
     return r.ok() && !r->is_nil() ? std::stoll(r->str) : int64_t{-1};
   };
-  const int64_t before = lease_of("held");
+  const int64_t before = lease_of(batch.lease.id);
   ASSERT_GT(before, 0);
+  EXPECT_EQ(lease_of(other.lease.id), -1);
   Latch renewed;
   Result<int64_t> extended = Internal("no reply");
-  claimer_->RenewAsync({"held", "done", "never-claimed"}, [&](Result<int64_t> n) {
+  claimer_->RenewAsync({batch.lease, other.lease, {"never-claimed", 0}}, [&](Result<int64_t> n) {
     extended = std::move(n);
     renewed.Signal();
   });
   ASSERT_TRUE(renewed.WaitFor(1, milliseconds(5'000)));
   ASSERT_TRUE(extended.ok()) << extended.status().ToString();
   EXPECT_EQ(*extended, 1);
-  EXPECT_GT(lease_of("held"), before);  // now + lease, from a later now
-  EXPECT_EQ(lease_of("done"), -1);      // answered: not leased again
+  EXPECT_GT(lease_of(batch.lease.id), before);  // now + lease, from a later now
+  EXPECT_EQ(lease_of(other.lease.id), -1);      // released: not leased again
   EXPECT_EQ(lease_of("never-claimed"), -1);
+
+  // The last answer releases the lease and its bookkeeping.
+  completed = claimer_->Complete({Answer(batch.requests[0], "z")});
+  ASSERT_TRUE(completed.ok() && completed->answered == 1u);
+  EXPECT_EQ(lease_of(batch.lease.id), -1);
+  for (const std::string& key : {leases, KeySpace().Batches(kModel), KeySpace().Payloads(kModel)}) {
+    ReplyResult left = connection_->Call({"EXISTS", key});
+    ASSERT_TRUE(left.ok());
+    EXPECT_EQ(left->integer, 0) << key;
+  }
+}
+
+TEST_F(RedisQueueTest, AReapedBatchRequeuesOnlyItsUnansweredRequests) {
+  auto lost_worker = NewClaimer(QueueOrdering::kEarliestDeadlineFirst, 1'000);  // 1 ms lease
+  for (const char* id : {"p1", "p2", "p3"}) {
+    ASSERT_TRUE(Enqueue(Request(id, 0, 10'000)).status.ok());
+  }
+  RedisBatchClaimer::Batch batch = ClaimNow(*lost_worker, 8);
+  ASSERT_EQ(Ids(batch.requests), (std::vector<std::string>{"p1", "p2", "p3"}));
+  // One answer gets through before the worker is lost.
+  Result<RedisBatchClaimer::CompleteResult> done =
+      lost_worker->Complete({Answer(batch.requests[1], "x")});
+  ASSERT_TRUE(done.ok()) << done.status().ToString();
+  EXPECT_EQ(done->answered, 1u);
+
+  RedisReaper::Outcome reaped = ReapUntilSomething();
+  EXPECT_EQ(reaped.scanned, 1u);  // one lease for the whole batch
+  EXPECT_EQ(reaped.requeued, 2u);
+  EXPECT_EQ(reaped.dead_lettered, 0u);
+  RedisBatchClaimer::Batch again = ClaimNow(*claimer_, 8);
+  EXPECT_EQ(Ids(again.requests), (std::vector<std::string>{"p1", "p3"}));
+  for (const WireRequest& r : again.requests) EXPECT_EQ(r.attempts, 1u) << r.id;
+  // The reaped lease left nothing behind; the new one is all there is.
+  ReplyResult fields = connection_->Call({"HKEYS", KeySpace().Batches(kModel)});
+  ASSERT_TRUE(fields.ok());
+  std::vector<std::string> names;
+  for (const RedisReply& f : fields->elements) names.push_back(f.str);
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{again.lease.id, again.lease.id + "|ids"}));
 }
 
 TEST_F(RedisQueueTest, RequeuedRequestPastItsDispatchDeadlineIsClaimedNotExpired) {

@@ -171,6 +171,11 @@ TEST_F(RedisQueueTest, FullQueueAndDuplicatesAreRejected) {
   ASSERT_TRUE(Enqueue(Request("a", 0, 1'000)).status.ok());
   RedisQueueClient::EnqueueResult dup = Enqueue(Request("a", 0, 1'000));
   EXPECT_EQ(dup.status.code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(dup.status.message(), "request id already queued");
+  // A lease lists its ids joined by '|': an id holding one is refused.
+  RedisQueueClient::EnqueueResult bad = Enqueue(Request("x|y", 0, 1'000));
+  EXPECT_EQ(bad.status.code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(bad.status.message().find("request id"), std::string::npos) << bad.status.message();
   ASSERT_TRUE(Enqueue(Request("b", 0, 1'000)).status.ok());
   RedisQueueClient::EnqueueResult full = Enqueue(Request("c", 0, 1'000));
   EXPECT_EQ(full.status.code(), ErrorCode::kUnavailable);

@@ -54,6 +54,7 @@ void RedisReaper::ScriptArgs(const std::string& model, size_t shard, std::vector
   *keys = {k.Payloads(q), k.Leases(q), k.Wake(q), k.Dead(q)};
   for (size_t t = 0; t < options_.tier_count; ++t) keys->push_back(k.Queue(q, t));
   keys->push_back(k.DeadStats(q));
+  keys->push_back(k.Batches(q));
   *args = {std::to_string(options_.tier_count),
            k.ResultChannelPrefix(),
            std::to_string(options_.max_retries),

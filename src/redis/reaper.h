@@ -3,7 +3,8 @@
 // with a failure answer to the owning gateway (the client gets 502).
 //
 // One script call per model (scripts::Reap) handles up to max_per_call
-// expired leases atomically. A reaped request goes back to its tier ZSET
+// expired leases (one per claimed batch) atomically. Each request of a
+// reaped lease that is not answered yet goes back to its tier ZSET
 // with its original deadline and attempts + 1, and a wake token is pushed;
 // once attempts would exceed max_retries it is moved to sluice:{m}:dead
 // (newest first, LTRIM-capped at dead_letter_cap) and a failure result
@@ -12,8 +13,9 @@
 // several processes at once is safe (each lease is reaped once), so every
 // worker (or gateway) may run it on a timer, e.g. every lease_us / 4.
 // Exactly-once answers are kept by the complete script: a late completion
-// by the original worker finds the lease gone (stale) unless the request
-// is still queued, in which case it answers and removes it.
+// by the original worker is answered if no one answered first (and then
+// removes the request from its queue if it waits re-queued); otherwise it
+// is stale.
 //
 // Thread-safety: thread-safe. Ownership: `connection` is not owned and must
 // outlive the reaper. Blocking: ReapOnce blocks for one round trip;

@@ -8,7 +8,8 @@
 // script returns the key's state before the check; the decision's header
 // fields are then computed here with gcra.h itself (DecisionFromScript), so
 // headers read the same as with MemoryRateLimiter. A key's state is one string,
-// sluice:rl:{key_id} ("r_tat|t_tat"), that expires when both buckets are full again.
+// sluice:rl:{key_id} (both TATs, keys.h), that expires when both buckets are
+// full again (within a factor of two).
 // Reconcile() is a fire-and-forget script; errors are counted, never
 // reported. Limits above ~1.5e8 units per minute lose exactness (doubles).
 //

@@ -59,6 +59,9 @@ struct WireRequest {
   // Claims so far minus one: 0 on the first claim, +1 per reaped lease. Not
   // encoded: the claim sets it from the entry's prefix (scripts.h).
   uint32_t attempts = 0;
+  // Not encoded: the lease of the claim that returned it (set by
+  // RedisBatchClaimer; its answer names it: WireResult::lease).
+  std::string lease;
 };
 
 struct WireResult {
@@ -81,6 +84,10 @@ struct WireResult {
   // the complete step need not read its entry (-1 / empty = unknown).
   int32_t queue_tier = -1;
   std::string owner_gateway_id;
+  // Not encoded: the lease under which it was claimed (WireRequest::lease;
+  // empty = unknown), so that the complete step releases the batch's lease
+  // with its last answer.
+  std::string lease;
   // Not encoded: what the complete step settles on the key's token limit
   // (charged at enqueue, refunded down to tokens_used). Empty key = none.
   std::string charged_key_id;

@@ -13,6 +13,16 @@ local function now_us()
   return tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
 local function fmt(n) return string.format('%d', n) end
+-- A decimal string as a number; one digit without tonumber(), which costs
+-- more than the rest of a request's checks. nil when not a number.
+local function small_int(s)
+  if #s == 1 then
+    local d = string.byte(s) - 48
+    if d >= 0 and d <= 9 then return d end
+    return nil
+  end
+  return tonumber(s)
+end
 -- floor(units * W / limit) as in gcra.h (in µs), capped at 4 windows.
 local function units_to_us(units, limit)
   local a = units * W
@@ -29,10 +39,16 @@ local function gcra(tat, now, limit, cost)
   if new_tat - W <= now then return true, new_tat end
   return false, tat
 end
--- Rate-limit state: one string "r_tat|t_tat" (epoch µs) per key, expiring
--- once both buckets are full again. rate_parse(value or false) -> r, t.
+-- Rate-limit state: one string per key, the two TATs (epoch µs) packed as
+-- little-endian doubles (16 bytes: no number formatting or parsing, the
+-- costliest part of a limit check); older "r_tat|t_tat" text is read too.
+-- rate_parse(value or false) -> r, t.
 local function rate_parse(v)
   if not v then return 0, 0 end
+  if #v == 16 then
+    local r, t = struct.unpack('<d<d', v)
+    return r, t
+  end
   local r, t = string.match(v, '^(%d+)|(%d+)$')
   return tonumber(r) or 0, tonumber(t) or 0
 end
@@ -70,11 +86,20 @@ local function settle_tat(t_tat, delta, tpm, now)
   end
   return nil
 end
--- Stores both TATs; the key expires once both buckets are full again.
+-- Time to live of a state, in ms, from a table of constants (formatting a
+-- number costs more than the whole check): the smallest power of two >=
+-- the time until both buckets are full again (at most 2 windows ahead).
+local TTL_MS = {'1', '2', '4', '8', '16', '32', '64', '128', '256', '512', '1024', '2048',
+                '4096', '8192', '16384', '32768', '65536', '131072', '262144'}
+-- Stores both TATs; the key expires once both buckets are full again
+-- (within a factor of two).
 local function rate_store(key, r_new, t_new, now)
-  local ttl_ms = math.floor((math.max(r_new, t_new) - now) / 1000) + 1
-  if ttl_ms < 1 then ttl_ms = 1 end
-  redis.call('SET', key, fmt(r_new) .. '|' .. fmt(t_new), 'PX', fmt(ttl_ms))
+  local full_ms = (math.max(r_new, t_new) - now) / 1000
+  local i, ms = 1, 1
+  while ms < full_ms and i < #TTL_MS do
+    i, ms = i + 1, ms * 2
+  end
+  redis.call('SET', key, struct.pack('<d<d', r_new, t_new), 'PX', TTL_MS[i])
 end
 -- A queued entry's value: "tier|deadline_us|arrival_us|attempts|gateway_id|"
 -- followed by the request's payload (request_codec.h). Returns the five
@@ -108,28 +133,35 @@ local T = tonumber(ARGV[1])
 local capacity = tonumber(ARGV[2])
 local wake_cap = tonumber(ARGV[3])
 local n = tonumber(ARGV[4])
-local S = 9
+local K = #KEYS - 2 - T
+local S = 7
+local H = 4 + 2 * K
 local now = now_us()
 local depth = 0
 for i = 1, T do depth = depth + redis.call('ZCARD', KEYS[2 + i]) end
--- Rate-limit key index -> {r_tat, t_tat, changed}: every key's state in one MGET.
-local limits = rate_read_all(3 + T, #KEYS - 2 - T)
+-- Rate-limit key index -> {r_tat, t_tat, changed, rpm, tpm}: every key's
+-- state in one MGET, its policy from the header.
+local limits = rate_read_all(3 + T, K)
+for i = 1, K do
+  local st = limits[i]
+  st[4], st[5] = tonumber(ARGV[3 + 2 * i]), tonumber(ARGV[4 + 2 * i])
+end
 local adds = {}    -- tier -> {deadline, id, ...}
 local entries = {} -- {id, entry, ...} for one HSET
 local reply = {0, now}
 local queued = 0
 -- Ids already queued (or earlier in this batch) are duplicates.
 local ids = {}
-for j = 0, n - 1 do ids[j + 1] = ARGV[4 + j * S + 1] end
+for j = 0, n - 1 do ids[j + 1] = ARGV[H + j * S + 1] end
 local existing = redis.call('HMGET', KEYS[1], unpack(ids))
 local taken = {}
 for j = 1, n do
   if existing[j] then taken[ids[j]] = true end
 end
 for j = 0, n - 1 do
-  local b = 4 + j * S
-  local id, tier, tier_limit = ARGV[b + 1], tonumber(ARGV[b + 2]), tonumber(ARGV[b + 4])
-  local li = tonumber(ARGV[b + 5])
+  local b = H + j * S
+  local id, tier = ARGV[b + 1], small_int(ARGV[b + 2])
+  local tier_limit, li = small_int(ARGV[b + 4]), small_int(ARGV[b + 5])
   local status, allowed, r_tat, t_tat = 0, 1, 0, 0
   local st, r_new, t_new
   if tier == nil or tier < 0 or tier >= T then
@@ -138,9 +170,10 @@ for j = 0, n - 1 do
     if li > 0 then
       st = limits[li]
       r_tat, t_tat = st[1], st[2]
+      local cost = 0
+      if st[5] > 0 then cost = tonumber(ARGV[b + 6]) end
       local ok
-      ok, r_new, t_new = rate_try(r_tat, t_tat, tonumber(ARGV[b + 6]), tonumber(ARGV[b + 7]),
-                                  tonumber(ARGV[b + 8]), now)
+      ok, r_new, t_new = rate_try(r_tat, t_tat, st[4], st[5], cost, now)
       if not ok then status, allowed = 2, 0 end
     end
     if status == 0 and ((capacity > 0 and depth >= capacity) or
@@ -153,7 +186,7 @@ for j = 0, n - 1 do
       else
         taken[id] = true
         entries[#entries + 1] = id
-        entries[#entries + 1] = ARGV[b + 9]
+        entries[#entries + 1] = ARGV[b + 7]
         if st then st[1], st[2], st[3] = r_new, t_new, true end
         local a = adds[tier]
         if a == nil then a = {}; adds[tier] = a end
@@ -177,8 +210,9 @@ end
 if queued > 0 then
   local tokens = {}
   for i = 1, math.min(queued, wake_cap) do tokens[i] = '1' end
-  redis.call('LPUSH', KEYS[2], unpack(tokens))
-  redis.call('LTRIM', KEYS[2], 0, fmt(wake_cap - 1))
+  if redis.call('LPUSH', KEYS[2], unpack(tokens)) > wake_cap then
+    redis.call('LTRIM', KEYS[2], 0, fmt(wake_cap - 1))
+  end
 end
 reply[1] = depth
 return reply
@@ -192,60 +226,67 @@ local max_delay = tonumber(ARGV[4])
 local lease = tonumber(ARGV[5])
 local strict = ARGV[6] == '1'
 local max_expired = tonumber(ARGV[7])
+local batches = KEYS[4 + T]
 local prio = {}
 for i = 1, T do prio[i] = tonumber(ARGV[7 + i]) end
 local now = now_us()
 local depth = 0
 for i = 1, T do depth = depth + redis.call('ZCARD', KEYS[3 + i]) end
-
--- Oldest arrival and earliest deadline among the tier heads.
-local oldest, earliest = nil, nil
-for i = 1, T do
-  local h = redis.call('ZRANGE', KEYS[3 + i], 0, 0, 'WITHSCORES')
-  if #h > 0 then
-    local d = tonumber(h[2])
-    if earliest == nil or d < earliest then earliest = d end
-    local v = redis.call('HGET', KEYS[1], h[1])
-    if v then
-      local _, _, ar = parse_entry(v)
-      ar = tonumber(ar)
-      if ar and (oldest == nil or ar < oldest) then oldest = ar end
-    end
-  end
-end
 -- Wake tokens are only ever left over when no claimer was blocked: with
 -- nothing queued they are stale, and would make the next BLPOP spin.
 if depth == 0 then
   redis.call('DEL', KEYS[3])
-  return {now, 0, 0, 0, {}, {}}
+  return {now, 0, 0, 0, {}, {}, ''}
 end
+local oldest = nil
 if depth < min_batch then
+  -- Wait-or-full: the oldest arrival and earliest deadline among the heads.
+  local earliest = nil
+  for i = 1, T do
+    local h = redis.call('ZRANGE', KEYS[3 + i], 0, 0, 'WITHSCORES')
+    if #h > 0 then
+      local d = tonumber(h[2])
+      if earliest == nil or d < earliest then earliest = d end
+      local v = redis.call('HGET', KEYS[1], h[1])
+      if v then
+        local _, _, ar = parse_entry(v)
+        ar = tonumber(ar)
+        if ar and (oldest == nil or ar < oldest) then oldest = ar end
+      end
+    end
+  end
   local wait = max_delay
   if oldest then wait = oldest + max_delay - now end
   if earliest and earliest - now < wait then wait = earliest - now end
-  if wait > 0 then return {now, depth, wait, oldest or 0, {}, {}} end
+  if wait > 0 then return {now, depth, wait, oldest or 0, {}, {}, ''} end
 end
 
--- Each tier's head is read in chunks of max_batch as the merge needs them
--- (the ZREMs come at the end, so offsets stay valid).
-local chunk = max_batch
-local buf, pos, read, full, removed = {}, {}, {}, {}, {}
-for i = 1, T do
-  buf[i] = redis.call('ZRANGE', KEYS[3 + i], 0, chunk - 1, 'WITHSCORES')
-  pos[i], read[i], full[i], removed[i] = 1, #buf[i] / 2, #buf[i] == 2 * chunk, {}
+-- Each tier's head is read as the merge needs it: a share of the batch
+-- first, then chunks of max_batch (the ZREMs come at the end, so offsets
+-- stay valid). Scores (formatted by Redis, parsed here: the costly part)
+-- are converted once.
+local first_chunk = math.min(max_batch, math.ceil(max_batch / T) + 1)
+local bid, bsc, pos, read, full, removed = {}, {}, {}, {}, {}, {}
+local function load(i, from, chunk)
+  local r = redis.call('ZRANGE', KEYS[3 + i], from, from + chunk - 1, 'WITHSCORES')
+  local ids, sc = {}, {}
+  for j = 1, #r, 2 do
+    ids[#ids + 1] = r[j]
+    sc[#sc + 1] = tonumber(r[j + 1])
+  end
+  bid[i], bsc[i], pos[i], read[i], full[i] = ids, sc, 1, from + #ids, #ids == chunk
 end
-local function refill(i)
-  if pos[i] <= #buf[i] or not full[i] then return end
-  buf[i] = redis.call('ZRANGE', KEYS[3 + i], read[i], read[i] + chunk - 1, 'WITHSCORES')
-  pos[i], read[i], full[i] = 1, read[i] + #buf[i] / 2, #buf[i] == 2 * chunk
+for i = 1, T do
+  load(i, 0, first_chunk)
+  removed[i] = {}
 end
 -- The next queued entry in queue order, or nil.
 local function pick()
   local best, best_score = nil, nil
   for i = 1, T do
-    refill(i)
-    if pos[i] <= #buf[i] then
-      local s = tonumber(buf[i][pos[i] + 1])
+    if pos[i] > #bid[i] and full[i] then load(i, read[i], max_batch) end
+    if pos[i] <= #bid[i] then
+      local s = bsc[i][pos[i]]
       if best == nil then
         best, best_score = i, s
       elseif strict then
@@ -256,13 +297,12 @@ local function pick()
     end
   end
   if best == nil then return nil end
-  local id = buf[best][pos[best]]
-  pos[best] = pos[best] + 2
+  local id = bid[best][pos[best]]
+  pos[best] = pos[best] + 1
   return best, id, best_score
 end
-local claimed, expired, leases = {}, {}, {}
+local claimed, expired, held = {}, {}, {}
 local nclaimed, nexpired, nremoved = 0, 0, 0
-local lease_until = fmt(now + lease)
 -- Each round reads the entries of up to max_batch - nclaimed ids with one
 -- HMGET; only entries past their deadline are parsed (attempts decide
 -- whether they expired). Every id looked at is consumed, and at most
@@ -287,8 +327,7 @@ while nclaimed < max_batch and nexpired < max_expired do
         local _, _, _, att = parse_entry(v)
         late = att == 0
       end
-      leases[#leases + 1] = lease_until
-      leases[#leases + 1] = id
+      held[#held + 1] = id
       local out = late and expired or claimed
       out[#out + 1] = id
       out[#out + 1] = v
@@ -296,12 +335,19 @@ while nclaimed < max_batch and nexpired < max_expired do
     end
   end
 end
-if #leases > 0 then redis.call('ZADD', KEYS[2], unpack(leases)) end
+-- One lease for the whole batch: its expiry in the leases ZSET, its ids
+-- and unanswered count in the batches hash.
+local lease_id = ''
+if #held > 0 then
+  lease_id = fmt(now) .. '/' .. held[1]
+  redis.call('ZADD', KEYS[2], fmt(now + lease), lease_id)
+  redis.call('HSET', batches, lease_id, fmt(#held), lease_id .. '|ids', table.concat(held, '|'))
+end
 for i = 1, T do
   if #removed[i] > 0 then redis.call('ZREM', KEYS[3 + i], unpack(removed[i])) end
 end
 if depth - nremoved == 0 then redis.call('DEL', KEYS[3]) end
-return {now, depth - nremoved, 0, oldest or 0, claimed, expired}
+return {now, depth - nremoved, 0, oldest or 0, claimed, expired, lease_id}
 )lua";
 
 constexpr const char* kRenew = R"lua(
@@ -318,19 +364,34 @@ return redis.call('ZADD', KEYS[1], 'XX', 'CH', unpack(args))
 constexpr const char* kComplete = R"lua(
 local T = tonumber(ARGV[1])
 local prefix = ARGV[2]
-local S = 7
+local batches = KEYS[3 + T]
+local S = 8
 local n = (#ARGV - 2) / S
-if n < 1 then return {0, 0, 0, 0} end
-local ids = {}
-for k = 1, n do ids[k] = ARGV[3 + (k - 1) * S] end
-local leased = redis.call('ZMSCORE', KEYS[2], unpack(ids))
-local groups, order, done, unleased, seen = {}, {}, {}, {}, {}
+if n < 1 then return {0, 0, 0, 0, {}} end
+-- Leases named by the results: held (still in the leases ZSET) or not, and
+-- how many results each has in this call.
+local held, count, held_order = {}, {}, {}
+local function is_held(l)
+  local h = held[l]
+  if h == nil then
+    h = l ~= '' and redis.call('ZSCORE', KEYS[2], l) ~= false
+    held[l] = h
+    if h then
+      count[l] = 0
+      held_order[#held_order + 1] = l
+    end
+  end
+  return h
+end
+local groups, order, seen = {}, {}, {}
 local limits, now = {}, nil  -- rate-limit key index -> {r_tat, t_tat, changed}
 local answered, stale, stale_at = 0, 0, {}
 for k = 1, n do
   local b = 2 + (k - 1) * S
-  local id = ids[k]
-  local tier, gw = tonumber(ARGV[b + 3]), ARGV[b + 4]
+  local id = ARGV[b + 1]
+  local tier, gw, l = small_int(ARGV[b + 3]), ARGV[b + 4], ARGV[b + 5]
+  local in_lease = is_held(l)
+  if in_lease then count[l] = count[l] + 1 end
   local live = false
   if not seen[id] then
     seen[id] = true
@@ -342,16 +403,13 @@ for k = 1, n do
         tier, gw = t, g
       end
     end
-    if gw == nil then
-      live = false
-    elseif leased[k] then
+    -- The entry exists until the first answer: that one wins.
+    if gw ~= nil and redis.call('HDEL', KEYS[1], id) == 1 then
       live = true
-      unleased[#unleased + 1] = id
-    elseif tier < T and redis.call('ZREM', KEYS[3 + tier], id) == 1 then
-      live = true  -- answered while re-queued
+      -- Its lease was reaped: it may wait re-queued.
+      if not in_lease and tier < T then redis.call('ZREM', KEYS[3 + tier], id) end
     end
     if live then
-      done[#done + 1] = id
       if groups[gw] == nil then
         groups[gw] = {}
         order[#order + 1] = gw
@@ -360,11 +418,13 @@ for k = 1, n do
       g[#g + 1] = ARGV[b + 2]
       answered = answered + 1
       -- Settle the key's token charge with what was used.
-      local li, tpm, delta = tonumber(ARGV[b + 5]), tonumber(ARGV[b + 6]), tonumber(ARGV[b + 7])
+      local li = small_int(ARGV[b + 6])
+      local tpm, delta = 0, 0
+      if li > 0 then tpm, delta = tonumber(ARGV[b + 7]), tonumber(ARGV[b + 8]) end
       if li > 0 and tpm > 0 and delta ~= 0 then
         if now == nil then
           now = now_us()
-          limits = rate_read_all(3 + T, #KEYS - 2 - T)
+          limits = rate_read_all(4 + T, #KEYS - 3 - T)
         end
         local st = limits[li]
         local t_new = settle_tat(st[2], delta, tpm, now)
@@ -377,10 +437,15 @@ for k = 1, n do
     stale_at[#stale_at + 1] = k
   end
 end
-if #unleased > 0 then redis.call('ZREM', KEYS[2], unpack(unleased)) end
-if #done > 0 then redis.call('HDEL', KEYS[1], unpack(done)) end
+-- A lease whose every result has come is released.
+for _, l in ipairs(held_order) do
+  if redis.call('HINCRBY', batches, l, -count[l]) <= 0 then
+    redis.call('ZREM', KEYS[2], l)
+    redis.call('HDEL', batches, l, l .. '|ids')
+  end
+end
 for li, st in pairs(limits) do
-  if st[3] then rate_store(KEYS[2 + T + li], st[1], st[2], now) end
+  if st[3] then rate_store(KEYS[3 + T + li], st[1], st[2], now) end
 end
 local dropped = publish_groups(prefix, groups, order)
 return {answered, stale, dropped, #order, stale_at}
@@ -396,39 +461,45 @@ local wake_cap = tonumber(ARGV[6])
 local model = ARGV[7]
 local code = ARGV[8]
 local message = ARGV[9]
+local batches = KEYS[6 + T]
 local now = now_us()
-local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', fmt(now), 'LIMIT', 0, fmt(max_per_call))
+local leases = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', fmt(now), 'LIMIT', 0, fmt(max_per_call))
 local requeued, dead = 0, 0
 local groups, order = {}, {}
-for _, id in ipairs(ids) do
-  redis.call('ZREM', KEYS[2], id)
-  local v = redis.call('HGET', KEYS[1], id)
-  local tier, dl, ar, att, gw, at
-  if v then tier, dl, ar, att, gw, at = parse_entry(v) end
-  if tier then
-    att = att + 1
-    if att <= max_retries and tier < T then
-      redis.call('HSET', KEYS[1], id,
-          tier .. '|' .. dl .. '|' .. ar .. '|' .. att .. '|' .. gw .. '|' .. string.sub(v, at))
-      redis.call('ZADD', KEYS[4 + tier + 1], dl, id)
-      requeued = requeued + 1
-    else
-      dead_push(KEYS[4], KEYS[5 + T], dead_cap, '{"id":' .. cjson.encode(id) .. ',"model":' ..
-          cjson.encode(model) .. ',"gw":' .. cjson.encode(gw) .. ',"attempts":' .. att ..
-          ',"reason":"lease_expired","at_us":' .. fmt(now) .. ',"request":' ..
-          string.sub(v, at) .. '}')
-      redis.call('HDEL', KEYS[1], id)
-      if groups[gw] == nil then
-        groups[gw] = {}
-        order[#order + 1] = gw
+for _, l in ipairs(leases) do
+  redis.call('ZREM', KEYS[2], l)
+  local list = redis.call('HGET', batches, l .. '|ids')
+  redis.call('HDEL', batches, l, l .. '|ids')
+  -- The lease's ids still unanswered (an entry exists until the answer).
+  for id in string.gmatch(list or '', '[^|]+') do
+    local v = redis.call('HGET', KEYS[1], id)
+    local tier, dl, ar, att, gw, at
+    if v then tier, dl, ar, att, gw, at = parse_entry(v) end
+    if tier then
+      att = att + 1
+      if att <= max_retries and tier < T then
+        redis.call('HSET', KEYS[1], id,
+            tier .. '|' .. dl .. '|' .. ar .. '|' .. att .. '|' .. gw .. '|' .. string.sub(v, at))
+        redis.call('ZADD', KEYS[4 + tier + 1], dl, id)
+        requeued = requeued + 1
+      else
+        dead_push(KEYS[4], KEYS[5 + T], dead_cap, '{"id":' .. cjson.encode(id) .. ',"model":' ..
+            cjson.encode(model) .. ',"gw":' .. cjson.encode(gw) .. ',"attempts":' .. att ..
+            ',"reason":"lease_expired","at_us":' .. fmt(now) .. ',"request":' ..
+            string.sub(v, at) .. '}')
+        redis.call('HDEL', KEYS[1], id)
+        if groups[gw] == nil then
+          groups[gw] = {}
+          order[#order + 1] = gw
+        end
+        local g = groups[gw]
+        g[#g + 1] = '{"id":' .. cjson.encode(id) .. ',"c":' .. cjson.encode(code) .. ',"msg":' ..
+            cjson.encode(message) .. ',"r":"worker_lost"}'
+        dead = dead + 1
       end
-      local g = groups[gw]
-      g[#g + 1] = '{"id":' .. cjson.encode(id) .. ',"c":' .. cjson.encode(code) .. ',"msg":' ..
-          cjson.encode(message) .. ',"r":"worker_lost"}'
-      dead = dead + 1
+    elseif v then
+      redis.call('HDEL', KEYS[1], id)
     end
-  else
-    redis.call('HDEL', KEYS[1], id)
   end
 end
 if requeued > 0 then
@@ -436,7 +507,7 @@ if requeued > 0 then
   redis.call('LTRIM', KEYS[3], 0, fmt(wake_cap - 1))
 end
 local dropped = publish_groups(prefix, groups, order)
-return {requeued, dead, dropped, #ids}
+return {requeued, dead, dropped, #leases}
 )lua";
 
 constexpr const char* kWithdraw = R"lua(

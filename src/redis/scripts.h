@@ -13,14 +13,15 @@
 //
 // Entries. A queued or leased request is ONE hash field: payloads[id] =
 // "tier|dispatch_deadline_us|arrival_us|attempts|gateway_id|" + payload
-// (request_codec.h); ordering is one ZSET member per request. Everything
-// else a script does is per call (TIME, ZCARD, the wake list), not per
-// request.
+// (request_codec.h); ordering is one ZSET member per request while queued.
+// Leases are per claimed batch, not per request. Everything else a script
+// does is per call or per batch (TIME, ZCARD, the wake list, the lease).
 //
 // Enqueue   KEYS payloads, wake, Q1..QT, rl_1..rl_K (distinct rate-limit keys)
-//           ARGV T, capacity (0 = none), wake_cap, n, then n times:
+//           ARGV T, capacity (0 = none), wake_cap, n, then K times: rpm,
+//                tpm (rl_k's policy; 0 = none), then n times:
 //                id, tier, dispatch_deadline_us, tier_depth_limit (0 = none),
-//                rl index (0 = no check, else 1..K), rpm, tpm, tokens, entry
+//                rl index (0 = no check, else 1..K), tokens, entry
 //           -> {depth (after), now_us, then n times: status (0 queued,
 //               1 duplicate id, 2 rate limited, 3 full, 4 bad tier),
 //               rl_allowed, r_tat_us, t_tat_us}
@@ -30,49 +31,61 @@
 //           limit and the queue bound allow. Per call: TIME, T ZCARD, one
 //           HMGET of the ids (duplicates), one HSET of the entries, one
 //           variadic ZADD per tier, one LPUSH of min(queued, wake_cap)
-//           tokens and one LTRIM; the rate-limit keys' states in one MGET
-//           and one SET ... PX per key consumed.
-// Claim     KEYS payloads, leases, wake, Q1..QT
+//           tokens (and an LTRIM past the cap); the rate-limit keys' states
+//           in one MGET and one SET ... PX per key consumed.
+// Claim     KEYS payloads, leases, wake, Q1..QT, batches
 //           ARGV T, max_batch, min_batch, max_delay_us, lease_us, strict
 //                (0/1), max_expired, priority of tier 0..T-1
 //           -> {now_us, depth (after), wait_us, oldest_arrival_us,
-//               {id, entry, ...claimed}, {id, entry, ...expired}}
+//               {id, entry, ...claimed}, {id, entry, ...expired}, lease}
 //           (entry as stored: prefix + payload; request_codec.h ParseEntry)
 //           With depth < min_batch, claims nothing while the oldest head has
 //           waited less than max_delay_us and no head is past its deadline;
-//           wait_us then says how long until it would claim. Expired entries
-//           (dispatch deadline <= now, never claimed before) are leased too
-//           and must be completed like claimed ones (with a 504); a request
-//           re-queued from a lost lease (attempts > 0) was dispatched once
-//           already and is claimed whatever its dispatch deadline (its total
-//           deadline bounds it on the worker). Deletes the wake list when
-//           the queue is (left) empty: leftover tokens are stale. Tier heads
-//           are read in chunks of max_batch as needed, entries with one
-//           HMGET per round (parsed only when past their deadline) and
-//           leased with one ZADD.
-// Renew     KEYS leases   ARGV lease_us, id...
-//           -> number of leases extended to now + lease_us; ids no longer
-//           leased (completed, or reaped) are left alone.
-// Complete  KEYS payloads, leases, Q1..QT, rl_1..rl_K (distinct rate-limit keys)
+//           wait_us then says how long until it would claim, and
+//           oldest_arrival_us is the oldest head's arrival (0 otherwise).
+//           Expired entries (dispatch deadline <= now, never claimed
+//           before) are leased too and must be completed like claimed ones
+//           (with a 504); a request re-queued from a lost lease (attempts >
+//           0) was dispatched once already and is claimed whatever its
+//           dispatch deadline (its total deadline bounds it on the worker).
+//           ONE lease per call for everything it returns ("" when nothing):
+//           leases[lease] = expiry, batches[lease] = how many are
+//           unanswered, batches[lease .. "|ids"] = the ids joined by "|"
+//           (request ids never hold "|": RedisQueueClient refuses them). Deletes the wake list when
+//           the queue is (left) empty: leftover tokens are stale. Tier heads are read as the merge
+//           needs them (a tier's share of max_batch, then chunks of max_batch), entries with one
+//           HMGET per round (parsed only when past their deadline).
+// Renew     KEYS leases   ARGV lease_us, lease...
+//           -> number of leases extended to now + lease_us; leases no
+//           longer held (answered, or reaped) are left alone.
+// Complete  KEYS payloads, leases, Q1..QT, batches, rl_1..rl_K (distinct
+//                rate-limit keys)
 //           ARGV T, channel_prefix, then per result: id, result_json,
 //                tier, gateway_id (where it was queued and whose it is; -1
-//                and "" = unknown: the entry is read), rl index (0 = none,
-//                else 1..K), tpm, delta_tokens (tokens used - charged)
-//           -> {answered, stale, dropped, messages}
-//           An id is answered iff it is still leased or queued (first
-//           completion wins); answers are published as ONE JSON array per
-//           owning gateway on channel_prefix .. gateway_id .. "}". One
-//           ZMSCORE, one ZREM and one HDEL per call (plus a ZREM per id
-//           answered while queued, after a re-queue, and an HGET per id
-//           whose owner the caller did not give). Each answered
-//           id's token charge is settled on its key's limit as
-//           RateLimitReconcile does (the keys' states in one MGET, one SET
-//           ... PX per key changed): a failure or a short answer gives
-//           tokens back.
-// Reap      KEYS payloads, leases, wake, dead, Q1..QT, dead_stats
+//                and "" = unknown: the entry is read), lease (the claim's;
+//                "" = none), rl index (0 = none, else 1..K), tpm,
+//                delta_tokens (tokens used - charged)
+//           -> {answered, stale, dropped, messages, {position (1-based)
+//               of each stale result}}
+//           An id is answered iff its entry still exists, i.e. it has not
+//           been answered (first completion wins, from its lease's holder
+//           or from a worker whose lease was reaped); answers are published
+//           as ONE JSON array per owning gateway on channel_prefix ..
+//           gateway_id .. "}". Per result one HDEL (plus a ZREM when its
+//           lease is no longer held: it may wait re-queued; an HGET when
+//           the caller did not give its owner); per lease one ZSCORE and
+//           one HINCRBY of its unanswered count, released (ZREM, HDEL) at
+//           0. Each answered id's token charge is settled on its key's
+//           limit as RateLimitReconcile does (the keys' states in one MGET,
+//           one SET ... PX per key changed): a failure or a short answer
+//           gives tokens back.
+// Reap      KEYS payloads, leases, wake, dead, Q1..QT, dead_stats, batches
 //           ARGV T, channel_prefix, max_retries, max_per_call, dead_cap,
 //                wake_cap, model, error_code_name, error_message
-//           -> {requeued, dead_lettered, dropped, scanned}
+//           -> {requeued, dead_lettered, dropped, leases scanned}
+//           Up to max_per_call expired leases are released; each of their
+//           ids still unanswered is re-queued (attempts + 1) or, past
+//           max_retries, dead-lettered and answered "worker_lost".
 // DeadLetterPush KEYS dead, dead_stats   ARGV cap, entry_json -> 1
 //           (newest first, capped; total and dropped counted)
 // DeadLetterRead KEYS dead, dead_stats   ARGV limit
