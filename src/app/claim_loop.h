@@ -32,9 +32,10 @@
 // over) is sent again by the claim thread on each turn for up to
 // complete_retry_ms, so answers computed during an outage still reach
 // their clients; after that (or on any other failure) the answers are
-// dropped and the requests stay leased: the reaper re-queues them when the lease
-// runs out (see DESIGN: exactly one answer per request is kept by the
-// complete script).
+// dropped and the requests stay leased: their batch's lease is renewed no
+// more once every request of the batch has its answer, runs out, and the
+// reaper re-queues them (see DESIGN: exactly one answer per request is kept
+// by the complete script).
 //
 // Thread-safety: Start/Stop/Join from one thread; the getters from any.
 // Ownership: every pointer in Options is borrowed and must outlive the loop

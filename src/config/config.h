@@ -144,10 +144,10 @@ struct RedisConfig {
   std::string password_env;
   int64_t connect_timeout_ms = 1'000;  // TCP connect; > 0
   int64_t command_timeout_ms = 1'000;  // longest wait for a reply; > 0
-  // How long a claimed request stays leased to its worker without a renewal;
+  // How long a claimed batch stays leased to its worker without a renewal;
   // the worker renews what it holds every lease_ms / 4, so a lease runs out
   // only when its worker died (or lost Redis): the reaper (every lease_ms / 4)
-  // then re-queues its requests. A dead worker's batch runs again elsewhere
+  // then re-queues its unanswered requests. A dead worker's batch runs again elsewhere
   // within about 1.25 × lease_ms. >= 200.
   int64_t lease_ms = 2'000;
   // A worker counts as alive until this long after its last heartbeat

@@ -113,7 +113,8 @@ class RedisBatchClaimer {
     std::vector<WireRequest> requests;  // leased, in queue order
     std::vector<WireRequest> expired;   // leased; answer with 504
     // The lease of both (each request's WireRequest::lease); empty id when
-    // the batch is empty.
+    // nothing was claimed (a claim whose every entry was undecodable has a
+    // lease, answered by the claimer itself).
     Lease lease;
     size_t depth = 0;               // still queued after the claim
     int64_t oldest_arrival_us = 0;  // among the tier heads while waiting (wait_us > 0); else 0

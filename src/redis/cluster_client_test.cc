@@ -112,8 +112,9 @@ TEST(HashSlotTest, MatchesRedisClusterSpecVectors) {
   const KeySpace k;
   const int slot = KeySlot(k.Payloads("llama"));
   for (const std::string& key :
-       {k.Queue("llama", 0), k.Queue("llama", 2), k.Leases("llama"), k.Wake("llama"),
-        k.Dead("llama"), k.DeadStats("llama"), k.Workers("llama"), k.WorkerExpiry("llama")}) {
+       {k.Queue("llama", 0), k.Queue("llama", 2), k.Leases("llama"), k.Batches("llama"),
+        k.Wake("llama"), k.Dead("llama"), k.DeadStats("llama"), k.Workers("llama"),
+        k.WorkerExpiry("llama")}) {
     EXPECT_EQ(KeySlot(key), slot) << key;
   }
   EXPECT_EQ(KeySlot(k.RateLimit("key-1")), KeySlot("key-1"));
@@ -199,7 +200,8 @@ TEST_F(ClusterTest, MovedIsFollowedAndTheMapLearnsTheNewOwner) {
   }
   EXPECT_EQ(client->MasterOf(slot), from);  // stale
   ReplyResult set = client->Call({"SET", key, "v"});
-  ASSERT_TRUE(set.ok() && !set->is_error()) << (set.ok() ? set->DebugString() : "");
+  ASSERT_TRUE(set.ok() && !set->is_error())
+      << (set.ok() ? set->DebugString() : set.status().ToString());
   EXPECT_EQ(client->stats().redirects, 1u);
   EXPECT_EQ(client->MasterOf(slot), to);
   ReplyResult get = client->Call({"GET", key});
@@ -230,7 +232,8 @@ TEST_F(ClusterTest, AskSendsOneCommandToTheImportingNode) {
   ASSERT_FALSE(Direct(from)->Call({"CLUSTER", "SETSLOT", s, "MIGRATING", to_id})->is_error());
 
   ReplyResult set = client->Call({"SET", key, "asked"});
-  ASSERT_TRUE(set.ok() && !set->is_error()) << (set.ok() ? set->DebugString() : "");
+  ASSERT_TRUE(set.ok() && !set->is_error())
+      << (set.ok() ? set->DebugString() : set.status().ToString());
   EXPECT_EQ(client->stats().redirects, 1u);
   EXPECT_EQ(client->MasterOf(slot), from);  // ASK changes no map
   static const LuaScript kGet("get", "return redis.call('GET', KEYS[1])");

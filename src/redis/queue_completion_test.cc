@@ -176,6 +176,31 @@ TEST_F(RedisQueueTest, OneLeasePerBatchIsRenewedUntilItsLastAnswerReleasesIt) {
   }
 }
 
+TEST_F(RedisQueueTest, ACompleteSentAgainCountsOnceTowardItsLease) {
+  for (const char* id : {"s1", "s2", "s3"}) {
+    ASSERT_TRUE(Enqueue(Request(id, 0, 10'000)).status.ok());
+  }
+  RedisBatchClaimer::Batch batch = ClaimNow(*claimer_, 8);
+  ASSERT_EQ(Ids(batch.requests), (std::vector<std::string>{"s1", "s2", "s3"}));
+  auto leased = [&] {
+    return !connection_->Call({"ZSCORE", KeySpace().Leases(kModel), batch.lease.id})->is_nil();
+  };
+  auto answered = [&](std::vector<WireResult> results) {
+    Result<RedisBatchClaimer::CompleteResult> c = claimer_->Complete(results);
+    EXPECT_TRUE(c.ok()) << c.status().ToString();
+    return c.ok() ? c->answered : size_t{99};
+  };
+  const std::vector<WireResult> first = {Answer(batch.requests[0], "a")};
+  EXPECT_EQ(answered(first), 1u);
+  // The same call again (as after a lost reply): stale, and it does not
+  // count toward the lease, which still waits for s2 and s3.
+  EXPECT_EQ(answered(first), 0u);
+  EXPECT_EQ(answered({Answer(batch.requests[1], "b")}), 1u);
+  EXPECT_TRUE(leased());
+  EXPECT_EQ(answered({Answer(batch.requests[2], "c")}), 1u);
+  EXPECT_FALSE(leased());
+}
+
 TEST_F(RedisQueueTest, AReapedBatchRequeuesOnlyItsUnansweredRequests) {
   auto lost_worker = NewClaimer(QueueOrdering::kEarliestDeadlineFirst, 1'000);  // 1 ms lease
   for (const char* id : {"p1", "p2", "p3"}) {
@@ -203,6 +228,50 @@ TEST_F(RedisQueueTest, AReapedBatchRequeuesOnlyItsUnansweredRequests) {
   for (const RedisReply& f : fields->elements) names.push_back(f.str);
   std::sort(names.begin(), names.end());
   EXPECT_EQ(names, (std::vector<std::string>{again.lease.id, again.lease.id + "|ids"}));
+}
+
+TEST_F(RedisQueueTest, TheReaperTakesWholeLeasesUntilMaxPerCallRequests) {
+  RedisReaper::Options o;
+  o.connection = connection_.get();
+  o.tier_count = 3;
+  o.max_per_call = 2;
+  auto reaper = std::move(RedisReaper::Create(o)).value();
+  auto lost_worker = NewClaimer(QueueOrdering::kEarliestDeadlineFirst, 1'000);  // 1 ms lease
+  for (const char* id : {"w1", "w2", "w3", "w4", "w5", "w6"}) {
+    ASSERT_TRUE(Enqueue(Request(id, 0, 10'000)).status.ok());
+  }
+  ASSERT_EQ(ClaimNow(*lost_worker, 3).requests.size(), 3u);
+  ASSERT_EQ(ClaimNow(*lost_worker, 3).requests.size(), 3u);
+  // A lease as leased before leases were per batch: the member is the id.
+  ASSERT_TRUE(Enqueue(Request("solo", 0, 10'000)).status.ok());
+  ASSERT_EQ(ClaimNow(*claimer_, 1).requests.size(), 1u);
+  ASSERT_TRUE(
+      connection_->Call({"DEL", KeySpace().Leases(kModel), KeySpace().Batches(kModel)}).ok());
+  ASSERT_TRUE(connection_->Call({"ZADD", KeySpace().Leases(kModel), "1", "solo"}).ok());
+  // The two batches' leases went with the DEL: put them back, expired, so
+  // that the order of the three is known.
+  const std::pair<const char*, const char*> batches[] = {{"1/w1", "w1|w2|w3"},
+                                                         {"2/w4", "w4|w5|w6"}};
+  for (const auto& [lease, ids] : batches) {
+    ASSERT_TRUE(connection_->Call({"ZADD", KeySpace().Leases(kModel), "2", lease}).ok());
+    ASSERT_TRUE(connection_
+                    ->Call({"HSET", KeySpace().Batches(kModel), lease, "3",
+                            std::string(lease) + "|ids", ids})
+                    .ok());
+  }
+  // Oldest first ("solo", then "1/w1": 1 + 3 requests >= 2), then the rest.
+  Result<RedisReaper::Outcome> a = reaper->ReapOnce(kModel);
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  EXPECT_EQ(a->scanned, 2u);
+  EXPECT_EQ(a->requeued, 4u);
+  Result<RedisReaper::Outcome> b = reaper->ReapOnce(kModel);
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(b->scanned, 1u);
+  EXPECT_EQ(b->requeued, 3u);
+  RedisBatchClaimer::Batch all = ClaimNow(*claimer_, 16);
+  std::vector<std::string> ids = Ids(all.requests);
+  std::sort(ids.begin(), ids.end());
+  EXPECT_EQ(ids, (std::vector<std::string>{"solo", "w1", "w2", "w3", "w4", "w5", "w6"}));
 }
 
 TEST_F(RedisQueueTest, RequeuedRequestPastItsDispatchDeadlineIsClaimedNotExpired) {

@@ -149,17 +149,28 @@ TEST_F(RedisQueueTest, ExpiredEntriesAreReportedNotClaimed) {
   RedisBatchClaimer::Batch batch = ClaimNow(*claimer_, 2);
   EXPECT_EQ(Ids(batch.requests), (std::vector<std::string>{"ok-1", "ok-2"}));
   EXPECT_EQ(Ids(batch.expired), (std::vector<std::string>{"late-1", "late-2"}));
-  // Expired entries are leased: completing them (504) answers them once.
+  // Expired entries are leased with the batch: completing them (504)
+  // answers them once; the lease goes with the batch's last answer.
   std::vector<WireResult> results;
   for (const WireRequest& r : batch.expired) {
+    EXPECT_EQ(r.lease, batch.lease.id);
     WireResult w;
     w.id = r.id;
     w.code = ErrorCode::kDeadlineExceeded;
+    w.lease = r.lease;
     results.push_back(w);
   }
   Result<RedisBatchClaimer::CompleteResult> c = claimer_->Complete(results);
   ASSERT_TRUE(c.ok());
   EXPECT_EQ(c->answered, 2u);
+  auto leased = [&] {
+    return !connection_->Call({"ZSCORE", KeySpace().Leases(kModel), batch.lease.id})->is_nil();
+  };
+  EXPECT_TRUE(leased());  // ok-1 and ok-2 are unanswered
+  c = claimer_->Complete({Answer(batch.requests[0], "x"), Answer(batch.requests[1], "y")});
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->answered, 2u);
+  EXPECT_FALSE(leased());
 }
 
 TEST_F(RedisQueueTest, FullQueueAndDuplicatesAreRejected) {

@@ -40,7 +40,9 @@ class RedisReaper {
     size_t tier_count = 3;              // as the queue clients; 1..64
     // Re-queues allowed per request after lost leases; beyond: dead letter.
     int max_retries = 2;
-    size_t max_per_call = 1'000;      // leases examined per script call; >= 1
+    // Requests looked at per script call (whole leases: at most one more
+    // batch); >= 1.
+    size_t max_per_call = 1'000;
     size_t dead_letter_cap = 10'000;  // dead letters kept per model; >= 1
     size_t wake_list_cap = 64;        // as RedisQueueClient; >= 1
     size_t queue_shards = 1;          // as RedisQueueClient: one call per shard; 1..64
@@ -50,7 +52,7 @@ class RedisReaper {
     size_t requeued = 0;       // back in their queue
     size_t dead_lettered = 0;  // retry budget spent; gateway told
     size_t dropped = 0;        // failure answers with no gateway listening
-    // Expired leases handled (the most in one shard: == max_per_call: call again).
+    // Expired leases handled (the most in one shard).
     size_t scanned = 0;
   };
   using ReapDone = std::function<void(Result<Outcome>)>;

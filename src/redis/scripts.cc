@@ -369,7 +369,7 @@ local S = 8
 local n = (#ARGV - 2) / S
 if n < 1 then return {0, 0, 0, 0, {}} end
 -- Leases named by the results: held (still in the leases ZSET) or not, and
--- how many results each has in this call.
+-- how many of their requests this call answers.
 local held, count, held_order = {}, {}, {}
 local function is_held(l)
   local h = held[l]
@@ -391,7 +391,6 @@ for k = 1, n do
   local id = ARGV[b + 1]
   local tier, gw, l = small_int(ARGV[b + 3]), ARGV[b + 4], ARGV[b + 5]
   local in_lease = is_held(l)
-  if in_lease then count[l] = count[l] + 1 end
   local live = false
   if not seen[id] then
     seen[id] = true
@@ -406,8 +405,14 @@ for k = 1, n do
     -- The entry exists until the first answer: that one wins.
     if gw ~= nil and redis.call('HDEL', KEYS[1], id) == 1 then
       live = true
-      -- Its lease was reaped: it may wait re-queued.
-      if not in_lease and tier < T then redis.call('ZREM', KEYS[3 + tier], id) end
+      -- Only a first answer counts toward its lease, so that a call sent
+      -- again (its reply was lost) cannot release the lease early.
+      if in_lease then
+        count[l] = count[l] + 1
+      elseif tier < T then
+        -- Its lease was reaped: it may wait re-queued.
+        redis.call('ZREM', KEYS[3 + tier], id)
+      end
     end
     if live then
       if groups[gw] == nil then
@@ -437,9 +442,11 @@ for k = 1, n do
     stale_at[#stale_at + 1] = k
   end
 end
--- A lease whose every result has come is released.
+-- A lease whose every request has been answered is released. (One whose
+-- requests were answered by someone else, or could not be read, runs out
+-- and is reaped with nothing left to re-queue.)
 for _, l in ipairs(held_order) do
-  if redis.call('HINCRBY', batches, l, -count[l]) <= 0 then
+  if count[l] > 0 and redis.call('HINCRBY', batches, l, -count[l]) <= 0 then
     redis.call('ZREM', KEYS[2], l)
     redis.call('HDEL', batches, l, l .. '|ids')
   end
@@ -464,14 +471,20 @@ local message = ARGV[9]
 local batches = KEYS[6 + T]
 local now = now_us()
 local leases = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', fmt(now), 'LIMIT', 0, fmt(max_per_call))
-local requeued, dead = 0, 0
+local requeued, dead, examined, handled = 0, 0, 0, 0
 local groups, order = {}, {}
 for _, l in ipairs(leases) do
+  -- Whole leases, until max_per_call requests have been looked at.
+  if examined >= max_per_call then break end
+  handled = handled + 1
   redis.call('ZREM', KEYS[2], l)
-  local list = redis.call('HGET', batches, l .. '|ids')
+  -- A lease without an id list is one request's, as leased before leases
+  -- were per batch.
+  local list = redis.call('HGET', batches, l .. '|ids') or l
   redis.call('HDEL', batches, l, l .. '|ids')
   -- The lease's ids still unanswered (an entry exists until the answer).
-  for id in string.gmatch(list or '', '[^|]+') do
+  for id in string.gmatch(list, '[^|]+') do
+    examined = examined + 1
     local v = redis.call('HGET', KEYS[1], id)
     local tier, dl, ar, att, gw, at
     if v then tier, dl, ar, att, gw, at = parse_entry(v) end
@@ -507,7 +520,7 @@ if requeued > 0 then
   redis.call('LTRIM', KEYS[3], 0, fmt(wake_cap - 1))
 end
 local dropped = publish_groups(prefix, groups, order)
-return {requeued, dead, dropped, #leases}
+return {requeued, dead, dropped, handled}
 )lua";
 
 constexpr const char* kWithdraw = R"lua(

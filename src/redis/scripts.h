@@ -74,18 +74,23 @@
 //           gateway_id .. "}". Per result one HDEL (plus a ZREM when its
 //           lease is no longer held: it may wait re-queued; an HGET when
 //           the caller did not give its owner); per lease one ZSCORE and
-//           one HINCRBY of its unanswered count, released (ZREM, HDEL) at
-//           0. Each answered id's token charge is settled on its key's
-//           limit as RateLimitReconcile does (the keys' states in one MGET,
+//           one HINCRBY of its unanswered count by the answers that were
+//           first (so a call sent twice counts once), released (ZREM, HDEL)
+//           at 0. A lease some of whose requests were answered by another
+//           worker is not released here: it runs out and is reaped. Each answered id's token charge
+//           is settled on its key's limit as RateLimitReconcile does (the keys' states in one MGET,
 //           one SET ... PX per key changed): a failure or a short answer
 //           gives tokens back.
 // Reap      KEYS payloads, leases, wake, dead, Q1..QT, dead_stats, batches
 //           ARGV T, channel_prefix, max_retries, max_per_call, dead_cap,
 //                wake_cap, model, error_code_name, error_message
-//           -> {requeued, dead_lettered, dropped, leases scanned}
-//           Up to max_per_call expired leases are released; each of their
-//           ids still unanswered is re-queued (attempts + 1) or, past
-//           max_retries, dead-lettered and answered "worker_lost".
+//           -> {requeued, dead_lettered, dropped, leases handled}
+//           Expired leases are released whole, oldest first, until
+//           max_per_call requests have been looked at (so at most
+//           max_per_call + one batch per call); each of their ids still
+//           unanswered is re-queued (attempts + 1) or, past max_retries,
+//           dead-lettered and answered "worker_lost". A lease without an
+//           id list is taken for one request's (leases before batches).
 // DeadLetterPush KEYS dead, dead_stats   ARGV cap, entry_json -> 1
 //           (newest first, capped; total and dropped counted)
 // DeadLetterRead KEYS dead, dead_stats   ARGV limit
