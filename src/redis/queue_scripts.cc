@@ -1,0 +1,429 @@
+// The queue's scripts (scripts.h): enqueue, claim, renew, complete, reap
+// and withdraw.
+#include "redis/script_prelude.h"
+#include "redis/scripts.h"
+
+namespace sluice::redis::scripts {
+namespace {
+
+constexpr const char* kEnqueue = R"lua(
+local T = tonumber(ARGV[1])
+local capacity = tonumber(ARGV[2])
+local wake_cap = tonumber(ARGV[3])
+local n = tonumber(ARGV[4])
+local K = #KEYS - 2 - T
+local S = 7
+local H = 4 + 2 * K
+local now = now_us()
+local depth = 0
+for i = 1, T do depth = depth + redis.call('ZCARD', KEYS[2 + i]) end
+-- Rate-limit key index -> {r_tat, t_tat, changed, rpm, tpm}: every key's
+-- state in one MGET, its policy from the header.
+local limits = rate_read_all(3 + T, K)
+for i = 1, K do
+  local st = limits[i]
+  st[4], st[5] = tonumber(ARGV[3 + 2 * i]), tonumber(ARGV[4 + 2 * i])
+end
+local adds = {}    -- tier -> {deadline, id, ...}
+local entries = {} -- {id, entry, ...} for one HSET
+local reply = {0, now}
+local queued = 0
+-- Ids already queued (or earlier in this batch) are duplicates.
+local ids = {}
+for j = 0, n - 1 do ids[j + 1] = ARGV[H + j * S + 1] end
+local existing = redis.call('HMGET', KEYS[1], unpack(ids))
+local taken = {}
+for j = 1, n do
+  if existing[j] then taken[ids[j]] = true end
+end
+for j = 0, n - 1 do
+  local b = H + j * S
+  local id, tier = ARGV[b + 1], small_int(ARGV[b + 2])
+  local tier_limit, li = small_int(ARGV[b + 4]), small_int(ARGV[b + 5])
+  local status, allowed, r_tat, t_tat = 0, 1, 0, 0
+  local st, r_new, t_new
+  if tier == nil or tier < 0 or tier >= T then
+    status = 4
+  else
+    if li > 0 then
+      st = limits[li]
+      r_tat, t_tat = st[1], st[2]
+      local cost = 0
+      if st[5] > 0 then cost = tonumber(ARGV[b + 6]) end
+      local ok
+      ok, r_new, t_new = rate_try(r_tat, t_tat, st[4], st[5], cost, now)
+      if not ok then status, allowed = 2, 0 end
+    end
+    if status == 0 and ((capacity > 0 and depth >= capacity) or
+                        (tier_limit > 0 and depth >= tier_limit)) then
+      status = 3
+    end
+    if status == 0 then
+      if taken[id] then
+        status = 1
+      else
+        taken[id] = true
+        entries[#entries + 1] = id
+        entries[#entries + 1] = ARGV[b + 7]
+        if st then st[1], st[2], st[3] = r_new, t_new, true end
+        local a = adds[tier]
+        if a == nil then a = {}; adds[tier] = a end
+        a[#a + 1] = ARGV[b + 3]
+        a[#a + 1] = id
+        depth = depth + 1
+        queued = queued + 1
+      end
+    end
+  end
+  reply[#reply + 1] = status
+  reply[#reply + 1] = allowed
+  reply[#reply + 1] = r_tat
+  reply[#reply + 1] = t_tat
+end
+if #entries > 0 then redis.call('HSET', KEYS[1], unpack(entries)) end
+for tier, a in pairs(adds) do redis.call('ZADD', KEYS[3 + tier], unpack(a)) end
+for li, st in pairs(limits) do
+  if st[3] then rate_store(KEYS[2 + T + li], st[1], st[2], now) end
+end
+if queued > 0 then
+  local tokens = {}
+  for i = 1, math.min(queued, wake_cap) do tokens[i] = '1' end
+  if redis.call('LPUSH', KEYS[2], unpack(tokens)) > wake_cap then
+    redis.call('LTRIM', KEYS[2], 0, fmt(wake_cap - 1))
+  end
+end
+reply[1] = depth
+return reply
+)lua";
+
+constexpr const char* kClaim = R"lua(
+local T = tonumber(ARGV[1])
+local max_batch = tonumber(ARGV[2])
+local min_batch = tonumber(ARGV[3])
+local max_delay = tonumber(ARGV[4])
+local lease = tonumber(ARGV[5])
+local strict = ARGV[6] == '1'
+local max_expired = tonumber(ARGV[7])
+local batches = KEYS[4 + T]
+local prio = {}
+for i = 1, T do prio[i] = tonumber(ARGV[7 + i]) end
+local now = now_us()
+local depth = 0
+for i = 1, T do depth = depth + redis.call('ZCARD', KEYS[3 + i]) end
+-- Wake tokens are only ever left over when no claimer was blocked: with
+-- nothing queued they are stale, and would make the next BLPOP spin.
+if depth == 0 then
+  redis.call('DEL', KEYS[3])
+  return {now, 0, 0, 0, {}, {}, ''}
+end
+local oldest = nil
+if depth < min_batch then
+  -- Wait-or-full: the oldest arrival and earliest deadline among the heads.
+  local earliest = nil
+  for i = 1, T do
+    local h = redis.call('ZRANGE', KEYS[3 + i], 0, 0, 'WITHSCORES')
+    if #h > 0 then
+      local d = tonumber(h[2])
+      if earliest == nil or d < earliest then earliest = d end
+      local v = redis.call('HGET', KEYS[1], h[1])
+      if v then
+        local _, _, ar = parse_entry(v)
+        ar = tonumber(ar)
+        if ar and (oldest == nil or ar < oldest) then oldest = ar end
+      end
+    end
+  end
+  local wait = max_delay
+  if oldest then wait = oldest + max_delay - now end
+  if earliest and earliest - now < wait then wait = earliest - now end
+  if wait > 0 then return {now, depth, wait, oldest or 0, {}, {}, ''} end
+end
+
+-- Each tier's head is read as the merge needs it: a share of the batch
+-- first, then chunks of max_batch (the ZREMs come at the end, so offsets
+-- stay valid). Scores (formatted by Redis, parsed here: the costly part)
+-- are converted once.
+local first_chunk = math.min(max_batch, math.ceil(max_batch / T) + 1)
+local bid, bsc, pos, read, full, removed = {}, {}, {}, {}, {}, {}
+local function load(i, from, chunk)
+  local r = redis.call('ZRANGE', KEYS[3 + i], from, from + chunk - 1, 'WITHSCORES')
+  local ids, sc = {}, {}
+  for j = 1, #r, 2 do
+    ids[#ids + 1] = r[j]
+    sc[#sc + 1] = tonumber(r[j + 1])
+  end
+  bid[i], bsc[i], pos[i], read[i], full[i] = ids, sc, 1, from + #ids, #ids == chunk
+end
+for i = 1, T do
+  load(i, 0, first_chunk)
+  removed[i] = {}
+end
+-- The next queued entry in queue order, or nil.
+local function pick()
+  local best, best_score = nil, nil
+  for i = 1, T do
+    if pos[i] > #bid[i] and full[i] then load(i, read[i], max_batch) end
+    if pos[i] <= #bid[i] then
+      local s = bsc[i][pos[i]]
+      if best == nil then
+        best, best_score = i, s
+      elseif strict then
+        if prio[i] > prio[best] then best, best_score = i, s end
+      elseif s < best_score or (s == best_score and prio[i] > prio[best]) then
+        best, best_score = i, s
+      end
+    end
+  end
+  if best == nil then return nil end
+  local id = bid[best][pos[best]]
+  pos[best] = pos[best] + 1
+  return best, id, best_score
+end
+local claimed, expired, held = {}, {}, {}
+local nclaimed, nexpired, nremoved = 0, 0, 0
+-- Each round reads the entries of up to max_batch - nclaimed ids with one
+-- HMGET; only entries past their deadline are parsed (attempts decide
+-- whether they expired). Every id looked at is consumed, and at most
+-- max_batch + max_expired are claimed or expired.
+while nclaimed < max_batch and nexpired < max_expired do
+  local tiers, ids, scores = {}, {}, {}
+  for k = 1, max_batch - nclaimed do
+    local t, id, s = pick()
+    if t == nil then break end
+    tiers[k], ids[k], scores[k] = t, id, s
+  end
+  if #ids == 0 then break end
+  local values = redis.call('HMGET', KEYS[1], unpack(ids))
+  for k = 1, #ids do
+    if nexpired >= max_expired then break end
+    local id, v = ids[k], values[k]
+    removed[tiers[k]][#removed[tiers[k]] + 1] = id
+    nremoved = nremoved + 1
+    if v then
+      local late = false
+      if scores[k] <= now then
+        local _, _, _, att = parse_entry(v)
+        late = att == 0
+      end
+      held[#held + 1] = id
+      local out = late and expired or claimed
+      out[#out + 1] = id
+      out[#out + 1] = v
+      if late then nexpired = nexpired + 1 else nclaimed = nclaimed + 1 end
+    end
+  end
+end
+-- One lease for the whole batch: its expiry in the leases ZSET, its ids
+-- and unanswered count in the batches hash.
+local lease_id = ''
+if #held > 0 then
+  lease_id = fmt(now) .. '/' .. held[1]
+  redis.call('ZADD', KEYS[2], fmt(now + lease), lease_id)
+  redis.call('HSET', batches, lease_id, fmt(#held), lease_id .. '|ids', table.concat(held, '|'))
+end
+for i = 1, T do
+  if #removed[i] > 0 then redis.call('ZREM', KEYS[3 + i], unpack(removed[i])) end
+end
+if depth - nremoved == 0 then redis.call('DEL', KEYS[3]) end
+return {now, depth - nremoved, 0, oldest or 0, claimed, expired, lease_id}
+)lua";
+
+constexpr const char* kRenew = R"lua(
+local until_us = fmt(now_us() + tonumber(ARGV[1]))
+local args = {}
+for i = 2, #ARGV do
+  args[#args + 1] = until_us
+  args[#args + 1] = ARGV[i]
+end
+if #args == 0 then return 0 end
+return redis.call('ZADD', KEYS[1], 'XX', 'CH', unpack(args))
+)lua";
+
+constexpr const char* kComplete = R"lua(
+local T = tonumber(ARGV[1])
+local prefix = ARGV[2]
+local batches = KEYS[3 + T]
+local S = 8
+local n = (#ARGV - 2) / S
+if n < 1 then return {0, 0, 0, 0, {}} end
+-- Leases named by the results: held (still in the leases ZSET) or not, and
+-- how many of their requests this call answers.
+local held, count, held_order = {}, {}, {}
+local function is_held(l)
+  local h = held[l]
+  if h == nil then
+    h = l ~= '' and redis.call('ZSCORE', KEYS[2], l) ~= false
+    held[l] = h
+    if h then
+      count[l] = 0
+      held_order[#held_order + 1] = l
+    end
+  end
+  return h
+end
+local groups, order, seen = {}, {}, {}
+local limits, now = {}, nil  -- rate-limit key index -> {r_tat, t_tat, changed}
+local answered, stale, stale_at = 0, 0, {}
+for k = 1, n do
+  local b = 2 + (k - 1) * S
+  local id = ARGV[b + 1]
+  local tier, gw, l = small_int(ARGV[b + 3]), ARGV[b + 4], ARGV[b + 5]
+  local in_lease = is_held(l)
+  local live = false
+  if not seen[id] then
+    seen[id] = true
+    if gw == '' or tier < 0 then  -- owner unknown to the caller: read the entry
+      local v = redis.call('HGET', KEYS[1], id)
+      tier, gw = nil, nil
+      if v then
+        local t, _, _, _, g = parse_entry(v)
+        tier, gw = t, g
+      end
+    end
+    -- The entry exists until the first answer: that one wins.
+    if gw ~= nil and redis.call('HDEL', KEYS[1], id) == 1 then
+      live = true
+      -- Only a first answer counts toward its lease, so that a call sent
+      -- again (its reply was lost) cannot release the lease early.
+      if in_lease then
+        count[l] = count[l] + 1
+      elseif tier < T then
+        -- Its lease was reaped: it may wait re-queued.
+        redis.call('ZREM', KEYS[3 + tier], id)
+      end
+    end
+    if live then
+      if groups[gw] == nil then
+        groups[gw] = {}
+        order[#order + 1] = gw
+      end
+      local g = groups[gw]
+      g[#g + 1] = ARGV[b + 2]
+      answered = answered + 1
+      -- Settle the key's token charge with what was used.
+      local li = small_int(ARGV[b + 6])
+      local tpm, delta = 0, 0
+      if li > 0 then tpm, delta = tonumber(ARGV[b + 7]), tonumber(ARGV[b + 8]) end
+      if li > 0 and tpm > 0 and delta ~= 0 then
+        if now == nil then
+          now = now_us()
+          limits = rate_read_all(4 + T, #KEYS - 3 - T)
+        end
+        local st = limits[li]
+        local t_new = settle_tat(st[2], delta, tpm, now)
+        if t_new then st[2], st[3] = t_new, true end
+      end
+    end
+  end
+  if not live then
+    stale = stale + 1
+    stale_at[#stale_at + 1] = k
+  end
+end
+-- A lease whose every request has been answered is released. (One whose
+-- requests were answered by someone else, or could not be read, runs out
+-- and is reaped with nothing left to re-queue.)
+for _, l in ipairs(held_order) do
+  if count[l] > 0 and redis.call('HINCRBY', batches, l, -count[l]) <= 0 then
+    redis.call('ZREM', KEYS[2], l)
+    redis.call('HDEL', batches, l, l .. '|ids')
+  end
+end
+for li, st in pairs(limits) do
+  if st[3] then rate_store(KEYS[3 + T + li], st[1], st[2], now) end
+end
+local dropped = publish_groups(prefix, groups, order)
+return {answered, stale, dropped, #order, stale_at}
+)lua";
+
+constexpr const char* kReap = R"lua(
+local T = tonumber(ARGV[1])
+local prefix = ARGV[2]
+local max_retries = tonumber(ARGV[3])
+local max_per_call = tonumber(ARGV[4])
+local dead_cap = tonumber(ARGV[5])
+local wake_cap = tonumber(ARGV[6])
+local model = ARGV[7]
+local code = ARGV[8]
+local message = ARGV[9]
+local batches = KEYS[6 + T]
+local now = now_us()
+local leases = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', fmt(now), 'LIMIT', 0, fmt(max_per_call))
+local requeued, dead, examined, handled = 0, 0, 0, 0
+local groups, order = {}, {}
+for _, l in ipairs(leases) do
+  -- Whole leases, until max_per_call requests have been looked at.
+  if examined >= max_per_call then break end
+  handled = handled + 1
+  redis.call('ZREM', KEYS[2], l)
+  -- A lease without an id list is one request's, as leased before leases
+  -- were per batch.
+  local list = redis.call('HGET', batches, l .. '|ids') or l
+  redis.call('HDEL', batches, l, l .. '|ids')
+  -- The lease's ids still unanswered (an entry exists until the answer).
+  for id in string.gmatch(list, '[^|]+') do
+    examined = examined + 1
+    local v = redis.call('HGET', KEYS[1], id)
+    local tier, dl, ar, att, gw, at
+    if v then tier, dl, ar, att, gw, at = parse_entry(v) end
+    if tier then
+      att = att + 1
+      if att <= max_retries and tier < T then
+        redis.call('HSET', KEYS[1], id,
+            tier .. '|' .. dl .. '|' .. ar .. '|' .. att .. '|' .. gw .. '|' .. string.sub(v, at))
+        redis.call('ZADD', KEYS[4 + tier + 1], dl, id)
+        requeued = requeued + 1
+      else
+        dead_push(KEYS[4], KEYS[5 + T], dead_cap, '{"id":' .. cjson.encode(id) .. ',"model":' ..
+            cjson.encode(model) .. ',"gw":' .. cjson.encode(gw) .. ',"attempts":' .. att ..
+            ',"reason":"lease_expired","at_us":' .. fmt(now) .. ',"request":' ..
+            string.sub(v, at) .. '}')
+        redis.call('HDEL', KEYS[1], id)
+        if groups[gw] == nil then
+          groups[gw] = {}
+          order[#order + 1] = gw
+        end
+        local g = groups[gw]
+        g[#g + 1] = '{"id":' .. cjson.encode(id) .. ',"c":' .. cjson.encode(code) .. ',"msg":' ..
+            cjson.encode(message) .. ',"r":"worker_lost"}'
+        dead = dead + 1
+      end
+    elseif v then
+      redis.call('HDEL', KEYS[1], id)
+    end
+  end
+end
+if requeued > 0 then
+  for i = 1, math.min(requeued, wake_cap) do redis.call('LPUSH', KEYS[3], '1') end
+  redis.call('LTRIM', KEYS[3], 0, fmt(wake_cap - 1))
+end
+local dropped = publish_groups(prefix, groups, order)
+return {requeued, dead, dropped, handled}
+)lua";
+
+constexpr const char* kWithdraw = R"lua(
+local T = tonumber(ARGV[1])
+local removed = {}
+for j = 2, #ARGV do
+  local id = ARGV[j]
+  local v = redis.call('HGET', KEYS[1], id)
+  local tier
+  if v then tier = parse_entry(v) end
+  if tier and tier < T and redis.call('ZREM', KEYS[2 + tier], id) == 1 then
+    redis.call('HDEL', KEYS[1], id)
+    removed[#removed + 1] = id
+  end
+end
+return removed
+)lua";
+
+}  // namespace
+
+SLUICE_SCRIPT(Enqueue, kEnqueue)
+SLUICE_SCRIPT(Claim, kClaim)
+SLUICE_SCRIPT(Complete, kComplete)
+SLUICE_SCRIPT(Renew, kRenew)
+SLUICE_SCRIPT(Reap, kReap)
+SLUICE_SCRIPT(Withdraw, kWithdraw)
+
+}  // namespace sluice::redis::scripts
