@@ -1,5 +1,7 @@
 #include "redis/request_codec.h"
 
+#include <algorithm>
+
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/parse.hpp>
@@ -377,8 +379,11 @@ InferenceOutcome ToOutcome(const WireResult& result) {
   o.batch_id = result.batch_id;
   o.batch_size = result.batch_size;
   if (!result.reason.empty()) o.reason = InternReason(result.reason);
-  o.queue_wait = Micros(result.queue_wait_us);
-  o.accelerator_time = Micros(result.accelerator_us);
+  // Times from another process: kept in [0, one day], so that converting
+  // them to the clock's nanoseconds cannot overflow.
+  constexpr int64_t kMaxTimeUs = 86'400'000'000;
+  o.queue_wait = Micros(std::clamp<int64_t>(result.queue_wait_us, 0, kMaxTimeUs));
+  o.accelerator_time = Micros(std::clamp<int64_t>(result.accelerator_us, 0, kMaxTimeUs));
   o.detail = result.detail;
   return o;
 }

@@ -275,5 +275,17 @@ TEST(RequestCodecTest, TheInternalDetailTravelsToTheGatewayApartFromTheMessage) 
   EXPECT_EQ(back.detail, out.detail);
 }
 
+TEST(RequestCodecTest, TimesFromTheWireAreBoundedBeforeTheyBecomeDurations) {
+  // Found by fuzz/redis_codec_fuzzer: 12004444444444444 µs overflowed the
+  // conversion to nanoseconds.
+  Result<std::vector<WireResult>> batch = DecodeResultBatch(
+      R"([{"id":"req_1","c":"ok","tok":0,"bs":6,"qw":12004444444444444,"acc":-5}])");
+  ASSERT_TRUE(batch.ok()) << batch.status().ToString();
+  ASSERT_EQ(batch->size(), 1u);
+  InferenceOutcome back = ToOutcome(batch->front());
+  EXPECT_EQ(back.queue_wait, std::chrono::hours(24));
+  EXPECT_EQ(back.accelerator_time, Micros(0));
+}
+
 }  // namespace
 }  // namespace sluice::redis
