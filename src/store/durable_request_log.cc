@@ -61,11 +61,9 @@ DurableRequestLog::~DurableRequestLog() { Close(); }
 
 void DurableRequestLog::OnAdmitted(const RequestPtr& req) {
   memory_->OnAdmitted(req);
-  RequestRecord r;
-  r.id = req->id;
-  r.key_id = req->principal.key_id;
-  r.tier = req->principal.tier_name;
-  r.model = req->model;
+  RequestRow r;
+  r.id = RowId(req->id);
+  r.labels = labels_.Intern(req->principal.key_id, req->principal.tier_name, req->model, {});
   r.stage = RequestStage::kQueued;
   r.created_at = std::chrono::system_clock::now();
   writer_->Append(std::move(r));
@@ -77,11 +75,11 @@ void DurableRequestLog::OnFinished(const InferenceRequest& req, const InferenceO
   if (!req.admitted) return;  // refused before the queue: not a logged request
   // Built from the request itself, so a finish is recorded even when the
   // memory window has already moved past its admission.
-  RequestRecord r;
-  r.id = req.id;
-  r.key_id = req.principal.key_id;
-  r.tier = req.principal.tier_name;
-  r.model = req.model;
+  RequestRow r;
+  r.id = RowId(req.id);
+  // Batched requests ran on this worker (the outcome does not say which).
+  const std::string_view worker = outcome.batch_id != 0 ? worker_id_ : std::string_view();
+  r.labels = labels_.Intern(req.principal.key_id, req.principal.tier_name, req.model, worker);
   r.stage = outcome.status.ok() ? RequestStage::kCompleted : RequestStage::kFailed;
   r.latency_ms = latency_ms;
   r.http_status = HttpStatusFor(outcome.status.code());
@@ -93,7 +91,6 @@ void DurableRequestLog::OnFinished(const InferenceRequest& req, const InferenceO
   // admission record was dropped.
   r.created_at = r.completed_at - std::chrono::duration_cast<WallTime::duration>(
                                       std::chrono::duration<double, std::milli>(latency_ms));
-  if (r.batch_id != 0) r.worker_id = worker_id_;
   writer_->Append(std::move(r));
 }
 

@@ -34,6 +34,7 @@
 #include "metrics/registry.h"
 #include "store/log_sink.h"
 #include "store/log_writer.h"
+#include "store/request_row.h"
 
 namespace sluice::store {
 
@@ -43,7 +44,8 @@ struct DurableLogOptions {
   // database). >= 16.
   size_t memory_capacity = 100'000;
   // Records waiting for the database at most; when full, the oldest are
-  // dropped (counted). About 300 bytes each. >= 1.
+  // dropped (counted). About 160 bytes each (plus a failed request's error
+  // text). >= 1.
   size_t buffer_capacity = 100'000;
   // Records per transaction; a write starts as soon as this many wait.
   // 1..buffer_capacity.
@@ -118,6 +120,7 @@ class DurableRequestLog : public RequestLog {
 
  private:
   const std::string worker_id_;
+  LabelInterner labels_;  // the key/tier/model/worker text of rows
   std::unique_ptr<MemoryRequestLog> memory_;
   std::unique_ptr<LogWriter> writer_;
   std::unique_ptr<RecordReader> reader_;

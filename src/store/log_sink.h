@@ -19,16 +19,17 @@
 
 #include "common/status.h"
 #include "core/request_log.h"
+#include "store/request_row.h"
 
 namespace sluice::store {
 
-// One buffered write. A RequestRecord whose completed_at is zero is the
+// One buffered write. A RequestRow whose completed_at is zero is the
 // admission of a request (stage queued); one with completed_at set is its
 // final state, which replaces the admission row. Rows are keyed by request
 // id, so ids must be unique across every process writing to one database
 // (common/ids.h makes them so): a final state never replaces an earlier
 // final state with the same id.
-using LogEntry = std::variant<RequestRecord, BatchRecord>;
+using LogEntry = std::variant<RequestRow, BatchRecord>;
 
 // Thread-compatible: the LogWriter calls it from its one background thread
 // (and Create() calls Open() once before that thread starts).

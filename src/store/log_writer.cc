@@ -27,8 +27,9 @@ constexpr size_t kRejectionsLogged = 10;
 
 // How an entry is named in the log when the database refuses it.
 std::string Describe(const LogEntry& e) {
-  if (const auto* r = std::get_if<RequestRecord>(&e)) {
-    return "request " + r->id + (r->completed_at != WallTime{} ? " (final state)" : " (admission)");
+  if (const auto* r = std::get_if<RequestRow>(&e)) {
+    return "request " + std::string(r->id.view()) +
+           (r->finished() ? " (final state)" : " (admission)");
   }
   const auto& b = std::get<BatchRecord>(e);
   return "batch " + std::to_string(b.batch_id) + " of " + b.worker_id;
@@ -123,18 +124,18 @@ void LogWriter::Append(LogEntry entry) {
 
 std::optional<RequestRecord> LogWriter::FindRequest(const std::string& id) const {
   auto match = [&id](const LogEntry& e) {
-    const auto* r = std::get_if<RequestRecord>(&e);
-    return r != nullptr && r->id == id;
+    const auto* r = std::get_if<RequestRow>(&e);
+    return r != nullptr && r->id.view() == id;
   };
   std::lock_guard lock(mu_);
   // Newest first: the buffer is newer than the batch in flight.
   for (auto it = buffer_.rbegin(); it != buffer_.rend(); ++it) {
-    if (match(*it)) return std::get<RequestRecord>(*it);
+    if (match(*it)) return std::get<RequestRow>(*it).ToRecord();
   }
   // Past inflight_writable_ only admissions whose final row is in the batch.
   const auto writable = inflight_.begin() + static_cast<std::ptrdiff_t>(inflight_writable_);
   for (auto it = std::make_reverse_iterator(writable); it != inflight_.rend(); ++it) {
-    if (match(*it)) return std::get<RequestRecord>(*it);
+    if (match(*it)) return std::get<RequestRow>(*it).ToRecord();
   }
   return std::nullopt;
 }
@@ -256,20 +257,20 @@ struct LogWriter::WriteOutcome {
 // inflight_order_ and returns how many entries to write.
 size_t LogWriter::WithoutSupersededAdmissions() {
   auto final_row = [](const LogEntry& e) {
-    const auto* r = std::get_if<RequestRecord>(&e);
-    return r != nullptr && r->completed_at != WallTime{} ? r : nullptr;
+    const auto* r = std::get_if<RequestRow>(&e);
+    return r != nullptr && r->finished() ? r : nullptr;
   };
   inflight_order_.clear();
-  std::unordered_set<std::string> finished;
+  std::unordered_set<std::string_view> finished;  // views into inflight_
   for (const LogEntry& e : inflight_) {
-    if (const RequestRecord* r = final_row(e)) finished.insert(r->id);
+    if (const RequestRow* r = final_row(e)) finished.insert(r->id.view());
   }
   if (finished.empty()) return inflight_.size();
   inflight_order_.resize(inflight_.size());
   std::iota(inflight_order_.begin(), inflight_order_.end(), size_t{0});
   auto end = std::stable_partition(inflight_order_.begin(), inflight_order_.end(), [&](size_t i) {
-    const auto* r = std::get_if<RequestRecord>(&inflight_[i]);
-    return r == nullptr || final_row(inflight_[i]) != nullptr || !finished.contains(r->id);
+    const auto* r = std::get_if<RequestRow>(&inflight_[i]);
+    return r == nullptr || r->finished() || !finished.contains(r->id.view());
   });
   std::vector<LogEntry> moved;
   moved.reserve(inflight_.size());

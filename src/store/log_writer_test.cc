@@ -31,16 +31,17 @@ class ScriptedSink final : public LogSink {
     }
     ++writes;
     for (const LogEntry& e : entries) {
-      const std::string& id = std::get<RequestRecord>(e).id;
+      const std::string id(std::get<RequestRow>(e).id.view());
       if (id == poison || (!poison2.empty() && id == poison2)) {
         return Internal("scripted: bad row " + id);
       }
     }
     std::lock_guard lock(mu_);
     for (const LogEntry& e : entries) {
-      const auto& r = std::get<RequestRecord>(e);
-      written_.push_back(r.id);
-      rows_.push_back(r.id + (r.completed_at != WallTime{} ? " final" : " admitted"));
+      const auto& r = std::get<RequestRow>(e);
+      const std::string id(r.id.view());
+      written_.push_back(id);
+      rows_.push_back(id + (r.finished() ? " final" : " admitted"));
     }
     return Status::Ok();
   }
@@ -80,14 +81,14 @@ class ScriptedSink final : public LogSink {
 LogEntry Rec(const std::string& id) {
   RequestRecord r;
   r.id = id;
-  return r;
+  return RequestRow::FromRecord(r);
 }
 
 LogEntry Final(const std::string& id) {
   RequestRecord r;
   r.id = id;
   r.completed_at = std::chrono::system_clock::from_time_t(1'700'000'000);
-  return r;
+  return RequestRow::FromRecord(r);
 }
 
 std::unique_ptr<LogWriter> Make(const LogWriter::Options& o, std::unique_ptr<ScriptedSink> sink) {

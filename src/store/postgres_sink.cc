@@ -144,19 +144,20 @@ std::optional<T> If(bool present, T value) {
 // PostgreSQL refuses text that is not valid UTF-8 or holds a NUL byte, and
 // one such value would fail its whole COPY: text goes in repaired
 // (SanitizeText), so the normal path never needs the writer's set-aside.
-auto RequestRow(const RequestRecord& r) {
-  const bool done = IsFinished(r);
-  return std::make_tuple(SanitizeText(r.id), SanitizeText(r.key_id), SanitizeText(r.tier),
-                         SanitizeText(r.model), std::string(RequestStageName(r.stage)),
+auto RequestColumns(const RequestRow& r) {
+  const bool done = r.finished();
+  const RowLabels& l = *r.labels;
+  return std::make_tuple(SanitizeText(r.id.view()), SanitizeText(l.key_id), SanitizeText(l.tier),
+                         SanitizeText(l.model), std::string(RequestStageName(r.stage)),
                          If(done, r.http_status), If(!r.error.empty(), SanitizeText(r.error)),
                          PgTimestamp(r.created_at), If(done, PgTimestamp(r.completed_at)),
                          If(done, r.latency_ms),
                          If(r.batch_id != 0, static_cast<int64_t>(r.batch_id)),
-                         If(!r.worker_id.empty(), SanitizeText(r.worker_id)),
+                         If(!l.worker_id.empty(), SanitizeText(l.worker_id)),
                          If(done, static_cast<int64_t>(r.tokens_used)));
 }
 
-auto BatchRow(const BatchRecord& b) {
+auto BatchColumns(const BatchRecord& b) {
   return std::make_tuple(static_cast<int64_t>(b.batch_id), SanitizeText(b.worker_id),
                          SanitizeText(b.model), static_cast<int64_t>(b.size),
                          PgTimestamp(b.started_at), PgTimestamp(b.completed_at), b.duration_ms,
@@ -260,14 +261,14 @@ Status PostgresSink::Open() {
 Status PostgresSink::Write(std::span<const LogEntry> entries) {
   if (conn_ == nullptr) return Unavailable("postgres request log: not connected");
   size_t requests = 0;
-  for (const LogEntry& e : entries) requests += std::holds_alternative<RequestRecord>(e);
+  for (const LogEntry& e : entries) requests += std::holds_alternative<RequestRow>(e);
   const size_t batches = entries.size() - requests;
   try {
     pqxx::work tx(conn_->c);
     if (requests > 0) {
       pqxx::stream_to copy(tx, "sluice_request_staging", kRequestColumns);
       for (const LogEntry& e : entries) {
-        if (const auto* r = std::get_if<RequestRecord>(&e)) copy << RequestRow(*r);
+        if (const auto* r = std::get_if<RequestRow>(&e)) copy << RequestColumns(*r);
       }
       copy.complete();
       tx.exec(kMoveRequests);
@@ -275,7 +276,7 @@ Status PostgresSink::Write(std::span<const LogEntry> entries) {
     if (batches > 0) {
       pqxx::stream_to copy(tx, "sluice_batch_staging", kBatchColumns);
       for (const LogEntry& e : entries) {
-        if (const auto* b = std::get_if<BatchRecord>(&e)) copy << BatchRow(*b);
+        if (const auto* b = std::get_if<BatchRecord>(&e)) copy << BatchColumns(*b);
       }
       copy.complete();
       tx.exec(kMoveBatches);

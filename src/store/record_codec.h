@@ -28,8 +28,5 @@ inline RequestStage ParseStage(std::string_view name) {
   return RequestStage::kFailed;
 }
 
-// A record with completed_at set is a request's final state; without, its
-// admission.
-inline bool IsFinished(const RequestRecord& r) { return r.completed_at != WallTime{}; }
 
 }  // namespace sluice::store

@@ -312,6 +312,74 @@ TEST_F(SqliteRequestLogTest, WritesBatchRecordsOnceEach) {
              "timeout"}}));
 }
 
+// Runs of rows of one kind go kRowsPerStatement to a statement: every row of
+// a long mixed batch lands exactly once, with its own values, whatever run or
+// statement it fell in (a final state in the same batch as its admission
+// replaces it; a second final state does not replace the first).
+TEST_F(SqliteRequestLogTest, WritesLongRunsOfRowsManyToAStatementEachWithItsOwnValues) {
+  const std::string path = dir_.File("runs.db");
+  SqliteSink sink(path, 5'000);
+  ASSERT_TRUE(sink.Open().ok());
+  const WallTime t0 = std::chrono::system_clock::from_time_t(1'700'000'000);
+  constexpr int kRequests = 3 * static_cast<int>(SqliteSink::kRowsPerStatement) + 5;  // 101
+  auto row = [&](int i, bool final_state) {
+    RequestRecord r;
+    r.id = "req_" + std::to_string(i);
+    r.key_id = "key-" + std::to_string(i % 3);
+    r.tier = "paid";
+    r.model = "m";
+    r.created_at = t0 + std::chrono::microseconds(i);
+    if (final_state) {
+      r.stage = i % 10 == 0 ? RequestStage::kFailed : RequestStage::kCompleted;
+      r.http_status = i % 10 == 0 ? 503 : 200;
+      // Invalid UTF-8 in some errors: stored repaired, as its own copy.
+      if (i % 10 == 0) r.error = "failed #" + std::to_string(i) + (i % 20 == 0 ? "\xff" : "");
+      r.completed_at = r.created_at + std::chrono::milliseconds(i);
+      r.latency_ms = i;
+      r.batch_id = 1 + i / 8;
+      r.worker_id = "gpu-0";
+      r.tokens_used = i;
+    }
+    return LogEntry(RequestRow::FromRecord(r));
+  };
+  std::vector<LogEntry> entries;
+  for (int i = 0; i < kRequests; ++i) entries.push_back(row(i, false));
+  BatchRecord batch{7, "m", "gpu-0", 32, t0, t0 + std::chrono::milliseconds(5), 5, true, ""};
+  for (int i = 0; i < kRequests; ++i) {
+    if (i == 40) entries.push_back(batch);  // splits a run of final states
+    entries.push_back(row(i, true));
+  }
+  ASSERT_TRUE(sink.Write(entries).ok());
+  // Sent again (a retry after an unknown commit outcome), then a second
+  // final state for request 3: nothing changes.
+  ASSERT_TRUE(sink.Write(entries).ok());
+  std::vector<LogEntry> again{row(3, true)};
+  std::get<RequestRow>(again[0]).http_status = 500;
+  ASSERT_TRUE(sink.Write(again).ok());
+  sink.Close();
+
+  RawDb raw(path);
+  EXPECT_EQ(raw.Query("SELECT COUNT(*), COUNT(DISTINCT id) FROM requests"),
+            (Rows{{std::to_string(kRequests), std::to_string(kRequests)}}));
+  EXPECT_EQ(raw.Query("SELECT COUNT(*) FROM batches"), (Rows{{"1"}}));
+  const Rows rows = raw.Query(
+      "SELECT id, key_id, status, http_status, error, created_at_us, completed_at_us, batch_id, "
+      "worker_id, tokens_used FROM requests ORDER BY created_at_us");
+  ASSERT_EQ(rows.size(), static_cast<size_t>(kRequests));
+  for (int i = 0; i < kRequests; ++i) {
+    const bool failed = i % 10 == 0;
+    const std::string error =
+        failed ? "failed #" + std::to_string(i) + (i % 20 == 0 ? "\uFFFD" : "") : "NULL";
+    EXPECT_EQ(rows[i],
+              (std::vector<std::string>{"req_" + std::to_string(i), "key-" + std::to_string(i % 3),
+                                        failed ? "failed" : "completed", failed ? "503" : "200",
+                                        error, std::to_string(1'700'000'000'000'000LL + i),
+                                        std::to_string(1'700'000'000'000'000LL + i + 1'000LL * i),
+                                        std::to_string(1 + i / 8), "gpu-0", std::to_string(i)}))
+        << "row " << i;
+  }
+}
+
 TEST_F(SqliteRequestLogTest, DropsTheOldestWhenTheDatabaseIsLockedAndCatchesUpAfter) {
   metrics::Registry registry;
   auto opts = Opts();

@@ -2,6 +2,7 @@
 
 #include <sqlite3.h>
 
+#include <array>
 #include <chrono>
 #include <variant>
 
@@ -54,19 +55,32 @@ CREATE INDEX IF NOT EXISTS batches_batch_id ON batches (batch_id);
 };
 constexpr int kLatestVersion = 1;
 
-constexpr const char* kInsertRequest =
+constexpr const char* kInsertRequests =
     "INSERT INTO requests (id, key_id, tier, model, status, http_status, error, created_at_us, "
-    "completed_at_us, latency_ms, batch_id, worker_id, tokens_used) "
-    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) ";
+    "completed_at_us, latency_ms, batch_id, worker_id, tokens_used) VALUES ";
+constexpr int kRequestColumns = 13;
 // An admission never overwrites anything; a final state replaces the
 // admission but not an earlier final state (a retried batch).
-constexpr const char* kOnConflictAdmit = "ON CONFLICT (id) DO NOTHING";
+constexpr const char* kOnConflictAdmit = " ON CONFLICT (id) DO NOTHING";
 constexpr const char* kOnConflictFinish =
-    "ON CONFLICT (id) DO UPDATE SET status = excluded.status, "
+    " ON CONFLICT (id) DO UPDATE SET status = excluded.status, "
     "http_status = excluded.http_status, error = excluded.error, "
     "completed_at_us = excluded.completed_at_us, latency_ms = excluded.latency_ms, "
     "batch_id = excluded.batch_id, worker_id = excluded.worker_id, "
     "tokens_used = excluded.tokens_used WHERE requests.completed_at_us IS NULL";
+
+// The insert of `rows` request rows in one statement; row r's column c
+// (1-based, in kInsertRequests' order) is parameter r * kRequestColumns + c.
+std::string InsertRequestsSql(size_t rows, bool finished) {
+  std::string sql = kInsertRequests;
+  for (size_t r = 0; r < rows; ++r) {
+    sql += r == 0 ? "(?" : ", (?";
+    for (int c = 1; c < kRequestColumns; ++c) sql += ", ?";
+    sql += ")";
+  }
+  return sql + (finished ? kOnConflictFinish : kOnConflictAdmit);
+}
+
 constexpr const char* kInsertBatch =
     "INSERT INTO batches (batch_id, worker_id, model, size, started_at_us, completed_at_us, "
     "duration_ms, ok, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) "
@@ -96,7 +110,7 @@ Status StatusFor(int rc, const std::string& message) {
 // Text is stored as valid UTF-8 without NUL bytes, as in PostgreSQL (SQLite
 // would keep anything, but readers and JSON encoders would not); repaired
 // text is copied (SQLITE_TRANSIENT), valid text bound in place.
-void BindText(sqlite3_stmt* st, int i, const std::string& s, bool null_if_empty) {
+void BindText(sqlite3_stmt* st, int i, std::string_view s, bool null_if_empty) {
   if (null_if_empty && s.empty()) {
     sqlite3_bind_null(st, i);
   } else if (IsValidUtf8(s) && s.find('\0') == std::string::npos) {
@@ -104,6 +118,15 @@ void BindText(sqlite3_stmt* st, int i, const std::string& s, bool null_if_empty)
   } else {
     const std::string clean = SanitizeText(s);
     sqlite3_bind_text(st, i, clean.data(), static_cast<int>(clean.size()), SQLITE_TRANSIENT);
+  }
+}
+
+// Text already repaired (RowLabels), bound in place.
+void BindClean(sqlite3_stmt* st, int i, std::string_view s, bool null_if_empty) {
+  if (null_if_empty && s.empty()) {
+    sqlite3_bind_null(st, i);
+  } else {
+    sqlite3_bind_text(st, i, s.data(), static_cast<int>(s.size()), SQLITE_STATIC);
   }
 }
 
@@ -124,7 +147,7 @@ SqliteSink::SqliteSink(std::string path, int64_t busy_timeout_ms)
 SqliteSink::~SqliteSink() { Close(); }
 
 void SqliteSink::Close() {
-  for (sqlite3_stmt** st : {&admit_, &finish_, &batch_}) {
+  for (sqlite3_stmt** st : {&admit_.one, &admit_.many, &finish_.one, &finish_.many, &batch_}) {
     sqlite3_finalize(*st);
     *st = nullptr;
   }
@@ -159,13 +182,15 @@ Status SqliteSink::Open() {
   Status s = Exec("PRAGMA journal_mode = WAL");
   if (s.ok()) s = Exec("PRAGMA synchronous = NORMAL");
   if (s.ok()) s = Migrate();
-  const std::string admit = std::string(kInsertRequest) + kOnConflictAdmit;
-  const std::string finish = std::string(kInsertRequest) + kOnConflictFinish;
-  if (s.ok() && sqlite3_prepare_v2(db_, admit.c_str(), -1, &admit_, nullptr) != SQLITE_OK) {
-    s = Fail("prepare admission insert");
-  }
-  if (s.ok() && sqlite3_prepare_v2(db_, finish.c_str(), -1, &finish_, nullptr) != SQLITE_OK) {
-    s = Fail("prepare final-state upsert");
+  for (bool finished : {false, true}) {
+    RequestStatements& st = finished ? finish_ : admit_;
+    for (size_t rows : {size_t{1}, kRowsPerStatement}) {
+      const std::string sql = InsertRequestsSql(rows, finished);
+      sqlite3_stmt** out = rows == 1 ? &st.one : &st.many;
+      if (s.ok() && sqlite3_prepare_v2(db_, sql.c_str(), -1, out, nullptr) != SQLITE_OK) {
+        s = Fail(finished ? "prepare final-state upsert" : "prepare admission insert");
+      }
+    }
   }
   if (s.ok() && sqlite3_prepare_v2(db_, kInsertBatch, -1, &batch_, nullptr) != SQLITE_OK) {
     s = Fail("prepare batch insert");
@@ -210,34 +235,54 @@ Status SqliteSink::Migrate() {
   return s;
 }
 
-Status SqliteSink::Insert(const RequestRecord& r) {
-  const bool finished = IsFinished(r);
-  sqlite3_stmt* st = finished ? finish_ : admit_;
-  BindText(st, 1, r.id, false);
-  BindText(st, 2, r.key_id, false);
-  BindText(st, 3, r.tier, false);
-  BindText(st, 4, r.model, false);
-  sqlite3_bind_text(st, 5, RequestStageName(r.stage), -1, SQLITE_STATIC);
-  if (finished) {
-    sqlite3_bind_int(st, 6, r.http_status);
-    sqlite3_bind_int64(st, 9, ToUnixMicros(r.completed_at));
-    sqlite3_bind_double(st, 10, r.latency_ms);
-    sqlite3_bind_int64(st, 13, r.tokens_used);
+void SqliteSink::Bind(sqlite3_stmt* st, int row, const RequestRow& r) {
+  const int at = row * kRequestColumns;  // parameter `at + c` is column c
+  BindText(st, at + 1, r.id.view(), false);
+  BindClean(st, at + 2, r.labels->key_id, false);
+  BindClean(st, at + 3, r.labels->tier, false);
+  BindClean(st, at + 4, r.labels->model, false);
+  sqlite3_bind_text(st, at + 5, RequestStageName(r.stage), -1, SQLITE_STATIC);
+  if (r.finished()) {
+    sqlite3_bind_int(st, at + 6, r.http_status);
+    sqlite3_bind_int64(st, at + 9, ToUnixMicros(r.completed_at));
+    sqlite3_bind_double(st, at + 10, r.latency_ms);
+    sqlite3_bind_int64(st, at + 13, r.tokens_used);
   } else {
-    for (int i : {6, 9, 10, 13}) sqlite3_bind_null(st, i);
+    for (int c : {6, 9, 10, 13}) sqlite3_bind_null(st, at + c);
   }
-  BindText(st, 7, r.error, true);
-  sqlite3_bind_int64(st, 8, ToUnixMicros(r.created_at));
+  BindText(st, at + 7, r.error, true);
+  sqlite3_bind_int64(st, at + 8, ToUnixMicros(r.created_at));
   if (r.batch_id != 0) {
-    sqlite3_bind_int64(st, 11, static_cast<int64_t>(r.batch_id));
+    sqlite3_bind_int64(st, at + 11, static_cast<int64_t>(r.batch_id));
   } else {
-    sqlite3_bind_null(st, 11);
+    sqlite3_bind_null(st, at + 11);
   }
-  BindText(st, 12, r.worker_id, true);
-  int rc = sqlite3_step(st);
-  Status s = rc == SQLITE_DONE ? Status::Ok() : Fail("write request " + r.id);
+  BindClean(st, at + 12, r.labels->worker_id, true);
+}
+
+Status SqliteSink::Step(sqlite3_stmt* st, const RequestRow& first, size_t rows) {
+  const int rc = sqlite3_step(st);
+  Status s = Status::Ok();
+  if (rc != SQLITE_DONE) {
+    const std::string id(first.id.view());
+    s = Fail(rows == 1 ? "write request " + id
+                       : "write " + std::to_string(rows) + " requests from " + id);
+  }
   sqlite3_reset(st);
   return s;
+}
+
+Status SqliteSink::InsertRequests(std::span<const RequestRow* const> rows, bool finished) {
+  const RequestStatements& st = finished ? finish_ : admit_;
+  if (rows.size() == kRowsPerStatement) {
+    for (size_t i = 0; i < rows.size(); ++i) Bind(st.many, static_cast<int>(i), *rows[i]);
+    return Step(st.many, *rows.front(), rows.size());
+  }
+  for (const RequestRow* r : rows) {
+    Bind(st.one, 0, *r);
+    if (Status s = Step(st.one, *r, 1); !s.ok()) return s;
+  }
+  return Status::Ok();
 }
 
 Status SqliteSink::Insert(const BatchRecord& b) {
@@ -261,9 +306,25 @@ Status SqliteSink::Write(std::span<const LogEntry> entries) {
   if (db_ == nullptr) return Unavailable("sqlite " + path_ + ": not open");
   if (Status s = Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
   Status s;
-  for (const LogEntry& e : entries) {
-    s = std::visit([this](const auto& record) { return Insert(record); }, e);
-    if (!s.ok()) break;
+  // Consecutive request rows of one kind (admissions, or final states) go
+  // kRowsPerStatement to a statement; the rest one at a time.
+  std::array<const RequestRow*, kRowsPerStatement> run{};
+  size_t i = 0;
+  while (s.ok() && i < entries.size()) {
+    const auto* first = std::get_if<RequestRow>(&entries[i]);
+    if (first == nullptr) {
+      s = Insert(std::get<BatchRecord>(entries[i++]));
+      continue;
+    }
+    const bool finished = first->finished();
+    size_t n = 0;
+    while (n < run.size() && i < entries.size()) {
+      const auto* r = std::get_if<RequestRow>(&entries[i]);
+      if (r == nullptr || r->finished() != finished) break;
+      run[n++] = r;
+      ++i;
+    }
+    s = InsertRequests(std::span(run.data(), n), finished);
   }
   if (s.ok()) s = Exec("COMMIT");
   if (!s.ok()) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
