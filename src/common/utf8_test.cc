@@ -124,5 +124,22 @@ TEST(Utf8Test, ResultIsAlwaysValidAndWithinTheLimit) {
   }
 }
 
+
+// IsValidUtf8 skips ASCII 8 bytes at a time: a bad byte or a character is
+// found wherever it sits relative to those words.
+TEST(Utf8Test, FindsABadByteOrACharacterAtEveryOffsetOfLongAscii) {
+  for (size_t at = 0; at < 24; ++at) {
+    std::string text(24, 'a');
+    text[at] = '\xff';
+    EXPECT_FALSE(IsValidUtf8(text)) << "stray byte at " << at;
+    text = std::string(24, 'a');
+    text.replace(at, 1, "\xC3\xA9");  // é, two bytes, across a word edge at 7, 15, 23
+    EXPECT_TRUE(IsValidUtf8(text)) << "character at " << at;
+    text.resize(at + 1);  // cut after its first byte
+    EXPECT_FALSE(IsValidUtf8(text)) << "cut character at " << at;
+  }
+  EXPECT_TRUE(IsValidUtf8(std::string(1'000, 'x')));
+}
+
 }  // namespace
 }  // namespace sluice

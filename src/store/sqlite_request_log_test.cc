@@ -312,10 +312,11 @@ TEST_F(SqliteRequestLogTest, WritesBatchRecordsOnceEach) {
              "timeout"}}));
 }
 
-// Runs of rows of one kind go kRowsPerStatement to a statement: every row of
-// a long mixed batch lands exactly once, with its own values, whatever run or
-// statement it fell in (a final state in the same batch as its admission
-// replaces it; a second final state does not replace the first).
+// A batch's rows go many to a statement, admissions before final states:
+// every row of a long mixed batch lands exactly once, with its own values,
+// whatever statement it fell in (a final state in the same batch as its
+// admission replaces it, before or after it; a second final state does not
+// replace the first).
 TEST_F(SqliteRequestLogTest, WritesLongRunsOfRowsManyToAStatementEachWithItsOwnValues) {
   const std::string path = dir_.File("runs.db");
   SqliteSink sink(path, 5'000);
@@ -343,10 +344,12 @@ TEST_F(SqliteRequestLogTest, WritesLongRunsOfRowsManyToAStatementEachWithItsOwnV
     return LogEntry(RequestRow::FromRecord(r));
   };
   std::vector<LogEntry> entries;
+  // The last request's final state comes before its admission.
+  entries.push_back(row(kRequests - 1, true));
   for (int i = 0; i < kRequests; ++i) entries.push_back(row(i, false));
   BatchRecord batch{7, "m", "gpu-0", 32, t0, t0 + std::chrono::milliseconds(5), 5, true, ""};
-  for (int i = 0; i < kRequests; ++i) {
-    if (i == 40) entries.push_back(batch);  // splits a run of final states
+  for (int i = 0; i < kRequests - 1; ++i) {
+    if (i == 40) entries.push_back(batch);  // between final states
     entries.push_back(row(i, true));
   }
   ASSERT_TRUE(sink.Write(entries).ok());

@@ -147,10 +147,14 @@ SqliteSink::SqliteSink(std::string path, int64_t busy_timeout_ms)
 SqliteSink::~SqliteSink() { Close(); }
 
 void SqliteSink::Close() {
-  for (sqlite3_stmt** st : {&admit_.one, &admit_.many, &finish_.one, &finish_.many, &batch_}) {
-    sqlite3_finalize(*st);
-    *st = nullptr;
+  for (RequestStatements* kind : {&admit_, &finish_}) {
+    for (sqlite3_stmt*& st : kind->by_rows) {
+      sqlite3_finalize(st);
+      st = nullptr;
+    }
   }
+  sqlite3_finalize(batch_);
+  batch_ = nullptr;
   if (db_ != nullptr) sqlite3_close_v2(db_);
   db_ = nullptr;
 }
@@ -183,10 +187,10 @@ Status SqliteSink::Open() {
   if (s.ok()) s = Exec("PRAGMA synchronous = NORMAL");
   if (s.ok()) s = Migrate();
   for (bool finished : {false, true}) {
-    RequestStatements& st = finished ? finish_ : admit_;
-    for (size_t rows : {size_t{1}, kRowsPerStatement}) {
-      const std::string sql = InsertRequestsSql(rows, finished);
-      sqlite3_stmt** out = rows == 1 ? &st.one : &st.many;
+    RequestStatements& kind = finished ? finish_ : admit_;
+    for (size_t k = 0; k < kStatementRows.size(); ++k) {
+      const std::string sql = InsertRequestsSql(kStatementRows[k], finished);
+      sqlite3_stmt** out = &kind.by_rows[k];
       if (s.ok() && sqlite3_prepare_v2(db_, sql.c_str(), -1, out, nullptr) != SQLITE_OK) {
         s = Fail(finished ? "prepare final-state upsert" : "prepare admission insert");
       }
@@ -273,14 +277,15 @@ Status SqliteSink::Step(sqlite3_stmt* st, const RequestRow& first, size_t rows) 
 }
 
 Status SqliteSink::InsertRequests(std::span<const RequestRow* const> rows, bool finished) {
-  const RequestStatements& st = finished ? finish_ : admit_;
-  if (rows.size() == kRowsPerStatement) {
-    for (size_t i = 0; i < rows.size(); ++i) Bind(st.many, static_cast<int>(i), *rows[i]);
-    return Step(st.many, *rows.front(), rows.size());
-  }
-  for (const RequestRow* r : rows) {
-    Bind(st.one, 0, *r);
-    if (Status s = Step(st.one, *r, 1); !s.ok()) return s;
+  const RequestStatements& kind = finished ? finish_ : admit_;
+  size_t i = 0;
+  for (size_t k = 0; k < kStatementRows.size(); ++k) {
+    const size_t n = kStatementRows[k];
+    for (; rows.size() - i >= n; i += n) {
+      sqlite3_stmt* st = kind.by_rows[k];
+      for (size_t j = 0; j < n; ++j) Bind(st, static_cast<int>(j), *rows[i + j]);
+      if (Status s = Step(st, *rows[i], n); !s.ok()) return s;
+    }
   }
   return Status::Ok();
 }
@@ -305,26 +310,19 @@ Status SqliteSink::Insert(const BatchRecord& b) {
 Status SqliteSink::Write(std::span<const LogEntry> entries) {
   if (db_ == nullptr) return Unavailable("sqlite " + path_ + ": not open");
   if (Status s = Exec("BEGIN IMMEDIATE"); !s.ok()) return s;
-  Status s;
-  // Consecutive request rows of one kind (admissions, or final states) go
-  // kRowsPerStatement to a statement; the rest one at a time.
-  std::array<const RequestRow*, kRowsPerStatement> run{};
-  size_t i = 0;
-  while (s.ok() && i < entries.size()) {
-    const auto* first = std::get_if<RequestRow>(&entries[i]);
-    if (first == nullptr) {
-      s = Insert(std::get<BatchRecord>(entries[i++]));
-      continue;
-    }
-    const bool finished = first->finished();
-    size_t n = 0;
-    while (n < run.size() && i < entries.size()) {
-      const auto* r = std::get_if<RequestRow>(&entries[i]);
-      if (r == nullptr || r->finished() != finished) break;
-      run[n++] = r;
-      ++i;
-    }
-    s = InsertRequests(std::span(run.data(), n), finished);
+  // Admissions, then final states, then batch rows (see the class comment).
+  std::vector<const RequestRow*> admissions;
+  std::vector<const RequestRow*> finals;
+  admissions.reserve(entries.size());
+  finals.reserve(entries.size());
+  for (const LogEntry& e : entries) {
+    if (const auto* r = std::get_if<RequestRow>(&e)) (r->finished() ? finals : admissions).push_back(r);
+  }
+  Status s = InsertRequests(admissions, /*finished=*/false);
+  if (s.ok()) s = InsertRequests(finals, /*finished=*/true);
+  for (const LogEntry& e : entries) {
+    if (!s.ok()) break;
+    if (const auto* b = std::get_if<BatchRecord>(&e)) s = Insert(*b);
   }
   if (s.ok()) s = Exec("COMMIT");
   if (!s.ok()) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
