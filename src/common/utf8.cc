@@ -7,7 +7,7 @@ namespace sluice {
 namespace {
 
 constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
-constexpr uint64_t kHighBits = 0x8080808080808080ULL;     // of 8 bytes
+constexpr uint64_t kHighBits = 0x8080808080808080ULL;      // of 8 bytes
 
 bool IsContinuation(unsigned char c) { return (c & 0xC0) == 0x80; }
 

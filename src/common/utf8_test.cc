@@ -124,7 +124,6 @@ TEST(Utf8Test, ResultIsAlwaysValidAndWithinTheLimit) {
   }
 }
 
-
 // IsValidUtf8 skips ASCII 8 bytes at a time: a bad byte or a character is
 // found wherever it sits relative to those words.
 TEST(Utf8Test, FindsABadByteOrACharacterAtEveryOffsetOfLongAscii) {

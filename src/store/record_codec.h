@@ -28,5 +28,4 @@ inline RequestStage ParseStage(std::string_view name) {
   return RequestStage::kFailed;
 }
 
-
 }  // namespace sluice::store

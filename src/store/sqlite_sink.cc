@@ -316,7 +316,8 @@ Status SqliteSink::Write(std::span<const LogEntry> entries) {
   admissions.reserve(entries.size());
   finals.reserve(entries.size());
   for (const LogEntry& e : entries) {
-    if (const auto* r = std::get_if<RequestRow>(&e)) (r->finished() ? finals : admissions).push_back(r);
+    if (const auto* r = std::get_if<RequestRow>(&e))
+      (r->finished() ? finals : admissions).push_back(r);
   }
   Status s = InsertRequests(admissions, /*finished=*/false);
   if (s.ok()) s = InsertRequests(finals, /*finished=*/true);
