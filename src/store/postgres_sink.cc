@@ -143,18 +143,17 @@ std::optional<T> If(bool present, T value) {
 
 // PostgreSQL refuses text that is not valid UTF-8 or holds a NUL byte, and
 // one such value would fail its whole COPY: text goes in repaired
-// (SanitizeText), so the normal path never needs the writer's set-aside.
+// (SanitizeText; a row's labels are repaired already, see RowLabels), so the
+// normal path never needs the writer's set-aside.
 auto RequestColumns(const RequestRow& r) {
   const bool done = r.finished();
   const RowLabels& l = *r.labels;
-  return std::make_tuple(SanitizeText(r.id.view()), SanitizeText(l.key_id), SanitizeText(l.tier),
-                         SanitizeText(l.model), std::string(RequestStageName(r.stage)),
-                         If(done, r.http_status), If(!r.error.empty(), SanitizeText(r.error)),
-                         PgTimestamp(r.created_at), If(done, PgTimestamp(r.completed_at)),
-                         If(done, r.latency_ms),
-                         If(r.batch_id != 0, static_cast<int64_t>(r.batch_id)),
-                         If(!l.worker_id.empty(), SanitizeText(l.worker_id)),
-                         If(done, static_cast<int64_t>(r.tokens_used)));
+  return std::make_tuple(
+      SanitizeText(r.id.view()), l.key_id, l.tier, l.model, std::string(RequestStageName(r.stage)),
+      If(done, r.http_status), If(!r.error.empty(), SanitizeText(r.error)),
+      PgTimestamp(r.created_at), If(done, PgTimestamp(r.completed_at)), If(done, r.latency_ms),
+      If(r.batch_id != 0, static_cast<int64_t>(r.batch_id)), If(!l.worker_id.empty(), l.worker_id),
+      If(done, static_cast<int64_t>(r.tokens_used)));
 }
 
 auto BatchColumns(const BatchRecord& b) {

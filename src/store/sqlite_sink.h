@@ -42,8 +42,9 @@ namespace sluice::store {
 class SqliteSink final : public LogSink {
  public:
   // Rows per INSERT statement, largest first: a Write()'s rows of one kind
-  // go 32 to a statement, the rest 8, then 1 (a statement per 32 rows costs
-  // ~35 % less CPU per row than one per row; bench/notes/12-lean-log.md).
+  // go 32 to a statement, the rest 8, then 1, so that SQLite's work per
+  // statement is paid once per many rows (the log's cost before and after:
+  // bench/notes/12-lean-log.md).
   static constexpr std::array<size_t, 3> kStatementRows = {32, 8, 1};
   static constexpr size_t kRowsPerStatement = kStatementRows[0];
 
