@@ -231,12 +231,8 @@ void ClaimLoop::Hand(redis::RedisBatchClaimer::Batch& batch) {
     });
     requests.push_back(std::move(req));
   }
-  // Pushed in one strand turn, so that the group pops them as one batch.
-  options_.strand->Post([queue = options_.local_queue, requests = std::move(requests)] {
-    for (const RequestPtr& r : requests) {
-      if (Status s = queue->Push(r); !s.ok()) r->Complete(ErrorOutcome(s));
-    }
-  });
+  // Batched already (by the claim): the group runs it whole.
+  options_.group->Submit(std::move(requests));
 }
 
 void ClaimLoop::Flush(const std::shared_ptr<State>& state, redis::RedisBatchClaimer* claimer) {

@@ -1,13 +1,13 @@
-// ClaimLoop: a worker's bridge between the Redis queue and its local
-// DispatchGroup. A dedicated thread claims WHOLE batches from Redis
+// ClaimLoop: a worker's batch source — the one place a worker batches. A
+// dedicated thread claims WHOLE batches from the shared Redis queue
 // (RedisBatchClaimer: wait for the group's TargetBatchSize() — the batch
 // the load needs under adaptive batching, a full one under static — or
-// max_batch_delay_us,
-// blocking on the wake list while there is nothing to claim — no busy
-// polling: a BLPOP on the wake list while the queue is empty, a local timed
-// wait while a partial batch fills) whenever the group has a slot for one, and pushes them into the
-// group's local queue (the group is set up to dispatch at once, so a claimed
-// batch is dispatched as it is). Answers go back through each request's
+// max_batch_delay_us after the oldest arrival, never past the earliest
+// deadline; no busy polling: a BLPOP on the wake list while the queue is
+// empty, a local timed wait while a partial batch fills) whenever the
+// group has room for one, and hands each to DispatchGroup::Submit(), which
+// runs it whole on a free slot (no local queue, no second batching).
+// Answers go back through each request's
 // completion: they are collected on the group's strand and sent with ONE
 // CompleteAsync per strand turn, i.e. one script call (and one message per
 // gateway) per batch. Requests that expired in the queue are answered 504 in
@@ -55,7 +55,6 @@
 #include <vector>
 
 #include "core/dispatch_group.h"
-#include "core/request_queue.h"
 #include "redis/batch_claimer.h"
 
 namespace sluice {
@@ -64,8 +63,7 @@ class ClaimLoop {
  public:
   struct Options {
     redis::RedisBatchClaimer* claimer = nullptr;  // required
-    RequestQueue* local_queue = nullptr;          // required; the group's queue
-    DispatchGroup* group = nullptr;               // required
+    DispatchGroup* group = nullptr;               // required; runs the claimed batches
     Executor* strand = nullptr;                   // required; the group's executor
     // Blocking waits (BLPOP on wake_key) only; its command timeout must
     // exceed claim_timeout_ms. Required; not owned.

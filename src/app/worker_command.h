@@ -6,9 +6,10 @@
 // --endpoint-index) and run by the same DispatchGroup: batch-level failures
 // are retried on the worker (model.retry: at most max_retries, then the
 // local dead-letter queue and 502), breakers per endpoint, 504 for requests
-// past their deadlines. Batches are claimed whole from Redis (ClaimLoop:
-// wait-or-full with max_batch_size / max_batch_delay_us, blocking BLPOP
-// wake-up) and answered with one script call per batch.
+// past their deadlines. Batches are formed once, in the claim from Redis
+// (ClaimLoop: wait for the group's adaptive target or max_batch_delay_us,
+// blocking BLPOP wake-up), run whole (DispatchGroup::Submit, no local
+// queue) and answered with one script call per batch.
 //
 // Crash safety: a claimed batch is leased for redis.lease_ms; the worker
 // runs the reaper every worker.reap_interval_ms (default lease_ms / 4), so

@@ -20,7 +20,6 @@
 #include "app/scale_out_process.h"
 #include "common/asio_executor.h"
 #include "config/scheduler_options.h"
-#include "core/memory_queue.h"
 #include "limits/throughput_estimator.h"
 #include "redis/batch_claimer.h"
 #include "redis/reaper.h"
@@ -101,7 +100,6 @@ struct WorkerRole::Parts {
   AsioExecutor strand;
   std::string endpoint;
   size_t slot_count = 0;
-  std::unique_ptr<MemoryQueue> local_queue;
   ThroughputFeed throughput;
   std::unique_ptr<BatchMetrics> observer;
   LocalResultRouter router;  // completions go to ClaimLoop, which answers via Redis
@@ -129,9 +127,6 @@ Status WorkerRole::Parts::Build() {
   if (!built.ok()) return built.status();
   endpoint = built->endpoint;
   slot_count = built->slots.size();
-  auto lq = MemoryQueue::Create({model.max_batch_size * (slot_count + 2), cfg.ordering, cfg.tiers});
-  if (!lq.ok()) return lq.status();
-  local_queue = std::move(lq).value();
   // The same batch metrics and log lines as `serve`.
   BatchMetrics::Options bm;
   bm.model = model.name;
@@ -148,7 +143,9 @@ Status WorkerRole::Parts::Build() {
   DispatchGroup::Options g;
   g.model = model.name;
   g.max_batch_size = model.max_batch_size;
-  g.max_batch_delay_us = 0;  // the claim already waited: dispatch what was claimed
+  // No queue, so no max_batch_delay_us: the claim loop batches (the group's
+  // TargetBatchSize() and the model's delay, in the claim script) and hands
+  // each batch over whole (DispatchGroup::Submit).
   g.batching = model.batching;
   g.cost_model = cost.get();
   g.accelerator_timeout_us = model.accelerator_timeout_ms * 1000;
@@ -159,7 +156,7 @@ Status WorkerRole::Parts::Build() {
   g.dead_letters = process.dead_letters();  // and to Redis, where any gateway serves them
   g.log = process.log();
   g.executor = &strand;
-  g.queue = local_queue.get();
+  g.queue = nullptr;
   g.router = &router;
   g.observer = observer.get();
   auto grp = DispatchGroup::Create(g, std::move(built->slots));
@@ -199,7 +196,6 @@ Status WorkerRole::Parts::Build() {
   lo.wait_connection = wait_connection.get();
   lo.wake_key = keys.Wake(redis::QueueShard(model.name, co.home_shard));
   lo.claimer = claimer.get();
-  lo.local_queue = local_queue.get();
   lo.group = group.get();
   lo.strand = &strand;
   lo.worker_id = options.worker_id;

@@ -28,8 +28,8 @@ std::string FailureDetail(const std::string& backend, const Status& error) {
 
 Result<std::unique_ptr<DispatchGroup>> DispatchGroup::Create(
     const Options& options, std::vector<std::unique_ptr<Backend>> slots) {
-  if (options.executor == nullptr || options.queue == nullptr || options.router == nullptr) {
-    return InvalidArgument("dispatch group needs an executor, a queue and a router");
+  if (options.executor == nullptr || options.router == nullptr) {
+    return InvalidArgument("dispatch group needs an executor and a router");
   }
   if (options.max_batch_size == 0 || options.max_batch_size > 4096) {
     return InvalidArgument("max_batch_size must be in 1..4096");
@@ -106,7 +106,7 @@ DispatchGroup::DispatchGroup(const Options& options, std::vector<std::unique_ptr
 }
 
 DispatchGroup::~DispatchGroup() {
-  options_.queue->ClearNotify();
+  if (options_.queue != nullptr) options_.queue->ClearNotify();
   self_.reset();
   CancelDelayTimer();
   if (sweep_timer_) ex_.Cancel(sweep_timer_);
@@ -129,10 +129,64 @@ void DispatchGroup::Start() {
 }
 
 void DispatchGroup::TryCollect() {
-  if (!started_ || collecting_) return;
+  if (!started_) return;
+  RunHanded(ex_.clock().Now());
+  if (options_.queue == nullptr || collecting_) return;
   if (!PickSlot(ex_.clock().Now(), {}, /*take=*/false)) return WatchWhileUnservable();
   collecting_ = true;
   Evaluate();
+}
+
+void DispatchGroup::Submit(std::vector<RequestPtr> batch) {
+  ex_.Post(Guarded([batch = std::move(batch)](DispatchGroup* g) mutable {
+    if (batch.empty()) return;
+    const TimePoint now = g->ex_.clock().Now();
+    g->CountDispatched(batch.size(), now);  // the rate the adaptive target follows
+    g->handed_requests_.fetch_add(batch.size(), std::memory_order_relaxed);
+    const size_t max = g->options_.max_batch_size;
+    for (size_t at = 0; at < batch.size(); at += max) {
+      const auto from = batch.begin() + static_cast<std::ptrdiff_t>(at);
+      const auto to = batch.begin() + static_cast<std::ptrdiff_t>(std::min(at + max, batch.size()));
+      g->handed_.emplace_back(std::make_move_iterator(from), std::make_move_iterator(to));
+    }
+    if (g->started_) g->RunHanded(now);
+    if (g->handed_.empty()) return;
+    g->EnsureSweep();  // its deadlines, and RefuseUnservable() while stuck
+    if (g->batch_room() == 0) g->RefuseUnservable(now);
+  }));
+}
+
+void DispatchGroup::RunHanded(TimePoint now) {
+  while (!handed_.empty()) {
+    std::optional<size_t> slot = PickSlot(now, {}, /*take=*/true);
+    if (!slot) return;  // the next free slot takes it (TryCollect)
+    std::vector<RequestPtr> batch, dropped;
+    for (RequestPtr& r : handed_.front()) {
+      (r->cancelled() || r->dispatch_deadline <= now ? dropped : batch).push_back(std::move(r));
+    }
+    handed_.pop_front();
+    handed_requests_.fetch_sub(batch.size() + dropped.size(), std::memory_order_relaxed);
+    AnswerDropped(dropped, now);
+    if (batch.empty()) {
+      free_slots_.push_front(*slot);
+    } else {
+      RunOnSlot(*slot, std::move(batch), now);
+    }
+  }
+}
+
+void DispatchGroup::TakeHanded(TimePoint until, std::vector<RequestPtr>* out) {
+  for (std::vector<RequestPtr>& batch : handed_) {
+    const auto keep = std::stable_partition(
+        batch.begin(), batch.end(),
+        [until](const RequestPtr& r) { return r->dispatch_deadline > until; });
+    handed_requests_.fetch_sub(static_cast<size_t>(batch.end() - keep), std::memory_order_relaxed);
+    out->insert(out->end(), std::make_move_iterator(keep), std::make_move_iterator(batch.end()));
+    batch.erase(keep, batch.end());
+  }
+  handed_.erase(std::remove_if(handed_.begin(), handed_.end(),
+                               [](const std::vector<RequestPtr>& b) { return b.empty(); }),
+                handed_.end());
 }
 
 void DispatchGroup::Evaluate() {
@@ -429,12 +483,13 @@ void DispatchGroup::EnsureSweep() {
 void DispatchGroup::Sweep() {
   TimePoint now = ex_.clock().Now();
   std::vector<RequestPtr> expired;
-  options_.queue->RemoveExpired(now, &expired);
+  if (options_.queue != nullptr) options_.queue->RemoveExpired(now, &expired);
+  TakeHanded(now, &expired);
   AnswerDropped(expired, now);
   ExpireInFlight(now);
   ExpireRetries(now);
   RefuseUnservable(now);
-  if (options_.queue->Depth() > 0 || busy_.load(std::memory_order_relaxed) > 0 ||
+  if (QueueDepth() > 0 || !handed_.empty() || busy_.load(std::memory_order_relaxed) > 0 ||
       !retries_.empty()) {
     EnsureSweep();
   }
@@ -467,6 +522,11 @@ void DispatchGroup::AbortInFlight(Status status) {
     }
     g->retries_.clear();
     g->retry_requests_.store(0, std::memory_order_relaxed);
+    for (auto& handed : g->handed_) {
+      for (auto& r : handed) r->Complete(ErrorOutcome(status));
+    }
+    g->handed_.clear();
+    g->handed_requests_.store(0, std::memory_order_relaxed);
   }));
 }
 

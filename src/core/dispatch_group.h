@@ -56,6 +56,17 @@
 // Worst-case added queueing latency: max_batch_delay_us (adaptive: only
 // while the load needs fuller batches).
 //
+// Batches formed elsewhere. A worker batches against the shared Redis
+// queue, not a local one: its claim loop waits for this group's
+// TargetBatchSize() (or the model's max_batch_delay_us, never past the
+// earliest deadline) in the claim script, and hands each claimed batch to
+// Submit(). Such a group has no queue (Options::queue null) and never
+// batches again: a handed batch runs whole on the next free slot that can
+// take work — after due retries, before anything is popped from a queue.
+// While it waits, handed requests keep the queue's rules: past their
+// dispatch deadline (or cancelled) they are answered and never sent, and
+// while no slot can take work they are refused (503) like queued ones.
+//
 // Threading. All state lives on `executor` (a strand); public methods are
 // thread-safe and return at once. The executor must outlive the group;
 // callbacks that run after the group is destroyed do nothing (destroy it
@@ -143,9 +154,10 @@ class DispatchGroup {
     RequestLog* log = nullptr;                // optional; not owned; gets one BatchRecord per batch
     uint64_t retry_seed = 0;                  // jitter RNG seed; 0 = random
     Executor* executor = nullptr;             // required; strand for all state
-    DispatchQueue* queue = nullptr;           // required; not owned
-    ResultRouter* router = nullptr;           // required; not owned
-    DispatchObserver* observer = nullptr;     // optional; not owned
+    // Not owned; null: the group runs only the batches handed to Submit().
+    DispatchQueue* queue = nullptr;
+    ResultRouter* router = nullptr;        // required; not owned
+    DispatchObserver* observer = nullptr;  // optional; not owned
   };
 
   // Validates options; takes ownership of one backend per slot (non-empty).
@@ -155,6 +167,16 @@ class DispatchGroup {
 
   // Marks every slot free and starts pulling. Thread-safe.
   void Start();
+
+  // Runs `batch`, formed elsewhere (a worker's claim from Redis), as it is on
+  // the next free slot that can take work: at once when there is one, else
+  // in hand-over order once one frees (see "Batches formed elsewhere").
+  // Requests whose dispatch deadline passed, or whose client went away, are
+  // answered instead of sent; a batch over max_batch_size runs as several.
+  // Thread-safe; applied on the executor.
+  void Submit(std::vector<RequestPtr> batch);
+  // Requests handed to Submit() that wait for a slot (any thread; a snapshot).
+  size_t handed_waiting() const { return handed_requests_.load(std::memory_order_relaxed); }
 
   size_t slot_count() const { return slots_.size(); }
   // Slots with a batch in flight right now (any thread; a snapshot).
@@ -233,7 +255,11 @@ class DispatchGroup {
 
   DispatchGroup(const Options& options, std::vector<std::unique_ptr<Backend>> slots);
 
-  void TryCollect();             // become collector if free slots exist
+  void TryCollect();              // run handed batches, then become collector if free slots exist
+  void RunHanded(TimePoint now);  // handed batches onto free slots
+  // Moves the handed requests whose dispatch deadline is <= `until` into `out`.
+  void TakeHanded(TimePoint until, std::vector<RequestPtr>* out);
+  size_t QueueDepth() const { return options_.queue != nullptr ? options_.queue->Depth() : 0; }
   void Evaluate();               // collector: dispatch now or wait
   void Dispatch(TimePoint now);  // pop a batch and send it
   // `tried`: endpoints the batch already failed on (a retry).
@@ -286,6 +312,8 @@ class DispatchGroup {
   std::vector<Endpoint> endpoints_;
   std::unique_ptr<std::atomic<bool>[]> slot_enabled_;  // mirrors Slot::enabled, any thread
   std::vector<PendingRetry> retries_;                  // on executor; ordered by ready_at
+  std::deque<std::vector<RequestPtr>> handed_;         // on executor; Submit() order
+  std::atomic<size_t> handed_requests_{0};             // requests in handed_
   Executor::TimerId retry_timer_ = 0;
   TimePoint retry_timer_at_;
   std::atomic<size_t> retry_requests_{0};

@@ -64,14 +64,16 @@ void DispatchGroup::RefuseUnservable(TimePoint now) {
   // What could still be served: dispatched at the next probe, or never when
   // nothing is open (every slot disabled).
   std::optional<TimePoint> probe = next_probe_at();
-  const bool stuck = batch_room() == 0 && options_.queue->Depth() > 0;
+  const bool stuck = batch_room() == 0 && (QueueDepth() > 0 || !handed_.empty());
   if (stuck && probe) {
     const TimePoint horizon =
         std::max(*probe, now) +
         Micros(static_cast<int64_t>(cost_model_->BatchMicros(options_.max_batch_size)));
-    options_.queue->RemoveExpired(horizon, &refused);
+    if (options_.queue != nullptr) options_.queue->RemoveExpired(horizon, &refused);
+    TakeHanded(horizon, &refused);
   } else if (stuck) {
-    options_.queue->RemoveAll(&refused);
+    if (options_.queue != nullptr) options_.queue->RemoveAll(&refused);
+    TakeHanded(TimePoint::max(), &refused);
   }
   if (refused.empty()) return;
   const int64_t retry_s =
@@ -133,7 +135,8 @@ void DispatchGroup::StopCollectingIfNoSlot(TimePoint now) {
 void DispatchGroup::WatchWhileUnservable() {
   if (batch_room() > 0) return;  // a slot will return or a probe will run
   // Nothing will pop the queue: the sweep must see what arrives, to refuse it.
-  if (options_.queue->Depth() > 0) return EnsureSweep();
+  if (QueueDepth() > 0 || !handed_.empty()) return EnsureSweep();
+  if (options_.queue == nullptr) return;  // Submit() refuses what is handed over
   auto wake = [ex = &ex_, sweep = Guarded([](DispatchGroup* g) { g->EnsureSweep(); })] {
     ex->Post(sweep);
   };

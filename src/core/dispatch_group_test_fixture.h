@@ -1,7 +1,9 @@
 // DispatchGroupTest: the fixture of the DispatchGroup tests
 // (dispatch_group_test.cc: batching, deadlines, slots; dispatch_group_
-// failures_test.cc: retries, breakers, dead letters). A group of FakeBackend
-// slots over a MemoryQueue on a FakeExecutor; tests step time by hand.
+// failures_test.cc: retries, breakers, dead letters; dispatch_group_handed_
+// test.cc: batches handed over whole). A group of FakeBackend slots over a
+// MemoryQueue (or none: with_queue_ false) on a FakeExecutor; tests step
+// time by hand.
 #pragma once
 
 #include <functional>
@@ -45,7 +47,7 @@ class DispatchGroupTest : public ::testing::Test {
     o.accelerator_timeout_us = accel_timeout_us;
     o.expiry_check_interval_us = 1'000;
     o.executor = &ex_;
-    o.queue = queue_.get();
+    o.queue = with_queue_ ? queue_.get() : nullptr;
     o.router = &router_;
     o.observer = &observer_;
     o.retry_seed = 7;
@@ -60,14 +62,21 @@ class DispatchGroupTest : public ::testing::Test {
     ex_.RunPending();
   }
 
-  // Pushes a request that must be dispatched within `deadline_ms`.
-  RequestPtr Push(const std::string& input, int deadline_ms = 1000, int total_ms = 4000) {
+  // A request that must be dispatched within `deadline_ms`; its outcome
+  // lands in outcomes_[input].
+  RequestPtr Make(const std::string& input, int deadline_ms = 1000, int total_ms = 4000) {
     auto r = std::make_shared<InferenceRequest>();
     r->input = input;
     r->arrival = ex_.Now();
     r->dispatch_deadline = r->arrival + milliseconds(deadline_ms);
     r->total_deadline = r->arrival + milliseconds(total_ms);
     r->set_on_complete([this, input](InferenceOutcome&& o) { outcomes_[input] = std::move(o); });
+    return r;
+  }
+
+  // Pushes Make(...) into the group's queue.
+  RequestPtr Push(const std::string& input, int deadline_ms = 1000, int total_ms = 4000) {
+    RequestPtr r = Make(input, deadline_ms, total_ms);
     EXPECT_TRUE(queue_->Push(r).ok());
     return r;
   }
@@ -97,6 +106,7 @@ class DispatchGroupTest : public ::testing::Test {
   }
 
   std::function<void(DispatchGroup::Options&)> configure_;
+  bool with_queue_ = true;  // false: the group has no queue (Submit() only)
   Observer observer_;
   FakeExecutor ex_;
   LocalResultRouter router_;

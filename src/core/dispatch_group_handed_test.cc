@@ -1,0 +1,293 @@
+// DispatchGroup without a queue: batches formed elsewhere (a worker's claim
+// from Redis) handed over whole with Submit().
+#include <random>
+#include <set>
+
+#include <gtest/gtest.h>
+
+#include "core/dispatch_group.h"
+#include "core/dispatch_group_test_fixture.h"
+
+namespace sluice {
+namespace {
+
+using std::chrono::milliseconds;
+
+std::vector<std::string> Inputs(const std::vector<RequestPtr>& batch) {
+  std::vector<std::string> out;
+  for (const RequestPtr& r : batch) out.push_back(r->input);
+  return out;
+}
+
+TEST_F(DispatchGroupTest, AHandedBatchRunsWholeAtOnceWithoutBatchingAgain) {
+  with_queue_ = false;
+  Build(2, 4, /*delay_us=*/50'000);  // static: a queue would wait for 4
+  group_->Submit({Make("a"), Make("b"), Make("c")});
+  ex_.RunPending();  // no time passes
+  ASSERT_EQ(fakes_[0]->batches.size(), 1u);
+  EXPECT_EQ(Inputs(fakes_[0]->batches[0]), (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_EQ(group_->handed_waiting(), 0u);
+  fakes_[0]->FinishOk();
+  ex_.RunPending();
+  ASSERT_EQ(outcomes_.size(), 3u);
+  EXPECT_EQ(outcomes_["b"].output, "out:b");
+  EXPECT_EQ(outcomes_["b"].batch_size, 3u);
+}
+
+TEST_F(DispatchGroupTest, HandedBatchesWaitForASlotInOrderAndAreNeverMerged) {
+  with_queue_ = false;
+  Build(1, 4, 0);
+  group_->Submit({Make("a1"), Make("a2")});
+  group_->Submit({Make("b1")});
+  group_->Submit({Make("c1"), Make("c2")});
+  ex_.RunPending();
+  ASSERT_EQ(fakes_[0]->batches.size(), 1u);
+  EXPECT_EQ(group_->handed_waiting(), 3u);
+  fakes_[0]->FinishOk();
+  ex_.RunPending();
+  ASSERT_EQ(fakes_[0]->batches.size(), 2u);
+  EXPECT_EQ(Inputs(fakes_[0]->batches[1]), (std::vector<std::string>{"b1"}));
+  fakes_[0]->FinishOk();
+  ex_.RunPending();
+  ASSERT_EQ(fakes_[0]->batches.size(), 3u);
+  EXPECT_EQ(Inputs(fakes_[0]->batches[2]), (std::vector<std::string>{"c1", "c2"}));
+  EXPECT_EQ(group_->handed_waiting(), 0u);
+}
+
+TEST_F(DispatchGroupTest, AHandedBatchOverTheMaximumRunsAsSeveral) {
+  with_queue_ = false;
+  Build(2, 2, 0);
+  group_->Submit({Make("r0"), Make("r1"), Make("r2"), Make("r3"), Make("r4")});
+  ex_.RunPending();
+  ASSERT_EQ(fakes_[0]->batches.size(), 1u);
+  ASSERT_EQ(fakes_[1]->batches.size(), 1u);
+  EXPECT_EQ(Inputs(fakes_[0]->batches[0]), (std::vector<std::string>{"r0", "r1"}));
+  EXPECT_EQ(Inputs(fakes_[1]->batches[0]), (std::vector<std::string>{"r2", "r3"}));
+  EXPECT_EQ(group_->handed_waiting(), 1u);
+  fakes_[1]->FinishOk();
+  ex_.RunPending();
+  ASSERT_EQ(fakes_[1]->batches.size(), 2u);
+  EXPECT_EQ(Inputs(fakes_[1]->batches[1]), (std::vector<std::string>{"r4"}));
+}
+
+TEST_F(DispatchGroupTest, AWaitingHandedRequestPastItsDeadlineIsAnsweredAndNeverSent) {
+  with_queue_ = false;
+  Build(1, 4, 0);
+  group_->Submit({Make("busy")});
+  ex_.RunPending();
+  RequestPtr gone = Make("gone");
+  group_->Submit({Make("short", /*deadline_ms=*/5), Make("long"), gone});
+  gone->Cancel();
+  ex_.Advance(milliseconds(6));  // the sweep runs while the slot is busy
+  EXPECT_EQ(outcomes_["short"].status.code(), ErrorCode::kDeadlineExceeded);
+  EXPECT_EQ(outcomes_["short"].status.message(),
+            "deadline passed after 5 ms in queue; request not sent to the accelerator");
+  EXPECT_EQ(group_->handed_waiting(), 2u);
+  fakes_[0]->FinishOk();
+  ex_.RunPending();
+  ASSERT_EQ(fakes_[0]->batches.size(), 2u);
+  EXPECT_EQ(Inputs(fakes_[0]->batches[1]), (std::vector<std::string>{"long"}));
+  EXPECT_EQ(outcomes_["gone"].status.code(), ErrorCode::kCancelled);
+}
+
+TEST_F(DispatchGroupTest, AHandedBatchIsRefusedWhileNoSlotCanTakeWork) {
+  with_queue_ = false;
+  Build(1, 4, 0);
+  ASSERT_TRUE(group_->SetSlotEnabled(0, false));
+  ex_.RunPending();
+  group_->Submit({Make("a"), Make("b")});
+  ex_.RunPending();  // refused at once, not left to expire
+  EXPECT_TRUE(fakes_[0]->batches.empty());
+  EXPECT_EQ(outcomes_["a"].status.code(), ErrorCode::kUnavailable);
+  EXPECT_STREQ(outcomes_["b"].reason, "backends_unavailable");
+  EXPECT_EQ(group_->handed_waiting(), 0u);
+}
+
+TEST_F(DispatchGroupTest, HandedBatchesWaitingWhenTheLastEndpointOpensAreRefused) {
+  with_queue_ = false;
+  configure_ = [](DispatchGroup::Options& o) {
+    o.breaker.consecutive_failures = 1;
+    o.retry.max_retries = 0;
+  };
+  Build(1, 4, 0);
+  group_->Submit({Make("first")});
+  ex_.RunPending();
+  group_->Submit({Make("waiting", /*deadline_ms=*/5'000, /*total_ms=*/10'000)});
+  ex_.RunPending();
+  EXPECT_EQ(group_->handed_waiting(), 1u);
+  FailBatch(0);  // the breaker opens: nothing can take work until its probe
+  EXPECT_EQ(outcomes_["first"].status.code(), ErrorCode::kBackendError);
+  // Its deadline is after the probe (1 s): it stays for the probe batch.
+  EXPECT_EQ(outcomes_.count("waiting"), 0u);
+  ex_.Advance(milliseconds(1'000));
+  ASSERT_EQ(fakes_[0]->batches.size(), 2u);
+  EXPECT_EQ(Inputs(fakes_[0]->batches[1]), (std::vector<std::string>{"waiting"}));
+  FailBatch(0);  // the probe fails: open again
+  group_->Submit({Make("doomed", /*deadline_ms=*/500)});
+  ex_.RunPending();  // cannot run before the next probe: refused now
+  EXPECT_EQ(outcomes_["doomed"].status.code(), ErrorCode::kUnavailable);
+  EXPECT_EQ(outcomes_["doomed"].retry_after_s, 1);
+}
+
+TEST_F(DispatchGroupTest, AFailedHandedBatchIsRetriedWholeOnAnotherSlot) {
+  with_queue_ = false;
+  configure_ = [](DispatchGroup::Options& o) { o.retry.jitter = 0; };
+  Build(2, 4, 0);
+  group_->Submit({Make("a"), Make("b")});
+  ex_.RunPending();
+  FailBatch(0);
+  EXPECT_EQ(group_->retries_pending(), 2u);
+  ex_.Advance(milliseconds(10));
+  ASSERT_EQ(fakes_[1]->batches.size(), 1u);
+  EXPECT_EQ(Inputs(fakes_[1]->batches[0]), (std::vector<std::string>{"a", "b"}));
+  fakes_[1]->FinishOk();
+  ex_.RunPending();
+  EXPECT_EQ(outcomes_["a"].output, "out:a");
+  EXPECT_EQ(outcomes_["a"].status.ok(), true);
+}
+
+TEST_F(DispatchGroupTest, HandedBatchesTeachTheAdaptiveTarget) {
+  with_queue_ = false;
+  configure_ = [](DispatchGroup::Options& o) { o.batching = BatchingMode::kAdaptive; };
+  Build(1, 32, 20'000);  // prior: 34 ms + 0.5 ms/item: 640/s at most
+  EXPECT_EQ(group_->TargetBatchSize(ex_.Now()), 1u);
+  int n = 0;
+  for (int round = 0; round < 120; ++round) {  // 1,280 requests/s, handed 32 at a time
+    std::vector<RequestPtr> batch;
+    for (int i = 0; i < 32; ++i) batch.push_back(Make("r" + std::to_string(n++)));
+    group_->Submit(std::move(batch));
+    ex_.Advance(milliseconds(25));
+    fakes_[0]->FinishOk();
+    ex_.RunPending();
+  }
+  // What a worker's claim loop asks Redis for: full batches at this load.
+  EXPECT_EQ(group_->TargetBatchSize(ex_.Now()), 32u);
+  ex_.Advance(std::chrono::seconds(5));
+  EXPECT_EQ(group_->TargetBatchSize(ex_.Now()), 1u);
+}
+
+TEST_F(DispatchGroupTest, AbortAnswersHandedBatchesStillWaiting) {
+  with_queue_ = false;
+  Build(1, 4, 0);
+  group_->Submit({Make("running")});
+  group_->Submit({Make("waiting")});
+  ex_.RunPending();
+  group_->AbortInFlight(Unavailable("shutting down"));
+  ex_.RunPending();
+  EXPECT_EQ(outcomes_["running"].status.message(), "shutting down");
+  EXPECT_EQ(outcomes_["waiting"].status.message(), "shutting down");
+  EXPECT_EQ(group_->handed_waiting(), 0u);
+}
+
+// Seeded scenarios: handed batches of random sizes and deadlines, slots
+// finishing or failing at random, breakers opening, a slot switched off and
+// on. Whatever happens: every request is answered exactly once, a request is
+// never first sent after its dispatch deadline, nothing waits once the
+// group is idle, and a first attempt runs requests of ONE handed batch, in
+// their order (batches are never merged or reordered).
+TEST_F(DispatchGroupTest, HandedBatchesKeepTheirRulesOverManySeededScenarios) {
+  with_queue_ = false;
+  for (uint64_t seed = 1; seed <= 150; ++seed) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937_64 rng(seed);
+    configure_ = [](DispatchGroup::Options& o) {
+      o.breaker.consecutive_failures = 2;
+      o.breaker.open_cooldown_ms = 50;
+      o.breaker.max_cooldown_ms = 50;
+      o.retry.max_retries = 1;
+    };
+    fakes_.clear();
+    outcomes_.clear();
+    group_.reset();
+    Build(3, 4, 0);
+    std::map<std::string, int> answers;  // input -> times answered
+    std::map<std::string, size_t> chunk_of;
+    std::vector<RequestPtr> all;
+    size_t chunk = 0;
+    // A first attempt leaves before its dispatch deadline (checked as each
+    // batch appears: a retry later overwrites dispatched_at).
+    std::vector<size_t> checked(fakes_.size(), 0);
+    size_t late = 0;
+    auto check_new_batches = [&] {
+      for (size_t f = 0; f < fakes_.size(); ++f) {
+        for (; checked[f] < fakes_[f]->batches.size(); ++checked[f]) {
+          for (const RequestPtr& r : fakes_[f]->batches[checked[f]]) {
+            late += r->attempts == 1 && r->dispatched_at >= r->dispatch_deadline;
+          }
+        }
+      }
+    };
+    for (int step = 0; step < 60; ++step) {
+      switch (rng() % 6) {
+        case 0:
+        case 1: {  // a claim arrives
+          const size_t n = 1 + rng() % 6;
+          std::vector<RequestPtr> batch;
+          for (size_t i = 0; i < n; ++i) {
+            const std::string id = "s" + std::to_string(all.size());
+            RequestPtr r = Make(id, 5 + static_cast<int>(rng() % 200), 400);
+            r->set_on_complete([&answers, id](InferenceOutcome&&) { ++answers[id]; });
+            chunk_of[id] = chunk + i / 4;  // how a batch over 4 is split
+            all.push_back(r);
+            batch.push_back(std::move(r));
+          }
+          chunk += (n + 3) / 4;
+          group_->Submit(std::move(batch));
+          break;
+        }
+        case 2:
+        case 3: {  // a busy slot answers, or fails as a whole
+          const size_t slot = rng() % fakes_.size();
+          if (!fakes_[slot]->busy()) break;
+          if (rng() % 3 == 0) {
+            FailBatch(slot);
+          } else {
+            fakes_[slot]->FinishOk();
+          }
+          break;
+        }
+        case 4:
+          group_->SetSlotEnabled(rng() % fakes_.size(), rng() % 2 == 0);
+          break;
+        default:
+          ex_.Advance(milliseconds(1 + rng() % 30));
+      }
+      ex_.RunPending();
+      check_new_batches();
+    }
+    for (size_t slot = 0; slot < fakes_.size(); ++slot) group_->SetSlotEnabled(slot, true);
+    for (int round = 0; round < 100; ++round) {  // drain: answer whatever runs
+      ex_.Advance(milliseconds(20));
+      for (FakeBackend* f : fakes_) {
+        while (f->busy()) f->FinishOk();
+      }
+      ex_.RunPending();
+      check_new_batches();
+    }
+    EXPECT_EQ(late, 0u);
+    EXPECT_EQ(group_->handed_waiting(), 0u);
+    EXPECT_EQ(group_->busy_slots(), 0u);
+    EXPECT_EQ(group_->retries_pending(), 0u);
+    for (const RequestPtr& r : all) {
+      EXPECT_EQ(answers[r->input], 1) << r->input;
+    }
+    std::set<std::string> sent;
+    for (FakeBackend* f : fakes_) {
+      for (const std::vector<RequestPtr>& batch : f->batches) {
+        bool first_attempt = true;
+        for (const RequestPtr& r : batch) first_attempt &= sent.insert(r->input).second;
+        if (!first_attempt) continue;  // a retry: its own rules
+        for (size_t i = 0; i < batch.size(); ++i) {
+          EXPECT_EQ(chunk_of[batch[i]->input], chunk_of[batch[0]->input]) << batch[i]->input;
+          if (i > 0) {
+            EXPECT_LT(std::stoi(batch[i - 1]->input.substr(1)),
+                      std::stoi(batch[i]->input.substr(1)));
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace sluice
