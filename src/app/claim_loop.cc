@@ -38,6 +38,7 @@ ClaimLoop::Stats ClaimLoop::stats() const {
   s.requests = requests_.load();
   s.expired = expired_.load();
   s.claim_errors = claim_errors_.load();
+  s.fill_waits = fill_waits_.load();
   s.complete_calls = state_->complete_calls.load();
   s.complete_errors = state_->complete_errors.load();
   s.complete_retries = state_->complete_retries.load();
@@ -87,22 +88,27 @@ void ClaimLoop::Run() {
   claim.max_batch = options_.max_batch_size;
   claim.max_batch_delay_us = options_.max_batch_delay_us;
   int64_t errors_in_a_row = 0;
+  std::optional<Filling> filling;  // the last claim found a batch filling
   while (WaitForRoom()) {
     RenewLeasesIfDue();
     RetryFailedCompletes();
-    // The batch the load needs (DispatchGroup: adaptive or static), never
-    // more than a full one.
-    claim.min_batch = std::clamp<size_t>(options_.group->TargetBatchSize(SystemClock()->Now()), 1,
-                                         options_.max_batch_size);
+    // The batch the load needs, by the collector's rules (DispatchGroup:
+    // adaptive or static, and a full batch while one is due within the
+    // delay anyway), never more than a full one.
+    const TimePoint now = SystemClock()->Now();
+    const size_t want =
+        filling ? options_.group->BatchToWaitFor(now, filling->depth, filling->until - now)
+                : options_.group->TargetBatchSize(now);
+    claim.min_batch = std::clamp<size_t>(want, 1, options_.max_batch_size);
     Result<redis::RedisBatchClaimer::Batch> batch = options_.claimer->TryClaim(claim);
     if (batch.ok() && batch->empty() && batch->depth > 0 && batch->wait_us > 0) {
-      // A batch is filling: wait out the rest of its delay here. (A BLPOP
-      // timeout would do, but Redis checks those only every 1000/hz ms.)
-      std::unique_lock lock(state_->mu);
-      state_->cv.wait_for(lock, std::chrono::microseconds(batch->wait_us),
-                          [this] { return stopping_.load(std::memory_order_acquire); });
+      fill_waits_.fetch_add(1, std::memory_order_relaxed);
+      const TimePoint at = SystemClock()->Now();
+      filling = Filling{batch->depth, at + Micros(batch->wait_us)};
+      WaitWhileFilling(*filling, claim.min_batch, at);
       continue;
     }
+    filling.reset();
     if (batch.ok() && batch->empty()) {
       // Nothing queued: block until an enqueue pushes a wake token (BLPOP
       // returns at once then; only its timeout has Redis's hz granularity).
@@ -151,6 +157,22 @@ void ClaimLoop::Run() {
     state_->answers_in_flight.fetch_sub(left.size());
   }
   finished_.store(true, std::memory_order_release);
+}
+
+void ClaimLoop::WaitWhileFilling(const Filling& filling, size_t want, TimePoint now) {
+  // Until the batch is due to be full at the group's dispatch rate (this
+  // worker's share of the arrivals, so rather late than early), but at most
+  // a quarter of what is left of its delay, so that a batch filled by
+  // several gateways is seen within a quarter of the delay; a claim then
+  // looks again. (A BLPOP timeout would wake on each enqueue, but Redis
+  // checks those only every 1000/hz ms.)
+  const SteadyClock::duration left = filling.until - now;
+  const SteadyClock::duration to_fill =
+      options_.group->TimeToQueue(now, want > filling.depth ? want - filling.depth : 0);
+  const SteadyClock::duration nap =
+      std::min(left, std::max<SteadyClock::duration>(std::min(to_fill, left / 4), Micros(200)));
+  std::unique_lock lock(state_->mu);
+  state_->cv.wait_for(lock, nap, [this] { return stopping_.load(std::memory_order_acquire); });
 }
 
 void ClaimLoop::Hand(redis::RedisBatchClaimer::Batch& batch) {

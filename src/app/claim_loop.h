@@ -7,6 +7,11 @@
 // empty, a local timed wait while a partial batch fills) whenever the
 // group has room for one, and hands each to DispatchGroup::Submit(), which
 // runs it whole on a free slot (no local queue, no second batching).
+// While a batch fills, the loop looks again when it is predicted full at the
+// group's dispatch rate, and at least every quarter of the delay left, and
+// asks for the batch the group's collector would wait for
+// (BatchToWaitFor): a partial batch leaves once it holds what the load
+// needs, not only at max_batch_delay_us — the single-process rules.
 // Answers go back through each request's
 // completion: they are collected on the group's strand and sent with ONE
 // CompleteAsync per strand turn, i.e. one script call (and one message per
@@ -86,6 +91,7 @@ class ClaimLoop {
     uint64_t batches = 0;           // batches claimed
     uint64_t requests = 0;          // requests claimed
     uint64_t expired = 0;           // answered 504 at claim
+    uint64_t fill_waits = 0;        // claims that found a batch still filling
     uint64_t claim_errors = 0;      // failed claims (Redis down, script error)
     uint64_t complete_calls = 0;    // CompleteAsync calls
     uint64_t complete_errors = 0;   // failed complete calls (retried or left to the reaper)
@@ -140,7 +146,19 @@ class ClaimLoop {
     std::atomic<uint64_t> renew_errors{0};
   };
 
+  // A claim found a batch still filling: `depth` queued, and it must leave
+  // by `until` (max_batch_delay_us after its oldest arrival, or earlier for
+  // a deadline).
+  struct Filling {
+    size_t depth = 0;
+    TimePoint until;
+  };
+
   void Run();
+  // Sleeps (stop-aware) before the next look at a filling batch that should
+  // hold `want`: until it is predicted full, bounded by a quarter of its
+  // delay left (and at least 200 µs).
+  void WaitWhileFilling(const Filling& filling, size_t want, TimePoint now);
   // Waits until a batch may be claimed; false when stopping.
   bool WaitForRoom();
   void Hand(redis::RedisBatchClaimer::Batch& batch);
@@ -161,7 +179,7 @@ class ClaimLoop {
   std::shared_ptr<State> state_ = std::make_shared<State>();
   std::atomic<bool> stopping_{false};
   std::atomic<bool> finished_{false};
-  std::atomic<uint64_t> batches_{0}, requests_{0}, expired_{0}, claim_errors_{0};
+  std::atomic<uint64_t> batches_{0}, requests_{0}, expired_{0}, claim_errors_{0}, fill_waits_{0};
   std::chrono::steady_clock::time_point next_renewal_{};  // claim thread only
   std::thread thread_;
 };

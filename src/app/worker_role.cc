@@ -220,6 +220,7 @@ void WorkerRole::Parts::AddMetrics() {
       {"sluice_worker_batches_claimed_total", &ClaimLoop::Stats::batches},
       {"sluice_worker_requests_claimed_total", &ClaimLoop::Stats::requests},
       {"sluice_worker_expired_at_claim_total", &ClaimLoop::Stats::expired},
+      {"sluice_worker_fill_waits_total", &ClaimLoop::Stats::fill_waits},
       {"sluice_worker_lease_renewals_total", &ClaimLoop::Stats::renew_calls},
       {"sluice_worker_lease_renewal_errors_total", &ClaimLoop::Stats::renew_errors},
       {"sluice_worker_claim_errors_total", &ClaimLoop::Stats::claim_errors},

@@ -210,17 +210,8 @@ void DispatchGroup::Evaluate() {
     ex_.Post(Guarded([](DispatchGroup* g) { g->Evaluate(); }));
     return;
   }
-  size_t target = TargetBatchSize(now);
-  if (target < options_.max_batch_size && depth < options_.max_batch_size) {
-    // A full batch that will be queued before the delay bound anyway is
-    // worth its wait: a partial one then buys no latency static would not
-    // have, and costs throughput.
-    const double to_full_s =
-        static_cast<double>(options_.max_batch_size - depth) / std::max(RateAt(now), 1e-9);
-    const double delay_left_s =
-        std::chrono::duration<double>(*oldest + Micros(options_.max_batch_delay_us) - now).count();
-    if (to_full_s <= delay_left_s) target = options_.max_batch_size;
-  }
+  const size_t target =
+      BatchToWaitFor(now, depth, *oldest + Micros(options_.max_batch_delay_us) - now);
   if (depth >= target) return Dispatch(now);
   TimePoint fire_at = std::min(*oldest + Micros(options_.max_batch_delay_us),
                                *earliest - Micros(options_.deadline_guard_us));
@@ -247,6 +238,23 @@ size_t DispatchGroup::TargetBatchSize(TimePoint now) const {
   if (room <= 0) return max;
   const double n = std::ceil(lambda * fixed_s / room);
   return static_cast<size_t>(std::clamp(n, 1.0, static_cast<double>(max)));
+}
+
+size_t DispatchGroup::BatchToWaitFor(TimePoint now, size_t depth,
+                                     SteadyClock::duration delay_left) const {
+  const size_t target = TargetBatchSize(now);
+  const size_t max = options_.max_batch_size;
+  if (target >= max || depth >= max) return target;
+  return TimeToQueue(now, max - depth) <= delay_left ? max : target;
+}
+
+SteadyClock::duration DispatchGroup::TimeToQueue(TimePoint now, size_t more) const {
+  if (more == 0) return SteadyClock::duration::zero();
+  const double rate = RateAt(now);
+  const double seconds = static_cast<double>(more) / rate;
+  // Beyond a day is as good as never (and keeps the conversion in range).
+  if (!(rate > 0) || seconds > 86'400) return SteadyClock::duration::max();
+  return std::chrono::duration_cast<SteadyClock::duration>(std::chrono::duration<double>(seconds));
 }
 
 double DispatchGroup::RateAt(TimePoint now) const {

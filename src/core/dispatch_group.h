@@ -208,6 +208,16 @@ class DispatchGroup {
   // max_batch_size). Any thread: a worker's claim loop waits for it before
   // claiming from Redis.
   size_t TargetBatchSize(TimePoint now) const;
+  // The batch worth waiting for with `depth` requests queued and
+  // `delay_left` until a partial batch must leave: TargetBatchSize(now), or
+  // a full batch when, at the measured rate, one will be queued within
+  // delay_left anyway (a partial one would then buy no latency that static
+  // batching lacks, and cost throughput). Any thread: the collector's rule,
+  // and a worker's claim loop's for the next claim while a batch fills.
+  size_t BatchToWaitFor(TimePoint now, size_t depth, SteadyClock::duration delay_left) const;
+  // How long, at the measured dispatch rate, until `more` requests arrive;
+  // duration::max() while nothing was dispatched lately. Any thread.
+  SteadyClock::duration TimeToQueue(TimePoint now, size_t more) const;
 
   size_t endpoint_count() const { return endpoints_.size(); }
   // REQUIRES: endpoint < endpoint_count(). Any thread (snapshots).

@@ -166,6 +166,34 @@ TEST_F(DispatchGroupTest, HandedBatchesTeachTheAdaptiveTarget) {
   EXPECT_EQ(group_->TargetBatchSize(ex_.Now()), 1u);
 }
 
+// The collector's rule that a worker's claim loop also asks for: the
+// target, or a full batch when one is due within the delay left anyway.
+TEST_F(DispatchGroupTest, TheBatchToWaitForIsAFullOneOnlyWhenItIsDueWithinTheDelay) {
+  with_queue_ = false;
+  configure_ = [](DispatchGroup::Options& o) { o.batching = BatchingMode::kAdaptive; };
+  Build(1, 32, 20'000);  // prior: 34 ms + 0.5 ms/item
+  EXPECT_EQ(group_->TimeToQueue(ex_.Now(), 1), SteadyClock::duration::max());  // no rate yet
+  EXPECT_EQ(group_->TimeToQueue(ex_.Now(), 0), SteadyClock::duration::zero());
+  int n = 0;
+  for (int round = 0; round < 50; ++round) {  // 2 s at 200 requests/s
+    std::vector<RequestPtr> batch;
+    for (int i = 0; i < 8; ++i) batch.push_back(Make("r" + std::to_string(n++)));
+    group_->Submit(std::move(batch));
+    ex_.Advance(milliseconds(40));
+    fakes_[0]->FinishOk();
+    ex_.RunPending();
+  }
+  const TimePoint now = ex_.Now();
+  // lambda = 200 * 1.25 = 250/s: n* = ceil(250 * 0.034 / (1 - 250 * 0.0005)) = 10.
+  EXPECT_EQ(group_->TargetBatchSize(now), 10u);
+  // 2 more requests at ~200/s take ~10 ms.
+  EXPECT_NEAR(ToMillis(group_->TimeToQueue(now, 2)), 10.0, 1.0);
+  EXPECT_EQ(group_->BatchToWaitFor(now, 30, milliseconds(20)), 32u);  // full in ~10 ms
+  EXPECT_EQ(group_->BatchToWaitFor(now, 30, milliseconds(5)), 10u);   // not in time
+  EXPECT_EQ(group_->BatchToWaitFor(now, 5, milliseconds(20)), 10u);   // 27 more: ~135 ms
+  EXPECT_EQ(group_->BatchToWaitFor(now, 30, -milliseconds(1)), 10u);  // the delay is over
+}
+
 TEST_F(DispatchGroupTest, AbortAnswersHandedBatchesStillWaiting) {
   with_queue_ = false;
   Build(1, 4, 0);

@@ -1,0 +1,179 @@
+// ClaimLoop on a real redis-server: a worker's only batching step.
+#include "app/claim_loop.h"
+
+#include <gtest/gtest.h>
+
+#include <mutex>
+#include <thread>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include "common/asio_executor.h"
+#include "core/dispatch_group.h"
+#include "redis/queue_test_fixture.h"
+
+namespace sluice {
+namespace {
+
+using namespace redis::queue_testing;
+using std::chrono::milliseconds;
+
+// Answers every batch at once ("out:<input>") and keeps what it ran.
+class AnsweringBackend final : public Backend {
+ public:
+  void RunBatch(const std::vector<RequestPtr>& batch, DoneFn done) override {
+    BatchResult r;
+    {
+      std::lock_guard lock(mu_);
+      batches_.push_back(batch);
+    }
+    for (const RequestPtr& req : batch) r.items.push_back({Status::Ok(), "out:" + req->input, 1});
+    done(std::move(r));
+  }
+  const std::string& name() const override { return name_; }
+  std::vector<std::vector<RequestPtr>> batches() const {
+    std::lock_guard lock(mu_);
+    return batches_;
+  }
+
+ private:
+  const std::string name_ = "answering";
+  mutable std::mutex mu_;
+  std::vector<std::vector<RequestPtr>> batches_;
+};
+
+class ClaimLoopTest : public RedisQueueTest {
+ protected:
+  // A static group of one slot (it waits for full batches of `max_batch`)
+  // fed by a claim loop whose delay bound is `delay_us`.
+  void StartWorker(size_t max_batch, int64_t delay_us) {
+    ioc_thread_ = std::thread([this] { ioc_.run(); });
+    auto backend = std::make_unique<AnsweringBackend>();
+    backend_ = backend.get();
+    std::vector<std::unique_ptr<Backend>> slots;
+    slots.push_back(std::move(backend));
+    DispatchGroup::Options g;
+    g.model = kModel;
+    g.max_batch_size = max_batch;
+    g.batching = BatchingMode::kStatic;
+    g.executor = &strand_;
+    g.router = &router_;
+    auto group = DispatchGroup::Create(g, std::move(slots));
+    ASSERT_TRUE(group.ok()) << group.status().ToString();
+    group_ = std::move(group).value();
+    group_->Start();
+    auto wait = connection_->NewBlockingClient("-wake", 5'000);
+    ASSERT_TRUE(wait.ok());
+    wait_connection_ = std::move(wait).value();
+    ClaimLoop::Options o;
+    o.claimer = claimer_.get();
+    o.group = group_.get();
+    o.strand = &strand_;
+    o.wait_connection = wait_connection_.get();
+    o.wake_key = redis::KeySpace{}.Wake(redis::QueueShard(kModel, 0));
+    o.worker_id = "worker-1";
+    o.max_batch_size = max_batch;
+    o.max_batch_delay_us = delay_us;
+    loop_ = std::make_unique<ClaimLoop>(o);
+    loop_->Start();
+  }
+
+  void TearDown() override {
+    if (loop_) {
+      loop_->Stop();
+      loop_->Join();
+    }
+    work_.reset();
+    ioc_.stop();
+    if (ioc_thread_.joinable()) ioc_thread_.join();
+    RedisQueueTest::TearDown();
+  }
+
+  // Waits (bounded) until `done()` holds.
+  static bool Eventually(const std::function<bool()>& done, milliseconds limit) {
+    const auto until = SteadyTime::now() + limit;
+    while (!done()) {
+      if (SteadyTime::now() > until) return false;
+      std::this_thread::sleep_for(milliseconds(5));
+    }
+    return true;
+  }
+
+  boost::asio::io_context ioc_;
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_ =
+      boost::asio::make_work_guard(ioc_);
+  std::thread ioc_thread_;
+  AsioExecutor strand_{ioc_};
+  LocalResultRouter router_;
+  AnsweringBackend* backend_ = nullptr;
+  std::unique_ptr<DispatchGroup> group_;
+  std::unique_ptr<redis::RedisClient> wait_connection_;
+  std::unique_ptr<ClaimLoop> loop_;
+};
+
+// The collector's rule, on the claim path: a partial batch leaves once it
+// holds the batch the group waits for, not only at max_batch_delay_us.
+TEST_F(ClaimLoopTest, AFillingBatchIsClaimedOnceFullNotAtTheDelayBound) {
+  std::mutex mu;
+  std::vector<std::string> answered;
+  auto listener = NewListener("gw-a", [&](redis::WireResult&& r) {
+    std::lock_guard lock(mu);
+    answered.push_back(r.id + "=" + r.output);
+  });
+  constexpr int64_t kDelayUs = 8'000'000;  // the bound a full batch must not wait for
+  StartWorker(/*max_batch=*/4, kDelayUs);
+  ASSERT_TRUE(Enqueue(Request("a", 0, 60'000)).status.ok());
+  ASSERT_TRUE(Enqueue(Request("b", 0, 60'000)).status.ok());
+  // The loop has seen a batch of 2 filling towards 4.
+  ASSERT_TRUE(Eventually([&] { return loop_->stats().fill_waits >= 1; }, milliseconds(5'000)));
+  EXPECT_EQ(loop_->stats().batches, 0u);
+  ASSERT_TRUE(Enqueue(Request("c", 0, 60'000)).status.ok());
+  ASSERT_TRUE(Enqueue(Request("d", 0, 60'000)).status.ok());
+  ASSERT_TRUE(Eventually(
+      [&] {
+        std::lock_guard lock(mu);
+        return answered.size() == 4;
+      },
+      milliseconds(20'000)));
+  const auto batches = backend_->batches();
+  ASSERT_EQ(batches.size(), 1u);
+  ASSERT_EQ(batches[0].size(), 4u);
+  for (const RequestPtr& r : batches[0]) {
+    // Claimed because it was full: before the delay bound of "a".
+    EXPECT_LT(r->dispatched_at - batches[0][0]->arrival, Micros(kDelayUs)) << r->input;
+  }
+  std::lock_guard lock(mu);
+  std::sort(answered.begin(), answered.end());
+  EXPECT_EQ(answered, (std::vector<std::string>{"a=out:input of a", "b=out:input of b",
+                                                "c=out:input of c", "d=out:input of d"}));
+  EXPECT_EQ(loop_->stats().batches, 1u);
+}
+
+// Below the target, the delay bound still lets a partial batch go.
+TEST_F(ClaimLoopTest, APartialBatchLeavesAtTheDelayBound) {
+  std::mutex mu;
+  size_t answered = 0;
+  auto listener = NewListener("gw-a", [&](redis::WireResult&&) {
+    std::lock_guard lock(mu);
+    ++answered;
+  });
+  StartWorker(/*max_batch=*/4, /*delay_us=*/200'000);
+  ASSERT_TRUE(Enqueue(Request("a", 0, 60'000)).status.ok());
+  ASSERT_TRUE(Enqueue(Request("b", 0, 60'000)).status.ok());
+  ASSERT_TRUE(Eventually(
+      [&] {
+        std::lock_guard lock(mu);
+        return answered == 2;
+      },
+      milliseconds(20'000)));
+  const auto batches = backend_->batches();
+  ASSERT_EQ(batches.size(), 1u);
+  EXPECT_EQ(batches[0].size(), 2u);
+  // It waited for company first: the delay bound, not an immediate claim.
+  EXPECT_GE(loop_->stats().fill_waits, 1u);
+  EXPECT_GE(batches[0][0]->dispatched_at - batches[0][0]->arrival, milliseconds(150));
+}
+
+}  // namespace
+}  // namespace sluice
