@@ -92,9 +92,10 @@ void ClaimLoop::Run() {
   while (WaitForRoom()) {
     RenewLeasesIfDue();
     RetryFailedCompletes();
-    // The batch the load needs, by the collector's rules (DispatchGroup:
-    // adaptive or static, and a full batch while one is due within the
-    // delay anyway), never more than a full one.
+    // The batch the load needs (DispatchGroup: adaptive or static); after a
+    // look at a filling batch, the one the collector would wait for at the
+    // depth seen then (a full one when it is due within the delay anyway).
+    // Never more than a full one.
     const TimePoint now = SystemClock()->Now();
     const size_t want =
         filling ? options_.group->BatchToWaitFor(now, filling->depth, filling->until - now)
@@ -104,8 +105,16 @@ void ClaimLoop::Run() {
     if (batch.ok() && batch->empty() && batch->depth > 0 && batch->wait_us > 0) {
       fill_waits_.fetch_add(1, std::memory_order_relaxed);
       const TimePoint at = SystemClock()->Now();
-      filling = Filling{batch->depth, at + Micros(batch->wait_us)};
-      WaitWhileFilling(*filling, claim.min_batch, at);
+      const size_t depth = batch->depth;
+      const SteadyClock::duration left = Micros(batch->wait_us);
+      std::optional<SteadyClock::duration> last_nap;
+      if (filling && depth <= filling->depth) last_nap = filling->nap;  // nothing came
+      const SteadyClock::duration nap = FillNap(
+          left,
+          options_.group->TimeToQueue(at, claim.min_batch > depth ? claim.min_batch - depth : 0),
+          Micros(options_.max_batch_delay_us), last_nap);
+      filling = Filling{depth, at + left, nap};
+      WaitWhileFilling(nap);
       continue;
     }
     filling.reset();
@@ -159,18 +168,25 @@ void ClaimLoop::Run() {
   finished_.store(true, std::memory_order_release);
 }
 
-void ClaimLoop::WaitWhileFilling(const Filling& filling, size_t want, TimePoint now) {
-  // Until the batch is due to be full at the group's dispatch rate (this
-  // worker's share of the arrivals, so rather late than early), but at most
-  // a quarter of what is left of its delay, so that a batch filled by
-  // several gateways is seen within a quarter of the delay; a claim then
-  // looks again. (A BLPOP timeout would wake on each enqueue, but Redis
-  // checks those only every 1000/hz ms.)
-  const SteadyClock::duration left = filling.until - now;
-  const SteadyClock::duration to_fill =
-      options_.group->TimeToQueue(now, want > filling.depth ? want - filling.depth : 0);
-  const SteadyClock::duration nap =
-      std::min(left, std::max<SteadyClock::duration>(std::min(to_fill, left / 4), Micros(200)));
+SteadyClock::duration FillNap(SteadyClock::duration left, SteadyClock::duration to_fill,
+                              SteadyClock::duration delay,
+                              std::optional<SteadyClock::duration> last_nap) {
+  SteadyClock::duration nap = std::min(to_fill, delay / 4);
+  if (last_nap) nap = std::max(nap, std::min(*last_nap, delay) * 2);
+  return std::min(std::max<SteadyClock::duration>(nap, Micros(200)), left);
+}
+
+void ClaimLoop::WaitWhileFilling(SteadyClock::duration nap) {
+  if (nap >= std::chrono::seconds(1)) {
+    // A long wait (a long max_batch_delay_us, or no rate yet): block on the
+    // wake list instead, so that the next enqueue brings a look at once.
+    // Its timeout (Redis checks those every 1000/hz ms) is bounded by
+    // claim_timeout_ms, well under the nap. A failure shows in the next claim.
+    const auto timeout = std::min<int64_t>(ToMicros(nap) / 1000, options_.claim_timeout_ms);
+    options_.wait_connection->Call(
+        {"BLPOP", options_.wake_key, std::to_string(static_cast<double>(timeout) / 1000.0)});
+    return;
+  }
   std::unique_lock lock(state_->mu);
   state_->cv.wait_for(lock, nap, [this] { return stopping_.load(std::memory_order_acquire); });
 }

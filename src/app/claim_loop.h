@@ -7,11 +7,16 @@
 // empty, a local timed wait while a partial batch fills) whenever the
 // group has room for one, and hands each to DispatchGroup::Submit(), which
 // runs it whole on a free slot (no local queue, no second batching).
-// While a batch fills, the loop looks again when it is predicted full at the
-// group's dispatch rate, and at least every quarter of the delay left, and
-// asks for the batch the group's collector would wait for
-// (BatchToWaitFor): a partial batch leaves once it holds what the load
-// needs, not only at max_batch_delay_us — the single-process rules.
+// While a batch fills, the loop looks again after FillNap() — when it is
+// predicted full at the group's dispatch rate, at least every quarter of
+// max_batch_delay_us, backing off while nothing arrives; naps of a second
+// or more block on the wake list instead, so an enqueue brings a look at
+// once — and then asks for the batch the group's collector would wait for
+// at the depth it saw (BatchToWaitFor). So a partial batch leaves once it
+// holds what the load needs, not only at max_batch_delay_us, as in one
+// process; unlike the collector, the first claim after a batch asks for
+// the adaptive target alone (the full-batch rule needs the depth, which
+// only a claim reports).
 // Answers go back through each request's
 // completion: they are collected on the group's strand and sent with ONE
 // CompleteAsync per strand turn, i.e. one script call (and one message per
@@ -63,6 +68,16 @@
 #include "redis/batch_claimer.h"
 
 namespace sluice {
+
+// How long a claim loop waits before it looks again at a batch still
+// filling: until the batch is predicted full (`to_fill`, at the group's
+// dispatch rate), but at most a quarter of `delay` (max_batch_delay_us);
+// twice `last_nap` (itself capped at `delay`) when given — the queue did not
+// grow since the last look, so arrivals have slowed; at least 200 µs; never
+// past `left`, what is left of the delay.
+SteadyClock::duration FillNap(SteadyClock::duration left, SteadyClock::duration to_fill,
+                              SteadyClock::duration delay,
+                              std::optional<SteadyClock::duration> last_nap);
 
 class ClaimLoop {
  public:
@@ -148,17 +163,18 @@ class ClaimLoop {
 
   // A claim found a batch still filling: `depth` queued, and it must leave
   // by `until` (max_batch_delay_us after its oldest arrival, or earlier for
-  // a deadline).
+  // a deadline); the loop then waited `nap`.
   struct Filling {
     size_t depth = 0;
     TimePoint until;
+    SteadyClock::duration nap{};
   };
 
   void Run();
-  // Sleeps (stop-aware) before the next look at a filling batch that should
-  // hold `want`: until it is predicted full, bounded by a quarter of its
-  // delay left (and at least 200 µs).
-  void WaitWhileFilling(const Filling& filling, size_t want, TimePoint now);
+  // Waits `nap` (FillNap) before the next look at a filling batch:
+  // stop-aware; from a second up, a BLPOP on the wake list (bounded by
+  // claim_timeout_ms) that an enqueue ends.
+  void WaitWhileFilling(SteadyClock::duration nap);
   // Waits until a batch may be claimed; false when stopping.
   bool WaitForRoom();
   void Hand(redis::RedisBatchClaimer::Batch& batch);

@@ -149,7 +149,10 @@ void DispatchGroup::Submit(std::vector<RequestPtr> batch) {
       const auto to = batch.begin() + static_cast<std::ptrdiff_t>(std::min(at + max, batch.size()));
       g->handed_.emplace_back(std::make_move_iterator(from), std::make_move_iterator(to));
     }
-    if (g->started_) g->RunHanded(now);
+    if (g->started_) {
+      g->DispatchRetries(now);  // due retries first, as when a slot frees
+      g->RunHanded(now);
+    }
     if (g->handed_.empty()) return;
     g->EnsureSweep();  // its deadlines, and RefuseUnservable() while stuck
     if (g->batch_room() == 0) g->RefuseUnservable(now);
