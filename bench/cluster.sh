@@ -5,8 +5,11 @@
 # `sluice model-server`s, 3 workers, 2 gateways) in a temp state dir, then
 # for each rate in RATES runs `sluice bench` against GATEWAYS (1: gateway-1;
 # 2: both, half the rate each) and reports, per request answered:
-#   - Redis CPU (INFO cpu: used_cpu_sys + used_cpu_user),
+#   - Redis CPU (INFO cpu: used_cpu_sys + used_cpu_user; the kernel's share,
+#     used_cpu_sys, in brackets),
 #   - each role's CPU (utime + stime from /proc/PID/stat, summed per role),
+#     and at the last rate gateway-1's and `sluice serve`'s CPU per thread
+#     (threads are named: sluice-io-N, redis-conn, redis-sub, log-writer...),
 # next to achieved rate, success and latency percentiles from the bench
 # JSON. The same rates then run against `sluice serve` on the same config
 # without its `redis:` section (one process, same model servers), for the
@@ -57,9 +60,11 @@ redis_all() {  # ARGS...: redis-cli ARGS on every Redis node, outputs concatenat
   local p
   for p in $(redis_ports); do redis-cli -p "$p" "$@"; done
 }
-redis_cpu_s() {
+redis_cpu_s() {  # [sys]: user + system seconds, or system seconds only
+  local re='^used_cpu_(sys|user):'
+  [ "${1:-}" = sys ] && re='^used_cpu_sys:'
   redis_all INFO cpu | tr -d '\r' |
-    awk -F: '/^used_cpu_(sys|user):/ { s += $2 } END { printf "%.6f\n", s }'
+    awk -F: -v re="$re" '$0 ~ re { s += $2 } END { printf "%.6f\n", s }'
 }
 # Sum of sluice_requests_total on a port's /metrics (answers of any status).
 answered() {
@@ -82,6 +87,25 @@ role_cpu_s() {  # ROLE: sum over its processes (NAME-*.pid in the state dir)
     sum=$(awk -v a="$sum" -v b="$(cpu_s "$(cat "$f")")" 'BEGIN { print a + b }')
   done
   echo "$sum"
+}
+
+# CPU seconds per thread name of a pid ("name seconds" lines; threads of
+# one name summed; the main thread is named after the process).
+thread_cpu() {
+  local t
+  for t in /proc/"$1"/task/*; do
+    printf '%s %s\n' "$(tr ' ' '_' <"$t/comm" 2>/dev/null)" \
+      "$(awk -v t="$TICKS" '{ sub(/^.*\) /, ""); print ($12 + $13) / t }' "$t/stat" 2>/dev/null || echo 0)"
+  done | awk '{ s[$1] += $2 } END { for (k in s) print k, s[k] }'
+}
+# BEFORE AFTER N: a table of each thread name's CPU µs per request.
+thread_table() {
+  echo "| thread | CPU µs/req |"
+  echo "|---|---:|"
+  join <(sort "$1") <(sort "$2") |
+    awk -v n="$3" '{ d = $3 - $2; t += d; if (d > 0) printf "%s %.1f\n", $1, d * 1e6 / n }
+                   END { printf "(all) %.1f\n", t * 1e6 / n }' |
+    sort -k2 -nr | awk '{ printf "| %s | %s |\n", $1, $2 }'
 }
 
 run_bench() {  # URL RATE OUT
@@ -116,14 +140,15 @@ redis_kind="Redis"
 echo "- local cluster: $redis_kind, PostgreSQL (request log), 3 model-servers (4 devices each), 3 workers, 2 gateways; load on $GATEWAYS gateway(s), mix $MIX, $DURATION per rate after $WARMUP warm-up, $CONNECTIONS connections"
 echo "- CPU µs per answered request over the whole step (warm-up included in both CPU and answers)"
 echo
-echo "| mode | offered req/s | achieved | success % | p50 ms | p95 ms | p99 ms | Redis µs/req | gateways µs/req | workers µs/req | model-servers µs/req | PostgreSQL µs/req |"
+echo "| mode | offered req/s | achieved | success % | p50 ms | p95 ms | p99 ms | Redis µs/req (of it kernel) | gateways µs/req | workers µs/req | model-servers µs/req | PostgreSQL µs/req |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 IFS=, read -r -a rates <<<"$RATES"
 for rate in "${rates[@]}"; do
   redis_all CONFIG RESETSTAT >/dev/null
-  r0=$(redis_cpu_s); g0=$(role_cpu_s gateway); w0=$(role_cpu_s worker); m0=$(role_cpu_s model-server)
+  r0=$(redis_cpu_s); rs0=$(redis_cpu_s sys); g0=$(role_cpu_s gateway); w0=$(role_cpu_s worker); m0=$(role_cpu_s model-server)
   p0=$(pg_cpu_s)
-  n0=$(( $(answered "$gw1") + $(answered "$gw2") ))
+  n0=$(( $(answered "$gw1") + $(answered "$gw2") )); n1_0=$(answered "$gw1")
+  thread_cpu "$(cat "$STATE/gateway-1.pid")" >"$STATE/threads0.$rate"
   if [ "$GATEWAYS" = 2 ]; then
     half=$(awk -v r="$rate" 'BEGIN { print r / 2 }')
     run_bench "http://127.0.0.1:$gw1" "$half" "$STATE/b1.json" &
@@ -133,13 +158,15 @@ for rate in "${rates[@]}"; do
     run_bench "http://127.0.0.1:$gw1" "$rate" "$STATE/b1.json"
   fi
   n=$(( $(answered "$gw1") + $(answered "$gw2") - n0 ))
-  r=$(delta "$r0" "$(redis_cpu_s)"); g=$(delta "$g0" "$(role_cpu_s gateway)")
+  r=$(delta "$r0" "$(redis_cpu_s)"); rs=$(delta "$rs0" "$(redis_cpu_s sys)"); g=$(delta "$g0" "$(role_cpu_s gateway)")
   w=$(delta "$w0" "$(role_cpu_s worker)"); m=$(delta "$m0" "$(role_cpu_s model-server)")
   p=$(delta "$p0" "$(pg_cpu_s)")
   read -r ach succ p50 p95 p99 <<<"$(summary "$STATE/b1.json")"
   redis_all INFO commandstats | tr -d '\r' >"$STATE/commandstats.$rate"
   echo "$n" >"$STATE/answered.$rate"
-  echo "| cluster | $rate | $ach$([ "$GATEWAYS" = 2 ] && echo ' (gw-1)') | $succ | $p50 | $p95 | $p99 | $(per_req "$r" "$n") | $(per_req "$g" "$n") | $(per_req "$w" "$n") | $(per_req "$m" "$n") | $(per_req "$p" "$n") |"
+  thread_cpu "$(cat "$STATE/gateway-1.pid")" >"$STATE/threads1.$rate"
+  echo $(( $(answered "$gw1") - n1_0 )) >"$STATE/answered-gw1.$rate"
+  echo "| cluster | $rate | $ach$([ "$GATEWAYS" = 2 ] && echo ' (gw-1)') | $succ | $p50 | $p95 | $p99 | $(per_req "$r" "$n") ($(per_req "$rs" "$n") sys) | $(per_req "$g" "$n") | $(per_req "$w" "$n") | $(per_req "$m" "$n") | $(per_req "$p" "$n") |"
 done
 
 # Where Redis's time went at the last rate (commands run inside scripts are
@@ -156,6 +183,10 @@ awk -F'[:,=]' -v n="$(cat "$STATE/answered.$last")" '
           printf "%s %.3f %.2f %.2f\n", k, calls[k] / n, usec[k] / n, usec[k] / calls[k] }' \
   "$STATE/commandstats.$last" | sort -k3 -nr | head -15 |
   awk '{ printf "| %s | %s | %s | %s |\n", $1, $2, $3, $4 }'
+echo
+echo "gateway-1's threads at $last req/s, CPU µs per request it answered (\`/proc/PID/task\`; \`sluice\` is the main thread, an I/O thread):"
+echo
+thread_table "$STATE/threads0.$last" "$STATE/threads1.$last" "$(cat "$STATE/answered-gw1.$last")"
 echo
 
 # The single process on the same config and model servers, without Redis.
@@ -181,10 +212,17 @@ for rate in "${rates[@]}"; do
   s0=$(cpu_s "$SERVE_PID"); m0=$(role_cpu_s model-server)
   p0=$(pg_cpu_s)
   n0=$(answered "$sp")
+  thread_cpu "$SERVE_PID" >"$STATE/serve-threads0"
   run_bench "http://127.0.0.1:$sp" "$rate" "$STATE/s.json"
   n=$(( $(answered "$sp") - n0 ))
+  thread_cpu "$SERVE_PID" >"$STATE/serve-threads1"
+  echo "$n" >"$STATE/serve-answered"
   s=$(delta "$s0" "$(cpu_s "$SERVE_PID")"); m=$(delta "$m0" "$(role_cpu_s model-server)")
   p=$(delta "$p0" "$(pg_cpu_s)")
   read -r ach succ p50 p95 p99 <<<"$(summary "$STATE/s.json")"
   echo "| serve (one process) | $rate | $ach | $succ | $p50 | $p95 | $p99 | – | $(per_req "$s" "$n") (whole process) | – | $(per_req "$m" "$n") | $(per_req "$p" "$n") |"
 done
+echo
+echo "\`sluice serve\`'s threads at $last req/s, CPU µs per request:"
+echo
+thread_table "$STATE/serve-threads0" "$STATE/serve-threads1" "$(cat "$STATE/serve-answered")"

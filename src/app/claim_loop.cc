@@ -5,6 +5,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/thread_name.h"
 #include "redis/keys.h"
 
 namespace sluice {
@@ -19,7 +20,10 @@ ClaimLoop::~ClaimLoop() {
 }
 
 void ClaimLoop::Start() {
-  thread_ = std::thread([this] { Run(); });
+  thread_ = std::thread([this] {
+    SetCurrentThreadName("claim-loop");
+    Run();
+  });
 }
 
 void ClaimLoop::Stop() {

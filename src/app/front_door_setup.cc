@@ -8,6 +8,7 @@
 #include <vector>
 
 #include <spdlog/spdlog.h>
+#include "common/thread_name.h"
 
 namespace sluice {
 
@@ -129,7 +130,12 @@ void FrontDoorListeners::StopAccepting() {
 
 void RunIoContext(boost::asio::io_context& ioc, int threads) {
   std::vector<std::thread> extra;
-  for (int i = 1; i < threads; ++i) extra.emplace_back([&ioc] { ioc.run(); });
+  for (int i = 1; i < threads; ++i) {
+    extra.emplace_back([&ioc, i] {
+      SetCurrentThreadName("sluice-io-" + std::to_string(i));
+      ioc.run();
+    });
+  }
   ioc.run();
   for (std::thread& t : extra) t.join();
 }

@@ -8,6 +8,7 @@
 #include <CLI/CLI.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include "common/thread_name.h"
 
 namespace sluice {
 
@@ -95,7 +96,12 @@ int ModelServerCommand::Run() {
               static_cast<unsigned>(server.value()->port()));
   std::fflush(stdout);
   std::vector<std::thread> threads;
-  for (int i = 1; i < io_threads_; ++i) threads.emplace_back([&ioc] { ioc.run(); });
+  for (int i = 1; i < io_threads_; ++i) {
+    threads.emplace_back([&ioc, i] {
+      SetCurrentThreadName("ms-io-" + std::to_string(i));
+      ioc.run();
+    });
+  }
   ioc.run();
   for (std::thread& t : threads) t.join();
   return 0;

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include <boost/asio/post.hpp>
+#include "common/thread_name.h"
 
 namespace sluice::loadgen {
 
@@ -88,6 +89,7 @@ Result<size_t> LoadWorker::OpenConnections() {
     for (auto& c : connections_) c->Connect();
   });
   thread_ = std::thread([this] {
+    SetCurrentThreadName("load-gen");
     // Timers of ordinary threads may fire up to 50 us late ("timer slack");
     // arrivals 50 us apart need better, so ask for 1 us.
     prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);

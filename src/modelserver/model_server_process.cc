@@ -9,6 +9,7 @@
 #include <csignal>
 #include <cstring>
 #include <string_view>
+#include "common/thread_name.h"
 
 namespace sluice::modelserver::testing {
 
@@ -57,6 +58,7 @@ Status ModelServerProcess::Start(std::chrono::milliseconds timeout) {
     }
   }
   forwarder_ = std::thread([fd = stdout_fd_] {
+    SetCurrentThreadName("ms-stdout");
     char buf[512];
     ssize_t n;
     while ((n = ::read(fd, buf, sizeof(buf))) > 0) {

@@ -8,6 +8,7 @@
 #include <set>
 #include <utility>
 
+#include "common/thread_name.h"
 #include "redis/hash_slot.h"
 
 namespace sluice::redis {
@@ -161,7 +162,10 @@ Result<std::unique_ptr<RedisClusterClient>> RedisClusterClient::Create(Options o
   SplitAddress(options.seeds[0], &probe.host, &probe.port);
   if (Status s = RedisConnection::Validate(probe); !s.ok()) return s;
   std::unique_ptr<RedisClusterClient> client(new RedisClusterClient(std::move(options)));
-  client->refresh_thread_ = std::thread([c = client.get()] { c->RefreshLoop(); });
+  client->refresh_thread_ = std::thread([c = client.get()] {
+    SetCurrentThreadName("redis-slots");
+    c->RefreshLoop();
+  });
   return client;
 }
 

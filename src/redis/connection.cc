@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <optional>
 #include <utility>
+#include "common/thread_name.h"
 
 namespace sluice::redis {
 namespace {
@@ -61,7 +62,10 @@ bool Authenticate(redisContext* c, const std::string& username, const std::strin
 Result<std::unique_ptr<RedisConnection>> RedisConnection::Create(const Options& options) {
   if (Status s = Validate(options); !s.ok()) return s;
   std::unique_ptr<RedisConnection> connection(new RedisConnection(options));
-  connection->thread_ = std::thread([c = connection.get()] { c->Run(); });
+  connection->thread_ = std::thread([c = connection.get()] {
+    SetCurrentThreadName("redis-conn");
+    c->Run();
+  });
   return connection;
 }
 

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "common/thread_name.h"
 #include "redis/connection.h"
 
 namespace sluice::redis {
@@ -75,7 +76,10 @@ Result<std::unique_ptr<RedisSubscriber>> RedisSubscriber::Create(Options options
   const int wake_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (wake_fd < 0) return Internal(std::string("eventfd: ") + std::strerror(errno));
   std::unique_ptr<RedisSubscriber> s(new RedisSubscriber(std::move(options), wake_fd));
-  s->thread_ = std::thread([p = s.get()] { p->Run(); });
+  s->thread_ = std::thread([p = s.get()] {
+    SetCurrentThreadName("redis-sub");
+    p->Run();
+  });
   return s;
 }
 

@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include "common/thread_name.h"
 
 namespace sluice::store {
 
@@ -65,7 +66,10 @@ Result<std::unique_ptr<LogWriter>> LogWriter::Create(const Options& options,
   if (Status s = Validate(options); !s.ok()) return s;
   if (sink == nullptr) return InvalidArgument("LogWriter needs a sink");
   std::unique_ptr<LogWriter> w(new LogWriter(options, std::move(sink), sink_open));
-  w->thread_ = std::thread([raw = w.get()] { raw->Run(); });
+  w->thread_ = std::thread([raw = w.get()] {
+    SetCurrentThreadName("log-writer");
+    raw->Run();
+  });
   return w;
 }
 
