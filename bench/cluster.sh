@@ -89,23 +89,27 @@ role_cpu_s() {  # ROLE: sum over its processes (NAME-*.pid in the state dir)
   echo "$sum"
 }
 
-# CPU seconds per thread name of a pid ("name seconds" lines; threads of
-# one name summed; the main thread is named after the process).
+# Per thread name of a pid: "name cpu_seconds context_switches" lines
+# (threads of one name summed; the main thread is named after the process;
+# switches voluntary + involuntary, from /proc/PID/task/TID/status).
 thread_cpu() {
   local t
   for t in /proc/"$1"/task/*; do
-    printf '%s %s\n' "$(tr ' ' '_' <"$t/comm" 2>/dev/null)" \
-      "$(awk -v t="$TICKS" '{ sub(/^.*\) /, ""); print ($12 + $13) / t }' "$t/stat" 2>/dev/null || echo 0)"
-  done | awk '{ s[$1] += $2 } END { for (k in s) print k, s[k] }'
+    printf '%s %s %s\n' "$(tr ' ' '_' <"$t/comm" 2>/dev/null)" \
+      "$(awk -v t="$TICKS" '{ sub(/^.*\) /, ""); print ($12 + $13) / t }' "$t/stat" 2>/dev/null || echo 0)" \
+      "$(awk '/ctxt_switches/ { s += $2 } END { print s + 0 }' "$t/status" 2>/dev/null || echo 0)"
+  done | awk '{ c[$1] += $2; x[$1] += $3 } END { for (k in c) print k, c[k], x[k] }'
 }
-# BEFORE AFTER N: a table of each thread name's CPU µs per request.
+# BEFORE AFTER N: a table of each thread name's CPU µs and context switches
+# per request.
 thread_table() {
-  echo "| thread | CPU µs/req |"
-  echo "|---|---:|"
+  echo "| thread | CPU µs/req | context switches/req |"
+  echo "|---|---:|---:|"
   join <(sort "$1") <(sort "$2") |
-    awk -v n="$3" '{ d = $3 - $2; t += d; if (d > 0) printf "%s %.1f\n", $1, d * 1e6 / n }
-                   END { printf "(all) %.1f\n", t * 1e6 / n }' |
-    sort -k2 -nr | awk '{ printf "| %s | %s |\n", $1, $2 }'
+    awk -v n="$3" '{ d = $4 - $2; x = $5 - $3; t += d; tx += x
+                     if (d > 0 || x > 0) printf "%s %.1f %.2f\n", $1, d * 1e6 / n, x / n }
+                   END { printf "(all) %.1f %.2f\n", t * 1e6 / n, tx / n }' |
+    sort -k2 -nr | awk '{ printf "| %s | %s | %s |\n", $1, $2, $3 }'
 }
 
 run_bench() {  # URL RATE OUT
@@ -184,7 +188,7 @@ awk -F'[:,=]' -v n="$(cat "$STATE/answered.$last")" '
   "$STATE/commandstats.$last" | sort -k3 -nr | head -15 |
   awk '{ printf "| %s | %s | %s | %s |\n", $1, $2, $3, $4 }'
 echo
-echo "gateway-1's threads at $last req/s, CPU µs per request it answered (\`/proc/PID/task\`; \`sluice\` is the main thread, an I/O thread):"
+echo "gateway-1's threads at $last req/s, CPU µs and context switches per request it answered (\`/proc/PID/task\`; \`sluice\` is the main thread, an I/O thread):"
 echo
 thread_table "$STATE/threads0.$last" "$STATE/threads1.$last" "$(cat "$STATE/answered-gw1.$last")"
 echo
@@ -223,6 +227,6 @@ for rate in "${rates[@]}"; do
   echo "| serve (one process) | $rate | $ach | $succ | $p50 | $p95 | $p99 | – | $(per_req "$s" "$n") (whole process) | – | $(per_req "$m" "$n") | $(per_req "$p" "$n") |"
 done
 echo
-echo "\`sluice serve\`'s threads at $last req/s, CPU µs per request:"
+echo "\`sluice serve\`'s threads at $last req/s, CPU µs and context switches per request:"
 echo
 thread_table "$STATE/serve-threads0" "$STATE/serve-threads1" "$(cat "$STATE/serve-answered")"
