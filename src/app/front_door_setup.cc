@@ -4,10 +4,12 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <string>
 #include <thread>
 #include <vector>
 
 #include <spdlog/spdlog.h>
+
 #include "common/thread_name.h"
 
 namespace sluice {

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include <boost/asio/post.hpp>
+
 #include "common/thread_name.h"
 
 namespace sluice::loadgen {

@@ -9,6 +9,7 @@
 #include <csignal>
 #include <cstring>
 #include <string_view>
+
 #include "common/thread_name.h"
 
 namespace sluice::modelserver::testing {

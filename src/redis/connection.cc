@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <optional>
 #include <utility>
+
 #include "common/thread_name.h"
 
 namespace sluice::redis {

@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+
 #include "common/thread_name.h"
 
 namespace sluice::store {
