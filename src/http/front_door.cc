@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/ids.h"
+#include "common/thread_name.h"
 #include "common/utf8.h"
 #include "http/inference_codec.h"
 
@@ -70,6 +71,10 @@ struct FrontDoor::Route {
   std::optional<Status> error;  // kError: 404 or 405
   const char* allow = nullptr;  // 405: the Allow header
 };
+
+FrontDoor::FrontDoor(Options options) : options_(std::move(options)) {
+  boost::asio::post(lookups_, [] { SetCurrentThreadName("log-lookup"); });
+}
 
 FrontDoor::~FrontDoor() { lookups_.join(); }
 

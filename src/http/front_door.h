@@ -121,7 +121,7 @@ class FrontDoor final : public RequestHandler {
     bool serve_internal = true;   // /internal/* and /metrics
   };
 
-  explicit FrontDoor(Options options) : options_(std::move(options)) {}
+  explicit FrontDoor(Options options);
   ~FrontDoor() override;
 
   HeaderVerdict CheckHeader(const HttpRequest& header) override;
@@ -148,7 +148,7 @@ class FrontDoor final : public RequestHandler {
   Options options_;
   LogThrottle token_warnings_;  // refused service tokens, once per 10 s
   // Request-log lookups (they may query a database) run here, off the I/O
-  // threads.
+  // threads, on a thread named "log-lookup".
   boost::asio::thread_pool lookups_{1};
 };
 
