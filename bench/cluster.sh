@@ -8,8 +8,8 @@
 #   - Redis CPU (INFO cpu: used_cpu_sys + used_cpu_user; the kernel's share,
 #     used_cpu_sys, in brackets),
 #   - each role's CPU (utime + stime from /proc/PID/stat, summed per role),
-#     and at the last rate gateway-1's and `sluice serve`'s CPU per thread
-#     (threads are named: sluice-io-N, redis-conn, redis-sub, log-writer...),
+#     and at the last rate gateway-1's and `sluice serve`'s CPU and context
+#     switches per thread (threads are named: sluice-io-N, redis-conn, redis-sub, log-writer...),
 # next to achieved rate, success and latency percentiles from the bench
 # JSON. The same rates then run against `sluice serve` on the same config
 # without its `redis:` section (one process, same model servers), for the
@@ -48,10 +48,12 @@ cleanup() {
 trap cleanup EXIT
 
 port_of() { awk -v n="$1" '$1 == n { print $2 }' "$STATE/ports"; }
-# CPU seconds (user + system) of a pid, from /proc/PID/stat fields 14 and 15.
-cpu_s() {
-  awk -v t="$TICKS" '{ sub(/^.*\) /, ""); print ($12 + $13) / t }' "/proc/$1/stat" 2>/dev/null || echo 0
+# CPU seconds (user + system) in a stat file (/proc/PID/stat or
+# /proc/PID/task/TID/stat: fields 14 and 15).
+stat_cpu_s() {
+  awk -v t="$TICKS" '{ sub(/^.*\) /, ""); print ($12 + $13) / t }' "$1" 2>/dev/null || echo 0
 }
+cpu_s() { stat_cpu_s "/proc/$1/stat"; }  # PID: the whole process
 # Redis's ports: every node of a Redis Cluster (REDIS_CLUSTER=1), else one.
 redis_ports() {
   if [ -f "$STATE/redis-nodes" ]; then cat "$STATE/redis-nodes"; else port_of redis; fi
@@ -96,7 +98,7 @@ thread_cpu() {
   local t
   for t in /proc/"$1"/task/*; do
     printf '%s %s %s\n' "$(tr ' ' '_' <"$t/comm" 2>/dev/null)" \
-      "$(awk -v t="$TICKS" '{ sub(/^.*\) /, ""); print ($12 + $13) / t }' "$t/stat" 2>/dev/null || echo 0)" \
+      "$(stat_cpu_s "$t/stat")" \
       "$(awk '/ctxt_switches/ { s += $2 } END { print s + 0 }' "$t/status" 2>/dev/null || echo 0)"
   done | awk '{ c[$1] += $2; x[$1] += $3 } END { for (k in c) print k, c[k], x[k] }'
 }
