@@ -5,12 +5,8 @@
 #include <algorithm>
 #include <cstdio>
 #include <string>
-#include <thread>
-#include <vector>
 
 #include <spdlog/spdlog.h>
-
-#include "common/thread_name.h"
 
 namespace sluice {
 
@@ -64,7 +60,7 @@ uint64_t RaiseOpenFileLimit(uint64_t wanted) {
 }
 
 Result<std::unique_ptr<FrontDoorListeners>> FrontDoorListeners::Create(
-    boost::asio::io_context& ioc, const AppConfig& config, http::FrontDoor::Options door) {
+    IoContextPool& pool, const AppConfig& config, http::FrontDoor::Options door) {
   // Descriptors besides client connections: backends, logs, Redis, the
   // listeners themselves.
   constexpr uint64_t kOtherDescriptors = 1024;
@@ -73,8 +69,10 @@ Result<std::unique_ptr<FrontDoorListeners>> FrontDoorListeners::Create(
   http::FrontDoor::Options public_door = door;
   public_door.serve_internal = !config.admin.enabled;
   l->public_door_ = std::make_unique<http::FrontDoor>(std::move(public_door));
-  auto server =
-      http::HttpServer::Create(ioc, HttpServerOptions(config.server, l->public_door_.get()));
+  http::HttpServer::Options public_options =
+      HttpServerOptions(config.server, l->public_door_.get());
+  public_options.connection_contexts = &pool;
+  auto server = http::HttpServer::Create(pool.main(), public_options);
   if (!server.ok()) return server.status();
   l->public_ = std::move(server.value());
   if (config.admin.enabled) {
@@ -85,8 +83,9 @@ Result<std::unique_ptr<FrontDoorListeners>> FrontDoorListeners::Create(
     admin.port = config.admin.port;
     admin.max_connections = 256;  // operators and scrapers
     admin.max_connections_per_client = 0;
-    auto admin_server =
-        http::HttpServer::Create(ioc, HttpServerOptions(admin, l->admin_door_.get()));
+    http::HttpServer::Options admin_options = HttpServerOptions(admin, l->admin_door_.get());
+    admin_options.connection_contexts = &pool;
+    auto admin_server = http::HttpServer::Create(pool.main(), admin_options);
     if (!admin_server.ok()) return admin_server.status();
     l->admin_ = std::move(admin_server.value());
   }
@@ -128,18 +127,6 @@ void FrontDoorListeners::Start(const AppConfig& config) {
 void FrontDoorListeners::StopAccepting() {
   public_->StopAccepting();
   if (admin_) admin_->StopAccepting();
-}
-
-void RunIoContext(boost::asio::io_context& ioc, int threads) {
-  std::vector<std::thread> extra;
-  for (int i = 1; i < threads; ++i) {
-    extra.emplace_back([&ioc, i] {
-      SetCurrentThreadName("sluice-io-" + std::to_string(i));
-      ioc.run();
-    });
-  }
-  ioc.run();
-  for (std::thread& t : extra) t.join();
 }
 
 }  // namespace sluice

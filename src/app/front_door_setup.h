@@ -5,8 +5,7 @@
 
 #include <memory>
 
-#include <boost/asio/io_context.hpp>
-
+#include "common/io_context_pool.h"
 #include "config/config.h"
 #include "core/authenticator.h"
 #include "http/front_door.h"
@@ -30,12 +29,13 @@ uint64_t RaiseOpenFileLimit(uint64_t wanted);
 
 // The front door's listeners: the public one and, when the config has an
 // `admin:` section, a second one that alone serves /internal/* and /metrics.
-// Owns the FrontDoors and HttpServers; must outlive the io_context's run().
+// Owns the FrontDoors and HttpServers; must outlive the pool's Run(). The
+// listeners run on pool.main(), their connections over all of the pool.
 class FrontDoorListeners {
  public:
   // Binds both listeners (not yet accepting) and raises the open-file limit
   // to what server.max_connections needs. Errors: an address in use or bad.
-  static Result<std::unique_ptr<FrontDoorListeners>> Create(boost::asio::io_context& ioc,
+  static Result<std::unique_ptr<FrontDoorListeners>> Create(IoContextPool& pool,
                                                             const AppConfig& config,
                                                             http::FrontDoor::Options door);
 
@@ -53,8 +53,5 @@ class FrontDoorListeners {
   std::unique_ptr<http::FrontDoor> public_door_, admin_door_;
   std::unique_ptr<http::HttpServer> public_, admin_;
 };
-
-// Runs `ioc` on `threads` threads (the caller's included) until it stops.
-void RunIoContext(boost::asio::io_context& ioc, int threads);
 
 }  // namespace sluice

@@ -174,12 +174,11 @@ Status GatewayRole::Parts::Build() {
   lo.subscriber = RedisSubscriberOptions(cfg.redis);
   lo.keys = keys;
   lo.gateway_id = options.gateway_id;
-  // One hand-off to the I/O threads per message (a worker's batch), not one
-  // per result: the answers are written from there without further wakeups.
-  lo.on_results = [ioc = &process.ioc(), this](std::vector<redis::WireResult>&& batch) {
-    asio::post(*ioc, [this, batch = std::move(batch)]() mutable {
-      for (redis::WireResult& r : batch) pending.Deliver(std::move(r));
-    });
+  // Completed here, on the subscriber's thread: each answer is encoded here
+  // and handed to its connection's own event loop, so a message (a worker's
+  // batch) wakes each loop at most once and no loop relays another's answers.
+  lo.on_results = [this](std::vector<redis::WireResult>&& batch) {
+    for (redis::WireResult& r : batch) pending.Deliver(std::move(r));
   };
   auto l = redis::RedisResultListener::Create(std::move(lo));
   if (!l.ok()) return l.status();
@@ -343,7 +342,7 @@ Status GatewayRole::Listen() {
   fd.metrics = &*p.request_metrics;
   fd.health = [&p] { return p.Health(); };
   fd.render_metrics = [registry = &p.process.registry()] { return registry->RenderPrometheus(); };
-  auto listeners = FrontDoorListeners::Create(p.process.ioc(), p.config(), std::move(fd));
+  auto listeners = FrontDoorListeners::Create(p.process.pool(), p.config(), std::move(fd));
   if (!listeners.ok()) return listeners.status();
   p.listeners = std::move(listeners).value();
   p.listeners->AddMetrics(p.process.registry());

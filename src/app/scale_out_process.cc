@@ -9,7 +9,7 @@
 namespace sluice {
 
 ScaleOutProcess::ScaleOutProcess(const AppConfig& config)
-    : config_(config), ioc_(config.server.io_threads), control_(ioc_) {}
+    : config_(config), pool_(config.server.io_threads), control_(pool_.main()) {}
 
 ScaleOutProcess::~ScaleOutProcess() { CloseRedis(); }
 
@@ -19,7 +19,7 @@ Result<std::unique_ptr<ScaleOutProcess>> ScaleOutProcess::Create(const AppConfig
   if (!config.redis.configured) return InvalidArgument("needs a `redis:` section in its config");
   std::unique_ptr<ScaleOutProcess> p(new ScaleOutProcess(config));
   // Caught from now on; handled on the run loop, where drainer_ is set.
-  p->signals_ = std::make_unique<ShutdownSignals>(p->ioc_, p->control_, [raw = p.get()] {
+  p->signals_ = std::make_unique<ShutdownSignals>(p->pool_.main(), p->control_, [raw = p.get()] {
     if (raw->drainer_) raw->drainer_->Begin();
   });
   auto auth = MakeAuthenticator(config);
@@ -57,9 +57,9 @@ Result<std::unique_ptr<ScaleOutProcess>> ScaleOutProcess::Create(const AppConfig
 
 void ScaleOutProcess::Run(Drainer::Options drain) {
   drain.executor = &control_;
-  drain.stop = [this] { ioc_.stop(); };
+  drain.stop = [this] { pool_.Stop(); };
   drainer_ = std::make_unique<Drainer>(std::move(drain));
-  RunIoContext(ioc_, config_.server.io_threads);
+  pool_.Run();
 }
 
 void ScaleOutProcess::CloseRedis() {

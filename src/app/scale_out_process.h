@@ -1,5 +1,5 @@
-// ScaleOutProcess: what the roles of one scale-out process share — one
-// io_context (server.io_threads), one metrics registry, the authenticator,
+// ScaleOutProcess: what the roles of one scale-out process share — its
+// event loops (an IoContextPool of server.io_threads), one metrics registry, the authenticator,
 // one Redis client (with its sluice_redis_* connection metrics), the Redis
 // Cluster rate limiter when there is one, one request log, one dead-letter
 // queue (sluice_dead_letter_queue_size, as in `serve`; every entry is also
@@ -16,11 +16,10 @@
 #include <memory>
 #include <string>
 
-#include <boost/asio/io_context.hpp>
-
 #include "app/drainer.h"
 #include "app/shutdown_signals.h"
 #include "common/asio_executor.h"
+#include "common/io_context_pool.h"
 #include "common/status.h"
 #include "config/config.h"
 #include "core/authenticator.h"
@@ -46,7 +45,10 @@ class ScaleOutProcess {
   ~ScaleOutProcess();
 
   const AppConfig& config() const { return config_; }
-  boost::asio::io_context& ioc() { return ioc_; }
+  // The main event loop (timers, strands, listeners); connections run on
+  // all of pool().
+  boost::asio::io_context& ioc() { return pool_.main(); }
+  IoContextPool& pool() { return pool_; }
   metrics::Registry& registry() { return registry_; }
   const Authenticator* auth() const { return auth_.get(); }
   redis::RedisClient* redis() const { return redis_.get(); }
@@ -59,7 +61,7 @@ class ScaleOutProcess {
   // The Drainer's executor (a strand on ioc()).
   Executor& control() { return control_; }
 
-  // Runs the io_context on server.io_threads threads until `drain` calls
+  // Runs the event loops on server.io_threads threads until `drain` calls
   // stop(); SIGINT/SIGTERM call drain.Begin() (caught from Create() on, so
   // a signal that arrives while the roles start is not lost).
   // options.executor and options.stop are filled in here.
@@ -71,7 +73,7 @@ class ScaleOutProcess {
   explicit ScaleOutProcess(const AppConfig& config);
 
   const AppConfig& config_;
-  boost::asio::io_context ioc_;
+  IoContextPool pool_;
   metrics::Registry registry_;
   AsioExecutor control_;
   std::unique_ptr<Authenticator> auth_;

@@ -12,6 +12,7 @@
 #include "app/request_log_factory.h"
 #include "app/shutdown_signals.h"
 #include "common/asio_executor.h"
+#include "common/io_context_pool.h"
 #include "core/authenticator.h"
 #include "core/inference_service.h"
 #include "http/front_door.h"
@@ -44,7 +45,10 @@ void AbandonQueued(std::vector<std::unique_ptr<ModelRuntime>>& models) {
 }  // namespace
 
 int RunServe(const AppConfig& config) {
-  asio::io_context ioc(config.server.io_threads);
+  // Connections spread over the pool; the models' dispatchers, backends and
+  // timers run on its main loop.
+  IoContextPool pool(config.server.io_threads);
+  asio::io_context& ioc = pool.main();
   metrics::Registry registry;
   LocalResultRouter router;
 
@@ -159,7 +163,7 @@ int RunServe(const AppConfig& config) {
   };
   fd.render_metrics = [&registry] { return registry.RenderPrometheus(); };
   fd.dead_letters = dead_letters->get();
-  auto listeners = FrontDoorListeners::Create(ioc, config, std::move(fd));
+  auto listeners = FrontDoorListeners::Create(pool, config, std::move(fd));
   if (!listeners.ok()) {
     spdlog::error("{}", listeners.status().message());
     return 1;
@@ -188,7 +192,7 @@ int RunServe(const AppConfig& config) {
   drain.timeout_ms = config.server.drain_timeout_ms;
   drain.grace_ms = 1'000;
   drain.written = [&server] { return server.requests_in_progress() == 0; };
-  drain.stop = [&ioc] { ioc.stop(); };
+  drain.stop = [&pool] { pool.Stop(); };
   Drainer drainer(std::move(drain));
   ShutdownSignals signals(ioc, control, [&drainer] { drainer.Begin(); });
 
@@ -197,7 +201,7 @@ int RunServe(const AppConfig& config) {
   spdlog::info("serving {} model(s) with {} I/O thread(s)", models.size(),
                config.server.io_threads);
 
-  RunIoContext(ioc, config.server.io_threads);
+  pool.Run();
   return 0;
 }
 

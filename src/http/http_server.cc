@@ -94,8 +94,10 @@ void AcceptLater(std::shared_ptr<HttpServer::State> state, const boost::system::
 
 // The accept loop holds only the shared state, so it may outlive the server.
 void AcceptLoop(std::shared_ptr<HttpServer::State> state) {
-  // Each connection gets its own strand.
-  auto socket = std::make_shared<StrandSocket>(asio::make_strand(state->ioc));
+  // Each connection gets its own strand, on the context it will run on.
+  IoContextPool* pool = state->options.connection_contexts;
+  asio::io_context& home = pool != nullptr ? pool->NextForConnection() : state->ioc;
+  auto socket = std::make_shared<StrandSocket>(asio::make_strand(home));
   state->acceptor.async_accept(*socket, [state, socket](boost::system::error_code ec) {
     if (ec == asio::error::operation_aborted || !state->acceptor.is_open()) return;
     if (ec) {

@@ -33,9 +33,10 @@
 // descriptors (or memory) the listener backs off and logs once per interval
 // instead of spinning.
 //
-// Threading: runs on the io_context passed to Create() (any number of
-// threads may run it). Start()/StopAccepting() are thread-safe. The server
-// must outlive the io_context's run() calls.
+// Threading: the listener runs on the io_context passed to Create(), each
+// connection on the context Options::connection_contexts gives it (any
+// number of threads may run a context). Start()/StopAccepting() are
+// thread-safe. The server must outlive the contexts' run() calls.
 #pragma once
 
 #include <atomic>
@@ -45,6 +46,7 @@
 
 #include <boost/asio/io_context.hpp>
 
+#include "common/io_context_pool.h"
 #include "common/status.h"
 #include "http/types.h"
 
@@ -72,6 +74,10 @@ class HttpServer {
     // before accepting again (logged at most once per 10 s).
     int64_t accept_backoff_ms = 100;
     RequestHandler* handler = nullptr;  // required; borrowed
+    // Where client connections run: spread round robin over this pool's
+    // contexts (borrowed; it must outlive the server's run). Null: on the
+    // io_context passed to Create().
+    IoContextPool* connection_contexts = nullptr;
   };
 
   // Binds and listens (errors: address in use, bad address).

@@ -4,6 +4,8 @@
 #include <charconv>
 #include <cmath>
 
+#include "common/json_writer.h"
+
 namespace sluice::http {
 
 namespace json = boost::json;
@@ -103,45 +105,6 @@ Status DecodeInferenceRequest(std::string_view body, DecodedInference* out) {
   }
   return Status::Ok();
 }
-
-namespace {
-// Appends `s` as a JSON string literal (RFC 8259 escaping; bytes >= 0x80
-// pass through, as Boost.JSON's serializer does).
-void AppendJsonString(std::string& out, std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  out.push_back('"');
-  size_t run = 0;  // start of the pending unescaped run
-  for (size_t i = 0; i < s.size(); ++i) {
-    unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c != '"' && c != '\\') continue;
-    out.append(s.data() + run, i - run);
-    run = i + 1;
-    switch (c) {
-      case '"':
-        out.append("\\\"");
-        break;
-      case '\\':
-        out.append("\\\\");
-        break;
-      case '\n':
-        out.append("\\n");
-        break;
-      case '\r':
-        out.append("\\r");
-        break;
-      case '\t':
-        out.append("\\t");
-        break;
-      default:
-        out.append("\\u00");
-        out.push_back(kHex[c >> 4]);
-        out.push_back(kHex[c & 0xf]);
-    }
-  }
-  out.append(s.data() + run, s.size() - run);
-  out.push_back('"');
-}
-}  // namespace
 
 std::string EncodeInferenceResponse(const std::string& request_id, const InferenceOutcome& outcome,
                                     int64_t latency_ms) {

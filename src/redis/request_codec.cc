@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include <fmt/format.h>
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/parse.hpp>
@@ -16,6 +17,7 @@
 #include <mutex>
 #include <set>
 
+#include "common/json_writer.h"
 #include "common/utf8.h"
 
 namespace sluice::redis {
@@ -56,10 +58,6 @@ bool GetInt(const json::object& o, std::string_view key, Int* out, bool required
 
 // Text for a JSON string: valid UTF-8, so that every reader can parse it
 // (a backend's bytes are not necessarily UTF-8). Copies only when invalid.
-json::string Utf8(const std::string& s) {
-  return IsValidUtf8(s) ? json::string(s) : json::string(SanitizeUtf8(s));
-}
-
 void MakeValid(std::string* s) {
   if (!IsValidUtf8(*s)) *s = SanitizeUtf8(*s);
 }
@@ -106,24 +104,6 @@ ErrorCode CodeFromName(std::string_view name) {
   return it == codes->end() ? ErrorCode::kInternal : it->second;
 }
 
-json::object ResultObject(const WireResult& r) {
-  json::object o;
-  o["id"] = Utf8(r.id);
-  o["c"] = ErrorCodeName(r.code);
-  if (!r.message.empty()) o["msg"] = Utf8(r.message);
-  if (!r.output.empty()) o["out"] = Utf8(r.output);
-  if (r.tokens_used != 0) o["tok"] = r.tokens_used;
-  if (!r.model_version.empty()) o["mv"] = Utf8(r.model_version);
-  if (r.batch_id != 0) o["b"] = r.batch_id;
-  if (r.batch_size != 0) o["bs"] = r.batch_size;
-  if (!r.reason.empty()) o["r"] = Utf8(r.reason);
-  if (r.queue_wait_us != 0) o["qw"] = r.queue_wait_us;
-  if (r.accelerator_us != 0) o["acc"] = r.accelerator_us;
-  if (!r.worker_id.empty()) o["w"] = Utf8(r.worker_id);
-  if (!r.detail.empty()) o["dt"] = Utf8(r.detail);
-  return o;
-}
-
 Result<WireResult> ResultFromObject(const json::object& o, bool lenient) {
   constexpr std::string_view kWhat = "result";
   WireResult r;
@@ -164,36 +144,37 @@ const char* InternReason(const std::string& reason) {
 
 }  // namespace
 
+// The encoders write their text directly (JsonObjectWriter): one runs per
+// request on a gateway and one per result on a worker, and a json::object
+// would allocate per member.
+namespace {
+void AppendRequest(std::string& out, const WireRequest& r) {
+  JsonObjectWriter o(out);
+  o.String("id", r.id).String("gw", r.gateway_id).String("key", r.key_id).Int("t", r.tier);
+  o.String("tn", r.tier_name).String("m", r.model).String("in", r.input);
+  o.Int("mt", r.max_tokens);
+  if (r.temperature.has_value()) o.Double("temp", *r.temperature);
+  if (!r.params_json.empty()) o.String("p", r.params_json);
+  o.Int("ar", r.arrival_us).Int("dd", r.dispatch_deadline_us).Int("td", r.total_deadline_us);
+  o.Int("ct", r.charged_tokens);
+  if (r.tokens_per_minute > 0) o.Int("tpm", r.tokens_per_minute);
+  o.Close();
+}
+}  // namespace
+
 std::string EncodeRequest(const WireRequest& r) {
-  json::object o;
-  o["id"] = Utf8(r.id);
-  o["gw"] = Utf8(r.gateway_id);
-  o["key"] = Utf8(r.key_id);
-  o["t"] = r.tier;
-  o["tn"] = Utf8(r.tier_name);
-  o["m"] = Utf8(r.model);
-  o["in"] = Utf8(r.input);
-  o["mt"] = r.max_tokens;
-  if (r.temperature.has_value()) o["temp"] = *r.temperature;
-  if (!r.params_json.empty()) o["p"] = Utf8(r.params_json);
-  o["ar"] = r.arrival_us;
-  o["dd"] = r.dispatch_deadline_us;
-  o["td"] = r.total_deadline_us;
-  o["ct"] = r.charged_tokens;
-  if (r.tokens_per_minute > 0) o["tpm"] = r.tokens_per_minute;
-  return json::serialize(o);
+  std::string out;
+  out.reserve(256 + r.input.size() + r.params_json.size());
+  AppendRequest(out, r);
+  return out;
 }
 
 std::string EncodeEntry(const WireRequest& r) {
-  std::string entry = std::to_string(r.tier);
-  entry += '|';
-  entry += std::to_string(r.dispatch_deadline_us);
-  entry += '|';
-  entry += std::to_string(r.arrival_us);
-  entry += "|0|";
-  entry += r.gateway_id;
-  entry += '|';
-  entry += EncodeRequest(r);
+  std::string entry;
+  entry.reserve(320 + r.input.size() + r.params_json.size());
+  fmt::format_to(std::back_inserter(entry), "{}|{}|{}|0|{}|", r.tier, r.dispatch_deadline_us,
+                 r.arrival_us, r.gateway_id);
+  AppendRequest(entry, r);
   return entry;
 }
 
@@ -261,7 +242,25 @@ Result<WireRequest> DecodeRequest(std::string_view text) {
   return r;
 }
 
-std::string EncodeResult(const WireResult& result) { return json::serialize(ResultObject(result)); }
+std::string EncodeResult(const WireResult& r) {
+  std::string out;
+  out.reserve(160 + r.output.size() + r.message.size() + r.detail.size());
+  JsonObjectWriter o(out);
+  o.String("id", r.id).String("c", ErrorCodeName(r.code));
+  if (!r.message.empty()) o.String("msg", r.message);
+  if (!r.output.empty()) o.String("out", r.output);
+  if (r.tokens_used != 0) o.Int("tok", r.tokens_used);
+  if (!r.model_version.empty()) o.String("mv", r.model_version);
+  if (r.batch_id != 0) o.Uint("b", r.batch_id);
+  if (r.batch_size != 0) o.Uint("bs", r.batch_size);
+  if (!r.reason.empty()) o.String("r", r.reason);
+  if (r.queue_wait_us != 0) o.Int("qw", r.queue_wait_us);
+  if (r.accelerator_us != 0) o.Int("acc", r.accelerator_us);
+  if (!r.worker_id.empty()) o.String("w", r.worker_id);
+  if (!r.detail.empty()) o.String("dt", r.detail);
+  o.Close();
+  return out;
+}
 
 Result<WireResult> DecodeResult(std::string_view text) {
   bool lenient = false;

@@ -1,0 +1,45 @@
+#include "common/io_context_pool.h"
+
+#include <string>
+#include <thread>
+
+#include "common/thread_name.h"
+
+namespace sluice {
+
+IoContextPool::IoContextPool(int threads) {
+  const int n = threads < 1 ? 1 : threads;
+  contexts_.reserve(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) {
+    // One thread per context: asio may then skip its scheduler's locking.
+    contexts_.push_back(std::make_unique<boost::asio::io_context>(1));
+  }
+  for (size_t i = 1; i < contexts_.size(); ++i) {
+    guards_.emplace_back(boost::asio::make_work_guard(*contexts_[i]));
+  }
+}
+
+IoContextPool::~IoContextPool() = default;
+
+boost::asio::io_context& IoContextPool::NextForConnection() {
+  return *contexts_[next_.fetch_add(1, std::memory_order_relaxed) % contexts_.size()];
+}
+
+void IoContextPool::Run() {
+  std::vector<std::thread> others;
+  for (size_t i = 1; i < contexts_.size(); ++i) {
+    others.emplace_back([this, i] {
+      SetCurrentThreadName("sluice-io-" + std::to_string(i));
+      contexts_[i]->run();
+    });
+  }
+  contexts_.front()->run();
+  for (WorkGuard& g : guards_) g.reset();
+  for (std::thread& t : others) t.join();
+}
+
+void IoContextPool::Stop() {
+  for (auto& c : contexts_) c->stop();
+}
+
+}  // namespace sluice
