@@ -26,7 +26,7 @@ Status AddSimSlots(const ModelConfig& model, Executor* executor, BackendSlots* o
   return Status::Ok();
 }
 
-Status AddHttpSlots(boost::asio::io_context& ioc, const ModelConfig& model,
+Status AddHttpSlots(IoContextPool& pool, const ModelConfig& model,
                     const std::vector<std::string>& urls, BackendSlots* out) {
   const HttpBackendConfig& http = model.backend.http;
   auto protocol = http_backend::ProtocolKindFor(model.backend.kind, http.openai_api);
@@ -54,7 +54,7 @@ Status AddHttpSlots(boost::asio::io_context& ioc, const ModelConfig& model,
       o.request_timeout_ms = http.request_timeout_ms;
       o.tls = tls;
       o.tls_context = tls_context;
-      o.io_context = &ioc;
+      o.io_context = &pool.NextForConnection();
       auto b = http_backend::HttpBackend::Create(o);
       if (!b.ok()) return b.status();
       out->slots.push_back(std::move(b).value());
@@ -68,7 +68,7 @@ Status AddHttpSlots(boost::asio::io_context& ioc, const ModelConfig& model,
 
 }  // namespace
 
-Result<BackendSlots> MakeBackendSlots(boost::asio::io_context& ioc, const ModelConfig& model,
+Result<BackendSlots> MakeBackendSlots(IoContextPool& pool, const ModelConfig& model,
                                       Executor* executor, std::optional<size_t> endpoint_index) {
   BackendSlots out;
   if (model.backend.kind == "sim") {
@@ -83,7 +83,7 @@ Result<BackendSlots> MakeBackendSlots(boost::asio::io_context& ioc, const ModelC
     }
     urls = {urls[*endpoint_index]};
   }
-  if (Status s = AddHttpSlots(ioc, model, urls, &out); !s.ok()) return s;
+  if (Status s = AddHttpSlots(pool, model, urls, &out); !s.ok()) return s;
   return out;
 }
 

@@ -9,8 +9,7 @@
 #include <string>
 #include <vector>
 
-#include <boost/asio/io_context.hpp>
-
+#include "common/io_context_pool.h"
 #include "config/config.h"
 #include "core/backend.h"
 
@@ -24,9 +23,11 @@ struct BackendSlots {
 };
 
 // `endpoint_index`: http kinds only — serve backend.http.endpoints[index]
-// alone; nullopt = every endpoint. `executor` runs sim completions.
+// alone; nullopt = every endpoint. `executor` runs sim completions; each
+// HTTP connection runs on a context of `pool` (round robin, as client
+// connections do), so backend I/O is spread over the event loops.
 // Errors: kInvalidArgument (index out of range, bad TLS files, ...).
-Result<BackendSlots> MakeBackendSlots(boost::asio::io_context& ioc, const ModelConfig& model,
+Result<BackendSlots> MakeBackendSlots(IoContextPool& pool, const ModelConfig& model,
                                       Executor* executor, std::optional<size_t> endpoint_index);
 
 }  // namespace sluice

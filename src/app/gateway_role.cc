@@ -1,5 +1,6 @@
 #include "app/gateway_role.h"
 
+#include <exception>
 #include <functional>
 #include <optional>
 #include <random>
@@ -175,10 +176,17 @@ Status GatewayRole::Parts::Build() {
   lo.keys = keys;
   lo.gateway_id = options.gateway_id;
   // Completed here, on the subscriber's thread: each answer is encoded here
-  // and handed to its connection's own event loop, so a message (a worker's
-  // batch) wakes each loop at most once and no loop relays another's answers.
+  // and handed to its own connection's event loop (no loop relays another's
+  // answers). One completion that throws costs only its own request: the
+  // rest of the message is still delivered.
   lo.on_results = [this](std::vector<redis::WireResult>&& batch) {
-    for (redis::WireResult& r : batch) pending.Deliver(std::move(r));
+    for (redis::WireResult& r : batch) {
+      try {
+        pending.Deliver(std::move(r));
+      } catch (const std::exception& e) {
+        spdlog::error("gateway: completing a request failed: {}", e.what());
+      }
+    }
   };
   auto l = redis::RedisResultListener::Create(std::move(lo));
   if (!l.ok()) return l.status();

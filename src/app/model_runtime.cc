@@ -9,17 +9,16 @@
 
 namespace sluice {
 
-ModelRuntime::ModelRuntime(boost::asio::io_context& ioc, const ModelConfig& config)
-    : config_(config), executor_(ioc) {}
+ModelRuntime::ModelRuntime(boost::asio::io_context& main, const ModelConfig& config)
+    : config_(config), executor_(main) {}
 
 Result<std::unique_ptr<ModelRuntime>> ModelRuntime::Create(
-    boost::asio::io_context& ioc, const AppConfig& app, const ModelConfig& model,
-    ResultRouter* router, DeadLetterQueue* dead_letters, RequestLog* log,
-    metrics::Registry* registry) {
-  std::unique_ptr<ModelRuntime> rt(new ModelRuntime(ioc, model));
+    IoContextPool& pool, const AppConfig& app, const ModelConfig& model, ResultRouter* router,
+    DeadLetterQueue* dead_letters, RequestLog* log, metrics::Registry* registry) {
+  std::unique_ptr<ModelRuntime> rt(new ModelRuntime(pool.main(), model));
   // One SimBackend per simulated device, or one HttpBackend per connection
   // to each endpoint (endpoints sharing a TLS setup share its context).
-  auto built = MakeBackendSlots(ioc, model, &rt->executor_, std::nullopt);
+  auto built = MakeBackendSlots(pool, model, &rt->executor_, std::nullopt);
   if (!built.ok()) return built.status();
   ModelScheduler::Options so = SchedulerOptionsFor(app, model);
   DispatchGroup::Options& g = so.dispatch;

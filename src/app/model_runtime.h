@@ -1,8 +1,9 @@
 // ModelRuntime: everything one configured model runs on in `sluice serve` —
 // its ModelScheduler (queue, batch cost, admission, dispatch group) on
 // accelerator slots built from the config, and its BatchMetrics. Built
-// from ModelConfig by Create(); owns all of it. Not copyable; destroy only
-// after the io_context stopped running.
+// from ModelConfig by Create(); owns all of it. Its dispatchers run on the
+// pool's main loop, its HTTP backend connections over the whole pool. Not
+// copyable; destroy only after the pool stopped running.
 #pragma once
 
 #include <memory>
@@ -13,6 +14,7 @@
 
 #include "app/batch_metrics.h"
 #include "common/asio_executor.h"
+#include "common/io_context_pool.h"
 #include "config/config.h"
 #include "core/model_scheduler.h"
 #include "metrics/registry.h"
@@ -21,8 +23,7 @@ namespace sluice {
 
 class ModelRuntime {
  public:
-  static Result<std::unique_ptr<ModelRuntime>> Create(boost::asio::io_context& ioc,
-                                                      const AppConfig& app,
+  static Result<std::unique_ptr<ModelRuntime>> Create(IoContextPool& pool, const AppConfig& app,
                                                       const ModelConfig& model,
                                                       ResultRouter* router,
                                                       DeadLetterQueue* dead_letters,
@@ -50,7 +51,7 @@ class ModelRuntime {
   size_t enabled_devices() const { return scheduler_->group().available_slots(); }
 
  private:
-  explicit ModelRuntime(boost::asio::io_context& ioc, const ModelConfig& config);
+  explicit ModelRuntime(boost::asio::io_context& main, const ModelConfig& config);
 
   const ModelConfig config_;
   AsioExecutor executor_;

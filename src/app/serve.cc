@@ -45,8 +45,8 @@ void AbandonQueued(std::vector<std::unique_ptr<ModelRuntime>>& models) {
 }  // namespace
 
 int RunServe(const AppConfig& config) {
-  // Connections spread over the pool; the models' dispatchers, backends and
-  // timers run on its main loop.
+  // Client and backend connections spread over the pool; the models'
+  // dispatchers and the timers run on its main loop.
   IoContextPool pool(config.server.io_threads);
   asio::io_context& ioc = pool.main();
   metrics::Registry registry;
@@ -81,7 +81,7 @@ int RunServe(const AppConfig& config) {
   service_options.tiers = config.tiers;
   for (const auto& mc : config.models) {
     auto rt =
-        ModelRuntime::Create(ioc, config, mc, &router, dead_letters->get(), log->get(), &registry);
+        ModelRuntime::Create(pool, config, mc, &router, dead_letters->get(), log->get(), &registry);
     if (!rt.ok()) {
       spdlog::error("{}", rt.status().message());
       return 2;

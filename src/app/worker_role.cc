@@ -123,7 +123,7 @@ Status WorkerRole::Parts::Build() {
   const AppConfig& cfg = config();
   redis::RedisClient* conn = process.redis();
   const redis::KeySpace keys(cfg.redis.key_prefix);
-  auto built = MakeBackendSlots(process.ioc(), model, &strand, options.endpoint_index);
+  auto built = MakeBackendSlots(process.pool(), model, &strand, options.endpoint_index);
   if (!built.ok()) return built.status();
   endpoint = built->endpoint;
   slot_count = built->slots.size();

@@ -5,15 +5,19 @@
 // strands. Contexts 1..threads-1 each run on a thread of their own, named
 // "sluice-io-N", and take client connections (NextForConnection(), round
 // robin over all contexts, main() included). A connection's reads, its
-// handlers and its replies then stay on one thread: nothing wakes a second
-// thread per request, as it would with several threads sharing one
-// io_context (asio wakes an idle thread for each handler queued while
-// another waits in epoll).
+// request handler and the writing of its reply then run on one thread:
+// nothing wakes a second thread per request, as it would with several
+// threads sharing one io_context (asio wakes an idle thread for each handler
+// queued while another waits in epoll). Work that other threads finish (a
+// dispatcher's batch, a gateway's results) is handed to the connection's
+// context.
 //
 // Thread-safety: main(), NextForConnection(), size() and Stop() may be
 // called from any thread; Run() once. Ownership: handlers still queued in
 // a context are destroyed with the pool, so destroy it after what they use
-// (as one would an io_context).
+// (as one would an io_context). The destructor shuts every context's
+// services down before it frees any context, so a handler of one context
+// may hold objects of another (a session's handler holding the listener).
 #pragma once
 
 #include <atomic>
@@ -48,8 +52,14 @@ class IoContextPool {
   void Stop();
 
  private:
+  // An io_context whose services can be shut down ahead of its destruction.
+  class Context : public boost::asio::io_context {
+   public:
+    using boost::asio::io_context::io_context;
+    void ShutdownServices() { shutdown(); }
+  };
   using WorkGuard = boost::asio::executor_work_guard<boost::asio::io_context::executor_type>;
-  std::vector<std::unique_ptr<boost::asio::io_context>> contexts_;
+  std::vector<std::unique_ptr<Context>> contexts_;
   std::vector<WorkGuard> guards_;  // keep contexts 1.. running while they wait for connections
   std::atomic<size_t> next_{0};
 };

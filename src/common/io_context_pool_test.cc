@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <future>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <string>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "common/thread_name.h"
 
@@ -95,6 +97,24 @@ TEST(IoContextPoolTest, AnIdleContextWaitsForWorkUntilStopped) {
   });
   ASSERT_TRUE(RunsToTheEnd(pool));
   EXPECT_TRUE(reached_other);
+}
+
+// A handler queued on one context may hold the last reference to an object
+// of another (a session's handler and the listener's state): destroying the
+// pool unrun must not free a context whose objects are still to be
+// released (AddressSanitizer reports it if it does).
+TEST(IoContextPoolTest, DestroyingItWithHandlersHoldingAnotherContextsObjectsIsSafe) {
+  auto pool = std::make_unique<IoContextPool>(3);
+  asio::io_context& main = pool->NextForConnection();
+  asio::io_context& other = pool->NextForConnection();
+  auto timer = std::make_shared<asio::steady_timer>(main);
+  timer->expires_after(std::chrono::hours(1));
+  timer->async_wait([](boost::system::error_code) {});
+  std::weak_ptr<asio::steady_timer> watch = timer;
+  asio::post(other, [timer = std::move(timer)] {});
+  ASSERT_FALSE(watch.expired());
+  pool.reset();
+  EXPECT_TRUE(watch.expired());
 }
 
 // Without Stop(), Run() returns once every context ran out of work.

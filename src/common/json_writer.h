@@ -1,7 +1,7 @@
 // JsonObjectWriter: appends one flat JSON object to a string, member by
 // member, without building a tree (no allocation per member). For the
-// encoders on the hot path (the queue entry, a worker's result, the HTTP
-// response); readers use Boost.JSON.
+// encoders on the hot path (the queue entry, a worker's result;
+// AppendJsonString also serves the HTTP response); readers use Boost.JSON.
 //
 // Names are written as given: they must be plain ASCII that needs no
 // escaping (the encoders' own constants). String values are escaped per RFC

@@ -7,7 +7,8 @@
 // machines): each side converts with a WallClockAnchor taken from its own
 // clocks, so clock skew between machines shifts deadlines by the skew.
 //
-// Encoding: compact JSON objects with short keys (Boost.JSON); a result
+// Encoding: compact JSON objects with short keys (written directly,
+// common/json_writer.h; read with Boost.JSON); a result
 // message on a gateway's channel is a JSON array of result objects (the
 // complete script joins the encoded results with commas). Error codes travel
 // as ErrorCodeName() strings ("backend_error"), so that a reordered enum in
