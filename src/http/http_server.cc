@@ -7,6 +7,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 
+#include "common/io_context_pool.h"
 #include "http/session.h"
 
 namespace sluice::http {

@@ -46,9 +46,12 @@
 
 #include <boost/asio/io_context.hpp>
 
-#include "common/io_context_pool.h"
 #include "common/status.h"
 #include "http/types.h"
+
+namespace sluice {
+class IoContextPool;
+}  // namespace sluice
 
 namespace sluice::http {
 
