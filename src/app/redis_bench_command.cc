@@ -247,9 +247,7 @@ int RedisBenchCommand::Run() {
                                     keys.Batches(model), keys.Wake(model)};
     for (size_t t = 0; t < 3; ++t) del.push_back(keys.Queue(model, t));
     (void)conn.Call(std::move(del));
-    for (int64_t k = 0; k < keys_; ++k) {
-      (void)conn.Call({"DEL", keys.RateLimit("key-" + std::to_string(k))});
-    }
+    (void)conn.Call({"DEL", keys.RateLimits()});
     if (cpu0 < 0 || cpu1 < 0 || cpu2 < 0 || cost.refused > 0 || cost.answered != requests_) {
       std::fprintf(stderr, "sluice bench-redis: run failed (refused %lld, answered %lld of %lld)\n",
                    static_cast<long long>(cost.refused), static_cast<long long>(cost.answered),

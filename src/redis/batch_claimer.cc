@@ -3,10 +3,12 @@
 #include <algorithm>
 #include <condition_variable>
 #include <cstdio>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 
 #include "redis/scripts.h"
 
@@ -308,11 +310,6 @@ void RedisBatchClaimer::CompleteAsync(const std::vector<WireResult>& results, Co
 void RedisBatchClaimer::CompleteShardAsync(size_t shard, const std::vector<WireResult>& results,
                                            CompleteDone done) {
   std::vector<std::string> keys = complete_keys_[shard];
-  const size_t fixed_keys = keys.size();
-  std::unordered_map<std::string_view, size_t> limit_index;  // key id -> 1..K
-  std::vector<std::string> args = {std::to_string(options_.tiers.size()),
-                                   options_.keys.ResultChannelPrefix()};
-  args.reserve(2 + 8 * results.size());
   // Token settlements the script cannot make (Redis Cluster: the limits
   // live in other slots): made with the limiter once the reply says which
   // completions were live.
@@ -322,35 +319,61 @@ void RedisBatchClaimer::CompleteShardAsync(size_t shard, const std::vector<WireR
     int64_t tokens_per_minute, charged, used;
   };
   auto separate = std::make_shared<std::vector<Settlement>>();
-  for (const WireResult& r : results) {
-    size_t index = 0;
-    const int64_t used = r.code == ErrorCode::kOk ? r.tokens_used : 0;
-    const bool settle = !r.charged_key_id.empty() && r.tokens_per_minute > 0 &&
-                        ValidateKeyPart("key", r.charged_key_id).ok();
-    if (settle && options_.separate_limiter != nullptr) {
-      separate->push_back(Settlement{static_cast<size_t>(&r - results.data()), r.charged_key_id,
-                                     r.tokens_per_minute, r.charged_tokens, used});
-    } else if (settle) {
-      auto [it, added] = limit_index.try_emplace(r.charged_key_id, keys.size() - fixed_keys + 1);
-      if (added) keys.push_back(options_.keys.RateLimit(r.charged_key_id));
-      index = it->second;
-    }
-    args.push_back(r.id);
-    args.push_back(EncodeResult(r));
-    args.push_back(std::to_string(r.owner_gateway_id.empty() ? -1 : r.queue_tier));
-    args.push_back(r.owner_gateway_id);
-    args.push_back(r.lease);
-    const bool in_script = settle && index > 0;
-    args.push_back(std::to_string(index));
-    args.push_back(std::to_string(in_script ? r.tokens_per_minute : 0));
-    args.push_back(std::to_string(in_script ? used - r.charged_tokens : 0));
+  // The results grouped by (owner gateway, lease), groups in order of first
+  // appearance; `order` maps the script's numbering to indices in `results`.
+  std::map<std::pair<std::string_view, std::string_view>, std::vector<size_t>> by_group;
+  std::vector<const std::vector<size_t>*> groups;
+  for (size_t i = 0; i < results.size(); ++i) {
+    auto [it, added] = by_group.try_emplace({results[i].owner_gateway_id, results[i].lease});
+    if (added) groups.push_back(&it->second);
+    it->second.push_back(i);
   }
+  auto order = std::make_shared<std::vector<size_t>>();
+  order->reserve(results.size());
+  std::vector<std::string> args = {std::to_string(options_.tiers.size()),
+                                   options_.keys.ResultChannelPrefix(),
+                                   std::to_string(groups.size())};
+  args.reserve(4 + 3 * groups.size() + 2 * results.size());
+  std::vector<std::string> settlements;  // position, key id, tpm, delta
+  for (const std::vector<size_t>* group : groups) {
+    const WireResult& head = results[group->front()];
+    args.push_back(head.owner_gateway_id);
+    args.push_back(head.lease);
+    args.push_back(std::to_string(group->size()));
+    for (const size_t i : *group) {
+      const WireResult& r = results[i];
+      order->push_back(i);
+      args.push_back(r.id);
+      args.push_back(EncodeResult(r));
+      const int64_t used = r.code == ErrorCode::kOk ? r.tokens_used : 0;
+      const bool settle = !r.charged_key_id.empty() && r.tokens_per_minute > 0 &&
+                          ValidateKeyPart("key", r.charged_key_id).ok();
+      if (!settle) continue;
+      if (options_.separate_limiter != nullptr) {
+        separate->push_back(
+            Settlement{i, r.charged_key_id, r.tokens_per_minute, r.charged_tokens, used});
+        continue;
+      }
+      if (used == r.charged_tokens) continue;
+      settlements.push_back(std::to_string(order->size()));
+      settlements.push_back(r.charged_key_id);
+      settlements.push_back(std::to_string(r.tokens_per_minute));
+      settlements.push_back(std::to_string(used - r.charged_tokens));
+    }
+  }
+  if (!settlements.empty()) keys.push_back(options_.keys.RateLimits());
+  args.push_back(std::to_string(settlements.size() / 4));
+  args.insert(args.end(), std::make_move_iterator(settlements.begin()),
+              std::make_move_iterator(settlements.end()));
   options_.connection->RunScript(
       scripts::Complete(), std::move(keys), std::move(args),
-      [counters = counters_, limiter = options_.separate_limiter, separate,
+      [counters = counters_, limiter = options_.separate_limiter, separate, order,
        done = std::move(done)](ReplyResult reply) {
         Result<CompleteResult> parsed = ParseCompleteReply(reply);
         if (parsed.ok()) {
+          // The script numbers results in argument order: back to `results`'.
+          for (size_t& k : parsed->stale_positions) k = k < order->size() ? (*order)[k] : k;
+          std::sort(parsed->stale_positions.begin(), parsed->stale_positions.end());
           counters->stale.fetch_add(parsed->stale, std::memory_order_relaxed);
           counters->dropped.fetch_add(parsed->dropped, std::memory_order_relaxed);
           std::vector<RedisRateLimiter::Settlement> live;

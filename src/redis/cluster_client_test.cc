@@ -108,7 +108,7 @@ TEST(HashSlotTest, MatchesRedisClusterSpecVectors) {
   EXPECT_EQ(KeySlot("foo{}{bar}"), Crc16("foo{}{bar}") % kHashSlots);  // empty tag: whole key
   EXPECT_EQ(KeySlot("foo{{bar}}zap"), Crc16("{bar") % kHashSlots);
   EXPECT_EQ(KeySlot("foo{bar}{zap}"), Crc16("bar") % kHashSlots);
-  // One model's keys share a slot; a key's rate limit has its own.
+  // One model's keys share a slot; rate-limit shards have their own.
   const KeySpace k;
   const int slot = KeySlot(k.Payloads("llama"));
   for (const std::string& key :
@@ -117,7 +117,7 @@ TEST(HashSlotTest, MatchesRedisClusterSpecVectors) {
         k.WorkerExpiry("llama")}) {
     EXPECT_EQ(KeySlot(key), slot) << key;
   }
-  EXPECT_EQ(KeySlot(k.RateLimit("key-1")), KeySlot("key-1"));
+  EXPECT_EQ(KeySlot(k.RateLimitsInShard(3)), KeySlot("|3"));
   // Shards: shard 0 is the model's own tag; the others get their own slots.
   EXPECT_EQ(QueueShard("llama", 0), "llama");
   EXPECT_EQ(QueueShard("llama", 2), "llama|2");
@@ -259,8 +259,8 @@ TEST_F(ClusterTest, QueueAndRateLimitsRunWithLimitsInTheirOwnCalls) {
   auto client = NewClient(cluster_->Addresses());
   ASSERT_NE(client, nullptr);
   // As a gateway on a cluster: keys' states spread over 16 slots.
-  ASSERT_FALSE(
-      client->Call({"DEL", KeySpace().RateLimitInShard("key-1", Crc16("key-1") % 16)})->is_error());
+  ASSERT_FALSE(client->Call({"HDEL", KeySpace().RateLimitsInShard(Crc16("key-1") % 16), "key-1"})
+                   ->is_error());
   auto limiter = std::move(RedisRateLimiter::Create({client.get(), KeySpace(), 16})).value();
   RedisQueueClient::Options q;
   q.connection = client.get();

@@ -25,12 +25,14 @@
 //                                 and pushed out by the cap
 //   sluice:{m}:workers      HASH  worker id -> heartbeat (JSON)
 //   sluice:{m}:workers:exp  ZSET  worker id -> heartbeat expiry, epoch µs
-//   sluice:rl:{key_id}      STRING the GCRA TATs in epoch µs of the
-//                                 requests / tokens limits, two little-
-//                                 endian doubles (16 bytes; scripts.cc);
-//                                 expires when both are full again (within
-//                                 a factor of two); on Redis
-//                                 Cluster sluice:rl:{|n}:key_id instead
+//   sluice:rl               HASH  rate-limit state: key_id -> the GCRA TATs
+//                                 in epoch µs of the requests / tokens
+//                                 limits, two little-endian doubles (16
+//                                 bytes; scripts.cc). One field per API key
+//                                 ever checked (tens of bytes each), kept:
+//                                 a state from the past reads as full
+//                                 buckets. On Redis Cluster the keys are
+//                                 spread over sluice:rl:{|n} instead
 //                                 (RedisRateLimiter key_shards)
 //   channel sluice:results:{gateway_id}   one message per batch (a JSON
 //                                 array of results, request_codec.h)
@@ -71,14 +73,13 @@ class KeySpace {
   std::string DeadStats(std::string_view model) const { return Model(model) + ":dead:stats"; }
   std::string Workers(std::string_view model) const { return Model(model) + ":workers"; }
   std::string WorkerExpiry(std::string_view model) const { return Model(model) + ":workers:exp"; }
-  std::string RateLimit(std::string_view key_id) const {
-    return prefix_ + ":rl:{" + std::string(key_id) + "}";
-  }
-  // A key's state when the limiter spreads keys over `shard` slots
-  // (RedisRateLimiter::Options::key_shards): the tag "|shard" is never a
-  // model's ('|' is not allowed in model names).
-  std::string RateLimitInShard(std::string_view key_id, size_t shard) const {
-    return prefix_ + ":rl:{|" + std::to_string(shard) + "}:" + std::string(key_id);
+  // The hash of every key's rate-limit state (one Redis; fields: key ids).
+  std::string RateLimits() const { return prefix_ + ":rl"; }
+  // Shard `shard` of the rate-limit states when the limiter spreads keys
+  // over slots (RedisRateLimiter::Options::key_shards): the tag "|shard" is
+  // never a model's ('|' is not allowed in model names).
+  std::string RateLimitsInShard(size_t shard) const {
+    return prefix_ + ":rl:{|" + std::to_string(shard) + "}";
   }
   std::string ResultChannel(std::string_view gateway_id) const {
     return ResultChannelPrefix() + std::string(gateway_id) + "}";

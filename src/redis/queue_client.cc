@@ -268,31 +268,32 @@ void RedisQueueClient::SendChunk(const Options& options, const std::string& mode
   // Bounds are split evenly over the shards (rounded up; 0 = none).
   const size_t shards = options.queue_shards;
   auto per_shard = [shards](size_t bound) { return (bound + shards - 1) / shards; };
-  const size_t fixed_keys = keys.size();
   std::unordered_map<std::string_view, size_t> limit_index;  // key id -> 1..K
-  // The keys checked (KEYS after the queues) and each one's policy (the
-  // first item's), then the items naming them by index.
+  // The keys checked (fields of the rate-limit hash) with each one's policy
+  // (the first item's), then the items naming them by index.
   std::vector<size_t> index_of(items->size(), 0);
-  std::vector<std::string> policies;
+  std::vector<std::string> limits;  // key id, rpm, tpm per key
   for (size_t i = 0; i < items->size(); ++i) {
     const EnqueueItem& item = (*items)[i];
     const std::optional<RateLimitCheck> limit = EffectiveLimit(item.options);
     if (!limit.has_value()) continue;
-    auto [it, added] =
-        limit_index.try_emplace(item.options.rate_limit->key_id, keys.size() - fixed_keys + 1);
+    auto [it, added] = limit_index.try_emplace(item.options.rate_limit->key_id, 0);
     if (added) {
-      keys.push_back(k.RateLimit(limit->key_id));
-      policies.push_back(std::to_string(limit->policy.requests_per_minute));
-      policies.push_back(std::to_string(limit->policy.tokens_per_minute));
+      it->second = limits.size() / 3 + 1;
+      limits.push_back(limit->key_id);
+      limits.push_back(std::to_string(limit->policy.requests_per_minute));
+      limits.push_back(std::to_string(limit->policy.tokens_per_minute));
     }
     index_of[i] = it->second;
   }
+  if (!limits.empty()) keys.push_back(k.RateLimits());
   std::vector<std::string> args = {
       std::to_string(options.tier_count), std::to_string(per_shard(options.capacity)),
-      std::to_string(options.wake_list_cap), std::to_string(items->size())};
-  args.reserve(4 + policies.size() + 7 * items->size());
-  args.insert(args.end(), std::make_move_iterator(policies.begin()),
-              std::make_move_iterator(policies.end()));
+      std::to_string(options.wake_list_cap), std::to_string(items->size()),
+      std::to_string(limits.size() / 3)};
+  args.reserve(5 + limits.size() + 7 * items->size());
+  args.insert(args.end(), std::make_move_iterator(limits.begin()),
+              std::make_move_iterator(limits.end()));
   for (size_t i = 0; i < items->size(); ++i) {
     const EnqueueItem& item = (*items)[i];
     const WireRequest& r = item.request;

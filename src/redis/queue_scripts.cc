@@ -11,18 +11,20 @@ local T = tonumber(ARGV[1])
 local capacity = tonumber(ARGV[2])
 local wake_cap = tonumber(ARGV[3])
 local n = tonumber(ARGV[4])
-local K = #KEYS - 2 - T
+local K = tonumber(ARGV[5])
 local S = 7
-local H = 4 + 2 * K
+local H = 5 + 3 * K
 local now = now_us()
 local depth = 0
 for i = 1, T do depth = depth + redis.call('ZCARD', KEYS[2 + i]) end
 -- Rate-limit key index -> {r_tat, t_tat, changed, rpm, tpm}: every key's
--- state in one MGET, its policy from the header.
-local limits = rate_read_all(3 + T, K)
+-- state in one HMGET, its policy from the header.
+local names = {}
+for i = 1, K do names[i] = ARGV[3 + 3 * i] end
+local limits = rate_read(KEYS[3 + T], names)
 for i = 1, K do
   local st = limits[i]
-  st[4], st[5] = tonumber(ARGV[3 + 2 * i]), tonumber(ARGV[4 + 2 * i])
+  st[4], st[5] = tonumber(ARGV[4 + 3 * i]), tonumber(ARGV[5 + 3 * i])
 end
 local adds = {}    -- tier -> {deadline, id, ...}
 local entries = {} -- {id, entry, ...} for one HSET
@@ -82,9 +84,7 @@ for j = 0, n - 1 do
 end
 if #entries > 0 then redis.call('HSET', KEYS[1], unpack(entries)) end
 for tier, a in pairs(adds) do redis.call('ZADD', KEYS[3 + tier], unpack(a)) end
-for li, st in pairs(limits) do
-  if st[3] then rate_store(KEYS[2 + T + li], st[1], st[2], now) end
-end
+if K > 0 then rate_write(KEYS[3 + T], names, limits) end
 if queued > 0 then
   local tokens = {}
   for i = 1, math.min(queued, wake_cap) do tokens[i] = '1' end
@@ -242,82 +242,93 @@ return redis.call('ZADD', KEYS[1], 'XX', 'CH', unpack(args))
 constexpr const char* kComplete = R"lua(
 local T = tonumber(ARGV[1])
 local prefix = ARGV[2]
+local G = tonumber(ARGV[3])
 local batches = KEYS[3 + T]
-local S = 8
-local n = (#ARGV - 2) / S
-if n < 1 then return {0, 0, 0, 0, {}} end
+-- Results are numbered in argument order. Each id's first answer, and
+-- whether its owner must be read from its entry.
+local first, uniq, unknown, n, a = {}, {}, {}, 0, 4
+for _ = 1, G do
+  local c = tonumber(ARGV[a + 2])
+  local owner_unknown = ARGV[a] == ''
+  a = a + 3
+  for _ = 1, c do
+    n = n + 1
+    local id = ARGV[a]
+    if first[id] == nil then
+      first[id] = n
+      uniq[#uniq + 1] = id
+      if owner_unknown then unknown[id] = true end
+    end
+    a = a + 2
+  end
+end
+local settlements = a
+if n == 0 then return {0, 0, 0, 0, {}} end
+-- An entry exists until its request's first answer: those that exist now
+-- (with a readable owner) are answered by this call and deleted together.
+local values = redis.call('HMGET', KEYS[1], unpack(uniq))
+local entry, owner, live_ids = {}, {}, {}
+for j = 1, #uniq do
+  local id, v = uniq[j], values[j]
+  if v and unknown[id] then
+    local _, _, _, _, g = parse_entry(v)
+    owner[id] = g
+    if g == nil then v = nil end
+  end
+  if v then
+    entry[id] = v
+    live_ids[#live_ids + 1] = id
+  end
+end
+if #live_ids > 0 then redis.call('HDEL', KEYS[1], unpack(live_ids)) end
 -- Leases named by the results: held (still in the leases ZSET) or not, and
 -- how many of their requests this call answers.
 local held, count, held_order = {}, {}, {}
-local function is_held(l)
-  local h = held[l]
-  if h == nil then
-    h = l ~= '' and redis.call('ZSCORE', KEYS[2], l) ~= false
-    held[l] = h
-    if h then
+local groups, order, live_at = {}, {}, {}
+local answered, stale, stale_at, k = 0, 0, {}, 0
+a = 4
+for _ = 1, G do
+  local gw, l, c = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2])
+  a = a + 3
+  local in_lease = held[l]
+  if in_lease == nil then
+    in_lease = l ~= '' and redis.call('ZSCORE', KEYS[2], l) ~= false
+    held[l] = in_lease
+    if in_lease then
       count[l] = 0
       held_order[#held_order + 1] = l
     end
   end
-  return h
-end
-local groups, order, seen = {}, {}, {}
-local limits, now = {}, nil  -- rate-limit key index -> {r_tat, t_tat, changed}
-local answered, stale, stale_at = 0, 0, {}
-for k = 1, n do
-  local b = 2 + (k - 1) * S
-  local id = ARGV[b + 1]
-  local tier, gw, l = small_int(ARGV[b + 3]), ARGV[b + 4], ARGV[b + 5]
-  local in_lease = is_held(l)
-  local live = false
-  if not seen[id] then
-    seen[id] = true
-    if gw == '' or tier < 0 then  -- owner unknown to the caller: read the entry
-      local v = redis.call('HGET', KEYS[1], id)
-      tier, gw = nil, nil
-      if v then
-        local t, _, _, _, g = parse_entry(v)
-        tier, gw = t, g
-      end
-    end
-    -- The entry exists until the first answer: that one wins.
-    if gw ~= nil and redis.call('HDEL', KEYS[1], id) == 1 then
-      live = true
+  for _ = 1, c do
+    k = k + 1
+    local id = ARGV[a]
+    local v = entry[id]
+    if v and first[id] == k then
+      live_at[k] = true
       -- Only a first answer counts toward its lease, so that a call sent
       -- again (its reply was lost) cannot release the lease early.
       if in_lease then
         count[l] = count[l] + 1
-      elseif tier < T then
+      else
         -- Its lease was reaped: it may wait re-queued.
-        redis.call('ZREM', KEYS[3 + tier], id)
+        local tier = parse_entry(v)
+        if tier and tier < T then redis.call('ZREM', KEYS[3 + tier], id) end
       end
-    end
-    if live then
-      if groups[gw] == nil then
-        groups[gw] = {}
-        order[#order + 1] = gw
+      local g = gw
+      if g == '' then g = owner[id] end
+      local out = groups[g]
+      if out == nil then
+        out = {}
+        groups[g] = out
+        order[#order + 1] = g
       end
-      local g = groups[gw]
-      g[#g + 1] = ARGV[b + 2]
+      out[#out + 1] = ARGV[a + 1]
       answered = answered + 1
-      -- Settle the key's token charge with what was used.
-      local li = small_int(ARGV[b + 6])
-      local tpm, delta = 0, 0
-      if li > 0 then tpm, delta = tonumber(ARGV[b + 7]), tonumber(ARGV[b + 8]) end
-      if li > 0 and tpm > 0 and delta ~= 0 then
-        if now == nil then
-          now = now_us()
-          limits = rate_read_all(4 + T, #KEYS - 3 - T)
-        end
-        local st = limits[li]
-        local t_new = settle_tat(st[2], delta, tpm, now)
-        if t_new then st[2], st[3] = t_new, true end
-      end
+    else
+      stale = stale + 1
+      stale_at[#stale_at + 1] = k
     end
-  end
-  if not live then
-    stale = stale + 1
-    stale_at[#stale_at + 1] = k
+    a = a + 2
   end
 end
 -- A lease whose every request has been answered is released. (One whose
@@ -329,8 +340,29 @@ for _, l in ipairs(held_order) do
     redis.call('HDEL', batches, l, l .. '|ids')
   end
 end
-for li, st in pairs(limits) do
-  if st[3] then rate_store(KEYS[3 + T + li], st[1], st[2], now) end
+-- Settle each live answer's token charge with what was used.
+local S = tonumber(ARGV[settlements]) or 0
+local names, index, todo = {}, {}, {}
+for s = 0, S - 1 do
+  local b = settlements + 1 + 4 * s
+  if live_at[tonumber(ARGV[b])] then
+    local name = ARGV[b + 1]
+    if index[name] == nil then
+      names[#names + 1] = name
+      index[name] = #names
+    end
+    todo[#todo + 1] = b
+  end
+end
+if #todo > 0 then
+  local now = now_us()
+  local states = rate_read(KEYS[4 + T], names)
+  for _, b in ipairs(todo) do
+    local st = states[index[ARGV[b + 1]]]
+    local t_new = settle_tat(st[2], tonumber(ARGV[b + 3]), tonumber(ARGV[b + 2]), now)
+    if t_new then st[2], st[3] = t_new, true end
+  end
+  rate_write(KEYS[4 + T], names, states)
 end
 local dropped = publish_groups(prefix, groups, order)
 return {answered, stale, dropped, #order, stale_at}

@@ -113,7 +113,7 @@ TEST_F(RedisQueueTest, OneCallEnqueuesABatchDecidingEachRequestInOrder) {
     }
     EXPECT_EQ(r.input, "input of " + r.id);
   }
-  EXPECT_EQ(connection_->Call({"EXISTS", KeySpace().RateLimit("key-c")})->AsInt(), 0);
+  EXPECT_EQ(connection_->Call({"HEXISTS", KeySpace().RateLimits(), "key-c"})->AsInt(), 0);
 }
 
 TEST_F(RedisQueueTest, StrictPriorityTakesHigherTiersFirst) {

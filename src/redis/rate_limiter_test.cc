@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "limits/memory_rate_limiter.h"
+#include "redis/hash_slot.h"
 #include "redis/queue_client.h"
 #include "redis/redis_test_fixture.h"
 
@@ -60,7 +61,7 @@ TEST_F(RedisRateLimiterTest, BatchDecidesEachKeysItemsInOrderInOneCallPerSlot) {
   EXPECT_EQ((*out)[5].status().code(), ErrorCode::kInvalidArgument);         // refused before Redis
   EXPECT_EQ(connection_->stats().commands_sent - before.commands_sent, 2u);  // LOAD + EVALSHA
   // The state is where key_shards puts it.
-  ReplyResult state = connection_->Call({"GET", KeySpace().RateLimitInShard("a", 0)});
+  ReplyResult state = connection_->Call({"HGET", KeySpace().RateLimitsInShard(0), "a"});
   ASSERT_TRUE(state.ok());
   EXPECT_FALSE(state->is_nil());
 
@@ -166,15 +167,24 @@ TEST_F(RedisRateLimiterTest, ReconcileRefundsUnusedTokens) {
   EXPECT_EQ(limiter->reconcile_errors(), 0u);
 }
 
-TEST_F(RedisRateLimiterTest, StateExpiresOnceFull) {
+// A key's state is one 16-byte field of the rate-limit hash (both TATs),
+// written only when a check consumes; with key_shards, of its shard's hash.
+TEST_F(RedisRateLimiterTest, StateIsOneFieldOfTheKeysHash) {
   auto limiter = NewLimiter(connection_.get());
   ASSERT_TRUE(limiter->Check("k", RateLimitPolicy{60, 0}, 1)->allowed);
-  ReplyResult ttl = connection_->Call({"PTTL", KeySpace().RateLimit("k")});
-  ASSERT_TRUE(ttl.ok());
-  EXPECT_GT(ttl->integer, 0);
-  // One unit of a 60/min limit: full again in 1 s; the time to live is the
-  // next power of two in ms.
-  EXPECT_LE(ttl->integer, 1'024);
+  ReplyResult len = connection_->Call({"HSTRLEN", KeySpace().RateLimits(), "k"});
+  ASSERT_TRUE(len.ok());
+  EXPECT_EQ(len->integer, 16);
+  ASSERT_TRUE(limiter->Check("over", RateLimitPolicy{0, 10}, 11).ok());  // refused: nothing written
+  EXPECT_EQ(connection_->Call({"HEXISTS", KeySpace().RateLimits(), "over"})->AsInt(), 0);
+
+  RedisRateLimiter::Options o;
+  o.connection = connection_.get();
+  o.key_shards = 4;
+  auto sharded = std::move(RedisRateLimiter::Create(o)).value();
+  ASSERT_TRUE(sharded->Check("k", RateLimitPolicy{60, 0}, 1)->allowed);
+  const std::string shard = KeySpace().RateLimitsInShard(Crc16("k") % 4);
+  EXPECT_EQ(connection_->Call({"HSTRLEN", shard, "k"})->AsInt(), 16);
 }
 
 TEST_F(RedisRateLimiterTest, CheckAsyncAndUnlimited) {

@@ -29,6 +29,21 @@ Result<RateLimitDecision> ParseCheckItem(const ReplyResult& reply, size_t k,
                             *e[at + 2].AsInt());
 }
 
+// The arguments of RateLimitCheck / RateLimitReconcile: K, the K key ids,
+// n, then the items' own arguments.
+std::vector<std::string> NamesThenItems(std::vector<std::string> names, size_t n,
+                                        std::vector<std::string> item_args) {
+  std::vector<std::string> args;
+  args.reserve(2 + names.size() + item_args.size());
+  args.push_back(std::to_string(names.size()));
+  args.insert(args.end(), std::make_move_iterator(names.begin()),
+              std::make_move_iterator(names.end()));
+  args.push_back(std::to_string(n));
+  args.insert(args.end(), std::make_move_iterator(item_args.begin()),
+              std::make_move_iterator(item_args.end()));
+  return args;
+}
+
 }  // namespace
 
 Status ValidateRateLimitArgs(const RateLimitPolicy& policy, int64_t tokens) {
@@ -81,9 +96,9 @@ Result<std::unique_ptr<RedisRateLimiter>> RedisRateLimiter::Create(const Options
   return std::unique_ptr<RedisRateLimiter>(new RedisRateLimiter(options));
 }
 
-std::string RedisRateLimiter::KeyFor(std::string_view key_id) const {
-  if (options_.key_shards == 0) return options_.keys.RateLimit(key_id);
-  return options_.keys.RateLimitInShard(key_id, Crc16(key_id) % options_.key_shards);
+std::string RedisRateLimiter::HashFor(std::string_view key_id) const {
+  if (options_.key_shards == 0) return options_.keys.RateLimits();
+  return options_.keys.RateLimitsInShard(Crc16(key_id) % options_.key_shards);
 }
 
 Result<RateLimitDecision> RedisRateLimiter::Check(std::string_view key,
@@ -131,9 +146,9 @@ void RedisRateLimiter::CheckBatchAsync(std::vector<BatchCheck> items, BatchDone 
   auto round = std::make_shared<Round>();
   round->out.assign(items.size(), Result<RateLimitDecision>(Internal("not checked")));
   round->done = std::move(done);
-  // Items needing Redis, grouped by their key's slot (one call each).
-  std::map<int, std::vector<size_t>> by_slot;
-  std::vector<std::string> key_names(items.size());
+  // Items needing Redis, grouped by the hash holding their key's state (one
+  // call each).
+  std::map<std::string, std::vector<size_t>> by_hash;
   for (size_t i = 0; i < items.size(); ++i) {
     const BatchCheck& c = items[i];
     if (Status s = ValidateRateLimitArgs(c.policy, c.tokens); !s.ok()) {
@@ -143,32 +158,33 @@ void RedisRateLimiter::CheckBatchAsync(std::vector<BatchCheck> items, BatchDone 
       d.token_cost = c.tokens;
       round->out[i] = d;
     } else {
-      key_names[i] = KeyFor(c.key_id);
-      by_slot[KeySlot(key_names[i])].push_back(i);
+      by_hash[HashFor(c.key_id)].push_back(i);
     }
   }
-  if (by_slot.empty()) {
+  if (by_hash.empty()) {
     round->done(std::move(round->out));
     return;
   }
-  round->calls_left = by_slot.size();
-  for (auto& [slot, indices] : by_slot) {
-    std::vector<std::string> keys;
-    std::map<std::string_view, size_t> key_index;  // name -> 1..K
-    std::vector<std::string> args = {std::to_string(indices.size())};
+  round->calls_left = by_hash.size();
+  for (auto& [hash, indices] : by_hash) {
+    std::vector<std::string> names;
+    std::map<std::string_view, size_t> name_index;  // key id -> 1..K
+    std::vector<std::string> item_args;
     for (const size_t i : indices) {
-      auto [it, added] = key_index.try_emplace(key_names[i], keys.size() + 1);
-      if (added) keys.push_back(key_names[i]);
       const BatchCheck& c = items[i];
-      args.push_back(std::to_string(it->second));
-      args.push_back(std::to_string(c.policy.requests_per_minute));
-      args.push_back(std::to_string(c.policy.tokens_per_minute));
-      args.push_back(std::to_string(c.tokens));
+      auto [it, added] = name_index.try_emplace(c.key_id, names.size() + 1);
+      if (added) names.push_back(c.key_id);
+      item_args.push_back(std::to_string(it->second));
+      item_args.push_back(std::to_string(c.policy.requests_per_minute));
+      item_args.push_back(std::to_string(c.policy.tokens_per_minute));
+      item_args.push_back(std::to_string(c.tokens));
     }
+    std::vector<std::string> args =
+        NamesThenItems(std::move(names), indices.size(), std::move(item_args));
     std::vector<std::pair<RateLimitPolicy, int64_t>> asked;
     for (const size_t i : indices) asked.emplace_back(items[i].policy, items[i].tokens);
     options_.connection->RunScript(
-        scripts::RateLimitCheck(), std::move(keys), std::move(args),
+        scripts::RateLimitCheck(), {hash}, std::move(args),
         [round, indices = std::move(indices), asked = std::move(asked)](ReplyResult reply) {
           std::unique_lock lock(round->mu);
           for (size_t k = 0; k < indices.size(); ++k) {
@@ -182,34 +198,31 @@ void RedisRateLimiter::CheckBatchAsync(std::vector<BatchCheck> items, BatchDone 
 }
 
 void RedisRateLimiter::ReconcileBatch(const std::vector<Settlement>& items) {
-  std::map<int, std::vector<std::string>> args_by_slot;
-  std::map<int, std::vector<std::string>> keys_by_slot;
+  struct Call {
+    std::vector<std::string> names;  // key ids, in first-use order
+    std::vector<std::string> item_args;
+  };
+  std::map<std::string, Call> by_hash;
   for (const Settlement& s : items) {
     const int64_t tpm = s.tokens_per_minute;
     if (tpm <= 0 || s.charged_tokens < 0 || s.actual_tokens < 0) continue;
     const int64_t delta = s.actual_tokens - s.charged_tokens;
     if (delta == 0) continue;
-    std::string key = KeyFor(s.key_id);
-    const int slot = KeySlot(key);
-    std::vector<std::string>& keys = keys_by_slot[slot];
-    auto it = std::find(keys.begin(), keys.end(), key);
-    if (it == keys.end()) it = keys.insert(keys.end(), std::move(key));
-    std::vector<std::string>& args = args_by_slot[slot];
-    args.push_back(std::to_string(it - keys.begin() + 1));
-    args.push_back(std::to_string(tpm));
-    args.push_back(std::to_string(delta));
+    Call& call = by_hash[HashFor(s.key_id)];
+    auto it = std::find(call.names.begin(), call.names.end(), s.key_id);
+    if (it == call.names.end()) it = call.names.insert(call.names.end(), s.key_id);
+    call.item_args.push_back(std::to_string(it - call.names.begin() + 1));
+    call.item_args.push_back(std::to_string(tpm));
+    call.item_args.push_back(std::to_string(delta));
   }
-  for (auto& [slot, keys] : keys_by_slot) {
-    std::vector<std::string>& rest = args_by_slot[slot];
-    std::vector<std::string> args = {std::to_string(rest.size() / 3)};
-    args.insert(args.end(), std::make_move_iterator(rest.begin()),
-                std::make_move_iterator(rest.end()));
-    options_.connection->RunScript(scripts::RateLimitReconcile(), std::move(keys), std::move(args),
-                                   [errors = reconcile_errors_](ReplyResult reply) {
-                                     if (!reply.ok() || reply->is_error()) {
-                                       errors->fetch_add(1, std::memory_order_relaxed);
-                                     }
-                                   });
+  for (auto& [hash, call] : by_hash) {
+    const size_t n = call.item_args.size() / 3;
+    options_.connection->RunScript(
+        scripts::RateLimitReconcile(), {hash},
+        NamesThenItems(std::move(call.names), n, std::move(call.item_args)),
+        [errors = reconcile_errors_](ReplyResult reply) {
+          if (!reply.ok() || reply->is_error()) errors->fetch_add(1, std::memory_order_relaxed);
+        });
   }
 }
 

@@ -7,9 +7,10 @@
 // server's TIME: both limits are decided before either is consumed. The
 // script returns the key's state before the check; the decision's header
 // fields are then computed here with gcra.h itself (DecisionFromScript), so
-// headers read the same as with MemoryRateLimiter. A key's state is one string,
-// sluice:rl:{key_id} (both TATs, keys.h), that expires when both buckets are
-// full again (within a factor of two).
+// headers read the same as with MemoryRateLimiter. A key's state is one field
+// of a hash, the key id -> both TATs (keys.h): of sluice:rl, or with
+// key_shards of one of sluice:rl:{|n}. The enqueue and complete scripts keep
+// it in the same place, so every path charges the same state.
 // Reconcile() is a fire-and-forget script; errors are counted, never
 // reported. Limits above ~1.5e8 units per minute lose exactness (doubles).
 //
@@ -37,8 +38,9 @@ class RedisRateLimiter final : public RateLimiter {
   struct Options {
     RedisClient* connection = nullptr;  // required; not owned
     KeySpace keys;                      // key names (prefix)
-    // Slots the keys' states are spread over (see the file comment); 0 =
-    // one per key. 0..4096. Every gateway and worker must agree.
+    // Hashes (slots) the keys' states are spread over (see the file
+    // comment); 0 = all in sluice:rl (one Redis). 0..4096. Every gateway and
+    // worker must agree.
     size_t key_shards = 0;
   };
 
@@ -76,8 +78,8 @@ class RedisRateLimiter final : public RateLimiter {
 
  private:
   explicit RedisRateLimiter(const Options& options) : options_(options) {}
-  // The Redis key of `key_id`'s state (see key_shards).
-  std::string KeyFor(std::string_view key_id) const;
+  // The hash holding `key_id`'s state (see key_shards).
+  std::string HashFor(std::string_view key_id) const;
 
   const Options options_;
   // Shared with pending Reconcile callbacks, which may outlive the limiter.

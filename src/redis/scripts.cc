@@ -41,10 +41,10 @@ local function gcra(tat, now, limit, cost)
   if new_tat - W <= now then return true, new_tat end
   return false, tat
 end
--- Rate-limit state: one string per key, the two TATs (epoch µs) packed as
--- little-endian doubles (16 bytes: no number formatting or parsing, the
--- costliest part of a limit check); older "r_tat|t_tat" text is read too.
--- rate_parse(value or false) -> r, t.
+-- Rate-limit state: one field per key of a hash (keys.h), the two TATs
+-- (epoch µs) packed as little-endian doubles (16 bytes: no number
+-- formatting or parsing, the costliest part of a limit check); older
+-- "r_tat|t_tat" text is read too. rate_parse(value or false) -> r, t.
 local function rate_parse(v)
   if not v then return 0, 0 end
   if #v == 16 then
@@ -54,19 +54,31 @@ local function rate_parse(v)
   local r, t = string.match(v, '^(%d+)|(%d+)$')
   return tonumber(r) or 0, tonumber(t) or 0
 end
--- The states of KEYS[first .. first + count - 1], in one MGET.
-local function rate_read_all(first, count)
-  local keys = {}
-  for i = 1, count do keys[i] = KEYS[first + i - 1] end
+-- The states of fields `names` of `hash`, in one HMGET: {r_tat, t_tat,
+-- changed} each, in the order of `names`.
+local function rate_read(hash, names)
   local out = {}
-  if count > 0 then
-    local values = redis.call('MGET', unpack(keys))
-    for i = 1, count do
+  if #names > 0 then
+    local values = redis.call('HMGET', hash, unpack(names))
+    for i = 1, #names do
       local r, t = rate_parse(values[i])
       out[i] = {r, t, false}
     end
   end
   return out
+end
+-- Writes the states rate_read() returned that changed, in one HSET.
+local function rate_write(hash, names, states)
+  local args = {}
+  for i = 1, #names do
+    local st = states[i]
+    if st[3] then
+      args[#args + 1] = names[i]
+      args[#args + 1] = struct.pack('<d<d', st[1], st[2])
+    end
+  end
+  if #args > 0 then redis.call('HSET', hash, unpack(args)) end
+  return #args / 2
 end
 -- Do both limits (rpm requests, tpm tokens; 0 = none) allow `cost` now?
 -- Returns allowed and the TATs to store if it is consumed.
@@ -87,21 +99,6 @@ local function settle_tat(t_tat, delta, tpm, now)
     return math.max(now, t_tat - units_to_us(-delta, tpm))
   end
   return nil
-end
--- Time to live of a state, in ms, from a table of constants (formatting a
--- number costs more than the whole check): the smallest power of two >=
--- the time until both buckets are full again (at most 2 windows ahead).
-local TTL_MS = {'1', '2', '4', '8', '16', '32', '64', '128', '256', '512', '1024', '2048',
-                '4096', '8192', '16384', '32768', '65536', '131072', '262144'}
--- Stores both TATs; the key expires once both buckets are full again
--- (within a factor of two).
-local function rate_store(key, r_new, t_new, now)
-  local full_ms = (math.max(r_new, t_new) - now) / 1000
-  local i, ms = 1, 1
-  while ms < full_ms and i < #TTL_MS do
-    i, ms = i + 1, ms * 2
-  end
-  redis.call('SET', key, struct.pack('<d<d', r_new, t_new), 'PX', TTL_MS[i])
 end
 -- A queued entry's value: "tier|deadline_us|arrival_us|attempts|gateway_id|"
 -- followed by the request's payload (request_codec.h). Returns the five
@@ -174,12 +171,15 @@ return {now, infos}
 )lua";
 
 constexpr const char* kRateLimitCheck = R"lua(
-local n = tonumber(ARGV[1])
+local K = tonumber(ARGV[1])
+local names = {}
+for i = 1, K do names[i] = ARGV[1 + i] end
+local n = tonumber(ARGV[K + 2])
 local now = now_us()
-local states = rate_read_all(1, #KEYS)
+local states = rate_read(KEYS[1], names)
 local reply = {now}
 for j = 0, n - 1 do
-  local b = 1 + j * 4
+  local b = K + 2 + j * 4
   local st = states[tonumber(ARGV[b + 1])]
   local r_tat, t_tat = st[1], st[2]
   local ok, r_new, t_new = rate_try(r_tat, t_tat, tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3]),
@@ -189,30 +189,24 @@ for j = 0, n - 1 do
   reply[#reply + 1] = r_tat
   reply[#reply + 1] = t_tat
 end
-for i, st in pairs(states) do
-  if st[3] then rate_store(KEYS[i], st[1], st[2], now) end
-end
+rate_write(KEYS[1], names, states)
 return reply
 )lua";
 
 constexpr const char* kRateLimitReconcile = R"lua(
-local n = tonumber(ARGV[1])
+local K = tonumber(ARGV[1])
+local names = {}
+for i = 1, K do names[i] = ARGV[1 + i] end
+local n = tonumber(ARGV[K + 2])
 local now = now_us()
-local states = rate_read_all(1, #KEYS)
+local states = rate_read(KEYS[1], names)
 for j = 0, n - 1 do
-  local b = 1 + j * 3
+  local b = K + 2 + j * 3
   local st = states[tonumber(ARGV[b + 1])]
   local t_new = settle_tat(st[2], tonumber(ARGV[b + 3]), tonumber(ARGV[b + 2]), now)
   if t_new then st[2], st[3] = t_new, true end
 end
-local changed = 0
-for i, st in pairs(states) do
-  if st[3] then
-    rate_store(KEYS[i], st[1], st[2], now)
-    changed = changed + 1
-  end
-end
-return changed
+return rate_write(KEYS[1], names, states)
 )lua";
 
 }  // namespace

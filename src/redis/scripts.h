@@ -9,7 +9,9 @@
 // to Redis are formatted with %d, never Lua's tostring (14 digits).
 //
 // Contracts (KEYS / ARGV / reply); T = number of tiers, Q1..QT = the tier
-// queues of one model (keys.h), "rl" = the optional rate-limit check:
+// queues of one model (keys.h), "rl" = the optional rate-limit check, whose
+// states are fields (key ids) of one hash (keys.h: sluice:rl, or one shard
+// of it), read with one HMGET and written with one HSET per call:
 //
 // Entries. A queued or leased request is ONE hash field: payloads[id] =
 // "tier|dispatch_deadline_us|arrival_us|attempts|gateway_id|" + payload
@@ -17,9 +19,9 @@
 // Leases are per claimed batch, not per request. Everything else a script
 // does is per call or per batch (TIME, ZCARD, the wake list, the lease).
 //
-// Enqueue   KEYS payloads, wake, Q1..QT, rl_1..rl_K (distinct rate-limit keys)
-//           ARGV T, capacity (0 = none), wake_cap, n, then K times: rpm,
-//                tpm (rl_k's policy; 0 = none), then n times:
+// Enqueue   KEYS payloads, wake, Q1..QT, then the rate-limit hash iff K > 0
+//           ARGV T, capacity (0 = none), wake_cap, n, K, then K times: key
+//                id, rpm, tpm (its policy; 0 = none), then n times:
 //                id, tier, dispatch_deadline_us, tier_depth_limit (0 = none),
 //                rl index (0 = no check, else 1..K), tokens, entry
 //           -> {depth (after), now_us, then n times: status (0 queued,
@@ -31,8 +33,8 @@
 //           limit and the queue bound allow. Per call: TIME, T ZCARD, one
 //           HMGET of the ids (duplicates), one HSET of the entries, one
 //           variadic ZADD per tier, one LPUSH of min(queued, wake_cap)
-//           tokens (and an LTRIM past the cap); the rate-limit keys' states
-//           in one MGET and one SET ... PX per key consumed.
+//           tokens (and an LTRIM past the cap); the keys' states in one
+//           HMGET and one HSET of those consumed.
 // Claim     KEYS payloads, leases, wake, Q1..QT, batches
 //           ARGV T, max_batch, min_batch, max_delay_us, lease_us, strict
 //                (0/1), max_expired, priority of tier 0..T-1
@@ -58,29 +60,31 @@
 // Renew     KEYS leases   ARGV lease_us, lease...
 //           -> number of leases extended to now + lease_us; leases no
 //           longer held (answered, or reaped) are left alone.
-// Complete  KEYS payloads, leases, Q1..QT, batches, rl_1..rl_K (distinct
-//                rate-limit keys)
-//           ARGV T, channel_prefix, then per result: id, result_json,
-//                tier, gateway_id (where it was queued and whose it is; -1
-//                and "" = unknown: the entry is read), lease (the claim's;
-//                "" = none), rl index (0 = none, else 1..K), tpm,
-//                delta_tokens (tokens used - charged)
-//           -> {answered, stale, dropped, messages, {position (1-based)
-//               of each stale result}}
+// Complete  KEYS payloads, leases, Q1..QT, batches, then the rate-limit
+//                hash iff S > 0
+//           ARGV T, channel_prefix, G, then G groups of results, each:
+//                gateway_id (whose the results are; "" = unknown: the
+//                entry is read), lease (the claim's; "" = none), count,
+//                then count x (id, result_json); then S, then S token
+//                settlements: position (1-based, of a result in argument
+//                order), key id, tpm, delta_tokens (tokens used - charged;
+//                non-zero)
+//           -> {answered, stale, dropped, messages, {position (1-based,
+//               argument order) of each stale result}}
 //           An id is answered iff its entry still exists, i.e. it has not
 //           been answered (first completion wins, from its lease's holder
 //           or from a worker whose lease was reaped); answers are published
 //           as ONE JSON array per owning gateway on channel_prefix ..
-//           gateway_id .. "}". Per result one HDEL (plus a ZREM when its
-//           lease is no longer held: it may wait re-queued; an HGET when
-//           the caller did not give its owner); per lease one ZSCORE and
-//           one HINCRBY of its unanswered count by the answers that were
-//           first (so a call sent twice counts once), released (ZREM, HDEL)
-//           at 0. A lease some of whose requests were answered by another
-//           worker is not released here: it runs out and is reaped. Each answered id's token charge
-//           is settled on its key's limit as RateLimitReconcile does (the keys' states in one MGET,
-//           one SET ... PX per key changed): a failure or a short answer
-//           gives tokens back.
+//           gateway_id .. "}". Per call one HMGET and one HDEL of the ids
+//           answered (plus a ZREM per answer whose lease is no longer held:
+//           it may wait re-queued); per lease one ZSCORE and one HINCRBY
+//           of its unanswered count by the answers that were first (so a
+//           call sent twice counts once), released (ZREM, HDEL) at 0. A
+//           lease some of whose requests were answered by another worker
+//           is not released here: it runs out and is reaped. Each settlement
+//           of an answered id is made on its key's limit as
+//           RateLimitReconcile does: a failure or a short answer gives
+//           tokens back.
 // Reap      KEYS payloads, leases, wake, dead, Q1..QT, dead_stats, batches
 //           ARGV T, channel_prefix, max_retries, max_per_call, dead_cap,
 //                wake_cap, model, error_code_name, error_message
@@ -102,14 +106,14 @@
 // Deregister KEYS workers, workers_exp  ARGV worker_id -> removed (0/1)
 // ReadWorkers KEYS workers, workers_exp -> {now_us, {info, ...}}  (expired
 //           workers are removed)
-// RateLimitCheck KEYS rl1..rlK (one slot)
-//           ARGV n, then per item: key index (1..K), rpm, tpm, tokens
+// RateLimitCheck KEYS the rate-limit hash
+//           ARGV K, K key ids, n, then per item: key index (1..K), rpm, tpm,
+//                tokens
 //           -> {now_us, then per item: allowed, r_tat_us, t_tat_us} (TATs
 //           before that item's check; items of one key decided in order,
-//           each allowed one consumed; the keys' states in one MGET, one
-//           SET ... PX per key changed)
-// RateLimitReconcile KEYS rl1..rlK (one slot)
-//           ARGV n, then per item: key index, tpm, delta_tokens
+//           each allowed one consumed)
+// RateLimitReconcile KEYS the rate-limit hash
+//           ARGV K, K key ids, n, then per item: key index, tpm, delta_tokens
 //           -> keys changed
 #pragma once
 
