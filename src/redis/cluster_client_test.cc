@@ -127,6 +127,21 @@ TEST(HashSlotTest, MatchesRedisClusterSpecVectors) {
   EXPECT_EQ(ShardOfRequest("req-7", 3), Crc16("req-7") % 3);
 }
 
+// Queue members sort as strings the way their deadlines sort as numbers
+// (the claim script compares members, never scores).
+TEST(KeySpaceTest, QueueMembersSortLikeTheirDeadlines) {
+  EXPECT_EQ(QueueMember(42, "a"), "0000000000000042|a");
+  EXPECT_EQ(QueueMember(-5, "a"), "0000000000000000|a");  // past: clamped to 0
+  EXPECT_EQ(QueueMember(20'000'000'000'000'000, "a"), "9999999999999999|a");
+  EXPECT_EQ(QueueMember(1'764'893'000'000'000, "req-1"), "1764893000000000|req-1");
+  const std::vector<int64_t> deadlines = {0, 9, 10, 99, 1'000'000, 1'764'893'000'000'000,
+                                          1'764'893'000'000'001, 9'999'999'999'999'999};
+  for (size_t i = 1; i < deadlines.size(); ++i) {
+    EXPECT_LT(QueueMember(deadlines[i - 1], "z"), QueueMember(deadlines[i], "a")) << deadlines[i];
+  }
+  EXPECT_LT(QueueMember(7, "a"), QueueMember(7, "b"));  // equal deadlines: by id
+}
+
 TEST_F(ClusterTest, KeySlotAgreesWithTheServer) {
   auto client = NewClient(cluster_->Addresses());
   ASSERT_NE(client, nullptr);

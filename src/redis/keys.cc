@@ -1,5 +1,8 @@
 #include "redis/keys.h"
 
+#include <algorithm>
+#include <cstdio>
+
 #include "redis/hash_slot.h"
 
 namespace sluice::redis {
@@ -9,6 +12,15 @@ std::vector<std::string> KeySpace::Queues(std::string_view model, size_t tier_co
   keys.reserve(tier_count);
   for (size_t t = 0; t < tier_count; ++t) keys.push_back(Queue(model, t));
   return keys;
+}
+
+std::string QueueMember(int64_t deadline_us, std::string_view id) {
+  const int64_t key = std::clamp<int64_t>(deadline_us, 0, 9'999'999'999'999'999);
+  char digits[24];
+  const int n = std::snprintf(digits, sizeof digits, "%016lld|", static_cast<long long>(key));
+  std::string member(digits, static_cast<size_t>(n));
+  member.append(id);
+  return member;
 }
 
 std::string QueueShard(std::string_view model, size_t shard) {

@@ -4,10 +4,14 @@
 // model's queue, payloads, leases and wake list in one slot and every
 // per-model script touches one slot. With the default prefix "sluice":
 //
-//   sluice:{m}:q:<tier>     ZSET  queued ids of tier <tier> (index into the
-//                                 tier table), score = dispatch deadline,
-//                                 epoch microseconds; equal deadlines pop in
-//                                 id order
+//   sluice:{m}:q:<tier>     ZSET  queued requests of tier <tier> (index
+//                                 into the tier table): member = the
+//                                 dispatch deadline in epoch µs as 16
+//                                 decimal digits, "|", the id
+//                                 (QueueMember); score = the same deadline.
+//                                 Members sort like scores, so the claim
+//                                 script merges tiers without reading scores;
+//                                 equal deadlines pop in id order
 //   sluice:{m}:req          HASH  id -> "tier|deadline_us|arrival_us|
 //                                 attempts|gateway_id|" + request payload
 //                                 (request_codec.h; the scripts read the
@@ -46,6 +50,7 @@
 // Value type; thread-safe to share.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -94,6 +99,11 @@ class KeySpace {
 
   std::string prefix_;
 };
+
+// A request's member of its tier's ZSET (above): `deadline_us` clamped to
+// 0 .. 10^16 - 1, zero-padded to 16 digits, "|", `id`. The scripts' member()
+// (scripts.cc) writes the same.
+std::string QueueMember(int64_t deadline_us, std::string_view id);
 
 // The hash-tag part of shard `shard` of `model`'s queue: `model` itself for
 // shard 0, "model|shard" after ('|' never appears in a model name, so no

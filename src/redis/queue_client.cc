@@ -291,15 +291,14 @@ void RedisQueueClient::SendChunk(const Options& options, const std::string& mode
       std::to_string(options.tier_count), std::to_string(per_shard(options.capacity)),
       std::to_string(options.wake_list_cap), std::to_string(items->size()),
       std::to_string(limits.size() / 3)};
-  args.reserve(5 + limits.size() + 7 * items->size());
+  args.reserve(5 + limits.size() + 6 * items->size());
   args.insert(args.end(), std::make_move_iterator(limits.begin()),
               std::make_move_iterator(limits.end()));
   for (size_t i = 0; i < items->size(); ++i) {
     const EnqueueItem& item = (*items)[i];
     const WireRequest& r = item.request;
-    args.push_back(r.id);
+    args.push_back(QueueMember(r.dispatch_deadline_us, r.id));
     args.push_back(std::to_string(r.tier));
-    args.push_back(std::to_string(r.dispatch_deadline_us));
     args.push_back(std::to_string(per_shard(item.options.tier_depth_limit)));
     args.push_back(std::to_string(index_of[i]));
     args.push_back(index_of[i] > 0 ? std::to_string(item.options.rate_limit->tokens) : "0");

@@ -12,7 +12,7 @@ local capacity = tonumber(ARGV[2])
 local wake_cap = tonumber(ARGV[3])
 local n = tonumber(ARGV[4])
 local K = tonumber(ARGV[5])
-local S = 7
+local S = 6
 local H = 5 + 3 * K
 local now = now_us()
 local depth = 0
@@ -26,13 +26,14 @@ for i = 1, K do
   local st = limits[i]
   st[4], st[5] = tonumber(ARGV[4 + 3 * i]), tonumber(ARGV[5 + 3 * i])
 end
-local adds = {}    -- tier -> {deadline, id, ...}
+local adds = {}    -- tier -> {score, member, ...} for one ZADD
 local entries = {} -- {id, entry, ...} for one HSET
 local reply = {0, now}
 local queued = 0
--- Ids already queued (or earlier in this batch) are duplicates.
+-- Ids already queued (or earlier in this batch) are duplicates. An item's
+-- member is its deadline key, "|", its id (member() in the prelude).
 local ids = {}
-for j = 0, n - 1 do ids[j + 1] = ARGV[H + j * S + 1] end
+for j = 0, n - 1 do ids[j + 1] = string.sub(ARGV[H + j * S + 1], 18) end
 local existing = redis.call('HMGET', KEYS[1], unpack(ids))
 local taken = {}
 for j = 1, n do
@@ -40,8 +41,8 @@ for j = 1, n do
 end
 for j = 0, n - 1 do
   local b = H + j * S
-  local id, tier = ARGV[b + 1], small_int(ARGV[b + 2])
-  local tier_limit, li = small_int(ARGV[b + 4]), small_int(ARGV[b + 5])
+  local m, id, tier = ARGV[b + 1], ids[j + 1], small_int(ARGV[b + 2])
+  local tier_limit, li = small_int(ARGV[b + 3]), small_int(ARGV[b + 4])
   local status, allowed, r_tat, t_tat = 0, 1, 0, 0
   local st, r_new, t_new
   if tier == nil or tier < 0 or tier >= T then
@@ -51,7 +52,7 @@ for j = 0, n - 1 do
       st = limits[li]
       r_tat, t_tat = st[1], st[2]
       local cost = 0
-      if st[5] > 0 then cost = tonumber(ARGV[b + 6]) end
+      if st[5] > 0 then cost = tonumber(ARGV[b + 5]) end
       local ok
       ok, r_new, t_new = rate_try(r_tat, t_tat, st[4], st[5], cost, now)
       if not ok then status, allowed = 2, 0 end
@@ -66,12 +67,12 @@ for j = 0, n - 1 do
       else
         taken[id] = true
         entries[#entries + 1] = id
-        entries[#entries + 1] = ARGV[b + 7]
+        entries[#entries + 1] = ARGV[b + 6]
         if st then st[1], st[2], st[3] = r_new, t_new, true end
         local a = adds[tier]
         if a == nil then a = {}; adds[tier] = a end
-        a[#a + 1] = ARGV[b + 3]
-        a[#a + 1] = id
+        a[#a + 1] = string.sub(m, 1, 16)
+        a[#a + 1] = m
         depth = depth + 1
         queued = queued + 1
       end
@@ -121,11 +122,11 @@ if depth < min_batch then
   -- Wait-or-full: the oldest arrival and earliest deadline among the heads.
   local earliest = nil
   for i = 1, T do
-    local h = redis.call('ZRANGE', KEYS[3 + i], 0, 0, 'WITHSCORES')
+    local h = redis.call('ZRANGE', KEYS[3 + i], 0, 0)
     if #h > 0 then
-      local d = tonumber(h[2])
+      local d = tonumber(string.sub(h[1], 1, 16))
       if earliest == nil or d < earliest then earliest = d end
-      local v = redis.call('HGET', KEYS[1], h[1])
+      local v = redis.call('HGET', KEYS[1], string.sub(h[1], 18))
       if v then
         local _, _, ar = parse_entry(v)
         ar = tonumber(ar)
@@ -141,44 +142,45 @@ end
 
 -- Each tier's head is read as the merge needs it: a share of the batch
 -- first, then chunks of max_batch (the ZREMs come at the end, so offsets
--- stay valid). Scores (formatted by Redis, parsed here: the costly part)
--- are converted once.
+-- stay valid). Members, not scores: a member starts with its deadline key.
 local first_chunk = math.min(max_batch, math.ceil(max_batch / T) + 1)
-local bid, bsc, pos, read, full, removed = {}, {}, {}, {}, {}, {}
+local bm, pos, read, full, hk, removed = {}, {}, {}, {}, {}, {}
 local function load(i, from, chunk)
-  local r = redis.call('ZRANGE', KEYS[3 + i], from, from + chunk - 1, 'WITHSCORES')
-  local ids, sc = {}, {}
-  for j = 1, #r, 2 do
-    ids[#ids + 1] = r[j]
-    sc[#sc + 1] = tonumber(r[j + 1])
-  end
-  bid[i], bsc[i], pos[i], read[i], full[i] = ids, sc, 1, from + #ids, #ids == chunk
+  local r = redis.call('ZRANGE', KEYS[3 + i], from, from + chunk - 1)
+  bm[i], pos[i], read[i], full[i], hk[i] = r, 1, from + #r, #r == chunk, nil
 end
 for i = 1, T do
   load(i, 0, first_chunk)
   removed[i] = {}
 end
--- The next queued entry in queue order, or nil.
+-- Tier i's next member's deadline key (nil when it has none left).
+local function head_key(i)
+  if pos[i] > #bm[i] and full[i] then load(i, read[i], max_batch) end
+  if pos[i] > #bm[i] then return nil end
+  if hk[i] == nil then hk[i] = string.sub(bm[i][pos[i]], 1, 16) end
+  return hk[i]
+end
+-- The next queued member in queue order, its tier and deadline key, or nil.
 local function pick()
-  local best, best_score = nil, nil
+  local best, best_key = nil, nil
   for i = 1, T do
-    if pos[i] > #bid[i] and full[i] then load(i, read[i], max_batch) end
-    if pos[i] <= #bid[i] then
-      local s = bsc[i][pos[i]]
+    local key = head_key(i)
+    if key then
       if best == nil then
-        best, best_score = i, s
+        best, best_key = i, key
       elseif strict then
-        if prio[i] > prio[best] then best, best_score = i, s end
-      elseif s < best_score or (s == best_score and prio[i] > prio[best]) then
-        best, best_score = i, s
+        if prio[i] > prio[best] then best, best_key = i, key end
+      elseif key < best_key or (key == best_key and prio[i] > prio[best]) then
+        best, best_key = i, key
       end
     end
   end
   if best == nil then return nil end
-  local id = bid[best][pos[best]]
-  pos[best] = pos[best] + 1
-  return best, id, best_score
+  local m = bm[best][pos[best]]
+  pos[best], hk[best] = pos[best] + 1, nil
+  return best, m, best_key
 end
+local now_key = string.format('%016d', now)
 local claimed, expired, held = {}, {}, {}
 local nclaimed, nexpired, nremoved = 0, 0, 0
 -- Each round reads the entries of up to max_batch - nclaimed ids with one
@@ -186,22 +188,22 @@ local nclaimed, nexpired, nremoved = 0, 0, 0
 -- whether they expired). Every id looked at is consumed, and at most
 -- max_batch + max_expired are claimed or expired.
 while nclaimed < max_batch and nexpired < max_expired do
-  local tiers, ids, scores = {}, {}, {}
+  local tiers, members, ids, keys = {}, {}, {}, {}
   for k = 1, max_batch - nclaimed do
-    local t, id, s = pick()
+    local t, m, key = pick()
     if t == nil then break end
-    tiers[k], ids[k], scores[k] = t, id, s
+    tiers[k], members[k], ids[k], keys[k] = t, m, string.sub(m, 18), key
   end
   if #ids == 0 then break end
   local values = redis.call('HMGET', KEYS[1], unpack(ids))
   for k = 1, #ids do
     if nexpired >= max_expired then break end
     local id, v = ids[k], values[k]
-    removed[tiers[k]][#removed[tiers[k]] + 1] = id
+    removed[tiers[k]][#removed[tiers[k]] + 1] = members[k]
     nremoved = nremoved + 1
     if v then
       local late = false
-      if scores[k] <= now then
+      if keys[k] <= now_key then
         local _, _, _, att = parse_entry(v)
         late = att == 0
       end
@@ -311,8 +313,8 @@ for _ = 1, G do
         count[l] = count[l] + 1
       else
         -- Its lease was reaped: it may wait re-queued.
-        local tier = parse_entry(v)
-        if tier and tier < T then redis.call('ZREM', KEYS[3 + tier], id) end
+        local tier, dl = parse_entry(v)
+        if tier and tier < T then redis.call('ZREM', KEYS[3 + tier], (member(dl, id))) end
       end
       local g = gw
       if g == '' then g = owner[id] end
@@ -403,7 +405,8 @@ for _, l in ipairs(leases) do
       if att <= max_retries and tier < T then
         redis.call('HSET', KEYS[1], id,
             tier .. '|' .. dl .. '|' .. ar .. '|' .. att .. '|' .. gw .. '|' .. string.sub(v, at))
-        redis.call('ZADD', KEYS[4 + tier + 1], dl, id)
+        local m, key = member(dl, id)
+        redis.call('ZADD', KEYS[4 + tier + 1], key, m)
         requeued = requeued + 1
       else
         dead_push(KEYS[4], KEYS[5 + T], dead_cap, '{"id":' .. cjson.encode(id) .. ',"model":' ..
@@ -439,9 +442,9 @@ local removed = {}
 for j = 2, #ARGV do
   local id = ARGV[j]
   local v = redis.call('HGET', KEYS[1], id)
-  local tier
-  if v then tier = parse_entry(v) end
-  if tier and tier < T and redis.call('ZREM', KEYS[2 + tier], id) == 1 then
+  local tier, dl
+  if v then tier, dl = parse_entry(v) end
+  if tier and tier < T and redis.call('ZREM', KEYS[2 + tier], (member(dl, id))) == 1 then
     redis.call('HDEL', KEYS[1], id)
     removed[#removed + 1] = id
   end

@@ -100,6 +100,16 @@ local function settle_tat(t_tat, delta, tpm, now)
   end
   return nil
 end
+-- A queued request's member of its tier's ZSET and its score: its dispatch
+-- deadline as 16 decimal digits (clamped to 0 .. 10^16 - 1), "|", its id.
+-- Members sort by deadline as strings, so a claim compares them without
+-- reading scores (keys.h; RedisQueueClient writes the same).
+local function member(deadline, id)
+  local d = tonumber(deadline) or 0
+  if d < 0 then d = 0 elseif d > 9999999999999999 then d = 9999999999999999 end
+  local key = string.format('%016d', d)
+  return key .. '|' .. id, key
+end
 -- A queued entry's value: "tier|deadline_us|arrival_us|attempts|gateway_id|"
 -- followed by the request's payload (request_codec.h). Returns the five
 -- fields (tier and attempts as numbers) and the payload's first index.

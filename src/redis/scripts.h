@@ -15,15 +15,20 @@
 //
 // Entries. A queued or leased request is ONE hash field: payloads[id] =
 // "tier|dispatch_deadline_us|arrival_us|attempts|gateway_id|" + payload
-// (request_codec.h); ordering is one ZSET member per request while queued.
+// (request_codec.h); ordering is one ZSET member per request while queued,
+// deadline key + "|" + id (keys.h QueueMember), so that the claim merges
+// tiers by comparing members: Redis formats a score as text with printf and
+// Lua parses it back, several times the cost of the rest of a claim.
 // Leases are per claimed batch, not per request. Everything else a script
 // does is per call or per batch (TIME, ZCARD, the wake list, the lease).
 //
 // Enqueue   KEYS payloads, wake, Q1..QT, then the rate-limit hash iff K > 0
 //           ARGV T, capacity (0 = none), wake_cap, n, K, then K times: key
 //                id, rpm, tpm (its policy; 0 = none), then n times:
-//                id, tier, dispatch_deadline_us, tier_depth_limit (0 = none),
-//                rl index (0 = no check, else 1..K), tokens, entry
+//                member (QueueMember(dispatch_deadline_us, id), keys.h:
+//                the id and the ZSET score are read from it), tier,
+//                tier_depth_limit (0 = none), rl index (0 = no check, else
+//                1..K), tokens, entry
 //           -> {depth (after), now_us, then n times: status (0 queued,
 //               1 duplicate id, 2 rate limited, 3 full, 4 bad tier),
 //               rl_allowed, r_tat_us, t_tat_us}
