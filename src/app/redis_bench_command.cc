@@ -9,12 +9,29 @@
 
 #include <CLI/CLI.hpp>
 
+#include "common/ids.h"
 #include "redis/batch_claimer.h"
 #include "redis/connection.h"
 #include "redis/queue_client.h"
 
 namespace sluice {
 namespace {
+
+// Request n's input: `bytes` letters from a generator seeded with n, so that
+// inputs differ as live traffic's do. (Lua interns every string a script
+// sees, hashing at most 32 sampled bytes of a long one: identical inputs put
+// every entry into one hash chain and inflate what the scripts cost.)
+std::string BenchInput(int64_t n, size_t bytes) {
+  uint64_t x = 0x9E3779B97F4A7C15ull * static_cast<uint64_t>(n + 1);
+  std::string s(bytes, 'a');
+  for (char& c : s) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    c = static_cast<char>('a' + x % 26);
+  }
+  return s;
+}
 
 // Redis's CPU seconds so far (INFO cpu), or a negative value on failure.
 double RedisCpuSeconds(redis::RedisConnection& c) {
@@ -132,7 +149,6 @@ int RedisBenchCommand::Run() {
   }
   redis::RedisConnection& conn = **connection;
   const std::string model = "bench";
-  const std::string input(static_cast<size_t>(payload_bytes_), 'x');
 
   std::printf(
       "| enqueue batch | claim batch | requests | keys | Redis µs/req enqueue | "
@@ -170,15 +186,15 @@ int RedisBenchCommand::Run() {
       for (int64_t i = 0; i < batch && sent < requests_; ++i, ++sent) {
         redis::RedisQueueClient::EnqueueItem item;
         redis::WireRequest& r = item.request;
-        r.id = "r" + std::to_string(sent);
+        r.id = NewRequestId();
         r.gateway_id = "bench-gw";
         r.key_id = keys_ > 0 ? "key-" + std::to_string(sent % keys_) : "key";
         r.tier = static_cast<uint32_t>(sent % 3);
         r.tier_name = BenchTiers()[r.tier].name;
         r.model = model;
-        r.input = input;
-        r.arrival_us = now_us;
-        r.dispatch_deadline_us = now_us + 600'000'000;  // never expires during the run
+        r.input = BenchInput(sent, static_cast<size_t>(payload_bytes_));
+        r.arrival_us = now_us + sent;
+        r.dispatch_deadline_us = now_us + 600'000'000 + sent;  // never expires during the run
         r.total_deadline_us = r.dispatch_deadline_us;
         r.charged_tokens = 20;
         if (keys_ > 0) {

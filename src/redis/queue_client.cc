@@ -1,6 +1,8 @@
 #include "redis/queue_client.h"
 
 #include <algorithm>
+#include <bit>
+#include <cstdint>
 #include <iterator>
 #include <map>
 #include <mutex>
@@ -14,6 +16,24 @@ namespace sluice::redis {
 namespace {
 
 enum EnqueueStatus { kQueued = 0, kDuplicate = 1, kRateLimited = 2, kFull = 3, kBadTier = 4 };
+
+// One item's numbers in the enqueue script's `meta` argument: tier (1 byte),
+// tier depth limit and rate-limit index (4 bytes each, unsigned), tokens (an
+// IEEE double), all little-endian.
+constexpr size_t kMetaBytes = 1 + 4 + 4 + 8;
+
+void AppendLittleEndian(uint64_t v, size_t bytes, std::string* out) {
+  for (size_t i = 0; i < bytes; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+void AppendMeta(uint32_t tier, size_t tier_depth_limit, size_t limit_index, int64_t tokens,
+                std::string* out) {
+  constexpr uint64_t kMaxU32 = 0xffff'ffff;
+  AppendLittleEndian(std::min<uint64_t>(tier, 0xff), 1, out);
+  AppendLittleEndian(std::min<uint64_t>(tier_depth_limit, kMaxU32), 4, out);
+  AppendLittleEndian(std::min<uint64_t>(limit_index, kMaxU32), 4, out);
+  AppendLittleEndian(std::bit_cast<uint64_t>(static_cast<double>(tokens)), 8, out);
+}
 
 // The limit an item is checked against, or nullopt when it has none (an
 // unlimited policy needs no state: no key, no slot).
@@ -291,18 +311,20 @@ void RedisQueueClient::SendChunk(const Options& options, const std::string& mode
       std::to_string(options.tier_count), std::to_string(per_shard(options.capacity)),
       std::to_string(options.wake_list_cap), std::to_string(items->size()),
       std::to_string(limits.size() / 3)};
-  args.reserve(5 + limits.size() + 6 * items->size());
+  args.reserve(6 + limits.size() + 2 * items->size());
   args.insert(args.end(), std::make_move_iterator(limits.begin()),
               std::make_move_iterator(limits.end()));
+  // Each item's numbers, packed as the script unpacks them ('<BI4I4d').
+  std::string& meta = args.emplace_back();
+  meta.reserve(kMetaBytes * items->size());
   for (size_t i = 0; i < items->size(); ++i) {
     const EnqueueItem& item = (*items)[i];
-    const WireRequest& r = item.request;
-    args.push_back(QueueMember(r.dispatch_deadline_us, r.id));
-    args.push_back(std::to_string(r.tier));
-    args.push_back(std::to_string(per_shard(item.options.tier_depth_limit)));
-    args.push_back(std::to_string(index_of[i]));
-    args.push_back(index_of[i] > 0 ? std::to_string(item.options.rate_limit->tokens) : "0");
-    args.push_back(EncodeEntry(r));
+    AppendMeta(item.request.tier, per_shard(item.options.tier_depth_limit), index_of[i],
+               index_of[i] > 0 ? item.options.rate_limit->tokens : 0, &meta);
+  }
+  for (const EnqueueItem& item : *items) {
+    args.push_back(QueueMember(item.request.dispatch_deadline_us, item.request.id));
+    args.push_back(EncodeEntry(item.request));
   }
   options.connection->RunScript(
       scripts::Enqueue(), std::move(keys), std::move(args),

@@ -12,8 +12,10 @@ local capacity = tonumber(ARGV[2])
 local wake_cap = tonumber(ARGV[3])
 local n = tonumber(ARGV[4])
 local K = tonumber(ARGV[5])
-local S = 6
-local H = 5 + 3 * K
+-- Per item: member and entry; its numbers packed in `meta` (struct.unpack
+-- reads them with one call instead of four argument strings).
+local meta = ARGV[6 + 3 * K]
+local H = 6 + 3 * K
 local now = now_us()
 local depth = 0
 for i = 1, T do depth = depth + redis.call('ZCARD', KEYS[2 + i]) end
@@ -33,28 +35,28 @@ local queued = 0
 -- Ids already queued (or earlier in this batch) are duplicates. An item's
 -- member is its deadline key, "|", its id (member() in the prelude).
 local ids = {}
-for j = 0, n - 1 do ids[j + 1] = string.sub(ARGV[H + j * S + 1], 18) end
+for j = 0, n - 1 do ids[j + 1] = string.sub(ARGV[H + 2 * j + 1], 18) end
 local existing = redis.call('HMGET', KEYS[1], unpack(ids))
 local taken = {}
 for j = 1, n do
   if existing[j] then taken[ids[j]] = true end
 end
+local at = 1
 for j = 0, n - 1 do
-  local b = H + j * S
-  local m, id, tier = ARGV[b + 1], ids[j + 1], small_int(ARGV[b + 2])
-  local tier_limit, li = small_int(ARGV[b + 3]), small_int(ARGV[b + 4])
+  local b = H + 2 * j
+  local m, id = ARGV[b + 1], ids[j + 1]
+  local tier, tier_limit, li, tokens
+  tier, tier_limit, li, tokens, at = struct.unpack('<BI4I4d', meta, at)
   local status, allowed, r_tat, t_tat = 0, 1, 0, 0
   local st, r_new, t_new
-  if tier == nil or tier < 0 or tier >= T then
+  if tier >= T then
     status = 4
   else
     if li > 0 then
       st = limits[li]
       r_tat, t_tat = st[1], st[2]
-      local cost = 0
-      if st[5] > 0 then cost = tonumber(ARGV[b + 5]) end
       local ok
-      ok, r_new, t_new = rate_try(r_tat, t_tat, st[4], st[5], cost, now)
+      ok, r_new, t_new = rate_try(r_tat, t_tat, st[4], st[5], tokens, now)
       if not ok then status, allowed = 2, 0 end
     end
     if status == 0 and ((capacity > 0 and depth >= capacity) or
@@ -67,7 +69,7 @@ for j = 0, n - 1 do
       else
         taken[id] = true
         entries[#entries + 1] = id
-        entries[#entries + 1] = ARGV[b + 6]
+        entries[#entries + 1] = ARGV[b + 2]
         if st then st[1], st[2], st[3] = r_new, t_new, true end
         local a = adds[tier]
         if a == nil then a = {}; adds[tier] = a end

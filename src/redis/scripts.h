@@ -24,11 +24,12 @@
 //
 // Enqueue   KEYS payloads, wake, Q1..QT, then the rate-limit hash iff K > 0
 //           ARGV T, capacity (0 = none), wake_cap, n, K, then K times: key
-//                id, rpm, tpm (its policy; 0 = none), then n times:
-//                member (QueueMember(dispatch_deadline_us, id), keys.h:
-//                the id and the ZSET score are read from it), tier,
-//                tier_depth_limit (0 = none), rl index (0 = no check, else
-//                1..K), tokens, entry
+//                id, rpm, tpm (its policy; 0 = none), then meta: per item
+//                tier, tier_depth_limit (0 = none), rl index (0 = no check,
+//                else 1..K), tokens, packed as struct '<BI4I4d' (17 bytes
+//                each), then n times: member (QueueMember(
+//                dispatch_deadline_us, id), keys.h: the id and the ZSET
+//                score are read from it), entry
 //           -> {depth (after), now_us, then n times: status (0 queued,
 //               1 duplicate id, 2 rate limited, 3 full, 4 bad tier),
 //               rl_allowed, r_tat_us, t_tat_us}
