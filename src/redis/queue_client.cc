@@ -26,13 +26,17 @@ void AppendLittleEndian(uint64_t v, size_t bytes, std::string* out) {
   for (size_t i = 0; i < bytes; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
 }
 
+void AppendDouble(double v, std::string* out) {
+  AppendLittleEndian(std::bit_cast<uint64_t>(v), 8, out);
+}
+
 void AppendMeta(uint32_t tier, size_t tier_depth_limit, size_t limit_index, int64_t tokens,
                 std::string* out) {
   constexpr uint64_t kMaxU32 = 0xffff'ffff;
   AppendLittleEndian(std::min<uint64_t>(tier, 0xff), 1, out);
   AppendLittleEndian(std::min<uint64_t>(tier_depth_limit, kMaxU32), 4, out);
   AppendLittleEndian(std::min<uint64_t>(limit_index, kMaxU32), 4, out);
-  AppendLittleEndian(std::bit_cast<uint64_t>(static_cast<double>(tokens)), 8, out);
+  AppendDouble(static_cast<double>(tokens), out);
 }
 
 // The limit an item is checked against, or nullopt when it has none (an
@@ -292,28 +296,30 @@ void RedisQueueClient::SendChunk(const Options& options, const std::string& mode
   // The keys checked (fields of the rate-limit hash) with each one's policy
   // (the first item's), then the items naming them by index.
   std::vector<size_t> index_of(items->size(), 0);
-  std::vector<std::string> limits;  // key id, rpm, tpm per key
+  std::vector<std::string> names;  // the keys checked, in first-use order
+  std::string policies;            // theirs: rpm, tpm as '<dd'
   for (size_t i = 0; i < items->size(); ++i) {
     const EnqueueItem& item = (*items)[i];
     const std::optional<RateLimitCheck> limit = EffectiveLimit(item.options);
     if (!limit.has_value()) continue;
     auto [it, added] = limit_index.try_emplace(item.options.rate_limit->key_id, 0);
     if (added) {
-      it->second = limits.size() / 3 + 1;
-      limits.push_back(limit->key_id);
-      limits.push_back(std::to_string(limit->policy.requests_per_minute));
-      limits.push_back(std::to_string(limit->policy.tokens_per_minute));
+      names.push_back(limit->key_id);
+      it->second = names.size();
+      AppendDouble(static_cast<double>(limit->policy.requests_per_minute), &policies);
+      AppendDouble(static_cast<double>(limit->policy.tokens_per_minute), &policies);
     }
     index_of[i] = it->second;
   }
-  if (!limits.empty()) keys.push_back(k.RateLimits());
-  std::vector<std::string> args = {
-      std::to_string(options.tier_count), std::to_string(per_shard(options.capacity)),
-      std::to_string(options.wake_list_cap), std::to_string(items->size()),
-      std::to_string(limits.size() / 3)};
-  args.reserve(6 + limits.size() + 2 * items->size());
-  args.insert(args.end(), std::make_move_iterator(limits.begin()),
-              std::make_move_iterator(limits.end()));
+  if (!names.empty()) keys.push_back(k.RateLimits());
+  std::vector<std::string> args = {std::to_string(options.tier_count),
+                                   std::to_string(per_shard(options.capacity)),
+                                   std::to_string(options.wake_list_cap),
+                                   std::to_string(items->size()), std::to_string(names.size())};
+  args.reserve(7 + names.size() + 2 * items->size());
+  args.insert(args.end(), std::make_move_iterator(names.begin()),
+              std::make_move_iterator(names.end()));
+  args.push_back(std::move(policies));
   // Each item's numbers, packed as the script unpacks them ('<BI4I4d').
   std::string& meta = args.emplace_back();
   meta.reserve(kMetaBytes * items->size());

@@ -12,21 +12,24 @@ local capacity = tonumber(ARGV[2])
 local wake_cap = tonumber(ARGV[3])
 local n = tonumber(ARGV[4])
 local K = tonumber(ARGV[5])
--- Per item: member and entry; its numbers packed in `meta` (struct.unpack
--- reads them with one call instead of four argument strings).
-local meta = ARGV[6 + 3 * K]
-local H = 6 + 3 * K
+-- K key ids, their policies packed in one argument, then the items' numbers
+-- packed in `meta`, then per item its member and entry (struct.unpack reads
+-- a packed record with one call, where separate strings cost one each).
+local names = {}
+for i = 1, K do names[i] = ARGV[5 + i] end
+local policies = ARGV[6 + K]
+local meta = ARGV[7 + K]
+local H = 7 + K
 local now = now_us()
 local depth = 0
 for i = 1, T do depth = depth + redis.call('ZCARD', KEYS[2 + i]) end
 -- Rate-limit key index -> {r_tat, t_tat, changed, rpm, tpm}: every key's
 -- state in one HMGET, its policy from the header.
-local names = {}
-for i = 1, K do names[i] = ARGV[3 + 3 * i] end
 local limits = rate_read(KEYS[3 + T], names)
+local p = 1
 for i = 1, K do
   local st = limits[i]
-  st[4], st[5] = tonumber(ARGV[4 + 3 * i]), tonumber(ARGV[5 + 3 * i])
+  st[4], st[5], p = struct.unpack('<dd', policies, p)
 end
 local adds = {}    -- tier -> {score, member, ...} for one ZADD
 local entries = {} -- {id, entry, ...} for one HSET

@@ -23,8 +23,9 @@
 // does is per call or per batch (TIME, ZCARD, the wake list, the lease).
 //
 // Enqueue   KEYS payloads, wake, Q1..QT, then the rate-limit hash iff K > 0
-//           ARGV T, capacity (0 = none), wake_cap, n, K, then K times: key
-//                id, rpm, tpm (its policy; 0 = none), then meta: per item
+//           ARGV T, capacity (0 = none), wake_cap, n, K, then K key ids,
+//                then their policies: per key rpm, tpm (0 = none) packed as
+//                struct '<dd', then meta: per item
 //                tier, tier_depth_limit (0 = none), rl index (0 = no check,
 //                else 1..K), tokens, packed as struct '<BI4I4d' (17 bytes
 //                each), then n times: member (QueueMember(
