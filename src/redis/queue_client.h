@@ -12,10 +12,10 @@
 // until the results arrive on the gateway's channel (result_listener.h).
 //
 // Combined rate limit: on a single Redis (or a primary with replicas) the
-// check rides in the enqueue script. The keys sluice:rl:{key_id} live in
-// other slots than the model's keys, so on Redis Cluster (CROSSSLOT) set
+// check rides in the enqueue script. The states' hash sluice:rl lives in
+// another slot than the model's keys, so on Redis Cluster (CROSSSLOT) set
 // Options::separate_limiter: each item's limit is then checked with it
-// first — its own call, in the key's slot, pipelined — and only the items
+// first — its own call, in its shard's slot, pipelined — and only the items
 // it allows go to the enqueue script; an allowed item that the queue then
 // refuses gets its tokens back (its request is counted, as it is in memory).
 //
