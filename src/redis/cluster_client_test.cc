@@ -134,8 +134,8 @@ TEST(KeySpaceTest, QueueMembersSortLikeTheirDeadlines) {
   EXPECT_EQ(QueueMember(-5, "a"), "0000000000000000|a");  // past: clamped to 0
   EXPECT_EQ(QueueMember(20'000'000'000'000'000, "a"), "9999999999999999|a");
   EXPECT_EQ(QueueMember(1'764'893'000'000'000, "req-1"), "1764893000000000|req-1");
-  const std::vector<int64_t> deadlines = {0, 9, 10, 99, 1'000'000, 1'764'893'000'000'000,
-                                          1'764'893'000'000'001, 9'999'999'999'999'999};
+  const std::vector<int64_t> deadlines = {
+      0, 9, 10, 99, 1'000'000, 1'764'893'000'000'000, 1'764'893'000'000'001, 9'999'999'999'999'999};
   for (size_t i = 1; i < deadlines.size(); ++i) {
     EXPECT_LT(QueueMember(deadlines[i - 1], "z"), QueueMember(deadlines[i], "a")) << deadlines[i];
   }
