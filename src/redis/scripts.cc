@@ -15,16 +15,6 @@ local function now_us()
   return tonumber(t[1]) * 1000000 + tonumber(t[2])
 end
 local function fmt(n) return string.format('%d', n) end
--- A decimal string as a number; one digit without tonumber(), which costs
--- more than the rest of a request's checks. nil when not a number.
-local function small_int(s)
-  if #s == 1 then
-    local d = string.byte(s) - 48
-    if d >= 0 and d <= 9 then return d end
-    return nil
-  end
-  return tonumber(s)
-end
 -- floor(units * W / limit) as in gcra.h (in µs), capped at 4 windows.
 local function units_to_us(units, limit)
   local a = units * W
