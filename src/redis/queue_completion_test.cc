@@ -291,6 +291,30 @@ TEST_F(RedisQueueTest, RequeuedRequestPastItsDispatchDeadlineIsClaimedNotExpired
   EXPECT_EQ(batch.requests[0].attempts, 1u);
 }
 
+// The scripts rebuild a request's member from its entry's deadline text
+// (withdraw, reap, a late answer's ZREM) exactly as the gateway built it,
+// also past 2^53 µs and past 16 digits, where a double would round.
+TEST_F(RedisQueueTest, FarDeadlinesKeepTheirMemberWhenWithdrawn) {
+  const std::pair<const char*, int64_t> far[] = {{"f1", 9'007'199'254'740'993},
+                                                 {"f2", 20'000'000'000'000'000}};
+  for (const auto& [id, deadline] : far) {
+    WireRequest r = Request(id, 0, 10'000);
+    r.dispatch_deadline_us = deadline;
+    r.total_deadline_us = deadline;
+    ASSERT_TRUE(Enqueue(r).status.ok());
+  }
+  Latch done;
+  std::optional<Result<std::vector<std::string>>> removed;
+  queue_->WithdrawAsync(kModel, {"f1", "f2"}, [&](Result<std::vector<std::string>> r) {
+    removed = std::move(r);
+    done.Signal();
+  });
+  ASSERT_TRUE(done.WaitFor(1, std::chrono::milliseconds(5'000)));
+  ASSERT_TRUE(removed->ok()) << removed->status().ToString();
+  EXPECT_EQ(removed->value(), (std::vector<std::string>{"f1", "f2"}));
+  EXPECT_EQ(connection_->Call({"ZCARD", KeySpace().Queue(kModel, 0)})->AsInt(), 0);
+}
+
 TEST_F(RedisQueueTest, RetryBudgetThenDeadLetterAndGatewayIsTold) {
   Latch told;
   std::optional<WireResult> failure;

@@ -94,10 +94,17 @@ end
 -- deadline as 16 decimal digits (clamped to 0 .. 10^16 - 1), "|", its id.
 -- Members sort by deadline as strings, so a claim compares them without
 -- reading scores (keys.h; RedisQueueClient writes the same).
+-- `deadline` is the entry's decimal text, used as text: a double would
+-- round deadlines above 2^53 and could not hold the clamp exactly.
 local function member(deadline, id)
-  local d = tonumber(deadline) or 0
-  if d < 0 then d = 0 elseif d > 9999999999999999 then d = 9999999999999999 end
-  local key = string.format('%016d', d)
+  local key
+  if string.byte(deadline, 1) == 45 then  -- '-'
+    key = '0000000000000000'
+  elseif #deadline > 16 then
+    key = '9999999999999999'
+  else
+    key = string.rep('0', 16 - #deadline) .. deadline
+  end
   return key .. '|' .. id, key
 end
 -- A queued entry's value: "tier|deadline_us|arrival_us|attempts|gateway_id|"
