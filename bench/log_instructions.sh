@@ -16,7 +16,9 @@
 # Usage: bench/log_instructions.sh [SLUICE_BIN ...]   (default: build/src/app/sluice)
 # Environment: DURATION (20s of load per run), CONNECTIONS (16), LOGS
 #   (memory,sqlite: request_log.backend values to run), KEEP (1 keeps the
-#   callgrind files for callgrind_annotate; their folder is printed).
+#   callgrind files for callgrind_annotate; their folder is printed),
+#   LOG_OPTIONS (request_log settings added to the config, "key: value"
+#   pairs separated by ";", e.g. "flush_batch: 4000").
 # Prints one Markdown row per binary and log: instructions per request, and
 # for sqlite the difference from memory (the log's own cost). Needs valgrind
 # and wrk (Debian packages; installed here if missing). Loopback only; stops
@@ -72,6 +74,9 @@ for bin in "${bins[@]}"; do
     sed -i -E "s/^([[:space:]]*)backend: sqlite/\1backend: $log_backend/" "$run/sluice.yaml"
     grep -qE "^[[:space:]]*backend: $log_backend" "$run/sluice.yaml" \
       || die "could not set request_log.backend: $log_backend"
+    if [ -n "${LOG_OPTIONS:-}" ]; then  # "k: v;k: v" added to request_log
+      sed -i -E "s/^([[:space:]]*)backend: $log_backend\$/&\n\1${LOG_OPTIONS//;/\\n\\1}/" "$run/sluice.yaml"
+    fi
     valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$run/cg.%p" \
       "$bin" serve --config "$run/sluice.yaml" --port 0 >"$run/out" 2>&1 &
     vg_pid=$!
@@ -91,7 +96,8 @@ for bin in "${bins[@]}"; do
       "http://127.0.0.1:$port/v1/inference" >"$run/wrk.txt"
     rm -f "$run"/cg.*.[0-9]*
     callgrind_control -d "$vg_pid" >/dev/null 2>&1
-    ir=$(cat "$run"/cg."$vg_pid".[0-9]* | awk '/^(summary|totals):/ { s += $2 } END { print s + 0 }')
+    # Each dump states its count twice (a summary: and a totals: line); sum one.
+    ir=$(cat "$run"/cg."$vg_pid".[0-9]* | awk '/^totals:/ { s += $2 } END { print s + 0 }')
     line=$(grep -m1 '^WRKSTAT ' "$run/wrk.txt") || die "no WRKSTAT line from wrk"
     requests=$(sed -E 's/.*requests=([0-9]+).*/\1/' <<<"$line")
     non200=$(sed -E 's/.*non200=([0-9]+).*/\1/' <<<"$line")
