@@ -102,13 +102,15 @@ struct GatewayRole::Parts {
 Status GatewayRole::Parts::Build() {
   const AppConfig& cfg = config();
   redis::RedisClient* conn = process.redis();
+  Result<redis::RedisClient*> loop_conn = process.event_loop_redis();
+  if (!loop_conn.ok()) return loop_conn.status();
   const redis::KeySpace keys(cfg.redis.key_prefix);
   InferenceService::Options service_options;
   service_options.tiers = cfg.tiers;
   CapacityFeed::Options feed_options;
   for (const ModelConfig& mc : cfg.models) {
     redis::RedisQueueClient::Options qo;
-    qo.connection = conn;
+    qo.connection = *loop_conn;  // enqueue and withdraw calls start on the event loop
     qo.keys = keys;
     qo.tier_count = cfg.tiers.size();
     qo.capacity = mc.queue_capacity;
@@ -246,8 +248,13 @@ void GatewayRole::Parts::AddMetrics() {
 
 http::HealthSnapshot GatewayRole::Parts::Health() const {
   http::HealthSnapshot h;
+  // Up: the process's client and the one the enqueue calls go through.
   const redis::RedisClient* conn = process.redis();
-  h.status = conn->state() == redis::RedisClient::State::kUp ? "healthy" : "unavailable";
+  const redis::RedisClient* enqueue =
+      clients.empty() ? conn : clients.front()->options().connection;
+  const redis::RedisClient::State state =
+      conn->state() != redis::RedisClient::State::kUp ? conn->state() : enqueue->state();
+  h.status = state == redis::RedisClient::State::kUp ? "healthy" : "unavailable";
   size_t live_workers = 0;
   double busy = 0, slots = 0;
   const auto& models = config().models;
@@ -281,9 +288,10 @@ http::HealthSnapshot GatewayRole::Parts::Health() const {
   h.gpu_utilization = slots > 0 ? busy / slots : 0;
   h.requests_per_second = request_metrics->RequestsPerSecond();
   if (service->shutting_down()) h.status = "draining";
-  h.redis = http::RedisHealth{StateName(conn->state()),    options.gateway_id,
-                              listener->subscribed(),      pending.size(),
-                              conn->stats().commands_sent, live_workers};
+  const uint64_t commands =
+      conn->stats().commands_sent + (enqueue != conn ? enqueue->stats().commands_sent : 0);
+  h.redis = http::RedisHealth{StateName(state), options.gateway_id, listener->subscribed(),
+                              pending.size(),   commands,           live_workers};
   return h;
 }
 

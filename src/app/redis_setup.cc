@@ -86,32 +86,45 @@ redis::RedisSubscriber::Options RedisSubscriberOptions(const RedisConfig& config
   return o;
 }
 
-void AddRedisConnectionMetrics(metrics::Registry& registry, const redis::RedisClient& client) {
-  const redis::RedisClient* c = &client;
-  registry.AddCallbackGauge(
-      "sluice_redis_up", "1 while the Redis connection is up, else 0.", {},
-      [c] { return c->state() == redis::RedisClient::State::kUp ? 1.0 : 0.0; });
+void AddRedisConnectionMetrics(metrics::Registry& registry, RedisClientsFn clients) {
+  // Summed over the process's clients; one that is gone counts nothing.
+  auto sum = [clients](uint64_t redis::RedisClient::Stats::*field) {
+    return [clients, field] {
+      uint64_t total = 0;
+      for (const redis::RedisClient* c : clients()) {
+        if (c != nullptr) total += c->stats().*field;
+      }
+      return static_cast<double>(total);
+    };
+  };
+  registry.AddCallbackGauge("sluice_redis_up", "1 while every Redis connection is up, else 0.", {},
+                            [clients] {
+                              for (const redis::RedisClient* c : clients()) {
+                                if (c == nullptr || c->state() != redis::RedisClient::State::kUp)
+                                  return 0.0;
+                              }
+                              return 1.0;
+                            });
   registry.AddCallbackGauge("sluice_redis_commands_total", "Commands written to Redis.", {},
-                            [c] { return static_cast<double>(c->stats().commands_sent); });
+                            sum(&redis::RedisClient::Stats::commands_sent));
   registry.AddCallbackGauge("sluice_redis_round_trips_total",
                             "Pipelines written to Redis (round trips).", {},
-                            [c] { return static_cast<double>(c->stats().pipelines); });
+                            sum(&redis::RedisClient::Stats::pipelines));
+  registry.AddCallbackGauge("sluice_redis_redirects_total",
+                            "Redis Cluster MOVED / ASK redirects followed.", {},
+                            sum(&redis::RedisClient::Stats::redirects));
+  registry.AddCallbackGauge("sluice_redis_slot_map_refreshes_total",
+                            "Redis Cluster slot map changes read (CLUSTER SLOTS).", {},
+                            sum(&redis::RedisClient::Stats::slot_map_refreshes));
   const std::pair<const char*, uint64_t redis::RedisClient::Stats::*> kinds[] = {
       {"io", &redis::RedisClient::Stats::io_errors},
       {"error_reply", &redis::RedisClient::Stats::error_replies},
       {"rejected_while_down", &redis::RedisClient::Stats::rejected_while_down}};
-  registry.AddCallbackGauge("sluice_redis_redirects_total",
-                            "Redis Cluster MOVED / ASK redirects followed.", {},
-                            [c] { return static_cast<double>(c->stats().redirects); });
-  registry.AddCallbackGauge("sluice_redis_slot_map_refreshes_total",
-                            "Redis Cluster slot map changes read (CLUSTER SLOTS).", {},
-                            [c] { return static_cast<double>(c->stats().slot_map_refreshes); });
   for (const auto& [kind, field] : kinds) {
-    registry.AddCallbackGauge(
-        "sluice_redis_errors_total",
-        "Redis failures: lost connections, error replies, commands "
-        "refused while down.",
-        {{"kind", kind}}, [c, field = field] { return static_cast<double>(c->stats().*field); });
+    registry.AddCallbackGauge("sluice_redis_errors_total",
+                              "Redis failures: lost connections, error replies, commands "
+                              "refused while down.",
+                              {{"kind", kind}}, sum(field));
   }
 }
 

@@ -4,6 +4,9 @@
 // as metrics. Construction helpers; no state.
 #pragma once
 
+#include <functional>
+#include <vector>
+
 #include <string>
 
 #include "config/config.h"
@@ -43,8 +46,11 @@ redis::RedisSubscriber::Options RedisSubscriberOptions(const RedisConfig& config
 
 // sluice_redis_up, sluice_redis_commands_total, sluice_redis_round_trips_total,
 // sluice_redis_errors_total{kind}, sluice_redis_redirects_total and
-// sluice_redis_slot_map_refreshes_total (both 0 on a single server) for
-// `client` (borrowed; must outlive every render of `registry`).
-void AddRedisConnectionMetrics(metrics::Registry& registry, const redis::RedisClient& client);
+// sluice_redis_slot_map_refreshes_total (both 0 on a single server), summed
+// over the clients `clients` returns at each render (null entries count
+// nothing; sluice_redis_up is 1 while every one is up). `clients` must stay
+// callable for as long as `registry` is rendered.
+using RedisClientsFn = std::function<std::vector<const redis::RedisClient*>()>;
+void AddRedisConnectionMetrics(metrics::Registry& registry, RedisClientsFn clients);
 
 }  // namespace sluice

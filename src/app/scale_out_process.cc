@@ -4,6 +4,7 @@
 #include "app/redis_setup.h"
 #include "app/request_log_factory.h"
 #include "redis/dead_letters.h"
+#include "redis/event_loop_connection.h"
 #include "redis/redis_rate_limiter.h"
 
 namespace sluice {
@@ -31,9 +32,10 @@ Result<std::unique_ptr<ScaleOutProcess>> ScaleOutProcess::Create(const AppConfig
   auto client = MakeRedisClient(config.redis, client_name);
   if (!client.ok()) return client.status();
   p->redis_ = std::move(client).value();
+  p->client_name_ = client_name;
   const redis::KeySpace keys(config.redis.key_prefix);
   p->separate_limiter_ = SeparateRateLimiter(config.redis, p->redis_.get(), keys);
-  AddRedisConnectionMetrics(p->registry_, *p->redis_);
+  AddRedisConnectionMetrics(p->registry_, [raw = p.get()] { return raw->RedisClients(); });
   std::vector<std::string> models;
   for (const ModelConfig& m : config.models) models.push_back(m.name);
   auto shared = redis::RedisDeadLetters::Create({p->redis_.get(), keys, models,
@@ -62,9 +64,29 @@ void ScaleOutProcess::Run(Drainer::Options drain) {
   pool_.Run();
 }
 
+std::vector<const redis::RedisClient*> ScaleOutProcess::RedisClients() const {
+  if (loop_redis_ == nullptr) return {redis_.get()};
+  return {redis_.get(), loop_redis_.get()};
+}
+
+Result<redis::RedisClient*> ScaleOutProcess::event_loop_redis() {
+  if (!config_.redis.cluster_nodes.empty()) return redis_.get();
+  if (loop_redis_ == nullptr) {
+    auto c = redis::EventLoopConnection::Create(
+        pool_.main(), RedisConnectionOptions(config_.redis, client_name_ + "-loop"));
+    if (!c.ok()) return c.status();
+    loop_redis_ = std::move(c).value();
+  }
+  return loop_redis_.get();
+}
+
 void ScaleOutProcess::CloseRedis() {
-  // The client first: destroying it fails the commands still queued, and
-  // their callbacks may use the limiter (token refunds).
+  // The clients first: destroying one fails the commands still queued, and
+  // their callbacks may use the limiter (token refunds). The event loop's
+  // closes on this thread once the loops have stopped (they have, after
+  // Run(); before it, nothing runs them).
+  pool_.Stop();
+  loop_redis_.reset();
   redis_.reset();
   separate_limiter_.reset();
   shared_dead_letters_.reset();

@@ -52,6 +52,12 @@ class ScaleOutProcess {
   metrics::Registry& registry() { return registry_; }
   const Authenticator* auth() const { return auth_.get(); }
   redis::RedisClient* redis() const { return redis_.get(); }
+  // The client for calls made on the event loop (the gateway's enqueue and
+  // withdraw calls): on a single server a second connection whose I/O runs
+  // on ioc() (redis/event_loop_connection.h), so those calls cost no thread
+  // hand-off; with Redis Cluster, redis(). Made on the first call, which
+  // must come before Run(). Errors: as MakeRedisClient's.
+  Result<redis::RedisClient*> event_loop_redis();
   redis::RedisRateLimiter* separate_limiter() const { return separate_limiter_.get(); }
   RequestLog* log() const { return log_.get(); }
   // The workers' dead letters (kept here and pushed to Redis).
@@ -71,14 +77,17 @@ class ScaleOutProcess {
 
  private:
   explicit ScaleOutProcess(const AppConfig& config);
+  std::vector<const redis::RedisClient*> RedisClients() const;
 
   const AppConfig& config_;
+  std::string client_name_;
   IoContextPool pool_;
   metrics::Registry registry_;
   AsioExecutor control_;
   std::unique_ptr<Authenticator> auth_;
   std::unique_ptr<RequestLog> log_;  // before the client: outlives its callbacks
   std::unique_ptr<redis::RedisClient> redis_;
+  std::unique_ptr<redis::RedisClient> loop_redis_;  // event_loop_redis(); closed first
   std::unique_ptr<redis::RedisRateLimiter> separate_limiter_;
   std::unique_ptr<redis::RedisDeadLetters> shared_dead_letters_;
   std::unique_ptr<DeadLetterQueue> dead_letters_;

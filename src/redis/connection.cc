@@ -134,7 +134,7 @@ void RedisConnection::Enqueue(Pending pending) {
     work_cv_.notify_one();
     return;
   }
-  rejected_while_down_.fetch_add(1, std::memory_order_relaxed);
+  counters_.rejected_while_down.fetch_add(1, std::memory_order_relaxed);
   Deliver(pending.done, Unavailable(std::string(reason) + " (" + options_.host + ":" +
                                     std::to_string(options_.port) + ")"));
 }
@@ -164,7 +164,7 @@ void RedisConnection::RunScript(const LuaScript& script, std::vector<std::string
     if (reply.ok() && reply->is_error() && reply->str.starts_with("NOSCRIPT")) {
       // The server lost its script cache (restart, SCRIPT FLUSH): load the
       // body and retry once; both go out in order on this connection.
-      scripts_reloaded_.fetch_add(1, std::memory_order_relaxed);
+      counters_.scripts_reloaded.fetch_add(1, std::memory_order_relaxed);
       std::string body;
       {
         std::lock_guard lock(mu_);
@@ -205,20 +205,29 @@ ReplyResult RedisConnection::Wait(const std::function<void(ReplyCallback)>& star
   return WaitForReply(start, reply_wait_limit());
 }
 
-std::chrono::milliseconds RedisConnection::reply_wait_limit() const {
-  return std::chrono::milliseconds(options_.connect_timeout_ms + 2 * options_.command_timeout_ms +
+std::chrono::milliseconds RedisConnection::ReplyWaitLimit(const Options& options) {
+  return std::chrono::milliseconds(options.connect_timeout_ms + 2 * options.command_timeout_ms +
                                    1'000);
 }
 
-Result<std::unique_ptr<RedisClient>> RedisConnection::NewBlockingClient(
-    const std::string& name_suffix, int64_t command_timeout_ms) const {
-  Options o = options_;
+std::chrono::milliseconds RedisConnection::reply_wait_limit() const {
+  return ReplyWaitLimit(options_);
+}
+
+Result<std::unique_ptr<RedisClient>> RedisConnection::NewBlockingConnection(
+    const Options& options, const std::string& name_suffix, int64_t command_timeout_ms) {
+  Options o = options;
   o.command_timeout_ms = std::max(o.command_timeout_ms, command_timeout_ms);
   o.health_check_interval_ms = 0;  // every call talks to it
   if (!o.client_name.empty()) o.client_name += name_suffix;
   Result<std::unique_ptr<RedisConnection>> c = Create(o);
   if (!c.ok()) return c.status();
   return std::unique_ptr<RedisClient>(std::move(c).value());
+}
+
+Result<std::unique_ptr<RedisClient>> RedisConnection::NewBlockingClient(
+    const std::string& name_suffix, int64_t command_timeout_ms) const {
+  return NewBlockingConnection(options_, name_suffix, command_timeout_ms);
 }
 
 ReplyResult RedisConnection::Call(std::vector<std::string> argv) {
@@ -237,25 +246,27 @@ bool RedisConnection::WaitUntilUp(std::chrono::milliseconds timeout) {
   return state_cv_.wait_for(lock, timeout, [&] { return state() == State::kUp; });
 }
 
-RedisConnection::Stats RedisConnection::stats() const {
-  Stats s;
-  s.commands_sent = commands_sent_.load(std::memory_order_relaxed);
-  s.pipelines = pipelines_.load(std::memory_order_relaxed);
-  s.error_replies = error_replies_.load(std::memory_order_relaxed);
-  s.io_errors = io_errors_.load(std::memory_order_relaxed);
-  s.reconnects = reconnects_.load(std::memory_order_relaxed);
-  s.rejected_while_down = rejected_while_down_.load(std::memory_order_relaxed);
-  s.scripts_reloaded = scripts_reloaded_.load(std::memory_order_relaxed);
-  s.callback_exceptions = callback_exceptions_.load(std::memory_order_relaxed);
+RedisClient::Stats ConnectionCounters::Snapshot() const {
+  RedisClient::Stats s;
+  s.commands_sent = commands_sent.load(std::memory_order_relaxed);
+  s.pipelines = pipelines.load(std::memory_order_relaxed);
+  s.error_replies = error_replies.load(std::memory_order_relaxed);
+  s.io_errors = io_errors.load(std::memory_order_relaxed);
+  s.reconnects = reconnects.load(std::memory_order_relaxed);
+  s.rejected_while_down = rejected_while_down.load(std::memory_order_relaxed);
+  s.scripts_reloaded = scripts_reloaded.load(std::memory_order_relaxed);
+  s.callback_exceptions = callback_exceptions.load(std::memory_order_relaxed);
   return s;
 }
+
+RedisConnection::Stats RedisConnection::stats() const { return counters_.Snapshot(); }
 
 void RedisConnection::Deliver(ReplyCallback& done, ReplyResult reply) {
   if (!done) return;
   try {
     done(std::move(reply));
   } catch (...) {
-    callback_exceptions_.fetch_add(1, std::memory_order_relaxed);
+    counters_.callback_exceptions.fetch_add(1, std::memory_order_relaxed);
   }
 }
 
@@ -327,8 +338,8 @@ bool RedisConnection::Pipeline(std::vector<Pending>& batch, std::string* error) 
     }
     redisAppendCommandArgv(context_, static_cast<int>(ptrs.size()), ptrs.data(), lens.data());
   }
-  commands_sent_.fetch_add(batch.size() + asking, std::memory_order_relaxed);
-  pipelines_.fetch_add(1, std::memory_order_relaxed);
+  counters_.commands_sent.fetch_add(batch.size() + asking, std::memory_order_relaxed);
+  counters_.pipelines.fetch_add(1, std::memory_order_relaxed);
   for (size_t i = 0; i < batch.size(); ++i) {
     void* raw = nullptr;
     bool ok = true;
@@ -347,7 +358,7 @@ bool RedisConnection::Pipeline(std::vector<Pending>& batch, std::string* error) 
     auto* r = static_cast<redisReply*>(raw);
     RedisReply reply = RedisReply::FromHiredis(r);
     freeReplyObject(r);
-    if (reply.is_error()) error_replies_.fetch_add(1, std::memory_order_relaxed);
+    if (reply.is_error()) counters_.error_replies.fetch_add(1, std::memory_order_relaxed);
     Deliver(batch[i].done, std::move(reply));
   }
   return true;
@@ -365,13 +376,13 @@ void RedisConnection::Run() {
     if (context_ == nullptr) {
       std::string error;
       if (Connect(&error)) {
-        if (connected_before) reconnects_.fetch_add(1, std::memory_order_relaxed);
+        if (connected_before) counters_.reconnects.fetch_add(1, std::memory_order_relaxed);
         connected_before = true;
         backoff_ms = options_.reconnect_initial_backoff_ms;
         last_activity = SteadyTime::now();
         SetState(State::kUp);
       } else {
-        io_errors_.fetch_add(1, std::memory_order_relaxed);
+        counters_.io_errors.fetch_add(1, std::memory_order_relaxed);
         SetState(State::kDown);
         FailQueued(Unavailable("redis unavailable (" + options_.host + ":" +
                                std::to_string(options_.port) + "): " + error));
@@ -407,7 +418,7 @@ void RedisConnection::Run() {
     const bool ok = Pipeline(batch, &error);
     last_activity = SteadyTime::now();
     if (!ok) {
-      io_errors_.fetch_add(1, std::memory_order_relaxed);
+      counters_.io_errors.fetch_add(1, std::memory_order_relaxed);
       CloseContext();
       // Down first, so that no new command joins the queue, then fail it.
       SetState(State::kDown);

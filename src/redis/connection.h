@@ -61,6 +61,14 @@ struct redisContext;  // hiredis
 
 namespace sluice::redis {
 
+// The counters behind a connection's stats(): bumped from any thread
+// (relaxed), read as one Stats.
+struct ConnectionCounters {
+  std::atomic<uint64_t> commands_sent{0}, pipelines{0}, error_replies{0}, io_errors{0},
+      reconnects{0}, rejected_while_down{0}, scripts_reloaded{0}, callback_exceptions{0};
+  RedisClient::Stats Snapshot() const;
+};
+
 class RedisConnection final : public RedisClient {
  public:
   struct Options {
@@ -120,6 +128,13 @@ class RedisConnection final : public RedisClient {
   // Blocks until the connection is up or `timeout` passed; true when up.
   bool WaitUntilUp(std::chrono::milliseconds timeout) override;
 
+  // reply_wait_limit() and NewBlockingClient() of a connection with
+  // `options` (shared with EventLoopConnection).
+  static std::chrono::milliseconds ReplyWaitLimit(const Options& options);
+  static Result<std::unique_ptr<RedisClient>> NewBlockingConnection(const Options& options,
+                                                                    const std::string& name_suffix,
+                                                                    int64_t command_timeout_ms);
+
   State state() const override { return state_.load(std::memory_order_acquire); }
   Stats stats() const override;
   std::chrono::milliseconds reply_wait_limit() const override;
@@ -161,14 +176,7 @@ class RedisConnection final : public RedisClient {
   bool stopping_ = false;                       // GUARDED_BY(mu_)
   std::map<std::string, std::string> scripts_;  // GUARDED_BY(mu_); sha1 -> body
 
-  std::atomic<uint64_t> commands_sent_{0};
-  std::atomic<uint64_t> pipelines_{0};
-  std::atomic<uint64_t> error_replies_{0};
-  std::atomic<uint64_t> io_errors_{0};
-  std::atomic<uint64_t> reconnects_{0};
-  std::atomic<uint64_t> rejected_while_down_{0};
-  std::atomic<uint64_t> scripts_reloaded_{0};
-  std::atomic<uint64_t> callback_exceptions_{0};
+  ConnectionCounters counters_;
 
   std::thread thread_;  // last: started after everything above exists
 };
