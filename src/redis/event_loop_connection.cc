@@ -36,14 +36,6 @@ void EventLoopConnection::Core::Submit(std::vector<std::string> argv, ReplyCallb
 }
 
 void EventLoopConnection::Core::Enqueue(Command c, const LuaScript* script) {
-  std::optional<Command> load;
-  if (script != nullptr) {
-    // Known from now on: a reconnect loads it even if this call fails.
-    std::lock_guard lock(scripts_mu_);
-    if (scripts_.try_emplace(script->sha1(), script->body()).second) {
-      load = Command{{"SCRIPT", "LOAD", script->body()}, nullptr, Kind::kQuiet};
-    }
-  }
   const char* reason = nullptr;
   if (closing_.load(std::memory_order_acquire)) {
     reason = "redis connection closed";
@@ -54,26 +46,38 @@ void EventLoopConnection::Core::Enqueue(Command c, const LuaScript* script) {
     reason = "redis command queue full";
   }
   if (reason != nullptr) {
+    if (script != nullptr && state() == State::kDown) {
+      std::lock_guard lock(scripts_mu_);  // the reconnect's handshake loads it
+      scripts_.try_emplace(script->sha1(), script->body());
+    }
     counters_.rejected_while_down.fetch_add(1, std::memory_order_relaxed);
     Deliver(c.done, Unavailable(std::string(reason) + " (" + Where() + ")"));
     return;
   }
-  if (strand_.running_in_this_thread()) {
-    if (load) Queue(std::move(*load));
-    Queue(std::move(c));
-    return;
-  }
-  bool first = false;
+  // Everything passes through the inbox, in one order: a script's first
+  // SCRIPT LOAD is pushed under the same lock as its registration, so no
+  // EVALSHA of it (from any thread) can be queued ahead of the load.
+  bool post = false;
   {
     std::lock_guard lock(inbox_mu_);
-    first = inbox_.empty();
-    if (load) inbox_.push_back(std::move(*load));
+    post = inbox_.empty();
+    if (script != nullptr) {
+      std::lock_guard scripts_lock(scripts_mu_);
+      if (scripts_.try_emplace(script->sha1(), script->body()).second) {
+        inbox_.push_back(Command{{"SCRIPT", "LOAD", script->body()}, nullptr, Kind::kQuiet});
+      }
+    }
     inbox_.push_back(std::move(c));
   }
-  if (first) asio::post(strand_, [self = shared_from_this()] { self->DrainInbox(); });
+  if (strand_.running_in_this_thread()) {
+    DrainInbox();  // what other threads queued first, then this
+  } else if (post) {
+    asio::post(strand_, [self = shared_from_this()] { self->DrainInbox(); });
+  }
 }
 
 void EventLoopConnection::Core::DrainInbox() {
+  if (phase_.load(std::memory_order_acquire) == kClosedUnstarted) return;  // failed by Close()
   std::vector<Command> commands;
   {
     std::lock_guard lock(inbox_mu_);
@@ -134,8 +138,22 @@ void EventLoopConnection::Core::Close() {
   writing_ = false;
   up_ = false;
   SetState(State::kDown);
-  DrainInbox();  // queued, then failed below with the rest
+  std::vector<Command> inbox;
+  {
+    std::lock_guard lock(inbox_mu_);
+    inbox.swap(inbox_);
+  }
+  for (Command& c : inbox) queued_.push_back(std::move(c));
   FailAll(Unavailable("redis connection closed (" + Where() + ")"));
+}
+
+bool EventLoopConnection::Core::CloseIfUnstarted() {
+  int unstarted = kUnstarted;
+  if (!phase_.compare_exchange_strong(unstarted, kClosedUnstarted)) return false;
+  // No handler of ours has run (Connect() is the strand's first and now
+  // returns at once; DrainInbox() too): nothing else touches the state.
+  Close();
+  return true;
 }
 
 Result<std::unique_ptr<EventLoopConnection>> EventLoopConnection::Create(
@@ -147,12 +165,16 @@ Result<std::unique_ptr<EventLoopConnection>> EventLoopConnection::Create(
 }
 
 EventLoopConnection::~EventLoopConnection() {
+  if (core_->CloseIfUnstarted()) return;  // the loop never ran it
   if (core_->InLoop() || core_->ioc().stopped()) {
+    // On the loop, or (the contract) after its run() returned: nothing
+    // else runs our handlers.
     core_->Close();
     return;
   }
   // Another thread runs the loop: close there, and wait for it (callbacks
-  // of failed commands may use what our owner destroys next).
+  // of failed commands may use what our owner destroys next). The bound
+  // only guards against a loop stopped meanwhile, which breaks the contract.
   auto closed = std::make_shared<std::promise<void>>();
   std::future<void> done = closed->get_future();
   asio::post(core_->strand(), [core = core_, closed] {

@@ -17,6 +17,7 @@ namespace sluice::redis {
 namespace {
 
 using std::chrono::milliseconds;
+using SteadyTime = std::chrono::steady_clock;
 
 // An io_context run by one thread until the object is destroyed.
 class Loop {
@@ -137,10 +138,14 @@ TEST_F(EventLoopConnectionTest, FailsFastWhileDownAndReconnectsWithItsScripts) {
   server_->Stop();
 
   // The first command meets the closed socket; later ones are refused at
-  // once while down. None may hang.
+  // once while down. None may wait for WaitForReply's own deadline.
   for (int i = 0; i < 5; ++i) {
+    const auto start = SteadyTime::now();
     ReplyResult r = c->Call({"PING"});
+    EXPECT_LT(SteadyTime::now() - start, milliseconds(1'000)) << "call " << i;
     EXPECT_EQ(r.status().code(), ErrorCode::kUnavailable) << r.status().ToString();
+    EXPECT_EQ(r.status().message().find("no reply within"), std::string::npos)
+        << r.status().ToString();
   }
   EXPECT_EQ(c->state(), RedisClient::State::kDown);
   EXPECT_GE(c->stats().rejected_while_down, 1u);
@@ -176,26 +181,65 @@ TEST_F(EventLoopConnectionTest, AReplyThatNeverComesResetsTheConnection) {
   EXPECT_EQ(pong->str, "PONG");
 }
 
-TEST_F(EventLoopConnectionTest, CommandsWaitForTheFirstConnectAndClosingFailsWhatIsLeft) {
+TEST_F(EventLoopConnectionTest, CommandsWaitForTheFirstConnect) {
   boost::asio::io_context later;  // not running yet: nothing connects
   auto c = std::move(EventLoopConnection::Create(later, ConnectionOptions())).value();
   EXPECT_EQ(c->state(), RedisClient::State::kConnecting);
   std::optional<ReplyResult> early;
   c->Submit({"PING"}, [&](ReplyResult r) { early.emplace(std::move(r)); });
-  // Run the loop until the reply arrived (bounded by the reply timeout).
   for (int i = 0; i < 500 && !early; ++i) later.run_for(milliseconds(10));
   ASSERT_TRUE(early.has_value());
   ASSERT_TRUE(early->ok()) << early->status().ToString();
   EXPECT_EQ((*early)->str, "PONG");
 
-  // A command still waiting when the connection is destroyed is failed.
+  // Destroyed once its loop has stopped: what is still queued is failed,
+  // on the destroying thread.
   std::optional<ReplyResult> late;
   c->Submit({"PING"}, [&](ReplyResult r) { late.emplace(std::move(r)); });
-  later.stop();  // not run again: the destructor closes inline
+  later.stop();
   c.reset();
   ASSERT_TRUE(late.has_value());
   EXPECT_EQ(late->status().code(), ErrorCode::kUnavailable);
-  EXPECT_NE(late->status().message().find("closed"), std::string::npos);
+  EXPECT_NE(late->status().message().find("redis connection closed"), std::string::npos);
+}
+
+TEST_F(EventLoopConnectionTest, DestroyedBeforeItsLoopEverRanItFailsWhatWasSubmittedAtOnce) {
+  boost::asio::io_context never_run;
+  auto c = std::move(EventLoopConnection::Create(never_run, ConnectionOptions())).value();
+  std::optional<ReplyResult> reply;
+  c->Submit({"PING"}, [&](ReplyResult r) { reply.emplace(std::move(r)); });
+  const auto start = SteadyTime::now();
+  c.reset();
+  EXPECT_LT(SteadyTime::now() - start, milliseconds(1'000));  // no wait for a loop that never runs
+  ASSERT_TRUE(reply.has_value());
+  EXPECT_NE(reply->status().message().find("redis connection closed"), std::string::npos)
+      << reply->status().ToString();
+  never_run.run();  // the handlers left behind find it closed and do nothing
+}
+
+TEST_F(EventLoopConnectionTest, DestroyedWhileItsLoopRunsFailsWhatIsInFlightBeforeReturning) {
+  auto c = Connect();
+  ASSERT_TRUE(c->WaitUntilUp(milliseconds(5'000)));
+  Latch sent;
+  std::atomic<bool> failed{false};
+  std::string why;
+  // BLPOP holds its reply for 5 s, and the PING written behind it waits for
+  // it; the connection is destroyed long before either reply or the 2 s
+  // reply timeout.
+  c->Submit({"BLPOP", "never-filled", "5"}, [&](ReplyResult r) {
+    why = r.status().message();
+    failed = !r.ok();
+  });
+  c->Submit({"PING"}, [&](ReplyResult) { sent.Signal(); });
+  // Not answered before the BLPOP: wait until both are written instead.
+  for (int i = 0; i < 500 && c->stats().commands_sent < 2; ++i) {
+    std::this_thread::sleep_for(milliseconds(2));
+  }
+  ASSERT_GE(c->stats().commands_sent, 2u);
+  c.reset();
+  EXPECT_TRUE(failed.load());
+  EXPECT_NE(why.find("redis connection closed"), std::string::npos) << why;
+  EXPECT_EQ(sent.count(), 1);  // the PING behind it was failed too, once
 }
 
 TEST(EventLoopConnectionAuthTest, AuthenticatesAndNeverShowsThePassword) {
@@ -217,14 +261,25 @@ TEST(EventLoopConnectionAuthTest, AuthenticatesAndNeverShowsThePassword) {
   ASSERT_TRUE(name.ok());
   EXPECT_EQ(name->str, "auth-test");
 
-  auto wrong = connect("default", "not-the-password");
-  EXPECT_FALSE(wrong->WaitUntilUp(milliseconds(300)));
-  ReplyResult refused = wrong->Call({"PING"});
-  ASSERT_FALSE(refused.ok());
-  EXPECT_EQ(refused.status().code(), ErrorCode::kUnavailable);
-  const std::string why = refused.status().message();
-  EXPECT_TRUE(why.find("redis unavailable") != std::string::npos) << why;
+  // Submitted before the first attempt ends (the loop is not running yet),
+  // the command is failed with the server's refusal, never the password.
+  boost::asio::io_context later;
+  EventLoopConnection::Options o;
+  o.port = server.port();
+  o.username = "default";
+  o.password = "not-the-password";
+  auto wrong = std::move(EventLoopConnection::Create(later, o)).value();
+  std::optional<ReplyResult> refused;
+  wrong->Submit({"PING"}, [&](ReplyResult r) { refused.emplace(std::move(r)); });
+  for (int i = 0; i < 500 && !refused; ++i) later.run_for(milliseconds(10));
+  ASSERT_TRUE(refused.has_value());
+  EXPECT_EQ(refused->status().code(), ErrorCode::kUnavailable);
+  const std::string why = refused->status().message();
+  EXPECT_NE(why.find("redis unavailable"), std::string::npos) << why;
+  EXPECT_NE(why.find("redis AUTH as 'default' refused: WRONGPASS"), std::string::npos) << why;
   EXPECT_EQ(why.find("not-the-password"), std::string::npos) << why;
+  EXPECT_NE(wrong->state(), RedisClient::State::kUp);
+  later.stop();  // destroyed after its loop stopped (the contract)
   EXPECT_GE(wrong->stats().io_errors, 1u);
 }
 

@@ -30,19 +30,25 @@ void AppendCommand(std::string& out, const std::vector<std::string>& argv) {
 }  // namespace
 
 void EventLoopConnection::Core::Connect() {
+  int unstarted = kUnstarted;
+  if (!phase_.compare_exchange_strong(unstarted, kStarted) && unstarted == kClosedUnstarted) {
+    return;  // closed before the loop ran us
+  }
   if (closed_) return;
   const uint64_t gen = ++gen_;
+  connecting_ = true;
   reader_.reset(redisReaderCreate());
   connect_timer_.expires_after(milliseconds(o_.connect_timeout_ms));
   connect_timer_.async_wait([self = shared_from_this(), gen](boost::system::error_code ec) {
-    if (ec || gen != self->gen_) return;
-    self->Fail("connect timed out after " + std::to_string(self->o_.connect_timeout_ms) + " ms",
-               true);
+    // A handler already queued when OnConnected() cancelled it finds
+    // connecting_ cleared.
+    if (ec || gen != self->gen_ || !self->connecting_) return;
+    self->Fail("connect timed out after " + std::to_string(self->o_.connect_timeout_ms) + " ms");
   });
   auto on_connect = [self = shared_from_this(), gen](boost::system::error_code ec, auto&&...) {
     if (gen != self->gen_) return;
     if (ec) {
-      self->Fail(ec.message(), true);
+      self->Fail(ec.message());
       return;
     }
     self->OnConnected(gen);
@@ -58,8 +64,7 @@ void EventLoopConnection::Core::Connect() {
                               boost::system::error_code rec, tcp::resolver::results_type results) {
                             if (gen != self->gen_) return;
                             if (rec) {
-                              self->Fail("cannot resolve " + self->o_.host + ": " + rec.message(),
-                                         true);
+                              self->Fail("cannot resolve " + self->o_.host + ": " + rec.message());
                               return;
                             }
                             asio::async_connect(self->socket_, results, on_connect);
@@ -67,6 +72,7 @@ void EventLoopConnection::Core::Connect() {
 }
 
 void EventLoopConnection::Core::OnConnected(uint64_t gen) {
+  connecting_ = false;
   connect_timer_.cancel();
   boost::system::error_code ignored;
   socket_.set_option(tcp::no_delay(true), ignored);
@@ -105,7 +111,6 @@ void EventLoopConnection::Core::Handshake() {
 void EventLoopConnection::Core::BecomeUp() {
   if (connected_before_) counters_.reconnects.fetch_add(1, std::memory_order_relaxed);
   connected_before_ = true;
-  backoff_ms_ = o_.reconnect_initial_backoff_ms;
   up_ = true;
   SetState(State::kUp);
   ArmHealthTimer();
@@ -138,7 +143,7 @@ void EventLoopConnection::Core::StartWrite(size_t commands, uint64_t gen) {
                       self->writing_ = false;
                       self->last_activity_ = SteadyTime::now();
                       if (ec) {
-                        self->Fail("write: " + ec.message(), false);
+                        self->Fail("write: " + ec.message());
                         return;
                       }
                       self->WriteQueued();
@@ -155,8 +160,7 @@ void EventLoopConnection::Core::OnRead(const boost::system::error_code& ec, size
                                        uint64_t gen) {
   if (gen != gen_) return;
   if (ec) {
-    Fail(ec == asio::error::eof ? "the server closed the connection" : "read: " + ec.message(),
-         handshake_left_ > 0);
+    Fail(ec == asio::error::eof ? "the server closed the connection" : "read: " + ec.message());
     return;
   }
   last_activity_ = SteadyTime::now();
@@ -164,7 +168,7 @@ void EventLoopConnection::Core::OnRead(const boost::system::error_code& ec, size
   for (;;) {
     void* raw = nullptr;
     if (redisReaderGetReply(reader_.get(), &raw) != REDIS_OK) {
-      Fail(std::string("protocol error: ") + reader_->errstr, false);
+      Fail(std::string("protocol error: ") + reader_->errstr);
       return;
     }
     if (raw == nullptr) break;
@@ -184,19 +188,23 @@ void EventLoopConnection::Core::OnRead(const boost::system::error_code& ec, size
 
 void EventLoopConnection::Core::OnReply(RedisReply reply) {
   if (waiting_.empty()) {
-    Fail("a reply with no command waiting for it", false);
+    Fail("a reply with no command waiting for it");
     return;
   }
   Waiting w = std::move(waiting_.front());
   waiting_.pop_front();
   if (reply.is_error()) counters_.error_replies.fetch_add(1, std::memory_order_relaxed);
+  if (!answered_ && !(w.kind == Kind::kHandshake && reply.is_error())) {
+    answered_ = true;  // the server talks: the next loss reconnects at once
+    backoff_ms_ = o_.reconnect_initial_backoff_ms;
+  }
   switch (w.kind) {
     case Kind::kHandshake:
       if (reply.is_error()) {
         // The server's refusal (WRONGPASS, NOAUTH...) never echoes the password.
         const std::string who =
             w.name == "AUTH" && !o_.username.empty() ? " as '" + o_.username + "'" : std::string();
-        Fail("redis " + w.name + who + " refused: " + reply.str, true);
+        Fail("redis " + w.name + who + " refused: " + reply.str);
         return;
       }
       if (--handshake_left_ == 0) BecomeUp();
@@ -224,7 +232,11 @@ void EventLoopConnection::Core::FailAll(const Status& status) {
   }
 }
 
-void EventLoopConnection::Core::Fail(const std::string& why, bool connecting) {
+void EventLoopConnection::Core::Fail(const std::string& why) {
+  // Lost after the server had answered while up: try again at once (a
+  // restarted server is back). Anything earlier (connect, handshake, a
+  // server that accepts and hangs up) waits out the backoff.
+  const bool lost = up_ && answered_;
   const uint64_t gen = ++gen_;
   counters_.io_errors.fetch_add(1, std::memory_order_relaxed);
   boost::system::error_code ignored;
@@ -238,11 +250,13 @@ void EventLoopConnection::Core::Fail(const std::string& why, bool connecting) {
   handshake_left_ = 0;
   // Down first, so that no new command joins the queue, then fail it.
   SetState(State::kDown);
-  FailAll(Unavailable(std::string(connecting ? "redis unavailable (" : "redis connection lost (") +
+  connecting_ = false;
+  answered_ = false;
+  FailAll(Unavailable(std::string(lost ? "redis connection lost (" : "redis unavailable (") +
                       Where() + "): " + why));
   if (closed_ || gen != gen_) return;
-  int64_t delay_ms = 0;  // a lost connection: try again at once
-  if (connecting) {
+  int64_t delay_ms = 0;
+  if (!lost) {
     delay_ms = backoff_ms_;
     backoff_ms_ = std::min(2 * backoff_ms_, o_.reconnect_max_backoff_ms);
   }
@@ -255,9 +269,12 @@ void EventLoopConnection::Core::Fail(const std::string& why, bool connecting) {
 void EventLoopConnection::Core::ArmReplyTimer() {
   reply_timer_.expires_after(milliseconds(o_.command_timeout_ms));
   reply_timer_.async_wait([self = shared_from_this(), gen = gen_](boost::system::error_code ec) {
-    if (ec || gen != self->gen_ || self->waiting_.empty()) return;
-    self->Fail("no reply within " + std::to_string(self->o_.command_timeout_ms) + " ms",
-               self->handshake_left_ > 0);
+    // A handler queued before a cancel() or a re-arm finds a later expiry.
+    if (ec || gen != self->gen_ || self->waiting_.empty() ||
+        self->reply_timer_.expiry() > SteadyTime::now()) {
+      return;
+    }
+    self->Fail("no reply within " + std::to_string(self->o_.command_timeout_ms) + " ms");
   });
 }
 
@@ -267,7 +284,7 @@ void EventLoopConnection::Core::ArmHealthTimer() {
   health_timer_.expires_after(interval);
   health_timer_.async_wait(
       [self = shared_from_this(), gen = gen_, interval](boost::system::error_code ec) {
-        if (ec || gen != self->gen_) return;
+        if (ec || gen != self->gen_ || self->health_timer_.expiry() > SteadyTime::now()) return;
         if (self->waiting_.empty() && self->queued_.empty() &&
             SteadyTime::now() - self->last_activity_ >= interval) {
           self->Queue(Command{{"PING"}, nullptr, Kind::kQuiet});

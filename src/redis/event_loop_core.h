@@ -72,6 +72,9 @@ class EventLoopConnection::Core : public std::enable_shared_from_this<Core> {
   void Connect();
   // Closes for good; fails what is queued or in flight. Idempotent.
   void Close();
+  // Any thread: Close() if no handler of ours has run yet (the loop never
+  // ran Connect()), in which case it returns true and no handler ever will.
+  bool CloseIfUnstarted();
 
  private:
   enum class Kind {
@@ -104,9 +107,10 @@ class EventLoopConnection::Core : public std::enable_shared_from_this<Core> {
   void Read();
   void OnRead(const boost::system::error_code& ec, size_t n, uint64_t gen);
   void OnReply(RedisReply reply);
-  // Closes the socket, fails what waits and schedules the next connect:
-  // at once after a lost connection, after the backoff when connecting.
-  void Fail(const std::string& why, bool connecting);
+  // Closes the socket, fails what waits and schedules the next connect: at
+  // once after losing a connection the server had answered on, else after
+  // the backoff (which doubles up to its max).
+  void Fail(const std::string& why);
   void FailAll(const Status& status);
   void ArmReplyTimer();
   void ArmHealthTimer();
@@ -132,11 +136,17 @@ class EventLoopConnection::Core : public std::enable_shared_from_this<Core> {
   bool up_ = false;
   bool closed_ = false;
   bool connected_before_ = false;
+  bool connecting_ = false;  // between Connect() and OnConnected() or Fail()
+  bool answered_ = false;    // a reply (not a refused handshake) since Connect()
   size_t handshake_left_ = 0;
   int64_t backoff_ms_;
   SteadyTime::time_point last_activity_{};
 
   std::atomic<State> state_{State::kConnecting};
+  // kUnstarted until Connect() first runs (kStarted) or the connection is
+  // closed before that (kClosedUnstarted); see CloseIfUnstarted().
+  static constexpr int kUnstarted = 0, kStarted = 1, kClosedUnstarted = 2;
+  std::atomic<int> phase_{kUnstarted};
   std::atomic<bool> closing_{false};
   std::atomic<size_t> queued_users_{0};  // kUser commands submitted, not yet written or failed
   std::mutex state_mu_;
