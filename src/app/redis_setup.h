@@ -5,9 +5,8 @@
 #pragma once
 
 #include <functional>
-#include <vector>
-
 #include <string>
+#include <vector>
 
 #include "config/config.h"
 #include "metrics/registry.h"

@@ -1,6 +1,7 @@
 // ScaleOutProcess: what the roles of one scale-out process share — its
 // event loops (an IoContextPool of server.io_threads), one metrics registry, the authenticator,
-// one Redis client (with its sluice_redis_* connection metrics), the Redis
+// one Redis client, plus the gateway's event-loop connection (the
+// sluice_redis_* connection metrics sum both), the Redis
 // Cluster rate limiter when there is one, one request log, one dead-letter
 // queue (sluice_dead_letter_queue_size, as in `serve`; every entry is also
 // pushed to its model's list in Redis, which any gateway serves) — and the

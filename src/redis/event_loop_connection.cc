@@ -110,13 +110,14 @@ void EventLoopConnection::Core::RunScript(const LuaScript& script, std::vector<s
 }
 
 void EventLoopConnection::Core::Queue(Command c) {
-  if (closed_ || (c.kind == Kind::kUser && state() == State::kDown)) {
+  const bool closed = closing_.load(std::memory_order_relaxed);
+  if (closed || (c.kind == Kind::kUser && state() == State::kDown)) {
     if (c.kind == Kind::kUser) {
       queued_users_.fetch_sub(1, std::memory_order_relaxed);
       counters_.rejected_while_down.fetch_add(1, std::memory_order_relaxed);
     }
     Deliver(c.done,
-            Unavailable(std::string(closed_ ? "redis connection closed" : "redis unavailable") +
+            Unavailable(std::string(closed ? "redis connection closed" : "redis unavailable") +
                         " (" + Where() + ")"));
     return;
   }
@@ -125,9 +126,7 @@ void EventLoopConnection::Core::Queue(Command c) {
 }
 
 void EventLoopConnection::Core::Close() {
-  if (closed_) return;
-  closed_ = true;
-  closing_.store(true, std::memory_order_release);
+  if (closing_.exchange(true, std::memory_order_acq_rel)) return;
   ++gen_;
   boost::system::error_code ignored;
   socket_.close(ignored);

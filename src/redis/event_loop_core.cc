@@ -34,7 +34,7 @@ void EventLoopConnection::Core::Connect() {
   if (!phase_.compare_exchange_strong(unstarted, kStarted) && unstarted == kClosedUnstarted) {
     return;  // closed before the loop ran us
   }
-  if (closed_) return;
+  if (closing_.load(std::memory_order_acquire)) return;
   const uint64_t gen = ++gen_;
   connecting_ = true;
   reader_.reset(redisReaderCreate());
@@ -254,7 +254,7 @@ void EventLoopConnection::Core::Fail(const std::string& why) {
   answered_ = false;
   FailAll(Unavailable(std::string(lost ? "redis connection lost (" : "redis unavailable (") +
                       Where() + "): " + why));
-  if (closed_ || gen != gen_) return;
+  if (closing_.load(std::memory_order_acquire) || gen != gen_) return;
   int64_t delay_ms = 0;
   if (!lost) {
     delay_ms = backoff_ms_;

@@ -93,11 +93,11 @@ class EventLoopConnection::Core : public std::enable_shared_from_this<Core> {
     std::string name;  // the command, for a refused handshake
   };
 
-  // Checks the state and the queue bound, then queues `c` — preceded by
-  // `script`'s SCRIPT LOAD the first time it is seen — on the strand: at
-  // once from the strand, else through the inbox.
+  // Checks the state and the queue bound, then puts `c` — preceded by
+  // `script`'s SCRIPT LOAD the first time it is seen — in the inbox, which
+  // is drained at once on the strand, else by one post per burst.
   void Enqueue(Command c, const LuaScript* script = nullptr);
-  void DrainInbox();      // strand: queues what other threads submitted
+  void DrainInbox();      // strand: queues the inbox in order
   void Queue(Command c);  // strand; a kUser `c` was counted in queued_users_
   void OnConnected(uint64_t gen);
   void Handshake();
@@ -134,7 +134,6 @@ class EventLoopConnection::Core : public std::enable_shared_from_this<Core> {
   uint64_t gen_ = 0;  // bumped per connect attempt and failure; stale handlers see another
   bool writing_ = false;
   bool up_ = false;
-  bool closed_ = false;
   bool connected_before_ = false;
   bool connecting_ = false;  // between Connect() and OnConnected() or Fail()
   bool answered_ = false;    // a reply (not a refused handshake) since Connect()
@@ -147,11 +146,11 @@ class EventLoopConnection::Core : public std::enable_shared_from_this<Core> {
   // closed before that (kClosedUnstarted); see CloseIfUnstarted().
   static constexpr int kUnstarted = 0, kStarted = 1, kClosedUnstarted = 2;
   std::atomic<int> phase_{kUnstarted};
-  std::atomic<bool> closing_{false};
+  std::atomic<bool> closing_{false};     // set once, by Close()
   std::atomic<size_t> queued_users_{0};  // kUser commands submitted, not yet written or failed
   std::mutex state_mu_;
   std::condition_variable state_cv_;
-  // Commands submitted off the strand; one post drains a burst of them.
+  // Commands submitted and not yet queued (Enqueue(), DrainInbox()).
   std::mutex inbox_mu_;
   std::vector<Command> inbox_;  // GUARDED_BY(inbox_mu_)
   mutable std::mutex scripts_mu_;
