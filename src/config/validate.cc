@@ -103,8 +103,16 @@ Status ValidateTiers(const std::vector<TierPolicy>& tiers) {
         {".latency_budget_ms", t.latency_budget_us},
         {".max_queue_age_ms", t.max_queue_age_us},
         {".total_timeout_ms", t.total_timeout_us}};
+    // At most a week: deadlines are carried as wall-clock microseconds
+    // (scale-out's queue entries, bounded to before the year 2096 by their
+    // decoder) and as steady-clock time points, and neither may overflow.
+    constexpr int64_t kMaxDurationUs = int64_t{7} * 24 * 3600 * 1'000'000;
     for (const auto& [field, us] : durations_us) {
       if (us <= 0) return Fail(path + field, "must be greater than 0" + Got(us / 1000));
+      if (us > kMaxDurationUs) {
+        return Fail(path + field, "must be at most " + std::to_string(kMaxDurationUs / 1000) +
+                                      " (7 days)" + Got(us / 1000));
+      }
     }
     if (t.requests_per_minute < 0) {
       return Fail(path + ".requests_per_minute",

@@ -174,6 +174,15 @@ const RuleCase kRules[] = {
      "tiers[0].max_queue_age_ms: "},
     {"NegativeTotalTimeout", [](AppConfig& c) { c.tiers[1].total_timeout_us = -1000; },
      "tiers[1].total_timeout_ms: "},
+    {"TotalTimeoutBeyondAWeek",
+     [](AppConfig& c) { c.tiers[1].total_timeout_us = int64_t{604'800'001} * 1000; },
+     "tiers[1].total_timeout_ms: must be at most 604800000 (7 days), got 604800001"},
+    {"LatencyBudgetOfDecades",
+     [](AppConfig& c) {
+       c.tiers[0].latency_budget_us = int64_t{1'000'000'000'000} * 1000;
+       c.tiers[0].total_timeout_us = c.tiers[0].latency_budget_us;
+     },
+     "tiers[0].latency_budget_ms: must be at most 604800000 (7 days), got 1000000000000"},
     {"BudgetBeyondTotalTimeout", [](AppConfig& c) { c.tiers[0].latency_budget_us = 5'000'000; },
      "tiers[0].latency_budget_ms: must not exceed total_timeout_ms (4000), got 5000"},
     {"NoModels", [](AppConfig& c) { c.models.clear(); }, "models: at least one model"},
