@@ -41,6 +41,11 @@ TEST(IdsTest, ForeignOrMalformedIdsHaveNoLocalSequence) {
   }
   EXPECT_FALSE(LocalIdSequence("req_zz").has_value());
   EXPECT_FALSE(LocalIdSequence(a.substr(0, 35) + "g").has_value());
+  for (char bad : {'A', 'F', '/', ':', '`', 'g', ' ', '\0', '\xe9'}) {  // next to hex digits
+    std::string in_sequence = a;
+    in_sequence[27] = bad;
+    EXPECT_FALSE(LocalIdSequence(in_sequence).has_value()) << static_cast<int>(bad);
+  }
   EXPECT_FALSE(LocalIdSequence(a.substr(0, 20)).has_value());  // the old 16-digit shape
   EXPECT_FALSE(LocalIdSequence(a + "0").has_value());
 }

@@ -1,6 +1,8 @@
 #include "common/ids.h"
 
+#include <array>
 #include <atomic>
+#include <cstdint>
 #include <cstring>
 #include <random>
 
@@ -26,13 +28,24 @@ void PutHex64(uint64_t v, char* out) {
   for (int i = 0; i < 16; ++i) out[i] = kHex[(v >> (60 - 4 * i)) & 0xf];
 }
 
+// Each byte's value as a lower-case hex digit, or 0xff (ParseHex64 runs
+// twice per request: the request log finds a request's slot by its id).
+constexpr std::array<uint8_t, 256> kHexValue = [] {
+  std::array<uint8_t, 256> t{};
+  t.fill(0xff);
+  for (int i = 0; i < 16; ++i) t[static_cast<unsigned char>(kHex[i])] = static_cast<uint8_t>(i);
+  return t;
+}();
+
 bool ParseHex64(std::string_view s, uint64_t* out) {
   uint64_t v = 0;
+  uint8_t bad = 0;
   for (char c : s) {
-    int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-    if (d < 0) return false;
-    v = v << 4 | static_cast<uint64_t>(d);
+    const uint8_t d = kHexValue[static_cast<unsigned char>(c)];
+    bad |= d;
+    v = v << 4 | (d & 0xf);
   }
+  if (bad & 0xf0) return false;
   *out = v;
   return true;
 }

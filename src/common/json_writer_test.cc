@@ -39,6 +39,36 @@ TEST(JsonWriterTest, EscapesQuotesBackslashesAndControlCharacters) {
             std::string("a\"b\\c\nd\re\tf\x01g\0h", 15));
 }
 
+// The escaper skips eight bytes at a time while none needs escaping: every
+// byte that does, at every offset of a long string (and next to a two-byte
+// UTF-8 character, whose bytes >= 0x80 must not be mistaken for one), is
+// still escaped, and the string reads back unchanged.
+TEST(JsonWriterTest, EscapesAtEveryOffsetOfALongString) {
+  struct Case {
+    std::string text;
+    size_t escaped_size;  // its size once escaped
+  };
+  const Case cases[] = {
+      {"\"", 2},   {"\\", 2}, {"\n", 2}, {"\x1f", 6},    {std::string(1, '\0'), 6},
+      {"\x7f", 1}, {" ", 1},  {"~", 1},  {"\xc3\xa9", 2}};
+  for (const Case& c : cases) {
+    for (size_t len = 1; len <= 40; ++len) {
+      for (size_t at = 0; at < len; ++at) {
+        // len - 1 "x" around the case, and "é" right after it when it fits.
+        const bool neighbour = at + 2 < len;
+        std::string text = std::string(at, 'x') + c.text + (neighbour ? "\xc3\xa9" : "") +
+                           std::string(len - at - (neighbour ? 2 : 1), 'x');
+        std::string out;
+        AppendJsonString(out, text);
+        ASSERT_EQ(json::parse(out).as_string(), text) << "len " << len << " at " << at;
+        const size_t other = neighbour ? 2 : 0;  // the "é": two bytes for one "x"
+        ASSERT_EQ(out.size(), len - 1 - (neighbour ? 1 : 0) + other + c.escaped_size + 2)
+            << "len " << len << " at " << at << " case " << c.text;
+      }
+    }
+  }
+}
+
 TEST(JsonWriterTest, MultiByteUtf8PassesThroughAndInvalidBytesAreRepaired) {
   std::string out;
   JsonObjectWriter o(out);
