@@ -4,8 +4,8 @@
 #include <algorithm>
 #include <cerrno>
 
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
 
 #include "common/io_context_pool.h"
 #include "http/session.h"
@@ -95,10 +95,10 @@ void AcceptLater(std::shared_ptr<HttpServer::State> state, const boost::system::
 
 // The accept loop holds only the shared state, so it may outlive the server.
 void AcceptLoop(std::shared_ptr<HttpServer::State> state) {
-  // Each connection gets its own strand, on the context it will run on.
+  // Each connection runs on the context it is placed on (one thread each).
   IoContextPool* pool = state->options.connection_contexts;
   asio::io_context& home = pool != nullptr ? pool->NextForConnection() : state->ioc;
-  auto socket = std::make_shared<StrandSocket>(asio::make_strand(home));
+  auto socket = std::make_shared<ConnectionSocket>(home.get_executor());
   state->acceptor.async_accept(*socket, [state, socket](boost::system::error_code ec) {
     if (ec == asio::error::operation_aborted || !state->acceptor.is_open()) return;
     if (ec) {

@@ -1,6 +1,6 @@
 // HttpServer: the front door's listener and connections (Boost.Beast, async).
 //
-// One Session per connection, each on its own strand; HTTP/1.1 keep-alive,
+// One Session per connection, on one event loop; HTTP/1.1 keep-alive,
 // one request at a time per connection.
 //
 // Limits, all explicit in Options. Every buffer a client can grow is bounded:
@@ -34,9 +34,12 @@
 // instead of spinning.
 //
 // Threading: the listener runs on the io_context passed to Create(), each
-// connection on the context Options::connection_contexts gives it (any
-// number of threads may run a context). Start()/StopAccepting() are
-// thread-safe. The server must outlive the contexts' run() calls.
+// connection on the context Options::connection_contexts gives it (or, with
+// none, on the one passed to Create()). Exactly one thread may run each
+// context a connection can be placed on (as IoContextPool does): a
+// connection's handlers are serialized by its context alone, without a
+// strand. Start()/StopAccepting() are thread-safe. The server must outlive
+// the contexts' run() calls.
 #pragma once
 
 #include <atomic>

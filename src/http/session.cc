@@ -2,6 +2,7 @@
 
 #include <sys/socket.h>
 
+#include <cassert>
 #include <cerrno>
 
 #include <boost/asio/dispatch.hpp>
@@ -28,7 +29,7 @@ constexpr size_t kLingerBytes = 256 << 10;
 constexpr int64_t kLingerMs = 2'000;
 }  // namespace
 
-Session::Session(StrandSocket&& socket, std::shared_ptr<HttpServer::State> state,
+Session::Session(ConnectionSocket&& socket, std::shared_ptr<HttpServer::State> state,
                  std::string client)
     : socket_(std::move(socket)),
       state_(std::move(state)),
@@ -82,7 +83,7 @@ void Session::CloseIfExpired(TimePoint now) {
   if (deadline == 0 || now_ns < deadline) return;
   asio::post(socket_.get_executor(), [self = shared_from_this()] {
     int64_t d = self->deadline_ns_.load(std::memory_order_relaxed);
-    if (d != 0 && NowNs() >= d) self->Close();  // re-checked on the strand
+    if (d != 0 && NowNs() >= d) self->Close();  // re-checked on its thread
   });
 }
 
@@ -233,6 +234,7 @@ void Session::FailRead(beast::error_code ec) {
 }
 
 void Session::OnRequest() {
+  assert(socket_.get_executor().running_in_this_thread());  // HttpServer's contract
   if (!counted_request_) {
     counted_request_ = true;
     state_->in_progress.fetch_add(1, std::memory_order_relaxed);
@@ -244,13 +246,19 @@ void Session::OnRequest() {
     on_gone_ = nullptr;
   }
   awaiting_reply_ = true;
+  // Only an answer given inside Handle() (a refusal) is written at once; any
+  // other, from another thread or from another handler on this one (a
+  // dispatcher's batch), is posted to this connection's thread.
   Reply reply(
       [self = shared_from_this()](WireResponse&& res) {
-        asio::dispatch(self->socket_.get_executor(),
-                       [self, res = std::move(res)]() mutable { self->Write(std::move(res)); });
+        const ConnectionExecutor& ex = self->socket_.get_executor();
+        if (ex.running_in_this_thread() && self->in_handler_) return self->Write(std::move(res));
+        asio::post(ex, [self, res = std::move(res)]() mutable { self->Write(std::move(res)); });
       },
       this);
+  in_handler_ = true;
   state_->options.handler->Handle(parser_->release(), std::move(reply));
+  in_handler_ = false;
   if (awaiting_reply_) {  // not answered at once: watch if the handler asked to
     bool wanted;
     {
@@ -307,6 +315,7 @@ void Session::OnClientReadable(beast::error_code ec) {
 void Session::Write(HttpResponse&& response) { Write(ToWire(response)); }
 
 void Session::Write(WireResponse&& response) {
+  assert(socket_.get_executor().running_in_this_thread());
   awaiting_reply_ = false;
   if (response.status >= 400 && response.status < 500 && response.status != 429 &&
       ++bad_requests_ >= state_->options.max_bad_requests_per_connection) {

@@ -12,7 +12,6 @@
 #include <unordered_map>
 
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 
 #include "common/clock.h"
@@ -25,8 +24,10 @@ namespace sluice::http {
 class Session;
 
 // Concrete executor types (no any_io_executor type erasure on the hot path).
-using Strand = boost::asio::strand<boost::asio::io_context::executor_type>;
-using StrandSocket = boost::asio::basic_stream_socket<boost::asio::ip::tcp, Strand>;
+// A connection's handlers are serialized by its io_context, which exactly
+// one thread runs (HttpServer's contract), so no strand is needed.
+using ConnectionExecutor = boost::asio::io_context::executor_type;
+using ConnectionSocket = boost::asio::basic_stream_socket<boost::asio::ip::tcp, ConnectionExecutor>;
 
 struct HttpServer::State {
   Options options;
@@ -72,7 +73,7 @@ class Session : public std::enable_shared_from_this<Session>, private ClientWatc
  public:
   // `client` is the peer's address ("" when unknown); the session counts
   // itself in state->per_client under it when non-empty.
-  Session(StrandSocket&& socket, std::shared_ptr<HttpServer::State> state, std::string client);
+  Session(ConnectionSocket&& socket, std::shared_ptr<HttpServer::State> state, std::string client);
   ~Session();
 
   void Run();                       // serve requests until the peer or a limit closes
@@ -115,7 +116,7 @@ class Session : public std::enable_shared_from_this<Session>, private ClientWatc
   void ExpireAfter(int64_t ms);                          // deadline = now + ms
   void NoDeadline();                                     // while a handler works on the request
 
-  StrandSocket socket_;
+  ConnectionSocket socket_;
   std::atomic<int64_t> deadline_ns_{0};  // steady-clock ns; 0 = none
   std::list<std::weak_ptr<Session>>::iterator registry_it_;
   bool registered_ = false;
@@ -139,8 +140,11 @@ class Session : public std::enable_shared_from_this<Session>, private ClientWatc
   size_t lingered_bytes_ = 0;
   char linger_scratch_[1024];
   bool counted_request_ = false;  // in_progress holds this session's request
-  bool awaiting_reply_ = false;   // on the strand: a request is being handled
-  bool watch_pending_ = false;    // on the strand: an async_wait is outstanding
+  // These three: on the connection's thread only.
+  bool awaiting_reply_ = false;  // a request is being handled
+  bool watch_pending_ = false;   // an async_wait is outstanding
+  bool in_handler_ = false;      // inside the handler's Handle() call
+  // Any thread.
   std::mutex gone_mu_;
   std::function<void()> on_gone_;  // GUARDED_BY(gone_mu_); for the current request
 };
