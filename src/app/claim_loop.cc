@@ -205,6 +205,7 @@ void ClaimLoop::Hand(redis::RedisBatchClaimer::Batch& batch) {
       r.queue_tier = static_cast<int32_t>(w.tier);
       r.owner_gateway_id = w.gateway_id;
       r.lease = w.lease;
+      r.first_attempt = w.attempts == 0;
       r.charged_key_id = w.key_id;  // none used: all refunded
       r.charged_tokens = w.charged_tokens;
       r.tokens_per_minute = w.tokens_per_minute;
@@ -245,9 +246,11 @@ void ClaimLoop::Hand(redis::RedisBatchClaimer::Batch& batch) {
     req->set_on_complete([state, remaining, claimer = options_.claimer, strand = options_.strand,
                           worker = options_.worker_id, id = w.id, tier = w.tier,
                           owner = w.gateway_id, key = w.key_id, charged = w.charged_tokens,
-                          tpm = w.tokens_per_minute, lease = w.lease](InferenceOutcome&& outcome) {
+                          tpm = w.tokens_per_minute, lease = w.lease,
+                          fresh = w.attempts == 0](InferenceOutcome&& outcome) {
       redis::WireResult result = redis::ToWireResult(id, outcome, worker);
       result.lease = lease;
+      result.first_attempt = fresh;
       result.queue_tier = static_cast<int32_t>(tier);
       result.owner_gateway_id = owner;
       result.charged_key_id = key;

@@ -241,6 +241,7 @@ int RedisBenchCommand::Run() {
         w.queue_tier = static_cast<int32_t>(r.tier);
         w.owner_gateway_id = r.gateway_id;
         w.lease = r.lease;
+        w.first_attempt = r.attempts == 0;
         w.charged_key_id = r.key_id;
         w.charged_tokens = r.charged_tokens;
         w.tokens_per_minute = r.tokens_per_minute;

@@ -7,6 +7,7 @@
 #include <mutex>
 #include <optional>
 #include <string_view>
+#include <tuple>
 #include <unordered_map>
 #include <utility>
 
@@ -17,18 +18,19 @@ namespace {
 
 using SteadyTime = std::chrono::steady_clock;
 
-// Decodes the {id, entry, ...} pairs of a claim reply (claimed under `lease`).
-void DecodePairs(const RedisReply& list, const std::string& lease, std::vector<WireRequest>* out,
-                 std::vector<std::string>* undecodable) {
-  for (size_t i = 0; i + 1 < list.elements.size(); i += 2) {
-    Result<WireRequest> r = DecodeEntry(list.elements[i + 1].str);
-    if (!r.ok()) {
-      undecodable->push_back(list.elements[i].str);
-      continue;
-    }
-    out->push_back(std::move(r).value());
-    out->back().lease = lease;
+// Decodes request `id`'s entry, claimed under `lease`, into `out`; an entry
+// that cannot be decoded (or is gone) adds its id to `undecodable`.
+void DecodeClaimed(const std::string& id, const RedisReply& entry, const std::string& lease,
+                   std::vector<WireRequest>* out, std::vector<std::string>* undecodable) {
+  Result<WireRequest> r = entry.type == RedisReply::Type::kString
+                              ? DecodeEntry(entry.str)
+                              : Result<WireRequest>(InvalidArgument("no entry"));
+  if (!r.ok()) {
+    undecodable->push_back(id);
+    return;
   }
+  out->push_back(std::move(r).value());
+  out->back().lease = lease;
 }
 
 Result<RedisBatchClaimer::CompleteResult> ParseCompleteReply(const ReplyResult& reply) {
@@ -156,8 +158,29 @@ Result<RedisBatchClaimer::Batch> RedisBatchClaimer::TryClaimShard(size_t shard,
   batch.wait_us = e[2].AsInt().value_or(0);
   batch.oldest_arrival_us = e[3].AsInt().value_or(0);
   std::vector<std::string> undecodable;
-  DecodePairs(e[4], batch.lease.id, &batch.requests, &undecodable);
-  DecodePairs(e[5], batch.lease.id, &batch.expired, &undecodable);
+  const std::vector<RedisReply>& ids = e[4].elements;
+  if (!ids.empty()) {
+    // The claimed entries, read outside the script (scripts.h). They stay
+    // until answered, so only a failed read loses them: the lease then runs
+    // out and the reaper re-queues them.
+    std::vector<std::string> argv = {"HMGET", claim_keys_[shard][0]};
+    argv.reserve(2 + ids.size());
+    for (const RedisReply& id : ids) argv.push_back(id.str);
+    ReplyResult entries = options_.connection->Call(std::move(argv));
+    if (!entries.ok()) return entries.status();
+    if (entries->type != RedisReply::Type::kArray || entries->elements.size() != ids.size()) {
+      return Internal("claim: unexpected HMGET reply " + entries->DebugString());
+    }
+    batch.requests.reserve(ids.size());
+    for (size_t i = 0; i < ids.size(); ++i) {
+      DecodeClaimed(ids[i].str, entries->elements[i], batch.lease.id, &batch.requests,
+                    &undecodable);
+    }
+  }
+  const std::vector<RedisReply>& late = e[5].elements;
+  for (size_t i = 0; i + 1 < late.size(); i += 2) {
+    DecodeClaimed(late[i].str, late[i + 1], batch.lease.id, &batch.expired, &undecodable);
+  }
   counters_->claimed.fetch_add(batch.requests.size(), std::memory_order_relaxed);
   counters_->expired.fetch_add(batch.expired.size(), std::memory_order_relaxed);
   if (!undecodable.empty()) {
@@ -319,12 +342,14 @@ void RedisBatchClaimer::CompleteShardAsync(size_t shard, const std::vector<WireR
     int64_t tokens_per_minute, charged, used;
   };
   auto separate = std::make_shared<std::vector<Settlement>>();
-  // The results grouped by (owner gateway, lease), groups in order of first
-  // appearance; `order` maps the script's numbering to indices in `results`.
-  std::map<std::pair<std::string_view, std::string_view>, std::vector<size_t>> by_group;
+  // The results grouped by (owner gateway, lease, first attempt), groups in
+  // order of first appearance; `order` maps the script's numbering to
+  // indices in `results`.
+  std::map<std::tuple<std::string_view, std::string_view, bool>, std::vector<size_t>> by_group;
   std::vector<const std::vector<size_t>*> groups;
   for (size_t i = 0; i < results.size(); ++i) {
-    auto [it, added] = by_group.try_emplace({results[i].owner_gateway_id, results[i].lease});
+    auto [it, added] = by_group.try_emplace(
+        {results[i].owner_gateway_id, results[i].lease, results[i].first_attempt});
     if (added) groups.push_back(&it->second);
     it->second.push_back(i);
   }
@@ -333,12 +358,13 @@ void RedisBatchClaimer::CompleteShardAsync(size_t shard, const std::vector<WireR
   std::vector<std::string> args = {std::to_string(options_.tiers.size()),
                                    options_.keys.ResultChannelPrefix(),
                                    std::to_string(groups.size())};
-  args.reserve(4 + 3 * groups.size() + 2 * results.size());
+  args.reserve(4 + 4 * groups.size() + 2 * results.size());
   std::vector<std::string> settlements;  // position, key id, tpm, delta
   for (const std::vector<size_t>* group : groups) {
     const WireResult& head = results[group->front()];
     args.push_back(head.owner_gateway_id);
     args.push_back(head.lease);
+    args.push_back(head.first_attempt ? "1" : "0");
     args.push_back(std::to_string(group->size()));
     for (const size_t i : *group) {
       const WireResult& r = results[i];

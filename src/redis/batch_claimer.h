@@ -5,8 +5,11 @@
 //
 // Claim. One EVALSHA pops up to max_batch ids across the model's tier
 // ZSETs in queue order (EDF with tier-priority tiebreak, or strict
-// priority), leases them as one batch (one lease per claim, not per
-// request: Batch::lease) and returns the payloads.
+// priority) and leases them as one batch (one lease per claim, not per
+// request: Batch::lease); one HMGET then reads their payloads (outside the
+// script, where reading them would cost Redis more than the claim itself).
+// A failed read returns the error: the batch stays leased until the reaper
+// re-queues it.
 // Entries whose dispatch deadline passed are returned separately (and do not
 // count toward max_batch); they are leased too, so they must be completed
 // (with a 504) like the others. Wait-or-full: with min_batch > 1 the script
@@ -34,8 +37,8 @@
 // the subscribers of the node that ran it, so `dropped` is an upper bound
 // there).
 //
-// Commands per batch on the worker path: one claim EVALSHA (plus a BLPOP
-// while idle) and one complete EVALSHA, whatever the batch size; and one
+// Commands per batch on the worker path: one claim EVALSHA and one HMGET
+// (plus a BLPOP while idle) and one complete EVALSHA, whatever the batch size; and one
 // renew EVALSHA per lease_us / 4 for the leases a worker holds. With queue
 // shards (Options::queue_shards), each of those is one call per shard
 // involved: a claim tries the shards in turn until one yields a batch.

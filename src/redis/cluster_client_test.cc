@@ -208,10 +208,18 @@ TEST_F(ClusterTest, MovedIsFollowedAndTheMapLearnsTheNewOwner) {
   }
   ASSERT_FALSE(to.empty());
   const std::string to_id = NodeId(to);
-  // The slot is empty: reassigning it needs no MIGRATE. New owner first.
+  // The slot is empty: reassigning it needs no MIGRATE. New owner first,
+  // with a config epoch above every other node's: otherwise gossip from the
+  // old owner (whose epoch may be higher) can hand the slot back to it, and
+  // the two nodes then redirect to each other.
   for (const std::string& m : {to, from}) {
     ReplyResult r = Direct(m)->Call({"CLUSTER", "SETSLOT", std::to_string(slot), "NODE", to_id});
     ASSERT_TRUE(r.ok() && !r->is_error()) << (r.ok() ? r->DebugString() : r.status().ToString());
+    if (m == to) {
+      ReplyResult bump = Direct(to)->Call({"CLUSTER", "BUMPEPOCH"});
+      ASSERT_TRUE(bump.ok() && !bump->is_error())
+          << (bump.ok() ? bump->DebugString() : bump.status().ToString());
+    }
   }
   EXPECT_EQ(client->MasterOf(slot), from);  // stale
   ReplyResult set = client->Call({"SET", key, "v"});

@@ -21,7 +21,8 @@
 //                                 lease expiry, epoch microseconds
 //   sluice:{m}:batches      HASH  lease -> ids not answered yet (a count);
 //                                 lease + "|ids" -> the batch's ids joined
-//                                 by "|" (scripts.h, Claim)
+//                                 by "|"; lease + "|p" -> "1" once some
+//                                 are answered (scripts.h, Claim)
 //   sluice:{m}:wake         LIST  wake tokens for blocked claimers (capped)
 //   sluice:{m}:dead         LIST  dead letters, newest first (capped; JSON,
 //                                 redis/dead_letters.h)

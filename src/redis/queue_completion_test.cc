@@ -201,6 +201,46 @@ TEST_F(RedisQueueTest, ACompleteSentAgainCountsOnceTowardItsLease) {
   EXPECT_FALSE(leased());
 }
 
+// The complete step answers a whole fresh batch without reading its entries
+// (scripts.h). A part answered already must still be found out: here the
+// call sent again names as many results as the lease has left.
+TEST_F(RedisQueueTest, APartAnsweredAlreadyIsStaleWhenItIsAllTheLeaseHasLeft) {
+  for (const char* id : {"u1", "u2"}) {
+    ASSERT_TRUE(Enqueue(Request(id, 0, 10'000)).status.ok());
+  }
+  RedisBatchClaimer::Batch batch = ClaimNow(*claimer_, 8);
+  ASSERT_EQ(Ids(batch.requests), (std::vector<std::string>{"u1", "u2"}));
+  const std::vector<WireResult> part = {Answer(batch.requests[0], "a")};
+  ASSERT_TRUE(part[0].first_attempt);
+  Result<RedisBatchClaimer::CompleteResult> c = claimer_->Complete(part);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->answered, 1u);
+  c = claimer_->Complete(part);  // one result, one left unanswered in the lease
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->answered, 0u);
+  EXPECT_EQ(c->stale, 1u);
+  EXPECT_EQ(c->stale_positions, std::vector<size_t>{0});
+  // u2's answer is still awaited, and releases the lease.
+  c = claimer_->Complete({Answer(batch.requests[1], "b")});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->answered, 1u);
+  EXPECT_TRUE(connection_->Call({"ZSCORE", KeySpace().Leases(kModel), batch.lease.id})->is_nil());
+  ReplyResult left = connection_->Call({"EXISTS", KeySpace().Batches(kModel)});
+  ASSERT_TRUE(left.ok());
+  EXPECT_EQ(left->integer, 0);
+  // A whole fresh batch sent twice: answered once.
+  ASSERT_TRUE(Enqueue(Request("w1", 0, 10'000)).status.ok());
+  RedisBatchClaimer::Batch whole = ClaimNow(*claimer_, 8);
+  ASSERT_EQ(Ids(whole.requests), std::vector<std::string>{"w1"});
+  const std::vector<WireResult> all = {Answer(whole.requests[0], "w")};
+  c = claimer_->Complete(all);
+  ASSERT_TRUE(c.ok() && c->answered == 1u);
+  c = claimer_->Complete(all);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->answered, 0u);
+  EXPECT_EQ(c->stale, 1u);
+}
+
 TEST_F(RedisQueueTest, AReapedBatchRequeuesOnlyItsUnansweredRequests) {
   auto lost_worker = NewClaimer(QueueOrdering::kEarliestDeadlineFirst, 1'000);  // 1 ms lease
   for (const char* id : {"p1", "p2", "p3"}) {

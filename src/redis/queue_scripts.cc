@@ -23,13 +23,22 @@ local H = 7 + K
 local now = now_us()
 local depth = 0
 for i = 1, T do depth = depth + redis.call('ZCARD', KEYS[2 + i]) end
--- Rate-limit key index -> {r_tat, t_tat, changed, rpm, tpm}: every key's
--- state in one HMGET, its policy from the header.
-local limits = rate_read(KEYS[3 + T], names)
-local p = 1
-for i = 1, K do
-  local st = limits[i]
-  st[4], st[5], p = struct.unpack('<dd', policies, p)
+-- Rate-limit key index -> its TATs (R, TT), whether they changed (CH), its
+-- token limit (TP) and what one request adds to its request TAT (RI: nil
+-- without a request limit, -1 when a request never fits): every key's
+-- state in one HMGET, its policy from the header. Flat arrays and the GCRA
+-- inlined below, since a Lua call or table per key costs more than the
+-- arithmetic (rate_try() is the reference).
+local R, TT, CH, TP, RI = {}, {}, {}, {}, {}
+if K > 0 then
+  local values = redis.call('HMGET', KEYS[3 + T], unpack(names))
+  local p, rpm, tpm = 1, 0, 0
+  for i = 1, K do
+    R[i], TT[i] = rate_parse(values[i])
+    rpm, tpm, p = struct.unpack('<dd', policies, p)
+    TP[i] = tpm
+    if rpm > 0 then RI[i] = rpm >= 1 and units_to_us(1, rpm) or -1 end
+  end
 end
 local adds = {}    -- tier -> {score, member, ...} for one ZADD
 local entries = {} -- {id, entry, ...} for one HSET
@@ -51,16 +60,32 @@ for j = 0, n - 1 do
   local tier, tier_limit, li, tokens
   tier, tier_limit, li, tokens, at = struct.unpack('<BI4I4d', meta, at)
   local status, allowed, r_tat, t_tat = 0, 1, 0, 0
-  local st, r_new, t_new
+  local r_new, t_new
   if tier >= T then
     status = 4
   else
     if li > 0 then
-      st = limits[li]
-      r_tat, t_tat = st[1], st[2]
-      local ok
-      ok, r_new, t_new = rate_try(r_tat, t_tat, st[4], st[5], tokens, now)
-      if not ok then status, allowed = 2, 0 end
+      -- gcra() for the request and the token limit, as rate_try().
+      r_tat, t_tat = R[li], TT[li]
+      r_new, t_new = r_tat, t_tat
+      local inc, tpm = RI[li], TP[li]
+      if inc then
+        if inc < 0 then
+          status = 2
+        else
+          r_new = (r_tat > now and r_tat or now) + inc
+          if r_new - W > now then status = 2 end
+        end
+      end
+      if tpm > 0 then
+        if tokens > tpm then
+          status = 2
+        else
+          t_new = (t_tat > now and t_tat or now) + units_to_us(tokens, tpm)
+          if t_new - W > now then status = 2 end
+        end
+      end
+      if status == 2 then allowed = 0 end
     end
     if status == 0 and ((capacity > 0 and depth >= capacity) or
                         (tier_limit > 0 and depth >= tier_limit)) then
@@ -73,7 +98,7 @@ for j = 0, n - 1 do
         taken[id] = true
         entries[#entries + 1] = id
         entries[#entries + 1] = ARGV[b + 2]
-        if st then st[1], st[2], st[3] = r_new, t_new, true end
+        if li > 0 then R[li], TT[li], CH[li] = r_new, t_new, true end
         local a = adds[tier]
         if a == nil then a = {}; adds[tier] = a end
         a[#a + 1] = string.sub(m, 1, 16)
@@ -90,7 +115,14 @@ for j = 0, n - 1 do
 end
 if #entries > 0 then redis.call('HSET', KEYS[1], unpack(entries)) end
 for tier, a in pairs(adds) do redis.call('ZADD', KEYS[3 + tier], unpack(a)) end
-if K > 0 then rate_write(KEYS[3 + T], names, limits) end
+local changed = {}
+for i = 1, K do
+  if CH[i] then
+    changed[#changed + 1] = names[i]
+    changed[#changed + 1] = struct.pack('<d<d', R[i], TT[i])
+  end
+end
+if #changed > 0 then redis.call('HSET', KEYS[3 + T], unpack(changed)) end
 if queued > 0 then
   local tokens = {}
   for i = 1, math.min(queued, wake_cap) do tokens[i] = '1' end
@@ -188,35 +220,53 @@ end
 local now_key = string.format('%016d', now)
 local claimed, expired, held = {}, {}, {}
 local nclaimed, nexpired, nremoved = 0, 0, 0
--- Each round reads the entries of up to max_batch - nclaimed ids with one
--- HMGET; only entries past their deadline are parsed (attempts decide
--- whether they expired). Every id looked at is consumed, and at most
+-- Each round takes up to max_batch - nclaimed ids. Entries are read (one
+-- HMGET) only for ids past their dispatch deadline, whose attempts decide
+-- whether they expired; the worker reads the claimed ones' entries itself,
+-- outside Lua (scripts.h). Every id looked at is consumed, and at most
 -- max_batch + max_expired are claimed or expired.
 while nclaimed < max_batch and nexpired < max_expired do
   local tiers, members, ids, keys = {}, {}, {}, {}
+  local due, ndue = {}, 0
   for k = 1, max_batch - nclaimed do
     local t, m, key = pick()
     if t == nil then break end
-    tiers[k], members[k], ids[k], keys[k] = t, m, string.sub(m, 18), key
+    local id = string.sub(m, 18)
+    tiers[k], members[k], ids[k], keys[k] = t, m, id, key
+    if key <= now_key then
+      ndue = ndue + 1
+      due[ndue] = id
+    end
   end
   if #ids == 0 then break end
-  local values = redis.call('HMGET', KEYS[1], unpack(ids))
+  local late = {}
+  if ndue > 0 then
+    local values = redis.call('HMGET', KEYS[1], unpack(due))
+    for j = 1, ndue do late[due[j]] = values[j] end
+  end
   for k = 1, #ids do
     if nexpired >= max_expired then break end
-    local id, v = ids[k], values[k]
+    local id = ids[k]
     removed[tiers[k]][#removed[tiers[k]] + 1] = members[k]
     nremoved = nremoved + 1
-    if v then
-      local late = false
-      if keys[k] <= now_key then
+    local v = true
+    if keys[k] <= now_key then
+      v = late[id]
+      if v then
         local _, _, _, att = parse_entry(v)
-        late = att == 0
+        if att ~= 0 then v = true end
       end
+    end
+    -- v: true = claim, an entry = expired, nil = gone (no entry).
+    if v == true then
       held[#held + 1] = id
-      local out = late and expired or claimed
-      out[#out + 1] = id
-      out[#out + 1] = v
-      if late then nexpired = nexpired + 1 else nclaimed = nclaimed + 1 end
+      nclaimed = nclaimed + 1
+      claimed[nclaimed] = id
+    elseif v then
+      held[#held + 1] = id
+      expired[#expired + 1] = id
+      expired[#expired + 1] = v
+      nexpired = nexpired + 1
     end
   end
 end
@@ -252,12 +302,13 @@ local prefix = ARGV[2]
 local G = tonumber(ARGV[3])
 local batches = KEYS[3 + T]
 -- Results are numbered in argument order. Each id's first answer, and
--- whether its owner must be read from its entry.
+-- whether its owner must be read from its entry. A group's header is its
+-- gateway, lease, fresh flag and count (scripts.h).
 local first, uniq, unknown, n, a = {}, {}, {}, 0, 4
 for _ = 1, G do
-  local c = tonumber(ARGV[a + 2])
+  local c = tonumber(ARGV[a + 3])
   local owner_unknown = ARGV[a] == ''
-  a = a + 3
+  a = a + 4
   for _ = 1, c do
     n = n + 1
     local id = ARGV[a]
@@ -271,41 +322,74 @@ for _ = 1, G do
 end
 local settlements = a
 if n == 0 then return {0, 0, 0, 0, {}} end
--- An entry exists until its request's first answer: those that exist now
--- (with a readable owner) are answered by this call and deleted together.
-local values = redis.call('HMGET', KEYS[1], unpack(uniq))
-local entry, owner, live_ids = {}, {}, {}
-for j = 1, #uniq do
-  local id, v = uniq[j], values[j]
-  if v and unknown[id] then
-    local _, _, _, _, g = parse_entry(v)
-    owner[id] = g
-    if g == nil then v = nil end
+-- The leases named: held iff their unanswered count is in the batches hash
+-- (the claim writes it with the lease; release and reaping delete it),
+-- whether some of their requests were answered already (the "|p" mark),
+-- and how many results name each.
+local held, outstanding, named, held_order = {}, {}, {}, {}
+local read_entries = #uniq ~= n
+a = 4
+for _ = 1, G do
+  local l, c = ARGV[a + 1], tonumber(ARGV[a + 3])
+  if ARGV[a] == '' or ARGV[a + 2] ~= '1' then read_entries = true end
+  if held[l] == nil then
+    held[l] = false
+    if l ~= '' then
+      local st = redis.call('HMGET', batches, l, l .. '|p')
+      if st[1] then
+        held[l], outstanding[l], named[l] = true, tonumber(st[1]), 0
+        held_order[#held_order + 1] = l
+        if st[2] then read_entries = true end
+      end
+    end
   end
-  if v then
-    entry[id] = v
-    live_ids[#live_ids + 1] = id
+  if held[l] then named[l] = named[l] + c else read_entries = true end
+  a = a + 4 + 2 * c
+end
+-- A request claimed on its first attempt has been in no lease but the one
+-- that claimed it, so while that lease is held its entry exists until an
+-- answer under it. Hence when every result is fresh, distinct and names
+-- its owner and a held lease none of whose requests was answered yet, and
+-- each such lease is named by as many results as it holds (a result must
+-- name the lease its request was claimed under), all are unanswered: the
+-- call answers them without reading their entries (the common case: a
+-- whole batch completed at once). Otherwise one HMGET says which entries
+-- exist (with a readable owner).
+if not read_entries then
+  for _, l in ipairs(held_order) do
+    if named[l] ~= outstanding[l] then read_entries = true end
+  end
+end
+local entry, owner, live_ids = {}, {}, {}
+if not read_entries then
+  for j = 1, #uniq do entry[uniq[j]] = true end
+  live_ids = uniq
+else
+  local values = redis.call('HMGET', KEYS[1], unpack(uniq))
+  for j = 1, #uniq do
+    local id, v = uniq[j], values[j]
+    if v and unknown[id] then
+      local _, _, _, _, g = parse_entry(v)
+      owner[id] = g
+      if g == nil then v = nil end
+    end
+    if v then
+      entry[id] = v
+      live_ids[#live_ids + 1] = id
+    end
   end
 end
 if #live_ids > 0 then redis.call('HDEL', KEYS[1], unpack(live_ids)) end
--- Leases named by the results: held (still in the leases ZSET) or not, and
--- how many of their requests this call answers.
-local held, count, held_order = {}, {}, {}
+-- How many of each held lease's requests this call answers.
+local count = {}
+for _, l in ipairs(held_order) do count[l] = 0 end
 local groups, order, live_at = {}, {}, {}
 local answered, stale, stale_at, k = 0, 0, {}, 0
 a = 4
 for _ = 1, G do
-  local gw, l, c = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2])
-  a = a + 3
+  local gw, l, c = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 3])
+  a = a + 4
   local in_lease = held[l]
-  if in_lease == nil then
-    in_lease = l ~= '' and redis.call('ZSCORE', KEYS[2], l) ~= false
-    held[l] = in_lease
-    if in_lease then
-      count[l] = 0
-      held_order[#held_order + 1] = l
-    end
-  end
   for _ = 1, c do
     k = k + 1
     local id = ARGV[a]
@@ -338,13 +422,17 @@ for _ = 1, G do
     a = a + 2
   end
 end
--- A lease whose every request has been answered is released. (One whose
--- requests were answered by someone else, or could not be read, runs out
--- and is reaped with nothing left to re-queue.)
+-- A lease whose every request has been answered is released; one some of
+-- whose requests were is marked. (One whose requests were answered by
+-- someone else, or could not be read, runs out and is reaped with nothing
+-- left to re-queue.)
 for _, l in ipairs(held_order) do
-  if count[l] > 0 and redis.call('HINCRBY', batches, l, -count[l]) <= 0 then
+  if count[l] >= outstanding[l] then
     redis.call('ZREM', KEYS[2], l)
-    redis.call('HDEL', batches, l, l .. '|ids')
+    redis.call('HDEL', batches, l, l .. '|ids', l .. '|p')
+  elseif count[l] > 0 then
+    redis.call('HINCRBY', batches, l, -count[l])
+    redis.call('HSET', batches, l .. '|p', '1')
   end
 end
 -- Settle each live answer's token charge with what was used.
@@ -398,7 +486,7 @@ for _, l in ipairs(leases) do
   -- A lease without an id list is one request's, as leased before leases
   -- were per batch.
   local list = redis.call('HGET', batches, l .. '|ids') or l
-  redis.call('HDEL', batches, l, l .. '|ids')
+  redis.call('HDEL', batches, l, l .. '|ids', l .. '|p')
   -- The lease's ids still unanswered (an entry exists until the answer).
   for id in string.gmatch(list, '[^|]+') do
     examined = examined + 1

@@ -173,6 +173,26 @@ TEST_F(RedisQueueTest, ExpiredEntriesAreReportedNotClaimed) {
   EXPECT_FALSE(leased());
 }
 
+// The claim script leases ids; the claimer reads their entries with one
+// HMGET. An entry that cannot be decoded is not handed out (it is answered
+// as a failure), and the rest of the batch is.
+TEST_F(RedisQueueTest, ClaimedEntriesAreReadAfterTheClaimAndABadOneIsSetAside) {
+  ASSERT_TRUE(Enqueue(Request("good-1", 0, 1'000)).status.ok());
+  ASSERT_TRUE(Enqueue(Request("bad", 0, 1'001)).status.ok());
+  ASSERT_TRUE(Enqueue(Request("good-2", 0, 1'002)).status.ok());
+  ReplyResult set = connection_->Call({"HSET", KeySpace().Payloads(kModel), "bad", "not an entry"});
+  ASSERT_TRUE(set.ok() && !set->is_error());
+  RedisBatchClaimer::Batch batch = ClaimNow(*claimer_, 8);
+  EXPECT_EQ(Ids(batch.requests), (std::vector<std::string>{"good-1", "good-2"}));
+  for (const WireRequest& r : batch.requests) {
+    EXPECT_EQ(r.lease, batch.lease.id);
+    EXPECT_EQ(r.model, kModel);
+    EXPECT_EQ(r.attempts, 0u);
+  }
+  EXPECT_EQ(claimer_->stats().undecodable, 1u);
+  EXPECT_EQ(claimer_->stats().claimed, 2u);
+}
+
 TEST_F(RedisQueueTest, FullQueueAndDuplicatesAreRejected) {
   RedisQueueClient::Options q;
   q.connection = connection_.get();

@@ -69,6 +69,7 @@ inline WireResult Answer(const WireRequest& r, const std::string& output) {
   w.queue_tier = static_cast<int32_t>(r.tier);  // as a worker completes
   w.owner_gateway_id = r.gateway_id;
   w.lease = r.lease;
+  w.first_attempt = r.attempts == 0;  // as a worker completes
   w.output = output;
   w.tokens_used = 3;
   return w;

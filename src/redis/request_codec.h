@@ -89,6 +89,10 @@ struct WireResult {
   // empty = unknown), so that the complete step releases the batch's lease
   // with its last answer.
   std::string lease;
+  // Not encoded: claimed on its first attempt (WireRequest::attempts == 0),
+  // so never leased before: with its owner and lease known, the complete
+  // step need not read its entry (scripts.h). false = unknown.
+  bool first_attempt = false;
   // Not encoded: what the complete step settles on the key's token limit
   // (charged at enqueue, refunded down to tokens_used). Empty key = none.
   std::string charged_key_id;

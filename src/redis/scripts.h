@@ -46,8 +46,12 @@
 //           ARGV T, max_batch, min_batch, max_delay_us, lease_us, strict
 //                (0/1), max_expired, priority of tier 0..T-1
 //           -> {now_us, depth (after), wait_us, oldest_arrival_us,
-//               {id, entry, ...claimed}, {id, entry, ...expired}, lease}
-//           (entry as stored: prefix + payload; request_codec.h ParseEntry)
+//               {id...claimed}, {id, entry, ...expired}, lease}
+//           (entry as stored: prefix + payload; request_codec.h ParseEntry).
+//           The claimed ids' entries are not returned: the caller reads them
+//           with one HMGET of the payloads hash (they stay until answered),
+//           since every byte a script reads or returns is copied and hashed
+//           by Lua.
 //           With depth < min_batch, claims nothing while the oldest head has
 //           waited less than max_delay_us and no head is past its deadline;
 //           wait_us then says how long until it would claim, and
@@ -59,11 +63,12 @@
 //           dispatch deadline (its total deadline bounds it on the worker).
 //           ONE lease per call for everything it returns ("" when nothing):
 //           leases[lease] = expiry, batches[lease] = how many are
-//           unanswered, batches[lease .. "|ids"] = the ids joined by "|"
+//           unanswered (batches[lease .. "|p"] is set once some are
+//           answered), batches[lease .. "|ids"] = the ids joined by "|"
 //           (request ids never hold "|": RedisQueueClient refuses them). Deletes the wake list when
 //           the queue is (left) empty: leftover tokens are stale. Tier heads are read as the merge
-//           needs them (a tier's share of max_batch, then chunks of max_batch), entries with one
-//           HMGET per round (parsed only when past their deadline).
+//           needs them (a tier's share of max_batch, then chunks of max_batch); entries are read
+//           (one HMGET per round) only for ids past their deadline.
 // Renew     KEYS leases   ARGV lease_us, lease...
 //           -> number of leases extended to now + lease_us; leases no
 //           longer held (answered, or reaped) are left alone.
@@ -71,8 +76,10 @@
 //                hash iff S > 0
 //           ARGV T, channel_prefix, G, then G groups of results, each:
 //                gateway_id (whose the results are; "" = unknown: the
-//                entry is read), lease (the claim's; "" = none), count,
-//                then count x (id, result_json); then S, then S token
+//                entry is read), lease (the claim's; "" = none), fresh
+//                ("1" iff every request of the group was claimed on its
+//                first attempt), count, then count x (id, result_json);
+//                then S, then S token
 //                settlements: position (1-based, of a result in argument
 //                order), key id, tpm, delta_tokens (tokens used - charged;
 //                non-zero)
@@ -82,11 +89,19 @@
 //           been answered (first completion wins, from its lease's holder
 //           or from a worker whose lease was reaped); answers are published
 //           as ONE JSON array per owning gateway on channel_prefix ..
-//           gateway_id .. "}". Per call one HMGET and one HDEL of the ids
-//           answered (plus a ZREM per answer whose lease is no longer held:
-//           it may wait re-queued); per lease one ZSCORE and one HINCRBY
-//           of its unanswered count by the answers that were first (so a
-//           call sent twice counts once), released (ZREM, HDEL) at 0. A
+//           gateway_id .. "}". Per call one HDEL of the ids answered, and
+//           one HMGET of the ids to learn which entries exist, skipped when
+//           every result is fresh, distinct and names its owner and a held
+//           lease none of whose requests was answered yet, and each such
+//           lease is named by as many results as it holds (then all are
+//           unanswered: a first-attempt request's entry can only go with an
+//           answer under its one lease; a result must name the lease its
+//           request was claimed under); plus a ZREM per answer whose lease
+//           is no longer held (it may wait re-queued). Per lease one HMGET
+//           of its unanswered count (held iff present) and its "answered in
+//           part" mark, and by the answers that were first (so a call sent
+//           twice counts once) either its release (ZREM, HDEL) when they are
+//           all, or an HINCRBY of the count and the mark. A
 //           lease some of whose requests were answered by another worker
 //           is not released here: it runs out and is reaped. Each settlement
 //           of an answered id is made on its key's limit as
