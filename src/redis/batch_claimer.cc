@@ -33,6 +33,10 @@ void DecodeClaimed(const std::string& id, const RedisReply& entry, const std::st
   out->back().lease = lease;
 }
 
+void AppendUint32(uint32_t v, std::string* out) {
+  for (int i = 0; i < 4; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
 Result<RedisBatchClaimer::CompleteResult> ParseCompleteReply(const ReplyResult& reply) {
   if (!reply.ok()) return reply.status();
   if (reply->is_error()) return Internal("complete script: " + reply->str);
@@ -358,7 +362,7 @@ void RedisBatchClaimer::CompleteShardAsync(size_t shard, const std::vector<WireR
   std::vector<std::string> args = {std::to_string(options_.tiers.size()),
                                    options_.keys.ResultChannelPrefix(),
                                    std::to_string(groups.size())};
-  args.reserve(4 + 4 * groups.size() + 2 * results.size());
+  args.reserve(4 + 6 * groups.size() + results.size());
   std::vector<std::string> settlements;  // position, key id, tpm, delta
   for (const std::vector<size_t>* group : groups) {
     const WireResult& head = results[group->front()];
@@ -366,11 +370,25 @@ void RedisBatchClaimer::CompleteShardAsync(size_t shard, const std::vector<WireR
     args.push_back(head.lease);
     args.push_back(head.first_attempt ? "1" : "0");
     args.push_back(std::to_string(group->size()));
+    // The group's message as its gateway reads it (a JSON array), and each
+    // result's length in it (little-endian uint32), so that the script can
+    // publish it as it is, or cut out the live results.
+    std::string message = "[";
+    std::string lengths;
+    lengths.reserve(4 * group->size());
+    for (const size_t i : *group) {
+      if (message.size() > 1) message.push_back(',');
+      const std::string encoded = EncodeResult(results[i]);
+      message += encoded;
+      AppendUint32(static_cast<uint32_t>(encoded.size()), &lengths);
+    }
+    message.push_back(']');
+    args.push_back(std::move(message));
+    args.push_back(std::move(lengths));
     for (const size_t i : *group) {
       const WireResult& r = results[i];
       order->push_back(i);
       args.push_back(r.id);
-      args.push_back(EncodeResult(r));
       const int64_t used = r.code == ErrorCode::kOk ? r.tokens_used : 0;
       const bool settle = !r.charged_key_id.empty() && r.tokens_per_minute > 0 &&
                           ValidateKeyPart("key", r.charged_key_id).ok();

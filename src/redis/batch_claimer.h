@@ -132,7 +132,7 @@ class RedisBatchClaimer {
     size_t answered = 0;  // published to their gateways (or dropped: below)
     size_t stale = 0;     // already answered elsewhere (reaped, retried)
     size_t dropped = 0;   // answered, but their gateway had no subscriber
-    size_t messages = 0;  // PUBLISH calls (one per gateway)
+    size_t messages = 0;  // PUBLISH calls (one per gateway and lease, at most)
     // Indices into the completed results of the stale ones.
     std::vector<size_t> stale_positions;
   };

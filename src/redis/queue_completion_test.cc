@@ -73,6 +73,50 @@ TEST_F(RedisQueueTest, CompletePublishesOneMessagePerGatewayPerBatch) {
   EXPECT_EQ(left->integer, 0);
 }
 
+// A call some of whose results are stale is published from the live ones,
+// cut out of the worker's messages by their byte lengths: outputs with
+// escapes and multi-byte characters arrive whole, the stale one not again.
+TEST_F(RedisQueueTest, OnlyTheLiveResultsOfACallArePublishedWhole) {
+  std::mutex mu;
+  std::vector<WireResult> received;
+  Latch results;
+  auto listener = NewListener("gw-a", [&](WireResult&& r) {
+    {
+      std::lock_guard lock(mu);
+      received.push_back(std::move(r));
+    }
+    results.Signal();
+  });
+  for (const char* id : {"x1", "x2", "x3", "x4"}) {
+    ASSERT_TRUE(Enqueue(Request(id, 0, 10'000)).status.ok());
+  }
+  RedisBatchClaimer::Batch batch = ClaimNow(*claimer_, 8);
+  ASSERT_EQ(Ids(batch.requests), (std::vector<std::string>{"x1", "x2", "x3", "x4"}));
+  Result<RedisBatchClaimer::CompleteResult> c =
+      claimer_->Complete({Answer(batch.requests[1], "first")});
+  ASSERT_TRUE(c.ok() && c->answered == 1u);
+  const std::vector<std::string> outputs = {"caf\xc3\xa9 \"quoted\", back\\slash", "again", "",
+                                            std::string(300, 'z') + "\n,]"};
+  std::vector<WireResult> answers;
+  for (size_t i = 0; i < batch.requests.size(); ++i) {
+    answers.push_back(Answer(batch.requests[i], outputs[i]));
+  }
+  c = claimer_->Complete(answers);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->answered, 3u);
+  EXPECT_EQ(c->stale, 1u);
+  EXPECT_EQ(c->stale_positions, std::vector<size_t>{1});
+  EXPECT_EQ(c->messages, 1u);
+  ASSERT_TRUE(results.WaitFor(4, milliseconds(5'000)));
+  std::lock_guard lock(mu);
+  std::map<std::string, std::string> got;
+  for (const WireResult& r : received) {
+    EXPECT_TRUE(got.emplace(r.id, r.output).second) << r.id << " answered twice";
+  }
+  EXPECT_EQ(got, (std::map<std::string, std::string>{
+                     {"x1", outputs[0]}, {"x2", "first"}, {"x3", outputs[2]}, {"x4", outputs[3]}}));
+}
+
 TEST_F(RedisQueueTest, ReapedRequestIsAnsweredExactlyOnce) {
   std::mutex mu;
   std::map<std::string, int> answers;

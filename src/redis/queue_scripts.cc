@@ -301,14 +301,15 @@ local T = tonumber(ARGV[1])
 local prefix = ARGV[2]
 local G = tonumber(ARGV[3])
 local batches = KEYS[3 + T]
--- Results are numbered in argument order. Each id's first answer, and
--- whether its owner must be read from its entry. A group's header is its
--- gateway, lease, fresh flag and count (scripts.h).
+-- A group's header is its gateway, lease, fresh flag, count, message (its
+-- results as one JSON array) and the results' lengths; then its ids
+-- (scripts.h). Results are numbered in argument order. Each id's first
+-- answer, and whether its owner must be read from its entry.
 local first, uniq, unknown, n, a = {}, {}, {}, 0, 4
 for _ = 1, G do
   local c = tonumber(ARGV[a + 3])
   local owner_unknown = ARGV[a] == ''
-  a = a + 4
+  a = a + 6
   for _ = 1, c do
     n = n + 1
     local id = ARGV[a]
@@ -317,7 +318,7 @@ for _ = 1, G do
       uniq[#uniq + 1] = id
       if owner_unknown then unknown[id] = true end
     end
-    a = a + 2
+    a = a + 1
   end
 end
 local settlements = a
@@ -344,7 +345,7 @@ for _ = 1, G do
     end
   end
   if held[l] then named[l] = named[l] + c else read_entries = true end
-  a = a + 4 + 2 * c
+  a = a + 6 + c
 end
 -- A request claimed on its first attempt has been in no lease but the one
 -- that claimed it, so while that lease is held its entry exists until an
@@ -352,19 +353,34 @@ end
 -- its owner and a held lease none of whose requests was answered yet, and
 -- each such lease is named by as many results as it holds (a result must
 -- name the lease its request was claimed under), all are unanswered: the
--- call answers them without reading their entries (the common case: a
--- whole batch completed at once). Otherwise one HMGET says which entries
--- exist (with a readable owner).
+-- call answers them without reading their entries, and publishes each
+-- group's message as it came (the common case: a whole batch completed at
+-- once). Otherwise one HMGET says which entries exist (with a readable
+-- owner), and the live results are cut out of the messages.
 if not read_entries then
   for _, l in ipairs(held_order) do
     if named[l] ~= outstanding[l] then read_entries = true end
   end
 end
-local entry, owner, live_ids = {}, {}, {}
+local count = {}
+for _, l in ipairs(held_order) do count[l] = 0 end
+local answered, stale, stale_at, dropped, messages = 0, 0, {}, 0, 0
+local live_at = true  -- every result is live, or a set of live positions
 if not read_entries then
-  for j = 1, #uniq do entry[uniq[j]] = true end
-  live_ids = uniq
+  redis.call('HDEL', KEYS[1], unpack(uniq))
+  a = 4
+  for _ = 1, G do
+    local l, c = ARGV[a + 1], tonumber(ARGV[a + 3])
+    count[l] = count[l] + c
+    answered = answered + c
+    messages = messages + 1
+    if redis.call('PUBLISH', prefix .. ARGV[a] .. '}', ARGV[a + 4]) == 0 then
+      dropped = dropped + c
+    end
+    a = a + 6 + c
+  end
 else
+  local entry, owner, live_ids = {}, {}, {}
   local values = redis.call('HMGET', KEYS[1], unpack(uniq))
   for j = 1, #uniq do
     local id, v = uniq[j], values[j]
@@ -378,49 +394,52 @@ else
       live_ids[#live_ids + 1] = id
     end
   end
-end
-if #live_ids > 0 then redis.call('HDEL', KEYS[1], unpack(live_ids)) end
--- How many of each held lease's requests this call answers.
-local count = {}
-for _, l in ipairs(held_order) do count[l] = 0 end
-local groups, order, live_at = {}, {}, {}
-local answered, stale, stale_at, k = 0, 0, {}, 0
-a = 4
-for _ = 1, G do
-  local gw, l, c = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 3])
-  a = a + 4
-  local in_lease = held[l]
-  for _ = 1, c do
-    k = k + 1
-    local id = ARGV[a]
-    local v = entry[id]
-    if v and first[id] == k then
-      live_at[k] = true
-      -- Only a first answer counts toward its lease, so that a call sent
-      -- again (its reply was lost) cannot release the lease early.
-      if in_lease then
-        count[l] = count[l] + 1
+  if #live_ids > 0 then redis.call('HDEL', KEYS[1], unpack(live_ids)) end
+  local groups, order, k = {}, {}, 0
+  live_at = {}
+  a = 4
+  for _ = 1, G do
+    local gw, l, c, msg, lengths = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 3]), ARGV[a + 4], ARGV[a + 5]
+    a = a + 6
+    local in_lease = held[l]
+    local at, p = 2, 1  -- the first result follows the message's '['
+    for _ = 1, c do
+      k = k + 1
+      local id = ARGV[a]
+      local len
+      len, p = struct.unpack('<I4', lengths, p)
+      local v = entry[id]
+      if v and first[id] == k then
+        live_at[k] = true
+        -- Only a first answer counts toward its lease, so that a call sent
+        -- again (its reply was lost) cannot release the lease early.
+        if in_lease then
+          count[l] = count[l] + 1
+        else
+          -- Its lease was reaped: it may wait re-queued.
+          local tier, dl = parse_entry(v)
+          if tier and tier < T then redis.call('ZREM', KEYS[3 + tier], (member(dl, id))) end
+        end
+        local g = gw
+        if g == '' then g = owner[id] end
+        local out = groups[g]
+        if out == nil then
+          out = {}
+          groups[g] = out
+          order[#order + 1] = g
+        end
+        out[#out + 1] = string.sub(msg, at, at + len - 1)
+        answered = answered + 1
       else
-        -- Its lease was reaped: it may wait re-queued.
-        local tier, dl = parse_entry(v)
-        if tier and tier < T then redis.call('ZREM', KEYS[3 + tier], (member(dl, id))) end
+        stale = stale + 1
+        stale_at[#stale_at + 1] = k
       end
-      local g = gw
-      if g == '' then g = owner[id] end
-      local out = groups[g]
-      if out == nil then
-        out = {}
-        groups[g] = out
-        order[#order + 1] = g
-      end
-      out[#out + 1] = ARGV[a + 1]
-      answered = answered + 1
-    else
-      stale = stale + 1
-      stale_at[#stale_at + 1] = k
+      at = at + len + 1
+      a = a + 1
     end
-    a = a + 2
   end
+  dropped = publish_groups(prefix, groups, order)
+  messages = #order
 end
 -- A lease whose every request has been answered is released; one some of
 -- whose requests were is marked. (One whose requests were answered by
@@ -440,7 +459,7 @@ local S = tonumber(ARGV[settlements]) or 0
 local names, index, todo = {}, {}, {}
 for s = 0, S - 1 do
   local b = settlements + 1 + 4 * s
-  if live_at[tonumber(ARGV[b])] then
+  if live_at == true or live_at[tonumber(ARGV[b])] then
     local name = ARGV[b + 1]
     if index[name] == nil then
       names[#names + 1] = name
@@ -459,8 +478,7 @@ if #todo > 0 then
   end
   rate_write(KEYS[4 + T], names, states)
 end
-local dropped = publish_groups(prefix, groups, order)
-return {answered, stale, dropped, #order, stale_at}
+return {answered, stale, dropped, messages, stale_at}
 )lua";
 
 constexpr const char* kReap = R"lua(

@@ -78,8 +78,10 @@
 //                gateway_id (whose the results are; "" = unknown: the
 //                entry is read), lease (the claim's; "" = none), fresh
 //                ("1" iff every request of the group was claimed on its
-//                first attempt), count, then count x (id, result_json);
-//                then S, then S token
+//                first attempt), count, message (the count results as one
+//                JSON array: "[" result_json, ... "]"), lengths (each
+//                result_json's length, little-endian uint32), then count
+//                ids; then S, then S token
 //                settlements: position (1-based, of a result in argument
 //                order), key id, tpm, delta_tokens (tokens used - charged;
 //                non-zero)
@@ -88,15 +90,17 @@
 //           An id is answered iff its entry still exists, i.e. it has not
 //           been answered (first completion wins, from its lease's holder
 //           or from a worker whose lease was reaped); answers are published
-//           as ONE JSON array per owning gateway on channel_prefix ..
-//           gateway_id .. "}". Per call one HDEL of the ids answered, and
-//           one HMGET of the ids to learn which entries exist, skipped when
-//           every result is fresh, distinct and names its owner and a held
-//           lease none of whose requests was answered yet, and each such
-//           lease is named by as many results as it holds (then all are
-//           unanswered: a first-attempt request's entry can only go with an
-//           answer under its one lease; a result must name the lease its
-//           request was claimed under); plus a ZREM per answer whose lease
+//           as JSON arrays on channel_prefix .. gateway_id .. "}". Per call
+//           one HDEL of the ids answered, and one HMGET of the ids to learn
+//           which entries exist, skipped when every result is fresh,
+//           distinct and names its owner and a held lease none of whose
+//           requests was answered yet, and each such lease is named by as
+//           many results as it holds (then all are unanswered: a
+//           first-attempt request's entry can only go with an answer under
+//           its one lease; a result must name the lease its request was
+//           claimed under): then each group's message is published as it
+//           came, else the live results are cut out of them and published
+//           as ONE message per owning gateway; plus a ZREM per answer whose lease
 //           is no longer held (it may wait re-queued). Per lease one HMGET
 //           of its unanswered count (held iff present) and its "answered in
 //           part" mark, and by the answers that were first (so a call sent
