@@ -49,17 +49,45 @@ std::optional<RedisQueueClient::RateLimitCheck> EffectiveLimit(
   return o.rate_limit;
 }
 
-// The answer for one item from its four reply fields (scripts.h).
+// A key's rate-limit state in the enqueue script: the two TATs (epoch µs).
+struct KeyState {
+  int64_t requests_tat_us = 0;
+  int64_t tokens_tat_us = 0;
+};
+
+// units_to_us() of the scripts (gcra.h in µs): floor(units * 60 s / limit),
+// capped at four windows. REQUIRES: limit > 0, units >= 0.
+int64_t UnitsToUs(int64_t units, int64_t limit) {
+  constexpr int64_t kWindowUs = 60'000'000;
+  const __int128 us = static_cast<__int128>(units) * kWindowUs / limit;
+  return static_cast<int64_t>(std::min<__int128>(us, 4 * kWindowUs));
+}
+
+// What a queued item's check did to its key's state (rate_try() in the
+// scripts, with the key's policy: its first item's).
+void Consume(const RateLimitPolicy& policy, int64_t tokens, int64_t now_us, KeyState* s) {
+  if (policy.requests_per_minute > 0) {
+    s->requests_tat_us =
+        std::max(s->requests_tat_us, now_us) + UnitsToUs(1, policy.requests_per_minute);
+  }
+  if (policy.tokens_per_minute > 0) {
+    s->tokens_tat_us =
+        std::max(s->tokens_tat_us, now_us) + UnitsToUs(tokens, policy.tokens_per_minute);
+  }
+}
+
+// The answer for one item from its status and its key's state before its
+// check (scripts.h).
 RedisQueueClient::EnqueueResult ItemResult(const RedisQueueClient::EnqueueOptions& options,
-                                           size_t depth, int64_t now_us, const RedisReply* f) {
+                                           size_t depth, int64_t now_us, int status,
+                                           const KeyState& before) {
   RedisQueueClient::EnqueueResult out;
   out.depth = depth;
   out.server_now_us = now_us;
   const std::optional<RedisQueueClient::RateLimitCheck> limit = EffectiveLimit(options);
-  const int64_t status = f[0].AsInt().value_or(-1);
   if (limit.has_value() && status != kDuplicate && status != kBadTier) {
-    out.rate_limit = DecisionFromScript(limit->policy, limit->tokens, f[1].AsInt().value_or(0) != 0,
-                                        now_us, f[2].AsInt().value_or(0), f[3].AsInt().value_or(0));
+    out.rate_limit = DecisionFromScript(limit->policy, limit->tokens, status != kRateLimited,
+                                        now_us, before.requests_tat_us, before.tokens_tat_us);
   } else if (options.rate_limit.has_value() && !limit.has_value()) {
     RateLimitDecision d;  // unlimited: allowed, with the cost for the log
     d.token_cost = options.rate_limit->tokens;
@@ -295,9 +323,10 @@ void RedisQueueClient::SendChunk(const Options& options, const std::string& mode
   std::unordered_map<std::string_view, size_t> limit_index;  // key id -> 1..K
   // The keys checked (fields of the rate-limit hash) with each one's policy
   // (the first item's), then the items naming them by index.
-  std::vector<size_t> index_of(items->size(), 0);
+  auto index_of = std::make_shared<std::vector<size_t>>(items->size(), 0);
   std::vector<std::string> names;  // the keys checked, in first-use order
   std::string policies;            // theirs: rpm, tpm as '<dd'
+  auto key_policies = std::make_shared<std::vector<RateLimitPolicy>>();  // the same, by index - 1
   for (size_t i = 0; i < items->size(); ++i) {
     const EnqueueItem& item = (*items)[i];
     const std::optional<RateLimitCheck> limit = EffectiveLimit(item.options);
@@ -308,8 +337,9 @@ void RedisQueueClient::SendChunk(const Options& options, const std::string& mode
       it->second = names.size();
       AppendDouble(static_cast<double>(limit->policy.requests_per_minute), &policies);
       AppendDouble(static_cast<double>(limit->policy.tokens_per_minute), &policies);
+      key_policies->push_back(limit->policy);
     }
-    index_of[i] = it->second;
+    (*index_of)[i] = it->second;
   }
   if (!names.empty()) keys.push_back(k.RateLimits());
   std::vector<std::string> args = {std::to_string(options.tier_count),
@@ -325,8 +355,9 @@ void RedisQueueClient::SendChunk(const Options& options, const std::string& mode
   meta.reserve(kMetaBytes * items->size());
   for (size_t i = 0; i < items->size(); ++i) {
     const EnqueueItem& item = (*items)[i];
-    AppendMeta(item.request.tier, per_shard(item.options.tier_depth_limit), index_of[i],
-               index_of[i] > 0 ? item.options.rate_limit->tokens : 0, &meta);
+    const size_t li = (*index_of)[i];
+    AppendMeta(item.request.tier, per_shard(item.options.tier_depth_limit), li,
+               li > 0 ? item.options.rate_limit->tokens : 0, &meta);
   }
   for (const EnqueueItem& item : *items) {
     args.push_back(QueueMember(item.request.dispatch_deadline_us, item.request.id));
@@ -334,14 +365,15 @@ void RedisQueueClient::SendChunk(const Options& options, const std::string& mode
   }
   options.connection->RunScript(
       scripts::Enqueue(), std::move(keys), std::move(args),
-      [items = std::move(items)](ReplyResult reply) {
+      [items = std::move(items), index_of, key_policies](ReplyResult reply) {
         Status failed;
         if (!reply.ok()) {
           failed = reply.status();
         } else if (reply->is_error()) {
           failed = Internal("enqueue script: " + reply->str);
-        } else if (reply->type != RedisReply::Type::kArray ||
-                   reply->elements.size() != 2 + 4 * items->size()) {
+        } else if (reply->type != RedisReply::Type::kArray || reply->elements.size() != 4 ||
+                   reply->elements[2].str.size() != items->size() ||
+                   reply->elements[3].elements.size() != 2 * key_policies->size()) {
           failed = Internal("enqueue script: unexpected reply " + reply->DebugString());
         }
         if (!failed.ok()) {
@@ -355,9 +387,24 @@ void RedisQueueClient::SendChunk(const Options& options, const std::string& mode
         const auto& e = reply->elements;
         const size_t depth = static_cast<size_t>(std::max<int64_t>(0, e[0].AsInt().value_or(0)));
         const int64_t now_us = e[1].AsInt().value_or(0);
+        const std::string& statuses = e[2].str;
+        // Each key's state as read, moved by its queued items in order.
+        std::vector<KeyState> states(key_policies->size());
+        for (size_t k = 0; k < states.size(); ++k) {
+          states[k].requests_tat_us = e[3].elements[2 * k].AsInt().value_or(0);
+          states[k].tokens_tat_us = e[3].elements[2 * k + 1].AsInt().value_or(0);
+        }
         for (size_t i = 0; i < items->size(); ++i) {
           EnqueueItem& item = (*items)[i];
-          item.done(ItemResult(item.options, depth, now_us, &e[2 + 4 * i]));
+          const int status = statuses[i] - '0';
+          const size_t li = (*index_of)[i];
+          KeyState* state = li > 0 ? &states[li - 1] : nullptr;
+          EnqueueResult result =
+              ItemResult(item.options, depth, now_us, status, state ? *state : KeyState{});
+          if (state != nullptr && status == kQueued) {
+            Consume((*key_policies)[li - 1], item.options.rate_limit->tokens, now_us, state);
+          }
+          item.done(std::move(result));
         }
       });
 }

@@ -29,12 +29,15 @@ for i = 1, T do depth = depth + redis.call('ZCARD', KEYS[2 + i]) end
 -- state in one HMGET, its policy from the header. Flat arrays and the GCRA
 -- inlined below, since a Lua call or table per key costs more than the
 -- arithmetic (rate_try() is the reference).
-local R, TT, CH, TP, RI = {}, {}, {}, {}, {}
+-- The states as read are returned (read), so that the caller can replay
+-- each item's check (scripts.h).
+local R, TT, CH, TP, RI, read = {}, {}, {}, {}, {}, {}
 if K > 0 then
   local values = redis.call('HMGET', KEYS[3 + T], unpack(names))
   local p, rpm, tpm = 1, 0, 0
   for i = 1, K do
-    R[i], TT[i] = rate_parse(values[i])
+    local r, t = rate_parse(values[i])
+    R[i], TT[i], read[2 * i - 1], read[2 * i] = r, t, r, t
     rpm, tpm, p = struct.unpack('<dd', policies, p)
     TP[i] = tpm
     if rpm > 0 then RI[i] = rpm >= 1 and units_to_us(1, rpm) or -1 end
@@ -42,8 +45,9 @@ if K > 0 then
 end
 local adds = {}    -- tier -> {score, member, ...} for one ZADD
 local entries = {} -- {id, entry, ...} for one HSET
-local reply = {0, now}
-local queued = 0
+local statuses = {}  -- one digit per item
+local DIGIT = {[0] = '0', '1', '2', '3', '4'}
+local queued, nentries = 0, 0
 -- Ids already queued (or earlier in this batch) are duplicates. An item's
 -- member is its deadline key, "|", its id (member() in the prelude).
 local ids = {}
@@ -59,14 +63,13 @@ for j = 0, n - 1 do
   local m, id = ARGV[b + 1], ids[j + 1]
   local tier, tier_limit, li, tokens
   tier, tier_limit, li, tokens, at = struct.unpack('<BI4I4d', meta, at)
-  local status, allowed, r_tat, t_tat = 0, 1, 0, 0
-  local r_new, t_new
+  local status, r_new, t_new = 0, 0, 0
   if tier >= T then
     status = 4
   else
     if li > 0 then
       -- gcra() for the request and the token limit, as rate_try().
-      r_tat, t_tat = R[li], TT[li]
+      local r_tat, t_tat = R[li], TT[li]
       r_new, t_new = r_tat, t_tat
       local inc, tpm = RI[li], TP[li]
       if inc then
@@ -85,7 +88,6 @@ for j = 0, n - 1 do
           if t_new - W > now then status = 2 end
         end
       end
-      if status == 2 then allowed = 0 end
     end
     if status == 0 and ((capacity > 0 and depth >= capacity) or
                         (tier_limit > 0 and depth >= tier_limit)) then
@@ -96,8 +98,9 @@ for j = 0, n - 1 do
         status = 1
       else
         taken[id] = true
-        entries[#entries + 1] = id
-        entries[#entries + 1] = ARGV[b + 2]
+        entries[nentries + 1] = id
+        entries[nentries + 2] = ARGV[b + 2]
+        nentries = nentries + 2
         if li > 0 then R[li], TT[li], CH[li] = r_new, t_new, true end
         local a = adds[tier]
         if a == nil then a = {}; adds[tier] = a end
@@ -108,12 +111,9 @@ for j = 0, n - 1 do
       end
     end
   end
-  reply[#reply + 1] = status
-  reply[#reply + 1] = allowed
-  reply[#reply + 1] = r_tat
-  reply[#reply + 1] = t_tat
+  statuses[j + 1] = DIGIT[status]
 end
-if #entries > 0 then redis.call('HSET', KEYS[1], unpack(entries)) end
+if nentries > 0 then redis.call('HSET', KEYS[1], unpack(entries)) end
 for tier, a in pairs(adds) do redis.call('ZADD', KEYS[3 + tier], unpack(a)) end
 local changed = {}
 for i = 1, K do
@@ -130,8 +130,7 @@ if queued > 0 then
     redis.call('LTRIM', KEYS[2], 0, fmt(wake_cap - 1))
   end
 end
-reply[1] = depth
-return reply
+return {depth, now, table.concat(statuses), read}
 )lua";
 
 constexpr const char* kClaim = R"lua(

@@ -116,6 +116,49 @@ TEST_F(RedisQueueTest, OneCallEnqueuesABatchDecidingEachRequestInOrder) {
   EXPECT_EQ(connection_->Call({"HEXISTS", KeySpace().RateLimits(), "key-c"})->AsInt(), 0);
 }
 
+// The script returns each key's state as read; the client replays the
+// checks of one call in order, so that every item gets the token state its
+// own check saw (scripts.h, Enqueue).
+TEST_F(RedisQueueTest, TokenLimitsOfOneCallAreReportedItemByItem) {
+  RedisQueueClient::Options q;
+  q.connection = connection_.get();
+  q.tier_count = 3;
+  auto queue = std::move(RedisQueueClient::Create(q)).value();
+  auto tokens = [](const std::string& key, int64_t cost) {
+    RedisQueueClient::EnqueueOptions o;
+    o.rate_limit = RedisQueueClient::RateLimitCheck{key, RateLimitPolicy{0, 100}, cost};
+    return o;
+  };
+  const std::vector<std::pair<WireRequest, RedisQueueClient::EnqueueOptions>> cases = {
+      {Request("t1", 0, 1'000), tokens("key-t", 40)},
+      {Request("u1", 0, 1'000), tokens("key-u", 90)},
+      {Request("t2", 1, 1'000), tokens("key-t", 30)},
+      {Request("t3", 2, 1'000), tokens("key-t", 40)},  // 30 left: 429
+      {Request("t4", 0, 1'000), tokens("key-t", 30)},  // still 30 left: fits
+      {Request("u2", 0, 1'000), tokens("key-u", 10)},
+  };
+  Latch done;
+  std::vector<std::optional<RedisQueueClient::EnqueueResult>> out(cases.size());
+  std::vector<RedisQueueClient::EnqueueItem> items;
+  for (size_t i = 0; i < cases.size(); ++i) {
+    items.push_back({cases[i].first, cases[i].second, [&, i](RedisQueueClient::EnqueueResult r) {
+                       out[i] = std::move(r);
+                       done.Signal();
+                     }});
+  }
+  queue->EnqueueBatch(std::move(items));
+  ASSERT_TRUE(done.WaitFor(static_cast<int>(cases.size()), milliseconds(5'000)));
+  const std::vector<ErrorCode> codes = {ErrorCode::kOk,          ErrorCode::kOk, ErrorCode::kOk,
+                                        ErrorCode::kRateLimited, ErrorCode::kOk, ErrorCode::kOk};
+  const std::vector<int64_t> remaining = {60, 10, 30, 30, 0, 0};
+  for (size_t i = 0; i < cases.size(); ++i) {
+    ASSERT_TRUE(out[i]->rate_limit.has_value()) << i;
+    EXPECT_EQ(out[i]->status.code(), codes[i]) << i;
+    EXPECT_EQ(out[i]->rate_limit->tokens.remaining, remaining[i]) << i;
+  }
+  EXPECT_FALSE(out[3]->rate_limit->allowed);
+}
+
 TEST_F(RedisQueueTest, StrictPriorityTakesHigherTiersFirst) {
   auto strict = NewClaimer(QueueOrdering::kStrictPriority, 10'000'000);
   ASSERT_TRUE(Enqueue(Request("free-1", 0, 100)).status.ok());

@@ -31,9 +31,12 @@
 //                each), then n times: member (QueueMember(
 //                dispatch_deadline_us, id), keys.h: the id and the ZSET
 //                score are read from it), entry
-//           -> {depth (after), now_us, then n times: status (0 queued,
-//               1 duplicate id, 2 rate limited, 3 full, 4 bad tier),
-//               rl_allowed, r_tat_us, t_tat_us}
+//           -> {depth (after), now_us, statuses: n digits, one per item
+//               (0 queued, 1 duplicate id, 2 rate limited, 3 full, 4 bad
+//               tier), {r_tat_us, t_tat_us of each key as read}}: the
+//               caller replays the checks for each item's TATs before its
+//               check (an item of a key that was queued moves its TATs as
+//               rate_try() does; the first item's policy is the key's)
 //           Requests are decided in order, each against the queue and
 //           limits the ones before it left. For each, the rate limit is
 //           decided first; nothing is consumed or queued unless both the
