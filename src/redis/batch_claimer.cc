@@ -68,6 +68,9 @@ Result<std::unique_ptr<RedisBatchClaimer>> RedisBatchClaimer::Create(const Optio
   if (options.max_expired_per_claim < 1 || options.max_expired_per_claim > 4096) {
     return InvalidArgument("batch claimer: max_expired_per_claim must be in 1..4096");
   }
+  if (options.inline_entries_max > 4096) {
+    return InvalidArgument("batch claimer: inline_entries_max must be in 0..4096");
+  }
   if (options.max_block_ms < 1) return InvalidArgument("batch claimer: max_block_ms must be >= 1");
   if (options.queue_shards < 1 || options.queue_shards > 64 ||
       options.home_shard >= options.queue_shards) {
@@ -144,6 +147,7 @@ Result<RedisBatchClaimer::Batch> RedisBatchClaimer::TryClaimShard(size_t shard,
                                    options_.ordering == QueueOrdering::kStrictPriority ? "1" : "0",
                                    std::to_string(options_.max_expired_per_claim)};
   args.insert(args.end(), priorities_.begin(), priorities_.end());
+  args.push_back(std::to_string(options_.inline_entries_max));
   ReplyResult reply =
       options_.connection->CallScript(scripts::Claim(), claim_keys_[shard], std::move(args));
   counters_->claims.fetch_add(1, std::memory_order_relaxed);
@@ -162,24 +166,30 @@ Result<RedisBatchClaimer::Batch> RedisBatchClaimer::TryClaimShard(size_t shard,
   batch.wait_us = e[2].AsInt().value_or(0);
   batch.oldest_arrival_us = e[3].AsInt().value_or(0);
   std::vector<std::string> undecodable;
-  const std::vector<RedisReply>& ids = e[4].elements;
-  if (!ids.empty()) {
-    // The claimed entries, read outside the script (scripts.h). They stay
-    // until answered, so only a failed read loses them: the lease then runs
-    // out and the reaper re-queues them.
-    std::vector<std::string> argv = {"HMGET", claim_keys_[shard][0]};
-    argv.reserve(2 + ids.size());
-    for (const RedisReply& id : ids) argv.push_back(id.str);
-    ReplyResult entries = options_.connection->Call(std::move(argv));
-    if (!entries.ok()) return entries.status();
-    if (entries->type != RedisReply::Type::kArray || entries->elements.size() != ids.size()) {
-      return Internal("claim: unexpected HMGET reply " + entries->DebugString());
+  const std::vector<RedisReply>& claimed = e[4].elements;
+  // The claimed (id, entry) pairs; an empty entry was left for this side to
+  // read (scripts.h): with one HMGET. Entries stay until answered, so only
+  // a failed read loses them: the lease then runs out and the reaper
+  // re-queues them.
+  std::vector<std::string> argv = {"HMGET", claim_keys_[shard][0]};
+  for (size_t i = 0; i + 1 < claimed.size(); i += 2) {
+    if (claimed[i + 1].str.empty()) argv.push_back(claimed[i].str);
+  }
+  std::optional<ReplyResult> read;
+  if (argv.size() > 2) {
+    const size_t n = argv.size() - 2;
+    read = options_.connection->Call(std::move(argv));
+    if (!read->ok()) return read->status();
+    if ((*read)->type != RedisReply::Type::kArray || (*read)->elements.size() != n) {
+      return Internal("claim: unexpected HMGET reply " + (*read)->DebugString());
     }
-    batch.requests.reserve(ids.size());
-    for (size_t i = 0; i < ids.size(); ++i) {
-      DecodeClaimed(ids[i].str, entries->elements[i], batch.lease.id, &batch.requests,
-                    &undecodable);
-    }
+  }
+  batch.requests.reserve(claimed.size() / 2);
+  size_t next_read = 0;
+  for (size_t i = 0; i + 1 < claimed.size(); i += 2) {
+    const RedisReply& entry =
+        claimed[i + 1].str.empty() ? (**read).elements[next_read++] : claimed[i + 1];
+    DecodeClaimed(claimed[i].str, entry, batch.lease.id, &batch.requests, &undecodable);
   }
   const std::vector<RedisReply>& late = e[5].elements;
   for (size_t i = 0; i + 1 < late.size(); i += 2) {

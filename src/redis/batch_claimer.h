@@ -6,10 +6,11 @@
 // Claim. One EVALSHA pops up to max_batch ids across the model's tier
 // ZSETs in queue order (EDF with tier-priority tiebreak, or strict
 // priority) and leases them as one batch (one lease per claim, not per
-// request: Batch::lease); one HMGET then reads their payloads (outside the
-// script, where reading them would cost Redis more than the claim itself).
-// A failed read returns the error: the batch stays leased until the reaper
-// re-queues it.
+// request: Batch::lease). It returns the payloads of a small batch; those
+// of a larger one are read with one HMGET after it, outside the script,
+// where reading them would cost Redis more than the rest of the claim
+// (Options::inline_entries_max). A failed read returns the error: the batch
+// stays leased until the reaper re-queues it.
 // Entries whose dispatch deadline passed are returned separately (and do not
 // count toward max_batch); they are leased too, so they must be completed
 // (with a 504) like the others. Wait-or-full: with min_batch > 1 the script
@@ -37,8 +38,8 @@
 // the subscribers of the node that ran it, so `dropped` is an upper bound
 // there).
 //
-// Commands per batch on the worker path: one claim EVALSHA and one HMGET
-// (plus a BLPOP while idle) and one complete EVALSHA, whatever the batch size; and one
+// Commands per batch on the worker path: one claim EVALSHA (and one HMGET
+// for a large batch; a BLPOP while idle) and one complete EVALSHA, whatever the batch size; and one
 // renew EVALSHA per lease_us / 4 for the leases a worker holds. With queue
 // shards (Options::queue_shards), each of those is one call per shard
 // involved: a claim tries the shards in turn until one yields a batch.
@@ -83,6 +84,11 @@ class RedisBatchClaimer {
     // Expired entries reported per claim at most (they are cleared in
     // chunks, so an overdue backlog cannot make one script call long).
     size_t max_expired_per_claim = 256;
+    // A claim of at most this many requests returns their payloads; a larger
+    // one leaves them to one HMGET after it, outside the script (where
+    // copying them costs Redis less than a second round trip's I/O does
+    // for a small batch). 0..4096.
+    size_t inline_entries_max = 8;
     // Longest single BLPOP; the wait connection's command timeout is set to
     // this + 1 s. >= 1.
     int64_t max_block_ms = 1'000;

@@ -144,6 +144,7 @@ local max_expired = tonumber(ARGV[7])
 local batches = KEYS[4 + T]
 local prio = {}
 for i = 1, T do prio[i] = tonumber(ARGV[7 + i]) end
+local inline_max = tonumber(ARGV[8 + T])
 local now = now_us()
 local depth = 0
 for i = 1, T do depth = depth + redis.call('ZCARD', KEYS[3 + i]) end
@@ -219,11 +220,12 @@ end
 local now_key = string.format('%016d', now)
 local claimed, expired, held = {}, {}, {}
 local nclaimed, nexpired, nremoved = 0, 0, 0
--- Each round takes up to max_batch - nclaimed ids. Entries are read (one
--- HMGET) only for ids past their dispatch deadline, whose attempts decide
--- whether they expired; the worker reads the claimed ones' entries itself,
--- outside Lua (scripts.h). Every id looked at is consumed, and at most
--- max_batch + max_expired are claimed or expired.
+-- Each round takes up to max_batch - nclaimed ids. A round of at most
+-- inline_max ids reads their entries (one HMGET) and returns them; a larger
+-- one reads only those past their dispatch deadline, whose attempts decide
+-- whether they expired, and leaves the caller to read the others outside
+-- Lua (scripts.h). Every id looked at is consumed, and at most max_batch +
+-- max_expired are claimed or expired.
 while nclaimed < max_batch and nexpired < max_expired do
   local tiers, members, ids, keys = {}, {}, {}, {}
   local due, ndue = {}, 0
@@ -238,34 +240,34 @@ while nclaimed < max_batch and nexpired < max_expired do
     end
   end
   if #ids == 0 then break end
-  local late = {}
-  if ndue > 0 then
-    local values = redis.call('HMGET', KEYS[1], unpack(due))
-    for j = 1, ndue do late[due[j]] = values[j] end
+  local whole = #ids <= inline_max
+  local want = whole and ids or due
+  local entry = {}
+  if #want > 0 then
+    local values = redis.call('HMGET', KEYS[1], unpack(want))
+    for j = 1, #want do entry[want[j]] = values[j] end
   end
   for k = 1, #ids do
     if nexpired >= max_expired then break end
     local id = ids[k]
     removed[tiers[k]][#removed[tiers[k]] + 1] = members[k]
     nremoved = nremoved + 1
-    local v = true
-    if keys[k] <= now_key then
-      v = late[id]
-      if v then
-        local _, _, _, att = parse_entry(v)
-        if att ~= 0 then v = true end
-      end
+    local v = entry[id]  -- false: gone; nil: not read (the caller reads it)
+    local late = false
+    if v and keys[k] <= now_key then
+      local _, _, _, att = parse_entry(v)
+      late = att == 0
     end
-    -- v: true = claim, an entry = expired, nil = gone (no entry).
-    if v == true then
-      held[#held + 1] = id
-      nclaimed = nclaimed + 1
-      claimed[nclaimed] = id
-    elseif v then
+    if late then
       held[#held + 1] = id
       expired[#expired + 1] = id
       expired[#expired + 1] = v
       nexpired = nexpired + 1
+    elseif v ~= false then
+      held[#held + 1] = id
+      claimed[2 * nclaimed + 1] = id
+      claimed[2 * nclaimed + 2] = v or ''
+      nclaimed = nclaimed + 1
     end
   end
 end

@@ -216,24 +216,34 @@ TEST_F(RedisQueueTest, ExpiredEntriesAreReportedNotClaimed) {
   EXPECT_FALSE(leased());
 }
 
-// The claim script leases ids; the claimer reads their entries with one
-// HMGET. An entry that cannot be decoded is not handed out (it is answered
-// as a failure), and the rest of the batch is.
-TEST_F(RedisQueueTest, ClaimedEntriesAreReadAfterTheClaimAndABadOneIsSetAside) {
-  ASSERT_TRUE(Enqueue(Request("good-1", 0, 1'000)).status.ok());
-  ASSERT_TRUE(Enqueue(Request("bad", 0, 1'001)).status.ok());
-  ASSERT_TRUE(Enqueue(Request("good-2", 0, 1'002)).status.ok());
-  ReplyResult set = connection_->Call({"HSET", KeySpace().Payloads(kModel), "bad", "not an entry"});
-  ASSERT_TRUE(set.ok() && !set->is_error());
-  RedisBatchClaimer::Batch batch = ClaimNow(*claimer_, 8);
-  EXPECT_EQ(Ids(batch.requests), (std::vector<std::string>{"good-1", "good-2"}));
-  for (const WireRequest& r : batch.requests) {
-    EXPECT_EQ(r.lease, batch.lease.id);
-    EXPECT_EQ(r.model, kModel);
-    EXPECT_EQ(r.attempts, 0u);
+// A small claim returns its entries; a larger one leaves them to the
+// claimer's HMGET after it (inline_entries_max). Either way an entry that
+// cannot be decoded is not handed out (it is answered as a failure), one
+// past its deadline is reported expired, and the rest of the batch is
+// claimed.
+TEST_F(RedisQueueTest, ClaimedEntriesAreReadInlineOrAfterAndABadOneIsSetAside) {
+  for (const size_t inline_max : {size_t{8}, size_t{0}}) {
+    SCOPED_TRACE(inline_max);
+    auto claimer = NewClaimer(QueueOrdering::kEarliestDeadlineFirst, 10'000'000, inline_max);
+    const std::string p = "i" + std::to_string(inline_max) + "-";
+    ASSERT_TRUE(Enqueue(Request(p + "late", 0, -1'000)).status.ok());
+    ASSERT_TRUE(Enqueue(Request(p + "good-1", 0, 1'000)).status.ok());
+    ASSERT_TRUE(Enqueue(Request(p + "bad", 0, 1'001)).status.ok());
+    ASSERT_TRUE(Enqueue(Request(p + "good-2", 0, 1'002)).status.ok());
+    ReplyResult set =
+        connection_->Call({"HSET", KeySpace().Payloads(kModel), p + "bad", "not an entry"});
+    ASSERT_TRUE(set.ok() && !set->is_error());
+    RedisBatchClaimer::Batch batch = ClaimNow(*claimer, 8);
+    EXPECT_EQ(Ids(batch.requests), (std::vector<std::string>{p + "good-1", p + "good-2"}));
+    EXPECT_EQ(Ids(batch.expired), std::vector<std::string>{p + "late"});
+    for (const WireRequest& r : batch.requests) {
+      EXPECT_EQ(r.lease, batch.lease.id);
+      EXPECT_EQ(r.input, "input of " + r.id);
+      EXPECT_EQ(r.attempts, 0u);
+    }
+    EXPECT_EQ(claimer->stats().undecodable, 1u);
+    EXPECT_EQ(claimer->stats().claimed, 2u);
   }
-  EXPECT_EQ(claimer_->stats().undecodable, 1u);
-  EXPECT_EQ(claimer_->stats().claimed, 2u);
 }
 
 TEST_F(RedisQueueTest, FullQueueAndDuplicatesAreRejected) {

@@ -110,8 +110,10 @@ class RedisQueueTest : public RedisTest {
     reaper_ = std::move(RedisReaper::Create(r)).value();
   }
 
-  std::unique_ptr<RedisBatchClaimer> NewClaimer(QueueOrdering ordering, int64_t lease_us) {
+  std::unique_ptr<RedisBatchClaimer> NewClaimer(QueueOrdering ordering, int64_t lease_us,
+                                                size_t inline_entries_max = 8) {
     RedisBatchClaimer::Options c;
+    c.inline_entries_max = inline_entries_max;
     c.connection = connection_.get();
     c.model = kModel;
     c.tiers = Tiers();

@@ -47,14 +47,14 @@
 //           HMGET and one HSET of those consumed.
 // Claim     KEYS payloads, leases, wake, Q1..QT, batches
 //           ARGV T, max_batch, min_batch, max_delay_us, lease_us, strict
-//                (0/1), max_expired, priority of tier 0..T-1
+//                (0/1), max_expired, priority of tier 0..T-1, inline_max
 //           -> {now_us, depth (after), wait_us, oldest_arrival_us,
-//               {id...claimed}, {id, entry, ...expired}, lease}
+//               {id, entry, ...claimed}, {id, entry, ...expired}, lease}
 //           (entry as stored: prefix + payload; request_codec.h ParseEntry).
-//           The claimed ids' entries are not returned: the caller reads them
-//           with one HMGET of the payloads hash (they stay until answered),
-//           since every byte a script reads or returns is copied and hashed
-//           by Lua.
+//           A claimed entry is "" when the round that took it held more
+//           than inline_max ids: the caller reads it with one HMGET of the
+//           payloads hash (entries stay until answered), since every byte a
+//           script reads or returns is copied and hashed by Lua.
 //           With depth < min_batch, claims nothing while the oldest head has
 //           waited less than max_delay_us and no head is past its deadline;
 //           wait_us then says how long until it would claim, and
@@ -71,7 +71,8 @@
 //           (request ids never hold "|": RedisQueueClient refuses them). Deletes the wake list when
 //           the queue is (left) empty: leftover tokens are stale. Tier heads are read as the merge
 //           needs them (a tier's share of max_batch, then chunks of max_batch); entries are read
-//           (one HMGET per round) only for ids past their deadline.
+//           with one HMGET per round: all of a round of at most inline_max ids, else only those
+//           past their deadline.
 // Renew     KEYS leases   ARGV lease_us, lease...
 //           -> number of leases extended to now + lease_us; leases no
 //           longer held (answered, or reaped) are left alone.
