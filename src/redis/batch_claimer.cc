@@ -19,12 +19,16 @@ namespace {
 using SteadyTime = std::chrono::steady_clock;
 
 // Decodes request `id`'s entry, claimed under `lease`, into `out`; an entry
-// that cannot be decoded (or is gone) adds its id to `undecodable`.
+// that cannot be decoded adds its id to `undecodable`. One that is gone (nil:
+// answered since the claim, by a worker whose lease on it had been reaped)
+// is left out: it has its answer, and its share of the lease is the
+// reaper's.
 void DecodeClaimed(const std::string& id, const RedisReply& entry, const std::string& lease,
                    std::vector<WireRequest>* out, std::vector<std::string>* undecodable) {
+  if (entry.type == RedisReply::Type::kNil) return;
   Result<WireRequest> r = entry.type == RedisReply::Type::kString
                               ? DecodeEntry(entry.str)
-                              : Result<WireRequest>(InvalidArgument("no entry"));
+                              : Result<WireRequest>(InvalidArgument("not a string"));
   if (!r.ok()) {
     undecodable->push_back(id);
     return;
@@ -168,28 +172,39 @@ Result<RedisBatchClaimer::Batch> RedisBatchClaimer::TryClaimShard(size_t shard,
   std::vector<std::string> undecodable;
   const std::vector<RedisReply>& claimed = e[4].elements;
   // The claimed (id, entry) pairs; an empty entry was left for this side to
-  // read (scripts.h): with one HMGET. Entries stay until answered, so only
-  // a failed read loses them: the lease then runs out and the reaper
-  // re-queues them.
+  // read (scripts.h): with one HMGET, tried twice (it changes nothing). If
+  // it still fails, the batch is what came with the claim (its expired
+  // requests included) and the unread requests wait for the reaper: their
+  // share of the lease keeps it from being released, so it runs out.
   std::vector<std::string> argv = {"HMGET", claim_keys_[shard][0]};
   for (size_t i = 0; i + 1 < claimed.size(); i += 2) {
     if (claimed[i + 1].str.empty()) argv.push_back(claimed[i].str);
   }
   std::optional<ReplyResult> read;
+  Status read_failed;
   if (argv.size() > 2) {
     const size_t n = argv.size() - 2;
-    read = options_.connection->Call(std::move(argv));
-    if (!read->ok()) return read->status();
-    if ((*read)->type != RedisReply::Type::kArray || (*read)->elements.size() != n) {
-      return Internal("claim: unexpected HMGET reply " + (*read)->DebugString());
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      read = options_.connection->Call(argv);
+      if (!read->ok()) {
+        read_failed = read->status();
+      } else if ((*read)->type != RedisReply::Type::kArray || (*read)->elements.size() != n) {
+        read_failed = Internal("claim: unexpected HMGET reply " + (*read)->DebugString());
+      } else {
+        read_failed = Status::Ok();
+        break;
+      }
     }
   }
   batch.requests.reserve(claimed.size() / 2);
   size_t next_read = 0;
   for (size_t i = 0; i + 1 < claimed.size(); i += 2) {
-    const RedisReply& entry =
-        claimed[i + 1].str.empty() ? (**read).elements[next_read++] : claimed[i + 1];
-    DecodeClaimed(claimed[i].str, entry, batch.lease.id, &batch.requests, &undecodable);
+    if (!claimed[i + 1].str.empty()) {
+      DecodeClaimed(claimed[i].str, claimed[i + 1], batch.lease.id, &batch.requests, &undecodable);
+    } else if (read_failed.ok()) {
+      DecodeClaimed(claimed[i].str, (**read).elements[next_read++], batch.lease.id, &batch.requests,
+                    &undecodable);
+    }
   }
   const std::vector<RedisReply>& late = e[5].elements;
   for (size_t i = 0; i + 1 < late.size(); i += 2) {
@@ -213,6 +228,7 @@ Result<RedisBatchClaimer::Batch> RedisBatchClaimer::TryClaimShard(size_t shard,
     }
     CompleteShardAsync(shard, failures, nullptr);
   }
+  if (!read_failed.ok() && batch.empty()) return read_failed;
   return batch;
 }
 

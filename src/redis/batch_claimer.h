@@ -9,8 +9,10 @@
 // request: Batch::lease). It returns the payloads of a small batch; those
 // of a larger one are read with one HMGET after it, outside the script,
 // where reading them would cost Redis more than the rest of the claim
-// (Options::inline_entries_max). A failed read returns the error: the batch
-// stays leased until the reaper re-queues it.
+// (Options::inline_entries_max, per round of the script's merge). If that
+// read fails twice, the batch is what came with the claim (expired ones
+// included) and the unread requests stay leased until the reaper re-queues
+// them; with nothing to hand out, the claim fails.
 // Entries whose dispatch deadline passed are returned separately (and do not
 // count toward max_batch); they are leased too, so they must be completed
 // (with a 504) like the others. Wait-or-full: with min_batch > 1 the script
@@ -84,10 +86,11 @@ class RedisBatchClaimer {
     // Expired entries reported per claim at most (they are cleared in
     // chunks, so an overdue backlog cannot make one script call long).
     size_t max_expired_per_claim = 256;
-    // A claim of at most this many requests returns their payloads; a larger
-    // one leaves them to one HMGET after it, outside the script (where
-    // copying them costs Redis less than a second round trip's I/O does
-    // for a small batch). 0..4096.
+    // A round of the claim script's merge that takes at most this many
+    // requests returns their payloads (a claim usually is one round); a
+    // larger one leaves them to one HMGET after it, outside the script
+    // (copying a few through Lua costs Redis less than a second round
+    // trip's I/O). 0..4096.
     size_t inline_entries_max = 8;
     // Longest single BLPOP; the wait connection's command timeout is set to
     // this + 1 s. >= 1.

@@ -219,8 +219,8 @@ TEST_F(RedisQueueTest, ExpiredEntriesAreReportedNotClaimed) {
 // A small claim returns its entries; a larger one leaves them to the
 // claimer's HMGET after it (inline_entries_max). Either way an entry that
 // cannot be decoded is not handed out (it is answered as a failure), one
-// past its deadline is reported expired, and the rest of the batch is
-// claimed.
+// that is gone is left out, one past its deadline is reported expired, and
+// the rest of the batch is claimed.
 TEST_F(RedisQueueTest, ClaimedEntriesAreReadInlineOrAfterAndABadOneIsSetAside) {
   for (const size_t inline_max : {size_t{8}, size_t{0}}) {
     SCOPED_TRACE(inline_max);
@@ -230,9 +230,13 @@ TEST_F(RedisQueueTest, ClaimedEntriesAreReadInlineOrAfterAndABadOneIsSetAside) {
     ASSERT_TRUE(Enqueue(Request(p + "good-1", 0, 1'000)).status.ok());
     ASSERT_TRUE(Enqueue(Request(p + "bad", 0, 1'001)).status.ok());
     ASSERT_TRUE(Enqueue(Request(p + "good-2", 0, 1'002)).status.ok());
+    ASSERT_TRUE(Enqueue(Request(p + "gone", 0, 1'003)).status.ok());
     ReplyResult set =
         connection_->Call({"HSET", KeySpace().Payloads(kModel), p + "bad", "not an entry"});
     ASSERT_TRUE(set.ok() && !set->is_error());
+    // As if answered under a reaped lease between the claim and the read.
+    ReplyResult del = connection_->Call({"HDEL", KeySpace().Payloads(kModel), p + "gone"});
+    ASSERT_TRUE(del.ok() && del->integer == 1);
     RedisBatchClaimer::Batch batch = ClaimNow(*claimer, 8);
     EXPECT_EQ(Ids(batch.requests), (std::vector<std::string>{p + "good-1", p + "good-2"}));
     EXPECT_EQ(Ids(batch.expired), std::vector<std::string>{p + "late"});

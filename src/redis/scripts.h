@@ -52,9 +52,11 @@
 //               {id, entry, ...claimed}, {id, entry, ...expired}, lease}
 //           (entry as stored: prefix + payload; request_codec.h ParseEntry).
 //           A claimed entry is "" when the round that took it held more
-//           than inline_max ids: the caller reads it with one HMGET of the
-//           payloads hash (entries stay until answered), since every byte a
-//           script reads or returns is copied and hashed by Lua.
+//           than inline_max ids and it was not past its deadline (those are
+//           read to decide "expired"): the caller reads it with one HMGET of
+//           the payloads hash, since every byte a script reads or returns is
+//           copied and hashed by Lua. Such an entry is not checked here, so
+//           it may be gone by then (answered meanwhile under a reaped lease).
 //           With depth < min_batch, claims nothing while the oldest head has
 //           waited less than max_delay_us and no head is past its deadline;
 //           wait_us then says how long until it would claim, and
