@@ -53,13 +53,9 @@ TEST_F(RedisQueueTest, OneCallEnqueuesABatchDecidingEachRequestInOrder) {
     o.rate_limit = RedisQueueClient::RateLimitCheck{key, RateLimitPolicy{rpm, 0}, 1};
     return o;
   };
-  struct Case {
-    WireRequest request;
-    RedisQueueClient::EnqueueOptions options;
-  };
   WireRequest bad_tier = Request("bad-tier", 0, 1'000);
   bad_tier.tier = 7;
-  const std::vector<Case> cases = {
+  const std::vector<EnqueueCase> cases = {
       {Request("a1", 0, 1'000), limited("key-a", 2)},
       {Request("a2", 1, 1'000), limited("key-a", 2)},
       {Request("a3", 2, 1'000), limited("key-a", 2)},   // key-a's third: 429
@@ -71,17 +67,8 @@ TEST_F(RedisQueueTest, OneCallEnqueuesABatchDecidingEachRequestInOrder) {
       {Request("c2", 0, 1'000), limited("key-c", 5)},   // full: 503, key-c not charged
   };
   const uint64_t calls_before = connection_->stats().commands_sent;
-  Latch done;
-  std::vector<std::optional<RedisQueueClient::EnqueueResult>> out(cases.size());
-  std::vector<RedisQueueClient::EnqueueItem> items;
-  for (size_t i = 0; i < cases.size(); ++i) {
-    items.push_back({cases[i].request, cases[i].options, [&, i](RedisQueueClient::EnqueueResult r) {
-                       out[i] = std::move(r);
-                       done.Signal();
-                     }});
-  }
-  queue->EnqueueBatch(std::move(items));
-  ASSERT_TRUE(done.WaitFor(static_cast<int>(cases.size()), milliseconds(5'000)));
+  const auto out = EnqueueBatchAndWait(*queue, cases);
+  for (const auto& o : out) ASSERT_TRUE(o.has_value());
   // One EVALSHA (and the script's first SCRIPT LOAD is already done).
   EXPECT_EQ(connection_->stats().commands_sent - calls_before, 1u);
 
@@ -129,7 +116,7 @@ TEST_F(RedisQueueTest, TokenLimitsOfOneCallAreReportedItemByItem) {
     o.rate_limit = RedisQueueClient::RateLimitCheck{key, RateLimitPolicy{0, 100}, cost};
     return o;
   };
-  const std::vector<std::pair<WireRequest, RedisQueueClient::EnqueueOptions>> cases = {
+  const std::vector<EnqueueCase> cases = {
       {Request("t1", 0, 1'000), tokens("key-t", 40)},
       {Request("u1", 0, 1'000), tokens("key-u", 90)},
       {Request("t2", 1, 1'000), tokens("key-t", 30)},
@@ -137,21 +124,12 @@ TEST_F(RedisQueueTest, TokenLimitsOfOneCallAreReportedItemByItem) {
       {Request("t4", 0, 1'000), tokens("key-t", 30)},  // still 30 left: fits
       {Request("u2", 0, 1'000), tokens("key-u", 10)},
   };
-  Latch done;
-  std::vector<std::optional<RedisQueueClient::EnqueueResult>> out(cases.size());
-  std::vector<RedisQueueClient::EnqueueItem> items;
-  for (size_t i = 0; i < cases.size(); ++i) {
-    items.push_back({cases[i].first, cases[i].second, [&, i](RedisQueueClient::EnqueueResult r) {
-                       out[i] = std::move(r);
-                       done.Signal();
-                     }});
-  }
-  queue->EnqueueBatch(std::move(items));
-  ASSERT_TRUE(done.WaitFor(static_cast<int>(cases.size()), milliseconds(5'000)));
+  const auto out = EnqueueBatchAndWait(*queue, cases);
   const std::vector<ErrorCode> codes = {ErrorCode::kOk,          ErrorCode::kOk, ErrorCode::kOk,
                                         ErrorCode::kRateLimited, ErrorCode::kOk, ErrorCode::kOk};
   const std::vector<int64_t> remaining = {60, 10, 30, 30, 0, 0};
   for (size_t i = 0; i < cases.size(); ++i) {
+    ASSERT_TRUE(out[i].has_value()) << i;
     ASSERT_TRUE(out[i]->rate_limit.has_value()) << i;
     EXPECT_EQ(out[i]->status.code(), codes[i]) << i;
     EXPECT_EQ(out[i]->rate_limit->tokens.remaining, remaining[i]) << i;

@@ -11,6 +11,8 @@
 #include <map>
 #include <optional>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "redis/batch_claimer.h"
 #include "redis/dead_letters.h"
@@ -90,6 +92,25 @@ inline RedisQueueClient::EnqueueResult EnqueueAndWait(RedisQueueClient& queue, c
     out->status = Internal("no reply");
   }
   return std::move(*out);
+}
+
+// Enqueues `cases` with one EnqueueBatch() call and waits (up to 5 s) for
+// every answer, in the cases' order (nullopt: none came).
+using EnqueueCase = std::pair<WireRequest, RedisQueueClient::EnqueueOptions>;
+inline std::vector<std::optional<RedisQueueClient::EnqueueResult>> EnqueueBatchAndWait(
+    RedisQueueClient& queue, const std::vector<EnqueueCase>& cases) {
+  Latch done;
+  std::vector<std::optional<RedisQueueClient::EnqueueResult>> out(cases.size());
+  std::vector<RedisQueueClient::EnqueueItem> items;
+  for (size_t i = 0; i < cases.size(); ++i) {
+    items.push_back({cases[i].first, cases[i].second, [&, i](RedisQueueClient::EnqueueResult r) {
+                       out[i] = std::move(r);
+                       done.Signal();
+                     }});
+  }
+  queue.EnqueueBatch(std::move(items));
+  EXPECT_TRUE(done.WaitFor(static_cast<int>(cases.size()), milliseconds(5'000)));
+  return out;
 }
 
 class RedisQueueTest : public RedisTest {
