@@ -127,7 +127,8 @@ Status ValidateItem(const RedisQueueClient::EnqueueItem& item, const std::string
   if (r.tier >= tier_count)
     return InvalidArgument("tier " + std::to_string(r.tier) + " out of range");
   if (item.options.rate_limit.has_value()) {
-    return ValidateRateLimitArgs(item.options.rate_limit->policy, item.options.rate_limit->tokens);
+    const RedisQueueClient::RateLimitCheck& rl = *item.options.rate_limit;
+    return ValidateRateLimitArgs(rl.key_id, rl.policy, rl.tokens);
   }
   return Status::Ok();
 }

@@ -32,11 +32,13 @@ for i = 1, T do depth = depth + redis.call('ZCARD', KEYS[2 + i]) end
 -- The states as read are returned (read), so that the caller can replay
 -- each item's check (scripts.h).
 local R, TT, CH, TP, RI, read = {}, {}, {}, {}, {}, {}
+local unmarked = false  -- the hash lacks RL_MARK (rate_read())
 if K > 0 then
-  local values = redis.call('HMGET', KEYS[3 + T], unpack(names))
+  local values = redis.call('HMGET', KEYS[3 + T], RL_MARK, unpack(names))
+  unmarked = not values[1]
   local p, rpm, tpm = 1, 0, 0
   for i = 1, K do
-    local r, t = rate_parse(values[i])
+    local r, t = rate_parse(values[i + 1])
     R[i], TT[i], read[2 * i - 1], read[2 * i] = r, t, r, t
     rpm, tpm, p = struct.unpack('<dd', policies, p)
     TP[i] = tpm
@@ -122,7 +124,13 @@ for i = 1, K do
     changed[#changed + 1] = struct.pack('<d<d', R[i], TT[i])
   end
 end
-if #changed > 0 then redis.call('HSET', KEYS[3 + T], unpack(changed)) end
+if #changed > 0 then
+  if unmarked then
+    changed[#changed + 1] = RL_MARK
+    changed[#changed + 1] = RL_MARK_VALUE
+  end
+  redis.call('HSET', KEYS[3 + T], unpack(changed))
+end
 if queued > 0 then
   local tokens = {}
   for i = 1, math.min(queued, wake_cap) do tokens[i] = '1' end
@@ -471,13 +479,13 @@ for s = 0, S - 1 do
 end
 if #todo > 0 then
   local now = now_us()
-  local states = rate_read(KEYS[4 + T], names)
+  local states, unmarked = rate_read(KEYS[4 + T], names)
   for _, b in ipairs(todo) do
     local st = states[index[ARGV[b + 1]]]
     local t_new = settle_tat(st[2], tonumber(ARGV[b + 3]), tonumber(ARGV[b + 2]), now)
     if t_new then st[2], st[3] = t_new, true end
   end
-  rate_write(KEYS[4 + T], names, states)
+  rate_write(KEYS[4 + T], names, states, unmarked)
 end
 return {answered, stale, dropped, messages, stale_at}
 )lua";

@@ -101,6 +101,9 @@ TEST_F(RedisQueueTest, OneCallEnqueuesABatchDecidingEachRequestInOrder) {
     EXPECT_EQ(r.input, "input of " + r.id);
   }
   EXPECT_EQ(connection_->Call({"HEXISTS", KeySpace().RateLimits(), "key-c"})->AsInt(), 0);
+  // The states' hash carries the mark that keeps it a hashtable (scripts.cc).
+  EXPECT_EQ(connection_->Call({"OBJECT", "ENCODING", KeySpace().RateLimits()})->str, "hashtable");
+  EXPECT_GT(connection_->Call({"HSTRLEN", KeySpace().RateLimits(), ""})->AsInt(), 64);
 }
 
 // The script returns each key's state as read; the client replays the

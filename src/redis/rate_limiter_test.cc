@@ -187,6 +187,47 @@ TEST_F(RedisRateLimiterTest, StateIsOneFieldOfTheKeysHash) {
   EXPECT_EQ(connection_->Call({"HSTRLEN", shard, "k"})->AsInt(), 16);
 }
 
+// The hash also holds the scripts' mark: an empty field (no key id is
+// empty) whose value is longer than hash-max-listpack-value, so that Redis
+// keeps the hash a hashtable, where a field lookup is not a linear scan.
+// A write restores the mark when it is missing; a refused check and an
+// empty key id write nothing.
+TEST_F(RedisRateLimiterTest, TheHashKeepsAMarkThatMakesItAHashtable) {
+  auto limiter = NewLimiter(connection_.get());
+  const std::string hash = KeySpace().RateLimits();
+  auto encoding = [&] { return connection_->Call({"OBJECT", "ENCODING", hash})->str; };
+  auto mark_len = [&] { return connection_->Call({"HSTRLEN", hash, ""})->AsInt(); };
+  Result<RateLimitDecision> empty = limiter->Check("", RateLimitPolicy{60, 0}, 1);
+  ASSERT_FALSE(empty.ok());
+  EXPECT_EQ(empty.status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(empty.status().message(), "rate limit: key id must not be empty");
+  EXPECT_EQ(connection_->Call({"EXISTS", hash})->AsInt(), 0);
+
+  ASSERT_TRUE(limiter->Check("k", RateLimitPolicy{60, 0}, 1)->allowed);
+  EXPECT_EQ(encoding(), "hashtable");
+  EXPECT_GT(mark_len(), 64);
+  EXPECT_EQ(connection_->Call({"HLEN", hash})->AsInt(), 2);  // "k" and the mark
+
+  // Flushed (a new hash): a refused check leaves it absent, the next
+  // consuming check writes the mark again.
+  ASSERT_EQ(connection_->Call({"DEL", hash})->AsInt(), 1);
+  ASSERT_FALSE(limiter->Check("over", RateLimitPolicy{0, 10}, 11)->allowed);
+  EXPECT_EQ(connection_->Call({"EXISTS", hash})->AsInt(), 0);
+  ASSERT_TRUE(limiter->Check("k2", RateLimitPolicy{60, 0}, 1)->allowed);
+  EXPECT_EQ(encoding(), "hashtable");
+  EXPECT_GT(mark_len(), 64);
+
+  // A refund writes it too. The refused check after it (same connection,
+  // so it runs after the refund) writes nothing.
+  const RateLimitPolicy tokens{0, 1000};
+  ASSERT_TRUE(limiter->Check("t", tokens, 100)->allowed);
+  ASSERT_EQ(connection_->Call({"HDEL", hash, ""})->AsInt(), 1);
+  limiter->Reconcile("t", tokens, /*charged=*/100, /*actual=*/40);
+  ASSERT_FALSE(limiter->Check("over", RateLimitPolicy{0, 10}, 11)->allowed);
+  EXPECT_GT(mark_len(), 64);
+  EXPECT_EQ(limiter->reconcile_errors(), 0u);
+}
+
 TEST_F(RedisRateLimiterTest, CheckAsyncAndUnlimited) {
   auto limiter = NewLimiter(connection_.get());
   Latch done;

@@ -46,7 +46,9 @@ std::vector<std::string> NamesThenItems(std::vector<std::string> names, size_t n
 
 }  // namespace
 
-Status ValidateRateLimitArgs(const RateLimitPolicy& policy, int64_t tokens) {
+Status ValidateRateLimitArgs(std::string_view key_id, const RateLimitPolicy& policy,
+                             int64_t tokens) {
+  if (key_id.empty()) return InvalidArgument("rate limit: key id must not be empty");
   if (policy.requests_per_minute < 0 || policy.tokens_per_minute < 0) {
     return InvalidArgument("rate limit policy: limits must be >= 0, got requests_per_minute=" +
                            std::to_string(policy.requests_per_minute) +
@@ -151,7 +153,7 @@ void RedisRateLimiter::CheckBatchAsync(std::vector<BatchCheck> items, BatchDone 
   std::map<std::string, std::vector<size_t>> by_hash;
   for (size_t i = 0; i < items.size(); ++i) {
     const BatchCheck& c = items[i];
-    if (Status s = ValidateRateLimitArgs(c.policy, c.tokens); !s.ok()) {
+    if (Status s = ValidateRateLimitArgs(c.key_id, c.policy, c.tokens); !s.ok()) {
       round->out[i] = s;
     } else if (c.policy.requests_per_minute == 0 && c.policy.tokens_per_minute == 0) {
       RateLimitDecision d;  // unlimited: no state
@@ -205,7 +207,7 @@ void RedisRateLimiter::ReconcileBatch(const std::vector<Settlement>& items) {
   std::map<std::string, Call> by_hash;
   for (const Settlement& s : items) {
     const int64_t tpm = s.tokens_per_minute;
-    if (tpm <= 0 || s.charged_tokens < 0 || s.actual_tokens < 0) continue;
+    if (s.key_id.empty() || tpm <= 0 || s.charged_tokens < 0 || s.actual_tokens < 0) continue;
     const int64_t delta = s.actual_tokens - s.charged_tokens;
     if (delta == 0) continue;
     Call& call = by_hash[HashFor(s.key_id)];

@@ -25,6 +25,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "limits/rate_limiter.h"
@@ -94,7 +95,10 @@ RateLimitDecision DecisionFromScript(const RateLimitPolicy& policy, int64_t toke
                                      int64_t now_us, int64_t requests_tat_us,
                                      int64_t tokens_tat_us);
 
-// kInvalidArgument for a negative limit or token count (as MemoryRateLimiter).
-Status ValidateRateLimitArgs(const RateLimitPolicy& policy, int64_t tokens);
+// kInvalidArgument for an empty key id (the empty field of a rate-limit
+// hash is the scripts' mark, scripts.cc) or a negative limit or token count
+// (as MemoryRateLimiter).
+Status ValidateRateLimitArgs(std::string_view key_id, const RateLimitPolicy& policy,
+                             int64_t tokens);
 
 }  // namespace sluice::redis

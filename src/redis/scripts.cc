@@ -44,21 +44,30 @@ local function rate_parse(v)
   local r, t = string.match(v, '^(%d+)|(%d+)$')
   return tonumber(r) or 0, tonumber(t) or 0
 end
+-- A rate-limit hash also holds field RL_MARK (no key id: ids are never
+-- empty) with a value longer than hash-max-listpack-value (64 by default),
+-- so that Redis keeps the hash a hashtable. Without it, a hash of up to
+-- hash-max-listpack-entries (512) key ids is a listpack, whose every field
+-- lookup is a linear scan: with a few hundred keys that scan cost more than
+-- the rest of an enqueue. A script that writes states writes the mark too
+-- when it was missing (the hash is new, or was flushed).
+local RL_MARK = ''
+local RL_MARK_VALUE = 'sluice rate-limit states: key id -> two little-endian doubles; this field keeps the hash a hashtable'
 -- The states of fields `names` of `hash`, in one HMGET: {r_tat, t_tat,
--- changed} each, in the order of `names`.
+-- changed} each, in the order of `names`; and whether the mark is missing.
 local function rate_read(hash, names)
   local out = {}
-  if #names > 0 then
-    local values = redis.call('HMGET', hash, unpack(names))
-    for i = 1, #names do
-      local r, t = rate_parse(values[i])
-      out[i] = {r, t, false}
-    end
+  if #names == 0 then return out, false end
+  local values = redis.call('HMGET', hash, RL_MARK, unpack(names))
+  for i = 1, #names do
+    local r, t = rate_parse(values[i + 1])
+    out[i] = {r, t, false}
   end
-  return out
+  return out, not values[1]
 end
--- Writes the states rate_read() returned that changed, in one HSET.
-local function rate_write(hash, names, states)
+-- Writes the states rate_read() returned that changed, in one HSET, with
+-- the mark when `unmarked`. Returns how many states it wrote.
+local function rate_write(hash, names, states, unmarked)
   local args = {}
   for i = 1, #names do
     local st = states[i]
@@ -67,8 +76,13 @@ local function rate_write(hash, names, states)
       args[#args + 1] = struct.pack('<d<d', st[1], st[2])
     end
   end
-  if #args > 0 then redis.call('HSET', hash, unpack(args)) end
-  return #args / 2
+  local written = #args / 2
+  if written > 0 and unmarked then
+    args[#args + 1] = RL_MARK
+    args[#args + 1] = RL_MARK_VALUE
+  end
+  if written > 0 then redis.call('HSET', hash, unpack(args)) end
+  return written
 end
 -- Do both limits (rpm requests, tpm tokens; 0 = none) allow `cost` now?
 -- Returns allowed and the TATs to store if it is consumed.
@@ -190,7 +204,7 @@ local names = {}
 for i = 1, K do names[i] = ARGV[1 + i] end
 local n = tonumber(ARGV[K + 2])
 local now = now_us()
-local states = rate_read(KEYS[1], names)
+local states, unmarked = rate_read(KEYS[1], names)
 local reply = {now}
 for j = 0, n - 1 do
   local b = K + 2 + j * 4
@@ -203,7 +217,7 @@ for j = 0, n - 1 do
   reply[#reply + 1] = r_tat
   reply[#reply + 1] = t_tat
 end
-rate_write(KEYS[1], names, states)
+rate_write(KEYS[1], names, states, unmarked)
 return reply
 )lua";
 
@@ -213,14 +227,14 @@ local names = {}
 for i = 1, K do names[i] = ARGV[1 + i] end
 local n = tonumber(ARGV[K + 2])
 local now = now_us()
-local states = rate_read(KEYS[1], names)
+local states, unmarked = rate_read(KEYS[1], names)
 for j = 0, n - 1 do
   local b = K + 2 + j * 3
   local st = states[tonumber(ARGV[b + 1])]
   local t_new = settle_tat(st[2], tonumber(ARGV[b + 3]), tonumber(ARGV[b + 2]), now)
   if t_new then st[2], st[3] = t_new, true end
 end
-return rate_write(KEYS[1], names, states)
+return rate_write(KEYS[1], names, states, unmarked)
 )lua";
 
 }  // namespace
