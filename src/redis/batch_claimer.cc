@@ -9,6 +9,7 @@
 #include <string_view>
 #include <tuple>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 
 #include "redis/scripts.h"
@@ -158,27 +159,58 @@ Result<RedisBatchClaimer::Batch> RedisBatchClaimer::TryClaimShard(size_t shard,
   if (!reply.ok()) return reply.status();
   if (reply->is_error()) return Internal("claim script: " + reply->str);
   const auto& e = reply->elements;
-  if (reply->type != RedisReply::Type::kArray || e.size() != 7 ||
-      e[4].type != RedisReply::Type::kArray || e[5].type != RedisReply::Type::kArray) {
+  if (reply->type != RedisReply::Type::kArray || e.size() != 8 ||
+      e[4].type != RedisReply::Type::kString || e[5].type != RedisReply::Type::kArray ||
+      e[6].type != RedisReply::Type::kArray) {
     return Internal("claim script: unexpected reply " + reply->DebugString());
   }
   Batch batch;
-  batch.lease.id = e[6].str;
+  batch.lease.id = e[7].str;
   batch.lease.shard = shard;
   batch.server_now_us = e[0].AsInt().value_or(0);
   batch.depth = static_cast<size_t>(std::max<int64_t>(e[1].AsInt().value_or(0), 0));
   batch.wait_us = e[2].AsInt().value_or(0);
   batch.oldest_arrival_us = e[3].AsInt().value_or(0);
   std::vector<std::string> undecodable;
-  const std::vector<RedisReply>& claimed = e[4].elements;
-  // The claimed (id, entry) pairs; an empty entry was left for this side to
-  // read (scripts.h): with one HMGET, tried twice (it changes nothing). If
-  // it still fails, the batch is what came with the claim (its expired
-  // requests included) and the unread requests wait for the reaper: their
-  // share of the lease keeps it from being released, so it runs out.
+  const std::vector<RedisReply>& late = e[6].elements;
+  // The leased ids; those not expired are claimed, with the entry the script
+  // returned (by position) or none.
+  struct Claimed {
+    std::string id;
+    const RedisReply* entry = nullptr;
+  };
+  std::vector<Claimed> claimed;
+  {
+    std::vector<Claimed> held;
+    for (std::string_view rest = e[4].str; !rest.empty();) {
+      const size_t bar = std::min(rest.find('|'), rest.size());
+      held.push_back({std::string(rest.substr(0, bar)), nullptr});
+      rest.remove_prefix(std::min(bar + 1, rest.size()));
+    }
+    const std::vector<RedisReply>& in = e[5].elements;
+    for (size_t i = 0; i + 1 < in.size(); i += 2) {
+      const int64_t at = in[i].AsInt().value_or(0);
+      if (at < 1 || static_cast<size_t>(at) > held.size()) {
+        return Internal("claim script: inline entry at " + std::to_string(at) + " of " +
+                        std::to_string(held.size()));
+      }
+      held[at - 1].entry = &in[i + 1];
+    }
+    std::unordered_set<std::string_view> expired_ids;
+    for (size_t i = 0; i + 1 < late.size(); i += 2) expired_ids.insert(late[i].str);
+    claimed.reserve(held.size() - std::min(held.size(), expired_ids.size()));
+    for (Claimed& c : held) {
+      if (expired_ids.empty() || !expired_ids.contains(c.id)) claimed.push_back(std::move(c));
+    }
+  }
+  // Entries the script left for this side to read (scripts.h): one HMGET,
+  // tried twice (it changes nothing). If it still fails, the batch is what
+  // came with the claim (its expired requests included) and the unread
+  // requests wait for the reaper: their share of the lease keeps it from
+  // being released, so it runs out.
   std::vector<std::string> argv = {"HMGET", claim_keys_[shard][0]};
-  for (size_t i = 0; i + 1 < claimed.size(); i += 2) {
-    if (claimed[i + 1].str.empty()) argv.push_back(claimed[i].str);
+  for (const Claimed& c : claimed) {
+    if (c.entry == nullptr) argv.push_back(c.id);
   }
   std::optional<ReplyResult> read;
   Status read_failed;
@@ -196,17 +228,16 @@ Result<RedisBatchClaimer::Batch> RedisBatchClaimer::TryClaimShard(size_t shard,
       }
     }
   }
-  batch.requests.reserve(claimed.size() / 2);
+  batch.requests.reserve(claimed.size());
   size_t next_read = 0;
-  for (size_t i = 0; i + 1 < claimed.size(); i += 2) {
-    if (!claimed[i + 1].str.empty()) {
-      DecodeClaimed(claimed[i].str, claimed[i + 1], batch.lease.id, &batch.requests, &undecodable);
+  for (const Claimed& c : claimed) {
+    if (c.entry != nullptr) {
+      DecodeClaimed(c.id, *c.entry, batch.lease.id, &batch.requests, &undecodable);
     } else if (read_failed.ok()) {
-      DecodeClaimed(claimed[i].str, (**read).elements[next_read++], batch.lease.id, &batch.requests,
+      DecodeClaimed(c.id, (**read).elements[next_read++], batch.lease.id, &batch.requests,
                     &undecodable);
     }
   }
-  const std::vector<RedisReply>& late = e[5].elements;
   for (size_t i = 0; i + 1 < late.size(); i += 2) {
     DecodeClaimed(late[i].str, late[i + 1], batch.lease.id, &batch.expired, &undecodable);
   }

@@ -45,7 +45,9 @@ if K > 0 then
     if rpm > 0 then RI[i] = rpm >= 1 and units_to_us(1, rpm) or -1 end
   end
 end
-local adds = {}    -- tier -> {score, member, ...} for one ZADD
+local sub, unpack_item = string.sub, struct.unpack  -- per item: no lookups
+local adds, nadds = {}, {}  -- tier -> {score, member, ...} for one ZADD
+for t = 0, T - 1 do adds[t], nadds[t] = {}, 0 end
 local entries = {} -- {id, entry, ...} for one HSET
 local statuses = {}  -- one digit per item
 local DIGIT = {[0] = '0', '1', '2', '3', '4'}
@@ -53,7 +55,7 @@ local queued, nentries = 0, 0
 -- Ids already queued (or earlier in this batch) are duplicates. An item's
 -- member is its deadline key, "|", its id (member() in the prelude).
 local ids = {}
-for j = 0, n - 1 do ids[j + 1] = string.sub(ARGV[H + 2 * j + 1], 18) end
+for j = 0, n - 1 do ids[j + 1] = sub(ARGV[H + 2 * j + 1], 18) end
 local existing = redis.call('HMGET', KEYS[1], unpack(ids))
 local taken = {}
 for j = 1, n do
@@ -64,7 +66,7 @@ for j = 0, n - 1 do
   local b = H + 2 * j
   local m, id = ARGV[b + 1], ids[j + 1]
   local tier, tier_limit, li, tokens
-  tier, tier_limit, li, tokens, at = struct.unpack('<BI4I4d', meta, at)
+  tier, tier_limit, li, tokens, at = unpack_item('<BI4I4d', meta, at)
   local status, r_new, t_new = 0, 0, 0
   if tier >= T then
     status = 4
@@ -104,10 +106,9 @@ for j = 0, n - 1 do
         entries[nentries + 2] = ARGV[b + 2]
         nentries = nentries + 2
         if li > 0 then R[li], TT[li], CH[li] = r_new, t_new, true end
+        local c = nadds[tier]
         local a = adds[tier]
-        if a == nil then a = {}; adds[tier] = a end
-        a[#a + 1] = string.sub(m, 1, 16)
-        a[#a + 1] = m
+        a[c + 1], a[c + 2], nadds[tier] = sub(m, 1, 16), m, c + 2
         depth = depth + 1
         queued = queued + 1
       end
@@ -116,7 +117,9 @@ for j = 0, n - 1 do
   statuses[j + 1] = DIGIT[status]
 end
 if nentries > 0 then redis.call('HSET', KEYS[1], unpack(entries)) end
-for tier, a in pairs(adds) do redis.call('ZADD', KEYS[3 + tier], unpack(a)) end
+for t = 0, T - 1 do
+  if nadds[t] > 0 then redis.call('ZADD', KEYS[3 + t], unpack(adds[t])) end
+end
 local changed = {}
 for i = 1, K do
   if CH[i] then
@@ -160,7 +163,7 @@ for i = 1, T do depth = depth + redis.call('ZCARD', KEYS[3 + i]) end
 -- nothing queued they are stale, and would make the next BLPOP spin.
 if depth == 0 then
   redis.call('DEL', KEYS[3])
-  return {now, 0, 0, 0, {}, {}, ''}
+  return {now, 0, 0, 0, '', {}, {}, ''}
 end
 local oldest = nil
 if depth < min_batch then
@@ -182,116 +185,136 @@ if depth < min_batch then
   local wait = max_delay
   if oldest then wait = oldest + max_delay - now end
   if earliest and earliest - now < wait then wait = earliest - now end
-  if wait > 0 then return {now, depth, wait, oldest or 0, {}, {}, ''} end
+  if wait > 0 then return {now, depth, wait, oldest or 0, '', {}, {}, ''} end
 end
 
 -- Each tier's head is read as the merge needs it: a share of the batch
 -- first, then chunks of max_batch (the ZREMs come at the end, so offsets
 -- stay valid). Members, not scores: a member starts with its deadline key.
+-- Tier i: its members read so far bm[i], the next one's position pos[i],
+-- whether the last read was full (more may follow), and the next one's
+-- deadline key hk[i] (false: none left).
+local sub = string.sub
 local first_chunk = math.min(max_batch, math.ceil(max_batch / T) + 1)
-local bm, pos, read, full, hk, removed = {}, {}, {}, {}, {}, {}
+local bm, pos, read, full, hk, removed, nrem = {}, {}, {}, {}, {}, {}, {}
 local function load(i, from, chunk)
   local r = redis.call('ZRANGE', KEYS[3 + i], from, from + chunk - 1)
-  bm[i], pos[i], read[i], full[i], hk[i] = r, 1, from + #r, #r == chunk, nil
+  bm[i], pos[i], read[i], full[i] = r, 1, from + #r, #r == chunk
+  hk[i] = r[1] and sub(r[1], 1, 16) or false
+end
+-- Moves tier i past its next member.
+local function advance(i)
+  local p = pos[i] + 1
+  local m = bm[i][p]
+  if m == nil and full[i] then return load(i, read[i], max_batch) end
+  pos[i] = p
+  hk[i] = m and sub(m, 1, 16) or false
 end
 for i = 1, T do
   load(i, 0, first_chunk)
-  removed[i] = {}
-end
--- Tier i's next member's deadline key (nil when it has none left).
-local function head_key(i)
-  if pos[i] > #bm[i] and full[i] then load(i, read[i], max_batch) end
-  if pos[i] > #bm[i] then return nil end
-  if hk[i] == nil then hk[i] = string.sub(bm[i][pos[i]], 1, 16) end
-  return hk[i]
-end
--- The next queued member in queue order, its tier and deadline key, or nil.
-local function pick()
-  local best, best_key = nil, nil
-  for i = 1, T do
-    local key = head_key(i)
-    if key then
-      if best == nil then
-        best, best_key = i, key
-      elseif strict then
-        if prio[i] > prio[best] then best, best_key = i, key end
-      elseif key < best_key or (key == best_key and prio[i] > prio[best]) then
-        best, best_key = i, key
-      end
-    end
-  end
-  if best == nil then return nil end
-  local m = bm[best][pos[best]]
-  pos[best], hk[best] = pos[best] + 1, nil
-  return best, m, best_key
+  removed[i], nrem[i] = {}, 0
 end
 local now_key = string.format('%016d', now)
-local claimed, expired, held = {}, {}, {}
-local nclaimed, nexpired, nremoved = 0, 0, 0
--- Each round takes up to max_batch - nclaimed ids. A round of at most
--- inline_max ids reads their entries (one HMGET) and returns them; a larger
--- one reads only those past their dispatch deadline, whose attempts decide
--- whether they expired, and leaves the caller to read the others outside
--- Lua (scripts.h). Every id looked at is consumed, and at most max_batch +
+-- held: every id leased, in order (claimed and expired); inline: position
+-- in held -> entry, for the claimed ones the script read.
+local held, inline, expired = {}, {}, {}
+local nheld, nclaimed, nexpired, nremoved = 0, 0, 0, 0
+-- Each round takes up to max_batch - nclaimed ids in queue order (ties of
+-- deadline key by tier priority, or tiers by priority when strict). A
+-- round of at most inline_max ids reads their entries (one HMGET) and
+-- returns them; a larger one reads only those past their dispatch
+-- deadline, whose attempts decide whether they expired, and leaves the
+-- caller to read the others outside Lua (scripts.h). Every id a round
+-- takes is consumed, unless max_expired ends it; at most max_batch +
 -- max_expired are claimed or expired.
 while nclaimed < max_batch and nexpired < max_expired do
-  local tiers, members, ids, keys = {}, {}, {}, {}
-  local due, ndue = {}, 0
-  for k = 1, max_batch - nclaimed do
-    local t, m, key = pick()
-    if t == nil then break end
-    local id = string.sub(m, 18)
-    tiers[k], members[k], ids[k], keys[k] = t, m, id, key
-    if key <= now_key then
+  local rt, rm, ri, n = {}, {}, {}, 0  -- the round's tiers, members, ids
+  local due, ndue, is_due = {}, 0, {}
+  for _ = 1, max_batch - nclaimed do
+    local best, bk = nil, nil
+    for i = 1, T do
+      local key = hk[i]
+      if key then
+        if best == nil then
+          best, bk = i, key
+        elseif strict then
+          if prio[i] > prio[best] then best, bk = i, key end
+        elseif key < bk or (key == bk and prio[i] > prio[best]) then
+          best, bk = i, key
+        end
+      end
+    end
+    if best == nil then break end
+    local m = bm[best][pos[best]]
+    advance(best)
+    n = n + 1
+    local id = sub(m, 18)
+    rt[n], rm[n], ri[n] = best, m, id
+    if bk <= now_key then
       ndue = ndue + 1
-      due[ndue] = id
+      due[ndue], is_due[n] = id, true
     end
   end
-  if #ids == 0 then break end
-  local whole = #ids <= inline_max
-  local want = whole and ids or due
-  local entry = {}
-  if #want > 0 then
+  if n == 0 then break end
+  local whole = n <= inline_max
+  if ndue == 0 and not whole then
+    -- The common case: nothing to read, every id is claimed.
+    for k = 1, n do
+      local t = rt[k]
+      local c = nrem[t] + 1
+      removed[t][c], nrem[t] = rm[k], c
+      held[nheld + k] = ri[k]
+    end
+    nheld, nclaimed, nremoved = nheld + n, nclaimed + n, nremoved + n
+  else
+    local want = whole and ri or due
+    local entry = {}
     local values = redis.call('HMGET', KEYS[1], unpack(want))
     for j = 1, #want do entry[want[j]] = values[j] end
-  end
-  for k = 1, #ids do
-    if nexpired >= max_expired then break end
-    local id = ids[k]
-    removed[tiers[k]][#removed[tiers[k]] + 1] = members[k]
-    nremoved = nremoved + 1
-    local v = entry[id]  -- false: gone; nil: not read (the caller reads it)
-    local late = false
-    if v and keys[k] <= now_key then
-      local _, _, _, att = parse_entry(v)
-      late = att == 0
-    end
-    if late then
-      held[#held + 1] = id
-      expired[#expired + 1] = id
-      expired[#expired + 1] = v
-      nexpired = nexpired + 1
-    elseif v ~= false then
-      held[#held + 1] = id
-      claimed[2 * nclaimed + 1] = id
-      claimed[2 * nclaimed + 2] = v or ''
-      nclaimed = nclaimed + 1
+    for k = 1, n do
+      if nexpired >= max_expired then break end
+      local id, t = ri[k], rt[k]
+      local c = nrem[t] + 1
+      removed[t][c], nrem[t] = rm[k], c
+      nremoved = nremoved + 1
+      local v = entry[id]  -- false: gone; nil: not read (the caller reads it)
+      local late = false
+      if v and is_due[k] then
+        local _, _, _, att = parse_entry(v)
+        late = att == 0
+      end
+      if late then
+        nheld = nheld + 1
+        held[nheld] = id
+        expired[#expired + 1] = id
+        expired[#expired + 1] = v
+        nexpired = nexpired + 1
+      elseif v ~= false then
+        nheld = nheld + 1
+        held[nheld] = id
+        nclaimed = nclaimed + 1
+        if v then
+          inline[#inline + 1] = nheld
+          inline[#inline + 1] = v
+        end
+      end
     end
   end
 end
 -- One lease for the whole batch: its expiry in the leases ZSET, its ids
 -- and unanswered count in the batches hash.
-local lease_id = ''
-if #held > 0 then
+local lease_id, ids = '', ''
+if nheld > 0 then
   lease_id = fmt(now) .. '/' .. held[1]
+  ids = table.concat(held, '|')
   redis.call('ZADD', KEYS[2], fmt(now + lease), lease_id)
-  redis.call('HSET', batches, lease_id, fmt(#held), lease_id .. '|ids', table.concat(held, '|'))
+  redis.call('HSET', batches, lease_id, fmt(nheld), lease_id .. '|ids', ids)
 end
 for i = 1, T do
-  if #removed[i] > 0 then redis.call('ZREM', KEYS[3 + i], unpack(removed[i])) end
+  if nrem[i] > 0 then redis.call('ZREM', KEYS[3 + i], unpack(removed[i])) end
 end
 if depth - nremoved == 0 then redis.call('DEL', KEYS[3]) end
-return {now, depth - nremoved, 0, oldest or 0, claimed, expired, lease_id}
+return {now, depth - nremoved, 0, oldest or 0, ids, inline, expired, lease_id}
 )lua";
 
 constexpr const char* kRenew = R"lua(

@@ -48,15 +48,19 @@
 // Claim     KEYS payloads, leases, wake, Q1..QT, batches
 //           ARGV T, max_batch, min_batch, max_delay_us, lease_us, strict
 //                (0/1), max_expired, priority of tier 0..T-1, inline_max
-//           -> {now_us, depth (after), wait_us, oldest_arrival_us,
-//               {id, entry, ...claimed}, {id, entry, ...expired}, lease}
+//           -> {now_us, depth (after), wait_us, oldest_arrival_us, ids,
+//               {position, entry, ...inline}, {id, entry, ...expired}, lease}
+//           ids: every id leased, in order, joined by "|" (the lease's ids,
+//           below); those not expired are claimed. inline: the entries of
+//           the claimed ids the script read, by 1-based position in ids
 //           (entry as stored: prefix + payload; request_codec.h ParseEntry).
-//           A claimed entry is "" when the round that took it held more
-//           than inline_max ids and it was not past its deadline (those are
-//           read to decide "expired"): the caller reads it with one HMGET of
-//           the payloads hash, since every byte a script reads or returns is
-//           copied and hashed by Lua. Such an entry is not checked here, so
-//           it may be gone by then (answered meanwhile under a reaped lease).
+//           A claimed id has no inline entry when the round that took it
+//           held more than inline_max ids and it was not past its deadline
+//           (those are read to decide "expired"): the caller reads it with
+//           one HMGET of the payloads hash, since every byte a script reads
+//           or returns is copied and hashed by Lua. Such an entry is not
+//           checked here, so it may be gone by then (answered meanwhile
+//           under a reaped lease).
 //           With depth < min_batch, claims nothing while the oldest head has
 //           waited less than max_delay_us and no head is past its deadline;
 //           wait_us then says how long until it would claim, and
