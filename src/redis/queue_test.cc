@@ -12,28 +12,44 @@ using namespace queue_testing;  // NOLINT(google-build-using-namespace): test he
 using std::chrono::milliseconds;
 using SteadyTime = std::chrono::steady_clock;
 
+// Each ordering test runs both claim paths: entries returned by the script
+// (a round of at most inline_entries_max ids) and read after it (0).
+constexpr size_t kBothClaimPaths[] = {8, 0};
+
 TEST_F(RedisQueueTest, EarliestDeadlineFirstAcrossTiersWithTierTiebreak) {
-  const int64_t now = NowUs();
-  WireRequest free_late = Request("free-late", 0, 0);
-  WireRequest enterprise = Request("enterprise", 2, 0);
-  WireRequest paid = Request("paid", 1, 0);
-  WireRequest free_early = Request("free-early", 0, 0);
-  free_late.dispatch_deadline_us = now + 300'000;
-  enterprise.dispatch_deadline_us = now + 500'000;
-  paid.dispatch_deadline_us = now + 100'000;
-  free_early.dispatch_deadline_us = now + 100'000;  // same deadline as paid
-  for (const WireRequest& r : {free_late, enterprise, paid, free_early}) {
-    ASSERT_TRUE(Enqueue(r).status.ok());
+  for (const size_t inline_max : kBothClaimPaths) {
+    SCOPED_TRACE(inline_max);
+    auto claimer = NewClaimer(QueueOrdering::kEarliestDeadlineFirst, 10'000'000, inline_max);
+    const int64_t now = NowUs();
+    WireRequest free_late = Request("free-late", 0, 0);
+    WireRequest enterprise = Request("enterprise", 2, 0);
+    WireRequest paid = Request("paid", 1, 0);
+    WireRequest free_early = Request("free-early", 0, 0);
+    free_late.dispatch_deadline_us = now + 300'000;
+    enterprise.dispatch_deadline_us = now + 500'000;
+    paid.dispatch_deadline_us = now + 100'000;
+    free_early.dispatch_deadline_us = now + 100'000;  // same deadline as paid
+    for (const WireRequest& r : {free_late, enterprise, paid, free_early}) {
+      ASSERT_TRUE(Enqueue(r).status.ok());
+    }
+    RedisBatchClaimer::Batch batch = ClaimNow(*claimer, 10);
+    EXPECT_EQ(Ids(batch.requests),
+              (std::vector<std::string>{"paid", "free-early", "free-late", "enterprise"}));
+    EXPECT_EQ(batch.depth, 0u);
+    EXPECT_TRUE(batch.expired.empty());
+    // The payload comes back whole, and the lease holds the batch.
+    ASSERT_EQ(batch.requests.size(), 4u);
+    EXPECT_EQ(batch.requests[0].input, "input of paid");
+    EXPECT_EQ(batch.requests[0].gateway_id, "gw-a");
+    EXPECT_EQ(batch.requests[0].attempts, 0u);
+    EXPECT_EQ(connection_->Call({"HGET", KeySpace().Batches(kModel), batch.lease.id})->str, "4");
+    EXPECT_EQ(connection_->Call({"HGET", KeySpace().Batches(kModel), batch.lease.id + "|ids"})->str,
+              "paid|free-early|free-late|enterprise");
+    ASSERT_TRUE(claimer
+                    ->Complete({Answer(batch.requests[0], "a"), Answer(batch.requests[1], "b"),
+                                Answer(batch.requests[2], "c"), Answer(batch.requests[3], "d")})
+                    .ok());
   }
-  RedisBatchClaimer::Batch batch = ClaimNow(*claimer_, 10);
-  EXPECT_EQ(Ids(batch.requests),
-            (std::vector<std::string>{"paid", "free-early", "free-late", "enterprise"}));
-  EXPECT_EQ(batch.depth, 0u);
-  EXPECT_TRUE(batch.expired.empty());
-  // The payload comes back whole.
-  EXPECT_EQ(batch.requests[0].input, "input of paid");
-  EXPECT_EQ(batch.requests[0].gateway_id, "gw-a");
-  EXPECT_EQ(batch.requests[0].attempts, 0u);
 }
 
 // One script call decides a whole batch in order: each key's limit sees the
@@ -141,28 +157,41 @@ TEST_F(RedisQueueTest, TokenLimitsOfOneCallAreReportedItemByItem) {
 }
 
 TEST_F(RedisQueueTest, StrictPriorityTakesHigherTiersFirst) {
-  auto strict = NewClaimer(QueueOrdering::kStrictPriority, 10'000'000);
-  ASSERT_TRUE(Enqueue(Request("free-1", 0, 100)).status.ok());
-  ASSERT_TRUE(Enqueue(Request("free-0", 0, 50)).status.ok());
-  ASSERT_TRUE(Enqueue(Request("enterprise", 2, 900)).status.ok());
-  ASSERT_TRUE(Enqueue(Request("paid", 1, 500)).status.ok());
-  RedisBatchClaimer::Batch batch = ClaimNow(*strict, 10);
-  EXPECT_EQ(Ids(batch.requests),
-            (std::vector<std::string>{"enterprise", "paid", "free-0", "free-1"}));
+  for (const size_t inline_max : kBothClaimPaths) {
+    SCOPED_TRACE(inline_max);
+    auto strict = NewClaimer(QueueOrdering::kStrictPriority, 10'000'000, inline_max);
+    const std::string p = std::to_string(inline_max) + "-";
+    ASSERT_TRUE(Enqueue(Request(p + "free-1", 0, 100)).status.ok());
+    ASSERT_TRUE(Enqueue(Request(p + "free-0", 0, 50)).status.ok());
+    ASSERT_TRUE(Enqueue(Request(p + "enterprise", 2, 900)).status.ok());
+    ASSERT_TRUE(Enqueue(Request(p + "paid", 1, 500)).status.ok());
+    RedisBatchClaimer::Batch batch = ClaimNow(*strict, 10);
+    EXPECT_EQ(Ids(batch.requests),
+              (std::vector<std::string>{p + "enterprise", p + "paid", p + "free-0", p + "free-1"}));
+  }
 }
 
+// A tier's head is read in chunks (its share of the batch, then max_batch
+// at a time): a claim that goes past a chunk reads the next one.
 TEST_F(RedisQueueTest, ClaimTakesAtMostMaxBatch) {
-  for (int i = 0; i < 10; ++i) {
-    ASSERT_TRUE(Enqueue(Request("r" + std::to_string(i), 0, 1'000 + i)).status.ok());
+  for (const size_t inline_max : kBothClaimPaths) {
+    SCOPED_TRACE(inline_max);
+    auto claimer = NewClaimer(QueueOrdering::kEarliestDeadlineFirst, 10'000'000, inline_max);
+    const std::string p = std::to_string(inline_max) + "-r";
+    for (int i = 0; i < 10; ++i) {
+      ASSERT_TRUE(Enqueue(Request(p + std::to_string(i), 0, 1'000 + i)).status.ok());
+    }
+    RedisBatchClaimer::Batch first = ClaimNow(*claimer, 4);
+    EXPECT_EQ(Ids(first.requests), (std::vector<std::string>{p + "0", p + "1", p + "2", p + "3"}));
+    EXPECT_EQ(first.depth, 6u);
+    RedisBatchClaimer::Batch second = ClaimNow(*claimer, 4);
+    EXPECT_EQ(Ids(second.requests), (std::vector<std::string>{p + "4", p + "5", p + "6", p + "7"}));
+    for (const WireRequest& r : second.requests) EXPECT_EQ(r.input, "input of " + r.id);
+    RedisBatchClaimer::Batch last = ClaimNow(*claimer, 4);
+    EXPECT_EQ(Ids(last.requests), (std::vector<std::string>{p + "8", p + "9"}));
+    EXPECT_EQ(last.depth, 0u);
+    EXPECT_TRUE(ClaimNow(*claimer, 4).empty());
   }
-  RedisBatchClaimer::Batch first = ClaimNow(*claimer_, 4);
-  EXPECT_EQ(Ids(first.requests), (std::vector<std::string>{"r0", "r1", "r2", "r3"}));
-  EXPECT_EQ(first.depth, 6u);
-  EXPECT_EQ(ClaimNow(*claimer_, 4).requests.size(), 4u);
-  RedisBatchClaimer::Batch last = ClaimNow(*claimer_, 4);
-  EXPECT_EQ(Ids(last.requests), (std::vector<std::string>{"r8", "r9"}));
-  EXPECT_EQ(last.depth, 0u);
-  EXPECT_TRUE(ClaimNow(*claimer_, 4).empty());
 }
 
 TEST_F(RedisQueueTest, ExpiredEntriesAreReportedNotClaimed) {
