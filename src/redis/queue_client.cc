@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cmath>
 #include <cstdint>
 #include <iterator>
 #include <map>
@@ -37,6 +38,19 @@ void AppendMeta(uint32_t tier, size_t tier_depth_limit, size_t limit_index, int6
   AppendLittleEndian(std::min<uint64_t>(tier_depth_limit, kMaxU32), 4, out);
   AppendLittleEndian(std::min<uint64_t>(limit_index, kMaxU32), 4, out);
   AppendDouble(static_cast<double>(tokens), out);
+}
+
+// The little-endian double at `at` of `packed` (a TAT in epoch µs, as the
+// scripts store it), as whole µs; 0 when it is not finite or out of range.
+int64_t ReadDoubleAsUs(const std::string& packed, size_t at) {
+  uint64_t bits = 0;
+  for (size_t i = 0; i < 8; ++i) {
+    bits |= static_cast<uint64_t>(static_cast<unsigned char>(packed[at + i])) << (8 * i);
+  }
+  const double v = std::bit_cast<double>(bits);
+  constexpr double kLimit = 9.2e18;  // inside int64's range
+  if (!std::isfinite(v) || v <= -kLimit || v >= kLimit) return 0;
+  return static_cast<int64_t>(v);
 }
 
 // The limit an item is checked against, or nullopt when it has none (an
@@ -374,7 +388,7 @@ void RedisQueueClient::SendChunk(const Options& options, const std::string& mode
           failed = Internal("enqueue script: " + reply->str);
         } else if (reply->type != RedisReply::Type::kArray || reply->elements.size() != 4 ||
                    reply->elements[2].str.size() != items->size() ||
-                   reply->elements[3].elements.size() != 2 * key_policies->size()) {
+                   reply->elements[3].str.size() != 16 * key_policies->size()) {
           failed = Internal("enqueue script: unexpected reply " + reply->DebugString());
         }
         if (!failed.ok()) {
@@ -392,8 +406,8 @@ void RedisQueueClient::SendChunk(const Options& options, const std::string& mode
         // Each key's state as read, moved by its queued items in order.
         std::vector<KeyState> states(key_policies->size());
         for (size_t k = 0; k < states.size(); ++k) {
-          states[k].requests_tat_us = e[3].elements[2 * k].AsInt().value_or(0);
-          states[k].tokens_tat_us = e[3].elements[2 * k + 1].AsInt().value_or(0);
+          states[k].requests_tat_us = ReadDoubleAsUs(e[3].str, 16 * k);
+          states[k].tokens_tat_us = ReadDoubleAsUs(e[3].str, 16 * k + 8);
         }
         for (size_t i = 0; i < items->size(); ++i) {
           EnqueueItem& item = (*items)[i];

@@ -29,8 +29,8 @@ for i = 1, T do depth = depth + redis.call('ZCARD', KEYS[2 + i]) end
 -- state in one HMGET, its policy from the header. Flat arrays and the GCRA
 -- inlined below, since a Lua call or table per key costs more than the
 -- arithmetic (rate_try() is the reference).
--- The states as read are returned (read), so that the caller can replay
--- each item's check (scripts.h).
+-- The states as read are returned, packed as stored (read: 16 bytes per
+-- key), so that the caller can replay each item's check (scripts.h).
 local R, TT, CH, TP, RI, read = {}, {}, {}, {}, {}, {}
 local unmarked = false  -- the hash lacks RL_MARK (rate_read())
 if K > 0 then
@@ -38,8 +38,10 @@ if K > 0 then
   unmarked = not values[1]
   local p, rpm, tpm = 1, 0, 0
   for i = 1, K do
-    local r, t = rate_parse(values[i + 1])
-    R[i], TT[i], read[2 * i - 1], read[2 * i] = r, t, r, t
+    local v = values[i + 1]
+    local r, t = rate_parse(v)
+    R[i], TT[i] = r, t
+    read[i] = (v and #v == 16) and v or struct.pack('<d<d', r, t)
     rpm, tpm, p = struct.unpack('<dd', policies, p)
     TP[i] = tpm
     if rpm > 0 then RI[i] = rpm >= 1 and units_to_us(1, rpm) or -1 end
@@ -141,7 +143,7 @@ if queued > 0 then
     redis.call('LTRIM', KEYS[2], 0, fmt(wake_cap - 1))
   end
 end
-return {depth, now, table.concat(statuses), read}
+return {depth, now, table.concat(statuses), table.concat(read)}
 )lua";
 
 constexpr const char* kClaim = R"lua(

@@ -33,7 +33,8 @@
 //                score are read from it), entry
 //           -> {depth (after), now_us, statuses: n digits, one per item
 //               (0 queued, 1 duplicate id, 2 rate limited, 3 full, 4 bad
-//               tier), {r_tat_us, t_tat_us of each key as read}}: the
+//               tier), the keys' states as read: per key r_tat_us,
+//               t_tat_us packed as struct '<d<d' (16 bytes)}: the
 //               caller replays the checks for each item's TATs before its
 //               check (an item of a key that was queued moves its TATs as
 //               rate_try() does; the first item's policy is the key's)
