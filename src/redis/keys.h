@@ -36,9 +36,12 @@
 //                                 bytes; scripts.cc). One field per API key
 //                                 ever checked (tens of bytes each), kept:
 //                                 a state from the past reads as full
-//                                 buckets. On Redis Cluster the keys are
-//                                 spread over sluice:rl:{|n} instead
-//                                 (RedisRateLimiter key_shards)
+//                                 buckets; plus the empty field, a mark
+//                                 whose long value keeps the hash a
+//                                 hashtable (scripts.cc, RL_MARK). On
+//                                 Redis Cluster the keys are spread over
+//                                 sluice:rl:{|n} instead (RedisRateLimiter
+//                                 key_shards)
 //   channel sluice:results:{gateway_id}   one message per batch (a JSON
 //                                 array of results, request_codec.h)
 //
