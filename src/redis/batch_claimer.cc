@@ -347,6 +347,41 @@ void RedisBatchClaimer::CompleteAsync(const std::vector<WireResult>& results, Co
     if (done) done(CompleteResult{});
     return;
   }
+  // The complete script takes each id once per call (scripts.h): a repeat
+  // is a later answer for a request this call answers already, so it is
+  // stale, and is counted so here.
+  std::vector<size_t> repeats;
+  {
+    std::unordered_set<std::string_view> seen;
+    seen.reserve(results.size());
+    for (size_t i = 0; i < results.size(); ++i) {
+      if (!seen.insert(results[i].id).second) repeats.push_back(i);
+    }
+  }
+  if (!repeats.empty()) {
+    std::vector<WireResult> distinct;
+    std::vector<size_t> kept;  // index in `results` of each of `distinct`
+    distinct.reserve(results.size() - repeats.size());
+    for (size_t i = 0, r = 0; i < results.size(); ++i) {
+      if (r < repeats.size() && repeats[r] == i) {
+        ++r;
+        continue;
+      }
+      distinct.push_back(results[i]);
+      kept.push_back(i);
+    }
+    counters_->stale.fetch_add(repeats.size(), std::memory_order_relaxed);
+    CompleteAsync(distinct, [done = std::move(done), kept = std::move(kept),
+                             repeats = std::move(repeats)](Result<CompleteResult> r) {
+      if (r.ok()) {
+        for (size_t& k : r->stale_positions) k = k < kept.size() ? kept[k] : k;
+        r->stale += repeats.size();
+        r->stale_positions.insert(r->stale_positions.end(), repeats.begin(), repeats.end());
+      }
+      if (done) done(std::move(r));
+    });
+    return;
+  }
   const size_t shards = options_.queue_shards;
   if (shards == 1) {
     CompleteShardAsync(0, results, std::move(done));

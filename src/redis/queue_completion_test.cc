@@ -245,6 +245,34 @@ TEST_F(RedisQueueTest, ACompleteSentAgainCountsOnceTowardItsLease) {
   EXPECT_FALSE(leased());
 }
 
+// An id repeated in one call is answered once, by its first result; the
+// repeat is stale. The script takes each id once (scripts.h): here the
+// repeat makes the call name as many results as the lease holds, which
+// must not release the lease while s2 is unanswered.
+TEST_F(RedisQueueTest, AnIdRepeatedInOneCallIsAnsweredOnceAndTheRepeatIsStale) {
+  for (const char* id : {"s1", "s2"}) {
+    ASSERT_TRUE(Enqueue(Request(id, 0, 10'000)).status.ok());
+  }
+  RedisBatchClaimer::Batch batch = ClaimNow(*claimer_, 8);
+  ASSERT_EQ(Ids(batch.requests), (std::vector<std::string>{"s1", "s2"}));
+  auto leased = [&] {
+    return !connection_->Call({"ZSCORE", KeySpace().Leases(kModel), batch.lease.id})->is_nil();
+  };
+  Result<RedisBatchClaimer::CompleteResult> c =
+      claimer_->Complete({Answer(batch.requests[0], "a"), Answer(batch.requests[0], "again")});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->answered, 1u);
+  EXPECT_EQ(c->stale, 1u);
+  EXPECT_EQ(c->stale_positions, std::vector<size_t>{1});
+  EXPECT_TRUE(leased());
+  EXPECT_EQ(connection_->Call({"HEXISTS", KeySpace().Payloads(kModel), "s2"})->AsInt(), 1);
+  c = claimer_->Complete({Answer(batch.requests[1], "b")});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->answered, 1u);
+  EXPECT_FALSE(leased());
+  EXPECT_EQ(claimer_->stats().stale_results, 1u);
+}
+
 // The complete step answers a whole fresh batch without reading its entries
 // (scripts.h). A part answered already must still be found out: here the
 // call sent again names as many results as the lease has left.

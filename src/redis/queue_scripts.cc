@@ -337,23 +337,13 @@ local G = tonumber(ARGV[3])
 local batches = KEYS[3 + T]
 -- A group's header is its gateway, lease, fresh flag, count, message (its
 -- results as one JSON array) and the results' lengths; then its ids
--- (scripts.h). Results are numbered in argument order. Each id's first
--- answer, and whether its owner must be read from its entry.
-local first, uniq, unknown, n, a = {}, {}, {}, 0, 4
+-- (scripts.h), distinct across the call. Results are numbered in argument
+-- order.
+local n, a = 0, 4
 for _ = 1, G do
   local c = tonumber(ARGV[a + 3])
-  local owner_unknown = ARGV[a] == ''
-  a = a + 6
-  for _ = 1, c do
-    n = n + 1
-    local id = ARGV[a]
-    if first[id] == nil then
-      first[id] = n
-      uniq[#uniq + 1] = id
-      if owner_unknown then unknown[id] = true end
-    end
-    a = a + 1
-  end
+  n = n + c
+  a = a + 6 + c
 end
 local settlements = a
 if n == 0 then return {0, 0, 0, 0, {}} end
@@ -362,7 +352,7 @@ if n == 0 then return {0, 0, 0, 0, {}} end
 -- whether some of their requests were answered already (the "|p" mark),
 -- and how many results name each.
 local held, outstanding, named, held_order = {}, {}, {}, {}
-local read_entries = #uniq ~= n
+local read_entries = false
 a = 4
 for _ = 1, G do
   local l, c = ARGV[a + 1], tonumber(ARGV[a + 3])
@@ -383,8 +373,8 @@ for _ = 1, G do
 end
 -- A request claimed on its first attempt has been in no lease but the one
 -- that claimed it, so while that lease is held its entry exists until an
--- answer under it. Hence when every result is fresh, distinct and names
--- its owner and a held lease none of whose requests was answered yet, and
+-- answer under it. Hence when every result is fresh and names its owner
+-- and a held lease none of whose requests was answered yet, and
 -- each such lease is named by as many results as it holds (a result must
 -- name the lease its request was claimed under), all are unanswered: the
 -- call answers them without reading their entries, and publishes each
@@ -401,10 +391,10 @@ for _, l in ipairs(held_order) do count[l] = 0 end
 local answered, stale, stale_at, dropped, messages = 0, 0, {}, 0, 0
 local live_at = true  -- every result is live, or a set of live positions
 if not read_entries then
-  redis.call('HDEL', KEYS[1], unpack(uniq))
   a = 4
   for _ = 1, G do
     local l, c = ARGV[a + 1], tonumber(ARGV[a + 3])
+    if c > 0 then redis.call('HDEL', KEYS[1], unpack(ARGV, a + 6, a + 5 + c)) end
     count[l] = count[l] + c
     answered = answered + c
     messages = messages + 1
@@ -414,6 +404,26 @@ if not read_entries then
     a = a + 6 + c
   end
 else
+  -- Each id's first answer (a repeat is stale; the caller sends none, but
+  -- a result is never answered twice), and whether its owner must be read
+  -- from its entry.
+  local first, uniq, unknown, k = {}, {}, {}, 0
+  a = 4
+  for _ = 1, G do
+    local c = tonumber(ARGV[a + 3])
+    local owner_unknown = ARGV[a] == ''
+    a = a + 6
+    for _ = 1, c do
+      k = k + 1
+      local id = ARGV[a]
+      if first[id] == nil then
+        first[id] = k
+        uniq[#uniq + 1] = id
+        if owner_unknown then unknown[id] = true end
+      end
+      a = a + 1
+    end
+  end
   local entry, owner, live_ids = {}, {}, {}
   local values = redis.call('HMGET', KEYS[1], unpack(uniq))
   for j = 1, #uniq do

@@ -92,7 +92,8 @@
 //                first attempt), count, message (the count results as one
 //                JSON array: "[" result_json, ... "]"), lengths (each
 //                result_json's length, little-endian uint32), then count
-//                ids; then S, then S token
+//                ids (distinct across the call: the caller sends an id
+//                once, RedisBatchClaimer::CompleteAsync); then S, then S token
 //                settlements: position (1-based, of a result in argument
 //                order), key id, tpm, delta_tokens (tokens used - charged;
 //                non-zero)
@@ -103,8 +104,8 @@
 //           or from a worker whose lease was reaped); answers are published
 //           as JSON arrays on channel_prefix .. gateway_id .. "}". Per call
 //           one HDEL of the ids answered, and one HMGET of the ids to learn
-//           which entries exist, skipped when every result is fresh,
-//           distinct and names its owner and a held lease none of whose
+//           which entries exist, skipped when every result is fresh and
+//           names its owner and a held lease none of whose
 //           requests was answered yet, and each such lease is named by as
 //           many results as it holds (then all are unanswered: a
 //           first-attempt request's entry can only go with an answer under
