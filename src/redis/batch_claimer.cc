@@ -348,8 +348,8 @@ void RedisBatchClaimer::CompleteAsync(const std::vector<WireResult>& results, Co
     return;
   }
   // The complete script takes each id once per call (scripts.h): a repeat
-  // is a later answer for a request this call answers already, so it is
-  // stale, and is counted so here.
+  // is a later answer (in `results` order) for a request this call answers
+  // already, so it is stale, and is counted so here once the call succeeds.
   std::vector<size_t> repeats;
   {
     std::unordered_set<std::string_view> seen;
@@ -370,13 +370,14 @@ void RedisBatchClaimer::CompleteAsync(const std::vector<WireResult>& results, Co
       distinct.push_back(results[i]);
       kept.push_back(i);
     }
-    counters_->stale.fetch_add(repeats.size(), std::memory_order_relaxed);
-    CompleteAsync(distinct, [done = std::move(done), kept = std::move(kept),
+    CompleteAsync(distinct, [counters = counters_, done = std::move(done), kept = std::move(kept),
                              repeats = std::move(repeats)](Result<CompleteResult> r) {
       if (r.ok()) {
         for (size_t& k : r->stale_positions) k = k < kept.size() ? kept[k] : k;
         r->stale += repeats.size();
         r->stale_positions.insert(r->stale_positions.end(), repeats.begin(), repeats.end());
+        std::sort(r->stale_positions.begin(), r->stale_positions.end());
+        counters->stale.fetch_add(repeats.size(), std::memory_order_relaxed);
       }
       if (done) done(std::move(r));
     });

@@ -195,7 +195,8 @@ end
 -- stay valid). Members, not scores: a member starts with its deadline key.
 -- Tier i: its members read so far bm[i], the next one's position pos[i],
 -- whether the last read was full (more may follow), and the next one's
--- deadline key hk[i] (false: none left).
+-- deadline key hk[i] (false: none left; nil: the next chunk is to be read,
+-- which the merge does when it looks at the tier again).
 local sub = string.sub
 local first_chunk = math.min(max_batch, math.ceil(max_batch / T) + 1)
 local bm, pos, read, full, hk, removed, nrem = {}, {}, {}, {}, {}, {}, {}
@@ -208,9 +209,14 @@ end
 local function advance(i)
   local p = pos[i] + 1
   local m = bm[i][p]
-  if m == nil and full[i] then return load(i, read[i], max_batch) end
   pos[i] = p
-  hk[i] = m and sub(m, 1, 16) or false
+  if m then
+    hk[i] = sub(m, 1, 16)
+  elseif full[i] then
+    hk[i] = nil
+  else
+    hk[i] = false
+  end
 end
 for i = 1, T do
   load(i, 0, first_chunk)
@@ -236,6 +242,10 @@ while nclaimed < max_batch and nexpired < max_expired do
     local best, bk = nil, nil
     for i = 1, T do
       local key = hk[i]
+      if key == nil then
+        load(i, read[i], max_batch)
+        key = hk[i]
+      end
       if key then
         if best == nil then
           best, bk = i, key

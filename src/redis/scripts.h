@@ -103,7 +103,8 @@
 //           been answered (first completion wins, from its lease's holder
 //           or from a worker whose lease was reaped); answers are published
 //           as JSON arrays on channel_prefix .. gateway_id .. "}". Per call
-//           one HDEL of the ids answered, and one HMGET of the ids to learn
+//           one HDEL of the ids answered (per group, when the HMGET below
+//           is skipped), and one HMGET of the ids to learn
 //           which entries exist, skipped when every result is fresh and
 //           names its owner and a held lease none of whose
 //           requests was answered yet, and each such lease is named by as
