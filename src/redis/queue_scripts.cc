@@ -129,13 +129,7 @@ for i = 1, K do
     changed[#changed + 1] = struct.pack('<d<d', R[i], TT[i])
   end
 end
-if #changed > 0 then
-  if unmarked then
-    changed[#changed + 1] = RL_MARK
-    changed[#changed + 1] = RL_MARK_VALUE
-  end
-  redis.call('HSET', KEYS[3 + T], unpack(changed))
-end
+rate_hset(KEYS[3 + T], changed, unmarked)
 if queued > 0 then
   local tokens = {}
   for i = 1, math.min(queued, wake_cap) do tokens[i] = '1' end

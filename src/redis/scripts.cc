@@ -65,8 +65,18 @@ local function rate_read(hash, names)
   end
   return out, not values[1]
 end
--- Writes the states rate_read() returned that changed, in one HSET, with
--- the mark when `unmarked`. Returns how many states it wrote.
+-- Writes `args` (key id, packed state, ...) to `hash` in one HSET, with
+-- the mark when `unmarked`; nothing when `args` is empty.
+local function rate_hset(hash, args, unmarked)
+  if #args == 0 then return end
+  if unmarked then
+    args[#args + 1] = RL_MARK
+    args[#args + 1] = RL_MARK_VALUE
+  end
+  redis.call('HSET', hash, unpack(args))
+end
+-- Writes the states rate_read() returned that changed (rate_hset()).
+-- Returns how many it wrote.
 local function rate_write(hash, names, states, unmarked)
   local args = {}
   for i = 1, #names do
@@ -77,11 +87,7 @@ local function rate_write(hash, names, states, unmarked)
     end
   end
   local written = #args / 2
-  if written > 0 and unmarked then
-    args[#args + 1] = RL_MARK
-    args[#args + 1] = RL_MARK_VALUE
-  end
-  if written > 0 then redis.call('HSET', hash, unpack(args)) end
+  rate_hset(hash, args, unmarked)
   return written
 end
 -- Do both limits (rpm requests, tpm tokens; 0 = none) allow `cost` now?
