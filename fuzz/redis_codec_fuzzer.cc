@@ -1,5 +1,6 @@
 // Fuzzes the Redis wire codec (redis/request_codec.h): the bytes a worker
-// reads from the queue and a gateway reads from its result channel.
+// reads from the queue (an entry) and a gateway reads from its result
+// channel.
 // The first byte picks the decoder; the rest is the message. Checks, beyond
 // "no crash": decoding is stable under re-encoding (encode(decode(x))
 // decodes to the same encoding), and a decoded request or result converts
@@ -18,8 +19,8 @@ namespace {
 using sluice::Result;
 namespace redis = sluice::redis;
 
-void CheckRequest(std::string_view text) {
-  Result<redis::WireRequest> decoded = redis::DecodeRequest(text);
+void CheckEntry(std::string_view text) {
+  Result<redis::WireRequest> decoded = redis::DecodeEntry(text, "req_1", "model");
   if (!decoded.ok()) return;
   // What a worker does next with a claimed request (fixed clocks, so that a
   // crash reproduces).
@@ -28,9 +29,9 @@ void CheckRequest(std::string_view text) {
   anchor.epoch_us = 1'700'000'000'000'000;
   sluice::RequestPtr request = redis::FromWireRequest(*decoded, anchor);
   (void)request;
-  std::string once = redis::EncodeRequest(*decoded);
-  Result<redis::WireRequest> again = redis::DecodeRequest(once);
-  if (!again.ok() || redis::EncodeRequest(*again) != once) std::abort();
+  std::string once = redis::EncodeEntry(*decoded);
+  Result<redis::WireRequest> again = redis::DecodeEntry(once, "req_1", "model");
+  if (!again.ok() || redis::EncodeEntry(*again) != once) std::abort();
 }
 
 void CheckResult(const redis::WireResult& result) {
@@ -48,7 +49,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view text(reinterpret_cast<const char*>(data) + 1, size - 1);
   switch (data[0] % 3) {
     case 0:
-      CheckRequest(text);
+      CheckEntry(text);
       break;
     case 1: {
       Result<redis::WireResult> r = redis::DecodeResult(text);

@@ -19,16 +19,17 @@ namespace {
 
 using SteadyTime = std::chrono::steady_clock;
 
-// Decodes request `id`'s entry, claimed under `lease`, into `out`; an entry
-// that cannot be decoded adds its id to `undecodable`. One that is gone (nil:
-// answered since the claim, by a worker whose lease on it had been reaped)
-// is left out: it has its answer, and its share of the lease is the
-// reaper's.
-void DecodeClaimed(const std::string& id, const RedisReply& entry, const std::string& lease,
-                   std::vector<WireRequest>* out, std::vector<std::string>* undecodable) {
+// Decodes request `id`'s entry (of `model`), claimed under `lease`, into
+// `out`; an entry that cannot be decoded adds its id to `undecodable`. One
+// that is gone (nil: answered since the claim, by a worker whose lease on it
+// had been reaped) is left out: it has its answer, and its share of the
+// lease is the reaper's.
+void DecodeClaimed(const std::string& model, const std::string& id, const RedisReply& entry,
+                   const std::string& lease, std::vector<WireRequest>* out,
+                   std::vector<std::string>* undecodable) {
   if (entry.type == RedisReply::Type::kNil) return;
   Result<WireRequest> r = entry.type == RedisReply::Type::kString
-                              ? DecodeEntry(entry.str)
+                              ? DecodeEntry(entry.str, id, model)
                               : Result<WireRequest>(InvalidArgument("not a string"));
   if (!r.ok()) {
     undecodable->push_back(id);
@@ -232,14 +233,15 @@ Result<RedisBatchClaimer::Batch> RedisBatchClaimer::TryClaimShard(size_t shard,
   size_t next_read = 0;
   for (const Claimed& c : claimed) {
     if (c.entry != nullptr) {
-      DecodeClaimed(c.id, *c.entry, batch.lease.id, &batch.requests, &undecodable);
+      DecodeClaimed(options_.model, c.id, *c.entry, batch.lease.id, &batch.requests, &undecodable);
     } else if (read_failed.ok()) {
-      DecodeClaimed(c.id, (**read).elements[next_read++], batch.lease.id, &batch.requests,
-                    &undecodable);
+      DecodeClaimed(options_.model, c.id, (**read).elements[next_read++], batch.lease.id,
+                    &batch.requests, &undecodable);
     }
   }
   for (size_t i = 0; i + 1 < late.size(); i += 2) {
-    DecodeClaimed(late[i].str, late[i + 1], batch.lease.id, &batch.expired, &undecodable);
+    DecodeClaimed(options_.model, late[i].str, late[i + 1], batch.lease.id, &batch.expired,
+                  &undecodable);
   }
   counters_->claimed.fetch_add(batch.requests.size(), std::memory_order_relaxed);
   counters_->expired.fetch_add(batch.expired.size(), std::memory_order_relaxed);

@@ -8,10 +8,10 @@
 //                                 into the tier table): member = the
 //                                 dispatch deadline in epoch µs as 16
 //                                 decimal digits, "|", the id
-//                                 (QueueMember); score = the same deadline.
-//                                 Members sort like scores, so the claim
-//                                 script merges tiers without reading scores;
-//                                 equal deadlines pop in id order
+//                                 (QueueMember); score = 0. Members of
+//                                 equal score sort as strings, so they sort
+//                                 by deadline (equal deadlines in id order),
+//                                 and no script formats or parses a score
 //   sluice:{m}:req          HASH  id -> "tier|deadline_us|arrival_us|
 //                                 attempts|gateway_id|" + request payload
 //                                 (request_codec.h; the scripts read the

@@ -5,10 +5,12 @@
 #include <cmath>
 #include <cstdint>
 #include <iterator>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "redis/redis_rate_limiter.h"
 #include "redis/scripts.h"
@@ -19,9 +21,10 @@ namespace {
 enum EnqueueStatus { kQueued = 0, kDuplicate = 1, kRateLimited = 2, kFull = 3, kBadTier = 4 };
 
 // One item's numbers in the enqueue script's `meta` argument: tier (1 byte),
-// tier depth limit and rate-limit index (4 bytes each, unsigned), tokens (an
-// IEEE double), all little-endian.
-constexpr size_t kMetaBytes = 1 + 4 + 4 + 8;
+// tier depth limit and rate-limit index (4 bytes each, unsigned), what it
+// adds to its key's request and token TATs (IEEE doubles:
+// RequestIncrementUs(), TokenIncrementUs()), all little-endian.
+constexpr size_t kMetaBytes = 1 + 4 + 4 + 8 + 8;
 
 void AppendLittleEndian(uint64_t v, size_t bytes, std::string* out) {
   for (size_t i = 0; i < bytes; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
@@ -31,13 +34,14 @@ void AppendDouble(double v, std::string* out) {
   AppendLittleEndian(std::bit_cast<uint64_t>(v), 8, out);
 }
 
-void AppendMeta(uint32_t tier, size_t tier_depth_limit, size_t limit_index, int64_t tokens,
-                std::string* out) {
+void AppendMeta(uint32_t tier, size_t tier_depth_limit, size_t limit_index,
+                double request_increment, double token_increment, std::string* out) {
   constexpr uint64_t kMaxU32 = 0xffff'ffff;
   AppendLittleEndian(std::min<uint64_t>(tier, 0xff), 1, out);
   AppendLittleEndian(std::min<uint64_t>(tier_depth_limit, kMaxU32), 4, out);
   AppendLittleEndian(std::min<uint64_t>(limit_index, kMaxU32), 4, out);
-  AppendDouble(static_cast<double>(tokens), out);
+  AppendDouble(request_increment, out);
+  AppendDouble(token_increment, out);
 }
 
 // The little-endian double at `at` of `packed` (a TAT in epoch µs, as the
@@ -88,6 +92,19 @@ void Consume(const RateLimitPolicy& policy, int64_t tokens, int64_t now_us, KeyS
     s->tokens_tat_us =
         std::max(s->tokens_tat_us, now_us) + UnitsToUs(tokens, policy.tokens_per_minute);
   }
+}
+
+// What the enqueue script adds to a key's TATs (scripts.h): per request
+// and per item's tokens, in µs; -1 where the policy has no such limit,
+// +inf where the item can never fit.
+double RequestIncrementUs(const RateLimitPolicy& policy) {
+  if (policy.requests_per_minute <= 0) return -1;
+  return static_cast<double>(UnitsToUs(1, policy.requests_per_minute));
+}
+double TokenIncrementUs(const RateLimitPolicy& policy, int64_t tokens) {
+  if (policy.tokens_per_minute <= 0) return -1;
+  if (tokens > policy.tokens_per_minute) return std::numeric_limits<double>::infinity();
+  return static_cast<double>(UnitsToUs(tokens, policy.tokens_per_minute));
 }
 
 // The answer for one item from its status and its key's state before its
@@ -335,59 +352,75 @@ void RedisQueueClient::SendChunk(const Options& options, const std::string& mode
   // Bounds are split evenly over the shards (rounded up; 0 = none).
   const size_t shards = options.queue_shards;
   auto per_shard = [shards](size_t bound) { return (bound + shards - 1) / shards; };
+  // The script takes a call's ids to be distinct (scripts.h): a repeat is
+  // not sent, and is answered as a duplicate in its place among the call's
+  // answers. (Null: no repeats, the common case.)
+  std::shared_ptr<std::vector<bool>> repeat;
+  if (items->size() > 1) {
+    std::unordered_set<std::string_view> seen;
+    for (size_t i = 0; i < items->size(); ++i) {
+      if (seen.insert((*items)[i].request.id).second) continue;
+      if (!repeat) repeat = std::make_shared<std::vector<bool>>(items->size(), false);
+      (*repeat)[i] = true;
+    }
+  }
+  auto repeated = [&repeat](size_t i) { return repeat != nullptr && (*repeat)[i]; };
+  size_t sent = 0;
+  for (size_t i = 0; i < items->size(); ++i) sent += repeated(i) ? 0 : 1;
   std::unordered_map<std::string_view, size_t> limit_index;  // key id -> 1..K
   // The keys checked (fields of the rate-limit hash) with each one's policy
   // (the first item's), then the items naming them by index.
   auto index_of = std::make_shared<std::vector<size_t>>(items->size(), 0);
   std::vector<std::string> names;  // the keys checked, in first-use order
-  std::string policies;            // theirs: rpm, tpm as '<dd'
   auto key_policies = std::make_shared<std::vector<RateLimitPolicy>>();  // the same, by index - 1
   for (size_t i = 0; i < items->size(); ++i) {
     const EnqueueItem& item = (*items)[i];
     const std::optional<RateLimitCheck> limit = EffectiveLimit(item.options);
-    if (!limit.has_value()) continue;
+    if (!limit.has_value() || repeated(i)) continue;
     auto [it, added] = limit_index.try_emplace(item.options.rate_limit->key_id, 0);
     if (added) {
       names.push_back(limit->key_id);
       it->second = names.size();
-      AppendDouble(static_cast<double>(limit->policy.requests_per_minute), &policies);
-      AppendDouble(static_cast<double>(limit->policy.tokens_per_minute), &policies);
       key_policies->push_back(limit->policy);
     }
     (*index_of)[i] = it->second;
   }
   if (!names.empty()) keys.push_back(k.RateLimits());
-  std::vector<std::string> args = {std::to_string(options.tier_count),
-                                   std::to_string(per_shard(options.capacity)),
-                                   std::to_string(options.wake_list_cap),
-                                   std::to_string(items->size()), std::to_string(names.size())};
-  args.reserve(7 + names.size() + 2 * items->size());
+  std::vector<std::string> args = {
+      std::to_string(options.tier_count), std::to_string(per_shard(options.capacity)),
+      std::to_string(options.wake_list_cap), std::to_string(sent), std::to_string(names.size())};
+  args.reserve(6 + names.size() + 2 * sent);
   args.insert(args.end(), std::make_move_iterator(names.begin()),
               std::make_move_iterator(names.end()));
-  args.push_back(std::move(policies));
-  // Each item's numbers, packed as the script unpacks them ('<BI4I4d').
+  // Each item's numbers, packed as the script unpacks them ('<BI4I4dd').
+  // A key's policy is its first item's (key_policies).
   std::string& meta = args.emplace_back();
-  meta.reserve(kMetaBytes * items->size());
+  meta.reserve(kMetaBytes * sent);
   for (size_t i = 0; i < items->size(); ++i) {
+    if (repeated(i)) continue;
     const EnqueueItem& item = (*items)[i];
     const size_t li = (*index_of)[i];
+    const RateLimitPolicy* policy = li > 0 ? &(*key_policies)[li - 1] : nullptr;
     AppendMeta(item.request.tier, per_shard(item.options.tier_depth_limit), li,
-               li > 0 ? item.options.rate_limit->tokens : 0, &meta);
+               policy ? RequestIncrementUs(*policy) : -1,
+               policy ? TokenIncrementUs(*policy, item.options.rate_limit->tokens) : -1, &meta);
   }
-  for (const EnqueueItem& item : *items) {
-    args.push_back(QueueMember(item.request.dispatch_deadline_us, item.request.id));
-    args.push_back(EncodeEntry(item.request));
+  for (size_t i = 0; i < items->size(); ++i) {
+    if (repeated(i)) continue;
+    const WireRequest& r = (*items)[i].request;
+    args.push_back(QueueMember(r.dispatch_deadline_us, r.id));
+    args.push_back(EncodeEntry(r));
   }
   options.connection->RunScript(
       scripts::Enqueue(), std::move(keys), std::move(args),
-      [items = std::move(items), index_of, key_policies](ReplyResult reply) {
+      [items = std::move(items), repeat, sent, index_of, key_policies](ReplyResult reply) {
         Status failed;
         if (!reply.ok()) {
           failed = reply.status();
         } else if (reply->is_error()) {
           failed = Internal("enqueue script: " + reply->str);
         } else if (reply->type != RedisReply::Type::kArray || reply->elements.size() != 4 ||
-                   reply->elements[2].str.size() != items->size() ||
+                   reply->elements[2].str.size() != sent ||
                    reply->elements[3].str.size() != 16 * key_policies->size()) {
           failed = Internal("enqueue script: unexpected reply " + reply->DebugString());
         }
@@ -409,9 +442,10 @@ void RedisQueueClient::SendChunk(const Options& options, const std::string& mode
           states[k].requests_tat_us = ReadDoubleAsUs(e[3].str, 16 * k);
           states[k].tokens_tat_us = ReadDoubleAsUs(e[3].str, 16 * k + 8);
         }
+        size_t at = 0;  // the next sent item's status
         for (size_t i = 0; i < items->size(); ++i) {
           EnqueueItem& item = (*items)[i];
-          const int status = statuses[i] - '0';
+          const int status = repeat != nullptr && (*repeat)[i] ? kDuplicate : statuses[at++] - '0';
           const size_t li = (*index_of)[i];
           KeyState* state = li > 0 ? &states[li - 1] : nullptr;
           EnqueueResult result =

@@ -12,87 +12,73 @@ local capacity = tonumber(ARGV[2])
 local wake_cap = tonumber(ARGV[3])
 local n = tonumber(ARGV[4])
 local K = tonumber(ARGV[5])
--- K key ids, their policies packed in one argument, then the items' numbers
--- packed in `meta`, then per item its member and entry (struct.unpack reads
--- a packed record with one call, where separate strings cost one each).
+-- K key ids, then the items' numbers packed in `meta`, then per item its
+-- member and entry (struct.unpack reads a packed record with one call,
+-- where separate strings cost one each).
 local names = {}
 for i = 1, K do names[i] = ARGV[5 + i] end
-local policies = ARGV[6 + K]
-local meta = ARGV[7 + K]
-local H = 7 + K
+local meta = ARGV[6 + K]
+local H = 6 + K
 local now = now_us()
 local depth = 0
 for i = 1, T do depth = depth + redis.call('ZCARD', KEYS[2 + i]) end
--- Rate-limit key index -> its TATs (R, TT), whether they changed (CH), its
--- token limit (TP) and what one request adds to its request TAT (RI: nil
--- without a request limit, -1 when a request never fits): every key's
--- state in one HMGET, its policy from the header. Flat arrays and the GCRA
--- inlined below, since a Lua call or table per key costs more than the
--- arithmetic (rate_try() is the reference).
+-- Rate-limit key index -> its TATs (R, TT) and whether they changed (CH):
+-- every key's state in one HMGET. Flat arrays, the GCRA inlined below and
+-- its increments computed by the caller, since a Lua call or table per key
+-- costs more than the arithmetic (rate_try() is the reference).
 -- The states as read are returned, packed as stored (read: 16 bytes per
 -- key), so that the caller can replay each item's check (scripts.h).
-local R, TT, CH, TP, RI, read = {}, {}, {}, {}, {}, {}
+local R, TT, CH, read = {}, {}, {}, {}
 local unmarked = false  -- the hash lacks RL_MARK (rate_read())
 if K > 0 then
   local values = redis.call('HMGET', KEYS[3 + T], RL_MARK, unpack(names))
   unmarked = not values[1]
-  local p, rpm, tpm = 1, 0, 0
   for i = 1, K do
     local v = values[i + 1]
-    local r, t = rate_parse(v)
-    R[i], TT[i] = r, t
-    read[i] = (v and #v == 16) and v or struct.pack('<d<d', r, t)
-    rpm, tpm, p = struct.unpack('<dd', policies, p)
-    TP[i] = tpm
-    if rpm > 0 then RI[i] = rpm >= 1 and units_to_us(1, rpm) or -1 end
+    if v and #v == 16 then
+      R[i], TT[i] = struct.unpack('<d<d', v)
+      read[i] = v
+    else
+      local r, t = rate_parse(v)
+      R[i], TT[i], read[i] = r, t, struct.pack('<d<d', r, t)
+    end
   end
 end
 local sub, unpack_item = string.sub, struct.unpack  -- per item: no lookups
-local adds, nadds = {}, {}  -- tier -> {score, member, ...} for one ZADD
+local adds, nadds = {}, {}  -- tier -> {'0', member, ...} for one ZADD
 for t = 0, T - 1 do adds[t], nadds[t] = {}, 0 end
 local entries = {} -- {id, entry, ...} for one HSET
 local statuses = {}  -- one digit per item
 local DIGIT = {[0] = '0', '1', '2', '3', '4'}
 local queued, nentries = 0, 0
--- Ids already queued (or earlier in this batch) are duplicates. An item's
--- member is its deadline key, "|", its id (member() in the prelude).
+-- Ids already queued are duplicates (the caller sends a call's ids
+-- distinct). An item's member is its deadline key, "|", its id (member() in
+-- the prelude).
 local ids = {}
 for j = 0, n - 1 do ids[j + 1] = sub(ARGV[H + 2 * j + 1], 18) end
 local existing = redis.call('HMGET', KEYS[1], unpack(ids))
-local taken = {}
-for j = 1, n do
-  if existing[j] then taken[ids[j]] = true end
-end
 local at = 1
 for j = 0, n - 1 do
   local b = H + 2 * j
   local m, id = ARGV[b + 1], ids[j + 1]
-  local tier, tier_limit, li, tokens
-  tier, tier_limit, li, tokens, at = unpack_item('<BI4I4d', meta, at)
+  local tier, tier_limit, li, rinc, tinc
+  tier, tier_limit, li, rinc, tinc, at = unpack_item('<BI4I4dd', meta, at)
   local status, r_new, t_new = 0, 0, 0
   if tier >= T then
     status = 4
   else
     if li > 0 then
-      -- gcra() for the request and the token limit, as rate_try().
+      -- gcra() for the request and the token limit, as rate_try(); an
+      -- increment of +inf never fits.
       local r_tat, t_tat = R[li], TT[li]
       r_new, t_new = r_tat, t_tat
-      local inc, tpm = RI[li], TP[li]
-      if inc then
-        if inc < 0 then
-          status = 2
-        else
-          r_new = (r_tat > now and r_tat or now) + inc
-          if r_new - W > now then status = 2 end
-        end
+      if rinc >= 0 then
+        r_new = (r_tat > now and r_tat or now) + rinc
+        if r_new - W > now then status = 2 end
       end
-      if tpm > 0 then
-        if tokens > tpm then
-          status = 2
-        else
-          t_new = (t_tat > now and t_tat or now) + units_to_us(tokens, tpm)
-          if t_new - W > now then status = 2 end
-        end
+      if tinc >= 0 then
+        t_new = (t_tat > now and t_tat or now) + tinc
+        if t_new - W > now then status = 2 end
       end
     end
     if status == 0 and ((capacity > 0 and depth >= capacity) or
@@ -100,17 +86,16 @@ for j = 0, n - 1 do
       status = 3
     end
     if status == 0 then
-      if taken[id] then
+      if existing[j + 1] then
         status = 1
       else
-        taken[id] = true
         entries[nentries + 1] = id
         entries[nentries + 2] = ARGV[b + 2]
         nentries = nentries + 2
         if li > 0 then R[li], TT[li], CH[li] = r_new, t_new, true end
         local c = nadds[tier]
         local a = adds[tier]
-        a[c + 1], a[c + 2], nadds[tier] = sub(m, 1, 16), m, c + 2
+        a[c + 1], a[c + 2], nadds[tier] = '0', m, c + 2
         depth = depth + 1
         queued = queued + 1
       end
@@ -193,7 +178,7 @@ end
 -- which the merge does when it looks at the tier again).
 local sub = string.sub
 local first_chunk = math.min(max_batch, math.ceil(max_batch / T) + 1)
-local bm, pos, read, full, hk, removed, nrem = {}, {}, {}, {}, {}, {}, {}
+local bm, pos, read, full, hk, nrem = {}, {}, {}, {}, {}, {}
 local function load(i, from, chunk)
   local r = redis.call('ZRANGE', KEYS[3 + i], from, from + chunk - 1)
   bm[i], pos[i], read[i], full[i] = r, 1, from + #r, #r == chunk
@@ -214,7 +199,7 @@ local function advance(i)
 end
 for i = 1, T do
   load(i, 0, first_chunk)
-  removed[i], nrem[i] = {}, 0
+  nrem[i] = 0
 end
 local now_key = string.format('%016d', now)
 -- held: every id leased, in order (claimed and expired); inline: position
@@ -230,7 +215,7 @@ local nheld, nclaimed, nexpired, nremoved = 0, 0, 0, 0
 -- takes is consumed, unless max_expired ends it; at most max_batch +
 -- max_expired are claimed or expired.
 while nclaimed < max_batch and nexpired < max_expired do
-  local rt, rm, ri, n = {}, {}, {}, 0  -- the round's tiers, members, ids
+  local rt, ri, n = {}, {}, 0  -- the round's tiers and ids
   local due, ndue, is_due = {}, 0, {}
   for _ = 1, max_batch - nclaimed do
     local best, bk = nil, nil
@@ -255,7 +240,7 @@ while nclaimed < max_batch and nexpired < max_expired do
     advance(best)
     n = n + 1
     local id = sub(m, 18)
-    rt[n], rm[n], ri[n] = best, m, id
+    rt[n], ri[n] = best, id
     if bk <= now_key then
       ndue = ndue + 1
       due[ndue], is_due[n] = id, true
@@ -267,8 +252,7 @@ while nclaimed < max_batch and nexpired < max_expired do
     -- The common case: nothing to read, every id is claimed.
     for k = 1, n do
       local t = rt[k]
-      local c = nrem[t] + 1
-      removed[t][c], nrem[t] = rm[k], c
+      nrem[t] = nrem[t] + 1
       held[nheld + k] = ri[k]
     end
     nheld, nclaimed, nremoved = nheld + n, nclaimed + n, nremoved + n
@@ -280,8 +264,7 @@ while nclaimed < max_batch and nexpired < max_expired do
     for k = 1, n do
       if nexpired >= max_expired then break end
       local id, t = ri[k], rt[k]
-      local c = nrem[t] + 1
-      removed[t][c], nrem[t] = rm[k], c
+      nrem[t] = nrem[t] + 1
       nremoved = nremoved + 1
       local v = entry[id]  -- false: gone; nil: not read (the caller reads it)
       local late = false
@@ -316,8 +299,12 @@ if nheld > 0 then
   redis.call('ZADD', KEYS[2], fmt(now + lease), lease_id)
   redis.call('HSET', batches, lease_id, fmt(nheld), lease_id .. '|ids', ids)
 end
+-- What the merge consumed of a tier is always the first nrem[i] members it
+-- read: it takes each tier's members in order, reads from rank 0 on, and a
+-- round stops consuming (max_expired) only where the claim ends. Removing
+-- them by rank passes no member back to Redis.
 for i = 1, T do
-  if nrem[i] > 0 then redis.call('ZREM', KEYS[3 + i], unpack(removed[i])) end
+  if nrem[i] > 0 then redis.call('ZREMRANGEBYRANK', KEYS[3 + i], 0, nrem[i] - 1) end
 end
 if depth - nremoved == 0 then redis.call('DEL', KEYS[3]) end
 return {now, depth - nremoved, 0, oldest or 0, ids, inline, expired, lease_id}
@@ -369,8 +356,7 @@ for _, l in ipairs(leases) do
       if att <= max_retries and tier < T then
         redis.call('HSET', KEYS[1], id,
             tier .. '|' .. dl .. '|' .. ar .. '|' .. att .. '|' .. gw .. '|' .. string.sub(v, at))
-        local m, key = member(dl, id)
-        redis.call('ZADD', KEYS[4 + tier + 1], key, m)
+        redis.call('ZADD', KEYS[4 + tier + 1], '0', (member(dl, id)))
         requeued = requeued + 1
       else
         dead_push(KEYS[4], KEYS[5 + T], dead_cap, '{"id":' .. cjson.encode(id) .. ',"model":' ..

@@ -148,38 +148,41 @@ const char* InternReason(const std::string& reason) {
 // request on a gateway and one per result on a worker, and a json::object
 // would allocate per member.
 namespace {
-void AppendRequest(std::string& out, const WireRequest& r) {
+// An entry's payload: the request's fields that the entry's prefix, its
+// hash field (the id) and its key (the model) do not hold already.
+void AppendPayload(std::string& out, const WireRequest& r) {
   JsonObjectWriter o(out);
-  o.String("id", r.id).String("gw", r.gateway_id).String("key", r.key_id).Int("t", r.tier);
-  o.String("tn", r.tier_name).String("m", r.model).String("in", r.input);
+  o.String("key", r.key_id).String("tn", r.tier_name).String("in", r.input);
   o.Int("mt", r.max_tokens);
   if (r.temperature.has_value()) o.Double("temp", *r.temperature);
   if (!r.params_json.empty()) o.String("p", r.params_json);
-  o.Int("ar", r.arrival_us).Int("dd", r.dispatch_deadline_us).Int("td", r.total_deadline_us);
+  o.Int("td", r.total_deadline_us);
   o.Int("ct", r.charged_tokens);
   if (r.tokens_per_minute > 0) o.Int("tpm", r.tokens_per_minute);
   o.Close();
 }
-}  // namespace
 
-std::string EncodeRequest(const WireRequest& r) {
-  std::string out;
-  out.reserve(256 + r.input.size() + r.params_json.size());
-  AppendRequest(out, r);
-  return out;
+// The prefix's decimal field `text` as a T, or false.
+template <typename T>
+bool ParseDecimal(std::string_view text, T* out) {
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), *out);
+  return ec == std::errc() && end == text.data() + text.size();
 }
+}  // namespace
 
 std::string EncodeEntry(const WireRequest& r) {
   std::string entry;
-  entry.reserve(320 + r.input.size() + r.params_json.size());
+  entry.reserve(224 + r.input.size() + r.params_json.size());
   fmt::format_to(std::back_inserter(entry), "{}|{}|{}|0|{}|", r.tier, r.dispatch_deadline_us,
                  r.arrival_us, r.gateway_id);
-  AppendRequest(entry, r);
+  AppendPayload(entry, r);
   return entry;
 }
 
-Result<WireRequest> DecodeEntry(std::string_view entry) {
-  // Five '|'-terminated fields; the fourth is attempts.
+Result<WireRequest> DecodeEntry(std::string_view entry, std::string_view id,
+                                std::string_view model) {
+  // Five '|'-terminated fields: tier, dispatch deadline, arrival, attempts,
+  // gateway.
   std::string_view rest = entry;
   std::string_view fields[5];
   for (std::string_view& f : fields) {
@@ -188,56 +191,47 @@ Result<WireRequest> DecodeEntry(std::string_view entry) {
     f = rest.substr(0, bar);
     rest.remove_prefix(bar + 1);
   }
-  uint32_t attempts = 0;
-  auto [end, ec] = std::from_chars(fields[3].data(), fields[3].data() + fields[3].size(), attempts);
-  if (ec != std::errc() || end != fields[3].data() + fields[3].size()) {
-    return InvalidArgument("queue entry: malformed attempts");
-  }
-  Result<WireRequest> r = DecodeRequest(rest);
-  if (r.ok()) r->attempts = attempts;
-  return r;
-}
+  WireRequest r;
+  auto malformed = [](const char* field) {
+    return InvalidArgument(std::string("queue entry: malformed ") + field);
+  };
+  if (!ParseDecimal(fields[0], &r.tier)) return malformed("tier");
+  if (!ParseDecimal(fields[1], &r.dispatch_deadline_us)) return malformed("dispatch deadline");
+  if (!ParseDecimal(fields[2], &r.arrival_us)) return malformed("arrival");
+  if (!ParseDecimal(fields[3], &r.attempts)) return malformed("attempts");
+  r.gateway_id = std::string(fields[4]);
+  r.id = std::string(id);
+  r.model = std::string(model);
 
-Result<WireRequest> DecodeRequest(std::string_view text) {
-  constexpr std::string_view kWhat = "request";
+  constexpr std::string_view kPayload = "request";
   bool lenient = false;
-  Result<json::object> parsed = ParseObject(text, kWhat, &lenient);
+  Result<json::object> parsed = ParseObject(rest, kPayload, &lenient);
   if (!parsed.ok()) return parsed.status();
   const json::object& o = *parsed;
-  WireRequest r;
-  if (!GetString(o, "id", &r.id, true)) return Bad(kWhat, "id");
-  if (!GetString(o, "gw", &r.gateway_id, true)) return Bad(kWhat, "gw");
-  if (!GetString(o, "key", &r.key_id, true)) return Bad(kWhat, "key");
-  if (!GetInt(o, "t", &r.tier, true)) return Bad(kWhat, "t");
-  if (!GetString(o, "tn", &r.tier_name, true)) return Bad(kWhat, "tn");
-  if (!GetString(o, "m", &r.model, true)) return Bad(kWhat, "m");
-  if (!GetString(o, "in", &r.input, true)) return Bad(kWhat, "in");
-  if (!GetInt(o, "mt", &r.max_tokens, true)) return Bad(kWhat, "mt");
+  if (!GetString(o, "key", &r.key_id, true)) return Bad(kPayload, "key");
+  if (!GetString(o, "tn", &r.tier_name, true)) return Bad(kPayload, "tn");
+  if (!GetString(o, "in", &r.input, true)) return Bad(kPayload, "in");
+  if (!GetInt(o, "mt", &r.max_tokens, true)) return Bad(kPayload, "mt");
   if (const json::value* t = o.if_contains("temp")) {
-    if (!t->is_number()) return Bad(kWhat, "temp");
+    if (!t->is_number()) return Bad(kPayload, "temp");
     r.temperature = t->to_number<double>();
   }
-  if (!GetString(o, "p", &r.params_json, false)) return Bad(kWhat, "p");
-  if (!GetInt(o, "ar", &r.arrival_us, true)) return Bad(kWhat, "ar");
-  if (!GetInt(o, "dd", &r.dispatch_deadline_us, true)) return Bad(kWhat, "dd");
-  if (!GetInt(o, "td", &r.total_deadline_us, true)) return Bad(kWhat, "td");
+  if (!GetString(o, "p", &r.params_json, false)) return Bad(kPayload, "p");
+  if (!GetInt(o, "td", &r.total_deadline_us, true)) return Bad(kPayload, "td");
   // Wall-clock microseconds since 1970, before the year 2096: anything else
   // is corrupt (and would overflow when turned into a steady time point).
   constexpr int64_t kMaxEpochUs = 4'000'000'000'000'000;
-  for (auto [name, v] : {std::pair<const char*, int64_t>{"ar", r.arrival_us},
-                         {"dd", r.dispatch_deadline_us},
-                         {"td", r.total_deadline_us}}) {
-    if (v < 0 || v > kMaxEpochUs) return Bad(kWhat, name);
+  if (r.total_deadline_us < 0 || r.total_deadline_us > kMaxEpochUs) return Bad(kPayload, "td");
+  for (auto [name, v] : {std::pair<const char*, int64_t>{"arrival", r.arrival_us},
+                         {"dispatch deadline", r.dispatch_deadline_us}}) {
+    if (v < 0 || v > kMaxEpochUs) return malformed(name);
   }
-  if (!GetInt(o, "ct", &r.charged_tokens, false)) return Bad(kWhat, "ct");
+  if (!GetInt(o, "ct", &r.charged_tokens, false)) return Bad(kPayload, "ct");
   if (!GetInt(o, "tpm", &r.tokens_per_minute, false) || r.tokens_per_minute < 0) {
-    return Bad(kWhat, "tpm");
+    return Bad(kPayload, "tpm");
   }
   if (lenient) {
-    for (std::string* s :
-         {&r.id, &r.gateway_id, &r.key_id, &r.tier_name, &r.model, &r.input, &r.params_json}) {
-      MakeValid(s);
-    }
+    for (std::string* s : {&r.key_id, &r.tier_name, &r.input, &r.params_json}) MakeValid(s);
   }
   return r;
 }

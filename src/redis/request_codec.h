@@ -21,8 +21,11 @@
 // repaired, and a result batch loses only its unreadable items, never the
 // whole message.
 //
-//   request: {"id","gw","key","t","tn","m","in","mt","temp"?,"p"?,"ar","dd",
-//             "td","ct"}
+//   entry:   "tier|dispatch_deadline_us|arrival_us|attempts|gateway_id|"
+//            + {"key","tn","in","mt","temp"?,"p"?,"td","ct","tpm"?}
+//            (the id is the entry's hash field and the model its key's:
+//            neither is repeated, since every byte a script is given is
+//            hashed by Lua)
 //   result:  {"id","c","msg"?,"out"?,"tok"?,"mv"?,"b"?,"bs"?,"r"?,"qw"?,
 //             "acc"?,"w"?,"dt"?}
 //
@@ -100,17 +103,14 @@ struct WireResult {
   int64_t tokens_per_minute = 0;
 };
 
-std::string EncodeRequest(const WireRequest& request);
-
-// A request as queued in Redis (scripts.h): "tier|dispatch_deadline_us|
-// arrival_us|attempts|gateway_id|" + EncodeRequest(). EncodeEntry writes
-// attempts 0; DecodeEntry takes attempts from the prefix (kInvalidArgument
-// when the prefix or the payload is malformed).
+// A request as queued in Redis (scripts.h): the prefix the scripts read,
+// then the payload (above). EncodeEntry writes attempts 0; DecodeEntry
+// reads request `id` of `model` back, attempts from the prefix. Errors:
+// kInvalidArgument when the prefix is malformed, the payload is not a JSON
+// object, or a field is missing or of the wrong type.
 std::string EncodeEntry(const WireRequest& request);
-Result<WireRequest> DecodeEntry(std::string_view entry);
-// Errors: kInvalidArgument when not a request object or a field is missing
-// or of the wrong type.
-Result<WireRequest> DecodeRequest(std::string_view json);
+Result<WireRequest> DecodeEntry(std::string_view entry, std::string_view id,
+                                std::string_view model);
 
 std::string EncodeResult(const WireResult& result);
 Result<WireResult> DecodeResult(std::string_view json);

@@ -27,9 +27,9 @@ WireRequest Sample() {
   return r;
 }
 
-TEST(RequestCodecTest, RequestRoundTripsEveryField) {
+TEST(RequestCodecTest, EntryRoundTripsEveryField) {
   const WireRequest in = Sample();
-  Result<WireRequest> out = DecodeRequest(EncodeRequest(in));
+  Result<WireRequest> out = DecodeEntry(EncodeEntry(in), in.id, in.model);
   ASSERT_TRUE(out.ok()) << out.status().ToString();
   EXPECT_EQ(out->id, in.id);
   EXPECT_EQ(out->gateway_id, in.gateway_id);
@@ -46,52 +46,75 @@ TEST(RequestCodecTest, RequestRoundTripsEveryField) {
   EXPECT_EQ(out->dispatch_deadline_us, in.dispatch_deadline_us);
   EXPECT_EQ(out->total_deadline_us, in.total_deadline_us);
   EXPECT_EQ(out->charged_tokens, in.charged_tokens);
-}
-
-TEST(RequestCodecTest, QueueEntryCarriesTheSchedulingPrefixAndThePayload) {
-  const WireRequest in = Sample();
-  const std::string entry = EncodeEntry(in);
-  EXPECT_EQ(entry.rfind("2|1714000002123456|1714000000123456|0|gw-1|{", 0), 0u) << entry;
-  Result<WireRequest> out = DecodeEntry(entry);
-  ASSERT_TRUE(out.ok()) << out.status().ToString();
-  EXPECT_EQ(out->id, in.id);
-  EXPECT_EQ(out->input, in.input);
   EXPECT_EQ(out->tokens_per_minute, 9'000);
   EXPECT_EQ(out->attempts, 0u);
+}
+
+TEST(RequestCodecTest, QueueEntryCarriesTheSchedulingPrefixAndAPayloadWithoutRepeats) {
+  const WireRequest in = Sample();
+  const std::string entry = EncodeEntry(in);
+  EXPECT_EQ(entry.rfind("2|1714000002123456|1714000000123456|0|gw-1|{\"key\":", 0), 0u) << entry;
+  // The id (the hash field), the model (the key), the gateway, tier,
+  // deadline and arrival (the prefix) are not repeated in the payload.
+  const std::string payload = entry.substr(entry.find('{'));
+  for (const char* repeated : {"req_00000001deadbeef", "llama", "gw-1", "1714000002123456",
+                               "1714000000123456", "\"t\":", "\"id\":", "\"m\":"}) {
+    EXPECT_EQ(payload.find(repeated), std::string::npos) << repeated;
+  }
   // The reaper rewrites attempts in the prefix; the payload is untouched.
   Result<WireRequest> retried =
-      DecodeEntry("2|1714000002123456|1714000000123456|3|gw-1|" + EncodeRequest(in));
+      DecodeEntry("2|1714000002123456|1714000000123456|3|gw-1|" + payload, in.id, in.model);
   ASSERT_TRUE(retried.ok());
   EXPECT_EQ(retried->attempts, 3u);
-  for (const char* bad : {"", "2|1|2|0|gw", "2|1|2|x|gw|{}", "2|1|2|0|gw|not json"}) {
-    EXPECT_EQ(DecodeEntry(bad).status().code(), ErrorCode::kInvalidArgument) << bad;
+  EXPECT_EQ(retried->input, in.input);
+}
+
+TEST(RequestCodecTest, MalformedEntriesAreRefusedWithTheFieldNamed) {
+  const std::string payload = EncodeEntry(Sample()).substr(EncodeEntry(Sample()).find('{'));
+  const std::pair<std::string, std::string> cases[] = {
+      {"", "queue entry: malformed prefix"},
+      {"2|1|2|0|gw", "queue entry: malformed prefix"},
+      {"x|1|2|0|gw|" + payload, "queue entry: malformed tier"},
+      {"2|1.5|2|0|gw|" + payload, "queue entry: malformed dispatch deadline"},
+      {"2|1|-2|0|gw|" + payload, "queue entry: malformed arrival"},
+      {"2|1|2|x|gw|" + payload, "queue entry: malformed attempts"},
+      {"2|4000000000000001|2|0|gw|" + payload, "queue entry: malformed dispatch deadline"},
+      {"2|1|2|0|gw|not json", "request: invalid JSON: syntax error"},
+      {"2|1|2|0|gw|[1,2]", "request: not a JSON object"},
+      {"2|1|2|0|gw|{\"key\":\"k\"}", "request: field \"tn\" missing or of the wrong type"},
+  };
+  for (const auto& [entry, message] : cases) {
+    Result<WireRequest> r = DecodeEntry(entry, "req_1", "llama");
+    ASSERT_FALSE(r.ok()) << entry;
+    EXPECT_EQ(r.status().code(), ErrorCode::kInvalidArgument) << entry;
+    EXPECT_EQ(r.status().message(), message) << entry;
   }
+  std::string wrong_type = "2|1|2|0|gw|" + payload;
+  wrong_type.replace(wrong_type.find("\"mt\":64"), 7, "\"mt\":\"64\"");
+  Result<WireRequest> r = DecodeEntry(wrong_type, "req_1", "llama");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message(), "request: field \"mt\" missing or of the wrong type");
 }
 
 TEST(RequestCodecTest, OptionalFieldsAreOmittedAndCompact) {
   WireRequest in = Sample();
   in.temperature.reset();
   in.params_json.clear();
-  const std::string json = EncodeRequest(in);
-  EXPECT_EQ(json.find("temp"), std::string::npos);
-  EXPECT_EQ(json.find("\"p\""), std::string::npos);
-  EXPECT_EQ(json.find(": "), std::string::npos);  // compact: no padding
-  Result<WireRequest> out = DecodeRequest(json);
+  in.tokens_per_minute = 0;
+  const std::string entry = EncodeEntry(in);
+  EXPECT_EQ(entry.find("temp"), std::string::npos);
+  EXPECT_EQ(entry.find("\"p\""), std::string::npos);
+  EXPECT_EQ(entry.find("tpm"), std::string::npos);
+  EXPECT_EQ(entry.find(": "), std::string::npos);  // compact: no padding
+  Result<WireRequest> out = DecodeEntry(entry, in.id, in.model);
   ASSERT_TRUE(out.ok());
   EXPECT_FALSE(out->temperature.has_value());
   EXPECT_TRUE(out->params_json.empty());
-  EXPECT_LT(json.size(), 400u);
-}
-
-TEST(RequestCodecTest, RejectsMalformedRequests) {
-  EXPECT_EQ(DecodeRequest("not json").status().code(), ErrorCode::kInvalidArgument);
-  EXPECT_EQ(DecodeRequest("[1,2]").status().code(), ErrorCode::kInvalidArgument);
-  EXPECT_EQ(DecodeRequest(R"({"id":"x"})").status().code(), ErrorCode::kInvalidArgument);
-  std::string wrong_type = EncodeRequest(Sample());
-  wrong_type.replace(wrong_type.find("\"mt\":64"), 7, "\"mt\":\"64\"");
-  Result<WireRequest> r = DecodeRequest(wrong_type);
-  ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.status().message().find("\"mt\""), std::string::npos);
+  EXPECT_EQ(out->tokens_per_minute, 0);
+  EXPECT_EQ(entry,
+            "2|1714000002123456|1714000000123456|0|gw-1|{\"key\":\"key-42\",\"tn\":\"enterprise\","
+            "\"in\":\"hello \\\"world\\\"\\n\xe2\x9c\x93\",\"mt\":64,\"td\":1714000004123456,"
+            "\"ct\":70}");
 }
 
 TEST(RequestCodecTest, ResultBatchRoundTrips) {
@@ -258,8 +281,7 @@ TEST(RequestCodecTest, AMessageFromAnEncoderThatWroteRawBytesIsStillRead) {
 TEST(RequestCodecTest, RequestsWithInvalidUtf8AreEncodedValid) {
   WireRequest in = Sample();
   in.input = "ab\xF0\x9F\x92";  // cut inside an emoji
-  const std::string json = EncodeRequest(in);
-  Result<WireRequest> out = DecodeRequest(json);
+  Result<WireRequest> out = DecodeEntry(EncodeEntry(in), in.id, in.model);
   ASSERT_TRUE(out.ok()) << out.status().ToString();
   EXPECT_EQ(out->input, "ab" + kFffd);
 }

@@ -110,10 +110,10 @@ local function settle_tat(t_tat, delta, tpm, now)
   end
   return nil
 end
--- A queued request's member of its tier's ZSET and its score: its dispatch
--- deadline as 16 decimal digits (clamped to 0 .. 10^16 - 1), "|", its id.
--- Members sort by deadline as strings, so a claim compares them without
--- reading scores (keys.h; RedisQueueClient writes the same).
+-- A queued request's member of its tier's ZSET (score 0: members sort as
+-- strings) and its deadline key: its dispatch deadline as 16 decimal digits
+-- (clamped to 0 .. 10^16 - 1), "|", its id (keys.h; RedisQueueClient writes
+-- the same).
 -- `deadline` is the entry's decimal text, used as text: a double would
 -- round deadlines above 2^53 and could not hold the clamp exactly.
 local function member(deadline, id)

@@ -16,21 +16,24 @@
 // Entries. A queued or leased request is ONE hash field: payloads[id] =
 // "tier|dispatch_deadline_us|arrival_us|attempts|gateway_id|" + payload
 // (request_codec.h); ordering is one ZSET member per request while queued,
-// deadline key + "|" + id (keys.h QueueMember), so that the claim merges
-// tiers by comparing members: Redis formats a score as text with printf and
-// Lua parses it back, several times the cost of the rest of a claim.
+// deadline key + "|" + id (keys.h QueueMember) with score 0, so that the
+// claim merges tiers by comparing members: Redis formats a score as text
+// with printf and Lua parses it back, several times the cost of the rest of
+// a claim (and a ZADD parses each score it is given with strtod).
 // Leases are per claimed batch, not per request. Everything else a script
 // does is per call or per batch (TIME, ZCARD, the wake list, the lease).
 //
 // Enqueue   KEYS payloads, wake, Q1..QT, then the rate-limit hash iff K > 0
 //           ARGV T, capacity (0 = none), wake_cap, n, K, then K key ids,
-//                then their policies: per key rpm, tpm (0 = none) packed as
-//                struct '<dd', then meta: per item
-//                tier, tier_depth_limit (0 = none), rl index (0 = no check,
-//                else 1..K), tokens, packed as struct '<BI4I4d' (17 bytes
-//                each), then n times: member (QueueMember(
-//                dispatch_deadline_us, id), keys.h: the id and the ZSET
-//                score are read from it), entry
+//                then meta: per item tier, tier_depth_limit (0 = none), rl
+//                index (0 = no check, else 1..K), what it adds to its key's
+//                request TAT (µs, floor(60 s / rpm) as gcra.h; -1 = no
+//                request limit) and token TAT (µs, floor(tokens * 60 s /
+//                tpm); -1 = no token limit, +inf = more tokens than tpm),
+//                packed as struct '<BI4I4dd' (25 bytes each; every item of
+//                a key carries the same policy), then n times: member
+//                (QueueMember(dispatch_deadline_us, id), keys.h: the id is
+//                read from it), entry
 //           -> {depth (after), now_us, statuses: n digits, one per item
 //               (0 queued, 1 duplicate id, 2 rate limited, 3 full, 4 bad
 //               tier), the keys' states as read: per key r_tat_us,
@@ -38,10 +41,11 @@
 //               caller replays the checks for each item's TATs before its
 //               check (an item of a key that was queued moves its TATs as
 //               rate_try() does; the first item's policy is the key's)
-//           Requests are decided in order, each against the queue and
-//           limits the ones before it left. For each, the rate limit is
-//           decided first; nothing is consumed or queued unless both the
-//           limit and the queue bound allow. Per call: TIME, T ZCARD, one
+//           The n ids are distinct (the caller answers a repeat within a
+//           call as a duplicate itself). Requests are decided in order,
+//           each against the queue and limits the ones before it left.
+//           For each, the rate limit is decided first; nothing is consumed
+//           or queued unless both the limit and the queue bound allow. Per call: TIME, T ZCARD, one
 //           HMGET of the ids (duplicates), one HSET of the entries, one
 //           variadic ZADD per tier, one LPUSH of min(queued, wake_cap)
 //           tokens (and an LTRIM past the cap); the keys' states in one
