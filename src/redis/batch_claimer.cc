@@ -12,6 +12,7 @@
 #include <unordered_set>
 #include <utility>
 
+#include "redis/packed.h"
 #include "redis/scripts.h"
 
 namespace sluice::redis {
@@ -37,10 +38,6 @@ void DecodeClaimed(const std::string& model, const std::string& id, const RedisR
   }
   out->push_back(std::move(r).value());
   out->back().lease = lease;
-}
-
-void AppendUint32(uint32_t v, std::string* out) {
-  for (int i = 0; i < 4; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
 }
 
 Result<RedisBatchClaimer::CompleteResult> ParseCompleteReply(const ReplyResult& reply) {
@@ -106,7 +103,7 @@ RedisBatchClaimer::RedisBatchClaimer(const Options& options, std::unique_ptr<Red
     complete_keys_.push_back(std::move(complete));
   }
   for (const TierPolicy& tier : options_.tiers) {
-    priorities_.push_back(std::to_string(tier.priority));
+    AppendDouble(static_cast<double>(tier.priority), &priorities_);
   }
 }
 
@@ -145,15 +142,21 @@ Result<RedisBatchClaimer::Batch> RedisBatchClaimer::TryClaim(const ClaimOptions&
 
 Result<RedisBatchClaimer::Batch> RedisBatchClaimer::TryClaimShard(size_t shard,
                                                                   const ClaimOptions& claim) {
-  std::vector<std::string> args = {std::to_string(options_.tiers.size()),
-                                   std::to_string(claim.max_batch),
-                                   std::to_string(std::max<size_t>(claim.min_batch, 1)),
-                                   std::to_string(std::max<int64_t>(claim.max_batch_delay_us, 0)),
-                                   std::to_string(options_.lease_us),
-                                   options_.ordering == QueueOrdering::kStrictPriority ? "1" : "0",
-                                   std::to_string(options_.max_expired_per_claim)};
-  args.insert(args.end(), priorities_.begin(), priorities_.end());
-  args.push_back(std::to_string(options_.inline_entries_max));
+  // One argument: the header and the tiers' priorities (scripts.h).
+  std::vector<std::string> args(1);
+  std::string& header = args[0];
+  header.reserve(8 * 8 + priorities_.size());
+  for (const double v :
+       {static_cast<double>(options_.tiers.size()), static_cast<double>(claim.max_batch),
+        static_cast<double>(std::max<size_t>(claim.min_batch, 1)),
+        static_cast<double>(std::max<int64_t>(claim.max_batch_delay_us, 0)),
+        static_cast<double>(options_.lease_us),
+        options_.ordering == QueueOrdering::kStrictPriority ? 1.0 : 0.0,
+        static_cast<double>(options_.max_expired_per_claim),
+        static_cast<double>(options_.inline_entries_max)}) {
+    AppendDouble(v, &header);
+  }
+  header += priorities_;
   ReplyResult reply =
       options_.connection->CallScript(scripts::Claim(), claim_keys_[shard], std::move(args));
   counters_->claims.fetch_add(1, std::memory_order_relaxed);

@@ -204,7 +204,7 @@ class RedisBatchClaimer {
   std::unique_ptr<RedisClient> wait_;                    // BLPOP only
   std::vector<std::vector<std::string>> claim_keys_;     // by shard
   std::vector<std::vector<std::string>> complete_keys_;  // by shard
-  std::vector<std::string> priorities_;                  // ARGV tail of the claim script
+  std::string priorities_;  // the claim script's header tail: each tier's, packed
   // Shared with pending completion callbacks.
   std::shared_ptr<Counters> counters_ = std::make_shared<Counters>();
 };

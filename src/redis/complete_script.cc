@@ -171,7 +171,7 @@ for _, l in ipairs(held_order) do
     redis.call('ZREM', KEYS[2], l)
     redis.call('HDEL', batches, l, l .. '|ids', l .. '|p')
   elseif count[l] > 0 then
-    redis.call('HINCRBY', batches, l, -count[l])
+    redis.call('HINCRBY', batches, l, fmt(-count[l]))
     redis.call('HSET', batches, l .. '|p', '1')
   end
 end

@@ -12,6 +12,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "redis/packed.h"
 #include "redis/redis_rate_limiter.h"
 #include "redis/scripts.h"
 
@@ -25,14 +26,6 @@ enum EnqueueStatus { kQueued = 0, kDuplicate = 1, kRateLimited = 2, kFull = 3, k
 // adds to its key's request and token TATs (IEEE doubles:
 // RequestIncrementUs(), TokenIncrementUs()), all little-endian.
 constexpr size_t kMetaBytes = 1 + 4 + 4 + 8 + 8;
-
-void AppendLittleEndian(uint64_t v, size_t bytes, std::string* out) {
-  for (size_t i = 0; i < bytes; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-
-void AppendDouble(double v, std::string* out) {
-  AppendLittleEndian(std::bit_cast<uint64_t>(v), 8, out);
-}
 
 void AppendMeta(uint32_t tier, size_t tier_depth_limit, size_t limit_index,
                 double request_increment, double token_increment, std::string* out) {
@@ -386,10 +379,13 @@ void RedisQueueClient::SendChunk(const Options& options, const std::string& mode
     (*index_of)[i] = it->second;
   }
   if (!names.empty()) keys.push_back(k.RateLimits());
-  std::vector<std::string> args = {
-      std::to_string(options.tier_count), std::to_string(per_shard(options.capacity)),
-      std::to_string(options.wake_list_cap), std::to_string(sent), std::to_string(names.size())};
-  args.reserve(6 + names.size() + 2 * sent);
+  // The header: T, capacity, wake_cap, n, K as struct '<ddddd'.
+  std::vector<std::string> args(1);
+  for (const size_t v : {static_cast<size_t>(options.tier_count), per_shard(options.capacity),
+                         options.wake_list_cap, sent, names.size()}) {
+    AppendDouble(static_cast<double>(v), &args[0]);
+  }
+  args.reserve(2 + names.size() + 2 * sent);
   args.insert(args.end(), std::make_move_iterator(names.begin()),
               std::make_move_iterator(names.end()));
   // Each item's numbers, packed as the script unpacks them ('<BI4I4dd').
@@ -420,7 +416,7 @@ void RedisQueueClient::SendChunk(const Options& options, const std::string& mode
         } else if (reply->is_error()) {
           failed = Internal("enqueue script: " + reply->str);
         } else if (reply->type != RedisReply::Type::kArray || reply->elements.size() != 4 ||
-                   reply->elements[2].str.size() != sent ||
+                   (!reply->elements[2].str.empty() && reply->elements[2].str.size() != sent) ||
                    reply->elements[3].str.size() != 16 * key_policies->size()) {
           failed = Internal("enqueue script: unexpected reply " + reply->DebugString());
         }
@@ -435,7 +431,7 @@ void RedisQueueClient::SendChunk(const Options& options, const std::string& mode
         const auto& e = reply->elements;
         const size_t depth = static_cast<size_t>(std::max<int64_t>(0, e[0].AsInt().value_or(0)));
         const int64_t now_us = e[1].AsInt().value_or(0);
-        const std::string& statuses = e[2].str;
+        const std::string& statuses = e[2].str;  // empty: every item queued
         // Each key's state as read, moved by its queued items in order.
         std::vector<KeyState> states(key_policies->size());
         for (size_t k = 0; k < states.size(); ++k) {
@@ -445,7 +441,12 @@ void RedisQueueClient::SendChunk(const Options& options, const std::string& mode
         size_t at = 0;  // the next sent item's status
         for (size_t i = 0; i < items->size(); ++i) {
           EnqueueItem& item = (*items)[i];
-          const int status = repeat != nullptr && (*repeat)[i] ? kDuplicate : statuses[at++] - '0';
+          int status = kQueued;
+          if (repeat != nullptr && (*repeat)[i]) {
+            status = kDuplicate;
+          } else if (!statuses.empty()) {
+            status = statuses[at++] - '0';
+          }
           const size_t li = (*index_of)[i];
           KeyState* state = li > 0 ? &states[li - 1] : nullptr;
           EnqueueResult result =

@@ -7,49 +7,46 @@ namespace sluice::redis::scripts {
 namespace {
 
 constexpr const char* kEnqueue = R"lua(
-local T = tonumber(ARGV[1])
-local capacity = tonumber(ARGV[2])
-local wake_cap = tonumber(ARGV[3])
-local n = tonumber(ARGV[4])
-local K = tonumber(ARGV[5])
--- K key ids, then the items' numbers packed in `meta`, then per item its
--- member and entry (struct.unpack reads a packed record with one call,
--- where separate strings cost one each).
-local names = {}
-for i = 1, K do names[i] = ARGV[5 + i] end
-local meta = ARGV[6 + K]
-local H = 6 + K
+-- The header in one argument (one unpack, where five tonumber() calls
+-- would each run strtod), K key ids, then the items' numbers packed in
+-- `meta`, then per item its member and entry (struct.unpack reads a
+-- packed record with one call, where separate strings cost one each).
+-- Tables are few and made only when needed: every table costs an
+-- allocation, its growth a rehash at each power of two, and garbage.
+local T, capacity, wake_cap, n, K = struct.unpack('<ddddd', ARGV[1])
+local meta = ARGV[2 + K]
+local H = 2 + K
 local now = now_us()
 local depth = 0
 for i = 1, T do depth = depth + redis.call('ZCARD', KEYS[2 + i]) end
--- Rate-limit key index -> its TATs (R, TT) and whether they changed (CH):
--- every key's state in one HMGET. Flat arrays, the GCRA inlined below and
--- its increments computed by the caller, since a Lua call or table per key
--- costs more than the arithmetic (rate_try() is the reference).
--- The states as read are returned, packed as stored (read: 16 bytes per
--- key), so that the caller can replay each item's check (scripts.h).
-local R, TT, CH, read = {}, {}, {}, {}
+-- Rate-limit key index i -> its TATs (S[2i - 1] requests, S[2i] tokens)
+-- and whether they changed (CH): every key's state in one HMGET. The GCRA
+-- inlined below with its increments computed by the caller, since a Lua
+-- call or table per key costs more than the arithmetic (rate_try() is the
+-- reference). The states as read are returned packed as stored (16 bytes
+-- per key), so that the caller can replay each item's check (scripts.h).
+local S, CH, values = {}, {}, nil
 local unmarked = false  -- the hash lacks RL_MARK (rate_read())
 if K > 0 then
-  local values = redis.call('HMGET', KEYS[3 + T], RL_MARK, unpack(names))
+  values = redis.call('HMGET', KEYS[3 + T], RL_MARK, unpack(ARGV, 2, 1 + K))
   unmarked = not values[1]
   for i = 1, K do
     local v = values[i + 1]
     if v and #v == 16 then
-      R[i], TT[i] = struct.unpack('<d<d', v)
-      read[i] = v
+      S[2 * i - 1], S[2 * i] = struct.unpack('<d<d', v)
     else
       local r, t = rate_parse(v)
-      R[i], TT[i], read[i] = r, t, struct.pack('<d<d', r, t)
+      S[2 * i - 1], S[2 * i] = r, t
+      values[i + 1] = struct.pack('<d<d', r, t)
     end
   end
 end
 local sub, unpack_item = string.sub, struct.unpack  -- per item: no lookups
-local adds, nadds = {}, {}  -- tier -> {'0', member, ...} for one ZADD
-for t = 0, T - 1 do adds[t], nadds[t] = {}, 0 end
+-- Tier t + 1 -> {'0', member, ...} for one ZADD and its length (made when
+-- the tier's first item is queued).
+local adds, nadds = {}, {}
 local entries = {} -- {id, entry, ...} for one HSET
-local statuses = {}  -- one digit per item
-local DIGIT = {[0] = '0', '1', '2', '3', '4'}
+local statuses = nil  -- one digit per item, made at the first refusal
 local queued, nentries = 0, 0
 -- Ids already queued are duplicates (the caller sends a call's ids
 -- distinct). An item's member is its deadline key, "|", its id (member() in
@@ -60,7 +57,6 @@ local existing = redis.call('HMGET', KEYS[1], unpack(ids))
 local at = 1
 for j = 0, n - 1 do
   local b = H + 2 * j
-  local m, id = ARGV[b + 1], ids[j + 1]
   local tier, tier_limit, li, rinc, tinc
   tier, tier_limit, li, rinc, tinc, at = unpack_item('<BI4I4dd', meta, at)
   local status, r_new, t_new = 0, 0, 0
@@ -70,7 +66,7 @@ for j = 0, n - 1 do
     if li > 0 then
       -- gcra() for the request and the token limit, as rate_try(); an
       -- increment of +inf never fits.
-      local r_tat, t_tat = R[li], TT[li]
+      local r_tat, t_tat = S[2 * li - 1], S[2 * li]
       r_new, t_new = r_tat, t_tat
       if rinc >= 0 then
         r_new = (r_tat > now and r_tat or now) + rinc
@@ -89,54 +85,63 @@ for j = 0, n - 1 do
       if existing[j + 1] then
         status = 1
       else
-        entries[nentries + 1] = id
+        entries[nentries + 1] = ids[j + 1]
         entries[nentries + 2] = ARGV[b + 2]
         nentries = nentries + 2
-        if li > 0 then R[li], TT[li], CH[li] = r_new, t_new, true end
-        local c = nadds[tier]
-        local a = adds[tier]
-        a[c + 1], a[c + 2], nadds[tier] = '0', m, c + 2
+        if li > 0 then S[2 * li - 1], S[2 * li], CH[li] = r_new, t_new, true end
+        local a = adds[tier + 1]
+        if a == nil then
+          a = {}
+          adds[tier + 1], nadds[tier + 1] = a, 0
+        end
+        local c = nadds[tier + 1]
+        a[c + 1], a[c + 2], nadds[tier + 1] = '0', ARGV[b + 1], c + 2
         depth = depth + 1
         queued = queued + 1
       end
     end
   end
-  statuses[j + 1] = DIGIT[status]
+  if status ~= 0 and statuses == nil then
+    statuses = {}
+    for k = 1, j do statuses[k] = '0' end
+  end
+  if statuses then statuses[j + 1] = string.char(48 + status) end
 end
 if nentries > 0 then redis.call('HSET', KEYS[1], unpack(entries)) end
-for t = 0, T - 1 do
-  if nadds[t] > 0 then redis.call('ZADD', KEYS[3 + t], unpack(adds[t])) end
+for t = 1, T do
+  if adds[t] then redis.call('ZADD', KEYS[2 + t], unpack(adds[t])) end
 end
 local changed = {}
 for i = 1, K do
   if CH[i] then
-    changed[#changed + 1] = names[i]
-    changed[#changed + 1] = struct.pack('<d<d', R[i], TT[i])
+    changed[#changed + 1] = ARGV[1 + i]
+    changed[#changed + 1] = struct.pack('<d<d', S[2 * i - 1], S[2 * i])
   end
 end
 rate_hset(KEYS[3 + T], changed, unmarked)
 if queued > 0 then
-  local tokens = {}
-  for i = 1, math.min(queued, wake_cap) do tokens[i] = '1' end
-  if redis.call('LPUSH', KEYS[2], unpack(tokens)) > wake_cap then
-    redis.call('LTRIM', KEYS[2], 0, fmt(wake_cap - 1))
+  local len
+  if queued == 1 or wake_cap == 1 then
+    len = redis.call('LPUSH', KEYS[2], '1')
+  else
+    local tokens = {}
+    for i = 1, math.min(queued, wake_cap) do tokens[i] = '1' end
+    len = redis.call('LPUSH', KEYS[2], unpack(tokens))
   end
+  if len > wake_cap then redis.call('LTRIM', KEYS[2], '0', fmt(wake_cap - 1)) end
 end
-return {depth, now, table.concat(statuses), table.concat(read)}
+return {depth, now, statuses and table.concat(statuses) or '',
+        K > 0 and table.concat(values, '', 2, K + 1) or ''}
 )lua";
 
 constexpr const char* kClaim = R"lua(
-local T = tonumber(ARGV[1])
-local max_batch = tonumber(ARGV[2])
-local min_batch = tonumber(ARGV[3])
-local max_delay = tonumber(ARGV[4])
-local lease = tonumber(ARGV[5])
-local strict = ARGV[6] == '1'
-local max_expired = tonumber(ARGV[7])
+-- The header, packed (one unpack, where each tonumber() runs strtod), then
+-- each tier's priority.
+local T, max_batch, min_batch, max_delay, lease, strict, max_expired, inline_max, p =
+    struct.unpack('<dddddddd', ARGV[1])
+strict = strict == 1
+local prio = {struct.unpack('<' .. string.rep('d', T), ARGV[1], p)}  -- (and p after them)
 local batches = KEYS[4 + T]
-local prio = {}
-for i = 1, T do prio[i] = tonumber(ARGV[7 + i]) end
-local inline_max = tonumber(ARGV[8 + T])
 local now = now_us()
 local depth = 0
 for i = 1, T do depth = depth + redis.call('ZCARD', KEYS[3 + i]) end
@@ -151,7 +156,7 @@ if depth < min_batch then
   -- Wait-or-full: the oldest arrival and earliest deadline among the heads.
   local earliest = nil
   for i = 1, T do
-    local h = redis.call('ZRANGE', KEYS[3 + i], 0, 0)
+    local h = redis.call('ZRANGE', KEYS[3 + i], '0', '0')
     if #h > 0 then
       local d = tonumber(string.sub(h[1], 1, 16))
       if earliest == nil or d < earliest then earliest = d end
@@ -180,7 +185,7 @@ local sub = string.sub
 local first_chunk = math.min(max_batch, math.ceil(max_batch / T) + 1)
 local bm, pos, read, full, hk, nrem = {}, {}, {}, {}, {}, {}
 local function load(i, from, chunk)
-  local r = redis.call('ZRANGE', KEYS[3 + i], from, from + chunk - 1)
+  local r = redis.call('ZRANGE', KEYS[3 + i], fmt(from), fmt(from + chunk - 1))
   bm[i], pos[i], read[i], full[i] = r, 1, from + #r, #r == chunk
   hk[i] = r[1] and sub(r[1], 1, 16) or false
 end
@@ -304,7 +309,7 @@ end
 -- round stops consuming (max_expired) only where the claim ends. Removing
 -- them by rank passes no member back to Redis.
 for i = 1, T do
-  if nrem[i] > 0 then redis.call('ZREMRANGEBYRANK', KEYS[3 + i], 0, nrem[i] - 1) end
+  if nrem[i] > 0 then redis.call('ZREMRANGEBYRANK', KEYS[3 + i], '0', fmt(nrem[i] - 1)) end
 end
 if depth - nremoved == 0 then redis.call('DEL', KEYS[3]) end
 return {now, depth - nremoved, 0, oldest or 0, ids, inline, expired, lease_id}
@@ -333,7 +338,7 @@ local code = ARGV[8]
 local message = ARGV[9]
 local batches = KEYS[6 + T]
 local now = now_us()
-local leases = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', fmt(now), 'LIMIT', 0, fmt(max_per_call))
+local leases = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', fmt(now), 'LIMIT', '0', fmt(max_per_call))
 local requeued, dead, examined, handled = 0, 0, 0, 0
 local groups, order = {}, {}
 for _, l in ipairs(leases) do
@@ -380,7 +385,7 @@ for _, l in ipairs(leases) do
 end
 if requeued > 0 then
   for i = 1, math.min(requeued, wake_cap) do redis.call('LPUSH', KEYS[3], '1') end
-  redis.call('LTRIM', KEYS[3], 0, fmt(wake_cap - 1))
+  redis.call('LTRIM', KEYS[3], '0', fmt(wake_cap - 1))
 end
 local dropped = publish_groups(prefix, groups, order)
 return {requeued, dead, dropped, handled}

@@ -1,5 +1,5 @@
 // Internal to src/redis: what every script body is built with (the shared
-// Lua helpers are prepended to it) and how each script's accessor is
+// Lua helpers it uses are prepended to it) and how each script's accessor is
 // defined. scripts.h lists the scripts and their contracts.
 #pragma once
 
@@ -7,7 +7,11 @@
 
 namespace sluice::redis::scripts {
 
-// A script named `name`: the shared helpers (scripts.cc), then `body`.
+// A script named `name`: the shared helpers (script_prelude.cc) that
+// `body` names, directly or through another helper, in their order there,
+// then `body`. (Each helper is a closure made on every call of the script,
+// and garbage after it: a script carries only those it uses. Names are
+// looked for outside comment lines.)
 LuaScript WithPrelude(const char* name, const char* body);
 
 }  // namespace sluice::redis::scripts

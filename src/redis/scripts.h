@@ -24,35 +24,38 @@
 // does is per call or per batch (TIME, ZCARD, the wake list, the lease).
 //
 // Enqueue   KEYS payloads, wake, Q1..QT, then the rate-limit hash iff K > 0
-//           ARGV T, capacity (0 = none), wake_cap, n, K, then K key ids,
-//                then meta: per item tier, tier_depth_limit (0 = none), rl
-//                index (0 = no check, else 1..K), what it adds to its key's
-//                request TAT (µs, floor(60 s / rpm) as gcra.h; -1 = no
-//                request limit) and token TAT (µs, floor(tokens * 60 s /
-//                tpm); -1 = no token limit, +inf = more tokens than tpm),
-//                packed as struct '<BI4I4dd' (25 bytes each; every item of
-//                a key carries the same policy), then n times: member
+//           ARGV T, capacity (0 = none), wake_cap, n, K packed as struct
+//                '<ddddd' (one argument), then K key ids, then meta: per
+//                item tier, tier_depth_limit (0 = none), rl index (0 = no
+//                check, else 1..K), what it adds to its key's request TAT
+//                (µs, floor(60 s / rpm) as gcra.h; -1 = no request limit)
+//                and token TAT (µs, floor(tokens * 60 s / tpm); -1 = no
+//                token limit, +inf = more tokens than tpm), packed as
+//                struct '<BI4I4dd' (25 bytes each; every item of a key
+//                carries the same policy), then n times: member
 //                (QueueMember(dispatch_deadline_us, id), keys.h: the id is
 //                read from it), entry
 //           -> {depth (after), now_us, statuses: n digits, one per item
 //               (0 queued, 1 duplicate id, 2 rate limited, 3 full, 4 bad
-//               tier), the keys' states as read: per key r_tat_us,
-//               t_tat_us packed as struct '<d<d' (16 bytes)}: the
-//               caller replays the checks for each item's TATs before its
-//               check (an item of a key that was queued moves its TATs as
-//               rate_try() does; the first item's policy is the key's)
+//               tier), or "" when every item was queued, the keys' states
+//               as read: per key r_tat_us, t_tat_us packed as struct
+//               '<d<d' (16 bytes)}: the caller replays the checks for each
+//               item's TATs before its check (an item of a key that was
+//               queued moves its TATs as rate_try() does; the first item's
+//               policy is the key's)
 //           The n ids are distinct (the caller answers a repeat within a
 //           call as a duplicate itself). Requests are decided in order,
 //           each against the queue and limits the ones before it left.
 //           For each, the rate limit is decided first; nothing is consumed
-//           or queued unless both the limit and the queue bound allow. Per call: TIME, T ZCARD, one
-//           HMGET of the ids (duplicates), one HSET of the entries, one
-//           variadic ZADD per tier, one LPUSH of min(queued, wake_cap)
-//           tokens (and an LTRIM past the cap); the keys' states in one
-//           HMGET and one HSET of those consumed.
+//           or queued unless both the limit and the queue bound allow. Per
+//           call: TIME, T ZCARD, one HMGET of the ids (duplicates), one
+//           HSET of the entries, one variadic ZADD per tier, one LPUSH of
+//           min(queued, wake_cap) tokens (and an LTRIM past the cap); the
+//           keys' states in one HMGET and one HSET of those consumed.
 // Claim     KEYS payloads, leases, wake, Q1..QT, batches
-//           ARGV T, max_batch, min_batch, max_delay_us, lease_us, strict
-//                (0/1), max_expired, priority of tier 0..T-1, inline_max
+//           ARGV one argument: T, max_batch, min_batch, max_delay_us,
+//                lease_us, strict (0/1), max_expired, inline_max, then the
+//                priority of tier 0..T-1, packed as doubles ('<d' each)
 //           -> {now_us, depth (after), wait_us, oldest_arrival_us, ids,
 //               {position, entry, ...inline}, {id, entry, ...expired}, lease}
 //           ids: every id leased, in order, joined by "|" (the lease's ids,
