@@ -33,12 +33,13 @@
 //   sluice:rl               HASH  rate-limit state: key_id -> the GCRA TATs
 //                                 in epoch µs of the requests / tokens
 //                                 limits, two little-endian doubles (16
-//                                 bytes; scripts.cc). One field per API key
-//                                 ever checked (tens of bytes each), kept:
+//                                 bytes; script_prelude.cc). One field per
+//                                 API key ever checked (tens of bytes
+//                                 each), kept:
 //                                 a state from the past reads as full
 //                                 buckets; plus the empty field, a mark
 //                                 whose long value keeps the hash a
-//                                 hashtable (scripts.cc, RL_MARK). On
+//                                 hashtable (script_prelude.cc, RL_MARK). On
 //                                 Redis Cluster the keys are spread over
 //                                 sluice:rl:{|n} instead (RedisRateLimiter
 //                                 key_shards)
@@ -106,7 +107,7 @@ class KeySpace {
 
 // A request's member of its tier's ZSET (above): `deadline_us` clamped to
 // 0 .. 10^16 - 1, zero-padded to 16 digits, "|", `id`. The scripts' member()
-// (scripts.cc) writes the same.
+// (script_prelude.cc) writes the same.
 std::string QueueMember(int64_t deadline_us, std::string_view id);
 
 // The hash-tag part of shard `shard` of `model`'s queue: `model` itself for

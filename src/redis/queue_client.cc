@@ -10,7 +10,6 @@
 #include <mutex>
 #include <string_view>
 #include <unordered_map>
-#include <unordered_set>
 
 #include "redis/packed.h"
 #include "redis/redis_rate_limiter.h"
@@ -346,18 +345,26 @@ void RedisQueueClient::SendChunk(const Options& options, const std::string& mode
   const size_t shards = options.queue_shards;
   auto per_shard = [shards](size_t bound) { return (bound + shards - 1) / shards; };
   // The script takes a call's ids to be distinct (scripts.h): a repeat is
-  // not sent, and is answered as a duplicate in its place among the call's
-  // answers. (Null: no repeats, the common case.)
-  std::shared_ptr<std::vector<bool>> repeat;
+  // not sent, and is answered in its place among the call's answers as its
+  // first copy was, or as a duplicate of it when that was queued.
+  // first_copy[i]: the index of item i's first copy (i itself for a first
+  // copy); null when nothing repeats, the common case.
+  std::shared_ptr<std::vector<size_t>> first_copy;
   if (items->size() > 1) {
-    std::unordered_set<std::string_view> seen;
+    std::unordered_map<std::string_view, size_t> seen;
     for (size_t i = 0; i < items->size(); ++i) {
-      if (seen.insert((*items)[i].request.id).second) continue;
-      if (!repeat) repeat = std::make_shared<std::vector<bool>>(items->size(), false);
-      (*repeat)[i] = true;
+      auto [it, added] = seen.try_emplace((*items)[i].request.id, i);
+      if (added) continue;
+      if (!first_copy) {
+        first_copy = std::make_shared<std::vector<size_t>>(items->size());
+        for (size_t k = 0; k < items->size(); ++k) (*first_copy)[k] = k;
+      }
+      (*first_copy)[i] = it->second;
     }
   }
-  auto repeated = [&repeat](size_t i) { return repeat != nullptr && (*repeat)[i]; };
+  auto repeated = [&first_copy](size_t i) {
+    return first_copy != nullptr && (*first_copy)[i] != i;
+  };
   size_t sent = 0;
   for (size_t i = 0; i < items->size(); ++i) sent += repeated(i) ? 0 : 1;
   std::unordered_map<std::string_view, size_t> limit_index;  // key id -> 1..K
@@ -409,7 +416,7 @@ void RedisQueueClient::SendChunk(const Options& options, const std::string& mode
   }
   options.connection->RunScript(
       scripts::Enqueue(), std::move(keys), std::move(args),
-      [items = std::move(items), repeat, sent, index_of, key_policies](ReplyResult reply) {
+      [items = std::move(items), first_copy, sent, index_of, key_policies](ReplyResult reply) {
         Status failed;
         if (!reply.ok()) {
           failed = reply.status();
@@ -438,15 +445,18 @@ void RedisQueueClient::SendChunk(const Options& options, const std::string& mode
           states[k].requests_tat_us = ReadDoubleAsUs(e[3].str, 16 * k);
           states[k].tokens_tat_us = ReadDoubleAsUs(e[3].str, 16 * k + 8);
         }
+        std::vector<EnqueueResult> sent_answers;  // with repeats: each first copy's answer
+        if (first_copy != nullptr) sent_answers.resize(items->size());
         size_t at = 0;  // the next sent item's status
         for (size_t i = 0; i < items->size(); ++i) {
           EnqueueItem& item = (*items)[i];
-          int status = kQueued;
-          if (repeat != nullptr && (*repeat)[i]) {
-            status = kDuplicate;
-          } else if (!statuses.empty()) {
-            status = statuses[at++] - '0';
+          if (first_copy != nullptr && (*first_copy)[i] != i) {
+            EnqueueResult r = sent_answers[(*first_copy)[i]];
+            if (r.status.ok()) r = ItemResult(item.options, depth, now_us, kDuplicate, KeyState{});
+            item.done(std::move(r));
+            continue;
           }
+          const int status = statuses.empty() ? kQueued : statuses[at++] - '0';
           const size_t li = (*index_of)[i];
           KeyState* state = li > 0 ? &states[li - 1] : nullptr;
           EnqueueResult result =
@@ -454,6 +464,7 @@ void RedisQueueClient::SendChunk(const Options& options, const std::string& mode
           if (state != nullptr && status == kQueued) {
             Consume((*key_policies)[li - 1], item.options.rate_limit->tokens, now_us, state);
           }
+          if (first_copy != nullptr) sent_answers[i] = result;
           item.done(std::move(result));
         }
       });

@@ -110,7 +110,9 @@ class RedisQueueClient {
   // valid key parts, all items of the same model) unless a bound or its
   // limit rejects it, deciding them in order. Each item's `done` runs
   // exactly once. Items that fail validation are answered inline
-  // (kInvalidArgument) and the rest are sent.
+  // (kInvalidArgument) and the rest are sent. An id repeated in one call
+  // is decided once: a repeat gets its first copy's answer, or "request id
+  // already queued" when that copy was queued.
   void EnqueueBatch(std::vector<EnqueueItem> items);
 
   // Removes `ids` of `model` that are still queued (not claimed by a

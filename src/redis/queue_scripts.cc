@@ -26,7 +26,8 @@ for i = 1, T do depth = depth + redis.call('ZCARD', KEYS[2 + i]) end
 -- reference). The states as read are returned packed as stored (16 bytes
 -- per key), so that the caller can replay each item's check (scripts.h).
 local S, CH, values = {}, {}, nil
-local unmarked = false  -- the hash lacks RL_MARK (rate_read())
+-- unmarked: the hash lacks RL_MARK (as rate_read() reports it).
+local unmarked = false
 if K > 0 then
   values = redis.call('HMGET', KEYS[3 + T], RL_MARK, unpack(ARGV, 2, 1 + K))
   unmarked = not values[1]
@@ -175,7 +176,7 @@ if depth < min_batch then
 end
 
 -- Each tier's head is read as the merge needs it: a share of the batch
--- first, then chunks of max_batch (the ZREMs come at the end, so offsets
+-- first, then chunks of max_batch (the removal comes at the end, so offsets
 -- stay valid). Members, not scores: a member starts with its deadline key.
 -- Tier i: its members read so far bm[i], the next one's position pos[i],
 -- whether the last read was full (more may follow), and the next one's

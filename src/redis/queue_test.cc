@@ -117,14 +117,16 @@ TEST_F(RedisQueueTest, OneCallEnqueuesABatchDecidingEachRequestInOrder) {
     EXPECT_EQ(r.input, "input of " + r.id);
   }
   EXPECT_EQ(connection_->Call({"HEXISTS", KeySpace().RateLimits(), "key-c"})->AsInt(), 0);
-  // The states' hash carries the mark that keeps it a hashtable (scripts.cc).
+  // The states' hash carries the mark that keeps it a hashtable (script_prelude.cc).
   EXPECT_EQ(connection_->Call({"OBJECT", "ENCODING", KeySpace().RateLimits()})->str, "hashtable");
   EXPECT_GT(connection_->Call({"HSTRLEN", KeySpace().RateLimits(), ""})->AsInt(), 64);
 }
 
 // The script returns each key's state as read; the client replays the
 // checks of one call in order, so that every item gets the token state its
-// own check saw (scripts.h, Enqueue).
+// own check saw (scripts.h, Enqueue). A cost above the limit never fits; an
+// id repeated in the call gets its first copy's answer (a duplicate when
+// that was queued).
 TEST_F(RedisQueueTest, TokenLimitsOfOneCallAreReportedItemByItem) {
   RedisQueueClient::Options q;
   q.connection = connection_.get();
@@ -142,18 +144,34 @@ TEST_F(RedisQueueTest, TokenLimitsOfOneCallAreReportedItemByItem) {
       {Request("t3", 2, 1'000), tokens("key-t", 40)},  // 30 left: 429
       {Request("t4", 0, 1'000), tokens("key-t", 30)},  // still 30 left: fits
       {Request("u2", 0, 1'000), tokens("key-u", 10)},
+      {Request("v1", 0, 1'000), tokens("key-v", 101)},  // above the limit: never fits
+      {Request("v2", 0, 1'000), tokens("key-v", 100)},  // the whole limit fits
+      {Request("t3", 1, 1'000), tokens("key-t", 1)},    // repeat of a refused one
+      {Request("t1", 1, 1'000), tokens("key-t", 1)},    // repeat of a queued one
   };
   const auto out = EnqueueBatchAndWait(*queue, cases);
   const std::vector<ErrorCode> codes = {ErrorCode::kOk,          ErrorCode::kOk, ErrorCode::kOk,
-                                        ErrorCode::kRateLimited, ErrorCode::kOk, ErrorCode::kOk};
-  const std::vector<int64_t> remaining = {60, 10, 30, 30, 0, 0};
-  for (size_t i = 0; i < cases.size(); ++i) {
+                                        ErrorCode::kRateLimited, ErrorCode::kOk, ErrorCode::kOk,
+                                        ErrorCode::kRateLimited, ErrorCode::kOk};
+  const std::vector<int64_t> remaining = {60, 10, 30, 30, 0, 0, 100, 0};
+  for (size_t i = 0; i < codes.size(); ++i) {
     ASSERT_TRUE(out[i].has_value()) << i;
     ASSERT_TRUE(out[i]->rate_limit.has_value()) << i;
     EXPECT_EQ(out[i]->status.code(), codes[i]) << i;
     EXPECT_EQ(out[i]->rate_limit->tokens.remaining, remaining[i]) << i;
   }
   EXPECT_FALSE(out[3]->rate_limit->allowed);
+  EXPECT_FALSE(out[6]->rate_limit->allowed);
+  ASSERT_TRUE(out[8].has_value() && out[9].has_value());
+  EXPECT_EQ(out[8]->status.code(), ErrorCode::kRateLimited);  // as t3 was
+  ASSERT_TRUE(out[8]->rate_limit.has_value());
+  EXPECT_EQ(out[8]->rate_limit->tokens.remaining, 30);
+  EXPECT_EQ(out[9]->status.message(), "request id already queued");
+  // One call, the repeats not sent: t1, t2, t4, u1, u2, v2 are queued.
+  RedisBatchClaimer::Batch batch = ClaimNow(*claimer_, 10);
+  std::vector<std::string> ids = Ids(batch.requests);
+  std::sort(ids.begin(), ids.end());
+  EXPECT_EQ(ids, (std::vector<std::string>{"t1", "t2", "t4", "u1", "u2", "v2"}));
 }
 
 TEST_F(RedisQueueTest, StrictPriorityTakesHigherTiersFirst) {
@@ -224,6 +242,52 @@ TEST_F(RedisQueueTest, ExpiredEntriesAreReportedNotClaimed) {
   ASSERT_TRUE(c.ok());
   EXPECT_EQ(c->answered, 2u);
   EXPECT_FALSE(leased());
+}
+
+// A claim stops at max_expired_per_claim expired requests: what its merge
+// took past that point stays queued (the claim removes each tier's first
+// members by rank: exactly those it consumed).
+TEST_F(RedisQueueTest, AClaimStoppedByMaxExpiredLeavesTheRestQueued) {
+  for (const size_t inline_max : kBothClaimPaths) {
+    SCOPED_TRACE(inline_max);
+    auto claimer = NewClaimer(QueueOrdering::kEarliestDeadlineFirst, 10'000'000, inline_max, 1);
+    const std::string p = std::to_string(inline_max) + "-";
+    ASSERT_TRUE(Enqueue(Request(p + "late-a", 0, -1'000)).status.ok());
+    ASSERT_TRUE(Enqueue(Request(p + "late-a2", 0, -800)).status.ok());
+    ASSERT_TRUE(Enqueue(Request(p + "late-b", 1, -500)).status.ok());
+    ASSERT_TRUE(Enqueue(Request(p + "ok-c", 2, 1'000)).status.ok());
+    auto queued = [&](uint32_t tier) {
+      return connection_->Call({"ZCARD", KeySpace().Queue(kModel, tier)})->AsInt().value_or(-1);
+    };
+    auto answer_expired = [&](const RedisBatchClaimer::Batch& b) {
+      std::vector<WireResult> results;
+      for (const WireRequest& r : b.expired) {
+        WireResult w = Answer(r, "");
+        w.code = ErrorCode::kDeadlineExceeded;
+        results.push_back(w);
+      }
+      Result<RedisBatchClaimer::CompleteResult> c = claimer->Complete(results);
+      ASSERT_TRUE(c.ok());
+      EXPECT_EQ(c->answered, results.size());
+    };
+    // Each claim takes all four in its merge and stops at the first late
+    // one: only that one leaves its tier.
+    const std::vector<std::vector<int64_t>> left = {{1, 1, 1}, {0, 1, 1}, {0, 0, 1}};
+    const std::vector<std::string> late = {p + "late-a", p + "late-a2", p + "late-b"};
+    for (size_t i = 0; i < late.size(); ++i) {
+      RedisBatchClaimer::Batch b = ClaimNow(*claimer, 4);
+      EXPECT_TRUE(b.requests.empty()) << i;
+      EXPECT_EQ(Ids(b.expired), std::vector<std::string>{late[i]}) << i;
+      EXPECT_EQ(b.depth, 2 - i + 1) << i;
+      for (uint32_t t = 0; t < 3; ++t) EXPECT_EQ(queued(t), left[i][t]) << i << " tier " << t;
+      answer_expired(b);
+    }
+    RedisBatchClaimer::Batch third = ClaimNow(*claimer, 4);
+    EXPECT_EQ(Ids(third.requests), std::vector<std::string>{p + "ok-c"});
+    EXPECT_TRUE(third.expired.empty());
+    EXPECT_EQ(third.depth, 0u);
+    ASSERT_TRUE(claimer->Complete({Answer(third.requests[0], "c")}).ok());
+  }
 }
 
 // A small claim returns its entries; a larger one leaves them to the

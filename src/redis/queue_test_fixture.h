@@ -132,9 +132,11 @@ class RedisQueueTest : public RedisTest {
   }
 
   std::unique_ptr<RedisBatchClaimer> NewClaimer(QueueOrdering ordering, int64_t lease_us,
-                                                size_t inline_entries_max = 8) {
+                                                size_t inline_entries_max = 8,
+                                                size_t max_expired_per_claim = 256) {
     RedisBatchClaimer::Options c;
     c.inline_entries_max = inline_entries_max;
+    c.max_expired_per_claim = max_expired_per_claim;
     c.connection = connection_.get();
     c.model = kModel;
     c.tiers = Tiers();

@@ -96,7 +96,7 @@ RateLimitDecision DecisionFromScript(const RateLimitPolicy& policy, int64_t toke
                                      int64_t tokens_tat_us);
 
 // kInvalidArgument for an empty key id (the empty field of a rate-limit
-// hash is the scripts' mark, scripts.cc) or a negative limit or token count
+// hash is the scripts' mark, script_prelude.cc) or a negative limit or token count
 // (as MemoryRateLimiter).
 Status ValidateRateLimitArgs(std::string_view key_id, const RateLimitPolicy& policy,
                              int64_t tokens);

@@ -199,6 +199,16 @@ Result<WireRequest> DecodeEntry(std::string_view entry, std::string_view id,
   if (!ParseDecimal(fields[1], &r.dispatch_deadline_us)) return malformed("dispatch deadline");
   if (!ParseDecimal(fields[2], &r.arrival_us)) return malformed("arrival");
   if (!ParseDecimal(fields[3], &r.attempts)) return malformed("attempts");
+  // Wall-clock microseconds since 1970, before the year 2096: anything else
+  // is corrupt (and would overflow when turned into a steady time point).
+  constexpr int64_t kMaxEpochUs = 4'000'000'000'000'000;
+  for (auto [name, v] :
+       {std::pair<const char*, int64_t>{"dispatch deadline", r.dispatch_deadline_us},
+        {"arrival", r.arrival_us}}) {
+    if (v < 0 || v > kMaxEpochUs) return malformed(name);
+  }
+  // The gateway id (its result channel), the id (the hash field) and the
+  // model (the key) are kept byte for byte: they name things in Redis.
   r.gateway_id = std::string(fields[4]);
   r.id = std::string(id);
   r.model = std::string(model);
@@ -218,14 +228,7 @@ Result<WireRequest> DecodeEntry(std::string_view entry, std::string_view id,
   }
   if (!GetString(o, "p", &r.params_json, false)) return Bad(kPayload, "p");
   if (!GetInt(o, "td", &r.total_deadline_us, true)) return Bad(kPayload, "td");
-  // Wall-clock microseconds since 1970, before the year 2096: anything else
-  // is corrupt (and would overflow when turned into a steady time point).
-  constexpr int64_t kMaxEpochUs = 4'000'000'000'000'000;
   if (r.total_deadline_us < 0 || r.total_deadline_us > kMaxEpochUs) return Bad(kPayload, "td");
-  for (auto [name, v] : {std::pair<const char*, int64_t>{"arrival", r.arrival_us},
-                         {"dispatch deadline", r.dispatch_deadline_us}}) {
-    if (v < 0 || v > kMaxEpochUs) return malformed(name);
-  }
   if (!GetInt(o, "ct", &r.charged_tokens, false)) return Bad(kPayload, "ct");
   if (!GetInt(o, "tpm", &r.tokens_per_minute, false) || r.tokens_per_minute < 0) {
     return Bad(kPayload, "tpm");

@@ -15,11 +15,12 @@
 // another build cannot change their meaning; unknown names decode as
 // kInternal.
 //
-// Every string is encoded as valid UTF-8 (invalid bytes become U+FFFD), so
-// a backend's bytes can never make a message unreadable. Decoding is
-// tolerant too: a message holding invalid UTF-8 is read with its strings
-// repaired, and a result batch loses only its unreadable items, never the
-// whole message.
+// Every JSON string is encoded as valid UTF-8 (invalid bytes become
+// U+FFFD), so a backend's bytes can never make a message unreadable.
+// Decoding is tolerant too: a message holding invalid UTF-8 is read with its
+// JSON strings repaired, and a result batch loses only its unreadable items,
+// never the whole message. (An entry's gateway id, id and model are not
+// JSON: they name Redis keys and channels, and are kept as they are.)
 //
 //   entry:   "tier|dispatch_deadline_us|arrival_us|attempts|gateway_id|"
 //            + {"key","tn","in","mt","temp"?,"p"?,"td","ct","tpm"?}

@@ -57,14 +57,37 @@ TEST(ScriptPreludeTest, ANameInsideALongerIdentifierOrACommentLineDoesNotCount) 
 
 TEST(ScriptPreludeTest, TheQueueScriptsCarryWhatTheyCall) {
   const std::string enqueue = Enqueue().body();
-  EXPECT_TRUE(Defines(enqueue, "local function now_us()"));
-  EXPECT_TRUE(Defines(enqueue, "local function rate_hset("));
-  EXPECT_FALSE(Defines(enqueue, "local function dead_push("));
-  EXPECT_FALSE(Defines(enqueue, "local function publish_groups("));
+  for (const char* d :
+       {"local W =", "local function now_us()", "local function fmt(", "local function rate_parse(",
+        "local RL_MARK =", "local RL_MARK_VALUE =", "local function rate_hset("}) {
+    EXPECT_TRUE(Defines(enqueue, d)) << d;
+  }
+  for (const char* d : {"local function dead_push(", "local function publish_groups(",
+                        "local function rate_read(", "local function member("}) {
+    EXPECT_FALSE(Defines(enqueue, d)) << d;
+  }
+  const std::string claim = Claim().body();
+  for (const char* d :
+       {"local function now_us()", "local function fmt(", "local function parse_entry("}) {
+    EXPECT_TRUE(Defines(claim, d)) << d;
+  }
+  EXPECT_FALSE(Defines(claim, "local function rate_hset("));
+  const std::string complete = Complete().body();
+  for (const char* d :
+       {"local function member(", "local function parse_entry(", "local function fmt(",
+        "local function publish_groups(", "local function rate_read(", "local function rate_write(",
+        "local function settle_tat(", "local function units_to_us(", "local W ="}) {
+    EXPECT_TRUE(Defines(complete, d)) << d;
+  }
   const std::string reap = Reap().body();
-  EXPECT_TRUE(Defines(reap, "local function dead_push("));
-  EXPECT_TRUE(Defines(reap, "local function publish_groups("));
-  EXPECT_TRUE(Defines(reap, "local function parse_entry("));
+  for (const char* d : {"local function dead_push(", "local function publish_groups(",
+                        "local function parse_entry(", "local function member("}) {
+    EXPECT_TRUE(Defines(reap, d)) << d;
+  }
+  const std::string withdraw = Withdraw().body();
+  EXPECT_TRUE(Defines(withdraw, "local function member("));
+  EXPECT_TRUE(Defines(withdraw, "local function parse_entry("));
+  EXPECT_FALSE(Defines(withdraw, "local function now_us()"));
 }
 
 }  // namespace

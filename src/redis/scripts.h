@@ -44,7 +44,8 @@
 //               queued moves its TATs as rate_try() does; the first item's
 //               policy is the key's)
 //           The n ids are distinct (the caller answers a repeat within a
-//           call as a duplicate itself). Requests are decided in order,
+//           call itself: as its first copy was answered, or as a duplicate
+//           when that was queued). Requests are decided in order,
 //           each against the queue and limits the ones before it left.
 //           For each, the rate limit is decided first; nothing is consumed
 //           or queued unless both the limit and the queue bound allow. Per
@@ -61,7 +62,7 @@
 //           ids: every id leased, in order, joined by "|" (the lease's ids,
 //           below); those not expired are claimed. inline: the entries of
 //           the claimed ids the script read, by 1-based position in ids
-//           (entry as stored: prefix + payload; request_codec.h ParseEntry).
+//           (entry as stored: prefix + payload; request_codec.h DecodeEntry).
 //           A claimed id has no inline entry when the round that took it
 //           held more than inline_max ids and it was not past its deadline
 //           (those are read to decide "expired"): the caller reads it with
