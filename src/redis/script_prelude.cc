@@ -9,8 +9,8 @@ namespace sluice::redis::scripts {
 namespace {
 
 // The helpers, as top-level definitions (WithPrelude() takes those a script
-// uses): each is a `local` statement starting a line, with the comment lines
-// right above it.
+// uses): each is a `local` statement of one name starting a line, with the
+// comment lines right above it.
 constexpr const char* kPrelude = R"lua(
 local W = 60000000
 local function now_us()
@@ -166,10 +166,10 @@ local function publish_groups(prefix, groups, order)
 end
 )lua";
 
-// One top-level definition of the prelude: the names it defines and its
+// One top-level definition of the prelude: the name it defines and its
 // text (with the comment lines above it).
 struct Definition {
-  std::vector<std::string> names;
+  std::string name;
   std::string text;
 };
 
@@ -198,23 +198,13 @@ bool Mentions(std::string_view text, std::string_view name) {
   return false;
 }
 
-// The names a "local function f(" or "local a, b = ..." line defines.
-std::vector<std::string> DefinedNames(std::string_view line) {
+// The name a "local function f(" or "local f =" line defines.
+std::string DefinedName(std::string_view line) {
   line.remove_prefix(6);  // "local "
   if (line.starts_with("function ")) line.remove_prefix(9);
-  std::vector<std::string> names;
-  size_t at = 0;
-  while (at < line.size()) {
-    while (at < line.size() && (line[at] == ' ' || line[at] == ',')) ++at;
-    size_t end = at;
-    while (end < line.size() && IsIdentifierChar(line[end])) ++end;
-    if (end == at) break;
-    names.emplace_back(line.substr(at, end - at));
-    at = end;
-    while (at < line.size() && line[at] == ' ') ++at;
-    if (at >= line.size() || line[at] != ',') break;
-  }
-  return names;
+  size_t end = 0;
+  while (end < line.size() && IsIdentifierChar(line[end])) ++end;
+  return std::string(line.substr(0, end));
 }
 
 // The prelude cut into its definitions, in order.
@@ -230,7 +220,7 @@ std::vector<Definition> SplitPrelude() {
     const bool comment = line.starts_with("--");
     const bool local = line.starts_with("local ");
     if ((comment || local) && !in_comment) defs.emplace_back();
-    if (local) defs.back().names = DefinedNames(line);
+    if (local) defs.back().name = DefinedName(line);
     if (!defs.empty()) defs.back().text += line;
     in_comment = comment;
   }
@@ -248,15 +238,13 @@ LuaScript WithPrelude(const char* name, const char* body) {
     grew = false;
     for (size_t i = 0; i < defs->size(); ++i) {
       if (used[i]) continue;
-      for (const std::string& n : (*defs)[i].names) {
-        for (std::string_view t : texts) {
-          if (!used[i] && Mentions(t, n)) used[i] = true;
+      for (std::string_view t : texts) {
+        if (Mentions(t, (*defs)[i].name)) {
+          used[i] = grew = true;
+          break;
         }
       }
-      if (used[i]) {
-        texts.push_back((*defs)[i].text);
-        grew = true;
-      }
+      if (used[i]) texts.push_back((*defs)[i].text);
     }
   }
   std::string script;
