@@ -2,11 +2,13 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <cstdio>
 #include <mutex>
 #include <sstream>
 
+#include <fmt/format.h>
 #include <CLI/CLI.hpp>
 
 #include "common/ids.h"
@@ -112,6 +114,11 @@ std::unique_ptr<RedisBenchCommand> RedisBenchCommand::Register(CLI::App& app) {
   s->add_option("--in-flight", c->in_flight_, "Enqueue calls in flight at once")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{1024}));
+  s->add_option("--queue-depth", c->queue_depth_,
+                "Steady state: enqueue while fewer than this many wait, claim down to half "
+                "(0 = enqueue all, then drain)")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{10'000'000}));
   s->add_option("--payload-bytes", c->payload_bytes_, "Input bytes per request")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{0}, int64_t{1'000'000}));
@@ -151,9 +158,9 @@ int RedisBenchCommand::Run() {
   const std::string model = "bench";
 
   std::printf(
-      "| enqueue batch | claim batch | requests | keys | Redis µs/req enqueue | "
+      "| enqueue batch | claim batch | deepest queue | requests | keys | Redis µs/req enqueue | "
       "Redis µs/req claim + complete | Redis µs/req total | req/s per Redis core |\n");
-  std::printf("|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+  std::printf("|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
   for (int64_t batch : batches) {
     const redis::KeySpace keys("sluice-bench-" + std::to_string(::getpid()) + "-" +
                                std::to_string(batch));
@@ -180,8 +187,10 @@ int RedisBenchCommand::Run() {
     const int64_t now_us = std::chrono::duration_cast<std::chrono::microseconds>(
                                std::chrono::system_clock::now().time_since_epoch())
                                .count();
-    double cpu0 = RedisCpuSeconds(conn);
-    for (int64_t sent = 0; sent < requests_;) {
+    // One enqueue call of up to `batch` requests, numbered from `sent`
+    // (pipelined: at most --in-flight calls outstanding); returns the new
+    // `sent`.
+    auto enqueue_call = [&](int64_t sent) {
       std::vector<redis::RedisQueueClient::EnqueueItem> items;
       for (int64_t i = 0; i < batch && sent < requests_; ++i, ++sent) {
         redis::RedisQueueClient::EnqueueItem item;
@@ -219,19 +228,23 @@ int RedisBenchCommand::Run() {
         in_flight.Done();
       };
       client->EnqueueBatch(std::move(items));
-    }
-    in_flight.WaitAtMost(0);
-    double cpu1 = RedisCpuSeconds(conn);
+      return sent;
+    };
+    // One claim of up to --claim-batch requests and its completion
+    // (pipelined as the enqueues are); returns how many it claimed, or -1
+    // when the claim failed or found nothing.
     redis::RedisBatchClaimer::ClaimOptions claim;
     claim.max_batch = static_cast<size_t>(claim_batch_);
-    for (int64_t claimed = 0; claimed < requests_;) {
+    size_t deepest = 0;  // the most requests queued at a claim, as Redis said
+    auto claim_and_complete = [&](int64_t claimed) -> int64_t {
       Result<redis::RedisBatchClaimer::Batch> b = (*claimer)->TryClaim(claim);
       if (!b.ok() || b->empty()) {
         std::fprintf(stderr, "sluice bench-redis: claim stopped after %lld: %s\n",
                      static_cast<long long>(claimed),
                      b.ok() ? "queue empty" : b.status().message().c_str());
-        return 1;
+        return -1;
       }
+      deepest = std::max(deepest, b->depth + b->requests.size() + b->expired.size());
       std::vector<redis::WireResult> results;
       for (const redis::WireRequest& r : b->requests) {
         redis::WireResult w;
@@ -247,7 +260,6 @@ int RedisBenchCommand::Run() {
         w.tokens_per_minute = r.tokens_per_minute;
         results.push_back(std::move(w));
       }
-      claimed += static_cast<int64_t>(results.size());
       in_flight.WaitAtMost(in_flight_ - 1);
       in_flight.Add();
       (*claimer)->CompleteAsync(results, [&](Result<redis::RedisBatchClaimer::CompleteResult> r) {
@@ -257,6 +269,34 @@ int RedisBenchCommand::Run() {
         }
         in_flight.Done();
       });
+      return static_cast<int64_t>(results.size());
+    };
+    double cpu0 = RedisCpuSeconds(conn);
+    double cpu1 = -1;
+    int64_t sent = 0;
+    int64_t claimed = 0;
+    if (queue_depth_ == 0) {
+      // Two phases: everything is enqueued, then drained.
+      while (sent < requests_) sent = enqueue_call(sent);
+      in_flight.WaitAtMost(0);
+      cpu1 = RedisCpuSeconds(conn);
+      while (claimed < requests_) {
+        const int64_t c = claim_and_complete(claimed);
+        if (c < 0) return 1;
+        claimed += c;
+      }
+    } else {
+      // Steady state: enqueue until --queue-depth requests wait, then claim
+      // until at most half that many do.
+      while (claimed < requests_) {
+        while (sent < requests_ && sent - claimed < queue_depth_) sent = enqueue_call(sent);
+        in_flight.WaitAtMost(0);
+        while (claimed < requests_ && (sent - claimed > queue_depth_ / 2 || sent == requests_)) {
+          const int64_t c = claim_and_complete(claimed);
+          if (c < 0) return 1;
+          claimed += c;
+        }
+      }
     }
     in_flight.WaitAtMost(0);
     double cpu2 = RedisCpuSeconds(conn);
@@ -265,20 +305,24 @@ int RedisBenchCommand::Run() {
     for (size_t t = 0; t < 3; ++t) del.push_back(keys.Queue(model, t));
     (void)conn.Call(std::move(del));
     (void)conn.Call({"DEL", keys.RateLimits()});
-    if (cpu0 < 0 || cpu1 < 0 || cpu2 < 0 || cost.refused > 0 || cost.answered != requests_) {
+    const bool phases = queue_depth_ == 0;
+    if (cpu0 < 0 || (phases && cpu1 < 0) || cpu2 < 0 || cost.refused > 0 ||
+        cost.answered != requests_) {
       std::fprintf(stderr, "sluice bench-redis: run failed (refused %lld, answered %lld of %lld)\n",
                    static_cast<long long>(cost.refused), static_cast<long long>(cost.answered),
                    static_cast<long long>(requests_));
       return 1;
     }
     const double n = static_cast<double>(requests_);
-    const double enqueue_us = (cpu1 - cpu0) * 1e6 / n;
-    const double drain_us = (cpu2 - cpu1) * 1e6 / n;
-    const double total_us = enqueue_us + drain_us;
-    std::printf("| %lld | %lld | %lld | %lld | %.2f | %.2f | %.2f | %.0f |\n",
-                static_cast<long long>(batch), static_cast<long long>(claim_batch_),
-                static_cast<long long>(requests_), static_cast<long long>(keys_), enqueue_us,
-                drain_us, total_us, total_us > 0 ? 1e6 / total_us : 0.0);
+    const double total_us = (cpu2 - cpu0) * 1e6 / n;
+    // In steady state the phases interleave: only the total is measured.
+    const std::string enqueue_us = phases ? fmt::format("{:.2f}", (cpu1 - cpu0) * 1e6 / n) : "—";
+    const std::string drain_us = phases ? fmt::format("{:.2f}", (cpu2 - cpu1) * 1e6 / n) : "—";
+    std::printf("| %lld | %lld | %zu | %lld | %lld | %s | %s | %.2f | %.0f |\n",
+                static_cast<long long>(batch), static_cast<long long>(claim_batch_), deepest,
+                static_cast<long long>(requests_), static_cast<long long>(keys_),
+                enqueue_us.c_str(), drain_us.c_str(), total_us,
+                total_us > 0 ? 1e6 / total_us : 0.0);
     std::fflush(stdout);
   }
   return 0;

@@ -10,8 +10,13 @@
 // channel nobody listens to). Redis's own CPU (INFO cpu: used_cpu_user +
 // used_cpu_sys) is read around each phase; the report gives Redis CPU µs per
 // request for enqueue, claim + complete and in total, and the implied
-// requests per second of one Redis core (1e6 / total µs). Keys live under a
-// prefix of their own and are deleted afterwards.
+// requests per second of one Redis core (1e6 / total µs). With
+// --queue-depth D > 0 the two interleave as under steady load: requests are
+// enqueued while fewer than D wait, then claimed until at most D / 2 do, so
+// the queue stays short (its structures small and in cache), and only the
+// total is reported. The report also gives the deepest the queue was at a
+// claim, as the claim script counted it. Keys live under a prefix of their own and are deleted
+// afterwards.
 //
 // Register() adds the subcommand; keep the returned object alive until
 // Run(). Exit codes: 0 done, 1 Redis refused or failed, 2 bad arguments.
@@ -47,6 +52,7 @@ class RedisBenchCommand {
   int64_t keys_ = 100;
   int64_t in_flight_ = 8;
   int64_t payload_bytes_ = 200;
+  int64_t queue_depth_ = 0;
 };
 
 }  // namespace sluice

@@ -207,5 +207,71 @@ TEST_F(ScaleOutTest, RedisRestartUnderLoadAnswers503FastThenRecovers) {
   }
 }
 
+// `sluice bench-redis` drains every request it enqueues in both of its
+// modes, leaves no key behind, and in steady state keeps the queue short:
+// the deepest queue it reports (as the claim script counted it) stays
+// within --queue-depth plus one enqueue call, where enqueue-then-drain
+// holds every request at once.
+TEST_F(ScaleOutTest, BenchRedisDrainsEveryRequestAndSteadyStateKeepsTheQueueShort) {
+  // The report's row for enqueue batch 16, claim batch 8, 400 requests, 10
+  // keys: its cells, or empty when the command failed or printed no row.
+  auto run = [&](const std::string& extra) {
+    const std::string cmd =
+        std::string(SLUICE_BINARY) + " bench-redis --port " + std::to_string(redis_.port()) +
+        " --batches 16 --claim-batch 8 --requests 400 --keys 10 " + extra + " 2>&1";
+    FILE* f = ::popen(cmd.c_str(), "r");
+    if (f == nullptr) return std::vector<std::string>{};
+    std::string out;
+    char buf[512];
+    while (std::fgets(buf, sizeof(buf), f) != nullptr && out.size() < 100'000) out += buf;
+    if (::pclose(f) != 0) {
+      ADD_FAILURE() << "bench-redis " << extra << " failed:\n" << out;
+      return std::vector<std::string>{};
+    }
+    std::istringstream in(out);
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.rfind("| 16 | 8 |", 0) != 0) continue;
+      std::vector<std::string> cells;
+      std::istringstream row(line.substr(1));
+      std::string cell;
+      while (std::getline(row, cell, '|')) {
+        cell.erase(0, cell.find_first_not_of(' '));
+        cell.erase(cell.find_last_not_of(' ') + 1);
+        cells.push_back(cell);
+      }
+      return cells;
+    }
+    ADD_FAILURE() << "no report row in:\n" << out;
+    return std::vector<std::string>{};
+  };
+  auto db_size = [&] {
+    redis::RedisConnection::Options o;
+    o.port = redis_.port();
+    auto c = redis::RedisConnection::Create(o);
+    if (!c.ok()) return int64_t{-1};
+    redis::ReplyResult r = (*c)->Call({"DBSIZE"});
+    return r.ok() ? r->integer : int64_t{-1};
+  };
+
+  // Cells: enqueue batch, claim batch, deepest queue, requests, keys,
+  // µs enqueue, µs claim + complete, µs total, req/s.
+  std::vector<std::string> phases = run("");
+  ASSERT_EQ(phases.size(), 9u);
+  EXPECT_EQ(phases[2], "400");
+  EXPECT_EQ(phases[3], "400");
+  EXPECT_NE(phases[5], "—");
+  EXPECT_EQ(db_size(), 0);
+
+  std::vector<std::string> steady = run("--queue-depth 40");
+  ASSERT_EQ(steady.size(), 9u);
+  EXPECT_GE(std::stoll(steady[2]), 8);
+  EXPECT_LE(std::stoll(steady[2]), 40 + 16 - 1);
+  EXPECT_EQ(steady[3], "400");
+  EXPECT_EQ(steady[5], "—");
+  EXPECT_EQ(steady[6], "—");
+  EXPECT_EQ(db_size(), 0);
+}
+
 }  // namespace
 }  // namespace sluice::testing
