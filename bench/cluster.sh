@@ -21,7 +21,11 @@
 #   SLUICE_BIN (build/src/app/sluice), BENCH_KEYS (e.g. free=600,paid=10:
 #   generated keys per tier, so that a tier mix is not rate-limited by the
 #   demo keys; see scripts/local-cluster), REDIS_CLUSTER=1 (Redis Cluster,
-#   3 + 3 nodes, QUEUE_SHARDS queue shards, default 3).
+#   3 + 3 nodes, QUEUE_SHARDS queue shards, default 3), PIN=1 (the
+#   process measured against serve on a core of its own: gateway-1, then
+#   serve, on CPU 0 and every other process, the load generator included,
+#   on CPU 1, so that neither figure depends on how busy the other core's
+#   processes keep the first; 2 CPUs or more).
 # Loopback only; stops everything it started (by pid file) on exit.
 set -euo pipefail
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -34,6 +38,7 @@ MIX=${MIX:-enterprise=100}
 GATEWAYS=${GATEWAYS:-1}
 CONNECTIONS=${CONNECTIONS:-512}
 SLUICE_BIN=${SLUICE_BIN:-build/src/app/sluice}
+PIN=${PIN:-0}
 export SLUICE_BIN
 STATE=$(mktemp -d /tmp/sluice-cluster-bench-XXXXXX)
 export LOCAL_CLUSTER_DIR=$STATE
@@ -114,10 +119,30 @@ thread_table() {
     sort -k2 -nr | awk '{ printf "| %s | %s | %s |\n", $1, $2, $3 }'
 }
 
+# PIN=1: CPU 0 for the measured process, CPU 1 for the rest.
+pin() {  # CPU PID...: every thread of each PID (children forked later inherit it)
+  local cpu=$1 pid
+  shift
+  [ "$PIN" = 1 ] || return 0
+  for pid in "$@"; do taskset -a -pc "$cpu" "$pid" >/dev/null; done
+}
+pin_all_but() {  # PID: every process of the local cluster but PID to CPU 1, PID to CPU 0
+  local f pid
+  [ "$PIN" = 1 ] || return 0
+  for f in "$STATE"/*.pid; do
+    pid=$(cat "$f" 2>/dev/null) || continue
+    [ -n "$pid" ] && [ "$pid" != "$1" ] && kill -0 "$pid" 2>/dev/null || continue
+    pin 1 "$pid" $(pgrep -P "$pid")
+  done
+  pin 0 "$1"
+}
+bench_cpus=()
+[ "$PIN" = 1 ] && bench_cpus=(taskset -c 1)
+
 run_bench() {  # URL RATE OUT
   local keys=()
   [ -s "$STATE/bench-keys" ] && keys=(--keys "$STATE/bench-keys")
-  "$SLUICE_BIN" bench --url "$1" --rate "$2" --duration "$DURATION" --warmup "$WARMUP" \
+  "${bench_cpus[@]}" "$SLUICE_BIN" bench --url "$1" --rate "$2" --duration "$DURATION" --warmup "$WARMUP" \
     --mix "$MIX" --connections "$CONNECTIONS" "${keys[@]}" --json >"$3"
 }
 
@@ -136,6 +161,7 @@ delta() { awk -v a="$1" -v b="$2" 'BEGIN { print b - a }'; }
 scripts/local-cluster up >"$STATE/up.log" 2>&1 || { cat "$STATE/up.log" >&2; exit 1; }
 gw1=$(port_of gateway-1)
 gw2=$(port_of gateway-2)
+pin_all_but "$(cat "$STATE/gateway-1.pid")"
 redis_all CONFIG RESETSTAT >/dev/null
 
 echo "## Scale-out CPU per request (\`bench/cluster.sh\`, $(date -u +%Y-%m-%dT%H:%M:%SZ))"
@@ -145,6 +171,7 @@ redis_kind="Redis"
 [ -f "$STATE/redis-nodes" ] && redis_kind="Redis Cluster (3 masters + 3 replicas, queue_shards ${QUEUE_SHARDS:-3}; Redis CPU summed over the 6 nodes)"
 echo "- local cluster: $redis_kind, PostgreSQL (request log), 3 model-servers (4 devices each), 3 workers, 2 gateways; load on $GATEWAYS gateway(s), mix $MIX, $DURATION per rate after $WARMUP warm-up, $CONNECTIONS connections"
 echo "- CPU µs per answered request over the whole step (warm-up included in both CPU and answers)"
+[ "$PIN" = 1 ] && echo "- PIN=1: gateway-1, then serve, alone on CPU 0; every other process, the load generator included, on CPU 1"
 echo
 echo "| mode | offered req/s | achieved | success % | p50 ms | p95 ms | p99 ms | Redis µs/req (of it kernel) | gateways µs/req | workers µs/req | model-servers µs/req | PostgreSQL µs/req |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
@@ -208,6 +235,7 @@ open(sys.argv[2], "w").write(text)
 PY
 "$SLUICE_BIN" serve --config "$STATE/serve.yaml" --port 0 >"$STATE/serve.out" 2>"$STATE/serve.log" &
 SERVE_PID=$!
+pin_all_but "$SERVE_PID"
 for _ in $(seq 1 200); do
   grep -q 'listening on' "$STATE/serve.out" 2>/dev/null && break
   sleep 0.05
