@@ -23,9 +23,10 @@
 #   demo keys; see scripts/local-cluster), REDIS_CLUSTER=1 (Redis Cluster,
 #   3 + 3 nodes, QUEUE_SHARDS queue shards, default 3), PIN=1 (the
 #   process measured against serve on a core of its own: gateway-1, then
-#   serve, on CPU 0 and every other process, the load generator included,
-#   on CPU 1, so that neither figure depends on how busy the other core's
-#   processes keep the first; 2 CPUs or more).
+#   serve, on CPU 0 and the cluster's other processes and the load
+#   generator on CPU 1, so that neither figure depends on how busy they keep
+#   the first core; this script's own probes (curl, redis-cli) are not
+#   pinned; needs taskset and 2 CPUs or more).
 # Loopback only; stops everything it started (by pid file) on exit.
 set -euo pipefail
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -120,11 +121,19 @@ thread_table() {
 }
 
 # PIN=1: CPU 0 for the measured process, CPU 1 for the rest.
+if [ "$PIN" = 1 ]; then
+  command -v taskset >/dev/null || { echo "PIN=1 needs taskset (util-linux)" >&2; exit 1; }
+  [ "$(nproc)" -ge 2 ] || { echo "PIN=1 needs 2 CPUs or more" >&2; exit 1; }
+fi
 pin() {  # CPU PID...: every thread of each PID (children forked later inherit it)
   local cpu=$1 pid
   shift
   [ "$PIN" = 1 ] || return 0
-  for pid in "$@"; do taskset -a -pc "$cpu" "$pid" >/dev/null; done
+  for pid in "$@"; do
+    # A process or thread that exits meanwhile (a PostgreSQL backend) is no
+    # error.
+    taskset -a -pc "$cpu" "$pid" >/dev/null 2>&1 || ! kill -0 "$pid" 2>/dev/null || return 1
+  done
 }
 pin_all_but() {  # PID: every process of the local cluster but PID to CPU 1, PID to CPU 0
   local f pid
@@ -171,7 +180,7 @@ redis_kind="Redis"
 [ -f "$STATE/redis-nodes" ] && redis_kind="Redis Cluster (3 masters + 3 replicas, queue_shards ${QUEUE_SHARDS:-3}; Redis CPU summed over the 6 nodes)"
 echo "- local cluster: $redis_kind, PostgreSQL (request log), 3 model-servers (4 devices each), 3 workers, 2 gateways; load on $GATEWAYS gateway(s), mix $MIX, $DURATION per rate after $WARMUP warm-up, $CONNECTIONS connections"
 echo "- CPU µs per answered request over the whole step (warm-up included in both CPU and answers)"
-[ "$PIN" = 1 ] && echo "- PIN=1: gateway-1, then serve, alone on CPU 0; every other process, the load generator included, on CPU 1"
+[ "$PIN" = 1 ] && echo "- PIN=1: gateway-1, then serve, alone on CPU 0; the cluster's other processes and the load generator on CPU 1"
 echo
 echo "| mode | offered req/s | achieved | success % | p50 ms | p95 ms | p99 ms | Redis µs/req (of it kernel) | gateways µs/req | workers µs/req | model-servers µs/req | PostgreSQL µs/req |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
@@ -225,6 +234,15 @@ echo
 # The single process on the same config and model servers, without Redis.
 for name in gateway-1 gateway-2 worker-0 worker-1 worker-2; do
   kill "$(cat "$STATE/$name.pid")" 2>/dev/null || true
+done
+# Gone before serve starts (their shutdown's CPU is not serve's), up to 15 s.
+for _ in $(seq 150); do
+  alive=0
+  for name in gateway-1 gateway-2 worker-0 worker-1 worker-2; do
+    kill -0 "$(cat "$STATE/$name.pid")" 2>/dev/null && alive=1
+  done
+  [ "$alive" = 0 ] && break
+  sleep 0.1
 done
 python3 - "$STATE/cluster.yaml" "$STATE/serve.yaml" <<'PY'
 import re, sys

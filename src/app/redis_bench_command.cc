@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <condition_variable>
 #include <cstdio>
+#include <memory>
 #include <mutex>
 #include <sstream>
 
@@ -83,11 +84,226 @@ class InFlight {
   int64_t count_ = 0;
 };
 
-struct PhaseCost {
-  double enqueue_s = 0;
-  double drain_s = 0;
-  int64_t refused = 0;  // enqueue answers other than OK (should be 0)
-  int64_t answered = 0;
+int64_t WallMicros() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// One enqueue batch size's run: its keys, queue client and claimer, the
+// calls in flight and what they answered. The destructor waits for every
+// call in flight (their callbacks use this object) and deletes the keys, on
+// success or failure alike.
+class BatchSizeRun {
+ public:
+  struct Settings {
+    int64_t batch = 1;        // requests per enqueue call
+    int64_t claim_batch = 1;  // requests per claim
+    int64_t requests = 1;
+    int64_t keys = 0;  // API keys the requests spread over; 0 = no rate limit
+    int64_t in_flight = 1;
+    int64_t payload_bytes = 0;
+    int64_t queue_depth = 0;  // 0 = enqueue all, then drain
+  };
+  // Redis CPU seconds (INFO cpu) at the run's three points; enqueued is
+  // negative in steady state, where the phases interleave.
+  struct Cpu {
+    double start = -1;
+    double enqueued = -1;
+    double end = -1;
+  };
+
+  static std::unique_ptr<BatchSizeRun> Create(redis::RedisConnection& conn, const Settings& s) {
+    std::unique_ptr<BatchSizeRun> run(new BatchSizeRun(conn, s));
+    redis::RedisQueueClient::Options qo;
+    qo.connection = &conn;
+    qo.keys = run->keys_;
+    qo.tier_count = 3;
+    qo.capacity = 0;  // unbounded: every request is queued
+    auto client = redis::RedisQueueClient::Create(qo);
+    redis::RedisBatchClaimer::Options bo;
+    bo.connection = &conn;
+    bo.keys = run->keys_;
+    bo.model = kModel;
+    bo.tiers = BenchTiers();
+    auto claimer = redis::RedisBatchClaimer::Create(bo);
+    if (!client.ok() || !claimer.ok()) {
+      std::fprintf(stderr, "sluice bench-redis: %s\n",
+                   (client.ok() ? claimer.status() : client.status()).message().c_str());
+      return nullptr;
+    }
+    run->client_ = std::move(client).value();
+    run->claimer_ = std::move(claimer).value();
+    return run;
+  }
+
+  ~BatchSizeRun() {
+    in_flight_.WaitAtMost(0);
+    std::vector<std::string> del = {"DEL", keys_.Payloads(kModel), keys_.Leases(kModel),
+                                    keys_.Batches(kModel), keys_.Wake(kModel)};
+    for (size_t t = 0; t < 3; ++t) del.push_back(keys_.Queue(kModel, t));
+    (void)conn_.Call(std::move(del));
+    (void)conn_.Call({"DEL", keys_.RateLimits()});
+  }
+
+  // Enqueues and drains every request; false (said on stderr) when a call
+  // failed or a request was refused.
+  bool Run(Cpu* cpu) {
+    cpu->start = RedisCpuSeconds(conn_);
+    int64_t sent = 0;
+    int64_t claimed = 0;
+    if (s_.queue_depth == 0) {
+      // Two phases: everything is enqueued, then drained.
+      while (sent < s_.requests) sent = Enqueue(sent);
+      if (!EnqueuesDone()) return false;
+      cpu->enqueued = RedisCpuSeconds(conn_);
+      while (claimed < s_.requests) {
+        const int64_t c = ClaimAndComplete(claimed);
+        if (c < 0) return false;
+        claimed += c;
+      }
+    } else {
+      // Steady state: enqueue until queue_depth requests wait, then claim
+      // until at most half that many do.
+      while (claimed < s_.requests) {
+        while (sent < s_.requests && sent - claimed < s_.queue_depth) sent = Enqueue(sent);
+        if (!EnqueuesDone()) return false;
+        while (claimed < s_.requests &&
+               (sent - claimed > s_.queue_depth / 2 || sent == s_.requests)) {
+          const int64_t c = ClaimAndComplete(claimed);
+          if (c < 0) return false;
+          claimed += c;
+        }
+      }
+    }
+    in_flight_.WaitAtMost(0);
+    cpu->end = RedisCpuSeconds(conn_);
+    std::lock_guard lock(mu_);
+    if (answered_ != s_.requests) {
+      std::fprintf(stderr, "sluice bench-redis: %lld of %lld requests answered\n",
+                   static_cast<long long>(answered_), static_cast<long long>(s_.requests));
+      return false;
+    }
+    return true;
+  }
+
+  // The most requests queued at a claim, as the claim script counted them.
+  size_t deepest() const { return deepest_; }
+
+ private:
+  static constexpr const char* kModel = "bench";
+
+  BatchSizeRun(redis::RedisConnection& conn, const Settings& s)
+      : conn_(conn),
+        s_(s),
+        keys_("sluice-bench-" + std::to_string(::getpid()) + "-" + std::to_string(s.batch)) {}
+
+  // One enqueue call of up to `batch` requests, numbered from `sent`
+  // (pipelined: at most in_flight calls outstanding); returns the new `sent`.
+  int64_t Enqueue(int64_t sent) {
+    std::vector<redis::RedisQueueClient::EnqueueItem> items;
+    const int64_t now_us = WallMicros();
+    for (int64_t i = 0; i < s_.batch && sent < s_.requests; ++i, ++sent) {
+      redis::RedisQueueClient::EnqueueItem item;
+      redis::WireRequest& r = item.request;
+      r.id = NewRequestId();
+      r.gateway_id = "bench-gw";
+      r.key_id = s_.keys > 0 ? "key-" + std::to_string(sent % s_.keys) : "key";
+      r.tier = static_cast<uint32_t>(sent % 3);
+      r.tier_name = BenchTiers()[r.tier].name;
+      r.model = kModel;
+      r.input = BenchInput(sent, static_cast<size_t>(s_.payload_bytes));
+      r.arrival_us = now_us;
+      r.dispatch_deadline_us = now_us + 3'600'000'000;  // an hour: never expires in a run
+      r.total_deadline_us = r.dispatch_deadline_us;
+      r.charged_tokens = 20;
+      if (s_.keys > 0) {
+        item.options.rate_limit = redis::RedisQueueClient::RateLimitCheck{
+            r.key_id, RateLimitPolicy{1'000'000'000, 0}, 20};
+      }
+      item.done = [this](redis::RedisQueueClient::EnqueueResult res) {
+        if (res.status.ok()) return;
+        std::lock_guard lock(mu_);
+        if (refused_++ == 0) first_refusal_ = res.status.message();
+      };
+      items.push_back(std::move(item));
+    }
+    in_flight_.WaitAtMost(s_.in_flight - 1);
+    in_flight_.Add();
+    // The last item's answer ends the call: all of a call's answers run in
+    // one callback, in order.
+    auto last = std::move(items.back().done);
+    items.back().done = [this, last = std::move(last)](redis::RedisQueueClient::EnqueueResult res) {
+      last(std::move(res));
+      in_flight_.Done();
+    };
+    client_->EnqueueBatch(std::move(items));
+    return sent;
+  }
+
+  // Waits for the enqueue calls in flight; false (said) when one refused a
+  // request.
+  bool EnqueuesDone() {
+    in_flight_.WaitAtMost(0);
+    std::lock_guard lock(mu_);
+    if (refused_ == 0) return true;
+    std::fprintf(stderr, "sluice bench-redis: %lld requests refused (first: %s)\n",
+                 static_cast<long long>(refused_), first_refusal_.c_str());
+    return false;
+  }
+
+  // One claim of up to claim_batch requests and its completion (pipelined
+  // as the enqueues are); returns how many it claimed, or -1 (said) when
+  // the claim failed or found nothing.
+  int64_t ClaimAndComplete(int64_t claimed) {
+    redis::RedisBatchClaimer::ClaimOptions claim;
+    claim.max_batch = static_cast<size_t>(s_.claim_batch);
+    Result<redis::RedisBatchClaimer::Batch> b = claimer_->TryClaim(claim);
+    if (!b.ok() || b->empty()) {
+      std::fprintf(stderr, "sluice bench-redis: claim stopped after %lld: %s\n",
+                   static_cast<long long>(claimed),
+                   b.ok() ? "queue empty" : b.status().message().c_str());
+      return -1;
+    }
+    deepest_ = std::max(deepest_, b->depth + b->requests.size() + b->expired.size());
+    std::vector<redis::WireResult> results;
+    for (const redis::WireRequest& r : b->requests) {
+      redis::WireResult w;
+      w.id = r.id;
+      w.output = "ok";
+      w.tokens_used = 5;
+      w.queue_tier = static_cast<int32_t>(r.tier);
+      w.owner_gateway_id = r.gateway_id;
+      w.lease = r.lease;
+      w.first_attempt = r.attempts == 0;
+      w.charged_key_id = r.key_id;
+      w.charged_tokens = r.charged_tokens;
+      w.tokens_per_minute = r.tokens_per_minute;
+      results.push_back(std::move(w));
+    }
+    in_flight_.WaitAtMost(s_.in_flight - 1);
+    in_flight_.Add();
+    claimer_->CompleteAsync(results, [this](Result<redis::RedisBatchClaimer::CompleteResult> r) {
+      {
+        std::lock_guard lock(mu_);
+        if (r.ok()) answered_ += static_cast<int64_t>(r->answered);
+      }
+      in_flight_.Done();
+    });
+    return static_cast<int64_t>(results.size());
+  }
+
+  redis::RedisConnection& conn_;
+  const Settings s_;
+  const redis::KeySpace keys_;
+  std::unique_ptr<redis::RedisQueueClient> client_;
+  std::unique_ptr<redis::RedisBatchClaimer> claimer_;
+  InFlight in_flight_;
+  size_t deepest_ = 0;  // Run()'s thread only
+  std::mutex mu_;
+  int64_t refused_ = 0;        // GUARDED_BY(mu_): enqueue answers other than OK
+  std::string first_refusal_;  // GUARDED_BY(mu_)
+  int64_t answered_ = 0;       // GUARDED_BY(mu_)
 };
 
 }  // namespace
@@ -155,171 +371,39 @@ int RedisBenchCommand::Run() {
     return 1;
   }
   redis::RedisConnection& conn = **connection;
-  const std::string model = "bench";
 
   std::printf(
       "| enqueue batch | claim batch | deepest queue | requests | keys | Redis µs/req enqueue | "
       "Redis µs/req claim + complete | Redis µs/req total | req/s per Redis core |\n");
   std::printf("|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
   for (int64_t batch : batches) {
-    const redis::KeySpace keys("sluice-bench-" + std::to_string(::getpid()) + "-" +
-                               std::to_string(batch));
-    redis::RedisQueueClient::Options qo;
-    qo.connection = &conn;
-    qo.keys = keys;
-    qo.tier_count = 3;
-    qo.capacity = 0;  // unbounded: every request is queued
-    auto client = std::move(redis::RedisQueueClient::Create(qo)).value();
-    redis::RedisBatchClaimer::Options bo;
-    bo.connection = &conn;
-    bo.keys = keys;
-    bo.model = model;
-    bo.tiers = BenchTiers();
-    auto claimer = redis::RedisBatchClaimer::Create(bo);
-    if (!claimer.ok()) {
-      std::fprintf(stderr, "sluice bench-redis: %s\n", claimer.status().message().c_str());
-      return 1;
-    }
-
-    PhaseCost cost;
-    std::mutex mu;
-    InFlight in_flight;
-    const int64_t now_us = std::chrono::duration_cast<std::chrono::microseconds>(
-                               std::chrono::system_clock::now().time_since_epoch())
-                               .count();
-    // One enqueue call of up to `batch` requests, numbered from `sent`
-    // (pipelined: at most --in-flight calls outstanding); returns the new
-    // `sent`.
-    auto enqueue_call = [&](int64_t sent) {
-      std::vector<redis::RedisQueueClient::EnqueueItem> items;
-      for (int64_t i = 0; i < batch && sent < requests_; ++i, ++sent) {
-        redis::RedisQueueClient::EnqueueItem item;
-        redis::WireRequest& r = item.request;
-        r.id = NewRequestId();
-        r.gateway_id = "bench-gw";
-        r.key_id = keys_ > 0 ? "key-" + std::to_string(sent % keys_) : "key";
-        r.tier = static_cast<uint32_t>(sent % 3);
-        r.tier_name = BenchTiers()[r.tier].name;
-        r.model = model;
-        r.input = BenchInput(sent, static_cast<size_t>(payload_bytes_));
-        r.arrival_us = now_us + sent;
-        r.dispatch_deadline_us = now_us + 600'000'000 + sent;  // never expires during the run
-        r.total_deadline_us = r.dispatch_deadline_us;
-        r.charged_tokens = 20;
-        if (keys_ > 0) {
-          item.options.rate_limit = redis::RedisQueueClient::RateLimitCheck{
-              r.key_id, RateLimitPolicy{1'000'000'000, 0}, 20};
-        }
-        item.done = [&cost, &mu](redis::RedisQueueClient::EnqueueResult res) {
-          if (res.status.ok()) return;
-          std::lock_guard lock(mu);
-          ++cost.refused;
-        };
-        items.push_back(std::move(item));
-      }
-      in_flight.WaitAtMost(in_flight_ - 1);
-      in_flight.Add();
-      // The last item's answer ends the call: all of a call's answers run
-      // in one callback, in order.
-      auto last = std::move(items.back().done);
-      items.back().done = [last = std::move(last),
-                           &in_flight](redis::RedisQueueClient::EnqueueResult res) {
-        last(std::move(res));
-        in_flight.Done();
-      };
-      client->EnqueueBatch(std::move(items));
-      return sent;
-    };
-    // One claim of up to --claim-batch requests and its completion
-    // (pipelined as the enqueues are); returns how many it claimed, or -1
-    // when the claim failed or found nothing.
-    redis::RedisBatchClaimer::ClaimOptions claim;
-    claim.max_batch = static_cast<size_t>(claim_batch_);
-    size_t deepest = 0;  // the most requests queued at a claim, as Redis said
-    auto claim_and_complete = [&](int64_t claimed) -> int64_t {
-      Result<redis::RedisBatchClaimer::Batch> b = (*claimer)->TryClaim(claim);
-      if (!b.ok() || b->empty()) {
-        std::fprintf(stderr, "sluice bench-redis: claim stopped after %lld: %s\n",
-                     static_cast<long long>(claimed),
-                     b.ok() ? "queue empty" : b.status().message().c_str());
-        return -1;
-      }
-      deepest = std::max(deepest, b->depth + b->requests.size() + b->expired.size());
-      std::vector<redis::WireResult> results;
-      for (const redis::WireRequest& r : b->requests) {
-        redis::WireResult w;
-        w.id = r.id;
-        w.output = "ok";
-        w.tokens_used = 5;
-        w.queue_tier = static_cast<int32_t>(r.tier);
-        w.owner_gateway_id = r.gateway_id;
-        w.lease = r.lease;
-        w.first_attempt = r.attempts == 0;
-        w.charged_key_id = r.key_id;
-        w.charged_tokens = r.charged_tokens;
-        w.tokens_per_minute = r.tokens_per_minute;
-        results.push_back(std::move(w));
-      }
-      in_flight.WaitAtMost(in_flight_ - 1);
-      in_flight.Add();
-      (*claimer)->CompleteAsync(results, [&](Result<redis::RedisBatchClaimer::CompleteResult> r) {
-        {
-          std::lock_guard lock(mu);
-          if (r.ok()) cost.answered += static_cast<int64_t>(r->answered);
-        }
-        in_flight.Done();
-      });
-      return static_cast<int64_t>(results.size());
-    };
-    double cpu0 = RedisCpuSeconds(conn);
-    double cpu1 = -1;
-    int64_t sent = 0;
-    int64_t claimed = 0;
-    if (queue_depth_ == 0) {
-      // Two phases: everything is enqueued, then drained.
-      while (sent < requests_) sent = enqueue_call(sent);
-      in_flight.WaitAtMost(0);
-      cpu1 = RedisCpuSeconds(conn);
-      while (claimed < requests_) {
-        const int64_t c = claim_and_complete(claimed);
-        if (c < 0) return 1;
-        claimed += c;
-      }
-    } else {
-      // Steady state: enqueue until --queue-depth requests wait, then claim
-      // until at most half that many do.
-      while (claimed < requests_) {
-        while (sent < requests_ && sent - claimed < queue_depth_) sent = enqueue_call(sent);
-        in_flight.WaitAtMost(0);
-        while (claimed < requests_ && (sent - claimed > queue_depth_ / 2 || sent == requests_)) {
-          const int64_t c = claim_and_complete(claimed);
-          if (c < 0) return 1;
-          claimed += c;
-        }
-      }
-    }
-    in_flight.WaitAtMost(0);
-    double cpu2 = RedisCpuSeconds(conn);
-    std::vector<std::string> del = {"DEL", keys.Payloads(model), keys.Leases(model),
-                                    keys.Batches(model), keys.Wake(model)};
-    for (size_t t = 0; t < 3; ++t) del.push_back(keys.Queue(model, t));
-    (void)conn.Call(std::move(del));
-    (void)conn.Call({"DEL", keys.RateLimits()});
-    const bool phases = queue_depth_ == 0;
-    if (cpu0 < 0 || (phases && cpu1 < 0) || cpu2 < 0 || cost.refused > 0 ||
-        cost.answered != requests_) {
-      std::fprintf(stderr, "sluice bench-redis: run failed (refused %lld, answered %lld of %lld)\n",
-                   static_cast<long long>(cost.refused), static_cast<long long>(cost.answered),
-                   static_cast<long long>(requests_));
+    BatchSizeRun::Settings settings;
+    settings.batch = batch;
+    settings.claim_batch = claim_batch_;
+    settings.requests = requests_;
+    settings.keys = keys_;
+    settings.in_flight = in_flight_;
+    settings.payload_bytes = payload_bytes_;
+    settings.queue_depth = queue_depth_;
+    std::unique_ptr<BatchSizeRun> run = BatchSizeRun::Create(conn, settings);
+    if (run == nullptr) return 1;
+    BatchSizeRun::Cpu cpu;
+    if (!run->Run(&cpu) || cpu.start < 0 || cpu.end < 0 ||
+        (queue_depth_ == 0 && cpu.enqueued < 0)) {
+      std::fprintf(stderr, "sluice bench-redis: run with enqueue batch %lld failed\n",
+                   static_cast<long long>(batch));
       return 1;
     }
     const double n = static_cast<double>(requests_);
-    const double total_us = (cpu2 - cpu0) * 1e6 / n;
+    const double total_us = (cpu.end - cpu.start) * 1e6 / n;
     // In steady state the phases interleave: only the total is measured.
-    const std::string enqueue_us = phases ? fmt::format("{:.2f}", (cpu1 - cpu0) * 1e6 / n) : "—";
-    const std::string drain_us = phases ? fmt::format("{:.2f}", (cpu2 - cpu1) * 1e6 / n) : "—";
+    const bool phases = queue_depth_ == 0;
+    const std::string enqueue_us =
+        phases ? fmt::format("{:.2f}", (cpu.enqueued - cpu.start) * 1e6 / n) : "—";
+    const std::string drain_us =
+        phases ? fmt::format("{:.2f}", (cpu.end - cpu.enqueued) * 1e6 / n) : "—";
     std::printf("| %lld | %lld | %zu | %lld | %lld | %s | %s | %.2f | %.0f |\n",
-                static_cast<long long>(batch), static_cast<long long>(claim_batch_), deepest,
+                static_cast<long long>(batch), static_cast<long long>(claim_batch_), run->deepest(),
                 static_cast<long long>(requests_), static_cast<long long>(keys_),
                 enqueue_us.c_str(), drain_us.c_str(), total_us,
                 total_us > 0 ? 1e6 / total_us : 0.0);

@@ -15,8 +15,8 @@
 // enqueued while fewer than D wait, then claimed until at most D / 2 do, so
 // the queue stays short (its structures small and in cache), and only the
 // total is reported. The report also gives the deepest the queue was at a
-// claim, as the claim script counted it. Keys live under a prefix of their own and are deleted
-// afterwards.
+// claim, as the claim script counted it. Keys live under a prefix of their
+// own and are deleted afterwards, also after a failed run.
 //
 // Register() adds the subcommand; keep the returned object alive until
 // Run(). Exit codes: 0 done, 1 Redis refused or failed, 2 bad arguments.
