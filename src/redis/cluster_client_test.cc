@@ -208,18 +208,35 @@ TEST_F(ClusterTest, MovedIsFollowedAndTheMapLearnsTheNewOwner) {
   }
   ASSERT_FALSE(to.empty());
   const std::string to_id = NodeId(to);
-  // The slot is empty: reassigning it needs no MIGRATE. New owner first,
-  // with a config epoch above every other node's: otherwise gossip from the
-  // old owner (whose epoch may be higher) can hand the slot back to it, and
-  // the two nodes then redirect to each other.
+  // The slot is empty: reassigning it needs no MIGRATE. The new owner first
+  // takes a config epoch above every other node's, then the slot, then the
+  // old owner lets it go. In any other order the old owner, whose epoch may
+  // be higher, can answer the new owner's claim with an UPDATE that hands
+  // the slot back before the bump, and the two nodes then redirect to each
+  // other.
+  ReplyResult bump = Direct(to)->Call({"CLUSTER", "BUMPEPOCH"});
+  ASSERT_TRUE(bump.ok() && !bump->is_error())
+      << (bump.ok() ? bump->DebugString() : bump.status().ToString());
   for (const std::string& m : {to, from}) {
     ReplyResult r = Direct(m)->Call({"CLUSTER", "SETSLOT", std::to_string(slot), "NODE", to_id});
     ASSERT_TRUE(r.ok() && !r->is_error()) << (r.ok() ? r->DebugString() : r.status().ToString());
-    if (m == to) {
-      ReplyResult bump = Direct(to)->Call({"CLUSTER", "BUMPEPOCH"});
-      ASSERT_TRUE(bump.ok() && !bump->is_error())
-          << (bump.ok() ? bump->DebugString() : bump.status().ToString());
+  }
+  // Every node sends the slot's commands to the new owner before the client
+  // acts: a MOVED makes the client refresh its map from some node, and one
+  // that has not heard of the move yet would name the old owner again.
+  const std::string moved = "MOVED " + std::to_string(slot) + " " + to;
+  auto everyone_knows = [&] {
+    for (const std::string& node : cluster_->Addresses()) {
+      ReplyResult r = Direct(node)->Call({"GET", key});
+      if (!r.ok()) return false;
+      if (node == to ? r->is_error() : !(r->is_error() && r->str == moved)) return false;
     }
+    return true;
+  };
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+  while (!everyone_knows()) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the move did not reach every node";
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   EXPECT_EQ(client->MasterOf(slot), from);  // stale
   ReplyResult set = client->Call({"SET", key, "v"});
