@@ -104,7 +104,13 @@ std::unique_ptr<BenchCommand> BenchCommand::Register(CLI::App& app) {
       ->capture_default_str()
       ->allow_extra_args(false);  // one value per --model
   c->add_option("--input-bytes", b->input_bytes_,
-                "Size of each input: N, or N-M for uniform sizes (>= 17; inputs are distinct)")
+                "Size of each input: N, or N-M for uniform sizes (>= 17)")
+      ->capture_default_str();
+  c->add_option("--input-dist", b->input_dist_,
+                "unique (every input distinct) or zipf:S (inputs drawn from --input-pool "
+                "distinct ones, input k weighing 1/k^S: hot inputs repeat)")
+      ->capture_default_str();
+  c->add_option("--input-pool", b->input_pool_, "Distinct inputs of --input-dist zipf:S")
       ->capture_default_str();
   c->add_option("--max-tokens", b->max_tokens_, "parameters.max_tokens (0: leave it out)")
       ->capture_default_str()
@@ -185,6 +191,9 @@ int BenchCommand::Run() {
   auto bytes = lg::ParseByteRange(input_bytes_);
   if (!bytes.ok()) return fail(bytes.status(), 2);
   o.workload.input_bytes = *bytes;
+  auto inputs = lg::ParseInputDistribution(input_dist_, input_pool_);
+  if (!inputs.ok()) return fail(inputs.status(), 2);
+  o.workload.inputs = *inputs;
   o.workload.max_tokens = max_tokens_;
 
   const bool live = isatty(STDERR_FILENO) == 1;

@@ -51,6 +51,8 @@ class BenchCommand {
   std::string mix_ = "free=70,paid=25,enterprise=5";
   std::vector<std::string> models_{"sluice-sim-small"};
   std::string input_bytes_ = "64";
+  std::string input_dist_ = "unique";
+  uint32_t input_pool_ = 10'000;
   int max_tokens_ = 16;
   std::string service_token_ = "svc-demo-token";
   uint64_t seed_ = 1;

@@ -10,6 +10,7 @@
 #include "app/front_door_setup.h"
 #include "app/model_runtime.h"
 #include "app/request_log_factory.h"
+#include "app/result_caches.h"
 #include "app/shutdown_signals.h"
 #include "common/asio_executor.h"
 #include "common/io_context_pool.h"
@@ -76,6 +77,11 @@ int RunServe(const AppConfig& config) {
                             "Requests held in the dead-letter queue (bounded).", {},
                             [d = dead_letters->get()] { return static_cast<double>(d->size()); });
 
+  auto caches = ResultCaches::Create(config.models, &registry);
+  if (!caches.ok()) {
+    spdlog::error("{}", caches.status().message());
+    return 2;
+  }
   std::vector<std::unique_ptr<ModelRuntime>> models;
   InferenceService::Options service_options;
   service_options.tiers = config.tiers;
@@ -87,9 +93,10 @@ int RunServe(const AppConfig& config) {
       return 2;
     }
     models.push_back(std::move(rt).value());
-    service_options.models.push_back({mc.name, mc.version, mc.max_tokens_limit,
-                                      mc.default_max_tokens, models.back()->queue(),
-                                      models.back()->admission()});
+    service_options.models.push_back(
+        {mc.name, mc.version, mc.max_tokens_limit, mc.default_max_tokens, models.back()->queue(),
+         models.back()->admission(), (*caches)->For(service_options.models.size()),
+         mc.cache.deterministic});
   }
   service_options.log = log->get();
   auto limiter = MemoryRateLimiter::Create({});

@@ -86,6 +86,17 @@ struct BackendConfig {
   HttpBackendConfig http;    // kinds http, openai, kserve
 };
 
+// `cache:` of a model — its result cache (core/result_cache.h): answers to
+// requests whose output is deterministic, kept for repeats.
+struct ModelCacheConfig {
+  bool enabled = false;
+  // Every request may be cached (the model's outputs depend on its input
+  // and parameters only); false: only those that ask for temperature 0.
+  bool deterministic = false;
+  int64_t ttl_ms = 300'000;          // an answer's life after it is stored; >= 1
+  uint64_t max_bytes = 64ull << 20;  // memory for this model's answers; >= 1
+};
+
 struct ModelConfig {
   std::string name;                     // as clients send it in "model"
   std::string version;                  // reported as metadata.model_version
@@ -104,6 +115,7 @@ struct ModelConfig {
   // `circuit_breaker` (per endpoint): consecutive_failures, failure_ratio,
   // window, min_batches, cooldown_ms, max_cooldown_ms.
   CircuitBreaker::Options circuit_breaker;
+  ModelCacheConfig cache;  // `cache`: enabled, deterministic, ttl_ms, max_bytes
 };
 
 struct ApiKeyConfig {

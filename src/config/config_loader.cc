@@ -243,6 +243,16 @@ void ReadBreaker(const YAML::Node& node, const std::string& path, Status* error,
   r.Finish();
 }
 
+void ReadCache(const YAML::Node& node, const std::string& path, Status* error,
+               ModelCacheConfig* cache) {
+  FieldReader r(node, path, error);
+  r.ReadBool("enabled", &cache->enabled);
+  r.ReadBool("deterministic", &cache->deterministic);
+  r.ReadInteger("ttl_ms", &cache->ttl_ms);
+  r.ReadInteger("max_bytes", &cache->max_bytes);
+  r.Finish();
+}
+
 ModelConfig ReadModel(const YAML::Node& node, const std::string& path, Status* error) {
   ModelConfig model;
   FieldReader r(node, path, error);
@@ -270,6 +280,7 @@ ModelConfig ReadModel(const YAML::Node& node, const std::string& path, Status* e
   ReadRetry(r.ReadNode("retry"), r.PathOf("retry"), error, &model.retry);
   ReadBreaker(r.ReadNode("circuit_breaker"), r.PathOf("circuit_breaker"), error,
               &model.circuit_breaker);
+  ReadCache(r.ReadNode("cache"), r.PathOf("cache"), error, &model.cache);
   r.Finish();
   if (!has_version) model.version = model.name + "-v1";
   return model;

@@ -126,6 +126,28 @@ TEST(ParseConfigTest, PartialSectionsKeepOtherDefaults) {
             SimBackendConfig{}.per_item_latency_us);
 }
 
+TEST(ParseConfigTest, ModelCacheFieldsAndDefaults) {
+  Result<AppConfig> off = ParseConfig(kMinimal, "");
+  ASSERT_TRUE(off.ok()) << off.status().message();
+  EXPECT_FALSE(off->models[0].cache.enabled);
+  EXPECT_FALSE(off->models[0].cache.deterministic);
+  EXPECT_EQ(off->models[0].cache.ttl_ms, 300'000);
+  EXPECT_EQ(off->models[0].cache.max_bytes, 64ull << 20);
+  Result<AppConfig> on = ParseConfig(
+      "models:\n  - name: tiny\n    cache:\n      enabled: true\n      deterministic: true\n"
+      "      ttl_ms: 5000\n      max_bytes: 1024\n",
+      "");
+  ASSERT_TRUE(on.ok()) << on.status().message();
+  EXPECT_TRUE(on->models[0].cache.enabled);
+  EXPECT_TRUE(on->models[0].cache.deterministic);
+  EXPECT_EQ(on->models[0].cache.ttl_ms, 5000);
+  EXPECT_EQ(on->models[0].cache.max_bytes, 1024u);
+  EXPECT_EQ(ParseError("models:\n  - name: tiny\n    cache:\n      enabled: yes\n"),
+            "models[0].cache.enabled: expected true or false, got \"yes\"");
+  EXPECT_EQ(ParseError("models:\n  - name: tiny\n    cache:\n      ttl_ms: 0\n"),
+            "models[0].cache.ttl_ms: must be at least 1, got 0");
+}
+
 TEST(ParseConfigTest, HttpBackendFields) {
   Result<AppConfig> result = ParseConfig(
       "models:\n  - name: tiny\n    backend:\n      kind: openai\n"

@@ -258,6 +258,12 @@ Status ValidateModels(const std::vector<ModelConfig>& models) {
     if (Status s = CircuitBreaker::Validate(m.circuit_breaker); !s.ok()) {
       return Fail(path + ".circuit_breaker", s.message());
     }
+    if (m.cache.ttl_ms < 1) {
+      return Fail(path + ".cache.ttl_ms", "must be at least 1" + Got(m.cache.ttl_ms));
+    }
+    if (m.cache.max_bytes < 1) {
+      return Fail(path + ".cache.max_bytes", "must be at least 1" + Got(m.cache.max_bytes));
+    }
   }
   return Status::Ok();
 }

@@ -130,6 +130,19 @@ bool FieldReader::ReadUnsigned(const char* key, uint64_t max, uint64_t* out) {
   return false;
 }
 
+void FieldReader::ReadBool(const char* key, bool* out) {
+  if (!Has(key)) return;
+  std::string text;
+  ReadString(key, &text);
+  if (text == "true") {
+    *out = true;
+  } else if (text == "false") {
+    *out = false;
+  } else if (ok()) {
+    Error(key, "expected true or false, got \"" + text + "\"");
+  }
+}
+
 void FieldReader::ReadDouble(const char* key, double* out) {
   std::optional<YAML::Node> value = Value(key);
   if (!value) return;

@@ -56,6 +56,8 @@ class FieldReader {
   void ReadInteger(const char* key, T* out);
   // A finite decimal number.
   void ReadDouble(const char* key, double* out);
+  // true or false.
+  void ReadBool(const char* key, bool* out);
   // An integer count of milliseconds, stored as microseconds.
   void ReadMillisAsMicros(const char* key, int64_t* out_us);
   // The raw value of `key` (undefined when absent), for a nested mapping.

@@ -58,6 +58,12 @@ void InferenceService::Finish(const InferenceRequest& req, const InferenceOutcom
                                 used);
   }
   if (options_.log) options_.log->OnFinished(req, outcome, latency_ms);
+  if (outcome.status.ok() && !outcome.cached && !req.cache_key.empty()) {
+    if (ResultCache* cache = options_.models[req.model_index].cache) {
+      cache->Store(req.cache_key,
+                   CachedAnswer{outcome.output, outcome.tokens_used, outcome.model_version});
+    }
+  }
 }
 
 Status InferenceService::Submit(const RequestPtr& req, int64_t client_timeout_us,
@@ -68,6 +74,21 @@ Status InferenceService::Submit(const RequestPtr& req, int64_t client_timeout_us
   if (req->params.max_tokens < 1 || req->params.max_tokens > m.max_tokens_limit) {
     return InvalidArgument("parameters.max_tokens: must be between 1 and " +
                            std::to_string(m.max_tokens_limit) + " for model '" + m.name + "'");
+  }
+  if (m.cache != nullptr && (m.deterministic || req->params.temperature == 0.0)) {
+    req->cache_key = ResultCacheKey(m.name, m.version, req->input, req->params);
+    if (std::optional<CachedAnswer> hit = m.cache->Lookup(req->cache_key)) {
+      req->arrival = options_.clock->Now();
+      req->admitted = true;
+      if (options_.log) options_.log->OnAdmitted(req);
+      InferenceOutcome outcome;
+      outcome.output = std::move(hit->output);
+      outcome.tokens_used = hit->tokens_used;
+      outcome.model_version = std::move(hit->model_version);
+      outcome.cached = true;
+      req->Complete(std::move(outcome));
+      return Status::Ok();
+    }
   }
   const TierPolicy& tier = options_.tiers[req->principal.tier];
   const int64_t tier_budget = std::min(tier.latency_budget_us, tier.max_queue_age_us);

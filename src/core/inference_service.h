@@ -19,6 +19,7 @@
 #include "common/status.h"
 #include "core/request_log.h"
 #include "core/request_queue.h"
+#include "core/result_cache.h"
 #include "core/tier.h"
 #include "limits/admission_controller.h"
 #include "limits/rate_limiter.h"
@@ -34,6 +35,11 @@ class InferenceService {
     int default_max_tokens = 16;               // when the client sends none
     FrontDoorQueue* queue = nullptr;           // required; not owned
     AdmissionController* admission = nullptr;  // optional; not owned
+    // Answers kept for repeats; optional (none: nothing cached); not owned.
+    // A request is cached when the model's outputs are deterministic, or
+    // when it asks for temperature 0.
+    ResultCache* cache = nullptr;
+    bool deterministic = false;
   };
   struct Options {
     std::vector<TierPolicy> tiers;   // index = TierIndex
@@ -62,7 +68,11 @@ class InferenceService {
   RateLimitDecision ChargeRateLimit(const Principal& principal, int64_t tokens);
 
   // Admits a request that passed its rate limit: capacity-aware admission
-  // (when the model has a controller), then the queue.
+  // (when the model has a controller), then the queue. A request its
+  // model's result cache can answer is completed here, before Submit()
+  // returns OK, with outcome.cached set: it takes no queue place, no
+  // admission and no accelerator time (the request log records it
+  // admitted and finished as any other).
   // REQUIRES: req->principal, model_index, model, input set; params.max_tokens
   // 0 means "use the model default". client_timeout_us: 0 = none.
   // Errors: kInvalidArgument (parameters over model limits), kUnavailable
@@ -79,9 +89,12 @@ class InferenceService {
   const char* UnavailableReason(const AdmissionDecision& admission) const;
 
   // Bookkeeping once a request's answer is known: reconciles the tokens
-  // charged to its key with those used (failures use none) and records it in
-  // the request log (which keeps outcome.detail, the internal side of a
-  // failure, next to the client's message). Thread-safe; never blocks.
+  // charged to its key with those used (failures use none; a cached answer
+  // uses what the answer it repeats used), records it in the request log
+  // (which keeps outcome.detail, the internal side of a failure, next to
+  // the client's message), and keeps a successful answer in the model's
+  // result cache when the request may be cached. Thread-safe; never blocks
+  // beyond the cache's own bounds.
   void Finish(const InferenceRequest& req, const InferenceOutcome& outcome, double latency_ms);
 
   // From now on Submit() answers kUnavailable ("shutting down"; reason

@@ -4,6 +4,7 @@
 
 #include "core/memory_queue.h"
 #include "core/memory_request_log.h"
+#include "core/memory_result_cache.h"
 #include "limits/memory_rate_limiter.h"
 #include "testing/fake_executor.h"
 
@@ -96,6 +97,112 @@ TEST_F(InferenceServiceTest, TheRequestLogKeepsTheInternalDetailOfAFailure) {
             "model 'm' failed after 3 attempts (the backend reported an error); internal: "
             "http:http://10.0.0.7:8000#0: inference API answered HTTP 500: CUDA OOM");
 }
+
+// A model with a result cache; deterministic: every request may be cached.
+class InferenceServiceCacheTest : public ::testing::TestWithParam<bool> {
+ protected:
+  void SetUp() override {
+    tiers_ = {TierPolicy{"free", 0, 1'500'000, 2'000'000, 4'000'000}};
+    queue_ =
+        std::move(MemoryQueue::Create({10, QueueOrdering::kEarliestDeadlineFirst, tiers_})).value();
+    log_ = std::move(MemoryRequestLog::Create({64})).value();
+    MemoryResultCache::Options co;
+    co.clock = &ex_.clock();
+    cache_ = std::move(MemoryResultCache::Create(co)).value();
+    InferenceService::Options o;
+    o.tiers = tiers_;
+    o.models = {{"m", "m-v1", 100, 16, queue_.get(), nullptr, cache_.get(), GetParam()}};
+    o.log = log_.get();
+    o.clock = &ex_.clock();
+    service_ = std::move(InferenceService::Create(o)).value();
+  }
+  // A request for `input`; `completed` receives its outcome.
+  RequestPtr Req(const std::string& input, std::optional<double> temperature,
+                 std::optional<InferenceOutcome>* completed) {
+    auto r = std::make_shared<InferenceRequest>();
+    r->id = "req_" + std::to_string(next_++);
+    r->model = "m";
+    r->input = input;
+    r->params.temperature = temperature;
+    r->set_on_complete([completed](InferenceOutcome&& o) { *completed = std::move(o); });
+    return r;
+  }
+  // Answers the request at the queue's head as a batch would, and finishes it.
+  void AnswerHead(const std::string& output) {
+    std::vector<RequestPtr> batch, dropped;
+    queue_->PopBatch(1, ex_.Now(), &batch, &dropped);
+    ASSERT_EQ(batch.size(), 1u);
+    InferenceOutcome ok;
+    ok.output = output;
+    ok.tokens_used = 9;
+    ok.model_version = "m-v1";
+    service_->Finish(*batch[0], ok, 5);
+    batch[0]->Complete(std::move(ok));
+  }
+  testing::FakeExecutor ex_;
+  std::vector<TierPolicy> tiers_;
+  std::unique_ptr<MemoryQueue> queue_;
+  std::unique_ptr<MemoryRequestLog> log_;
+  std::unique_ptr<MemoryResultCache> cache_;
+  std::unique_ptr<InferenceService> service_;
+  int next_ = 0;
+};
+
+TEST_P(InferenceServiceCacheTest, ARepeatIsCompletedFromTheCacheWithoutQueueing) {
+  std::optional<InferenceOutcome> first, repeat;
+  auto a = Req("hello", 0.0, &first);
+  ASSERT_TRUE(service_->Submit(a, 0).ok());
+  EXPECT_FALSE(a->cache_key.empty());
+  EXPECT_EQ(queue_->Depth(), 1u);
+  ASSERT_NO_FATAL_FAILURE(AnswerHead("world"));
+  ASSERT_TRUE(first.has_value());
+  EXPECT_FALSE(first->cached);
+
+  auto b = Req("hello", 0.0, &repeat);
+  ASSERT_TRUE(service_->Submit(b, 0).ok());
+  ASSERT_TRUE(repeat.has_value());  // completed within Submit()
+  EXPECT_TRUE(repeat->cached);
+  EXPECT_EQ(repeat->output, "world");
+  EXPECT_EQ(repeat->tokens_used, 9u);
+  EXPECT_EQ(repeat->model_version, "m-v1");
+  EXPECT_EQ(queue_->Depth(), 0u);
+  EXPECT_EQ(b->cache_key, a->cache_key);
+  // The log saw it admitted (and the front door's Finish() completes it there).
+  ASSERT_TRUE(log_->Lookup(b->id).has_value());
+  service_->Finish(*b, *repeat, 1);
+  EXPECT_EQ(cache_->stats().stores, 1u);  // a cached answer is not stored again
+  EXPECT_EQ(cache_->stats().hits, 1u);
+}
+
+TEST_P(InferenceServiceCacheTest, WhatMayBeCachedDependsOnTheModelAndTheTemperature) {
+  const bool deterministic = GetParam();
+  std::optional<InferenceOutcome> out;
+  auto warm = Req("hello", 0.7, &out);
+  ASSERT_TRUE(service_->Submit(warm, 0).ok());
+  EXPECT_EQ(warm->cache_key.empty(), !deterministic);
+  auto unset = Req("hello", std::nullopt, &out);
+  ASSERT_TRUE(service_->Submit(unset, 0).ok());
+  EXPECT_EQ(unset->cache_key.empty(), !deterministic);
+  EXPECT_EQ(queue_->Depth(), 2u);
+}
+
+TEST_P(InferenceServiceCacheTest, FailuresAreNotCached) {
+  std::optional<InferenceOutcome> out;
+  auto a = Req("hello", 0.0, &out);
+  ASSERT_TRUE(service_->Submit(a, 0).ok());
+  std::vector<RequestPtr> batch, dropped;
+  queue_->PopBatch(1, ex_.Now(), &batch, &dropped);
+  ASSERT_EQ(batch.size(), 1u);
+  InferenceOutcome failed;
+  failed.status = BackendError("model 'm' failed");
+  service_->Finish(*batch[0], failed, 5);
+  auto b = Req("hello", 0.0, &out);
+  ASSERT_TRUE(service_->Submit(b, 0).ok());
+  EXPECT_EQ(queue_->Depth(), 1u);  // queued: nothing was cached
+  EXPECT_EQ(cache_->stats().stores, 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(DeterministicOrNot, InferenceServiceCacheTest, ::testing::Bool());
 
 TEST(InferenceServiceLimitsTest, ChargesRateLimitsAndReconcilesTokens) {
   testing::FakeExecutor ex;

@@ -36,8 +36,9 @@ struct Principal {
 struct InferenceParams {
   int max_tokens = 16;                // output token cap, 1..limit
   std::optional<double> temperature;  // 0..2 when present
-  // The object as sent when it holds parameters besides the typed ones
-  // (forwarded to backends); empty otherwise.
+  // The object as sent, its members in key order (one text per object, for
+  // the result cache's key), when it holds parameters besides the typed
+  // ones (forwarded to backends); empty otherwise.
   std::string json;
 };
 
@@ -63,6 +64,7 @@ struct InferenceOutcome {
   std::string detail;
   SteadyClock::duration queue_wait{};        // arrival -> dispatch, when batched
   SteadyClock::duration accelerator_time{};  // dispatch -> batch result, when batched
+  bool cached = false;  // answered from the model's result cache, not the accelerator
 };
 
 class InferenceRequest {
@@ -88,6 +90,9 @@ class InferenceRequest {
   TimePoint dispatched_at;       // stamped by the dispatcher (its strand only)
   int attempts = 0;              // batches it was sent in (the dispatcher's strand only)
   bool admitted = false;         // set by the service before the request enters the queue
+  // Its model's result cache key (ResultCacheKey()) when its answer may be
+  // cached; empty otherwise. Set by InferenceService::Submit().
+  std::string cache_key;
 
   // `on_complete` runs once, on the completing thread; it must not block.
   void set_on_complete(CompletionFn fn) { on_complete_ = std::move(fn); }

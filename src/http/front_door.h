@@ -18,7 +18,9 @@
 // listener serves them) /internal/* and /metrics answer 404; with
 // `serve_inference` off, /v1/inference does. Every error body is {"error": {"code", "message",
 // "request_id"}}. Inference responses carry X-Request-Id and a
-// Server-Timing header (queue, accelerator and gateway time).
+// Server-Timing header (queue, accelerator and gateway time); a request its
+// model may cache also X-Cache: hit (answered from the result cache) or
+// miss.
 //
 // Thread-safe: Handle() may be called from any I/O thread; it never blocks.
 // All pointers in Options are borrowed and must outlive the FrontDoor.

@@ -1,8 +1,10 @@
 #include "http/inference_codec.h"
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <charconv>
 #include <cmath>
+#include <vector>
 
 #include "common/json_writer.h"
 
@@ -35,6 +37,37 @@ Status WrongType(const char* field, const char* expected, const json::value& got
   return InvalidArgument(std::string(field) + ": must be " + expected + ", got " + KindName(got));
 }
 
+// Appends `v` as JSON with every object's members in key order, so that
+// two spellings of one object are one text (the result cache keys on it).
+void AppendCanonical(std::string& out, const json::value& v) {
+  if (v.is_object()) {
+    std::vector<const json::key_value_pair*> members;
+    for (const json::key_value_pair& kv : v.as_object()) members.push_back(&kv);
+    std::sort(members.begin(), members.end(),
+              [](const json::key_value_pair* a, const json::key_value_pair* b) {
+                return a->key() < b->key();
+              });
+    out += '{';
+    for (size_t i = 0; i < members.size(); ++i) {
+      if (i > 0) out += ',';
+      AppendJsonString(out, members[i]->key());
+      out += ':';
+      AppendCanonical(out, members[i]->value());
+    }
+    out += '}';
+  } else if (v.is_array()) {
+    out += '[';
+    const json::array& a = v.as_array();
+    for (size_t i = 0; i < a.size(); ++i) {
+      if (i > 0) out += ',';
+      AppendCanonical(out, a[i]);
+    }
+    out += ']';
+  } else {
+    out += json::serialize(v);
+  }
+}
+
 Status DecodeParameters(const json::value& v, InferenceParams* params) {
   if (!v.is_object()) return WrongType("parameters", "an object", v);
   const json::object& obj = v.as_object();
@@ -65,12 +98,14 @@ Status DecodeParameters(const json::value& v, InferenceParams* params) {
     params->temperature = temp;
   }
   // Backends get the typed fields; only other parameters are kept as JSON
-  // for them, so the common request serializes nothing.
+  // for them (members in key order), so the common request serializes
+  // nothing.
   bool others = false;
   for (const auto& kv : obj) {
     others = others || (kv.key() != "max_tokens" && kv.key() != "temperature");
   }
-  params->json = others ? json::serialize(obj) : std::string();
+  params->json.clear();
+  if (others) AppendCanonical(params->json, v);
   return Status::Ok();
 }
 }  // namespace
@@ -123,6 +158,7 @@ std::string EncodeInferenceResponse(const std::string& request_id, const Inferen
   out.append(num, std::to_chars(num, num + sizeof(num), latency_ms).ptr);
   out.append(R"(,"model_version":)");
   AppendJsonString(out, outcome.model_version);
+  if (outcome.cached) out.append(R"(,"cached":true)");
   out.append("}}");
   return out;
 }

@@ -27,6 +27,9 @@ struct DecodedInference {
 // kInvalidArgument with a message naming the field on any problem.
 Status DecodeInferenceRequest(std::string_view body, DecodedInference* out);
 
+// {"request_id", "output", "metadata": {"tokens_used", "latency_ms",
+// "model_version"[, "cached": true]}}; "cached" only for an answer from the
+// result cache.
 std::string EncodeInferenceResponse(const std::string& request_id, const InferenceOutcome& outcome,
                                     int64_t latency_ms);
 

@@ -23,7 +23,7 @@ TEST(InferenceCodecTest, DecodesTheSeedRequest) {
   EXPECT_EQ(d.input, "What is the capital of France?");
   EXPECT_EQ(d.params.max_tokens, 100);
   EXPECT_DOUBLE_EQ(*d.params.temperature, 0.7);
-  EXPECT_NE(d.params.json.find("top_p"), std::string::npos);  // forwarded as sent
+  EXPECT_NE(d.params.json.find("top_p"), std::string::npos);  // forwarded
   EXPECT_NE(d.params.json.find("max_tokens"), std::string::npos);
 }
 
@@ -101,6 +101,32 @@ TEST(InferenceCodecTest, OnlyUnknownParametersAreKeptAsJson) {
   EXPECT_TRUE(d.params.json.empty());
   ASSERT_TRUE(Decode(R"({"model":"m","input":"x","parameters":{"stop":["\n"]}})", &d).ok());
   EXPECT_EQ(json::parse(d.params.json).at("stop").at(0).as_string(), "\n");
+}
+
+TEST(InferenceCodecTest, ParametersAreKeptWithTheirMembersInKeyOrder) {
+  DecodedInference a, b;
+  ASSERT_TRUE(Decode(R"({"model":"m","input":"x",
+                         "parameters":{"top_p":0.5,"stop":["\n","."],"x":{"b":1,"a":[{"d":2,"c":3}]}}})",
+                     &a)
+                  .ok());
+  ASSERT_TRUE(Decode(R"({"model":"m","input":"x",
+                         "parameters":{"x":{"a":[{"c":3,"d":2}],"b":1},"stop":["\n","."],"top_p":0.5}})",
+                     &b)
+                  .ok());
+  EXPECT_EQ(a.params.json, R"({"stop":["\n","."],"top_p":5E-1,"x":{"a":[{"c":3,"d":2}],"b":1}})");
+  EXPECT_EQ(a.params.json, b.params.json);
+}
+
+TEST(InferenceCodecTest, OnlyACachedAnswerSaysCached) {
+  InferenceOutcome o;
+  o.output = "out";
+  EXPECT_FALSE(json::parse(EncodeInferenceResponse("req_1", o, 3))
+                   .at("metadata")
+                   .as_object()
+                   .contains("cached"));
+  o.cached = true;
+  EXPECT_TRUE(
+      json::parse(EncodeInferenceResponse("req_1", o, 3)).at("metadata").at("cached").as_bool());
 }
 
 TEST(InferenceCodecTest, EncodesErrors) {

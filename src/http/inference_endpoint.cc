@@ -163,11 +163,15 @@ void FrontDoor::HandleInference(HttpRequest&& request, Reply reply) {
       SteadyClock::duration overhead = total - outcome.queue_wait - outcome.accelerator_time;
       WireResponseBuilder b(200, version, stay_open, body.size());
       b.Field("X-Request-Id", raw->id);
+      // Whether a cacheable request was answered from the cache.
+      if (!raw->cache_key.empty()) b.Field("X-Cache", outcome.cached ? "hit" : "miss");
       b.Field("Server-Timing",
               ServerTiming(outcome.queue_wait, outcome.accelerator_time, overhead));
       FormatRateLimitHeaders(raw->rate_limit)
           .ForEach([&](std::string_view name, const std::string& value) { b.Field(name, value); });
-      options_.metrics->Record(model, tier, 200, Seconds(total), Seconds(outcome.queue_wait),
+      // A cached answer never queued: no queue wait to record.
+      options_.metrics->Record(model, tier, 200, Seconds(total),
+                               outcome.cached ? -1 : Seconds(outcome.queue_wait),
                                Seconds(overhead));
       options_.service->Finish(*raw, outcome, ToMillis(total));
       reply(std::move(b).Finish("application/json", body));

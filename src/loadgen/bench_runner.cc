@@ -71,8 +71,8 @@ Status Preflight(const tcp::endpoint& endpoint, const HttpTarget& target, const 
   fo.stream_id = 0xffff;  // ids no load request uses
   RequestFactory factory(w, fo);
   std::vector<PlannedRequest> checks;
-  for (uint32_t t = 0; t < w.tiers.size(); ++t) checks.push_back({t, 0, 0, 0, 0});
-  for (uint32_t m = 1; m < w.models.size(); ++m) checks.push_back({0, m, 0, 0, 0});
+  for (uint32_t t = 0; t < w.tiers.size(); ++t) checks.push_back({t, 0, 0, 0, 0, std::nullopt});
+  for (uint32_t m = 1; m < w.models.size(); ++m) checks.push_back({0, m, 0, 0, 0, std::nullopt});
   uint64_t seq = 0;
   for (PlannedRequest& p : checks) {
     p.input_bytes = w.input_bytes.min_bytes;

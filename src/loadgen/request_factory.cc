@@ -1,6 +1,7 @@
 #include "loadgen/request_factory.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include <boost/json/serialize.hpp>
 #include <boost/json/string.hpp>
@@ -54,7 +55,13 @@ RequestFactory::RequestFactory(const WorkloadSpec& spec, const Options& options)
   body_suffix_ = spec.max_tokens > 0
                      ? "\",\"parameters\":{\"max_tokens\":" + std::to_string(spec.max_tokens) + "}}"
                      : "\"}";
-  filler_ = MakeFiller(spec.input_bytes.max_bytes + kFillerWindow, options.seed ^ 0x5eed);
+  // A pooled input's text must not depend on which factory sends it.
+  const uint64_t filler_seed = spec.inputs.pool > 0 ? 0x5eed : options.seed ^ 0x5eed;
+  filler_ = MakeFiller(spec.input_bytes.max_bytes + kFillerWindow, filler_seed);
+  sum = 0;
+  for (uint32_t k = 1; k <= spec.inputs.pool; ++k) {
+    inputs_.cumulative.push_back(sum += std::pow(static_cast<double>(k), -spec.inputs.zipf_s));
+  }
 }
 
 double RequestFactory::Uniform() { return static_cast<double>(rng_() >> 11) * 0x1.0p-53; }
@@ -66,8 +73,13 @@ PlannedRequest RequestFactory::Plan() {
   r.key = next_key_[r.tier];
   next_key_[r.tier] = (next_key_[r.tier] + 1) % auth_lines_[r.tier].size();
   const uint32_t span = input_bytes_.max_bytes - input_bytes_.min_bytes;
+  uint64_t size_draw = rng_();
+  if (!inputs_.cumulative.empty()) {
+    r.pool_index = inputs_.Pick(Uniform());
+    size_draw = (uint64_t{*r.pool_index} + 1) * 0x9E3779B97F4A7C15ull;  // the index's own size
+  }
   r.input_bytes =
-      input_bytes_.min_bytes + (span == 0 ? 0 : static_cast<uint32_t>(rng_() % (span + 1)));
+      input_bytes_.min_bytes + (span == 0 ? 0 : static_cast<uint32_t>(size_draw % (span + 1)));
   r.seq = seq_++;
   return r;
 }
@@ -76,12 +88,20 @@ void RequestFactory::RenderBody(const PlannedRequest& r, std::string* out) const
   out->clear();
   out->append(body_prefixes_[r.model]);
   static constexpr char kHex[] = "0123456789abcdef";
-  const uint64_t id = (uint64_t{options_.stream_id} << 48) | (r.seq & ((uint64_t{1} << 48) - 1));
-  for (int shift = 60; shift >= 0; shift -= 4) out->push_back(kHex[(id >> shift) & 0xf]);
-  // A short separator, then words from a seq-dependent offset in the filler.
+  if (r.pool_index) {
+    const uint64_t index = *r.pool_index;
+    out->push_back('p');
+    for (int shift = 56; shift >= 0; shift -= 4) out->push_back(kHex[(index >> shift) & 0xf]);
+  } else {
+    const uint64_t id = (uint64_t{options_.stream_id} << 48) | (r.seq & ((uint64_t{1} << 48) - 1));
+    for (int shift = 60; shift >= 0; shift -= 4) out->push_back(kHex[(id >> shift) & 0xf]);
+  }
+  // A short separator, then words from an offset in the filler that depends
+  // on the sequence number, or on the pooled input's index.
+  const uint64_t offset_of = r.pool_index ? *r.pool_index : r.seq;
   const size_t rest = r.input_bytes - kIdChars;
   out->push_back(' ');
-  out->append(filler_, (r.seq * 7919) % kFillerWindow, rest - 1);
+  out->append(filler_, (offset_of * 7919) % kFillerWindow, rest - 1);
   out->append(body_suffix_);
 }
 

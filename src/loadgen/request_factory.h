@@ -4,13 +4,19 @@
 //
 // Every input is distinct: it starts with a 16-hex-digit id made of the
 // factory's stream id and a sequence number, followed by pseudo-random words
-// up to the drawn size. Keys rotate round-robin within a tier.
+// up to the drawn size. With an input pool (WorkloadSpec::inputs) an input
+// is drawn from the pool instead: "p" and 15 hex digits of its index, then
+// words and a size that depend on the index only, so every factory of a run
+// sends the same text for the same index. Keys rotate round-robin within a
+// tier.
 // Deterministic for a given (spec, seed, stream id). Rendering uses pieces
 // prepared once (escaped model names, header lines), so it costs one string
 // append per piece.
 //
 // Thread-safety: none; one factory per load thread.
 #pragma once
+
+#include <optional>
 
 #include <cstdint>
 #include <random>
@@ -27,6 +33,8 @@ struct PlannedRequest {
   uint32_t key = 0;          // index into the tier's keys
   uint32_t input_bytes = 0;  // size of the `input` string
   uint64_t seq = 0;          // per-factory sequence number (makes the input unique)
+  // With an input pool: the index of the input drawn (0 = the most likely).
+  std::optional<uint32_t> pool_index;
 };
 
 class RequestFactory {
@@ -61,6 +69,7 @@ class RequestFactory {
   Options options_;
   Picker tiers_;
   Picker models_;
+  Picker inputs_;                                     // empty: every input distinct
   std::vector<std::vector<std::string>> auth_lines_;  // [tier][key]: "Authorization: ...\r\n"
   std::vector<uint32_t> next_key_;                    // round-robin cursor per tier
   std::vector<std::string> body_prefixes_;            // per model: {"model":"M","input":"

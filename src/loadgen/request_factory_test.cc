@@ -1,5 +1,6 @@
 #include "loadgen/request_factory.h"
 
+#include <cmath>
 #include <map>
 #include <set>
 
@@ -47,6 +48,56 @@ TEST(RequestFactoryTest, DrawsTiersAndModelsByWeight) {
   EXPECT_NEAR(tiers[1] / double(n), 0.25, 0.01);
   EXPECT_NEAR(tiers[2] / double(n), 0.05, 0.005);
   EXPECT_NEAR(models[0] / double(n), 0.75, 0.01);
+}
+
+TEST(RequestFactoryTest, PooledInputsFollowZipfAndReadTheSameFromEveryFactory) {
+  WorkloadSpec spec = Spec();
+  spec.inputs = {100, 1.1};
+  RequestFactory a(spec, Opts(0));
+  RequestFactory::Options other = Opts(1);
+  other.seed = 99;  // another load thread: another seed and stream
+  RequestFactory b(spec, other);
+  std::map<uint32_t, int> counts;
+  std::map<uint32_t, std::string> text;  // pool index -> input, as the first factory wrote it
+  std::string body;
+  const int n = 100000;
+  for (int i = 0; i < n; ++i) {
+    RequestFactory* f = i % 2 == 0 ? &a : &b;
+    const PlannedRequest r = f->Plan();
+    ASSERT_TRUE(r.pool_index.has_value());
+    ASSERT_LT(*r.pool_index, 100u);
+    counts[*r.pool_index]++;
+    f->RenderBody(r, &body);
+    const std::string input(boost::json::parse(body).at("input").as_string());
+    ASSERT_EQ(input.size(), r.input_bytes);
+    auto [it, fresh] = text.emplace(*r.pool_index, input);
+    if (!fresh) {
+      ASSERT_EQ(it->second, input) << "pool index " << *r.pool_index;
+    }
+  }
+  // Weights 1 / k^1.1 over k = 1..100: the head's shares.
+  double total = 0;
+  for (int k = 1; k <= 100; ++k) total += std::pow(k, -1.1);
+  EXPECT_NEAR(counts[0] / double(n), 1 / total, 0.01);
+  EXPECT_NEAR(counts[1] / double(n), std::pow(2, -1.1) / total, 0.01);
+  EXPECT_NEAR(counts[99] / double(n), std::pow(100, -1.1) / total, 0.002);
+  std::set<std::string> distinct;
+  for (const auto& [index, input] : text) distinct.insert(input);
+  EXPECT_EQ(distinct.size(), text.size());  // one text per index
+}
+
+TEST(RequestFactoryTest, InputDistributionParses) {
+  EXPECT_EQ(ParseInputDistribution("unique", 10)->pool, 0u);
+  Result<InputDistribution> z = ParseInputDistribution("zipf:1.1", 10'000);
+  ASSERT_TRUE(z.ok());
+  EXPECT_EQ(z->pool, 10'000u);
+  EXPECT_DOUBLE_EQ(z->zipf_s, 1.1);
+  EXPECT_EQ(ParseInputDistribution("zipf:-1", 10).status().message(),
+            "--input-dist: expected unique or zipf:S with 0 <= S <= 100, got `zipf:-1`");
+  EXPECT_EQ(ParseInputDistribution("zipf", 10).status().message(),
+            "--input-dist: expected unique or zipf:S with 0 <= S <= 100, got `zipf`");
+  EXPECT_EQ(ParseInputDistribution("zipf:1", 0).status().message(),
+            "--input-pool: must be between 1 and 10000000, got 0");
 }
 
 TEST(RequestFactoryTest, BodiesAreValidJsonWithDistinctInputsOfTheDrawnSize) {

@@ -146,6 +146,27 @@ Result<ByteRange> ParseByteRange(std::string_view text) {
   return ByteRange{static_cast<uint32_t>(lo), static_cast<uint32_t>(hi)};
 }
 
+Result<InputDistribution> ParseInputDistribution(std::string_view text, uint32_t pool) {
+  const std::string_view t = Trim(text);
+  if (t == "unique") return InputDistribution{};
+  constexpr std::string_view kZipf = "zipf:";
+  double s = -1;
+  if (t.substr(0, kZipf.size()) == kZipf) {
+    const std::string_view exponent = Trim(t.substr(kZipf.size()));
+    auto [end, ec] = std::from_chars(exponent.data(), exponent.data() + exponent.size(), s);
+    if (ec != std::errc() || end != exponent.data() + exponent.size()) s = -1;
+  }
+  if (!(s >= 0 && s <= 100)) {
+    return InvalidArgument("--input-dist: expected unique or zipf:S with 0 <= S <= 100, got " +
+                           Quote(text));
+  }
+  if (pool < 1 || pool > kMaxInputPool) {
+    return InvalidArgument("--input-pool: must be between 1 and " + std::to_string(kMaxInputPool) +
+                           ", got " + std::to_string(pool));
+  }
+  return InputDistribution{pool, s};
+}
+
 Result<int64_t> ParseDurationUs(std::string_view text, std::string_view what) {
   const std::string_view t = Trim(text);
   size_t unit_at = t.size();
@@ -225,6 +246,9 @@ Status ValidateWorkload(const WorkloadSpec& spec) {
     return InvalidArgument("--input-bytes: out of range");
   }
   if (spec.max_tokens < 0) return InvalidArgument("--max-tokens: must not be negative");
+  if (spec.inputs.pool > kMaxInputPool || !(spec.inputs.zipf_s >= 0)) {
+    return InvalidArgument("--input-dist: out of range");
+  }
   return Status::Ok();
 }
 

@@ -48,7 +48,8 @@ struct ByteRange {
   uint32_t max_bytes = 64;  // >= min_bytes; sizes are uniform in [min, max]
 };
 // Smallest input: every input starts with a unique 16-character id, so that
-// no two requests carry the same input (a cache cannot short-cut the run).
+// no two requests carry the same input (a cache cannot short-cut the run)
+// unless the run asks for repeats (InputDistribution).
 inline constexpr uint32_t kMinInputBytes = 17;
 inline constexpr uint32_t kMaxInputBytes = 1 << 20;
 
@@ -73,10 +74,23 @@ struct TierMix {
 Result<std::vector<TierMix>> BuildTierMix(const std::vector<WeightedName>& mix,
                                           const std::vector<TierKeys>& keys);
 
+// Which inputs a run sends: each one distinct (the default), or drawn from
+// a pool of `pool` distinct inputs with Zipf weights (input k, k = 1..pool,
+// weighs 1 / k^s), as hot inputs repeat in real traffic.
+struct InputDistribution {
+  uint32_t pool = 0;  // 0: every input distinct; else 1..kMaxInputPool
+  double zipf_s = 0;  // the exponent, >= 0 (0: uniform over the pool)
+};
+inline constexpr uint32_t kMaxInputPool = 10'000'000;
+
+// `unique`, or `zipf:S` with S >= 0 (the pool size comes from --input-pool).
+Result<InputDistribution> ParseInputDistribution(std::string_view text, uint32_t pool);
+
 struct WorkloadSpec {
   std::vector<TierMix> tiers;        // from BuildTierMix
   std::vector<WeightedName> models;  // at least one with weight > 0
   ByteRange input_bytes;             // size of the `input` string
+  InputDistribution inputs;          // distinct, or repeats from a pool
   int max_tokens = 16;               // parameters.max_tokens; 0 = omit parameters
 };
 

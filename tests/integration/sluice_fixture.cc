@@ -94,6 +94,13 @@ std::string TestConfig::Yaml() const {
     << "    accelerator_timeout_ms: " << accelerator_timeout_ms << "\n"
     << "    max_tokens_limit: " << max_tokens_limit << "\n"
     << "    default_max_tokens: " << kDefaultMaxTokens << "\n";
+  if (cache) {
+    y << "    cache:\n"
+      << "      enabled: true\n"
+      << "      deterministic: " << (cache_deterministic ? "true" : "false") << "\n"
+      << "      ttl_ms: " << cache_ttl_ms << "\n"
+      << "      max_bytes: " << cache_max_bytes << "\n";
+  }
   if (!backend_yaml.empty()) {
     y << backend_yaml;
   } else {

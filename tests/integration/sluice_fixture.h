@@ -88,6 +88,11 @@ struct TestConfig {
   int queue_capacity = 10'000;
   int64_t accelerator_timeout_ms = 3'000;
   int max_tokens_limit = 4096;
+  // its result cache (`cache:`), written only when enabled
+  bool cache = false;
+  bool cache_deterministic = false;
+  int64_t cache_ttl_ms = 300'000;
+  uint64_t cache_max_bytes = 1 << 20;
   // its simulated accelerator
   int devices = 4;
   int64_t fixed_latency_us = 34'000;

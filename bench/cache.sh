@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# cache.sh: what the result cache saves on a workload whose hot inputs
+# repeat (issue 13's measure).
+#
+# `sluice serve` on a copy of config/sluice.yaml (rate limits off, the
+# bundled model's 4 sim devices) with its model's `cache:` enabled
+# (deterministic: true) and then with it off, each under the same
+# `sluice bench --input-dist zipf:$ZIPF_S --input-pool $POOL` at $RATE req/s
+# for $DURATION; prints per run the achieved rate, success, p50/p95, the
+# accelerator items (batched requests, from /metrics) per answered request
+# and the cache's hits and entries.
+#
+# Usage: bench/cache.sh
+# Environment: RATE (2000), DURATION (20s), WARMUP (2s), ZIPF_S (1.1),
+#   POOL (10000), CONNECTIONS (256), and those of bench/lib.sh (SLUICE_BIN,
+#   SERVER_CPU, CLIENT_CPU). Loopback only; stops what it started by pid.
+set -euo pipefail
+REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+source "$REPO_ROOT/bench/lib.sh"
+RATE=${RATE:-2000}; DURATION=${DURATION:-20s}; WARMUP=${WARMUP:-2s}
+ZIPF_S=${ZIPF_S:-1.1}; POOL=${POOL:-10000}; CONNECTIONS=${CONNECTIONS:-256}
+lib_install_trap; ensure_tools; ensure_sluice
+OUT=$(mktemp -d /tmp/sluice-cache-bench-XXXXXX)
+bound=$(( $(to_seconds "$DURATION") + $(to_seconds "$WARMUP") + 60 ))
+
+# The model's cache block, switched on or off.
+set_cache() {  # CFG on|off
+  local b=false
+  [[ $2 == on ]] && b=true
+  awk -v b="$b" '
+    /^[[:space:]]*cache:[[:space:]]*$/ { in_cache = 1; print; next }
+    in_cache && /^[[:space:]]*enabled:/ { sub(/enabled:.*/, "enabled: " b); print; next }
+    in_cache && /^[[:space:]]*deterministic:/ { sub(/deterministic:[^#]*/, "deterministic: true  "); print; next }
+    in_cache && !/^[[:space:]]{6}/ { in_cache = 0 }
+    { print }' "$1" >"$1.tmp" && mv "$1.tmp" "$1"
+  awk '/^[[:space:]]*cache:[[:space:]]*$/ { c = 1; next } c && /enabled:/ { print $2; exit }' "$1" \
+    | grep -qx "$b" || die "could not set cache.enabled: $b in $1"
+}
+metric() {  # FILE NAME: the sum of NAME's samples in a /metrics scrape
+  awk -v n="$2" '$1 == n || index($1, n "{") == 1 { s += $NF } END { printf "%.0f\n", s }' "$1"
+}
+
+echo "## Result cache on a Zipf workload (\`bench/cache.sh\`, $(date -u +%Y-%m-%dT%H:%M:%SZ))"
+echo
+echo "- commit $(git -C "$REPO_ROOT" rev-parse --short HEAD), $RATE req/s for $DURATION after $WARMUP, inputs zipf:$ZIPF_S over $POOL, $CONNECTIONS connections; server on CPU $SERVER_CPU, generator on CPU $CLIENT_CPU"
+echo
+echo "| cache | achieved req/s | success % | p50 ms | p95 ms | accelerator items / answered | hits | entries |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+for mode in on off; do
+  dir="$OUT/$mode"; mkdir -p "$dir"
+  make_config "$dir/sluice.yaml"
+  set_cache "$dir/sluice.yaml" "$mode"
+  start_sluice "$dir/sluice.yaml" "$dir"
+  scrape_metrics "$dir/before.prom"
+  run_bench "$dir" bench "$bound" --rate "$RATE" --duration "$DURATION" --warmup "$WARMUP" \
+    --connections "$CONNECTIONS" --input-dist "zipf:$ZIPF_S" --input-pool "$POOL" || true
+  scrape_metrics "$dir/after.prom"
+  stop_sluice
+  answered=$(( $(metric "$dir/after.prom" sluice_requests_total) - $(metric "$dir/before.prom" sluice_requests_total) ))
+  items=$(( $(metric "$dir/after.prom" sluice_batch_size_sum) - $(metric "$dir/before.prom" sluice_batch_size_sum) ))
+  read -r ach succ p50 p95 < <(python3 -c '
+import json, sys
+a = json.load(open(sys.argv[1]))["overall"]["all"]
+l = a["latency_ms"]
+print("%.0f %.2f %.1f %.1f" % (a["achieved_rps"], 100 * (a["success_ratio"] or 0), l["p50"], l["p95"]))
+' "$dir/bench.json")
+  per=$(awk -v i="$items" -v n="$answered" 'BEGIN { if (n > 0) printf "%.3f", i / n; else print "n/a" }')
+  echo "| $mode | $ach | $succ | $p50 | $p95 | $per | $(metric "$dir/after.prom" sluice_cache_hits_total) | $(metric "$dir/after.prom" sluice_cache_entries) |"
+done
+case "$OUT" in /tmp/sluice-cache-bench-*) rm -rf "$OUT" ;; esac
