@@ -8,7 +8,7 @@
 # `sluice bench --input-dist zipf:$ZIPF_S --input-pool $POOL` at $RATE req/s
 # for $DURATION; prints per run the achieved rate, success, p50/p95, the
 # accelerator items (batched requests, from /metrics) per answered request
-# and the cache's hits and entries.
+# (200s) and the cache's hits and entries.
 #
 # Usage: bench/cache.sh
 # Environment: RATE (2000), DURATION (20s), WARMUP (2s), ZIPF_S (1.1),
@@ -27,17 +27,23 @@ bound=$(( $(to_seconds "$DURATION") + $(to_seconds "$WARMUP") + 60 ))
 set_cache() {  # CFG on|off
   local b=false
   [[ $2 == on ]] && b=true
+  # The block's lines are those indented deeper than its `cache:` line.
   awk -v b="$b" '
-    /^[[:space:]]*cache:[[:space:]]*$/ { in_cache = 1; print; next }
-    in_cache && /^[[:space:]]*enabled:/ { sub(/enabled:.*/, "enabled: " b); print; next }
-    in_cache && /^[[:space:]]*deterministic:/ { sub(/deterministic:[^#]*/, "deterministic: true  "); print; next }
-    in_cache && !/^[[:space:]]{6}/ { in_cache = 0 }
+    function indent(s) { match(s, /^[[:space:]]*/); return RLENGTH }
+    in_cache && /[^[:space:]]/ && indent($0) <= cache_indent { in_cache = 0 }
+    /^[[:space:]]*cache:[[:space:]]*$/ { in_cache = 1; cache_indent = indent($0); print; next }
+    in_cache && /^[[:space:]]*enabled:/ { sub(/enabled:.*/, "enabled: " b) }
+    in_cache && /^[[:space:]]*deterministic:/ { sub(/deterministic:.*/, "deterministic: true") }
     { print }' "$1" >"$1.tmp" && mv "$1.tmp" "$1"
-  awk '/^[[:space:]]*cache:[[:space:]]*$/ { c = 1; next } c && /enabled:/ { print $2; exit }' "$1" \
-    | grep -qx "$b" || die "could not set cache.enabled: $b in $1"
+  local got
+  got=$(awk '/^[[:space:]]*cache:[[:space:]]*$/ { c = 1; next }
+             c && /enabled:/ { e = $2 } c && /deterministic:/ { d = $2 }
+             c && /backend:/ { exit } END { print e, d }' "$1")
+  [[ $got == "$b true" ]] || die "could not set cache.enabled: $b and deterministic: true in $1 (got $got)"
 }
-metric() {  # FILE NAME: the sum of NAME's samples in a /metrics scrape
-  awk -v n="$2" '$1 == n || index($1, n "{") == 1 { s += $NF } END { printf "%.0f\n", s }' "$1"
+metric() {  # FILE NAME [LABEL]: the sum of NAME's samples (with LABEL, e.g. code="200") in a scrape
+  awk -v n="$2" -v l="${3:-}" '($1 == n || index($1, n "{") == 1) && index($1, l) { s += $NF }
+    END { printf "%.0f\n", s }' "$1"
 }
 
 echo "## Result cache on a Zipf workload (\`bench/cache.sh\`, $(date -u +%Y-%m-%dT%H:%M:%SZ))"
@@ -56,7 +62,7 @@ for mode in on off; do
     --connections "$CONNECTIONS" --input-dist "zipf:$ZIPF_S" --input-pool "$POOL" || true
   scrape_metrics "$dir/after.prom"
   stop_sluice
-  answered=$(( $(metric "$dir/after.prom" sluice_requests_total) - $(metric "$dir/before.prom" sluice_requests_total) ))
+  answered=$(( $(metric "$dir/after.prom" sluice_requests_total 'status="200"') - $(metric "$dir/before.prom" sluice_requests_total 'status="200"') ))
   items=$(( $(metric "$dir/after.prom" sluice_batch_size_sum) - $(metric "$dir/before.prom" sluice_batch_size_sum) ))
   read -r ach succ p50 p95 < <(python3 -c '
 import json, sys

@@ -1,6 +1,7 @@
 // ResultCaches: each model's result cache (`cache.enabled` in its config),
-// in this process's memory, and their metrics — the same in `serve` and in
-// `gateway` (where each gateway keeps its own).
+// in this process's memory, and their metrics, for `serve`. (A gateway
+// caches nothing yet: a hit would be answered before the enqueue script,
+// where a gateway charges the key's rate limit.)
 //
 // Metrics, labelled by model: sluice_cache_hits_total,
 // sluice_cache_misses_total, sluice_cache_evictions_total,

@@ -93,7 +93,7 @@ struct ModelCacheConfig {
   // Every request may be cached (the model's outputs depend on its input
   // and parameters only); false: only those that ask for temperature 0.
   bool deterministic = false;
-  int64_t ttl_ms = 300'000;          // an answer's life after it is stored; >= 1
+  int64_t ttl_ms = 300'000;          // an answer's life after it is stored; 1..30 days
   uint64_t max_bytes = 64ull << 20;  // memory for this model's answers; >= 1
 };
 

@@ -145,7 +145,7 @@ TEST(ParseConfigTest, ModelCacheFieldsAndDefaults) {
   EXPECT_EQ(ParseError("models:\n  - name: tiny\n    cache:\n      enabled: yes\n"),
             "models[0].cache.enabled: expected true or false, got \"yes\"");
   EXPECT_EQ(ParseError("models:\n  - name: tiny\n    cache:\n      ttl_ms: 0\n"),
-            "models[0].cache.ttl_ms: must be at least 1, got 0");
+            "models[0].cache.ttl_ms: must be between 1 and 2592000000 (30 days), got 0");
 }
 
 TEST(ParseConfigTest, HttpBackendFields) {

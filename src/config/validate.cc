@@ -258,8 +258,11 @@ Status ValidateModels(const std::vector<ModelConfig>& models) {
     if (Status s = CircuitBreaker::Validate(m.circuit_breaker); !s.ok()) {
       return Fail(path + ".circuit_breaker", s.message());
     }
-    if (m.cache.ttl_ms < 1) {
-      return Fail(path + ".cache.ttl_ms", "must be at least 1" + Got(m.cache.ttl_ms));
+    constexpr int64_t kMaxCacheTtlMs = 30ll * 24 * 3'600'000;  // 30 days
+    if (m.cache.ttl_ms < 1 || m.cache.ttl_ms > kMaxCacheTtlMs) {
+      return Fail(path + ".cache.ttl_ms", "must be between 1 and " +
+                                              std::to_string(kMaxCacheTtlMs) + " (30 days)" +
+                                              Got(m.cache.ttl_ms));
     }
     if (m.cache.max_bytes < 1) {
       return Fail(path + ".cache.max_bytes", "must be at least 1" + Got(m.cache.max_bytes));

@@ -32,7 +32,7 @@ class MemoryResultCache final : public ResultCache {
 
   struct Options {
     uint64_t max_bytes = 64ull << 20;  // the budget; >= 1
-    int64_t ttl_ms = 300'000;          // an entry's life after it is stored; >= 1
+    int64_t ttl_ms = 300'000;          // an entry's life after it is stored; 1..30 days
     const Clock* clock = nullptr;      // default: SystemClock()
   };
 

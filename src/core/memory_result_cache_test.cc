@@ -119,7 +119,7 @@ TEST(MemoryResultCacheTest, CreateNamesABadField) {
   o.max_bytes = 1;
   o.ttl_ms = 0;
   EXPECT_EQ(MemoryResultCache::Create(o).status().message(),
-            "result cache: ttl_ms must be at least 1");
+            "result cache: ttl_ms must be between 1 and 30 days");
 }
 
 InferenceParams Params(int max_tokens, std::optional<double> temperature = std::nullopt,

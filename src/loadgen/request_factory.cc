@@ -59,6 +59,7 @@ RequestFactory::RequestFactory(const WorkloadSpec& spec, const Options& options)
   const uint64_t filler_seed = spec.inputs.pool > 0 ? 0x5eed : options.seed ^ 0x5eed;
   filler_ = MakeFiller(spec.input_bytes.max_bytes + kFillerWindow, filler_seed);
   sum = 0;
+  inputs_.cumulative.reserve(spec.inputs.pool);  // 8 bytes per pooled input, per load thread
   for (uint32_t k = 1; k <= spec.inputs.pool; ++k) {
     inputs_.cumulative.push_back(sum += std::pow(static_cast<double>(k), -spec.inputs.zipf_s));
   }
@@ -73,10 +74,12 @@ PlannedRequest RequestFactory::Plan() {
   r.key = next_key_[r.tier];
   next_key_[r.tier] = (next_key_[r.tier] + 1) % auth_lines_[r.tier].size();
   const uint32_t span = input_bytes_.max_bytes - input_bytes_.min_bytes;
-  uint64_t size_draw = rng_();
+  uint64_t size_draw = 0;
   if (!inputs_.cumulative.empty()) {
     r.pool_index = inputs_.Pick(Uniform());
     size_draw = (uint64_t{*r.pool_index} + 1) * 0x9E3779B97F4A7C15ull;  // the index's own size
+  } else if (span > 0) {
+    size_draw = rng_();  // drawn only then, as before pools: a seed gives the same runs
   }
   r.input_bytes =
       input_bytes_.min_bytes + (span == 0 ? 0 : static_cast<uint32_t>(size_draw % (span + 1)));

@@ -78,7 +78,9 @@ Result<std::vector<TierMix>> BuildTierMix(const std::vector<WeightedName>& mix,
 // a pool of `pool` distinct inputs with Zipf weights (input k, k = 1..pool,
 // weighs 1 / k^s), as hot inputs repeat in real traffic.
 struct InputDistribution {
-  uint32_t pool = 0;  // 0: every input distinct; else 1..kMaxInputPool
+  // 0: every input distinct; else 1..kMaxInputPool (each load thread keeps
+  // 8 bytes per pooled input for the draw).
+  uint32_t pool = 0;
   double zipf_s = 0;  // the exponent, >= 0 (0: uniform over the pool)
 };
 inline constexpr uint32_t kMaxInputPool = 10'000'000;
