@@ -150,30 +150,21 @@ class BatchSizeRun {
   // failed or a request was refused.
   bool Run(Cpu* cpu) {
     cpu->start = RedisCpuSeconds(conn_);
+    // Enqueue until `depth` requests wait, then claim until at most half
+    // that many do (or all, once everything was sent). Two phases are the
+    // case depth = requests: everything is enqueued, then drained.
+    const bool phases = s_.queue_depth == 0;
+    const int64_t depth = phases ? s_.requests : s_.queue_depth;
     int64_t sent = 0;
     int64_t claimed = 0;
-    if (s_.queue_depth == 0) {
-      // Two phases: everything is enqueued, then drained.
-      while (sent < s_.requests) sent = Enqueue(sent);
+    while (claimed < s_.requests) {
+      while (sent < s_.requests && sent - claimed < depth) sent = Enqueue(sent);
       if (!EnqueuesDone()) return false;
-      cpu->enqueued = RedisCpuSeconds(conn_);
-      while (claimed < s_.requests) {
+      if (phases) cpu->enqueued = RedisCpuSeconds(conn_);
+      while (claimed < s_.requests && (sent - claimed > depth / 2 || sent == s_.requests)) {
         const int64_t c = ClaimAndComplete(claimed);
         if (c < 0) return false;
         claimed += c;
-      }
-    } else {
-      // Steady state: enqueue until queue_depth requests wait, then claim
-      // until at most half that many do.
-      while (claimed < s_.requests) {
-        while (sent < s_.requests && sent - claimed < s_.queue_depth) sent = Enqueue(sent);
-        if (!EnqueuesDone()) return false;
-        while (claimed < s_.requests &&
-               (sent - claimed > s_.queue_depth / 2 || sent == s_.requests)) {
-          const int64_t c = ClaimAndComplete(claimed);
-          if (c < 0) return false;
-          claimed += c;
-        }
       }
     }
     in_flight_.WaitAtMost(0);

@@ -10,6 +10,7 @@
 
 #include "common/crypto.h"
 #include "config/config.h"
+#include "core/memory_result_cache.h"
 
 namespace sluice {
 namespace {
@@ -258,11 +259,10 @@ Status ValidateModels(const std::vector<ModelConfig>& models) {
     if (Status s = CircuitBreaker::Validate(m.circuit_breaker); !s.ok()) {
       return Fail(path + ".circuit_breaker", s.message());
     }
-    constexpr int64_t kMaxCacheTtlMs = 30ll * 24 * 3'600'000;  // 30 days
-    if (m.cache.ttl_ms < 1 || m.cache.ttl_ms > kMaxCacheTtlMs) {
+    if (m.cache.ttl_ms < 1 || m.cache.ttl_ms > MemoryResultCache::kMaxTtlMs) {
       return Fail(path + ".cache.ttl_ms", "must be between 1 and " +
-                                              std::to_string(kMaxCacheTtlMs) + " (30 days)" +
-                                              Got(m.cache.ttl_ms));
+                                              std::to_string(MemoryResultCache::kMaxTtlMs) +
+                                              " (30 days)" + Got(m.cache.ttl_ms));
     }
     if (m.cache.max_bytes < 1) {
       return Fail(path + ".cache.max_bytes", "must be at least 1" + Got(m.cache.max_bytes));

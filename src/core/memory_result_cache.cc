@@ -6,7 +6,7 @@ Result<std::unique_ptr<MemoryResultCache>> MemoryResultCache::Create(const Optio
   if (options.max_bytes < 1) {
     return InvalidArgument("result cache: max_bytes must be at least 1");
   }
-  if (options.ttl_ms < 1 || options.ttl_ms > 30ll * 24 * 3'600'000) {
+  if (options.ttl_ms < 1 || options.ttl_ms > kMaxTtlMs) {
     return InvalidArgument("result cache: ttl_ms must be between 1 and 30 days");
   }
   return std::unique_ptr<MemoryResultCache>(new MemoryResultCache(options));

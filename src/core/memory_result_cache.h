@@ -29,10 +29,12 @@ class MemoryResultCache final : public ResultCache {
   // Bytes counted per entry on top of its strings: list and map nodes,
   // string headers.
   static constexpr uint64_t kEntryOverheadBytes = 160;
+  // The longest ttl_ms: 30 days (TimePoint arithmetic stays far from overflow).
+  static constexpr int64_t kMaxTtlMs = 30ll * 24 * 3'600'000;
 
   struct Options {
     uint64_t max_bytes = 64ull << 20;  // the budget; >= 1
-    int64_t ttl_ms = 300'000;          // an entry's life after it is stored; 1..30 days
+    int64_t ttl_ms = 300'000;          // an entry's life after it is stored; 1..kMaxTtlMs
     const Clock* clock = nullptr;      // default: SystemClock()
   };
 
