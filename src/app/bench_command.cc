@@ -115,6 +115,9 @@ std::unique_ptr<BenchCommand> BenchCommand::Register(CLI::App& app) {
   c->add_option("--max-tokens", b->max_tokens_, "parameters.max_tokens (0: leave it out)")
       ->capture_default_str()
       ->check(CLI::Range(0, 1'000'000));
+  c->add_flag("--async", b->async_,
+              "Submit asynchronously (Prefer: respond-async): a 202 counts as answered, and the "
+              "latencies are the submissions'");
   c->add_option("--service-token", b->service_token_,
                 "Token for GET /metrics (batch sizes, utilisation); empty: do not scrape")
       ->capture_default_str();
@@ -195,6 +198,7 @@ int BenchCommand::Run() {
   if (!inputs.ok()) return fail(inputs.status(), 2);
   o.workload.inputs = *inputs;
   o.workload.max_tokens = max_tokens_;
+  o.workload.async = async_;
 
   const bool live = isatty(STDERR_FILENO) == 1;
   const size_t steps = o.steps.size();

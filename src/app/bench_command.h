@@ -54,6 +54,7 @@ class BenchCommand {
   std::string input_dist_ = "unique";
   uint32_t input_pool_ = 10'000;
   int max_tokens_ = 16;
+  bool async_ = false;
   std::string service_token_ = "svc-demo-token";
   uint64_t seed_ = 1;
   bool json_ = false;

@@ -106,12 +106,18 @@ Status GatewayRole::Parts::Build() {
   if (!loop_conn.ok()) return loop_conn.status();
   const redis::KeySpace keys(cfg.redis.key_prefix);
   for (const ModelConfig& mc : cfg.models) {
-    // A hit is answered before the enqueue script, which is where a gateway
-    // charges the key's rate limit: until a hit is charged there too, a
-    // gateway caches nothing.
+    // A hit, or a request joining an identical one, is answered without the
+    // enqueue script, which is where a gateway charges the key's rate limit:
+    // until they are charged there too, a gateway caches and collapses
+    // nothing.
     if (mc.cache.enabled) {
       spdlog::warn(
           "models: '{}': cache is not supported by a gateway yet; its answers are not cached",
+          mc.name);
+    }
+    if (mc.collapse) {
+      spdlog::warn(
+          "models: '{}': collapse is not supported by a gateway yet; its requests each queue",
           mc.name);
     }
   }

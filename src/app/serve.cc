@@ -6,9 +6,11 @@
 #include <spdlog/spdlog.h>
 #include <boost/asio/io_context.hpp>
 
+#include "app/async_tasks.h"
 #include "app/drainer.h"
 #include "app/front_door_setup.h"
 #include "app/model_runtime.h"
+#include "app/request_collapsers.h"
 #include "app/request_log_factory.h"
 #include "app/result_caches.h"
 #include "app/shutdown_signals.h"
@@ -82,6 +84,15 @@ int RunServe(const AppConfig& config) {
     spdlog::error("{}", caches.status().message());
     return 2;
   }
+  // Deadline timers of requests waiting for an identical one's answer, and
+  // of long polls for async results.
+  AsioExecutor service_timers(ioc);
+  RequestCollapsers collapsers(&registry, &service_timers);
+  auto tasks = AsyncTasks::Create(config.async, &service_timers, &registry);
+  if (!tasks.ok()) {
+    spdlog::error("{}", tasks.status().message());
+    return 2;
+  }
   std::vector<std::unique_ptr<ModelRuntime>> models;
   InferenceService::Options service_options;
   service_options.tiers = config.tiers;
@@ -93,10 +104,22 @@ int RunServe(const AppConfig& config) {
       return 2;
     }
     models.push_back(std::move(rt).value());
-    service_options.models.push_back(
-        {mc.name, mc.version, mc.max_tokens_limit, mc.default_max_tokens, models.back()->queue(),
-         models.back()->admission(), (*caches)->For(service_options.models.size()),
-         mc.cache.deterministic});
+    InferenceService::Model m;
+    m.name = mc.name;
+    m.version = mc.version;
+    m.max_tokens_limit = mc.max_tokens_limit;
+    m.default_max_tokens = mc.default_max_tokens;
+    m.queue = models.back()->queue();
+    m.admission = models.back()->admission();
+    m.cache = (*caches)->For(service_options.models.size());
+    m.deterministic = mc.deterministic;
+    auto collapser = collapsers.Add(mc, m.queue, m.cache);
+    if (!collapser.ok()) {
+      spdlog::error("{}", collapser.status().message());
+      return 2;
+    }
+    m.collapser = collapser.value();
+    service_options.models.push_back(std::move(m));
   }
   service_options.log = log->get();
   auto limiter = MemoryRateLimiter::Create({});
@@ -121,6 +144,8 @@ int RunServe(const AppConfig& config) {
   fd.service = service->get();
   fd.log = log->get();
   fd.watch_client_min_queue_depth = config.server.watch_client_min_queue_depth;
+  fd.tasks = (*tasks)->store();
+  fd.max_result_wait_ms = config.async.max_wait_ms;
   fd.metrics = &request_metrics;
   InferenceService* svc = service->get();
   fd.health = [&models, svc, &request_metrics] {

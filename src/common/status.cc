@@ -22,6 +22,8 @@ const char* ErrorCodeName(ErrorCode code) {
       return "rate_limited";
     case ErrorCode::kUnavailable:
       return "unavailable";
+    case ErrorCode::kUnprocessable:
+      return "unprocessable";
     case ErrorCode::kDeadlineExceeded:
       return "deadline_exceeded";
     case ErrorCode::kBackendError:
@@ -54,6 +56,8 @@ int HttpStatusFor(ErrorCode code) {
       return 429;
     case ErrorCode::kUnavailable:
       return 503;
+    case ErrorCode::kUnprocessable:
+      return 422;
     case ErrorCode::kDeadlineExceeded:
       return 504;
     case ErrorCode::kBackendError:

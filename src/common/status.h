@@ -23,6 +23,7 @@ enum class ErrorCode {
   kPayloadTooLarge,   // body over the limit: 413
   kRateLimited,       // a per-key limit was hit: 429
   kUnavailable,       // queue full, shedding, shutting down (retryable): 503
+  kUnprocessable,     // well-formed but in conflict with an earlier request: 422
   kDeadlineExceeded,  // the request's deadline passed: 504
   kBackendError,      // the accelerator failed the batch or item: 502
   kCancelled,         // the client went away before the answer: 499 (never sent)

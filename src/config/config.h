@@ -87,12 +87,10 @@ struct BackendConfig {
 };
 
 // `cache:` of a model — its result cache (core/result_cache.h): answers to
-// requests whose output is deterministic, kept for repeats.
+// requests whose output is deterministic (ModelConfig::deterministic), kept
+// for repeats.
 struct ModelCacheConfig {
   bool enabled = false;
-  // Every request may be cached (the model's outputs depend on its input
-  // and parameters only); false: only those that ask for temperature 0.
-  bool deterministic = false;
   int64_t ttl_ms = 300'000;          // an answer's life after it is stored; 1..30 days
   uint64_t max_bytes = 64ull << 20;  // memory for this model's answers; >= 1
 };
@@ -115,7 +113,13 @@ struct ModelConfig {
   // `circuit_breaker` (per endpoint): consecutive_failures, failure_ratio,
   // window, min_batches, cooldown_ms, max_cooldown_ms.
   CircuitBreaker::Options circuit_breaker;
-  ModelCacheConfig cache;  // `cache`: enabled, deterministic, ttl_ms, max_bytes
+  // Every request's answer depends on its input and parameters only, so it
+  // may be shared (cache, collapse); false: only those at temperature 0.
+  bool deterministic = false;
+  ModelCacheConfig cache;  // `cache`: enabled, ttl_ms, max_bytes
+  // Identical requests waiting at the same time share one batch item
+  // (core/request_collapser.h); only those whose answer may be shared.
+  bool collapse = false;
 };
 
 struct ApiKeyConfig {
@@ -195,6 +199,15 @@ struct RequestLogConfig {
   int64_t retention_hours = 0;              // delete older rows, every minute; 0 = keep forever
 };
 
+// `async:` — the asynchronous API's tasks and Idempotency-Key answers
+// (core/task_store.h), kept in memory by `serve`.
+struct AsyncConfig {
+  int64_t result_ttl_ms = 600'000;    // a completed task's life; 1 ms..30 days
+  uint64_t max_bytes = 256ull << 20;  // completed tasks' memory, oldest out first; >= 1
+  uint64_t max_pending = 100'000;     // tasks waiting for their answer at once; >= 1
+  int64_t max_wait_ms = 30'000;       // the longest GET /v1/result ?wait_ms; 0..600000
+};
+
 struct AppConfig {
   ServerConfig server;
   AdminConfig admin;
@@ -206,6 +219,7 @@ struct AppConfig {
   RequestLogConfig request_log;
   RedisConfig redis;
   WorkerConfig worker;
+  AsyncConfig async;
 };
 
 // Parses YAML text (`source` names it in messages) and validates it.

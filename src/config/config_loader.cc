@@ -173,6 +173,15 @@ void ReadQueue(const YAML::Node& node, Status* error, QueueOrdering* ordering) {
   r.Finish();
 }
 
+void ReadAsync(const YAML::Node& node, Status* error, AsyncConfig* async) {
+  FieldReader r(node, "async", error);
+  r.ReadInteger("result_ttl_ms", &async->result_ttl_ms);
+  r.ReadInteger("max_bytes", &async->max_bytes);
+  r.ReadInteger("max_pending", &async->max_pending);
+  r.ReadInteger("max_wait_ms", &async->max_wait_ms);
+  r.Finish();
+}
+
 TierPolicy ReadTier(const YAML::Node& node, const std::string& path, Status* error) {
   TierPolicy tier;
   FieldReader r(node, path, error);
@@ -185,6 +194,7 @@ TierPolicy ReadTier(const YAML::Node& node, const std::string& path, Status* err
   r.ReadInteger("tokens_per_minute", &tier.tokens_per_minute);
   r.ReadInteger("max_queue_depth", &tier.max_queue_depth);
   r.ReadInteger("max_queue_depth_per_device", &tier.max_queue_depth_per_device);
+  r.ReadMillisAsMicros("async_budget_ms", &tier.async_budget_us);
   r.Finish();
   return tier;
 }
@@ -247,7 +257,6 @@ void ReadCache(const YAML::Node& node, const std::string& path, Status* error,
                ModelCacheConfig* cache) {
   FieldReader r(node, path, error);
   r.ReadBool("enabled", &cache->enabled);
-  r.ReadBool("deterministic", &cache->deterministic);
   r.ReadInteger("ttl_ms", &cache->ttl_ms);
   r.ReadInteger("max_bytes", &cache->max_bytes);
   r.Finish();
@@ -280,7 +289,9 @@ ModelConfig ReadModel(const YAML::Node& node, const std::string& path, Status* e
   ReadRetry(r.ReadNode("retry"), r.PathOf("retry"), error, &model.retry);
   ReadBreaker(r.ReadNode("circuit_breaker"), r.PathOf("circuit_breaker"), error,
               &model.circuit_breaker);
+  r.ReadBool("deterministic", &model.deterministic);
   ReadCache(r.ReadNode("cache"), r.PathOf("cache"), error, &model.cache);
+  r.ReadBool("collapse", &model.collapse);
   r.Finish();
   if (!has_version) model.version = model.name + "-v1";
   return model;
@@ -322,6 +333,7 @@ AppConfig ReadAppConfig(const YAML::Node& document, Status* error) {
   config.redis.configured = root.Has("redis");
   ReadRedis(root.ReadNode("redis"), error, &config.redis);
   ReadWorker(root.ReadNode("worker"), error, &config.worker);
+  ReadAsync(root.ReadNode("async"), error, &config.async);
   config.tiers = ReadEach<TierPolicy>(root, "tiers", error, ReadTier).value_or(DefaultTiers());
   if (auto models = ReadEach<ModelConfig>(root, "models", error, ReadModel)) {
     config.models = std::move(*models);

@@ -126,24 +126,28 @@ TEST(ParseConfigTest, PartialSectionsKeepOtherDefaults) {
             SimBackendConfig{}.per_item_latency_us);
 }
 
-TEST(ParseConfigTest, ModelCacheFieldsAndDefaults) {
+TEST(ParseConfigTest, ModelCacheAndCollapseFieldsAndDefaults) {
   Result<AppConfig> off = ParseConfig(kMinimal, "");
   ASSERT_TRUE(off.ok()) << off.status().message();
   EXPECT_FALSE(off->models[0].cache.enabled);
-  EXPECT_FALSE(off->models[0].cache.deterministic);
+  EXPECT_FALSE(off->models[0].deterministic);
+  EXPECT_FALSE(off->models[0].collapse);
   EXPECT_EQ(off->models[0].cache.ttl_ms, 300'000);
   EXPECT_EQ(off->models[0].cache.max_bytes, 64ull << 20);
   Result<AppConfig> on = ParseConfig(
-      "models:\n  - name: tiny\n    cache:\n      enabled: true\n      deterministic: true\n"
-      "      ttl_ms: 5000\n      max_bytes: 1024\n",
+      "models:\n  - name: tiny\n    deterministic: true\n    collapse: true\n"
+      "    cache:\n      enabled: true\n      ttl_ms: 5000\n      max_bytes: 1024\n",
       "");
   ASSERT_TRUE(on.ok()) << on.status().message();
   EXPECT_TRUE(on->models[0].cache.enabled);
-  EXPECT_TRUE(on->models[0].cache.deterministic);
+  EXPECT_TRUE(on->models[0].deterministic);
+  EXPECT_TRUE(on->models[0].collapse);
   EXPECT_EQ(on->models[0].cache.ttl_ms, 5000);
   EXPECT_EQ(on->models[0].cache.max_bytes, 1024u);
   EXPECT_EQ(ParseError("models:\n  - name: tiny\n    cache:\n      enabled: yes\n"),
             "models[0].cache.enabled: expected true or false, got \"yes\"");
+  EXPECT_EQ(ParseError("models:\n  - name: tiny\n    collapse: 1\n"),
+            "models[0].collapse: expected true or false, got \"1\"");
   EXPECT_EQ(ParseError("models:\n  - name: tiny\n    cache:\n      ttl_ms: 0\n"),
             "models[0].cache.ttl_ms: must be between 1 and 2592000000 (30 days), got 0");
 }
@@ -196,6 +200,34 @@ TEST(ParseConfigTest, ExplicitTiersReplaceTheDefaults) {
   EXPECT_EQ(result->tiers[0].name, "only");
   EXPECT_EQ(result->tiers[0].latency_budget_us, 250'000);
   EXPECT_EQ(result->tiers[0].total_timeout_us, TierPolicy{}.total_timeout_us);
+}
+
+TEST(ParseConfigTest, AsyncSectionAndTierBudget) {
+  Result<AppConfig> defaults = ParseConfig(kMinimal, "");
+  ASSERT_TRUE(defaults.ok()) << defaults.status().message();
+  EXPECT_EQ(defaults->async.result_ttl_ms, 600'000);
+  EXPECT_EQ(defaults->async.max_bytes, 256ull << 20);
+  EXPECT_EQ(defaults->async.max_pending, 100'000u);
+  EXPECT_EQ(defaults->async.max_wait_ms, 30'000);
+  EXPECT_EQ(defaults->tiers[0].async_budget_us, 60'000'000);
+  Result<AppConfig> set = ParseConfig(
+      "async:\n  result_ttl_ms: 1000\n  max_bytes: 2048\n  max_pending: 5\n  max_wait_ms: 0\n"
+      "tiers:\n  - name: only\n    async_budget_ms: 90000\n"
+      "models:\n  - name: tiny\n",
+      "");
+  ASSERT_TRUE(set.ok()) << set.status().message();
+  EXPECT_EQ(set->async.result_ttl_ms, 1000);
+  EXPECT_EQ(set->async.max_bytes, 2048u);
+  EXPECT_EQ(set->async.max_pending, 5u);
+  EXPECT_EQ(set->async.max_wait_ms, 0);
+  EXPECT_EQ(set->tiers[0].async_budget_us, 90'000'000);
+  EXPECT_EQ(ParseError("async:\n  result_ttl_ms: 0\nmodels:\n  - name: tiny\n"),
+            "async.result_ttl_ms: must be between 1 and 2592000000 (30 days), got 0");
+  EXPECT_EQ(ParseError("async:\n  max_wait_ms: 600001\nmodels:\n  - name: tiny\n"),
+            "async.max_wait_ms: must be between 0 and 600000, got 600001");
+  EXPECT_EQ(ParseError("async:\n  ttl: 5\nmodels:\n  - name: tiny\n"), "async.ttl: unknown field");
+  EXPECT_EQ(ParseError("tiers:\n  - name: only\n    async_budget_ms: 0\nmodels:\n  - name: tiny\n"),
+            "tiers[0].async_budget_ms: must be greater than 0, got 0");
 }
 
 TEST(ParseConfigTest, RateLimitsAdmissionAndKeyOverrides) {

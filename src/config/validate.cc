@@ -103,7 +103,8 @@ Status ValidateTiers(const std::vector<TierPolicy>& tiers) {
     const std::pair<const char*, int64_t> durations_us[] = {
         {".latency_budget_ms", t.latency_budget_us},
         {".max_queue_age_ms", t.max_queue_age_us},
-        {".total_timeout_ms", t.total_timeout_us}};
+        {".total_timeout_ms", t.total_timeout_us},
+        {".async_budget_ms", t.async_budget_us}};
     // At most a week: deadlines are carried as wall-clock microseconds
     // (scale-out's queue entries, bounded to before the year 2096 by their
     // decoder) and as steady-clock time points, and neither may overflow.
@@ -390,6 +391,20 @@ Status ValidateRedis(const AppConfig& config) {
   return Status::Ok();
 }
 
+Status ValidateAsync(const AsyncConfig& a) {
+  constexpr int64_t kMaxTtlMs = 30ll * 24 * 3'600'000;  // MemoryTaskStore::kMaxTtlMs
+  if (a.result_ttl_ms < 1 || a.result_ttl_ms > kMaxTtlMs) {
+    return Fail("async.result_ttl_ms", "must be between 1 and " + std::to_string(kMaxTtlMs) +
+                                           " (30 days)" + Got(a.result_ttl_ms));
+  }
+  if (a.max_bytes < 1) return Fail("async.max_bytes", "must be at least 1, got 0");
+  if (a.max_pending < 1) return Fail("async.max_pending", "must be at least 1, got 0");
+  if (a.max_wait_ms < 0 || a.max_wait_ms > 600'000) {
+    return Fail("async.max_wait_ms", "must be between 0 and 600000" + Got(a.max_wait_ms));
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Status ValidateRequestLog(const RequestLogConfig& log) {
@@ -430,6 +445,7 @@ Status ValidateConfig(const AppConfig& config) {
   }
   if (Status s = ValidateKeys(config.keys, config.tiers); !s.ok()) return s;
   if (Status s = ValidateRequestLog(config.request_log); !s.ok()) return s;
+  if (Status s = ValidateAsync(config.async); !s.ok()) return s;
   // Without a `redis:` section the defaults are unused (`sluice serve`).
   return config.redis.configured ? ValidateRedis(config) : Status::Ok();
 }

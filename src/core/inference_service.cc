@@ -49,6 +49,13 @@ const char* InferenceService::UnavailableReason(const AdmissionDecision& admissi
   return admission.admitted ? "queue_full" : AdmissionRejectName(admission.reason);
 }
 
+void InferenceService::RefundTokens(const Principal& principal, int64_t charged) {
+  if (options_.limiter == nullptr || charged <= 0 || principal.rate_limit.tokens_per_minute <= 0) {
+    return;
+  }
+  options_.limiter->Reconcile(principal.key_id, principal.rate_limit, charged, 0);
+}
+
 void InferenceService::Finish(const InferenceRequest& req, const InferenceOutcome& outcome,
                               double latency_ms) {
   if (options_.limiter != nullptr && req.charged_tokens > 0 &&
@@ -58,7 +65,8 @@ void InferenceService::Finish(const InferenceRequest& req, const InferenceOutcom
                                 used);
   }
   if (options_.log) options_.log->OnFinished(req, outcome, latency_ms);
-  if (outcome.status.ok() && !outcome.cached && !req.cache_key.empty()) {
+  // One store per answer: not again for each request that shared it.
+  if (outcome.status.ok() && !outcome.cached && !outcome.collapsed && !req.cache_key.empty()) {
     if (ResultCache* cache = options_.models[req.model_index].cache) {
       cache->Store(req.cache_key,
                    CachedAnswer{outcome.output, outcome.tokens_used, outcome.model_version});
@@ -75,8 +83,11 @@ Status InferenceService::Submit(const RequestPtr& req, int64_t client_timeout_us
     return InvalidArgument("parameters.max_tokens: must be between 1 and " +
                            std::to_string(m.max_tokens_limit) + " for model '" + m.name + "'");
   }
-  if (m.cache != nullptr && (m.deterministic || req->params.temperature == 0.0)) {
+  const bool shareable = m.deterministic || req->params.temperature == 0.0;
+  if (shareable && (m.cache != nullptr || m.collapser != nullptr)) {
     req->cache_key = ResultCacheKey(m.name, m.version, req->input, req->params);
+  }
+  if (m.cache != nullptr && !req->cache_key.empty()) {
     if (std::optional<CachedAnswer> hit = m.cache->Lookup(req->cache_key)) {
       req->arrival = options_.clock->Now();
       req->admitted = true;
@@ -91,9 +102,12 @@ Status InferenceService::Submit(const RequestPtr& req, int64_t client_timeout_us
     }
   }
   const TierPolicy& tier = options_.tiers[req->principal.tier];
-  const int64_t tier_budget = std::min(tier.latency_budget_us, tier.max_queue_age_us);
+  const int64_t sync_budget = std::min(tier.latency_budget_us, tier.max_queue_age_us);
+  const int64_t tier_budget = req->async ? tier.async_budget_us : sync_budget;
   int64_t budget = tier_budget;
-  int64_t total = tier.total_timeout_us;
+  int64_t total =
+      req->async ? tier.async_budget_us + std::max<int64_t>(0, tier.total_timeout_us - sync_budget)
+                 : tier.total_timeout_us;
   if (client_timeout_us > 0) {
     if (m.admission != nullptr) {
       // A deadline no batch can meet is refused now, not queued to expire.
@@ -111,12 +125,25 @@ Status InferenceService::Submit(const RequestPtr& req, int64_t client_timeout_us
   req->priority_deadline = req->arrival + Micros(tier_budget);
   req->dispatch_deadline = req->arrival + Micros(budget);
   req->total_deadline = req->arrival + Micros(total);
+  // Before Push or joining: afterwards other threads may hold it.
+  auto admit = [&] {
+    req->admitted = true;
+    if (options_.log) options_.log->OnAdmitted(req);
+  };
+  RequestCollapser* collapser = req->cache_key.empty() ? nullptr : m.collapser;
+  // Joining adds nothing to the queue or the accelerator's work: admission
+  // has nothing to weigh.
+  if (collapser != nullptr && collapser->TryJoin(req, admit)) return Status::Ok();
   if (m.admission != nullptr) {
     const TierIndex tier_index = req->principal.tier;
-    m.admission->OnArrival(tier_index);
+    // Async work overtakes nobody: it is no tier's demand.
+    if (!req->async) m.admission->OnArrival(tier_index);
     AdmissionQuery q;
     q.tier = tier_index;
-    q.queue_depth = m.queue->Depth();
+    // The async backlog waits behind every synchronous request: it makes
+    // no queue too deep (what is ahead of a request still counts below).
+    const size_t depth = m.queue->Depth();
+    q.queue_depth = depth - std::min(depth, m.queue->AsyncDepth());
     q.queued_ahead = m.queue->QueuedAhead(tier_index, req->priority_deadline);
     q.time_to_deadline = req->dispatch_deadline - req->arrival;
     q.time_to_total_deadline = req->total_deadline - req->arrival;
@@ -126,14 +153,15 @@ Status InferenceService::Submit(const RequestPtr& req, int64_t client_timeout_us
       return d.ToStatus();
     }
   }
-  req->admitted = true;  // before Push: afterwards other threads may hold it
-  if (options_.log) options_.log->OnAdmitted(req);
-  return m.queue->Push(req);
+  admit();
+  return collapser != nullptr ? collapser->Start(req) : m.queue->Push(req);
 }
 
 void InferenceService::Withdraw(const RequestPtr& req) {
   req->Cancel();
-  options_.models[req->model_index].queue->Withdraw(req);
+  const Model& m = options_.models[req->model_index];
+  if (m.collapser != nullptr && !req->cache_key.empty() && m.collapser->Leave(req)) return;
+  m.queue->Withdraw(req);
 }
 
 size_t InferenceService::QueueDepth(uint32_t model_index) const {

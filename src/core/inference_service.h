@@ -17,6 +17,7 @@
 
 #include "common/clock.h"
 #include "common/status.h"
+#include "core/request_collapser.h"
 #include "core/request_log.h"
 #include "core/request_queue.h"
 #include "core/result_cache.h"
@@ -36,10 +37,13 @@ class InferenceService {
     FrontDoorQueue* queue = nullptr;           // required; not owned
     AdmissionController* admission = nullptr;  // optional; not owned
     // Answers kept for repeats; optional (none: nothing cached); not owned.
-    // A request is cached when the model's outputs are deterministic, or
-    // when it asks for temperature 0.
     ResultCache* cache = nullptr;
+    // An answer may be shared (cache, collapser) when the model's outputs
+    // are deterministic, or when the request asks for temperature 0.
     bool deterministic = false;
+    // Joins identical requests waiting at the same time into one queue
+    // place and batch item; optional (none: each request queues); not owned.
+    RequestCollapser* collapser = nullptr;
   };
   struct Options {
     std::vector<TierPolicy> tiers;   // index = TierIndex
@@ -66,13 +70,19 @@ class InferenceService {
   // neither). Allowed when no limiter or no limit is configured; fails open
   // if the limiter errs.
   RateLimitDecision ChargeRateLimit(const Principal& principal, int64_t tokens);
+  // Gives back the `charged` tokens of a request that ran nothing (a replay
+  // of an earlier answer). Thread-safe.
+  void RefundTokens(const Principal& principal, int64_t charged);
 
   // Admits a request that passed its rate limit: capacity-aware admission
   // (when the model has a controller), then the queue. A request its
   // model's result cache can answer is completed here, before Submit()
   // returns OK, with outcome.cached set: it takes no queue place, no
   // admission and no accelerator time (the request log records it
-  // admitted and finished as any other).
+  // admitted and finished as any other). One identical to a request that
+  // waits in the model's collapser joins it, also without queue place or
+  // admission; a collapser carries the rest to the queue (its answer then
+  // has outcome.collapsed set for all but the request it ran for).
   // REQUIRES: req->principal, model_index, model, input set; params.max_tokens
   // 0 means "use the model default". client_timeout_us: 0 = none.
   // Errors: kInvalidArgument (parameters over model limits), kUnavailable
@@ -103,7 +113,8 @@ class InferenceService {
   bool shutting_down() const { return shutting_down_.load(std::memory_order_acquire); }
 
   // The client of `req` (submitted here) went away: marks it cancelled and
-  // lets its model's queue drop it (RequestQueue::Withdraw). Thread-safe.
+  // lets its model's collapser or queue drop it (RequestCollapser::Leave,
+  // RequestQueue::Withdraw). Thread-safe.
   void Withdraw(const RequestPtr& req);
 
   // Sum of all model queues' depths.

@@ -52,6 +52,18 @@ TEST_F(InferenceServiceTest, DeadlinesComeFromTheTier) {
   EXPECT_EQ(r->params.max_tokens, 16);  // model default
 }
 
+TEST_F(InferenceServiceTest, AnAsyncRequestWaitsBehindWithTheTiersAsyncBudget) {
+  auto r = Req(1);
+  r->async = true;
+  ASSERT_TRUE(service_->Submit(r, 0).ok());
+  // 60 s in the queue (the default), then the 3.6 s a synchronous enterprise
+  // request has after its 400 ms budget.
+  EXPECT_EQ(r->priority_deadline - r->arrival, milliseconds(60'000));
+  EXPECT_EQ(r->dispatch_deadline - r->arrival, milliseconds(60'000));
+  EXPECT_EQ(r->total_deadline - r->arrival, milliseconds(63'600));
+  EXPECT_EQ(queue_->AsyncDepth(), 1u);
+}
+
 TEST_F(InferenceServiceTest, ClientMayShortenButNotLengthen) {
   auto shorter = Req(0);
   ASSERT_TRUE(service_->Submit(shorter, 100'000).ok());
@@ -293,6 +305,18 @@ TEST(InferenceServiceLimitsTest, AdmissionRejectsBeforeQueueing) {
   EXPECT_EQ(too_short.message(),
             "X-Request-Timeout-Ms: 5 ms is shorter than the fastest batch of model 'm' (34 ms)");
   EXPECT_EQ(queue->Depth(), 5u);
+
+  // An async backlog waits behind every synchronous request: it makes no
+  // queue too deep, for sync requests or for more async ones.
+  std::vector<RequestPtr> drained;
+  queue->RemoveAll(&drained);
+  for (int i = 0; i < 10; ++i) {
+    auto r = make(0);
+    r->async = true;
+    ASSERT_TRUE(service->Submit(r, 0).ok()) << i;
+  }
+  EXPECT_EQ(queue->AsyncDepth(), 10u);
+  EXPECT_TRUE(service->Submit(make(0), 0).ok());
 }
 
 TEST(InferenceServiceLimitsTest, AClientDeadlineExpiresItsRequestButNeverMovesItAhead) {

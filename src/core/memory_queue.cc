@@ -47,6 +47,7 @@ Status MemoryQueue::Push(RequestPtr req) {
       early_queued_.insert(req->seq);
     }
     auto& heap = heaps_[tier];
+    if (req->async) ++async_depth_;
     if (heap.empty() || order > latest_[tier]) latest_[tier] = order;
     heap.push_back(Entry{order, req->seq, std::move(req)});
     std::push_heap(heap.begin(), heap.end(), Later{});
@@ -83,6 +84,7 @@ MemoryQueue::Entry MemoryQueue::PopFrom(int tier) {
   Entry e = std::move(heap.back());
   heap.pop_back();
   --depth_;
+  if (e.req->async) --async_depth_;
   if (!early_queued_.empty()) early_queued_.erase(e.seq);
   return e;
 }
@@ -135,6 +137,7 @@ void MemoryQueue::RemoveExpired(TimePoint now, std::vector<RequestPtr>* expired)
     early_expired_.insert(e.seq);
     ++expired_in_heap_[e.req->principal.tier];
     --depth_;
+    if (e.req->async) --async_depth_;
     expired->push_back(std::move(e.req));
   }
   SkipExpiredHeads();
@@ -153,11 +156,17 @@ void MemoryQueue::RemoveAll(std::vector<RequestPtr>* out) {
   early_expired_.clear();
   std::fill(expired_in_heap_.begin(), expired_in_heap_.end(), 0);
   depth_ = 0;
+  async_depth_ = 0;
 }
 
 size_t MemoryQueue::Depth() const {
   std::lock_guard lock(mu_);
   return depth_;
+}
+
+size_t MemoryQueue::AsyncDepth() const {
+  std::lock_guard lock(mu_);
+  return async_depth_;
 }
 
 size_t MemoryQueue::QueuedAhead(TierIndex tier, TimePoint deadline) const {

@@ -36,6 +36,7 @@ class MemoryQueue final : public RequestQueue {
   void RemoveExpired(TimePoint now, std::vector<RequestPtr>* expired) override;
   void RemoveAll(std::vector<RequestPtr>* out) override;
   size_t Depth() const override;
+  size_t AsyncDepth() const override;
   size_t QueuedAhead(TierIndex tier, TimePoint deadline) const override;
   std::optional<TimePoint> OldestArrival() const override;
   std::optional<TimePoint> EarliestDeadline() const override;
@@ -76,6 +77,7 @@ class MemoryQueue final : public RequestQueue {
   std::unordered_set<uint64_t> early_expired_;  // GUARDED_BY(mu_), expired, still in a tier heap
   std::vector<size_t> expired_in_heap_;         // GUARDED_BY(mu_), early_expired_ per tier
   size_t depth_ = 0;                            // GUARDED_BY(mu_)
+  size_t async_depth_ = 0;                      // GUARDED_BY(mu_), of depth_
   uint64_t next_seq_ = 1;                       // GUARDED_BY(mu_)
   size_t notify_depth_ = 0;                     // GUARDED_BY(mu_); 0 = none
   std::function<void()> notify_fn_;             // GUARDED_BY(mu_)

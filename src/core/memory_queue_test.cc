@@ -82,6 +82,32 @@ TEST_F(MemoryQueueTest, EqualDeadlinesGoToTheHigherTier) {
   EXPECT_EQ(PopNames(*q, 1, 0), (std::vector<std::string>{"ent"}));
 }
 
+TEST_F(MemoryQueueTest, AsyncRequestsAreCountedApartAndWaitBehind) {
+  auto q = Make(QueueOrdering::kEarliestDeadlineFirst);
+  auto async = Req("async", 2, 0);
+  async->async = true;
+  async->dispatch_deadline = async->arrival + milliseconds(60'000);
+  ASSERT_TRUE(q->Push(async).ok());
+  ASSERT_TRUE(q->Push(Req("free", 0, 10)).ok());
+  EXPECT_EQ(q->Depth(), 2u);
+  EXPECT_EQ(q->AsyncDepth(), 1u);
+  EXPECT_EQ(PopNames(*q, 1, 20), std::vector<std::string>{"free"});  // its deadline is sooner
+  EXPECT_EQ(q->AsyncDepth(), 1u);
+  EXPECT_EQ(PopNames(*q, 1, 20), std::vector<std::string>{"async"});
+  EXPECT_EQ(q->AsyncDepth(), 0u);
+  auto expiring = Req("async-expiring", 0, 0);
+  expiring->async = true;
+  ASSERT_TRUE(q->Push(expiring).ok());
+  std::vector<RequestPtr> expired;
+  q->RemoveExpired(t0_ + milliseconds(5'000), &expired);
+  EXPECT_EQ(expired.size(), 1u);
+  EXPECT_EQ(q->AsyncDepth(), 0u);
+  ASSERT_TRUE(q->Push(async).ok());
+  std::vector<RequestPtr> all;
+  q->RemoveAll(&all);
+  EXPECT_EQ(q->AsyncDepth(), 0u);
+}
+
 TEST_F(MemoryQueueTest, BoundedQueueRejectsWhenFullAndKeepsContents) {
   auto q = Make(QueueOrdering::kEarliestDeadlineFirst, 2);
   ASSERT_TRUE(q->Push(Req("a", 0, 0)).ok());

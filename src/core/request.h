@@ -65,6 +65,9 @@ struct InferenceOutcome {
   SteadyClock::duration queue_wait{};        // arrival -> dispatch, when batched
   SteadyClock::duration accelerator_time{};  // dispatch -> batch result, when batched
   bool cached = false;  // answered from the model's result cache, not the accelerator
+  // Answered with the batch item of an identical request that waited at the
+  // same time (core/request_collapser.h), not one of its own.
+  bool collapsed = false;
 };
 
 class InferenceRequest {
@@ -93,6 +96,9 @@ class InferenceRequest {
   // Its model's result cache key (ResultCacheKey()) when its answer may be
   // cached; empty otherwise. Set by InferenceService::Submit().
   std::string cache_key;
+  // Submitted asynchronously (its answer is read later): scheduled with its
+  // tier's async budget, behind the synchronous requests.
+  bool async = false;
 
   // `on_complete` runs once, on the completing thread; it must not block.
   void set_on_complete(CompletionFn fn) { on_complete_ = std::move(fn); }

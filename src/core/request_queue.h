@@ -48,6 +48,9 @@ class FrontDoorQueue {
   virtual Status Push(RequestPtr req) = 0;
 
   virtual size_t Depth() const = 0;
+  // How many of Depth() are asynchronous requests (InferenceRequest::async),
+  // which wait behind the synchronous ones; 0 for a queue that takes none.
+  virtual size_t AsyncDepth() const { return 0; }
   // Roughly how many queued requests will be dispatched before a new
   // request of `tier` with priority deadline `deadline` (for admission's
   // wait estimate): strict mode counts tiers of equal or higher priority;

@@ -27,6 +27,11 @@ struct TierPolicy {
   // (scales with the fleet: 25 per device is the seed's 100 on 4 devices).
   // 0 = none. Both bounds apply when both are set.
   int64_t max_queue_depth_per_device = 0;
+  // An asynchronous request's queue deadline: arrival + this. Far later than
+  // the synchronous budgets, so async work fills the capacity synchronous
+  // traffic leaves idle and never goes ahead of it. After the queue it has
+  // the time a synchronous request has (total_timeout minus its budget).
+  int64_t async_budget_us = 60'000'000;
 };
 
 }  // namespace sluice

@@ -7,30 +7,11 @@
 #include <boost/json.hpp>
 
 #include "http/front_door.h"
+#include "http/task_codec.h"
 
 namespace sluice::http {
 
 namespace json = boost::json;
-
-namespace {
-// The value of `name` in the query string of `target`, or "".
-std::string_view QueryParam(std::string_view target, std::string_view name) {
-  size_t q = target.find('?');
-  if (q == std::string_view::npos) return {};
-  std::string_view query = target.substr(q + 1);
-  while (!query.empty()) {
-    size_t amp = query.find('&');
-    std::string_view pair = query.substr(0, amp);
-    if (pair.size() > name.size() && pair.substr(0, name.size()) == name &&
-        pair[name.size()] == '=') {
-      return pair.substr(name.size() + 1);
-    }
-    if (amp == std::string_view::npos) break;
-    query.remove_prefix(amp + 1);
-  }
-  return {};
-}
-}  // namespace
 
 void FrontDoor::HandleDeadLetters(const HttpRequest& request, Reply& reply) {
   constexpr size_t kDefaultLimit = 100;

@@ -58,6 +58,7 @@ std::string_view PathOf(std::string_view target) {
 enum class RouteKind {
   kError,
   kInference,
+  kResult,
   kHealth,
   kMetrics,
   kDeadLetters,
@@ -67,7 +68,7 @@ enum class RouteKind {
 
 struct FrontDoor::Route {
   RouteKind kind = RouteKind::kError;
-  std::string_view rest;        // kDeviceUpdate: "{model}/devices/{i}"; kRequestLookup: the id
+  std::string_view rest;  // kDeviceUpdate: "{model}/devices/{i}"; kRequestLookup, kResult: the id
   std::optional<Status> error;  // kError: 404 or 405
   const char* allow = nullptr;  // 405: the Allow header
 };
@@ -94,8 +95,14 @@ FrontDoor::Route FrontDoor::Resolve(const HttpRequest& request) const {
   };
   constexpr std::string_view kModels = "/internal/models/";
   constexpr std::string_view kRequests = "/internal/requests/";
+  constexpr std::string_view kResults = "/v1/result/";
   if (path == "/v1/inference" && options_.serve_inference) {
     return want(bhttp::verb::post, "POST", RouteKind::kInference);
+  }
+  if (options_.serve_inference && path.substr(0, kResults.size()) == kResults &&
+      path.size() > kResults.size()) {
+    r.rest = path.substr(kResults.size());
+    return want(bhttp::verb::get, "GET", RouteKind::kResult);
   }
   if (options_.serve_internal) {
     if (path == "/internal/health") return want(bhttp::verb::get, "GET", RouteKind::kHealth);
@@ -151,7 +158,7 @@ HeaderVerdict FrontDoor::CheckHeader(const HttpRequest& header) {
     if (route.allow != nullptr) verdict.refuse->set(bhttp::field::allow, route.allow);
     return verdict;
   }
-  if (route.kind == RouteKind::kInference) {
+  if (route.kind == RouteKind::kInference || route.kind == RouteKind::kResult) {
     Result<const Principal*> principal = AuthenticateKey(header);
     if (!principal.ok()) {
       options_.metrics->RecordAuthFailure(/*service_token=*/false);
@@ -177,6 +184,7 @@ void FrontDoor::Handle(HttpRequest&& request, Reply reply) {
   if (route.kind == RouteKind::kInference) {
     return HandleInference(std::move(request), std::move(reply));
   }
+  if (route.kind == RouteKind::kResult) return HandleResult(request, route.rest, std::move(reply));
   if (!CheckServiceToken(request, reply)) return;
   switch (route.kind) {
     case RouteKind::kHealth:
@@ -190,6 +198,7 @@ void FrontDoor::Handle(HttpRequest&& request, Reply reply) {
     case RouteKind::kRequestLookup:
       return HandleRequestLookup(request, route.rest, reply);
     case RouteKind::kInference:
+    case RouteKind::kResult:
     case RouteKind::kError:
       break;
   }

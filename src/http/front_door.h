@@ -1,6 +1,10 @@
 // FrontDoor: Sluice's HTTP routes, on top of the domain services.
 //
-//   POST /v1/inference           API key (Bearer) -> result or JSON error
+//   POST /v1/inference           API key (Bearer) -> result or JSON error;
+//                                202 + task id when asked to answer later
+//                                (`Prefer: respond-async`, "async": true)
+//   GET  /v1/result/{task_id}[?wait_ms=N]  API key -> the task's state, to
+//                                the key that submitted it (404 for others)
 //   GET  /internal/health        service token -> status, utilisation, depth, rps
 //   GET  /internal/requests/{id} service token -> recent request state
 //   GET  /metrics                service token -> Prometheus text format
@@ -39,6 +43,7 @@
 #include "core/dead_letter_queue.h"
 #include "core/inference_service.h"
 #include "core/request_log.h"
+#include "core/task_store.h"
 #include "http/request_metrics.h"
 #include "http/types.h"
 
@@ -119,8 +124,13 @@ class FrontDoor final : public RequestHandler {
     // batch are not watched, which saves a socket-readiness registration
     // per request on the hot path. 0 = watch every request.
     size_t watch_client_min_queue_depth = 32;
-    bool serve_inference = true;  // POST /v1/inference
-    bool serve_internal = true;   // /internal/* and /metrics
+    // The asynchronous API's tasks and the Idempotency-Key answers;
+    // optional (absent: requests asking for either are refused 400 and
+    // /v1/result answers 404).
+    TaskStore* tasks = nullptr;
+    int64_t max_result_wait_ms = 30'000;  // the longest ?wait_ms of GET /v1/result
+    bool serve_inference = true;          // POST /v1/inference, GET /v1/result
+    bool serve_internal = true;           // /internal/* and /metrics
   };
 
   explicit FrontDoor(Options options);
@@ -131,6 +141,16 @@ class FrontDoor final : public RequestHandler {
 
  private:
   void HandleInference(HttpRequest&& request, Reply reply);
+  void HandleResult(const HttpRequest& request, std::string_view task_id, Reply reply);
+  // Submits an async request (its completion set) and answers 202, or the
+  // refusal.
+  void SubmitAsync(const HttpRequest& request, const RequestPtr& req, int64_t client_timeout_us,
+                   bool prefer_async, int model, int tier, TimePoint start, Reply reply);
+  // A repeat of an Idempotency-Key's request: the first one's task (async)
+  // or its answer once there is one (sync).
+  void ReplayIdempotent(const HttpRequest& request, const std::string& task_id,
+                        const Principal& principal, bool async, int model, TimePoint until,
+                        Reply reply);
   void HandleHealth(const HttpRequest& request, Reply& reply);
   void HandleRequestLookup(const HttpRequest& request, std::string_view id, Reply& reply);
   void LookUpRequest(ReplyShape shape, const std::string& id, const Reply& reply);

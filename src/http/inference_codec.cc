@@ -133,6 +133,11 @@ Status DecodeInferenceRequest(std::string_view body, DecodedInference* out) {
   if (input->as_string().empty()) return InvalidArgument("input: must not be empty");
   out->input.assign(input->as_string().data(), input->as_string().size());
 
+  out->async = false;
+  if (const json::value* a = obj.if_contains("async"); a != nullptr && !a->is_null()) {
+    if (!a->is_bool()) return WrongType("async", "true or false", *a);
+    out->async = a->as_bool();
+  }
   out->params = InferenceParams{};
   out->params.max_tokens = 0;
   if (const json::value* p = obj.if_contains("parameters"); p != nullptr && !p->is_null()) {
@@ -159,6 +164,7 @@ std::string EncodeInferenceResponse(const std::string& request_id, const Inferen
   out.append(R"(,"model_version":)");
   AppendJsonString(out, outcome.model_version);
   if (outcome.cached) out.append(R"(,"cached":true)");
+  if (outcome.collapsed) out.append(R"(,"collapsed":true)");
   out.append("}}");
   return out;
 }

@@ -2,8 +2,9 @@
 // contract, field names byte for byte).
 //
 // Request:  {"model": str, "input": str, "parameters": {"max_tokens": int,
-//            "temperature": number, ...}}  ("parameters" optional; other
-//            parameters are kept and forwarded to backends as JSON)
+//            "temperature": number, ...}, "async": bool}  ("parameters"
+//            and "async" optional; other parameters are kept and forwarded
+//            to backends as JSON)
 // Response: {"request_id", "output", "metadata": {"tokens_used",
 //            "latency_ms", "model_version"}}
 // Error:    {"error": {"code", "message", "request_id"}}
@@ -22,14 +23,16 @@ struct DecodedInference {
   std::string model;
   std::string input;
   InferenceParams params;  // max_tokens 0 when absent (the model default applies)
+  bool async = false;      // "async": true (answer later, see task_codec.h)
 };
 
 // kInvalidArgument with a message naming the field on any problem.
 Status DecodeInferenceRequest(std::string_view body, DecodedInference* out);
 
 // {"request_id", "output", "metadata": {"tokens_used", "latency_ms",
-// "model_version"[, "cached": true]}}; "cached" only for an answer from the
-// result cache.
+// "model_version"[, "cached": true][, "collapsed": true]}}; "cached" only for
+// an answer from the result cache, "collapsed" only for one that came from an
+// identical request's batch item.
 std::string EncodeInferenceResponse(const std::string& request_id, const InferenceOutcome& outcome,
                                     int64_t latency_ms);
 

@@ -117,16 +117,22 @@ TEST(InferenceCodecTest, ParametersAreKeptWithTheirMembersInKeyOrder) {
   EXPECT_EQ(a.params.json, b.params.json);
 }
 
-TEST(InferenceCodecTest, OnlyACachedAnswerSaysCached) {
+TEST(InferenceCodecTest, OnlyACachedOrCollapsedAnswerSaysSo) {
   InferenceOutcome o;
   o.output = "out";
-  EXPECT_FALSE(json::parse(EncodeInferenceResponse("req_1", o, 3))
-                   .at("metadata")
-                   .as_object()
-                   .contains("cached"));
+  json::object plain =
+      json::parse(EncodeInferenceResponse("req_1", o, 3)).at("metadata").as_object();
+  EXPECT_FALSE(plain.contains("cached"));
+  EXPECT_FALSE(plain.contains("collapsed"));
   o.cached = true;
   EXPECT_TRUE(
       json::parse(EncodeInferenceResponse("req_1", o, 3)).at("metadata").at("cached").as_bool());
+  o.cached = false;
+  o.collapsed = true;
+  json::object shared =
+      json::parse(EncodeInferenceResponse("req_1", o, 3)).at("metadata").as_object();
+  EXPECT_TRUE(shared.at("collapsed").as_bool());
+  EXPECT_FALSE(shared.contains("cached"));
 }
 
 TEST(InferenceCodecTest, EncodesErrors) {

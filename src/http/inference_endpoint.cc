@@ -1,14 +1,18 @@
 // POST /v1/inference: authenticate, decode, admit, and answer when the
-// batch result (or an error) comes back.
+// batch result (or an error) comes back; or, for a request asked to answer
+// later, 202 with its task once it is queued. A request with an
+// Idempotency-Key keeps its answer as a task, so that a repeat gets it.
 #include <charconv>
 
 #include <algorithm>
 
+#include "common/crypto.h"
 #include "common/ids.h"
 #include "common/utf8.h"
 #include "http/front_door.h"
 #include "http/inference_codec.h"
 #include "http/response_writer.h"
+#include "http/task_codec.h"
 
 namespace sluice::http {
 
@@ -28,6 +32,21 @@ Status ClientTimeoutUs(const HttpRequest& request, int64_t* timeout_us) {
                            ": must be a positive integer number of milliseconds");
   }
   *timeout_us = ms * 1000;
+  return Status::Ok();
+}
+
+// The Idempotency-Key header: "" when absent; an error unless 1 to 255
+// visible ASCII characters.
+Status IdempotencyKey(const HttpRequest& request, std::string* key) {
+  key->clear();
+  auto it = request.find("Idempotency-Key");
+  if (it == request.end()) return Status::Ok();
+  std::string_view v = it->value();
+  bool visible = !v.empty() && v.size() <= 255;
+  for (char c : v) visible = visible && c > 0x20 && c < 0x7f;
+  if (!visible)
+    return InvalidArgument("Idempotency-Key: must be 1 to 255 visible ASCII characters");
+  key->assign(v);
   return Status::Ok();
 }
 
@@ -94,8 +113,16 @@ void FrontDoor::HandleInference(HttpRequest&& request, Reply reply) {
   Status decode_status = DecodeInferenceRequest(request.body(), &decoded);
   int64_t client_timeout_us = 0;
   Status timeout_status = ClientTimeoutUs(request, &client_timeout_us);
+  const bool prefer_async = PrefersRespondAsync(request);
+  const bool async = prefer_async || decoded.async;
+  std::string idempotency_key;
+  Status tasks_status = IdempotencyKey(request, &idempotency_key);
+  if (tasks_status.ok() && options_.tasks == nullptr && (async || !idempotency_key.empty())) {
+    tasks_status = InvalidArgument(std::string(async ? "async" : "Idempotency-Key") +
+                                   ": not supported by this server yet");
+  }
   const int model = decode_status.ok() ? options_.service->FindModel(decoded.model) : -1;
-  const int64_t cost = model >= 0 && timeout_status.ok()
+  const int64_t cost = model >= 0 && timeout_status.ok() && tasks_status.ok()
                            ? options_.service->TokenCost(static_cast<size_t>(model), decoded.input,
                                                          decoded.params.max_tokens)
                            : 0;
@@ -126,6 +153,35 @@ void FrontDoor::HandleInference(HttpRequest&& request, Reply reply) {
   }
   // A bad header was charged no tokens (see `cost`).
   if (!timeout_status.ok()) return fail_early(timeout_status, model, tier);
+  if (!tasks_status.ok()) return fail_early(tasks_status, model, tier);
+
+  // A task holds the answer of a request answered later, or of one that
+  // may be repeated with the same Idempotency-Key.
+  bool keep_task = async;
+  if (!idempotency_key.empty()) {
+    const std::string digest = ToHex(Sha256(request.body()));
+    TaskStore::Reservation r =
+        options_.tasks->Reserve(principal->key_id, idempotency_key, digest, id);
+    if (r.kind == TaskStore::Reservation::Kind::kConflict) {
+      return fail_early(Status(ErrorCode::kUnprocessable,
+                               "Idempotency-Key: already used with a different request body"),
+                        model, tier);
+    }
+    if (r.kind == TaskStore::Reservation::Kind::kExisting) {
+      // Nothing runs: the tokens charged come back, the request still counts.
+      options_.service->RefundTokens(*principal, cost);
+      const TierPolicy& policy = options_.service->tiers()[tier];
+      return ReplayIdempotent(request, r.task_id, *principal, async, model,
+                              start + Micros(policy.total_timeout_us), std::move(reply));
+    }
+    keep_task = true;
+  }
+  if (keep_task) {
+    if (Status s = options_.tasks->Create(id, principal->key_id); !s.ok()) {
+      options_.tasks->Discard(id);  // its reservation
+      return fail_early(s, model, tier);
+    }
+  }
 
   auto req = std::make_shared<InferenceRequest>();
   req->id = std::move(id);
@@ -136,11 +192,14 @@ void FrontDoor::HandleInference(HttpRequest&& request, Reply reply) {
   req->params = std::move(decoded.params);
   req->charged_tokens = cost;
   req->rate_limit = decision;
+  req->async = async;
 
   // Runs exactly once, on whichever thread completes the request. The raw
   // pointer is safe: whoever calls Complete() holds a reference.
   InferenceRequest* raw = req.get();
-  ClientWatch* watch = reply.client_watch();
+  // A task's request runs to its answer even if its client leaves: nobody
+  // waits for an async one, and a retry of an Idempotency-Key's wants it.
+  ClientWatch* watch = keep_task ? nullptr : reply.client_watch();
   if (watch != nullptr &&
       options_.service->QueueDepth(req->model_index) >= options_.watch_client_min_queue_depth) {
     // A client that hangs up while its request waits: drop the request
@@ -151,7 +210,18 @@ void FrontDoor::HandleInference(HttpRequest&& request, Reply reply) {
   }
   const unsigned version = request.version();
   const bool keep_alive = request.keep_alive();
-  req->set_on_complete([this, raw, start, model, tier, version, keep_alive,
+  if (async) {
+    // Nobody waits on the connection: the answer goes to the task (and the log).
+    req->set_on_complete([this, raw, start](InferenceOutcome&& outcome) {
+      SteadyClock::duration total = options_.service->clock().Now() - start;
+      options_.service->Finish(*raw, outcome, ToMillis(total));
+      const int64_t latency_ms = std::chrono::duration_cast<Millis>(total + Micros(500)).count();
+      options_.tasks->Complete(raw->id, ToTaskAnswer(outcome, latency_ms));
+    });
+    return SubmitAsync(request, req, client_timeout_us, prefer_async, model, tier, start,
+                       std::move(reply));
+  }
+  req->set_on_complete([this, raw, start, model, tier, version, keep_alive, keep_task,
                         reply = std::move(reply)](InferenceOutcome&& outcome) {
     const Clock& clock = options_.service->clock();
     SteadyClock::duration total = clock.Now() - start;
@@ -164,7 +234,9 @@ void FrontDoor::HandleInference(HttpRequest&& request, Reply reply) {
       WireResponseBuilder b(200, version, stay_open, body.size());
       b.Field("X-Request-Id", raw->id);
       // Whether a cacheable request was answered from the cache.
-      if (!raw->cache_key.empty()) b.Field("X-Cache", outcome.cached ? "hit" : "miss");
+      if (!raw->cache_key.empty() && options_.service->model(raw->model_index).cache != nullptr) {
+        b.Field("X-Cache", outcome.cached ? "hit" : "miss");
+      }
       b.Field("Server-Timing",
               ServerTiming(outcome.queue_wait, outcome.accelerator_time, overhead));
       FormatRateLimitHeaders(raw->rate_limit)
@@ -174,6 +246,7 @@ void FrontDoor::HandleInference(HttpRequest&& request, Reply reply) {
                                outcome.cached ? -1 : Seconds(outcome.queue_wait),
                                Seconds(overhead));
       options_.service->Finish(*raw, outcome, ToMillis(total));
+      if (keep_task) options_.tasks->Complete(raw->id, ToTaskAnswer(outcome, latency_ms));
       reply(std::move(b).Finish("application/json", body));
       return;
     }
@@ -182,6 +255,10 @@ void FrontDoor::HandleInference(HttpRequest&& request, Reply reply) {
     AddRateLimitHeaders(raw->rate_limit, res);
     options_.metrics->Record(model, tier, res.result_int(), Seconds(total), -1, -1);
     options_.service->Finish(*raw, outcome, ToMillis(total));
+    if (keep_task) {
+      const int64_t latency_ms = std::chrono::duration_cast<Millis>(total + Micros(500)).count();
+      options_.tasks->Complete(raw->id, ToTaskAnswer(outcome, latency_ms));
+    }
     reply(std::move(res));
   });
 
@@ -197,7 +274,41 @@ void FrontDoor::HandleInference(HttpRequest&& request, Reply reply) {
     }
     rejected.status = std::move(s);
     req->Complete(std::move(rejected));
+    // Refused: a retry with the same Idempotency-Key must run.
+    if (keep_task) options_.tasks->Discard(req->id);
   }
+}
+
+void FrontDoor::SubmitAsync(const HttpRequest& request, const RequestPtr& req,
+                            int64_t client_timeout_us, bool prefer_async, int model, int tier,
+                            TimePoint start, Reply reply) {
+  const Clock& clock = options_.service->clock();
+  AdmissionDecision admission;
+  Status s = options_.service->Submit(req, client_timeout_us, &admission);
+  if (s.ok()) {
+    HttpResponse res = MakeResponse(request, 202, EncodeTaskAccepted(req->id));
+    res.set(bhttp::field::location, "/v1/result/" + req->id);
+    res.set("X-Request-Id", req->id);
+    if (prefer_async) res.set("Preference-Applied", "respond-async");
+    AddRateLimitHeaders(req->rate_limit, res);
+    options_.metrics->Record(model, tier, 202, Seconds(clock.Now() - start), -1, -1);
+    return reply(std::move(res));
+  }
+  // Refused now: answered now, as a synchronous request would be.
+  InferenceOutcome rejected;
+  if (s.code() == ErrorCode::kUnavailable) {
+    rejected.reason = options_.service->UnavailableReason(admission);
+    rejected.retry_after_s = admission.retry_after_s;
+    options_.metrics->RecordShed(model, tier, rejected.reason);
+  }
+  HttpResponse res = MakeError(request, s, req->id, rejected.retry_after_s, rejected.reason);
+  AddRateLimitHeaders(req->rate_limit, res);
+  if (res.result_int() != 429 && res.result_int() != 503) res.erase(bhttp::field::retry_after);
+  options_.metrics->Record(model, tier, res.result_int(), Seconds(clock.Now() - start), -1, -1);
+  rejected.status = std::move(s);
+  req->Complete(std::move(rejected));  // the log's record
+  options_.tasks->Discard(req->id);
+  reply(std::move(res));
 }
 
 }  // namespace sluice::http

@@ -286,6 +286,7 @@ void LoadWorker::OnResponse(LoadConnection* c, const LoadConnection::Response& r
     SliceStats& s = stats_.slice(p.step, p.plan.tier);
     switch (r.status) {
       case 200:
+      case 202:  // an async submission accepted
         s.counts.ok++;
         s.latency_ns.Record(NonNegative(latency_ns));
         if (r.gateway_ms >= 0) {
@@ -308,7 +309,7 @@ void LoadWorker::OnResponse(LoadConnection* c, const LoadConnection::Response& r
   {
     std::lock_guard lock(progress_mu_);
     progress_.answered++;
-    if (r.status == 200) {
+    if (r.status == 200 || r.status == 202) {
       progress_.ok++;
       progress_.interval_latency_ns.Record(NonNegative(latency_ns));
     } else {

@@ -52,6 +52,7 @@ RequestFactory::RequestFactory(const WorkloadSpec& spec, const Options& options)
     body_prefixes_.push_back("{\"model\":" + boost::json::serialize(boost::json::string(m.name)) +
                              ",\"input\":\"");
   }
+  if (spec.async) prefer_line_ = "Prefer: respond-async\r\n";
   body_suffix_ = spec.max_tokens > 0
                      ? "\",\"parameters\":{\"max_tokens\":" + std::to_string(spec.max_tokens) + "}}"
                      : "\"}";
@@ -115,6 +116,7 @@ void RequestFactory::Render(const PlannedRequest& r, std::string* out) const {
   out->append("POST ").append(options_.path).append(" HTTP/1.1\r\nHost: ");
   out->append(options_.host_header).append("\r\n");
   out->append(auth_lines_[r.tier][r.key]);
+  out->append(prefer_line_);
   out->append("Content-Type: application/json\r\nContent-Length: ");
   out->append(std::to_string(body.size())).append("\r\n\r\n");
   out->append(body);

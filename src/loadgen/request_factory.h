@@ -74,6 +74,7 @@ class RequestFactory {
   std::vector<uint32_t> next_key_;                    // round-robin cursor per tier
   std::vector<std::string> body_prefixes_;            // per model: {"model":"M","input":"
   std::string body_suffix_;                           // ","parameters":{"max_tokens":N}}
+  std::string prefer_line_;                           // "Prefer: respond-async\r\n" or ""
   std::string filler_;                                // pseudo-random words to cut inputs from
   ByteRange input_bytes_;
   std::mt19937_64 rng_;

@@ -12,6 +12,7 @@ namespace sluice::loadgen {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::StartsWith;
 
 WorkloadSpec Spec() {
@@ -137,6 +138,18 @@ TEST(RequestFactoryTest, RendersAFullRequestWithTheTiersKeyInTurn) {
     EXPECT_FALSE(boost::json::parse(body).as_object().contains("parameters"));
   }
   EXPECT_EQ(keys, (std::vector<std::string>{"sk-free-a", "sk-free-b", "sk-free-a"}));
+}
+
+TEST(RequestFactoryTest, AnAsyncWorkloadAsksForAnswersLater) {
+  WorkloadSpec w = Spec();
+  std::string text;
+  RequestFactory(w, Opts()).Render(RequestFactory(w, Opts()).Plan(), &text);
+  EXPECT_THAT(text, Not(HasSubstr("Prefer:")));
+  w.async = true;
+  RequestFactory f(w, Opts());
+  f.Render(f.Plan(), &text);
+  const size_t header_end = text.find("\r\n\r\n");
+  EXPECT_THAT(text.substr(0, header_end + 2), HasSubstr("\r\nPrefer: respond-async\r\n"));
 }
 
 }  // namespace

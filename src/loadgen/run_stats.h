@@ -21,7 +21,7 @@ namespace sluice::loadgen {
 // Requests by how they ended.
 struct OutcomeCounts {
   uint64_t scheduled = 0;         // due in the measured window
-  uint64_t ok = 0;                // HTTP 200
+  uint64_t ok = 0;                // HTTP 200 (202 for async submissions)
   uint64_t status_429 = 0;        // rate limited
   uint64_t status_503 = 0;        // shed / queue full / unavailable
   uint64_t status_504 = 0;        // deadline exceeded in the gateway

@@ -94,6 +94,9 @@ struct WorkloadSpec {
   ByteRange input_bytes;             // size of the `input` string
   InputDistribution inputs;          // distinct, or repeats from a pool
   int max_tokens = 16;               // parameters.max_tokens; 0 = omit parameters
+  // Ask for answers later (`Prefer: respond-async`): a 202 counts as
+  // answered, its latency is the submission's.
+  bool async = false;
 };
 
 Status ValidateWorkload(const WorkloadSpec& spec);

@@ -382,18 +382,6 @@ TEST_F(BackendFailuresTest, ExhaustedRetriesGoToTheDeadLetterQueueAndAnswer502) 
 
 namespace asio = boost::asio;
 
-// A raw connection to the server on which one inference request was sent.
-void SendInference(asio::ip::tcp::socket& socket, uint16_t port, const std::string& input) {
-  socket.connect({asio::ip::make_address("127.0.0.1"), port});
-  std::string body = InferenceBody(kModel, input);
-  std::string request =
-      "POST /v1/inference HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer " +
-      std::string(kPaidKey) +
-      "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
-      "\r\n\r\n" + body;
-  asio::write(socket, asio::buffer(request));
-}
-
 // Sends one inference request, then aborts the connection (RST: an orderly
 // close cannot be told from a half-close, which is still answered).
 void SendAndHangUp(uint16_t port, const std::string& input) {

@@ -23,7 +23,7 @@ class ResultCacheTest : public SluiceTest {
   static TestConfig CacheConfig(bool deterministic) {
     TestConfig config;
     config.cache = true;
-    config.cache_deterministic = deterministic;
+    config.deterministic = deterministic;
     config.max_batch_delay_us = 0;
     config.fixed_latency_us = 1'000;
     config.extra_keys.push_back({.id = "two-per-minute",

@@ -9,6 +9,8 @@
 #include <sstream>
 #include <thread>
 
+#include <boost/asio/connect.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 
@@ -65,6 +67,10 @@ std::string TestConfig::Yaml() const {
     y << "  url: " << postgres_url << "\n"
       << "  flush_interval_ms: 50\n";
   }
+  y << "async:\n"
+    << "  result_ttl_ms: " << async_result_ttl_ms << "\n"
+    << "  max_bytes: " << async_max_bytes << "\n"
+    << "  max_wait_ms: " << async_max_wait_ms << "\n";
   y << "queue:\n"
     << "  ordering: edf\n"
     << "admission:\n"
@@ -93,11 +99,12 @@ std::string TestConfig::Yaml() const {
     << "    queue_capacity: " << queue_capacity << "\n"
     << "    accelerator_timeout_ms: " << accelerator_timeout_ms << "\n"
     << "    max_tokens_limit: " << max_tokens_limit << "\n"
-    << "    default_max_tokens: " << kDefaultMaxTokens << "\n";
+    << "    default_max_tokens: " << kDefaultMaxTokens << "\n"
+    << "    deterministic: " << (deterministic ? "true" : "false") << "\n"
+    << "    collapse: " << (collapse ? "true" : "false") << "\n";
   if (cache) {
     y << "    cache:\n"
       << "      enabled: true\n"
-      << "      deterministic: " << (cache_deterministic ? "true" : "false") << "\n"
       << "      ttl_ms: " << cache_ttl_ms << "\n"
       << "      max_bytes: " << cache_max_bytes << "\n";
   }
@@ -244,6 +251,18 @@ std::string ErrorMessage(std::string_view body) {
     return fail("metadata.model_version is not " + std::string(kModelVersion));
   }
   return ::testing::AssertionSuccess();
+}
+
+void SendInference(boost::asio::ip::tcp::socket& socket, uint16_t port, const std::string& input) {
+  namespace asio = boost::asio;
+  socket.connect({asio::ip::make_address("127.0.0.1"), port});
+  std::string body = InferenceBody(kModel, input);
+  std::string request =
+      "POST /v1/inference HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer " +
+      std::string(kPaidKey) +
+      "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+      "\r\n\r\n" + body;
+  asio::write(socket, asio::buffer(request));
 }
 
 bool PollUntil(const std::function<bool()>& done, std::chrono::milliseconds timeout,

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/json/value.hpp>
 
 #include "testing/http_client.h"
@@ -71,6 +72,10 @@ struct TestConfig {
   std::string request_log = "memory";
   std::string sqlite_path;
   std::string postgres_url;  // request_log "postgres": the database
+  // the asynchronous API's tasks (`async:`)
+  int64_t async_result_ttl_ms = 600'000;
+  uint64_t async_max_bytes = 256ull << 20;
+  int64_t async_max_wait_ms = 30'000;
   // capacity-aware admission (off unless a test is about it: the core tests
   // overload the sim on purpose)
   bool admission = false;
@@ -88,9 +93,12 @@ struct TestConfig {
   int queue_capacity = 10'000;
   int64_t accelerator_timeout_ms = 3'000;
   int max_tokens_limit = 4096;
+  // whether every answer may be shared (cache, collapse), not only those
+  // at temperature 0
+  bool deterministic = false;
   // its result cache (`cache:`), written only when enabled
   bool cache = false;
-  bool cache_deterministic = false;
+  bool collapse = false;  // identical requests waiting together share one batch item
   int64_t cache_ttl_ms = 300'000;
   uint64_t cache_max_bytes = 1 << 20;
   // its simulated accelerator
@@ -144,6 +152,10 @@ std::string ErrorMessage(std::string_view body);
 // Checks a 200 inference body against the simulator's deterministic answer.
 ::testing::AssertionResult IsCompletion(int status, std::string_view body, std::string_view input,
                                         int max_tokens);
+
+// Connects `socket` to 127.0.0.1:`port` and sends one inference request
+// for `input` with the paid demo key (the caller reads or aborts).
+void SendInference(boost::asio::ip::tcp::socket& socket, uint16_t port, const std::string& input);
 
 // Calls `done` every `interval` until it returns true or `timeout` passes;
 // returns whether it did. Bounded in time and in number of calls.

@@ -1,0 +1,55 @@
+#include "app/async_tasks.h"
+
+namespace sluice {
+namespace {
+
+struct Series {
+  const char* name;
+  const char* help;
+  uint64_t TaskStore::Stats::*field;
+};
+
+constexpr Series kSeries[] = {
+    {"sluice_async_tasks_created_total", "Tasks registered (async requests and Idempotency-Keys).",
+     &TaskStore::Stats::created},
+    {"sluice_async_tasks_completed_total", "Tasks answered.", &TaskStore::Stats::completed},
+    {"sluice_async_tasks_expired_total", "Answered tasks dropped after async.result_ttl_ms.",
+     &TaskStore::Stats::expired},
+    {"sluice_async_tasks_evicted_total",
+     "Answered tasks dropped early to stay within async.max_bytes (oldest first).",
+     &TaskStore::Stats::evicted},
+    {"sluice_async_tasks_pending", "Tasks waiting for their answer.", &TaskStore::Stats::pending},
+    {"sluice_async_tasks_stored", "Answered tasks kept for their owners.",
+     &TaskStore::Stats::stored},
+    {"sluice_async_task_bytes", "Bytes the answered tasks hold, as async.max_bytes counts them.",
+     &TaskStore::Stats::bytes},
+};
+
+}  // namespace
+
+Result<std::unique_ptr<AsyncTasks>> AsyncTasks::Create(const AsyncConfig& config,
+                                                       Executor* executor,
+                                                       metrics::Registry* registry) {
+  MemoryTaskStore::Options o;
+  o.result_ttl_ms = config.result_ttl_ms;
+  o.max_bytes = config.max_bytes;
+  o.max_pending = static_cast<size_t>(config.max_pending);
+  o.executor = executor;
+  auto store = MemoryTaskStore::Create(o);
+  if (!store.ok()) return InvalidArgument("async." + store.status().message());
+  std::unique_ptr<AsyncTasks> out(new AsyncTasks(registry));
+  out->store_ = std::move(store).value();
+  const MemoryTaskStore* s = out->store_.get();
+  for (const Series& series : kSeries) {
+    registry->AddCallbackGauge(series.name, series.help, {}, [s, field = series.field] {
+      return static_cast<double>(s->stats().*field);
+    });
+  }
+  return out;
+}
+
+AsyncTasks::~AsyncTasks() {
+  for (const Series& s : kSeries) registry_->RemoveCallbackGauge(s.name, {});
+}
+
+}  // namespace sluice
