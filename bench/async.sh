@@ -14,18 +14,21 @@
 # done, and the devices' busy fraction from the start of the load until the
 # backlog was done (the growth of sluice_accelerator_batch_seconds_sum over
 # devices x time, sampled each second), with its lowest one-second value.
+# Also the synchronous requests' queue-wait p95 as the server measured it
+# (sluice_queue_wait_seconds, which async answers do not feed; interpolated
+# within the histogram's buckets), the scheduling's share of the latency.
 #
 # The capacity is the bundled model's: $DEVICES x max_batch_size 32 / (34 ms
 # + 32 x 0.5 ms) = $DEVICES x 640 req/s.
 #
 # Usage: bench/async.sh
-# Environment: DEVICES (2), DURATION (20s), WARMUP (2s), SYNC_SHARE (0.5),
+# Environment: DEVICES (4), DURATION (15s), WARMUP (2s), SYNC_SHARE (0.5),
 #   ASYNC_SHARE (3), and those of bench/lib.sh (SLUICE_BIN, SERVER_CPU,
 #   CLIENT_CPU). Loopback only; stops what it started by pid.
 set -euo pipefail
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$REPO_ROOT/bench/lib.sh"
-DEVICES=${DEVICES:-2}; DURATION=${DURATION:-20s}; WARMUP=${WARMUP:-2s}
+DEVICES=${DEVICES:-4}; DURATION=${DURATION:-15s}; WARMUP=${WARMUP:-2s}
 SYNC_SHARE=${SYNC_SHARE:-0.5}; ASYNC_SHARE=${ASYNC_SHARE:-3}
 lib_install_trap; ensure_tools; ensure_sluice
 OUT=$(mktemp -d /tmp/sluice-async-bench-XXXXXX)
@@ -42,7 +45,33 @@ metric() {  # FILE NAME: the sum of NAME's samples in a scrape
 }
 sync_run() {  # DIR TAG: the synchronous enterprise load; JSON in DIR/TAG.json
   run_bench "$1" "$2" "$bound" --rate "$sync_rate" --duration "$DURATION" --warmup "$WARMUP" \
-    --connections 64 --mix enterprise=1 || true
+    --connections 256 --mix enterprise=1 || true
+}
+queue_p95() {  # PROM: p95 ms of the synchronous requests' queue wait, server side (interpolated in the histogram's buckets)
+  python3 - "$1" <<'PY'
+import re, sys
+def quantile(name, match, q):
+    buckets = {}
+    for line in open(sys.argv[1]):
+        if not line.startswith(name + "_bucket{") or match not in line:
+            continue
+        le = re.search(r'le="([^"]+)"', line).group(1)
+        bound = float("inf") if le == "+Inf" else float(le)
+        buckets[bound] = buckets.get(bound, 0) + float(line.split()[-1])
+    if not buckets:
+        return float("nan")
+    bounds = sorted(buckets)
+    total = buckets[bounds[-1]]
+    prev_b, prev_c = 0.0, 0.0
+    for b in bounds:
+        if buckets[b] >= q * total:
+            if b == float("inf"):
+                return prev_b * 1000
+            return 1000 * (prev_b + (b - prev_b) * (q * total - prev_c) / max(buckets[b] - prev_c, 1e-9))
+        prev_b, prev_c = b, buckets[b]
+    return float("nan")
+print("%.1f" % quantile("sluice_queue_wait_seconds", "", 0.95))
+PY
 }
 latencies() {  # JSON: "p50 p95 p99 success%" of all requests
   python3 -c '
@@ -58,8 +87,10 @@ dir="$OUT/sync"; mkdir -p "$dir"
 make_config "$dir/sluice.yaml" devices="$DEVICES" queue_capacity="$depth"
 start_sluice "$dir/sluice.yaml" "$dir"
 sync_run "$dir" sync
+scrape_metrics "$dir/after.prom" || true
 stop_sluice
 read -r a50 a95 a99 asucc < <(latencies "$dir/sync.json")
+aq95=$(queue_p95 "$dir/after.prom")
 
 # 2. The same, with async submissions at ASYNC_SHARE x capacity.
 dir="$OUT/mixed"; mkdir -p "$dir"
@@ -99,6 +130,7 @@ wait "$sampler" 2>/dev/null || true
 scrape_metrics "$dir/after.prom" || true
 stop_sluice
 read -r b50 b95 b99 bsucc < <(latencies "$dir/sync.json")
+bq95=$(queue_p95 "$dir/after.prom")
 accepted=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["overall"]["all"]["ok"])' "$dir/async.json" 2>/dev/null || echo "n/a")
 # Busy fraction: from the first sample with work to the first with none left.
 read -r busy lowest drained < <(awk -v d="$DEVICES" '
@@ -119,10 +151,10 @@ echo "## Async work beside synchronous traffic (\`bench/async.sh\`, $(date -u +%
 echo
 echo "- commit $(git -C "$REPO_ROOT" rev-parse --short HEAD); $DEVICES devices (capacity $capacity req/s); enterprise sync at $sync_rate req/s, async (paid) at $async_rate req/s, each for $DURATION after $WARMUP; server on CPU $SERVER_CPU, generators on CPU $CLIENT_CPU"
 echo
-echo "| run | sync p50 ms | sync p95 ms | sync p99 ms | sync success % |"
-echo "|---|---:|---:|---:|---:|"
-echo "| sync alone | $a50 | $a95 | $a99 | $asucc |"
-echo "| with async | $b50 | $b95 | $b99 | $bsucc |"
+echo "| run | sync p50 ms | sync p95 ms | sync p99 ms | sync success % | sync queue-wait p95 ms |"
+echo "|---|---:|---:|---:|---:|---:|"
+echo "| sync alone | $a50 | $a95 | $a99 | $asucc | $aq95 |"
+echo "| with async | $b50 | $b95 | $b99 | $bsucc | $bq95 |"
 echo
 echo "- sync p95 with async ÷ alone: $(awk -v a="$a95" -v b="$b95" 'BEGIN { printf "%.3f", b / a }')"
 echo "- async submissions accepted (after the warm-up): $accepted; backlog done $drained s after the load began"

@@ -13,7 +13,7 @@ Result<RequestCollapser*> RequestCollapsers::Add(const ModelConfig& model, Front
                                                  const ResultCache* cache) {
   RequestCollapser* c = nullptr;
   if (model.collapse) {
-    auto collapser = RequestCollapser::Create({queue, executor_});
+    auto collapser = RequestCollapser::Create({queue, executor_, ordering_});
     if (!collapser.ok()) {
       return InvalidArgument("models: '" + model.name + "': " + collapser.status().message());
     }

@@ -30,9 +30,9 @@ namespace sluice {
 
 class RequestCollapsers {
  public:
-  // `executor` runs the members' deadline timers.
-  RequestCollapsers(metrics::Registry* registry, Executor* executor)
-      : registry_(registry), executor_(executor) {}
+  // `executor` runs the members' deadline timers; `ordering` is the queues'.
+  RequestCollapsers(metrics::Registry* registry, Executor* executor, QueueOrdering ordering)
+      : registry_(registry), executor_(executor), ordering_(ordering) {}
   ~RequestCollapsers();
 
   RequestCollapsers(const RequestCollapsers&) = delete;
@@ -47,6 +47,7 @@ class RequestCollapsers {
  private:
   metrics::Registry* registry_;
   Executor* executor_;
+  QueueOrdering ordering_;
   std::vector<std::unique_ptr<RequestCollapser>> collapsers_;  // index = model; null = off
   std::vector<metrics::Labels> labels_;                        // of every model added
 };

@@ -87,7 +87,7 @@ int RunServe(const AppConfig& config) {
   // Deadline timers of requests waiting for an identical one's answer, and
   // of long polls for async results.
   AsioExecutor service_timers(ioc);
-  RequestCollapsers collapsers(&registry, &service_timers);
+  RequestCollapsers collapsers(&registry, &service_timers, config.ordering);
   auto tasks = AsyncTasks::Create(config.async, &service_timers, &registry);
   if (!tasks.ok()) {
     spdlog::error("{}", tasks.status().message());

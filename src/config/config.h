@@ -103,7 +103,7 @@ struct ModelConfig {
   // `batching`: adaptive (wait only when the load needs fuller batches) or
   // static (wait for a full batch or max_batch_delay_us).
   BatchingMode batching = BatchingMode::kAdaptive;
-  size_t queue_capacity = 10'000;          // queued requests; beyond: 503
+  size_t queue_capacity = 10'000;          // queued synchronous requests; beyond: 503
   int64_t accelerator_timeout_ms = 3'000;  // per batch (seed: 3 s)
   int max_tokens_limit = 4096;             // largest parameters.max_tokens accepted
   int default_max_tokens = 16;             // when parameters.max_tokens is absent

@@ -150,7 +150,7 @@ void DispatchGroup::Dispatch(TimePoint now) {
   if (!slot) return;  // the last usable endpoint's breaker opened meanwhile
   std::vector<RequestPtr> batch, dropped;
   batch.reserve(options_.max_batch_size);
-  options_.queue->PopBatch(options_.max_batch_size, now, &batch, &dropped);
+  options_.queue->PopBatch(BatchSizeFor(*slot, now), now, &batch, &dropped);
   CountDispatched(batch.size() + dropped.size(), now);
   AnswerDropped(dropped, now);
   if (!batch.empty()) {
@@ -159,6 +159,44 @@ void DispatchGroup::Dispatch(TimePoint now) {
     free_slots_.push_front(*slot);
   }
   TryCollect();
+}
+
+size_t DispatchGroup::BatchSizeFor(size_t slot, TimePoint now) const {
+  const size_t max = options_.max_batch_size;
+  const size_t depth = options_.queue->Depth();
+  const size_t async = options_.queue->AsyncDepth();
+  // Synchronous requests go first in the queue: the batch takes them all.
+  const size_t least = std::max({depth - std::min(depth, async), max / 4, size_t{1}});
+  if (async == 0 || least >= max) return max;
+  // The other busy slots' expected ends, and their next ones after a full
+  // batch: this batch should end as far from all of them as it can.
+  const double full_us = cost_model_->BatchMicros(max);
+  std::vector<double> ends_us;  // from now
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    const Slot& s = slots_[i];
+    if (i == slot || !s.busy || s.timed_out) continue;
+    const double end_us =
+        static_cast<double>(ToMicros(s.started - now)) + cost_model_->BatchMicros(s.batch.size());
+    ends_us.push_back(end_us);
+    ends_us.push_back(end_us + full_us);
+  }
+  if (ends_us.empty()) return max;
+  auto spacing = [&](size_t size) {
+    const double end_us = cost_model_->BatchMicros(size);
+    double nearest = full_us;
+    for (double e : ends_us) nearest = std::min(nearest, std::abs(end_us - e));
+    return nearest;
+  };
+  // Largest first: a smaller batch must end strictly farther from the rest.
+  size_t best = max;
+  double best_spacing = spacing(max);
+  for (size_t size = max; size-- > least;) {
+    if (const double s = spacing(size); s > best_spacing) {
+      best = size;
+      best_spacing = s;
+    }
+  }
+  return best;
 }
 
 void DispatchGroup::AnswerDropped(std::vector<RequestPtr>& dropped, TimePoint now) {

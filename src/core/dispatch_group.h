@@ -56,6 +56,15 @@
 // Worst-case added queueing latency: max_batch_delay_us (adaptive: only
 // while the load needs fuller batches).
 //
+// Asynchronous work. While the queue holds asynchronous requests, a free
+// slot's batch is sized so that its expected end (the cost model's) falls
+// between the other busy slots' ends rather than on one: the slots finish
+// in turn, and a synchronous request arriving meanwhile waits for the next
+// free slot about a batch / slots at worst, not a whole batch. Only the
+// asynchronous fill is cut (the synchronous requests queued all go, as they
+// are first in the queue), and a batch to no less than a quarter of
+// max_batch_size.
+//
 // Batches formed elsewhere. A worker batches against the shared Redis
 // queue, not a local one: its claim loop waits for this group's
 // TargetBatchSize() (or the model's max_batch_delay_us, never past the
@@ -252,6 +261,8 @@ class DispatchGroup {
   size_t QueueDepth() const { return options_.queue != nullptr ? options_.queue->Depth() : 0; }
   void Evaluate();               // collector: dispatch now or wait
   void Dispatch(TimePoint now);  // pop a batch and send it
+  // How many requests slot `slot` takes now (see "Asynchronous work").
+  size_t BatchSizeFor(size_t slot, TimePoint now) const;
   // `tried`: endpoints the batch already failed on (a retry).
   void RunOnSlot(size_t slot, std::vector<RequestPtr> batch, TimePoint now,
                  std::vector<size_t> tried = {});

@@ -25,6 +25,91 @@ TEST_F(DispatchGroupTest, FullBatchDispatchesWithoutWaiting) {
   EXPECT_TRUE(outcomes_["r2"].status.ok());
 }
 
+// With only async work queued, slots that free together take batches that
+// end apart, and within a few rounds they finish in turn (full batches, a
+// batch / slots apart), so a synchronous request waits less for a slot.
+TEST_F(DispatchGroupTest, AsyncOnlyBatchesAreSizedSoSlotsFinishInTurn) {
+  Build(2, 32, 0);  // the default cost model: 34 ms + 0.5 ms per item
+  for (int i = 0; i < 900; ++i) {
+    RequestPtr r = Make("a" + std::to_string(i), 60'000, 60'000);
+    r->async = true;
+    ASSERT_TRUE(queue_->Push(r).ok());
+  }
+  ex_.RunPending();
+  ASSERT_EQ(fakes_[0]->batches.size(), 1u);
+  ASSERT_EQ(fakes_[1]->batches.size(), 1u);
+  // The second slot's batch ends 12 ms before the first's (38 vs 50 ms),
+  // the farthest a batch of at least 8 can.
+  EXPECT_EQ(fakes_[0]->batches[0].size(), 32u);
+  EXPECT_EQ(fakes_[1]->batches[0].size(), 8u);
+
+  // Each batch takes what the cost model expects; about 9 rounds.
+  std::vector<TimePoint> started = {ex_.Now(), ex_.Now()};
+  std::vector<std::vector<TimePoint>> ends(2);
+  for (int ms = 1; ms <= 450; ++ms) {
+    ex_.Advance(milliseconds(1));
+    for (size_t i = 0; i < 2; ++i) {
+      const size_t n = fakes_[i]->batches.back().size();
+      if (!fakes_[i]->busy() || ex_.Now() - started[i] < Micros(34'000 + 500 * n)) continue;
+      ends[i].push_back(ex_.Now());
+      fakes_[i]->FinishOk();
+      ex_.RunPending();
+      started[i] = ex_.Now();
+    }
+  }
+  ASSERT_GE(ends[0].size(), 7u);
+  ASSERT_GE(ends[1].size(), 7u);
+  ASSERT_GT(queue_->Depth(), 0u);  // async work all along
+  // In turn: the last batches are full and end about 25 ms apart.
+  EXPECT_EQ(fakes_[0]->batches.back().size(), 32u);
+  EXPECT_EQ(fakes_[1]->batches.back().size(), 32u);
+  const int64_t apart = std::abs(ToMicros(ends[0].back() - ends[1].back())) % 50'000;
+  EXPECT_GE(std::min(apart, 50'000 - apart), 23'000);
+}
+
+TEST_F(DispatchGroupTest, ABatchWithSynchronousWorkKeepsIt) {
+  Build(2, 32, 0);
+  for (int i = 0; i < 32; ++i) {
+    RequestPtr r = Make("first" + std::to_string(i), 60'000, 60'000);
+    r->async = true;
+    ASSERT_TRUE(queue_->Push(r).ok());
+  }
+  ex_.RunPending();  // slot 0 takes them all, to end at 50 ms
+  ASSERT_EQ(fakes_[0]->batches.size(), 1u);
+  for (int i = 0; i < 100; ++i) {
+    RequestPtr r = Make("a" + std::to_string(i), 60'000, 60'000);
+    r->async = true;
+    ASSERT_TRUE(queue_->Push(r).ok());
+  }
+  Push("sync");
+  ex_.RunPending();
+  // Cut to end apart from slot 0's batch (8: at 38 ms), the sync request in.
+  ASSERT_EQ(fakes_[1]->batches.size(), 1u);
+  EXPECT_EQ(fakes_[1]->batches[0].size(), 8u);
+  EXPECT_EQ(fakes_[1]->batches[0][0]->input, "sync");
+}
+
+TEST_F(DispatchGroupTest, SynchronousRequestsAreNeverCutFromABatch) {
+  Build(2, 32, 0);
+  for (int i = 0; i < 32; ++i) {
+    RequestPtr r = Make("first" + std::to_string(i), 60'000, 60'000);
+    r->async = true;
+    ASSERT_TRUE(queue_->Push(r).ok());
+  }
+  ex_.RunPending();
+  for (int i = 0; i < 100; ++i) {
+    RequestPtr r = Make("a" + std::to_string(i), 60'000, 60'000);
+    r->async = true;
+    ASSERT_TRUE(queue_->Push(r).ok());
+  }
+  for (int i = 0; i < 20; ++i) Push("s" + std::to_string(i));
+  ex_.RunPending();
+  ASSERT_EQ(fakes_[1]->batches.size(), 1u);
+  const std::vector<RequestPtr>& batch = fakes_[1]->batches[0];
+  ASSERT_GE(batch.size(), 20u);
+  for (size_t i = 0; i < 20; ++i) EXPECT_FALSE(batch[i]->async) << i;
+}
+
 TEST_F(DispatchGroupTest, PartialBatchFlushesWhenTheDelayEnds) {
   Build(1, 4, 10'000);
   Push("a");

@@ -34,7 +34,7 @@ Status MemoryQueue::Push(RequestPtr req) {
   std::function<void()> wake;
   {
     std::lock_guard lock(mu_);
-    if (depth_ >= options_.capacity) {
+    if (!req->async && depth_ - async_depth_ >= options_.capacity) {
       return Unavailable("queue for model '" + req->model + "' is full");
     }
     size_t tier = req->principal.tier;

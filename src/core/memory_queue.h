@@ -23,7 +23,9 @@ namespace sluice {
 class MemoryQueue final : public RequestQueue {
  public:
   struct Options {
-    size_t capacity = 10'000;  // max queued requests; Push fails beyond
+    // Max queued synchronous requests; Push fails beyond. Asynchronous ones
+    // wait behind them and are bounded by their task store's pending limit.
+    size_t capacity = 10'000;
     QueueOrdering ordering = QueueOrdering::kEarliestDeadlineFirst;
     std::vector<TierPolicy> tiers;  // indexed by Principal::tier; non-empty
   };

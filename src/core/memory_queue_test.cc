@@ -95,6 +95,16 @@ TEST_F(MemoryQueueTest, AsyncRequestsAreCountedApartAndWaitBehind) {
   EXPECT_EQ(q->AsyncDepth(), 1u);
   EXPECT_EQ(PopNames(*q, 1, 20), std::vector<std::string>{"async"});
   EXPECT_EQ(q->AsyncDepth(), 0u);
+  // The capacity bounds synchronous requests only.
+  auto small = MemoryQueue::Create({1, QueueOrdering::kEarliestDeadlineFirst, Tiers()}).value();
+  auto waiting = Req("async-1", 0, 0);
+  waiting->async = true;
+  ASSERT_TRUE(small->Push(waiting).ok());
+  ASSERT_TRUE(small->Push(Req("sync", 0, 0)).ok());
+  EXPECT_EQ(small->Push(Req("sync-2", 0, 0)).code(), ErrorCode::kUnavailable);
+  auto more = Req("async-2", 0, 0);
+  more->async = true;
+  EXPECT_TRUE(small->Push(more).ok());
   auto expiring = Req("async-expiring", 0, 0);
   expiring->async = true;
   ASSERT_TRUE(q->Push(expiring).ok());

@@ -14,10 +14,15 @@ std::string ReservationKey(const std::string& owner, const std::string& key) {
   return k;
 }
 
-uint64_t AnswerBytes(const std::string& id, const std::string& owner, const TaskAnswer& a) {
-  return MemoryTaskStore::kTaskOverheadBytes + id.size() + owner.size() + a.output.size() +
-         a.model_version.size() + a.error_code.size() + a.error_message.size() +
-         a.error_reason.size();
+// A task's size as the budget counts it; `reservation`: its Idempotency-Key
+// entry's key ("" when none), which also holds a 64-digit digest and the id.
+uint64_t TaskBytes(const std::string& id, const std::string& owner, const TaskAnswer& a,
+                   const std::string& reservation) {
+  uint64_t bytes = MemoryTaskStore::kTaskOverheadBytes + id.size() + owner.size() +
+                   a.output.size() + a.model_version.size() + a.error_code.size() +
+                   a.error_message.size() + a.error_reason.size();
+  if (!reservation.empty()) bytes += reservation.size() + 64 + id.size();
+  return bytes;
 }
 
 }  // namespace
@@ -43,6 +48,10 @@ MemoryTaskStore::~MemoryTaskStore() {
 Status MemoryTaskStore::Create(const std::string& id, const std::string& owner) {
   std::lock_guard<std::mutex> lock(mu_);
   TrimLocked(options_.executor->clock().Now());
+  return CreateLocked(id, owner);
+}
+
+Status MemoryTaskStore::CreateLocked(const std::string& id, const std::string& owner) {
   if (stats_.pending >= options_.max_pending) {
     return Unavailable("too many asynchronous tasks are pending (" +
                        std::to_string(options_.max_pending) + "); retry later");
@@ -50,10 +59,6 @@ Status MemoryTaskStore::Create(const std::string& id, const std::string& owner) 
   auto [it, inserted] = tasks_.try_emplace(id);
   if (!inserted) return Internal("task '" + id + "' exists");
   it->second.owner = owner;
-  if (auto r = unclaimed_.find(id); r != unclaimed_.end()) {
-    it->second.reservation = std::move(r->second);
-    unclaimed_.erase(r);
-  }
   ++stats_.created;
   ++stats_.pending;
   return Status::Ok();
@@ -71,7 +76,7 @@ void MemoryTaskStore::Complete(const std::string& id, TaskAnswer answer) {
     task.done = true;
     task.answer = std::move(answer);
     task.expires = now + Millis(options_.result_ttl_ms);
-    task.bytes = AnswerBytes(id, task.owner, task.answer);
+    task.bytes = TaskBytes(id, task.owner, task.answer, task.reservation);
     task.in_order = done_order_.insert(done_order_.end(), id);
     waiters = std::move(task.waiters);
     task.waiters.clear();
@@ -102,7 +107,8 @@ void MemoryTaskStore::Await(const std::string& id, const std::string& owner, Tim
     const TimePoint now = options_.executor->clock().Now();
     TrimLocked(now);
     Task* task = FindLocked(id, owner);
-    if (task != nullptr && !task->done && until > now) {
+    if (task != nullptr && !task->done && until > now &&
+        task->waiters.size() < kMaxWaitersPerTask) {
       Waiter w;
       w.id = next_waiter_++;
       w.fn = std::move(fn);
@@ -134,23 +140,23 @@ void MemoryTaskStore::OnWaitTimeout(const std::string& id, uint64_t waiter) {
   fn(std::move(view));
 }
 
-TaskStore::Reservation MemoryTaskStore::Reserve(const std::string& owner, const std::string& key,
-                                                const std::string& digest,
-                                                const std::string& new_task_id) {
+Result<TaskStore::Reservation> MemoryTaskStore::Reserve(const std::string& owner,
+                                                        const std::string& key,
+                                                        const std::string& digest,
+                                                        const std::string& new_task_id) {
   std::lock_guard<std::mutex> lock(mu_);
   TrimLocked(options_.executor->clock().Now());
   std::string rkey = ReservationKey(owner, key);
-  auto [it, inserted] = reservations_.try_emplace(rkey);
-  if (!inserted) {
+  if (auto it = reservations_.find(rkey); it != reservations_.end()) {
     Reservation r;
     r.kind =
         it->second.digest == digest ? Reservation::Kind::kExisting : Reservation::Kind::kConflict;
     r.task_id = it->second.task_id;
     return r;
   }
-  it->second.digest = digest;
-  it->second.task_id = new_task_id;
-  unclaimed_[new_task_id] = std::move(rkey);
+  if (Status s = CreateLocked(new_task_id, owner); !s.ok()) return s;
+  tasks_[new_task_id].reservation = rkey;
+  reservations_.emplace(std::move(rkey), Reserved{digest, new_task_id});
   return Reservation{Reservation::Kind::kNew, new_task_id};
 }
 
@@ -158,14 +164,9 @@ void MemoryTaskStore::Discard(const std::string& id) {
   std::vector<Waiter> waiters;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (auto u = unclaimed_.find(id); u != unclaimed_.end()) {
-      reservations_.erase(u->second);
-      unclaimed_.erase(u);
-    }
     auto it = tasks_.find(id);
     if (it == tasks_.end()) return;
     if (it->second.done) {
-      --stats_.completed;
       EraseDoneLocked(it);
       return;
     }
@@ -173,6 +174,7 @@ void MemoryTaskStore::Discard(const std::string& id) {
     for (const Waiter& w : waiters) options_.executor->Cancel(w.timer);
     if (!it->second.reservation.empty()) reservations_.erase(it->second.reservation);
     --stats_.pending;
+    --stats_.created;
     tasks_.erase(it);
   }
   for (Waiter& w : waiters) w.fn(std::nullopt);

@@ -4,8 +4,10 @@
 // completed tasks together within max_bytes: the oldest completed ones go
 // first (counted as evicted; those past their time, as expired). A task
 // counts its id, owner, output, version and error text plus
-// kTaskOverheadBytes. At most max_pending tasks wait for their answer at
-// once. An Idempotency-Key reservation goes with its task.
+// kTaskOverheadBytes (and its Idempotency-Key and digest). At most
+// max_pending tasks wait for their answer at once, and at most
+// kMaxWaitersPerTask long polls wait for one task. An Idempotency-Key goes
+// with its task.
 //
 // Thread-safe: one mutex, never held while a callback runs. Await()'s
 // timers run on the executor, which must outlive the store; the destructor
@@ -31,6 +33,8 @@ class MemoryTaskStore final : public TaskStore {
   static constexpr uint64_t kTaskOverheadBytes = 256;
   // The longest result_ttl_ms: 30 days (time arithmetic stays far from overflow).
   static constexpr int64_t kMaxTtlMs = 30ll * 24 * 3'600'000;
+  // Long polls waiting for one task; more are answered at once.
+  static constexpr size_t kMaxWaitersPerTask = 16;
 
   struct Options {
     int64_t result_ttl_ms = 600'000;    // a completed task's life; 1..kMaxTtlMs
@@ -47,8 +51,8 @@ class MemoryTaskStore final : public TaskStore {
   void Complete(const std::string& id, TaskAnswer answer) override;
   std::optional<TaskView> Get(const std::string& id, const std::string& owner) override;
   void Await(const std::string& id, const std::string& owner, TimePoint until, AwaitFn fn) override;
-  Reservation Reserve(const std::string& owner, const std::string& key, const std::string& digest,
-                      const std::string& new_task_id) override;
+  Result<Reservation> Reserve(const std::string& owner, const std::string& key,
+                              const std::string& digest, const std::string& new_task_id) override;
   void Discard(const std::string& id) override;
   Stats stats() const override;
 
@@ -81,6 +85,8 @@ class MemoryTaskStore final : public TaskStore {
   void EraseDoneLocked(std::unordered_map<std::string, Task>::iterator it);
   // The task if `owner` owns it. REQUIRES: mu_ held.
   Task* FindLocked(const std::string& id, const std::string& owner);
+  // Create() with mu_ held.
+  Status CreateLocked(const std::string& id, const std::string& owner);
   static TaskView View(const std::string& id, const Task& task);
   void OnWaitTimeout(const std::string& id, uint64_t waiter);
 
@@ -89,7 +95,6 @@ class MemoryTaskStore final : public TaskStore {
   std::unordered_map<std::string, Task> tasks_;             // guarded by mu_
   std::list<std::string> done_order_;                       // oldest completion first; mu_
   std::unordered_map<std::string, Reserved> reservations_;  // owner '\n' key; mu_
-  std::unordered_map<std::string, std::string> unclaimed_;  // task id -> reservation; mu_
   uint64_t next_waiter_ = 1;                                // guarded by mu_
   Stats stats_;                                             // guarded by mu_
 };

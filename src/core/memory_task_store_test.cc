@@ -133,46 +133,80 @@ TEST_F(MemoryTaskStoreTest, AwaitAnswersAtCompletionOrWhenTheWaitEnds) {
 TEST_F(MemoryTaskStoreTest, AnIdempotencyKeyFindsItsTaskUntilTheTaskGoes) {
   Make(/*ttl_ms=*/1'000);
   using Kind = TaskStore::Reservation::Kind;
-  TaskStore::Reservation first = store_->Reserve("k", "idem-1", "digest-a", "t1");
-  EXPECT_EQ(first.kind, Kind::kNew);
-  ASSERT_TRUE(store_->Create("t1", "k").ok());
-  TaskStore::Reservation same = store_->Reserve("k", "idem-1", "digest-a", "t2");
+  Result<TaskStore::Reservation> first = store_->Reserve("k", "idem-1", "digest-a", "t1");
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(first->kind, Kind::kNew);
+  // Its task exists at once: a repeat arriving now can wait for it.
+  ASSERT_TRUE(store_->Get("t1", "k").has_value());
+  EXPECT_EQ(store_->stats().pending, 1u);
+  TaskStore::Reservation same = store_->Reserve("k", "idem-1", "digest-a", "t2").value();
   EXPECT_EQ(same.kind, Kind::kExisting);
   EXPECT_EQ(same.task_id, "t1");
-  EXPECT_EQ(store_->Reserve("k", "idem-1", "digest-b", "t3").kind, Kind::kConflict);
+  EXPECT_EQ(store_->Reserve("k", "idem-1", "digest-b", "t3")->kind, Kind::kConflict);
   // Another key's Idempotency-Key of the same name is its own.
-  EXPECT_EQ(store_->Reserve("other", "idem-1", "digest-b", "t4").kind, Kind::kNew);
+  EXPECT_EQ(store_->Reserve("other", "idem-1", "digest-b", "t4")->kind, Kind::kNew);
   store_->Complete("t1", Ok("out"));
   ex_.Advance(milliseconds(1'000));
   EXPECT_FALSE(store_->Get("t1", "k").has_value());
   // Gone with its task: the key may be used again.
-  EXPECT_EQ(store_->Reserve("k", "idem-1", "digest-b", "t5").kind, Kind::kNew);
+  EXPECT_EQ(store_->Reserve("k", "idem-1", "digest-b", "t5")->kind, Kind::kNew);
 }
 
-TEST_F(MemoryTaskStoreTest, ADiscardedTaskAndItsReservationAreForgotten) {
+TEST_F(MemoryTaskStoreTest, AReservationCountsAgainstThePendingBound) {
+  Make(1'000, 1 << 20, /*max_pending=*/1);
+  ASSERT_TRUE(store_->Create("t1", "k").ok());
+  Result<TaskStore::Reservation> full = store_->Reserve("k", "idem", "d", "t2");
+  EXPECT_EQ(full.status().code(), ErrorCode::kUnavailable);
+  store_->Complete("t1", Ok("out"));
+  EXPECT_EQ(store_->Reserve("k", "idem", "d", "t2")->kind, TaskStore::Reservation::Kind::kNew);
+}
+
+TEST_F(MemoryTaskStoreTest, ADiscardedTaskAndItsKeyAreForgotten) {
   Make();
   using Kind = TaskStore::Reservation::Kind;
-  EXPECT_EQ(store_->Reserve("k", "idem", "d", "t1").kind, Kind::kNew);
-  store_->Discard("t1");  // refused before its task was created
-  EXPECT_EQ(store_->Reserve("k", "idem", "d", "t2").kind, Kind::kNew);
-  ASSERT_TRUE(store_->Create("t2", "k").ok());
-  EXPECT_EQ(store_->Reserve("k", "idem", "d", "t3").task_id, "t2");
-  store_->Complete("t2", Ok("refused"));
-  store_->Discard("t2");  // refused after: the answer goes too
-  EXPECT_FALSE(store_->Get("t2", "k").has_value());
-  EXPECT_EQ(store_->stats().stored, 0u);
-  EXPECT_EQ(store_->stats().bytes, 0u);
-  EXPECT_EQ(store_->Reserve("k", "idem", "d", "t4").kind, Kind::kNew);
-  ASSERT_TRUE(store_->Create("t4", "k").ok());
+  EXPECT_EQ(store_->Reserve("k", "idem", "d", "t1")->kind, Kind::kNew);
   bool answered = false;
-  store_->Await("t4", "k", ex_.Now() + milliseconds(100), [&](std::optional<TaskView> v) {
+  store_->Await("t1", "k", ex_.Now() + milliseconds(100), [&](std::optional<TaskView> v) {
     answered = true;
     EXPECT_FALSE(v.has_value());
   });
-  store_->Discard("t4");
+  store_->Discard("t1");  // its request was refused
   EXPECT_TRUE(answered);
+  EXPECT_FALSE(store_->Get("t1", "k").has_value());
   EXPECT_EQ(store_->stats().pending, 0u);
+  EXPECT_EQ(store_->stats().created, 0u);  // it never ran
   EXPECT_EQ(ex_.pending_timers(), 0u);
+  EXPECT_EQ(store_->Reserve("k", "idem", "d", "t2")->kind, Kind::kNew);
+  store_->Complete("t2", Ok("done"));
+  store_->Discard("t2");  // an answered task goes too
+  EXPECT_EQ(store_->stats().stored, 0u);
+  EXPECT_EQ(store_->stats().bytes, 0u);
+  EXPECT_EQ(store_->Reserve("k", "idem", "d", "t3")->kind, Kind::kNew);
+}
+
+TEST_F(MemoryTaskStoreTest, LongPollsPerTaskAreBounded) {
+  Make();
+  ASSERT_TRUE(store_->Create("t1", "k").ok());
+  const size_t polls = MemoryTaskStore::kMaxWaitersPerTask + 3;
+  std::vector<std::optional<TaskView>> got(polls);
+  std::vector<bool> answered_in_call(polls, false);
+  for (size_t i = 0; i < polls; ++i) {
+    store_->Await("t1", "k", ex_.Now() + milliseconds(500),
+                  [&got, i](std::optional<TaskView> v) { got[i] = std::move(v); });
+    answered_in_call[i] = got[i].has_value();
+  }
+  // The ones beyond the bound are answered at once, as the task is: pending.
+  for (size_t i = 0; i < polls; ++i) {
+    EXPECT_EQ(answered_in_call[i], i >= MemoryTaskStore::kMaxWaitersPerTask) << i;
+    if (answered_in_call[i]) {
+      EXPECT_FALSE(got[i]->done) << i;
+    }
+  }
+  store_->Complete("t1", Ok("out"));
+  for (size_t i = 0; i < MemoryTaskStore::kMaxWaitersPerTask; ++i) {
+    ASSERT_TRUE(got[i].has_value()) << i;
+    EXPECT_TRUE(got[i]->done) << i;
+  }
 }
 
 TEST(MemoryTaskStoreCreateTest, ValidatesItsOptions) {

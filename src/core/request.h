@@ -93,8 +93,9 @@ class InferenceRequest {
   TimePoint dispatched_at;       // stamped by the dispatcher (its strand only)
   int attempts = 0;              // batches it was sent in (the dispatcher's strand only)
   bool admitted = false;         // set by the service before the request enters the queue
-  // Its model's result cache key (ResultCacheKey()) when its answer may be
-  // cached; empty otherwise. Set by InferenceService::Submit().
+  // Its result cache key (ResultCacheKey()) when its answer may be shared
+  // and its model caches or collapses; empty otherwise. Set by
+  // InferenceService::Submit().
   std::string cache_key;
   // Submitted asynchronously (its answer is read later): scheduled with its
   // tier's async budget, behind the synchronous requests.

@@ -40,8 +40,8 @@ InferenceOutcome ForMember(const InferenceOutcome& answer, const InferenceReques
 struct RequestCollapser::Shared : std::enable_shared_from_this<Shared> {
   Options options;
   mutable std::mutex mu;
-  // Groups waiting for an answer, by key, oldest first. Only the last may
-  // be joined, and only while `joinable`. Guarded by mu.
+  // Groups waiting for an answer, by key, oldest first (a newer one is
+  // more urgent than the ones before, or of another tier). Guarded by mu.
   std::unordered_map<std::string, std::vector<GroupPtr>> by_key;
   size_t live = 0;     // groups in by_key; guarded by mu
   size_t waiting = 0;  // their members; guarded by mu
@@ -61,6 +61,15 @@ struct RequestCollapser::Shared : std::enable_shared_from_this<Shared> {
   void OnCarrierDone(const std::weak_ptr<Group>& weak, const InferenceRequest* carrier,
                      InferenceOutcome&& outcome);
   void OnMemberDeadline(const std::weak_ptr<Group>& weak, const InferenceRequest* member);
+  // Whether `req` may wait for `group`'s carrier. REQUIRES: mu held.
+  bool MayJoin(const Group& group, const InferenceRequest& req) const;
+  // The newest of `groups` that `req` may join, or null. REQUIRES: mu held.
+  GroupPtr JoinableFor(const std::vector<GroupPtr>& groups, const InferenceRequest& req) const {
+    for (auto g = groups.rbegin(); g != groups.rend(); ++g) {
+      if (MayJoin(**g, req)) return *g;
+    }
+    return nullptr;
+  }
   // Withdraws a carrier no member waits for any more.
   void Abandon(const RequestPtr& carrier) {
     carrier->Cancel();
@@ -82,6 +91,7 @@ RequestPtr RequestCollapser::Shared::MakeCarrier(const GroupPtr& group,
   c->priority_deadline = like.priority_deadline;
   c->total_deadline = like.total_deadline;
   c->cache_key = like.cache_key;
+  c->async = like.async;
   c->admitted = true;
   // The members were charged; the carrier costs its key nothing more.
   c->charged_tokens = 0;
@@ -176,7 +186,7 @@ void RequestCollapser::Shared::OnCarrierDone(const std::weak_ptr<Group>& weak,
   for (Member& m : members) {
     // Answered with another request's batch item, not one made from its own.
     const bool shared_item = m.req->id != origin;
-    if (shared_item) collapsed.fetch_add(1, std::memory_order_relaxed);
+    if (shared_item && outcome.status.ok()) collapsed.fetch_add(1, std::memory_order_relaxed);
     m.req->Complete(ForMember(outcome, *carrier, *m.req, shared_item));
   }
 }
@@ -226,17 +236,28 @@ RequestCollapser::~RequestCollapser() {
   }
 }
 
+bool RequestCollapser::Shared::MayJoin(const Group& group, const InferenceRequest& req) const {
+  if (!group.joinable) return false;
+  const InferenceRequest& carrier = *group.carrier;
+  if (carrier.dispatched()) return true;
+  // Never wait behind a carrier that the queue would serve after `req`.
+  if (options.ordering == QueueOrdering::kStrictPriority &&
+      carrier.principal.tier != req.principal.tier) {
+    return false;
+  }
+  return Urgency(req) >= Urgency(carrier);
+}
+
 bool RequestCollapser::TryJoin(const RequestPtr& req, const std::function<void()>& admit) {
   Shared& s = *shared_;
   std::lock_guard<std::mutex> lock(s.mu);
+  // Withdraw() cancels before it calls Leave(): a request seen here
+  // uncancelled is found by that Leave() once it is a member.
+  if (req->cancelled()) return false;
   auto it = s.by_key.find(req->cache_key);
   if (it == s.by_key.end()) return false;
-  const GroupPtr& group = it->second.back();
-  // Never wait behind a carrier that the queue would serve after `req`.
-  if (!group->joinable ||
-      (!group->carrier->dispatched() && Urgency(*req) < Urgency(*group->carrier))) {
-    return false;
-  }
+  const GroupPtr group = s.JoinableFor(it->second, *req);
+  if (group == nullptr) return false;
   admit();
   s.AddMember(group, req);
   return true;
@@ -248,15 +269,14 @@ Status RequestCollapser::Start(const RequestPtr& req) {
   RequestPtr carrier;
   {
     std::lock_guard<std::mutex> lock(s.mu);
+    if (req->cancelled()) {
+      return Status(ErrorCode::kCancelled,
+                    "client closed the connection; request dropped before the accelerator");
+    }
     std::vector<GroupPtr>& groups = s.by_key[req->cache_key];
-    if (!groups.empty()) {
-      const GroupPtr& last = groups.back();
-      if (last->joinable &&
-          (last->carrier->dispatched() || Urgency(*req) >= Urgency(*last->carrier))) {
-        s.AddMember(last, req);
-        return Status::Ok();
-      }
-      last->joinable = false;  // later requests join the more urgent group
+    if (const GroupPtr joinable = s.JoinableFor(groups, *req)) {
+      s.AddMember(joinable, req);
+      return Status::Ok();
     }
     group = std::make_shared<Group>();
     group->key = req->cache_key;

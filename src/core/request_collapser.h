@@ -19,13 +19,14 @@
 //   answered 504 alone (a timer on the executor).
 // - Its client: a member that leaves (Leave) is answered 499 alone; the
 //   carrier is withdrawn only when no member is left.
-// - Its priority: a request whose priority deadline is earlier than a
-//   carrier still in the queue does not join a group that would make it
-//   wait longer; it starts a new group, which later requests join.
-// A carrier that ends without a real answer (its own deadline passed, or it
-// was withdrawn) while members still have time is replaced by a new carrier
-// made from the most urgent of them; those whose deadline passed get the
-// carrier's error.
+// - Its priority: a request the queue would serve before a carrier still
+//   waiting in it (an earlier priority deadline; in strict ordering, another
+//   tier) does not join that group; it starts a new group, which later
+//   requests join.
+// A carrier answered 504 for its own deadline while members with a later
+// total deadline wait is replaced by a new carrier made from the most
+// urgent of those; the others keep waiting for their own deadline.
+// A request whose client already left (cancelled) joins nothing.
 //
 // Thread-safe; one mutex, never held while pushing to the queue or
 // completing a request. Completions run on the thread that completes the
@@ -55,6 +56,9 @@ class RequestCollapser {
   struct Options {
     FrontDoorQueue* queue = nullptr;  // the model's queue; required; not owned
     Executor* executor = nullptr;     // runs the members' deadline timers; required; not owned
+    // The queue's order: strict ordering serves tiers apart, so a request
+    // joins only a queued carrier of its own tier.
+    QueueOrdering ordering = QueueOrdering::kEarliestDeadlineFirst;
   };
 
   static Result<std::unique_ptr<RequestCollapser>> Create(const Options& options);
@@ -64,7 +68,7 @@ class RequestCollapser {
   RequestCollapser& operator=(const RequestCollapser&) = delete;
 
   // Joins `req` to a group of its key whose carrier it need not wait longer
-  // for (see the class comment). On true, `admit` ran first (while no other
+  // for (see the class comment), the newest such. On true, `admit` ran first (while no other
   // thread can see `req` yet) and the group will complete `req` exactly
   // once. On false nothing happened: no group to join.
   // REQUIRES: req->cache_key non-empty; its deadlines set.
@@ -72,8 +76,9 @@ class RequestCollapser {
 
   // Starts a group for `req` (or joins one that formed since TryJoin) and
   // pushes its carrier. OK: the group will complete `req` exactly once.
-  // Error: the queue refused the carrier (kUnavailable); `req` was not
-  // taken, and members that joined meanwhile are answered with the error.
+  // Error: the queue refused the carrier (kUnavailable), or `req`'s client
+  // left (kCancelled); `req` was not taken, and members that joined
+  // meanwhile are answered with the queue's error.
   // REQUIRES: as TryJoin; req->admitted set.
   Status Start(const RequestPtr& req);
 
@@ -81,7 +86,8 @@ class RequestCollapser {
   // (kCancelled) and true is returned; false when it is in none.
   bool Leave(const RequestPtr& req);
 
-  // Requests answered with another's batch item instead of their own, so far.
+  // Requests answered with another's batch item instead of their own, so
+  // far (successful answers only: an item that ran).
   uint64_t collapsed() const;
   // Groups waiting for an answer now, and the requests in them.
   size_t groups() const;
@@ -97,7 +103,7 @@ class RequestCollapser {
     RequestPtr carrier;     // the one whose completion answers the members
     std::string origin_id;  // the member the carrier was made from
     std::vector<Member> members;
-    bool joinable = true;  // false once a more urgent group of the key formed
+    bool joinable = true;  // false once it ended
   };
   using GroupPtr = std::shared_ptr<Group>;
   // The state callbacks (carrier completions, timers) reach, through weak

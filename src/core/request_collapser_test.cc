@@ -281,6 +281,61 @@ TEST_F(RequestCollapserTest, AFullQueueRefusesTheRequestAndLeavesNoGroup) {
   EXPECT_EQ(queue_->Depth(), 4u);
 }
 
+TEST_F(RequestCollapserTest, ARequestWhoseClientLeftJoinsNothing) {
+  RequestPtr a = Submit("x");
+  auto gone = std::make_shared<InferenceRequest>();
+  gone->id = NewRequestId();
+  gone->model = "m";
+  gone->input = "x";
+  gone->Cancel();  // its client left before Submit() ran
+  EXPECT_EQ(service_->Submit(gone, 0).code(), ErrorCode::kCancelled);
+  EXPECT_EQ(collapser_->waiting(), 1u);
+  Answer(PopHead(), "y");
+  EXPECT_EQ(OutcomeOf(a)->output, "y");
+  EXPECT_EQ(collapser_->collapsed(), 0u);
+}
+
+TEST_F(RequestCollapserTest, OnlySuccessfulSharedAnswersCountAsCollapsed) {
+  Submit("x");
+  Submit("x");
+  InferenceOutcome failed;
+  failed.status = BackendError("model 'm' failed after 3 attempts");
+  PopHead()->Complete(std::move(failed));
+  EXPECT_EQ(collapser_->collapsed(), 0u);
+}
+
+// Strict ordering serves tiers apart: a request joins only a queued
+// carrier of its own tier, whichever deadline is sooner.
+TEST(RequestCollapserStrictTest, OnlyTheSameTierJoinsAQueuedCarrier) {
+  testing::FakeExecutor ex;
+  std::vector<TierPolicy> tiers = {TierPolicy{"free", 0, 400'000, 2'000'000, 4'000'000},
+                                   TierPolicy{"enterprise", 2, 1'500'000, 2'000'000, 4'000'000}};
+  auto queue = std::move(MemoryQueue::Create({10, QueueOrdering::kStrictPriority, tiers})).value();
+  auto collapser =
+      std::move(RequestCollapser::Create({queue.get(), &ex, QueueOrdering::kStrictPriority}))
+          .value();
+  InferenceService::Options o;
+  o.tiers = tiers;
+  o.models = {{"m", "m-v1", 100, 16, queue.get(), nullptr, nullptr, true, collapser.get()}};
+  o.clock = &ex.clock();
+  auto service = std::move(InferenceService::Create(o)).value();
+  auto submit = [&](TierIndex tier) {
+    auto r = std::make_shared<InferenceRequest>();
+    r->id = NewRequestId();
+    r->principal.tier = tier;
+    r->model = "m";
+    r->input = "x";
+    EXPECT_TRUE(service->Submit(r, 0).ok());
+  };
+  submit(kFree);
+  submit(kEnterprise);  // sooner in strict order despite a later deadline
+  EXPECT_EQ(queue->Depth(), 2u);
+  submit(kFree);        // joins the free group
+  submit(kEnterprise);  // joins the enterprise group
+  EXPECT_EQ(queue->Depth(), 2u);
+  EXPECT_EQ(collapser->waiting(), 4u);
+}
+
 TEST(RequestCollapserCreateTest, NeedsAQueueAndAnExecutor) {
   testing::FakeExecutor ex;
   EXPECT_EQ(RequestCollapser::Create({nullptr, &ex}).status().message(),

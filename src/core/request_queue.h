@@ -84,6 +84,9 @@ class DispatchQueue {
   virtual void RemoveAll(std::vector<RequestPtr>* out) = 0;
 
   virtual size_t Depth() const = 0;
+  // How many of Depth() are asynchronous requests; 0 for a queue that
+  // takes none.
+  virtual size_t AsyncDepth() const { return 0; }
   // Arrival of the longest-waiting request; nullopt when empty.
   virtual std::optional<TimePoint> OldestArrival() const = 0;
   // Earliest priority deadline among queued requests; nullopt when empty.
@@ -100,6 +103,7 @@ class DispatchQueue {
 class RequestQueue : public FrontDoorQueue, public DispatchQueue {
  public:
   size_t Depth() const override = 0;
+  size_t AsyncDepth() const override = 0;
 };
 
 }  // namespace sluice

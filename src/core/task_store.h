@@ -74,9 +74,8 @@ class TaskStore {
 
   virtual ~TaskStore() = default;
 
-  // Registers pending task `id` owned by `owner` (an API key id); a
-  // reservation Reserve() made for it lives as long as the task from now
-  // on. Errors: kUnavailable when too many tasks are pending.
+  // Registers pending task `id` owned by `owner` (an API key id). Errors:
+  // kUnavailable when too many tasks are pending.
   virtual Status Create(const std::string& id, const std::string& owner) = 0;
 
   // Completes task `id` once (later calls, and unknown ids, do nothing) and
@@ -89,20 +88,24 @@ class TaskStore {
 
   // As Get(), but a pending task is waited for until it completes or
   // `until` passes: `fn` runs exactly once, inline when there is nothing to
-  // wait for, else on the completing thread or the store's executor.
+  // wait for (or already too many wait for the task: it is answered as it
+  // is), else on the completing thread or the store's executor.
   virtual void Await(const std::string& id, const std::string& owner, TimePoint until,
                      AwaitFn fn) = 0;
 
   // The task an Idempotency-Key stands for. The key is the owner's: `key`
   // of one owner never meets another's. `digest` identifies the request
-  // (the same body gives the same digest). kNew reserves the key for
-  // `new_task_id`, which the caller then Create()s (or Discard()s if it
-  // does not run it); the reservation lives as long as that task.
-  virtual Reservation Reserve(const std::string& owner, const std::string& key,
-                              const std::string& digest, const std::string& new_task_id) = 0;
-  // Forgets task `id` whatever its state, and the reservation made for it:
-  // its request was refused, so nobody will read it and a retry with the
-  // same Idempotency-Key runs. Its Await() callers get nullopt.
+  // (the same body gives the same digest). kNew creates pending task
+  // `new_task_id` for the key at once (as Create(), so a repeat arriving
+  // meanwhile finds it); the caller runs it, or Discard()s it. The key is
+  // kept as long as that task. Errors: as Create().
+  virtual Result<Reservation> Reserve(const std::string& owner, const std::string& key,
+                                      const std::string& digest,
+                                      const std::string& new_task_id) = 0;
+  // Forgets task `id`, pending or not, and its Idempotency-Key: its request
+  // was refused, so nobody will read it and a retry with the same key runs.
+  // Its Await() callers get nullopt. A pending task discarded is no longer
+  // counted as created.
   virtual void Discard(const std::string& id) = 0;
 
   virtual Stats stats() const = 0;

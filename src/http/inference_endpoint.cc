@@ -157,28 +157,33 @@ void FrontDoor::HandleInference(HttpRequest&& request, Reply reply) {
 
   // A task holds the answer of a request answered later, or of one that
   // may be repeated with the same Idempotency-Key.
+  // Below, a request that runs nothing gets its tokens back; it still
+  // counts as a request.
   bool keep_task = async;
   if (!idempotency_key.empty()) {
     const std::string digest = ToHex(Sha256(request.body()));
-    TaskStore::Reservation r =
+    Result<TaskStore::Reservation> r =
         options_.tasks->Reserve(principal->key_id, idempotency_key, digest, id);
-    if (r.kind == TaskStore::Reservation::Kind::kConflict) {
+    if (!r.ok()) {
+      options_.service->RefundTokens(*principal, cost);
+      return fail_early(r.status(), model, tier);
+    }
+    if (r->kind == TaskStore::Reservation::Kind::kConflict) {
+      options_.service->RefundTokens(*principal, cost);
       return fail_early(Status(ErrorCode::kUnprocessable,
                                "Idempotency-Key: already used with a different request body"),
                         model, tier);
     }
-    if (r.kind == TaskStore::Reservation::Kind::kExisting) {
-      // Nothing runs: the tokens charged come back, the request still counts.
+    if (r->kind == TaskStore::Reservation::Kind::kExisting) {
       options_.service->RefundTokens(*principal, cost);
       const TierPolicy& policy = options_.service->tiers()[tier];
-      return ReplayIdempotent(request, r.task_id, *principal, async, model,
+      return ReplayIdempotent(request, r->task_id, *principal, async, model,
                               start + Micros(policy.total_timeout_us), std::move(reply));
     }
-    keep_task = true;
-  }
-  if (keep_task) {
+    keep_task = true;  // its task exists now
+  } else if (keep_task) {
     if (Status s = options_.tasks->Create(id, principal->key_id); !s.ok()) {
-      options_.tasks->Discard(id);  // its reservation
+      options_.service->RefundTokens(*principal, cost);
       return fail_early(s, model, tier);
     }
   }
@@ -273,9 +278,10 @@ void FrontDoor::HandleInference(HttpRequest&& request, Reply reply) {
       options_.metrics->RecordShed(model, tier, rejected.reason);
     }
     rejected.status = std::move(s);
-    req->Complete(std::move(rejected));
-    // Refused: a retry with the same Idempotency-Key must run.
+    // Refused: a retry with the same Idempotency-Key must run (and the
+    // answer below then finds no task to keep).
     if (keep_task) options_.tasks->Discard(req->id);
+    req->Complete(std::move(rejected));
   }
 }
 
@@ -306,8 +312,8 @@ void FrontDoor::SubmitAsync(const HttpRequest& request, const RequestPtr& req,
   if (res.result_int() != 429 && res.result_int() != 503) res.erase(bhttp::field::retry_after);
   options_.metrics->Record(model, tier, res.result_int(), Seconds(clock.Now() - start), -1, -1);
   rejected.status = std::move(s);
+  options_.tasks->Discard(req->id);    // first: the answer below finds no task to keep
   req->Complete(std::move(rejected));  // the log's record
-  options_.tasks->Discard(req->id);
   reply(std::move(res));
 }
 
