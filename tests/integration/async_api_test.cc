@@ -48,14 +48,7 @@ class AsyncApiTest : public SluiceTest {
     EXPECT_EQ(r.status, 202) << r.body;
     return r.status == 202 ? std::string(json::parse(r.body).at("task_id").as_string()) : "";
   }
-  double Metric(std::string_view name) {
-    auto client = NewClient();
-    std::optional<std::string> text = Metrics(*client);
-    EXPECT_TRUE(text.has_value());
-    std::vector<MetricSample> samples =
-        ParsePrometheusText(text.value_or("")).value_or(std::vector<MetricSample>{});
-    return SumSamples(samples, name, {}).value_or(0);
-  }
+  double Metric(std::string_view name) { return ScrapeSum(name); }
   static json::value Body(const Response& r) { return json::parse(r.body); }
 };
 

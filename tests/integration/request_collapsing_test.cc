@@ -43,13 +43,8 @@ class RequestCollapsingTest : public SluiceTest {
   }
 
   // The model's value of a metric (summed over `match`); 0 when absent.
-  double Metric(std::string_view name, std::map<std::string, std::string> match = {}) {
-    auto client = NewClient();
-    std::optional<std::string> text = Metrics(*client);
-    EXPECT_TRUE(text.has_value());
-    std::vector<MetricSample> samples =
-        ParsePrometheusText(text.value_or("")).value_or(std::vector<MetricSample>{});
-    return SumSamples(samples, name, match).value_or(0);
+  double Metric(std::string_view name, const std::map<std::string, std::string>& match = {}) {
+    return ScrapeSum(name, match);
   }
   double ModelMetric(std::string_view name) {
     return Metric(name, {{"model", std::string(kModel)}});

@@ -41,14 +41,7 @@ class ResultCacheTest : public SluiceTest {
   }
 
   // The model's value of a metric; 0 when absent.
-  double Metric(std::string_view name) {
-    auto client = NewClient();
-    std::optional<std::string> text = Metrics(*client);
-    EXPECT_TRUE(text.has_value());
-    std::vector<MetricSample> samples =
-        ParsePrometheusText(text.value_or("")).value_or(std::vector<MetricSample>{});
-    return SumSamples(samples, name, {{"model", std::string(kModel)}}).value_or(0);
-  }
+  double Metric(std::string_view name) { return ScrapeSum(name, {{"model", std::string(kModel)}}); }
 
   static json::value Body(const Response& r) { return json::parse(r.body); }
 };

@@ -16,6 +16,7 @@
 
 #include "backends/sim/sim_model.h"
 #include "common/crypto.h"
+#include "tests/integration/prometheus_text.h"
 
 #ifndef SLUICE_BINARY
 #error "SLUICE_BINARY must name the sluice executable"
@@ -343,6 +344,16 @@ std::optional<std::string> SluiceTest::Metrics(HttpClient& client) {
   Result<Response> r = client.Get("/metrics", {Bearer(kServiceToken)});
   if (!r.ok() || r->status != 200) return std::nullopt;
   return std::move(r->body);
+}
+
+double SluiceTest::ScrapeSum(std::string_view name,
+                             const std::map<std::string, std::string>& match) {
+  auto client = NewClient();
+  std::optional<std::string> text = Metrics(*client);
+  EXPECT_TRUE(text.has_value());
+  std::vector<MetricSample> samples =
+      ParsePrometheusText(text.value_or("")).value_or(std::vector<MetricSample>{});
+  return SumSamples(samples, name, match).value_or(0);
 }
 
 json::value ModelHealth(const json::value& health) {

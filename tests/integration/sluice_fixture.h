@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -204,6 +205,10 @@ class SluiceTest : public ::testing::Test {
   boost::json::value Health(HttpClient& client);
   // GET /metrics with the service token; nullopt when it did not answer 200.
   std::optional<std::string> Metrics(HttpClient& client);
+  // The sum of metric `name`'s samples whose labels include `match`, from a
+  // fresh client's GET /metrics; 0 when there are none (a failed scrape is
+  // a test failure).
+  double ScrapeSum(std::string_view name, const std::map<std::string, std::string>& match = {});
 
   // Polls GET /internal/requests/{id} (bounded by `timeout`) until the record
   // says "completed" or "failed"; returns the last body seen (parsed), or a
