@@ -87,11 +87,15 @@ Status InferenceService::Submit(const RequestPtr& req, int64_t client_timeout_us
   if (shareable && (m.cache != nullptr || m.collapser != nullptr)) {
     req->cache_key = ResultCacheKey(m.name, m.version, req->input, req->params);
   }
+  // Before Push, joining or completing: afterwards other threads may hold it.
+  auto admit = [&] {
+    req->admitted = true;
+    if (options_.log) options_.log->OnAdmitted(req);
+  };
   if (m.cache != nullptr && !req->cache_key.empty()) {
     if (std::optional<CachedAnswer> hit = m.cache->Lookup(req->cache_key)) {
       req->arrival = options_.clock->Now();
-      req->admitted = true;
-      if (options_.log) options_.log->OnAdmitted(req);
+      admit();
       InferenceOutcome outcome;
       outcome.output = std::move(hit->output);
       outcome.tokens_used = hit->tokens_used;
@@ -125,11 +129,6 @@ Status InferenceService::Submit(const RequestPtr& req, int64_t client_timeout_us
   req->priority_deadline = req->arrival + Micros(tier_budget);
   req->dispatch_deadline = req->arrival + Micros(budget);
   req->total_deadline = req->arrival + Micros(total);
-  // Before Push or joining: afterwards other threads may hold it.
-  auto admit = [&] {
-    req->admitted = true;
-    if (options_.log) options_.log->OnAdmitted(req);
-  };
   RequestCollapser* collapser = req->cache_key.empty() ? nullptr : m.collapser;
   // Joining adds nothing to the queue or the accelerator's work: admission
   // has nothing to weigh.

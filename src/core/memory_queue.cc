@@ -12,12 +12,6 @@ Result<std::unique_ptr<MemoryQueue>> MemoryQueue::Create(const Options& options)
   return std::unique_ptr<MemoryQueue>(new MemoryQueue(options));
 }
 
-namespace {
-TimePoint PriorityDeadline(const InferenceRequest& r) {
-  return r.priority_deadline == TimePoint{} ? r.dispatch_deadline : r.priority_deadline;
-}
-}  // namespace
-
 MemoryQueue::MemoryQueue(const Options& options)
     : options_(options),
       heaps_(options.tiers.size()),
@@ -40,7 +34,7 @@ Status MemoryQueue::Push(RequestPtr req) {
     size_t tier = req->principal.tier;
     if (tier >= heaps_.size()) return InvalidArgument("unknown tier index");
     req->seq = next_seq_++;
-    const TimePoint order = PriorityDeadline(*req);
+    const TimePoint order = req->queue_order();
     if (req->dispatch_deadline < order) {
       early_.push_back(Entry{req->dispatch_deadline, req->seq, req});
       std::push_heap(early_.begin(), early_.end(), Later{});

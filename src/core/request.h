@@ -101,6 +101,12 @@ class InferenceRequest {
   // tier's async budget, behind the synchronous requests.
   bool async = false;
 
+  // Where it stands in an earliest-deadline-first queue: priority_deadline,
+  // or dispatch_deadline when that is unset.
+  TimePoint queue_order() const {
+    return priority_deadline == TimePoint{} ? dispatch_deadline : priority_deadline;
+  }
+
   // `on_complete` runs once, on the completing thread; it must not block.
   void set_on_complete(CompletionFn fn) { on_complete_ = std::move(fn); }
 

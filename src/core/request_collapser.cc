@@ -8,11 +8,6 @@ namespace sluice {
 
 namespace {
 
-// Queue order of a request (as MemoryQueue orders it).
-TimePoint Urgency(const InferenceRequest& r) {
-  return r.priority_deadline == TimePoint{} ? r.dispatch_deadline : r.priority_deadline;
-}
-
 InferenceOutcome Failed(Status status, const char* reason = nullptr) {
   InferenceOutcome o;
   o.status = std::move(status);
@@ -170,7 +165,7 @@ void RequestCollapser::Shared::OnCarrierDone(const std::weak_ptr<Group>& weak,
       const Member* best = nullptr;
       for (const Member& m : group->members) {
         if (m.req->total_deadline <= carrier->total_deadline) continue;
-        if (best == nullptr || Urgency(*m.req) < Urgency(*best->req)) best = &m;
+        if (best == nullptr || m.req->queue_order() < best->req->queue_order()) best = &m;
       }
       if (best != nullptr) next = MakeCarrier(group, *best->req);
     }
@@ -245,7 +240,7 @@ bool RequestCollapser::Shared::MayJoin(const Group& group, const InferenceReques
       carrier.principal.tier != req.principal.tier) {
     return false;
   }
-  return Urgency(req) >= Urgency(carrier);
+  return req.queue_order() >= carrier.queue_order();
 }
 
 bool RequestCollapser::TryJoin(const RequestPtr& req, const std::function<void()>& admit) {

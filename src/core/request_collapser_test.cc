@@ -281,6 +281,38 @@ TEST_F(RequestCollapserTest, AFullQueueRefusesTheRequestAndLeavesNoGroup) {
   EXPECT_EQ(queue_->Depth(), 4u);
 }
 
+// Async requests wait behind synchronous ones: one joins a synchronous
+// group, and a group an async request starts queues an async carrier, which
+// a synchronous request does not wait for.
+TEST_F(RequestCollapserTest, AsyncAndSynchronousRequestsShareOnlyInTheQueuesOrder) {
+  RequestPtr sync = Submit("x");
+  auto later = std::make_shared<InferenceRequest>();
+  later->id = NewRequestId();
+  later->model = "m";
+  later->input = "x";
+  later->async = true;
+  later->set_on_complete(
+      [this, raw = later.get()](InferenceOutcome&& o) { outcomes_[raw->id] = std::move(o); });
+  ASSERT_TRUE(service_->Submit(later, 0).ok());
+  EXPECT_EQ(queue_->Depth(), 1u);  // joined the synchronous carrier
+  EXPECT_EQ(queue_->AsyncDepth(), 0u);
+
+  auto first_async = std::make_shared<InferenceRequest>();
+  first_async->id = NewRequestId();
+  first_async->model = "m";
+  first_async->input = "y";
+  first_async->async = true;
+  ASSERT_TRUE(service_->Submit(first_async, 0).ok());
+  EXPECT_EQ(queue_->AsyncDepth(), 1u);  // its carrier is async
+  RequestPtr urgent = Submit("y");      // sooner than the async carrier: a group of its own
+  EXPECT_EQ(queue_->Depth(), 3u);
+  EXPECT_EQ(queue_->AsyncDepth(), 1u);
+
+  Answer(PopHead(), "x-answer");
+  EXPECT_EQ(OutcomeOf(sync)->output, "x-answer");
+  EXPECT_TRUE(OutcomeOf(later)->collapsed);
+}
+
 TEST_F(RequestCollapserTest, ARequestWhoseClientLeftJoinsNothing) {
   RequestPtr a = Submit("x");
   auto gone = std::make_shared<InferenceRequest>();

@@ -52,6 +52,11 @@ Status IdempotencyKey(const HttpRequest& request, std::string* key) {
 
 double Seconds(SteadyClock::duration d) { return std::chrono::duration<double>(d).count(); }
 
+// metadata.latency_ms: whole milliseconds, rounded.
+int64_t RoundedMillis(SteadyClock::duration d) {
+  return std::chrono::duration_cast<Millis>(d + Micros(500)).count();
+}
+
 // Appends a duration as milliseconds with 3 decimals ("12.345"), without
 // going through floating-point formatting (this runs per response).
 void AppendMillis(std::string& out, SteadyClock::duration d) {
@@ -156,23 +161,21 @@ void FrontDoor::HandleInference(HttpRequest&& request, Reply reply) {
   if (!tasks_status.ok()) return fail_early(tasks_status, model, tier);
 
   // A task holds the answer of a request answered later, or of one that
-  // may be repeated with the same Idempotency-Key.
-  // Below, a request that runs nothing gets its tokens back; it still
-  // counts as a request.
+  // may be repeated with the same Idempotency-Key. A request that runs
+  // nothing gets its tokens back; it still counts as a request.
+  auto refuse = [&](const Status& s) {
+    options_.service->RefundTokens(*principal, cost);
+    fail_early(s, model, tier);
+  };
   bool keep_task = async;
   if (!idempotency_key.empty()) {
     const std::string digest = ToHex(Sha256(request.body()));
     Result<TaskStore::Reservation> r =
         options_.tasks->Reserve(principal->key_id, idempotency_key, digest, id);
-    if (!r.ok()) {
-      options_.service->RefundTokens(*principal, cost);
-      return fail_early(r.status(), model, tier);
-    }
+    if (!r.ok()) return refuse(r.status());
     if (r->kind == TaskStore::Reservation::Kind::kConflict) {
-      options_.service->RefundTokens(*principal, cost);
-      return fail_early(Status(ErrorCode::kUnprocessable,
-                               "Idempotency-Key: already used with a different request body"),
-                        model, tier);
+      return refuse(Status(ErrorCode::kUnprocessable,
+                           "Idempotency-Key: already used with a different request body"));
     }
     if (r->kind == TaskStore::Reservation::Kind::kExisting) {
       options_.service->RefundTokens(*principal, cost);
@@ -182,10 +185,7 @@ void FrontDoor::HandleInference(HttpRequest&& request, Reply reply) {
     }
     keep_task = true;  // its task exists now
   } else if (keep_task) {
-    if (Status s = options_.tasks->Create(id, principal->key_id); !s.ok()) {
-      options_.service->RefundTokens(*principal, cost);
-      return fail_early(s, model, tier);
-    }
+    if (Status s = options_.tasks->Create(id, principal->key_id); !s.ok()) return refuse(s);
   }
 
   auto req = std::make_shared<InferenceRequest>();
@@ -220,8 +220,7 @@ void FrontDoor::HandleInference(HttpRequest&& request, Reply reply) {
     req->set_on_complete([this, raw, start](InferenceOutcome&& outcome) {
       SteadyClock::duration total = options_.service->clock().Now() - start;
       options_.service->Finish(*raw, outcome, ToMillis(total));
-      const int64_t latency_ms = std::chrono::duration_cast<Millis>(total + Micros(500)).count();
-      options_.tasks->Complete(raw->id, ToTaskAnswer(outcome, latency_ms));
+      options_.tasks->Complete(raw->id, ToTaskAnswer(outcome, RoundedMillis(total)));
     });
     return SubmitAsync(request, req, client_timeout_us, prefer_async, model, tier, start,
                        std::move(reply));
@@ -233,7 +232,7 @@ void FrontDoor::HandleInference(HttpRequest&& request, Reply reply) {
     const bool stay_open = keep_alive && !options_.service->shutting_down();
     if (outcome.status.ok()) {
       // The hot path: written straight into wire form.
-      int64_t latency_ms = std::chrono::duration_cast<Millis>(total + Micros(500)).count();
+      const int64_t latency_ms = RoundedMillis(total);
       std::string body = EncodeInferenceResponse(raw->id, outcome, latency_ms);
       SteadyClock::duration overhead = total - outcome.queue_wait - outcome.accelerator_time;
       WireResponseBuilder b(200, version, stay_open, body.size());
@@ -260,10 +259,7 @@ void FrontDoor::HandleInference(HttpRequest&& request, Reply reply) {
     AddRateLimitHeaders(raw->rate_limit, res);
     options_.metrics->Record(model, tier, res.result_int(), Seconds(total), -1, -1);
     options_.service->Finish(*raw, outcome, ToMillis(total));
-    if (keep_task) {
-      const int64_t latency_ms = std::chrono::duration_cast<Millis>(total + Micros(500)).count();
-      options_.tasks->Complete(raw->id, ToTaskAnswer(outcome, latency_ms));
-    }
+    if (keep_task) options_.tasks->Complete(raw->id, ToTaskAnswer(outcome, RoundedMillis(total)));
     reply(std::move(res));
   });
 
@@ -271,9 +267,7 @@ void FrontDoor::HandleInference(HttpRequest&& request, Reply reply) {
   if (Status s = options_.service->Submit(req, client_timeout_us, &admission); !s.ok()) {
     InferenceOutcome rejected;
     if (s.code() == ErrorCode::kUnavailable) {
-      rejected.reason = options_.service->shutting_down() ? "shutting_down"
-                        : admission.admitted              ? "queue_full"
-                                                          : AdmissionRejectName(admission.reason);
+      rejected.reason = options_.service->UnavailableReason(admission);
       rejected.retry_after_s = admission.retry_after_s;
       options_.metrics->RecordShed(model, tier, rejected.reason);
     }
