@@ -1,5 +1,7 @@
 #include "app/async_tasks.h"
 
+#include "core/memory_task_store.h"
+
 namespace sluice {
 namespace {
 
@@ -9,16 +11,21 @@ struct Series {
   uint64_t TaskStore::Stats::*field;
 };
 
-constexpr Series kSeries[] = {
+// Every store's.
+constexpr Series kCounts[] = {
     {"sluice_async_tasks_created_total", "Tasks registered (async requests and Idempotency-Keys).",
      &TaskStore::Stats::created},
     {"sluice_async_tasks_completed_total", "Tasks answered.", &TaskStore::Stats::completed},
+    {"sluice_async_tasks_pending", "Tasks waiting for their answer.", &TaskStore::Stats::pending},
+};
+
+// What only a store in memory knows (in Redis, Redis keeps and expires).
+constexpr Series kMemory[] = {
     {"sluice_async_tasks_expired_total", "Answered tasks dropped after async.result_ttl_ms.",
      &TaskStore::Stats::expired},
     {"sluice_async_tasks_evicted_total",
      "Answered tasks dropped early to stay within async.max_bytes (oldest first).",
      &TaskStore::Stats::evicted},
-    {"sluice_async_tasks_pending", "Tasks waiting for their answer.", &TaskStore::Stats::pending},
     {"sluice_async_tasks_stored", "Answered tasks kept for their owners.",
      &TaskStore::Stats::stored},
     {"sluice_async_task_bytes", "Bytes the answered tasks hold, as async.max_bytes counts them.",
@@ -26,6 +33,11 @@ constexpr Series kSeries[] = {
 };
 
 }  // namespace
+
+void AsyncTasks::AddMetric(const char* name, const char* help, std::function<double()> read) {
+  registry_->AddCallbackGauge(name, help, {}, std::move(read));
+  metric_names_.push_back(name);
+}
 
 Result<std::unique_ptr<AsyncTasks>> AsyncTasks::Create(const AsyncConfig& config,
                                                        Executor* executor,
@@ -39,17 +51,33 @@ Result<std::unique_ptr<AsyncTasks>> AsyncTasks::Create(const AsyncConfig& config
   if (!store.ok()) return InvalidArgument("async." + store.status().message());
   std::unique_ptr<AsyncTasks> out(new AsyncTasks(registry));
   out->store_ = std::move(store).value();
-  const MemoryTaskStore* s = out->store_.get();
-  for (const Series& series : kSeries) {
-    registry->AddCallbackGauge(series.name, series.help, {}, [s, field = series.field] {
+  out->AddCounts();
+  for (const Series& series : kMemory) {
+    out->AddMetric(series.name, series.help, [s = out->store_.get(), field = series.field] {
       return static_cast<double>(s->stats().*field);
     });
   }
   return out;
 }
 
+std::unique_ptr<AsyncTasks> AsyncTasks::Adopt(std::unique_ptr<TaskStore> store,
+                                              metrics::Registry* registry) {
+  std::unique_ptr<AsyncTasks> out(new AsyncTasks(registry));
+  out->store_ = std::move(store);
+  out->AddCounts();
+  return out;
+}
+
+void AsyncTasks::AddCounts() {
+  for (const Series& series : kCounts) {
+    AddMetric(series.name, series.help, [s = store_.get(), field = series.field] {
+      return static_cast<double>(s->stats().*field);
+    });
+  }
+}
+
 AsyncTasks::~AsyncTasks() {
-  for (const Series& s : kSeries) registry_->RemoveCallbackGauge(s.name, {});
+  for (const char* name : metric_names_) registry_->RemoveCallbackGauge(name, {});
 }
 
 }  // namespace sluice

@@ -1,5 +1,6 @@
 #include "app/gateway_role.h"
 
+#include <algorithm>
 #include <exception>
 #include <functional>
 #include <optional>
@@ -11,6 +12,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "app/async_tasks.h"
 #include "app/capacity_feed.h"
 #include "app/front_door_setup.h"
 #include "app/redis_setup.h"
@@ -27,6 +29,7 @@
 #include "redis/queue_client.h"
 #include "redis/redis_rate_limiter.h"
 #include "redis/redis_request_queue.h"
+#include "redis/redis_task_store.h"
 #include "redis/result_listener.h"
 #include "redis/worker_registry.h"
 
@@ -67,6 +70,7 @@ struct GatewayRole::Parts {
       : options(o),
         process(*o.process),
         enqueue_strand(o.process->ioc()),
+        task_timers(o.process->ioc()),
         expiry(o.process->ioc()),
         scaling_tick(o.process->ioc()) {}
 
@@ -75,6 +79,7 @@ struct GatewayRole::Parts {
   const AppConfig& config() const { return process.config(); }
   // Runs the enqueue batchers' end-of-turn flushes (one strand for all models).
   AsioExecutor enqueue_strand;
+  AsioExecutor task_timers;  // the long polls' (redis_task_store.h)
   redis::PendingRequests pending;
   std::vector<std::unique_ptr<redis::RedisQueueClient>> clients;
   std::vector<std::unique_ptr<redis::RedisRequestQueue>> queues;
@@ -83,6 +88,7 @@ struct GatewayRole::Parts {
   // Per model: the devices the load through this gateway needs (as `serve`).
   std::vector<std::unique_ptr<ScalingAdvisor>> scaling;
   std::unique_ptr<InferenceService> service;
+  std::unique_ptr<AsyncTasks> tasks;  // in Redis: any gateway answers a poll
   std::unique_ptr<redis::RedisWorkerRegistry> workers;
   std::optional<CapacityFeed> feed;
   std::unique_ptr<redis::RedisResultListener> listener;
@@ -91,6 +97,7 @@ struct GatewayRole::Parts {
   asio::steady_timer expiry, scaling_tick;
 
   Status Build();
+  Status BuildTasks();
   void AddMetrics();
   // Answers 504 what is past its total deadline, every kExpirySweepMs.
   void SweepExpired();
@@ -179,6 +186,7 @@ Status GatewayRole::Parts::Build() {
   auto svc = InferenceService::Create(service_options);
   if (!svc.ok()) return svc.status();
   service = std::move(svc).value();
+  if (Status s = BuildTasks(); !s.ok()) return s;
 
   auto registry = redis::RedisWorkerRegistry::Create({conn, keys, cfg.redis.heartbeat_ttl_ms});
   if (!registry.ok()) return registry.status();
@@ -214,6 +222,36 @@ Status GatewayRole::Parts::Build() {
   for (const auto& t : cfg.tiers) tier_names.push_back(t.name);
   request_metrics.emplace(&process.registry(), model_names, tier_names, SystemClock());
   AddMetrics();
+  return Status::Ok();
+}
+
+Status GatewayRole::Parts::BuildTasks() {
+  const AppConfig& cfg = config();
+  // A pending task outlives the longest async request (its gateway may stop
+  // before the answer, and nobody would complete it), then expires.
+  int64_t longest_async_us = 0;
+  for (const TierPolicy& t : cfg.tiers) {
+    const int64_t sync_budget = std::min(t.latency_budget_us, t.max_queue_age_us);
+    longest_async_us =
+        std::max(longest_async_us,
+                 t.async_budget_us + std::max<int64_t>(0, t.total_timeout_us - sync_budget));
+  }
+  redis::RedisTaskStore::Options o;
+  o.connection = process.redis();
+  o.keys = redis::KeySpace(cfg.redis.key_prefix);
+  o.result_ttl_ms = cfg.async.result_ttl_ms;
+  o.pending_ttl_ms =
+      std::min(redis::RedisTaskStore::kMaxTtlMs, longest_async_us / 1000 + cfg.async.result_ttl_ms);
+  o.max_pending = static_cast<size_t>(cfg.async.max_pending);
+  o.executor = &task_timers;
+  auto store = redis::RedisTaskStore::Create(o);
+  if (!store.ok()) return InvalidArgument("async." + store.status().message());
+  const redis::RedisTaskStore* s = store->get();
+  tasks = AsyncTasks::Adopt(std::move(store).value(), &process.registry());
+  tasks->AddMetric("sluice_async_task_write_errors_total",
+                   "Answered tasks whose answer was not written to Redis (they read as pending "
+                   "until they expire).",
+                   [s] { return static_cast<double>(s->write_errors()); });
   return Status::Ok();
 }
 
@@ -370,6 +408,8 @@ Status GatewayRole::Listen() {
   fd.log = p.process.log();
   fd.dead_letters = p.process.shared_dead_letters();  // every worker's and reaper's
   fd.watch_client_min_queue_depth = p.config().server.watch_client_min_queue_depth;
+  fd.tasks = p.tasks->store();
+  fd.max_result_wait_ms = p.config().async.max_wait_ms;
   fd.metrics = &*p.request_metrics;
   fd.health = [&p] { return p.Health(); };
   fd.render_metrics = [registry = &p.process.registry()] { return registry->RenderPrometheus(); };

@@ -45,6 +45,10 @@
 //                                 key_shards)
 //   channel sluice:results:{gateway_id}   one message per batch (a JSON
 //                                 array of results, request_codec.h)
+//   sluice:task:{owner}:<id>  STRING  an async / Idempotency-Key task of API
+//                                 key `owner` (redis_task_store.h)
+//   sluice:idem:{owner}:<h>   STRING  an Idempotency-Key of `owner`, <h> =
+//                                 SHA-256 hex of the key: digest "|" task id
 //
 // Queue shards (redis.queue_shards > 1, for Redis Cluster): shard k >= 1 of
 // model m uses the same queue keys (q:<tier>, req, leases, batches, wake, dead,
@@ -93,6 +97,14 @@ class KeySpace {
   }
   std::string ResultChannel(std::string_view gateway_id) const {
     return ResultChannelPrefix() + std::string(gateway_id) + "}";
+  }
+  // A task of API key `owner`, and an Idempotency-Key of its (`key_hash`:
+  // the key's SHA-256 in hex): one hash tag, the owner's.
+  std::string Task(std::string_view owner, std::string_view id) const {
+    return prefix_ + ":task:{" + std::string(owner) + "}:" + std::string(id);
+  }
+  std::string IdempotencyKey(std::string_view owner, std::string_view key_hash) const {
+    return prefix_ + ":idem:{" + std::string(owner) + "}:" + std::string(key_hash);
   }
   // ResultChannel() up to the gateway id (the scripts append id and "}").
   std::string ResultChannelPrefix() const { return prefix_ + ":results:{"; }
