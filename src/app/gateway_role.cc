@@ -16,6 +16,8 @@
 #include "app/capacity_feed.h"
 #include "app/front_door_setup.h"
 #include "app/redis_setup.h"
+#include "app/request_collapsers.h"
+#include "app/result_caches.h"
 #include "app/scale_out_process.h"
 #include "common/asio_executor.h"
 #include "config/scheduler_options.h"
@@ -24,11 +26,13 @@
 #include "http/http_server.h"
 #include "http/request_metrics.h"
 #include "limits/scaling_advisor.h"
+#include "redis/collapse_link.h"
 #include "redis/dead_letters.h"
 #include "redis/pending_requests.h"
 #include "redis/queue_client.h"
 #include "redis/redis_rate_limiter.h"
 #include "redis/redis_request_queue.h"
+#include "redis/redis_result_cache.h"
 #include "redis/redis_task_store.h"
 #include "redis/result_listener.h"
 #include "redis/worker_registry.h"
@@ -87,6 +91,13 @@ struct GatewayRole::Parts {
   std::vector<std::unique_ptr<AdmissionController>> admissions;
   // Per model: the devices the load through this gateway needs (as `serve`).
   std::vector<std::unique_ptr<ScalingAdvisor>> scaling;
+  // Charges the requests of the models that cache or collapse (their
+  // answers may skip the enqueue script): the process's separate limiter
+  // on Redis Cluster, else this one, on the same states.
+  std::unique_ptr<redis::RedisRateLimiter> own_limiter;
+  std::unique_ptr<ResultCaches> caches;                     // in Redis, shared by the gateways
+  std::vector<std::unique_ptr<redis::CollapseLink>> links;  // per model; null: no collapse
+  std::unique_ptr<RequestCollapsers> collapsers;
   std::unique_ptr<InferenceService> service;
   std::unique_ptr<AsyncTasks> tasks;  // in Redis: any gateway answers a poll
   std::unique_ptr<redis::RedisWorkerRegistry> workers;
@@ -112,26 +123,39 @@ Status GatewayRole::Parts::Build() {
   Result<redis::RedisClient*> loop_conn = process.event_loop_redis();
   if (!loop_conn.ok()) return loop_conn.status();
   const redis::KeySpace keys(cfg.redis.key_prefix);
-  for (const ModelConfig& mc : cfg.models) {
-    // A hit, or a request joining an identical one, is answered without the
-    // enqueue script, which is where a gateway charges the key's rate limit:
-    // until they are charged there too, a gateway caches and collapses
-    // nothing.
-    if (mc.cache.enabled) {
-      spdlog::warn(
-          "models: '{}': cache is not supported by a gateway yet; its answers are not cached",
-          mc.name);
-    }
-    if (mc.collapse) {
-      spdlog::warn(
-          "models: '{}': collapse is not supported by a gateway yet; its requests each queue",
-          mc.name);
-    }
+  redis::RedisRateLimiter* limiter = process.separate_limiter();
+  if (limiter == nullptr) {
+    auto l = redis::RedisRateLimiter::Create({conn, keys, 0});
+    if (!l.ok()) return l.status();
+    own_limiter = std::move(l).value();
+    limiter = own_limiter.get();
   }
+  auto made =
+      ResultCaches::Create(cfg.models, &process.registry(),
+                           [&](const ModelConfig& mc) -> Result<std::unique_ptr<ResultCache>> {
+                             redis::RedisResultCache::Options co;
+                             co.connection = conn;
+                             co.keys = keys;
+                             co.model = mc.name;
+                             co.ttl_ms = mc.cache.ttl_ms;
+                             co.max_bytes = mc.cache.max_bytes;
+                             auto cache = redis::RedisResultCache::Create(co);
+                             if (!cache.ok()) return cache.status();
+                             return std::unique_ptr<ResultCache>(std::move(cache).value());
+                           });
+  if (!made.ok()) return made.status();
+  caches = std::move(made).value();
+  collapsers = std::make_unique<RequestCollapsers>(&process.registry(), &task_timers, cfg.ordering);
   InferenceService::Options service_options;
   service_options.tiers = cfg.tiers;
+  // Only for the models that cache or collapse (Model::queue_charges).
+  service_options.limiter = limiter;
   CapacityFeed::Options feed_options;
-  for (const ModelConfig& mc : cfg.models) {
+  for (size_t i = 0; i < cfg.models.size(); ++i) {
+    const ModelConfig& mc = cfg.models[i];
+    // A hit, or a request joining an identical one, is answered without the
+    // enqueue script: such a model's requests are charged by the front door.
+    const bool queue_charges = !mc.cache.enabled && !mc.collapse;
     redis::RedisQueueClient::Options qo;
     qo.connection = *loop_conn;  // enqueue and withdraw calls start on the event loop
     qo.keys = keys;
@@ -149,9 +173,32 @@ Status GatewayRole::Parts::Build() {
     rqo.executor = &enqueue_strand;
     rqo.max_batch = static_cast<size_t>(cfg.redis.enqueue_max_batch);
     rqo.max_delay = Micros(cfg.redis.enqueue_max_delay_us);
+    rqo.charge_rate_limits = queue_charges;
     auto queue = redis::RedisRequestQueue::Create(rqo);
     if (!queue.ok())
       return InvalidArgument("models: '" + mc.name + "': " + queue.status().message());
+    redis::CollapseLink* link = nullptr;
+    if (mc.collapse) {
+      redis::CollapseLink::Options lo;
+      lo.connection = conn;
+      lo.keys = keys;
+      lo.queue = queue->get();
+      lo.pending = &pending;
+      lo.gateway_id = options.gateway_id;
+      lo.ordering = cfg.ordering;
+      auto l = redis::CollapseLink::Create(lo);
+      if (!l.ok()) return InvalidArgument("models: '" + mc.name + "': " + l.status().message());
+      link = l->get();
+      links.push_back(std::move(l).value());
+    } else {
+      links.push_back(nullptr);
+    }
+    ResultCache* cache = caches->For(i);
+    auto collapser = collapsers->Add(
+        mc, link, cache, link == nullptr ? std::function<uint64_t()>() : [link] {
+          return link->stats().remote_answers;
+        });
+    if (!collapser.ok()) return collapser.status();
     AdmissionController* admission = nullptr;
     BatchCostModel* cost_model = nullptr;
     if (cfg.admission.enabled) {
@@ -174,8 +221,13 @@ Status GatewayRole::Parts::Build() {
     auto advisor = ScalingAdvisor::Create(so);
     if (!advisor.ok()) return advisor.status();
     scaling.push_back(std::move(advisor).value());
-    service_options.models.push_back(
-        {mc.name, mc.version, mc.max_tokens_limit, mc.default_max_tokens, queue->get(), admission});
+    InferenceService::Model model{
+        mc.name, mc.version, mc.max_tokens_limit, mc.default_max_tokens, queue->get(), admission};
+    model.cache = cache;
+    model.deterministic = mc.deterministic;
+    model.collapser = *collapser;
+    model.queue_charges = queue_charges;
+    service_options.models.push_back(std::move(model));
     feed_options.models.push_back(
         {mc.name, mc.max_batch_size, admission, cost_model, queue->get()});
     clients.push_back(std::move(client).value());
@@ -297,6 +349,17 @@ void GatewayRole::Parts::AddMetrics() {
     registry.AddCallbackGauge(
         "sluice_healthy_workers", "Live workers with a healthy slot.", labels,
         [this, i] { return static_cast<double>(feed->snapshot(i).capacity.healthy_workers); });
+    if (const redis::CollapseLink* link = links[i].get()) {
+      registry.AddCallbackGauge(
+          "sluice_collapse_gateway_waits_total",
+          "Groups of identical requests that waited for another gateway's batch item.", labels,
+          [link] { return static_cast<double>(link->stats().attached); });
+      registry.AddCallbackGauge(
+          "sluice_collapse_forwarded_answers_total",
+          "Answers this gateway's batch items gave identical requests waiting at other "
+          "gateways.",
+          labels, [link] { return static_cast<double>(link->stats().forwarded); });
+    }
   }
 }
 

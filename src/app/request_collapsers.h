@@ -1,7 +1,6 @@
 // RequestCollapsers: each model's request collapser (`collapse: true` in its
-// config) for `serve`, and the metrics of what collapsing and the result
-// cache save. (A gateway collapses nothing yet: a joining request would skip
-// the enqueue script, where a gateway charges the key's rate limit.)
+// config), for `serve` and a gateway, and the metrics of what collapsing and
+// the result cache save.
 //
 // Metrics, labelled by model:
 // - sluice_collapsed_requests_total: requests answered with an identical
@@ -10,12 +9,14 @@
 //   sluice_collapse_waiting_requests: the requests in them;
 // - sluice_accelerator_items_saved_total: batch items the accelerator did
 //   not run, for the cache's hits and the collapsed requests together (for
-//   a model with a cache or a collapser).
+//   a model with a cache or a collapser; a gateway adds the carriers
+//   answered with another gateway's batch item).
 //
 // Thread-safe after setup. The registry, the queues and the executor must
 // outlive this object; the destructor removes the metrics.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -40,9 +41,11 @@ class RequestCollapsers {
 
   // Adds the next model (in config order): its collapser in front of `queue`
   // when `model.collapse` is set (null otherwise), and its metrics, which
-  // count `cache`'s hits too (optional; not owned).
+  // count `cache`'s hits too (optional; not owned) and what `saved_elsewhere`
+  // reports (optional; items saved beyond this process's collapser).
   Result<RequestCollapser*> Add(const ModelConfig& model, FrontDoorQueue* queue,
-                                const ResultCache* cache);
+                                const ResultCache* cache,
+                                std::function<uint64_t()> saved_elsewhere = nullptr);
 
  private:
   metrics::Registry* registry_;

@@ -20,6 +20,9 @@ constexpr Series kSeries[] = {
      &ResultCache::Stats::evictions},
     {"sluice_cache_expired_total", "Result cache entries found past cache.ttl_ms and dropped.",
      &ResultCache::Stats::expired},
+    {"sluice_cache_failures_total",
+     "Result cache lookups and stores that failed (its store was down): the cache was bypassed.",
+     &ResultCache::Stats::failures},
     {"sluice_cache_entries", "Answers held in the result cache.", &ResultCache::Stats::entries},
     {"sluice_cache_bytes", "Bytes the result cache holds, as its budget counts them.",
      &ResultCache::Stats::bytes},
@@ -30,21 +33,32 @@ constexpr Series kSeries[] = {
 Result<std::unique_ptr<ResultCaches>> ResultCaches::Create(const std::vector<ModelConfig>& models,
                                                            metrics::Registry* registry,
                                                            const Clock* clock) {
+  return Create(models, registry,
+                [clock](const ModelConfig& m) -> Result<std::unique_ptr<ResultCache>> {
+                  MemoryResultCache::Options o;
+                  o.max_bytes = m.cache.max_bytes;
+                  o.ttl_ms = m.cache.ttl_ms;
+                  o.clock = clock;
+                  auto cache = MemoryResultCache::Create(o);
+                  if (!cache.ok()) return cache.status();
+                  return std::unique_ptr<ResultCache>(std::move(cache).value());
+                });
+}
+
+Result<std::unique_ptr<ResultCaches>> ResultCaches::Create(const std::vector<ModelConfig>& models,
+                                                           metrics::Registry* registry,
+                                                           const Factory& make) {
   std::unique_ptr<ResultCaches> out(new ResultCaches(registry));
   for (const ModelConfig& m : models) {
     if (!m.cache.enabled) {
       out->caches_.push_back(nullptr);
       continue;
     }
-    MemoryResultCache::Options o;
-    o.max_bytes = m.cache.max_bytes;
-    o.ttl_ms = m.cache.ttl_ms;
-    o.clock = clock;
-    auto cache = MemoryResultCache::Create(o);
+    auto cache = make(m);
     if (!cache.ok()) {
       return InvalidArgument("models: '" + m.name + "': " + cache.status().message());
     }
-    MemoryResultCache* c = cache->get();
+    ResultCache* c = cache->get();
     out->caches_.push_back(std::move(cache).value());
     metrics::Labels labels = {{"model", m.name}};
     for (const Series& s : kSeries) {

@@ -14,6 +14,11 @@ Result<std::unique_ptr<InferenceService>> InferenceService::Create(const Options
     if (m.default_max_tokens < 1 || m.default_max_tokens > m.max_tokens_limit) {
       return InvalidArgument("model '" + m.name + "': default_max_tokens out of range");
     }
+    if (m.queue_charges && (m.cache != nullptr || m.collapser != nullptr)) {
+      return InvalidArgument("model '" + m.name +
+                             "': a queue that charges cannot charge what a cache or a collapser "
+                             "answers without it");
+    }
   }
   Options o = options;
   if (o.clock == nullptr) o.clock = SystemClock();
@@ -32,9 +37,10 @@ int64_t InferenceService::TokenCost(size_t model, std::string_view input, int ma
   return EstimateInputTokens(input) + out;
 }
 
-RateLimitDecision InferenceService::ChargeRateLimit(const Principal& principal, int64_t tokens) {
+RateLimitDecision InferenceService::ChargeRateLimit(const Principal& principal, int64_t tokens,
+                                                    int model) {
   const RateLimitPolicy& policy = principal.rate_limit;
-  if (options_.limiter == nullptr ||
+  if (options_.limiter == nullptr || (model >= 0 && options_.models[model].queue_charges) ||
       (policy.requests_per_minute == 0 && policy.tokens_per_minute == 0)) {
     return RateLimitDecision{};
   }
@@ -49,8 +55,9 @@ const char* InferenceService::UnavailableReason(const AdmissionDecision& admissi
   return admission.admitted ? "queue_full" : AdmissionRejectName(admission.reason);
 }
 
-void InferenceService::RefundTokens(const Principal& principal, int64_t charged) {
-  if (options_.limiter == nullptr || charged <= 0 || principal.rate_limit.tokens_per_minute <= 0) {
+void InferenceService::RefundTokens(const Principal& principal, int64_t charged, int model) {
+  if (options_.limiter == nullptr || charged <= 0 || principal.rate_limit.tokens_per_minute <= 0 ||
+      (model >= 0 && options_.models[model].queue_charges)) {
     return;
   }
   options_.limiter->Reconcile(principal.key_id, principal.rate_limit, charged, 0);
@@ -59,7 +66,8 @@ void InferenceService::RefundTokens(const Principal& principal, int64_t charged)
 void InferenceService::Finish(const InferenceRequest& req, const InferenceOutcome& outcome,
                               double latency_ms) {
   if (options_.limiter != nullptr && req.charged_tokens > 0 &&
-      req.principal.rate_limit.tokens_per_minute > 0) {
+      req.principal.rate_limit.tokens_per_minute > 0 &&
+      !options_.models[req.model_index].queue_charges) {
     int64_t used = outcome.status.ok() ? outcome.tokens_used : 0;
     options_.limiter->Reconcile(req.principal.key_id, req.principal.rate_limit, req.charged_tokens,
                                 used);

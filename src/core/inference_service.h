@@ -44,6 +44,13 @@ class InferenceService {
     // Joins identical requests waiting at the same time into one queue
     // place and batch item; optional (none: each request queues); not owned.
     RequestCollapser* collapser = nullptr;
+    // The queue checks and charges each request's rate limit itself, and
+    // settles its tokens (a gateway's Redis queue: the enqueue script):
+    // ChargeRateLimit(), RefundTokens() and Finish() then leave the
+    // model's requests to it. Only for a model that neither caches nor
+    // collapses (their answers skip the queue, so Options::limiter charges
+    // them).
+    bool queue_charges = false;
   };
   struct Options {
     std::vector<TierPolicy> tiers;   // index = TierIndex
@@ -67,12 +74,13 @@ class InferenceService {
   int64_t TokenCost(size_t model, std::string_view input, int max_tokens) const;
 
   // Charges one request and `tokens` tokens to the principal's key (both or
-  // neither). Allowed when no limiter or no limit is configured; fails open
-  // if the limiter errs.
-  RateLimitDecision ChargeRateLimit(const Principal& principal, int64_t tokens);
-  // Gives back the `charged` tokens of a request that ran nothing (a replay
-  // of an earlier answer). Thread-safe.
-  void RefundTokens(const Principal& principal, int64_t charged);
+  // neither) for model `model` (-1: none found). Allowed without a charge
+  // when the model's queue charges (Model::queue_charges), or no limiter or
+  // no limit is configured; fails open if the limiter errs.
+  RateLimitDecision ChargeRateLimit(const Principal& principal, int64_t tokens, int model);
+  // Gives back the `charged` tokens of a request for `model` that ran
+  // nothing (a replay of an earlier answer, a refusal). Thread-safe.
+  void RefundTokens(const Principal& principal, int64_t charged, int model);
 
   // Admits a request that passed its rate limit: capacity-aware admission
   // (when the model has a controller), then the queue. A request its
@@ -99,7 +107,7 @@ class InferenceService {
   const char* UnavailableReason(const AdmissionDecision& admission) const;
 
   // Bookkeeping once a request's answer is known: reconciles the tokens
-  // charged to its key with those used (failures use none; a cached answer
+  // charged to its key with those used (unless its queue does) (failures use none; a cached answer
   // uses what the answer it repeats used), records it in the request log
   // (which keeps outcome.detail, the internal side of a failure, next to
   // the client's message), and keeps a successful answer in the model's

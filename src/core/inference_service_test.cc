@@ -231,10 +231,10 @@ TEST(InferenceServiceLimitsTest, ChargesRateLimitsAndReconcilesTokens) {
 
   Principal p{"key", 0, "free", {2, 100}};
   EXPECT_EQ(service->TokenCost(0, "12345678", 0), 2 + 16);  // 8 bytes ~ 2 tokens + default
-  RateLimitDecision first = service->ChargeRateLimit(p, 60);
+  RateLimitDecision first = service->ChargeRateLimit(p, 60, 0);
   ASSERT_TRUE(first.allowed);
   EXPECT_EQ(first.tokens.remaining, 40);
-  RateLimitDecision over_tokens = service->ChargeRateLimit(p, 60);
+  RateLimitDecision over_tokens = service->ChargeRateLimit(p, 60, 0);
   EXPECT_FALSE(over_tokens.allowed);
   EXPECT_EQ(over_tokens.limited_by, RateLimitKind::kTokens);
 
@@ -245,9 +245,54 @@ TEST(InferenceServiceLimitsTest, ChargesRateLimitsAndReconcilesTokens) {
   InferenceOutcome used;
   used.tokens_used = 10;
   service->Finish(done, used, 1.0);
-  RateLimitDecision after = service->ChargeRateLimit(p, 60);
+  RateLimitDecision after = service->ChargeRateLimit(p, 60, 0);
   EXPECT_TRUE(after.allowed);
-  EXPECT_EQ(service->ChargeRateLimit(p, 1).limited_by, RateLimitKind::kRequests);  // 2 rpm
+  EXPECT_EQ(service->ChargeRateLimit(p, 1, 0).limited_by, RateLimitKind::kRequests);  // 2 rpm
+}
+
+// A model whose queue charges (a gateway's Redis queue) is left to it: the
+// service charges, refunds and settles only the other models' requests.
+TEST(InferenceServiceLimitsTest, AQueueThatChargesIsLeftToCharge) {
+  testing::FakeExecutor ex;
+  std::vector<TierPolicy> tiers = {TierPolicy{"free", 0, 1'500'000, 2'000'000, 4'000'000}};
+  auto queue =
+      std::move(MemoryQueue::Create({10, QueueOrdering::kEarliestDeadlineFirst, tiers})).value();
+  auto limiter = std::move(MemoryRateLimiter::Create({64, 1000, &ex.clock()})).value();
+  InferenceService::Options o;
+  o.tiers = tiers;
+  InferenceService::Model charged_here{"here", "v1", 100, 16, queue.get()};
+  InferenceService::Model charged_by_queue{"queued", "v1", 100, 16, queue.get()};
+  charged_by_queue.queue_charges = true;
+  o.models = {charged_here, charged_by_queue};
+  o.limiter = limiter.get();
+  o.clock = &ex.clock();
+  auto service = std::move(InferenceService::Create(o)).value();
+
+  Principal p{"key", 0, "free", {2, 100}};
+  for (int i = 0; i < 5; ++i) {
+    RateLimitDecision d = service->ChargeRateLimit(p, 60, 1);
+    EXPECT_TRUE(d.allowed);
+    EXPECT_EQ(d.requests.limit, 0);  // no check ran: no header figures
+  }
+  InferenceRequest done;
+  done.principal = p;
+  done.model_index = 1;
+  done.charged_tokens = 60;
+  InferenceOutcome used;
+  used.tokens_used = 10;
+  service->Finish(done, used, 1.0);  // no tokens given back here...
+  service->RefundTokens(p, 60, 1);   // ...nor here
+  RateLimitDecision first = service->ChargeRateLimit(p, 60, 0);
+  ASSERT_TRUE(first.allowed);
+  EXPECT_EQ(first.tokens.remaining, 40);  // untouched by the other model's requests
+  EXPECT_EQ(service->ChargeRateLimit(p, 1, -1).requests.remaining, 0);  // no model: charged
+
+  // Its answers must not skip the queue.
+  MemoryResultCache::Options co;
+  auto cache = std::move(MemoryResultCache::Create(co)).value();
+  charged_by_queue.cache = cache.get();
+  o.models = {charged_by_queue};
+  EXPECT_EQ(InferenceService::Create(o).status().code(), ErrorCode::kInvalidArgument);
 }
 
 TEST(InferenceServiceLimitsTest, NoLimitsConfiguredMeansAllowed) {
@@ -259,7 +304,7 @@ TEST(InferenceServiceLimitsTest, NoLimitsConfiguredMeansAllowed) {
   o.models = {{"m", "m-v1", 100, 16, queue.get()}};
   auto service = std::move(InferenceService::Create(o)).value();
   Principal p{"key", 0, "free", {}};
-  for (int i = 0; i < 100; ++i) EXPECT_TRUE(service->ChargeRateLimit(p, 1000).allowed);
+  for (int i = 0; i < 100; ++i) EXPECT_TRUE(service->ChargeRateLimit(p, 1000, 0).allowed);
 }
 
 TEST(InferenceServiceLimitsTest, AdmissionRejectsBeforeQueueing) {

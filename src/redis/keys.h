@@ -45,6 +45,15 @@
 //                                 key_shards)
 //   channel sluice:results:{gateway_id}   one message per batch (a JSON
 //                                 array of results, request_codec.h)
+//   sluice:cache:{m}:e:<k>  STRING  a cached answer of model m, <k> = its
+//                                 result cache key (redis_result_cache.h)
+//   sluice:cache:{m}:lru    ZSET  cache keys by last use, epoch µs
+//   sluice:cache:{m}:sizes  HASH  cache key -> bytes; "" -> their total
+//   sluice:collapse:{k}     STRING  the carrier of the identical requests
+//                                 of result cache key <k> now in flight,
+//                                 and sluice:collapse:{k}:w LIST the other
+//                                 gateways' requests waiting for one
+//                                 (collapse_link.h)
 //   sluice:task:{owner}:<id>  STRING  an async / Idempotency-Key task of API
 //                                 key `owner` (redis_task_store.h)
 //   sluice:idem:{owner}:<h>   STRING  an Idempotency-Key of `owner`, <h> =
@@ -98,6 +107,23 @@ class KeySpace {
   std::string ResultChannel(std::string_view gateway_id) const {
     return ResultChannelPrefix() + std::string(gateway_id) + "}";
   }
+  // Model `model`'s result cache (redis_result_cache.h): an entry's key is
+  // CacheEntryPrefix() + the result cache key.
+  std::string CacheEntryPrefix(std::string_view model) const {
+    return prefix_ + ":cache:{" + std::string(model) + "}:e:";
+  }
+  std::string CacheLru(std::string_view model) const {
+    return prefix_ + ":cache:{" + std::string(model) + "}:lru";
+  }
+  std::string CacheSizes(std::string_view model) const {
+    return prefix_ + ":cache:{" + std::string(model) + "}:sizes";
+  }
+  // The carrier in flight for result cache key `key` (collapse_link.h), and
+  // the list of other gateways' requests waiting for one: one hash tag.
+  std::string CollapseCarrier(std::string_view key) const {
+    return prefix_ + ":collapse:{" + std::string(key) + "}";
+  }
+  std::string CollapseWaiters(std::string_view key) const { return CollapseCarrier(key) + ":w"; }
   // A task of API key `owner`, and an Idempotency-Key of its (`key_hash`:
   // the key's SHA-256 in hex): one hash tag, the owner's.
   std::string Task(std::string_view owner, std::string_view id) const {

@@ -100,7 +100,11 @@ Status RedisRequestQueue::Push(RequestPtr req) {
   RedisQueueClient::EnqueueItem item;
   item.request = ToWireRequest(*req, options_.gateway_id, WallClockAnchor::Now(*options_.clock));
   const RateLimitPolicy& policy = req->principal.rate_limit;
-  if (policy.requests_per_minute > 0 || policy.tokens_per_minute > 0) {
+  if (!options_.charge_rate_limits) {
+    // Settled by the front door, not the worker.
+    item.request.charged_tokens = 0;
+    item.request.tokens_per_minute = 0;
+  } else if (policy.requests_per_minute > 0 || policy.tokens_per_minute > 0) {
     item.options.rate_limit =
         RedisQueueClient::RateLimitCheck{req->principal.key_id, policy, req->charged_tokens};
   }

@@ -57,6 +57,11 @@ class RedisRequestQueue final : public FrontDoorQueue {
     size_t max_batch = 256;    // requests per enqueue call; >= 1
     size_t max_in_flight = 1;  // enqueue calls in flight before pushes wait; >= 1
     Micros max_delay{0};       // longest wait for a fuller batch; 0 = one turn
+    // Whether the enqueue script checks and charges each request's rate
+    // limit (and the worker settles its tokens). False: the front door
+    // charged them already (a model that caches or collapses: see
+    // InferenceService::Model::queue_charges).
+    bool charge_rate_limits = true;
   };
 
   // Errors: kInvalidArgument naming the field.

@@ -382,27 +382,6 @@ TEST_F(ScaleOutTest, EveryMetricOfServeExistsInScaleOut) {
   }
 }
 
-// A gateway caches nothing yet, even with `cache.enabled`: a hit would be
-// answered before the enqueue script, where a gateway charges the key's
-// rate limit. Both requests run, and neither says X-Cache.
-TEST_F(ScaleOutTest, AGatewayDoesNotCacheUntilAHitCanBeCharged) {
-  TestConfig c = FastSim();
-  c.cache = true;
-  c.deterministic = true;
-  std::vector<uint16_t> gw = StartCluster(Yaml(c), 1, 1);
-  ASSERT_EQ(gw.size(), 1u);
-  HttpClient client(gw[0], milliseconds(10'000));
-  for (int i = 0; i < 2; ++i) {
-    Result<Response> r =
-        client.Post("/v1/inference", InferenceBody(kModel, "not cached"), {Bearer(kPaidKey)});
-    ASSERT_TRUE(r.ok()) << r.status().ToString();
-    ASSERT_TRUE(IsCompletion(r->status, r->body, "not cached", kDefaultMaxTokens));
-    EXPECT_EQ(r->Header("X-Cache"), "");
-  }
-  // The worker (started first) ran both.
-  EXPECT_EQ(GatewayMetric(procs_[0]->port(), "sluice_batches_total"), 2);
-}
-
 // A worker's health is typed like a gateway's: the status code follows
 // whether it can take batches.
 TEST_F(ScaleOutTest, WorkerHealthSaysWhetherItCanTakeBatches) {
