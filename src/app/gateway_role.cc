@@ -21,6 +21,7 @@
 #include "app/scale_out_process.h"
 #include "common/asio_executor.h"
 #include "config/scheduler_options.h"
+#include "core/async_backlog.h"
 #include "core/inference_service.h"
 #include "http/front_door.h"
 #include "http/http_server.h"
@@ -87,6 +88,9 @@ struct GatewayRole::Parts {
   redis::PendingRequests pending;
   std::vector<std::unique_ptr<redis::RedisQueueClient>> clients;
   std::vector<std::unique_ptr<redis::RedisRequestQueue>> queues;
+  // Per model, in front of its queue: async requests wait here while the
+  // queue in Redis is deep (core/async_backlog.h).
+  std::vector<std::unique_ptr<AsyncBacklog>> backlogs;
   std::vector<std::unique_ptr<BatchCostModel>> cost_models;  // before the controllers
   std::vector<std::unique_ptr<AdmissionController>> admissions;
   // Per model: the devices the load through this gateway needs (as `serve`).
@@ -177,12 +181,26 @@ Status GatewayRole::Parts::Build() {
     auto queue = redis::RedisRequestQueue::Create(rqo);
     if (!queue.ok())
       return InvalidArgument("models: '" + mc.name + "': " + queue.status().message());
+    AsyncBacklog::Options bo;
+    bo.queue = queue->get();
+    bo.executor = &task_timers;
+    bo.max_held = static_cast<size_t>(cfg.async.max_pending);
+    // A couple of batches per healthy device wait in Redis: the devices stay
+    // busy, and synchronous requests find a short queue.
+    bo.release_below = [this, i, batch = static_cast<size_t>(mc.max_batch_size)] {
+      return 2 * batch * static_cast<size_t>(feed->snapshot(i).capacity.healthy_slots);
+    };
+    bo.refresh_depth = [q = queue->get(), conn, tiers = cfg.tiers.size()] {
+      q->RefreshDepthAsync(conn, tiers);
+    };
+    auto backlog = AsyncBacklog::Create(bo);
+    if (!backlog.ok()) return backlog.status();
     redis::CollapseLink* link = nullptr;
     if (mc.collapse) {
       redis::CollapseLink::Options lo;
       lo.connection = conn;
       lo.keys = keys;
-      lo.queue = queue->get();
+      lo.queue = backlog->get();
       lo.pending = &pending;
       lo.gateway_id = options.gateway_id;
       lo.ordering = cfg.ordering;
@@ -222,7 +240,7 @@ Status GatewayRole::Parts::Build() {
     if (!advisor.ok()) return advisor.status();
     scaling.push_back(std::move(advisor).value());
     InferenceService::Model model{
-        mc.name, mc.version, mc.max_tokens_limit, mc.default_max_tokens, queue->get(), admission};
+        mc.name, mc.version, mc.max_tokens_limit, mc.default_max_tokens, backlog->get(), admission};
     model.cache = cache;
     model.deterministic = mc.deterministic;
     model.collapser = *collapser;
@@ -232,6 +250,7 @@ Status GatewayRole::Parts::Build() {
         {mc.name, mc.max_batch_size, admission, cost_model, queue->get()});
     clients.push_back(std::move(client).value());
     queues.push_back(std::move(queue).value());
+    backlogs.push_back(std::move(backlog).value());
   }
   service_options.log = process.log();
   // No local limiter: the enqueue script checks the key's limit in Redis.
@@ -349,6 +368,10 @@ void GatewayRole::Parts::AddMetrics() {
     registry.AddCallbackGauge(
         "sluice_healthy_workers", "Live workers with a healthy slot.", labels,
         [this, i] { return static_cast<double>(feed->snapshot(i).capacity.healthy_workers); });
+    registry.AddCallbackGauge(
+        "sluice_async_held_requests",
+        "Asynchronous requests waiting at this gateway for the model's queue to be short.", labels,
+        [b = backlogs[i].get()] { return static_cast<double>(b->stats().held); });
     if (const redis::CollapseLink* link = links[i].get()) {
       registry.AddCallbackGauge(
           "sluice_collapse_gateway_waits_total",
@@ -505,6 +528,8 @@ void GatewayRole::JoinDrain(Drainer::Options& drain) {
     p.listeners->StopAccepting();
     p.service->BeginShutdown();
     p.feed->Stop();
+    // Nobody would release them once the gateway is gone.
+    for (auto& b : p.backlogs) b->Close();
   };
   s.idle = [&p] {
     return p.pending.size() == 0 && p.listeners->public_server().requests_in_progress() == 0;

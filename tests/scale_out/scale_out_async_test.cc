@@ -142,6 +142,46 @@ TEST_F(ScaleOutAsyncTest, AResultExpiresFromRedisAfterItsTimeToLive) {
   EXPECT_EQ(RedisKeys("it:task:*"), 0u);
 }
 
+// An async backlog larger than the queue waits at the gateway, which feeds
+// it to Redis as the devices take work: it is all accepted and answered,
+// and synchronous requests sent meanwhile find room in the queue.
+TEST_F(ScaleOutAsyncTest, AnAsyncBacklogWaitsAtTheGatewayAndLeavesTheQueueToSyncRequests) {
+  TestConfig c = FastSim();
+  c.devices = 1;
+  c.max_batch_size = 8;
+  c.fixed_latency_us = 20'000;
+  c.queue_capacity = 40;
+  std::vector<uint16_t> gw = StartCluster(Yaml(c), 1, 1);
+  ASSERT_EQ(gw.size(), 1u);
+  std::vector<LoadRequest> backlog;
+  for (int i = 0; i < 200; ++i) {
+    backlog.push_back(InferenceRequest(kPaidKey, "bulk-" + std::to_string(i), std::nullopt,
+                                       {{"Prefer", "respond-async"}}));
+  }
+  std::vector<LoadResult> accepted = LoadClient::Run({.port = gw[0], .connections = 8}, backlog);
+  ASSERT_EQ(accepted.size(), 200u);
+  // All accepted, five times what the queue holds: the rest waited here.
+  for (const LoadResult& r : accepted) ASSERT_EQ(r.status, 202) << r.body;
+  std::vector<LoadResult> sync =
+      LoadClient::Run({.port = gw[0], .connections = 4}, Requests("now-", 20, kEnterpriseKey));
+  for (size_t i = 0; i < sync.size(); ++i) {
+    EXPECT_TRUE(
+        IsCompletion(sync[i].status, sync[i].body, "now-" + std::to_string(i), kDefaultMaxTokens))
+        << sync[i].body;
+  }
+  ASSERT_TRUE(
+      PollUntil([&] { return GatewayMetric(gw[0], "sluice_async_tasks_completed_total") == 200; },
+                milliseconds(60'000), milliseconds(50)));
+  for (int i : {0, 199}) {
+    const std::string task(
+        Body(Response{accepted[i].status, accepted[i].body, {}}).at("task_id").as_string());
+    Response done = Get(gw[0], "/v1/result/" + task);
+    EXPECT_EQ(Status(done), "SUCCESS") << done.body;
+  }
+  EXPECT_EQ(GatewayMetric(gw[0], "sluice_async_held_requests"), 0);
+  EXPECT_EQ(Batched(1), 220);
+}
+
 TEST_F(ScaleOutAsyncTest, AnIdempotencyKeyRepeatedAtAnotherGatewayRunsOnce) {
   std::vector<uint16_t> gw = StartCluster(Yaml(Config(500'000)), 1, 2);
   ASSERT_EQ(gw.size(), 2u);

@@ -214,6 +214,68 @@ TEST_F(ScaleOutClusterTest, RateLimitIsSharedAcrossGatewaysInItsOwnSlot) {
   EXPECT_EQ(limited, 140);
 }
 
+// The asynchronous API, Idempotency-Keys, the result cache and collapsing
+// on a cluster with a sharded queue: each script touches one slot (the
+// owner's, the model's, the request's), so none fails with CROSSSLOT, and
+// two gateways share every one of them.
+TEST_F(ScaleOutClusterTest, AsyncCacheAndCollapsingWorkAcrossGateways) {
+  TestConfig c = FastSim();
+  c.devices = 1;
+  c.fixed_latency_us = 1'000'000;
+  c.per_item_latency_us = 0;
+  c.max_batch_delay_us = 0;
+  c.accelerator_timeout_ms = 5'000;
+  c.cache = true;
+  c.collapse = true;
+  c.deterministic = true;
+  std::vector<uint16_t> gw = StartCluster(ClusterYaml(c, 2'000, /*queue_shards=*/2), 1, 2);
+  ASSERT_EQ(gw.size(), 2u);
+  auto post = [](uint16_t port, std::string_view input, Headers headers) {
+    headers.push_back(Bearer(kPaidKey));
+    Result<Response> r = HttpClient(port, milliseconds(20'000))
+                             .Post("/v1/inference", InferenceBody(kModel, input), headers);
+    return r.ok() ? *r : Response{0, r.status().ToString(), {}};
+  };
+
+  // Collapsing: the second gateway's request waits for the first's item.
+  LoadClient first({.port = gw[0], .connections = 1}, {InferenceRequest(kPaidKey, "shared")});
+  first.Start();
+  ASSERT_TRUE(
+      PollUntil([&] { return GatewayMetric(gw[0], "sluice_collapse_waiting_requests") == 1; },
+                milliseconds(5'000)));
+  Response second = post(gw[1], "shared", {});
+  std::vector<LoadResult> firsts = first.Wait();
+  ASSERT_EQ(firsts.size(), 1u);
+  ASSERT_TRUE(IsCompletion(firsts[0].status, firsts[0].body, "shared", kDefaultMaxTokens))
+      << firsts[0].body;
+  ASSERT_TRUE(IsCompletion(second.status, second.body, "shared", kDefaultMaxTokens)) << second.body;
+  EXPECT_EQ(GatewayMetric(gw[1], "sluice_collapse_gateway_waits_total"), 1);
+  EXPECT_EQ(GatewayMetric(procs_[0]->port(), "sluice_batch_size_sum"), 1);
+
+  // The cache: that answer is now a hit at either gateway.
+  ASSERT_TRUE(PollUntil([&] { return GatewayMetric(gw[0], "sluice_cache_entries") == 1; },
+                        milliseconds(5'000)));
+  EXPECT_EQ(post(gw[1], "shared", {}).Header("X-Cache"), "hit");
+  EXPECT_EQ(GatewayMetric(gw[1], "sluice_cache_failures_total"), 0);
+
+  // An async task taken at one gateway, read at the other.
+  Response accepted = post(gw[0], "later", {{"Prefer", "respond-async"}});
+  ASSERT_EQ(accepted.status, 202) << accepted.body;
+  const std::string task(json::parse(accepted.body).at("task_id").as_string());
+  HttpClient reader(gw[1], milliseconds(20'000));
+  Result<Response> done = reader.Get("/v1/result/" + task + "?wait_ms=15000", {Bearer(kPaidKey)});
+  ASSERT_TRUE(done.ok());
+  EXPECT_EQ(json::parse(done->body).at("status").as_string(), "SUCCESS") << done->body;
+
+  // An Idempotency-Key repeated at the other gateway.
+  Response once = post(gw[0], "once", {{"Idempotency-Key", "k-1"}});
+  ASSERT_EQ(once.status, 200) << once.body;
+  Response again = post(gw[1], "once", {{"Idempotency-Key", "k-1"}});
+  EXPECT_EQ(again.body, once.body);
+  EXPECT_EQ(again.Header("Idempotent-Replayed"), "true");
+  EXPECT_EQ(GatewayMetric(procs_[0]->port(), "sluice_batch_size_sum"), 3);
+}
+
 // A batch finishes while its master is failing over: the worker keeps its
 // answers and completes them once the replica has taken over, so the
 // clients get 200s — not 504s while the leases (10 s here) wait to be
