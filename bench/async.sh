@@ -21,15 +21,19 @@
 # The capacity is the bundled model's: $DEVICES x max_batch_size 32 / (34 ms
 # + 32 x 0.5 ms) = $DEVICES x 640 req/s.
 #
+# REDIS=1 runs `serve` with a `redis:` section (a redis-server of its own):
+# the gateway and the workers in one process, through Redis, as in
+# scale-out (the gateway holds the async backlog and feeds it to Redis).
+#
 # Usage: bench/async.sh
 # Environment: DEVICES (4), DURATION (15s), WARMUP (2s), SYNC_SHARE (0.5),
-#   ASYNC_SHARE (3), and those of bench/lib.sh (SLUICE_BIN, SERVER_CPU,
-#   CLIENT_CPU). Loopback only; stops what it started by pid.
+#   ASYNC_SHARE (3), REDIS (0), and those of bench/lib.sh (SLUICE_BIN,
+#   SERVER_CPU, CLIENT_CPU). Loopback only; stops what it started by pid.
 set -euo pipefail
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$REPO_ROOT/bench/lib.sh"
 DEVICES=${DEVICES:-4}; DURATION=${DURATION:-15s}; WARMUP=${WARMUP:-2s}
-SYNC_SHARE=${SYNC_SHARE:-0.5}; ASYNC_SHARE=${ASYNC_SHARE:-3}
+SYNC_SHARE=${SYNC_SHARE:-0.5}; ASYNC_SHARE=${ASYNC_SHARE:-3}; REDIS=${REDIS:-0}
 lib_install_trap; ensure_tools; ensure_sluice
 OUT=$(mktemp -d /tmp/sluice-async-bench-XXXXXX)
 capacity=$(( DEVICES * 640 ))
@@ -40,6 +44,14 @@ bound=$(( seconds + 60 ))
 # The backlog: (ASYNC_SHARE - 1 + SYNC_SHARE) x capacity x seconds, with room.
 depth=$(awk -v c="$capacity" -v a="$ASYNC_SHARE" -v t="$seconds" 'BEGIN { printf "%d", c * a * t * 1.5 + 10000 }')
 
+# configure DIR: the run's config in DIR/sluice.yaml (and its Redis when REDIS=1).
+configure() {
+  make_config "$1/sluice.yaml" devices="$DEVICES" queue_capacity="$depth"
+  if [[ $REDIS == 1 ]]; then
+    start_redis "$1"
+    redis_section >>"$1/sluice.yaml"
+  fi
+}
 metric() {  # FILE NAME: the sum of NAME's samples in a scrape
   awk -v n="$1" '($1 == n || index($1, n "{") == 1) { s += $NF } END { printf "%.6f\n", s }' "$2"
 }
@@ -84,17 +96,18 @@ print("%.1f %.1f %.1f %.2f" % (l["p50"], l["p95"], l["p99"], 100 * (a["success_r
 
 # 1. Synchronous traffic alone.
 dir="$OUT/sync"; mkdir -p "$dir"
-make_config "$dir/sluice.yaml" devices="$DEVICES" queue_capacity="$depth"
+configure "$dir"
 start_sluice "$dir/sluice.yaml" "$dir"
 sync_run "$dir" sync
 scrape_metrics "$dir/after.prom" || true
 stop_sluice
+stop_redis
 read -r a50 a95 a99 asucc < <(latencies "$dir/sync.json")
 aq95=$(queue_p95 "$dir/after.prom")
 
 # 2. The same, with async submissions at ASYNC_SHARE x capacity.
 dir="$OUT/mixed"; mkdir -p "$dir"
-make_config "$dir/sluice.yaml" devices="$DEVICES" queue_capacity="$depth"
+configure "$dir"
 start_sluice "$dir/sluice.yaml" "$dir"
 timeout -k 5 "$bound" taskset -c "$CLIENT_CPU" "$SLUICE_BIN" bench --url "http://127.0.0.1:$SLUICE_PORT" \
   --service-token "$SERVICE_TOKEN" --async --rate "$async_rate" --duration "$DURATION" \
@@ -129,6 +142,7 @@ kill "$sampler" 2>/dev/null || true
 wait "$sampler" 2>/dev/null || true
 scrape_metrics "$dir/after.prom" || true
 stop_sluice
+stop_redis
 read -r b50 b95 b99 bsucc < <(latencies "$dir/sync.json")
 bq95=$(queue_p95 "$dir/after.prom")
 accepted=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["overall"]["all"]["ok"])' "$dir/async.json" 2>/dev/null || echo "n/a")
@@ -149,7 +163,9 @@ read -r busy lowest drained < <(awk -v d="$DEVICES" '
 
 echo "## Async work beside synchronous traffic (\`bench/async.sh\`, $(date -u +%Y-%m-%dT%H:%M:%SZ))"
 echo
-echo "- commit $(git -C "$REPO_ROOT" rev-parse --short HEAD); $DEVICES devices (capacity $capacity req/s); enterprise sync at $sync_rate req/s, async (paid) at $async_rate req/s, each for $DURATION after $WARMUP; server on CPU $SERVER_CPU, generators on CPU $CLIENT_CPU"
+where="one process"
+[[ $REDIS == 1 ]] && where="serve through Redis (gateway + workers, as in scale-out)"
+echo "- commit $(git -C "$REPO_ROOT" rev-parse --short HEAD); $where; $DEVICES devices (capacity $capacity req/s); enterprise sync at $sync_rate req/s, async (paid) at $async_rate req/s, each for $DURATION after $WARMUP; server on CPU $SERVER_CPU, generators on CPU $CLIENT_CPU"
 echo
 echo "| run | sync p50 ms | sync p95 ms | sync p99 ms | sync success % | sync queue-wait p95 ms |"
 echo "|---|---:|---:|---:|---:|---:|"

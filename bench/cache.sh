@@ -11,15 +11,20 @@
 # from /metrics) per answered request (200s), the cache's hits, the
 # collapsed requests and the cache's entries.
 #
+# REDIS=1 runs `serve` with a `redis:` section (a redis-server of its own
+# per run): the gateway and the workers in one process through Redis, as in
+# scale-out (the cache in Redis, collapsing through it).
+#
 # Usage: bench/cache.sh
 # Environment: RATE (2000), DURATION (20s), WARMUP (2s), ZIPF_S (1.1),
-#   POOL (10000), CONNECTIONS (256), and those of bench/lib.sh (SLUICE_BIN,
-#   SERVER_CPU, CLIENT_CPU). Loopback only; stops what it started by pid.
+#   POOL (10000), CONNECTIONS (256), REDIS (0), and those of bench/lib.sh
+#   (SLUICE_BIN, SERVER_CPU, CLIENT_CPU). Loopback only; stops what it
+#   started by pid.
 set -euo pipefail
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$REPO_ROOT/bench/lib.sh"
 RATE=${RATE:-2000}; DURATION=${DURATION:-20s}; WARMUP=${WARMUP:-2s}
-ZIPF_S=${ZIPF_S:-1.1}; POOL=${POOL:-10000}; CONNECTIONS=${CONNECTIONS:-256}
+ZIPF_S=${ZIPF_S:-1.1}; POOL=${POOL:-10000}; CONNECTIONS=${CONNECTIONS:-256}; REDIS=${REDIS:-0}
 lib_install_trap; ensure_tools; ensure_sluice
 OUT=$(mktemp -d /tmp/sluice-cache-bench-XXXXXX)
 bound=$(( $(to_seconds "$DURATION") + $(to_seconds "$WARMUP") + 60 ))
@@ -50,7 +55,9 @@ metric() {  # FILE NAME [LABEL]: the sum of NAME's samples (with LABEL, e.g. cod
 
 echo "## Result cache on a Zipf workload (\`bench/cache.sh\`, $(date -u +%Y-%m-%dT%H:%M:%SZ))"
 echo
-echo "- commit $(git -C "$REPO_ROOT" rev-parse --short HEAD), $RATE req/s for $DURATION after $WARMUP, inputs zipf:$ZIPF_S over $POOL, $CONNECTIONS connections; server on CPU $SERVER_CPU, generator on CPU $CLIENT_CPU"
+where="one process"
+[[ $REDIS == 1 ]] && where="serve through Redis (gateway + workers, as in scale-out)"
+echo "- commit $(git -C "$REPO_ROOT" rev-parse --short HEAD), $where, $RATE req/s for $DURATION after $WARMUP, inputs zipf:$ZIPF_S over $POOL, $CONNECTIONS connections; server on CPU $SERVER_CPU, generator on CPU $CLIENT_CPU"
 echo
 echo "| savers | achieved req/s | success % | p50 ms | p95 ms | accelerator items / answered | cache hits | collapsed | cache entries |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
@@ -64,12 +71,17 @@ for mode in cache collapse both neither; do
   dir="$OUT/$mode"; mkdir -p "$dir"
   make_config "$dir/sluice.yaml"
   set_savers "$dir/sluice.yaml" "$cache" "$collapse"
+  if [[ $REDIS == 1 ]]; then
+    start_redis "$dir"
+    redis_section >>"$dir/sluice.yaml"
+  fi
   start_sluice "$dir/sluice.yaml" "$dir"
   scrape_metrics "$dir/before.prom"
   run_bench "$dir" bench "$bound" --rate "$RATE" --duration "$DURATION" --warmup "$WARMUP" \
     --connections "$CONNECTIONS" --input-dist "zipf:$ZIPF_S" --input-pool "$POOL" || true
   scrape_metrics "$dir/after.prom"
   stop_sluice
+  stop_redis
   answered=$(( $(metric "$dir/after.prom" sluice_requests_total 'status="200"') - $(metric "$dir/before.prom" sluice_requests_total 'status="200"') ))
   items=$(( $(metric "$dir/after.prom" sluice_batch_size_sum) - $(metric "$dir/before.prom" sluice_batch_size_sum) ))
   read -r ach succ p50 p95 < <(python3 -c '

@@ -31,6 +31,7 @@ SLUICE_PID=""
 SLUICE_PORT=""
 BENCH_PID=""   # the `timeout` that runs sluice bench
 SIDECAR_PID="" # BENCH_SIDECAR's background shell (run_load_scenario)
+REDIS_PID=""   # start_redis's redis-server
 
 log() { printf '[bench] %s\n' "$*" >&2; }
 die() { printf '[bench] error: %s\n' "$*" >&2; exit 1; }
@@ -195,12 +196,49 @@ stop_sluice() {
   SLUICE_PID=""
 }
 
+# start_redis DIR: a redis-server of our own on a free loopback port (no
+# persistence), for `serve` with a `redis:` section; sets REDIS_PORT and
+# REDIS_PID. Neither can redis-server bind port 0 and report it, so a free
+# port is picked and the server checked to be ours (its pid in INFO).
+start_redis() {
+  local dir=$1 attempt i port
+  command -v redis-server >/dev/null || die "redis-server not found (apt-get install redis-server)"
+  for (( attempt = 0; attempt < 5; attempt++ )); do
+    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
+      </dev/null >"$dir/redis.log" 2>&1 &
+    REDIS_PID=$!
+    for (( i = 0; i < 50; i++ )); do
+      if redis-cli -p "$port" info server 2>/dev/null | tr -d '\r' | grep -q "^process_id:$REDIS_PID$"; then
+        REDIS_PORT=$port
+        log "redis-server pid $REDIS_PID on 127.0.0.1:$REDIS_PORT"
+        return 0
+      fi
+      kill -0 "$REDIS_PID" 2>/dev/null || break
+      sleep 0.1
+    done
+    stop_pid "$REDIS_PID"
+  done
+  die "redis-server did not start; see $dir/redis.log"
+}
+
+# redis_section: the `redis:` section that points `serve` at start_redis's.
+redis_section() {
+  printf 'redis:\n  host: 127.0.0.1\n  port: %s\n  key_prefix: bench\n' "$REDIS_PORT"
+}
+
+stop_redis() {
+  stop_pid "$REDIS_PID"
+  REDIS_PID=""
+}
+
 lib_cleanup() {
   local rc=$?
   trap - EXIT INT TERM
   stop_pid "$SIDECAR_PID"
   stop_bench
   stop_sluice
+  stop_redis
   exit "$rc"
 }
 

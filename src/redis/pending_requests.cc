@@ -8,7 +8,17 @@ bool PendingRequests::Add(const RequestPtr& req) {
   if (!inserted) return false;
   it->second.request = req;
   deadlines_.emplace(req->total_deadline, req->id);
+  if (req->async) ++async_[req->model];
   return true;
+}
+
+RequestPtr PendingRequests::TakeLocked(std::unordered_map<std::string, Entry>::iterator it) {
+  RequestPtr r = std::move(it->second.request);
+  if (r != nullptr && r->async) {
+    if (auto a = async_.find(r->model); a != async_.end() && --a->second == 0) async_.erase(a);
+  }
+  entries_.erase(it);
+  return r;
 }
 
 void PendingRequests::MarkEnqueued(const std::string& id) {
@@ -22,9 +32,8 @@ void PendingRequests::MarkEnqueued(const std::string& id) {
       it->second.enqueued = true;
       return;
     }
-    req = std::move(it->second.request);
     early = std::move(it->second.early);
-    entries_.erase(it);
+    req = TakeLocked(it);
   }
   delivered_.fetch_add(1, std::memory_order_relaxed);
   req->Complete(ToOutcome(*early));
@@ -34,9 +43,7 @@ RequestPtr PendingRequests::Remove(const std::string& id) {
   std::lock_guard lock(mu_);
   auto it = entries_.find(id);
   if (it == entries_.end()) return nullptr;
-  RequestPtr req = std::move(it->second.request);
-  entries_.erase(it);
-  return req;
+  return TakeLocked(it);
 }
 
 void PendingRequests::Deliver(WireResult&& result) {
@@ -52,8 +59,7 @@ void PendingRequests::Deliver(WireResult&& result) {
       it->second.early = std::move(result);
       return;
     }
-    req = std::move(it->second.request);
-    entries_.erase(it);
+    req = TakeLocked(it);
   }
   delivered_.fetch_add(1, std::memory_order_relaxed);
   req->Complete(ToOutcome(result));
@@ -81,8 +87,7 @@ size_t PendingRequests::ExpireUntil(TimePoint now) {
         later.emplace_back(now + Millis(10), std::move(top.second));
         continue;
       }
-      expired.push_back(std::move(it->second.request));
-      entries_.erase(it);
+      expired.push_back(TakeLocked(it));
     }
     for (Deadline& d : later) deadlines_.push(std::move(d));
   }
@@ -102,8 +107,15 @@ std::vector<RequestPtr> PendingRequests::TakeAll() {
   out.reserve(entries_.size());
   for (auto& [id, e] : entries_) out.push_back(std::move(e.request));
   entries_.clear();
+  async_.clear();
   deadlines_ = {};
   return out;
+}
+
+size_t PendingRequests::async_waiting(const std::string& model) const {
+  std::lock_guard lock(mu_);
+  auto it = async_.find(model);
+  return it == async_.end() ? 0 : it->second;
 }
 
 size_t PendingRequests::size() const {

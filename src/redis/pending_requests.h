@@ -71,6 +71,9 @@ class PendingRequests {
   std::vector<RequestPtr> TakeAll();
 
   size_t size() const;
+  // Asynchronous requests (InferenceRequest::async) of `model` registered
+  // now: queued in Redis, on a worker, or waiting for their enqueue reply.
+  size_t async_waiting(const std::string& model) const;
   Stats stats() const;
 
  private:
@@ -81,8 +84,13 @@ class PendingRequests {
   };
   using Deadline = std::pair<TimePoint, std::string>;
 
+  // Takes `it`'s request out of entries_ and the async counts. REQUIRES:
+  // mu_ held.
+  RequestPtr TakeLocked(std::unordered_map<std::string, Entry>::iterator it);
+
   mutable std::mutex mu_;
   std::unordered_map<std::string, Entry> entries_;  // GUARDED_BY(mu_)
+  std::unordered_map<std::string, size_t> async_;   // model -> async entries; GUARDED_BY(mu_)
   // Min-heap of (total deadline, id); stale items (answered ids) are
   // skipped when they reach the top.
   std::priority_queue<Deadline, std::vector<Deadline>, std::greater<>>

@@ -33,6 +33,7 @@
 // never.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <memory>
 #include <string>
@@ -69,6 +70,12 @@ class RedisRequestQueue final : public FrontDoorQueue {
 
   Status Push(RequestPtr req) override;
   size_t Depth() const override { return depth_->load(std::memory_order_relaxed); }
+  // This gateway's async requests of the model not answered yet (queued or
+  // on a worker: an overestimate of those queued, so at most Depth()).
+  // Other gateways' count as synchronous.
+  size_t AsyncDepth() const override {
+    return std::min(Depth(), options_.pending->async_waiting(options_.model));
+  }
   size_t QueuedAhead(TierIndex, TimePoint) const override { return Depth(); }
   // Removes the request from Redis if no worker claimed it yet and answers
   // it 499; also when the client left before its enqueue reply (the reply
