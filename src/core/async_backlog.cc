@@ -133,7 +133,10 @@ size_t AsyncBacklog::AsyncDepth() const {
 }
 
 size_t AsyncBacklog::QueuedAhead(TierIndex tier, TimePoint deadline) const {
-  return options_.queue->QueuedAhead(tier, deadline);
+  const size_t queued = options_.queue->QueuedAhead(tier, deadline);
+  std::lock_guard<std::mutex> lock(mu_);
+  const bool behind_held = !order_.empty() && order_.begin()->first.first < deadline;
+  return queued + (behind_held ? held_.size() : 0);
 }
 
 AsyncBacklog::Stats AsyncBacklog::stats() const {

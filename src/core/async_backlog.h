@@ -16,7 +16,11 @@
 // refuses later async pushes (shutdown: nobody would release them).
 //
 // Depth() is the queue's plus the held requests; AsyncDepth() the held
-// ones (so admission weighs only what is in the queue).
+// ones (so admission weighs only what is in the queue). QueuedAhead() adds
+// every held request for a deadline later than the earliest held one (a new
+// async request waits behind the backlog; a synchronous one, whose
+// deadline comes first, behind none of it), so admission refuses async work
+// the backlog would make miss its deadline, as in one process.
 //
 // Thread-safe; one mutex, never held while pushing or completing. The
 // queue and executor must outlive this object; held requests are not

@@ -68,6 +68,9 @@ TEST_F(AsyncBacklogTest, SynchronousRequestsPassAndAsyncOnesWaitForAShallowQueue
   ASSERT_TRUE(backlog_->Push(Req(true, 7'000)).ok());  // r3
   EXPECT_EQ(backlog_->AsyncDepth(), 3u);
   EXPECT_EQ(backlog_->Depth(), 3u);
+  // A later async request waits behind the backlog; a synchronous one not.
+  EXPECT_EQ(backlog_->QueuedAhead(0, ex_.Now() + milliseconds(9'500)), 3u);
+  EXPECT_EQ(backlog_->QueuedAhead(0, ex_.Now() + milliseconds(200)), 0u);
   ex_.Advance(milliseconds(20));
   EXPECT_EQ(queue_.pushed.size(), 1u);  // nothing may be released yet
   EXPECT_EQ(refreshes_, 4);             // each tick asked for a fresh depth
