@@ -212,10 +212,7 @@ Status GatewayRole::Parts::Build() {
       links.push_back(nullptr);
     }
     ResultCache* cache = caches->For(i);
-    auto collapser = collapsers->Add(
-        mc, link, cache, link == nullptr ? std::function<uint64_t()>() : [link] {
-          return link->stats().remote_answers;
-        });
+    auto collapser = collapsers->Add(mc, link, cache);
     if (!collapser.ok()) return collapser.status();
     AdmissionController* admission = nullptr;
     BatchCostModel* cost_model = nullptr;
@@ -253,7 +250,8 @@ Status GatewayRole::Parts::Build() {
     backlogs.push_back(std::move(backlog).value());
   }
   service_options.log = process.log();
-  // No local limiter: the enqueue script checks the key's limit in Redis.
+  // The enqueue script checks the limit of the synchronous requests of the
+  // models that neither cache nor collapse; the limiter above the rest.
   auto svc = InferenceService::Create(service_options);
   if (!svc.ok()) return svc.status();
   service = std::move(svc).value();

@@ -10,8 +10,7 @@ constexpr const char* kSaved = "sluice_accelerator_items_saved_total";
 }  // namespace
 
 Result<RequestCollapser*> RequestCollapsers::Add(const ModelConfig& model, FrontDoorQueue* queue,
-                                                 const ResultCache* cache,
-                                                 std::function<uint64_t()> saved_elsewhere) {
+                                                 const ResultCache* cache) {
   RequestCollapser* c = nullptr;
   if (model.collapse) {
     auto collapser = RequestCollapser::Create({queue, executor_, ordering_});
@@ -38,10 +37,9 @@ Result<RequestCollapser*> RequestCollapsers::Add(const ModelConfig& model, Front
     registry_->AddCallbackGauge(
         kSaved,
         "Batch items the accelerator did not run: result cache hits and collapsed requests.",
-        labels, [c, cache, saved_elsewhere = std::move(saved_elsewhere)] {
+        labels, [c, cache] {
           uint64_t saved = c != nullptr ? c->collapsed() : 0;
           if (cache != nullptr) saved += cache->stats().hits;
-          if (saved_elsewhere) saved += saved_elsewhere();
           return static_cast<double>(saved);
         });
   }

@@ -9,14 +9,12 @@
 //   sluice_collapse_waiting_requests: the requests in them;
 // - sluice_accelerator_items_saved_total: batch items the accelerator did
 //   not run, for the cache's hits and the collapsed requests together (for
-//   a model with a cache or a collapser; a gateway adds the carriers
-//   answered with another gateway's batch item).
+//   a model with a cache or a collapser).
 //
 // Thread-safe after setup. The registry, the queues and the executor must
 // outlive this object; the destructor removes the metrics.
 #pragma once
 
-#include <functional>
 #include <memory>
 #include <vector>
 
@@ -41,11 +39,9 @@ class RequestCollapsers {
 
   // Adds the next model (in config order): its collapser in front of `queue`
   // when `model.collapse` is set (null otherwise), and its metrics, which
-  // count `cache`'s hits too (optional; not owned) and what `saved_elsewhere`
-  // reports (optional; items saved beyond this process's collapser).
+  // count `cache`'s hits too (optional; not owned).
   Result<RequestCollapser*> Add(const ModelConfig& model, FrontDoorQueue* queue,
-                                const ResultCache* cache,
-                                std::function<uint64_t()> saved_elsewhere = nullptr);
+                                const ResultCache* cache);
 
  private:
   metrics::Registry* registry_;

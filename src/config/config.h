@@ -200,12 +200,15 @@ struct RequestLogConfig {
 };
 
 // `async:` — the asynchronous API's tasks and Idempotency-Key answers
-// (core/task_store.h), kept in memory by `serve`.
+// (core/task_store.h): in memory for `serve`, in Redis for a gateway (with
+// a time to live, and no byte budget of its own: Redis's maxmemory).
 struct AsyncConfig {
   int64_t result_ttl_ms = 600'000;    // a completed task's life; 1 ms..30 days
-  uint64_t max_bytes = 256ull << 20;  // completed tasks' memory, oldest out first; >= 1
-  uint64_t max_pending = 100'000;     // tasks waiting for their answer at once; >= 1
-  int64_t max_wait_ms = 30'000;       // the longest GET /v1/result ?wait_ms; 0..600000
+  uint64_t max_bytes = 256ull << 20;  // completed tasks' memory (in memory), oldest out first; >= 1
+  // Tasks waiting for their answer at once (a gateway: its own), and a
+  // gateway's async requests held per model before its queue; >= 1.
+  uint64_t max_pending = 100'000;
+  int64_t max_wait_ms = 30'000;  // the longest GET /v1/result ?wait_ms; 0..600000
 };
 
 struct AppConfig {

@@ -15,8 +15,8 @@
 // (its client left) 499. Close() answers every held request 503 and
 // refuses later async pushes (shutdown: nobody would release them).
 //
-// Depth() is the queue's plus the held requests; AsyncDepth() the held
-// ones (so admission weighs only what is in the queue). QueuedAhead() adds
+// Depth() is the queue's plus the held requests; AsyncDepth() the queue's
+// plus the held ones (so admission weighs only the synchronous requests). QueuedAhead() adds
 // every held request for a deadline later than the earliest held one (a new
 // async request waits behind the backlog; a synchronous one, whose
 // deadline comes first, behind none of it), so admission refuses async work

@@ -38,9 +38,9 @@ int64_t InferenceService::TokenCost(size_t model, std::string_view input, int ma
 }
 
 RateLimitDecision InferenceService::ChargeRateLimit(const Principal& principal, int64_t tokens,
-                                                    int model) {
+                                                    int model, bool async) {
   const RateLimitPolicy& policy = principal.rate_limit;
-  if (options_.limiter == nullptr || (model >= 0 && options_.models[model].queue_charges) ||
+  if (options_.limiter == nullptr || QueueCharges(model, async) ||
       (policy.requests_per_minute == 0 && policy.tokens_per_minute == 0)) {
     return RateLimitDecision{};
   }
@@ -55,9 +55,10 @@ const char* InferenceService::UnavailableReason(const AdmissionDecision& admissi
   return admission.admitted ? "queue_full" : AdmissionRejectName(admission.reason);
 }
 
-void InferenceService::RefundTokens(const Principal& principal, int64_t charged, int model) {
+void InferenceService::RefundTokens(const Principal& principal, int64_t charged, int model,
+                                    bool async) {
   if (options_.limiter == nullptr || charged <= 0 || principal.rate_limit.tokens_per_minute <= 0 ||
-      (model >= 0 && options_.models[model].queue_charges)) {
+      QueueCharges(model, async)) {
     return;
   }
   options_.limiter->Reconcile(principal.key_id, principal.rate_limit, charged, 0);
@@ -67,7 +68,7 @@ void InferenceService::Finish(const InferenceRequest& req, const InferenceOutcom
                               double latency_ms) {
   if (options_.limiter != nullptr && req.charged_tokens > 0 &&
       req.principal.rate_limit.tokens_per_minute > 0 &&
-      !options_.models[req.model_index].queue_charges) {
+      !QueueCharges(static_cast<int>(req.model_index), req.async)) {
     int64_t used = outcome.status.ok() ? outcome.tokens_used : 0;
     options_.limiter->Reconcile(req.principal.key_id, req.principal.rate_limit, req.charged_tokens,
                                 used);

@@ -44,12 +44,14 @@ class InferenceService {
     // Joins identical requests waiting at the same time into one queue
     // place and batch item; optional (none: each request queues); not owned.
     RequestCollapser* collapser = nullptr;
-    // The queue checks and charges each request's rate limit itself, and
-    // settles its tokens (a gateway's Redis queue: the enqueue script):
-    // ChargeRateLimit(), RefundTokens() and Finish() then leave the
-    // model's requests to it. Only for a model that neither caches nor
-    // collapses (their answers skip the queue, so Options::limiter charges
-    // them).
+    // The queue checks and charges each synchronous request's rate limit
+    // itself, and settles its tokens (a gateway's Redis queue: the enqueue
+    // script): ChargeRateLimit(), RefundTokens() and Finish() then leave
+    // those to it. Only for a model that neither caches nor collapses (their
+    // answers skip the queue). Async requests are charged by
+    // Options::limiter all the same: a gateway may hold them back before
+    // its queue (core/async_backlog.h), and a key over its limit is told at
+    // submission.
     bool queue_charges = false;
   };
   struct Options {
@@ -74,13 +76,15 @@ class InferenceService {
   int64_t TokenCost(size_t model, std::string_view input, int max_tokens) const;
 
   // Charges one request and `tokens` tokens to the principal's key (both or
-  // neither) for model `model` (-1: none found). Allowed without a charge
-  // when the model's queue charges (Model::queue_charges), or no limiter or
-  // no limit is configured; fails open if the limiter errs.
-  RateLimitDecision ChargeRateLimit(const Principal& principal, int64_t tokens, int model);
-  // Gives back the `charged` tokens of a request for `model` that ran
-  // nothing (a replay of an earlier answer, a refusal). Thread-safe.
-  void RefundTokens(const Principal& principal, int64_t charged, int model);
+  // neither) for model `model` (-1: none found), asynchronous or not.
+  // Allowed without a charge when the model's queue charges it
+  // (Model::queue_charges), or no limiter or no limit is configured; fails
+  // open if the limiter errs.
+  RateLimitDecision ChargeRateLimit(const Principal& principal, int64_t tokens, int model,
+                                    bool async);
+  // Gives back the `charged` tokens of such a request that ran nothing (a
+  // replay of an earlier answer, a refusal). Thread-safe.
+  void RefundTokens(const Principal& principal, int64_t charged, int model, bool async);
 
   // Admits a request that passed its rate limit: capacity-aware admission
   // (when the model has a controller), then the queue. A request its
@@ -132,6 +136,10 @@ class InferenceService {
 
  private:
   explicit InferenceService(const Options& options) : options_(options) {}
+  // Whether model `model`'s queue charges such a request (Model::queue_charges).
+  bool QueueCharges(int model, bool async) const {
+    return model >= 0 && options_.models[model].queue_charges && !async;
+  }
 
   const Options options_;
   std::atomic<bool> shutting_down_{false};

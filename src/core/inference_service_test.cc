@@ -231,10 +231,10 @@ TEST(InferenceServiceLimitsTest, ChargesRateLimitsAndReconcilesTokens) {
 
   Principal p{"key", 0, "free", {2, 100}};
   EXPECT_EQ(service->TokenCost(0, "12345678", 0), 2 + 16);  // 8 bytes ~ 2 tokens + default
-  RateLimitDecision first = service->ChargeRateLimit(p, 60, 0);
+  RateLimitDecision first = service->ChargeRateLimit(p, 60, 0, false);
   ASSERT_TRUE(first.allowed);
   EXPECT_EQ(first.tokens.remaining, 40);
-  RateLimitDecision over_tokens = service->ChargeRateLimit(p, 60, 0);
+  RateLimitDecision over_tokens = service->ChargeRateLimit(p, 60, 0, false);
   EXPECT_FALSE(over_tokens.allowed);
   EXPECT_EQ(over_tokens.limited_by, RateLimitKind::kTokens);
 
@@ -245,9 +245,10 @@ TEST(InferenceServiceLimitsTest, ChargesRateLimitsAndReconcilesTokens) {
   InferenceOutcome used;
   used.tokens_used = 10;
   service->Finish(done, used, 1.0);
-  RateLimitDecision after = service->ChargeRateLimit(p, 60, 0);
+  RateLimitDecision after = service->ChargeRateLimit(p, 60, 0, false);
   EXPECT_TRUE(after.allowed);
-  EXPECT_EQ(service->ChargeRateLimit(p, 1, 0).limited_by, RateLimitKind::kRequests);  // 2 rpm
+  EXPECT_EQ(service->ChargeRateLimit(p, 1, 0, false).limited_by,
+            RateLimitKind::kRequests);  // 2 rpm
 }
 
 // A model whose queue charges (a gateway's Redis queue) is left to it: the
@@ -270,7 +271,7 @@ TEST(InferenceServiceLimitsTest, AQueueThatChargesIsLeftToCharge) {
 
   Principal p{"key", 0, "free", {2, 100}};
   for (int i = 0; i < 5; ++i) {
-    RateLimitDecision d = service->ChargeRateLimit(p, 60, 1);
+    RateLimitDecision d = service->ChargeRateLimit(p, 60, 1, false);
     EXPECT_TRUE(d.allowed);
     EXPECT_EQ(d.requests.limit, 0);  // no check ran: no header figures
   }
@@ -280,12 +281,15 @@ TEST(InferenceServiceLimitsTest, AQueueThatChargesIsLeftToCharge) {
   done.charged_tokens = 60;
   InferenceOutcome used;
   used.tokens_used = 10;
-  service->Finish(done, used, 1.0);  // no tokens given back here...
-  service->RefundTokens(p, 60, 1);   // ...nor here
-  RateLimitDecision first = service->ChargeRateLimit(p, 60, 0);
+  service->Finish(done, used, 1.0);        // no tokens given back here...
+  service->RefundTokens(p, 60, 1, false);  // ...nor here
+  RateLimitDecision first = service->ChargeRateLimit(p, 60, 0, false);
   ASSERT_TRUE(first.allowed);
   EXPECT_EQ(first.tokens.remaining, 40);  // untouched by the other model's requests
-  EXPECT_EQ(service->ChargeRateLimit(p, 1, -1).requests.remaining, 0);  // no model: charged
+  EXPECT_EQ(service->ChargeRateLimit(p, 1, -1, false).requests.remaining, 0);  // no model: charged
+  // An async request is charged here even for that model (a gateway may
+  // hold it before its queue).
+  EXPECT_FALSE(service->ChargeRateLimit(p, 1, 1, /*async=*/true).allowed);
 
   // Its answers must not skip the queue.
   MemoryResultCache::Options co;
@@ -304,7 +308,7 @@ TEST(InferenceServiceLimitsTest, NoLimitsConfiguredMeansAllowed) {
   o.models = {{"m", "m-v1", 100, 16, queue.get()}};
   auto service = std::move(InferenceService::Create(o)).value();
   Principal p{"key", 0, "free", {}};
-  for (int i = 0; i < 100; ++i) EXPECT_TRUE(service->ChargeRateLimit(p, 1000, 0).allowed);
+  for (int i = 0; i < 100; ++i) EXPECT_TRUE(service->ChargeRateLimit(p, 1000, 0, false).allowed);
 }
 
 TEST(InferenceServiceLimitsTest, AdmissionRejectsBeforeQueueing) {

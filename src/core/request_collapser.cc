@@ -72,8 +72,7 @@ struct RequestCollapser::Shared : std::enable_shared_from_this<Shared> {
   }
 };
 
-RequestPtr RequestCollapser::Shared::MakeCarrier(const GroupPtr& group,
-                                                 const InferenceRequest& like) {
+RequestPtr MakeStandIn(const InferenceRequest& like) {
   auto c = std::make_shared<InferenceRequest>();
   c->id = NewRequestId();
   c->principal = like.principal;
@@ -88,8 +87,13 @@ RequestPtr RequestCollapser::Shared::MakeCarrier(const GroupPtr& group,
   c->cache_key = like.cache_key;
   c->async = like.async;
   c->admitted = true;
-  // The members were charged; the carrier costs its key nothing more.
   c->charged_tokens = 0;
+  return c;
+}
+
+RequestPtr RequestCollapser::Shared::MakeCarrier(const GroupPtr& group,
+                                                 const InferenceRequest& like) {
+  RequestPtr c = MakeStandIn(like);
   c->set_on_complete([weak_self = weak_from_this(), weak_group = std::weak_ptr<Group>(group),
                       raw = c.get()](InferenceOutcome&& outcome) {
     if (auto self = weak_self.lock()) self->OnCarrierDone(weak_group, raw, std::move(outcome));
@@ -179,8 +183,9 @@ void RequestCollapser::Shared::OnCarrierDone(const std::weak_ptr<Group>& weak,
     return;
   }
   for (Member& m : members) {
-    // Answered with another request's batch item, not one made from its own.
-    const bool shared_item = m.req->id != origin;
+    // Answered with another request's batch item, not one made from its own
+    // (the carrier's own was another gateway's: outcome.collapsed).
+    const bool shared_item = m.req->id != origin || outcome.collapsed;
     if (shared_item && outcome.status.ok()) collapsed.fetch_add(1, std::memory_order_relaxed);
     m.req->Complete(ForMember(outcome, *carrier, *m.req, shared_item));
   }

@@ -51,6 +51,12 @@
 
 namespace sluice {
 
+// An internal request standing for `like` (a carrier, or a carrier's
+// stand-in elsewhere): its tier and principal, model, input, parameters,
+// arrival, deadlines, cache key and async flag; its own id; admitted;
+// charged nothing (its members were). No completion set.
+RequestPtr MakeStandIn(const InferenceRequest& like);
+
 class RequestCollapser {
  public:
   struct Options {
@@ -87,7 +93,9 @@ class RequestCollapser {
   bool Leave(const RequestPtr& req);
 
   // Requests answered with another's batch item instead of their own, so
-  // far (successful answers only: an item that ran).
+  // far (successful answers only: an item that ran). A carrier answered
+  // with outcome.collapsed set (its stand-in waited for another gateway's
+  // item) shares it with every member, the one it was made from included.
   uint64_t collapsed() const;
   // Groups waiting for an answer now, and the requests in them.
   size_t groups() const;

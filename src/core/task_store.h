@@ -8,7 +8,7 @@
 // answer. Only the API key that submitted it (its owner) can read it: for
 // any other key it does not exist. A completed task is kept for a while
 // within a memory budget (see the implementation); a pending one until it
-// completes.
+// completes (in Redis, at most a bounded time: its gateway may stop first).
 //
 // Implementations are thread-safe and never block beyond their own bounded
 // timeouts.

@@ -131,7 +131,8 @@ void FrontDoor::HandleInference(HttpRequest&& request, Reply reply) {
                            ? options_.service->TokenCost(static_cast<size_t>(model), decoded.input,
                                                          decoded.params.max_tokens)
                            : 0;
-  const RateLimitDecision decision = options_.service->ChargeRateLimit(*principal, cost, model);
+  const RateLimitDecision decision =
+      options_.service->ChargeRateLimit(*principal, cost, model, async);
   limits = &decision;
   if (!decision.allowed && decision.cost_exceeds_limit) {
     // Waiting would not help: this request alone is over the key's limit.
@@ -164,7 +165,7 @@ void FrontDoor::HandleInference(HttpRequest&& request, Reply reply) {
   // may be repeated with the same Idempotency-Key. A request that runs
   // nothing gets its tokens back; it still counts as a request.
   auto refuse = [&](const Status& s) {
-    options_.service->RefundTokens(*principal, cost, model);
+    options_.service->RefundTokens(*principal, cost, model, async);
     fail_early(s, model, tier);
   };
   bool keep_task = async;
@@ -178,7 +179,7 @@ void FrontDoor::HandleInference(HttpRequest&& request, Reply reply) {
                            "Idempotency-Key: already used with a different request body"));
     }
     if (r->kind == TaskStore::Reservation::Kind::kExisting) {
-      options_.service->RefundTokens(*principal, cost, model);
+      options_.service->RefundTokens(*principal, cost, model, async);
       const TierPolicy& policy = options_.service->tiers()[tier];
       return ReplayIdempotent(request, r->task_id, *principal, async, model,
                               start + Micros(policy.total_timeout_us), std::move(reply));

@@ -9,7 +9,7 @@
 
 #include <fmt/format.h>
 
-#include "common/ids.h"
+#include "core/request_collapser.h"
 #include "redis/lua_script.h"
 #include "redis/request_codec.h"
 
@@ -24,9 +24,7 @@ local v = redis.call('GET', KEYS[1])
 if v then
   local p, tier, gw, id = string.match(v, '^(%d+)|(%d+)|([^|]*)|(.+)$')
   if p and gw ~= ARGV[6] then
-    local ok
-    if ARGV[4] == '1' then ok = tier == ARGV[3] else ok = tonumber(p) <= tonumber(ARGV[2]) end
-    if ok then
+    if tonumber(p) <= tonumber(ARGV[2]) and (ARGV[4] ~= '1' or tier == ARGV[3]) then
       redis.call('RPUSH', KEYS[2], id .. '|' .. ARGV[6] .. '|' .. ARGV[7])
       local ttl = redis.call('PTTL', KEYS[1])
       if ttl > redis.call('PTTL', KEYS[2]) then redis.call('PEXPIRE', KEYS[2], ttl) end
@@ -125,21 +123,7 @@ struct CollapseLink::Core : std::enable_shared_from_this<Core> {
 };
 
 RequestPtr CollapseLink::Core::MakeLink(const RequestPtr& carrier) {
-  auto l = std::make_shared<InferenceRequest>();
-  l->id = NewRequestId();
-  l->principal = carrier->principal;
-  l->model_index = carrier->model_index;
-  l->model = carrier->model;
-  l->input = carrier->input;
-  l->params = carrier->params;
-  l->arrival = carrier->arrival;
-  l->dispatch_deadline = carrier->dispatch_deadline;
-  l->priority_deadline = carrier->priority_deadline;
-  l->total_deadline = carrier->total_deadline;
-  l->cache_key = carrier->cache_key;
-  l->async = carrier->async;
-  l->admitted = true;
-  l->charged_tokens = 0;
+  RequestPtr l = MakeStandIn(*carrier);
   l->set_on_complete([weak = weak_from_this(), carrier_id = carrier->id,
                       raw = l.get()](InferenceOutcome&& outcome) {
     if (auto self = weak.lock()) self->OnLinkDone(carrier_id, raw, std::move(outcome));
@@ -230,6 +214,7 @@ void CollapseLink::Core::OnLinkDone(const std::string& carrier_id, const Inferen
     return;
   } else if (outcome.status.ok()) {
     remote_answers.fetch_add(1, std::memory_order_relaxed);
+    outcome.collapsed = true;  // another gateway's item: every member shares it
   }
   e.carrier->Complete(std::move(outcome));
 }
@@ -260,7 +245,9 @@ void CollapseLink::Core::Forward(const InferenceRequest& link, const InferenceOu
               {"PUBLISH", self->options.keys.ResultChannel(gateway), std::move(message)},
               [](ReplyResult) {});
         }
-        self->forwarded.fetch_add(r->elements.size(), std::memory_order_relaxed);
+        if (base.code == ErrorCode::kOk) {
+          self->forwarded.fetch_add(r->elements.size(), std::memory_order_relaxed);
+        }
       });
 }
 

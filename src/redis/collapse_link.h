@@ -10,8 +10,8 @@
 // waiting for one ("carrier link|gateway|link"). Pushing a carrier runs one
 // script, atomically:
 //   - attach: another gateway's carrier is in flight, and this one would
-//     not be served before it (EDF: its priority deadline is not later;
-//     strict ordering: the same tier). The link joins the waiters and waits
+//     not be served before it: its priority deadline is not later (and in
+//     strict ordering it is of the same tier). The link joins the waiters and waits
 //     in this gateway's PendingRequests for the answer that gateway
 //     forwards on this gateway's result channel. Nothing is queued.
 //   - own: otherwise. The key names this link (replacing another that
@@ -60,7 +60,9 @@ class CollapseLink final : public FrontDoorQueue {
   struct Options {
     RedisClient* connection = nullptr;  // required; not owned
     KeySpace keys;
-    FrontDoorQueue* queue = nullptr;     // the model's RedisRequestQueue; required; not owned
+    // The model's queue (a gateway: its AsyncBacklog in front of the
+    // RedisRequestQueue); required; not owned.
+    FrontDoorQueue* queue = nullptr;
     PendingRequests* pending = nullptr;  // the gateway's; required; not owned
     std::string gateway_id;              // this gateway's; a valid key part
     QueueOrdering ordering = QueueOrdering::kEarliestDeadlineFirst;
@@ -71,7 +73,7 @@ class CollapseLink final : public FrontDoorQueue {
     uint64_t attached = 0;        // carriers that waited for another gateway's
     uint64_t remote_answers = 0;  // of those, answered with its batch item
     uint64_t owned = 0;           // carriers queued here (some other gateways waited for)
-    uint64_t forwarded = 0;       // answers published to waiting links of other gateways
+    uint64_t forwarded = 0;       // successful answers published to waiting links elsewhere
     uint64_t retried = 0;         // waiting links pushed again after a forwarded failure
     uint64_t kept = 0;            // owned carriers not withdrawn: other gateways waited
     uint64_t redis_errors = 0;    // scripts that failed (the carrier was queued here)

@@ -100,7 +100,7 @@ Status RedisRequestQueue::Push(RequestPtr req) {
   RedisQueueClient::EnqueueItem item;
   item.request = ToWireRequest(*req, options_.gateway_id, WallClockAnchor::Now(*options_.clock));
   const RateLimitPolicy& policy = req->principal.rate_limit;
-  if (!options_.charge_rate_limits) {
+  if (!options_.charge_rate_limits || req->async) {
     // Settled by the front door, not the worker.
     item.request.charged_tokens = 0;
     item.request.tokens_per_minute = 0;
@@ -108,6 +108,9 @@ Status RedisRequestQueue::Push(RequestPtr req) {
     item.options.rate_limit =
         RedisQueueClient::RateLimitCheck{req->principal.key_id, policy, req->charged_tokens};
   }
+  // Counted at once, until the reply says the depth: a pusher reading
+  // Depth() meanwhile (AsyncBacklog's release) sees what is on its way.
+  depth_->fetch_add(1, std::memory_order_relaxed);
   item.done = [client = options_.client, pending = options_.pending, model = options_.model,
                shards = options_.client->options().queue_shards, depth = depth_,
                errors = redis_errors_, req = std::move(req)](RedisQueueClient::EnqueueResult r) {

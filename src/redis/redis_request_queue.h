@@ -24,8 +24,8 @@
 // that hangs up is withdrawn from Redis (Withdraw, 499).
 // Depth() is the model's queue depth in Redis as last seen (every enqueue
 // reply carries its shard's, times the shard count; RefreshDepthAsync()
-// reads the exact sum when no request flows), so
-// admission sees a depth at most one refresh period old. QueuedAhead() is
+// reads the exact sum when no request flows), plus the requests pushed
+// since, so admission sees a depth at most one refresh period old. QueuedAhead() is
 // Depth() (pessimistic for short-budget tiers under EDF).
 //
 // Thread-safety: thread-safe. Ownership: client and pending are not owned
@@ -58,10 +58,11 @@ class RedisRequestQueue final : public FrontDoorQueue {
     size_t max_batch = 256;    // requests per enqueue call; >= 1
     size_t max_in_flight = 1;  // enqueue calls in flight before pushes wait; >= 1
     Micros max_delay{0};       // longest wait for a fuller batch; 0 = one turn
-    // Whether the enqueue script checks and charges each request's rate
-    // limit (and the worker settles its tokens). False: the front door
-    // charged them already (a model that caches or collapses: see
-    // InferenceService::Model::queue_charges).
+    // Whether the enqueue script checks and charges each synchronous
+    // request's rate limit (and the worker settles its tokens). False: the
+    // front door charged them already (a model that caches or collapses:
+    // see InferenceService::Model::queue_charges). Async requests are
+    // always charged by the front door.
     bool charge_rate_limits = true;
   };
 

@@ -11,14 +11,22 @@ namespace sluice::redis {
 
 namespace {
 
-// KEYS entry, lru   ARGV key -> the entry or nil (a hit moves the key up).
+// KEYS entry, lru, sizes   ARGV key -> {the entry or nil, 1 if its index
+// entry was dropped (it expired) else 0}. A hit moves the key up.
 const LuaScript kLookup("cache_lookup", R"lua(
 local v = redis.call('GET', KEYS[1])
 if v then
   local t = redis.call('TIME')
   redis.call('ZADD', KEYS[2], 'XX', string.format('%d', t[1] * 1000000 + t[2]), ARGV[1])
+  return {v, 0}
 end
-return v
+local s = redis.call('HGET', KEYS[3], ARGV[1])
+if not s then return {false, 0} end
+redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+local total = tonumber(redis.call('HGET', KEYS[3], '') or '0') - tonumber(s)
+redis.call('HSET', KEYS[3], '', string.format('%d', total > 0 and total or 0))
+return {false, 1}
 )lua");
 
 // KEYS entry, lru, sizes   ARGV key, value, ttl_ms, max_bytes, overhead, max_drops,
@@ -132,18 +140,19 @@ std::optional<CachedAnswer> RedisResultCache::Lookup(std::string_view key) {
   std::string k(key);
   ReplyResult r = WaitForReply(
       [&](RedisClient::ReplyCallback done) {
-        options_.connection->RunScript(kLookup, {entry_prefix_ + k, lru_key_}, {k},
+        options_.connection->RunScript(kLookup, {entry_prefix_ + k, lru_key_, sizes_key_}, {k},
                                        std::move(done));
       },
       std::chrono::milliseconds(options_.lookup_timeout_ms));
-  if (!IsOk(r)) {
-    c.Failed(options_.model, "a lookup", WhyFailed(r));
+  if (!IsOk(r) || r->type != RedisReply::Type::kArray || r->elements.size() != 2) {
+    c.Failed(options_.model, "a lookup", r.ok() && !r->is_error() ? "an odd reply" : WhyFailed(r));
     c.misses.fetch_add(1, std::memory_order_relaxed);
     return std::nullopt;
   }
+  if (r->elements[1].AsInt().value_or(0) == 1) c.expired.fetch_add(1, std::memory_order_relaxed);
   std::optional<CachedAnswer> hit;
-  if (r->type == RedisReply::Type::kString) {
-    hit = ParseCachedAnswer(r->str);
+  if (r->elements[0].type == RedisReply::Type::kString) {
+    hit = ParseCachedAnswer(r->elements[0].str);
     if (!hit) c.Failed(options_.model, "a lookup", "an entry that is not an answer");
   }
   (hit ? c.hits : c.misses).fetch_add(1, std::memory_order_relaxed);

@@ -9,7 +9,10 @@
 // is one script: it keeps the answer, then drops up to kMaxDropsPerStore
 // keys whose last use is older than ttl_ms (expired) and, while the total
 // is over max_bytes, the least recently used (evicted). Lookup() is one
-// script: GET, and a hit moves the key to the front of the LRU order.
+// script: GET; a hit moves the key to the front of the LRU order, a miss
+// on an expired answer drops its key from the order and the total. (An
+// answer used less than ttl_ms before it expired, and never looked up
+// again, counts in the total until ttl_ms after that last use.)
 //
 // A store that fails is bypassed: Lookup() waits at most lookup_timeout_ms
 // for its reply and then misses, Store() drops the answer; either counts a
@@ -17,7 +20,7 @@
 // error to the client.
 //
 // Stats: hits, misses, stores and failures count this process's calls;
-// evictions and expired what its stores dropped; entries and bytes are
+// evictions and expired what its calls dropped; entries and bytes are
 // the model's in Redis as the last store saw them.
 //
 // Thread-safe. Lookup() blocks up to lookup_timeout_ms (never call it from

@@ -29,6 +29,20 @@ redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
 return ''
 )lua");
 
+// KEYS task[, Idempotency-Key]   ARGV task id -> 1. Deletes the task if it
+// is still pending, and the key if it still names the task: what a
+// refused request, or a write whose reply was lost, leaves behind.
+const LuaScript kForget("task_forget", R"lua(
+local v = redis.call('GET', KEYS[1])
+if v and string.sub(v, 1, 1) == 'P' then redis.call('DEL', KEYS[1]) end
+if KEYS[2] then
+  local k = redis.call('GET', KEYS[2])
+  local tail = '|' .. ARGV[1]
+  if k and string.sub(k, -#tail) == tail then redis.call('DEL', KEYS[2]) end
+end
+return 1
+)lua");
+
 constexpr const char* kStoreDown = "the task store (Redis) is unavailable; retry later";
 
 bool IsOk(const ReplyResult& r) { return r.ok() && !r->is_error(); }
@@ -135,6 +149,10 @@ struct RedisTaskStore::Core {
   static std::optional<TaskView> ViewOf(const ReplyResult& r, const std::string& id,
                                         const std::string& owner);
   void OnLocalTimeout(const std::string& id, uint64_t waiter);
+  // Runs kForget for task `id` of `owner` (and its Idempotency-Key, if
+  // any); `wait`: until its reply.
+  void Forget(const std::string& id, const std::string& owner, const std::string& idempotency_key,
+              bool wait);
   // Reads another gateway's task; answers `fn` when done, unknown or at
   // `until`, else reads again after poll_interval_ms.
   static void Poll(const std::shared_ptr<Core>& self, uint64_t poll, std::string id,
@@ -218,6 +236,7 @@ Status RedisTaskStore::Create(const std::string& id, const std::string& owner) {
                                   "PX", std::to_string(c.options.pending_ttl_ms), "NX"});
   if (!IsOk(r)) {
     c.Release(id);
+    c.Forget(id, owner, "", /*wait=*/false);  // in case it was written
     return Unavailable(kStoreDown);
   }
   if (r->is_nil()) {
@@ -234,13 +253,25 @@ Result<TaskStore::Reservation> RedisTaskStore::Reserve(const std::string& owner,
                                                        const std::string& new_task_id) {
   Core& c = *core_;
   std::string idem = c.options.keys.IdempotencyKey(owner, ToHex(Sha256(key)));
-  if (Status s = c.Hold(new_task_id, owner, idem); !s.ok()) return s;
+  if (Status s = c.Hold(new_task_id, owner, idem); !s.ok()) {
+    // No room for a new task; a repeat needs none.
+    ReplyResult known = c.options.connection->Call({"GET", idem});
+    if (!IsOk(known) || known->type != RedisReply::Type::kString) return s;
+    const size_t bar = known->str.find('|');
+    Reservation out;
+    out.task_id = bar == std::string::npos ? std::string() : known->str.substr(bar + 1);
+    out.kind = bar != std::string::npos && std::string_view(known->str).substr(0, bar) == digest
+                   ? Reservation::Kind::kExisting
+                   : Reservation::Kind::kConflict;
+    return out;
+  }
   ReplyResult r = c.options.connection->CallScript(
       kReserve, {idem, c.TaskKey(owner, new_task_id)},
       {digest + "|" + new_task_id, EncodeStoredTask(owner, nullptr),
        std::to_string(c.options.pending_ttl_ms)});
   if (!IsOk(r) || r->type != RedisReply::Type::kString) {
     c.Release(new_task_id);
+    c.Forget(new_task_id, owner, idem, /*wait=*/false);  // in case it ran
     return Unavailable(kStoreDown);
   }
   if (r->str.empty()) {
@@ -330,6 +361,17 @@ void RedisTaskStore::Await(const std::string& id, const std::string& owner, Time
              std::make_shared<AwaitFn>(std::move(fn)));
 }
 
+void RedisTaskStore::Core::Forget(const std::string& id, const std::string& owner,
+                                  const std::string& idempotency_key, bool wait) {
+  std::vector<std::string> keys = {TaskKey(owner, id)};
+  if (!idempotency_key.empty()) keys.push_back(idempotency_key);
+  if (wait) {
+    options.connection->CallScript(kForget, std::move(keys), {id});
+  } else {
+    options.connection->RunScript(kForget, std::move(keys), {id}, [](ReplyResult) {});
+  }
+}
+
 void RedisTaskStore::Core::OnLocalTimeout(const std::string& id, uint64_t waiter) {
   AwaitFn fn;
   {
@@ -395,16 +437,8 @@ void RedisTaskStore::Discard(const std::string& id) {
       --c.pending;
     }
   }
-  if (stored) {
-    std::vector<std::string> del = {"DEL", c.TaskKey(owner, id)};
-    if (!idem.empty()) {
-      // Waits: a retry with the same key, at any gateway, must run.
-      del.push_back(idem);
-      c.options.connection->Call(std::move(del));
-    } else {
-      c.options.connection->Submit(std::move(del), [](ReplyResult) {});
-    }
-  }
+  // With a key it waits: a retry with the same key, at any gateway, must run.
+  if (stored) c.Forget(id, owner, idem, /*wait=*/!idem.empty());
   for (Core::Waiter& w : waiters) w.fn(std::nullopt);
 }
 

@@ -26,9 +26,11 @@
 // wait for one local task, kMaxRemotePolls for other gateways' tasks.
 //
 // A store that fails (Redis down or not answering): Create()/Reserve()
-// answer kUnavailable, Get()/Await() nullopt (unknown), Complete() counts
-// the lost write (write_errors()) and logs it; the task then reads pending
-// until it expires.
+// answer kUnavailable (and then delete what the call may have written, if
+// it is still pending: a retry with the same Idempotency-Key must run),
+// Get()/Await() nullopt (unknown), Complete() counts the lost write
+// (write_errors()) and logs it; the task then reads pending until it
+// expires. With max_pending tasks pending, Reserve() still finds a repeat.
 //
 // Stats: created, completed and pending count this gateway's tasks;
 // expired, evicted, stored and bytes are Redis's and stay 0.

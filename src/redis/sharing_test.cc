@@ -259,14 +259,14 @@ TEST_F(CollapseLinkTest, AnotherGatewaysIdenticalRequestWaitsForTheFirstsItem) {
 
 TEST_F(CollapseLinkTest, AMoreUrgentRequestDoesNotWaitForALaterOne) {
   std::optional<InferenceOutcome> got_a, got_b, got_c;
-  ASSERT_TRUE(a_->link->Push(Carrier(Micros(500'000), &got_a)).ok());
+  ASSERT_TRUE(a_->link->Push(Carrier(Micros(5'000'000), &got_a)).ok());
   ASSERT_NE(Queued(*a_), nullptr);
   ASSERT_TRUE(b_->link->Push(Carrier(Micros(50'000), &got_b)).ok());
   EXPECT_NE(Queued(*b_), nullptr);  // owns: queued at b
   EXPECT_EQ(b_->link->stats().attached, 0u);
   // Later requests wait for the most urgent one.
   auto c = NewGateway("gw-c");
-  ASSERT_TRUE(c->link->Push(Carrier(Micros(400'000), &got_c)).ok());
+  ASSERT_TRUE(c->link->Push(Carrier(Micros(4'000'000), &got_c)).ok());
   ASSERT_TRUE(Attached(*c));
   Queued(*b_)->Complete(Answer("b's"));
   ASSERT_TRUE(Done(got_c));
@@ -279,10 +279,15 @@ TEST_F(CollapseLinkTest, StrictOrderingWaitsOnlyForTheSameTier) {
   std::optional<InferenceOutcome> got_x, got_y, got_z;
   ASSERT_TRUE(x->link->Push(Carrier(Micros(50'000), &got_x, /*tier=*/0)).ok());
   ASSERT_NE(Queued(*x), nullptr);
-  ASSERT_TRUE(y->link->Push(Carrier(Micros(500'000), &got_y, /*tier=*/1)).ok());
+  ASSERT_TRUE(y->link->Push(Carrier(Micros(5'000'000), &got_y, /*tier=*/1)).ok());
   EXPECT_NE(Queued(*y), nullptr);  // another tier: its own item
-  ASSERT_TRUE(x->link->Push(Carrier(Micros(900'000), &got_z, /*tier=*/1)).ok());
-  ASSERT_TRUE(Attached(*x));  // waits for y's, of its tier
+  ASSERT_TRUE(x->link->Push(Carrier(Micros(9'000'000), &got_z, /*tier=*/1)).ok());
+  ASSERT_TRUE(Attached(*x));  // waits for y's, of its tier and not later
+  // A more urgent one of the same tier does not wait for it.
+  std::optional<InferenceOutcome> got_w;
+  auto w = NewGateway("gw-w", QueueOrdering::kStrictPriority);
+  ASSERT_TRUE(w->link->Push(Carrier(Micros(100'000), &got_w, /*tier=*/1)).ok());
+  EXPECT_NE(Queued(*w), nullptr);
 }
 
 TEST_F(CollapseLinkTest, AForwardedFailureIsRetriedNotPassedOn) {

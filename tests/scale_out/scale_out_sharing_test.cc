@@ -184,6 +184,14 @@ TEST_F(ScaleOutSharingTest, AHundredIdenticalRequestsAtTwoGatewaysRunAsOneAccele
 TEST_F(ScaleOutSharingTest, AClientThatLeavesTheOwningGatewayDoesNotCancelAnotherGatewaysWait) {
   std::vector<uint16_t> gw = StartCluster(Yaml(CollapseConfig()), 1, 2);
   ASSERT_EQ(gw.size(), 2u);
+  // Another request holds the one device, so the first one's item waits in
+  // the queue when its client leaves: withdrawn, it would never run.
+  LoadClient blocker({.port = gw[0], .connections = 1},
+                     {InferenceRequest(kPaidKey, "something else")});
+  blocker.Start();
+  ASSERT_TRUE(PollUntil(
+      [&] { return GatewayMetric(procs_[0]->port(), "sluice_worker_requests_claimed_total") == 1; },
+      milliseconds(5'000)));
   // The first request, at gateway 0: its item is the one that runs.
   asio::io_context ioc;
   asio::ip::tcp::socket first(ioc);
@@ -205,7 +213,11 @@ TEST_F(ScaleOutSharingTest, AClientThatLeavesTheOwningGatewayDoesNotCancelAnothe
   ASSERT_EQ(rest.size(), 1u);
   EXPECT_TRUE(IsCompletion(rest[0].status, rest[0].body, "asked twice", kDefaultMaxTokens))
       << rest[0].body;
-  EXPECT_EQ(Batched(1), 1);
+  EXPECT_TRUE(json::parse(rest[0].body).at("metadata").at("collapsed").as_bool());
+  ASSERT_EQ(blocker.Wait().size(), 1u);
+  EXPECT_EQ(Batched(1), 2);  // the blocker and the kept item
+  // The kept item's answer went to gateway 1 (a withdrawn one would have
+  // sent a failure, and gateway 1 would have queued its own).
   EXPECT_EQ(ModelMetric(gw[0], "sluice_collapse_forwarded_answers_total"), 1);
 }
 
