@@ -130,7 +130,7 @@ TEST_F(ScaleOutAsyncTest, ALongPollAtTheSubmittingGatewayWaitsForTheAnswer) {
 
 TEST_F(ScaleOutAsyncTest, AResultExpiresFromRedisAfterItsTimeToLive) {
   TestConfig c = Config(1'000);
-  c.async_result_ttl_ms = 300;
+  c.async_result_ttl_ms = 1'000;  // long enough for a remote long poll (every 25 ms) to see it
   std::vector<uint16_t> gw = StartCluster(Yaml(c), 1, 2);
   ASSERT_EQ(gw.size(), 2u);
   const std::string task_id = Submit(gw[0], "short-lived");
