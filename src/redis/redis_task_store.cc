@@ -47,6 +47,18 @@ constexpr const char* kStoreDown = "the task store (Redis) is unavailable; retry
 
 bool IsOk(const ReplyResult& r) { return r.ok() && !r->is_error(); }
 
+// What an Idempotency-Key's stored value (digest "|" task id) says of a
+// request with `digest`: its repeat, or a conflict.
+TaskStore::Reservation ExistingReservation(std::string_view stored, std::string_view digest) {
+  const size_t bar = stored.find('|');
+  TaskStore::Reservation out;
+  out.task_id = bar == std::string_view::npos ? std::string() : std::string(stored.substr(bar + 1));
+  out.kind = bar != std::string_view::npos && stored.substr(0, bar) == digest
+                 ? TaskStore::Reservation::Kind::kExisting
+                 : TaskStore::Reservation::Kind::kConflict;
+  return out;
+}
+
 }  // namespace
 
 std::string EncodeStoredTask(const std::string& owner, const TaskAnswer* answer) {
@@ -257,13 +269,7 @@ Result<TaskStore::Reservation> RedisTaskStore::Reserve(const std::string& owner,
     // No room for a new task; a repeat needs none.
     ReplyResult known = c.options.connection->Call({"GET", idem});
     if (!IsOk(known) || known->type != RedisReply::Type::kString) return s;
-    const size_t bar = known->str.find('|');
-    Reservation out;
-    out.task_id = bar == std::string::npos ? std::string() : known->str.substr(bar + 1);
-    out.kind = bar != std::string::npos && std::string_view(known->str).substr(0, bar) == digest
-                   ? Reservation::Kind::kExisting
-                   : Reservation::Kind::kConflict;
-    return out;
+    return ExistingReservation(known->str, digest);
   }
   ReplyResult r = c.options.connection->CallScript(
       kReserve, {idem, c.TaskKey(owner, new_task_id)},
@@ -279,13 +285,7 @@ Result<TaskStore::Reservation> RedisTaskStore::Reserve(const std::string& owner,
     return Reservation{Reservation::Kind::kNew, new_task_id};
   }
   c.Release(new_task_id);
-  const size_t bar = r->str.find('|');
-  Reservation out;
-  out.task_id = bar == std::string::npos ? std::string() : r->str.substr(bar + 1);
-  out.kind = bar != std::string::npos && std::string_view(r->str).substr(0, bar) == digest
-                 ? Reservation::Kind::kExisting
-                 : Reservation::Kind::kConflict;
-  return out;
+  return ExistingReservation(r->str, digest);
 }
 
 void RedisTaskStore::Complete(const std::string& id, TaskAnswer answer) {
