@@ -105,6 +105,9 @@ void ClaimLoop::Run() {
         filling ? options_.group->BatchToWaitFor(now, filling->depth, filling->until - now)
                 : options_.group->TargetBatchSize(now);
     claim.min_batch = std::clamp<size_t>(want, 1, options_.max_batch_size);
+    // Asynchronous fill sized so that the slots finish in turn (as a
+    // process's own dispatcher sizes it).
+    claim.async_fill_to = options_.group->AsyncFillSize(now);
     Result<redis::RedisBatchClaimer::Batch> batch = options_.claimer->TryClaim(claim);
     if (batch.ok() && batch->empty() && batch->depth > 0 && batch->wait_us > 0) {
       fill_waits_.fetch_add(1, std::memory_order_relaxed);

@@ -21,7 +21,9 @@
 // completion: they are collected on the group's strand and sent with ONE
 // CompleteAsync per strand turn, i.e. one script call (and one message per
 // gateway) per batch. Requests that expired in the queue are answered 504 in
-// one call as they are claimed.
+// one call as they are claimed. Asynchronous work fills a claim only up to
+// the group's AsyncFillSize(), so that the slots finish in turn and a
+// synchronous request waits for the next free slot, not a whole batch.
 //
 // Flow control: at most group->batch_room() claimed batches are held at
 // once: one per available slot plus one per probing (half-open) endpoint,

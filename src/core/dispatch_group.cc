@@ -89,6 +89,7 @@ DispatchGroup::DispatchGroup(const Options& options, std::vector<std::unique_ptr
   }
   slots_.resize(slots.size());
   slot_enabled_ = std::make_unique<std::atomic<bool>[]>(slots.size());
+  slot_end_us_ = std::make_unique<std::atomic<int64_t>[]>(slots.size());
   for (size_t i = 0; i < slots.size(); ++i) {
     slots_[i].backend = std::move(slots[i]);
     slots_[i].endpoint = options.slot_endpoints.empty() ? i : options.slot_endpoints[i];
@@ -168,15 +169,24 @@ size_t DispatchGroup::BatchSizeFor(size_t slot, TimePoint now) const {
   // Synchronous requests go first in the queue: the batch takes them all.
   const size_t least = std::max({depth - std::min(depth, async), max / 4, size_t{1}});
   if (async == 0 || least >= max) return max;
+  return StaggeredSize(least, slot, now);
+}
+
+size_t DispatchGroup::AsyncFillSize(TimePoint now) const {
+  return StaggeredSize(std::max<size_t>(options_.max_batch_size / 4, 1), slots_.size(), now);
+}
+
+size_t DispatchGroup::StaggeredSize(size_t least, size_t except, TimePoint now) const {
+  const size_t max = options_.max_batch_size;
   // The other busy slots' expected ends, and their next ones after a full
   // batch: this batch should end as far from all of them as it can.
   const double full_us = cost_model_->BatchMicros(max);
+  const int64_t now_us = ToMicros(now.time_since_epoch());
   std::vector<double> ends_us;  // from now
   for (size_t i = 0; i < slots_.size(); ++i) {
-    const Slot& s = slots_[i];
-    if (i == slot || !s.busy || s.timed_out) continue;
-    const double end_us =
-        static_cast<double>(ToMicros(s.started - now)) + cost_model_->BatchMicros(s.batch.size());
+    const int64_t end_at_us = slot_end_us_[i].load(std::memory_order_relaxed);
+    if (i == except || end_at_us == 0) continue;
+    const double end_us = static_cast<double>(end_at_us - now_us);
     ends_us.push_back(end_us);
     ends_us.push_back(end_us + full_us);
   }
@@ -224,6 +234,11 @@ void DispatchGroup::RunOnSlot(size_t slot_index, std::vector<RequestPtr> batch, 
   endpoints_[slot.endpoint].breaker.OnDispatch();
   slot.batch_id = NextBatchId();
   slot.started = now;
+  // Never 0 (that means "no batch to stagger against").
+  slot_end_us_[slot_index].store(
+      std::max<int64_t>(1, ToMicros(now.time_since_epoch()) +
+                               static_cast<int64_t>(cost_model_->BatchMicros(batch.size()))),
+      std::memory_order_relaxed);
   busy_.fetch_add(1, std::memory_order_relaxed);
   batches_.fetch_add(1, std::memory_order_relaxed);
   // Only the accelerator timeout fails a batch; a request's own deadline
@@ -256,7 +271,9 @@ void DispatchGroup::OnBatchTimeout(size_t slot_index, uint64_t batch_id) {
   Slot& slot = slots_[slot_index];
   if (!slot.busy || slot.batch_id != batch_id || slot.timed_out) return;
   slot.timeout_timer = 0;
-  slot.timed_out = true;  // stays busy until the backend answers: one batch per device
+  slot.timed_out = true;
+  slot_end_us_[slot_index].store(
+      0, std::memory_order_relaxed);  // stays busy until the backend answers: one batch per device
   TimePoint now = ex_.clock().Now();
   RecordOutcome(slot_index, /*ok=*/false, now);
   const std::string waited =
@@ -273,6 +290,9 @@ void DispatchGroup::OnBatchDone(size_t slot_index, uint64_t batch_id, BatchResul
   if (!slot.busy || slot.batch_id != batch_id) return;
   if (slot.timeout_timer) ex_.Cancel(slot.timeout_timer);
   slot.timeout_timer = 0;
+  // Before the answers go: a worker's claim loop, woken by them, must not
+  // stagger its next batch against this one.
+  slot_end_us_[slot_index].store(0, std::memory_order_relaxed);
   TimePoint now = ex_.clock().Now();
   std::vector<RequestPtr> batch = std::move(slot.batch);
   slot.batch.clear();

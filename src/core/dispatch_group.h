@@ -63,7 +63,9 @@
 // free slot about a batch / slots at worst, not a whole batch. Only the
 // asynchronous fill is cut (the synchronous requests queued all go, as they
 // are first in the queue), and a batch to no less than a quarter of
-// max_batch_size.
+// max_batch_size. A worker's claim does the same against the Redis queue:
+// its claim loop asks AsyncFillSize() and the claim script cuts the
+// asynchronous fill there (RedisBatchClaimer::ClaimOptions::async_fill_to).
 //
 // Batches formed elsewhere. A worker batches against the shared Redis
 // queue, not a local one: its claim loop waits for this group's
@@ -204,6 +206,12 @@ class DispatchGroup {
   // batching lacks, and cost throughput). Any thread: the collector's rule,
   // and a worker's claim loop's for the next claim while a batch fills.
   size_t BatchToWaitFor(TimePoint now, size_t depth, SteadyClock::duration delay_left) const;
+  // The size a batch taken now for a free slot should reach with
+  // asynchronous fill: the one, from a quarter of max_batch_size up, whose
+  // expected end falls farthest from the busy slots' (see "Asynchronous
+  // work"); max_batch_size while no slot is busy. Any thread: a worker's
+  // claim loop asks for it, as its claims cannot see the group's queue.
+  size_t AsyncFillSize(TimePoint now) const;
   // How long, at the measured dispatch rate, until `more` requests arrive;
   // duration::max() while nothing was dispatched lately. Any thread.
   SteadyClock::duration TimeToQueue(TimePoint now, size_t more) const;
@@ -263,6 +271,10 @@ class DispatchGroup {
   void Dispatch(TimePoint now);  // pop a batch and send it
   // How many requests slot `slot` takes now (see "Asynchronous work").
   size_t BatchSizeFor(size_t slot, TimePoint now) const;
+  // The size in [least, max_batch_size] whose expected end falls farthest
+  // from the busy slots' (all but `except`) expected ends and those of
+  // their next full batches; larger wins ties. Any thread.
+  size_t StaggeredSize(size_t least, size_t except, TimePoint now) const;
   // `tried`: endpoints the batch already failed on (a retry).
   void RunOnSlot(size_t slot, std::vector<RequestPtr> batch, TimePoint now,
                  std::vector<size_t> tried = {});
@@ -312,9 +324,12 @@ class DispatchGroup {
   std::vector<Slot> slots_;
   std::vector<Endpoint> endpoints_;
   std::unique_ptr<std::atomic<bool>[]> slot_enabled_;  // mirrors Slot::enabled, any thread
-  std::vector<PendingRetry> retries_;                  // on executor; ordered by ready_at
-  std::deque<std::vector<RequestPtr>> handed_;         // on executor; Submit() order
-  std::atomic<size_t> handed_requests_{0};             // requests in handed_
+  // Each slot's batch's expected end (µs on the clock's epoch, from the cost
+  // model at dispatch); 0 while it has none or it was timed out. Any thread.
+  std::unique_ptr<std::atomic<int64_t>[]> slot_end_us_;
+  std::vector<PendingRetry> retries_;           // on executor; ordered by ready_at
+  std::deque<std::vector<RequestPtr>> handed_;  // on executor; Submit() order
+  std::atomic<size_t> handed_requests_{0};      // requests in handed_
   Executor::TimerId retry_timer_ = 0;
   TimePoint retry_timer_at_;
   std::atomic<size_t> retry_requests_{0};

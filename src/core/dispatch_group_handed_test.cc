@@ -19,6 +19,27 @@ std::vector<std::string> Inputs(const std::vector<RequestPtr>& batch) {
   return out;
 }
 
+// A worker's claim asks AsyncFillSize() for how far asynchronous work may
+// fill its next batch: so that it ends apart from the busy slots' batches.
+TEST_F(DispatchGroupTest, AsyncFillSizeStaggersAgainstTheBusySlots) {
+  with_queue_ = false;
+  Build(2, 32, 0);  // the default cost model: 34 ms + 0.5 ms per item
+  EXPECT_EQ(group_->AsyncFillSize(ex_.Now()), 32u);  // nothing busy: a full batch
+  std::vector<RequestPtr> full;
+  for (int i = 0; i < 32; ++i) full.push_back(Make("a" + std::to_string(i)));
+  group_->Submit(std::move(full));
+  ex_.RunPending();
+  ASSERT_EQ(fakes_[0]->batches.size(), 1u);
+  // Slot 0 ends at 50 ms: 8 (38 ms) ends the farthest from it.
+  EXPECT_EQ(group_->AsyncFillSize(ex_.Now()), 8u);
+  // 10 ms on, slot 0 ends in 40 ms: a full batch (50 ms) is farthest.
+  ex_.Advance(milliseconds(10));
+  EXPECT_EQ(group_->AsyncFillSize(ex_.Now()), 32u);
+  fakes_[0]->FinishOk();
+  ex_.RunPending();
+  EXPECT_EQ(group_->AsyncFillSize(ex_.Now()), 32u);  // free again
+}
+
 TEST_F(DispatchGroupTest, AHandedBatchRunsWholeAtOnceWithoutBatchingAgain) {
   with_queue_ = false;
   Build(2, 4, /*delay_us=*/50'000);  // static: a queue would wait for 4

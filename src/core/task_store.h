@@ -77,6 +77,13 @@ class TaskStore {
   // Registers pending task `id` owned by `owner` (an API key id). Errors:
   // kUnavailable when too many tasks are pending.
   virtual Status Create(const std::string& id, const std::string& owner) = 0;
+  // Create() without waiting for a store elsewhere: `done` gets its status
+  // exactly once, inline or later on another thread (a store's I/O thread,
+  // where it must not block). The default runs Create() inline.
+  virtual void CreateAsync(const std::string& id, const std::string& owner,
+                           std::function<void(Status)> done) {
+    done(Create(id, owner));
+  }
 
   // Completes task `id` once (later calls, and unknown ids, do nothing) and
   // answers its Await() callers.

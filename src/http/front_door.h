@@ -142,10 +142,14 @@ class FrontDoor final : public RequestHandler {
  private:
   void HandleInference(HttpRequest&& request, Reply reply);
   void HandleResult(const HttpRequest& request, std::string_view task_id, Reply reply);
-  // Submits an async request (its completion set) and answers 202, or the
-  // refusal.
-  void SubmitAsync(const HttpRequest& request, const RequestPtr& req, int64_t client_timeout_us,
-                   bool prefer_async, int model, int tier, TimePoint start, Reply reply);
+  // Answers a request refused before it was submitted: counted, with the
+  // key's rate-limit headers once it was charged (`limits`, else null).
+  void Refuse(ReplyShape shape, const Status& s, const std::string& id, int model, int tier,
+              TimePoint start, const RateLimitDecision* limits, const Reply& reply);
+  // Submits an async request (its completion set; its task created) and
+  // answers 202, or the refusal.
+  void SubmitAsync(ReplyShape shape, const RequestPtr& req, int64_t client_timeout_us,
+                   bool prefer_async, int model, int tier, TimePoint start, const Reply& reply);
   // A repeat of an Idempotency-Key's request: the first one's task (async)
   // or its answer once there is one (sync).
   void ReplayIdempotent(const HttpRequest& request, const std::string& task_id,

@@ -93,15 +93,7 @@ void FrontDoor::HandleInference(HttpRequest&& request, Reply reply) {
   std::string id = NewRequestId();
   const RateLimitDecision* limits = nullptr;  // set once the key was charged
   auto fail_early = [&](const Status& s, int model, int tier) {
-    options_.metrics->Record(model, tier, HttpStatusFor(s.code()), Seconds(clock.Now() - start), -1,
-                             -1);
-    HttpResponse res = MakeError(request, s, id);
-    if (limits != nullptr) {
-      AddRateLimitHeaders(*limits, res);
-      // Retry-After only where retrying can help.
-      if (res.result_int() != 429 && res.result_int() != 503) res.erase(bhttp::field::retry_after);
-    }
-    reply(std::move(res));
+    Refuse(request, s, id, model, tier, start, limits, reply);
   };
 
   Result<const Principal*> authenticated = AuthenticateKey(request);
@@ -185,8 +177,6 @@ void FrontDoor::HandleInference(HttpRequest&& request, Reply reply) {
                               start + Micros(policy.total_timeout_us), std::move(reply));
     }
     keep_task = true;  // its task exists now
-  } else if (keep_task) {
-    if (Status s = options_.tasks->Create(id, principal->key_id); !s.ok()) return refuse(s);
   }
 
   auto req = std::make_shared<InferenceRequest>();
@@ -223,8 +213,29 @@ void FrontDoor::HandleInference(HttpRequest&& request, Reply reply) {
       options_.service->Finish(*raw, outcome, ToMillis(total));
       options_.tasks->Complete(raw->id, ToTaskAnswer(outcome, RoundedMillis(total)));
     });
-    return SubmitAsync(request, req, client_timeout_us, prefer_async, model, tier, start,
-                       std::move(reply));
+    if (!idempotency_key.empty()) {  // Reserve() created its task
+      return SubmitAsync(request, req, client_timeout_us, prefer_async, model, tier, start,
+                         std::move(reply));
+    }
+    // Its task is written first, without holding this I/O thread (a
+    // gateway's store is a Redis round trip away); the request is submitted
+    // once the task is readable, back on this connection's thread.
+    options_.tasks->CreateAsync(
+        req->id, req->principal.key_id,
+        [this, req, shape = ReplyShape(version, keep_alive), client_timeout_us, prefer_async, model,
+         tier, start, cost, reply = std::move(reply)](Status created) mutable {
+          const Reply on_thread = reply;
+          on_thread.Post([this, req, shape, client_timeout_us, prefer_async, model, tier, start,
+                          cost, created = std::move(created), reply = std::move(reply)] {
+            if (created.ok()) {
+              return SubmitAsync(shape, req, client_timeout_us, prefer_async, model, tier, start,
+                                 reply);
+            }
+            options_.service->RefundTokens(req->principal, cost, model, /*async=*/true);
+            Refuse(shape, created, req->id, model, tier, start, &req->rate_limit, reply);
+          });
+        });
+    return;
   }
   req->set_on_complete([this, raw, start, model, tier, version, keep_alive, keep_task,
                         reply = std::move(reply)](InferenceOutcome&& outcome) {
@@ -280,14 +291,28 @@ void FrontDoor::HandleInference(HttpRequest&& request, Reply reply) {
   }
 }
 
-void FrontDoor::SubmitAsync(const HttpRequest& request, const RequestPtr& req,
-                            int64_t client_timeout_us, bool prefer_async, int model, int tier,
-                            TimePoint start, Reply reply) {
+void FrontDoor::Refuse(ReplyShape shape, const Status& s, const std::string& id, int model,
+                       int tier, TimePoint start, const RateLimitDecision* limits,
+                       const Reply& reply) {
+  options_.metrics->Record(model, tier, HttpStatusFor(s.code()),
+                           Seconds(options_.service->clock().Now() - start), -1, -1);
+  HttpResponse res = MakeError(shape, s, id);
+  if (limits != nullptr) {
+    AddRateLimitHeaders(*limits, res);
+    // Retry-After only where retrying can help.
+    if (res.result_int() != 429 && res.result_int() != 503) res.erase(bhttp::field::retry_after);
+  }
+  reply(std::move(res));
+}
+
+void FrontDoor::SubmitAsync(ReplyShape shape, const RequestPtr& req, int64_t client_timeout_us,
+                            bool prefer_async, int model, int tier, TimePoint start,
+                            const Reply& reply) {
   const Clock& clock = options_.service->clock();
   AdmissionDecision admission;
   Status s = options_.service->Submit(req, client_timeout_us, &admission);
   if (s.ok()) {
-    HttpResponse res = MakeResponse(request, 202, EncodeTaskAccepted(req->id));
+    HttpResponse res = MakeResponse(shape, 202, EncodeTaskAccepted(req->id));
     res.set(bhttp::field::location, "/v1/result/" + req->id);
     res.set("X-Request-Id", req->id);
     if (prefer_async) res.set("Preference-Applied", "respond-async");
@@ -302,7 +327,7 @@ void FrontDoor::SubmitAsync(const HttpRequest& request, const RequestPtr& req,
     rejected.retry_after_s = admission.retry_after_s;
     options_.metrics->RecordShed(model, tier, rejected.reason);
   }
-  HttpResponse res = MakeError(request, s, req->id, rejected.retry_after_s, rejected.reason);
+  HttpResponse res = MakeError(shape, s, req->id, rejected.retry_after_s, rejected.reason);
   AddRateLimitHeaders(req->rate_limit, res);
   if (res.result_int() != 429 && res.result_int() != 503) res.erase(bhttp::field::retry_after);
   options_.metrics->Record(model, tier, res.result_int(), Seconds(clock.Now() - start), -1, -1);

@@ -255,7 +255,10 @@ void Session::OnRequest() {
         if (ex.running_in_this_thread() && self->in_handler_) return self->Write(std::move(res));
         asio::post(ex, [self, res = std::move(res)]() mutable { self->Write(std::move(res)); });
       },
-      this);
+      this,
+      [self = shared_from_this()](std::function<void()> fn) {
+        asio::post(self->socket_.get_executor(), std::move(fn));
+      });
   in_handler_ = true;
   state_->options.handler->Handle(parser_->release(), std::move(reply));
   in_handler_ = false;

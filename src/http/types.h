@@ -48,16 +48,27 @@ class ClientWatch {
 class Reply {
  public:
   using Sink = std::function<void(WireResponse&&)>;
+  using Poster = std::function<void(std::function<void()>)>;
   Reply() = default;
-  explicit Reply(Sink sink, ClientWatch* watch = nullptr) : sink_(std::move(sink)), watch_(watch) {}
+  explicit Reply(Sink sink, ClientWatch* watch = nullptr, Poster post = nullptr)
+      : sink_(std::move(sink)), watch_(watch), post_(std::move(post)) {}
   void operator()(HttpResponse&& response) const { sink_(ToWire(response)); }
   void operator()(WireResponse&& response) const { sink_(std::move(response)); }
   // The connection's watch; null when the transport cannot tell.
   ClientWatch* client_watch() const { return watch_; }
+  // Runs `fn` on the connection's I/O thread, never inside this call: a
+  // handler resumes there after waiting on a thread that must not block
+  // (a Redis reply's). A transport without a thread of its own (a test's)
+  // runs it inline.
+  void Post(std::function<void()> fn) const {
+    if (post_) return post_(std::move(fn));
+    fn();
+  }
 
  private:
   Sink sink_;
   ClientWatch* watch_ = nullptr;
+  Poster post_;
 };
 
 // Handles one parsed request. Implementations must not block: slow work

@@ -104,6 +104,8 @@ RedisBatchClaimer::RedisBatchClaimer(const Options& options, std::unique_ptr<Red
   }
   for (const TierPolicy& tier : options_.tiers) {
     AppendDouble(static_cast<double>(tier.priority), &priorities_);
+    sync_horizon_us_ =
+        std::max(sync_horizon_us_, std::min(tier.latency_budget_us, tier.max_queue_age_us));
   }
 }
 
@@ -145,7 +147,9 @@ Result<RedisBatchClaimer::Batch> RedisBatchClaimer::TryClaimShard(size_t shard,
   // One argument: the header and the tiers' priorities (scripts.h).
   std::vector<std::string> args(1);
   std::string& header = args[0];
-  header.reserve(8 * 8 + priorities_.size());
+  header.reserve(10 * 8 + priorities_.size());
+  const size_t fill_to =
+      std::clamp<size_t>(claim.async_fill_to.value_or(claim.max_batch), 1, claim.max_batch);
   for (const double v :
        {static_cast<double>(options_.tiers.size()), static_cast<double>(claim.max_batch),
         static_cast<double>(std::max<size_t>(claim.min_batch, 1)),
@@ -153,7 +157,9 @@ Result<RedisBatchClaimer::Batch> RedisBatchClaimer::TryClaimShard(size_t shard,
         static_cast<double>(options_.lease_us),
         options_.ordering == QueueOrdering::kStrictPriority ? 1.0 : 0.0,
         static_cast<double>(options_.max_expired_per_claim),
-        static_cast<double>(options_.inline_entries_max)}) {
+        static_cast<double>(options_.inline_entries_max),
+        claim.async_fill_to ? static_cast<double>(std::max<int64_t>(sync_horizon_us_, 1)) : 0.0,
+        static_cast<double>(fill_to)}) {
     AppendDouble(v, &header);
   }
   header += priorities_;

@@ -57,6 +57,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -113,6 +114,14 @@ class RedisBatchClaimer {
     // request arrived less than max_batch_delay_us ago. 1 = claim at once.
     size_t min_batch = 1;
     int64_t max_batch_delay_us = 0;
+    // Asynchronous fill: when set, queued requests due later than the
+    // longest synchronous budget of any tier from now (min of
+    // latency_budget_us and max_queue_age_us: no synchronous request is due
+    // that late, so these are asynchronous work) are taken only while fewer
+    // than this many (clamped to 1..max_batch) are claimed; the others up to
+    // max_batch. An asynchronous request due sooner is taken like a
+    // synchronous one. Unset: every request alike.
+    std::optional<size_t> async_fill_to;
   };
 
   // One claimed batch's lease: its name and the queue shard it lives in.
@@ -205,6 +214,8 @@ class RedisBatchClaimer {
   std::vector<std::vector<std::string>> claim_keys_;     // by shard
   std::vector<std::vector<std::string>> complete_keys_;  // by shard
   std::string priorities_;  // the claim script's header tail: each tier's, packed
+  // The longest synchronous queue budget of any tier (ClaimOptions::async_fill_to).
+  int64_t sync_horizon_us_ = 0;
   // Shared with pending completion callbacks.
   std::shared_ptr<Counters> counters_ = std::make_shared<Counters>();
 };

@@ -138,8 +138,8 @@ return {depth, now, statuses and table.concat(statuses) or '',
 constexpr const char* kClaim = R"lua(
 -- The header, packed (one unpack, where each tonumber() runs strtod), then
 -- each tier's priority.
-local T, max_batch, min_batch, max_delay, lease, strict, max_expired, inline_max, p =
-    struct.unpack('<dddddddd', ARGV[1])
+local T, max_batch, min_batch, max_delay, lease, strict, max_expired, inline_max, horizon,
+    fill_to, p = struct.unpack('<dddddddddd', ARGV[1])
 strict = strict == 1
 local prio = {struct.unpack('<' .. string.rep('d', T), ARGV[1], p)}  -- (and p after them)
 local batches = KEYS[4 + T]
@@ -208,6 +208,11 @@ for i = 1, T do
   nrem[i] = 0
 end
 local now_key = string.format('%016d', now)
+-- Async fill: a member due later than now + horizon is asynchronous work
+-- (no synchronous budget reaches that far); one is taken only while fewer
+-- than fill_to are claimed. A tier whose head is such a member past that
+-- is done for this claim (in EDF order every later head is too).
+local async_key = horizon > 0 and string.format('%016d', now + horizon) or nil
 -- held: every id leased, in order (claimed and expired); inline: position
 -- in held -> entry, for the claimed ones the script read.
 local held, inline, expired = {}, {}, {}
@@ -224,23 +229,28 @@ while nclaimed < max_batch and nexpired < max_expired do
   local rt, ri, n = {}, {}, 0  -- the round's tiers and ids
   local due, ndue, is_due = {}, 0, {}
   for _ = 1, max_batch - nclaimed do
-    local best, bk = nil, nil
-    for i = 1, T do
-      local key = hk[i]
-      if key == nil then
-        load(i, read[i], max_batch)
-        key = hk[i]
-      end
-      if key then
-        if best == nil then
-          best, bk = i, key
-        elseif strict then
-          if prio[i] > prio[best] then best, bk = i, key end
-        elseif key < bk or (key == bk and prio[i] > prio[best]) then
-          best, bk = i, key
+    local best, bk
+    repeat
+      best, bk = nil, nil
+      for i = 1, T do
+        local key = hk[i]
+        if key == nil then
+          load(i, read[i], max_batch)
+          key = hk[i]
+        end
+        if key then
+          if best == nil then
+            best, bk = i, key
+          elseif strict then
+            if prio[i] > prio[best] then best, bk = i, key end
+          elseif key < bk or (key == bk and prio[i] > prio[best]) then
+            best, bk = i, key
+          end
         end
       end
-    end
+      local filled = best ~= nil and async_key ~= nil and bk > async_key and nclaimed + n >= fill_to
+      if filled then hk[best] = false end
+    until not filled
     if best == nil then break end
     local m = bm[best][pos[best]]
     advance(best)

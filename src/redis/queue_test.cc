@@ -212,6 +212,69 @@ TEST_F(RedisQueueTest, ClaimTakesAtMostMaxBatch) {
   }
 }
 
+// Asynchronous fill (ClaimOptions::async_fill_to): members due past every
+// tier's synchronous budget (2 s here) are taken only up to the fill; the
+// synchronous ones, and async work due as soon as they are, all go.
+TEST_F(RedisQueueTest, AsyncFillIsCutWhereTheClaimSaysAndSynchronousWorkIsNot) {
+  for (const size_t inline_max : kBothClaimPaths) {
+    SCOPED_TRACE(inline_max);
+    auto claimer = NewClaimer(QueueOrdering::kEarliestDeadlineFirst, 10'000'000, inline_max);
+    const std::string p = std::to_string(inline_max) + "-";
+    for (int i = 0; i < 6; ++i) {
+      ASSERT_TRUE(
+          Enqueue(Request(p + "async-" + std::to_string(i), i % 3, 60'000 + i)).status.ok());
+    }
+    ASSERT_TRUE(Enqueue(Request(p + "sync-free", 0, 300)).status.ok());
+    ASSERT_TRUE(Enqueue(Request(p + "sync-paid", 1, 100)).status.ok());
+    ASSERT_TRUE(Enqueue(Request(p + "sync-ent", 2, 500)).status.ok());
+    ASSERT_TRUE(Enqueue(Request(p + "async-due-soon", 1, 1'500)).status.ok());
+    auto claim = [&](size_t max_batch, std::optional<size_t> fill_to) {
+      RedisBatchClaimer::ClaimOptions o;
+      o.max_batch = max_batch;
+      o.async_fill_to = fill_to;
+      Result<RedisBatchClaimer::Batch> b = claimer->TryClaim(o);
+      EXPECT_TRUE(b.ok()) << b.status().ToString();
+      return b.ok() ? std::move(b).value() : RedisBatchClaimer::Batch{};
+    };
+    RedisBatchClaimer::Batch first = claim(8, 5);
+    EXPECT_EQ(Ids(first.requests),
+              (std::vector<std::string>{p + "sync-paid", p + "sync-free", p + "sync-ent",
+                                        p + "async-due-soon", p + "async-0"}));
+    EXPECT_EQ(first.depth, 5u);
+    // A fill below the synchronous requests queued cuts none of them.
+    for (int i = 0; i < 3; ++i) {
+      ASSERT_TRUE(Enqueue(Request(p + "sync-" + std::to_string(i), i, 200 + i)).status.ok());
+    }
+    RedisBatchClaimer::Batch second = claim(8, 1);
+    EXPECT_EQ(Ids(second.requests),
+              (std::vector<std::string>{p + "sync-0", p + "sync-1", p + "sync-2"}));
+    RedisBatchClaimer::Batch third = claim(8, 2);
+    EXPECT_EQ(Ids(third.requests), (std::vector<std::string>{p + "async-1", p + "async-2"}));
+    // Unset: every request alike, up to max_batch.
+    RedisBatchClaimer::Batch rest = claim(8, std::nullopt);
+    EXPECT_EQ(Ids(rest.requests),
+              (std::vector<std::string>{p + "async-3", p + "async-4", p + "async-5"}));
+    EXPECT_EQ(rest.depth, 0u);
+  }
+}
+
+// Under strict priority a higher tier's asynchronous work past the fill
+// leaves the lower tiers' synchronous requests to be taken.
+TEST_F(RedisQueueTest, StrictPriorityCutsAHigherTiersAsyncFillNotALowerTiersSyncWork) {
+  auto strict = NewClaimer(QueueOrdering::kStrictPriority, 10'000'000);
+  ASSERT_TRUE(Enqueue(Request("ent-async-0", 2, 60'000)).status.ok());
+  ASSERT_TRUE(Enqueue(Request("ent-async-1", 2, 60'001)).status.ok());
+  ASSERT_TRUE(Enqueue(Request("free-0", 0, 100)).status.ok());
+  ASSERT_TRUE(Enqueue(Request("free-1", 0, 200)).status.ok());
+  RedisBatchClaimer::ClaimOptions o;
+  o.max_batch = 8;
+  o.async_fill_to = 1;
+  Result<RedisBatchClaimer::Batch> b = strict->TryClaim(o);
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  EXPECT_EQ(Ids(b->requests), (std::vector<std::string>{"ent-async-0", "free-0", "free-1"}));
+  EXPECT_EQ(b->depth, 1u);
+}
+
 TEST_F(RedisQueueTest, ExpiredEntriesAreReportedNotClaimed) {
   ASSERT_TRUE(Enqueue(Request("late-1", 2, -1'000)).status.ok());
   ASSERT_TRUE(Enqueue(Request("ok-1", 0, 1'000)).status.ok());
@@ -368,7 +431,7 @@ TEST_F(RedisQueueTest, WaitsForAFullerBatchUpToMaxDelay) {
     ASSERT_TRUE(Enqueue(Request("r" + std::to_string(i), 0, 5'000)).status.ok());
   }
   Result<RedisBatchClaimer::Batch> full = claimer_->TryClaim(wait_or_full);
-  ASSERT_TRUE(full.ok());
+  ASSERT_TRUE(full.ok()) << full.status().ToString();
   EXPECT_EQ(full->requests.size(), 4u);
 
   // With a short delay, a lone request is claimed once it has waited.

@@ -1,6 +1,7 @@
 #include "redis/redis_task_store.h"
 
 #include <algorithm>
+#include <future>
 #include <mutex>
 #include <unordered_map>
 #include <vector>
@@ -241,22 +242,32 @@ RedisTaskStore::~RedisTaskStore() {
 }
 
 Status RedisTaskStore::Create(const std::string& id, const std::string& owner) {
+  std::promise<Status> created;
+  std::future<Status> status = created.get_future();
+  CreateAsync(id, owner, [&created](Status s) { created.set_value(std::move(s)); });
+  return status.get();
+}
+
+void RedisTaskStore::CreateAsync(const std::string& id, const std::string& owner,
+                                 std::function<void(Status)> done) {
   Core& c = *core_;
-  if (Status s = c.Hold(id, owner, ""); !s.ok()) return s;
-  ReplyResult r =
-      c.options.connection->Call({"SET", c.TaskKey(owner, id), EncodeStoredTask(owner, nullptr),
-                                  "PX", std::to_string(c.options.pending_ttl_ms), "NX"});
-  if (!IsOk(r)) {
-    c.Release(id);
-    c.Forget(id, owner, "", /*wait=*/false);  // in case it was written
-    return Unavailable(kStoreDown);
-  }
-  if (r->is_nil()) {
-    c.Release(id);
-    return Internal("task '" + id + "' exists");
-  }
-  c.MarkStored(id);
-  return Status::Ok();
+  if (Status s = c.Hold(id, owner, ""); !s.ok()) return done(std::move(s));
+  c.options.connection->Submit({"SET", c.TaskKey(owner, id), EncodeStoredTask(owner, nullptr), "PX",
+                                std::to_string(c.options.pending_ttl_ms), "NX"},
+                               [core = core_, id, owner, done = std::move(done)](ReplyResult r) {
+                                 if (!IsOk(r)) {
+                                   core->Release(id);
+                                   core->Forget(id, owner, "",
+                                                /*wait=*/false);  // in case it was written
+                                   return done(Unavailable(kStoreDown));
+                                 }
+                                 if (r->is_nil()) {
+                                   core->Release(id);
+                                   return done(Internal("task '" + id + "' exists"));
+                                 }
+                                 core->MarkStored(id);
+                                 done(Status::Ok());
+                               });
 }
 
 Result<TaskStore::Reservation> RedisTaskStore::Reserve(const std::string& owner,

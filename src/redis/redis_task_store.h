@@ -71,7 +71,11 @@ class RedisTaskStore final : public TaskStore {
   static Result<std::unique_ptr<RedisTaskStore>> Create(const Options& options);
   ~RedisTaskStore() override;
 
+  // Waits one round trip; CreateAsync() does not (`done` runs on the
+  // connection's thread, or inline when refused at once).
   Status Create(const std::string& id, const std::string& owner) override;
+  void CreateAsync(const std::string& id, const std::string& owner,
+                   std::function<void(Status)> done) override;
   void Complete(const std::string& id, TaskAnswer answer) override;
   std::optional<TaskView> Get(const std::string& id, const std::string& owner) override;
   void Await(const std::string& id, const std::string& owner, TimePoint until, AwaitFn fn) override;

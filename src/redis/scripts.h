@@ -55,8 +55,9 @@
 //           keys' states in one HMGET and one HSET of those consumed.
 // Claim     KEYS payloads, leases, wake, Q1..QT, batches
 //           ARGV one argument: T, max_batch, min_batch, max_delay_us,
-//                lease_us, strict (0/1), max_expired, inline_max, then the
-//                priority of tier 0..T-1, packed as doubles ('<d' each)
+//                lease_us, strict (0/1), max_expired, inline_max,
+//                horizon_us, fill_to, then the priority of tier 0..T-1,
+//                packed as doubles ('<d' each)
 //           -> {now_us, depth (after), wait_us, oldest_arrival_us, ids,
 //               {position, entry, ...inline}, {id, entry, ...expired}, lease}
 //           ids: every id leased, in order, joined by "|" (the lease's ids,
@@ -70,6 +71,9 @@
 //           or returns is copied and hashed by Lua. Such an entry is not
 //           checked here, so it may be gone by then (answered meanwhile
 //           under a reaped lease).
+//           With horizon_us > 0, a member due later than now + horizon_us
+//           (asynchronous work) is taken only while fewer than fill_to are
+//           taken; a tier whose next member is such is done for the call.
 //           With depth < min_batch, claims nothing while the oldest head has
 //           waited less than max_delay_us and no head is past its deadline;
 //           wait_us then says how long until it would claim, and

@@ -235,6 +235,45 @@ TEST_F(RedisTaskStoreTest, PendingTasksAreBoundedPerGateway) {
   EXPECT_TRUE(a->Create("t3", "o").ok());
 }
 
+// CreateAsync() answers once the task is readable at every gateway, on the
+// connection's thread; a task id taken already is refused.
+TEST_F(RedisTaskStoreTest, CreateAsyncAnswersOnceTheTaskIsReadableElsewhere) {
+  RedisTaskStore* a = NewStore();
+  RedisTaskStore* b = NewStore();
+  Latch done;
+  std::mutex mu;
+  std::vector<Status> statuses;
+  std::optional<TaskView> seen;
+  a->CreateAsync("t1", "o", [&](Status s) {
+    std::lock_guard lock(mu);
+    statuses.push_back(std::move(s));
+    done.Signal();
+  });
+  ASSERT_TRUE(done.WaitFor(1, milliseconds(5'000)));
+  {
+    std::lock_guard lock(mu);
+    ASSERT_EQ(statuses.size(), 1u);
+    EXPECT_TRUE(statuses[0].ok()) << statuses[0].ToString();
+  }
+  seen = b->Get("t1", "o");
+  ASSERT_TRUE(seen);
+  EXPECT_FALSE(seen->done);
+  EXPECT_EQ(a->stats().pending, 1u);
+  // The same id at the other gateway: refused, and it takes no room there.
+  a->Complete("t1", Answer("x"));
+  b->CreateAsync("t1", "o", [&](Status s) {
+    std::lock_guard lock(mu);
+    statuses.push_back(std::move(s));
+    done.Signal();
+  });
+  ASSERT_TRUE(done.WaitFor(2, milliseconds(5'000)));
+  std::lock_guard lock(mu);
+  ASSERT_EQ(statuses.size(), 2u);
+  EXPECT_EQ(statuses[1].code(), ErrorCode::kInternal);
+  EXPECT_EQ(statuses[1].message(), "task 't1' exists");
+  EXPECT_EQ(b->stats().pending, 0u);
+}
+
 TEST_F(RedisTaskStoreTest, AStoreWhoseRedisIsDownRefusesNewTasks) {
   RedisTaskStore* a = NewStore();
   server_->Stop();  // the first call meets the closed socket, later ones a down connection

@@ -116,6 +116,34 @@ TEST_F(ScaleOutAsyncTest, ATaskTakenByOneGatewayIsPolledAtAnother) {
   EXPECT_EQ(GatewayMetric(gw[1], "sluice_async_tasks_created_total"), 0);
 }
 
+// A task is written before its request is submitted, without holding the
+// gateway's I/O thread: a write Redis refuses is answered 503 and runs
+// nothing, and the next submission, once Redis takes writes, runs.
+TEST_F(ScaleOutAsyncTest, ATaskWriteRedisRefusesIsA503AndRunsNothing) {
+  std::vector<uint16_t> gw = StartCluster(Yaml(Config(1'000)), 1, 1);
+  ASSERT_EQ(gw.size(), 1u);
+  // The tasks' keys (it:task:*) become forbidden; everything else stays.
+  ASSERT_TRUE(RedisDo({"ACL", "SETUSER", "default", "resetkeys", "~it:{*", "~it:rl*", "~it:idem:*",
+                       "~it:cache:*", "~it:collapse:*"}));
+  Response refused = Post(gw[0], InferenceBody(kModel, "no room"), {{"Prefer", "respond-async"}});
+  ASSERT_EQ(refused.status, 503) << refused.body;
+  const std::string id = refused.Header("X-Request-Id");
+  EXPECT_EQ(Body(refused),
+            json::parse(R"({"error":{"code":"unavailable","message":"the task store (Redis) is )"
+                        R"(unavailable; retry later","request_id":")" +
+                        id + R"("}})"));
+  ASSERT_TRUE(RedisDo({"ACL", "SETUSER", "default", "allkeys"}));
+  EXPECT_EQ(Get(gw[0], "/v1/result/" + id).status, 404);
+  EXPECT_EQ(GatewayMetric(gw[0], "sluice_async_tasks_created_total"), 0);
+  EXPECT_EQ(GatewayMetric(gw[0], "sluice_async_tasks_pending"), 0);
+
+  const std::string task_id = Submit(gw[0], "room now");
+  ASSERT_FALSE(task_id.empty());
+  Response done = Get(gw[0], "/v1/result/" + task_id + "?wait_ms=20000");
+  EXPECT_EQ(Status(done), "SUCCESS") << done.body;
+  EXPECT_EQ(Batched(1), 1);  // the refused one never ran
+}
+
 TEST_F(ScaleOutAsyncTest, ALongPollAtTheSubmittingGatewayWaitsForTheAnswer) {
   std::vector<uint16_t> gw = StartCluster(Yaml(Config(1'000'000)), 1, 1);
   ASSERT_EQ(gw.size(), 1u);

@@ -112,6 +112,15 @@ class ScaleOutTest : public ::testing::Test {
     }
     return out;
   }
+  // Runs `command` on the test's Redis; false on any error.
+  bool RedisDo(std::vector<std::string> command) {
+    redis::RedisConnection::Options o;
+    o.port = redis_.port();
+    auto c = redis::RedisConnection::Create(o);
+    if (!c.ok()) return false;
+    redis::ReplyResult r = (*c)->Call(std::move(command));
+    return r.ok() && !r->is_error();
+  }
   void ResetCommandStats() {
     redis::RedisConnection::Options o;
     o.port = redis_.port();

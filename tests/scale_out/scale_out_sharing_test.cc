@@ -63,15 +63,6 @@ class ScaleOutSharingTest : public ScaleOutTest {
     }
     return sum;
   }
-  // Runs `command` on the test's Redis; false on any error.
-  bool RedisDo(std::vector<std::string> command) {
-    redis::RedisConnection::Options o;
-    o.port = redis_.port();
-    auto c = redis::RedisConnection::Create(o);
-    if (!c.ok()) return false;
-    redis::ReplyResult r = (*c)->Call(std::move(command));
-    return r.ok() && !r->is_error();
-  }
 };
 
 TEST_F(ScaleOutSharingTest, AnAnswerComputedThroughOneGatewayIsAHitAtAnother) {
