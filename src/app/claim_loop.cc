@@ -60,12 +60,30 @@ bool ClaimLoop::WaitForRoom() {
     // No room while every endpoint is open and none probes yet: the queue
     // stays in Redis for healthy workers.
     const size_t room = options_.group->batch_room();
-    if (state_->batches_in_flight.load() < room) return true;
+    const size_t in_flight = state_->batches_in_flight.load();
+    if (in_flight < room) return true;
+    // One batch ahead, claimed a claim's round trip (twice over) before the
+    // slot expected to free first does: it is there when that slot frees.
+    SteadyClock::duration wait = std::chrono::milliseconds(100);
+    if (room > 0 && in_flight == room) {
+      const TimePoint now = SystemClock()->Now();
+      if (const std::optional<TimePoint> free_at = options_.group->NextFreeSlotAt(now)) {
+        const SteadyClock::duration until = *free_at - now - ClaimLead();
+        if (*free_at == now) {
+          // A slot is free and a batch on its way to it: look again shortly.
+          wait = std::chrono::milliseconds(1);
+        } else if (until <= SteadyClock::duration::zero()) {  // due, or overdue
+          return true;
+        } else {
+          wait = std::min(wait, until);
+        }
+      }
+    }
     lock.unlock();
     RenewLeasesIfDue();  // the batches in flight may run for a long time
     RetryFailedCompletes();
     lock.lock();
-    state_->cv.wait_for(lock, std::chrono::milliseconds(100));
+    state_->cv.wait_for(lock, wait);
   }
 }
 
@@ -108,7 +126,13 @@ void ClaimLoop::Run() {
     // Asynchronous fill sized so that the slots finish in turn (as a
     // process's own dispatcher sizes it).
     claim.async_fill_to = options_.group->AsyncFillSize(now);
+    const TimePoint claim_start = SystemClock()->Now();
     Result<redis::RedisBatchClaimer::Batch> batch = options_.claimer->TryClaim(claim);
+    if (batch.ok()) {
+      // The claim's round trip, smoothed (ClaimLead()).
+      const double us = static_cast<double>(ToMicros(SystemClock()->Now() - claim_start));
+      claim_us_ = claim_us_ == 0 ? us : 0.8 * claim_us_ + 0.2 * us;
+    }
     if (batch.ok() && batch->empty() && batch->depth > 0 && batch->wait_us > 0) {
       fill_waits_.fetch_add(1, std::memory_order_relaxed);
       const TimePoint at = SystemClock()->Now();
@@ -173,6 +197,10 @@ void ClaimLoop::Run() {
     state_->answers_in_flight.fetch_sub(left.size());
   }
   finished_.store(true, std::memory_order_release);
+}
+
+SteadyClock::duration ClaimLoop::ClaimLead() const {
+  return Micros(static_cast<int64_t>(std::clamp(2 * claim_us_, 200.0, 5'000.0)));
 }
 
 SteadyClock::duration FillNap(SteadyClock::duration left, SteadyClock::duration to_fill,

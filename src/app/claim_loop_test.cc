@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <deque>
 #include <mutex>
 #include <thread>
 
@@ -43,14 +44,53 @@ class AnsweringBackend final : public Backend {
   std::vector<std::vector<RequestPtr>> batches_;
 };
 
+// Keeps each batch until Release() answers the oldest one.
+class HoldingBackend final : public Backend {
+ public:
+  void RunBatch(const std::vector<RequestPtr>& batch, DoneFn done) override {
+    std::lock_guard lock(mu_);
+    held_.push_back({batch.size(), std::move(done)});
+    ++ran_;
+  }
+  const std::string& name() const override { return name_; }
+  size_t ran() const {
+    std::lock_guard lock(mu_);
+    return ran_;
+  }
+  // Answers the oldest batch held; false when none is.
+  bool Release() {
+    std::pair<size_t, DoneFn> batch;
+    {
+      std::lock_guard lock(mu_);
+      if (held_.empty()) return false;
+      batch = std::move(held_.front());
+      held_.pop_front();
+    }
+    BatchResult r;
+    for (size_t i = 0; i < batch.first; ++i) r.items.push_back({Status::Ok(), "out", 1});
+    batch.second(std::move(r));
+    return true;
+  }
+
+ private:
+  const std::string name_ = "holding";
+  mutable std::mutex mu_;
+  std::deque<std::pair<size_t, DoneFn>> held_;
+  size_t ran_ = 0;
+};
+
 class ClaimLoopTest : public RedisQueueTest {
  protected:
   // A static group of one slot (it waits for full batches of `max_batch`)
-  // fed by a claim loop whose delay bound is `delay_us`.
-  void StartWorker(size_t max_batch, int64_t delay_us) {
+  // fed by a claim loop whose delay bound is `delay_us`; the slot's backend
+  // is `backend` (default: an AnsweringBackend, kept in backend_).
+  void StartWorker(size_t max_batch, int64_t delay_us, std::unique_ptr<Backend> backend = nullptr) {
     ioc_thread_ = std::thread([this] { ioc_.run(); });
-    auto backend = std::make_unique<AnsweringBackend>();
-    backend_ = backend.get();
+    if (backend == nullptr) {
+      auto answering = std::make_unique<AnsweringBackend>();
+      backend_ = answering.get();
+      backend = std::move(answering);
+    }
     std::vector<std::unique_ptr<Backend>> slots;
     slots.push_back(std::move(backend));
     DispatchGroup::Options g;
@@ -146,6 +186,36 @@ TEST_F(ClaimLoopTest, AFillingBatchIsClaimedOnceFullNotAtTheDelayBound) {
   EXPECT_EQ(answered, (std::vector<std::string>{"a=out:input of a", "b=out:input of b",
                                                 "c=out:input of c", "d=out:input of d"}));
   EXPECT_EQ(loop_->stats().batches, 1u);
+}
+
+// While its one slot runs a batch, the loop claims the next one shortly
+// before the batch is expected to end (the cost model's 34 ms + 0.5 ms per
+// item), so that it is there when the slot frees; never a second one ahead.
+TEST_F(ClaimLoopTest, TheNextBatchIsClaimedBeforeTheSlotFrees) {
+  auto holding = std::make_unique<HoldingBackend>();
+  HoldingBackend* backend = holding.get();
+  auto listener = NewListener("gw-a", [](redis::WireResult&&) {});
+  for (int i = 0; i < 12; ++i) {
+    ASSERT_TRUE(Enqueue(Request("r" + std::to_string(i), 0, 60'000)).status.ok());
+  }
+  StartWorker(/*max_batch=*/4, /*delay_us=*/1'000, std::move(holding));
+  ASSERT_TRUE(Eventually([&] { return backend->ran() == 1; }, milliseconds(5'000)));
+  // Held past its expected end: the next batch is claimed, and waits.
+  ASSERT_TRUE(Eventually([&] { return loop_->stats().batches == 2; }, milliseconds(5'000)));
+  EXPECT_EQ(backend->ran(), 1u);
+  EXPECT_EQ(loop_->batches_in_flight(), 2u);
+  EXPECT_EQ(group_->handed_waiting(), 4u);
+  // The slot frees: the batch claimed ahead runs at once, and the next one
+  // is claimed ahead of it in turn.
+  ASSERT_TRUE(backend->Release());
+  ASSERT_TRUE(Eventually([&] { return backend->ran() == 2; }, milliseconds(5'000)));
+  ASSERT_TRUE(Eventually([&] { return loop_->stats().batches == 3; }, milliseconds(5'000)));
+  EXPECT_EQ(loop_->stats().requests, 12u);
+  ASSERT_TRUE(backend->Release());
+  ASSERT_TRUE(Eventually([&] { return backend->ran() == 3; }, milliseconds(5'000)));
+  ASSERT_TRUE(backend->Release());
+  ASSERT_TRUE(Eventually([&] { return loop_->batches_in_flight() == 0; }, milliseconds(5'000)));
+  EXPECT_EQ(loop_->stats().batches, 3u);
 }
 
 TEST(FillNapTest, WaitsUntilPredictedFullWithinAQuarterOfTheDelayAndBacksOff) {

@@ -173,7 +173,37 @@ size_t DispatchGroup::BatchSizeFor(size_t slot, TimePoint now) const {
 }
 
 size_t DispatchGroup::AsyncFillSize(TimePoint now) const {
-  return StaggeredSize(std::max<size_t>(options_.max_batch_size / 4, 1), slots_.size(), now);
+  const size_t least = std::max<size_t>(options_.max_batch_size / 4, 1);
+  if (busy_slots() < available_slots()) return StaggeredSize(least, slots_.size(), now);
+  // Every slot busy: the batch runs on the one expected to free first, then.
+  const auto [slot, at] = SoonestEnd(now);
+  return StaggeredSize(least, slot, at);
+}
+
+std::optional<TimePoint> DispatchGroup::NextFreeSlotAt(TimePoint now) const {
+  if (busy_slots() < available_slots()) return now;
+  const auto [slot, end] = ExpectedEnd();
+  if (slot == slots_.size()) return std::nullopt;
+  return end;
+}
+
+std::pair<size_t, TimePoint> DispatchGroup::SoonestEnd(TimePoint now) const {
+  const auto [slot, end] = ExpectedEnd();
+  return {slot, slot == slots_.size() ? now : std::max(now, end)};
+}
+
+std::pair<size_t, TimePoint> DispatchGroup::ExpectedEnd() const {
+  size_t soonest = slots_.size();
+  int64_t soonest_us = INT64_MAX;
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    const int64_t end_us = slot_end_us_[i].load(std::memory_order_relaxed);
+    if (end_us != 0 && end_us < soonest_us) {
+      soonest = i;
+      soonest_us = end_us;
+    }
+  }
+  if (soonest == slots_.size()) return {soonest, TimePoint()};
+  return {soonest, TimePoint(Micros(soonest_us))};
 }
 
 size_t DispatchGroup::StaggeredSize(size_t least, size_t except, TimePoint now) const {

@@ -91,6 +91,7 @@
 #include <random>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "common/clock.h"
@@ -206,12 +207,20 @@ class DispatchGroup {
   // batching lacks, and cost throughput). Any thread: the collector's rule,
   // and a worker's claim loop's for the next claim while a batch fills.
   size_t BatchToWaitFor(TimePoint now, size_t depth, SteadyClock::duration delay_left) const;
-  // The size a batch taken now for a free slot should reach with
-  // asynchronous fill: the one, from a quarter of max_batch_size up, whose
-  // expected end falls farthest from the busy slots' (see "Asynchronous
-  // work"); max_batch_size while no slot is busy. Any thread: a worker's
-  // claim loop asks for it, as its claims cannot see the group's queue.
+  // The size a batch taken now should reach with asynchronous fill: the
+  // one, from a quarter of max_batch_size up, whose expected end falls
+  // farthest from the other busy slots' (see "Asynchronous work"). It runs
+  // on a free slot now, or, with every slot busy, on the one expected to
+  // free first, then. max_batch_size while no slot is busy. Any thread: a
+  // worker's claim loop asks for it, as its claims cannot see the group's
+  // queue.
   size_t AsyncFillSize(TimePoint now) const;
+  // When a slot that can take work is expected to be free: `now` while one
+  // is, else the earliest expected end (the cost model's) of a batch in
+  // flight, before `now` when that batch is overdue; nullopt when none has
+  // one (every busy slot's batch timed out). Any thread (a snapshot): a
+  // worker's claim loop claims the next batch a round trip before it.
+  std::optional<TimePoint> NextFreeSlotAt(TimePoint now) const;
   // How long, at the measured dispatch rate, until `more` requests arrive;
   // duration::max() while nothing was dispatched lately. Any thread.
   SteadyClock::duration TimeToQueue(TimePoint now, size_t more) const;
@@ -275,6 +284,12 @@ class DispatchGroup {
   // from the busy slots' (all but `except`) expected ends and those of
   // their next full batches; larger wins ties. Any thread.
   size_t StaggeredSize(size_t least, size_t except, TimePoint now) const;
+  // The busy slot whose batch is expected to end first and when (never
+  // before `now`); {slots_.size(), now} when none has an expected end.
+  std::pair<size_t, TimePoint> SoonestEnd(TimePoint now) const;
+  // As SoonestEnd(), the end as expected (it may have passed);
+  // {slots_.size(), TimePoint()} when none.
+  std::pair<size_t, TimePoint> ExpectedEnd() const;
   // `tried`: endpoints the batch already failed on (a retry).
   void RunOnSlot(size_t slot, std::vector<RequestPtr> batch, TimePoint now,
                  std::vector<size_t> tried = {});

@@ -40,6 +40,38 @@ TEST_F(DispatchGroupTest, AsyncFillSizeStaggersAgainstTheBusySlots) {
   EXPECT_EQ(group_->AsyncFillSize(ex_.Now()), 32u);  // free again
 }
 
+// With every slot busy, the next batch is for the slot expected to free
+// first, from then on: NextFreeSlotAt() says when, and AsyncFillSize()
+// staggers against the others.
+TEST_F(DispatchGroupTest, WithEverySlotBusyTheNextBatchIsSizedForTheFirstToFree) {
+  with_queue_ = false;
+  Build(2, 32, 0);  // 34 ms + 0.5 ms per item
+  const TimePoint t0 = ex_.Now();
+  EXPECT_EQ(group_->NextFreeSlotAt(t0), t0);
+  std::vector<RequestPtr> full, small;
+  for (int i = 0; i < 32; ++i) full.push_back(Make("a" + std::to_string(i)));
+  for (int i = 0; i < 8; ++i) small.push_back(Make("b" + std::to_string(i)));
+  group_->Submit(std::move(full));  // slot 0: ends at 50 ms
+  ex_.RunPending();
+  EXPECT_EQ(group_->NextFreeSlotAt(t0), t0);  // slot 1 is free
+  group_->Submit(std::move(small));           // slot 1: ends at 38 ms
+  ex_.RunPending();
+  ASSERT_EQ(fakes_[1]->batches.size(), 1u);
+  EXPECT_EQ(group_->NextFreeSlotAt(t0), t0 + milliseconds(38));
+  // Starting at 38 ms, beside slot 0's end at 50 ms and its next full
+  // batch's at 100 ms: a full batch would end at 88 ms, 12 ms from 100; a
+  // batch of 8 at 76 ms, 24 ms from it and 26 ms from 50: 8.
+  EXPECT_EQ(group_->AsyncFillSize(t0), 8u);
+  ex_.Advance(milliseconds(40));  // past slot 1's expected end, still busy
+  EXPECT_EQ(group_->NextFreeSlotAt(ex_.Now()), t0 + milliseconds(38));  // overdue
+  // From now on (40 ms): 8 ends at 78 ms, 28 ms after slot 0's end and 22
+  // before its next.
+  EXPECT_EQ(group_->AsyncFillSize(ex_.Now()), 8u);
+  while (fakes_[0]->busy()) fakes_[0]->FinishOk();
+  while (fakes_[1]->busy()) fakes_[1]->FinishOk();
+  ex_.RunPending();
+}
+
 TEST_F(DispatchGroupTest, AHandedBatchRunsWholeAtOnceWithoutBatchingAgain) {
   with_queue_ = false;
   Build(2, 4, /*delay_us=*/50'000);  // static: a queue would wait for 4
