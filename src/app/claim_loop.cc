@@ -61,22 +61,21 @@ bool ClaimLoop::WaitForRoom() {
     // stays in Redis for healthy workers.
     const size_t room = options_.group->batch_room();
     const size_t in_flight = state_->batches_in_flight.load();
+    claiming_ahead_ = false;
     if (in_flight < room) return true;
-    // One batch ahead, claimed a claim's round trip (twice over) before the
-    // slot expected to free first does: it is there when that slot frees.
     SteadyClock::duration wait = std::chrono::milliseconds(100);
     if (room > 0 && in_flight == room) {
-      const TimePoint now = SystemClock()->Now();
-      if (const std::optional<TimePoint> free_at = options_.group->NextFreeSlotAt(now)) {
-        const SteadyClock::duration until = *free_at - now - ClaimLead();
-        if (*free_at == now) {
-          // A slot is free and a batch on its way to it: look again shortly.
-          wait = std::chrono::milliseconds(1);
-        } else if (until <= SteadyClock::duration::zero()) {  // due, or overdue
+      if (options_.group->handed_waiting() > 0) {
+        // A batch on its way to a slot (one just freed): look again once it
+        // runs, in time to claim the next one ahead of it.
+        wait = std::chrono::milliseconds(5);
+      } else {
+        const std::optional<SteadyClock::duration> ahead = TimeToClaimAhead();
+        if (ahead && *ahead <= SteadyClock::duration::zero()) {
+          claiming_ahead_ = true;
           return true;
-        } else {
-          wait = std::min(wait, until);
         }
+        if (ahead) wait = std::min(wait, *ahead);
       }
     }
     lock.unlock();
@@ -149,6 +148,15 @@ void ClaimLoop::Run() {
       continue;
     }
     filling.reset();
+    if (batch.ok() && batch->empty() && claiming_ahead_) {
+      // Nothing queued for the batch ahead: wait for the slot to free (its
+      // answers wake the loop), leaving the wake list's tokens to workers
+      // that can run a batch now.
+      std::unique_lock lock(state_->mu);
+      state_->cv.wait_for(lock, std::chrono::milliseconds(100),
+                          [this] { return stopping_.load(std::memory_order_acquire); });
+      continue;
+    }
     if (batch.ok() && batch->empty()) {
       // Nothing queued: block until an enqueue pushes a wake token (BLPOP
       // returns at once then; only its timeout has Redis's hz granularity).
@@ -197,6 +205,19 @@ void ClaimLoop::Run() {
     state_->answers_in_flight.fetch_sub(left.size());
   }
   finished_.store(true, std::memory_order_release);
+}
+
+std::optional<SteadyClock::duration> ClaimLoop::TimeToClaimAhead() const {
+  const TimePoint now = SystemClock()->Now();
+  const std::optional<TimePoint> free_at = options_.group->NextFreeSlotAt(now);
+  // No expected end in sight: a slot is free while a batch is on its way to
+  // it, a retry waits out its backoff, or a batch is being answered. Look
+  // again shortly (a batch that ends wakes the loop anyway).
+  if (!free_at || *free_at == now) return std::chrono::milliseconds(5);
+  // A slow or hung device: nothing ahead; the queue stays in Redis for
+  // other workers until its batch ends.
+  if (*free_at == TimePoint::max()) return std::nullopt;
+  return *free_at - ClaimLead() - now;
 }
 
 SteadyClock::duration ClaimLoop::ClaimLead() const {

@@ -28,10 +28,12 @@
 // Flow control: at most group->batch_room() claimed batches are held at
 // once: one per available slot plus one per probing (half-open) endpoint,
 // and none while every endpoint is open and cooling down, so that the queue
-// stays in Redis for healthy workers. While every slot is busy, one more is
-// claimed shortly (ClaimLead()) before the slot expected to free first
-// does (DispatchGroup::NextFreeSlotAt), so that no slot idles for a claim's
-// round trip after each batch.
+// stays in Redis for healthy workers. While every slot is busy and no
+// claimed batch waits for one, one more is claimed shortly (ClaimLead())
+// before the slot expected to free first does
+// (DispatchGroup::NextFreeSlotAt), so that no slot idles for a claim's round
+// trip after each batch; not once that batch has run twice its expected
+// time (a slow or hung device leaves the queue to other workers).
 //
 // Leases: every batch it holds (claimed, not all answered yet) has its
 // lease (one per batch) renewed every renew_interval_ms (lease / 4) from
@@ -206,6 +208,14 @@ class ClaimLoop {
   // How long before a slot frees the next batch is claimed: twice a
   // claim's round trip, 0.2..5 ms (claim thread).
   SteadyClock::duration ClaimLead() const;
+  // With every slot busy: how long until the next batch is due to be
+  // claimed ahead (<= 0: now); nullopt while the batch expected to end
+  // first has run twice its expected time (claim thread).
+  std::optional<SteadyClock::duration> TimeToClaimAhead() const;
+  // The claim WaitForRoom() allowed is one ahead of a free slot; an empty
+  // one then waits on the loop's condition instead of the wake list, whose
+  // tokens are for workers that can run a batch now (claim thread).
+  bool claiming_ahead_ = false;
   std::thread thread_;
 };
 

@@ -51,6 +51,11 @@ class HoldingBackend final : public Backend {
     std::lock_guard lock(mu_);
     held_.push_back({batch.size(), std::move(done)});
     ++ran_;
+    last_start_ = std::chrono::steady_clock::now();
+  }
+  std::chrono::steady_clock::time_point last_start() const {
+    std::lock_guard lock(mu_);
+    return last_start_;
   }
   const std::string& name() const override { return name_; }
   size_t ran() const {
@@ -77,6 +82,7 @@ class HoldingBackend final : public Backend {
   mutable std::mutex mu_;
   std::deque<std::pair<size_t, DoneFn>> held_;
   size_t ran_ = 0;
+  std::chrono::steady_clock::time_point last_start_;
 };
 
 class ClaimLoopTest : public RedisQueueTest {
@@ -189,8 +195,9 @@ TEST_F(ClaimLoopTest, AFillingBatchIsClaimedOnceFullNotAtTheDelayBound) {
 }
 
 // While its one slot runs a batch, the loop claims the next one shortly
-// before the batch is expected to end (the cost model's 34 ms + 0.5 ms per
-// item), so that it is there when the slot frees; never a second one ahead.
+// (at most 5 ms) before the batch is expected to end (the cost model's
+// 34 ms + 0.5 ms per item: 36 ms), not earlier, so that it is there when
+// the slot frees; never a second one ahead.
 TEST_F(ClaimLoopTest, TheNextBatchIsClaimedBeforeTheSlotFrees) {
   auto holding = std::make_unique<HoldingBackend>();
   HoldingBackend* backend = holding.get();
@@ -200,17 +207,22 @@ TEST_F(ClaimLoopTest, TheNextBatchIsClaimedBeforeTheSlotFrees) {
   }
   StartWorker(/*max_batch=*/4, /*delay_us=*/1'000, std::move(holding));
   ASSERT_TRUE(Eventually([&] { return backend->ran() == 1; }, milliseconds(5'000)));
-  // Held past its expected end: the next batch is claimed, and waits.
-  ASSERT_TRUE(Eventually([&] { return loop_->stats().batches == 2; }, milliseconds(5'000)));
+  // The next batch is claimed, and waits for the slot.
+  ASSERT_TRUE(Eventually(
+      [&] {
+        return loop_->stats().batches == 2 && loop_->batches_in_flight() == 2 &&
+               group_->handed_waiting() == 4;
+      },
+      milliseconds(5'000)));
+  EXPECT_GE(std::chrono::steady_clock::now() - backend->last_start(), milliseconds(31));
   EXPECT_EQ(backend->ran(), 1u);
-  EXPECT_EQ(loop_->batches_in_flight(), 2u);
-  EXPECT_EQ(group_->handed_waiting(), 4u);
   // The slot frees: the batch claimed ahead runs at once, and the next one
   // is claimed ahead of it in turn.
   ASSERT_TRUE(backend->Release());
   ASSERT_TRUE(Eventually([&] { return backend->ran() == 2; }, milliseconds(5'000)));
-  ASSERT_TRUE(Eventually([&] { return loop_->stats().batches == 3; }, milliseconds(5'000)));
-  EXPECT_EQ(loop_->stats().requests, 12u);
+  ASSERT_TRUE(
+      Eventually([&] { return loop_->stats().batches == 3 && loop_->stats().requests == 12; },
+                 milliseconds(5'000)));
   ASSERT_TRUE(backend->Release());
   ASSERT_TRUE(Eventually([&] { return backend->ran() == 3; }, milliseconds(5'000)));
   ASSERT_TRUE(backend->Release());

@@ -90,6 +90,7 @@ DispatchGroup::DispatchGroup(const Options& options, std::vector<std::unique_ptr
   slots_.resize(slots.size());
   slot_enabled_ = std::make_unique<std::atomic<bool>[]>(slots.size());
   slot_end_us_ = std::make_unique<std::atomic<int64_t>[]>(slots.size());
+  slot_cost_us_ = std::make_unique<std::atomic<int64_t>[]>(slots.size());
   for (size_t i = 0; i < slots.size(); ++i) {
     slots_[i].backend = std::move(slots[i]);
     slots_[i].endpoint = options.slot_endpoints.empty() ? i : options.slot_endpoints[i];
@@ -184,6 +185,10 @@ std::optional<TimePoint> DispatchGroup::NextFreeSlotAt(TimePoint now) const {
   if (busy_slots() < available_slots()) return now;
   const auto [slot, end] = ExpectedEnd();
   if (slot == slots_.size()) return std::nullopt;
+  // Run for twice its expected time: a slow or hung device.
+  if (end + Micros(slot_cost_us_[slot].load(std::memory_order_relaxed)) < now) {
+    return TimePoint::max();
+  }
   return end;
 }
 
@@ -264,11 +269,11 @@ void DispatchGroup::RunOnSlot(size_t slot_index, std::vector<RequestPtr> batch, 
   endpoints_[slot.endpoint].breaker.OnDispatch();
   slot.batch_id = NextBatchId();
   slot.started = now;
+  const auto cost_us = static_cast<int64_t>(cost_model_->BatchMicros(batch.size()));
+  slot_cost_us_[slot_index].store(cost_us, std::memory_order_relaxed);
   // Never 0 (that means "no batch to stagger against").
-  slot_end_us_[slot_index].store(
-      std::max<int64_t>(1, ToMicros(now.time_since_epoch()) +
-                               static_cast<int64_t>(cost_model_->BatchMicros(batch.size()))),
-      std::memory_order_relaxed);
+  slot_end_us_[slot_index].store(std::max<int64_t>(1, ToMicros(now.time_since_epoch()) + cost_us),
+                                 std::memory_order_relaxed);
   busy_.fetch_add(1, std::memory_order_relaxed);
   batches_.fetch_add(1, std::memory_order_relaxed);
   // Only the accelerator timeout fails a batch; a request's own deadline
@@ -301,9 +306,8 @@ void DispatchGroup::OnBatchTimeout(size_t slot_index, uint64_t batch_id) {
   Slot& slot = slots_[slot_index];
   if (!slot.busy || slot.batch_id != batch_id || slot.timed_out) return;
   slot.timeout_timer = 0;
-  slot.timed_out = true;
-  slot_end_us_[slot_index].store(
-      0, std::memory_order_relaxed);  // stays busy until the backend answers: one batch per device
+  slot.timed_out = true;  // stays busy until the backend answers: one batch per device
+  slot_end_us_[slot_index].store(0, std::memory_order_relaxed);
   TimePoint now = ex_.clock().Now();
   RecordOutcome(slot_index, /*ok=*/false, now);
   const std::string waited =

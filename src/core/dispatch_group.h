@@ -217,9 +217,11 @@ class DispatchGroup {
   size_t AsyncFillSize(TimePoint now) const;
   // When a slot that can take work is expected to be free: `now` while one
   // is, else the earliest expected end (the cost model's) of a batch in
-  // flight, before `now` when that batch is overdue; nullopt when none has
-  // one (every busy slot's batch timed out). Any thread (a snapshot): a
-  // worker's claim loop claims the next batch a round trip before it.
+  // flight, before `now` when that batch is overdue; TimePoint::max() once
+  // it has run twice its expected time (a slow or hung device: no end in
+  // sight); nullopt when no busy slot has an expected end (timed out, or
+  // its batch being answered). Any thread (a snapshot): a worker's claim
+  // loop claims the next batch a round trip before it.
   std::optional<TimePoint> NextFreeSlotAt(TimePoint now) const;
   // How long, at the measured dispatch rate, until `more` requests arrive;
   // duration::max() while nothing was dispatched lately. Any thread.
@@ -342,9 +344,10 @@ class DispatchGroup {
   // Each slot's batch's expected end (µs on the clock's epoch, from the cost
   // model at dispatch); 0 while it has none or it was timed out. Any thread.
   std::unique_ptr<std::atomic<int64_t>[]> slot_end_us_;
-  std::vector<PendingRetry> retries_;           // on executor; ordered by ready_at
-  std::deque<std::vector<RequestPtr>> handed_;  // on executor; Submit() order
-  std::atomic<size_t> handed_requests_{0};      // requests in handed_
+  std::unique_ptr<std::atomic<int64_t>[]> slot_cost_us_;  // that batch's expected µs
+  std::vector<PendingRetry> retries_;                     // on executor; ordered by ready_at
+  std::deque<std::vector<RequestPtr>> handed_;            // on executor; Submit() order
+  std::atomic<size_t> handed_requests_{0};                // requests in handed_
   Executor::TimerId retry_timer_ = 0;
   TimePoint retry_timer_at_;
   std::atomic<size_t> retry_requests_{0};

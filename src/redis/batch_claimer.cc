@@ -107,6 +107,8 @@ RedisBatchClaimer::RedisBatchClaimer(const Options& options, std::unique_ptr<Red
     sync_horizon_us_ =
         std::max(sync_horizon_us_, std::min(tier.latency_budget_us, tier.max_queue_age_us));
   }
+  // Deadline keys come from the gateways' clocks, `now` from Redis's.
+  sync_horizon_us_ += kClockSkewMarginUs;
 }
 
 Result<RedisBatchClaimer::Batch> RedisBatchClaimer::TryClaim(const ClaimOptions& claim) {

@@ -72,6 +72,11 @@ namespace sluice::redis {
 
 class RedisBatchClaimer {
  public:
+  // How far a gateway's clock may run ahead of Redis's before a fresh
+  // synchronous request could be taken for asynchronous work
+  // (ClaimOptions::async_fill_to).
+  static constexpr int64_t kClockSkewMarginUs = 1'000'000;
+
   struct Options {
     // Runs the claim and complete scripts; required; not owned; may be
     // shared by every claimer of the process.
@@ -115,12 +120,13 @@ class RedisBatchClaimer {
     size_t min_batch = 1;
     int64_t max_batch_delay_us = 0;
     // Asynchronous fill: when set, queued requests due later than the
-    // longest synchronous budget of any tier from now (min of
-    // latency_budget_us and max_queue_age_us: no synchronous request is due
-    // that late, so these are asynchronous work) are taken only while fewer
-    // than this many (clamped to 1..max_batch) are claimed; the others up to
-    // max_batch. An asynchronous request due sooner is taken like a
-    // synchronous one. Unset: every request alike.
+    // longest synchronous budget of any tier (min of latency_budget_us and
+    // max_queue_age_us) plus kClockSkewMarginUs from Redis's now are
+    // asynchronous work (no synchronous request is due that late while the
+    // gateways' clocks are within the margin of Redis's); they are taken only
+    // while fewer than this many (clamped to 1..max_batch) are claimed, the
+    // others up to max_batch. An asynchronous request due sooner is taken
+    // like a synchronous one. Unset: every request alike.
     std::optional<size_t> async_fill_to;
   };
 

@@ -1,7 +1,6 @@
 #include "redis/redis_task_store.h"
 
 #include <algorithm>
-#include <future>
 #include <mutex>
 #include <unordered_map>
 #include <vector>
@@ -149,6 +148,29 @@ struct RedisTaskStore::Core {
   LogThrottle write_log;
 
   TimePoint Now() const { return options.executor->clock().Now(); }
+  // A new pending task's SET NX, and what its reply means (a failure is
+  // undone: the hold released, the key deleted in case it was written).
+  std::vector<std::string> NewTaskCommand(const std::string& id, const std::string& owner) const {
+    return {"SET",
+            TaskKey(owner, id),
+            EncodeStoredTask(owner, nullptr),
+            "PX",
+            std::to_string(options.pending_ttl_ms),
+            "NX"};
+  }
+  Status TaskWritten(const std::string& id, const std::string& owner, const ReplyResult& r) {
+    if (!IsOk(r)) {
+      Release(id);
+      Forget(id, owner, "", /*wait=*/false);
+      return Unavailable(kStoreDown);
+    }
+    if (r->is_nil()) {
+      Release(id);
+      return Internal("task '" + id + "' exists");
+    }
+    MarkStored(id);
+    return Status::Ok();
+  }
   std::string TaskKey(const std::string& owner, const std::string& id) const {
     return options.keys.Task(owner, id);
   }
@@ -242,31 +264,18 @@ RedisTaskStore::~RedisTaskStore() {
 }
 
 Status RedisTaskStore::Create(const std::string& id, const std::string& owner) {
-  std::promise<Status> created;
-  std::future<Status> status = created.get_future();
-  CreateAsync(id, owner, [&created](Status s) { created.set_value(std::move(s)); });
-  return status.get();
+  Core& c = *core_;
+  if (Status s = c.Hold(id, owner, ""); !s.ok()) return s;
+  return c.TaskWritten(id, owner, c.options.connection->Call(c.NewTaskCommand(id, owner)));
 }
 
 void RedisTaskStore::CreateAsync(const std::string& id, const std::string& owner,
                                  std::function<void(Status)> done) {
   Core& c = *core_;
   if (Status s = c.Hold(id, owner, ""); !s.ok()) return done(std::move(s));
-  c.options.connection->Submit({"SET", c.TaskKey(owner, id), EncodeStoredTask(owner, nullptr), "PX",
-                                std::to_string(c.options.pending_ttl_ms), "NX"},
+  c.options.connection->Submit(c.NewTaskCommand(id, owner),
                                [core = core_, id, owner, done = std::move(done)](ReplyResult r) {
-                                 if (!IsOk(r)) {
-                                   core->Release(id);
-                                   core->Forget(id, owner, "",
-                                                /*wait=*/false);  // in case it was written
-                                   return done(Unavailable(kStoreDown));
-                                 }
-                                 if (r->is_nil()) {
-                                   core->Release(id);
-                                   return done(Internal("task '" + id + "' exists"));
-                                 }
-                                 core->MarkStored(id);
-                                 done(Status::Ok());
+                                 done(core->TaskWritten(id, owner, r));
                                });
 }
 

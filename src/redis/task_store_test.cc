@@ -244,9 +244,11 @@ TEST_F(RedisTaskStoreTest, CreateAsyncAnswersOnceTheTaskIsReadableElsewhere) {
   std::mutex mu;
   std::vector<Status> statuses;
   std::optional<TaskView> seen;
+  std::thread::id answered_on;
   a->CreateAsync("t1", "o", [&](Status s) {
     std::lock_guard lock(mu);
     statuses.push_back(std::move(s));
+    answered_on = std::this_thread::get_id();
     done.Signal();
   });
   ASSERT_TRUE(done.WaitFor(1, milliseconds(5'000)));
@@ -254,6 +256,8 @@ TEST_F(RedisTaskStoreTest, CreateAsyncAnswersOnceTheTaskIsReadableElsewhere) {
     std::lock_guard lock(mu);
     ASSERT_EQ(statuses.size(), 1u);
     EXPECT_TRUE(statuses[0].ok()) << statuses[0].ToString();
+    // Answered by the connection's thread: the caller did not wait for it.
+    EXPECT_NE(answered_on, std::this_thread::get_id());
   }
   seen = b->Get("t1", "o");
   ASSERT_TRUE(seen);
