@@ -82,7 +82,11 @@ bool ClaimLoop::WaitForRoom() {
     RenewLeasesIfDue();  // the batches in flight may run for a long time
     RetryFailedCompletes();
     lock.lock();
-    state_->cv.wait_for(lock, wait);
+    // A batch answered meanwhile (under mu) is not missed.
+    state_->cv.wait_for(lock, wait, [&] {
+      return stopping_.load(std::memory_order_acquire) ||
+             state_->batches_in_flight.load() < in_flight;
+    });
   }
 }
 
@@ -153,8 +157,10 @@ void ClaimLoop::Run() {
       // answers wake the loop), leaving the wake list's tokens to workers
       // that can run a batch now.
       std::unique_lock lock(state_->mu);
-      state_->cv.wait_for(lock, std::chrono::milliseconds(100),
-                          [this] { return stopping_.load(std::memory_order_acquire); });
+      state_->cv.wait_for(lock, std::chrono::milliseconds(100), [this] {
+        return stopping_.load(std::memory_order_acquire) ||
+               state_->batches_in_flight.load() < options_.group->batch_room();
+      });
       continue;
     }
     if (batch.ok() && batch->empty()) {
