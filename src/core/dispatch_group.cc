@@ -177,8 +177,8 @@ size_t DispatchGroup::AsyncFillSize(TimePoint now) const {
   const size_t least = std::max<size_t>(options_.max_batch_size / 4, 1);
   if (busy_slots() < available_slots()) return StaggeredSize(least, slots_.size(), now);
   // Every slot busy: the batch runs on the one expected to free first, then.
-  const auto [slot, at] = SoonestEnd(now);
-  return StaggeredSize(least, slot, at);
+  const auto [slot, end] = ExpectedEnd();
+  return StaggeredSize(least, slot, slot == slots_.size() ? now : std::max(now, end));
 }
 
 std::optional<TimePoint> DispatchGroup::NextFreeSlotAt(TimePoint now) const {
@@ -190,11 +190,6 @@ std::optional<TimePoint> DispatchGroup::NextFreeSlotAt(TimePoint now) const {
     return TimePoint::max();
   }
   return end;
-}
-
-std::pair<size_t, TimePoint> DispatchGroup::SoonestEnd(TimePoint now) const {
-  const auto [slot, end] = ExpectedEnd();
-  return {slot, slot == slots_.size() ? now : std::max(now, end)};
 }
 
 std::pair<size_t, TimePoint> DispatchGroup::ExpectedEnd() const {

@@ -286,11 +286,8 @@ class DispatchGroup {
   // from the busy slots' (all but `except`) expected ends and those of
   // their next full batches; larger wins ties. Any thread.
   size_t StaggeredSize(size_t least, size_t except, TimePoint now) const;
-  // The busy slot whose batch is expected to end first and when (never
-  // before `now`); {slots_.size(), now} when none has an expected end.
-  std::pair<size_t, TimePoint> SoonestEnd(TimePoint now) const;
-  // As SoonestEnd(), the end as expected (it may have passed);
-  // {slots_.size(), TimePoint()} when none.
+  // The busy slot whose batch is expected to end first and when (it may
+  // have passed); {slots_.size(), TimePoint()} when none has an expected end.
   std::pair<size_t, TimePoint> ExpectedEnd() const;
   // `tried`: endpoints the batch already failed on (a retry).
   void RunOnSlot(size_t slot, std::vector<RequestPtr> batch, TimePoint now,

@@ -160,7 +160,7 @@ Result<RedisBatchClaimer::Batch> RedisBatchClaimer::TryClaimShard(size_t shard,
         options_.ordering == QueueOrdering::kStrictPriority ? 1.0 : 0.0,
         static_cast<double>(options_.max_expired_per_claim),
         static_cast<double>(options_.inline_entries_max),
-        claim.async_fill_to ? static_cast<double>(std::max<int64_t>(sync_horizon_us_, 1)) : 0.0,
+        claim.async_fill_to ? static_cast<double>(sync_horizon_us_) : 0.0,
         static_cast<double>(fill_to)}) {
     AppendDouble(v, &header);
   }
