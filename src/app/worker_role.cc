@@ -143,6 +143,7 @@ Status WorkerRole::Parts::Build() {
   DispatchGroup::Options g;
   g.model = model.name;
   g.max_batch_size = model.max_batch_size;
+  g.async_fill_max_batch_size = model.async_fill_max_batch_size;
   // No queue, so no max_batch_delay_us: the claim loop batches (the group's
   // TargetBatchSize() and the model's delay, in the claim script) and hands
   // each batch over whole (DispatchGroup::Submit).

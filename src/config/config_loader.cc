@@ -270,6 +270,7 @@ ModelConfig ReadModel(const YAML::Node& node, const std::string& path, Status* e
   r.ReadString("version", &model.version);
   r.ReadInteger("max_batch_size", &model.max_batch_size);
   r.ReadInteger("max_batch_delay_us", &model.max_batch_delay_us);
+  r.ReadInteger("async_fill_max_batch_size", &model.async_fill_max_batch_size);
   if (r.Has("batching")) {
     std::string batching;
     r.ReadString("batching", &batching);

@@ -58,6 +58,7 @@ TEST(LoadConfigFileTest, BundledConfigParses) {
   EXPECT_EQ(m.version, "sluice-sim-small-2026-11");
   EXPECT_EQ(m.max_batch_size, 32u);
   EXPECT_EQ(m.max_batch_delay_us, 20'000);
+  EXPECT_EQ(m.async_fill_max_batch_size, 24u);
   EXPECT_EQ(m.backend.kind, "sim");
   EXPECT_EQ(m.backend.sim.devices, 4);
   EXPECT_EQ(m.backend.sim.fixed_latency_us, 34'000);

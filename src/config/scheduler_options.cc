@@ -37,6 +37,7 @@ ModelScheduler::Options SchedulerOptionsFor(const AppConfig& app, const ModelCon
   g.model = model.name;
   g.max_batch_size = model.max_batch_size;
   g.max_batch_delay_us = model.max_batch_delay_us;
+  g.async_fill_max_batch_size = model.async_fill_max_batch_size;
   g.batching = model.batching;
   g.accelerator_timeout_us = model.accelerator_timeout_ms * 1000;
   g.retry = model.retry;

@@ -242,6 +242,11 @@ Status ValidateModels(const std::vector<ModelConfig>& models) {
     if (m.max_batch_delay_us < 0) {
       return Fail(path + ".max_batch_delay_us", "must be at least 0" + Got(m.max_batch_delay_us));
     }
+    if (m.async_fill_max_batch_size > m.max_batch_size) {
+      return Fail(path + ".async_fill_max_batch_size",
+                  "must be at most max_batch_size (" + std::to_string(m.max_batch_size) + ")" +
+                      Got(static_cast<int64_t>(m.async_fill_max_batch_size)));
+    }
     if (m.queue_capacity < 1) return Fail(path + ".queue_capacity", "must be at least 1, got 0");
     if (m.accelerator_timeout_ms <= 0) {
       return Fail(path + ".accelerator_timeout_ms",

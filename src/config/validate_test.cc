@@ -193,6 +193,8 @@ const RuleCase kRules[] = {
      "models[0].max_batch_size: must be between 1 and 4096, got 0"},
     {"HugeBatchSize", [](AppConfig& c) { Model(c).max_batch_size = 4097; },
      "models[0].max_batch_size: "},
+    {"AsyncFillBeyondTheBatch", [](AppConfig& c) { Model(c).async_fill_max_batch_size = 33; },
+     "models[0].async_fill_max_batch_size: must be at most max_batch_size (32), got 33"},
     {"NegativeBatchDelay", [](AppConfig& c) { Model(c).max_batch_delay_us = -1; },
      "models[0].max_batch_delay_us: "},
     {"ZeroQueueCapacity", [](AppConfig& c) { Model(c).queue_capacity = 0; },

@@ -35,6 +35,9 @@ Result<std::unique_ptr<DispatchGroup>> DispatchGroup::Create(
     return InvalidArgument("max_batch_size must be in 1..4096");
   }
   if (options.max_batch_delay_us < 0) return InvalidArgument("max_batch_delay_us must be >= 0");
+  if (options.async_fill_max_batch_size > options.max_batch_size) {
+    return InvalidArgument("async_fill_max_batch_size must be at most max_batch_size");
+  }
   if (!(options.batching_headroom >= 0)) return InvalidArgument("batching_headroom must be >= 0");
   if (options.rate_time_constant_ms < 1)
     return InvalidArgument("rate_time_constant_ms must be >= 1");
@@ -79,6 +82,8 @@ DispatchGroup::DispatchGroup(const Options& options, std::vector<std::unique_ptr
       ex_(*options.executor),
       rng_(options.retry_seed != 0 ? options.retry_seed : std::random_device{}()),
       self_(std::make_shared<DispatchGroup*>(this)) {
+  async_fill_max_ = options.async_fill_max_batch_size != 0 ? options.async_fill_max_batch_size
+                                                           : (options.max_batch_size * 3 + 3) / 4;
   cost_model_ = options.cost_model;
   if (cost_model_ == nullptr) {
     BatchCostModel::Options c;
@@ -168,17 +173,26 @@ size_t DispatchGroup::BatchSizeFor(size_t slot, TimePoint now) const {
   const size_t depth = options_.queue->Depth();
   const size_t async = options_.queue->AsyncDepth();
   // Synchronous requests go first in the queue: the batch takes them all.
-  const size_t least = std::max({depth - std::min(depth, async), max / 4, size_t{1}});
+  const size_t sync = depth - std::min(depth, async);
+  const size_t least = std::max({sync, max / 4, size_t{1}});
   if (async == 0 || least >= max) return max;
-  return StaggeredSize(least, slot, now);
+  return StaggeredSize(least, AsyncFillLimit(now, sync > 0), slot, now);
 }
 
 size_t DispatchGroup::AsyncFillSize(TimePoint now) const {
   const size_t least = std::max<size_t>(options_.max_batch_size / 4, 1);
-  if (busy_slots() < available_slots()) return StaggeredSize(least, slots_.size(), now);
+  const size_t most = AsyncFillLimit(now, /*sync_queued=*/false);
+  if (busy_slots() < available_slots()) return StaggeredSize(least, most, slots_.size(), now);
   // Every slot busy: the batch runs on the one expected to free first, then.
   const auto [slot, end] = ExpectedEnd();
-  return StaggeredSize(least, slot, slot == slots_.size() ? now : std::max(now, end));
+  return StaggeredSize(least, most, slot, slot == slots_.size() ? now : std::max(now, end));
+}
+
+size_t DispatchGroup::AsyncFillLimit(TimePoint now, bool sync_queued) const {
+  const int64_t last_us = last_sync_us_.load(std::memory_order_relaxed);
+  const bool flowing = sync_queued || (last_us != 0 && ToMicros(now.time_since_epoch()) - last_us <
+                                                           ToMicros(kSyncFlowWindow));
+  return flowing ? async_fill_max_ : options_.max_batch_size;
 }
 
 std::optional<TimePoint> DispatchGroup::NextFreeSlotAt(TimePoint now) const {
@@ -206,10 +220,10 @@ std::pair<size_t, TimePoint> DispatchGroup::ExpectedEnd() const {
   return {soonest, TimePoint(Micros(soonest_us))};
 }
 
-size_t DispatchGroup::StaggeredSize(size_t least, size_t except, TimePoint now) const {
-  const size_t max = options_.max_batch_size;
-  // The other busy slots' expected ends, and their next ones after a full
-  // batch: this batch should end as far from all of them as it can.
+size_t DispatchGroup::StaggeredSize(size_t least, size_t most, size_t except, TimePoint now) const {
+  const size_t max = std::max(least, most);
+  // The other busy slots' expected ends, and their next ones after a batch
+  // of `max`: this batch should end as far from all of them as it can.
   const double full_us = cost_model_->BatchMicros(max);
   const int64_t now_us = ToMicros(now.time_since_epoch());
   std::vector<double> ends_us;  // from now
@@ -275,12 +289,15 @@ void DispatchGroup::RunOnSlot(size_t slot_index, std::vector<RequestPtr> batch, 
   // is answered alone (ExpireInFlight).
   const TimePoint timeout_at = now + Micros(options_.accelerator_timeout_us);
   slot.earliest_total = TimePoint::max();
+  bool sync = false;
   for (auto& r : batch) {
+    sync = sync || !r->async;
     r->dispatched_at = now;
     ++r->attempts;
     r->MarkDispatched();
     slot.earliest_total = std::min(slot.earliest_total, r->total_deadline);
   }
+  if (sync) last_sync_us_.store(ToMicros(now.time_since_epoch()), std::memory_order_relaxed);
   EnsureSweep();
   uint64_t id = slot.batch_id;
   slot.timeout_timer =

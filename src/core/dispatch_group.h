@@ -63,7 +63,10 @@
 // free slot about a batch / slots at worst, not a whole batch. Only the
 // asynchronous fill is cut (the synchronous requests queued all go, as they
 // are first in the queue), and a batch to no less than a quarter of
-// max_batch_size. A worker's claim does the same against the Redis queue:
+// max_batch_size. While synchronous requests flow, the fill stops at
+// Options::async_fill_max_batch_size (three quarters of max_batch_size by
+// default): every batch then carries some, and each item of fill lengthens
+// their ride. A worker's claim does the same against the Redis queue:
 // its claim loop asks AsyncFillSize() and the claim script cuts the
 // asynchronous fill there (RedisBatchClaimer::ClaimOptions::async_fill_to).
 //
@@ -120,6 +123,13 @@ class DispatchGroup {
     size_t max_batch_size = 32;          // 1..4096
     int64_t max_batch_delay_us = 5'000;  // upper bound on waiting; 0 = never wait
     BatchingMode batching = BatchingMode::kAdaptive;
+    // While synchronous requests flow (one is queued, or one went to a slot
+    // within the last second), a batch that asynchronous work fills is at
+    // most this size (<= max_batch_size): the fill lengthens the batch the
+    // synchronous requests ride in, and so their latency. The synchronous
+    // requests queued always all go. 0 = three quarters of max_batch_size
+    // (rounded up); max_batch_size = no limit.
+    size_t async_fill_max_batch_size = 0;
     // Adaptive: lambda is stretched by this much (>= 0) so that batches fill
     // a little before the slots saturate.
     double batching_headroom = 0.25;
@@ -208,8 +218,9 @@ class DispatchGroup {
   // and a worker's claim loop's for the next claim while a batch fills.
   size_t BatchToWaitFor(TimePoint now, size_t depth, SteadyClock::duration delay_left) const;
   // The size a batch taken now should reach with asynchronous fill: the
-  // one, from a quarter of max_batch_size up, whose expected end falls
-  // farthest from the other busy slots' (see "Asynchronous work"). It runs
+  // one, from a quarter of max_batch_size up to AsyncFillLimit(), whose
+  // expected end falls farthest from the other busy slots' (see
+  // "Asynchronous work"). It runs
   // on a free slot now, or, with every slot busy, on the one expected to
   // free first, then. max_batch_size while no slot is busy. Any thread: a
   // worker's claim loop asks for it, as its claims cannot see the group's
@@ -282,10 +293,15 @@ class DispatchGroup {
   void Dispatch(TimePoint now);  // pop a batch and send it
   // How many requests slot `slot` takes now (see "Asynchronous work").
   size_t BatchSizeFor(size_t slot, TimePoint now) const;
-  // The size in [least, max_batch_size] whose expected end falls farthest
+  // The size in [least, max(least, most)] whose expected end falls farthest
   // from the busy slots' (all but `except`) expected ends and those of
-  // their next full batches; larger wins ties. Any thread.
-  size_t StaggeredSize(size_t least, size_t except, TimePoint now) const;
+  // their next batches of that most; larger wins ties. Any thread.
+  size_t StaggeredSize(size_t least, size_t most, size_t except, TimePoint now) const;
+  // The largest batch asynchronous work may fill now:
+  // Options::async_fill_max_batch_size (resolved) while synchronous
+  // requests flow (`sync_queued`, or one went to a slot within
+  // kSyncFlowWindow), else max_batch_size. Any thread.
+  size_t AsyncFillLimit(TimePoint now, bool sync_queued) const;
   // The busy slot whose batch is expected to end first and when (it may
   // have passed); {slots_.size(), TimePoint()} when none has an expected end.
   std::pair<size_t, TimePoint> ExpectedEnd() const;
@@ -329,6 +345,8 @@ class DispatchGroup {
   void EnsureSweep();
   void AnswerDropped(std::vector<RequestPtr>& dropped, TimePoint now);
   void CancelDelayTimer();
+  // How long synchronous requests count as flowing after one went to a slot.
+  static constexpr SteadyClock::duration kSyncFlowWindow = std::chrono::seconds(1);
   // Wraps fn(DispatchGroup*) so it runs only while the group is alive.
   template <typename F>
   std::function<void()> Guarded(F fn);
@@ -342,9 +360,13 @@ class DispatchGroup {
   // model at dispatch); 0 while it has none or it was timed out. Any thread.
   std::unique_ptr<std::atomic<int64_t>[]> slot_end_us_;
   std::unique_ptr<std::atomic<int64_t>[]> slot_cost_us_;  // that batch's expected µs
-  std::vector<PendingRetry> retries_;                     // on executor; ordered by ready_at
-  std::deque<std::vector<RequestPtr>> handed_;            // on executor; Submit() order
-  std::atomic<size_t> handed_requests_{0};                // requests in handed_
+  // When a batch with a synchronous request last went to a slot (µs on the
+  // clock's epoch; 0 = never). Any thread.
+  std::atomic<int64_t> last_sync_us_{0};
+  size_t async_fill_max_ = 0;                   // Options::async_fill_max_batch_size, 0 resolved
+  std::vector<PendingRetry> retries_;           // on executor; ordered by ready_at
+  std::deque<std::vector<RequestPtr>> handed_;  // on executor; Submit() order
+  std::atomic<size_t> handed_requests_{0};      // requests in handed_
   Executor::TimerId retry_timer_ = 0;
   TimePoint retry_timer_at_;
   std::atomic<size_t> retry_requests_{0};

@@ -26,7 +26,10 @@ TEST_F(DispatchGroupTest, AsyncFillSizeStaggersAgainstTheBusySlots) {
   Build(2, 32, 0);  // the default cost model: 34 ms + 0.5 ms per item
   EXPECT_EQ(group_->AsyncFillSize(ex_.Now()), 32u);  // nothing busy: a full batch
   std::vector<RequestPtr> full;
-  for (int i = 0; i < 32; ++i) full.push_back(Make("a" + std::to_string(i)));
+  for (int i = 0; i < 32; ++i) {
+    full.push_back(Make("a" + std::to_string(i)));
+    full.back()->async = true;  // no synchronous requests flowing: no limit
+  }
   group_->Submit(std::move(full));
   ex_.RunPending();
   ASSERT_EQ(fakes_[0]->batches.size(), 1u);
@@ -38,6 +41,33 @@ TEST_F(DispatchGroupTest, AsyncFillSizeStaggersAgainstTheBusySlots) {
   fakes_[0]->FinishOk();
   ex_.RunPending();
   EXPECT_EQ(group_->AsyncFillSize(ex_.Now()), 32u);  // free again
+}
+
+// A worker's group learns that synchronous requests flow from the batches
+// handed to it: for a second after one ran, a claim's async fill stops at
+// async_fill_max_batch_size (three quarters of max_batch_size by default).
+TEST_F(DispatchGroupTest, AsyncFillSizeStopsAtTheLimitWhileSynchronousRequestsFlow) {
+  with_queue_ = false;
+  Build(1, 32, 0);
+  std::vector<RequestPtr> batch;
+  for (int i = 0; i < 8; ++i) {
+    batch.push_back(Make("a" + std::to_string(i)));
+    batch.back()->async = true;
+  }
+  group_->Submit(std::move(batch));  // async only
+  ex_.RunPending();
+  fakes_[0]->FinishOk();
+  ex_.RunPending();
+  EXPECT_EQ(group_->AsyncFillSize(ex_.Now()), 32u);
+  group_->Submit({Make("sync")});
+  ex_.RunPending();
+  fakes_[0]->FinishOk();
+  ex_.RunPending();
+  EXPECT_EQ(group_->AsyncFillSize(ex_.Now()), 24u);
+  ex_.Advance(milliseconds(999));
+  EXPECT_EQ(group_->AsyncFillSize(ex_.Now()), 24u);
+  ex_.Advance(milliseconds(1));
+  EXPECT_EQ(group_->AsyncFillSize(ex_.Now()), 32u);
 }
 
 // With every slot busy, the next batch is for the slot expected to free

@@ -89,6 +89,65 @@ TEST_F(DispatchGroupTest, ABatchWithSynchronousWorkKeepsIt) {
   EXPECT_EQ(fakes_[1]->batches[0][0]->input, "sync");
 }
 
+// While synchronous requests flow (queued, or sent within the last
+// second), async work fills a batch only up to async_fill_max_batch_size
+// (by default three quarters of max_batch_size): each item of fill would
+// lengthen the synchronous requests' ride. Then full batches again.
+TEST_F(DispatchGroupTest, WhileSynchronousRequestsFlowAsyncFillStopsAtItsLimit) {
+  Build(1, 32, 0);
+  for (int i = 0; i < 200; ++i) {
+    RequestPtr r = Make("a" + std::to_string(i), 60'000, 60'000);
+    r->async = true;
+    ASSERT_TRUE(queue_->Push(r).ok());
+  }
+  ex_.RunPending();
+  ASSERT_EQ(fakes_[0]->batches.size(), 1u);
+  EXPECT_EQ(fakes_[0]->batches[0].size(), 32u);  // no synchronous request yet
+  Push("sync");
+  fakes_[0]->FinishOk();
+  ex_.RunPending();
+  ASSERT_EQ(fakes_[0]->batches.size(), 2u);
+  EXPECT_EQ(fakes_[0]->batches[1].size(), 24u);  // 32 * 3/4
+  EXPECT_EQ(fakes_[0]->batches[1][0]->input, "sync");
+  ex_.Advance(milliseconds(999));  // the synchronous request went 999 ms ago
+  fakes_[0]->FinishOk();
+  ex_.RunPending();
+  ASSERT_EQ(fakes_[0]->batches.size(), 3u);
+  EXPECT_EQ(fakes_[0]->batches[2].size(), 24u);
+  ex_.Advance(milliseconds(1));  // a second ago: no longer flowing
+  fakes_[0]->FinishOk();
+  ex_.RunPending();
+  ASSERT_EQ(fakes_[0]->batches.size(), 4u);
+  EXPECT_EQ(fakes_[0]->batches[3].size(), 32u);
+  fakes_[0]->FinishOk();
+  ex_.RunPending();
+}
+
+// The limit is the model's to set: max_batch_size lifts it, and the
+// synchronous requests queued go whole beyond it.
+TEST_F(DispatchGroupTest, TheAsyncFillLimitIsConfiguredAndNeverCutsSynchronousWork) {
+  configure_ = [](DispatchGroup::Options& o) { o.async_fill_max_batch_size = 10; };
+  Build(1, 32, 0);
+  for (int i = 0; i < 100; ++i) {
+    RequestPtr r = Make("a" + std::to_string(i), 60'000, 60'000);
+    r->async = true;
+    ASSERT_TRUE(queue_->Push(r).ok());
+  }
+  for (int i = 0; i < 12; ++i) Push("s" + std::to_string(i));
+  ex_.RunPending();
+  ASSERT_EQ(fakes_[0]->batches.size(), 1u);
+  EXPECT_EQ(fakes_[0]->batches[0].size(), 12u);  // every synchronous request, no fill
+  Push("s12");
+  fakes_[0]->FinishOk();
+  ex_.RunPending();
+  ASSERT_EQ(fakes_[0]->batches.size(), 2u);
+  ASSERT_EQ(fakes_[0]->batches[1].size(), 10u);  // one synchronous request and 9 of fill
+  EXPECT_EQ(fakes_[0]->batches[1][0]->input, "s12");
+  EXPECT_TRUE(fakes_[0]->batches[1][9]->async);
+  fakes_[0]->FinishOk();
+  ex_.RunPending();
+}
+
 TEST_F(DispatchGroupTest, SynchronousRequestsAreNeverCutFromABatch) {
   Build(2, 32, 0);
   for (int i = 0; i < 32; ++i) {
@@ -360,6 +419,13 @@ TEST(DispatchGroupOptionsTest, RejectsBadOptions) {
   std::vector<std::unique_ptr<Backend>> three;
   three.push_back(std::make_unique<FakeBackend>());
   EXPECT_FALSE(DispatchGroup::Create(o, std::move(three)).ok());
+  o.retry = RetryPolicy{};
+  o.async_fill_max_batch_size = 5;  // beyond max_batch_size 4
+  std::vector<std::unique_ptr<Backend>> four;
+  four.push_back(std::make_unique<FakeBackend>());
+  auto beyond = DispatchGroup::Create(o, std::move(four));
+  ASSERT_FALSE(beyond.ok());
+  EXPECT_EQ(beyond.status().message(), "async_fill_max_batch_size must be at most max_batch_size");
 }
 
 }  // namespace

@@ -159,6 +159,7 @@ void AppendPayload(std::string& out, const WireRequest& r) {
   o.Int("td", r.total_deadline_us);
   o.Int("ct", r.charged_tokens);
   if (r.tokens_per_minute > 0) o.Int("tpm", r.tokens_per_minute);
+  if (r.async) o.Int("as", 1);
   o.Close();
 }
 
@@ -233,6 +234,9 @@ Result<WireRequest> DecodeEntry(std::string_view entry, std::string_view id,
   if (!GetInt(o, "tpm", &r.tokens_per_minute, false) || r.tokens_per_minute < 0) {
     return Bad(kPayload, "tpm");
   }
+  int async = 0;
+  if (!GetInt(o, "as", &async, false) || (async != 0 && async != 1)) return Bad(kPayload, "as");
+  r.async = async == 1;
   if (lenient) {
     for (std::string* s : {&r.key_id, &r.tier_name, &r.input, &r.params_json}) MakeValid(s);
   }
@@ -325,6 +329,7 @@ WireRequest ToWireRequest(const InferenceRequest& request, std::string_view gate
   w.total_deadline_us = now.ToEpochUs(request.total_deadline);
   w.charged_tokens = request.charged_tokens;
   w.tokens_per_minute = request.principal.rate_limit.tokens_per_minute;
+  w.async = request.async;
   return w;
 }
 
@@ -343,6 +348,7 @@ RequestPtr FromWireRequest(const WireRequest& wire, const WallClockAnchor& now) 
   r->dispatch_deadline = now.ToSteady(wire.dispatch_deadline_us);
   r->total_deadline = now.ToSteady(wire.total_deadline_us);
   r->charged_tokens = wire.charged_tokens;
+  r->async = wire.async;
   r->principal.rate_limit.tokens_per_minute = wire.tokens_per_minute;
   return r;
 }

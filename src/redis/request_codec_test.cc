@@ -24,6 +24,7 @@ WireRequest Sample() {
   r.total_deadline_us = 1'714'000'004'123'456;
   r.charged_tokens = 70;
   r.tokens_per_minute = 9'000;
+  r.async = true;
   return r;
 }
 
@@ -45,6 +46,7 @@ TEST(RequestCodecTest, EntryRoundTripsEveryField) {
   EXPECT_EQ(out->total_deadline_us, in.total_deadline_us);
   EXPECT_EQ(out->charged_tokens, in.charged_tokens);
   EXPECT_EQ(out->tokens_per_minute, 9'000);
+  EXPECT_TRUE(out->async);
   EXPECT_EQ(out->attempts, 0u);
 }
 
@@ -93,6 +95,11 @@ TEST(RequestCodecTest, MalformedEntriesAreRefusedWithTheFieldNamed) {
   Result<WireRequest> r = DecodeEntry(wrong_type, "req_1", "llama");
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().message(), "request: field \"mt\" missing or of the wrong type");
+  std::string not_a_flag = "2|1|2|0|gw|" + payload;
+  not_a_flag.replace(not_a_flag.find("\"as\":1"), 6, "\"as\":2");
+  r = DecodeEntry(not_a_flag, "req_1", "llama");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message(), "request: field \"as\" missing or of the wrong type");
 }
 
 TEST(RequestCodecTest, OptionalFieldsAreOmittedAndCompact) {
@@ -100,6 +107,7 @@ TEST(RequestCodecTest, OptionalFieldsAreOmittedAndCompact) {
   in.temperature.reset();
   in.params_json.clear();
   in.tokens_per_minute = 0;
+  in.async = false;
   const std::string entry = EncodeEntry(in);
   EXPECT_EQ(entry.find("temp"), std::string::npos);
   EXPECT_EQ(entry.find("\"p\""), std::string::npos);
@@ -110,6 +118,7 @@ TEST(RequestCodecTest, OptionalFieldsAreOmittedAndCompact) {
   EXPECT_FALSE(out->temperature.has_value());
   EXPECT_TRUE(out->params_json.empty());
   EXPECT_EQ(out->tokens_per_minute, 0);
+  EXPECT_FALSE(out->async);
   EXPECT_EQ(entry,
             "2|1714000002123456|1714000000123456|0|gw-1|{\"key\":\"key-42\",\"tn\":\"enterprise\","
             "\"in\":\"hello \\\"world\\\"\\n\xe2\x9c\x93\",\"mt\":64,\"td\":1714000004123456,"
