@@ -102,7 +102,7 @@ struct ModelConfig {
   int64_t max_batch_delay_us = 10'000;  // longest wait for a fuller batch
   // While synchronous requests flow, the largest batch that asynchronous
   // work fills (DispatchGroup::Options::async_fill_max_batch_size);
-  // 0..max_batch_size, 0 = three quarters of max_batch_size.
+  // 0..max_batch_size, 0 = three quarters of max_batch_size (rounded up).
   size_t async_fill_max_batch_size = 0;
   // `batching`: adaptive (wait only when the load needs fuller batches) or
   // static (wait for a full batch or max_batch_delay_us).

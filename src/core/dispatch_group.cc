@@ -79,11 +79,12 @@ Result<std::unique_ptr<DispatchGroup>> DispatchGroup::Create(
 
 DispatchGroup::DispatchGroup(const Options& options, std::vector<std::unique_ptr<Backend>> slots)
     : options_(options),
+      async_fill_max_(options.async_fill_max_batch_size != 0
+                          ? options.async_fill_max_batch_size
+                          : (options.max_batch_size * 3 + 3) / 4),
       ex_(*options.executor),
       rng_(options.retry_seed != 0 ? options.retry_seed : std::random_device{}()),
       self_(std::make_shared<DispatchGroup*>(this)) {
-  async_fill_max_ = options.async_fill_max_batch_size != 0 ? options.async_fill_max_batch_size
-                                                           : (options.max_batch_size * 3 + 3) / 4;
   cost_model_ = options.cost_model;
   if (cost_model_ == nullptr) {
     BatchCostModel::Options c;
@@ -174,14 +175,16 @@ size_t DispatchGroup::BatchSizeFor(size_t slot, TimePoint now) const {
   const size_t async = options_.queue->AsyncDepth();
   // Synchronous requests go first in the queue: the batch takes them all.
   const size_t sync = depth - std::min(depth, async);
-  const size_t least = std::max({sync, max / 4, size_t{1}});
+  const size_t most = AsyncFillLimit(now, sync > 0);
+  // A quarter of a batch at least, unless the limit is lower.
+  const size_t least = std::max({sync, std::min(max / 4, most), size_t{1}});
   if (async == 0 || least >= max) return max;
-  return StaggeredSize(least, AsyncFillLimit(now, sync > 0), slot, now);
+  return StaggeredSize(least, most, slot, now);
 }
 
 size_t DispatchGroup::AsyncFillSize(TimePoint now) const {
-  const size_t least = std::max<size_t>(options_.max_batch_size / 4, 1);
   const size_t most = AsyncFillLimit(now, /*sync_queued=*/false);
+  const size_t least = std::max<size_t>(std::min(options_.max_batch_size / 4, most), 1);
   if (busy_slots() < available_slots()) return StaggeredSize(least, most, slots_.size(), now);
   // Every slot busy: the batch runs on the one expected to free first, then.
   const auto [slot, end] = ExpectedEnd();
@@ -297,7 +300,11 @@ void DispatchGroup::RunOnSlot(size_t slot_index, std::vector<RequestPtr> batch, 
     r->MarkDispatched();
     slot.earliest_total = std::min(slot.earliest_total, r->total_deadline);
   }
-  if (sync) last_sync_us_.store(ToMicros(now.time_since_epoch()), std::memory_order_relaxed);
+  if (sync) {
+    // Never 0 (that means "never").
+    last_sync_us_.store(std::max<int64_t>(1, ToMicros(now.time_since_epoch())),
+                        std::memory_order_relaxed);
+  }
   EnsureSweep();
   uint64_t id = slot.batch_id;
   slot.timeout_timer =

@@ -63,10 +63,12 @@
 // free slot about a batch / slots at worst, not a whole batch. Only the
 // asynchronous fill is cut (the synchronous requests queued all go, as they
 // are first in the queue), and a batch to no less than a quarter of
-// max_batch_size. While synchronous requests flow, the fill stops at
-// Options::async_fill_max_batch_size (three quarters of max_batch_size by
-// default): every batch then carries some, and each item of fill lengthens
-// their ride. A worker's claim does the same against the Redis queue:
+// max_batch_size (or the limit below, if lower). While synchronous requests
+// flow, every batch that async work fills stops at
+// Options::async_fill_max_batch_size (three quarters of max_batch_size,
+// rounded up, by default): each item of fill lengthens the ride of the
+// synchronous requests in its batch, and at a steady synchronous load
+// nearly every batch carries some. A worker's claim does the same against the Redis queue:
 // its claim loop asks AsyncFillSize() and the claim script cuts the
 // asynchronous fill there (RedisBatchClaimer::ClaimOptions::async_fill_to).
 //
@@ -222,7 +224,7 @@ class DispatchGroup {
   // expected end falls farthest from the other busy slots' (see
   // "Asynchronous work"). It runs
   // on a free slot now, or, with every slot busy, on the one expected to
-  // free first, then. max_batch_size while no slot is busy. Any thread: a
+  // free first, then. AsyncFillLimit() while no slot is busy. Any thread: a
   // worker's claim loop asks for it, as its claims cannot see the group's
   // queue.
   size_t AsyncFillSize(TimePoint now) const;
@@ -352,6 +354,7 @@ class DispatchGroup {
   std::function<void()> Guarded(F fn);
 
   const Options options_;
+  const size_t async_fill_max_;  // Options::async_fill_max_batch_size, 0 resolved
   Executor& ex_;
   std::vector<Slot> slots_;
   std::vector<Endpoint> endpoints_;
@@ -363,7 +366,6 @@ class DispatchGroup {
   // When a batch with a synchronous request last went to a slot (µs on the
   // clock's epoch; 0 = never). Any thread.
   std::atomic<int64_t> last_sync_us_{0};
-  size_t async_fill_max_ = 0;                   // Options::async_fill_max_batch_size, 0 resolved
   std::vector<PendingRetry> retries_;           // on executor; ordered by ready_at
   std::deque<std::vector<RequestPtr>> handed_;  // on executor; Submit() order
   std::atomic<size_t> handed_requests_{0};      // requests in handed_

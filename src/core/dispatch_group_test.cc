@@ -123,10 +123,10 @@ TEST_F(DispatchGroupTest, WhileSynchronousRequestsFlowAsyncFillStopsAtItsLimit) 
   ex_.RunPending();
 }
 
-// The limit is the model's to set: max_batch_size lifts it, and the
-// synchronous requests queued go whole beyond it.
+// The limit is the model's to set, below a quarter of the batch too, and
+// the synchronous requests queued go whole beyond it.
 TEST_F(DispatchGroupTest, TheAsyncFillLimitIsConfiguredAndNeverCutsSynchronousWork) {
-  configure_ = [](DispatchGroup::Options& o) { o.async_fill_max_batch_size = 10; };
+  configure_ = [](DispatchGroup::Options& o) { o.async_fill_max_batch_size = 4; };
   Build(1, 32, 0);
   for (int i = 0; i < 100; ++i) {
     RequestPtr r = Make("a" + std::to_string(i), 60'000, 60'000);
@@ -141,9 +141,32 @@ TEST_F(DispatchGroupTest, TheAsyncFillLimitIsConfiguredAndNeverCutsSynchronousWo
   fakes_[0]->FinishOk();
   ex_.RunPending();
   ASSERT_EQ(fakes_[0]->batches.size(), 2u);
-  ASSERT_EQ(fakes_[0]->batches[1].size(), 10u);  // one synchronous request and 9 of fill
+  ASSERT_EQ(fakes_[0]->batches[1].size(), 4u);  // one synchronous request and 3 of fill
   EXPECT_EQ(fakes_[0]->batches[1][0]->input, "s12");
-  EXPECT_TRUE(fakes_[0]->batches[1][9]->async);
+  EXPECT_TRUE(fakes_[0]->batches[1][3]->async);
+  fakes_[0]->FinishOk();
+  ex_.RunPending();
+}
+
+// async_fill_max_batch_size = max_batch_size: no limit, synchronous
+// requests flowing or not.
+TEST_F(DispatchGroupTest, AnAsyncFillLimitOfTheWholeBatchIsNone) {
+  configure_ = [](DispatchGroup::Options& o) { o.async_fill_max_batch_size = 32; };
+  Build(1, 32, 0);
+  for (int i = 0; i < 100; ++i) {
+    RequestPtr r = Make("a" + std::to_string(i), 60'000, 60'000);
+    r->async = true;
+    ASSERT_TRUE(queue_->Push(r).ok());
+  }
+  Push("sync");
+  ex_.RunPending();
+  ASSERT_EQ(fakes_[0]->batches.size(), 1u);
+  EXPECT_EQ(fakes_[0]->batches[0].size(), 32u);
+  EXPECT_EQ(fakes_[0]->batches[0][0]->input, "sync");
+  fakes_[0]->FinishOk();
+  ex_.RunPending();
+  ASSERT_EQ(fakes_[0]->batches.size(), 2u);
+  EXPECT_EQ(fakes_[0]->batches[1].size(), 32u);
   fakes_[0]->FinishOk();
   ex_.RunPending();
 }

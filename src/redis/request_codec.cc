@@ -234,9 +234,10 @@ Result<WireRequest> DecodeEntry(std::string_view entry, std::string_view id,
   if (!GetInt(o, "tpm", &r.tokens_per_minute, false) || r.tokens_per_minute < 0) {
     return Bad(kPayload, "tpm");
   }
-  int async = 0;
-  if (!GetInt(o, "as", &async, false) || (async != 0 && async != 1)) return Bad(kPayload, "as");
-  r.async = async == 1;
+  // A hint for scheduling: any non-zero integer is async.
+  int64_t async = 0;
+  if (!GetInt(o, "as", &async, false)) return Bad(kPayload, "as");
+  r.async = async != 0;
   if (lenient) {
     for (std::string* s : {&r.key_id, &r.tier_name, &r.input, &r.params_json}) MakeValid(s);
   }

@@ -61,7 +61,7 @@ struct WireRequest {
   int64_t total_deadline_us = 0;     // epoch µs; not answered by then: 504
   int64_t charged_tokens = 0;        // charged to the key's limit at admission
   int64_t tokens_per_minute = 0;     // the key's token limit then (0 = none)
-  bool async = false;                // submitted asynchronously ("as": 1; absent: 0)
+  bool async = false;                // submitted asynchronously ("as": 1; absent or 0: not)
   // Claims so far minus one: 0 on the first claim, +1 per reaped lease. Not
   // encoded: the claim sets it from the entry's prefix (scripts.h).
   uint32_t attempts = 0;

@@ -96,10 +96,16 @@ TEST(RequestCodecTest, MalformedEntriesAreRefusedWithTheFieldNamed) {
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().message(), "request: field \"mt\" missing or of the wrong type");
   std::string not_a_flag = "2|1|2|0|gw|" + payload;
-  not_a_flag.replace(not_a_flag.find("\"as\":1"), 6, "\"as\":2");
+  not_a_flag.replace(not_a_flag.find("\"as\":1"), 6, "\"as\":\"1\"");
   r = DecodeEntry(not_a_flag, "req_1", "llama");
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().message(), "request: field \"as\" missing or of the wrong type");
+  // Any other integer is a later encoder's async request, not an error.
+  std::string later = "2|1|2|0|gw|" + payload;
+  later.replace(later.find("\"as\":1"), 6, "\"as\":2");
+  r = DecodeEntry(later, "req_1", "llama");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_TRUE(r->async);
 }
 
 TEST(RequestCodecTest, OptionalFieldsAreOmittedAndCompact) {
