@@ -30,11 +30,7 @@ TEST_F(DispatchGroupTest, FullBatchDispatchesWithoutWaiting) {
 // batch / slots apart), so a synchronous request waits less for a slot.
 TEST_F(DispatchGroupTest, AsyncOnlyBatchesAreSizedSoSlotsFinishInTurn) {
   Build(2, 32, 0);  // the default cost model: 34 ms + 0.5 ms per item
-  for (int i = 0; i < 900; ++i) {
-    RequestPtr r = Make("a" + std::to_string(i), 60'000, 60'000);
-    r->async = true;
-    ASSERT_TRUE(queue_->Push(r).ok());
-  }
+  PushAsync("a", 900);
   ex_.RunPending();
   ASSERT_EQ(fakes_[0]->batches.size(), 1u);
   ASSERT_EQ(fakes_[1]->batches.size(), 1u);
@@ -69,18 +65,10 @@ TEST_F(DispatchGroupTest, AsyncOnlyBatchesAreSizedSoSlotsFinishInTurn) {
 
 TEST_F(DispatchGroupTest, ABatchWithSynchronousWorkKeepsIt) {
   Build(2, 32, 0);
-  for (int i = 0; i < 32; ++i) {
-    RequestPtr r = Make("first" + std::to_string(i), 60'000, 60'000);
-    r->async = true;
-    ASSERT_TRUE(queue_->Push(r).ok());
-  }
+  PushAsync("first", 32);
   ex_.RunPending();  // slot 0 takes them all, to end at 50 ms
   ASSERT_EQ(fakes_[0]->batches.size(), 1u);
-  for (int i = 0; i < 100; ++i) {
-    RequestPtr r = Make("a" + std::to_string(i), 60'000, 60'000);
-    r->async = true;
-    ASSERT_TRUE(queue_->Push(r).ok());
-  }
+  PushAsync("a", 100);
   Push("sync");
   ex_.RunPending();
   // Cut to end apart from slot 0's batch (8: at 38 ms), the sync request in.
@@ -95,11 +83,7 @@ TEST_F(DispatchGroupTest, ABatchWithSynchronousWorkKeepsIt) {
 // lengthen the synchronous requests' ride. Then full batches again.
 TEST_F(DispatchGroupTest, WhileSynchronousRequestsFlowAsyncFillStopsAtItsLimit) {
   Build(1, 32, 0);
-  for (int i = 0; i < 200; ++i) {
-    RequestPtr r = Make("a" + std::to_string(i), 60'000, 60'000);
-    r->async = true;
-    ASSERT_TRUE(queue_->Push(r).ok());
-  }
+  PushAsync("a", 200);
   ex_.RunPending();
   ASSERT_EQ(fakes_[0]->batches.size(), 1u);
   EXPECT_EQ(fakes_[0]->batches[0].size(), 32u);  // no synchronous request yet
@@ -128,11 +112,7 @@ TEST_F(DispatchGroupTest, WhileSynchronousRequestsFlowAsyncFillStopsAtItsLimit) 
 TEST_F(DispatchGroupTest, TheAsyncFillLimitIsConfiguredAndNeverCutsSynchronousWork) {
   configure_ = [](DispatchGroup::Options& o) { o.async_fill_max_batch_size = 4; };
   Build(1, 32, 0);
-  for (int i = 0; i < 100; ++i) {
-    RequestPtr r = Make("a" + std::to_string(i), 60'000, 60'000);
-    r->async = true;
-    ASSERT_TRUE(queue_->Push(r).ok());
-  }
+  PushAsync("a", 100);
   for (int i = 0; i < 12; ++i) Push("s" + std::to_string(i));
   ex_.RunPending();
   ASSERT_EQ(fakes_[0]->batches.size(), 1u);
@@ -153,11 +133,7 @@ TEST_F(DispatchGroupTest, TheAsyncFillLimitIsConfiguredAndNeverCutsSynchronousWo
 TEST_F(DispatchGroupTest, AnAsyncFillLimitOfTheWholeBatchIsNone) {
   configure_ = [](DispatchGroup::Options& o) { o.async_fill_max_batch_size = 32; };
   Build(1, 32, 0);
-  for (int i = 0; i < 100; ++i) {
-    RequestPtr r = Make("a" + std::to_string(i), 60'000, 60'000);
-    r->async = true;
-    ASSERT_TRUE(queue_->Push(r).ok());
-  }
+  PushAsync("a", 100);
   Push("sync");
   ex_.RunPending();
   ASSERT_EQ(fakes_[0]->batches.size(), 1u);
@@ -173,17 +149,9 @@ TEST_F(DispatchGroupTest, AnAsyncFillLimitOfTheWholeBatchIsNone) {
 
 TEST_F(DispatchGroupTest, SynchronousRequestsAreNeverCutFromABatch) {
   Build(2, 32, 0);
-  for (int i = 0; i < 32; ++i) {
-    RequestPtr r = Make("first" + std::to_string(i), 60'000, 60'000);
-    r->async = true;
-    ASSERT_TRUE(queue_->Push(r).ok());
-  }
+  PushAsync("first", 32);
   ex_.RunPending();
-  for (int i = 0; i < 100; ++i) {
-    RequestPtr r = Make("a" + std::to_string(i), 60'000, 60'000);
-    r->async = true;
-    ASSERT_TRUE(queue_->Push(r).ok());
-  }
+  PushAsync("a", 100);
   for (int i = 0; i < 20; ++i) Push("s" + std::to_string(i));
   ex_.RunPending();
   ASSERT_EQ(fakes_[1]->batches.size(), 1u);

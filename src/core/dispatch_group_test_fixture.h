@@ -81,6 +81,15 @@ class DispatchGroupTest : public ::testing::Test {
     return r;
   }
 
+  // Pushes `n` asynchronous requests, prefix0 .. prefix<n-1>, due in 60 s.
+  void PushAsync(const std::string& prefix, int n) {
+    for (int i = 0; i < n; ++i) {
+      RequestPtr r = Make(prefix + std::to_string(i), 60'000, 60'000);
+      r->async = true;
+      EXPECT_TRUE(queue_->Push(r).ok());
+    }
+  }
+
   // Counts what the group reports.
   struct Observer : DispatchObserver {
     void OnRetry(size_t, size_t n) override { retried += n; }
