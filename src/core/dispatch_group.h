@@ -68,8 +68,8 @@
 // Options::async_fill_max_batch_size (three quarters of max_batch_size,
 // rounded up, by default): each item of fill lengthens the ride of the
 // synchronous requests in its batch, and at a steady synchronous load
-// nearly every batch carries some. A worker's claim does the same against the Redis queue:
-// its claim loop asks AsyncFillSize() and the claim script cuts the
+// nearly every batch carries some. A worker's claim does the same against
+// the Redis queue: its claim loop asks AsyncFillSize() and the claim script cuts the
 // asynchronous fill there (RedisBatchClaimer::ClaimOptions::async_fill_to).
 //
 // Batches formed elsewhere. A worker batches against the shared Redis
@@ -220,10 +220,9 @@ class DispatchGroup {
   // and a worker's claim loop's for the next claim while a batch fills.
   size_t BatchToWaitFor(TimePoint now, size_t depth, SteadyClock::duration delay_left) const;
   // The size a batch taken now should reach with asynchronous fill: the
-  // one, from a quarter of max_batch_size up to AsyncFillLimit(), whose
-  // expected end falls farthest from the other busy slots' (see
-  // "Asynchronous work"). It runs
-  // on a free slot now, or, with every slot busy, on the one expected to
+  // one, from a quarter of max_batch_size (or AsyncFillLimit(), if lower)
+  // up to AsyncFillLimit(), whose expected end falls farthest from the
+  // other busy slots' (see "Asynchronous work"). It runs on a free slot now, or, with every slot busy, on the one expected to
   // free first, then. AsyncFillLimit() while no slot is busy. Any thread: a
   // worker's claim loop asks for it, as its claims cannot see the group's
   // queue.
