@@ -222,10 +222,9 @@ class DispatchGroup {
   // The size a batch taken now should reach with asynchronous fill: the
   // one, from a quarter of max_batch_size (or AsyncFillLimit(), if lower)
   // up to AsyncFillLimit(), whose expected end falls farthest from the
-  // other busy slots' (see "Asynchronous work"). It runs on a free slot now, or, with every slot busy, on the one expected to
-  // free first, then. AsyncFillLimit() while no slot is busy. Any thread: a
-  // worker's claim loop asks for it, as its claims cannot see the group's
-  // queue.
+  // other busy slots' (see "Asynchronous work"). It runs on a free slot now, or, with every slot
+  // busy, on the one expected to free first, then. AsyncFillLimit() while no slot is busy. Any
+  // thread: a worker's claim loop asks for it, as its claims cannot see the group's queue.
   size_t AsyncFillSize(TimePoint now) const;
   // When a slot that can take work is expected to be free: `now` while one
   // is, else the earliest expected end (the cost model's) of a batch in
