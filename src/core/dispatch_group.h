@@ -69,8 +69,9 @@
 // rounded up, by default): each item of fill lengthens the ride of the
 // synchronous requests in its batch, and at a steady synchronous load
 // nearly every batch carries some. A worker's claim does the same against
-// the Redis queue: its claim loop asks AsyncFillSize() and the claim script cuts the
-// asynchronous fill there (RedisBatchClaimer::ClaimOptions::async_fill_to).
+// the Redis queue: its claim loop asks AsyncFillSize() and the claim script
+// cuts the asynchronous fill there
+// (RedisBatchClaimer::ClaimOptions::async_fill_to).
 //
 // Batches formed elsewhere. A worker batches against the shared Redis
 // queue, not a local one: its claim loop waits for this group's
@@ -222,9 +223,10 @@ class DispatchGroup {
   // The size a batch taken now should reach with asynchronous fill: the
   // one, from a quarter of max_batch_size (or AsyncFillLimit(), if lower)
   // up to AsyncFillLimit(), whose expected end falls farthest from the
-  // other busy slots' (see "Asynchronous work"). It runs on a free slot now, or, with every slot
-  // busy, on the one expected to free first, then. AsyncFillLimit() while no slot is busy. Any
-  // thread: a worker's claim loop asks for it, as its claims cannot see the group's queue.
+  // other busy slots' (see "Asynchronous work"). It runs on a free slot
+  // now, or, with every slot busy, on the one expected to free first,
+  // then. AsyncFillLimit() while no slot is busy. Any thread: a worker's
+  // claim loop asks for it, as its claims cannot see the group's queue.
   size_t AsyncFillSize(TimePoint now) const;
   // When a slot that can take work is expected to be free: `now` while one
   // is, else the earliest expected end (the cost model's) of a batch in
