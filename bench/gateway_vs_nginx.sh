@@ -82,6 +82,14 @@ SAVE=0
 TARGET=0.70
 LUA_SCRIPT="$REPO_ROOT/bench/wrk_inference.lua"
 BASE_CONFIG="$REPO_ROOT/config/sluice.yaml"
+
+# The bundled config without its embedding model (this bench measures the
+# completions model alone).
+without_embedding_model() {
+  awk '/^  - name: sluice-sim-embed/ { skip = 1; next }
+       skip && /^[^[:space:]#]/ { skip = 0 }
+       !skip { print }' "$1"
+}
 # The request log: sqlite (the bundled default, a file in the temp dir) or
 # memory (no durable log: the gateway's own cost only).
 REQUEST_LOG=${REQUEST_LOG:-sqlite}
@@ -471,7 +479,7 @@ write_sluice_config() {
     -e "s/^([[:space:]]*)tokens_per_minute:.*/\1tokens_per_minute: 0/" \
     -e "s/^([[:space:]]*)backend: sqlite/\1backend: $REQUEST_LOG/" \
     -e "s#^([[:space:]]*)path: sluice-requests.db#\1path: $WORK/requests.db#" \
-    "$BASE_CONFIG" >"$cfg"
+    <(without_embedding_model "$BASE_CONFIG") >"$cfg"
   local k
   for k in "io_threads: $SLUICE_IO_THREADS" "max_batch_size: 64" "max_batch_delay_us: 0" \
            "queue_capacity: 100000" "devices: 1" "fixed_latency_us: 0" \

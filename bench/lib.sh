@@ -79,6 +79,14 @@ ensure_sluice() {
 # bundled file's is 0, its bounds are per healthy device, so no scenario uses
 # it). Always: port 0, requests_per_minute 0 and tokens_per_minute 0 for
 # every tier (the demo keys are not throttled).
+# The bundled config without its embedding model: the benches measure the
+# completions model alone.
+without_embedding_model() {
+  awk '/^  - name: sluice-sim-embed/ { skip = 1; next }
+       skip && /^[^[:space:]#]/ { skip = 0 }
+       !skip { print }' "$1"
+}
+
 make_config() {
   local out=$1; shift
   [[ -f $BASE_CONFIG ]] || die "$BASE_CONFIG not found"
@@ -98,7 +106,7 @@ make_config() {
     case "${v[admission]}" in on) b=true ;; off) b=false ;; *) die "admission must be on or off" ;; esac
     sed_args+=(-e "/^admission:/,/^[^[:space:]#]/ s/^([[:space:]]+)enabled:[^#]*/\1enabled: $b/")
   fi
-  sed -E "${sed_args[@]}" "$BASE_CONFIG" >"$out"
+  without_embedding_model "$BASE_CONFIG" | sed -E "${sed_args[@]}" >"$out"
   if [[ -n ${v[depth_scale]:-} ]]; then
     awk -v k="${v[depth_scale]}" '
       match($0, /max_queue_depth:[[:space:]]*[0-9]+/) {

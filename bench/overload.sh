@@ -70,6 +70,14 @@ PER_ITEM_US=500
 SERVICE_TOKEN=svc-demo-token
 BASE_CONFIG="$REPO_ROOT/config/sluice.yaml"
 
+# The bundled config without its embedding model (this bench measures the
+# completions model alone).
+without_embedding_model() {
+  awk '/^  - name: sluice-sim-embed/ { skip = 1; next }
+       skip && /^[^[:space:]#]/ { skip = 0 }
+       !skip { print }' "$1"
+}
+
 usage() { sed -n '2,/^set -euo pipefail$/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'; }
 
 while [[ $# -gt 0 ]]; do
@@ -180,7 +188,7 @@ sed -E \
   -e "s/^([[:space:]]*)fixed_latency_us:.*/\1fixed_latency_us: $FIXED_US/" \
   -e "s/^([[:space:]]*)per_item_latency_us:.*/\1per_item_latency_us: $PER_ITEM_US/" \
   -e "s#^([[:space:]]*)path: sluice-requests.db#\1path: $WORK/requests.db#" \
-  "$BASE_CONFIG" >"$CONFIG"
+  <(without_embedding_model "$BASE_CONFIG") >"$CONFIG"
 for k in "enabled: true" "target_utilization: $TARGET_UTILIZATION" "max_batch_size: $BATCH" \
          "devices: $DEVICES" "fixed_latency_us: $FIXED_US" "per_item_latency_us: $PER_ITEM_US" \
          "requests_per_minute: 0" "tokens_per_minute: 0" "name: sluice-sim-small"; do

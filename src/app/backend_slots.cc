@@ -18,6 +18,7 @@ Status AddSimSlots(const ModelConfig& model, Executor* executor, BackendSlots* o
     o.jitter = sim.jitter;
     o.seed = sim.seed;
     o.executor = executor;
+    if (model.task == ModelTask::kEmbeddings) o.embedding_dimensions = model.embedding_dimensions;
     auto b = SimBackend::Create(o);
     if (!b.ok()) return b.status();
     out->slots.push_back(std::move(b).value());

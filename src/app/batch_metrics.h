@@ -26,8 +26,10 @@ namespace sluice {
 class BatchMetrics final : public DispatchObserver {
  public:
   struct Options {
-    std::string model;                        // the label; required
-    size_t max_batch_size = 32;               // top bucket of sluice_batch_size
+    std::string model;  // the label; required
+    // Top bucket of sluice_batch_size: the largest max_batch_size of all
+    // models (a family's buckets must be the same for every model).
+    size_t max_batch_size = 32;
     std::vector<std::string> endpoint_names;  // the group's endpoints, by index
     metrics::Registry* registry = nullptr;    // required; not owned
     const Clock* clock = SystemClock();       // for busy time; not owned

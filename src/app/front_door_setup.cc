@@ -66,6 +66,14 @@ Result<std::unique_ptr<FrontDoorListeners>> FrontDoorListeners::Create(
   constexpr uint64_t kOtherDescriptors = 1024;
   RaiseOpenFileLimit(static_cast<uint64_t>(config.server.max_connections) + kOtherDescriptors);
   std::unique_ptr<FrontDoorListeners> l(new FrontDoorListeners());
+  for (const ModelConfig& m : config.models) {
+    http::OpenAiModel o;
+    o.embeddings = m.task == ModelTask::kEmbeddings;
+    o.embedding_dimensions = m.embedding_dimensions;
+    o.accepts_dimensions = m.accepts_dimensions;
+    o.chat_template = m.chat_template;
+    door.openai_models.push_back(std::move(o));
+  }
   http::FrontDoor::Options public_door = door;
   public_door.serve_internal = !config.admin.enabled;
   l->public_door_ = std::make_unique<http::FrontDoor>(std::move(public_door));

@@ -1,6 +1,4 @@
 #include "app/model_runtime.h"
-
-#include <algorithm>
 #include <optional>
 
 #include "app/backend_slots.h"
@@ -30,7 +28,7 @@ Result<std::unique_ptr<ModelRuntime>> ModelRuntime::Create(
   g.log = log;
   BatchMetrics::Options bm;
   bm.model = model.name;
-  bm.max_batch_size = model.max_batch_size;
+  bm.max_batch_size = LargestBatchSize(app);
   bm.endpoint_names = g.endpoint_names;
   bm.registry = registry;
   rt->batch_metrics_ = std::make_unique<BatchMetrics>(std::move(bm));

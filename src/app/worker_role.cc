@@ -130,7 +130,7 @@ Status WorkerRole::Parts::Build() {
   // The same batch metrics and log lines as `serve`.
   BatchMetrics::Options bm;
   bm.model = model.name;
-  bm.max_batch_size = model.max_batch_size;
+  bm.max_batch_size = LargestBatchSize(cfg);
   bm.endpoint_names = built->endpoint_names;
   bm.registry = &process.registry();
   bm.on_batch_ok = [this](size_t n, SteadyClock::duration t) { throughput.AddBatch(n, t); };

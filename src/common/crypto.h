@@ -16,5 +16,7 @@ std::string ToHex(const Sha256Digest& digest);
 bool ParseSha256Hex(std::string_view hex, Sha256Digest* out);
 // Compares in time independent of where the inputs differ.
 bool ConstantTimeEqual(const Sha256Digest& a, const Sha256Digest& b);
+// Standard base64 (RFC 4648, with '=' padding) of `bytes`.
+std::string Base64(std::string_view bytes);
 
 }  // namespace sluice

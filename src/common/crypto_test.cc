@@ -50,5 +50,14 @@ TEST(IdsTest, ForeignOrMalformedIdsHaveNoLocalSequence) {
   EXPECT_FALSE(LocalIdSequence(a + "0").has_value());
 }
 
+TEST(CryptoTest, Base64MatchesRfc4648Vectors) {
+  EXPECT_EQ(Base64(""), "");
+  EXPECT_EQ(Base64("f"), "Zg==");
+  EXPECT_EQ(Base64("fo"), "Zm8=");
+  EXPECT_EQ(Base64("foo"), "Zm9v");
+  EXPECT_EQ(Base64("foobar"), "Zm9vYmFy");
+  EXPECT_EQ(Base64(std::string_view("\x00\xff\x80", 3)), "AP+A");
+}
+
 }  // namespace
 }  // namespace sluice

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "core/chat_template.h"
 #include "core/circuit_breaker.h"
 #include "core/dispatch_group.h"
 #include "core/request_queue.h"
@@ -95,6 +96,9 @@ struct ModelCacheConfig {
   uint64_t max_bytes = 64ull << 20;  // memory for this model's answers; >= 1
 };
 
+// What a model answers: text for a prompt, or a vector for a text.
+enum class ModelTask { kCompletions, kEmbeddings };
+
 struct ModelConfig {
   std::string name;                     // as clients send it in "model"
   std::string version;                  // reported as metadata.model_version
@@ -124,6 +128,22 @@ struct ModelConfig {
   // Identical requests waiting at the same time share one batch item
   // (core/request_collapser.h); only those whose answer may be shared.
   bool collapse = false;
+  // `task`: "completions" (POST /v1/inference, /v1/completions and
+  // /v1/chat/completions) or "embeddings" (/v1/inference and
+  // /v1/embeddings; each output is a JSON array of numbers). Default:
+  // embeddings for an openai backend with openai_api embeddings, else
+  // completions.
+  ModelTask task = ModelTask::kCompletions;
+  // Embeddings: the length of the model's vectors, 1..65536; the sim makes
+  // vectors this long (required there). 0: whatever the backend returns.
+  int embedding_dimensions = 0;
+  // Embeddings: a request's `dimensions` shortens the vector (the gateway
+  // keeps its first N numbers and rescales them to unit length, as models
+  // trained for it allow). Needs embedding_dimensions.
+  bool accepts_dimensions = false;
+  // `chat_template` (system, user, assistant, generation_prompt): how
+  // /v1/chat/completions turns messages into this model's prompt.
+  ChatTemplate chat_template;
 };
 
 struct ApiKeyConfig {

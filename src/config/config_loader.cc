@@ -262,6 +262,16 @@ void ReadCache(const YAML::Node& node, const std::string& path, Status* error,
   r.Finish();
 }
 
+void ReadChatTemplate(const YAML::Node& node, const std::string& path, Status* error,
+                      ChatTemplate* chat) {
+  FieldReader r(node, path, error);
+  r.ReadString("system", &chat->system);
+  r.ReadString("user", &chat->user);
+  r.ReadString("assistant", &chat->assistant);
+  r.ReadString("generation_prompt", &chat->generation_prompt);
+  r.Finish();
+}
+
 ModelConfig ReadModel(const YAML::Node& node, const std::string& path, Status* error) {
   ModelConfig model;
   FieldReader r(node, path, error);
@@ -293,6 +303,23 @@ ModelConfig ReadModel(const YAML::Node& node, const std::string& path, Status* e
   r.ReadBool("deterministic", &model.deterministic);
   ReadCache(r.ReadNode("cache"), r.PathOf("cache"), error, &model.cache);
   r.ReadBool("collapse", &model.collapse);
+  if (r.Has("task")) {
+    std::string task;
+    r.ReadString("task", &task);
+    if (task == "completions") {
+      model.task = ModelTask::kCompletions;
+    } else if (task == "embeddings") {
+      model.task = ModelTask::kEmbeddings;
+    } else if (r.ok()) {
+      r.Error("task", "expected completions or embeddings, got \"" + task + "\"");
+    }
+  } else if (model.backend.kind == "openai" && model.backend.http.openai_api == "embeddings") {
+    model.task = ModelTask::kEmbeddings;
+  }
+  r.ReadInteger("embedding_dimensions", &model.embedding_dimensions);
+  r.ReadBool("accepts_dimensions", &model.accepts_dimensions);
+  ReadChatTemplate(r.ReadNode("chat_template"), r.PathOf("chat_template"), error,
+                   &model.chat_template);
   r.Finish();
   if (!has_version) model.version = model.name + "-v1";
   return model;

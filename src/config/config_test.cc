@@ -52,7 +52,7 @@ TEST(LoadConfigFileTest, BundledConfigParses) {
   EXPECT_EQ(c.tiers[2].max_queue_age_us, 2'000'000);
   EXPECT_EQ(c.tiers[2].total_timeout_us, 4'000'000);
 
-  ASSERT_EQ(c.models.size(), 1u);
+  ASSERT_EQ(c.models.size(), 2u);
   const ModelConfig& m = c.models[0];
   EXPECT_EQ(m.name, "sluice-sim-small");
   EXPECT_EQ(m.version, "sluice-sim-small-2026-11");
@@ -63,6 +63,13 @@ TEST(LoadConfigFileTest, BundledConfigParses) {
   EXPECT_EQ(m.backend.sim.devices, 4);
   EXPECT_EQ(m.backend.sim.fixed_latency_us, 34'000);
   EXPECT_DOUBLE_EQ(m.backend.sim.jitter, 0.05);
+  EXPECT_EQ(m.task, ModelTask::kCompletions);
+  EXPECT_EQ(m.chat_template.user, "<|user|>\n{content}\n");
+  const ModelConfig& embed = c.models[1];
+  EXPECT_EQ(embed.name, "sluice-sim-embed");
+  EXPECT_EQ(embed.task, ModelTask::kEmbeddings);
+  EXPECT_EQ(embed.embedding_dimensions, 256);
+  EXPECT_TRUE(embed.accepts_dimensions);
 
   // The demo keys the file's header comment (and the README) hand out.
   ASSERT_EQ(c.keys.size(), 3u);

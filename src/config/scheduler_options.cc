@@ -48,4 +48,10 @@ ModelScheduler::Options SchedulerOptionsFor(const AppConfig& app, const ModelCon
   return s;
 }
 
+size_t LargestBatchSize(const AppConfig& app) {
+  size_t largest = 1;
+  for (const ModelConfig& m : app.models) largest = std::max(largest, m.max_batch_size);
+  return largest;
+}
+
 }  // namespace sluice

@@ -24,4 +24,8 @@ AdmissionController::Options AdmissionOptionsFor(const AppConfig& app, const Mod
 // measured.
 BatchCostModel::Options CostPriorFor(const ModelConfig& model);
 
+// The largest max_batch_size of app's models: the top bucket of the batch
+// size histogram, whose buckets are the same for every model.
+size_t LargestBatchSize(const AppConfig& app);
+
 }  // namespace sluice

@@ -21,6 +21,7 @@ constexpr int kMaxIoThreads = 64;
 constexpr uint32_t kMinHeaderLimitBytes = 1024;
 constexpr size_t kMaxBatchSize = 4096;
 constexpr int kMaxDevices = 1024;
+constexpr int kMaxEmbeddingDimensions = 65536;
 // Requests carry their tier as a TierIndex (uint8_t).
 constexpr size_t kMaxTiers = 256;
 
@@ -224,6 +225,37 @@ Status ValidateBackend(const BackendConfig& b, const std::string& path) {
   return Status::Ok();
 }
 
+// task, embedding_dimensions, accepts_dimensions and chat_template.
+Status ValidateTask(const ModelConfig& m, const std::string& path) {
+  const bool embeddings = m.task == ModelTask::kEmbeddings;
+  if (m.backend.kind == "openai" && (m.backend.http.openai_api == "embeddings") != embeddings) {
+    return Fail(path + ".task",
+                std::string("must be ") + (embeddings ? "completions" : "embeddings") +
+                    " for an openai backend with openai_api " + m.backend.http.openai_api);
+  }
+  if (m.embedding_dimensions < 0 || m.embedding_dimensions > kMaxEmbeddingDimensions) {
+    return Fail(path + ".embedding_dimensions", "must be between 0 and " +
+                                                    std::to_string(kMaxEmbeddingDimensions) +
+                                                    Got(m.embedding_dimensions));
+  }
+  if (embeddings && m.backend.kind == "sim" && m.embedding_dimensions == 0) {
+    return Fail(path + ".embedding_dimensions",
+                "is required for an embeddings model on the sim backend");
+  }
+  if (!embeddings && (m.embedding_dimensions != 0 || m.accepts_dimensions)) {
+    return Fail(path + (m.accepts_dimensions ? ".accepts_dimensions" : ".embedding_dimensions"),
+                "applies to task embeddings only");
+  }
+  if (m.accepts_dimensions && m.embedding_dimensions == 0) {
+    return Fail(path + ".accepts_dimensions", "needs embedding_dimensions");
+  }
+  // Its message starts with the field ("user: ...").
+  if (Status s = m.chat_template.Validate(); !s.ok()) {
+    return InvalidArgument(path + ".chat_template." + s.message());
+  }
+  return Status::Ok();
+}
+
 Status ValidateModels(const std::vector<ModelConfig>& models) {
   if (models.empty()) return Fail("models", "at least one model is required");
   std::set<std::string> names;
@@ -261,6 +293,7 @@ Status ValidateModels(const std::vector<ModelConfig>& models) {
                                                     Got(m.default_max_tokens));
     }
     if (Status s = ValidateBackend(m.backend, path + ".backend"); !s.ok()) return s;
+    if (Status s = ValidateTask(m, path); !s.ok()) return s;
     if (Status s = m.retry.Validate(); !s.ok()) return Fail(path + ".retry", s.message());
     if (Status s = CircuitBreaker::Validate(m.circuit_breaker); !s.ok()) {
       return Fail(path + ".circuit_breaker", s.message());

@@ -63,7 +63,11 @@ enum class RouteKind {
   kMetrics,
   kDeadLetters,
   kDeviceUpdate,
-  kRequestLookup
+  kRequestLookup,
+  kEmbeddings,
+  kCompletions,
+  kChat,
+  kModels
 };
 
 struct FrontDoor::Route {
@@ -71,9 +75,14 @@ struct FrontDoor::Route {
   std::string_view rest;  // kDeviceUpdate: "{model}/devices/{i}"; kRequestLookup, kResult: the id
   std::optional<Status> error;  // kError: 404 or 405
   const char* allow = nullptr;  // 405: the Allow header
+  bool openai = false;          // an OpenAI-compatible path: errors in OpenAI's shape
 };
 
-FrontDoor::FrontDoor(Options options) : options_(std::move(options)) {
+FrontDoor::FrontDoor(Options options)
+    : options_(std::move(options)),
+      started_unix_s_(std::chrono::duration_cast<std::chrono::seconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count()) {
   boost::asio::post(lookups_, [] { SetCurrentThreadName("log-lookup"); });
 }
 
@@ -98,6 +107,19 @@ FrontDoor::Route FrontDoor::Resolve(const HttpRequest& request) const {
   constexpr std::string_view kResults = "/v1/result/";
   if (path == "/v1/inference" && options_.serve_inference) {
     return want(bhttp::verb::post, "POST", RouteKind::kInference);
+  }
+  if (options_.serve_inference && !options_.openai_models.empty()) {
+    const std::pair<std::string_view, RouteKind> openai[] = {
+        {"/v1/embeddings", RouteKind::kEmbeddings},
+        {"/v1/completions", RouteKind::kCompletions},
+        {"/v1/chat/completions", RouteKind::kChat},
+        {"/v1/models", RouteKind::kModels}};
+    for (const auto& [route_path, kind] : openai) {
+      if (path != route_path) continue;
+      r.openai = true;
+      return kind == RouteKind::kModels ? want(bhttp::verb::get, "GET", kind)
+                                        : want(bhttp::verb::post, "POST", kind);
+    }
   }
   if (options_.serve_inference && path.substr(0, kResults.size()) == kResults &&
       path.size() > kResults.size()) {
@@ -154,16 +176,18 @@ HeaderVerdict FrontDoor::CheckHeader(const HttpRequest& header) {
   HeaderVerdict verdict;
   Route route = Resolve(header);
   if (route.error) {
-    verdict.refuse = MakeError(header, *route.error);
+    verdict.refuse =
+        route.openai ? MakeOpenAiError(header, *route.error) : MakeError(header, *route.error);
     if (route.allow != nullptr) verdict.refuse->set(bhttp::field::allow, route.allow);
     return verdict;
   }
-  if (route.kind == RouteKind::kInference || route.kind == RouteKind::kResult) {
+  if (route.kind == RouteKind::kInference || route.kind == RouteKind::kResult || route.openai) {
     Result<const Principal*> principal = AuthenticateKey(header);
     if (!principal.ok()) {
       options_.metrics->RecordAuthFailure(/*service_token=*/false);
       options_.metrics->Record(-1, -1, 401, 0, -1, -1);
-      verdict.refuse = MakeError(header, principal.status(), NewRequestId());
+      verdict.refuse = route.openai ? MakeOpenAiError(header, principal.status(), NewRequestId())
+                                    : MakeError(header, principal.status(), NewRequestId());
       return verdict;
     }
   } else if (Status s = ServiceTokenStatus(header); !s.ok()) {
@@ -177,12 +201,24 @@ HeaderVerdict FrontDoor::CheckHeader(const HttpRequest& header) {
 void FrontDoor::Handle(HttpRequest&& request, Reply reply) {
   Route route = Resolve(request);
   if (route.error) {
-    HttpResponse res = MakeError(request, *route.error);
+    HttpResponse res =
+        route.openai ? MakeOpenAiError(request, *route.error) : MakeError(request, *route.error);
     if (route.allow != nullptr) res.set(bhttp::field::allow, route.allow);
     return reply(std::move(res));
   }
-  if (route.kind == RouteKind::kInference) {
-    return HandleInference(std::move(request), std::move(reply));
+  switch (route.kind) {
+    case RouteKind::kInference:
+      return HandleInference(std::move(request), std::move(reply));
+    case RouteKind::kEmbeddings:
+      return HandleOpenAi(OpenAiApi::kEmbeddings, std::move(request), std::move(reply));
+    case RouteKind::kCompletions:
+      return HandleOpenAi(OpenAiApi::kCompletions, std::move(request), std::move(reply));
+    case RouteKind::kChat:
+      return HandleOpenAi(OpenAiApi::kChat, std::move(request), std::move(reply));
+    case RouteKind::kModels:
+      return HandleModelList(request, reply);
+    default:
+      break;
   }
   if (route.kind == RouteKind::kResult) return HandleResult(request, route.rest, std::move(reply));
   if (!CheckServiceToken(request, reply)) return;
@@ -199,6 +235,10 @@ void FrontDoor::Handle(HttpRequest&& request, Reply reply) {
       return HandleRequestLookup(request, route.rest, reply);
     case RouteKind::kInference:
     case RouteKind::kResult:
+    case RouteKind::kEmbeddings:
+    case RouteKind::kCompletions:
+    case RouteKind::kChat:
+    case RouteKind::kModels:
     case RouteKind::kError:
       break;
   }

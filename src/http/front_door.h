@@ -39,6 +39,7 @@
 
 #include "common/log_throttle.h"
 #include "core/authenticator.h"
+#include "core/chat_template.h"
 #include "core/circuit_breaker.h"
 #include "core/dead_letter_queue.h"
 #include "core/inference_service.h"
@@ -92,6 +93,14 @@ struct HealthSnapshot {
   std::optional<RedisHealth> redis;
 };
 
+// A model as the OpenAI-compatible routes see it (http/openai_endpoint.cc).
+struct OpenAiModel {
+  bool embeddings = false;          // serves /v1/embeddings (not completions or chat)
+  int embedding_dimensions = 0;     // its vectors' length; 0 = unknown
+  bool accepts_dimensions = false;  // `dimensions` shortens its vectors
+  ChatTemplate chat_template;       // messages -> prompt for /v1/chat/completions
+};
+
 // What a response needs from its request: HTTP version and keep-alive.
 struct ReplyShape {
   unsigned version = 11;
@@ -129,8 +138,12 @@ class FrontDoor final : public RequestHandler {
     // /v1/result answers 404).
     TaskStore* tasks = nullptr;
     int64_t max_result_wait_ms = 30'000;  // the longest ?wait_ms of GET /v1/result
-    bool serve_inference = true;          // POST /v1/inference, GET /v1/result
-    bool serve_internal = true;           // /internal/* and /metrics
+    // The models as /v1/embeddings, /v1/completions, /v1/chat/completions
+    // and /v1/models see them (index = model index); empty: those routes
+    // answer 404.
+    std::vector<OpenAiModel> openai_models;
+    bool serve_inference = true;  // POST /v1/inference, GET /v1/result, the OpenAI routes
+    bool serve_internal = true;   // /internal/* and /metrics
   };
 
   explicit FrontDoor(Options options);
@@ -155,6 +168,16 @@ class FrontDoor final : public RequestHandler {
   void ReplayIdempotent(const HttpRequest& request, const std::string& task_id,
                         const Principal& principal, bool async, int model, TimePoint until,
                         Reply reply);
+  // The OpenAI-compatible routes (http/openai_endpoint.cc).
+  enum class OpenAiApi { kEmbeddings, kCompletions, kChat };
+  struct OpenAiCall;
+  void HandleOpenAi(OpenAiApi api, HttpRequest&& request, Reply reply);
+  void HandleModelList(const HttpRequest& request, Reply& reply);
+  // Queues each request of `call`; the answer goes out once all are back,
+  // or at the first failure.
+  void SubmitOpenAi(const std::shared_ptr<OpenAiCall>& call, ClientWatch* watch);
+  void AnswerOpenAi(OpenAiCall& call);
+  void AnswerOpenAiError(OpenAiCall& call, const InferenceOutcome& outcome);
   void HandleHealth(const HttpRequest& request, Reply& reply);
   void HandleRequestLookup(const HttpRequest& request, std::string_view id, Reply& reply);
   void LookUpRequest(ReplyShape shape, const std::string& id, const Reply& reply);
@@ -172,7 +195,8 @@ class FrontDoor final : public RequestHandler {
   Status ServiceTokenStatus(const HttpRequest& request);  // OK or the 401 (counted, logged)
 
   Options options_;
-  LogThrottle token_warnings_;  // refused service tokens, once per 10 s
+  const int64_t started_unix_s_;  // /v1/models' "created"
+  LogThrottle token_warnings_;    // refused service tokens, once per 10 s
   // Request-log lookups (they may query a database) run here, off the I/O
   // threads, on a thread named "log-lookup".
   boost::asio::thread_pool lookups_{1};
@@ -191,5 +215,15 @@ HttpResponse MakeError(ReplyShape shape, const Status& status, const std::string
 // Adds the rate-limit fields of `decision` (X-RateLimit-*, RateLimit,
 // RateLimit-Policy, and Retry-After when rejected) to `response`.
 void AddRateLimitHeaders(const RateLimitDecision& decision, HttpResponse& response);
+// An error in OpenAI's shape ({"error": {"message", "type", "param",
+// "code"}}) with the status, Retry-After and X-Request-Id MakeError()
+// would give; "param" is the field the message starts with, "code" is
+// `code` or one by status (invalid_api_key, rate_limit_exceeded).
+HttpResponse MakeOpenAiError(ReplyShape shape, const Status& status,
+                             const std::string& request_id = "", int64_t retry_after_s = 0,
+                             const char* code = nullptr);
+// AddRateLimitHeaders() plus OpenAI's names: x-ratelimit-{limit,remaining,
+// reset}-{requests,tokens} for each limit configured.
+void AddOpenAiRateLimitHeaders(const RateLimitDecision& decision, HttpResponse& response);
 
 }  // namespace sluice::http

@@ -219,23 +219,4 @@ std::string EncodeApiReply(const ApiRequest& request, const std::vector<ItemRepl
   return "{}";
 }
 
-std::vector<double> SimulateEmbedding(std::string_view model, std::string_view input, int dims) {
-  uint64_t h = 0xcbf29ce484222325ULL;
-  for (std::string_view part : {model, std::string_view("\x1f"), input}) {
-    for (unsigned char c : part) h = (h ^ c) * 0x100000001b3ULL;
-  }
-  std::vector<double> v(static_cast<size_t>(dims < 1 ? 1 : dims));
-  double norm = 0;
-  for (double& x : v) {
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdULL;
-    h ^= h >> 33;
-    x = static_cast<double>(h % 2001) / 1000.0 - 1.0;
-    norm += x * x;
-  }
-  norm = std::sqrt(norm);
-  for (double& x : v) x = norm > 0 ? std::round(x / norm * 1e6) / 1e6 : 0;
-  return v;
-}
-
 }  // namespace sluice::modelserver

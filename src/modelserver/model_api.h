@@ -46,7 +46,4 @@ struct ItemReply {
 std::string EncodeApiReply(const ApiRequest& request, const std::vector<ItemReply>& items,
                            std::string_view model_version);
 
-// Deterministic unit-length vector of `dims` numbers for (model, input).
-std::vector<double> SimulateEmbedding(std::string_view model, std::string_view input, int dims);
-
 }  // namespace sluice::modelserver

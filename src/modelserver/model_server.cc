@@ -12,6 +12,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
 
+#include "backends/sim/sim_model.h"
 #include "common/asio_executor.h"
 #include "modelserver/device_pool.h"
 #include "modelserver/model_api.h"
@@ -194,8 +195,8 @@ class Session : public std::enable_shared_from_this<Session> {
       items[i].output = std::move(result.items[i].output);
       items[i].tokens_used = result.items[i].tokens_used;
       if (request.api == Api::kEmbeddings) {
-        items[i].embedding = SimulateEmbedding(request.model, request.items[i].input,
-                                               state_->options.embedding_dims);
+        items[i].embedding = sim::SimulateEmbedding(request.model, request.items[i].input,
+                                                    state_->options.embedding_dims);
       }
     }
     Reply(http::status::ok, EncodeApiReply(request, items, result.model_version));

@@ -42,6 +42,14 @@ void SimBackend::RunBatch(const std::vector<RequestPtr>& batch, DoneFn done) {
     result.model_version = options_.model_version;
     result.items.reserve(batch.size());
     for (const auto& req : batch) {
+      if (options_.embedding_dimensions > 0) {
+        result.items.push_back(
+            ItemResult{Status::Ok(),
+                       sim::EmbeddingJson(sim::SimulateEmbedding(options_.model, req->input,
+                                                                 options_.embedding_dimensions)),
+                       sim::InputTokens(req->input)});
+        continue;
+      }
       sim::SimCompletion c =
           sim::SimulateCompletion(options_.model, req->input, req->params.max_tokens);
       result.items.push_back(ItemResult{Status::Ok(), std::move(c.output), c.tokens_used});

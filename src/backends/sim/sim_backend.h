@@ -6,8 +6,9 @@
 // at a time: a second RunBatch() while busy fails that batch with
 // kInternal (the dispatcher never does this). Outputs come from
 // SimulateCompletion(), so they are deterministic per (model, input,
-// max_tokens). RunBatch() returns at once; completion runs on `executor`
-// (a timer), never on the caller's stack. Thread-safe.
+// max_tokens); an embedding model's (embedding_dimensions > 0) from
+// SimulateEmbedding() as a JSON array, charged its input's tokens. RunBatch() returns at once;
+// completion runs on `executor` (a timer), never on the caller's stack. Thread-safe.
 #pragma once
 
 #include <atomic>
@@ -32,6 +33,7 @@ class SimBackend final : public Backend {
     double jitter = 0.0;                // 0..1, uniform +/- fraction
     uint64_t seed = 1;                  // jitter RNG seed (mixed with device_index)
     Executor* executor = nullptr;       // required; runs completions
+    int embedding_dimensions = 0;       // > 0: an embedding model with vectors this long
   };
 
   static Result<std::unique_ptr<SimBackend>> Create(const Options& options);

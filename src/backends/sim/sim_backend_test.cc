@@ -36,6 +36,38 @@ TEST(SimModelTest, OutputTokensRespectMaxTokens) {
   }
 }
 
+TEST(SimModelTest, EmbeddingsAreDeterministicUnitVectors) {
+  std::vector<double> a = sim::SimulateEmbedding("m", "x", 16);
+  EXPECT_EQ(a, sim::SimulateEmbedding("m", "x", 16));
+  EXPECT_NE(a, sim::SimulateEmbedding("m", "y", 16));
+  double norm = 0;
+  for (double x : a) norm += x * x;
+  EXPECT_NEAR(norm, 1.0, 1e-4);
+}
+
+TEST(SimModelTest, EmbeddingJsonIsAnArrayOfShortestNumbers) {
+  EXPECT_EQ(sim::EmbeddingJson({0.25, -0.5, 1e-06}), "[0.25,-0.5,1e-06]");
+  EXPECT_EQ(sim::EmbeddingJson({}), "[]");
+}
+
+TEST(SimBackendTest, AnEmbeddingModelAnswersVectorsChargedItsInputTokens) {
+  FakeExecutor ex;
+  SimBackend::Options o{"m", "v", 0, 1'000, 0, 0.0, 1, &ex};
+  o.embedding_dimensions = 12;
+  auto b = SimBackend::Create(o);
+  ASSERT_TRUE(b.ok());
+  BatchResult result;
+  (*b)->RunBatch({Req("first text", 4), Req("second", 4)},
+                 [&](BatchResult&& r) { result = std::move(r); });
+  ex.Advance(Micros(1'000));
+  ASSERT_TRUE(result.status.ok());
+  ASSERT_EQ(result.items.size(), 2u);
+  EXPECT_EQ(result.items[0].output,
+            sim::EmbeddingJson(sim::SimulateEmbedding("m", "first text", 12)));
+  EXPECT_EQ(result.items[1].output, sim::EmbeddingJson(sim::SimulateEmbedding("m", "second", 12)));
+  EXPECT_EQ(result.items[0].tokens_used, sim::InputTokens("first text"));
+}
+
 TEST(SimBackendTest, BatchTakesFixedPlusPerItemLatency) {
   FakeExecutor ex;
   auto b = SimBackend::Create({"m", "m-v1", 0, 34'000, 500, 0.0, 1, &ex});

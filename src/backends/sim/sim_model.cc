@@ -1,6 +1,9 @@
 #include "backends/sim/sim_model.h"
 
 #include <array>
+#include <cmath>
+
+#include <fmt/format.h>
 
 #include "core/tokens.h"
 
@@ -49,6 +52,32 @@ SimCompletion SimulateCompletion(std::string_view model, std::string_view input,
   }
   c.tokens_used = InputTokens(input) + static_cast<uint32_t>(n_words);
   return c;
+}
+
+std::vector<double> SimulateEmbedding(std::string_view model, std::string_view input, int dims) {
+  uint64_t h = Fnv1a(Fnv1a(Fnv1a(0xcbf29ce484222325ULL, model), "\x1f"), input);
+  std::vector<double> v(static_cast<size_t>(dims < 1 ? 1 : dims));
+  double norm = 0;
+  for (double& x : v) {
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    x = static_cast<double>(h % 2001) / 1000.0 - 1.0;
+    norm += x * x;
+  }
+  norm = std::sqrt(norm);
+  for (double& x : v) x = norm > 0 ? std::round(x / norm * 1e6) / 1e6 : 0;
+  return v;
+}
+
+std::string EmbeddingJson(const std::vector<double>& vector) {
+  std::string out = "[";
+  for (size_t i = 0; i < vector.size(); ++i) {
+    if (i > 0) out.push_back(',');
+    fmt::format_to(std::back_inserter(out), "{}", vector[i]);
+  }
+  out.push_back(']');
+  return out;
 }
 
 }  // namespace sluice::sim

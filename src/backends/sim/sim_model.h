@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace sluice::sim {
 
@@ -21,5 +22,12 @@ uint32_t InputTokens(std::string_view input);
 
 // REQUIRES: max_tokens >= 1.
 SimCompletion SimulateCompletion(std::string_view model, std::string_view input, int max_tokens);
+
+// Deterministic unit-length vector of `dims` numbers (6 decimals) for
+// (model, input); dims < 1 counts as 1.
+std::vector<double> SimulateEmbedding(std::string_view model, std::string_view input, int dims);
+
+// `vector` as a JSON array ("[0.25,-0.5]"): an embedding model's output.
+std::string EmbeddingJson(const std::vector<double>& vector);
 
 }  // namespace sluice::sim

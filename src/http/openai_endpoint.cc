@@ -1,0 +1,406 @@
+// The OpenAI-compatible routes: POST /v1/embeddings, /v1/completions and
+// /v1/chat/completions, GET /v1/models. Each text of a call becomes its own
+// request through the same keys, limits, admission, queue and batches as
+// POST /v1/inference, so one client's array and other clients' single texts
+// share batches; the answer is put back together in order. Chat renders
+// its messages into one prompt with the model's template. A streamed
+// answer (stream: true) goes out as server-sent events once the batch is
+// back: these backends answer whole batches.
+#include <algorithm>
+
+#include "common/ids.h"
+#include "common/utf8.h"
+#include "core/tokens.h"
+#include "http/front_door.h"
+#include "http/openai_codec.h"
+
+namespace sluice::http {
+
+namespace {
+double Seconds(SteadyClock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+const char* DefaultCode(int http_status) {
+  switch (http_status) {
+    case 401:
+      return "invalid_api_key";
+    case 429:
+      return "rate_limit_exceeded";
+    default:
+      return nullptr;
+  }
+}
+
+// "7s": OpenAI's reset header values.
+std::string ResetValue(int64_t seconds) { return std::to_string(seconds) + "s"; }
+}  // namespace
+
+HttpResponse MakeOpenAiError(ReplyShape shape, const Status& status, const std::string& request_id,
+                             int64_t retry_after_s, const char* code) {
+  const int http_status = HttpStatusFor(status.code());
+  const bool close = http_status == 413 || http_status == 431;
+  HttpResponse res =
+      MakeResponse(shape, http_status,
+                   EncodeOpenAiError(http_status, status.message(), ErrorParam(status.message()),
+                                     code != nullptr ? code : DefaultCode(http_status)),
+                   "application/json", close);
+  if (http_status == 503 || (http_status == 429 && retry_after_s > 0)) {
+    res.set(bhttp::field::retry_after, std::to_string(std::max<int64_t>(1, retry_after_s)));
+  }
+  if (http_status == 401) res.set(bhttp::field::www_authenticate, "Bearer");
+  if (!request_id.empty()) res.set("X-Request-Id", request_id);
+  return res;
+}
+
+void AddOpenAiRateLimitHeaders(const RateLimitDecision& decision, HttpResponse& response) {
+  AddRateLimitHeaders(decision, response);
+  const std::pair<const char*, const RateLimitState*> limits[] = {{"requests", &decision.requests},
+                                                                  {"tokens", &decision.tokens}};
+  for (const auto& [name, state] : limits) {
+    if (state->limit <= 0) continue;
+    const std::string suffix(name);
+    response.set("x-ratelimit-limit-" + suffix, std::to_string(state->limit));
+    response.set("x-ratelimit-remaining-" + suffix, std::to_string(state->remaining));
+    response.set("x-ratelimit-reset-" + suffix, ResetValue(state->reset_s));
+  }
+}
+
+// One OpenAI call on its way: its texts' requests and their outcomes. The
+// answer is sent by whichever completion finishes the call (`answered`
+// makes it exactly once): the last success, or the first failure.
+struct FrontDoor::OpenAiCall {
+  OpenAiApi api = OpenAiApi::kEmbeddings;
+  std::string model_name;
+  int model = -1;
+  int tier = -1;
+  ReplyShape shape;
+  TimePoint start;
+  Reply reply;
+  RateLimitDecision rate_limit;
+  // embeddings
+  bool base64 = false;
+  int dimensions = 0;
+  // completions and chat
+  std::vector<std::string> stop;
+  bool stream = false;
+  bool include_usage = false;
+
+  std::vector<RequestPtr> requests;
+  std::vector<InferenceOutcome> outcomes;  // [i] written by request i's completion only
+  std::atomic<size_t> remaining{0};
+  std::atomic<bool> answered{false};
+};
+
+void FrontDoor::HandleModelList(const HttpRequest& request, Reply& reply) {
+  std::vector<ModelEntry> models;
+  for (size_t i = 0; i < options_.service->model_count(); ++i) {
+    models.push_back(ModelEntry{options_.service->model(i).name, started_unix_s_});
+  }
+  reply(MakeResponse(request, 200, EncodeModelList(models)));
+}
+
+void FrontDoor::HandleOpenAi(OpenAiApi api, HttpRequest&& request, Reply reply) {
+  const Clock& clock = options_.service->clock();
+  const TimePoint start = clock.Now();
+  const std::string first_id = NewRequestId();
+  const RateLimitDecision* limits = nullptr;  // set once the key was charged
+  auto refuse = [&](const Status& s, int model, int tier, const char* code = nullptr) {
+    options_.metrics->Record(model, tier, HttpStatusFor(s.code()), Seconds(clock.Now() - start), -1,
+                             -1);
+    HttpResponse res = MakeOpenAiError(request, s, first_id, 0, code);
+    if (limits != nullptr) {
+      AddOpenAiRateLimitHeaders(*limits, res);
+      if (res.result_int() != 429 && res.result_int() != 503) res.erase(bhttp::field::retry_after);
+    }
+    reply(std::move(res));
+  };
+
+  Result<const Principal*> authenticated = AuthenticateKey(request);
+  if (!authenticated.ok()) {
+    options_.metrics->RecordAuthFailure(/*service_token=*/false);
+    return refuse(authenticated.status(), -1, -1);
+  }
+  const Principal& principal = *authenticated.value();
+  const int tier = principal.tier;
+
+  auto call = std::make_shared<OpenAiCall>();
+  call->api = api;
+  call->tier = tier;
+  call->shape = ReplyShape(request);
+  call->start = start;
+  std::vector<std::string> texts;
+  InferenceParams params;
+  Status parsed;
+  const char* wrong_task = nullptr;  // the model's task does not serve this route
+  if (api == OpenAiApi::kEmbeddings) {
+    Result<EmbeddingsCall> c = ParseEmbeddingsCall(request.body());
+    if (c.ok()) {
+      call->model_name = std::move(c->model);
+      texts = std::move(c->inputs);
+      call->base64 = c->base64;
+      call->dimensions = c->dimensions;
+    }
+    parsed = c.status();
+  } else {
+    OpenAiSampling sampling;
+    if (api == OpenAiApi::kCompletions) {
+      Result<CompletionsCall> c = ParseCompletionsCall(request.body());
+      if (c.ok()) {
+        call->model_name = std::move(c->model);
+        texts = std::move(c->prompts);
+        sampling = std::move(c->sampling);
+      }
+      parsed = c.status();
+    } else {
+      Result<ChatCall> c = ParseChatCall(request.body());
+      if (c.ok()) {
+        call->model_name = std::move(c->model);
+        sampling = std::move(c->sampling);
+        const int m = options_.service->FindModel(call->model_name);
+        if (m >= 0 && static_cast<size_t>(m) < options_.openai_models.size()) {
+          Result<std::string> prompt =
+              options_.openai_models[static_cast<size_t>(m)].chat_template.Render(c->messages);
+          if (prompt.ok()) texts.push_back(std::move(prompt).value());
+          parsed = prompt.status();
+        }
+      } else {
+        parsed = c.status();
+      }
+    }
+    params.max_tokens = sampling.max_tokens;
+    params.temperature = sampling.temperature;
+    params.json = std::move(sampling.params_json);
+    call->stop = std::move(sampling.stop);
+    call->stream = sampling.stream;
+    call->include_usage = sampling.include_usage;
+  }
+  const int model = parsed.ok() ? options_.service->FindModel(call->model_name) : -1;
+  call->model = model;
+  if (model >= 0) {
+    const bool embeddings = options_.openai_models[static_cast<size_t>(model)].embeddings;
+    if (embeddings != (api == OpenAiApi::kEmbeddings)) {
+      wrong_task =
+          embeddings ? "serves embeddings: use /v1/embeddings" : "does not serve embeddings";
+    }
+  }
+
+  // Every authenticated call counts against its key's request limit, bad
+  // ones included (at no token cost), as on /v1/inference.
+  int64_t cost = 0;
+  if (model >= 0 && wrong_task == nullptr) {
+    for (const std::string& t : texts) {
+      cost += api == OpenAiApi::kEmbeddings
+                  ? EstimateInputTokens(t)
+                  : options_.service->TokenCost(static_cast<size_t>(model), t, params.max_tokens);
+    }
+  }
+  const RateLimitDecision decision =
+      options_.service->ChargeRateLimit(principal, cost, model, /*async=*/false);
+  limits = &decision;
+  call->rate_limit = decision;
+  if (!decision.allowed && decision.cost_exceeds_limit) {
+    return refuse(
+        InvalidArgument(std::string(api == OpenAiApi::kEmbeddings ? "input" : "max_tokens") +
+                        ": the request costs " + std::to_string(decision.token_cost) +
+                        " tokens, more than this key's tokens-per-minute limit of " +
+                        std::to_string(decision.tokens.limit)),
+        model, tier);
+  }
+  if (!decision.allowed) {
+    options_.metrics->RecordRateLimited(tier, decision.limited_by);
+    options_.metrics->Record(model, tier, 429, Seconds(clock.Now() - start), -1, -1);
+    HttpResponse res = MakeOpenAiError(request, RateLimitStatus(decision), first_id,
+                                       decision.retry_after_s, "rate_limit_exceeded");
+    AddOpenAiRateLimitHeaders(decision, res);
+    return reply(std::move(res));
+  }
+  if (!parsed.ok()) return refuse(parsed, -1, tier);
+  if (model < 0) {
+    return refuse(
+        NotFound("model: '" + SanitizeUtf8(call->model_name, 200) + "' is not served here"), -1,
+        tier, "model_not_found");
+  }
+  auto refund_and_refuse = [&](const Status& s) {
+    options_.service->RefundTokens(principal, cost, model, /*async=*/false);
+    refuse(s, model, tier);
+  };
+  if (wrong_task != nullptr) {
+    return refund_and_refuse(InvalidArgument("model: '" + call->model_name + "' " + wrong_task));
+  }
+  const OpenAiModel& info = options_.openai_models[static_cast<size_t>(model)];
+  if (call->dimensions > 0) {
+    if (!info.accepts_dimensions) {
+      return refund_and_refuse(
+          InvalidArgument("dimensions: model '" + call->model_name + "' does not support it"));
+    }
+    if (call->dimensions > info.embedding_dimensions) {
+      return refund_and_refuse(InvalidArgument("dimensions: must be at most " +
+                                               std::to_string(info.embedding_dimensions) +
+                                               " for model '" + call->model_name + "'"));
+    }
+  }
+  const InferenceService::Model& m = options_.service->model(static_cast<size_t>(model));
+  if (api == OpenAiApi::kEmbeddings) {
+    params.max_tokens = 1;  // an embedding generates nothing
+  } else if (params.max_tokens > m.max_tokens_limit) {
+    return refund_and_refuse(InvalidArgument("max_tokens: must be at most " +
+                                             std::to_string(m.max_tokens_limit) + " for model '" +
+                                             call->model_name + "'"));
+  }
+  call->reply = std::move(reply);
+  // The first text's request takes the id already in any error's header.
+  call->requests.resize(texts.size());
+  for (size_t i = 0; i < texts.size(); ++i) {
+    auto req = std::make_shared<InferenceRequest>();
+    req->id = i == 0 ? first_id : NewRequestId();
+    req->principal = principal;
+    req->model_index = static_cast<uint32_t>(model);
+    req->model = call->model_name;
+    req->params = params;
+    req->charged_tokens =
+        api == OpenAiApi::kEmbeddings
+            ? EstimateInputTokens(texts[i])
+            : options_.service->TokenCost(static_cast<size_t>(model), texts[i], params.max_tokens);
+    req->rate_limit = decision;
+    req->input = std::move(texts[i]);
+    call->requests[i] = std::move(req);
+  }
+  SubmitOpenAi(call, call->reply.client_watch());
+}
+
+void FrontDoor::SubmitOpenAi(const std::shared_ptr<OpenAiCall>& call, ClientWatch* watch) {
+  const size_t n = call->requests.size();
+  call->outcomes.resize(n);
+  call->remaining.store(n, std::memory_order_relaxed);
+  for (size_t i = 0; i < n; ++i) {
+    // A cycle (the call holds its requests) that each completion breaks:
+    // Complete() drops its callback.
+    call->requests[i]->set_on_complete([this, call, i](InferenceOutcome&& outcome) {
+      const Clock& clock = options_.service->clock();
+      options_.service->Finish(*call->requests[i], outcome, ToMillis(clock.Now() - call->start));
+      const bool failed = !outcome.status.ok();
+      call->outcomes[i] = std::move(outcome);
+      if (failed && !call->answered.exchange(true, std::memory_order_acq_rel)) {
+        // The call has failed: its other texts need no accelerator time.
+        for (const RequestPtr& r : call->requests) {
+          if (!r->completed()) options_.service->Withdraw(r);
+        }
+        AnswerOpenAiError(*call, call->outcomes[i]);
+      }
+      if (call->remaining.fetch_sub(1, std::memory_order_acq_rel) == 1 &&
+          !call->answered.exchange(true, std::memory_order_acq_rel)) {
+        AnswerOpenAi(*call);
+      }
+    });
+  }
+  if (watch != nullptr && options_.service->QueueDepth(static_cast<uint32_t>(call->model)) >=
+                              options_.watch_client_min_queue_depth) {
+    // A client that hangs up while its texts wait: drop them before they
+    // reach the accelerator.
+    watch->OnClientGone([service = options_.service, weak = std::weak_ptr<OpenAiCall>(call)] {
+      if (auto c = weak.lock()) {
+        for (const RequestPtr& r : c->requests) service->Withdraw(r);
+      }
+    });
+  }
+  for (size_t i = 0; i < n; ++i) {
+    const RequestPtr& req = call->requests[i];
+    AdmissionDecision admission;
+    Status s = options_.service->Submit(req, /*client_timeout_us=*/0, &admission);
+    if (s.ok()) continue;
+    InferenceOutcome rejected;
+    if (s.code() == ErrorCode::kUnavailable) {
+      rejected.reason = options_.service->UnavailableReason(admission);
+      rejected.retry_after_s = admission.retry_after_s;
+      options_.metrics->RecordShed(call->model, call->tier, rejected.reason);
+    }
+    rejected.status = s;
+    req->Complete(std::move(rejected));  // answers the call
+    // The texts after it are never queued: they end with the same status
+    // (their tokens go back to the key).
+    for (size_t j = i + 1; j < n; ++j) {
+      InferenceOutcome same;
+      same.status = s;
+      call->requests[j]->Complete(std::move(same));
+    }
+    return;
+  }
+}
+
+void FrontDoor::AnswerOpenAiError(OpenAiCall& call, const InferenceOutcome& outcome) {
+  const Clock& clock = options_.service->clock();
+  const bool stay_open = call.shape.keep_alive && !options_.service->shutting_down();
+  HttpResponse res =
+      MakeOpenAiError(ReplyShape(call.shape.version, stay_open), outcome.status,
+                      call.requests.front()->id, outcome.retry_after_s, outcome.reason);
+  AddOpenAiRateLimitHeaders(call.rate_limit, res);
+  if (res.result_int() != 429 && res.result_int() != 503) res.erase(bhttp::field::retry_after);
+  options_.metrics->Record(call.model, call.tier, res.result_int(),
+                           Seconds(clock.Now() - call.start), -1, -1);
+  call.reply(std::move(res));
+}
+
+void FrontDoor::AnswerOpenAi(OpenAiCall& call) {
+  const Clock& clock = options_.service->clock();
+  const std::string& id = call.requests.front()->id;
+  std::string body;
+  const char* content_type = "application/json";
+  if (call.api == OpenAiApi::kEmbeddings) {
+    EmbeddingsAnswer answer;
+    answer.model = call.model_name;
+    answer.base64 = call.base64;
+    for (const InferenceOutcome& o : call.outcomes) {
+      Result<std::vector<float>> v = ParseEmbedding(o.output, call.dimensions);
+      if (!v.ok()) {
+        InferenceOutcome bad;
+        bad.status = Status(ErrorCode::kBackendError,
+                            "model '" + call.model_name + "' returned a malformed embedding");
+        return AnswerOpenAiError(call, bad);
+      }
+      answer.vectors.push_back(std::move(v).value());
+      answer.prompt_tokens += o.tokens_used;
+    }
+    body = EncodeEmbeddings(answer);
+  } else {
+    CompletionAnswer answer;
+    answer.chat = call.api == OpenAiApi::kChat;
+    // "req_" + 32 hex digits -> "chatcmpl-" / "cmpl-" + the same digits.
+    answer.id = (answer.chat ? "chatcmpl-" : "cmpl-") + id.substr(id.find('_') + 1);
+    answer.created = std::chrono::duration_cast<std::chrono::seconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+    answer.model = call.model_name;
+    for (size_t i = 0; i < call.outcomes.size(); ++i) {
+      const InferenceOutcome& o = call.outcomes[i];
+      const InferenceRequest& req = *call.requests[i];
+      const int64_t prompt = EstimateInputTokens(req.input);
+      const int64_t completion = std::max<int64_t>(0, int64_t{o.tokens_used} - prompt);
+      bool stopped = false;
+      Choice c;
+      c.text = ApplyStop(o.output, call.stop, &stopped);
+      c.finish_reason = !stopped && completion >= req.params.max_tokens ? "length" : "stop";
+      answer.choices.push_back(std::move(c));
+      answer.usage.prompt_tokens += prompt;
+      answer.usage.completion_tokens += completion;
+    }
+    if (call.stream) {
+      body = EncodeCompletionEvents(answer, call.include_usage);
+      content_type = "text/event-stream";
+    } else {
+      body = EncodeCompletion(answer);
+    }
+  }
+  const SteadyClock::duration total = clock.Now() - call.start;
+  const InferenceOutcome& first = call.outcomes.front();
+  const bool stay_open = call.shape.keep_alive && !options_.service->shutting_down();
+  HttpResponse res =
+      MakeResponse(ReplyShape(call.shape.version, stay_open), 200, std::move(body), content_type);
+  res.set("X-Request-Id", id);
+  if (call.stream) res.set(bhttp::field::cache_control, "no-cache");
+  AddOpenAiRateLimitHeaders(call.rate_limit, res);
+  options_.metrics->Record(call.model, call.tier, 200, Seconds(total),
+                           first.cached ? -1 : Seconds(first.queue_wait),
+                           Seconds(total - first.queue_wait - first.accelerator_time));
+  call.reply(std::move(res));
+}
+
+}  // namespace sluice::http
