@@ -30,6 +30,26 @@ std::string ParseError(const std::string& yaml) {
 
 constexpr char kMinimal[] = "models:\n  - name: tiny\n";
 
+TEST(ParseConfigTest, ModelTaskAndChatTemplate) {
+  Result<AppConfig> c = ParseConfig(
+      "models:\n  - name: e\n    task: embeddings\n    embedding_dimensions: 8\n"
+      "    accepts_dimensions: true\n  - name: g\n    chat_template:\n"
+      "      user: \"U {content}\"\n      generation_prompt: \"A \"\n",
+      "x.yaml");
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->models[0].task, ModelTask::kEmbeddings);
+  EXPECT_EQ(c->models[0].embedding_dimensions, 8);
+  EXPECT_TRUE(c->models[0].accepts_dimensions);
+  EXPECT_EQ(c->models[1].task, ModelTask::kCompletions);
+  EXPECT_EQ(c->models[1].chat_template.user, "U {content}");
+  EXPECT_EQ(c->models[1].chat_template.generation_prompt, "A ");
+  EXPECT_EQ(c->models[1].chat_template.system, ChatTemplate().system);
+  Result<AppConfig> bad = ParseConfig("models:\n  - name: e\n    task: rerank\n", "x.yaml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().message(),
+            "x.yaml: models[0].task: expected completions or embeddings, got \"rerank\"");
+}
+
 TEST(LoadConfigFileTest, BundledConfigParses) {
   Result<AppConfig> result = LoadConfigFile(kSourceDir + "/config/sluice.yaml");
   ASSERT_TRUE(result.ok()) << result.status().message();

@@ -195,6 +195,33 @@ const RuleCase kRules[] = {
      "models[0].max_batch_size: "},
     {"AsyncFillBeyondTheBatch", [](AppConfig& c) { Model(c).async_fill_max_batch_size = 33; },
      "models[0].async_fill_max_batch_size: must be at most max_batch_size (32), got 33"},
+    {"SimEmbeddingsWithoutDimensions", [](AppConfig& c) { Model(c).task = ModelTask::kEmbeddings; },
+     "models[0].embedding_dimensions: is required for an embeddings model on the sim backend"},
+    {"DimensionsOfACompletionsModel", [](AppConfig& c) { Model(c).embedding_dimensions = 8; },
+     "models[0].embedding_dimensions: applies to task embeddings only"},
+    {"HugeEmbeddingDimensions",
+     [](AppConfig& c) {
+       Model(c).task = ModelTask::kEmbeddings;
+       Model(c).embedding_dimensions = 65537;
+     },
+     "models[0].embedding_dimensions: must be between 0 and 65536, got 65537"},
+    {"AcceptsDimensionsWithoutALength",
+     [](AppConfig& c) {
+       Model(c).task = ModelTask::kEmbeddings;
+       Model(c).backend.kind = "http";
+       Http(c).endpoints = {"http://a"};
+       Model(c).accepts_dimensions = true;
+     },
+     "models[0].accepts_dimensions: needs embedding_dimensions"},
+    {"OpenAiEmbeddingsApiOnACompletionsModel",
+     [](AppConfig& c) {
+       Model(c).backend.kind = "openai";
+       Http(c).endpoints = {"http://a"};
+       Http(c).openai_api = "embeddings";
+     },
+     "models[0].task: must be embeddings for an openai backend with openai_api embeddings"},
+    {"ChatTemplateWithoutContent", [](AppConfig& c) { Model(c).chat_template.user = "U: "; },
+     "models[0].chat_template.user: must contain {content} exactly once"},
     {"NegativeBatchDelay", [](AppConfig& c) { Model(c).max_batch_delay_us = -1; },
      "models[0].max_batch_delay_us: "},
     {"ZeroQueueCapacity", [](AppConfig& c) { Model(c).queue_capacity = 0; },
