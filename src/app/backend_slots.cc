@@ -1,5 +1,6 @@
 #include "app/backend_slots.h"
 
+#include "backends/http/chat_backend.h"
 #include "backends/http/http_backend.h"
 #include "backends/sim/sim_backend.h"
 
@@ -30,7 +31,10 @@ Status AddSimSlots(const ModelConfig& model, Executor* executor, BackendSlots* o
 Status AddHttpSlots(IoContextPool& pool, const ModelConfig& model,
                     const std::vector<std::string>& urls, BackendSlots* out) {
   const HttpBackendConfig& http = model.backend.http;
-  auto protocol = http_backend::ProtocolKindFor(model.backend.kind, http.openai_api);
+  // A chat API takes one streamed conversation per call (ChatBackend).
+  const bool chat = model.backend.kind == "openai" && http.openai_api == "chat";
+  auto protocol = chat ? Result<http_backend::ProtocolKind>(http_backend::ProtocolKind::kGeneric)
+                       : http_backend::ProtocolKindFor(model.backend.kind, http.openai_api);
   if (!protocol.ok()) return protocol.status();
   http_backend::TlsOptions tls;
   tls.ca_file = http.tls_ca_file;
@@ -56,9 +60,15 @@ Status AddHttpSlots(IoContextPool& pool, const ModelConfig& model,
       o.tls = tls;
       o.tls_context = tls_context;
       o.io_context = &pool.NextForConnection();
-      auto b = http_backend::HttpBackend::Create(o);
-      if (!b.ok()) return b.status();
-      out->slots.push_back(std::move(b).value());
+      if (chat) {
+        auto b = http_backend::ChatBackend::Create(o);
+        if (!b.ok()) return b.status();
+        out->slots.push_back(std::move(b).value());
+      } else {
+        auto b = http_backend::HttpBackend::Create(o);
+        if (!b.ok()) return b.status();
+        out->slots.push_back(std::move(b).value());
+      }
       out->slot_endpoints.push_back(e);
     }
   }

@@ -115,6 +115,11 @@ std::unique_ptr<BenchCommand> BenchCommand::Register(CLI::App& app) {
   c->add_option("--max-tokens", b->max_tokens_, "parameters.max_tokens (0: leave it out)")
       ->capture_default_str()
       ->check(CLI::Range(0, 1'000'000));
+  c->add_option("--api", b->api_,
+                "inference (POST /v1/inference), openai-embeddings (POST /v1/embeddings, one text "
+                "each) or openai-chat (POST /v1/chat/completions, streamed: the report adds the "
+                "time to the first token)")
+      ->capture_default_str();
   c->add_flag("--async", b->async_,
               "Submit asynchronously (Prefer: respond-async): a 202 counts as answered, and the "
               "latencies are the submissions'");
@@ -199,6 +204,9 @@ int BenchCommand::Run() {
   o.workload.inputs = *inputs;
   o.workload.max_tokens = max_tokens_;
   o.workload.async = async_;
+  auto api = lg::ParseApi(api_);
+  if (!api.ok()) return fail(api.status(), 2);
+  o.workload.api = *api;
 
   const bool live = isatty(STDERR_FILENO) == 1;
   const size_t steps = o.steps.size();

@@ -55,6 +55,7 @@ class BenchCommand {
   uint32_t input_pool_ = 10'000;
   int max_tokens_ = 16;
   bool async_ = false;
+  std::string api_ = "inference";
   std::string service_token_ = "svc-demo-token";
   uint64_t seed_ = 1;
   bool json_ = false;

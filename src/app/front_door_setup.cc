@@ -72,6 +72,7 @@ Result<std::unique_ptr<FrontDoorListeners>> FrontDoorListeners::Create(
     o.embedding_dimensions = m.embedding_dimensions;
     o.accepts_dimensions = m.accepts_dimensions;
     o.chat_template = m.chat_template;
+    o.chat_backend = m.backend.kind == "openai" && m.backend.http.openai_api == "chat";
     door.openai_models.push_back(std::move(o));
   }
   http::FrontDoor::Options public_door = door;

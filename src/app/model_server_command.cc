@@ -61,6 +61,9 @@ std::unique_ptr<ModelServerCommand> ModelServerCommand::Register(CLI::App& app) 
   c->add_option("--embedding-dims", o.embedding_dims, "Length of embedding vectors")
       ->capture_default_str()
       ->check(CLI::Range(1, 65536));
+  c->add_option("--stream-tokens-per-second", o.stream_tokens_per_second,
+                "Chat streams: words sent per second")
+      ->capture_default_str();
   c->add_option("--seed", o.seed, "Seed of fault draws and jitter")->capture_default_str();
   c->add_option("--added-latency-ms", o.faults.added_latency_ms, "Fault: added batch latency")
       ->capture_default_str()

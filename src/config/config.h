@@ -50,7 +50,7 @@ struct ServerConfig {
 };
 
 // Optional second listener for /internal/* and /metrics: with it, the
-// public listener answers only /v1/inference (404 for the rest).
+// public listener answers only the public API (/v1/*; 404 for the rest).
 struct AdminConfig {
   bool enabled = false;  // true when the config has an `admin:` section
   std::string listen_address = "127.0.0.1";
@@ -70,12 +70,14 @@ struct SimBackendConfig {
 // `connections_per_endpoint` dispatcher slots, each with its own keep-alive
 // connection (one batch in flight per connection).
 struct HttpBackendConfig {
-  std::vector<std::string> endpoints;      // base URLs, http:// or https://; at least one
-  int connections_per_endpoint = 1;        // keep-alive connections = batch slots per endpoint
-  int64_t connect_timeout_ms = 1'000;      // resolve + TCP connect + TLS handshake
-  int64_t request_timeout_ms = 3'000;      // write the batch + read the whole reply
-  std::string remote_model;                // model name sent to the server; empty = models[].name
-  std::string openai_api = "completions";  // openai only: "completions" or "embeddings"
+  std::vector<std::string> endpoints;  // base URLs, http:// or https://; at least one
+  int connections_per_endpoint = 1;    // keep-alive connections = batch slots per endpoint
+  int64_t connect_timeout_ms = 1'000;  // resolve + TCP connect + TLS handshake
+  int64_t request_timeout_ms = 3'000;  // write the batch + read the whole reply
+  std::string remote_model;            // model name sent to the server; empty = models[].name
+  // openai only: "completions", "embeddings" (batched arrays) or "chat"
+  // (one streamed conversation per call; max_batch_size 1).
+  std::string openai_api = "completions";
   std::string tls_ca_file;    // https: PEM CA bundle to verify the server; empty = system CAs
   std::string tls_cert_file;  // https: PEM client certificate (mTLS); needs tls_key_file
   std::string tls_key_file;   // https: PEM private key of tls_cert_file

@@ -191,9 +191,10 @@ Status ValidateHttpBackend(const BackendConfig& b, const std::string& path) {
   if (h.request_timeout_ms <= 0) {
     return Fail(path + ".request_timeout_ms", "must be greater than 0" + Got(h.request_timeout_ms));
   }
-  if (b.kind == "openai" && h.openai_api != "completions" && h.openai_api != "embeddings") {
+  if (b.kind == "openai" && h.openai_api != "completions" && h.openai_api != "embeddings" &&
+      h.openai_api != "chat") {
     return Fail(path + ".openai_api",
-                "unknown API \"" + h.openai_api + "\" (supported: completions, embeddings)");
+                "unknown API \"" + h.openai_api + "\" (supported: completions, embeddings, chat)");
   }
   if (h.tls_cert_file.empty() != h.tls_key_file.empty()) {
     return Fail(path + (h.tls_cert_file.empty() ? ".tls_cert_file" : ".tls_key_file"),
@@ -232,6 +233,11 @@ Status ValidateTask(const ModelConfig& m, const std::string& path) {
     return Fail(path + ".task",
                 std::string("must be ") + (embeddings ? "completions" : "embeddings") +
                     " for an openai backend with openai_api " + m.backend.http.openai_api);
+  }
+  if (m.backend.kind == "openai" && m.backend.http.openai_api == "chat" && m.max_batch_size != 1) {
+    return Fail(path + ".max_batch_size",
+                "must be 1 for an openai backend with openai_api chat (one conversation per call)" +
+                    Got(static_cast<int64_t>(m.max_batch_size)));
   }
   if (m.embedding_dimensions < 0 || m.embedding_dimensions > kMaxEmbeddingDimensions) {
     return Fail(path + ".embedding_dimensions", "must be between 0 and " +

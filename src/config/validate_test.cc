@@ -285,9 +285,17 @@ const RuleCase kRules[] = {
      [](AppConfig& c) {
        Model(c).backend.kind = "openai";
        Http(c).endpoints = {"http://a"};
+       Http(c).openai_api = "rerank";
+     },
+     "models[0].backend.openai_api: unknown API \"rerank\""},
+    {"OpenAiChatBatchesOfMoreThanOne",
+     [](AppConfig& c) {
+       Model(c).backend.kind = "openai";
+       Http(c).endpoints = {"http://a"};
        Http(c).openai_api = "chat";
      },
-     "models[0].backend.openai_api: unknown API \"chat\""},
+     "models[0].max_batch_size: must be 1 for an openai backend with openai_api chat (one "
+     "conversation per call), got 32"},
     {"ClientCertWithoutKey",
      [](AppConfig& c) {
        Model(c).backend.kind = "http";

@@ -22,6 +22,9 @@ struct ItemResult {
   Status status;  // OK, or why this item failed
   std::string output;
   uint32_t tokens_used = 0;  // input + output tokens
+  // Of tokens_used, the input's, when the backend reports it (a chat
+  // server's usage); 0: not reported (the front door estimates it).
+  uint32_t prompt_tokens = 0;
 };
 
 struct BatchResult {

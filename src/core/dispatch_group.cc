@@ -407,6 +407,7 @@ void DispatchGroup::DeliverResults(size_t slot_index, uint64_t batch_id,
     o.status = std::move(item.status);
     o.output = std::move(item.output);
     o.tokens_used = item.tokens_used;
+    o.prompt_tokens = item.prompt_tokens;
     o.model_version = result.model_version;
   }
   options_.router->Deliver(batch, outcomes);

@@ -14,6 +14,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "common/clock.h"
 #include "common/status.h"
@@ -53,6 +54,7 @@ struct InferenceOutcome {
   Status status;              // OK or the error to report (client-safe)
   std::string output;         // model output when OK
   uint32_t tokens_used = 0;   // input + output tokens when OK
+  uint32_t prompt_tokens = 0;  // of those, the input's when the backend said (ItemResult)
   std::string model_version;  // from the backend when OK
   uint64_t batch_id = 0;      // 0 when never batched
   uint32_t batch_size = 0;
@@ -100,6 +102,12 @@ class InferenceRequest {
   // Submitted asynchronously (its answer is read later): scheduled with its
   // tier's async budget, behind the synchronous requests.
   bool async = false;
+  // Receives the output in pieces as a streaming backend produces them
+  // (backends/http/chat_backend.h), in order and before the completion,
+  // which still carries the whole output. Set before Submit(); runs on the
+  // backend's thread and must not block. Null: nobody listens (batch
+  // backends never call it; in scale-out a worker's backend cannot reach it).
+  std::function<void(std::string_view piece)> on_piece;
 
   // Where it stands in an earliest-deadline-first queue: priority_deadline,
   // or dispatch_deadline when that is unset.

@@ -5,6 +5,9 @@
 //                                (`Prefer: respond-async`, "async": true)
 //   GET  /v1/result/{task_id}[?wait_ms=N]  API key -> the task's state, to
 //                                the key that submitted it (404 for others)
+//   POST /v1/embeddings, /v1/completions, /v1/chat/completions,
+//   GET  /v1/models              API key -> OpenAI's shapes, errors included
+//                                (http/openai_endpoint.cc)
 //   GET  /internal/health        service token -> status, utilisation, depth, rps
 //   GET  /internal/requests/{id} service token -> recent request state
 //   GET  /metrics                service token -> Prometheus text format
@@ -20,8 +23,8 @@
 // Failed service-token attempts are counted (sluice_auth_failures_total)
 // and logged at most once per 10 s. With `serve_internal` off (an admin
 // listener serves them) /internal/* and /metrics answer 404; with
-// `serve_inference` off, /v1/inference does. Every error body is {"error": {"code", "message",
-// "request_id"}}. Inference responses carry X-Request-Id and a
+// `serve_inference` off, the public routes do. Every error body but the
+// OpenAI routes' is {"error": {"code", "message", "request_id"}}. Inference responses carry X-Request-Id and a
 // Server-Timing header (queue, accelerator and gateway time); a request its
 // model may cache also X-Cache: hit (answered from the result cache) or
 // miss.
@@ -99,6 +102,10 @@ struct OpenAiModel {
   int embedding_dimensions = 0;     // its vectors' length; 0 = unknown
   bool accepts_dimensions = false;  // `dimensions` shortens its vectors
   ChatTemplate chat_template;       // messages -> prompt for /v1/chat/completions
+  // Its backend speaks chat (backends/http/chat_backend.h): chat messages
+  // are forwarded as they are, and a streamed answer is relayed piece by
+  // piece as the backend produces it.
+  bool chat_backend = false;
 };
 
 // What a response needs from its request: HTTP version and keep-alive.
@@ -178,6 +185,8 @@ class FrontDoor final : public RequestHandler {
   void SubmitOpenAi(const std::shared_ptr<OpenAiCall>& call, ClientWatch* watch);
   void AnswerOpenAi(OpenAiCall& call);
   void AnswerOpenAiError(OpenAiCall& call, const InferenceOutcome& outcome);
+  // A piece of a relayed stream; the first sends the response's header.
+  void RelayPiece(OpenAiCall& call, std::string_view piece);
   void HandleHealth(const HttpRequest& request, Reply& reply);
   void HandleRequestLookup(const HttpRequest& request, std::string_view id, Reply& reply);
   void LookUpRequest(ReplyShape shape, const std::string& id, const Reply& reply);

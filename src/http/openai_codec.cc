@@ -425,51 +425,102 @@ std::string EncodeCompletion(const CompletionAnswer& answer) {
                    {"usage", UsageObject(answer.usage)}});
 }
 
-std::string EncodeCompletionEvents(const CompletionAnswer& answer, bool include_usage) {
-  const char* object = answer.chat ? "chat.completion.chunk" : "text_completion";
-  auto chunk = [&](json::array choices) {
-    json::object o{{"id", answer.id},
-                   {"object", object},
-                   {"created", answer.created},
-                   {"model", answer.model},
-                   {"choices", std::move(choices)}};
-    if (include_usage) o["usage"] = nullptr;
-    return o;
-  };
-  // One choice of a chunk: its piece of text (chat: a delta) and, in its
-  // last chunk, why it ended.
-  auto choice = [&](size_t index, json::object delta, std::string_view text, const char* finish) {
-    json::object c{{"index", static_cast<int64_t>(index)}};
-    if (answer.chat) {
-      c["delta"] = std::move(delta);
-    } else {
-      c["text"] = text;
-    }
-    c["logprobs"] = nullptr;
-    if (finish == nullptr) {
-      c["finish_reason"] = nullptr;
-    } else {
-      c["finish_reason"] = finish;
-    }
-    return c;
-  };
-  std::string out;
-  for (size_t i = 0; i < answer.choices.size(); ++i) {
-    const Choice& c = answer.choices[i];
-    if (answer.chat) {
-      AppendEvent(out, chunk({choice(i, {{"role", "assistant"}, {"content", ""}}, "", nullptr)}));
-    }
-    for (std::string_view piece : Pieces(c.text)) {
-      AppendEvent(out, chunk({choice(i, {{"content", piece}}, piece, nullptr)}));
-    }
-    AppendEvent(out, chunk({choice(i, {}, "", c.finish_reason)}));
+namespace {
+// One chunk object of a streamed answer with `choices`.
+json::object Chunk(const CompletionAnswer& answer, json::array choices, bool include_usage) {
+  json::object o{{"id", answer.id},
+                 {"object", answer.chat ? "chat.completion.chunk" : "text_completion"},
+                 {"created", answer.created},
+                 {"model", answer.model},
+                 {"choices", std::move(choices)}};
+  if (include_usage) o["usage"] = nullptr;
+  return o;
+}
+
+// One choice of a chunk: its piece of text (chat: a delta) and, in its last
+// chunk, why it ended.
+json::object ChunkChoice(const CompletionAnswer& answer, size_t index, json::object delta,
+                         std::string_view text, const char* finish) {
+  json::object c{{"index", static_cast<int64_t>(index)}};
+  if (answer.chat) {
+    c["delta"] = std::move(delta);
+  } else {
+    c["text"] = text;
   }
+  c["logprobs"] = nullptr;
+  if (finish == nullptr) {
+    c["finish_reason"] = nullptr;
+  } else {
+    c["finish_reason"] = finish;
+  }
+  return c;
+}
+
+void AppendOpening(std::string& out, const CompletionAnswer& answer, size_t index,
+                   bool include_usage) {
+  if (!answer.chat) return;
+  AppendEvent(
+      out,
+      Chunk(answer,
+            {ChunkChoice(answer, index, {{"role", "assistant"}, {"content", ""}}, "", nullptr)},
+            include_usage));
+}
+
+void AppendPiece(std::string& out, const CompletionAnswer& answer, size_t index,
+                 std::string_view piece, bool include_usage) {
+  AppendEvent(out, Chunk(answer, {ChunkChoice(answer, index, {{"content", piece}}, piece, nullptr)},
+                         include_usage));
+}
+
+void AppendClosing(std::string& out, const CompletionAnswer& answer, const Usage& usage,
+                   bool include_usage) {
   if (include_usage) {
-    json::object o = chunk({});
-    o["usage"] = UsageObject(answer.usage);
+    json::object o = Chunk(answer, {}, include_usage);
+    o["usage"] = UsageObject(usage);
     AppendEvent(out, o);
   }
   out.append("data: [DONE]\n\n");
+}
+}  // namespace
+
+std::string EncodeCompletionEvents(const CompletionAnswer& answer, bool include_usage) {
+  std::string out;
+  for (size_t i = 0; i < answer.choices.size(); ++i) {
+    const Choice& c = answer.choices[i];
+    AppendOpening(out, answer, i, include_usage);
+    for (std::string_view piece : Pieces(c.text)) AppendPiece(out, answer, i, piece, include_usage);
+    AppendEvent(out,
+                Chunk(answer, {ChunkChoice(answer, i, {}, "", c.finish_reason)}, include_usage));
+  }
+  AppendClosing(out, answer, answer.usage, include_usage);
+  return out;
+}
+
+std::string EncodeStreamOpening(const CompletionAnswer& answer, bool include_usage) {
+  std::string out;
+  AppendOpening(out, answer, 0, include_usage);
+  return out;
+}
+
+std::string EncodeStreamPiece(const CompletionAnswer& answer, std::string_view piece,
+                              bool include_usage) {
+  std::string out;
+  AppendPiece(out, answer, 0, piece, include_usage);
+  return out;
+}
+
+std::string EncodeStreamClosing(const CompletionAnswer& answer, const char* finish_reason,
+                                const Usage& usage, bool include_usage) {
+  std::string out;
+  AppendEvent(out, Chunk(answer, {ChunkChoice(answer, 0, {}, "", finish_reason)}, include_usage));
+  AppendClosing(out, answer, usage, include_usage);
+  return out;
+}
+
+std::string EncodeStreamError(int http_status, std::string_view message, const char* code) {
+  std::string out = "data: ";
+  out.append(EncodeOpenAiError(http_status, message, "", code));
+  out.append("\n\n");
   return out;
 }
 

@@ -117,6 +117,18 @@ std::string EncodeCompletion(const CompletionAnswer& answer);
 // `include_usage`, then "data: [DONE]".
 std::string EncodeCompletionEvents(const CompletionAnswer& answer, bool include_usage);
 
+// The same events one at a time, for an answer relayed as a streaming
+// backend produces it (`answer.choices` unused): the opening event (chat:
+// the assistant role; completions: none), one per piece of text, and the
+// closing ones (finish_reason, the usage when `include_usage`, [DONE]).
+std::string EncodeStreamOpening(const CompletionAnswer& answer, bool include_usage);
+std::string EncodeStreamPiece(const CompletionAnswer& answer, std::string_view piece,
+                              bool include_usage);
+std::string EncodeStreamClosing(const CompletionAnswer& answer, const char* finish_reason,
+                                const Usage& usage, bool include_usage);
+// An error after the stream began: {"error": {...}} as one event.
+std::string EncodeStreamError(int http_status, std::string_view message, const char* code);
+
 struct ModelEntry {
   std::string id;
   int64_t created = 0;  // Unix seconds

@@ -7,6 +7,10 @@
 // answer (stream: true) goes out as server-sent events once the batch is
 // back: these backends answer whole batches.
 #include <algorithm>
+#include <mutex>
+
+#include <fmt/format.h>
+#include <boost/json.hpp>
 
 #include "common/ids.h"
 #include "common/utf8.h"
@@ -15,6 +19,8 @@
 #include "http/openai_codec.h"
 
 namespace sluice::http {
+
+namespace json = boost::json;
 
 namespace {
 double Seconds(SteadyClock::duration d) { return std::chrono::duration<double>(d).count(); }
@@ -32,6 +38,43 @@ const char* DefaultCode(int http_status) {
 
 // "7s": OpenAI's reset header values.
 std::string ResetValue(int64_t seconds) { return std::to_string(seconds) + "s"; }
+
+// The parameters a chat backend is sent: the sampling fields and the
+// conversation itself.
+std::string WithMessages(const OpenAiSampling& sampling, const std::vector<ChatMessage>& messages) {
+  json::object params;
+  if (!sampling.params_json.empty()) {
+    boost::system::error_code ec;
+    json::value v = json::parse(sampling.params_json, ec);
+    if (!ec && v.is_object()) params = std::move(v.as_object());
+  }
+  json::array list;
+  for (const ChatMessage& m : messages) {
+    list.push_back(json::object{{"role", m.role}, {"content", m.content}});
+  }
+  params["messages"] = std::move(list);
+  return json::serialize(params);
+}
+
+// One chunk of a chunked transfer encoding.
+std::string Chunked(std::string_view data) {
+  std::string out = fmt::format("{:x}\r\n", data.size());
+  out.append(data);
+  out.append("\r\n");
+  return out;
+}
+constexpr std::string_view kLastChunk = "0\r\n\r\n";
+
+// "cmpl-"/"chatcmpl-" + the hex of request id `id` ("req_" + hex).
+std::string AnswerId(bool chat, const std::string& id) {
+  return (chat ? "chatcmpl-" : "cmpl-") + id.substr(id.find('_') + 1);
+}
+
+int64_t UnixSeconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 }  // namespace
 
 HttpResponse MakeOpenAiError(ReplyShape shape, const Status& status, const std::string& request_id,
@@ -83,6 +126,12 @@ struct FrontDoor::OpenAiCall {
   std::vector<std::string> stop;
   bool stream = false;
   bool include_usage = false;
+  // A stream relayed as a chat backend produces it: `head` (id, created,
+  // model) names every chunk; the first piece sends the header.
+  bool relay = false;
+  CompletionAnswer head;
+  std::mutex stream_mu;         // orders the parts (pieces come from the backend's thread)
+  bool stream_started = false;  // GUARDED_BY(stream_mu)
 
   std::vector<RequestPtr> requests;
   std::vector<InferenceOutcome> outcomes;  // [i] written by request i's completion only
@@ -157,10 +206,13 @@ void FrontDoor::HandleOpenAi(OpenAiApi api, HttpRequest&& request, Reply reply) 
         sampling = std::move(c->sampling);
         const int m = options_.service->FindModel(call->model_name);
         if (m >= 0 && static_cast<size_t>(m) < options_.openai_models.size()) {
-          Result<std::string> prompt =
-              options_.openai_models[static_cast<size_t>(m)].chat_template.Render(c->messages);
+          const OpenAiModel& info = options_.openai_models[static_cast<size_t>(m)];
+          // The prompt: what a batch backend runs; for a chat backend, the
+          // text its tokens are estimated from (it gets the messages).
+          Result<std::string> prompt = info.chat_template.Render(c->messages);
           if (prompt.ok()) texts.push_back(std::move(prompt).value());
           parsed = prompt.status();
+          if (info.chat_backend) sampling.params_json = WithMessages(sampling, c->messages);
         }
       } else {
         parsed = c.status();
@@ -247,6 +299,12 @@ void FrontDoor::HandleOpenAi(OpenAiApi api, HttpRequest&& request, Reply reply) 
                                              call->model_name + "'"));
   }
   call->reply = std::move(reply);
+  // A chat backend's stream is relayed as it comes (HTTP/1.1: chunked).
+  call->relay = info.chat_backend && call->stream && texts.size() == 1 && request.version() == 11;
+  call->head.chat = api == OpenAiApi::kChat;
+  call->head.id = AnswerId(call->head.chat, first_id);
+  call->head.created = UnixSeconds();
+  call->head.model = call->model_name;
   // The first text's request takes the id already in any error's header.
   call->requests.resize(texts.size());
   for (size_t i = 0; i < texts.size(); ++i) {
@@ -262,6 +320,11 @@ void FrontDoor::HandleOpenAi(OpenAiApi api, HttpRequest&& request, Reply reply) 
             : options_.service->TokenCost(static_cast<size_t>(model), texts[i], params.max_tokens);
     req->rate_limit = decision;
     req->input = std::move(texts[i]);
+    if (call->relay) {
+      req->on_piece = [this, weak = std::weak_ptr<OpenAiCall>(call)](std::string_view piece) {
+        if (auto c = weak.lock()) RelayPiece(*c, piece);
+      };
+    }
     call->requests[i] = std::move(req);
   }
   SubmitOpenAi(call, call->reply.client_watch());
@@ -292,8 +355,10 @@ void FrontDoor::SubmitOpenAi(const std::shared_ptr<OpenAiCall>& call, ClientWatc
       }
     });
   }
-  if (watch != nullptr && options_.service->QueueDepth(static_cast<uint32_t>(call->model)) >=
-                              options_.watch_client_min_queue_depth) {
+  // A relayed stream is always watched: its client leaving cancels the call.
+  if (watch != nullptr &&
+      (call->relay || options_.service->QueueDepth(static_cast<uint32_t>(call->model)) >=
+                          options_.watch_client_min_queue_depth)) {
     // A client that hangs up while its texts wait: drop them before they
     // reach the accelerator.
     watch->OnClientGone([service = options_.service, weak = std::weak_ptr<OpenAiCall>(call)] {
@@ -329,6 +394,19 @@ void FrontDoor::SubmitOpenAi(const std::shared_ptr<OpenAiCall>& call, ClientWatc
 void FrontDoor::AnswerOpenAiError(OpenAiCall& call, const InferenceOutcome& outcome) {
   const Clock& clock = options_.service->clock();
   const bool stay_open = call.shape.keep_alive && !options_.service->shutting_down();
+  if (call.relay) {
+    std::lock_guard lock(call.stream_mu);
+    if (call.stream_started) {  // the status line went out: the error is an event
+      const int status = HttpStatusFor(outcome.status.code());
+      WireResponse last{
+          Chunked(EncodeStreamError(status, outcome.status.message(), outcome.reason)) +
+              std::string(kLastChunk),
+          stay_open, 200};
+      options_.metrics->Record(call.model, call.tier, status, Seconds(clock.Now() - call.start), -1,
+                               -1);
+      return call.reply(std::move(last));
+    }
+  }
   HttpResponse res =
       MakeOpenAiError(ReplyShape(call.shape.version, stay_open), outcome.status,
                       call.requests.front()->id, outcome.retry_after_s, outcome.reason);
@@ -361,18 +439,12 @@ void FrontDoor::AnswerOpenAi(OpenAiCall& call) {
     }
     body = EncodeEmbeddings(answer);
   } else {
-    CompletionAnswer answer;
-    answer.chat = call.api == OpenAiApi::kChat;
-    // "req_" + 32 hex digits -> "chatcmpl-" / "cmpl-" + the same digits.
-    answer.id = (answer.chat ? "chatcmpl-" : "cmpl-") + id.substr(id.find('_') + 1);
-    answer.created = std::chrono::duration_cast<std::chrono::seconds>(
-                         std::chrono::system_clock::now().time_since_epoch())
-                         .count();
-    answer.model = call.model_name;
+    CompletionAnswer answer = call.head;
     for (size_t i = 0; i < call.outcomes.size(); ++i) {
       const InferenceOutcome& o = call.outcomes[i];
       const InferenceRequest& req = *call.requests[i];
-      const int64_t prompt = EstimateInputTokens(req.input);
+      const int64_t prompt =
+          o.prompt_tokens > 0 ? int64_t{o.prompt_tokens} : EstimateInputTokens(req.input);
       const int64_t completion = std::max<int64_t>(0, int64_t{o.tokens_used} - prompt);
       bool stopped = false;
       Choice c;
@@ -381,6 +453,19 @@ void FrontDoor::AnswerOpenAi(OpenAiCall& call) {
       answer.choices.push_back(std::move(c));
       answer.usage.prompt_tokens += prompt;
       answer.usage.completion_tokens += completion;
+    }
+    if (call.relay) {
+      std::lock_guard lock(call.stream_mu);
+      if (call.stream_started) {  // the text went out as it came: only the end is left
+        const SteadyClock::duration total = clock.Now() - call.start;
+        const bool stay_open = call.shape.keep_alive && !options_.service->shutting_down();
+        WireResponse last{Chunked(EncodeStreamClosing(answer, answer.choices[0].finish_reason,
+                                                      answer.usage, call.include_usage)) +
+                              std::string(kLastChunk),
+                          stay_open, 200};
+        options_.metrics->Record(call.model, call.tier, 200, Seconds(total), -1, -1);
+        return call.reply(std::move(last));
+      }
     }
     if (call.stream) {
       body = EncodeCompletionEvents(answer, call.include_usage);
@@ -401,6 +486,35 @@ void FrontDoor::AnswerOpenAi(OpenAiCall& call) {
                            first.cached ? -1 : Seconds(first.queue_wait),
                            Seconds(total - first.queue_wait - first.accelerator_time));
   call.reply(std::move(res));
+}
+
+void FrontDoor::RelayPiece(OpenAiCall& call, std::string_view piece) {
+  std::lock_guard lock(call.stream_mu);
+  std::string bytes;
+  if (!call.stream_started) {
+    call.stream_started = true;
+    HttpResponse head = MakeResponse(call.shape, 200, "", "text/event-stream");
+    head.set(bhttp::field::cache_control, "no-cache");
+    head.set("X-Request-Id", call.requests.front()->id);
+    AddOpenAiRateLimitHeaders(call.rate_limit, head);
+    head.erase(bhttp::field::content_length);
+    head.set(bhttp::field::transfer_encoding, "chunked");
+    bytes = "HTTP/1.1 200 OK\r\n";
+    for (const auto& field : head) {
+      bytes.append(field.name_string());
+      bytes.append(": ");
+      bytes.append(field.value());
+      bytes.append("\r\n");
+    }
+    bytes.append("\r\n");
+    bytes.append(Chunked(EncodeStreamOpening(call.head, call.include_usage) +
+                         EncodeStreamPiece(call.head, piece, call.include_usage)));
+  } else {
+    bytes = Chunked(EncodeStreamPiece(call.head, piece, call.include_usage));
+  }
+  WireResponse part{std::move(bytes), call.shape.keep_alive, 200};
+  part.more = true;
+  call.reply(std::move(part));
 }
 
 }  // namespace sluice::http

@@ -296,15 +296,75 @@ void Session::OnClientReadable(beast::error_code ec) {
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
       return WatchClient();
     }
-    if (n == 0) {
+    if (n == 0 && !streaming_) {
       // An orderly close of the client's side: it may only have half-closed
       // (shutdown(SHUT_WR) after sending), so it is still answered; the
-      // connection closes after the reply.
+      // connection closes after the reply. (A client that closes while its
+      // answer streams has left.)
       peer_closed_ = true;
       return;
     }
-    gone = true;  // a reset
+    gone = true;  // a reset, or a close mid-stream
   }
+  ClientGone();
+}
+
+void Session::Write(HttpResponse&& response) { Write(ToWire(response)); }
+
+void Session::Write(WireResponse&& response) {
+  assert(socket_.get_executor().running_in_this_thread());
+  if (part_in_flight_) {  // a streamed response: parts go out in order
+    parts_.push_back(std::move(response));
+    return;
+  }
+  if (response.more) {
+    // Still awaiting the rest of the reply: the client stays watched.
+    streaming_ = true;
+    part_in_flight_ = true;
+    write_buffer_ = std::move(response.bytes);
+    ExpireAfter(state_->options.read_timeout_ms);
+    asio::async_write(
+        socket_, asio::buffer(write_buffer_),
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnPartWritten(ec); });
+    return;
+  }
+  awaiting_reply_ = false;
+  if (response.status >= 400 && response.status < 500 && response.status != 429 &&
+      ++bad_requests_ >= state_->options.max_bad_requests_per_connection) {
+    close_after_write_ = true;  // a client that keeps sending bad requests
+  }
+  if (close_after_write_ || peer_closed_) {
+    // The last part of a stream has no header to say so: the close does.
+    if (streaming_) {
+      response.keep_alive = false;
+    } else {
+      MarkLastOnConnection(&response);
+    }
+  }
+  streaming_ = false;
+  bool keep_alive = response.keep_alive;
+  write_buffer_ = std::move(response.bytes);
+  ExpireAfter(state_->options.read_timeout_ms);
+  asio::async_write(socket_, asio::buffer(write_buffer_),
+                    [self = shared_from_this(), keep_alive](beast::error_code ec, size_t) {
+                      self->OnWrite(keep_alive, ec);
+                    });
+}
+
+void Session::OnPartWritten(beast::error_code ec) {
+  part_in_flight_ = false;
+  if (ec) {
+    parts_.clear();
+    return ClientGone();
+  }
+  NoDeadline();  // until the next part: the request's own deadline bounds the wait
+  if (parts_.empty()) return;
+  WireResponse next = std::move(parts_.front());
+  parts_.pop_front();
+  Write(std::move(next));
+}
+
+void Session::ClientGone() {
   std::function<void()> fn;
   {
     std::lock_guard lock(gone_mu_);
@@ -313,25 +373,6 @@ void Session::OnClientReadable(beast::error_code ec) {
   }
   if (fn) fn();
   Close();  // the reply, when it comes, finds the socket closed
-}
-
-void Session::Write(HttpResponse&& response) { Write(ToWire(response)); }
-
-void Session::Write(WireResponse&& response) {
-  assert(socket_.get_executor().running_in_this_thread());
-  awaiting_reply_ = false;
-  if (response.status >= 400 && response.status < 500 && response.status != 429 &&
-      ++bad_requests_ >= state_->options.max_bad_requests_per_connection) {
-    close_after_write_ = true;  // a client that keeps sending bad requests
-  }
-  if (close_after_write_ || peer_closed_) MarkLastOnConnection(&response);
-  bool keep_alive = response.keep_alive;
-  write_buffer_ = std::move(response.bytes);
-  ExpireAfter(state_->options.read_timeout_ms);
-  asio::async_write(socket_, asio::buffer(write_buffer_),
-                    [self = shared_from_this(), keep_alive](beast::error_code ec, size_t) {
-                      self->OnWrite(keep_alive, ec);
-                    });
 }
 
 void Session::OnWrite(bool keep_alive, beast::error_code ec) {

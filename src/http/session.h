@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <deque>
 #include <list>
 #include <memory>
 #include <memory_resource>
@@ -103,6 +104,8 @@ class Session : public std::enable_shared_from_this<Session>, private ClientWatc
   void Write(HttpResponse&& response);
   void Write(WireResponse&& response);
   void OnWrite(bool keep_alive, boost::beast::error_code ec);
+  void OnPartWritten(boost::beast::error_code ec);  // a streamed part (not the last)
+  void ClientGone();                                // runs the OnClientGone() callback, then closes
   void Close();
   void Linger();  // after a refusal: drain (bounded), then close
   void DrainLinger();
@@ -141,9 +144,12 @@ class Session : public std::enable_shared_from_this<Session>, private ClientWatc
   char linger_scratch_[1024];
   bool counted_request_ = false;  // in_progress holds this session's request
   // These three: on the connection's thread only.
-  bool awaiting_reply_ = false;  // a request is being handled
-  bool watch_pending_ = false;   // an async_wait is outstanding
-  bool in_handler_ = false;      // inside the handler's Handle() call
+  bool awaiting_reply_ = false;     // a request is being handled
+  bool watch_pending_ = false;      // an async_wait is outstanding
+  bool in_handler_ = false;         // inside the handler's Handle() call
+  bool streaming_ = false;          // a streamed response's first part was written
+  bool part_in_flight_ = false;     // a streamed part is being written
+  std::deque<WireResponse> parts_;  // streamed parts waiting for the one in flight
   // Any thread.
   std::mutex gone_mu_;
   std::function<void()> on_gone_;  // GUARDED_BY(gone_mu_); for the current request

@@ -24,13 +24,20 @@ struct WireResponse {
   std::string bytes;
   bool keep_alive = true;  // whether the connection stays open afterwards
   int status = 0;          // the HTTP status written in `bytes`
+  // A part of a streamed response (the first holds the header): more parts
+  // follow, and the last one has `more` false. Parts are written in the
+  // order they are handed to the Reply; the client stays watched until the
+  // last (a client gone mid-stream runs the OnClientGone() callback).
+  bool more = false;
 };
 
 // Serializes `response` (see response_writer.h).
 WireResponse ToWire(const HttpResponse& response);
 
-// Sends the response for one request. Call exactly once, from any thread.
-// Takes a Beast response, or one already serialized (the inference hot path).
+// Sends the response for one request. Call exactly once, from any thread —
+// or, for a streamed response, once per part (WireResponse::more), from one
+// thread at a time. Takes a Beast response, or one already serialized (the
+// inference hot path).
 class Reply;
 
 // Tells a handler when its client goes away before the reply is sent.

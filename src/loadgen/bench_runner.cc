@@ -79,7 +79,7 @@ Status Preflight(const tcp::endpoint& endpoint, const HttpTarget& target, const 
     p.seq = seq++;
     FetchRequest req;
     req.method = "POST";
-    req.path = "/v1/inference";
+    req.path = ApiPath(w.api);  // HttpFetch() adds the base path
     req.headers = {{"Authorization", "Bearer " + w.tiers[p.tier].keys[0]}};
     factory.RenderBody(p, &req.body);
     req.connect_timeout_ms = o.connect_timeout_us / 1000;
@@ -170,7 +170,7 @@ Result<BenchResult> RunBench(const BenchOptions& options, const ProgressFn& on_p
     wo.schedule = ThreadSchedule(options, i);
     wo.workload = &options.workload;
     wo.factory.host_header = target->host_header;
-    wo.factory.path = target->base_path + "/v1/inference";
+    wo.factory.path = target->base_path + ApiPath(options.workload.api);
     wo.factory.seed = options.seed * 7919 + static_cast<uint64_t>(i);
     wo.factory.stream_id = static_cast<uint32_t>(i);
     wo.late_threshold_us = options.late_threshold_us;
@@ -289,6 +289,7 @@ Result<BenchResult> RunBench(const BenchOptions& options, const ProgressFn& on_p
     result.steps.push_back(std::move(step));
   }
   result.gateway_overhead_ns = std::move(total.gateway_overhead_ns);
+  result.first_byte_ns = std::move(total.first_byte_ns);
   result.generator = std::move(total.generator);
   if (snapshots.front() && snapshots.back()) {
     result.gateway_scraped = true;

@@ -76,6 +76,7 @@ struct BenchResult {
   SliceStats overall;                    // everything measured
   int64_t measured_us = 0;               // sum of the step durations
   LatencyHistogram gateway_overhead_ns;  // Server-Timing gateway;dur of the 200s
+  LatencyHistogram first_byte_ns;        // the 200s' time to their header (openai-chat)
   GeneratorStats generator;
   // More than 1 % (and at least 10) of the requests were sent late by the
   // generator itself: the load was not what was asked for.

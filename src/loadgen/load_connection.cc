@@ -34,8 +34,8 @@ double ParseGatewayDurationMs(std::string_view header) {
 }
 
 LoadConnection::LoadConnection(asio::io_context& ioc, asio::ip::tcp::endpoint endpoint,
-                               Listener* listener, size_t id)
-    : socket_(ioc), endpoint_(endpoint), listener_(listener), id_(id) {}
+                               Listener* listener, size_t id, bool time_header)
+    : socket_(ioc), endpoint_(endpoint), listener_(listener), id_(id), time_header_(time_header) {}
 
 void LoadConnection::Connect() {
   Close();
@@ -64,6 +64,18 @@ void LoadConnection::OnWrite(const error_code& ec) {
   if (ec) return listener_->OnRequestFailed(this, ec, /*nothing_received=*/true);
   parser_.emplace();
   parser_->body_limit(kResponseBodyLimitBytes);
+  header_at_.reset();
+  if (!time_header_) return ReadBody();
+  const uint64_t gen = generation_;
+  bhttp::async_read_header(socket_, buffer_, *parser_, [this, gen](const error_code& ec, size_t) {
+    if (gen != generation_) return;
+    if (ec) return OnRead(ec);
+    header_at_ = std::chrono::steady_clock::now();
+    ReadBody();
+  });
+}
+
+void LoadConnection::ReadBody() {
   const uint64_t gen = generation_;
   bhttp::async_read(socket_, buffer_, *parser_, [this, gen](const error_code& ec, size_t) {
     if (gen != generation_) return;
@@ -77,6 +89,7 @@ void LoadConnection::OnRead(const error_code& ec) {
   Response r;
   r.status = static_cast<int>(res.result_int());
   r.keep_alive = res.keep_alive();
+  r.header_at = header_at_;
   if (r.status == 200) {
     if (auto it = res.find("Server-Timing"); it != res.end()) {
       r.gateway_ms = ParseGatewayDurationMs(it->value());

@@ -12,6 +12,7 @@
 // stopped running (handlers hold a raw pointer to it).
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -32,6 +33,9 @@ class LoadConnection {
     int status = 0;
     bool keep_alive = true;  // false: the server closes; reopen before the next request
     double gateway_ms = -1;  // Server-Timing `gateway;dur=`; < 0 when absent
+    // When the header arrived (with time_header; else unset): for a
+    // streamed answer, its first piece.
+    std::optional<std::chrono::steady_clock::time_point> header_at;
   };
 
   class Listener {
@@ -49,8 +53,10 @@ class LoadConnection {
   static constexpr uint64_t kResponseBodyLimitBytes = 16 << 20;
 
   // `listener` is borrowed and must outlive the connection.
+  // `time_header`: read each response's header first and note when it
+  // arrived (Response::header_at); costs one more read per response.
   LoadConnection(boost::asio::io_context& ioc, boost::asio::ip::tcp::endpoint endpoint,
-                 Listener* listener, size_t id);
+                 Listener* listener, size_t id, bool time_header = false);
 
   // Opens a new socket (closing any old one). Calls OnConnected or
   // OnConnectFailed.
@@ -71,11 +77,14 @@ class LoadConnection {
  private:
   void OnWrite(const boost::system::error_code& ec);
   void OnRead(const boost::system::error_code& ec);
+  void ReadBody();
 
   boost::asio::ip::tcp::socket socket_;
   boost::asio::ip::tcp::endpoint endpoint_;
   Listener* listener_;
   size_t id_;
+  bool time_header_ = false;
+  std::optional<std::chrono::steady_clock::time_point> header_at_;
   uint64_t generation_ = 0;  // bumped by Close(): stale handlers see a mismatch
   uint64_t requests_on_socket_ = 0;
   std::string request_;

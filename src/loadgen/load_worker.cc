@@ -66,7 +66,9 @@ LoadWorker::LoadWorker(const WorkerOptions& options, ArrivalSchedule schedule)
       connect_timer_(ioc_) {
   for (size_t i = 0; i < options.connections; ++i) {
     LoadConnection::Listener* listener = this;  // a private base, visible here
-    connections_.push_back(std::make_unique<LoadConnection>(ioc_, options.endpoint, listener, i));
+    // A streamed chat's header comes with its first token.
+    connections_.push_back(std::make_unique<LoadConnection>(
+        ioc_, options.endpoint, listener, i, options.workload->api == Api::kOpenAiChat));
     retry_timers_.push_back(std::make_unique<asio::steady_timer>(ioc_));
   }
   connect_failures_in_row_.assign(options.connections, 0);
@@ -291,6 +293,10 @@ void LoadWorker::OnResponse(LoadConnection* c, const LoadConnection::Response& r
         s.latency_ns.Record(NonNegative(latency_ns));
         if (r.gateway_ms >= 0) {
           stats_.gateway_overhead_ns.Record(static_cast<uint64_t>(r.gateway_ms * 1e6));
+        }
+        if (r.header_at) {
+          stats_.first_byte_ns.Record(
+              NonNegative(NanosBetween(t0_ + nanoseconds(p.scheduled_ns), *r.header_at)));
         }
         break;
       case 429:

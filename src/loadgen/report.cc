@@ -209,6 +209,7 @@ std::string FormatReportJson(const BenchResult& r) {
   }
   doc["steps"] = std::move(steps);
   doc["gateway_overhead_ms"] = LatencyJson(r.gateway_overhead_ns);
+  if (r.first_byte_ns.count() > 0) doc["first_byte_ms"] = LatencyJson(r.first_byte_ns);
   doc["gateway"] = r.gateway_scraped ? json::value(GatewayJson(r.gateway)) : json::value(nullptr);
   const GeneratorStats& g = r.generator;
   doc["generator"] = json::object{{"fell_behind", r.generator_fell_behind},
@@ -253,6 +254,10 @@ std::string FormatReportTable(const BenchResult& r) {
 
   out += "\ngateway overhead (Server-Timing gateway;dur, 200s): " +
          LatencyLine(r.gateway_overhead_ns) + "\n";
+  if (r.first_byte_ns.count() > 0) {
+    out += "time to the response header (streamed: the first token), 200s: " +
+           LatencyLine(r.first_byte_ns) + "\n";
+  }
   if (r.gateway_scraped) {
     out += "gateway batching (/metrics, end of warm-up to end of run):\n";
     out += GatewayText(r.gateway, "  ");

@@ -49,13 +49,31 @@ RequestFactory::RequestFactory(const WorkloadSpec& spec, const Options& options)
   sum = 0;
   for (const WeightedName& m : spec.models) {
     models_.cumulative.push_back(sum += m.weight);
-    body_prefixes_.push_back("{\"model\":" + boost::json::serialize(boost::json::string(m.name)) +
-                             ",\"input\":\"");
+    const std::string model = "{\"model\":" + boost::json::serialize(boost::json::string(m.name));
+    // A chat's text is its one user message's; it is always streamed.
+    body_prefixes_.push_back(spec.api != Api::kOpenAiChat
+                                 ? model + ",\"input\":\""
+                                 : model + ",\"stream\":true" +
+                                       (spec.max_tokens > 0
+                                            ? ",\"max_tokens\":" + std::to_string(spec.max_tokens)
+                                            : "") +
+                                       ",\"messages\":[{\"role\":\"user\",\"content\":\"");
   }
   if (spec.async) prefer_line_ = "Prefer: respond-async\r\n";
-  body_suffix_ = spec.max_tokens > 0
-                     ? "\",\"parameters\":{\"max_tokens\":" + std::to_string(spec.max_tokens) + "}}"
-                     : "\"}";
+  switch (spec.api) {
+    case Api::kInference:
+      body_suffix_ =
+          spec.max_tokens > 0
+              ? "\",\"parameters\":{\"max_tokens\":" + std::to_string(spec.max_tokens) + "}}"
+              : "\"}";
+      break;
+    case Api::kOpenAiEmbeddings:
+      body_suffix_ = "\"}";
+      break;
+    case Api::kOpenAiChat:
+      body_suffix_ = "\"}]}";
+      break;
+  }
   // A pooled input's text must not depend on which factory sends it.
   const uint64_t filler_seed = spec.inputs.pool > 0 ? 0x5eed : options.seed ^ 0x5eed;
   filler_ = MakeFiller(spec.input_bytes.max_bytes + kFillerWindow, filler_seed);

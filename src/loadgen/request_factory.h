@@ -1,6 +1,7 @@
 // RequestFactory: draws each request of a run (tier, key, model, input size)
 // from the workload's weights and renders it as HTTP/1.1 request text for
-// `POST /v1/inference`.
+// the workload's API (`POST /v1/inference`, or OpenAI's embeddings or chat:
+// the input is then the text to embed, or the one user message).
 //
 // Every input is distinct: it starts with a 16-hex-digit id made of the
 // factory's stream id and a sequence number, followed by pseudo-random words
@@ -41,7 +42,7 @@ class RequestFactory {
  public:
   struct Options {
     std::string host_header;             // value of the Host header, e.g. "127.0.0.1:8080"
-    std::string path = "/v1/inference";  // request target
+    std::string path = "/v1/inference";  // request target (ApiPath() of the workload's API)
     uint64_t seed = 1;                   // RNG seed for the draws
     uint32_t stream_id = 0;              // distinguishes factories' inputs; < 65536
   };

@@ -152,5 +152,32 @@ TEST(RequestFactoryTest, AnAsyncWorkloadAsksForAnswersLater) {
   EXPECT_THAT(text.substr(0, header_end + 2), HasSubstr("\r\nPrefer: respond-async\r\n"));
 }
 
+TEST(RequestFactoryTest, OpenAiBodiesCarryTheInputAsTheirTextOrMessage) {
+  WorkloadSpec w = Spec();
+  w.api = Api::kOpenAiEmbeddings;
+  RequestFactory e(w, Opts());
+  std::string body;
+  PlannedRequest r = e.Plan();
+  e.RenderBody(r, &body);
+  auto doc = boost::json::parse(body).as_object();
+  EXPECT_EQ(doc.size(), 2u) << body;  // model, input
+  EXPECT_EQ(doc.at("input").as_string().size(), r.input_bytes);
+
+  w.api = Api::kOpenAiChat;
+  RequestFactory c(w, Opts());
+  r = c.Plan();
+  c.RenderBody(r, &body);
+  doc = boost::json::parse(body).as_object();
+  EXPECT_EQ(doc.at("stream"), true);
+  EXPECT_EQ(doc.at("max_tokens"), 12);
+  const auto& message = doc.at("messages").at(0);
+  EXPECT_EQ(message.at("role"), "user");
+  EXPECT_EQ(message.at("content").as_string().size(), r.input_bytes);
+  EXPECT_STREQ(ApiPath(Api::kOpenAiChat), "/v1/chat/completions");
+  EXPECT_EQ(ParseApi("openai-embeddings").value(), Api::kOpenAiEmbeddings);
+  EXPECT_EQ(ParseApi("grpc").status().message(),
+            "--api: expected inference, openai-embeddings or openai-chat, got `grpc`");
+}
+
 }  // namespace
 }  // namespace sluice::loadgen

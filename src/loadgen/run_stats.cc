@@ -38,6 +38,7 @@ RunStats::RunStats(size_t steps, size_t tiers)
 void RunStats::Merge(const RunStats& o) {
   for (size_t i = 0; i < slices.size() && i < o.slices.size(); ++i) slices[i].Merge(o.slices[i]);
   gateway_overhead_ns.Merge(o.gateway_overhead_ns);
+  first_byte_ns.Merge(o.first_byte_ns);
   generator.Merge(o.generator);
 }
 

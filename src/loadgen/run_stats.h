@@ -80,6 +80,9 @@ struct RunStats {
   size_t tier_count;
   std::vector<SliceStats> slices;        // step-major
   LatencyHistogram gateway_overhead_ns;  // Server-Timing gateway;dur of 200 responses
+  // 200 responses' time to their header, when timed (--api openai-chat: a
+  // streamed answer's first token), from the scheduled time.
+  LatencyHistogram first_byte_ns;
   GeneratorStats generator;
 
   // REQUIRES: same shape.

@@ -224,8 +224,43 @@ Result<std::vector<TierMix>> BuildTierMix(const std::vector<WeightedName>& mix,
   return out;
 }
 
+const char* ApiPath(Api api) {
+  switch (api) {
+    case Api::kOpenAiEmbeddings:
+      return "/v1/embeddings";
+    case Api::kOpenAiChat:
+      return "/v1/chat/completions";
+    case Api::kInference:
+      break;
+  }
+  return "/v1/inference";
+}
+
+const char* ApiName(Api api) {
+  switch (api) {
+    case Api::kOpenAiEmbeddings:
+      return "openai-embeddings";
+    case Api::kOpenAiChat:
+      return "openai-chat";
+    case Api::kInference:
+      break;
+  }
+  return "inference";
+}
+
+Result<Api> ParseApi(std::string_view name) {
+  for (Api api : {Api::kInference, Api::kOpenAiEmbeddings, Api::kOpenAiChat}) {
+    if (name == ApiName(api)) return api;
+  }
+  return InvalidArgument("--api: expected inference, openai-embeddings or openai-chat, got " +
+                         Quote(std::string(name)));
+}
+
 Status ValidateWorkload(const WorkloadSpec& spec) {
   if (spec.tiers.empty()) return InvalidArgument("the workload needs at least one tier");
+  if (spec.async && spec.api != Api::kInference) {
+    return InvalidArgument("--async: only with --api inference");
+  }
   for (const TierMix& t : spec.tiers) {
     if (!(t.weight > 0) || t.keys.empty()) {
       return InvalidArgument("tier " + Quote(t.tier) + " needs a positive weight and a key");

@@ -88,6 +88,18 @@ inline constexpr uint32_t kMaxInputPool = 10'000'000;
 // `unique`, or `zipf:S` with S >= 0 (the pool size comes from --input-pool).
 Result<InputDistribution> ParseInputDistribution(std::string_view text, uint32_t pool);
 
+// The API the load speaks: the request's path and body.
+enum class Api {
+  kInference,         // POST /v1/inference {"model", "input", "parameters"}
+  kOpenAiEmbeddings,  // POST /v1/embeddings {"model", "input"}: one text each
+  kOpenAiChat,        // POST /v1/chat/completions, one user message, streamed
+};
+// "/v1/inference", "/v1/embeddings" or "/v1/chat/completions".
+const char* ApiPath(Api api);
+// "inference", "openai-embeddings" or "openai-chat"; ParseApi() reads them.
+const char* ApiName(Api api);
+Result<Api> ParseApi(std::string_view name);
+
 struct WorkloadSpec {
   std::vector<TierMix> tiers;        // from BuildTierMix
   std::vector<WeightedName> models;  // at least one with weight > 0
@@ -97,6 +109,7 @@ struct WorkloadSpec {
   // Ask for answers later (`Prefer: respond-async`): a 202 counts as
   // answered, its latency is the submission's.
   bool async = false;
+  Api api = Api::kInference;  // async: inference only
 };
 
 Status ValidateWorkload(const WorkloadSpec& spec);

@@ -1,5 +1,7 @@
 #include "modelserver/model_api.h"
 
+#include "backends/sim/sim_model.h"
+
 #include <cmath>
 
 #include <boost/json.hpp>
@@ -117,6 +119,36 @@ Status ParseKServe(const json::object& o, ApiRequest* r) {
   return Status::Ok();
 }
 
+// messages: [{"role", "content": string}], at least one; the item's input
+// is one "role: content" line per message.
+Status ParseChat(const json::object& o, ApiRequest* r) {
+  const json::value* messages = o.if_contains("messages");
+  if (!messages || !messages->is_array() || messages->as_array().empty()) {
+    return Bad("messages: expected a non-empty array");
+  }
+  ApiItem item;
+  for (size_t i = 0; i < messages->as_array().size(); ++i) {
+    const json::object* m = messages->as_array()[i].if_object();
+    const json::value* role = m ? m->if_contains("role") : nullptr;
+    const json::value* content = m ? m->if_contains("content") : nullptr;
+    if (!role || !role->is_string() || !content || !content->is_string()) {
+      return Bad("messages[" + std::to_string(i) + "]: expected a role and a string content");
+    }
+    item.input.append(role->as_string()).append(": ").append(content->as_string()).append("\n");
+  }
+  const char* key = o.contains("max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
+  if (Status s = ReadMaxTokens(o.if_contains(key), key, &item.max_tokens); !s.ok()) return s;
+  if (const json::value* stream = o.if_contains("stream"); stream && stream->is_bool()) {
+    r->stream = stream->as_bool();
+  }
+  if (const json::value* so = o.if_contains("stream_options"); so && so->is_object()) {
+    const json::value* usage = so->as_object().if_contains("include_usage");
+    r->include_usage = usage && usage->is_bool() && usage->as_bool();
+  }
+  r->items.push_back(std::move(item));
+  return Status::Ok();
+}
+
 }  // namespace
 
 Result<ApiRequest> ParseApiRequest(Api api, std::string_view body, std::string_view path_model) {
@@ -137,6 +169,8 @@ Result<ApiRequest> ParseApiRequest(Api api, std::string_view body, std::string_v
     r.model = std::string(model->as_string());
     if (api == Api::kBatch) {
       s = ParseBatch(*o, &r);
+    } else if (api == Api::kChat) {
+      s = ParseChat(*o, &r);
     } else if (api == Api::kCompletions) {
       s = ReadStrings(*o, "prompt", &r.items);
       int max_tokens = 16;
@@ -196,6 +230,21 @@ std::string EncodeApiReply(const ApiRequest& request, const std::vector<ItemRepl
       return json::serialize(
           json::object{{"object", "list"}, {"model", request.model}, {"data", std::move(data)}});
     }
+    case Api::kChat: {
+      const ItemReply& item = items.front();
+      const int64_t prompt = sim::InputTokens(request.items.front().input);
+      const int64_t total = item.tokens_used;
+      return json::serialize(json::object{
+          {"object", "chat.completion"},
+          {"model", request.model},
+          {"choices", json::array{json::object{{"index", 0},
+                                               {"message", json::object{{"role", "assistant"},
+                                                                        {"content", item.output}}},
+                                               {"finish_reason", "stop"}}}},
+          {"usage", json::object{{"prompt_tokens", prompt},
+                                 {"completion_tokens", total - prompt},
+                                 {"total_tokens", total}}}});
+    }
     case Api::kKServe: {
       json::array text, tokens;
       for (const ItemReply& item : items) {
@@ -217,6 +266,44 @@ std::string EncodeApiReply(const ApiRequest& request, const std::vector<ItemRepl
     }
   }
   return "{}";
+}
+
+std::vector<std::string> ChatStreamEvents(const ApiRequest& request, std::string_view output,
+                                          uint32_t tokens_used) {
+  auto chunk = [&](json::object delta, const char* finish) {
+    json::object choice{{"index", 0}, {"delta", std::move(delta)}};
+    if (finish == nullptr) {
+      choice["finish_reason"] = nullptr;
+    } else {
+      choice["finish_reason"] = finish;
+    }
+    return json::serialize(json::object{{"object", "chat.completion.chunk"},
+                                        {"model", request.model},
+                                        {"choices", json::array{std::move(choice)}}});
+  };
+  std::vector<std::string> events;
+  events.push_back(chunk({{"role", "assistant"}, {"content", ""}}, nullptr));
+  size_t start = 0;
+  while (start < output.size()) {
+    size_t word = output.find_first_not_of(' ', start);
+    size_t end = word == std::string_view::npos ? output.size() : output.find(' ', word);
+    if (end == std::string_view::npos) end = output.size();
+    events.push_back(chunk({{"content", output.substr(start, end - start)}}, nullptr));
+    start = end;
+  }
+  events.push_back(chunk({}, "stop"));
+  if (request.include_usage) {
+    const int64_t prompt = sim::InputTokens(request.items.front().input);
+    events.push_back(json::serialize(
+        json::object{{"object", "chat.completion.chunk"},
+                     {"model", request.model},
+                     {"choices", json::array{}},
+                     {"usage", json::object{{"prompt_tokens", prompt},
+                                            {"completion_tokens", int64_t{tokens_used} - prompt},
+                                            {"total_tokens", int64_t{tokens_used}}}}}));
+  }
+  events.push_back("[DONE]");
+  return events;
 }
 
 }  // namespace sluice::modelserver

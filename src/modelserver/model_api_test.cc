@@ -89,5 +89,30 @@ TEST(ModelApiTest, WritesEachReplyShape) {
   EXPECT_EQ(v.at("data").at(0).at("embedding"), (json::array{0.5}));
 }
 
+TEST(ModelApiTest, ChatTakesOneConversationAndStreamsWordByWord) {
+  Result<ApiRequest> r = ParseApiRequest(
+      Api::kChat,
+      R"({"model":"m","messages":[{"role":"system","content":"s"},{"role":"user","content":"hi"}],)"
+      R"("max_tokens":3,"stream":true,"stream_options":{"include_usage":true}})",
+      "");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(r->items.size(), 1u);
+  EXPECT_EQ(r->items[0].input, "system: s\nuser: hi\n");
+  EXPECT_EQ(r->items[0].max_tokens, 3);
+  EXPECT_TRUE(r->stream);
+  EXPECT_TRUE(r->include_usage);
+  std::vector<std::string> events = ChatStreamEvents(*r, "[t] a b", 7);
+  // role, "[t]", " a", " b", finish, usage, [DONE]
+  ASSERT_EQ(events.size(), 7u);
+  EXPECT_NE(events[0].find(R"("delta":{"role":"assistant","content":""})"), std::string::npos);
+  EXPECT_NE(events[2].find(R"("delta":{"content":" a"})"), std::string::npos);
+  EXPECT_NE(events[4].find(R"("finish_reason":"stop")"), std::string::npos);
+  EXPECT_NE(events[5].find(R"("usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7})"),
+            std::string::npos)
+      << events[5];
+  EXPECT_EQ(events[6], "[DONE]");
+  EXPECT_FALSE(ParseApiRequest(Api::kChat, R"({"model":"m","messages":[]})", "").ok());
+}
+
 }  // namespace
 }  // namespace sluice::modelserver

@@ -1,5 +1,7 @@
 #include "modelserver/model_server.h"
 
+#include <atomic>
+#include <cstdio>
 #include <mutex>
 #include <optional>
 #include <string_view>
@@ -7,6 +9,7 @@
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -43,7 +46,9 @@ struct ModelServer::State {
   std::mutex mu;
   std::vector<std::shared_ptr<Session>> hung;  // GUARDED_BY(mu): never answered, kept open
   bool stopped = false;                        // GUARDED_BY(mu)
-  uint16_t port = 0;                           // bound port, set once by Create()
+  // Chat streams (GET /admin/streams).
+  std::atomic<uint64_t> streams_started{0}, streams_finished{0}, streams_cancelled{0};
+  uint16_t port = 0;  // bound port, set once by Create()
 };
 
 namespace {
@@ -102,6 +107,12 @@ class Session : public std::enable_shared_from_this<Session> {
       return Reply(http::status::ok, R"({"status":"ok"})");
     }
     if (target == "/admin/faults" && (get || post)) return Faults(post);
+    if (target == "/admin/streams" && get) {
+      return Reply(http::status::ok, boost::json::serialize(boost::json::object{
+                                         {"started", state_->streams_started.load()},
+                                         {"finished", state_->streams_finished.load()},
+                                         {"cancelled", state_->streams_cancelled.load()}}));
+    }
     constexpr std::string_view kKServePrefix = "/v2/models/";
     constexpr std::string_view kKServeSuffix = "/infer";
     std::optional<Api> api;
@@ -109,6 +120,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (target == "/v1/batch") api = Api::kBatch;
     if (target == "/v1/completions") api = Api::kCompletions;
     if (target == "/v1/embeddings") api = Api::kEmbeddings;
+    if (target == "/v1/chat/completions") api = Api::kChat;
     if (target.size() > kKServePrefix.size() + kKServeSuffix.size() &&
         target.substr(0, kKServePrefix.size()) == kKServePrefix &&
         target.substr(target.size() - kKServeSuffix.size()) == kKServeSuffix) {
@@ -199,7 +211,54 @@ class Session : public std::enable_shared_from_this<Session> {
                                                     state_->options.embedding_dims);
       }
     }
+    if (request.api == Api::kChat && request.stream) {
+      return StreamChat(ChatStreamEvents(request, items[0].output, items[0].tokens_used));
+    }
     Reply(http::status::ok, EncodeApiReply(request, items, result.model_version));
+  }
+
+  // Writes `events` as a chunked event stream, one per 1/stream rate.
+  void StreamChat(std::vector<std::string> events) {
+    state_->streams_started.fetch_add(1);
+    events_ = std::move(events);
+    next_event_ = 0;
+    std::string head =
+        "HTTP/1.1 200 OK\r\nServer: sluice-model-server\r\nContent-Type: text/event-stream\r\n"
+        "Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n";
+    if (!keep_alive_) head += "Connection: close\r\n";
+    head += "\r\n";
+    WriteEvent(std::move(head), 2);
+  }
+
+  // Sends the next event (after `prefix`), then waits for the one after.
+  // The first write holds the header, the role and the first word, so that
+  // the time to the header is the time to the first token.
+  void WriteEvent(std::string prefix = "", size_t count = 1) {
+    stream_out_ = std::move(prefix);
+    for (size_t i = 0; i < count && next_event_ < events_.size(); ++i) {
+      const std::string data = "data: " + events_[next_event_++] + "\n\n";
+      char size[20];
+      snprintf(size, sizeof(size), "%zx\r\n", data.size());
+      stream_out_ += std::string(size) + data + "\r\n";
+    }
+    const bool last = stream_out_.empty();
+    if (last) stream_out_ = "0\r\n\r\n";
+    stream_.expires_after(std::chrono::seconds(30));
+    asio::async_write(stream_, asio::buffer(stream_out_),
+                      [self = shared_from_this(), last](beast::error_code ec, size_t) {
+                        if (ec) {  // the client left mid-stream
+                          self->state_->streams_cancelled.fetch_add(1);
+                          return self->stream_.close();
+                        }
+                        if (last) {
+                          self->state_->streams_finished.fetch_add(1);
+                          if (!self->keep_alive_) return self->stream_.close();
+                          return self->DoRead();
+                        }
+                        self->timer_.expires_after(std::chrono::microseconds(static_cast<int64_t>(
+                            1e6 / self->state_->options.stream_tokens_per_second)));
+                        self->timer_.async_wait([self](beast::error_code) { self->WriteEvent(); });
+                      });
   }
 
   void Reply(http::status status, std::string body, bool keep_alive = true) {
@@ -222,6 +281,10 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   beast::tcp_stream stream_;
+  asio::steady_timer timer_{stream_.get_executor()};  // paces a chat stream
+  std::vector<std::string> events_;                   // a chat stream's events
+  size_t next_event_ = 0;
+  std::string stream_out_;  // the stream's bytes being written
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   http::request<http::string_body> request_;
@@ -252,6 +315,9 @@ Result<std::unique_ptr<ModelServer>> ModelServer::Create(asio::io_context& ioc,
     return InvalidArgument("--embedding-dims must be between 1 and 65536");
   }
   if (options.idle_timeout_ms <= 0) return InvalidArgument("idle timeout must be > 0");
+  if (!(options.stream_tokens_per_second > 0)) {
+    return InvalidArgument("--stream-tokens-per-second must be > 0");
+  }
   if (Status s = ValidateFaults(options.faults); !s.ok()) return s;
   Options o = options;
   if (o.model_version.empty()) o.model_version = o.model + "-sim";

@@ -5,6 +5,12 @@
 //   POST /v1/batch                  generic batch protocol (per-item errors)
 //   POST /v1/completions            OpenAI-compatible, "prompt" array
 //   POST /v1/embeddings             OpenAI-compatible, "input" array
+//   POST /v1/chat/completions       OpenAI-compatible, one conversation;
+//                                   "stream": true answers server-sent
+//                                   events, one word per 1/stream rate
+//   GET  /admin/streams             {"started", "finished", "cancelled"}:
+//                                   chat streams so far (cancelled: the
+//                                   client left before the end)
 //   POST /v2/models/{model}/infer   KServe v2, BYTES tensor "text_input" [n, 1]
 //   GET  /v2/health/ready, GET /health   200 when up
 //   GET|POST /admin/faults          read / change fault injection (JSON)
@@ -51,6 +57,7 @@ class ModelServer {
     int64_t per_item_latency_us = 500;        // per item (32 items ~ 50 ms)
     double jitter = 0.0;                      // +/- fraction of the latency, 0..1
     int embedding_dims = 8;                   // length of /v1/embeddings vectors
+    double stream_tokens_per_second = 50;     // chat streams: words per second, > 0
     uint64_t body_limit_bytes = 64ull << 20;  // larger requests: 413
     int64_t idle_timeout_ms = 120'000;        // keep-alive connection with no request
     Faults faults;                            // initial fault injection

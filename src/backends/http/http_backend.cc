@@ -7,15 +7,6 @@
 
 namespace sluice::http_backend {
 
-// The slot's connection as the in-flight batch sees it. The batch posts its
-// next call only under `mu` and only while the backend lives; the destructor
-// sets `closed` under `mu`, so no call starts once the backend is gone.
-struct SlotConnection {
-  std::mutex mu;
-  bool closed = false;                         // GUARDED_BY(mu)
-  std::unique_ptr<HttpConnection> connection;  // GUARDED_BY(mu)
-};
-
 namespace {
 
 // One RunBatch(): the protocol's groups, sent one after another, merged into

@@ -28,6 +28,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include <boost/asio/io_context.hpp>
@@ -39,7 +40,14 @@
 
 namespace sluice::http_backend {
 
-struct SlotConnection;  // http_backend.cc: the connection as a batch in flight sees it
+// A slot's connection as the call in flight sees it. A call is posted only
+// under `mu` and only while the backend lives; the backend's destructor sets
+// `closed` under `mu`, so no call starts once the backend is gone.
+struct SlotConnection {
+  std::mutex mu;
+  bool closed = false;                         // GUARDED_BY(mu)
+  std::unique_ptr<HttpConnection> connection;  // GUARDED_BY(mu)
+};
 
 class HttpBackend final : public Backend {
  public:

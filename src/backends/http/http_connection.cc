@@ -116,6 +116,7 @@ struct HttpConnection::Impl : std::enable_shared_from_this<Impl> {
   http::request<http::string_body> request;
   std::optional<http::response_parser<http::string_body>> parser;
   ReplyFn done;
+  ProgressFn progress;  // set: the reply is read as it arrives
 
   beast::tcp_stream& lowest() { return tls ? beast::get_lowest_layer(*tls) : *plain; }
   template <typename F>
@@ -128,15 +129,16 @@ struct HttpConnection::Impl : std::enable_shared_from_this<Impl> {
   }
   std::string Where() const { return options.endpoint.host + ":" + options.endpoint.port; }
 
-  void Start(std::string target, std::string body, ReplyFn fn) {
+  void Start(std::string target, std::string body, ProgressFn on_progress, ReplyFn fn) {
     done = std::move(fn);
+    progress = std::move(on_progress);
     request = {};
     request.method(http::verb::post);
     request.target(target);
     request.version(11);
     request.set(http::field::host, options.endpoint.host);
     request.set(http::field::content_type, "application/json");
-    request.set(http::field::accept, "application/json");
+    request.set(http::field::accept, progress ? "text/event-stream" : "application/json");
     request.set(http::field::user_agent, "sluice");
     request.keep_alive(true);
     request.body() = std::move(body);
@@ -210,11 +212,33 @@ struct HttpConnection::Impl : std::enable_shared_from_this<Impl> {
   void Read() {
     parser.emplace();
     parser->body_limit(options.body_limit_bytes);
+    if (progress) return ReadSome();
     WithStream([this](auto& stream) {
       http::async_read(
           stream, buffer, *parser,
           [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
     });
+  }
+
+  // A streamed reply: each read hands the body so far to `progress`.
+  void ReadSome() {
+    WithStream([this](auto& stream) {
+      http::async_read_some(
+          stream, buffer, *parser,
+          [self = shared_from_this()](beast::error_code ec, size_t) { self->OnReadSome(ec); });
+    });
+  }
+
+  void OnReadSome(beast::error_code ec) {
+    if (ec) return Fail(ec, "read");
+    if (parser->is_header_done() && parser->get().result_int() / 100 == 2 &&
+        !progress(parser->get().body())) {
+      Reset();
+      return Deliver(Status(ErrorCode::kCancelled, "the request was abandoned"));
+    }
+    if (parser->is_done()) return OnRead(ec);
+    lowest().expires_after(std::chrono::milliseconds(options.request_timeout_ms));
+    ReadSome();
   }
 
   void OnRead(beast::error_code ec) {
@@ -254,6 +278,7 @@ struct HttpConnection::Impl : std::enable_shared_from_this<Impl> {
     if (!done) return;
     ReplyFn fn = std::move(done);
     done = nullptr;
+    progress = nullptr;
     fn(std::move(result));
   }
 
@@ -291,9 +316,14 @@ Result<std::unique_ptr<HttpConnection>> HttpConnection::Create(asio::io_context&
 HttpConnection::~HttpConnection() { Close(); }
 
 void HttpConnection::Post(std::string target, std::string body, ReplyFn done) {
+  PostStreaming(std::move(target), std::move(body), nullptr, std::move(done));
+}
+
+void HttpConnection::PostStreaming(std::string target, std::string body, ProgressFn progress,
+                                   ReplyFn done) {
   asio::post(impl_->strand, [impl = impl_, target = std::move(target), body = std::move(body),
-                             done = std::move(done)]() mutable {
-    impl->Start(std::move(target), std::move(body), std::move(done));
+                             progress = std::move(progress), done = std::move(done)]() mutable {
+    impl->Start(std::move(target), std::move(body), std::move(progress), std::move(done));
   });
 }
 

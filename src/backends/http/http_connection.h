@@ -71,6 +71,11 @@ class HttpConnection {
     std::shared_ptr<boost::asio::ssl::context> tls;  // REQUIRED when endpoint.tls
   };
   using ReplyFn = std::function<void(Result<HttpReply>)>;
+  // For a reply read as it arrives (server-sent events): called on the
+  // strand after each read with the body received so far, which it may
+  // consume (erase what it has handled); returning false abandons the
+  // request (the connection is closed, `done` gets kCancelled).
+  using ProgressFn = std::function<bool(std::string& body)>;
 
   // Errors: non-positive timeouts, an https endpoint without a TLS context.
   static Result<std::unique_ptr<HttpConnection>> Create(boost::asio::io_context& ioc,
@@ -82,6 +87,11 @@ class HttpConnection {
   // POSTs `body` (application/json) to `target` (path and query).
   // REQUIRES: no other Post() in flight on this connection.
   void Post(std::string target, std::string body, ReplyFn done);
+  // The same, reading the reply as it arrives: `progress` sees each part of
+  // the body (see ProgressFn), `done` gets what is left of it at the end.
+  // request_timeout_ms then bounds each wait for more of the reply (the
+  // time to the first byte, then each gap), not the whole reply.
+  void PostStreaming(std::string target, std::string body, ProgressFn progress, ReplyFn done);
 
   // Closes the socket; an in-flight request fails with kUnavailable.
   void Close();
