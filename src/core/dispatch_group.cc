@@ -325,6 +325,12 @@ void DispatchGroup::OnBatchTimeout(size_t slot_index, uint64_t batch_id) {
   Slot& slot = slots_[slot_index];
   if (!slot.busy || slot.batch_id != batch_id || slot.timed_out) return;
   slot.timeout_timer = 0;
+  // An answer streaming to its client runs to its end (InferenceRequest::
+  // MarkStreaming): its backend bounds the wait for each piece.
+  if (std::all_of(slot.batch.begin(), slot.batch.end(),
+                  [](const RequestPtr& r) { return r->streaming(); })) {
+    return;
+  }
   slot.timed_out = true;  // stays busy until the backend answers: one batch per device
   slot_end_us_[slot_index].store(0, std::memory_order_relaxed);
   TimePoint now = ex_.clock().Now();
@@ -481,9 +487,11 @@ void DispatchGroup::ExpireInFlight(TimePoint now) {
     if (!slot.busy || slot.timed_out || slot.earliest_total > now) continue;
     slot.earliest_total = TimePoint::max();
     for (const RequestPtr& r : slot.batch) {
+      if (r->streaming()) continue;  // its deadline was for the first piece, which came
       if (r->total_deadline > now) {
         slot.earliest_total = std::min(slot.earliest_total, r->total_deadline);
       } else if (!r->completed()) {
+        r->Cancel();  // a streaming backend need not go on
         r->Complete(ErrorOutcome(
             DeadlineExceeded("deadline passed after " +
                              std::to_string(static_cast<int64_t>(ToMillis(now - r->arrival))) +

@@ -200,6 +200,12 @@ void DispatchGroup::HandleFailedBatch(size_t slot_index, std::vector<RequestPtr>
     attempts = std::max(attempts, r->attempts);
     if (r->cancelled()) {
       r->Complete(ErrorOutcome(Status(ErrorCode::kCancelled, "client closed the connection")));
+    } else if (r->streaming()) {
+      // Part of its answer has reached the client: a retry would send it twice.
+      r->Complete(ErrorOutcome(
+          BackendError("model '" + options_.model + "' failed while its answer streamed (" +
+                       std::string(summary) + ")"),
+          detail));
     } else if (now + Micros(options_.deadline_guard_us) >= r->total_deadline) {
       r->Complete(ErrorOutcome(DeadlineExceeded("deadline passed while the batch was on the "
                                                 "accelerator (" +

@@ -51,12 +51,12 @@ struct InferenceParams {
 // the model's answer for that item and stay in status (valid UTF-8, bounded).
 // What operators need to find the cause goes to `detail`.
 struct InferenceOutcome {
-  Status status;              // OK or the error to report (client-safe)
-  std::string output;         // model output when OK
-  uint32_t tokens_used = 0;   // input + output tokens when OK
+  Status status;               // OK or the error to report (client-safe)
+  std::string output;          // model output when OK
+  uint32_t tokens_used = 0;    // input + output tokens when OK
   uint32_t prompt_tokens = 0;  // of those, the input's when the backend said (ItemResult)
-  std::string model_version;  // from the backend when OK
-  uint64_t batch_id = 0;      // 0 when never batched
+  std::string model_version;   // from the backend when OK
+  uint64_t batch_id = 0;       // 0 when never batched
   uint32_t batch_size = 0;
   int64_t retry_after_s = 0;     // for 429/503: when to come back (0 = default)
   const char* reason = nullptr;  // machine-readable detail of an error, e.g. "backends_unavailable"
@@ -132,8 +132,17 @@ class InferenceRequest {
   void MarkDispatched() { dispatched_.store(true, std::memory_order_release); }
   bool dispatched() const { return dispatched_.load(std::memory_order_acquire); }
 
+  // Set by a streaming backend as it hands on_piece the first piece: the
+  // answer has begun to reach the client. From then on the request is never
+  // retried (its client would get the text twice), and neither its
+  // deadlines nor the accelerator timeout cut it short: the backend's wait
+  // for each piece bounds it. Readable from any thread.
+  void MarkStreaming() { streaming_.store(true, std::memory_order_release); }
+  bool streaming() const { return streaming_.load(std::memory_order_acquire); }
+
   // Marks the request as abandoned by its client (connection closed); the
-  // dispatcher drops it instead of sending it to the accelerator.
+  // dispatcher drops it instead of sending it to the accelerator (a
+  // streaming backend abandons its call at the next piece).
   void Cancel() { cancelled_.store(true, std::memory_order_release); }
   bool cancelled() const { return cancelled_.load(std::memory_order_acquire); }
 
@@ -141,6 +150,7 @@ class InferenceRequest {
   std::atomic<bool> done_{false};
   std::atomic<bool> cancelled_{false};
   std::atomic<bool> dispatched_{false};
+  std::atomic<bool> streaming_{false};
   CompletionFn on_complete_;
 };
 

@@ -24,8 +24,8 @@
 // and logged at most once per 10 s. With `serve_internal` off (an admin
 // listener serves them) /internal/* and /metrics answer 404; with
 // `serve_inference` off, the public routes do. Every error body but the
-// OpenAI routes' is {"error": {"code", "message", "request_id"}}. Inference responses carry X-Request-Id and a
-// Server-Timing header (queue, accelerator and gateway time); a request its
+// OpenAI routes' is {"error": {"code", "message", "request_id"}}. Inference responses carry
+// X-Request-Id and a Server-Timing header (queue, accelerator and gateway time); a request its
 // model may cache also X-Cache: hit (answered from the result cache) or
 // miss.
 //
@@ -183,10 +183,20 @@ class FrontDoor final : public RequestHandler {
   // Queues each request of `call`; the answer goes out once all are back,
   // or at the first failure.
   void SubmitOpenAi(const std::shared_ptr<OpenAiCall>& call, ClientWatch* watch);
-  void AnswerOpenAi(OpenAiCall& call);
-  void AnswerOpenAiError(OpenAiCall& call, const InferenceOutcome& outcome);
+  void AnswerOpenAi(const std::shared_ptr<OpenAiCall>& call);
+  void AnswerOpenAiError(const std::shared_ptr<OpenAiCall>& call, const InferenceOutcome& outcome);
   // A piece of a relayed stream; the first sends the response's header.
-  void RelayPiece(OpenAiCall& call, std::string_view piece);
+  // Nothing once the call is answered.
+  void RelayPiece(const std::shared_ptr<OpenAiCall>& call, std::string_view piece);
+  // Appends bytes of a relayed stream (`last`: they end it); true when the
+  // caller must PostDrain() once it has released the lock.
+  // REQUIRES: call.stream_mu held.
+  static bool QueueStreamBytes(OpenAiCall& call, std::string bytes, bool last);
+  // Has DrainStream() run on the connection's thread.
+  static void PostDrain(const std::shared_ptr<OpenAiCall>& call);
+  // Hands what is queued to the connection, in order. On the connection's
+  // thread (drains run one after another there).
+  static void DrainStream(const std::shared_ptr<OpenAiCall>& call);
   void HandleHealth(const HttpRequest& request, Reply& reply);
   void HandleRequestLookup(const HttpRequest& request, std::string_view id, Reply& reply);
   void LookUpRequest(ReplyShape shape, const std::string& id, const Reply& reply);

@@ -128,11 +128,7 @@ void FrontDoor::HandleInference(HttpRequest&& request, Reply reply) {
   limits = &decision;
   if (!decision.allowed && decision.cost_exceeds_limit) {
     // Waiting would not help: this request alone is over the key's limit.
-    return fail_early(InvalidArgument("parameters.max_tokens: the request costs " +
-                                      std::to_string(decision.token_cost) +
-                                      " tokens, more than this key's tokens-per-minute limit of " +
-                                      std::to_string(decision.tokens.limit)),
-                      model, tier);
+    return fail_early(CostOverLimitStatus(decision, "parameters.max_tokens"), model, tier);
   }
   if (!decision.allowed) {
     options_.metrics->RecordRateLimited(tier, decision.limited_by);

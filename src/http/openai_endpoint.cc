@@ -3,9 +3,10 @@
 // request through the same keys, limits, admission, queue and batches as
 // POST /v1/inference, so one client's array and other clients' single texts
 // share batches; the answer is put back together in order. Chat renders
-// its messages into one prompt with the model's template. A streamed
-// answer (stream: true) goes out as server-sent events once the batch is
-// back: these backends answer whole batches.
+// its messages into one prompt with the model's template (a chat backend
+// gets the messages themselves). A streamed answer (stream: true) goes out
+// as server-sent events: from a chat backend piece by piece as they arrive
+// (RelayPiece), from a batch backend once its batch is back.
 #include <algorithm>
 #include <mutex>
 
@@ -127,17 +128,54 @@ struct FrontDoor::OpenAiCall {
   bool stream = false;
   bool include_usage = false;
   // A stream relayed as a chat backend produces it: `head` (id, created,
-  // model) names every chunk; the first piece sends the header.
+  // model) names every chunk; the first piece sends the header. Pieces come
+  // from the backend's thread and the end from the dispatcher's: both append
+  // to `stream_out` under `stream_mu`, and one drain on the connection's
+  // thread hands the bytes over in that order (DrainStream).
   bool relay = false;
   CompletionAnswer head;
-  std::mutex stream_mu;         // orders the parts (pieces come from the backend's thread)
-  bool stream_started = false;  // GUARDED_BY(stream_mu)
+  std::mutex stream_mu;
+  bool stream_started = false;    // GUARDED_BY(stream_mu): the header is out (or in stream_out)
+  bool stream_finished = false;   // GUARDED_BY(stream_mu): the answer is decided; no more pieces
+  std::string stream_out;         // GUARDED_BY(stream_mu): bytes not yet handed to the connection
+  bool stream_last = false;       // GUARDED_BY(stream_mu): stream_out ends the response
+  bool stream_keep_alive = true;  // GUARDED_BY(stream_mu): for the last part
+  bool drain_posted = false;      // GUARDED_BY(stream_mu)
 
   std::vector<RequestPtr> requests;
   std::vector<InferenceOutcome> outcomes;  // [i] written by request i's completion only
   std::atomic<size_t> remaining{0};
+  std::atomic<size_t> submitted{0};  // requests[0, submitted) were handed to the service
   std::atomic<bool> answered{false};
 };
+
+bool FrontDoor::QueueStreamBytes(OpenAiCall& call, std::string bytes, bool last) {
+  call.stream_out.append(bytes);
+  call.stream_last = call.stream_last || last;
+  if (call.drain_posted) return false;
+  call.drain_posted = true;
+  return true;
+}
+
+void FrontDoor::PostDrain(const std::shared_ptr<OpenAiCall>& call) {
+  call->reply.Post([call] { DrainStream(call); });
+}
+
+void FrontDoor::DrainStream(const std::shared_ptr<OpenAiCall>& call) {
+  WireResponse part;
+  {
+    std::lock_guard lock(call->stream_mu);
+    call->drain_posted = false;
+    if (call->stream_out.empty()) return;
+    part.bytes.swap(call->stream_out);
+    part.more = !call->stream_last;
+    part.keep_alive = part.more ? call->shape.keep_alive : call->stream_keep_alive;
+  }
+  part.status = 200;
+  // On the connection's thread, one drain after another: the parts reach
+  // the connection in the order their bytes were queued.
+  call->reply(std::move(part));
+}
 
 void FrontDoor::HandleModelList(const HttpRequest& request, Reply& reply) {
   std::vector<ModelEntry> models;
@@ -251,10 +289,7 @@ void FrontDoor::HandleOpenAi(OpenAiApi api, HttpRequest&& request, Reply reply) 
   call->rate_limit = decision;
   if (!decision.allowed && decision.cost_exceeds_limit) {
     return refuse(
-        InvalidArgument(std::string(api == OpenAiApi::kEmbeddings ? "input" : "max_tokens") +
-                        ": the request costs " + std::to_string(decision.token_cost) +
-                        " tokens, more than this key's tokens-per-minute limit of " +
-                        std::to_string(decision.tokens.limit)),
+        CostOverLimitStatus(decision, api == OpenAiApi::kEmbeddings ? "input" : "max_tokens"),
         model, tier);
   }
   if (!decision.allowed) {
@@ -322,7 +357,7 @@ void FrontDoor::HandleOpenAi(OpenAiApi api, HttpRequest&& request, Reply reply) 
     req->input = std::move(texts[i]);
     if (call->relay) {
       req->on_piece = [this, weak = std::weak_ptr<OpenAiCall>(call)](std::string_view piece) {
-        if (auto c = weak.lock()) RelayPiece(*c, piece);
+        if (auto c = weak.lock()) RelayPiece(c, piece);
       };
     }
     call->requests[i] = std::move(req);
@@ -343,15 +378,17 @@ void FrontDoor::SubmitOpenAi(const std::shared_ptr<OpenAiCall>& call, ClientWatc
       const bool failed = !outcome.status.ok();
       call->outcomes[i] = std::move(outcome);
       if (failed && !call->answered.exchange(true, std::memory_order_acq_rel)) {
-        // The call has failed: its other texts need no accelerator time.
-        for (const RequestPtr& r : call->requests) {
-          if (!r->completed()) options_.service->Withdraw(r);
+        // The call has failed: its other texts need no accelerator time
+        // (those not handed over yet are not submitted at all).
+        const size_t submitted = call->submitted.load(std::memory_order_acquire);
+        for (size_t k = 0; k < submitted; ++k) {
+          if (!call->requests[k]->completed()) options_.service->Withdraw(call->requests[k]);
         }
-        AnswerOpenAiError(*call, call->outcomes[i]);
+        AnswerOpenAiError(call, call->outcomes[i]);
       }
       if (call->remaining.fetch_sub(1, std::memory_order_acq_rel) == 1 &&
           !call->answered.exchange(true, std::memory_order_acq_rel)) {
-        AnswerOpenAi(*call);
+        AnswerOpenAi(call);
       }
     });
   }
@@ -369,8 +406,18 @@ void FrontDoor::SubmitOpenAi(const std::shared_ptr<OpenAiCall>& call, ClientWatc
   }
   for (size_t i = 0; i < n; ++i) {
     const RequestPtr& req = call->requests[i];
+    if (call->answered.load(std::memory_order_acquire)) {
+      // An earlier text has failed the call: the rest end without running.
+      for (size_t j = i; j < n; ++j) {
+        InferenceOutcome cancelled;
+        cancelled.status = Status(ErrorCode::kCancelled, "another text of the call failed");
+        call->requests[j]->Complete(std::move(cancelled));
+      }
+      return;
+    }
     AdmissionDecision admission;
     Status s = options_.service->Submit(req, /*client_timeout_us=*/0, &admission);
+    call->submitted.store(i + 1, std::memory_order_release);
     if (s.ok()) continue;
     InferenceOutcome rejected;
     if (s.code() == ErrorCode::kUnavailable) {
@@ -391,20 +438,27 @@ void FrontDoor::SubmitOpenAi(const std::shared_ptr<OpenAiCall>& call, ClientWatc
   }
 }
 
-void FrontDoor::AnswerOpenAiError(OpenAiCall& call, const InferenceOutcome& outcome) {
+void FrontDoor::AnswerOpenAiError(const std::shared_ptr<OpenAiCall>& c,
+                                  const InferenceOutcome& outcome) {
+  OpenAiCall& call = *c;
   const Clock& clock = options_.service->clock();
   const bool stay_open = call.shape.keep_alive && !options_.service->shutting_down();
   if (call.relay) {
-    std::lock_guard lock(call.stream_mu);
-    if (call.stream_started) {  // the status line went out: the error is an event
+    std::unique_lock lock(call.stream_mu);
+    call.stream_finished = true;  // no piece may start a stream now
+    if (call.stream_started) {    // the status line went out: the error is an event
       const int status = HttpStatusFor(outcome.status.code());
-      WireResponse last{
+      call.stream_keep_alive = stay_open;
+      const bool post = QueueStreamBytes(
+          call,
           Chunked(EncodeStreamError(status, outcome.status.message(), outcome.reason)) +
               std::string(kLastChunk),
-          stay_open, 200};
+          /*last=*/true);
+      lock.unlock();
+      if (post) PostDrain(c);
       options_.metrics->Record(call.model, call.tier, status, Seconds(clock.Now() - call.start), -1,
                                -1);
-      return call.reply(std::move(last));
+      return;
     }
   }
   HttpResponse res =
@@ -417,7 +471,8 @@ void FrontDoor::AnswerOpenAiError(OpenAiCall& call, const InferenceOutcome& outc
   call.reply(std::move(res));
 }
 
-void FrontDoor::AnswerOpenAi(OpenAiCall& call) {
+void FrontDoor::AnswerOpenAi(const std::shared_ptr<OpenAiCall>& c) {
+  OpenAiCall& call = *c;
   const Clock& clock = options_.service->clock();
   const std::string& id = call.requests.front()->id;
   std::string body;
@@ -432,7 +487,7 @@ void FrontDoor::AnswerOpenAi(OpenAiCall& call) {
         InferenceOutcome bad;
         bad.status = Status(ErrorCode::kBackendError,
                             "model '" + call.model_name + "' returned a malformed embedding");
-        return AnswerOpenAiError(call, bad);
+        return AnswerOpenAiError(c, bad);
       }
       answer.vectors.push_back(std::move(v).value());
       answer.prompt_tokens += o.tokens_used;
@@ -455,16 +510,21 @@ void FrontDoor::AnswerOpenAi(OpenAiCall& call) {
       answer.usage.completion_tokens += completion;
     }
     if (call.relay) {
-      std::lock_guard lock(call.stream_mu);
-      if (call.stream_started) {  // the text went out as it came: only the end is left
+      std::unique_lock lock(call.stream_mu);
+      call.stream_finished = true;  // no piece may start a stream now
+      if (call.stream_started) {    // the text went out as it came: only the end is left
         const SteadyClock::duration total = clock.Now() - call.start;
-        const bool stay_open = call.shape.keep_alive && !options_.service->shutting_down();
-        WireResponse last{Chunked(EncodeStreamClosing(answer, answer.choices[0].finish_reason,
-                                                      answer.usage, call.include_usage)) +
-                              std::string(kLastChunk),
-                          stay_open, 200};
+        call.stream_keep_alive = call.shape.keep_alive && !options_.service->shutting_down();
+        const bool post =
+            QueueStreamBytes(call,
+                             Chunked(EncodeStreamClosing(answer, answer.choices[0].finish_reason,
+                                                         answer.usage, call.include_usage)) +
+                                 std::string(kLastChunk),
+                             /*last=*/true);
+        lock.unlock();
+        if (post) PostDrain(c);
         options_.metrics->Record(call.model, call.tier, 200, Seconds(total), -1, -1);
-        return call.reply(std::move(last));
+        return;
       }
     }
     if (call.stream) {
@@ -488,8 +548,10 @@ void FrontDoor::AnswerOpenAi(OpenAiCall& call) {
   call.reply(std::move(res));
 }
 
-void FrontDoor::RelayPiece(OpenAiCall& call, std::string_view piece) {
-  std::lock_guard lock(call.stream_mu);
+void FrontDoor::RelayPiece(const std::shared_ptr<OpenAiCall>& c, std::string_view piece) {
+  OpenAiCall& call = *c;
+  std::unique_lock lock(call.stream_mu);
+  if (call.stream_finished) return;  // answered already (an error, a deadline)
   std::string bytes;
   if (!call.stream_started) {
     call.stream_started = true;
@@ -512,9 +574,9 @@ void FrontDoor::RelayPiece(OpenAiCall& call, std::string_view piece) {
   } else {
     bytes = Chunked(EncodeStreamPiece(call.head, piece, call.include_usage));
   }
-  WireResponse part{std::move(bytes), call.shape.keep_alive, 200};
-  part.more = true;
-  call.reply(std::move(part));
+  const bool post = QueueStreamBytes(call, std::move(bytes), /*last=*/false);
+  lock.unlock();
+  if (post) PostDrain(c);
 }
 
 }  // namespace sluice::http

@@ -313,7 +313,8 @@ void Session::Write(HttpResponse&& response) { Write(ToWire(response)); }
 
 void Session::Write(WireResponse&& response) {
   assert(socket_.get_executor().running_in_this_thread());
-  if (part_in_flight_) {  // a streamed response: parts go out in order
+  if (response.more && !awaiting_reply_) return;  // a stray part after the last: dropped
+  if (part_in_flight_) {                          // a streamed response: parts go out in order
     parts_.push_back(std::move(response));
     return;
   }
@@ -353,11 +354,13 @@ void Session::Write(WireResponse&& response) {
 
 void Session::OnPartWritten(beast::error_code ec) {
   part_in_flight_ = false;
+  // The client has gone: the parts still queued fail at once on the closed
+  // socket, the last of them ending the request as any failed write does.
   if (ec) {
-    parts_.clear();
-    return ClientGone();
+    ClientGone();
+  } else {
+    NoDeadline();  // until the next part: the request's own deadline bounds the wait
   }
-  NoDeadline();  // until the next part: the request's own deadline bounds the wait
   if (parts_.empty()) return;
   WireResponse next = std::move(parts_.front());
   parts_.pop_front();

@@ -35,9 +35,9 @@ struct WireResponse {
 WireResponse ToWire(const HttpResponse& response);
 
 // Sends the response for one request. Call exactly once, from any thread —
-// or, for a streamed response, once per part (WireResponse::more), from one
-// thread at a time. Takes a Beast response, or one already serialized (the
-// inference hot path).
+// or, for a streamed response, once per part (WireResponse::more), all from
+// the connection's thread (inside Post()), which keeps them in order. Takes
+// a Beast response, or one already serialized (the inference hot path).
 class Reply;
 
 // Tells a handler when its client goes away before the reply is sent.

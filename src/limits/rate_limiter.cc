@@ -28,6 +28,13 @@ const char* RateLimitKindName(RateLimitKind kind) {
   return "none";
 }
 
+Status CostOverLimitStatus(const RateLimitDecision& decision, std::string_view field) {
+  return InvalidArgument(std::string(field) + ": the request costs " +
+                         std::to_string(decision.token_cost) +
+                         " tokens, more than this key's tokens-per-minute limit of " +
+                         std::to_string(decision.tokens.limit));
+}
+
 Status RateLimitStatus(const RateLimitDecision& decision) {
   const RateLimitKind kind =
       decision.limited_by == RateLimitKind::kNone ? RateLimitKind::kRequests : decision.limited_by;

@@ -87,6 +87,13 @@ struct RateLimitDecision {
 // 7 s". REQUIRES: !decision.allowed.
 Status RateLimitStatus(const RateLimitDecision& decision);
 
+// The kInvalidArgument (400) status for a request that costs more tokens
+// than its key's tokens-per-minute limit, so that waiting cannot help,
+// naming the request's `field` ("<field>: the request costs N tokens, more
+// than this key's tokens-per-minute limit of M").
+// REQUIRES: decision.cost_exceeds_limit.
+Status CostOverLimitStatus(const RateLimitDecision& decision, std::string_view field);
+
 // Header values for one response. An empty value means "omit the field".
 //
 // X-RateLimit-* and RateLimit describe ONE limit: the one that rejected the

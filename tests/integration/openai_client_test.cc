@@ -1,8 +1,10 @@
 // The official `openai` npm client (tests/openai_client, pinned in its
 // package-lock.json and installed by scripts/setup) against the real
-// binary on the bundled config: embeddings, completions, chat plain and
-// streamed, and its authentication, bad-request, not-found and rate-limit
-// errors, including its own retry after a 429 (client_test.mjs).
+// binary on the bundled config plus a model whose backend streams chat (a
+// `sluice model-server`): embeddings, completions, chat plain and streamed
+// (from the chat backend, the first chunk before the model server is done),
+// and its authentication, bad-request, not-found and rate-limit errors,
+// including its own retry after a 429 (client_test.mjs).
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -15,6 +17,7 @@
 
 #include "backends/sim/sim_model.h"
 #include "common/crypto.h"
+#include "modelserver/model_server_process.h"
 #include "tests/integration/sluice_fixture.h"
 
 namespace sluice::testing {
@@ -39,13 +42,28 @@ TEST_F(OpenAiClientTest, TheOfficialClientWorksAgainstSluice) {
   ASSERT_TRUE(std::filesystem::exists(kClientDir + "/node_modules/openai/package.json"))
       << "the openai npm package is not installed: run scripts/setup (it runs npm ci in "
       << kClientDir << ")";
+  modelserver::testing::ModelServerProcess chat_server(
+      SLUICE_BINARY, {"--model", "chat-sim", "--fixed-latency-us", "5000", "--per-item-latency-us",
+                      "0", "--stream-tokens-per-second", "20"});
+  Status started = chat_server.Start();
+  ASSERT_TRUE(started.ok()) << started.ToString();
   std::ifstream file(std::string(SLUICE_SOURCE_DIR) + "/config/sluice.yaml");
-  std::stringstream yaml;
-  yaml << file.rdbuf();
+  std::stringstream bundled;
+  bundled << file.rdbuf();
+  std::string yaml = bundled.str();
+  // A model whose backend streams chat, after the bundled ones.
+  const size_t keys = yaml.find("\nkeys:");
+  ASSERT_NE(keys, std::string::npos);
+  yaml.insert(keys + 1,
+              "  - name: sluice-chat\n    max_batch_size: 1\n    backend:\n"
+              "      kind: openai\n      openai_api: chat\n      endpoints: [\"" +
+                  chat_server.url() +
+                  "\"]\n      remote_model: chat-sim\n"
+                  "      connections_per_endpoint: 2\n\n");
   // `keys:` ends the bundled file: one more key, 60 requests a minute.
-  yaml << "  - id: limited\n    tier: paid\n    sha256: " << ToHex(Sha256(kLimitedKey))
-       << "\n    requests_per_minute: 60\n";
-  ASSERT_NO_FATAL_FAILURE(StartSluiceWithYaml(yaml.str()));
+  yaml += "  - id: limited\n    tier: paid\n    sha256: " + ToHex(Sha256(kLimitedKey)) +
+          "\n    requests_per_minute: 60\n";
+  ASSERT_NO_FATAL_FAILURE(StartSluiceWithYaml(yaml));
 
   const std::string chat_prompt = "<|system|>\nbe brief\n<|user|>\nhi there\n<|assistant|>\n";
   const std::pair<const char*, std::string> env[] = {
@@ -54,6 +72,9 @@ TEST_F(OpenAiClientTest, TheOfficialClientWorksAgainstSluice) {
       {"SLUICE_LIMITED_KEY", std::string(kLimitedKey)},
       {"EXPECT_COMPLETION", sim::SimulateCompletion(kModel, "hello", 5).output},
       {"EXPECT_CHAT", sim::SimulateCompletion(kModel, chat_prompt, 6).output},
+      {"MODEL_SERVER_URL", chat_server.url()},
+      // The model server's input is "role: content" lines.
+      {"EXPECT_STREAMED_CHAT", sim::SimulateCompletion("chat-sim", "user: hi there\n", 40).output},
   };
   for (const auto& [name, value] : env) ASSERT_EQ(setenv(name, value.c_str(), 1), 0);
   auto [status, output] =
@@ -63,7 +84,8 @@ TEST_F(OpenAiClientTest, TheOfficialClientWorksAgainstSluice) {
   EXPECT_NE(output.find("all checks passed"), std::string::npos) << output;
   for (const char* check :
        {"ok embeddingsOfAnArray", "ok completion", "ok chat", "ok chatStreamed",
-        "ok unknownKeyIsAnAuthenticationError", "ok badParameterIsABadRequestNamingIt",
+        "ok chatStreamedFromAChatBackend", "ok unknownKeyIsAnAuthenticationError",
+        "ok badParameterIsABadRequestNamingIt",
         "ok rateLimitIsARateLimitErrorAndRetryHonoursRetryAfter"}) {
     EXPECT_NE(output.find(check), std::string::npos) << check << "\n" << output;
   }

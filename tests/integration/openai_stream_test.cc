@@ -37,6 +37,9 @@ std::string ChatBody(bool stream) {
 
 class OpenAiStreamTest : public SluiceTest {
  protected:
+  // The model's accelerator_timeout_ms.
+  int64_t accelerator_timeout_ms_ = 3'000;
+
   void SetUp() override {
     server_ = std::make_unique<ModelServerProcess>(
         SLUICE_BINARY,
@@ -47,12 +50,13 @@ class OpenAiStreamTest : public SluiceTest {
     TestConfig config;
     config.max_batch_size = 1;
     config.max_batch_delay_us = 0;
+    config.accelerator_timeout_ms = accelerator_timeout_ms_;
     config.backend_yaml =
         "    backend:\n      kind: openai\n      openai_api: chat\n"
         "      endpoints: [\"" +
         server_->url() +
         "\"]\n      remote_model: chat-sim\n"
-        "      connections_per_endpoint: 2\n      request_timeout_ms: 2000\n";
+        "      connections_per_endpoint: 1\n      request_timeout_ms: 2000\n";
     ASSERT_NO_FATAL_FAILURE(StartSluice(config));
   }
 
@@ -168,6 +172,33 @@ TEST_F(OpenAiStreamTest, AClientThatHangsUpMidStreamCancelsTheBackendCall) {
   EXPECT_EQ(v.at("choices").at(0).at("message").at("content").as_string(), want.output);
   EXPECT_EQ(v.at("usage").at("prompt_tokens"), sim::InputTokens(kServerInput));
   EXPECT_EQ(v.at("usage").at("total_tokens"), want.tokens_used);
+}
+
+// The accelerator timeout is far shorter than the stream: once its first
+// piece has reached the client, the answer runs to its end, once.
+class OpenAiLongStreamTest : public OpenAiStreamTest {
+ protected:
+  void SetUp() override {
+    accelerator_timeout_ms_ = 200;
+    OpenAiStreamTest::SetUp();
+  }
+};
+
+TEST_F(OpenAiLongStreamTest, AStreamLongerThanTheAcceleratorTimeoutRunsToItsEndOnce) {
+  sim::SimCompletion want = sim::SimulateCompletion(kRemoteModel, kServerInput, kMaxTokens);
+  const int64_t words = want.tokens_used - sim::InputTokens(kServerInput);
+  // At 20 words a second the stream lasts words x 50 ms: well past 200 ms.
+  ASSERT_GE(words * 50, 2 * 200) << "the conversation's answer is too short for this test";
+  int fd = SendStreamedChat();
+  ASSERT_GE(fd, 0);
+  std::string got;
+  ASSERT_TRUE(ReadUntil(fd, "\r\n0\r\n\r\n", &got)) << got;
+  ::close(fd);
+  EXPECT_EQ(StreamedText(got), want.output);  // neither cut short nor sent twice
+  EXPECT_EQ(got.find(R"("error")"), std::string::npos) << got;
+  json::value streams = Streams();
+  EXPECT_EQ(streams.at("started"), 1) << streams;  // no retry
+  EXPECT_EQ(streams.at("finished"), 1) << streams;
 }
 
 }  // namespace

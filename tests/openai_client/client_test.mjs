@@ -6,6 +6,9 @@
 //   SLUICE_LIMITED_KEY  a key allowed 60 requests a minute
 //   EXPECT_COMPLETION   the simulator's text for prompt "hello", max_tokens 5
 //   EXPECT_CHAT         its text for the chat below, max_tokens 6
+//   MODEL_SERVER_URL    the `sluice model-server` behind model sluice-chat
+//                       (openai_api: chat, streaming 20 words a second)
+//   EXPECT_STREAMED_CHAT  its text for "hi there", max_tokens 40
 // Prints one line per check; exits 1 at the first failure.
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
@@ -86,6 +89,26 @@ const checks = {
     assert.ok(chunks > 2, `${chunks} chunks`);
     assert.ok(['stop', 'length'].includes(finish));
     assert.ok(usage && usage.total_tokens > 0);
+  },
+
+  async chatStreamedFromAChatBackend() {
+    const stream = await client.chat.completions.create({
+      model: 'sluice-chat', messages: [{ role: 'user', content: 'hi there' }], max_tokens: 40,
+      stream: true,
+    });
+    let text = '';
+    let finishedAtFirst = null;
+    for await (const chunk of stream) {
+      const piece = chunk.choices[0]?.delta?.content ?? '';
+      if (piece && finishedAtFirst === null) {
+        // The model server's own count: has it finished this stream yet?
+        const streams = await (await fetch(`${env('MODEL_SERVER_URL')}/admin/streams`)).json();
+        finishedAtFirst = streams.finished;
+      }
+      text += piece;
+    }
+    assert.equal(text, env('EXPECT_STREAMED_CHAT'));
+    assert.equal(finishedAtFirst, 0, 'the first chunk came only once the model server had finished');
   },
 
   async unknownKeyIsAnAuthenticationError() {

@@ -96,7 +96,10 @@ bool OnEvent(ChatCall& call, const std::string& data) {
       if (content == nullptr || !content->is_string() || content->as_string().empty()) continue;
       const std::string_view piece = content->as_string();
       call.text.append(piece);
-      if (call.request->on_piece) call.request->on_piece(piece);
+      if (call.request->on_piece) {
+        call.request->MarkStreaming();
+        call.request->on_piece(piece);
+      }
     }
   }
   if (const json::value* usage = o.if_contains("usage"); usage && usage->is_object()) {
@@ -118,22 +121,9 @@ Result<std::unique_ptr<ChatBackend>> ChatBackend::Create(const HttpBackend::Opti
   if (options.model.empty()) return InvalidArgument("chat backend needs a model name");
   Result<Endpoint> endpoint = ParseEndpointUrl(options.url);
   if (!endpoint.ok()) return endpoint.status();
-  HttpConnection::Options c;
-  c.endpoint = endpoint.value();
-  c.connect_timeout_ms = options.connect_timeout_ms;
-  c.request_timeout_ms = options.request_timeout_ms;
-  c.body_limit_bytes = options.response_body_limit_bytes;
-  if (c.endpoint.tls) {
-    c.tls = options.tls_context;
-    if (!c.tls) {
-      auto ctx = MakeTlsContext(options.tls);
-      if (!ctx.ok()) return ctx.status();
-      c.tls = std::move(ctx.value());
-    }
-  }
-  std::string target = endpoint->base_path + "/v1/chat/completions";
-  auto connection = HttpConnection::Create(*options.io_context, std::move(c));
+  auto connection = MakeSlotConnection(options, endpoint.value());
   if (!connection.ok()) return connection.status();
+  std::string target = endpoint->base_path + "/v1/chat/completions";
   return std::unique_ptr<ChatBackend>(
       new ChatBackend(options, std::move(target), std::move(connection.value())));
 }

@@ -19,8 +19,12 @@
 // which cancels the call at the server, and the item fails with kCancelled
 // (an item error: it counts against no breaker).
 //
-// Errors and threading as HttpBackend (http_backend.h); request_timeout_ms
-// bounds each wait for more of the stream, not the whole answer.
+// Errors and threading as HttpBackend (http_backend.h). request_timeout_ms
+// bounds each wait for more of the stream. Until the first piece reaches a
+// listening client, the request's deadlines and the model's
+// accelerator_timeout_ms apply as to any batch; from then on the request is
+// streaming (InferenceRequest::MarkStreaming): it runs to its end, is never
+// retried, and a failure is reported to its client as an error event.
 #pragma once
 
 #include <atomic>

@@ -93,15 +93,10 @@ void SendNextGroup(const std::shared_ptr<GroupedRun>& run) {
 
 }  // namespace
 
-Result<std::unique_ptr<HttpBackend>> HttpBackend::Create(const Options& options) {
-  if (options.io_context == nullptr) return InvalidArgument("HTTP backend needs an io_context");
-  Result<Endpoint> endpoint = ParseEndpointUrl(options.url);
-  if (!endpoint.ok()) return endpoint.status();
-  Result<std::unique_ptr<BatchProtocol>> protocol = MakeBatchProtocol(
-      {options.protocol, options.model, endpoint->base_path, "text_input", "text_output"});
-  if (!protocol.ok()) return protocol.status();
+Result<std::unique_ptr<HttpConnection>> MakeSlotConnection(const HttpBackend::Options& options,
+                                                           const Endpoint& endpoint) {
   HttpConnection::Options c;
-  c.endpoint = endpoint.value();
+  c.endpoint = endpoint;
   c.connect_timeout_ms = options.connect_timeout_ms;
   c.request_timeout_ms = options.request_timeout_ms;
   c.body_limit_bytes = options.response_body_limit_bytes;
@@ -113,7 +108,17 @@ Result<std::unique_ptr<HttpBackend>> HttpBackend::Create(const Options& options)
       c.tls = std::move(ctx.value());
     }
   }
-  auto connection = HttpConnection::Create(*options.io_context, std::move(c));
+  return HttpConnection::Create(*options.io_context, std::move(c));
+}
+
+Result<std::unique_ptr<HttpBackend>> HttpBackend::Create(const Options& options) {
+  if (options.io_context == nullptr) return InvalidArgument("HTTP backend needs an io_context");
+  Result<Endpoint> endpoint = ParseEndpointUrl(options.url);
+  if (!endpoint.ok()) return endpoint.status();
+  Result<std::unique_ptr<BatchProtocol>> protocol = MakeBatchProtocol(
+      {options.protocol, options.model, endpoint->base_path, "text_input", "text_output"});
+  if (!protocol.ok()) return protocol.status();
+  auto connection = MakeSlotConnection(options, endpoint.value());
   if (!connection.ok()) return connection.status();
   return std::unique_ptr<HttpBackend>(
       new HttpBackend(options, std::move(protocol.value()), std::move(connection.value())));

@@ -89,4 +89,11 @@ class HttpBackend final : public Backend {
   std::shared_ptr<std::atomic<bool>> busy_;     // shared with the in-flight completion
 };
 
+// The keep-alive connection of one slot with `options` to `endpoint` (the
+// parsed options.url): its timeouts, body limit and TLS context (the shared
+// one, else one built from options.tls). Errors: unreadable TLS files, bad
+// timeouts.
+Result<std::unique_ptr<HttpConnection>> MakeSlotConnection(const HttpBackend::Options& options,
+                                                           const Endpoint& endpoint);
+
 }  // namespace sluice::http_backend
