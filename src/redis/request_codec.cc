@@ -13,6 +13,7 @@
 
 #include <charconv>
 #include <chrono>
+#include <cmath>
 #include <map>
 #include <mutex>
 #include <set>
@@ -224,8 +225,14 @@ Result<WireRequest> DecodeEntry(std::string_view entry, std::string_view id,
   if (!GetString(o, "in", &r.input, true)) return Bad(kPayload, "in");
   if (!GetInt(o, "mt", &r.max_tokens, true)) return Bad(kPayload, "mt");
   if (const json::value* t = o.if_contains("temp")) {
+    // 0..2, as every front door checks. Kept to 6 decimals: Boost.JSON's
+    // number parsing is not always correctly rounded, so a full-precision
+    // value could read back as a neighbouring double and an entry would not
+    // encode the same twice; 6 decimals are a fixed point of write + read.
     if (!t->is_number()) return Bad(kPayload, "temp");
-    r.temperature = t->to_number<double>();
+    const double temperature = t->to_number<double>();
+    if (!(temperature >= 0 && temperature <= 2)) return Bad(kPayload, "temp");
+    r.temperature = std::round(temperature * 1e6) / 1e6;
   }
   if (!GetString(o, "p", &r.params_json, false)) return Bad(kPayload, "p");
   if (!GetInt(o, "td", &r.total_deadline_us, true)) return Bad(kPayload, "td");

@@ -95,6 +95,23 @@ TEST(RequestCodecTest, MalformedEntriesAreRefusedWithTheFieldNamed) {
   Result<WireRequest> r = DecodeEntry(wrong_type, "req_1", "llama");
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().message(), "request: field \"mt\" missing or of the wrong type");
+  for (const char* temperature : {"2.5", "-1", "6666666666666666666666666666666666660000000"}) {
+    std::string hot = "2|1|2|0|gw|" + payload;
+    hot.replace(hot.find("\"temp\":0.25"), 11, std::string("\"temp\":") + temperature);
+    r = DecodeEntry(hot, "req_1", "llama");
+    ASSERT_FALSE(r.ok()) << temperature;
+    EXPECT_EQ(r.status().message(), "request: field \"temp\" missing or of the wrong type");
+  }
+  // A value of full precision reads back to 6 decimals, which encode and
+  // decode to themselves.
+  std::string precise = "2|1|2|0|gw|" + payload;
+  precise.replace(precise.find("\"temp\":0.25"), 11, "\"temp\":0.12345678901234567");
+  r = DecodeEntry(precise, "req_1", "llama");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->temperature, 0.123457);
+  Result<WireRequest> again = DecodeEntry(EncodeEntry(*r), "req_1", "llama");
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(EncodeEntry(*again), EncodeEntry(*r));
   std::string not_a_flag = "2|1|2|0|gw|" + payload;
   not_a_flag.replace(not_a_flag.find("\"as\":1"), 6, "\"as\":\"1\"");
   r = DecodeEntry(not_a_flag, "req_1", "llama");

@@ -60,9 +60,9 @@ TEST_F(OpenAiClientTest, TheOfficialClientWorksAgainstSluice) {
                   chat_server.url() +
                   "\"]\n      remote_model: chat-sim\n"
                   "      connections_per_endpoint: 2\n\n");
-  // `keys:` ends the bundled file: one more key, 60 requests a minute.
+  // `keys:` ends the bundled file: one more key, 20 requests a minute.
   yaml += "  - id: limited\n    tier: paid\n    sha256: " + ToHex(Sha256(kLimitedKey)) +
-          "\n    requests_per_minute: 60\n";
+          "\n    requests_per_minute: 20\n";
   ASSERT_NO_FATAL_FAILURE(StartSluiceWithYaml(yaml));
 
   const std::string chat_prompt = "<|system|>\nbe brief\n<|user|>\nhi there\n<|assistant|>\n";

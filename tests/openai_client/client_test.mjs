@@ -3,7 +3,7 @@
 // starts the server and passes, in the environment:
 //   SLUICE_BASE_URL     http://127.0.0.1:PORT/v1
 //   SLUICE_KEY          a key without tight limits
-//   SLUICE_LIMITED_KEY  a key allowed 60 requests a minute
+//   SLUICE_LIMITED_KEY  a key allowed 20 requests a minute (one each 3 s)
 //   EXPECT_COMPLETION   the simulator's text for prompt "hello", max_tokens 5
 //   EXPECT_CHAT         its text for the chat below, max_tokens 6
 //   MODEL_SERVER_URL    the `sluice model-server` behind model sluice-chat
@@ -134,17 +134,18 @@ const checks = {
     const one = () => limited.completions.create({
       model: 'sluice-sim-small', prompt: 'x', max_tokens: 1,
     });
-    // The key's whole minute (60 requests) at once: then it is refused.
-    const burst = await Promise.allSettled(Array.from({ length: 60 }, one));
-    assert.equal(burst.filter((r) => r.status === 'fulfilled').length, 60);
+    // The key's whole minute (20 requests) at once: then it is refused
+    // until the next one refills, 3 s after the first was charged.
+    const burst = await Promise.allSettled(Array.from({ length: 20 }, one));
+    assert.equal(burst.filter((r) => r.status === 'fulfilled').length, 20);
     let retryAfter = 0;
     await assert.rejects(one(), (e) => {
       retryAfter = Number(e.headers?.get('retry-after'));
       return e instanceof OpenAI.RateLimitError && e.status === 429 &&
              e.code === 'rate_limit_exceeded' &&
-             e.headers.get('x-ratelimit-limit-requests') === '60';
+             e.headers.get('x-ratelimit-limit-requests') === '20';
     });
-    assert.ok(retryAfter >= 1 && retryAfter <= 2, `retry-after ${retryAfter}`);
+    assert.ok(retryAfter >= 1 && retryAfter <= 3, `retry-after ${retryAfter}`);
     // The client's own retry waits what retry-after says, then succeeds.
     const attempts = [];
     const retrying = new OpenAI({
