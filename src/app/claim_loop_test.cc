@@ -217,7 +217,10 @@ TEST_F(ClaimLoopTest, TheNextBatchIsClaimedBeforeTheSlotFrees) {
                group_->handed_waiting() == 4;
       },
       milliseconds(5'000)));
-  EXPECT_GE(std::chrono::steady_clock::now() - backend->last_start(), milliseconds(31));
+  // Not at once: at about 31 ms of the batch's 36. The backend notes its
+  // start a little after the group does, more so on a loaded machine (an
+  // ASan build under ctest -j2 measured 29 ms), so the bound keeps a margin.
+  EXPECT_GE(std::chrono::steady_clock::now() - backend->last_start(), milliseconds(20));
   EXPECT_EQ(backend->ran(), 1u);
   // The slot frees: the batch claimed ahead runs at once, and the next one
   // is claimed ahead of it in turn.
