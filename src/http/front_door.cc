@@ -28,19 +28,24 @@ HttpResponse MakeResponse(ReplyShape shape, int status, std::string body, const 
   return res;
 }
 
-HttpResponse MakeError(ReplyShape shape, const Status& status, const std::string& request_id,
-                       int64_t retry_after_s, const char* reason) {
-  int code = HttpStatusFor(status.code());
+HttpResponse MakeErrorResponse(ReplyShape shape, int http_status, std::string body,
+                               const std::string& request_id, int64_t retry_after_s) {
   // Errors that leave unread bytes or a confused stream end the connection.
-  bool close = code == 413 || code == 431;
-  HttpResponse res = MakeResponse(shape, code, EncodeError(status, request_id, nullptr, reason),
-                                  "application/json", close);
-  if (code == 503 || (code == 429 && retry_after_s > 0)) {
+  const bool close = http_status == 413 || http_status == 431;
+  HttpResponse res = MakeResponse(shape, http_status, std::move(body), "application/json", close);
+  if (http_status == 503 || (http_status == 429 && retry_after_s > 0)) {
     res.set(bhttp::field::retry_after, std::to_string(std::max<int64_t>(1, retry_after_s)));
   }
-  if (code == 401) res.set(bhttp::field::www_authenticate, "Bearer");
+  if (http_status == 401) res.set(bhttp::field::www_authenticate, "Bearer");
   if (!request_id.empty()) res.set("X-Request-Id", request_id);
   return res;
+}
+
+HttpResponse MakeError(ReplyShape shape, const Status& status, const std::string& request_id,
+                       int64_t retry_after_s, const char* reason) {
+  return MakeErrorResponse(shape, HttpStatusFor(status.code()),
+                           EncodeError(status, request_id, nullptr, reason), request_id,
+                           retry_after_s);
 }
 
 void AddRateLimitHeaders(const RateLimitDecision& decision, HttpResponse& response) {

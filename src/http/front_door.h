@@ -225,10 +225,14 @@ class FrontDoor final : public RequestHandler {
 // keep-alive as the request asked unless `close`).
 HttpResponse MakeResponse(ReplyShape shape, int status, std::string body,
                           const char* content_type = "application/json", bool close = false);
-// A JSON error response for `status` (503 adds Retry-After).
-// A JSON error response for `status`: 503 adds Retry-After (retry_after_s,
-// default 1), 429 too when retry_after_s > 0; `reason` becomes the body's
-// "reason" field.
+// An error response with the JSON `body`: 503 adds Retry-After
+// (retry_after_s, default 1), 429 too when retry_after_s > 0; 401 adds
+// WWW-Authenticate; a non-empty request id adds X-Request-Id; 413 and 431
+// close the connection. MakeError() and MakeOpenAiError() write the body.
+HttpResponse MakeErrorResponse(ReplyShape shape, int http_status, std::string body,
+                               const std::string& request_id, int64_t retry_after_s);
+// A JSON error response for `status` (see MakeErrorResponse()); `reason`
+// becomes the body's "reason" field.
 HttpResponse MakeError(ReplyShape shape, const Status& status, const std::string& request_id = "",
                        int64_t retry_after_s = 0, const char* reason = nullptr);
 // Adds the rate-limit fields of `decision` (X-RateLimit-*, RateLimit,

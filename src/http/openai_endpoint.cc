@@ -81,18 +81,11 @@ int64_t UnixSeconds() {
 HttpResponse MakeOpenAiError(ReplyShape shape, const Status& status, const std::string& request_id,
                              int64_t retry_after_s, const char* code) {
   const int http_status = HttpStatusFor(status.code());
-  const bool close = http_status == 413 || http_status == 431;
-  HttpResponse res =
-      MakeResponse(shape, http_status,
-                   EncodeOpenAiError(http_status, status.message(), ErrorParam(status.message()),
-                                     code != nullptr ? code : DefaultCode(http_status)),
-                   "application/json", close);
-  if (http_status == 503 || (http_status == 429 && retry_after_s > 0)) {
-    res.set(bhttp::field::retry_after, std::to_string(std::max<int64_t>(1, retry_after_s)));
-  }
-  if (http_status == 401) res.set(bhttp::field::www_authenticate, "Bearer");
-  if (!request_id.empty()) res.set("X-Request-Id", request_id);
-  return res;
+  return MakeErrorResponse(
+      shape, http_status,
+      EncodeOpenAiError(http_status, status.message(), ErrorParam(status.message()),
+                        code != nullptr ? code : DefaultCode(http_status)),
+      request_id, retry_after_s);
 }
 
 void AddOpenAiRateLimitHeaders(const RateLimitDecision& decision, HttpResponse& response) {
