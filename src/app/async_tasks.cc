@@ -9,23 +9,24 @@ struct Series {
   const char* name;
   const char* help;
   uint64_t TaskStore::Stats::*field;
+  bool counter = false;  // a total that never decreases
 };
 
 // Every store's.
 constexpr Series kCounts[] = {
     {"sluice_async_tasks_created_total", "Tasks registered (async requests and Idempotency-Keys).",
-     &TaskStore::Stats::created},
-    {"sluice_async_tasks_completed_total", "Tasks answered.", &TaskStore::Stats::completed},
+     &TaskStore::Stats::created, true},
+    {"sluice_async_tasks_completed_total", "Tasks answered.", &TaskStore::Stats::completed, true},
     {"sluice_async_tasks_pending", "Tasks waiting for their answer.", &TaskStore::Stats::pending},
 };
 
 // What only a store in memory knows (in Redis, Redis keeps and expires).
 constexpr Series kMemory[] = {
     {"sluice_async_tasks_expired_total", "Answered tasks dropped after async.result_ttl_ms.",
-     &TaskStore::Stats::expired},
+     &TaskStore::Stats::expired, true},
     {"sluice_async_tasks_evicted_total",
      "Answered tasks dropped early to stay within async.max_bytes (oldest first).",
-     &TaskStore::Stats::evicted},
+     &TaskStore::Stats::evicted, true},
     {"sluice_async_tasks_stored", "Answered tasks kept for their owners.",
      &TaskStore::Stats::stored},
     {"sluice_async_task_bytes", "Bytes the answered tasks hold, as async.max_bytes counts them.",
@@ -34,8 +35,13 @@ constexpr Series kMemory[] = {
 
 }  // namespace
 
-void AsyncTasks::AddMetric(const char* name, const char* help, std::function<double()> read) {
-  registry_->AddCallbackGauge(name, help, {}, std::move(read));
+void AsyncTasks::AddMetric(const char* name, const char* help, bool counter,
+                           std::function<double()> read) {
+  if (counter) {
+    registry_->AddCallbackCounter(name, help, {}, std::move(read));
+  } else {
+    registry_->AddCallbackGauge(name, help, {}, std::move(read));
+  }
   metric_names_.push_back(name);
 }
 
@@ -53,9 +59,10 @@ Result<std::unique_ptr<AsyncTasks>> AsyncTasks::Create(const AsyncConfig& config
   out->store_ = std::move(store).value();
   out->AddCounts();
   for (const Series& series : kMemory) {
-    out->AddMetric(series.name, series.help, [s = out->store_.get(), field = series.field] {
-      return static_cast<double>(s->stats().*field);
-    });
+    out->AddMetric(series.name, series.help, series.counter,
+                   [s = out->store_.get(), field = series.field] {
+                     return static_cast<double>(s->stats().*field);
+                   });
   }
   return out;
 }
@@ -70,14 +77,14 @@ std::unique_ptr<AsyncTasks> AsyncTasks::Adopt(std::unique_ptr<TaskStore> store,
 
 void AsyncTasks::AddCounts() {
   for (const Series& series : kCounts) {
-    AddMetric(series.name, series.help, [s = store_.get(), field = series.field] {
+    AddMetric(series.name, series.help, series.counter, [s = store_.get(), field = series.field] {
       return static_cast<double>(s->stats().*field);
     });
   }
 }
 
 AsyncTasks::~AsyncTasks() {
-  for (const char* name : metric_names_) registry_->RemoveCallbackGauge(name, {});
+  for (const char* name : metric_names_) registry_->RemoveCallback(name, {});
 }
 
 }  // namespace sluice

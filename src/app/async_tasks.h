@@ -40,8 +40,9 @@ class AsyncTasks {
   AsyncTasks& operator=(const AsyncTasks&) = delete;
 
   TaskStore* store() const { return store_.get(); }
-  // A gauge removed with this object; `read` may read the store.
-  void AddMetric(const char* name, const char* help, std::function<double()> read);
+  // A gauge, or a counter when `counter`, removed with this object; `read`
+  // may read the store.
+  void AddMetric(const char* name, const char* help, bool counter, std::function<double()> read);
 
  private:
   explicit AsyncTasks(metrics::Registry* registry) : registry_(registry) {}

@@ -105,7 +105,7 @@ void FrontDoorListeners::AddMetrics(metrics::Registry& registry) {
   http::HttpServer* s = public_.get();
   registry.AddCallbackGauge("sluice_open_connections", "Client connections open now.", {},
                             [s] { return double(s->open_connections()); });
-  registry.AddCallbackGauge(
+  registry.AddCallbackCounter(
       "sluice_refused_connections_total",
       "Connections refused at accept (503 + close): over max_connections, the per-client cap "
       "or the unauthenticated-memory budget.",
@@ -114,9 +114,9 @@ void FrontDoorListeners::AddMetrics(metrics::Registry& registry) {
       "sluice_unauthenticated_connection_bytes",
       "Bytes held by connections that have not sent an authenticated request yet.", {},
       [s] { return double(s->unauthenticated_bytes()); });
-  registry.AddCallbackGauge("sluice_accept_failures_total",
-                            "accept() calls that failed (out of descriptors or memory).", {},
-                            [s] { return double(s->accept_failures()); });
+  registry.AddCallbackCounter("sluice_accept_failures_total",
+                              "accept() calls that failed (out of descriptors or memory).", {},
+                              [s] { return double(s->accept_failures()); });
 }
 
 void FrontDoorListeners::Start(const AppConfig& config) {

@@ -320,7 +320,7 @@ Status GatewayRole::Parts::BuildTasks() {
   tasks->AddMetric("sluice_async_task_write_errors_total",
                    "Answered tasks whose answer was not written to Redis (they read as pending "
                    "until they expire).",
-                   [s] { return static_cast<double>(s->write_errors()); });
+                   /*counter=*/true, [s] { return static_cast<double>(s->write_errors()); });
   return Status::Ok();
 }
 
@@ -332,29 +332,29 @@ void GatewayRole::Parts::AddMetrics() {
   registry.AddCallbackGauge("sluice_redis_pending_requests",
                             "Requests queued in Redis and waiting for their result.", {},
                             [this] { return static_cast<double>(pending.size()); });
-  registry.AddCallbackGauge(
+  registry.AddCallbackCounter(
       "sluice_redis_dropped_results_total",
       "Results for requests this gateway no longer waits for (answered, expired).", {},
       [this] { return static_cast<double>(pending.stats().dropped_results); });
-  registry.AddCallbackGauge(
+  registry.AddCallbackCounter(
       "sluice_redis_result_timeouts_total",
       "Requests answered 504 because no result arrived before their total deadline.", {},
       [this] { return static_cast<double>(pending.stats().expired); });
-  registry.AddCallbackGauge("sluice_redis_results_total", "Results received on the channel.", {},
-                            [l = listener.get()] { return static_cast<double>(l->results()); });
+  registry.AddCallbackCounter("sluice_redis_results_total", "Results received on the channel.", {},
+                              [l = listener.get()] { return static_cast<double>(l->results()); });
   const auto& models = config().models;
   for (size_t i = 0; i < models.size(); ++i) {
     const metrics::Labels labels{{"model", models[i].name}};
     redis::RedisRequestQueue* q = queues[i].get();
-    registry.AddCallbackGauge("sluice_redis_enqueue_failures_total",
-                              "Requests answered 503 because Redis was down or did not answer.",
-                              labels, [q] { return static_cast<double>(q->redis_errors()); });
-    registry.AddCallbackGauge("sluice_redis_enqueue_calls_total",
-                              "Enqueue script calls (each carries a batch of requests).", labels,
-                              [q] { return static_cast<double>(q->batching().batches); });
-    registry.AddCallbackGauge("sluice_redis_enqueued_requests_total",
-                              "Requests sent to Redis by the enqueue script calls.", labels,
-                              [q] { return static_cast<double>(q->batching().items); });
+    registry.AddCallbackCounter("sluice_redis_enqueue_failures_total",
+                                "Requests answered 503 because Redis was down or did not answer.",
+                                labels, [q] { return static_cast<double>(q->redis_errors()); });
+    registry.AddCallbackCounter("sluice_redis_enqueue_calls_total",
+                                "Enqueue script calls (each carries a batch of requests).", labels,
+                                [q] { return static_cast<double>(q->batching().batches); });
+    registry.AddCallbackCounter("sluice_redis_enqueued_requests_total",
+                                "Requests sent to Redis by the enqueue script calls.", labels,
+                                [q] { return static_cast<double>(q->batching().items); });
     registry.AddCallbackGauge("sluice_queue_depth",
                               "Requests waiting in the model's queue (in Redis, as last seen).",
                               labels, [q] { return static_cast<double>(q->Depth()); });
@@ -371,11 +371,11 @@ void GatewayRole::Parts::AddMetrics() {
         "Asynchronous requests waiting at this gateway for the model's queue to be short.", labels,
         [b = backlogs[i].get()] { return static_cast<double>(b->stats().held); });
     if (const redis::CollapseLink* link = links[i].get()) {
-      registry.AddCallbackGauge(
+      registry.AddCallbackCounter(
           "sluice_collapse_gateway_waits_total",
           "Groups of identical requests that waited for another gateway's batch item.", labels,
           [link] { return static_cast<double>(link->stats().attached); });
-      registry.AddCallbackGauge(
+      registry.AddCallbackCounter(
           "sluice_collapse_forwarded_answers_total",
           "Answers this gateway's batch items gave identical requests waiting at other "
           "gateways.",
@@ -496,7 +496,7 @@ Status GatewayRole::Listen() {
   fd.max_result_wait_ms = p.config().async.max_wait_ms;
   fd.metrics = &*p.request_metrics;
   fd.health = [&p] { return p.Health(); };
-  fd.render_metrics = [registry = &p.process.registry()] { return registry->RenderPrometheus(); };
+  fd.registry = &p.process.registry();
   auto listeners = FrontDoorListeners::Create(p.process.pool(), p.config(), std::move(fd));
   if (!listeners.ok()) return listeners.status();
   p.listeners = std::move(listeners).value();
@@ -548,8 +548,8 @@ void GatewayRole::Close() {
   if (!parts_ || !parts_->listener) return;
   // The registry outlives the role: no gauge may read the listener after this.
   metrics::Registry& registry = parts_->process.registry();
-  registry.RemoveCallbackGauge("sluice_redis_subscribed", {});
-  registry.RemoveCallbackGauge("sluice_redis_results_total", {});
+  registry.RemoveCallback("sluice_redis_subscribed", {});
+  registry.RemoveCallback("sluice_redis_results_total", {});
   parts_->listener.reset();
 }
 

@@ -105,26 +105,26 @@ void AddRedisConnectionMetrics(metrics::Registry& registry, RedisClientsFn clien
                               }
                               return 1.0;
                             });
-  registry.AddCallbackGauge("sluice_redis_commands_total", "Commands written to Redis.", {},
-                            sum(&redis::RedisClient::Stats::commands_sent));
-  registry.AddCallbackGauge("sluice_redis_round_trips_total",
-                            "Pipelines written to Redis (round trips).", {},
-                            sum(&redis::RedisClient::Stats::pipelines));
-  registry.AddCallbackGauge("sluice_redis_redirects_total",
-                            "Redis Cluster MOVED / ASK redirects followed.", {},
-                            sum(&redis::RedisClient::Stats::redirects));
-  registry.AddCallbackGauge("sluice_redis_slot_map_refreshes_total",
-                            "Redis Cluster slot map changes read (CLUSTER SLOTS).", {},
-                            sum(&redis::RedisClient::Stats::slot_map_refreshes));
+  registry.AddCallbackCounter("sluice_redis_commands_total", "Commands written to Redis.", {},
+                              sum(&redis::RedisClient::Stats::commands_sent));
+  registry.AddCallbackCounter("sluice_redis_round_trips_total",
+                              "Pipelines written to Redis (round trips).", {},
+                              sum(&redis::RedisClient::Stats::pipelines));
+  registry.AddCallbackCounter("sluice_redis_redirects_total",
+                              "Redis Cluster MOVED / ASK redirects followed.", {},
+                              sum(&redis::RedisClient::Stats::redirects));
+  registry.AddCallbackCounter("sluice_redis_slot_map_refreshes_total",
+                              "Redis Cluster slot map changes read (CLUSTER SLOTS).", {},
+                              sum(&redis::RedisClient::Stats::slot_map_refreshes));
   const std::pair<const char*, uint64_t redis::RedisClient::Stats::*> kinds[] = {
       {"io", &redis::RedisClient::Stats::io_errors},
       {"error_reply", &redis::RedisClient::Stats::error_replies},
       {"rejected_while_down", &redis::RedisClient::Stats::rejected_while_down}};
   for (const auto& [kind, field] : kinds) {
-    registry.AddCallbackGauge("sluice_redis_errors_total",
-                              "Redis failures: lost connections, error replies, commands "
-                              "refused while down.",
-                              {{"kind", kind}}, sum(field));
+    registry.AddCallbackCounter("sluice_redis_errors_total",
+                                "Redis failures: lost connections, error replies, commands "
+                                "refused while down.",
+                                {{"kind", kind}}, sum(field));
   }
 }
 

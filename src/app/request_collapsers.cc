@@ -24,7 +24,7 @@ Result<RequestCollapser*> RequestCollapsers::Add(const ModelConfig& model, Front
   }
   metrics::Labels labels = {{"model", model.name}};
   if (c != nullptr) {
-    registry_->AddCallbackGauge(
+    registry_->AddCallbackCounter(
         kCollapsed,
         "Requests answered with an identical request's batch item instead of their own.", labels,
         [c] { return static_cast<double>(c->collapsed()); });
@@ -34,7 +34,7 @@ Result<RequestCollapser*> RequestCollapsers::Add(const ModelConfig& model, Front
                                 labels, [c] { return static_cast<double>(c->waiting()); });
   }
   if (c != nullptr || cache != nullptr) {
-    registry_->AddCallbackGauge(
+    registry_->AddCallbackCounter(
         kSaved,
         "Batch items the accelerator did not run: result cache hits and collapsed requests.",
         labels, [c, cache] {
@@ -50,11 +50,11 @@ Result<RequestCollapser*> RequestCollapsers::Add(const ModelConfig& model, Front
 RequestCollapsers::~RequestCollapsers() {
   for (size_t i = 0; i < labels_.size(); ++i) {
     if (collapsers_[i] != nullptr) {
-      registry_->RemoveCallbackGauge(kCollapsed, labels_[i]);
-      registry_->RemoveCallbackGauge(kGroups, labels_[i]);
-      registry_->RemoveCallbackGauge(kWaiting, labels_[i]);
+      registry_->RemoveCallback(kCollapsed, labels_[i]);
+      registry_->RemoveCallback(kGroups, labels_[i]);
+      registry_->RemoveCallback(kWaiting, labels_[i]);
     }
-    registry_->RemoveCallbackGauge(kSaved, labels_[i]);  // false when it had neither
+    registry_->RemoveCallback(kSaved, labels_[i]);  // false when it had neither
   }
 }
 

@@ -7,22 +7,23 @@ struct Series {
   const char* name;
   const char* help;
   uint64_t ResultCache::Stats::*field;
+  bool counter = false;  // a total that never decreases
 };
 
 constexpr Series kSeries[] = {
     {"sluice_cache_hits_total", "Requests answered from the model's result cache.",
-     &ResultCache::Stats::hits},
+     &ResultCache::Stats::hits, true},
     {"sluice_cache_misses_total",
      "Cacheable requests the result cache could not answer (expired entries included).",
-     &ResultCache::Stats::misses},
+     &ResultCache::Stats::misses, true},
     {"sluice_cache_evictions_total",
      "Result cache entries dropped to stay within the model's cache.max_bytes.",
-     &ResultCache::Stats::evictions},
+     &ResultCache::Stats::evictions, true},
     {"sluice_cache_expired_total", "Result cache entries found past cache.ttl_ms and dropped.",
-     &ResultCache::Stats::expired},
+     &ResultCache::Stats::expired, true},
     {"sluice_cache_failures_total",
      "Result cache lookups and stores that failed (its store was down): the cache was bypassed.",
-     &ResultCache::Stats::failures},
+     &ResultCache::Stats::failures, true},
     {"sluice_cache_entries", "Answers held in the result cache.", &ResultCache::Stats::entries},
     {"sluice_cache_bytes", "Bytes the result cache holds, as its budget counts them.",
      &ResultCache::Stats::bytes},
@@ -62,9 +63,12 @@ Result<std::unique_ptr<ResultCaches>> ResultCaches::Create(const std::vector<Mod
     out->caches_.push_back(std::move(cache).value());
     metrics::Labels labels = {{"model", m.name}};
     for (const Series& s : kSeries) {
-      registry->AddCallbackGauge(s.name, s.help, labels, [c, field = s.field] {
-        return static_cast<double>(c->stats().*field);
-      });
+      auto read = [c, field = s.field] { return static_cast<double>(c->stats().*field); };
+      if (s.counter) {
+        registry->AddCallbackCounter(s.name, s.help, labels, read);
+      } else {
+        registry->AddCallbackGauge(s.name, s.help, labels, read);
+      }
     }
     out->labels_.push_back(std::move(labels));
   }
@@ -73,7 +77,7 @@ Result<std::unique_ptr<ResultCaches>> ResultCaches::Create(const std::vector<Mod
 
 ResultCaches::~ResultCaches() {
   for (const metrics::Labels& labels : labels_) {
-    for (const Series& s : kSeries) registry_->RemoveCallbackGauge(s.name, labels);
+    for (const Series& s : kSeries) registry_->RemoveCallback(s.name, labels);
   }
 }
 

@@ -193,7 +193,7 @@ int RunServe(const AppConfig& config) {
     }
     return NotFound("model '" + model + "' is not served here");
   };
-  fd.render_metrics = [&registry] { return registry.RenderPrometheus(); };
+  fd.registry = &registry;
   fd.dead_letters = dead_letters->get();
   auto listeners = FrontDoorListeners::Create(pool, config, std::move(fd));
   if (!listeners.ok()) {

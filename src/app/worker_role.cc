@@ -229,11 +229,11 @@ void WorkerRole::Parts::AddMetrics() {
       {"sluice_worker_complete_errors_total", &ClaimLoop::Stats::complete_errors},
       {"sluice_worker_complete_retries_total", &ClaimLoop::Stats::complete_retries}};
   for (const auto& [name, field] : counters) {
-    registry.AddCallbackGauge(
+    registry.AddCallbackCounter(
         name, "Worker claim loop counter (see app/claim_loop.h).", labels,
         [c = claims.get(), field = field] { return double(c->stats().*field); });
   }
-  registry.AddCallbackGauge(
+  registry.AddCallbackCounter(
       "sluice_worker_undelivered_results_total",
       "Answers no gateway took: published to a gateway that no longer listened, or for "
       "requests answered elsewhere (stale).",

@@ -3,6 +3,7 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -18,5 +19,8 @@ bool ParseSha256Hex(std::string_view hex, Sha256Digest* out);
 bool ConstantTimeEqual(const Sha256Digest& a, const Sha256Digest& b);
 // Standard base64 (RFC 4648, with '=' padding) of `bytes`.
 std::string Base64(std::string_view bytes);
+// The bytes of standard base64 text (padded, no whitespace); nullopt for
+// anything else.
+std::optional<std::string> Base64Decode(std::string_view text);
 
 }  // namespace sluice

@@ -59,5 +59,17 @@ TEST(CryptoTest, Base64MatchesRfc4648Vectors) {
   EXPECT_EQ(Base64(std::string_view("\x00\xff\x80", 3)), "AP+A");
 }
 
+TEST(CryptoTest, Base64DecodeRoundTripsAndRefusesWhatIsNotBase64) {
+  for (std::string_view bytes : {"", "f", "fo", "foo", "foobar", "sluice:svc-demo-token"}) {
+    EXPECT_EQ(Base64Decode(Base64(bytes)), std::string(bytes));
+  }
+  EXPECT_EQ(Base64Decode("AP+A"), std::string("\x00\xff\x80", 3));
+  EXPECT_FALSE(Base64Decode("Zg=").has_value());     // not a multiple of 4
+  EXPECT_FALSE(Base64Decode("Z===").has_value());    // three pads
+  EXPECT_FALSE(Base64Decode("Zm 9").has_value());    // whitespace
+  EXPECT_FALSE(Base64Decode("Zm9v\n").has_value());  // a newline
+  EXPECT_FALSE(Base64Decode("Z=g=").has_value());    // padding inside
+}
+
 }  // namespace
 }  // namespace sluice

@@ -49,18 +49,30 @@ bool Authenticator::IsServiceToken(std::string_view token) const {
   return ConstantTimeEqual(*service_token_, Sha256(token));
 }
 
-std::string_view BearerToken(std::string_view header) {
-  constexpr std::string_view kScheme = "bearer ";
-  if (header.size() <= kScheme.size()) return {};
-  for (size_t i = 0; i < kScheme.size(); ++i) {
+namespace {
+// What follows "<scheme> " in `header` (scheme case-insensitive, lower-case
+// `scheme` with its space), trimmed; empty when the scheme differs.
+std::string_view Credentials(std::string_view header, std::string_view scheme) {
+  if (header.size() <= scheme.size()) return {};
+  for (size_t i = 0; i < scheme.size(); ++i) {
     char c = header[i];
     if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    if (c != kScheme[i]) return {};
+    if (c != scheme[i]) return {};
   }
-  std::string_view token = header.substr(kScheme.size());
+  std::string_view token = header.substr(scheme.size());
   while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
   while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) token.remove_suffix(1);
   return token;
+}
+}  // namespace
+
+std::string_view BearerToken(std::string_view header) { return Credentials(header, "bearer "); }
+
+std::string BasicPassword(std::string_view header) {
+  std::optional<std::string> decoded = Base64Decode(Credentials(header, "basic "));
+  if (!decoded) return {};
+  const size_t colon = decoded->find(':');
+  return colon == std::string::npos ? std::string() : decoded->substr(colon + 1);
 }
 
 }  // namespace sluice

@@ -60,5 +60,9 @@ class Authenticator {
 // Extracts the token from "Bearer <token>" (scheme case-insensitive);
 // empty when the header is missing or malformed.
 std::string_view BearerToken(std::string_view authorization_header);
+// The password of "Basic <base64(user:password)>" (RFC 7617; scheme case-
+// insensitive; any user name); empty when the header is not that. Lets a
+// browser present the service token (the dashboard).
+std::string BasicPassword(std::string_view authorization_header);
 
 }  // namespace sluice

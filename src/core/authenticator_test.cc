@@ -66,5 +66,14 @@ TEST(BearerTokenTest, ParsesTheSchemeCaseInsensitively) {
   EXPECT_EQ(BearerToken(""), "");
 }
 
+TEST(BasicPasswordTest, IsThePasswordOfBasicCredentials) {
+  EXPECT_EQ(BasicPassword("Basic " + Base64("sluice:svc-demo-token")), "svc-demo-token");
+  EXPECT_EQ(BasicPassword("basic " + Base64(":tok:en")), "tok:en");  // any user, ':' in it
+  EXPECT_EQ(BasicPassword("Basic " + Base64("no-colon")), "");
+  EXPECT_EQ(BasicPassword("Basic not*base64"), "");
+  EXPECT_EQ(BasicPassword("Bearer " + Base64("a:b")), "");
+  EXPECT_EQ(BasicPassword(""), "");
+}
+
 }  // namespace
 }  // namespace sluice

@@ -54,6 +54,8 @@ void AddRateLimitHeaders(const RateLimitDecision& decision, HttpResponse& respon
 }
 
 namespace {
+constexpr const char* kDashboardChallenge = R"(Basic realm="sluice", charset="UTF-8")";
+
 std::string_view PathOf(std::string_view target) {
   size_t q = target.find('?');
   return q == std::string_view::npos ? target : target.substr(0, q);
@@ -69,6 +71,8 @@ enum class RouteKind {
   kDeadLetters,
   kDeviceUpdate,
   kRequestLookup,
+  kDashboard,
+  kDashboardSnapshot,
   kEmbeddings,
   kCompletions,
   kChat,
@@ -82,6 +86,18 @@ struct FrontDoor::Route {
   const char* allow = nullptr;  // 405: the Allow header
   bool openai = false;          // an OpenAI-compatible path: errors in OpenAI's shape
 };
+
+namespace {
+// The 401 of an internal route: the dashboard's carries a Basic challenge,
+// on which a browser asks for the token.
+HttpResponse ServiceTokenRefusal(const HttpRequest& request, const Status& status, RouteKind kind) {
+  HttpResponse res = MakeError(request, status);
+  if (kind == RouteKind::kDashboard || kind == RouteKind::kDashboardSnapshot) {
+    res.set(bhttp::field::www_authenticate, kDashboardChallenge);
+  }
+  return res;
+}
+}  // namespace
 
 FrontDoor::FrontDoor(Options options)
     : options_(std::move(options)),
@@ -134,6 +150,10 @@ FrontDoor::Route FrontDoor::Resolve(const HttpRequest& request) const {
   if (options_.serve_internal) {
     if (path == "/internal/health") return want(bhttp::verb::get, "GET", RouteKind::kHealth);
     if (path == "/metrics") return want(bhttp::verb::get, "GET", RouteKind::kMetrics);
+    if (path == "/dashboard") return want(bhttp::verb::get, "GET", RouteKind::kDashboard);
+    if (path == "/dashboard/snapshot") {
+      return want(bhttp::verb::get, "GET", RouteKind::kDashboardSnapshot);
+    }
     if (path == "/internal/dead-letters" && options_.dead_letters != nullptr) {
       return want(bhttp::verb::get, "GET", RouteKind::kDeadLetters);
     }
@@ -165,7 +185,11 @@ Result<const Principal*> FrontDoor::AuthenticateKey(const HttpRequest& request) 
 
 Status FrontDoor::ServiceTokenStatus(const HttpRequest& request) {
   auto it = request.find(bhttp::field::authorization);
-  std::string_view token = it == request.end() ? std::string_view() : BearerToken(it->value());
+  std::string_view header;
+  if (it != request.end()) header = std::string_view(it->value().data(), it->value().size());
+  std::string_view token = BearerToken(header);
+  std::string password;  // a browser's: Basic, the token as its password
+  if (token.empty()) token = password = BasicPassword(header);
   if (options_.auth->IsServiceToken(token)) return Status::Ok();
   uint64_t failures = options_.metrics->RecordAuthFailure(/*service_token=*/true);
   // A flood of guesses must not flood the log.
@@ -196,7 +220,7 @@ HeaderVerdict FrontDoor::CheckHeader(const HttpRequest& header) {
       return verdict;
     }
   } else if (Status s = ServiceTokenStatus(header); !s.ok()) {
-    verdict.refuse = MakeError(header, s);
+    verdict.refuse = ServiceTokenRefusal(header, s, route.kind);
     return verdict;
   }
   verdict.authenticated = true;
@@ -226,7 +250,9 @@ void FrontDoor::Handle(HttpRequest&& request, Reply reply) {
       break;
   }
   if (route.kind == RouteKind::kResult) return HandleResult(request, route.rest, std::move(reply));
-  if (!CheckServiceToken(request, reply)) return;
+  if (Status s = ServiceTokenStatus(request); !s.ok()) {
+    return reply(ServiceTokenRefusal(request, s, route.kind));
+  }
   switch (route.kind) {
     case RouteKind::kHealth:
       return HandleHealth(request, reply);
@@ -238,6 +264,10 @@ void FrontDoor::Handle(HttpRequest&& request, Reply reply) {
       return HandleDeviceUpdate(request, route.rest, reply);
     case RouteKind::kRequestLookup:
       return HandleRequestLookup(request, route.rest, reply);
+    case RouteKind::kDashboard:
+      return HandleDashboard(request, reply);
+    case RouteKind::kDashboardSnapshot:
+      return HandleDashboardSnapshot(request, reply);
     case RouteKind::kInference:
     case RouteKind::kResult:
     case RouteKind::kEmbeddings:
@@ -249,15 +279,7 @@ void FrontDoor::Handle(HttpRequest&& request, Reply reply) {
   }
 }
 
-bool FrontDoor::CheckServiceToken(const HttpRequest& request, Reply& reply) {
-  Status s = ServiceTokenStatus(request);
-  if (s.ok()) return true;
-  reply(MakeError(request, s));
-  return false;
-}
-
-void FrontDoor::HandleHealth(const HttpRequest& request, Reply& reply) {
-  HealthSnapshot h = options_.health();
+std::string HealthJson(const HealthSnapshot& h) {
   // Boost.JSON prints doubles as "7.2E-1"; fixed decimals read better.
   double capacity = 0;
   std::string models;
@@ -298,11 +320,16 @@ void FrontDoor::HandleHealth(const HttpRequest& request, Reply& reply) {
         json::serialize(json::string_view(r.gateway_id)), r.subscribed, r.pending_requests,
         r.commands_sent, r.healthy_workers);
   }
-  std::string body = fmt::format(
+  return fmt::format(
       R"({{"status":{},"gpu_utilization":{:.4f},"queue_depth":{},"requests_per_second":{:.1f},)"
       R"("capacity_rps":{:.1f},"models":[{}]{}}})",
       json::serialize(json::string_view(h.status)), h.gpu_utilization, h.queue_depth,
       h.requests_per_second, capacity, models, redis);
+}
+
+void FrontDoor::HandleHealth(const HttpRequest& request, Reply& reply) {
+  HealthSnapshot h = options_.health();
+  std::string body = HealthJson(h);
   // Load balancers read the status code: only a gateway that cannot serve
   // (draining, or a model with no device) answers 503.
   bool serving = h.status == "healthy" || h.status == "degraded";
@@ -379,7 +406,8 @@ void FrontDoor::LookUpRequest(ReplyShape request, const std::string& id, const R
 }
 
 void FrontDoor::HandleMetrics(const HttpRequest& request, Reply& reply) {
-  reply(MakeResponse(request, 200, options_.render_metrics(), "text/plain; version=0.0.4"));
+  reply(MakeResponse(request, 200, options_.registry->RenderPrometheus(),
+                     "text/plain; version=0.0.4"));
 }
 
 }  // namespace sluice::http

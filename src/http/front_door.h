@@ -11,6 +11,11 @@
 //   GET  /internal/health        service token -> status, utilisation, depth, rps
 //   GET  /internal/requests/{id} service token -> recent request state
 //   GET  /metrics                service token -> Prometheus text format
+//   GET  /dashboard              service token -> the live dashboard page
+//   GET  /dashboard/snapshot     service token -> its figures, JSON
+//                                (http/dashboard_endpoint.cc); the token as
+//                                Bearer or as a Basic password, so that a
+//                                browser can present it
 //   GET  /internal/dead-letters[?limit=N]  service token -> requests given
 //                                up on after every retry (newest first)
 //   POST /internal/models/{m}/devices/{i}  service token -> take a device
@@ -50,6 +55,7 @@
 #include "core/task_store.h"
 #include "http/request_metrics.h"
 #include "http/types.h"
+#include "metrics/registry.h"
 
 namespace sluice::http {
 
@@ -121,12 +127,13 @@ struct ReplyShape {
 class FrontDoor final : public RequestHandler {
  public:
   struct Options {
-    const Authenticator* auth = nullptr;          // required
-    InferenceService* service = nullptr;          // required
-    RequestLog* log = nullptr;                    // required
-    RequestMetrics* metrics = nullptr;            // required
-    std::function<HealthSnapshot()> health;       // required
-    std::function<std::string()> render_metrics;  // required
+    const Authenticator* auth = nullptr;     // required
+    InferenceService* service = nullptr;     // required
+    RequestLog* log = nullptr;               // required
+    RequestMetrics* metrics = nullptr;       // required
+    std::function<HealthSnapshot()> health;  // required
+    // /metrics and the dashboard's figures; required.
+    const metrics::Registry* registry = nullptr;
     // POST /internal/models/{model}/devices/{index} {"enabled": bool}: takes
     // an accelerator slot out of service or back (simulated failures).
     // Optional; absent = 404.
@@ -201,10 +208,10 @@ class FrontDoor final : public RequestHandler {
   void HandleRequestLookup(const HttpRequest& request, std::string_view id, Reply& reply);
   void LookUpRequest(ReplyShape shape, const std::string& id, const Reply& reply);
   void HandleMetrics(const HttpRequest& request, Reply& reply);
+  void HandleDashboard(const HttpRequest& request, Reply& reply);
+  void HandleDashboardSnapshot(const HttpRequest& request, Reply& reply);
   void HandleDeviceUpdate(const HttpRequest& request, std::string_view rest, Reply& reply);
   void HandleDeadLetters(const HttpRequest& request, Reply& reply);
-  // False (and a 401 sent) unless the request carries the service token.
-  bool CheckServiceToken(const HttpRequest& request, Reply& reply);
   // What a request's path and method ask for: a handler, or an error
   // (404/405) to answer. `needs_service_token`: an internal route.
   struct Route;
@@ -220,6 +227,9 @@ class FrontDoor final : public RequestHandler {
   // threads, on a thread named "log-lookup".
   boost::asio::thread_pool lookups_{1};
 };
+
+// The JSON body of GET /internal/health (also the dashboard's "health").
+std::string HealthJson(const HealthSnapshot& health);
 
 // Builds a response with the common headers (Server, Content-Type,
 // keep-alive as the request asked unless `close`).

@@ -73,7 +73,8 @@ struct Registry::Series {
   std::unique_ptr<Counter> counter;
   std::unique_ptr<Gauge> gauge;
   std::unique_ptr<Histogram> histogram;
-  std::function<double()> callback;  // a callback gauge when set
+  std::function<double()> callback;          // a callback gauge when set
+  std::function<double()> counter_callback;  // a callback counter when set
 };
 
 struct Registry::Family {
@@ -146,6 +147,9 @@ Counter* Registry::GetCounter(std::string_view name, std::string_view help, cons
   Labels canonical = Canonical(labels, /*is_histogram=*/false);
   std::lock_guard<std::mutex> lock(mu_);
   Series& series = SeriesFor(FamilyFor(name, help, Type::kCounter), std::move(canonical));
+  if (series.counter_callback) {
+    throw std::logic_error("counter " + std::string(name) + " is a callback counter");
+  }
   if (!series.counter) series.counter = std::make_unique<Counter>();
   return series.counter.get();
 }
@@ -191,7 +195,19 @@ void Registry::AddCallbackGauge(std::string_view name, std::string_view help, co
   series.callback = std::move(fn);
 }
 
-bool Registry::RemoveCallbackGauge(std::string_view name, const Labels& labels) {
+void Registry::AddCallbackCounter(std::string_view name, std::string_view help,
+                                  const Labels& labels, std::function<double()> fn) {
+  if (!fn) throw std::invalid_argument("callback counter without a function");
+  Labels canonical = Canonical(labels, /*is_histogram=*/false);
+  std::lock_guard<std::mutex> lock(mu_);
+  Series& series = SeriesFor(FamilyFor(name, help, Type::kCounter), std::move(canonical));
+  if (series.counter) {
+    throw std::logic_error("counter " + std::string(name) + " is not a callback counter");
+  }
+  series.counter_callback = std::move(fn);
+}
+
+bool Registry::RemoveCallback(std::string_view name, const Labels& labels) {
   std::lock_guard<std::mutex> lock(mu_);
   auto family_it = by_name_.find(name);
   if (family_it == by_name_.end()) return false;
@@ -200,11 +216,40 @@ bool Registry::RemoveCallbackGauge(std::string_view name, const Labels& labels) 
   std::sort(canonical.begin(), canonical.end(),
             [](const auto& a, const auto& b) { return a.first < b.first; });
   auto it = family.by_labels.find(canonical);
-  if (it == family.by_labels.end() || !it->second->callback) return false;
+  if (it == family.by_labels.end() || !(it->second->callback || it->second->counter_callback)) {
+    return false;
+  }
   Series* series = it->second;
   family.by_labels.erase(it);
   std::erase_if(family.series, [series](const auto& s) { return s.get() == series; });
   return true;
+}
+
+std::vector<Registry::Reading> Registry::Read(std::string_view name) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<Reading> out;
+  auto it = by_name_.find(name);
+  if (it == by_name_.end()) return out;
+  const Family& family = *it->second;
+  out.reserve(family.series.size());
+  for (const auto& series : family.series) {
+    Reading r;
+    r.labels = series->labels;
+    switch (family.type) {
+      case Type::kCounter:
+        r.value = series->counter_callback ? series->counter_callback()
+                                           : static_cast<double>(series->counter->value());
+        break;
+      case Type::kGauge:
+        r.value = series->callback ? series->callback() : series->gauge->value();
+        break;
+      case Type::kHistogram:
+        r.histogram = series->histogram->snapshot();
+        break;
+    }
+    out.push_back(std::move(r));
+  }
+  return out;
 }
 
 std::string Registry::RenderPrometheus() const {
@@ -220,7 +265,9 @@ std::string Registry::RenderPrometheus() const {
       const Labels& labels = series->labels;
       switch (family->type) {
         case Type::kCounter:
-          AppendSample(&out, family->name, "", labels, std::to_string(series->counter->value()));
+          AppendSample(&out, family->name, "", labels,
+                       series->counter_callback ? FormatNumber(series->counter_callback())
+                                                : std::to_string(series->counter->value()));
           break;
         case Type::kGauge:
           AppendSample(

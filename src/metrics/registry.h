@@ -13,10 +13,10 @@
 //
 // Ownership and lifetime. The registry owns every instrument it hands out;
 // pointers stay valid as long as the registry. Nothing is ever unregistered,
-// except callback gauges (RemoveCallbackGauge).
+// except callback series (RemoveCallback).
 //
 // Thread-safety. All methods are thread-safe; they take one mutex, so
-// Get*/AddCallbackGauge are for setup time, not per request. The instruments
+// Get*/AddCallback* are for setup time, not per request. The instruments
 // themselves are lock-free (instruments.h).
 //
 // Errors. Misuse is a programming error and is reported by throwing at setup
@@ -24,7 +24,7 @@
 //   - std::logic_error: a name already registered with another type (a
 //     histogram's name also claims <name>_bucket, <name>_sum, <name>_count);
 //     a histogram series or family with different bucket bounds; a callback
-//     gauge and a plain gauge with the same name and labels.
+//     series and a plain one with the same name and labels.
 //   - std::invalid_argument (a std::logic_error): an invalid metric or label
 //     name, a label name repeated in one set, "le" as a histogram label, or
 //     invalid bucket bounds.
@@ -67,12 +67,17 @@ class Registry {
   // under the registry lock: it must be cheap, must not throw and must not
   // call back into the registry. Adding the same name and labels again
   // replaces the function. Whatever `fn` captures must stay valid until
-  // RemoveCallbackGauge() or the registry's destruction.
+  // RemoveCallback() or the registry's destruction.
   void AddCallbackGauge(std::string_view name, std::string_view help, const Labels& labels,
                         std::function<double()> fn);
-  // Removes a callback gauge (for components that go away before the
-  // registry). Returns false if there was none with that name and labels.
-  bool RemoveCallbackGauge(std::string_view name, const Labels& labels);
+  // A counter read at scrape time by `fn` (same contract as a callback
+  // gauge): for totals another component already keeps, so that they are
+  // typed counter. `fn` must never decrease.
+  void AddCallbackCounter(std::string_view name, std::string_view help, const Labels& labels,
+                          std::function<double()> fn);
+  // Removes a callback gauge or counter (for components that go away before
+  // the registry). Returns false if there was none with that name and labels.
+  bool RemoveCallback(std::string_view name, const Labels& labels);
 
   // Prometheus text exposition format 0.0.4: per family one # HELP and one
   // # TYPE line and then its series; families in registration order, series
@@ -81,6 +86,17 @@ class Registry {
   // le="+Inf"), <name>_sum and <name>_count. Families without series are
   // skipped. Values are formatted by FormatNumber() (text_format.h).
   std::string RenderPrometheus() const;
+
+  // One series of a family as it is now (Read()).
+  struct Reading {
+    Labels labels;                  // canonical (sorted by name)
+    double value = 0;               // a counter's or gauge's value
+    Histogram::Snapshot histogram;  // a histogram's buckets
+  };
+  // The series of family `name` now, in registration order (callbacks are
+  // called, as by a scrape); empty when there is no such family. For
+  // readers other than the text format: the dashboard's snapshot.
+  std::vector<Reading> Read(std::string_view name) const;
 
  private:
   enum class Type { kCounter, kGauge, kHistogram };

@@ -133,16 +133,57 @@ TEST(RegistryTest, CallbackGaugeIsEvaluatedAtScrapeTime) {
   EXPECT_EQ(registry.RenderPrometheus(), header + "busy{model=\"m\"} 7\nbusy{model=\"plain\"} 2\n");
 }
 
+TEST(RegistryTest, CallbackCounterIsTypedCounter) {
+  Registry registry;
+  uint64_t hits = 3;
+  registry.AddCallbackCounter("hits_total", "Hits.", {{"model", "m"}},
+                              [&] { return static_cast<double>(hits); });
+  registry.GetCounter("hits_total", "h", {{"model", "plain"}})->Inc(2);
+  hits = 5;
+  EXPECT_EQ(registry.RenderPrometheus(),
+            "# HELP hits_total Hits.\n# TYPE hits_total counter\n"
+            "hits_total{model=\"m\"} 5\nhits_total{model=\"plain\"} 2\n");
+  EXPECT_THROW(registry.GetCounter("hits_total", "h", {{"model", "m"}}), std::logic_error);
+  EXPECT_THROW(
+      registry.AddCallbackCounter("hits_total", "h", {{"model", "plain"}}, [] { return 0.0; }),
+      std::logic_error);
+  EXPECT_THROW(registry.AddCallbackGauge("hits_total", "h", {}, [] { return 0.0; }),
+               std::logic_error);  // the family is a counter
+  EXPECT_TRUE(registry.RemoveCallback("hits_total", {{"model", "m"}}));
+  EXPECT_FALSE(registry.RemoveCallback("hits_total", {{"model", "plain"}}));  // not a callback
+}
+
+TEST(RegistryTest, ReadReturnsTheSeriesAsTheyAreNow) {
+  Registry registry;
+  registry.GetCounter("req_total", "h", {{"tier", "paid"}, {"code", "200"}})->Inc(3);
+  registry.AddCallbackCounter("req_total", "h", {{"tier", "free"}}, [] { return 4.0; });
+  registry.AddCallbackGauge("depth", "h", {}, [] { return 2.5; });
+  registry.GetHistogram("size", "h", {{"model", "m"}}, {1, 2})->Observe(2);
+  EXPECT_TRUE(registry.Read("nope").empty());
+
+  const auto requests = registry.Read("req_total");
+  ASSERT_EQ(requests.size(), 2u);
+  EXPECT_EQ(requests[0].labels, (Labels{{"code", "200"}, {"tier", "paid"}}));
+  EXPECT_EQ(requests[0].value, 3);
+  EXPECT_EQ(requests[1].value, 4);
+  ASSERT_EQ(registry.Read("depth").size(), 1u);
+  EXPECT_EQ(registry.Read("depth")[0].value, 2.5);
+  const auto sizes = registry.Read("size");
+  ASSERT_EQ(sizes.size(), 1u);
+  EXPECT_EQ(sizes[0].histogram.counts, (std::vector<uint64_t>{0, 1, 0}));
+  EXPECT_EQ(sizes[0].histogram.upper_bounds, (std::vector<double>{1, 2}));
+}
+
 TEST(RegistryTest, RemoveCallbackGauge) {
   Registry registry;
   registry.AddCallbackGauge("up", "h", {{"b", "1"}, {"a", "2"}}, [] { return 1.0; });
-  EXPECT_FALSE(registry.RemoveCallbackGauge("up", {{"a", "9"}}));
-  EXPECT_FALSE(registry.RemoveCallbackGauge("nope", {}));
-  EXPECT_TRUE(registry.RemoveCallbackGauge("up", {{"a", "2"}, {"b", "1"}}));
-  EXPECT_FALSE(registry.RemoveCallbackGauge("up", {{"a", "2"}, {"b", "1"}}));
+  EXPECT_FALSE(registry.RemoveCallback("up", {{"a", "9"}}));
+  EXPECT_FALSE(registry.RemoveCallback("nope", {}));
+  EXPECT_TRUE(registry.RemoveCallback("up", {{"a", "2"}, {"b", "1"}}));
+  EXPECT_FALSE(registry.RemoveCallback("up", {{"a", "2"}, {"b", "1"}}));
   EXPECT_EQ(registry.RenderPrometheus(), "");  // a family without series is skipped
   registry.GetGauge("g", "h");
-  EXPECT_FALSE(registry.RemoveCallbackGauge("g", {}));  // not a callback gauge
+  EXPECT_FALSE(registry.RemoveCallback("g", {}));  // not a callback gauge
 }
 
 TEST(RegistryTest, NonFiniteGaugeValues) {

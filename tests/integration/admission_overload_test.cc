@@ -49,12 +49,6 @@ TestConfig SmallOverloadedSim() {
   return config;
 }
 
-std::string_view KeyOf(std::string_view tier) {
-  if (tier == "enterprise") return kEnterpriseKey;
-  if (tier == "paid") return kPaidKey;
-  return kFreeKey;
-}
-
 class AdmissionOverloadTest : public SluiceTest {};
 
 TEST_F(AdmissionOverloadTest, ThreeTimesCapacityRefusesOnlyFreeExcessAndServesEnterpriseInBudget) {
@@ -84,7 +78,7 @@ TEST_F(AdmissionOverloadTest, ThreeTimesCapacityRefusesOnlyFreeExcessAndServesEn
   };
   std::vector<PacedResult> results = RunPacedLoad(load, [](size_t i) {
     std::string_view tier = SeedMixTier(i);
-    return InferenceRequest(KeyOf(tier), std::string(tier) + " overload #" + std::to_string(i));
+    return InferenceRequest(DemoKey(tier), std::string(tier) + " overload #" + std::to_string(i));
   });
 
   TierSummary enterprise = Summarize(results, "enterprise");

@@ -48,12 +48,6 @@ std::string DevicePath(std::string_view model, int index) {
   return "/internal/models/" + std::string(model) + "/devices/" + std::to_string(index);
 }
 
-std::string_view KeyOf(std::string_view tier) {
-  if (tier == "enterprise") return kEnterpriseKey;
-  if (tier == "paid") return kPaidKey;
-  return kFreeKey;
-}
-
 class DeviceFailureTest : public SluiceTest {
  protected:
   // Enables or disables one device of kModel; a test failure unless 200.
@@ -92,7 +86,7 @@ class DeviceFailureTest : public SluiceTest {
     std::vector<PacedResult> results = RunPacedLoad(load, [name](size_t i) {
       std::string_view tier = SeedMixTier(i);
       return InferenceRequest(
-          KeyOf(tier), std::string(name) + " " + std::string(tier) + " #" + std::to_string(i));
+          DemoKey(tier), std::string(name) + " " + std::string(tier) + " #" + std::to_string(i));
     });
     phase.enterprise = Summarize(results, "enterprise");
     phase.paid = Summarize(results, "paid");

@@ -26,16 +26,6 @@ namespace {
 const std::string kClientDir = std::string(SLUICE_SOURCE_DIR) + "/tests/openai_client";
 constexpr std::string_view kLimitedKey = "sk-limited-demo-0001";
 
-// Runs `command` through the shell; its exit status and output.
-std::pair<int, std::string> RunShell(const std::string& command) {
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return {-1, "popen failed"};
-  std::string output;
-  char buf[4096];
-  for (size_t n; (n = fread(buf, 1, sizeof(buf), pipe)) > 0;) output.append(buf, n);
-  return {pclose(pipe), output};
-}
-
 class OpenAiClientTest : public SluiceTest {};
 
 TEST_F(OpenAiClientTest, TheOfficialClientWorksAgainstSluice) {

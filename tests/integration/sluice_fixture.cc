@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <sstream>
 #include <thread>
 
@@ -264,6 +265,15 @@ void SendInference(boost::asio::ip::tcp::socket& socket, uint16_t port, const st
       "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
       "\r\n\r\n" + body;
   asio::write(socket, asio::buffer(request));
+}
+
+std::pair<int, std::string> RunShell(const std::string& command) {
+  FILE* pipe = ::popen(command.c_str(), "r");
+  if (pipe == nullptr) return {-1, "popen failed"};
+  std::string output;
+  char buf[4096];
+  for (size_t n; (n = std::fread(buf, 1, sizeof(buf), pipe)) > 0;) output.append(buf, n);
+  return {::pclose(pipe), output};
 }
 
 bool PollUntil(const std::function<bool()>& done, std::chrono::milliseconds timeout,

@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -31,6 +32,13 @@ inline constexpr std::string_view kPaidKey = "sk-paid-demo-0001";
 inline constexpr std::string_view kEnterpriseKey = "sk-enterprise-demo-0001";
 inline constexpr std::string_view kServiceToken = "svc-demo-token";
 inline constexpr int kDefaultMaxTokens = 16;
+
+// The demo key of "enterprise", "paid" or "free" (any other name).
+constexpr std::string_view DemoKey(std::string_view tier) {
+  if (tier == "enterprise") return kEnterpriseKey;
+  if (tier == "paid") return kPaidKey;
+  return kFreeKey;
+}
 
 // One tier's settings in a TestConfig. The defaults leave the tier as the
 // core tests expect it: the config-wide time limits, no rate limits, the
@@ -170,6 +178,10 @@ int ConnectRaw(uint16_t port);
 // Everything the peer sends on `fd` until it closes (bounded by `limit`);
 // `*closed` says whether it closed.
 std::string ReadUntilClose(int fd, std::chrono::milliseconds limit, bool* closed);
+
+// Runs `command` through the shell (bound it with `timeout`); its exit
+// status (as pclose() returns it) and its standard output.
+std::pair<int, std::string> RunShell(const std::string& command);
 
 // Base fixture: one sluice process per test.
 class SluiceTest : public ::testing::Test {

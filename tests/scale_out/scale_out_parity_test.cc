@@ -5,6 +5,7 @@
 #include "tests/scale_out/scale_out_fixture.h"
 
 #include <algorithm>
+#include <fstream>
 #include <set>
 #include <sstream>
 
@@ -334,10 +335,23 @@ std::set<std::string> MetricFamilies(uint16_t port) {
   return out;
 }
 
+// promtool's findings on the /metrics of the process on `port` ("" when
+// none; its exit status is not 0 then).
+std::string PromtoolFindings(uint16_t port) {
+  HttpClient client(port, milliseconds(2'000));
+  Result<Response> r = client.Get("/metrics", kServiceAuth);
+  if (!r.ok() || r->status != 200) return "no /metrics";
+  const std::string path = ::testing::TempDir() + "/metrics-" + std::to_string(port) + ".txt";
+  std::ofstream(path) << r->body;
+  auto [status, output] = RunShell("timeout 60 promtool check metrics < '" + path + "' 2>&1");
+  return status == 0 ? output : "exit " + std::to_string(status) + ": " + output;
+}
+
 // Every series `serve` exposes exists in scale-out too: in `serve` with a
 // `redis:` section, and across a gateway and a worker. Except what only a
 // task store in memory knows: in Redis, Redis keeps and expires the tasks
-// (README, "Asynchronous requests").
+// (README, "Asynchronous requests"). Each process's /metrics passes
+// `promtool check metrics`.
 TEST_F(ScaleOutTest, EveryMetricOfServeExistsInScaleOut) {
   auto served = [](uint16_t port, const std::string& prefix) {
     std::vector<LoadResult> r =
@@ -380,6 +394,8 @@ TEST_F(ScaleOutTest, EveryMetricOfServeExistsInScaleOut) {
   for (const std::string& family : want) {
     EXPECT_TRUE(have.contains(family)) << family << " missing from gateway + worker";
   }
+  EXPECT_EQ(PromtoolFindings(gateway->port()), "") << "gateway";
+  EXPECT_EQ(PromtoolFindings(worker->port()), "") << "worker";
 }
 
 // A worker's health is typed like a gateway's: the status code follows
