@@ -12,7 +12,8 @@ ModelRuntime::ModelRuntime(boost::asio::io_context& main, const ModelConfig& con
 
 Result<std::unique_ptr<ModelRuntime>> ModelRuntime::Create(
     IoContextPool& pool, const AppConfig& app, const ModelConfig& model, ResultRouter* router,
-    DeadLetterQueue* dead_letters, RequestLog* log, metrics::Registry* registry) {
+    DeadLetterQueue* dead_letters, RequestLog* log, metrics::Registry* registry,
+    const tracing::Tracer* tracer) {
   std::unique_ptr<ModelRuntime> rt(new ModelRuntime(pool.main(), model));
   // One SimBackend per simulated device, or one HttpBackend per connection
   // to each endpoint (endpoints sharing a TLS setup share its context).
@@ -26,6 +27,7 @@ Result<std::unique_ptr<ModelRuntime>> ModelRuntime::Create(
   g.router = router;
   g.dead_letters = dead_letters;
   g.log = log;
+  g.tracer = tracer;
   BatchMetrics::Options bm;
   bm.model = model.name;
   bm.max_batch_size = LargestBatchSize(app);

@@ -18,6 +18,7 @@
 #include "config/config.h"
 #include "core/model_scheduler.h"
 #include "metrics/registry.h"
+#include "tracing/tracer.h"
 
 namespace sluice {
 
@@ -27,7 +28,8 @@ class ModelRuntime {
                                                       const ModelConfig& model,
                                                       ResultRouter* router,
                                                       DeadLetterQueue* dead_letters,
-                                                      RequestLog* log, metrics::Registry* registry);
+                                                      RequestLog* log, metrics::Registry* registry,
+                                                      const tracing::Tracer* tracer);
 
   // Starts the dispatchers (and the scaling updates). Thread-safe.
   void Start() { scheduler_->Start(); }

@@ -1,5 +1,7 @@
 #include "app/serve.h"
 
+#include <unistd.h>
+
 #include <cstdio>
 #include <thread>
 
@@ -10,6 +12,7 @@
 #include "app/drainer.h"
 #include "app/front_door_setup.h"
 #include "app/model_runtime.h"
+#include "app/process_tracing.h"
 #include "app/request_collapsers.h"
 #include "app/request_log_factory.h"
 #include "app/result_caches.h"
@@ -79,6 +82,15 @@ int RunServe(const AppConfig& config) {
                             "Requests held in the dead-letter queue (bounded).", {},
                             [d = dead_letters->get()] { return static_cast<double>(d->size()); });
 
+  // Before the models (their batches' spans) and destroyed after them: its
+  // destructor sends the spans still queued.
+  auto tracing = ProcessTracing::Create(config.tracing, "serve",
+                                        "serve-" + std::to_string(::getpid()), &registry);
+  if (!tracing.ok()) {
+    spdlog::error("{}", tracing.status().message());
+    return 2;
+  }
+
   auto caches = ResultCaches::Create(config.models, &registry);
   if (!caches.ok()) {
     spdlog::error("{}", caches.status().message());
@@ -97,8 +109,8 @@ int RunServe(const AppConfig& config) {
   InferenceService::Options service_options;
   service_options.tiers = config.tiers;
   for (const auto& mc : config.models) {
-    auto rt =
-        ModelRuntime::Create(pool, config, mc, &router, dead_letters->get(), log->get(), &registry);
+    auto rt = ModelRuntime::Create(pool, config, mc, &router, dead_letters->get(), log->get(),
+                                   &registry, (*tracing)->tracer());
     if (!rt.ok()) {
       spdlog::error("{}", rt.status().message());
       return 2;
@@ -147,6 +159,7 @@ int RunServe(const AppConfig& config) {
   fd.tasks = (*tasks)->store();
   fd.max_result_wait_ms = config.async.max_wait_ms;
   fd.metrics = &request_metrics;
+  fd.tracer = (*tracing)->tracer();
   InferenceService* svc = service->get();
   fd.health = [&models, svc, &request_metrics] {
     http::HealthSnapshot h;

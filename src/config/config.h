@@ -237,6 +237,22 @@ struct AsyncConfig {
   int64_t max_wait_ms = 30'000;  // the longest GET /v1/result ?wait_ms; 0..600000
 };
 
+// Distributed tracing (W3C Trace Context, OpenTelemetry): spans exported as
+// OTLP/HTTP JSON. Off unless otlp_endpoint is set; a traceparent that a
+// client sends is passed on to HTTP backends either way.
+struct TracingConfig {
+  // The receiver's URL, http://HOST:PORT[/PATH] (Jaeger and the
+  // OpenTelemetry Collector: port 4318, /v1/traces, added when no path is
+  // given); "" = tracing off.
+  std::string otlp_endpoint;
+  double sample_ratio = 1.0;  // new traces sampled, 0..1; a client's traceparent decides its own
+  std::string service_name = "sluice";  // the resource's service.name
+  uint64_t max_queue_spans = 8'192;     // spans waiting for export; beyond: dropped, counted
+  uint64_t export_batch_spans = 512;    // spans per POST, 1..max_queue_spans
+  int64_t export_interval_ms = 1'000;   // a partial batch waits at most this long
+  int64_t export_timeout_ms = 5'000;    // per POST; a batch that fails is dropped
+};
+
 struct AppConfig {
   ServerConfig server;
   AdminConfig admin;
@@ -249,6 +265,7 @@ struct AppConfig {
   RedisConfig redis;
   WorkerConfig worker;
   AsyncConfig async;
+  TracingConfig tracing;
 };
 
 // Parses YAML text (`source` names it in messages) and validates it.

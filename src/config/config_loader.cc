@@ -68,6 +68,18 @@ void ReadAdmin(const YAML::Node& node, Status* error, AdminConfig* admin) {
   r.Finish();
 }
 
+void ReadTracing(const YAML::Node& node, Status* error, TracingConfig* tracing) {
+  FieldReader r(node, "tracing", error);
+  r.ReadString("otlp_endpoint", &tracing->otlp_endpoint);
+  r.ReadDouble("sample_ratio", &tracing->sample_ratio);
+  r.ReadString("service_name", &tracing->service_name);
+  r.ReadInteger("max_queue_spans", &tracing->max_queue_spans);
+  r.ReadInteger("export_batch_spans", &tracing->export_batch_spans);
+  r.ReadInteger("export_interval_ms", &tracing->export_interval_ms);
+  r.ReadInteger("export_timeout_ms", &tracing->export_timeout_ms);
+  r.Finish();
+}
+
 void ReadAdmission(const YAML::Node& node, Status* error, AdmissionConfig* admission) {
   FieldReader r(node, "admission", error);
   if (r.Has("enabled")) {
@@ -362,6 +374,7 @@ AppConfig ReadAppConfig(const YAML::Node& document, Status* error) {
   ReadRedis(root.ReadNode("redis"), error, &config.redis);
   ReadWorker(root.ReadNode("worker"), error, &config.worker);
   ReadAsync(root.ReadNode("async"), error, &config.async);
+  ReadTracing(root.ReadNode("tracing"), error, &config.tracing);
   config.tiers = ReadEach<TierPolicy>(root, "tiers", error, ReadTier).value_or(DefaultTiers());
   if (auto models = ReadEach<ModelConfig>(root, "models", error, ReadModel)) {
     config.models = std::move(*models);

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/crypto.h"
+#include "common/http_fetch.h"
 #include "config/config.h"
 #include "core/memory_result_cache.h"
 
@@ -449,6 +450,35 @@ Status ValidateAsync(const AsyncConfig& a) {
   return Status::Ok();
 }
 
+Status ValidateTracing(const TracingConfig& t) {
+  if (!(t.sample_ratio >= 0 && t.sample_ratio <= 1)) {
+    return Fail("tracing.sample_ratio",
+                "must be between 0 and 1, got " + std::to_string(t.sample_ratio));
+  }
+  if (t.service_name.empty()) return Fail("tracing.service_name", "must not be empty");
+  if (t.export_batch_spans < 1 || t.export_batch_spans > t.max_queue_spans) {
+    return Fail("tracing.export_batch_spans", "must be between 1 and max_queue_spans" +
+                                                  Got(static_cast<int64_t>(t.export_batch_spans)));
+  }
+  if (t.max_queue_spans > 1'000'000) {
+    return Fail("tracing.max_queue_spans",
+                "must be at most 1000000" + Got(static_cast<int64_t>(t.max_queue_spans)));
+  }
+  if (t.export_interval_ms < 1 || t.export_interval_ms > 60'000) {
+    return Fail("tracing.export_interval_ms",
+                "must be between 1 and 60000" + Got(t.export_interval_ms));
+  }
+  if (t.export_timeout_ms < 1 || t.export_timeout_ms > 60'000) {
+    return Fail("tracing.export_timeout_ms",
+                "must be between 1 and 60000" + Got(t.export_timeout_ms));
+  }
+  if (!t.otlp_endpoint.empty()) {
+    Result<HttpTarget> target = ParseHttpUrl(t.otlp_endpoint);
+    if (!target.ok()) return Fail("tracing.otlp_endpoint", target.status().message());
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Status ValidateRequestLog(const RequestLogConfig& log) {
@@ -490,6 +520,7 @@ Status ValidateConfig(const AppConfig& config) {
   if (Status s = ValidateKeys(config.keys, config.tiers); !s.ok()) return s;
   if (Status s = ValidateRequestLog(config.request_log); !s.ok()) return s;
   if (Status s = ValidateAsync(config.async); !s.ok()) return s;
+  if (Status s = ValidateTracing(config.tracing); !s.ok()) return s;
   // Without a `redis:` section the defaults are unused (`sluice serve`).
   return config.redis.configured ? ValidateRedis(config) : Status::Ok();
 }

@@ -311,6 +311,7 @@ void DispatchGroup::RunOnSlot(size_t slot_index, std::vector<RequestPtr> batch, 
       ex_.RunAt(timeout_at,
                 Guarded([slot_index, id](DispatchGroup* g) { g->OnBatchTimeout(slot_index, id); }));
   slot.batch = std::move(batch);
+  StartBatchSpan(slot);
   slot.backend->RunBatch(slot.batch, [ex = &ex_, weak = std::weak_ptr<DispatchGroup*>(self_),
                                       slot_index, id](BatchResult&& result) {
     // Runs on the backend's thread: hop onto the group's strand.
@@ -337,6 +338,7 @@ void DispatchGroup::OnBatchTimeout(size_t slot_index, uint64_t batch_id) {
   RecordOutcome(slot_index, /*ok=*/false, now);
   const std::string waited =
       std::to_string(static_cast<int64_t>(ToMillis(now - slot.started))) + " ms";
+  EndBatchSpan(slot, slot.batch, BackendError("no reply within " + waited));
   HandleFailedBatch(slot_index, std::move(slot.batch),
                     BackendError("no reply from " + slot.backend->name() + " within " + waited),
                     "no reply within " + waited, now);
@@ -377,6 +379,7 @@ void DispatchGroup::OnBatchDone(size_t slot_index, uint64_t batch_id, BatchResul
                        : BackendError(slot.backend->name() + " returned " +
                                       std::to_string(result.items.size()) +
                                       " results for a batch of " + std::to_string(batch.size()));
+    EndBatchSpan(slot, batch, error);
     // What the client may read: the kind of failure, not the backend's words.
     const std::string summary =
         !result.status.ok() ? "the backend reported an error"
@@ -385,6 +388,7 @@ void DispatchGroup::OnBatchDone(size_t slot_index, uint64_t batch_id, BatchResul
     HandleFailedBatch(slot_index, std::move(batch), error, summary, now);
   } else {
     RecordOutcome(slot_index, true, now);
+    EndBatchSpan(slot, batch, Status::Ok());
     DeliverResults(slot_index, batch_id, batch, result, now);
   }
   slot.busy = false;

@@ -110,6 +110,7 @@
 #include "core/result_router.h"
 #include "core/retry_policy.h"
 #include "limits/batch_cost_model.h"
+#include "tracing/tracer.h"
 
 namespace sluice {
 
@@ -163,6 +164,8 @@ class DispatchGroup {
     DispatchQueue* queue = nullptr;
     ResultRouter* router = nullptr;        // required; not owned
     DispatchObserver* observer = nullptr;  // optional; not owned
+    // Spans of the batches (dispatch_group_tracing.cc); optional; not owned.
+    const tracing::Tracer* tracer = nullptr;
   };
 
   // Validates options; takes ownership of one backend per slot (non-empty).
@@ -268,6 +271,8 @@ class DispatchGroup {
     TimePoint earliest_total;  // earliest total deadline in `batch`
     std::vector<RequestPtr> batch;
     std::vector<size_t> tried_endpoints;  // where `batch` ran, this attempt's included
+    tracing::SpanContext trace;           // the batch's span (a root; invalid: no tracer)
+    int64_t trace_start_unix_nanos = 0;
   };
 
   struct Endpoint {
@@ -285,6 +290,13 @@ class DispatchGroup {
   };
 
   DispatchGroup(const Options& options, std::vector<std::unique_ptr<Backend>> slots);
+
+  // Starts the span of the batch about to run on `slot` (a root, sampled
+  // when a member's trace is) and stamps its traceparent on the members.
+  void StartBatchSpan(Slot& slot);
+  // Ends it: the batch span, linked to every member's span, and its
+  // backend call as a child; `error` not OK marks both failed.
+  void EndBatchSpan(const Slot& slot, const std::vector<RequestPtr>& batch, const Status& error);
 
   void TryCollect();              // run handed batches, then become collector if free slots exist
   void RunHanded(TimePoint now);  // handed batches onto free slots

@@ -19,6 +19,7 @@
 #include "common/clock.h"
 #include "common/status.h"
 #include "limits/rate_limiter.h"
+#include "tracing/trace_context.h"
 
 namespace sluice {
 
@@ -108,6 +109,13 @@ class InferenceRequest {
   // backend's thread and must not block. Null: nobody listens (batch
   // backends never call it; in scale-out a worker's backend cannot reach it).
   std::function<void(std::string_view piece)> on_piece;
+  // Its span at the gateway (tracing/): what its batches' spans link to,
+  // and whether its trace is sampled. Invalid when tracing is off. Set
+  // before Submit() (a worker: from the queue entry).
+  tracing::SpanContext trace;
+  // The traceparent of the batch span it is in, for HTTP backends to send;
+  // "" when tracing is off. Stamped by the dispatcher with dispatched_at.
+  std::string batch_traceparent;
 
   // Where it stands in an earliest-deadline-first queue: priority_deadline,
   // or dispatch_deadline when that is unset.

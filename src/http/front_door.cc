@@ -235,15 +235,28 @@ void FrontDoor::Handle(HttpRequest&& request, Reply reply) {
     if (route.allow != nullptr) res.set(bhttp::field::allow, route.allow);
     return reply(std::move(res));
   }
+  // A public request's span, ended by its response's last part.
+  std::shared_ptr<RequestTrace> trace;
+  if (options_.tracer != nullptr &&
+      (route.kind == RouteKind::kInference || route.kind == RouteKind::kResult || route.openai)) {
+    const std::string_view method = request.method_string();
+    std::string name = std::string(method) + " " +
+                       (route.kind == RouteKind::kResult ? std::string("/v1/result/{task_id}")
+                                                         : std::string(PathOf(request.target())));
+    trace = RequestTrace::Start(*options_.tracer, request, std::move(name),
+                                options_.service->clock().Now());
+    trace->Attribute("http.request.method", std::string(method));
+    reply = trace->Wrap(std::move(reply));
+  }
   switch (route.kind) {
     case RouteKind::kInference:
-      return HandleInference(std::move(request), std::move(reply));
+      return HandleInference(std::move(request), std::move(reply), trace);
     case RouteKind::kEmbeddings:
-      return HandleOpenAi(OpenAiApi::kEmbeddings, std::move(request), std::move(reply));
+      return HandleOpenAi(OpenAiApi::kEmbeddings, std::move(request), std::move(reply), trace);
     case RouteKind::kCompletions:
-      return HandleOpenAi(OpenAiApi::kCompletions, std::move(request), std::move(reply));
+      return HandleOpenAi(OpenAiApi::kCompletions, std::move(request), std::move(reply), trace);
     case RouteKind::kChat:
-      return HandleOpenAi(OpenAiApi::kChat, std::move(request), std::move(reply));
+      return HandleOpenAi(OpenAiApi::kChat, std::move(request), std::move(reply), trace);
     case RouteKind::kModels:
       return HandleModelList(request, reply);
     default:

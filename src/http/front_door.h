@@ -54,6 +54,7 @@
 #include "core/request_log.h"
 #include "core/task_store.h"
 #include "http/request_metrics.h"
+#include "http/request_trace.h"
 #include "http/types.h"
 #include "metrics/registry.h"
 
@@ -156,6 +157,10 @@ class FrontDoor final : public RequestHandler {
     // and /v1/models see them (index = model index); empty: those routes
     // answer 404.
     std::vector<OpenAiModel> openai_models;
+    // Spans of the public routes (http/request_trace.h): a request's
+    // traceparent and tracestate are read, its span exported when sampled
+    // and linked from its batches' spans. Optional; null: tracing off.
+    const tracing::Tracer* tracer = nullptr;
     bool serve_inference = true;  // POST /v1/inference, GET /v1/result, the OpenAI routes
     bool serve_internal = true;   // /internal/* and /metrics
   };
@@ -167,7 +172,9 @@ class FrontDoor final : public RequestHandler {
   void Handle(HttpRequest&& request, Reply reply) override;
 
  private:
-  void HandleInference(HttpRequest&& request, Reply reply);
+  // `trace`: the request's span, null when tracing is off.
+  void HandleInference(HttpRequest&& request, Reply reply,
+                       const std::shared_ptr<RequestTrace>& trace);
   void HandleResult(const HttpRequest& request, std::string_view task_id, Reply reply);
   // Answers a request refused before it was submitted: counted, with the
   // key's rate-limit headers once it was charged (`limits`, else null).
@@ -185,7 +192,8 @@ class FrontDoor final : public RequestHandler {
   // The OpenAI-compatible routes (http/openai_endpoint.cc).
   enum class OpenAiApi { kEmbeddings, kCompletions, kChat };
   struct OpenAiCall;
-  void HandleOpenAi(OpenAiApi api, HttpRequest&& request, Reply reply);
+  void HandleOpenAi(OpenAiApi api, HttpRequest&& request, Reply reply,
+                    const std::shared_ptr<RequestTrace>& trace);
   void HandleModelList(const HttpRequest& request, Reply& reply);
   // Queues each request of `call`; the answer goes out once all are back,
   // or at the first failure.

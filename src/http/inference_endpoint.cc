@@ -86,7 +86,8 @@ std::string ServerTiming(SteadyClock::duration queue, SteadyClock::duration acce
 }
 }  // namespace
 
-void FrontDoor::HandleInference(HttpRequest&& request, Reply reply) {
+void FrontDoor::HandleInference(HttpRequest&& request, Reply reply,
+                                const std::shared_ptr<RequestTrace>& trace) {
   const Clock& clock = options_.service->clock();
   const TimePoint start = clock.Now();
   // Every inference response, errors included, carries an id for tracing.
@@ -103,6 +104,10 @@ void FrontDoor::HandleInference(HttpRequest&& request, Reply reply) {
   }
   const Principal* principal = authenticated.value();
   const int tier = principal->tier;
+  if (trace) {
+    trace->Attribute("sluice.request_id", id);
+    trace->Event("authenticated", {{"sluice.tier", principal->tier_name}});
+  }
 
   // Every authenticated request counts against its key's request limit, bad
   // ones included (at no token cost), so a client cannot flood with errors.
@@ -126,6 +131,12 @@ void FrontDoor::HandleInference(HttpRequest&& request, Reply reply) {
   const RateLimitDecision decision =
       options_.service->ChargeRateLimit(*principal, cost, model, async);
   limits = &decision;
+  if (trace) {
+    trace->Event("rate_limit",
+                 {{"sluice.rate_limit.allowed", decision.allowed},
+                  {"sluice.rate_limit.requests_remaining", decision.requests.remaining},
+                  {"sluice.rate_limit.tokens_remaining", decision.tokens.remaining}});
+  }
   if (!decision.allowed && decision.cost_exceeds_limit) {
     // Waiting would not help: this request alone is over the key's limit.
     return fail_early(CostOverLimitStatus(decision, "parameters.max_tokens"), model, tier);
@@ -185,6 +196,10 @@ void FrontDoor::HandleInference(HttpRequest&& request, Reply reply) {
   req->charged_tokens = cost;
   req->rate_limit = decision;
   req->async = async;
+  if (trace) {
+    req->trace = trace->context();
+    trace->Attribute("sluice.model", req->model);
+  }
 
   // Runs exactly once, on whichever thread completes the request. The raw
   // pointer is safe: whoever calls Complete() holds a reference.
@@ -233,8 +248,9 @@ void FrontDoor::HandleInference(HttpRequest&& request, Reply reply) {
         });
     return;
   }
-  req->set_on_complete([this, raw, start, model, tier, version, keep_alive, keep_task,
+  req->set_on_complete([this, raw, start, model, tier, version, keep_alive, keep_task, trace,
                         reply = std::move(reply)](InferenceOutcome&& outcome) {
+    if (trace) trace->Answered(*raw, outcome);
     const Clock& clock = options_.service->clock();
     SteadyClock::duration total = clock.Now() - start;
     const bool stay_open = keep_alive && !options_.service->shutting_down();
@@ -272,7 +288,12 @@ void FrontDoor::HandleInference(HttpRequest&& request, Reply reply) {
   });
 
   AdmissionDecision admission;
-  if (Status s = options_.service->Submit(req, client_timeout_us, &admission); !s.ok()) {
+  Status submitted = options_.service->Submit(req, client_timeout_us, &admission);
+  if (trace) {
+    trace->Event("admission", {{"sluice.admission",
+                                submitted.ok() ? std::string("admitted") : submitted.message()}});
+  }
+  if (Status s = std::move(submitted); !s.ok()) {
     InferenceOutcome rejected;
     if (s.code() == ErrorCode::kUnavailable) {
       rejected.reason = options_.service->UnavailableReason(admission);

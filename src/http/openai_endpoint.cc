@@ -113,6 +113,7 @@ struct FrontDoor::OpenAiCall {
   TimePoint start;
   Reply reply;
   RateLimitDecision rate_limit;
+  std::shared_ptr<RequestTrace> trace;  // the call's span; null when tracing is off
   // embeddings
   bool base64 = false;
   int dimensions = 0;
@@ -178,7 +179,8 @@ void FrontDoor::HandleModelList(const HttpRequest& request, Reply& reply) {
   reply(MakeResponse(request, 200, EncodeModelList(models)));
 }
 
-void FrontDoor::HandleOpenAi(OpenAiApi api, HttpRequest&& request, Reply reply) {
+void FrontDoor::HandleOpenAi(OpenAiApi api, HttpRequest&& request, Reply reply,
+                             const std::shared_ptr<RequestTrace>& trace) {
   const Clock& clock = options_.service->clock();
   const TimePoint start = clock.Now();
   const std::string first_id = NewRequestId();
@@ -194,12 +196,14 @@ void FrontDoor::HandleOpenAi(OpenAiApi api, HttpRequest&& request, Reply reply) 
     reply(std::move(res));
   };
 
+  if (trace) trace->Attribute("sluice.request_id", first_id);
   Result<const Principal*> authenticated = AuthenticateKey(request);
   if (!authenticated.ok()) {
     options_.metrics->RecordAuthFailure(/*service_token=*/false);
     return refuse(authenticated.status(), -1, -1);
   }
   const Principal& principal = *authenticated.value();
+  if (trace) trace->Event("authenticated", {{"sluice.tier", principal.tier_name}});
   const int tier = principal.tier;
 
   auto call = std::make_shared<OpenAiCall>();
@@ -280,6 +284,12 @@ void FrontDoor::HandleOpenAi(OpenAiApi api, HttpRequest&& request, Reply reply) 
       options_.service->ChargeRateLimit(principal, cost, model, /*async=*/false);
   limits = &decision;
   call->rate_limit = decision;
+  if (trace) {
+    trace->Event("rate_limit",
+                 {{"sluice.rate_limit.allowed", decision.allowed},
+                  {"sluice.rate_limit.requests_remaining", decision.requests.remaining},
+                  {"sluice.rate_limit.tokens_remaining", decision.tokens.remaining}});
+  }
   if (!decision.allowed && decision.cost_exceeds_limit) {
     return refuse(
         CostOverLimitStatus(decision, api == OpenAiApi::kEmbeddings ? "input" : "max_tokens"),
@@ -348,6 +358,7 @@ void FrontDoor::HandleOpenAi(OpenAiApi api, HttpRequest&& request, Reply reply) 
             : options_.service->TokenCost(static_cast<size_t>(model), texts[i], params.max_tokens);
     req->rate_limit = decision;
     req->input = std::move(texts[i]);
+    if (trace) req->trace = trace->context();  // every text's batch links to the call's span
     if (call->relay) {
       req->on_piece = [this, weak = std::weak_ptr<OpenAiCall>(call)](std::string_view piece) {
         if (auto c = weak.lock()) RelayPiece(c, piece);
@@ -355,6 +366,7 @@ void FrontDoor::HandleOpenAi(OpenAiApi api, HttpRequest&& request, Reply reply) 
     }
     call->requests[i] = std::move(req);
   }
+  call->trace = trace;
   SubmitOpenAi(call, call->reply.client_watch());
 }
 
@@ -366,6 +378,7 @@ void FrontDoor::SubmitOpenAi(const std::shared_ptr<OpenAiCall>& call, ClientWatc
     // A cycle (the call holds its requests) that each completion breaks:
     // Complete() drops its callback.
     call->requests[i]->set_on_complete([this, call, i](InferenceOutcome&& outcome) {
+      if (call->trace) call->trace->Answered(*call->requests[i], outcome);
       const Clock& clock = options_.service->clock();
       options_.service->Finish(*call->requests[i], outcome, ToMillis(clock.Now() - call->start));
       const bool failed = !outcome.status.ok();
@@ -411,6 +424,11 @@ void FrontDoor::SubmitOpenAi(const std::shared_ptr<OpenAiCall>& call, ClientWatc
     AdmissionDecision admission;
     Status s = options_.service->Submit(req, /*client_timeout_us=*/0, &admission);
     call->submitted.store(i + 1, std::memory_order_release);
+    if (call->trace &&
+        (i == 0 || !s.ok())) {  // the call's decision: its first text's, or a refusal
+      call->trace->Event("admission",
+                         {{"sluice.admission", s.ok() ? std::string("admitted") : s.message()}});
+    }
     if (s.ok()) continue;
     InferenceOutcome rejected;
     if (s.code() == ErrorCode::kUnavailable) {

@@ -71,6 +71,15 @@ class Reply {
     if (post_) return post_(std::move(fn));
     fn();
   }
+  // This reply, with `observer` shown each part just before it is sent.
+  Reply Observed(std::function<void(const WireResponse&)> observer) const {
+    return Reply(
+        [sink = sink_, observer = std::move(observer)](WireResponse&& response) {
+          observer(response);
+          sink(std::move(response));
+        },
+        watch_, post_);
+  }
 
  private:
   Sink sink_;

@@ -10,7 +10,7 @@
 
 #include <fmt/format.h>
 
-#include "loadgen/http_fetch.h"
+#include "common/http_fetch.h"
 #include "loadgen/load_worker.h"
 #include "loadgen/request_factory.h"
 
@@ -143,7 +143,7 @@ ScheduleOptions ThreadSchedule(const BenchOptions& o, int i) {
 Result<BenchResult> RunBench(const BenchOptions& options, const ProgressFn& on_progress) {
   if (Status s = ValidateOptions(options); !s.ok()) return s;
   auto target = ParseHttpUrl(options.url);
-  if (!target.ok()) return target.status();
+  if (!target.ok()) return InvalidArgument("--url: " + target.status().message());
   auto endpoint = ResolveTarget(*target);
   if (!endpoint.ok()) return endpoint.status();
 

@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <deque>
 #include <mutex>
 #include <optional>
 #include <string_view>
@@ -46,6 +47,7 @@ struct ModelServer::State {
   std::mutex mu;
   std::vector<std::shared_ptr<Session>> hung;  // GUARDED_BY(mu): never answered, kept open
   bool stopped = false;                        // GUARDED_BY(mu)
+  std::deque<std::string> traceparents;        // GUARDED_BY(mu): GET /admin/traceparents
   // Chat streams (GET /admin/streams).
   std::atomic<uint64_t> streams_started{0}, streams_finished{0}, streams_cancelled{0};
   uint16_t port = 0;  // bound port, set once by Create()
@@ -107,6 +109,15 @@ class Session : public std::enable_shared_from_this<Session> {
       return Reply(http::status::ok, R"({"status":"ok"})");
     }
     if (target == "/admin/faults" && (get || post)) return Faults(post);
+    if (target == "/admin/traceparents" && get) {
+      boost::json::array list;
+      {
+        std::lock_guard<std::mutex> lock(state_->mu);
+        for (const std::string& t : state_->traceparents) list.emplace_back(t);
+      }
+      return Reply(http::status::ok,
+                   boost::json::serialize(boost::json::object{{"traceparents", std::move(list)}}));
+    }
     if (target == "/admin/streams" && get) {
       return Reply(http::status::ok, boost::json::serialize(boost::json::object{
                                          {"started", state_->streams_started.load()},
@@ -130,6 +141,11 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     if (!api) return Reply(http::status::not_found, ErrorJson("no such endpoint"));
     if (!post) return Reply(http::status::method_not_allowed, ErrorJson("use POST"));
+    if (auto it = request_.find("traceparent"); it != request_.end()) {
+      std::lock_guard<std::mutex> lock(state_->mu);
+      state_->traceparents.emplace_back(it->value().substr(0, 128));
+      if (state_->traceparents.size() > 256) state_->traceparents.pop_front();
+    }
     Infer(*api, path_model);
   }
 

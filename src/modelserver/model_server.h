@@ -14,6 +14,10 @@
 //   POST /v2/models/{model}/infer   KServe v2, BYTES tensor "text_input" [n, 1]
 //   GET  /v2/health/ready, GET /health   200 when up
 //   GET|POST /admin/faults          read / change fault injection (JSON)
+//   GET  /admin/traceparents        {"traceparents": [...]}: the traceparent
+//                                   headers of the last 256 inference
+//                                   requests that carried one, oldest first
+//                                   (what a tracing gateway propagates)
 //
 // Formats: modelserver/model_api.h. Each request is one batch; batches run on
 // `devices` simulated accelerators one at a time each and wait in FIFO order

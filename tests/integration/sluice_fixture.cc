@@ -62,6 +62,10 @@ std::string TestConfig::Yaml() const {
     << "  max_connections_per_client: " << max_connections_per_client << "\n"
     << "  unauthenticated_memory_limit_bytes: " << unauthenticated_memory_limit_bytes << "\n";
   if (admin_listener) y << "admin:\n  listen_address: 127.0.0.1\n  port: 0\n";
+  if (!tracing_endpoint.empty()) {
+    y << "tracing:\n  otlp_endpoint: " << tracing_endpoint
+      << "\n  sample_ratio: " << tracing_sample_ratio << "\n  export_interval_ms: 100\n";
+  }
   y << "request_log:\n"
     << "  backend: " << request_log << "\n";
   if (!sqlite_path.empty()) y << "  path: " << sqlite_path << "\n";

@@ -76,6 +76,10 @@ struct TestConfig {
   // An `admin:` section (127.0.0.1, any free port): /internal/* and
   // /metrics move there (SluiceProcess::admin_port()).
   bool admin_listener = false;
+  // A `tracing:` section exporting to this OTLP receiver (every 100 ms);
+  // "" = tracing off.
+  std::string tracing_endpoint;
+  double tracing_sample_ratio = 1.0;
   // request_log section: "memory" (default here, so tests write no files),
   // or "sqlite" with sqlite_path.
   std::string request_log = "memory";

@@ -212,7 +212,7 @@ void ChatBackend::RunBatch(const std::vector<RequestPtr>& batch, DoneFn done) {
     std::lock_guard lock(link_->mu);
     if (!link_->closed) {
       link_->connection->PostStreaming(target_, std::move(body), std::move(progress),
-                                       std::move(finish));
+                                       std::move(finish), call->request->batch_traceparent);
       return;
     }
   }

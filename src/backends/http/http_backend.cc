@@ -83,8 +83,9 @@ void SendNextGroup(const std::shared_ptr<GroupedRun>& run) {
     std::lock_guard lock(run->link->mu);
     if (!run->link->closed) {
       // Post() never runs the completion inline, so holding `mu` is safe.
+      // The batch span's traceparent (the same on every member).
       run->link->connection->Post(std::move(encoded.target), std::move(encoded.body),
-                                  std::move(on_reply));
+                                  std::move(on_reply), run->batch.front()->batch_traceparent);
       return;
     }
   }

@@ -129,7 +129,8 @@ struct HttpConnection::Impl : std::enable_shared_from_this<Impl> {
   }
   std::string Where() const { return options.endpoint.host + ":" + options.endpoint.port; }
 
-  void Start(std::string target, std::string body, ProgressFn on_progress, ReplyFn fn) {
+  void Start(std::string target, std::string body, ProgressFn on_progress, ReplyFn fn,
+             const std::string& traceparent) {
     done = std::move(fn);
     progress = std::move(on_progress);
     request = {};
@@ -140,6 +141,7 @@ struct HttpConnection::Impl : std::enable_shared_from_this<Impl> {
     request.set(http::field::content_type, "application/json");
     request.set(http::field::accept, progress ? "text/event-stream" : "application/json");
     request.set(http::field::user_agent, "sluice");
+    if (!traceparent.empty()) request.set("traceparent", traceparent);
     request.keep_alive(true);
     request.body() = std::move(body);
     request.prepare_payload();
@@ -315,15 +317,19 @@ Result<std::unique_ptr<HttpConnection>> HttpConnection::Create(asio::io_context&
 
 HttpConnection::~HttpConnection() { Close(); }
 
-void HttpConnection::Post(std::string target, std::string body, ReplyFn done) {
-  PostStreaming(std::move(target), std::move(body), nullptr, std::move(done));
+void HttpConnection::Post(std::string target, std::string body, ReplyFn done,
+                          std::string traceparent) {
+  PostStreaming(std::move(target), std::move(body), nullptr, std::move(done),
+                std::move(traceparent));
 }
 
 void HttpConnection::PostStreaming(std::string target, std::string body, ProgressFn progress,
-                                   ReplyFn done) {
+                                   ReplyFn done, std::string traceparent) {
   asio::post(impl_->strand, [impl = impl_, target = std::move(target), body = std::move(body),
-                             progress = std::move(progress), done = std::move(done)]() mutable {
-    impl->Start(std::move(target), std::move(body), std::move(progress), std::move(done));
+                             progress = std::move(progress), done = std::move(done),
+                             traceparent = std::move(traceparent)]() mutable {
+    impl->Start(std::move(target), std::move(body), std::move(progress), std::move(done),
+                traceparent);
   });
 }
 

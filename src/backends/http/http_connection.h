@@ -84,14 +84,16 @@ class HttpConnection {
   HttpConnection(const HttpConnection&) = delete;
   HttpConnection& operator=(const HttpConnection&) = delete;
 
-  // POSTs `body` (application/json) to `target` (path and query).
+  // POSTs `body` (application/json) to `target` (path and query), with a
+  // traceparent header (W3C Trace Context) when `traceparent` is not empty.
   // REQUIRES: no other Post() in flight on this connection.
-  void Post(std::string target, std::string body, ReplyFn done);
+  void Post(std::string target, std::string body, ReplyFn done, std::string traceparent = "");
   // The same, reading the reply as it arrives: `progress` sees each part of
   // the body (see ProgressFn), `done` gets what is left of it at the end.
   // request_timeout_ms then bounds each wait for more of the reply (the
   // time to the first byte, then each gap), not the whole reply.
-  void PostStreaming(std::string target, std::string body, ProgressFn progress, ReplyFn done);
+  void PostStreaming(std::string target, std::string body, ProgressFn progress, ReplyFn done,
+                     std::string traceparent = "");
 
   // Closes the socket; an in-flight request fails with kUnavailable.
   void Close();

@@ -17,7 +17,7 @@
 
 #include "common/status.h"
 
-namespace sluice::loadgen {
+namespace sluice {
 
 struct HttpTarget {
   std::string host;  // host name or address, without IPv6 brackets
@@ -27,7 +27,8 @@ struct HttpTarget {
 };
 
 // Accepts http://HOST[:PORT][/PREFIX]; anything else (https, user info,
-// query) is an InvalidArgument naming the problem.
+// query) is an InvalidArgument naming the problem (the caller adds which
+// option or field held the URL).
 Result<HttpTarget> ParseHttpUrl(std::string_view url);
 
 // Resolves the target to its first TCP endpoint (blocking DNS lookup).
@@ -54,4 +55,4 @@ struct FetchRequest {
 Result<FetchResponse> HttpFetch(const boost::asio::ip::tcp::endpoint& endpoint,
                                 const HttpTarget& target, const FetchRequest& request);
 
-}  // namespace sluice::loadgen
+}  // namespace sluice

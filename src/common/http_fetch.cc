@@ -1,4 +1,4 @@
-#include "loadgen/http_fetch.h"
+#include "common/http_fetch.h"
 
 #include <chrono>
 #include <exception>
@@ -10,7 +10,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/url/parse.hpp>
 
-namespace sluice::loadgen {
+namespace sluice {
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -20,24 +20,22 @@ using asio::ip::tcp;
 Result<HttpTarget> ParseHttpUrl(std::string_view url) {
   auto parsed = boost::urls::parse_absolute_uri(url);
   if (!parsed) {
-    return InvalidArgument("--url: `" + std::string(url) +
-                           "` is not a URL (expected http://HOST:PORT)");
+    return InvalidArgument("`" + std::string(url) + "` is not a URL (expected http://HOST:PORT)");
   }
   const auto& u = *parsed;
   if (u.scheme() != "http") {
-    return InvalidArgument("--url: only http:// is supported, got `" + std::string(u.scheme()) +
-                           "://`");
+    return InvalidArgument("only http:// is supported, got `" + std::string(u.scheme()) + "://`");
   }
   if (u.has_userinfo() || u.has_query() || u.has_fragment()) {
-    return InvalidArgument("--url: user info, query and fragment are not supported in `" +
+    return InvalidArgument("user info, query and fragment are not supported in `" +
                            std::string(url) + "`");
   }
   HttpTarget t;
   t.host = std::string(u.host_address());
-  if (t.host.empty()) return InvalidArgument("--url: no host in `" + std::string(url) + "`");
+  if (t.host.empty()) return InvalidArgument("no host in `" + std::string(url) + "`");
   if (u.has_port()) {
     if (u.port_number() == 0) {
-      return InvalidArgument("--url: bad port `" + std::string(u.port()) + "`");
+      return InvalidArgument("bad port `" + std::string(u.port()) + "`");
     }
     t.port = u.port_number();
   }
@@ -132,4 +130,4 @@ Result<FetchResponse> HttpFetch(const tcp::endpoint& endpoint, const HttpTarget&
   }
 }
 
-}  // namespace sluice::loadgen
+}  // namespace sluice
