@@ -133,8 +133,10 @@ void ClaimLoop::Run() {
     Result<redis::RedisBatchClaimer::Batch> batch = options_.claimer->TryClaim(claim);
     if (batch.ok()) {
       // The claim's round trip, smoothed (ClaimLead()).
-      const double us = static_cast<double>(ToMicros(SystemClock()->Now() - claim_start));
+      const SteadyClock::duration took = SystemClock()->Now() - claim_start;
+      const double us = static_cast<double>(ToMicros(took));
       claim_us_ = claim_us_ == 0 ? us : 0.8 * claim_us_ + 0.2 * us;
+      if (options_.tracer != nullptr && !batch->requests.empty()) TraceClaim(*batch, took);
     }
     if (batch.ok() && batch->empty() && batch->depth > 0 && batch->wait_us > 0) {
       fill_waits_.fetch_add(1, std::memory_order_relaxed);
@@ -251,6 +253,28 @@ void ClaimLoop::WaitWhileFilling(SteadyClock::duration nap) {
   }
   std::unique_lock lock(state_->mu);
   state_->cv.wait_for(lock, nap, [this] { return stopping_.load(std::memory_order_acquire); });
+}
+
+void ClaimLoop::TraceClaim(const redis::RedisBatchClaimer::Batch& batch,
+                           SteadyClock::duration took) const {
+  tracing::Span span;
+  for (const redis::WireRequest& w : batch.requests) {
+    if (auto member = tracing::ParseTraceparent(w.traceparent)) {
+      span.links.push_back(*member);
+      span.context.sampled = span.context.sampled || member->sampled;
+    }
+  }
+  if (!span.context.sampled) return;
+  span.context = tracing::Tracer::Root(true);
+  span.name = "sluice.redis.claim";
+  span.kind = tracing::SpanKind::kClient;
+  span.end_unix_nanos = tracing::NowUnixNanos();
+  span.start_unix_nanos =
+      span.end_unix_nanos - std::chrono::duration_cast<std::chrono::nanoseconds>(took).count();
+  span.attributes = {{"db.system", std::string("redis")},
+                     {"sluice.worker.id", options_.worker_id},
+                     {"sluice.batch_size", static_cast<int64_t>(batch.requests.size())}};
+  options_.tracer->End(std::move(span));
 }
 
 void ClaimLoop::Hand(redis::RedisBatchClaimer::Batch& batch) {

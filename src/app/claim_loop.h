@@ -73,6 +73,7 @@
 
 #include "core/dispatch_group.h"
 #include "redis/batch_claimer.h"
+#include "tracing/tracer.h"
 
 namespace sluice {
 
@@ -108,6 +109,10 @@ class ClaimLoop {
     // How long answers whose complete call found Redis unavailable are
     // retried (from the first failure); 0 = never.
     int64_t complete_retry_ms = 5'000;
+    // A claim holding a sampled request becomes a "sluice.redis.claim" span
+    // (a root, linked to its requests' spans, as a batch's is). Optional;
+    // not owned.
+    const tracing::Tracer* tracer = nullptr;
   };
   struct Stats {
     uint64_t batches = 0;           // batches claimed
@@ -185,6 +190,8 @@ class ClaimLoop {
   // Waits until a batch may be claimed; false when stopping.
   bool WaitForRoom();
   void Hand(redis::RedisBatchClaimer::Batch& batch);
+  // The claim's span, when a request of `batch` is sampled.
+  void TraceClaim(const redis::RedisBatchClaimer::Batch& batch, SteadyClock::duration took) const;
   // Renews the held leases when renew_interval_ms has passed (claim
   // thread; takes state_->mu).
   void RenewLeasesIfDue();

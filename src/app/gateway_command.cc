@@ -12,7 +12,8 @@ int RunGateway(const AppConfig& config) {
       config.redis.gateway_id.empty() ? RandomGatewayId() : config.redis.gateway_id;
   // Request rows (final status) come from the gateways; batch rows from
   // the workers. Every process writes to the same database.
-  auto process = ScaleOutProcess::Create(config, "sluice-" + gateway_id, /*log_worker_id=*/"");
+  auto process =
+      ScaleOutProcess::Create(config, "gateway", "sluice-" + gateway_id, /*log_worker_id=*/"");
   if (!process.ok()) {
     spdlog::error("sluice gateway: {}", process.status().message());
     return 2;

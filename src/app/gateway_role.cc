@@ -178,6 +178,7 @@ Status GatewayRole::Parts::Build() {
     rqo.max_batch = static_cast<size_t>(cfg.redis.enqueue_max_batch);
     rqo.max_delay = Micros(cfg.redis.enqueue_max_delay_us);
     rqo.charge_rate_limits = queue_charges;
+    rqo.tracer = process.tracer();
     auto queue = redis::RedisRequestQueue::Create(rqo);
     if (!queue.ok())
       return InvalidArgument("models: '" + mc.name + "': " + queue.status().message());
@@ -497,6 +498,7 @@ Status GatewayRole::Listen() {
   fd.metrics = &*p.request_metrics;
   fd.health = [&p] { return p.Health(); };
   fd.registry = &p.process.registry();
+  fd.tracer = p.process.tracer();
   auto listeners = FrontDoorListeners::Create(p.process.pool(), p.config(), std::move(fd));
   if (!listeners.ok()) return listeners.status();
   p.listeners = std::move(listeners).value();

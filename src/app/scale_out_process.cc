@@ -15,6 +15,7 @@ ScaleOutProcess::ScaleOutProcess(const AppConfig& config)
 ScaleOutProcess::~ScaleOutProcess() { CloseRedis(); }
 
 Result<std::unique_ptr<ScaleOutProcess>> ScaleOutProcess::Create(const AppConfig& config,
+                                                                 const std::string& role,
                                                                  const std::string& client_name,
                                                                  const std::string& log_worker_id) {
   if (!config.redis.configured) return InvalidArgument("needs a `redis:` section in its config");
@@ -29,6 +30,9 @@ Result<std::unique_ptr<ScaleOutProcess>> ScaleOutProcess::Create(const AppConfig
   auto log = MakeRequestLog(config, &p->registry_, log_worker_id);
   if (!log.ok()) return InvalidArgument("request_log: " + log.status().message());
   p->log_ = std::move(log).value();
+  auto tracing = ProcessTracing::Create(config.tracing, role, client_name, &p->registry_);
+  if (!tracing.ok()) return tracing.status();
+  p->tracing_ = std::move(tracing).value();
   auto client = MakeRedisClient(config.redis, client_name);
   if (!client.ok()) return client.status();
   p->redis_ = std::move(client).value();

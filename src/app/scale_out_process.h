@@ -18,6 +18,7 @@
 #include <string>
 
 #include "app/drainer.h"
+#include "app/process_tracing.h"
 #include "app/shutdown_signals.h"
 #include "common/asio_executor.h"
 #include "common/io_context_pool.h"
@@ -37,10 +38,13 @@ class RedisRateLimiter;
 
 class ScaleOutProcess {
  public:
-  // `client_name`: the Redis CLIENT SETNAME of its connections;
-  // `log_worker_id`: stored on the batch rows of its request log.
-  // Errors: kInvalidArgument (bad configuration, request log cannot open).
+  // `role`: gateway, worker or serve (its spans' sluice.role);
+  // `client_name`: the Redis CLIENT SETNAME of its connections (and its
+  // spans' service.instance.id); `log_worker_id`: stored on the batch rows
+  // of its request log. Errors: kInvalidArgument (bad configuration,
+  // request log cannot open).
   static Result<std::unique_ptr<ScaleOutProcess>> Create(const AppConfig& config,
+                                                         const std::string& role,
                                                          const std::string& client_name,
                                                          const std::string& log_worker_id);
   ~ScaleOutProcess();
@@ -61,6 +65,8 @@ class ScaleOutProcess {
   Result<redis::RedisClient*> event_loop_redis();
   redis::RedisRateLimiter* separate_limiter() const { return separate_limiter_.get(); }
   RequestLog* log() const { return log_.get(); }
+  // Null when tracing is off (no tracing.otlp_endpoint).
+  const tracing::Tracer* tracer() const { return tracing_->tracer(); }
   // The workers' dead letters (kept here and pushed to Redis).
   DeadLetterQueue* dead_letters() const { return dead_letters_.get(); }
   // Every model's dead letters in Redis (workers' and reapers').
@@ -87,6 +93,7 @@ class ScaleOutProcess {
   AsioExecutor control_;
   std::unique_ptr<Authenticator> auth_;
   std::unique_ptr<RequestLog> log_;  // before the client: outlives its callbacks
+  std::unique_ptr<ProcessTracing> tracing_;
   std::unique_ptr<redis::RedisClient> redis_;
   std::unique_ptr<redis::RedisClient> loop_redis_;  // event_loop_redis(); closed first
   std::unique_ptr<redis::RedisRateLimiter> separate_limiter_;

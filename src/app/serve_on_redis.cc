@@ -17,7 +17,7 @@ int RunServeOnRedis(const AppConfig& config) {
       config.redis.gateway_id.empty() ? RandomGatewayId() : config.redis.gateway_id;
   // One request log for the process: request rows from the gateway, batch
   // rows (batch ids are unique in a process) from every worker.
-  auto process = ScaleOutProcess::Create(config, "sluice-" + gateway_id,
+  auto process = ScaleOutProcess::Create(config, "serve", "sluice-" + gateway_id,
                                          DefaultWorkerId("serve", std::nullopt));
   if (!process.ok()) {
     spdlog::error("sluice serve: {}", process.status().message());

@@ -78,7 +78,8 @@ int RunWorker(const AppConfig& config, const WorkerFlags& flags) {
   const std::string worker_id = config.worker.id.empty()
                                     ? DefaultWorkerId(model->name, flags.endpoint_index)
                                     : config.worker.id;
-  auto process = ScaleOutProcess::Create(config, "sluice-" + worker_id, worker_id);  // batch rows
+  auto process =
+      ScaleOutProcess::Create(config, "worker", "sluice-" + worker_id, worker_id);  // batch rows
   if (!process.ok()) {
     spdlog::error("sluice worker: {}", process.status().message());
     return 2;

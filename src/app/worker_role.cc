@@ -160,6 +160,7 @@ Status WorkerRole::Parts::Build() {
   g.queue = nullptr;
   g.router = &router;
   g.observer = observer.get();
+  g.tracer = process.tracer();  // batch spans link to the gateways' request spans
   auto grp = DispatchGroup::Create(g, std::move(built->slots));
   if (!grp.ok()) return grp.status();
   group = std::move(grp).value();
@@ -200,6 +201,7 @@ Status WorkerRole::Parts::Build() {
   lo.group = group.get();
   lo.strand = &strand;
   lo.worker_id = options.worker_id;
+  lo.tracer = process.tracer();
   lo.max_batch_size = model.max_batch_size;
   lo.max_batch_delay_us = model.max_batch_delay_us;
   // The claim thread renews leases between claims: it must come round more

@@ -95,6 +95,25 @@ void RedisRequestQueue::Withdraw(const RequestPtr& req) {
   WithdrawFromRedis(options_.client, options_.pending, options_.model, req);
 }
 
+namespace {
+// The "sluice.redis.enqueue" span of a sampled request: a child of its span.
+void TraceEnqueue(const tracing::Tracer& tracer, const InferenceRequest& req,
+                  int64_t pushed_unix_nanos, const RedisQueueClient::EnqueueResult& r) {
+  tracing::Span span;
+  span.context = tracing::Tracer::Child(req.trace);
+  span.parent_span_id = req.trace.span_id;
+  span.name = "sluice.redis.enqueue";
+  span.kind = tracing::SpanKind::kClient;
+  span.start_unix_nanos = pushed_unix_nanos;
+  span.end_unix_nanos = tracing::NowUnixNanos();
+  span.attributes = {{"db.system", std::string("redis")},
+                     {"sluice.queue_depth", static_cast<int64_t>(r.depth)}};
+  span.error = !r.status.ok();
+  if (span.error) span.status_message = r.status.message();
+  tracer.End(std::move(span));
+}
+}  // namespace
+
 Status RedisRequestQueue::Push(RequestPtr req) {
   if (!options_.pending->Add(req)) return InvalidArgument("request id already pending");
   RedisQueueClient::EnqueueItem item;
@@ -111,9 +130,13 @@ Status RedisRequestQueue::Push(RequestPtr req) {
   // Counted at once, until the reply says the depth: a pusher reading
   // Depth() meanwhile (AsyncBacklog's release) sees what is on its way.
   depth_->fetch_add(1, std::memory_order_relaxed);
+  const tracing::Tracer* tracer = req->trace.sampled ? options_.tracer : nullptr;
+  const int64_t pushed_unix_nanos = tracer != nullptr ? tracing::NowUnixNanos() : 0;
   item.done = [client = options_.client, pending = options_.pending, model = options_.model,
                shards = options_.client->options().queue_shards, depth = depth_,
-               errors = redis_errors_, req = std::move(req)](RedisQueueClient::EnqueueResult r) {
+               errors = redis_errors_, tracer, pushed_unix_nanos,
+               req = std::move(req)](RedisQueueClient::EnqueueResult r) {
+    if (tracer != nullptr) TraceEnqueue(*tracer, *req, pushed_unix_nanos, r);
     // r.depth is the request's shard's; the shards fill evenly, and the
     // capacity feed's RefreshDepthAsync() sums them exactly.
     if (r.status.ok() || r.queue_full) {

@@ -42,6 +42,7 @@
 #include "core/request_queue.h"
 #include "redis/pending_requests.h"
 #include "redis/queue_client.h"
+#include "tracing/tracer.h"
 
 namespace sluice::redis {
 
@@ -64,6 +65,9 @@ class RedisRequestQueue final : public FrontDoorQueue {
     // see InferenceService::Model::queue_charges). Async requests are
     // always charged by the front door.
     bool charge_rate_limits = true;
+    // A sampled request's enqueue becomes a "sluice.redis.enqueue" span,
+    // a child of its span (Push to Redis's reply). Optional; not owned.
+    const tracing::Tracer* tracer = nullptr;
   };
 
   // Errors: kInvalidArgument naming the field.

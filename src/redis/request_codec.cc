@@ -161,6 +161,7 @@ void AppendPayload(std::string& out, const WireRequest& r) {
   o.Int("ct", r.charged_tokens);
   if (r.tokens_per_minute > 0) o.Int("tpm", r.tokens_per_minute);
   if (r.async) o.Int("as", 1);
+  if (!r.traceparent.empty()) o.String("tp", r.traceparent);
   o.Close();
 }
 
@@ -245,6 +246,8 @@ Result<WireRequest> DecodeEntry(std::string_view entry, std::string_view id,
   int64_t async = 0;
   if (!GetInt(o, "as", &async, false)) return Bad(kPayload, "as");
   r.async = async != 0;
+  if (!GetString(o, "tp", &r.traceparent, false)) return Bad(kPayload, "tp");
+  if (!r.traceparent.empty() && !tracing::ParseTraceparent(r.traceparent)) r.traceparent.clear();
   if (lenient) {
     for (std::string* s : {&r.key_id, &r.tier_name, &r.input, &r.params_json}) MakeValid(s);
   }
@@ -338,6 +341,7 @@ WireRequest ToWireRequest(const InferenceRequest& request, std::string_view gate
   w.charged_tokens = request.charged_tokens;
   w.tokens_per_minute = request.principal.rate_limit.tokens_per_minute;
   w.async = request.async;
+  if (request.trace.valid()) w.traceparent = tracing::FormatTraceparent(request.trace);
   return w;
 }
 
@@ -358,6 +362,7 @@ RequestPtr FromWireRequest(const WireRequest& wire, const WallClockAnchor& now) 
   r->charged_tokens = wire.charged_tokens;
   r->async = wire.async;
   r->principal.rate_limit.tokens_per_minute = wire.tokens_per_minute;
+  if (auto trace = tracing::ParseTraceparent(wire.traceparent)) r->trace = *trace;
   return r;
 }
 

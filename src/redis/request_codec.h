@@ -23,7 +23,7 @@
 // JSON: they name Redis keys and channels, and are kept as they are.)
 //
 //   entry:   "tier|dispatch_deadline_us|arrival_us|attempts|gateway_id|"
-//            + {"key","tn","in","mt","temp"?,"p"?,"td","ct","tpm"?,"as"?}
+//            + {"key","tn","in","mt","temp"?,"p"?,"td","ct","tpm"?,"as"?,"tp"?}
 //            (the id is the entry's hash field and the model its key's:
 //            neither is repeated, since every byte a script is given is
 //            hashed by Lua)
@@ -62,6 +62,10 @@ struct WireRequest {
   int64_t charged_tokens = 0;        // charged to the key's limit at admission
   int64_t tokens_per_minute = 0;     // the key's token limit then (0 = none)
   bool async = false;                // submitted asynchronously ("as": 1; absent or 0: not)
+  // The request's span at the gateway as a W3C traceparent ("tp"), when
+  // traced: the worker's batch spans link to it. A value that is not a
+  // valid traceparent reads as none.
+  std::string traceparent;
   // Claims so far minus one: 0 on the first claim, +1 per reaped lease. Not
   // encoded: the claim sets it from the entry's prefix (scripts.h).
   uint32_t attempts = 0;

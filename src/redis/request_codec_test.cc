@@ -25,6 +25,7 @@ WireRequest Sample() {
   r.charged_tokens = 70;
   r.tokens_per_minute = 9'000;
   r.async = true;
+  r.traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
   return r;
 }
 
@@ -47,7 +48,16 @@ TEST(RequestCodecTest, EntryRoundTripsEveryField) {
   EXPECT_EQ(out->charged_tokens, in.charged_tokens);
   EXPECT_EQ(out->tokens_per_minute, 9'000);
   EXPECT_TRUE(out->async);
+  EXPECT_EQ(out->traceparent, in.traceparent);
   EXPECT_EQ(out->attempts, 0u);
+}
+
+TEST(RequestCodecTest, ATraceparentThatIsNotOneReadsAsNone) {
+  WireRequest in = Sample();
+  in.traceparent = "00-zz";
+  Result<WireRequest> out = DecodeEntry(EncodeEntry(in), in.id, in.model);
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  EXPECT_EQ(out->traceparent, "");
 }
 
 TEST(RequestCodecTest, QueueEntryCarriesTheSchedulingPrefixAndAPayloadWithoutRepeats) {
@@ -131,6 +141,7 @@ TEST(RequestCodecTest, OptionalFieldsAreOmittedAndCompact) {
   in.params_json.clear();
   in.tokens_per_minute = 0;
   in.async = false;
+  in.traceparent.clear();
   const std::string entry = EncodeEntry(in);
   EXPECT_EQ(entry.find("temp"), std::string::npos);
   EXPECT_EQ(entry.find("\"p\""), std::string::npos);
@@ -216,8 +227,10 @@ TEST(RequestCodecTest, ConvertsInferenceRequestsAcrossClocks) {
   req.dispatch_deadline = clock.Now() + Millis(2000);
   req.total_deadline = clock.Now() + Millis(4000);
   req.charged_tokens = 7;
+  req.trace = *tracing::ParseTraceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
   WallClockAnchor gateway{clock.Now(), 1'000'000'000'000'000};
   WireRequest wire = ToWireRequest(req, "gw", gateway);
+  EXPECT_EQ(wire.traceparent, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
   EXPECT_EQ(wire.arrival_us, 1'000'000'000'000'000);
   EXPECT_EQ(wire.dispatch_deadline_us, 1'000'000'002'000'000);
   EXPECT_EQ(wire.gateway_id, "gw");
@@ -228,6 +241,8 @@ TEST(RequestCodecTest, ConvertsInferenceRequestsAcrossClocks) {
   EXPECT_EQ(back->id, "req_1");
   EXPECT_EQ(back->principal.tier, 1);
   EXPECT_EQ(back->charged_tokens, 7);
+  EXPECT_EQ(back->trace.span_id, req.trace.span_id);  // the worker's batch links to it
+  EXPECT_TRUE(back->trace.sampled);
   EXPECT_EQ(ToMicros(back->dispatch_deadline - worker.steady), 1'970'000);
   EXPECT_EQ(ToMicros(worker.steady - back->arrival), 30'000);
 }

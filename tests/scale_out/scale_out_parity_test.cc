@@ -9,6 +9,8 @@
 #include <set>
 #include <sstream>
 
+#include "testing/otlp_receiver.h"
+
 namespace sluice::testing {
 namespace {
 
@@ -396,6 +398,75 @@ TEST_F(ScaleOutTest, EveryMetricOfServeExistsInScaleOut) {
   }
   EXPECT_EQ(PromtoolFindings(gateway->port()), "") << "gateway";
   EXPECT_EQ(PromtoolFindings(worker->port()), "") << "worker";
+}
+
+// Tracing across processes: the gateway's span continues the client's
+// trace, its Redis enqueue is a child of it, and the worker's claim and
+// batch spans (the worker's own resource) link to it.
+TEST_F(ScaleOutTest, ARequestIsTracedFromTheGatewayThroughRedisToTheWorker) {
+  OtlpReceiver receiver;
+  TestConfig config = FastSim();
+  config.tracing_endpoint = receiver.endpoint();
+  std::vector<uint16_t> ports = StartCluster(Yaml(config), 1, 1);
+  ASSERT_EQ(ports.size(), 1u);
+  const std::string trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+  HttpClient client(ports[0], milliseconds(10'000));
+  Result<Response> r =
+      client.Post("/v1/inference", InferenceBody(kModel, "traced across"),
+                  {Bearer(kPaidKey), {"traceparent", "00-" + trace_id + "-00f067aa0ba902b7-01"}});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(r->status, 200) << r->body;
+  const std::string id = r->Header("X-Request-Id");
+
+  auto find = [](const std::vector<ReceivedSpan>& spans, auto&& match) -> const ReceivedSpan* {
+    for (const ReceivedSpan& s : spans) {
+      if (match(s)) return &s;
+    }
+    return nullptr;
+  };
+  auto links = [](const ReceivedSpan& s, const ReceivedSpan& target) {
+    return std::count(s.links.begin(), s.links.end(), std::pair(target.trace_id, target.span_id)) ==
+           1;
+  };
+  std::vector<ReceivedSpan> spans;
+  const ReceivedSpan *server = nullptr, *enqueue = nullptr, *claim = nullptr, *batch = nullptr,
+                     *call = nullptr;
+  ASSERT_TRUE(receiver.WaitFor(
+      [&](const std::vector<ReceivedSpan>& s) {
+        spans = s;
+        server = find(spans, [&](const ReceivedSpan& x) {
+          auto it = x.attributes.find("sluice.request_id");
+          return x.kind == 2 && it != x.attributes.end() && it->second == id;
+        });
+        if (server == nullptr) return false;
+        enqueue = find(spans, [&](const ReceivedSpan& x) {
+          return x.name == "sluice.redis.enqueue" && x.parent_span_id == server->span_id;
+        });
+        claim = find(spans, [&](const ReceivedSpan& x) {
+          return x.name == "sluice.redis.claim" && links(x, *server);
+        });
+        batch = find(spans, [&](const ReceivedSpan& x) {
+          return x.name == "sluice.batch" && links(x, *server);
+        });
+        call = batch == nullptr ? nullptr : find(spans, [&](const ReceivedSpan& x) {
+          return x.name == "sluice.backend_call" && x.parent_span_id == batch->span_id;
+        });
+        return enqueue != nullptr && claim != nullptr && call != nullptr &&
+               find(spans, [&](const ReceivedSpan& x) {
+                 return x.name == "sluice.queue" && x.parent_span_id == server->span_id;
+               }) != nullptr;
+      },
+      milliseconds(10'000)))
+      << spans.size() << " spans";
+  EXPECT_EQ(server->trace_id, trace_id);
+  EXPECT_EQ(server->resource.at("sluice.role"), "gateway");
+  EXPECT_EQ(enqueue->trace_id, trace_id);
+  EXPECT_EQ(enqueue->status_code, 0);
+  EXPECT_EQ(claim->resource.at("sluice.role"), "worker");
+  EXPECT_EQ(batch->resource.at("sluice.role"), "worker");
+  EXPECT_EQ(claim->attributes.at("sluice.batch_size"), batch->attributes.at("sluice.batch_size"));
+  EXPECT_LE(enqueue->end_unix_nanos, claim->end_unix_nanos);
+  EXPECT_LE(claim->end_unix_nanos, batch->start_unix_nanos + 1'000'000);  // same host's clock
 }
 
 // A worker's health is typed like a gateway's: the status code follows
