@@ -50,7 +50,11 @@
 # N > 0, wait up to N s before each run for other processes to go quiet),
 # WRK_COUNT (lua: count non-200 in the Lua response() callback; native: no
 # Lua callback per answer, wrk's own count of statuses > 399; lighter on the
-# client core).
+# client core), TRACE_RATIO ("": tracing off; 0..1: a `tracing:` section
+# exporting spans, sampled at that ratio, to bench/otlp_sink.mjs, a node
+# receiver that counts them, pinned to the client's CPU).
+# The cost of tracing: run once without TRACE_RATIO and once with it, and
+# compare the two runs' sluice/nginx ratios.
 # With defaults it runs for about 1.5 minutes (plus a build if needed).
 #
 # Exit status: 0 on success; 2 if any run saw non-2xx answers or socket
@@ -78,6 +82,8 @@ STRICT=${STRICT:-0}
 KEEP_TMP=${KEEP_TMP:-0}
 IDLE_WAIT=${IDLE_WAIT:-0}
 WRK_COUNT=${WRK_COUNT:-lua}
+TRACE_RATIO=${TRACE_RATIO:-}
+SINK_PID=""
 SAVE=0
 TARGET=0.70
 LUA_SCRIPT="$REPO_ROOT/bench/wrk_inference.lua"
@@ -239,6 +245,10 @@ cleanup() {
   fi
   stop_pid "$NGINX_WRAPPER_PID"
   stop_pid "$SLUICE_PID"
+  if [[ -n $SINK_PID ]]; then
+    stop_pid "$SINK_PID"
+    [[ -s $WORK/sink.out ]] && log "$(tail -n1 "$WORK/sink.out")"
+  fi
   if (( rc != 0 && rc != 2 && rc != 3 )); then
     for f in "$WORK"/sluice.out "$WORK"/sluice.err "$WORK"/nginx-error.log; do
       if [[ -s $f ]]; then
@@ -480,6 +490,10 @@ write_sluice_config() {
     -e "s/^([[:space:]]*)backend: sqlite/\1backend: $REQUEST_LOG/" \
     -e "s#^([[:space:]]*)path: sluice-requests.db#\1path: $WORK/requests.db#" \
     <(without_embedding_model "$BASE_CONFIG") >"$cfg"
+  if [[ -n $TRACE_RATIO ]]; then
+    printf 'tracing:\n  otlp_endpoint: http://127.0.0.1:%s/v1/traces\n  sample_ratio: %s\n' \
+      "$SINK_PORT" "$TRACE_RATIO" >>"$cfg"
+  fi
   local k
   for k in "io_threads: $SLUICE_IO_THREADS" "max_batch_size: 64" "max_batch_delay_us: 0" \
            "queue_capacity: 100000" "devices: 1" "fixed_latency_us: 0" \
@@ -489,8 +503,25 @@ write_sluice_config() {
   done
 }
 
+# The OTLP receiver of TRACE_RATIO runs: on the client's CPU, like wrk.
+start_sink() {
+  local i line=""
+  command -v node >/dev/null 2>&1 || die "TRACE_RATIO needs node (scripts/setup installs it)"
+  "${CLIENT_PIN[@]}" node "$REPO_ROOT/bench/otlp_sink.mjs" 0 </dev/null >"$WORK/sink.out" 2>&1 &
+  SINK_PID=$!
+  for (( i = 0; i < 100; i++ )); do
+    line=$(grep -m1 -oE 'listening on [0-9]+' "$WORK/sink.out" 2>/dev/null || true)
+    [[ -n $line ]] && break
+    sleep 0.1
+  done
+  [[ -n $line ]] || die "the OTLP sink did not start"
+  SINK_PORT=${line##* }
+  log "otlp sink pid $SINK_PID on 127.0.0.1:$SINK_PORT (sample ratio $TRACE_RATIO)"
+}
+
 start_sluice() {
   local cfg="$WORK/sluice.yaml" i line=""
+  [[ -n $TRACE_RATIO ]] && start_sink
   write_sluice_config "$cfg"
   # taskset and stdbuf both exec, so $! is sluice's own pid; stdbuf makes a
   # C-stdio stdout line-buffered so the "listening" line is not held back.
@@ -575,6 +606,8 @@ cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/n
 commit=$(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null || echo "none")
 if ! git -C "$REPO_ROOT" diff --quiet HEAD 2>/dev/null; then commit="$commit (working tree differs)"; fi
 pin_text="server on CPU $SERVER_CPU, wrk on CPU $CLIENT_CPU (taskset)"
+trace_text=off
+[[ -n $TRACE_RATIO ]] && trace_text="sampled at $TRACE_RATIO, spans to an OTLP sink (bench/otlp_sink.mjs, on the client CPU)"
 (( PIN )) || pin_text="not pinned (fewer than 2 CPUs)"
 
 REPORT="$WORK/report.md"
@@ -585,7 +618,7 @@ REPORT="$WORK/report.md"
   echo "- load: $(wrk -v 2>&1 | head -n1 | awk '{ print $1, $2 }'), $WRK_THREADS thread(s), $CONNECTIONS keep-alive connections, $DURATION per run, $ROUNDS round(s) alternating ${servers[*]}, warm-up $WARMUP; POST /v1/inference via bench/wrk_inference.lua, WRK_COUNT=$WRK_COUNT"
   echo "- pinning: $pin_text"
   (( run_nginx )) && echo "- nginx: $("$NGINX_BIN" -v 2>&1 | sed 's/.*version: //'), worker_processes 1, access_log off, \`return 200\` of a constant $(( ${#NGINX_BODY} ))-byte JSON body"
-  (( run_sluice )) && echo "- sluice: \`${SLUICE_BIN#"$REPO_ROOT"/} serve\`, commit $commit, io_threads $SLUICE_IO_THREADS; model sluice-sim-small on 1 sim device with 0 latency, max_batch_size 64, max_batch_delay_us 0, queue_capacity 100000"
+  (( run_sluice )) && echo "- sluice: \`${SLUICE_BIN#"$REPO_ROOT"/} serve\`, commit $commit, io_threads $SLUICE_IO_THREADS; model sluice-sim-small on 1 sim device with 0 latency, max_batch_size 64, max_batch_delay_us 0, queue_capacity 100000; tracing $trace_text"
   echo
   echo "| server | req/s (median of $ROUNDS) | p50 | p99 | non-2xx | socket errors |"
   echo "|---|---:|---:|---:|---:|---:|"

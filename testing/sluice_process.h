@@ -76,6 +76,9 @@ class SluiceProcess {
   uint16_t admin_port() const { return admin_port_; }
   // The child's pid, or -1 before Start().
   pid_t pid() const { return pid_; }
+  // The config file it was started with (a reload re-reads it). REQUIRES:
+  // Start() was called.
+  const std::string& config_path() const { return config_path_; }
 
   // Sends `sig` to the child. Returns false when there is no running child.
   bool Terminate(int sig = SIGTERM);

@@ -16,6 +16,7 @@
 #include "app/capacity_feed.h"
 #include "app/front_door_setup.h"
 #include "app/redis_setup.h"
+#include "app/reload_signal.h"
 #include "app/request_collapsers.h"
 #include "app/result_caches.h"
 #include "app/scale_out_process.h"
@@ -489,6 +490,7 @@ Status GatewayRole::Listen() {
   Parts& p = *parts_;
   http::FrontDoor::Options fd;
   fd.auth = p.process.auth();
+  fd.reload = ReloadEndpoint(p.process.reloader());
   fd.service = p.service.get();
   fd.log = p.process.log();
   fd.dead_letters = p.process.shared_dead_letters();  // every worker's and reaper's

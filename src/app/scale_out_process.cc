@@ -1,7 +1,10 @@
 #include "app/scale_out_process.h"
 
+#include <optional>
+
 #include "app/front_door_setup.h"
 #include "app/redis_setup.h"
+#include "app/reload_signal.h"
 #include "app/request_log_factory.h"
 #include "redis/dead_letters.h"
 #include "redis/event_loop_connection.h"
@@ -26,7 +29,13 @@ Result<std::unique_ptr<ScaleOutProcess>> ScaleOutProcess::Create(const AppConfig
   });
   auto auth = MakeAuthenticator(config);
   if (!auth.ok()) return auth.status();
-  p->auth_ = std::move(auth).value();
+  p->auth_ = std::make_unique<AuthenticatorSlot>(
+      std::shared_ptr<const Authenticator>(std::move(auth).value()));
+  if (!config.source_path.empty()) {
+    auto reloader = ConfigReloader::Create(config.source_path, p->auth_.get());
+    if (!reloader.ok()) return reloader.status();
+    p->reloader_ = std::move(reloader).value();
+  }
   auto log = MakeRequestLog(config, &p->registry_, log_worker_id);
   if (!log.ok()) return InvalidArgument("request_log: " + log.status().message());
   p->log_ = std::move(log).value();
@@ -65,6 +74,8 @@ void ScaleOutProcess::Run(Drainer::Options drain) {
   drain.executor = &control_;
   drain.stop = [this] { pool_.Stop(); };
   drainer_ = std::make_unique<Drainer>(std::move(drain));
+  std::optional<ReloadSignal> reload_signal;  // SIGHUP: each process reloads its own file
+  if (reloader_) reload_signal.emplace(pool_.main(), reloader_.get());
   pool_.Run();
 }
 

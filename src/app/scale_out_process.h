@@ -17,6 +17,7 @@
 #include <memory>
 #include <string>
 
+#include "app/config_reloader.h"
 #include "app/drainer.h"
 #include "app/process_tracing.h"
 #include "app/shutdown_signals.h"
@@ -55,7 +56,11 @@ class ScaleOutProcess {
   boost::asio::io_context& ioc() { return pool_.main(); }
   IoContextPool& pool() { return pool_; }
   metrics::Registry& registry() { return registry_; }
-  const Authenticator* auth() const { return auth_.get(); }
+  // The keys in force: SIGHUP and POST /internal/reload replace them.
+  const AuthenticatorSlot* auth() const { return auth_.get(); }
+  // Re-reads the config file (keys, tier limits); null when the config
+  // was not read from a file.
+  ConfigReloader* reloader() const { return reloader_.get(); }
   redis::RedisClient* redis() const { return redis_.get(); }
   // The client for calls made on the event loop (the gateway's enqueue and
   // withdraw calls): on a single server a second connection whose I/O runs
@@ -91,7 +96,8 @@ class ScaleOutProcess {
   IoContextPool pool_;
   metrics::Registry registry_;
   AsioExecutor control_;
-  std::unique_ptr<Authenticator> auth_;
+  std::unique_ptr<AuthenticatorSlot> auth_;
+  std::unique_ptr<ConfigReloader> reloader_;
   std::unique_ptr<RequestLog> log_;  // before the client: outlives its callbacks
   std::unique_ptr<ProcessTracing> tracing_;
   std::unique_ptr<redis::RedisClient> redis_;

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <optional>
 #include <thread>
 
 #include <spdlog/spdlog.h>
@@ -13,6 +14,7 @@
 #include "app/front_door_setup.h"
 #include "app/model_runtime.h"
 #include "app/process_tracing.h"
+#include "app/reload_signal.h"
 #include "app/request_collapsers.h"
 #include "app/request_log_factory.h"
 #include "app/result_caches.h"
@@ -62,6 +64,17 @@ int RunServe(const AppConfig& config) {
   if (!auth.ok()) {
     spdlog::error("{}", auth.status().message());
     return 2;
+  }
+  // The keys in force; SIGHUP and POST /internal/reload replace them.
+  AuthenticatorSlot keys(std::shared_ptr<const Authenticator>(std::move(auth).value()));
+  std::unique_ptr<ConfigReloader> reloader;
+  if (!config.source_path.empty()) {
+    auto r = ConfigReloader::Create(config.source_path, &keys);
+    if (!r.ok()) {
+      spdlog::error("{}", r.status().message());
+      return 2;
+    }
+    reloader = std::move(r).value();
   }
 
   // Destroyed after everything that writes to it (declared first): its
@@ -152,7 +165,8 @@ int RunServe(const AppConfig& config) {
   http::RequestMetrics request_metrics(&registry, model_names, tier_names, SystemClock());
 
   http::FrontDoor::Options fd;
-  fd.auth = auth->get();
+  fd.auth = &keys;
+  fd.reload = ReloadEndpoint(reloader.get());
   fd.service = service->get();
   fd.log = log->get();
   fd.watch_client_min_queue_depth = config.server.watch_client_min_queue_depth;
@@ -240,6 +254,8 @@ int RunServe(const AppConfig& config) {
   drain.stop = [&pool] { pool.Stop(); };
   Drainer drainer(std::move(drain));
   ShutdownSignals signals(ioc, control, [&drainer] { drainer.Begin(); });
+  std::optional<ReloadSignal> reload_signal;
+  if (reloader) reload_signal.emplace(ioc, reloader.get());
 
   for (auto& m : models) m->Start();
   (*listeners)->Start(config);

@@ -19,7 +19,7 @@ namespace {
 // GET /internal/health and GET /metrics (service token) of a worker.
 class WorkerStatusHandler final : public http::RequestHandler {
  public:
-  WorkerStatusHandler(const Authenticator* auth, std::function<WorkerHealth()> health,
+  WorkerStatusHandler(const AuthenticatorSlot* auth, std::function<WorkerHealth()> health,
                       std::function<std::string()> metrics)
       : auth_(auth), health_(std::move(health)), metrics_(std::move(metrics)) {}
 
@@ -37,7 +37,7 @@ class WorkerStatusHandler final : public http::RequestHandler {
     if (it != request.end() && it->value().starts_with("Bearer ")) {
       token = it->value().substr(7);
     }
-    if (!auth_->IsServiceToken(token)) {
+    if (!auth_->Get()->IsServiceToken(token)) {
       return reply(http::MakeError(
           request, Status(ErrorCode::kUnauthenticated, "internal endpoints need a service token")));
     }
@@ -52,7 +52,7 @@ class WorkerStatusHandler final : public http::RequestHandler {
   }
 
  private:
-  const Authenticator* auth_;
+  const AuthenticatorSlot* auth_;
   std::function<WorkerHealth()> health_;
   std::function<std::string()> metrics_;
 };

@@ -266,6 +266,9 @@ struct AppConfig {
   WorkerConfig worker;
   AsyncConfig async;
   TracingConfig tracing;
+  // The file it was read from (LoadConfigFile; "" when parsed from text):
+  // what a reload re-reads.
+  std::string source_path;
 };
 
 // Parses YAML text (`source` names it in messages) and validates it.

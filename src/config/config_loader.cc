@@ -426,7 +426,9 @@ Result<AppConfig> LoadConfigFile(const std::string& path) {
   size_t n = 0;
   while ((n = std::fread(buffer, 1, sizeof(buffer), file.get())) > 0) text.append(buffer, n);
   if (std::ferror(file.get())) return fail(errno);  // e.g. EISDIR for a directory
-  return ParseConfig(text, path);
+  Result<AppConfig> config = ParseConfig(text, path);
+  if (config.ok()) config->source_path = path;
+  return config;
 }
 
 }  // namespace sluice

@@ -8,6 +8,7 @@
 
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -55,6 +56,28 @@ class Authenticator {
 
   std::unordered_map<Sha256Digest, Principal, DigestHash> by_digest_;
   std::optional<Sha256Digest> service_token_;
+};
+
+// The authenticator in force (keys, their tiers' limits, the service
+// token); a config reload replaces it whole. A request reads it once and
+// keeps that one (Get()) until it has copied what it needs, so a reload
+// never changes a request half-way. Thread-safe.
+class AuthenticatorSlot {
+ public:
+  explicit AuthenticatorSlot(std::shared_ptr<const Authenticator> initial)
+      : current_(std::move(initial)) {}
+  std::shared_ptr<const Authenticator> Get() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return current_;
+  }
+  void Set(std::shared_ptr<const Authenticator> next) {
+    std::lock_guard<std::mutex> lock(mu_);
+    current_.swap(next);  // the old one is released outside the lock
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::shared_ptr<const Authenticator> current_;  // GUARDED_BY(mu_)
 };
 
 // Extracts the token from "Bearer <token>" (scheme case-insensitive);

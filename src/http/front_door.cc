@@ -73,6 +73,7 @@ enum class RouteKind {
   kRequestLookup,
   kDashboard,
   kDashboardSnapshot,
+  kReload,
   kEmbeddings,
   kCompletions,
   kChat,
@@ -151,6 +152,9 @@ FrontDoor::Route FrontDoor::Resolve(const HttpRequest& request) const {
     if (path == "/internal/health") return want(bhttp::verb::get, "GET", RouteKind::kHealth);
     if (path == "/metrics") return want(bhttp::verb::get, "GET", RouteKind::kMetrics);
     if (path == "/dashboard") return want(bhttp::verb::get, "GET", RouteKind::kDashboard);
+    if (path == "/internal/reload" && options_.reload) {
+      return want(bhttp::verb::post, "POST", RouteKind::kReload);
+    }
     if (path == "/dashboard/snapshot") {
       return want(bhttp::verb::get, "GET", RouteKind::kDashboardSnapshot);
     }
@@ -170,17 +174,19 @@ FrontDoor::Route FrontDoor::Resolve(const HttpRequest& request) const {
   return r;
 }
 
-Result<const Principal*> FrontDoor::AuthenticateKey(const HttpRequest& request) const {
+Result<Principal> FrontDoor::AuthenticateKey(const HttpRequest& request) const {
   auto it = request.find(bhttp::field::authorization);
   if (it == request.end()) {
     return Status(ErrorCode::kUnauthenticated,
                   "missing Authorization header (expected 'Bearer <api key>')");
   }
-  const Principal* principal = options_.auth->Authenticate(BearerToken(it->value()));
+  // The keys in force now: a reload may replace them as this runs.
+  const std::shared_ptr<const Authenticator> auth = options_.auth->Get();
+  const Principal* principal = auth->Authenticate(BearerToken(it->value()));
   if (principal == nullptr) {
     return Status(ErrorCode::kUnauthenticated, "unknown or malformed API key");
   }
-  return principal;
+  return *principal;
 }
 
 Status FrontDoor::ServiceTokenStatus(const HttpRequest& request) {
@@ -190,7 +196,7 @@ Status FrontDoor::ServiceTokenStatus(const HttpRequest& request) {
   std::string_view token = BearerToken(header);
   std::string password;  // a browser's: Basic, the token as its password
   if (token.empty()) token = password = BasicPassword(header);
-  if (options_.auth->IsServiceToken(token)) return Status::Ok();
+  if (options_.auth->Get()->IsServiceToken(token)) return Status::Ok();
   uint64_t failures = options_.metrics->RecordAuthFailure(/*service_token=*/true);
   // A flood of guesses must not flood the log.
   if (token_warnings_.Allow()) {
@@ -211,7 +217,7 @@ HeaderVerdict FrontDoor::CheckHeader(const HttpRequest& header) {
     return verdict;
   }
   if (route.kind == RouteKind::kInference || route.kind == RouteKind::kResult || route.openai) {
-    Result<const Principal*> principal = AuthenticateKey(header);
+    Result<Principal> principal = AuthenticateKey(header);
     if (!principal.ok()) {
       options_.metrics->RecordAuthFailure(/*service_token=*/false);
       options_.metrics->Record(-1, -1, 401, 0, -1, -1);
@@ -281,6 +287,8 @@ void FrontDoor::Handle(HttpRequest&& request, Reply reply) {
       return HandleDashboard(request, reply);
     case RouteKind::kDashboardSnapshot:
       return HandleDashboardSnapshot(request, reply);
+    case RouteKind::kReload:
+      return HandleReload(request, std::move(reply));
     case RouteKind::kInference:
     case RouteKind::kResult:
     case RouteKind::kEmbeddings:
@@ -416,6 +424,15 @@ void FrontDoor::LookUpRequest(ReplyShape request, const std::string& id, const R
   if (record->batch_id != 0) o["batch_id"] = record->batch_id;
   if (record->tokens_used != 0) o["tokens_used"] = record->tokens_used;
   reply(MakeResponse(request, 200, json::serialize(o)));
+}
+
+void FrontDoor::HandleReload(const HttpRequest& request, Reply reply) {
+  // It reads a file: never on an I/O thread.
+  boost::asio::post(lookups_, [this, shape = ReplyShape(request), reply = std::move(reply)] {
+    Result<std::string> report = options_.reload();
+    reply(report.ok() ? MakeResponse(shape, 200, std::move(report).value())
+                      : MakeError(shape, report.status()));
+  });
 }
 
 void FrontDoor::HandleMetrics(const HttpRequest& request, Reply& reply) {

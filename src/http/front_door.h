@@ -11,6 +11,9 @@
 //   GET  /internal/health        service token -> status, utilisation, depth, rps
 //   GET  /internal/requests/{id} service token -> recent request state
 //   GET  /metrics                service token -> Prometheus text format
+//   POST /internal/reload        service token -> re-read the config file:
+//                                200 {"reloaded", "applied", "restart_required"}
+//                                or 400 naming the field (app/config_reloader.h)
 //   GET  /dashboard              service token -> the live dashboard page
 //   GET  /dashboard/snapshot     service token -> its figures, JSON
 //                                (http/dashboard_endpoint.cc); the token as
@@ -128,17 +131,21 @@ struct ReplyShape {
 class FrontDoor final : public RequestHandler {
  public:
   struct Options {
-    const Authenticator* auth = nullptr;     // required
-    InferenceService* service = nullptr;     // required
-    RequestLog* log = nullptr;               // required
-    RequestMetrics* metrics = nullptr;       // required
-    std::function<HealthSnapshot()> health;  // required
+    const AuthenticatorSlot* auth = nullptr;  // required: the keys in force
+    InferenceService* service = nullptr;      // required
+    RequestLog* log = nullptr;                // required
+    RequestMetrics* metrics = nullptr;        // required
+    std::function<HealthSnapshot()> health;   // required
     // /metrics and the dashboard's figures; required.
     const metrics::Registry* registry = nullptr;
     // POST /internal/models/{model}/devices/{index} {"enabled": bool}: takes
     // an accelerator slot out of service or back (simulated failures).
     // Optional; absent = 404.
     std::function<Status(const std::string& model, size_t device, bool enabled)> set_device_enabled;
+    // POST /internal/reload: re-reads the config file and returns the JSON
+    // report, or the error that refused the file. Blocking (it reads a
+    // file): called off the I/O threads. Optional; absent = 404.
+    std::function<Result<std::string>()> reload;
     // The local queue (serve, worker) or Redis's dead lists (gateway);
     // optional; absent = 404.
     const DeadLetterSource* dead_letters = nullptr;
@@ -217,6 +224,7 @@ class FrontDoor final : public RequestHandler {
   void LookUpRequest(ReplyShape shape, const std::string& id, const Reply& reply);
   void HandleMetrics(const HttpRequest& request, Reply& reply);
   void HandleDashboard(const HttpRequest& request, Reply& reply);
+  void HandleReload(const HttpRequest& request, Reply reply);
   void HandleDashboardSnapshot(const HttpRequest& request, Reply& reply);
   void HandleDeviceUpdate(const HttpRequest& request, std::string_view rest, Reply& reply);
   void HandleDeadLetters(const HttpRequest& request, Reply& reply);
@@ -224,8 +232,9 @@ class FrontDoor final : public RequestHandler {
   // (404/405) to answer. `needs_service_token`: an internal route.
   struct Route;
   Route Resolve(const HttpRequest& request) const;
-  // The API key's principal, or the 401 status to answer.
-  Result<const Principal*> AuthenticateKey(const HttpRequest& request) const;
+  // The API key's principal (a copy: a reload may replace the keys), or the
+  // 401 status to answer.
+  Result<Principal> AuthenticateKey(const HttpRequest& request) const;
   Status ServiceTokenStatus(const HttpRequest& request);  // OK or the 401 (counted, logged)
 
   Options options_;

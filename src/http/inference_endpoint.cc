@@ -97,12 +97,12 @@ void FrontDoor::HandleInference(HttpRequest&& request, Reply reply,
     Refuse(request, s, id, model, tier, start, limits, reply);
   };
 
-  Result<const Principal*> authenticated = AuthenticateKey(request);
+  Result<Principal> authenticated = AuthenticateKey(request);
   if (!authenticated.ok()) {
     options_.metrics->RecordAuthFailure(/*service_token=*/false);
     return fail_early(authenticated.status(), -1, -1);
   }
-  const Principal* principal = authenticated.value();
+  const Principal* principal = &authenticated.value();
   const int tier = principal->tier;
   if (trace) {
     trace->Attribute("sluice.request_id", id);

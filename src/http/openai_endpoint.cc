@@ -197,12 +197,12 @@ void FrontDoor::HandleOpenAi(OpenAiApi api, HttpRequest&& request, Reply reply,
   };
 
   if (trace) trace->Attribute("sluice.request_id", first_id);
-  Result<const Principal*> authenticated = AuthenticateKey(request);
+  Result<Principal> authenticated = AuthenticateKey(request);
   if (!authenticated.ok()) {
     options_.metrics->RecordAuthFailure(/*service_token=*/false);
     return refuse(authenticated.status(), -1, -1);
   }
-  const Principal& principal = *authenticated.value();
+  const Principal& principal = authenticated.value();
   if (trace) trace->Event("authenticated", {{"sluice.tier", principal.tier_name}});
   const int tier = principal.tier;
 

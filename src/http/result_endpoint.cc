@@ -33,7 +33,7 @@ HttpResponse AnswerOf(ReplyShape shape, const TaskView& task) {
 }  // namespace
 
 void FrontDoor::HandleResult(const HttpRequest& request, std::string_view task_id, Reply reply) {
-  Result<const Principal*> principal = AuthenticateKey(request);
+  Result<Principal> principal = AuthenticateKey(request);
   if (!principal.ok()) {
     options_.metrics->RecordAuthFailure(/*service_token=*/false);
     return reply(MakeError(request, principal.status()));
@@ -45,7 +45,7 @@ void FrontDoor::HandleResult(const HttpRequest& request, std::string_view task_i
     return reply(MakeError(request, s));
   }
   // Another key's task is answered exactly as an unknown one.
-  options_.tasks->Await(std::string(task_id), (*principal)->key_id,
+  options_.tasks->Await(std::string(task_id), principal->key_id,
                         options_.service->clock().Now() + Millis(wait_ms),
                         [shape = ReplyShape(request), not_found,
                          reply = std::move(reply)](std::optional<TaskView> task) {

@@ -1,60 +1,108 @@
 #include "tracing/otlp_json.h"
 
-#include <boost/json.hpp>
+#include <charconv>
+
+#include "common/json_writer.h"
 
 namespace sluice::tracing {
 namespace {
 
-namespace json = boost::json;
+// The exporter encodes every span of a busy gateway: the text is written
+// directly (no JSON tree), strings escaped by AppendJsonText.
 
-json::array Attributes(const std::vector<Attribute>& attributes) {
-  json::array out;
-  out.reserve(attributes.size());
-  for (const Attribute& a : attributes) {
-    json::object value;
-    if (const auto* s = std::get_if<std::string>(&a.value)) {
-      value["stringValue"] = *s;
-    } else if (const auto* i = std::get_if<int64_t>(&a.value)) {
-      value["intValue"] = std::to_string(*i);
-    } else if (const auto* d = std::get_if<double>(&a.value)) {
-      value["doubleValue"] = *d;
-    } else {
-      value["boolValue"] = std::get<bool>(a.value);
-    }
-    out.push_back(json::object{{"key", a.key}, {"value", std::move(value)}});
-  }
-  return out;
+void Decimal(std::string& out, int64_t v) {
+  char buf[24];
+  out.append(buf, std::to_chars(buf, buf + sizeof(buf), v).ptr);
 }
 
-json::object EncodeSpan(const Span& s) {
-  json::object o;
-  o["traceId"] = Hex(s.context.trace_id);
-  o["spanId"] = Hex(s.context.span_id);
-  if (s.parent_span_id != SpanId{}) o["parentSpanId"] = Hex(s.parent_span_id);
-  if (!s.trace_state.empty()) o["traceState"] = s.trace_state;
-  o["name"] = s.name;
-  o["kind"] = static_cast<int>(s.kind);
-  o["startTimeUnixNano"] = std::to_string(s.start_unix_nanos);
-  o["endTimeUnixNano"] = std::to_string(s.end_unix_nanos);
-  if (!s.attributes.empty()) o["attributes"] = Attributes(s.attributes);
-  if (!s.events.empty()) {
-    json::array events;
-    for (const SpanEvent& e : s.events) {
-      json::object event{{"timeUnixNano", std::to_string(e.unix_nanos)}, {"name", e.name}};
-      if (!e.attributes.empty()) event["attributes"] = Attributes(e.attributes);
-      events.push_back(std::move(event));
+// "key":"<decimal>": OTLP's JSON mapping writes 64-bit integers as strings.
+void QuotedDecimal(std::string& out, std::string_view key, int64_t v) {
+  out.push_back('"');
+  out.append(key);
+  out.append("\":\"");
+  Decimal(out, v);
+  out.push_back('"');
+}
+
+void Attributes(std::string& out, const std::vector<Attribute>& attributes) {
+  out.append("\"attributes\":[");
+  for (size_t i = 0; i < attributes.size(); ++i) {
+    const Attribute& a = attributes[i];
+    if (i > 0) out.push_back(',');
+    out.append("{\"key\":");
+    AppendJsonText(out, a.key);
+    out.append(",\"value\":{");
+    if (const auto* s = std::get_if<std::string>(&a.value)) {
+      out.append("\"stringValue\":");
+      AppendJsonText(out, *s);
+    } else if (const auto* n = std::get_if<int64_t>(&a.value)) {
+      QuotedDecimal(out, "intValue", *n);
+    } else if (const auto* d = std::get_if<double>(&a.value)) {
+      std::string number;
+      JsonObjectWriter(number).Double("doubleValue", *d).Close();  // {"doubleValue":x}
+      out.append(number, 1, number.size() - 2);
+    } else {
+      out.append(std::get<bool>(a.value) ? "\"boolValue\":true" : "\"boolValue\":false");
     }
-    o["events"] = std::move(events);
+    out.append("}}");
+  }
+  out.push_back(']');
+}
+
+void EncodeSpan(std::string& out, const Span& s) {
+  out.append("{\"traceId\":\"").append(Hex(s.context.trace_id));
+  out.append("\",\"spanId\":\"").append(Hex(s.context.span_id)).push_back('"');
+  if (s.parent_span_id != SpanId{}) {
+    out.append(",\"parentSpanId\":\"").append(Hex(s.parent_span_id)).push_back('"');
+  }
+  if (!s.trace_state.empty()) {
+    out.append(",\"traceState\":");
+    AppendJsonText(out, s.trace_state);
+  }
+  out.append(",\"name\":");
+  AppendJsonText(out, s.name);
+  out.append(",\"kind\":");
+  Decimal(out, static_cast<int>(s.kind));
+  out.push_back(',');
+  QuotedDecimal(out, "startTimeUnixNano", s.start_unix_nanos);
+  out.push_back(',');
+  QuotedDecimal(out, "endTimeUnixNano", s.end_unix_nanos);
+  if (!s.attributes.empty()) {
+    out.push_back(',');
+    Attributes(out, s.attributes);
+  }
+  if (!s.events.empty()) {
+    out.append(",\"events\":[");
+    for (size_t i = 0; i < s.events.size(); ++i) {
+      const SpanEvent& e = s.events[i];
+      if (i > 0) out.push_back(',');
+      out.push_back('{');
+      QuotedDecimal(out, "timeUnixNano", e.unix_nanos);
+      out.append(",\"name\":");
+      AppendJsonText(out, e.name);
+      if (!e.attributes.empty()) {
+        out.push_back(',');
+        Attributes(out, e.attributes);
+      }
+      out.push_back('}');
+    }
+    out.push_back(']');
   }
   if (!s.links.empty()) {
-    json::array links;
-    for (const SpanContext& l : s.links) {
-      links.push_back(json::object{{"traceId", Hex(l.trace_id)}, {"spanId", Hex(l.span_id)}});
+    out.append(",\"links\":[");
+    for (size_t i = 0; i < s.links.size(); ++i) {
+      if (i > 0) out.push_back(',');
+      out.append("{\"traceId\":\"").append(Hex(s.links[i].trace_id));
+      out.append("\",\"spanId\":\"").append(Hex(s.links[i].span_id)).append("\"}");
     }
-    o["links"] = std::move(links);
+    out.push_back(']');
   }
-  if (s.error) o["status"] = json::object{{"code", 2}, {"message", s.status_message}};
-  return o;
+  if (s.error) {
+    out.append(",\"status\":{\"code\":2,\"message\":");
+    AppendJsonText(out, s.status_message);
+    out.push_back('}');
+  }
+  out.push_back('}');
 }
 
 }  // namespace
@@ -65,15 +113,17 @@ std::string EncodeOtlpJson(const Resource& resource, const std::vector<Span>& sp
     resource_attributes.push_back({"service.instance.id", resource.instance_id});
   }
   if (!resource.role.empty()) resource_attributes.push_back({"sluice.role", resource.role});
-  json::array encoded;
-  encoded.reserve(spans.size());
-  for (const Span& s : spans) encoded.push_back(EncodeSpan(s));
-  json::object scope_spans{{"scope", json::object{{"name", "sluice"}}},
-                           {"spans", std::move(encoded)}};
-  json::object resource_spans{
-      {"resource", json::object{{"attributes", Attributes(resource_attributes)}}},
-      {"scopeSpans", json::array{std::move(scope_spans)}}};
-  return json::serialize(json::object{{"resourceSpans", json::array{std::move(resource_spans)}}});
+  std::string out;
+  out.reserve(256 + spans.size() * 512);
+  out.append("{\"resourceSpans\":[{\"resource\":{");
+  Attributes(out, resource_attributes);
+  out.append("},\"scopeSpans\":[{\"scope\":{\"name\":\"sluice\"},\"spans\":[");
+  for (size_t i = 0; i < spans.size(); ++i) {
+    if (i > 0) out.push_back(',');
+    EncodeSpan(out, spans[i]);
+  }
+  out.append("]}]}]}");
+  return out;
 }
 
 }  // namespace sluice::tracing

@@ -1,0 +1,87 @@
+#include "app/config_reloader.h"
+
+#include <cstdio>
+#include <cstring>
+#include <regex>
+
+#include <boost/json.hpp>
+
+#include "app/front_door_setup.h"
+#include "config/config_diff.h"
+
+namespace sluice {
+namespace {
+
+Result<std::string> ReadFile(const std::string& path) {
+  std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(path.c_str(), "rb"), &std::fclose);
+  if (!file)
+    return InvalidArgument("cannot read config file " + path + ": " + std::strerror(errno));
+  std::string text;
+  char buffer[8192];
+  for (size_t n; (n = std::fread(buffer, 1, sizeof(buffer), file.get())) > 0;) {
+    text.append(buffer, n);
+  }
+  if (std::ferror(file.get())) {
+    return InvalidArgument("cannot read config file " + path + ": " + std::strerror(errno));
+  }
+  return text;
+}
+
+// The fields a reload applies (the others need a restart).
+bool Reloadable(const std::string& field) {
+  static const std::regex kApplied(
+      R"(keys(\[\d+\](\.\w+)?)?|tiers\[\d+\]\.(requests_per_minute|tokens_per_minute)|)"
+      R"(server\.service_token_sha256)");
+  return std::regex_match(field, kApplied);
+}
+
+}  // namespace
+
+std::string ConfigReloader::Report::Json() const {
+  boost::json::object o;
+  o["reloaded"] = true;
+  o["applied"] = boost::json::value_from(applied);
+  o["restart_required"] = boost::json::value_from(restart_required);
+  return boost::json::serialize(o);
+}
+
+Result<std::unique_ptr<ConfigReloader>> ConfigReloader::Create(std::string path,
+                                                               AuthenticatorSlot* auth) {
+  Result<std::string> text = ReadFile(path);
+  if (!text.ok()) return text.status();
+  return std::unique_ptr<ConfigReloader>(
+      new ConfigReloader(std::move(path), std::move(text).value(), auth));
+}
+
+Result<ConfigReloader::Report> ConfigReloader::Reload() {
+  std::lock_guard<std::mutex> lock(mu_);
+  Result<std::string> text = ReadFile(path_);
+  if (!text.ok()) return text.status();
+  Result<AppConfig> config = ParseConfig(*text, path_);  // validated
+  if (!config.ok()) return config.status();
+  Result<AppConfig> started = ParseConfig(started_text_, path_);
+  if (!started.ok()) return started.status();
+  // Requests carry their tier's index: the tier table keeps its shape.
+  if (config->tiers.size() != started->tiers.size()) {
+    return InvalidArgument(path_ + ": tiers: adding or removing a tier needs a restart");
+  }
+  for (size_t i = 0; i < config->tiers.size(); ++i) {
+    if (config->tiers[i].name != started->tiers[i].name) {
+      return InvalidArgument(path_ + ": tiers[" + std::to_string(i) +
+                             "].name: renaming or reordering tiers needs a restart");
+    }
+  }
+  Result<std::vector<std::string>> changed = ChangedConfigFields(started_text_, *text);
+  if (!changed.ok()) return InvalidArgument(path_ + ": " + changed.status().message());
+  auto auth = MakeAuthenticator(*config);
+  if (!auth.ok()) return InvalidArgument(path_ + ": " + auth.status().message());
+
+  Report report;
+  for (const std::string& field : *changed) {
+    (Reloadable(field) ? report.applied : report.restart_required).push_back(field);
+  }
+  auth_->Set(std::shared_ptr<const Authenticator>(std::move(auth).value()));
+  return report;
+}
+
+}  // namespace sluice

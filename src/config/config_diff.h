@@ -1,0 +1,21 @@
+// What differs between two config files: the fields a reload would change
+// (app/config_reloader.h decides which of them it can apply).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace sluice {
+
+// The paths of the fields that differ between the YAML texts `before` and
+// `after`, sorted: "server.port", "tiers[1].requests_per_minute",
+// "models[0].backend", "keys[2].sha256"; a whole section or list when it
+// was added, removed, or its list changed length ("redis", "tiers").
+// Values are compared as YAML (formatting and comments do not count).
+// Errors: kInvalidArgument when either text is not YAML.
+Result<std::vector<std::string>> ChangedConfigFields(const std::string& before,
+                                                     const std::string& after);
+
+}  // namespace sluice
