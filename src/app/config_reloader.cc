@@ -45,12 +45,11 @@ std::string ConfigReloader::Report::Json() const {
   return boost::json::serialize(o);
 }
 
-Result<std::unique_ptr<ConfigReloader>> ConfigReloader::Create(std::string path,
+Result<std::unique_ptr<ConfigReloader>> ConfigReloader::Create(const AppConfig& config,
                                                                AuthenticatorSlot* auth) {
-  Result<std::string> text = ReadFile(path);
-  if (!text.ok()) return text.status();
+  if (config.source_path.empty()) return InvalidArgument("the config was not read from a file");
   return std::unique_ptr<ConfigReloader>(
-      new ConfigReloader(std::move(path), std::move(text).value(), auth));
+      new ConfigReloader(config.source_path, config.source_text, auth));
 }
 
 Result<ConfigReloader::Report> ConfigReloader::Reload() {

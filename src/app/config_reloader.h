@@ -37,9 +37,11 @@ class ConfigReloader {
     std::string Json() const;                   // {"reloaded":true,"applied":[..],...}
   };
 
-  // Reads `path` now: the file the process runs on, which later reloads
-  // compare with. `auth` (not owned) gets the new keys.
-  static Result<std::unique_ptr<ConfigReloader>> Create(std::string path, AuthenticatorSlot* auth);
+  // For a process that runs on `config` (read by LoadConfigFile: its
+  // source_path and source_text, which later reloads compare with). `auth`
+  // (not owned) gets the new keys. Errors: a config not read from a file.
+  static Result<std::unique_ptr<ConfigReloader>> Create(const AppConfig& config,
+                                                        AuthenticatorSlot* auth);
 
   // Errors: kInvalidArgument, "<path>: <field>: <what is wrong>".
   Result<Report> Reload();

@@ -1,7 +1,5 @@
 #include "app/scale_out_process.h"
 
-#include <optional>
-
 #include "app/front_door_setup.h"
 #include "app/redis_setup.h"
 #include "app/reload_signal.h"
@@ -32,9 +30,11 @@ Result<std::unique_ptr<ScaleOutProcess>> ScaleOutProcess::Create(const AppConfig
   p->auth_ = std::make_unique<AuthenticatorSlot>(
       std::shared_ptr<const Authenticator>(std::move(auth).value()));
   if (!config.source_path.empty()) {
-    auto reloader = ConfigReloader::Create(config.source_path, p->auth_.get());
+    auto reloader = ConfigReloader::Create(config, p->auth_.get());
     if (!reloader.ok()) return reloader.status();
     p->reloader_ = std::move(reloader).value();
+    // SIGHUP reloads from now on, each process its own file.
+    p->reload_signal_ = std::make_unique<ReloadSignal>(p->pool_.main(), p->reloader_.get());
   }
   auto log = MakeRequestLog(config, &p->registry_, log_worker_id);
   if (!log.ok()) return InvalidArgument("request_log: " + log.status().message());
@@ -74,8 +74,6 @@ void ScaleOutProcess::Run(Drainer::Options drain) {
   drain.executor = &control_;
   drain.stop = [this] { pool_.Stop(); };
   drainer_ = std::make_unique<Drainer>(std::move(drain));
-  std::optional<ReloadSignal> reload_signal;  // SIGHUP: each process reloads its own file
-  if (reloader_) reload_signal.emplace(pool_.main(), reloader_.get());
   pool_.Run();
 }
 

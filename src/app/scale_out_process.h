@@ -20,6 +20,7 @@
 #include "app/config_reloader.h"
 #include "app/drainer.h"
 #include "app/process_tracing.h"
+#include "app/reload_signal.h"
 #include "app/shutdown_signals.h"
 #include "common/asio_executor.h"
 #include "common/io_context_pool.h"
@@ -98,7 +99,8 @@ class ScaleOutProcess {
   AsioExecutor control_;
   std::unique_ptr<AuthenticatorSlot> auth_;
   std::unique_ptr<ConfigReloader> reloader_;
-  std::unique_ptr<RequestLog> log_;  // before the client: outlives its callbacks
+  std::unique_ptr<ReloadSignal> reload_signal_;  // SIGHUP
+  std::unique_ptr<RequestLog> log_;              // before the client: outlives its callbacks
   std::unique_ptr<ProcessTracing> tracing_;
   std::unique_ptr<redis::RedisClient> redis_;
   std::unique_ptr<redis::RedisClient> loop_redis_;  // event_loop_redis(); closed first

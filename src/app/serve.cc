@@ -69,13 +69,16 @@ int RunServe(const AppConfig& config) {
   AuthenticatorSlot keys(std::shared_ptr<const Authenticator>(std::move(auth).value()));
   std::unique_ptr<ConfigReloader> reloader;
   if (!config.source_path.empty()) {
-    auto r = ConfigReloader::Create(config.source_path, &keys);
+    auto r = ConfigReloader::Create(config, &keys);
     if (!r.ok()) {
       spdlog::error("{}", r.status().message());
       return 2;
     }
     reloader = std::move(r).value();
   }
+  // From now on a SIGHUP reloads (it would end the process by default).
+  std::optional<ReloadSignal> reload_signal;
+  if (reloader) reload_signal.emplace(ioc, reloader.get());
 
   // Destroyed after everything that writes to it (declared first): its
   // destructor flushes what is buffered.
@@ -254,8 +257,6 @@ int RunServe(const AppConfig& config) {
   drain.stop = [&pool] { pool.Stop(); };
   Drainer drainer(std::move(drain));
   ShutdownSignals signals(ioc, control, [&drainer] { drainer.Begin(); });
-  std::optional<ReloadSignal> reload_signal;
-  if (reloader) reload_signal.emplace(ioc, reloader.get());
 
   for (auto& m : models) m->Start();
   (*listeners)->Start(config);

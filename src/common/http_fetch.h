@@ -1,5 +1,6 @@
-// The target URL and a one-shot blocking HTTP/1.1 exchange, used outside the
-// measured path: the preflight check before a run and the /metrics scrapes.
+// The target URL and a one-shot blocking HTTP/1.1 exchange, for callers off
+// any request path: the bench's preflight check and /metrics scrapes, and
+// the trace exporter's POSTs (tracing/span_exporter.h).
 //
 // HttpFetch() opens a fresh connection, sends one request, reads one
 // response and closes; the whole exchange (connect included) is bounded by

@@ -238,8 +238,8 @@ struct AsyncConfig {
 };
 
 // Distributed tracing (W3C Trace Context, OpenTelemetry): spans exported as
-// OTLP/HTTP JSON. Off unless otlp_endpoint is set; a traceparent that a
-// client sends is passed on to HTTP backends either way.
+// OTLP/HTTP JSON. Off unless otlp_endpoint is set (then a client's
+// traceparent is not read, and backends receive none).
 struct TracingConfig {
   // The receiver's URL, http://HOST:PORT[/PATH] (Jaeger and the
   // OpenTelemetry Collector: port 4318, /v1/traces, added when no path is
@@ -266,9 +266,10 @@ struct AppConfig {
   WorkerConfig worker;
   AsyncConfig async;
   TracingConfig tracing;
-  // The file it was read from (LoadConfigFile; "" when parsed from text):
-  // what a reload re-reads.
+  // The file it was read from and its text as read (LoadConfigFile; ""
+  // when parsed from text): what a reload re-reads, and compares with.
   std::string source_path;
+  std::string source_text;
 };
 
 // Parses YAML text (`source` names it in messages) and validates it.

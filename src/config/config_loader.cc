@@ -427,7 +427,10 @@ Result<AppConfig> LoadConfigFile(const std::string& path) {
   while ((n = std::fread(buffer, 1, sizeof(buffer), file.get())) > 0) text.append(buffer, n);
   if (std::ferror(file.get())) return fail(errno);  // e.g. EISDIR for a directory
   Result<AppConfig> config = ParseConfig(text, path);
-  if (config.ok()) config->source_path = path;
+  if (config.ok()) {
+    config->source_path = path;
+    config->source_text = std::move(text);
+  }
   return config;
 }
 

@@ -6,9 +6,9 @@
 // thread-safe, lock-free.
 #pragma once
 
+#include <atomic>
 #include <cstring>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -67,17 +67,14 @@ class AuthenticatorSlot {
   explicit AuthenticatorSlot(std::shared_ptr<const Authenticator> initial)
       : current_(std::move(initial)) {}
   std::shared_ptr<const Authenticator> Get() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return current_;
+    return current_.load(std::memory_order_acquire);
   }
   void Set(std::shared_ptr<const Authenticator> next) {
-    std::lock_guard<std::mutex> lock(mu_);
-    current_.swap(next);  // the old one is released outside the lock
+    current_.store(std::move(next), std::memory_order_release);
   }
 
  private:
-  mutable std::mutex mu_;
-  std::shared_ptr<const Authenticator> current_;  // GUARDED_BY(mu_)
+  std::atomic<std::shared_ptr<const Authenticator>> current_;
 };
 
 // Extracts the token from "Bearer <token>" (scheme case-insensitive);

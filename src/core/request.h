@@ -114,7 +114,8 @@ class InferenceRequest {
   // before Submit() (a worker: from the queue entry).
   tracing::SpanContext trace;
   // The traceparent of the batch span it is in, for HTTP backends to send;
-  // "" when tracing is off. Stamped by the dispatcher with dispatched_at.
+  // "" when tracing is off. Stamped by the dispatcher with dispatched_at;
+  // a backend reads it in RunBatch() only (a retry restamps it).
   std::string batch_traceparent;
 
   // Where it stands in an earliest-deadline-first queue: priority_deadline,

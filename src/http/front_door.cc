@@ -89,11 +89,16 @@ struct FrontDoor::Route {
 };
 
 namespace {
+// The dashboard's routes: GET only, they read figures and change nothing.
+bool IsDashboard(RouteKind kind) {
+  return kind == RouteKind::kDashboard || kind == RouteKind::kDashboardSnapshot;
+}
+
 // The 401 of an internal route: the dashboard's carries a Basic challenge,
 // on which a browser asks for the token.
 HttpResponse ServiceTokenRefusal(const HttpRequest& request, const Status& status, RouteKind kind) {
   HttpResponse res = MakeError(request, status);
-  if (kind == RouteKind::kDashboard || kind == RouteKind::kDashboardSnapshot) {
+  if (IsDashboard(kind)) {
     res.set(bhttp::field::www_authenticate, kDashboardChallenge);
   }
   return res;
@@ -189,13 +194,13 @@ Result<Principal> FrontDoor::AuthenticateKey(const HttpRequest& request) const {
   return *principal;
 }
 
-Status FrontDoor::ServiceTokenStatus(const HttpRequest& request) {
+Status FrontDoor::ServiceTokenStatus(const HttpRequest& request, bool browser) {
   auto it = request.find(bhttp::field::authorization);
   std::string_view header;
   if (it != request.end()) header = std::string_view(it->value().data(), it->value().size());
   std::string_view token = BearerToken(header);
   std::string password;  // a browser's: Basic, the token as its password
-  if (token.empty()) token = password = BasicPassword(header);
+  if (token.empty() && browser) token = password = BasicPassword(header);
   if (options_.auth->Get()->IsServiceToken(token)) return Status::Ok();
   uint64_t failures = options_.metrics->RecordAuthFailure(/*service_token=*/true);
   // A flood of guesses must not flood the log.
@@ -225,7 +230,7 @@ HeaderVerdict FrontDoor::CheckHeader(const HttpRequest& header) {
                                     : MakeError(header, principal.status(), NewRequestId());
       return verdict;
     }
-  } else if (Status s = ServiceTokenStatus(header); !s.ok()) {
+  } else if (Status s = ServiceTokenStatus(header, IsDashboard(route.kind)); !s.ok()) {
     verdict.refuse = ServiceTokenRefusal(header, s, route.kind);
     return verdict;
   }
@@ -241,18 +246,16 @@ void FrontDoor::Handle(HttpRequest&& request, Reply reply) {
     if (route.allow != nullptr) res.set(bhttp::field::allow, route.allow);
     return reply(std::move(res));
   }
-  // A public request's span, ended by its response's last part.
+  // A public request's span, ended by its response's last part; null when
+  // its trace is not sampled.
   std::shared_ptr<RequestTrace> trace;
   if (options_.tracer != nullptr &&
       (route.kind == RouteKind::kInference || route.kind == RouteKind::kResult || route.openai)) {
-    const std::string_view method = request.method_string();
-    std::string name = std::string(method) + " " +
-                       (route.kind == RouteKind::kResult ? std::string("/v1/result/{task_id}")
-                                                         : std::string(PathOf(request.target())));
-    trace = RequestTrace::Start(*options_.tracer, request, std::move(name),
-                                options_.service->clock().Now());
-    trace->Attribute("http.request.method", std::string(method));
-    reply = trace->Wrap(std::move(reply));
+    trace = RequestTrace::Start(
+        *options_.tracer, request,
+        route.kind == RouteKind::kResult ? "/v1/result/{task_id}" : PathOf(request.target()),
+        options_.service->clock().Now());
+    if (trace) reply = trace->Wrap(std::move(reply));
   }
   switch (route.kind) {
     case RouteKind::kInference:
@@ -269,7 +272,7 @@ void FrontDoor::Handle(HttpRequest&& request, Reply reply) {
       break;
   }
   if (route.kind == RouteKind::kResult) return HandleResult(request, route.rest, std::move(reply));
-  if (Status s = ServiceTokenStatus(request); !s.ok()) {
+  if (Status s = ServiceTokenStatus(request, IsDashboard(route.kind)); !s.ok()) {
     return reply(ServiceTokenRefusal(request, s, route.kind));
   }
   switch (route.kind) {

@@ -17,8 +17,8 @@
 //   GET  /dashboard              service token -> the live dashboard page
 //   GET  /dashboard/snapshot     service token -> its figures, JSON
 //                                (http/dashboard_endpoint.cc); the token as
-//                                Bearer or as a Basic password, so that a
-//                                browser can present it
+//                                Bearer or, on these two GET routes only,
+//                                as a Basic password (a browser's)
 //   GET  /internal/dead-letters[?limit=N]  service token -> requests given
 //                                up on after every retry (newest first)
 //   POST /internal/models/{m}/devices/{i}  service token -> take a device
@@ -235,7 +235,11 @@ class FrontDoor final : public RequestHandler {
   // The API key's principal (a copy: a reload may replace the keys), or the
   // 401 status to answer.
   Result<Principal> AuthenticateKey(const HttpRequest& request) const;
-  Status ServiceTokenStatus(const HttpRequest& request);  // OK or the 401 (counted, logged)
+  // OK or the 401 (counted, logged). `browser`: a Basic password is taken
+  // too (the dashboard's GET routes only: a browser sends cached Basic
+  // credentials with any page's requests, so a route that changes anything
+  // must take Bearer alone).
+  Status ServiceTokenStatus(const HttpRequest& request, bool browser);
 
   Options options_;
   const int64_t started_unix_s_;  // /v1/models' "created"

@@ -88,6 +88,9 @@ std::string ServerTiming(SteadyClock::duration queue, SteadyClock::duration acce
 
 void FrontDoor::HandleInference(HttpRequest&& request, Reply reply,
                                 const std::shared_ptr<RequestTrace>& trace) {
+  // The span ends once this returns too: its admission event is recorded
+  // after Submit(), which may already have answered (a cache hit).
+  const std::shared_ptr<void> open = trace ? trace->KeepOpen() : nullptr;
   const Clock& clock = options_.service->clock();
   const TimePoint start = clock.Now();
   // Every inference response, errors included, carries an id for tracing.

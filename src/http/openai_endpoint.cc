@@ -181,6 +181,7 @@ void FrontDoor::HandleModelList(const HttpRequest& request, Reply& reply) {
 
 void FrontDoor::HandleOpenAi(OpenAiApi api, HttpRequest&& request, Reply reply,
                              const std::shared_ptr<RequestTrace>& trace) {
+  const std::shared_ptr<void> open = trace ? trace->KeepOpen() : nullptr;  // see HandleInference
   const Clock& clock = options_.service->clock();
   const TimePoint start = clock.Now();
   const std::string first_id = NewRequestId();

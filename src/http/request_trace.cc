@@ -3,8 +3,8 @@
 namespace sluice::http {
 
 std::shared_ptr<RequestTrace> RequestTrace::Start(const tracing::Tracer& tracer,
-                                                  const HttpRequest& request, std::string name,
-                                                  TimePoint now) {
+                                                  const HttpRequest& request,
+                                                  std::string_view route, TimePoint now) {
   std::optional<tracing::SpanContext> parent;
   std::string trace_state;
   if (auto it = request.find("traceparent"); it != request.end()) {
@@ -16,9 +16,16 @@ std::shared_ptr<RequestTrace> RequestTrace::Start(const tracing::Tracer& tracer,
     }
   }
   tracing::SpanContext context = tracer.Start(parent);
-  return std::shared_ptr<RequestTrace>(
+  if (!context.sampled) return nullptr;
+  const std::string_view method = request.method_string();
+  std::string name;
+  name.reserve(method.size() + 1 + route.size());
+  name.append(method).append(" ").append(route);
+  std::shared_ptr<RequestTrace> trace(
       new RequestTrace(tracer, context, parent ? parent->span_id : tracing::SpanId{},
                        std::move(trace_state), std::move(name), now));
+  trace->Attribute("http.request.method", std::string(method));
+  return trace;
 }
 
 RequestTrace::RequestTrace(const tracing::Tracer& tracer, tracing::SpanContext context,
@@ -38,36 +45,46 @@ int64_t RequestTrace::UnixNanos(TimePoint t) const {
 }
 
 void RequestTrace::Event(std::string name, std::vector<tracing::Attribute> attributes) {
-  if (!sampled()) return;
   const int64_t now = tracing::NowUnixNanos();
   std::lock_guard<std::mutex> lock(mu_);
   events_.push_back({std::move(name), now, std::move(attributes)});
 }
 
 void RequestTrace::Attribute(std::string key, tracing::Attribute::Value value) {
-  if (!sampled()) return;
   std::lock_guard<std::mutex> lock(mu_);
   attributes_.push_back({std::move(key), std::move(value)});
 }
 
 void RequestTrace::Answered(const InferenceRequest& request, const InferenceOutcome& outcome) {
-  if (!sampled() || outcome.batch_id == 0 || outcome.cached) return;
+  if (outcome.batch_id == 0 || outcome.cached) return;
   std::lock_guard<std::mutex> lock(mu_);
   queued_.push_back(
       {request.arrival, request.arrival + outcome.queue_wait, outcome.batch_id, request.attempts});
 }
 
 Reply RequestTrace::Wrap(Reply reply) {
-  if (!sampled()) return reply;
   return reply.Observed([self = shared_from_this()](const WireResponse& part) {
-    int status = 0;
     {
       std::lock_guard<std::mutex> lock(self->mu_);
       if (self->status_ == 0) self->status_ = part.status;
-      status = self->status_;
     }
-    if (!part.more) self->End(status);
+    if (!part.more) self->Release();
   });
+}
+
+std::shared_ptr<void> RequestTrace::KeepOpen() {
+  holds_.fetch_add(1, std::memory_order_relaxed);
+  return std::shared_ptr<void>(nullptr, [self = shared_from_this()](void*) { self->Release(); });
+}
+
+void RequestTrace::Release() {
+  if (holds_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  int status = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    status = status_;
+  }
+  End(status);
 }
 
 void RequestTrace::End(int status) {
@@ -97,8 +114,9 @@ void RequestTrace::End(int status) {
     wait.name = "sluice.queue";
     wait.start_unix_nanos = UnixNanos(q.arrival);
     wait.end_unix_nanos = UnixNanos(q.dispatched);
-    wait.attributes = {{"sluice.batch_id", static_cast<int64_t>(q.batch_id)},
-                       {"sluice.attempts", static_cast<int64_t>(q.attempts)}};
+    wait.attributes = {{"sluice.batch_id", static_cast<int64_t>(q.batch_id)}};
+    // Known where the batch ran (one process); a gateway's worker keeps it.
+    if (q.attempts > 0) wait.attributes.push_back({"sluice.attempts", int64_t{q.attempts}});
     tracer_.End(std::move(wait));
   }
   tracer_.End(std::move(span));

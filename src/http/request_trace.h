@@ -1,19 +1,21 @@
-// RequestTrace: the span of one public request at the gateway (tracing/).
+// RequestTrace: the span of one public request of a sampled trace at the
+// gateway (tracing/).
 //
 // Started from the request's traceparent and tracestate headers (W3C Trace
 // Context; a new trace when absent or invalid), it records events on the
 // way (authenticated, rate limit, admission decision) and what the
 // request's answer says (its batch, its time queued), and ends when the
-// response's last part is handed to the connection (Wrap()). Then, when its
-// trace is sampled, it exports the server span and, for a request that went
-// out in a batch, its "sluice.queue" child span (arrival to dispatch); the
-// batch's own span links to this one (core/dispatch_group_tracing.cc).
+// response's last part is handed to the connection (Wrap()). Then it
+// exports the server span and, for a request that went out in a batch, its
+// "sluice.queue" child span (arrival to dispatch); the batch's own span
+// links to this one (core/dispatch_group_tracing.cc).
 //
 // Thread-safe: the front door records from its I/O thread and the
 // completion from whichever thread completes; a request split in several
 // (an embeddings array) completes from several.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -29,17 +31,18 @@ namespace sluice::http {
 
 class RequestTrace : public std::enable_shared_from_this<RequestTrace> {
  public:
-  // `name` is the span's ("POST /v1/inference"); `now` the request's start
-  // on the service's clock (queue times are measured on it).
+  // The span of `request` on `route` (its span is "<method> <route>"), or
+  // null when its trace is not sampled: an unsampled request costs no span
+  // and no allocation, and its batches are sampled only for other members.
+  // `now`: the request's start on the service's clock (queue times are
+  // measured on it).
   static std::shared_ptr<RequestTrace> Start(const tracing::Tracer& tracer,
-                                             const HttpRequest& request, std::string name,
+                                             const HttpRequest& request, std::string_view route,
                                              TimePoint now);
 
   // The request's span: what InferenceRequest::trace carries.
   const tracing::SpanContext& context() const { return context_; }
-  bool sampled() const { return context_.sampled; }
 
-  // No-ops unless sampled.
   void Event(std::string name, std::vector<tracing::Attribute> attributes = {});
   void Attribute(std::string key, tracing::Attribute::Value value);
   // What the answer of `request` (one of the call's) says: its batch, its
@@ -47,13 +50,18 @@ class RequestTrace : public std::enable_shared_from_this<RequestTrace> {
   void Answered(const InferenceRequest& request, const InferenceOutcome& outcome);
 
   // `reply`, ending the span when the response's last part is handed over
-  // (its status from the first part). Unsampled: `reply` as it is.
+  // (its status from the first part) and nothing holds it open.
   Reply Wrap(Reply reply);
+  // Holds the span open until the returned handle is destroyed, for a
+  // handler that records after the answer may already have gone (a request
+  // can complete inside Submit()).
+  [[nodiscard]] std::shared_ptr<void> KeepOpen();
 
  private:
   RequestTrace(const tracing::Tracer& tracer, tracing::SpanContext context, tracing::SpanId parent,
                std::string trace_state, std::string name, TimePoint now);
   int64_t UnixNanos(TimePoint t) const;
+  void Release();  // the last release ends the span
   void End(int status);
 
   struct Queued {
@@ -74,6 +82,7 @@ class RequestTrace : public std::enable_shared_from_this<RequestTrace> {
   std::vector<tracing::Attribute> attributes_;  // GUARDED_BY(mu_)
   std::vector<Queued> queued_;                  // GUARDED_BY(mu_)
   int status_ = 0;                              // GUARDED_BY(mu_): the first part's
+  std::atomic<int> holds_{1};                   // the reply's, and KeepOpen()'s
 };
 
 }  // namespace sluice::http

@@ -19,7 +19,9 @@ Result<std::unique_ptr<SpanExporter>> SpanExporter::Create(Options o) {
   }
   if (o.interval_ms <= 0) return InvalidArgument("export_interval_ms: must be > 0");
   if (o.timeout_ms <= 0) return InvalidArgument("export_timeout_ms: must be > 0");
-  if (target->base_path.empty()) o.endpoint += "/v1/traces";
+  // As parsed (a trailing '/' dropped); OTLP's path when there is none.
+  o.endpoint = "http://" + target->host_header +
+               (target->base_path.empty() ? std::string("/v1/traces") : target->base_path);
   return std::unique_ptr<SpanExporter>(new SpanExporter(std::move(o)));
 }
 
@@ -99,27 +101,27 @@ void SpanExporter::Run() {
 }
 
 bool SpanExporter::Send(const std::vector<Span>& spans) {
-  Result<HttpTarget> target = ParseHttpUrl(options_.endpoint);
-  Status error;
-  if (target.ok()) {
-    auto endpoint = ResolveTarget(*target);  // each time: a receiver may move
-    if (endpoint.ok()) {
-      FetchRequest req;
-      req.method = "POST";
-      req.path = "";  // the endpoint's own path
-      req.body = EncodeOtlpJson(options_.resource, spans);
-      req.connect_timeout_ms = options_.timeout_ms;
-      req.timeout_ms = options_.timeout_ms;
-      auto res = HttpFetch(*endpoint, *target, req);
-      if (res.ok() && res->status >= 200 && res->status < 300) return true;
-      error = res.ok()
-                  ? Status(ErrorCode::kUnavailable, "answered HTTP " + std::to_string(res->status))
-                  : res.status();
-    } else {
-      error = endpoint.status();
-    }
-  } else {
-    error = target.status();
+  Result<HttpTarget> target = ParseHttpUrl(options_.endpoint);  // checked by Create()
+  Status error = target.status();
+  // Resolved once, and again after a failure (a receiver may move).
+  if (target.ok() && !resolved_) {
+    auto endpoint = ResolveTarget(*target);
+    if (endpoint.ok()) resolved_ = *endpoint;
+    error = endpoint.status();
+  }
+  if (target.ok() && resolved_) {
+    FetchRequest req;
+    req.method = "POST";
+    req.path = "";  // the endpoint's own path
+    req.body = EncodeOtlpJson(options_.resource, spans);
+    req.connect_timeout_ms = options_.timeout_ms;
+    req.timeout_ms = options_.timeout_ms;
+    auto res = HttpFetch(*resolved_, *target, req);
+    if (res.ok() && res->status >= 200 && res->status < 300) return true;
+    error = res.ok()
+                ? Status(ErrorCode::kUnavailable, "answered HTTP " + std::to_string(res->status))
+                : res.status();
+    resolved_.reset();
   }
   if (failures_log_.Allow()) {
     spdlog::warn("tracing: {} spans not exported to {}: {}", spans.size(), options_.endpoint,

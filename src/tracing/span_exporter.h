@@ -3,8 +3,10 @@
 // queue; a full queue drops the span and counts it. One thread, named
 // "otlp-export", sends batches of up to max_batch_spans: when a batch is
 // full, or every interval_ms. A batch the receiver refuses or does not
-// answer within timeout_ms is dropped (counted, logged at most every 10 s):
-// tracing never holds requests up or grows without bound.
+// answer in time (timeout_ms to connect, then timeout_ms to send and read)
+// is dropped (counted, logged at most every 10 s): tracing never holds
+// requests up or grows without bound. The receiver's name is resolved on
+// the exporter's thread, once and again after a failure.
 //
 // Thread-safe. The destructor sends what is queued (one try per batch) and
 // joins the thread.
@@ -16,8 +18,11 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
+
+#include <boost/asio/ip/tcp.hpp>
 
 #include "common/log_throttle.h"
 #include "common/status.h"
@@ -35,7 +40,7 @@ class SpanExporter {
     size_t max_queue_spans = 8'192;  // >= max_batch_spans
     size_t max_batch_spans = 512;    // > 0
     int64_t interval_ms = 1'000;     // > 0
-    int64_t timeout_ms = 5'000;      // > 0: connect, then send and read
+    int64_t timeout_ms = 5'000;      // > 0: to connect, then to send and read
   };
   struct Stats {
     uint64_t exported = 0;  // spans the receiver accepted
@@ -60,8 +65,8 @@ class SpanExporter {
   // One POST of `spans`; false when it failed.
   bool Send(const std::vector<Span>& spans);
 
-  const Options options_;
-  std::string url_;  // with its path
+  const Options options_;                                   // endpoint: with its path
+  std::optional<boost::asio::ip::tcp::endpoint> resolved_;  // the exporter thread's
   mutable std::mutex mu_;
   std::condition_variable wake_;
   std::deque<Span> queue_;  // GUARDED_BY(mu_)

@@ -41,13 +41,14 @@ TEST(SpanExporterTest, RefusesBadOptionsNamingTheField) {
 
 TEST(SpanExporterTest, SendsFullBatchesWithoutWaitingForTheInterval) {
   testing::OtlpReceiver receiver;
-  auto exporter = SpanExporter::Create(  // an endpoint without a path
-      Options("http://127.0.0.1:" + std::to_string(receiver.port()), 8'192, 10, 60'000));
+  auto exporter = SpanExporter::Create(  // an endpoint without a path, but a '/'
+      Options("http://127.0.0.1:" + std::to_string(receiver.port()) + "/", 8'192, 10, 60'000));
   ASSERT_TRUE(exporter.ok());
   for (int i = 0; i < 25; ++i) (*exporter)->Export(MakeSpan(i));
   // Two full batches go at once; the last 5 wait for the interval.
-  EXPECT_TRUE(
-      receiver.WaitFor([](const auto& s) { return s.size() == 20; }, std::chrono::seconds(10)));
+  EXPECT_TRUE(receiver.WaitFor(
+      [&](const auto& s) { return s.size() == 20 && (*exporter)->stats().exported == 20; },
+      std::chrono::seconds(10)));
   EXPECT_EQ(receiver.posts(), 2u);
   EXPECT_EQ((*exporter)->stats().exported, 20u);
   exporter->reset();  // the destructor sends the rest
@@ -78,8 +79,9 @@ TEST(SpanExporterTest, AFullQueueDropsWhileTheReceiverIsSlow) {
   for (int i = 4; i < 10; ++i) (*exporter)->Export(MakeSpan(i));  // 4 queued, 2 dropped
   EXPECT_EQ((*exporter)->stats().dropped, 2u);
   receiver.Hold(false);
-  EXPECT_TRUE(
-      receiver.WaitFor([](const auto& s) { return s.size() == 8; }, std::chrono::seconds(10)));
+  EXPECT_TRUE(receiver.WaitFor(
+      [&](const auto& s) { return s.size() == 8 && (*exporter)->stats().exported == 8; },
+      std::chrono::seconds(10)));
   EXPECT_EQ((*exporter)->stats().exported, 8u);
 }
 

@@ -116,6 +116,17 @@ TEST_F(ObservabilityTest, DashboardAsksABrowserForTheServiceToken) {
   EXPECT_EQ(batches, 1);
   EXPECT_EQ(v.at("batch_size").at(kModel).at("counts").at(0).as_int64(), 1);
 
+  // Other internal routes take Bearer alone: a browser would send its
+  // cached Basic credentials with any web page's request to them.
+  Result<Response> reload =
+      NewClient()->Post("/internal/models/" + std::string(kModel) + "/devices/0",
+                        R"({"enabled":false})", {Basic("ops:" + std::string(kServiceToken))});
+  ASSERT_TRUE(reload.ok());
+  EXPECT_EQ(reload->status, 401);
+  EXPECT_EQ(reload->body, kNoToken);
+  EXPECT_EQ(reload->Header("WWW-Authenticate"), "Bearer");
+
+  client = NewClient();
   Result<Response> post = client->Post("/dashboard", "", {Bearer(kServiceToken)});
   ASSERT_TRUE(post.ok()) << post.status().ToString();
   EXPECT_EQ(post->status, 405);

@@ -13,6 +13,9 @@ namespace {
 // one result in input order. Owned by the completions in flight.
 struct GroupedRun {
   std::vector<RequestPtr> batch;
+  // The batch span's (the members' batch_traceparent when RunBatch() ran:
+  // a retry restamps them while this run may still be sending).
+  std::string traceparent;
   std::vector<std::vector<size_t>> groups;
   size_t next = 0;  // the group to send next
   BatchResult result;
@@ -83,9 +86,8 @@ void SendNextGroup(const std::shared_ptr<GroupedRun>& run) {
     std::lock_guard lock(run->link->mu);
     if (!run->link->closed) {
       // Post() never runs the completion inline, so holding `mu` is safe.
-      // The batch span's traceparent (the same on every member).
       run->link->connection->Post(std::move(encoded.target), std::move(encoded.body),
-                                  std::move(on_reply), run->batch.front()->batch_traceparent);
+                                  std::move(on_reply), run->traceparent);
       return;
     }
   }
@@ -160,6 +162,7 @@ void HttpBackend::RunBatch(const std::vector<RequestPtr>& batch, DoneFn done) {
   // a reply is in flight, so the run holds its own references.
   auto run = std::make_shared<GroupedRun>();
   run->batch = batch;
+  run->traceparent = batch.front()->batch_traceparent;
   run->groups = protocol_->Groups(batch);
   run->result.items.resize(batch.size());
   run->done = std::move(done);
