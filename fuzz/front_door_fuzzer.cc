@@ -74,7 +74,7 @@ const std::vector<TierPolicy>& Tiers() {
 // What lives as long as the process: immutable or only counting.
 struct Fixed {
   testing::FakeClock clock;
-  std::unique_ptr<Authenticator> auth;
+  std::unique_ptr<AuthenticatorSlot> auth;
   metrics::Registry registry;
   std::unique_ptr<http::RequestMetrics> metrics;
 
@@ -90,7 +90,8 @@ struct Fixed {
     }
     a.keys.back().requests_per_minute = 3;  // paid: a key override, soon exhausted
     a.service_token_sha256 = ToHex(Sha256("svc-fuzz"));
-    auth = Must(Authenticator::Create(a));
+    auth = std::make_unique<AuthenticatorSlot>(
+        std::shared_ptr<const Authenticator>(Must(Authenticator::Create(a))));
     metrics =
         std::make_unique<http::RequestMetrics>(&registry, std::vector<std::string>{"m", "other"},
                                                std::vector<std::string>{"free", "paid"}, &clock);
@@ -174,7 +175,7 @@ class Connection {
       e.slots = 1;
       return h;
     };
-    fd.render_metrics = [fixed] { return fixed->registry.RenderPrometheus(); };
+    fd.registry = &fixed->registry;
     fd.set_device_enabled = [](const std::string& model, size_t device, bool enabled) {
       if (model != "m") return NotFound("model '" + model + "' is not served here");
       if (device >= 2) return InvalidArgument("device: out of range");
