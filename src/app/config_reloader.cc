@@ -1,7 +1,5 @@
 #include "app/config_reloader.h"
 
-#include <cstdio>
-#include <cstring>
 #include <regex>
 
 #include <boost/json.hpp>
@@ -11,21 +9,6 @@
 
 namespace sluice {
 namespace {
-
-Result<std::string> ReadFile(const std::string& path) {
-  std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(path.c_str(), "rb"), &std::fclose);
-  if (!file)
-    return InvalidArgument("cannot read config file " + path + ": " + std::strerror(errno));
-  std::string text;
-  char buffer[8192];
-  for (size_t n; (n = std::fread(buffer, 1, sizeof(buffer), file.get())) > 0;) {
-    text.append(buffer, n);
-  }
-  if (std::ferror(file.get())) {
-    return InvalidArgument("cannot read config file " + path + ": " + std::strerror(errno));
-  }
-  return text;
-}
 
 // The fields a reload applies (the others need a restart).
 bool Reloadable(const std::string& field) {
@@ -48,29 +31,28 @@ std::string ConfigReloader::Report::Json() const {
 Result<std::unique_ptr<ConfigReloader>> ConfigReloader::Create(const AppConfig& config,
                                                                AuthenticatorSlot* auth) {
   if (config.source_path.empty()) return InvalidArgument("the config was not read from a file");
+  std::vector<std::string> tiers;
+  for (const TierPolicy& t : config.tiers) tiers.push_back(t.name);
   return std::unique_ptr<ConfigReloader>(
-      new ConfigReloader(config.source_path, config.source_text, auth));
+      new ConfigReloader(config.source_path, config.source_text, std::move(tiers), auth));
 }
 
 Result<ConfigReloader::Report> ConfigReloader::Reload() {
   std::lock_guard<std::mutex> lock(mu_);
-  Result<std::string> text = ReadFile(path_);
-  if (!text.ok()) return text.status();
-  Result<AppConfig> config = ParseConfig(*text, path_);  // validated
+  Result<AppConfig> config = LoadConfigFile(path_);  // read and validated
   if (!config.ok()) return config.status();
-  Result<AppConfig> started = ParseConfig(started_text_, path_);
-  if (!started.ok()) return started.status();
   // Requests carry their tier's index: the tier table keeps its shape.
-  if (config->tiers.size() != started->tiers.size()) {
+  if (config->tiers.size() != started_tiers_.size()) {
     return InvalidArgument(path_ + ": tiers: adding or removing a tier needs a restart");
   }
   for (size_t i = 0; i < config->tiers.size(); ++i) {
-    if (config->tiers[i].name != started->tiers[i].name) {
+    if (config->tiers[i].name != started_tiers_[i]) {
       return InvalidArgument(path_ + ": tiers[" + std::to_string(i) +
                              "].name: renaming or reordering tiers needs a restart");
     }
   }
-  Result<std::vector<std::string>> changed = ChangedConfigFields(started_text_, *text);
+  Result<std::vector<std::string>> changed =
+      ChangedConfigFields(started_text_, config->source_text);
   if (!changed.ok()) return InvalidArgument(path_ + ": " + changed.status().message());
   auto auth = MakeAuthenticator(*config);
   if (!auth.ok()) return InvalidArgument(path_ + ": " + auth.status().message());

@@ -47,11 +47,16 @@ class ConfigReloader {
   Result<Report> Reload();
 
  private:
-  ConfigReloader(std::string path, std::string started_text, AuthenticatorSlot* auth)
-      : path_(std::move(path)), started_text_(std::move(started_text)), auth_(auth) {}
+  ConfigReloader(std::string path, std::string started_text, std::vector<std::string> started_tiers,
+                 AuthenticatorSlot* auth)
+      : path_(std::move(path)),
+        started_text_(std::move(started_text)),
+        started_tiers_(std::move(started_tiers)),
+        auth_(auth) {}
 
   const std::string path_;
-  const std::string started_text_;  // the file as the process started on it
+  const std::string started_text_;                // the file as the process started on it
+  const std::vector<std::string> started_tiers_;  // its tier names, in order
   AuthenticatorSlot* const auth_;
   std::mutex mu_;  // one reload at a time
 };
