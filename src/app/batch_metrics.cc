@@ -27,11 +27,17 @@ BatchMetrics::BatchMetrics(Options options) : options_(std::move(options)), busy
   dead_letters_ = registry->GetCounter(
       "sluice_dead_letters_total",
       "Requests that failed every retry, moved to the dead-letter queue (answered 502).", labels);
-  for (const std::string& endpoint : options_.endpoint_names) {
-    breaker_opened_.push_back(registry->GetCounter("sluice_circuit_breaker_opened_total",
-                                                   "Times an endpoint's circuit breaker opened.",
-                                                   {{"model", model}, {"endpoint", endpoint}}));
-  }
+  AddEndpoints(options_.endpoint_names);
+}
+
+metrics::Counter* BatchMetrics::BreakerOpened(const std::string& endpoint) {
+  return options_.registry->GetCounter("sluice_circuit_breaker_opened_total",
+                                       "Times an endpoint's circuit breaker opened.",
+                                       {{"model", options_.model}, {"endpoint", endpoint}});
+}
+
+void BatchMetrics::AddEndpoints(const std::vector<std::string>& names) {
+  for (const std::string& name : names) BreakerOpened(name);
 }
 
 void BatchMetrics::OnBatchDone(size_t slot, size_t batch_size,
@@ -64,11 +70,10 @@ void BatchMetrics::OnDeadLetter(size_t requests) {
   }
 }
 
-void BatchMetrics::OnBreakerChange(size_t endpoint, BreakerState state) {
-  const std::vector<std::string>& names = options_.endpoint_names;
-  const std::string name = endpoint < names.size() ? names[endpoint] : "?";
+void BatchMetrics::OnBreakerChange(size_t /*endpoint*/, const std::string& name,
+                                   BreakerState state) {
   if (state == BreakerState::kOpen) {
-    if (endpoint < breaker_opened_.size()) breaker_opened_[endpoint]->Inc();
+    BreakerOpened(name)->Inc();  // rare: the registry's lookup is cheap enough
     spdlog::warn("model '{}': circuit breaker for {} opened; its slots pull no work",
                  options_.model, name);
   } else {

@@ -30,9 +30,10 @@ class BatchMetrics final : public DispatchObserver {
     // Top bucket of sluice_batch_size: the largest max_batch_size of all
     // models (a family's buckets must be the same for every model).
     size_t max_batch_size = 32;
-    std::vector<std::string> endpoint_names;  // the group's endpoints, by index
-    metrics::Registry* registry = nullptr;    // required; not owned
-    const Clock* clock = SystemClock();       // for busy time; not owned
+    // The group's endpoints: their breakers' counters start at 0.
+    std::vector<std::string> endpoint_names;
+    metrics::Registry* registry = nullptr;  // required; not owned
+    const Clock* clock = SystemClock();     // for busy time; not owned
     // Called on the strand after each successful batch (e.g. a throughput
     // estimator); may be empty.
     std::function<void(size_t batch_size, SteadyClock::duration time)> on_batch_ok;
@@ -48,9 +49,14 @@ class BatchMetrics final : public DispatchObserver {
   void OnBatchFailed(size_t slot, const Status& error) override;
   void OnRetry(size_t slot, size_t requests) override;
   void OnDeadLetter(size_t requests) override;
-  void OnBreakerChange(size_t endpoint, BreakerState state) override;
+  void OnBreakerChange(size_t endpoint, const std::string& name, BreakerState state) override;
+  // Starts the breaker counters of endpoints a reload added at 0.
+  // Thread-safe.
+  void AddEndpoints(const std::vector<std::string>& names);
 
  private:
+  metrics::Counter* BreakerOpened(const std::string& endpoint);  // get or create
+
   const Options options_;
   metrics::BusyMeter busy_;
   metrics::Histogram* batch_size_ = nullptr;
@@ -59,7 +65,6 @@ class BatchMetrics final : public DispatchObserver {
   metrics::Counter* batches_failed_ = nullptr;
   metrics::Counter* retries_ = nullptr;
   metrics::Counter* dead_letters_ = nullptr;
-  std::vector<metrics::Counter*> breaker_opened_;  // per endpoint
   LogThrottle failure_warnings_;
   LogThrottle dead_letter_warnings_;
 };

@@ -42,9 +42,9 @@ TEST(BatchMetricsTest, CountsBatchesRetriesDeadLettersAndBreakerOpenings) {
   m.OnBatchFailed(0, BackendError("HTTP 500: boom"));
   m.OnRetry(0, 5);
   m.OnDeadLetter(2);
-  m.OnBreakerChange(1, BreakerState::kOpen);
-  m.OnBreakerChange(1, BreakerState::kHalfOpen);
-  m.OnBreakerChange(1, BreakerState::kOpen);
+  m.OnBreakerChange(1, "http://b/x", BreakerState::kOpen);
+  m.OnBreakerChange(1, "http://b/x", BreakerState::kHalfOpen);
+  m.OnBreakerChange(1, "http://b/x", BreakerState::kOpen);
 
   const std::string text = "\n" + registry.RenderPrometheus();
   EXPECT_EQ(Line(text, "sluice_batches_total{model=\"m\",outcome=\"ok\"}"),

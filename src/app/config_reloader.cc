@@ -1,5 +1,6 @@
 #include "app/config_reloader.h"
 
+#include <algorithm>
 #include <regex>
 
 #include <boost/json.hpp>
@@ -10,15 +11,42 @@
 namespace sluice {
 namespace {
 
-// The fields a reload applies (the others need a restart).
-bool Reloadable(const std::string& field) {
-  static const std::regex kApplied(
-      R"(keys(\[\d+\](\.\w+)?)?|tiers\[\d+\]\.(requests_per_minute|tokens_per_minute)|)"
-      R"(server\.service_token_sha256)");
-  return std::regex_match(field, kApplied);
-}
+// The fields every reload applies.
+const std::regex kAlwaysApplied(
+    R"(keys(\[\d+\](\.\w+)?)?|tiers\[\d+\]\.(requests_per_minute|tokens_per_minute)|)"
+    R"(server\.service_token_sha256)");
+// With the models attached (ModelRuntime's "Reload").
+const std::regex kModelApplied(
+    R"(models\[\d+\]\.(max_batch_delay_us|async_fill_max_batch_size|batching|)"
+    R"(accelerator_timeout_ms|retry(\.\w+)?|circuit_breaker(\.\w+)?))");
+const std::regex kBackendApplied(
+    R"((models\[\d+\])\.backend\.(endpoints(\[\d+\])?|connections_per_endpoint|)"
+    R"(connect_timeout_ms|request_timeout_ms|remote_model|tls_ca_file|tls_cert_file|)"
+    R"(tls_key_file|devices|fixed_latency_us|per_item_latency_us|jitter|seed))");
+const std::regex kAdmissionApplied(R"(tiers\[\d+\]\.(max_queue_depth|max_queue_depth_per_device))");
 
 }  // namespace
+
+bool ConfigReloader::Applied(const std::string& field, bool models,
+                             const std::vector<std::string>& changed) const {
+  if (std::regex_match(field, kAlwaysApplied)) return true;
+  if (!models) return false;
+  if (std::regex_match(field, kModelApplied)) return true;
+  if (field == "admission.target_utilization") return true;
+  if (std::regex_match(field, kAdmissionApplied)) return started_admission_;
+  std::smatch m;
+  if (std::regex_match(field, m, kBackendApplied)) {
+    // Not across kinds: the backend keeps running as it is.
+    const std::string kind = m[1].str() + ".backend.kind";
+    return std::find(changed.begin(), changed.end(), kind) == changed.end();
+  }
+  return false;
+}
+
+void ConfigReloader::AttachModels(std::vector<ModelRuntime*> models) {
+  std::lock_guard<std::mutex> lock(mu_);
+  models_ = std::move(models);
+}
 
 std::string ConfigReloader::Report::Json() const {
   boost::json::object o;
@@ -33,8 +61,7 @@ Result<std::unique_ptr<ConfigReloader>> ConfigReloader::Create(const AppConfig& 
   if (config.source_path.empty()) return InvalidArgument("the config was not read from a file");
   std::vector<std::string> tiers;
   for (const TierPolicy& t : config.tiers) tiers.push_back(t.name);
-  return std::unique_ptr<ConfigReloader>(
-      new ConfigReloader(config.source_path, config.source_text, std::move(tiers), auth));
+  return std::unique_ptr<ConfigReloader>(new ConfigReloader(config, std::move(tiers), auth));
 }
 
 Result<ConfigReloader::Report> ConfigReloader::Reload() {
@@ -56,12 +83,27 @@ Result<ConfigReloader::Report> ConfigReloader::Reload() {
   if (!changed.ok()) return InvalidArgument(path_ + ": " + changed.status().message());
   auto auth = MakeAuthenticator(*config);
   if (!auth.ok()) return InvalidArgument(path_ + ": " + auth.status().message());
+  // The models' changes apply while the file lists the same models.
+  bool models = !models_.empty() && models_.size() == config->models.size();
+  for (size_t i = 0; models && i < models_.size(); ++i) {
+    models = models_[i]->config().name == config->models[i].name;
+  }
+  std::vector<std::unique_ptr<ModelRuntime::Reload>> plans;
+  for (size_t i = 0; models && i < models_.size(); ++i) {
+    auto plan = models_[i]->PrepareReload(*config, config->models[i]);
+    if (!plan.ok()) {
+      return InvalidArgument(path_ + ": models[" + std::to_string(i) +
+                             "]: " + plan.status().message());
+    }
+    plans.push_back(std::move(plan).value());
+  }
 
   Report report;
   for (const std::string& field : *changed) {
-    (Reloadable(field) ? report.applied : report.restart_required).push_back(field);
+    (Applied(field, models, *changed) ? report.applied : report.restart_required).push_back(field);
   }
   auth_->Set(std::shared_ptr<const Authenticator>(std::move(auth).value()));
+  for (size_t i = 0; i < plans.size(); ++i) models_[i]->ApplyReload(std::move(plans[i]));
   return report;
 }
 

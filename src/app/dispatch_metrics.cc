@@ -2,24 +2,37 @@
 
 namespace sluice {
 
+metrics::Labels BreakerStateLabels(const std::string& model, const std::string& endpoint) {
+  return {{"model", model}, {"endpoint", endpoint}};
+}
+
+void AddBreakerStateGauge(metrics::Registry& registry, const std::string& model,
+                          const std::string& endpoint, GroupSource group) {
+  registry.AddCallbackGauge(
+      kBreakerStateMetric, "Endpoint circuit breaker: 0 closed, 1 half-open, 2 open.",
+      BreakerStateLabels(model, endpoint), [group = std::move(group), endpoint] {
+        const std::shared_ptr<const DispatchGroup> g = group();
+        for (size_t e = 0; e < g->endpoint_count(); ++e) {
+          if (g->endpoint_name(e) != endpoint) continue;
+          switch (g->endpoint_state(e)) {
+            case BreakerState::kClosed:
+              return 0.0;
+            case BreakerState::kHalfOpen:
+              return 1.0;
+            case BreakerState::kOpen:
+              return 2.0;
+          }
+        }
+        return 0.0;
+      });
+}
+
 void AddDispatchGroupMetrics(metrics::Registry& registry, const std::string& model,
-                             const DispatchGroup* group, const BatchCostModel* cost,
+                             const GroupSource& group, const BatchCostModel* cost,
                              std::function<double()> utilization) {
-  for (size_t e = 0; e < group->endpoint_count(); ++e) {
-    metrics::Labels el{{"model", model}, {"endpoint", group->endpoint_name(e)}};
-    registry.AddCallbackGauge("sluice_circuit_breaker_state",
-                              "Endpoint circuit breaker: 0 closed, 1 half-open, 2 open.", el,
-                              [group, e] {
-                                switch (group->endpoint_state(e)) {
-                                  case BreakerState::kClosed:
-                                    return 0.0;
-                                  case BreakerState::kHalfOpen:
-                                    return 1.0;
-                                  case BreakerState::kOpen:
-                                    return 2.0;
-                                }
-                                return 0.0;
-                              });
+  const std::shared_ptr<const DispatchGroup> now = group();
+  for (size_t e = 0; e < now->endpoint_count(); ++e) {
+    AddBreakerStateGauge(registry, model, now->endpoint_name(e), group);
   }
   const metrics::Labels labels{{"model", model}};
   registry.AddCallbackGauge("sluice_accelerator_utilization",
@@ -27,19 +40,19 @@ void AddDispatchGroupMetrics(metrics::Registry& registry, const std::string& mod
                             labels, std::move(utilization));
   registry.AddCallbackGauge("sluice_accelerator_busy_slots",
                             "Accelerator slots running a batch right now.", labels,
-                            [group] { return static_cast<double>(group->busy_slots()); });
+                            [group] { return static_cast<double>(group()->busy_slots()); });
   registry.AddCallbackGauge("sluice_accelerator_slots", "Accelerator slots configured.", labels,
-                            [group] { return static_cast<double>(group->slot_count()); });
+                            [group] { return static_cast<double>(group()->slot_count()); });
   registry.AddCallbackGauge("sluice_accelerator_healthy_slots",
                             "Accelerator slots in service (enabled, breaker closed).", labels,
-                            [group] { return static_cast<double>(group->available_slots()); });
+                            [group] { return static_cast<double>(group()->available_slots()); });
   registry.AddCallbackGauge("sluice_retries_pending", "Requests waiting for a retry.", labels,
-                            [group] { return static_cast<double>(group->retries_pending()); });
+                            [group] { return static_cast<double>(group()->retries_pending()); });
   registry.AddCallbackGauge(
       "sluice_capacity_rps",
       "Requests/s the healthy accelerator slots complete running full batches (learnt cost).",
       labels, [group, cost] {
-        return static_cast<double>(group->available_slots()) * cost->FullBatchRps();
+        return static_cast<double>(group()->available_slots()) * cost->FullBatchRps();
       });
   registry.AddCallbackGauge("sluice_throughput_per_device_rps",
                             "Requests/s one accelerator slot completes with full batches (learnt).",

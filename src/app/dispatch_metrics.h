@@ -6,11 +6,15 @@
 //   sluice_retries_pending, sluice_capacity_rps (healthy slots x learnt
 //   full-batch rate), sluice_throughput_per_device_rps,
 //   sluice_batch_fixed_seconds, sluice_batch_per_item_seconds.
-// The group, the cost model and `utilization` must outlive every render of
-// the registry.
+// The gauges read the group `group` returns at each render (a reload may
+// replace a model's group); the breaker gauges are those of the endpoints
+// it has when added, found by name (AddBreakerStateGauge() adds one for an
+// endpoint a reload brings). `group`'s source, the cost model and
+// `utilization` must outlive every render of the registry.
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "core/dispatch_group.h"
@@ -19,8 +23,20 @@
 
 namespace sluice {
 
+// A model's group now, on any thread.
+using GroupSource = std::function<std::shared_ptr<const DispatchGroup>()>;
+
 void AddDispatchGroupMetrics(metrics::Registry& registry, const std::string& model,
-                             const DispatchGroup* group, const BatchCostModel* cost,
+                             const GroupSource& group, const BatchCostModel* cost,
                              std::function<double()> utilization);
+
+// sluice_circuit_breaker_state{model,endpoint}: the state of the breaker of
+// the endpoint named `endpoint` in `group`'s group (closed while it has none).
+void AddBreakerStateGauge(metrics::Registry& registry, const std::string& model,
+                          const std::string& endpoint, GroupSource group);
+// Its labels, to remove it (Registry::RemoveCallback) when a reload drops
+// the endpoint.
+inline constexpr const char* kBreakerStateMetric = "sluice_circuit_breaker_state";
+metrics::Labels BreakerStateLabels(const std::string& model, const std::string& endpoint);
 
 }  // namespace sluice

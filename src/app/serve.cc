@@ -45,7 +45,7 @@ void AbandonQueued(std::vector<std::unique_ptr<ModelRuntime>>& models) {
       o.status = Unavailable("the gateway shut down before this request was served");
       r->Complete(std::move(o));
     }
-    m->group().AbortInFlight(Unavailable("the gateway shut down while this batch was running"));
+    m->AbortInFlight(Unavailable("the gateway shut down while this batch was running"));
   }
   spdlog::warn("drain timeout: answered {} queued requests 503", left);
 }
@@ -156,6 +156,11 @@ int RunServe(const AppConfig& config) {
     return 2;
   }
   service_options.limiter = limiter->get();
+  if (reloader) {
+    std::vector<ModelRuntime*> reloadable;
+    for (auto& m : models) reloadable.push_back(m.get());
+    reloader->AttachModels(std::move(reloadable));  // before the loop runs a SIGHUP
+  }
   auto service = InferenceService::Create(service_options);
   if (!service.ok()) {
     spdlog::error("{}", service.status().message());
@@ -183,7 +188,7 @@ int RunServe(const AppConfig& config) {
     h.status = "healthy";
     double busy = 0, slots = 0;
     for (auto& m : models) {
-      double n = static_cast<double>(m->group().slot_count());
+      double n = static_cast<double>(m->group()->slot_count());
       busy += m->Utilization() * n;
       slots += n;
     }
@@ -194,13 +199,14 @@ int RunServe(const AppConfig& config) {
       http::ModelHealth mh;
       mh.name = m->config().name;
       mh.queue_depth = m->queue()->Depth();
-      mh.devices = m->group().slot_count();
-      mh.healthy_devices = m->enabled_devices();
-      mh.retries_pending = m->group().retries_pending();
+      const std::shared_ptr<const DispatchGroup> group = m->group();
+      mh.devices = group->slot_count();
+      mh.healthy_devices = group->available_slots();
+      mh.retries_pending = group->retries_pending();
       mh.recommended_devices = m->recommended_devices();
-      for (size_t e = 0; e < m->group().endpoint_count(); ++e) {
-        mh.endpoints.push_back({m->group().endpoint_name(e), m->group().endpoint_state(e),
-                                m->group().endpoint_slots(e)});
+      for (size_t e = 0; e < group->endpoint_count(); ++e) {
+        mh.endpoints.push_back(
+            {group->endpoint_name(e), group->endpoint_state(e), group->endpoint_slots(e)});
       }
       mh.utilization = m->Utilization();
       if (m->admission() != nullptr) {
@@ -244,7 +250,7 @@ int RunServe(const AppConfig& config) {
   };
   stage.idle = [&] {
     bool idle = svc->TotalQueueDepth() == 0 && server.requests_in_progress() == 0;
-    for (auto& m : models) idle = idle && m->group().busy_slots() == 0;
+    for (auto& m : models) idle = idle && m->busy_slots() == 0;
     return idle;
   };
   stage.abandon = [&models] { AbandonQueued(models); };

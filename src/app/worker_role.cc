@@ -243,7 +243,11 @@ void WorkerRole::Parts::AddMetrics() {
         auto s = c->stats();
         return double(s.dropped_results + s.stale_results);
       });
-  AddDispatchGroupMetrics(registry, model.name, group.get(), cost.get(),
+  // A worker keeps its group for its life: a pointer that owns nothing.
+  GroupSource source = [g = group.get()] {
+    return std::shared_ptr<const DispatchGroup>(std::shared_ptr<void>(), g);
+  };
+  AddDispatchGroupMetrics(registry, model.name, source, cost.get(),
                           [this] { return observer->Utilization(slot_count); });
 }
 

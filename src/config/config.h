@@ -63,6 +63,8 @@ struct SimBackendConfig {
   int64_t per_item_latency_us = 500;  // per request in the batch (32 items: ~50 ms)
   double jitter = 0.0;                // +/- fraction of the latency, 0..1
   uint64_t seed = 1;                  // jitter RNG seed
+
+  bool operator==(const SimBackendConfig&) const = default;
 };
 
 // Kinds `http` (generic batch protocol), `openai` and `kserve`: a fixed
@@ -81,6 +83,8 @@ struct HttpBackendConfig {
   std::string tls_ca_file;    // https: PEM CA bundle to verify the server; empty = system CAs
   std::string tls_cert_file;  // https: PEM client certificate (mTLS); needs tls_key_file
   std::string tls_key_file;   // https: PEM private key of tls_cert_file
+
+  bool operator==(const HttpBackendConfig&) const = default;
 };
 
 struct BackendConfig {

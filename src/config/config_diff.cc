@@ -24,11 +24,13 @@ std::set<std::string> KeysOf(const YAML::Node& a, const YAML::Node& b) {
   return keys;
 }
 
-// Compares `a` and `b` at `path`, `depth` levels deep at most (a section's
-// fields, or a list element's fields).
+// Compares `a` and `b` at `path`, `depth` mappings deep at most (a list
+// element counts as its list: models[0].backend.endpoints[1] is 3 deep).
 void Diff(const YAML::Node& a, const YAML::Node& b, const std::string& path, int depth,
           std::vector<std::string>* out) {
   if (Canonical(a) == Canonical(b)) return;
+  // Added or removed (a missing key's node answers nothing but IsDefined()).
+  if (!a.IsDefined() || !b.IsDefined()) return out->push_back(path);
   if (depth > 0 && a.IsMap() && b.IsMap()) {
     for (const std::string& k : KeysOf(a, b)) Diff(a[k], b[k], path + "." + k, depth - 1, out);
     return;
@@ -54,7 +56,11 @@ Result<std::vector<std::string>> ChangedConfigFields(const std::string& before,
     return InvalidArgument(std::string("not YAML: ") + e.what());
   }
   std::vector<std::string> out;
-  for (const std::string& section : KeysOf(a, b)) Diff(a[section], b[section], section, 1, &out);
+  try {
+    for (const std::string& section : KeysOf(a, b)) Diff(a[section], b[section], section, 3, &out);
+  } catch (const YAML::Exception& e) {  // not expected: the texts loaded
+    return InvalidArgument(std::string("cannot compare: ") + e.what());
+  }
   std::sort(out.begin(), out.end());
   return out;
 }

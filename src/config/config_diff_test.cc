@@ -46,6 +46,31 @@ TEST(ConfigDiffTest, ListElementsAreComparedFieldByField) {
   EXPECT_EQ(*changed, (Fields{"keys[0].sha256", "keys[0].tier"}));
 }
 
+TEST(ConfigDiffTest, NestedFieldsAreNamedThreeMappingsDeep) {
+  const std::string before = R"(
+models:
+  - name: m
+    backend: {kind: http, endpoints: [a, b], request_timeout_ms: 100}
+    retry: {max_retries: 2}
+)";
+  const std::string after = R"(
+models:
+  - name: m
+    backend: {kind: http, endpoints: [a, c], request_timeout_ms: 200}
+    retry: {max_retries: 3}
+)";
+  EXPECT_EQ(ChangedConfigFields(before, after).value(),
+            (Fields{"models[0].backend.endpoints[1]", "models[0].backend.request_timeout_ms",
+                    "models[0].retry.max_retries"}));
+  const std::string longer = R"(
+models:
+  - name: m
+    backend: {kind: http, endpoints: [a, b, c], request_timeout_ms: 100}
+    retry: {max_retries: 2}
+)";
+  EXPECT_EQ(ChangedConfigFields(before, longer).value(), (Fields{"models[0].backend.endpoints"}));
+}
+
 TEST(ConfigDiffTest, TextThatIsNotYamlIsAnError) {
   EXPECT_FALSE(ChangedConfigFields("a: [", "a: 1").ok());
 }

@@ -38,6 +38,8 @@ class CircuitBreaker {
     // Cap of the doubling cooldown; >= open_cooldown_ms. The default keeps
     // recovery within cooldown + one batch of a backend's return.
     int64_t max_cooldown_ms = 1'000;
+
+    bool operator==(const Options&) const = default;
   };
   static Status Validate(const Options& options);
 

@@ -83,6 +83,7 @@ DispatchGroup::DispatchGroup(const Options& options, std::vector<std::unique_ptr
                           ? options.async_fill_max_batch_size
                           : (options.max_batch_size * 3 + 3) / 4),
       ex_(*options.executor),
+      queue_(options.queue),
       rng_(options.retry_seed != 0 ? options.retry_seed : std::random_device{}()),
       self_(std::make_shared<DispatchGroup*>(this)) {
   cost_model_ = options.cost_model;
@@ -114,7 +115,7 @@ DispatchGroup::DispatchGroup(const Options& options, std::vector<std::unique_ptr
 }
 
 DispatchGroup::~DispatchGroup() {
-  if (options_.queue != nullptr) options_.queue->ClearNotify();
+  if (queue_ != nullptr) queue_->ClearNotify();
   self_.reset();
   CancelDelayTimer();
   if (sweep_timer_) ex_.Cancel(sweep_timer_);
@@ -139,7 +140,7 @@ void DispatchGroup::Start() {
 void DispatchGroup::TryCollect() {
   if (!started_) return;
   RunHanded(ex_.clock().Now());
-  if (options_.queue == nullptr || collecting_) return;
+  if (queue_ == nullptr || collecting_) return;
   if (!PickSlot(ex_.clock().Now(), {}, /*take=*/false)) return WatchWhileUnservable();
   collecting_ = true;
   Evaluate();
@@ -152,13 +153,13 @@ void DispatchGroup::CancelDelayTimer() {
 
 void DispatchGroup::Dispatch(TimePoint now) {
   CancelDelayTimer();
-  options_.queue->ClearNotify();
+  queue_->ClearNotify();
   collecting_ = false;
   std::optional<size_t> slot = PickSlot(now, {}, /*take=*/true);
   if (!slot) return;  // the last usable endpoint's breaker opened meanwhile
   std::vector<RequestPtr> batch, dropped;
   batch.reserve(options_.max_batch_size);
-  options_.queue->PopBatch(BatchSizeFor(*slot, now), now, &batch, &dropped);
+  queue_->PopBatch(BatchSizeFor(*slot, now), now, &batch, &dropped);
   CountDispatched(batch.size() + dropped.size(), now);
   AnswerDropped(dropped, now);
   if (!batch.empty()) {
@@ -171,8 +172,8 @@ void DispatchGroup::Dispatch(TimePoint now) {
 
 size_t DispatchGroup::BatchSizeFor(size_t slot, TimePoint now) const {
   const size_t max = options_.max_batch_size;
-  const size_t depth = options_.queue->Depth();
-  const size_t async = options_.queue->AsyncDepth();
+  const size_t depth = queue_->Depth();
+  const size_t async = queue_->AsyncDepth();
   // Synchronous requests go first in the queue: the batch takes them all.
   const size_t sync = depth - std::min(depth, async);
   const size_t most = AsyncFillLimit(now, sync > 0);
@@ -474,7 +475,7 @@ void DispatchGroup::EnsureSweep() {
 void DispatchGroup::Sweep() {
   TimePoint now = ex_.clock().Now();
   std::vector<RequestPtr> expired;
-  if (options_.queue != nullptr) options_.queue->RemoveExpired(now, &expired);
+  if (queue_ != nullptr) queue_->RemoveExpired(now, &expired);
   TakeHanded(now, &expired);
   AnswerDropped(expired, now);
   ExpireInFlight(now);

@@ -84,6 +84,15 @@
 // dispatch deadline (or cancelled) they are answered and never sent, and
 // while no slot can take work they are refused (503) like queued ones.
 //
+// Retirement. A reload that changes a model's backends or batching
+// replaces its group (ModelScheduler::Replace): the old one is retired. It
+// pulls nothing more from its queue and starts no batch; its batches in
+// flight finish on their backends and are answered as usual; what waits
+// for a retry or a slot there, and the retries of a batch of it that fails
+// later, go to a hand-over function (the successor's Submit(): they run
+// there whole, on its next free slot, without the backoff). Its breakers
+// are no longer reported to the observer; its batches still are.
+//
 // Threading. All state lives on `executor` (a strand); public methods are
 // thread-safe and return at once. The executor must outlive the group;
 // callbacks that run after the group is destroyed do nothing (destroy it
@@ -92,6 +101,7 @@
 
 #include <atomic>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <random>
@@ -253,6 +263,22 @@ class DispatchGroup {
   // Requests waiting for a retry right now (any thread; a snapshot).
   size_t retries_pending() const { return retry_requests_.load(std::memory_order_relaxed); }
 
+  // Retires the group (see "Retirement"): `hand_over` gets what waits for
+  // a slot or a retry now and every later retry, on the executor. A second
+  // call does nothing. Thread-safe; applied on the executor.
+  void Retire(std::function<void(std::vector<RequestPtr>)> hand_over);
+  // Retired (any thread; set when Retire() is applied).
+  bool retired() const { return retired_.load(std::memory_order_acquire); }
+  // Retired with nothing in flight or waiting: nothing of it will run again
+  // (any thread; a snapshot).
+  bool drained() const {
+    return retired() && busy_slots() == 0 && retries_pending() == 0 && handed_waiting() == 0;
+  }
+  // Starts this group's dispatch-rate estimate and its synchronous-flow mark
+  // from `previous`'s, so that a successor batches for the load at once.
+  // Call before Start(). Any thread.
+  void CarryOverLoad(const DispatchGroup& previous);
+
   // Answers every in-flight request, and every request waiting for a retry,
   // with `status` (shutdown); late backend replies are ignored. Thread-safe;
   // runs on the executor.
@@ -368,6 +394,9 @@ class DispatchGroup {
   const Options options_;
   const size_t async_fill_max_;  // Options::async_fill_max_batch_size, 0 resolved
   Executor& ex_;
+  DispatchQueue* queue_;  // on executor; Options::queue, null once retired
+  std::atomic<bool> retired_{false};
+  std::function<void(std::vector<RequestPtr>)> hand_over_;  // on executor; set when retired
   std::vector<Slot> slots_;
   std::vector<Endpoint> endpoints_;
   std::unique_ptr<std::atomic<bool>[]> slot_enabled_;  // mirrors Slot::enabled, any thread

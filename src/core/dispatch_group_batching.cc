@@ -65,8 +65,8 @@ void DispatchGroup::TakeHanded(TimePoint until, std::vector<RequestPtr>* out) {
 }
 
 void DispatchGroup::Evaluate() {
-  if (!collecting_) return;
-  DispatchQueue& q = *options_.queue;
+  if (!collecting_ || queue_ == nullptr) return;
+  DispatchQueue& q = *queue_;
   // Runs on the pushing thread: only hop onto the strand.
   auto wake = [ex = &ex_, again = Guarded([](DispatchGroup* g) { g->Evaluate(); })] {
     ex->Post(again);

@@ -69,10 +69,10 @@ void DispatchGroup::RefuseUnservable(TimePoint now) {
     const TimePoint horizon =
         std::max(*probe, now) +
         Micros(static_cast<int64_t>(cost_model_->BatchMicros(options_.max_batch_size)));
-    if (options_.queue != nullptr) options_.queue->RemoveExpired(horizon, &refused);
+    if (queue_ != nullptr) queue_->RemoveExpired(horizon, &refused);
     TakeHanded(horizon, &refused);
   } else if (stuck) {
-    if (options_.queue != nullptr) options_.queue->RemoveAll(&refused);
+    if (queue_ != nullptr) queue_->RemoveAll(&refused);
     TakeHanded(TimePoint::max(), &refused);
   }
   if (refused.empty()) return;
@@ -128,7 +128,7 @@ void DispatchGroup::StopCollectingIfNoSlot(TimePoint now) {
   if (!collecting_ || PickSlot(now, {}, /*take=*/false)) return;
   collecting_ = false;  // nobody left to take a batch
   CancelDelayTimer();
-  options_.queue->ClearNotify();
+  queue_->ClearNotify();
   WatchWhileUnservable();
 }
 
@@ -136,11 +136,11 @@ void DispatchGroup::WatchWhileUnservable() {
   if (batch_room() > 0) return;  // a slot will return or a probe will run
   // Nothing will pop the queue: the sweep must see what arrives, to refuse it.
   if (QueueDepth() > 0 || !handed_.empty()) return EnsureSweep();
-  if (options_.queue == nullptr) return;  // Submit() refuses what is handed over
+  if (queue_ == nullptr) return;  // Submit() refuses what is handed over
   auto wake = [ex = &ex_, sweep = Guarded([](DispatchGroup* g) { g->EnsureSweep(); })] {
     ex->Post(sweep);
   };
-  if (!options_.queue->NotifyAtDepth(1, wake)) EnsureSweep();
+  if (!queue_->NotifyAtDepth(1, wake)) EnsureSweep();
 }
 
 void DispatchGroup::RecordOutcome(size_t slot_index, bool ok, TimePoint now) {
@@ -157,7 +157,9 @@ void DispatchGroup::RecordOutcome(size_t slot_index, bool ok, TimePoint now) {
     ex_.Cancel(endpoint.probe_timer);
     endpoint.probe_timer = 0;
   }
-  if (options_.observer) options_.observer->OnBreakerChange(e, state);
+  if (options_.observer && !retired()) {
+    options_.observer->OnBreakerChange(e, endpoint.name, state);
+  }
   if (state == BreakerState::kOpen) {
     RefuseUnservable(now);
     EnsureSweep();
@@ -174,8 +176,9 @@ void DispatchGroup::ArmProbeTimer(size_t e) {
                   // Allow() turns it half-open: one probe batch may go.
                   const bool allowed = g->endpoints_[e].breaker.Allow(now);
                   g->PublishProbeTime();
-                  if (allowed && g->options_.observer) {
-                    g->options_.observer->OnBreakerChange(e, g->endpoints_[e].breaker.state());
+                  if (allowed && g->options_.observer && !g->retired()) {
+                    g->options_.observer->OnBreakerChange(e, g->endpoints_[e].name,
+                                                          g->endpoints_[e].breaker.state());
                   }
                   g->DispatchRetries(now);
                   g->TryCollect();
@@ -234,6 +237,7 @@ void DispatchGroup::HandleFailedBatch(size_t slot_index, std::vector<RequestPtr>
   if (dead > 0 && options_.observer) options_.observer->OnDeadLetter(dead);
   if (retry.empty()) return;
   if (options_.observer) options_.observer->OnRetry(slot_index, retry.size());
+  if (hand_over_) return hand_over_(std::move(retry));  // retired: its successor runs it
   retry_requests_.fetch_add(retry.size(), std::memory_order_relaxed);
   PendingRetry pending{now + Micros(backoff_us), std::move(retry), slot.tried_endpoints, detail};
   auto at = std::upper_bound(retries_.begin(), retries_.end(), pending.ready_at,

@@ -98,7 +98,7 @@ class DispatchGroupTest : public ::testing::Test {
       ++failed_batches;
       last_failure = error;
     }
-    void OnBreakerChange(size_t endpoint, BreakerState state) override {
+    void OnBreakerChange(size_t endpoint, const std::string&, BreakerState state) override {
       changes.emplace_back(endpoint, state);
     }
     size_t retried = 0, dead = 0, failed_batches = 0;

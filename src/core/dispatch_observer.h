@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <string>
 
 #include "common/clock.h"
 #include "common/status.h"
@@ -26,9 +27,11 @@ class DispatchObserver {
   virtual void OnRetry(size_t /*slot*/, size_t /*requests*/) {}
   // `requests` exhausted their retries and went to the dead-letter queue.
   virtual void OnDeadLetter(size_t /*requests*/) {}
-  // Endpoint `endpoint`'s breaker changed to `state`; available_slots()
-  // already reflects it.
-  virtual void OnBreakerChange(size_t /*endpoint*/, BreakerState /*state*/) {}
+  // Endpoint `endpoint` (its index in the group; `name`, its URL or
+  // backend name)'s breaker changed to `state`; available_slots() already
+  // reflects it. A retired group reports none.
+  virtual void OnBreakerChange(size_t /*endpoint*/, const std::string& /*name*/,
+                               BreakerState /*state*/) {}
 };
 
 }  // namespace sluice

@@ -1,5 +1,7 @@
 #include "core/model_scheduler.h"
 
+#include <algorithm>
+
 namespace sluice {
 
 Result<std::unique_ptr<ModelScheduler>> ModelScheduler::Create(
@@ -39,14 +41,71 @@ Result<std::unique_ptr<ModelScheduler>> ModelScheduler::Create(
   s->executor_ = options.dispatch.executor;
   s->alive_ = std::make_shared<ModelScheduler*>(s.get());
 
-  DispatchGroup::Options g = options.dispatch;
-  g.queue = s->queue_.get();
-  g.cost_model = s->cost_.get();
-  g.observer = s.get();
-  auto group = DispatchGroup::Create(g, std::move(slots));
+  auto group = s->NewGroup(options.dispatch, std::move(slots));
   if (!group.ok()) return group.status();
-  s->group_ = std::move(group).value();
+  s->group_.store(std::shared_ptr<DispatchGroup>(std::move(group).value()));
   return s;
+}
+
+Result<std::unique_ptr<DispatchGroup>> ModelScheduler::NewGroup(
+    DispatchGroup::Options dispatch, std::vector<std::unique_ptr<Backend>> slots) {
+  if (dispatch.max_batch_size != cost_->max_batch_size()) {
+    return InvalidArgument("model '" + model_ + "': max_batch_size " +
+                           std::to_string(cost_->max_batch_size()) +
+                           " cannot change while the model runs (" +
+                           std::to_string(dispatch.max_batch_size) + " asked)");
+  }
+  dispatch.queue = queue_.get();
+  dispatch.cost_model = cost_.get();
+  dispatch.observer = this;
+  dispatch.executor = executor_;
+  return DispatchGroup::Create(dispatch, std::move(slots));
+}
+
+void ModelScheduler::Replace(std::unique_ptr<DispatchGroup> next_group) {
+  std::shared_ptr<DispatchGroup> next(std::move(next_group));
+  std::shared_ptr<DispatchGroup> old = group_.exchange(next);
+  next->CarryOverLoad(*old);
+  {
+    std::lock_guard lock(retired_mu_);
+    retired_.push_back(old);
+  }
+  // Both apply on the executor, in this order: the queue's wake-up is the
+  // new group's from then on. The groups die before the scheduler.
+  old->Retire([this](std::vector<RequestPtr> batch) { group()->Submit(std::move(batch)); });
+  if (started_.load()) next->Start();
+  if (admission_) admission_->SetTotalSlots(next->slot_count());
+  SyncAdmission();
+  executor_->Post([weak = std::weak_ptr<ModelScheduler*>(alive_)] {
+    if (auto self = weak.lock()) (*self)->PruneRetired();
+  });
+}
+
+void ModelScheduler::PruneRetired() {
+  std::vector<std::shared_ptr<DispatchGroup>> done;
+  {
+    std::lock_guard lock(retired_mu_);
+    // Nobody else holds it: nothing can reach it again.
+    auto finished = std::stable_partition(retired_.begin(), retired_.end(), [](const auto& g) {
+      return !(g->drained() && g.use_count() == 1);
+    });
+    done.assign(std::make_move_iterator(finished), std::make_move_iterator(retired_.end()));
+    retired_.erase(finished, retired_.end());
+  }
+  // `done` goes here, on the executor: none of its callbacks runs now.
+}
+
+size_t ModelScheduler::busy_slots() const {
+  size_t busy = group()->busy_slots();
+  std::lock_guard lock(retired_mu_);
+  for (const auto& g : retired_) busy += g->busy_slots();
+  return busy;
+}
+
+void ModelScheduler::AbortInFlight(Status status) {
+  group()->AbortInFlight(status);
+  std::lock_guard lock(retired_mu_);
+  for (const auto& g : retired_) g->AbortInFlight(status);
 }
 
 ModelScheduler::~ModelScheduler() {
@@ -56,7 +115,7 @@ ModelScheduler::~ModelScheduler() {
 
 void ModelScheduler::Start() {
   if (started_.exchange(true)) return;
-  group_->Start();
+  group()->Start();
   executor_->Post([weak = std::weak_ptr<ModelScheduler*>(alive_)] {
     if (auto self = weak.lock()) (*self)->ArmScalingTick();
   });
@@ -77,9 +136,10 @@ void ModelScheduler::ArmScalingTick() {
 }
 
 Status ModelScheduler::SetDeviceEnabled(size_t index, bool enabled) {
-  if (!group_->SetSlotEnabled(index, enabled)) {
+  const std::shared_ptr<DispatchGroup> group = this->group();
+  if (!group->SetSlotEnabled(index, enabled)) {
     return NotFound("model '" + model_ + "' has no device " + std::to_string(index) +
-                    " (devices: " + std::to_string(group_->slot_count()) + ")");
+                    " (devices: " + std::to_string(group->slot_count()) + ")");
   }
   SyncAdmission();
   return Status::Ok();
@@ -88,13 +148,25 @@ Status ModelScheduler::SetDeviceEnabled(size_t index, bool enabled) {
 void ModelScheduler::SyncAdmission() {
   if (!admission_) return;
   std::lock_guard lock(sync_mu_);
+  const std::shared_ptr<DispatchGroup> group = this->group();
   admission_->SetSlots(
-      {group_->available_slots(), group_->probing_endpoints(), group_->next_probe_at()});
+      {group->available_slots(), group->probing_endpoints(), group->next_probe_at()});
 }
 
 void ModelScheduler::OnBatchDone(size_t slot, size_t batch_size,
                                  SteadyClock::duration accelerator_time, bool ok) {
   if (observer_) observer_->OnBatchDone(slot, batch_size, accelerator_time, ok);
+  bool retiring = false;
+  {
+    std::lock_guard lock(retired_mu_);
+    retiring = !retired_.empty();
+  }
+  // Not here: the group that called is still running.
+  if (retiring) {
+    executor_->Post([weak = std::weak_ptr<ModelScheduler*>(alive_)] {
+      if (auto self = weak.lock()) (*self)->PruneRetired();
+    });
+  }
 }
 
 void ModelScheduler::OnRetry(size_t slot, size_t requests) {
@@ -105,9 +177,9 @@ void ModelScheduler::OnDeadLetter(size_t requests) {
   if (observer_) observer_->OnDeadLetter(requests);
 }
 
-void ModelScheduler::OnBreakerChange(size_t endpoint, BreakerState state) {
+void ModelScheduler::OnBreakerChange(size_t endpoint, const std::string& name, BreakerState state) {
   SyncAdmission();
-  if (observer_) observer_->OnBreakerChange(endpoint, state);
+  if (observer_) observer_->OnBreakerChange(endpoint, name, state);
 }
 
 }  // namespace sluice

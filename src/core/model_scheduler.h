@@ -10,6 +10,15 @@
 // with admission's arrival rate and the learnt per-device throughput: the
 // recommended device count (min_devices when admission is off).
 //
+// Replacing the group. A reload that changes the model's backends or its
+// batching builds a new group (NewGroup()) and installs it (Replace()): it
+// pulls from the same queue with the same learnt cost, and starts at the
+// measured load; the old one retires (DispatchGroup::Retire): its batches
+// in flight finish on their backends, what waited there for a retry runs
+// on the new one, and it is destroyed, its backends with it, once its last
+// batch ended and nobody holds it. The new group's slots all start enabled
+// and its breakers closed.
+//
 // Threading: as DispatchGroup — all scheduling state lives on
 // Options::dispatch.executor; the accessors and SetDeviceEnabled() are
 // thread-safe. Destroy it only once the executor runs none of its
@@ -18,6 +27,7 @@
 // must outlive the scheduler.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -60,35 +70,61 @@ class ModelScheduler final : private DispatchObserver {
   void Start();
 
   RequestQueue* queue() { return queue_.get(); }
-  DispatchGroup& group() { return *group_; }
-  const DispatchGroup& group() const { return *group_; }
+  // The model's group now (Replace() may install another: hold it only as
+  // long as a call needs it). Any thread.
+  std::shared_ptr<DispatchGroup> group() const { return group_.load(); }
   BatchCostModel& cost_model() { return *cost_; }
   // Null when admission is off.
   AdmissionController* admission() { return admission_.get(); }
   const ScalingAdvisor& scaling() const { return *scaling_; }
+  ScalingAdvisor& scaling() { return *scaling_; }
 
   // Takes slot `index` out of service or back; admission follows at once.
   // Thread-safe. kNotFound for an unknown index.
   Status SetDeviceEnabled(size_t index, bool enabled);
 
+  // A group for this model's queue and cost model, from `dispatch` (as
+  // Options::dispatch: its queue, observer and cost model are the
+  // scheduler's) on `slots`; not started. Errors: kInvalidArgument from
+  // its validation, or a max_batch_size other than the model's (the cost
+  // model and admission are sized by it). Thread-safe.
+  Result<std::unique_ptr<DispatchGroup>> NewGroup(DispatchGroup::Options dispatch,
+                                                  std::vector<std::unique_ptr<Backend>> slots);
+  // Installs `next` (from NewGroup()) as the model's group and retires the
+  // one it replaces (see "Replacing the group"). group() returns `next` at
+  // once. Thread-safe; the hand-over completes on the executor.
+  void Replace(std::unique_ptr<DispatchGroup> next);
+
+  // Slots with a batch in flight, in the group and in retired ones still
+  // finishing theirs (any thread; a snapshot).
+  size_t busy_slots() const;
+  // DispatchGroup::AbortInFlight() on the group and on every retired one
+  // (shutdown). Thread-safe.
+  void AbortInFlight(Status status);
+
  private:
   ModelScheduler() = default;
   void SyncAdmission();   // admission's slots from the group's
   void ArmScalingTick();  // the once-a-second ScalingAdvisor update
+  // Destroys the retired groups that are drained and held by nobody else.
+  // On the executor only (a group is destroyed where its callbacks run).
+  void PruneRetired();
 
   // DispatchObserver: forwarded to Options::observer.
   void OnBatchDone(size_t slot, size_t batch_size, SteadyClock::duration accelerator_time,
                    bool ok) override;
   void OnRetry(size_t slot, size_t requests) override;
   void OnDeadLetter(size_t requests) override;
-  void OnBreakerChange(size_t endpoint, BreakerState state) override;
+  void OnBreakerChange(size_t endpoint, const std::string& name, BreakerState state) override;
 
   std::string model_;
   DispatchObserver* observer_ = nullptr;
   std::unique_ptr<MemoryQueue> queue_;
   std::unique_ptr<BatchCostModel> cost_;
   std::unique_ptr<AdmissionController> admission_;
-  std::unique_ptr<DispatchGroup> group_;
+  std::atomic<std::shared_ptr<DispatchGroup>> group_;
+  mutable std::mutex retired_mu_;
+  std::vector<std::shared_ptr<DispatchGroup>> retired_;  // GUARDED_BY(retired_mu_)
   std::unique_ptr<ScalingAdvisor> scaling_;
   Executor* executor_ = nullptr;
   Executor::TimerId scaling_timer_ = 0;  // on the executor

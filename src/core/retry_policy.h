@@ -24,6 +24,8 @@ struct RetryPolicy {
   int64_t max_backoff_us = 200'000;     // cap of the doubling wait; >= initial
   double jitter = 0.5;                  // random fraction taken off the wait; 0..1
 
+  bool operator==(const RetryPolicy&) const = default;
+
   Status Validate() const {
     if (max_retries < 0 || max_retries > 10) return InvalidArgument("max_retries must be in 0..10");
     if (initial_backoff_us < 0) return InvalidArgument("initial_backoff must be >= 0");

@@ -77,22 +77,50 @@ Result<std::unique_ptr<AdmissionController>> AdmissionController::Create(const O
 }
 
 AdmissionController::AdmissionController(const Options& options)
-    : options_(options), healthy_slots_(options.total_slots) {
+    : options_(options),
+      depth_bounds_(std::make_unique<DepthBounds[]>(options.tiers.size())),
+      total_slots_(options.total_slots),
+      healthy_slots_(options.total_slots) {
   min_priority_ = options_.tiers.front().priority;
   for (const AdmissionTier& tier : options_.tiers) {
-    min_queue_depth_ = std::min(min_queue_depth_, tier.max_queue_depth);
-    if (tier.max_queue_depth_per_slot > 0 &&
-        (min_depth_per_slot_ == 0 || tier.max_queue_depth_per_slot < min_depth_per_slot_)) {
-      min_depth_per_slot_ = tier.max_queue_depth_per_slot;
-    }
     min_priority_ = std::min(min_priority_, tier.priority);
     arrivals_.push_back(
         std::make_unique<metrics::RateMeter>(options_.clock, options_.arrival_window_s));
   }
+  (void)SetQueueDepthLimits(options_.tiers);  // the same shape: cannot fail
+}
+
+Status AdmissionController::SetQueueDepthLimits(const std::vector<AdmissionTier>& tiers) {
+  if (tiers.size() != options_.tiers.size()) {
+    return InvalidArgument("model '" + options_.model + "': admission has " +
+                           std::to_string(options_.tiers.size()) + " tiers, not " +
+                           std::to_string(tiers.size()));
+  }
+  size_t min_depth = kNoQueueDepthLimit;
+  size_t min_per_slot = 0;
+  for (size_t t = 0; t < tiers.size(); ++t) {
+    const AdmissionTier& tier = tiers[t];
+    depth_bounds_[t].max_queue_depth.store(tier.max_queue_depth, std::memory_order_relaxed);
+    depth_bounds_[t].max_queue_depth_per_slot.store(tier.max_queue_depth_per_slot,
+                                                    std::memory_order_relaxed);
+    min_depth = std::min(min_depth, tier.max_queue_depth);
+    if (tier.max_queue_depth_per_slot > 0 &&
+        (min_per_slot == 0 || tier.max_queue_depth_per_slot < min_per_slot)) {
+      min_per_slot = tier.max_queue_depth_per_slot;
+    }
+  }
+  min_queue_depth_.store(min_depth, std::memory_order_relaxed);
+  min_depth_per_slot_.store(min_per_slot, std::memory_order_relaxed);
+  return Status::Ok();
+}
+
+void AdmissionController::SetTotalSlots(size_t total) {
+  total_slots_.store(std::max<size_t>(total, 1), std::memory_order_relaxed);
 }
 
 void AdmissionController::SetSlots(const SlotAvailability& slots) {
-  healthy_slots_.store(std::min(slots.healthy, options_.total_slots), std::memory_order_relaxed);
+  healthy_slots_.store(std::min(slots.healthy, total_slots_.load(std::memory_order_relaxed)),
+                       std::memory_order_relaxed);
   probing_endpoints_.store(slots.probing, std::memory_order_relaxed);
   next_probe_ns_.store(slots.next_probe_at ? NowNs(*slots.next_probe_at) : -1,
                        std::memory_order_relaxed);
@@ -118,9 +146,11 @@ double AdmissionController::OvertakingRps(size_t tier) const {
 
 size_t AdmissionController::DepthLimit(size_t tier, size_t healthy) const {
   const bool known = tier < options_.tiers.size();
-  size_t limit = known ? options_.tiers[tier].max_queue_depth : min_queue_depth_;
+  size_t limit = known ? depth_bounds_[tier].max_queue_depth.load(std::memory_order_relaxed)
+                       : min_queue_depth_.load(std::memory_order_relaxed);
   const size_t per_slot =
-      known ? options_.tiers[tier].max_queue_depth_per_slot : min_depth_per_slot_;
+      known ? depth_bounds_[tier].max_queue_depth_per_slot.load(std::memory_order_relaxed)
+            : min_depth_per_slot_.load(std::memory_order_relaxed);
   if (per_slot > 0) limit = std::min(limit, per_slot * std::max<size_t>(healthy, 1));
   return limit;
 }
@@ -191,7 +221,7 @@ AdmissionSnapshot AdmissionController::Snapshot() const {
   const BatchCostModel& cost = *options_.cost_model;
   s.healthy_slots = healthy_slots_.load(std::memory_order_relaxed);
   s.probing_endpoints = probing_endpoints_.load(std::memory_order_relaxed);
-  s.total_slots = options_.total_slots;
+  s.total_slots = total_slots_.load(std::memory_order_relaxed);
   s.throughput_per_slot_rps = cost.FullBatchRps();
   s.capacity_rps = static_cast<double>(s.healthy_slots) * s.throughput_per_slot_rps;
   s.batch_fixed_ms = cost.FixedMicros() / 1000;

@@ -162,8 +162,15 @@ class AdmissionController {
   // Errors: kInvalidArgument naming the bad field.
   static Result<std::unique_ptr<AdmissionController>> Create(const Options& options);
 
-  // The slots able to run batches now; `healthy` is clamped to total_slots.
+  // The slots able to run batches now; `healthy` is clamped to the total.
   void SetSlots(const SlotAvailability& slots);
+  // The model's slots now (a reload changed its backends); >= 1. Thread-safe.
+  void SetTotalSlots(size_t total);
+  // The tiers' queue-depth bounds from `tiers` (a reload): the same tiers,
+  // in the same order, as Options::tiers; their priorities stay. The next
+  // Admit() applies them. Thread-safe. Errors: kInvalidArgument for
+  // another number of tiers.
+  Status SetQueueDepthLimits(const std::vector<AdmissionTier>& tiers);
   // SetSlots() with no probing endpoint (capacity read from elsewhere, e.g.
   // the worker registry in scale-out).
   void SetHealthySlots(size_t healthy) { SetSlots({healthy, 0, std::nullopt}); }
@@ -194,11 +201,20 @@ class AdmissionController {
   // The depth bound of `tier` with `healthy` slots.
   size_t DepthLimit(size_t tier, size_t healthy) const;
 
-  size_t min_queue_depth_ = kNoQueueDepthLimit;                // over all tiers
-  size_t min_depth_per_slot_ = 0;                              // over all tiers that set one
+  // Each tier's queue-depth bounds (Options::tiers', or a reload's), and
+  // the tightest of them for unknown tier indexes. Each is read alone: a
+  // reload's change reaches the next Admit().
+  struct DepthBounds {
+    std::atomic<size_t> max_queue_depth{kNoQueueDepthLimit};
+    std::atomic<size_t> max_queue_depth_per_slot{0};
+  };
+  std::unique_ptr<DepthBounds[]> depth_bounds_;                // one per tier
+  std::atomic<size_t> min_queue_depth_{kNoQueueDepthLimit};    // over all tiers
+  std::atomic<size_t> min_depth_per_slot_{0};                  // over all tiers that set one
   int min_priority_ = 0;                                       // for unknown tier indexes
   std::vector<std::unique_ptr<metrics::RateMeter>> arrivals_;  // one per tier
 
+  std::atomic<size_t> total_slots_;  // Options::total_slots, or a reload's
   std::atomic<size_t> healthy_slots_;
   std::atomic<size_t> probing_endpoints_{0};
   std::atomic<int64_t> next_probe_ns_{-1};  // -1: none open

@@ -178,6 +178,36 @@ TEST_F(AdmissionControllerTest, QueueDepthThresholdIsAHardBound) {
   EXPECT_FALSE(Admit(*c, 7, 0, seconds(10), 101).admitted);
 }
 
+// A reload changes the bounds; the next decision follows them.
+TEST_F(AdmissionControllerTest, QueueDepthBoundsChangeWithAReload) {
+  auto c = Make(4);
+  std::vector<AdmissionTier> tiers = DefaultOptions().tiers;
+  tiers[kFree].max_queue_depth = 10;
+  tiers[kPaid].max_queue_depth_per_slot = 5;  // 20 on 4 slots
+  ASSERT_TRUE(c->SetQueueDepthLimits(tiers).ok());
+  EXPECT_FALSE(Admit(*c, kFree, 0, seconds(10), 11).admitted);
+  EXPECT_TRUE(Admit(*c, kFree, 0, seconds(10), 10).admitted);
+  EXPECT_FALSE(Admit(*c, kPaid, 0, seconds(10), 21).admitted);
+  EXPECT_TRUE(Admit(*c, kPaid, 0, seconds(10), 20).admitted);
+  EXPECT_FALSE(Admit(*c, 7, 0, seconds(10), 11).admitted);  // unknown: the tightest
+  tiers.pop_back();
+  Status st = c->SetQueueDepthLimits(tiers);
+  EXPECT_EQ(st.code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(st.message(), "model 'm': admission has 3 tiers, not 2");
+  EXPECT_FALSE(Admit(*c, kFree, 0, seconds(10), 11).admitted);  // unchanged
+}
+
+// A reload that gives the model more slots lifts the clamp on healthy ones.
+TEST_F(AdmissionControllerTest, TotalSlotsFollowAReload) {
+  auto c = Make(2);
+  c->SetHealthySlots(4);
+  EXPECT_EQ(c->Snapshot().healthy_slots, 2u);
+  c->SetTotalSlots(4);
+  c->SetHealthySlots(4);
+  EXPECT_EQ(c->Snapshot().healthy_slots, 4u);
+  EXPECT_EQ(c->Snapshot().total_slots, 4u);
+}
+
 TEST_F(AdmissionControllerTest, CapacityFollowsTheLearntCost) {
   auto c = Make(2);
   for (int i = 0; i < 20; ++i) {  // the device runs twice as slow as the prior

@@ -27,7 +27,18 @@ Result<std::unique_ptr<ScalingAdvisor>> ScalingAdvisor::Create(const Options& o)
 }
 
 ScalingAdvisor::ScalingAdvisor(const Options& options)
-    : options_(options), last_change_(options.clock->Now()), recommended_(options.min_devices) {}
+    : options_(options),
+      target_utilization_(options.target_utilization),
+      last_change_(options.clock->Now()),
+      recommended_(options.min_devices) {}
+
+Status ScalingAdvisor::SetTargetUtilization(double target) {
+  if (!(target > 0 && target <= 1)) {
+    return InvalidArgument("target_utilization must be in (0, 1], got " + std::to_string(target));
+  }
+  target_utilization_.store(target, std::memory_order_relaxed);
+  return Status::Ok();
+}
 
 size_t ScalingAdvisor::Needed(double arrival_rps, double per_device_rps, double target_utilization,
                               size_t min_devices) {
@@ -39,7 +50,8 @@ size_t ScalingAdvisor::Needed(double arrival_rps, double per_device_rps, double 
 size_t ScalingAdvisor::Update(double arrival_rps, double per_device_rps) {
   const TimePoint now = options_.clock->Now();
   const size_t needed =
-      Needed(arrival_rps, per_device_rps, options_.target_utilization, options_.min_devices);
+      Needed(arrival_rps, per_device_rps, target_utilization_.load(std::memory_order_relaxed),
+             options_.min_devices);
   std::lock_guard lock(mu_);
   const size_t current = recommended_.load(std::memory_order_relaxed);
   size_t next = current;

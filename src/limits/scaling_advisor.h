@@ -43,6 +43,9 @@ class ScalingAdvisor {
   size_t Update(double arrival_rps, double per_device_rps);
   // The recommendation in force (min_devices before the first Update()).
   size_t recommended() const { return recommended_.load(std::memory_order_relaxed); }
+  // Plans for `target` (a reload). Thread-safe. Errors: kInvalidArgument
+  // outside (0, 1].
+  Status SetTargetUtilization(double target);
   // What the load needs right now, before the scale-down damping.
   static size_t Needed(double arrival_rps, double per_device_rps, double target_utilization,
                        size_t min_devices);
@@ -51,6 +54,7 @@ class ScalingAdvisor {
   explicit ScalingAdvisor(const Options& options);
 
   const Options options_;
+  std::atomic<double> target_utilization_;  // Options::target_utilization, or a reload's
   std::mutex mu_;
   TimePoint last_change_;  // GUARDED_BY(mu_)
   std::atomic<size_t> recommended_;

@@ -65,6 +65,17 @@ TEST_F(ScalingAdvisorTest, SustainedLoadRestartsTheQuietTime) {
   EXPECT_EQ(a->Update(640, 640), 4u);
 }
 
+TEST_F(ScalingAdvisorTest, TargetUtilizationChangesWithAReload) {
+  ScalingAdvisor::Options o;
+  o.target_utilization = 0.7;
+  auto a = Make(o);
+  EXPECT_EQ(a->Update(1'000, 640), 3u);  // 1,000 / 448
+  ASSERT_TRUE(a->SetTargetUtilization(0.35).ok());
+  EXPECT_EQ(a->Update(1'000, 640), 5u);  // 1,000 / 224: up at once
+  Status st = a->SetTargetUtilization(1.5);
+  EXPECT_EQ(st.message(), "target_utilization must be in (0, 1], got 1.500000");
+}
+
 TEST_F(ScalingAdvisorTest, ValidatesOptions) {
   EXPECT_FALSE(ScalingAdvisor::Create({.target_utilization = 0}).ok());
   EXPECT_FALSE(ScalingAdvisor::Create({.scale_down_cooldown_ms = -1}).ok());

@@ -50,6 +50,8 @@ struct ModelServer::State {
   std::deque<std::string> traceparents;        // GUARDED_BY(mu): GET /admin/traceparents
   // Chat streams (GET /admin/streams).
   std::atomic<uint64_t> streams_started{0}, streams_finished{0}, streams_cancelled{0};
+  // Inference requests (batches) answered 200, and their items (GET /admin/stats).
+  std::atomic<uint64_t> batches_ok{0}, items_ok{0};
   uint16_t port = 0;  // bound port, set once by Create()
 };
 
@@ -117,6 +119,11 @@ class Session : public std::enable_shared_from_this<Session> {
       }
       return Reply(http::status::ok,
                    boost::json::serialize(boost::json::object{{"traceparents", std::move(list)}}));
+    }
+    if (target == "/admin/stats" && get) {
+      return Reply(http::status::ok, boost::json::serialize(
+                                         boost::json::object{{"batches", state_->batches_ok.load()},
+                                                             {"items", state_->items_ok.load()}}));
     }
     if (target == "/admin/streams" && get) {
       return Reply(http::status::ok, boost::json::serialize(boost::json::object{
@@ -227,6 +234,8 @@ class Session : public std::enable_shared_from_this<Session> {
                                                     state_->options.embedding_dims);
       }
     }
+    state_->batches_ok.fetch_add(1);
+    state_->items_ok.fetch_add(items.size());
     if (request.api == Api::kChat && request.stream) {
       return StreamChat(ChatStreamEvents(request, items[0].output, items[0].tokens_used));
     }

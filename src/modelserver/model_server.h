@@ -8,6 +8,9 @@
 //   POST /v1/chat/completions       OpenAI-compatible, one conversation;
 //                                   "stream": true answers server-sent
 //                                   events, one word per 1/stream rate
+//   GET  /admin/stats               {"batches", "items"}: inference
+//                                   requests answered 200 so far, and
+//                                   their items
 //   GET  /admin/streams             {"started", "finished", "cancelled"}:
 //                                   chat streams so far (cancelled: the
 //                                   client left before the end)

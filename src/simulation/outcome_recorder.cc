@@ -157,7 +157,8 @@ void OutcomeRecorder::OnBatchDone(size_t slot, size_t batch_size,
   }
 }
 
-void OutcomeRecorder::OnBreakerChange(size_t endpoint, BreakerState state) {
+void OutcomeRecorder::OnBreakerChange(size_t /*endpoint*/, const std::string& /*name*/,
+                                      BreakerState state) {
   if (state == BreakerState::kOpen) ++breaker_opens_;
 }
 

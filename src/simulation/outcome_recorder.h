@@ -55,7 +55,7 @@ class OutcomeRecorder final : public DispatchObserver {
                    bool ok) override;
   void OnRetry(size_t slot, size_t requests) override { retried_requests_ += requests; }
   void OnDeadLetter(size_t requests) override { dead_letters_ += requests; }
-  void OnBreakerChange(size_t endpoint, BreakerState state) override;
+  void OnBreakerChange(size_t endpoint, const std::string& name, BreakerState state) override;
 
   // Sets the stream, batch and bug-count fields of `report` (streams in the
   // order added: the first `regular_streams` are tiers, the rest hostile).

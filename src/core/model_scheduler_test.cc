@@ -1,0 +1,222 @@
+// ModelScheduler: replacing a model's dispatch group while it serves (a
+// reload that changes its backends or batching), on the fake executor.
+#include "core/model_scheduler.h"
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "testing/fake_backend.h"
+#include "testing/fake_executor.h"
+
+namespace sluice {
+namespace {
+
+using std::chrono::milliseconds;
+using testing::FakeBackend;
+
+// A FakeBackend that says when it is destroyed.
+class TrackedBackend final : public Backend {
+ public:
+  TrackedBackend(FakeBackend* fake, bool* destroyed) : fake_(fake), destroyed_(destroyed) {}
+  ~TrackedBackend() override { *destroyed_ = true; }
+  void RunBatch(const std::vector<RequestPtr>& batch, DoneFn done) override {
+    fake_->RunBatch(batch, std::move(done));
+  }
+  const std::string& name() const override { return fake_->name(); }
+
+ private:
+  FakeBackend* fake_;
+  bool* destroyed_;
+};
+
+class ModelSchedulerTest : public ::testing::Test {
+ protected:
+  // A model of `slots` slots named prefix0.., every batch of up to 4.
+  std::vector<std::unique_ptr<Backend>> Slots(const std::string& prefix, size_t slots) {
+    std::vector<std::unique_ptr<Backend>> out;
+    for (size_t i = 0; i < slots; ++i) {
+      fakes_.push_back(std::make_unique<FakeBackend>(prefix + std::to_string(i)));
+      destroyed_[prefix + std::to_string(i)] = false;
+      out.push_back(std::make_unique<TrackedBackend>(fakes_.back().get(),
+                                                     &destroyed_[prefix + std::to_string(i)]));
+    }
+    return out;
+  }
+  FakeBackend& Fake(const std::string& name) {
+    for (auto& f : fakes_) {
+      if (f->name() == name) return *f;
+    }
+    ADD_FAILURE() << "no backend " << name;
+    return *fakes_.front();
+  }
+
+  DispatchGroup::Options Dispatch() {
+    DispatchGroup::Options g;
+    g.model = "m";
+    g.max_batch_size = 4;
+    g.max_batch_delay_us = 0;
+    g.batching = BatchingMode::kStatic;
+    g.expiry_check_interval_us = 1'000;
+    g.retry.initial_backoff_us = 10'000;
+    g.retry.max_backoff_us = 10'000;
+    g.retry.jitter = 0;
+    g.retry_seed = 7;
+    g.executor = &ex_;
+    g.router = &router_;
+    return g;
+  }
+
+  void Build(size_t slots) {
+    ModelScheduler::Options o;
+    o.queue = {1000, QueueOrdering::kEarliestDeadlineFirst, {TierPolicy{"t", 0, 1'000'000}}};
+    o.dispatch = Dispatch();
+    o.admission = AdmissionController::Options{};
+    o.admission->model = "m";
+    o.admission->tiers = {AdmissionTier{"t", 0, kNoQueueDepthLimit, 0}};
+    auto s = ModelScheduler::Create(std::move(o), Slots("a", slots));
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    scheduler_ = std::move(s).value();
+    scheduler_->Start();
+    ex_.RunPending();
+  }
+
+  std::unique_ptr<DispatchGroup> NewGroup(const std::string& prefix, size_t slots) {
+    auto g = scheduler_->NewGroup(Dispatch(), Slots(prefix, slots));
+    EXPECT_TRUE(g.ok()) << g.status().ToString();
+    return g.ok() ? std::move(g).value() : nullptr;
+  }
+
+  RequestPtr Push(const std::string& input, int total_ms = 4000) {
+    auto r = std::make_shared<InferenceRequest>();
+    r->input = input;
+    r->arrival = ex_.Now();
+    r->dispatch_deadline = r->arrival + milliseconds(1000);
+    r->total_deadline = r->arrival + milliseconds(total_ms);
+    r->set_on_complete([this, input](InferenceOutcome&& o) { outcomes_[input] = std::move(o); });
+    EXPECT_TRUE(scheduler_->queue()->Push(r).ok());
+    ex_.RunPending();
+    return r;
+  }
+
+  testing::FakeExecutor ex_;
+  LocalResultRouter router_;
+  std::vector<std::unique_ptr<FakeBackend>> fakes_;
+  std::map<std::string, bool> destroyed_;
+  std::unique_ptr<ModelScheduler> scheduler_;
+  std::map<std::string, InferenceOutcome> outcomes_;
+};
+
+// The batch in flight finishes on the old backend and is answered; what
+// arrives afterwards runs on the new ones; the old group, and its backends,
+// go once its last batch ended.
+TEST_F(ModelSchedulerTest, ReplacedGroupFinishesItsBatchWhileTheNewOneServes) {
+  Build(1);
+  Push("x");
+  ASSERT_EQ(Fake("a0").batches.size(), 1u);  // in flight on the old backend
+  scheduler_->Replace(NewGroup("b", 2));
+  ex_.RunPending();
+  EXPECT_EQ(scheduler_->group()->endpoint_name(0), "b0");
+  EXPECT_EQ(scheduler_->busy_slots(), 1u);  // the old group's batch counts
+  Push("y");
+  Push("z");
+  EXPECT_EQ(Fake("a0").batches.size(), 1u);  // nothing more for the old one
+  ASSERT_EQ(Fake("b0").batches.size(), 1u);
+  ASSERT_EQ(Fake("b1").batches.size(), 1u);
+  EXPECT_FALSE(destroyed_["a0"]);
+  Fake("a0").FinishOk();
+  Fake("b0").FinishOk();
+  Fake("b1").FinishOk();
+  ex_.RunPending();
+  ASSERT_EQ(outcomes_.size(), 3u);
+  for (const auto& [input, o] : outcomes_) {
+    EXPECT_TRUE(o.status.ok()) << input << ": " << o.status.ToString();
+    EXPECT_EQ(o.output, "out:" + input);
+  }
+  EXPECT_TRUE(destroyed_["a0"]);  // drained and held by nobody: gone
+  EXPECT_FALSE(destroyed_["b0"]);
+  EXPECT_EQ(scheduler_->busy_slots(), 0u);
+  // Admission counts the new group's slots.
+  EXPECT_EQ(scheduler_->admission()->Snapshot().total_slots, 2u);
+  EXPECT_EQ(scheduler_->admission()->Snapshot().healthy_slots, 2u);
+}
+
+// A batch of the retired group that fails is retried on the new group's
+// backends, and its clients get their answers from there.
+TEST_F(ModelSchedulerTest, RetiredGroupsFailedBatchIsRetriedOnTheNewGroup) {
+  Build(1);
+  Push("x");
+  ASSERT_EQ(Fake("a0").batches.size(), 1u);
+  scheduler_->Replace(NewGroup("b", 1));
+  ex_.RunPending();
+  Push("y");  // the new group's first batch
+  ASSERT_EQ(Fake("b0").batches.size(), 1u);
+  BatchResult failed;
+  failed.status = BackendError("HTTP 500");
+  Fake("a0").Finish(std::move(failed));
+  ex_.RunPending();
+  EXPECT_TRUE(destroyed_["a0"]);  // its failed batch went on: nothing left there
+  Fake("b0").FinishOk();
+  ex_.RunPending();
+  ASSERT_EQ(Fake("b0").batches.size(), 2u);  // then the retry, when b0 freed
+  EXPECT_EQ(Fake("b0").batches[1].size(), 1u);
+  EXPECT_EQ(Fake("b0").batches[1][0]->input, "x");
+  EXPECT_EQ(Fake("b0").batches[1][0]->attempts, 2);
+  Fake("b0").FinishOk();
+  ex_.RunPending();
+  ASSERT_EQ(outcomes_.size(), 2u);
+  EXPECT_EQ(outcomes_["x"].output, "out:x");
+  EXPECT_EQ(outcomes_["y"].output, "out:y");
+  EXPECT_EQ(Fake("a0").batches.size(), 1u);
+}
+
+// A retry waiting for its backoff when the group is replaced runs on the
+// new group.
+TEST_F(ModelSchedulerTest, PendingRetryMovesToTheNewGroup) {
+  Build(1);
+  Push("x");
+  BatchResult failed;
+  failed.status = BackendError("HTTP 500");
+  Fake("a0").Finish(std::move(failed));
+  ex_.RunPending();
+  EXPECT_EQ(scheduler_->group()->retries_pending(), 1u);  // backing off
+  scheduler_->Replace(NewGroup("b", 1));
+  ex_.RunPending();
+  EXPECT_EQ(scheduler_->group()->retries_pending(), 0u);
+  ASSERT_EQ(Fake("b0").batches.size(), 1u);
+  Fake("b0").FinishOk();
+  ex_.RunPending();
+  EXPECT_EQ(outcomes_["x"].output, "out:x");
+  EXPECT_EQ(Fake("a0").batches.size(), 1u);
+}
+
+// A client's deadline still holds while its batch runs on a retired group.
+TEST_F(ModelSchedulerTest, DeadlineOfARequestInARetiredGroupsBatchIsKept) {
+  Build(1);
+  Push("x", /*total_ms=*/50);
+  scheduler_->Replace(NewGroup("b", 1));
+  ex_.RunPending();
+  ex_.Advance(milliseconds(60));
+  ASSERT_EQ(outcomes_.count("x"), 1u);
+  EXPECT_EQ(outcomes_["x"].status.code(), ErrorCode::kDeadlineExceeded);
+  Fake("a0").FinishOk();  // the late reply is ignored
+  ex_.RunPending();
+  EXPECT_EQ(outcomes_["x"].status.code(), ErrorCode::kDeadlineExceeded);
+  EXPECT_TRUE(destroyed_["a0"]);
+}
+
+TEST_F(ModelSchedulerTest, NewGroupKeepsTheModelsMaxBatchSize) {
+  Build(1);
+  DispatchGroup::Options g = Dispatch();
+  g.max_batch_size = 8;
+  auto group = scheduler_->NewGroup(g, Slots("b", 1));
+  ASSERT_FALSE(group.ok());
+  EXPECT_EQ(group.status().message(),
+            "model 'm': max_batch_size 4 cannot change while the model runs (8 asked)");
+}
+
+}  // namespace
+}  // namespace sluice
