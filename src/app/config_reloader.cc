@@ -15,30 +15,34 @@ namespace {
 const std::regex kAlwaysApplied(
     R"(keys(\[\d+\](\.\w+)?)?|tiers\[\d+\]\.(requests_per_minute|tokens_per_minute)|)"
     R"(server\.service_token_sha256)");
-// With the models attached (ModelRuntime's "Reload").
+// With the models attached (ModelRuntime's "Reload"); [1] is the index.
 const std::regex kModelApplied(
-    R"(models\[\d+\]\.(max_batch_delay_us|async_fill_max_batch_size|batching|)"
-    R"(accelerator_timeout_ms|retry(\.\w+)?|circuit_breaker(\.\w+)?))");
+    R"(models\[(\d+)\]\.(max_batch_delay_us|batching|accelerator_timeout_ms|)"
+    R"(retry(\.\w+)?|circuit_breaker(\.\w+)?))");
+const std::regex kAsyncFill(R"(models\[(\d+)\]\.async_fill_max_batch_size)");
 const std::regex kBackendApplied(
-    R"((models\[\d+\])\.backend\.(endpoints(\[\d+\])?|connections_per_endpoint|)"
+    R"(models\[(\d+)\]\.backend\.(kind|endpoints(\[\d+\])?|connections_per_endpoint|)"
     R"(connect_timeout_ms|request_timeout_ms|remote_model|tls_ca_file|tls_cert_file|)"
     R"(tls_key_file|devices|fixed_latency_us|per_item_latency_us|jitter|seed))");
 const std::regex kAdmissionApplied(R"(tiers\[\d+\]\.(max_queue_depth|max_queue_depth_per_device))");
 
 }  // namespace
 
-bool ConfigReloader::Applied(const std::string& field, bool models,
-                             const std::vector<std::string>& changed) const {
+bool ConfigReloader::Applies(const std::string& field, bool models, const AppConfig& next) const {
   if (std::regex_match(field, kAlwaysApplied)) return true;
   if (!models) return false;
-  if (std::regex_match(field, kModelApplied)) return true;
   if (field == "admission.target_utilization") return true;
   if (std::regex_match(field, kAdmissionApplied)) return started_admission_;
   std::smatch m;
+  if (std::regex_match(field, m, kModelApplied)) return true;
+  auto index = [&m] { return static_cast<size_t>(std::stoul(m[1].str())); };
+  // Within the running max_batch_size only (PrepareReload keeps it).
+  if (std::regex_match(field, m, kAsyncFill)) {
+    return next.models[index()].max_batch_size == models_[index()]->config().max_batch_size;
+  }
+  // Within the running kind only: another kind needs a restart.
   if (std::regex_match(field, m, kBackendApplied)) {
-    // Not across kinds: the backend keeps running as it is.
-    const std::string kind = m[1].str() + ".backend.kind";
-    return std::find(changed.begin(), changed.end(), kind) == changed.end();
+    return next.models[index()].backend.kind == models_[index()]->config().backend.kind;
   }
   return false;
 }
@@ -78,9 +82,13 @@ Result<ConfigReloader::Report> ConfigReloader::Reload() {
                              "].name: renaming or reordering tiers needs a restart");
     }
   }
-  Result<std::vector<std::string>> changed =
-      ChangedConfigFields(started_text_, config->source_text);
+  // What changed since the last reload is applied (or needs a restart);
+  // what differs from the started file and needs a restart is reported.
+  Result<std::vector<std::string>> changed = ChangedConfigFields(last_text_, config->source_text);
   if (!changed.ok()) return InvalidArgument(path_ + ": " + changed.status().message());
+  Result<std::vector<std::string>> since_start =
+      ChangedConfigFields(started_text_, config->source_text);
+  if (!since_start.ok()) return InvalidArgument(path_ + ": " + since_start.status().message());
   auto auth = MakeAuthenticator(*config);
   if (!auth.ok()) return InvalidArgument(path_ + ": " + auth.status().message());
   // The models' changes apply while the file lists the same models.
@@ -100,10 +108,14 @@ Result<ConfigReloader::Report> ConfigReloader::Reload() {
 
   Report report;
   for (const std::string& field : *changed) {
-    (Applied(field, models, *changed) ? report.applied : report.restart_required).push_back(field);
+    if (Applies(field, models, *config)) report.applied.push_back(field);
+  }
+  for (const std::string& field : *since_start) {
+    if (!Applies(field, models, *config)) report.restart_required.push_back(field);
   }
   auth_->Set(std::shared_ptr<const Authenticator>(std::move(auth).value()));
   for (size_t i = 0; i < plans.size(); ++i) models_[i]->ApplyReload(std::move(plans[i]));
+  last_text_ = config->source_text;
   return report;
 }
 

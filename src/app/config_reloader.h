@@ -41,9 +41,12 @@ namespace sluice {
 class ConfigReloader {
  public:
   struct Report {
-    std::vector<std::string> applied;           // fields applied now
-    std::vector<std::string> restart_required;  // fields that differ but need a restart
-    std::string Json() const;                   // {"reloaded":true,"applied":[..],...}
+    // Fields changed since the last reload (or the start), applied now.
+    std::vector<std::string> applied;
+    // Fields that differ from the file the process started with and need a
+    // restart (so a later reload lists them again).
+    std::vector<std::string> restart_required;
+    std::string Json() const;  // {"reloaded":true,"applied":[..],...}
   };
 
   // For a process that runs on `config` (read by LoadConfigFile: its
@@ -66,10 +69,11 @@ class ConfigReloader {
         started_text_(config.source_text),
         started_tiers_(std::move(started_tiers)),
         started_admission_(config.admission.enabled),
-        auth_(auth) {}
-  // Whether a changed field is applied; `models`: the models' changes are.
-  bool Applied(const std::string& field, bool models,
-               const std::vector<std::string>& changed) const;
+        auth_(auth),
+        last_text_(config.source_text) {}
+  // Whether a reload to `next` applies a change of `field`; `models`: the
+  // models' changes are applied (models_ and next.models match).
+  bool Applies(const std::string& field, bool models, const AppConfig& next) const;
 
   const std::string path_;
   const std::string started_text_;                // the file as the process started on it
@@ -78,6 +82,7 @@ class ConfigReloader {
   AuthenticatorSlot* const auth_;
   std::mutex mu_;                      // one reload at a time
   std::vector<ModelRuntime*> models_;  // GUARDED_BY(mu_); not owned
+  std::string last_text_;              // GUARDED_BY(mu_): the file last applied
 };
 
 }  // namespace sluice

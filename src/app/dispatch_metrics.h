@@ -7,7 +7,8 @@
 //   full-batch rate), sluice_throughput_per_device_rps,
 //   sluice_batch_fixed_seconds, sluice_batch_per_item_seconds.
 // The gauges read the group `group` returns at each render (a reload may
-// replace a model's group); the breaker gauges are those of the endpoints
+// replace a model's group: the batches a retired group still runs are not
+// in _busy_slots); the breaker gauges are those of the endpoints
 // it has when added, found by name (AddBreakerStateGauge() adds one for an
 // endpoint a reload brings). `group`'s source, the cost model and
 // `utilization` must outlive every render of the registry.

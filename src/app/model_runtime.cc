@@ -83,7 +83,10 @@ Result<std::unique_ptr<ModelRuntime::Reload>> ModelRuntime::PrepareReload(const 
   ModelConfig& m = reload->running;
   m = running_;
   m.max_batch_delay_us = next.max_batch_delay_us;
-  m.async_fill_max_batch_size = next.async_fill_max_batch_size;
+  // Only with the running max_batch_size (it may not exceed it).
+  if (next.max_batch_size == running_.max_batch_size) {
+    m.async_fill_max_batch_size = next.async_fill_max_batch_size;
+  }
   m.batching = next.batching;
   m.accelerator_timeout_ms = next.accelerator_timeout_ms;
   m.retry = next.retry;

@@ -270,6 +270,9 @@ int RunServe(const AppConfig& config) {
                config.server.io_threads);
 
   pool.Run();
+  // No reload may reach the models while they are destroyed (before it).
+  reload_signal.reset();  // waits for one in progress
+  if (reloader) reloader->AttachModels({});
   return 0;
 }
 

@@ -115,7 +115,9 @@ DispatchGroup::DispatchGroup(const Options& options, std::vector<std::unique_ptr
 }
 
 DispatchGroup::~DispatchGroup() {
-  if (queue_ != nullptr) queue_->ClearNotify();
+  // Its wake-up only: a group never started registered none, and the queue
+  // may be serving another (a reload's group that was not installed).
+  if (queue_ != nullptr && started_) queue_->ClearNotify();
   self_.reset();
   CancelDelayTimer();
   if (sweep_timer_) ex_.Cancel(sweep_timer_);

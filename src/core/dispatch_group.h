@@ -85,13 +85,17 @@
 // while no slot can take work they are refused (503) like queued ones.
 //
 // Retirement. A reload that changes a model's backends or batching
-// replaces its group (ModelScheduler::Replace): the old one is retired. It
-// pulls nothing more from its queue and starts no batch; its batches in
-// flight finish on their backends and are answered as usual; what waits
-// for a retry or a slot there, and the retries of a batch of it that fails
-// later, go to a hand-over function (the successor's Submit(): they run
-// there whole, on its next free slot, without the backoff). Its breakers
-// are no longer reported to the observer; its batches still are.
+// replaces its group (ModelScheduler::Replace): the old one is retired. Once
+// Retire() is applied it pulls nothing more from its queue and starts no
+// batch; its batches in flight finish on their backends and are answered as
+// usual; what waits for a retry or a slot there, and the retries of a batch
+// of it that fails later, go to a hand-over function (the successor's
+// Submit(): they run there whole, on its next free slot, without the
+// backoff). A retry handed over is bound by its total deadline only (its
+// dispatch deadline becomes that), as a retry here is. From then on its
+// breakers are no longer reported to the observer; its batches still are.
+// A group never started never touches its queue (a reload that is refused
+// destroys the group it prepared).
 //
 // Threading. All state lives on `executor` (a strand); public methods are
 // thread-safe and return at once. The executor must outlive the group;
@@ -328,7 +332,7 @@ class DispatchGroup {
   void RunHanded(TimePoint now);  // handed batches onto free slots
   // Moves the handed requests whose dispatch deadline is <= `until` into `out`.
   void TakeHanded(TimePoint until, std::vector<RequestPtr>* out);
-  size_t QueueDepth() const { return options_.queue != nullptr ? options_.queue->Depth() : 0; }
+  size_t QueueDepth() const { return queue_ != nullptr ? queue_->Depth() : 0; }
   void Evaluate();               // collector: dispatch now or wait
   void Dispatch(TimePoint now);  // pop a batch and send it
   // How many requests slot `slot` takes now (see "Asynchronous work").
@@ -385,6 +389,8 @@ class DispatchGroup {
   void EnsureSweep();
   void AnswerDropped(std::vector<RequestPtr>& dropped, TimePoint now);
   void CancelDelayTimer();
+  // Retired: `batch`, due for a retry, to hand_over_ (see "Retirement").
+  void HandOverRetry(std::vector<RequestPtr> batch);
   // How long synchronous requests count as flowing after one went to a slot.
   static constexpr SteadyClock::duration kSyncFlowWindow = std::chrono::seconds(1);
   // Wraps fn(DispatchGroup*) so it runs only while the group is alive.

@@ -237,7 +237,7 @@ void DispatchGroup::HandleFailedBatch(size_t slot_index, std::vector<RequestPtr>
   if (dead > 0 && options_.observer) options_.observer->OnDeadLetter(dead);
   if (retry.empty()) return;
   if (options_.observer) options_.observer->OnRetry(slot_index, retry.size());
-  if (hand_over_) return hand_over_(std::move(retry));  // retired: its successor runs it
+  if (hand_over_) return HandOverRetry(std::move(retry));  // retired: its successor runs it
   retry_requests_.fetch_add(retry.size(), std::memory_order_relaxed);
   PendingRetry pending{now + Micros(backoff_us), std::move(retry), slot.tried_endpoints, detail};
   auto at = std::upper_bound(retries_.begin(), retries_.end(), pending.ready_at,

@@ -29,9 +29,15 @@ void DispatchGroup::Retire(std::function<void(std::vector<RequestPtr>)> hand_ove
     std::deque<std::vector<RequestPtr>> handed = std::move(g->handed_);
     g->handed_.clear();
     g->handed_requests_.store(0, std::memory_order_relaxed);
-    for (PendingRetry& r : retries) g->hand_over_(std::move(r.batch));
+    for (PendingRetry& r : retries) g->HandOverRetry(std::move(r.batch));
     for (std::vector<RequestPtr>& batch : handed) g->hand_over_(std::move(batch));
   }));
+}
+
+void DispatchGroup::HandOverRetry(std::vector<RequestPtr> batch) {
+  // Handed batches obey their dispatch deadline; a retry, its total one.
+  for (RequestPtr& r : batch) r->dispatch_deadline = r->total_deadline;
+  hand_over_(std::move(batch));
 }
 
 void DispatchGroup::CarryOverLoad(const DispatchGroup& previous) {

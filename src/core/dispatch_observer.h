@@ -29,7 +29,7 @@ class DispatchObserver {
   virtual void OnDeadLetter(size_t /*requests*/) {}
   // Endpoint `endpoint` (its index in the group; `name`, its URL or
   // backend name)'s breaker changed to `state`; available_slots() already
-  // reflects it. A retired group reports none.
+  // reflects it. A group reports none once its retirement is applied.
   virtual void OnBreakerChange(size_t /*endpoint*/, const std::string& /*name*/,
                                BreakerState /*state*/) {}
 };

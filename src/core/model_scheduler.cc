@@ -76,6 +76,7 @@ void ModelScheduler::Replace(std::unique_ptr<DispatchGroup> next_group) {
   if (started_.load()) next->Start();
   if (admission_) admission_->SetTotalSlots(next->slot_count());
   SyncAdmission();
+  old.reset();  // retired_ holds it alone now, unless a reader still does
   executor_->Post([weak = std::weak_ptr<ModelScheduler*>(alive_)] {
     if (auto self = weak.lock()) (*self)->PruneRetired();
   });
@@ -131,6 +132,8 @@ void ModelScheduler::ArmScalingTick() {
                                       const double arrivals =
                                           s->admission_ ? s->admission_->Snapshot().arrival_rps : 0;
                                       s->scaling_->Update(arrivals, s->cost_->FullBatchRps());
+                                      // A retired group a reader held at its last batch.
+                                      s->PruneRetired();
                                       s->ArmScalingTick();
                                     });
 }

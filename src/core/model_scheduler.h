@@ -15,16 +15,19 @@
 // pulls from the same queue with the same learnt cost, and starts at the
 // measured load; the old one retires (DispatchGroup::Retire): its batches
 // in flight finish on their backends, what waited there for a retry runs
-// on the new one, and it is destroyed, its backends with it, once its last
-// batch ended and nobody holds it. The new group's slots all start enabled
-// and its breakers closed.
+// on the new one, and it is destroyed on the executor, its backends (and
+// their connections) with it, after its last batch ended (or, if a reader
+// of group() still held it then, within a second). The new group's slots
+// all start enabled and its breakers closed; a device switched while the
+// replacement is applied may land on the old group.
 //
 // Threading: as DispatchGroup — all scheduling state lives on
 // Options::dispatch.executor; the accessors and SetDeviceEnabled() are
 // thread-safe. Destroy it only once the executor runs none of its
-// callbacks (e.g. after the io_context stopped). Ownership: owns the queue, the cost model, the
-// controller and the group (and through it the backends); every pointer in Options is borrowed and
-// must outlive the scheduler.
+// callbacks (e.g. after the io_context stopped). Ownership: owns the
+// queue, the cost model, the controller and the groups, the current one and
+// the retired ones (and through them the backends); every pointer in
+// Options is borrowed and must outlive the scheduler.
 #pragma once
 
 #include <atomic>

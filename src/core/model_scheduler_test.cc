@@ -208,6 +208,39 @@ TEST_F(ModelSchedulerTest, DeadlineOfARequestInARetiredGroupsBatchIsKept) {
   EXPECT_TRUE(destroyed_["a0"]);
 }
 
+// A reload that is refused destroys the group it prepared: the running
+// group, idle and waiting for the queue's wake-up, keeps it.
+TEST_F(ModelSchedulerTest, AGroupPreparedAndDroppedLeavesTheRunningOneServing) {
+  Build(1);
+  NewGroup("b", 1).reset();
+  Push("x");
+  ASSERT_EQ(Fake("a0").batches.size(), 1u);
+  Fake("a0").FinishOk();
+  ex_.RunPending();
+  EXPECT_EQ(outcomes_["x"].output, "out:x");
+}
+
+// A retry is bound by its total deadline, not its dispatch deadline (long
+// past when a batch fails late): so is one handed to the new group.
+TEST_F(ModelSchedulerTest, ARetryHandedOverAfterItsDispatchDeadlineStillRuns) {
+  Build(1);
+  Push("x");                         // dispatch deadline 1 s, total 4 s
+  Push("y");                         // waits behind it
+  ex_.Advance(milliseconds(1'500));  // both dispatch deadlines passed
+  ASSERT_EQ(outcomes_.count("y"), 1u);
+  EXPECT_EQ(outcomes_["y"].status.code(), ErrorCode::kDeadlineExceeded);  // never sent
+  BatchResult failed;
+  failed.status = BackendError("HTTP 500");
+  Fake("a0").Finish(std::move(failed));  // x waits for its retry
+  ex_.RunPending();
+  scheduler_->Replace(NewGroup("b", 1));
+  ex_.RunPending();
+  ASSERT_EQ(Fake("b0").batches.size(), 1u);
+  Fake("b0").FinishOk();
+  ex_.RunPending();
+  EXPECT_EQ(outcomes_["x"].output, "out:x");
+}
+
 TEST_F(ModelSchedulerTest, NewGroupKeepsTheModelsMaxBatchSize) {
   Build(1);
   DispatchGroup::Options g = Dispatch();

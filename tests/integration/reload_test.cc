@@ -246,6 +246,12 @@ TEST_F(ReloadTest, DevicesBatchingAndAdmissionChangeWithoutARestart) {
       {.port = port(), .connections = 8, .timeout = milliseconds(20'000)}, Requests(64, "after-"));
   for (const LoadResult& res : results) ASSERT_EQ(res.status, 200) << res.body << res.error;
   EXPECT_EQ(Counter(*client, "sluice_batches_total", {{"outcome", "failed"}}), 0);
+
+  // The same file again: nothing new to apply; the restart is still due.
+  r = Reload();
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->body, R"({"reloaded":true,"applied":[],)"
+                     R"("restart_required":["models[0].max_batch_size"]})");
 }
 
 // A backend that cannot be built refuses the whole reload: the keys in the
