@@ -21,9 +21,9 @@ const std::regex kModelApplied(
     R"(retry(\.\w+)?|circuit_breaker(\.\w+)?))");
 const std::regex kAsyncFill(R"(models\[(\d+)\]\.async_fill_max_batch_size)");
 const std::regex kBackendApplied(
-    R"(models\[(\d+)\]\.backend\.(kind|endpoints(\[\d+\])?|connections_per_endpoint|)"
+    R"(models\[(\d+)\]\.backend(\.(kind|endpoints(\[\d+\])?|connections_per_endpoint|)"
     R"(connect_timeout_ms|request_timeout_ms|remote_model|tls_ca_file|tls_cert_file|)"
-    R"(tls_key_file|devices|fixed_latency_us|per_item_latency_us|jitter|seed))");
+    R"(tls_key_file|devices|fixed_latency_us|per_item_latency_us|jitter|seed))?)");
 const std::regex kAdmissionApplied(R"(tiers\[\d+\]\.(max_queue_depth|max_queue_depth_per_device))");
 
 }  // namespace
@@ -82,13 +82,9 @@ Result<ConfigReloader::Report> ConfigReloader::Reload() {
                              "].name: renaming or reordering tiers needs a restart");
     }
   }
-  // What changed since the last reload is applied (or needs a restart);
-  // what differs from the started file and needs a restart is reported.
-  Result<std::vector<std::string>> changed = ChangedConfigFields(last_text_, config->source_text);
-  if (!changed.ok()) return InvalidArgument(path_ + ": " + changed.status().message());
-  Result<std::vector<std::string>> since_start =
+  Result<std::vector<std::string>> changed =
       ChangedConfigFields(started_text_, config->source_text);
-  if (!since_start.ok()) return InvalidArgument(path_ + ": " + since_start.status().message());
+  if (!changed.ok()) return InvalidArgument(path_ + ": " + changed.status().message());
   auto auth = MakeAuthenticator(*config);
   if (!auth.ok()) return InvalidArgument(path_ + ": " + auth.status().message());
   // The models' changes apply while the file lists the same models.
@@ -106,16 +102,15 @@ Result<ConfigReloader::Report> ConfigReloader::Reload() {
     plans.push_back(std::move(plan).value());
   }
 
+  // Each reload brings everything a reload can change to the file's value:
+  // a field that differs from the started file is in force, or waits for
+  // a restart.
   Report report;
   for (const std::string& field : *changed) {
-    if (Applies(field, models, *config)) report.applied.push_back(field);
-  }
-  for (const std::string& field : *since_start) {
-    if (!Applies(field, models, *config)) report.restart_required.push_back(field);
+    (Applies(field, models, *config) ? report.applied : report.restart_required).push_back(field);
   }
   auth_->Set(std::shared_ptr<const Authenticator>(std::move(auth).value()));
   for (size_t i = 0; i < plans.size(); ++i) models_[i]->ApplyReload(std::move(plans[i]));
-  last_text_ = config->source_text;
   return report;
 }
 

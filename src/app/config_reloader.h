@@ -41,10 +41,11 @@ namespace sluice {
 class ConfigReloader {
  public:
   struct Report {
-    // Fields changed since the last reload (or the start), applied now.
+    // The fields that differ from the file the process started with, and
+    // run as the file says now (a reload applies every change it can, so
+    // reloading the same file again gives the same report)...
     std::vector<std::string> applied;
-    // Fields that differ from the file the process started with and need a
-    // restart (so a later reload lists them again).
+    // ...and those that keep their started value until a restart.
     std::vector<std::string> restart_required;
     std::string Json() const;  // {"reloaded":true,"applied":[..],...}
   };
@@ -69,8 +70,7 @@ class ConfigReloader {
         started_text_(config.source_text),
         started_tiers_(std::move(started_tiers)),
         started_admission_(config.admission.enabled),
-        auth_(auth),
-        last_text_(config.source_text) {}
+        auth_(auth) {}
   // Whether a reload to `next` applies a change of `field`; `models`: the
   // models' changes are applied (models_ and next.models match).
   bool Applies(const std::string& field, bool models, const AppConfig& next) const;
@@ -82,7 +82,6 @@ class ConfigReloader {
   AuthenticatorSlot* const auth_;
   std::mutex mu_;                      // one reload at a time
   std::vector<ModelRuntime*> models_;  // GUARDED_BY(mu_); not owned
-  std::string last_text_;              // GUARDED_BY(mu_): the file last applied
 };
 
 }  // namespace sluice

@@ -92,7 +92,8 @@
 // of it that fails later, go to a hand-over function (the successor's
 // Submit(): they run there whole, on its next free slot, without the
 // backoff). A retry handed over is bound by its total deadline only (its
-// dispatch deadline becomes that), as a retry here is. From then on its
+// dispatch deadline becomes that, less deadline_guard_us), as a retry here
+// is. From then on its
 // breakers are no longer reported to the observer; its batches still are.
 // A group never started never touches its queue (a reload that is refused
 // destroys the group it prepared).
@@ -192,7 +193,8 @@ class DispatchGroup {
 
   // Runs `batch`, formed elsewhere (a worker's claim from Redis), as it is on
   // the next free slot that can take work: at once when there is one, else
-  // in hand-over order once one frees (see "Batches formed elsewhere").
+  // in hand-over order once one frees (see "Batches formed elsewhere"); a
+  // retired group hands it over (see "Retirement").
   // Requests whose dispatch deadline passed, or whose client went away, are
   // answered instead of sent; a batch over max_batch_size runs as several.
   // Thread-safe; applied on the executor.

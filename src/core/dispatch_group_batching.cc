@@ -12,6 +12,8 @@ namespace sluice {
 void DispatchGroup::Submit(std::vector<RequestPtr> batch) {
   ex_.Post(Guarded([batch = std::move(batch)](DispatchGroup* g) mutable {
     if (batch.empty()) return;
+    // Retired since the caller looked it up (two reloads in a row).
+    if (g->hand_over_) return g->hand_over_(std::move(batch));
     const TimePoint now = g->ex_.clock().Now();
     g->CountDispatched(batch.size(), now);  // the rate the adaptive target follows
     g->handed_requests_.fetch_add(batch.size(), std::memory_order_relaxed);

@@ -35,8 +35,11 @@ void DispatchGroup::Retire(std::function<void(std::vector<RequestPtr>)> hand_ove
 }
 
 void DispatchGroup::HandOverRetry(std::vector<RequestPtr> batch) {
-  // Handed batches obey their dispatch deadline; a retry, its total one.
-  for (RequestPtr& r : batch) r->dispatch_deadline = r->total_deadline;
+  // Handed batches obey their dispatch deadline; a retry, its total one
+  // (less the guard, as DispatchRetries() sends none later).
+  for (RequestPtr& r : batch) {
+    r->dispatch_deadline = r->total_deadline - Micros(options_.deadline_guard_us);
+  }
   hand_over_(std::move(batch));
 }
 

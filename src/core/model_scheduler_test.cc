@@ -144,6 +144,48 @@ TEST_F(ModelSchedulerTest, ReplacedGroupFinishesItsBatchWhileTheNewOneServes) {
   EXPECT_EQ(scheduler_->admission()->Snapshot().healthy_slots, 2u);
 }
 
+// A reader of group() that still held the old group when its last batch
+// ended does not keep it (and its connections) for long: the scheduler's
+// once-a-second tick destroys it.
+TEST_F(ModelSchedulerTest, ARetiredGroupAReaderHeldGoesWithinASecond) {
+  Build(1);
+  Push("x");
+  std::shared_ptr<DispatchGroup> held = scheduler_->group();
+  scheduler_->Replace(NewGroup("b", 1));
+  ex_.RunPending();
+  Fake("a0").FinishOk();
+  ex_.RunPending();
+  EXPECT_EQ(outcomes_["x"].output, "out:x");
+  EXPECT_FALSE(destroyed_["a0"]) << "held";
+  held.reset();
+  ex_.Advance(milliseconds(1'000));
+  EXPECT_TRUE(destroyed_["a0"]);
+}
+
+// A batch handed to a group that a second reload retired meanwhile (the
+// hand-over looked the group up just before) goes on to the group in force.
+TEST_F(ModelSchedulerTest, ABatchSubmittedToARetiredGroupGoesToItsSuccessor) {
+  Build(1);
+  scheduler_->Replace(NewGroup("b", 1));
+  ex_.RunPending();
+  std::shared_ptr<DispatchGroup> b = scheduler_->group();
+  scheduler_->Replace(NewGroup("c", 1));
+  ex_.RunPending();
+  auto r = std::make_shared<InferenceRequest>();
+  r->input = "x";
+  r->arrival = ex_.Now();
+  r->dispatch_deadline = r->total_deadline = r->arrival + milliseconds(4000);
+  r->set_on_complete([this](InferenceOutcome&& o) { outcomes_["x"] = std::move(o); });
+  b->Submit({r});
+  b.reset();
+  ex_.RunPending();
+  EXPECT_TRUE(Fake("b0").batches.empty());
+  ASSERT_EQ(Fake("c0").batches.size(), 1u);
+  Fake("c0").FinishOk();
+  ex_.RunPending();
+  EXPECT_EQ(outcomes_["x"].output, "out:x");
+}
+
 // A batch of the retired group that fails is retried on the new group's
 // backends, and its clients get their answers from there.
 TEST_F(ModelSchedulerTest, RetiredGroupsFailedBatchIsRetriedOnTheNewGroup) {

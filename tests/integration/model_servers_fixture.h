@@ -123,6 +123,22 @@ class ModelServersTest : public SluiceTest {
     return "";
   }
 
+  // How many of `results` (answers to Requests(n, prefix)) are their
+  // request's completion; a test failure for each that is not (the first
+  // few only: one message is enough when everything fails).
+  size_t Completions(const std::vector<LoadResult>& results, const std::string& prefix) {
+    size_t ok = 0;
+    for (size_t i = 0; i < results.size(); ++i) {
+      EXPECT_TRUE(IsCompletion(results[i].status, results[i].body, prefix + std::to_string(i),
+                               kDefaultMaxTokens))
+          << "request " << i << ": " << results[i].status << " " << results[i].body
+          << results[i].error;
+      ok += results[i].status == 200;
+      if (ok + 5 < i) break;
+    }
+    return ok;
+  }
+
   std::vector<LoadRequest> Requests(size_t n, const std::string& prefix) {
     std::vector<LoadRequest> requests;
     for (size_t i = 0; i < n; ++i) {

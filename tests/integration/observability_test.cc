@@ -28,43 +28,10 @@ std::pair<std::string, std::string> Basic(std::string_view user_and_password) {
   return {"Authorization", "Basic " + Base64(user_and_password)};
 }
 
-// A fresh directory under the test's temp dir.
-std::string TempDir(const std::string& name) {
-  auto dir = std::filesystem::temp_directory_path() /
-             ("sluice-" + name + "-" + std::to_string(::getpid()));
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  return dir.string();
-}
-
 // Where the screenshot is kept (SLUICE_ARTIFACT_DIR, set by CMake).
 std::string ArtifactDir() {
   std::filesystem::create_directories(SLUICE_ARTIFACT_DIR);
   return SLUICE_ARTIFACT_DIR;
-}
-
-// Headless Chromium on `url` with its own profile, given `seconds` of the
-// page's virtual time (its timers and fetches), then `action`
-// ("--dump-dom" or "--screenshot=PATH"). Its exit status and stdout.
-std::pair<int, std::string> Chromium(const std::string& url, const std::string& action,
-                                     const std::string& profile, int seconds) {
-  return RunShell(
-      "timeout 120 chromium --headless=new --no-sandbox --disable-gpu "
-      "--disable-dev-shm-usage --no-first-run --hide-scrollbars "
-      "--user-data-dir='" +
-      profile + "' --window-size=1400,1300 --virtual-time-budget=" +
-      std::to_string(seconds * 1000) + " " + action + " '" + url + "' 2>/dev/null");
-}
-
-// The value of `attribute` on the element with `id` in `dom`, or -1.
-double Attribute(const std::string& dom, const std::string& id, const std::string& attribute) {
-  std::smatch m;
-  const std::regex element("<[a-z]+ id=\"" + id + "\"[^>]*>");
-  if (!std::regex_search(dom, m, element)) return -1;
-  const std::string tag = m.str();
-  const std::regex value(attribute + "=\"([0-9.e+-]+)\"");
-  if (!std::regex_search(tag, m, value)) return -1;
-  return std::stod(m[1].str());
 }
 
 class ObservabilityTest : public SluiceTest {};
@@ -162,7 +129,7 @@ TEST_F(ObservabilityTest, LiveMetricsPassPromtoolCheckMetrics) {
   Result<Response> metrics = NewClient()->Get("/metrics", {Bearer(kServiceToken)});
   ASSERT_TRUE(metrics.ok()) << metrics.status().ToString();
   ASSERT_EQ(metrics->status, 200);
-  const std::string path = TempDir("metrics") + "/metrics.txt";
+  const std::string path = FreshTempDir("metrics") + "/metrics.txt";
   std::ofstream(path) << metrics->body;
   auto [status, output] = RunShell("timeout 60 promtool check metrics < '" + path + "' 2>&1");
   EXPECT_EQ(status, 0) << output;
@@ -220,11 +187,11 @@ TEST_F(ObservabilityTest, DashboardDrawsItsChartsUnderLoad) {
   ASSERT_TRUE(flowing);
   const std::string url = "http://ops:" + std::string(kServiceToken) +
                           "@127.0.0.1:" + std::to_string(port()) + "/dashboard";
-  auto [status, dom] = Chromium(url, "--dump-dom", TempDir("chromium-dom"), 8);
+  auto [status, dom] = HeadlessChromium(url, "--dump-dom", FreshTempDir("chromium-dom"), 8);
   const std::string screenshot = ArtifactDir() + "/dashboard.png";
   std::filesystem::remove(screenshot);
   auto [shot_status, shot_output] =
-      Chromium(url, "--screenshot='" + screenshot + "'", TempDir("chromium-shot"), 8);
+      HeadlessChromium(url, "--screenshot='" + screenshot + "'", FreshTempDir("chromium-shot"), 8);
   stop_load();
 
   ASSERT_EQ(status, 0) << dom;
@@ -232,12 +199,12 @@ TEST_F(ObservabilityTest, DashboardDrawsItsChartsUnderLoad) {
       << dom;
   for (const char* chart : {"rate", "latency", "queue", "utilisation"}) {
     SCOPED_TRACE(chart);
-    EXPECT_GE(Attribute(dom, chart, "data-points"), 4) << "a line from several snapshots";
+    EXPECT_GE(DomAttribute(dom, chart, "data-points"), 4) << "a line from several snapshots";
   }
-  EXPECT_GT(Attribute(dom, "rate", "data-max"), 0) << "requests were answered";
-  EXPECT_GT(Attribute(dom, "latency", "data-max"), 0) << "their latency";
-  EXPECT_GT(Attribute(dom, "utilisation", "data-max"), 0) << "the devices worked";
-  EXPECT_GE(Attribute(dom, "batches", "data-points"), 1) << "batches in a size bucket";
+  EXPECT_GT(DomAttribute(dom, "rate", "data-max"), 0) << "requests were answered";
+  EXPECT_GT(DomAttribute(dom, "latency", "data-max"), 0) << "their latency";
+  EXPECT_GT(DomAttribute(dom, "utilisation", "data-max"), 0) << "the devices worked";
+  EXPECT_GE(DomAttribute(dom, "batches", "data-points"), 1) << "batches in a size bucket";
   // The outcomes table has each tier, with answered requests.
   for (const char* tier : {"enterprise", "paid", "free"}) {
     const std::regex row(std::string("<tr><td>") + tier + "</td><td>([0-9.]+)</td>");

@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
+#include <regex>
 #include <sstream>
 #include <thread>
 
@@ -278,6 +280,34 @@ std::pair<int, std::string> RunShell(const std::string& command) {
   char buf[4096];
   for (size_t n; (n = std::fread(buf, 1, sizeof(buf), pipe)) > 0;) output.append(buf, n);
   return {::pclose(pipe), output};
+}
+
+std::string FreshTempDir(const std::string& name) {
+  auto dir = std::filesystem::temp_directory_path() /
+             ("sluice-" + name + "-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir.string();
+}
+
+std::pair<int, std::string> HeadlessChromium(const std::string& url, const std::string& action,
+                                             const std::string& profile, int seconds) {
+  return RunShell(
+      "timeout 120 chromium --headless=new --no-sandbox --disable-gpu "
+      "--disable-dev-shm-usage --no-first-run --hide-scrollbars "
+      "--user-data-dir='" +
+      profile + "' --window-size=1400,1300 --virtual-time-budget=" +
+      std::to_string(seconds * 1000) + " " + action + " '" + url + "' 2>/dev/null");
+}
+
+double DomAttribute(const std::string& dom, const std::string& id, const std::string& attribute) {
+  std::smatch m;
+  const std::regex element("<[a-z]+ id=\"" + id + "\"[^>]*>");
+  if (!std::regex_search(dom, m, element)) return -1;
+  const std::string tag = m.str();
+  const std::regex value(attribute + "=\"([0-9.e+-]+)\"");
+  if (!std::regex_search(tag, m, value)) return -1;
+  return std::stod(m[1].str());
 }
 
 bool PollUntil(const std::function<bool()>& done, std::chrono::milliseconds timeout,

@@ -187,6 +187,20 @@ std::string ReadUntilClose(int fd, std::chrono::milliseconds limit, bool* closed
 // status (as pclose() returns it) and its standard output.
 std::pair<int, std::string> RunShell(const std::string& command);
 
+// A fresh, empty directory under the temp dir, named after `name` and
+// this process.
+std::string FreshTempDir(const std::string& name);
+
+// Headless Chromium (Debian's `chromium`) on `url` with its own profile
+// directory, given `seconds` of the page's virtual time (its timers and
+// fetches), then `action` ("--dump-dom" or "--screenshot=PATH"); at most
+// 120 s. Its exit status and standard output.
+std::pair<int, std::string> HeadlessChromium(const std::string& url, const std::string& action,
+                                             const std::string& profile, int seconds);
+
+// The number in `attribute` of the element with `id` in `dom`, or -1.
+double DomAttribute(const std::string& dom, const std::string& id, const std::string& attribute);
+
 // Base fixture: one sluice process per test.
 class SluiceTest : public ::testing::Test {
  protected:

@@ -400,6 +400,44 @@ TEST_F(ScaleOutTest, EveryMetricOfServeExistsInScaleOut) {
   EXPECT_EQ(PromtoolFindings(worker->port()), "") << "worker";
 }
 
+// The gateway's dashboard lists the workers from the registry: headless
+// Chromium runs the page's script against the gateway's snapshots.
+TEST_F(ScaleOutTest, TheGatewaysDashboardShowsTheWorkersFromTheRegistry) {
+  std::vector<uint16_t> ports = StartCluster(Yaml(FastSim()), 2, 1);
+  ASSERT_EQ(ports.size(), 1u);
+  ASSERT_TRUE(PollUntil([&] { return HealthyWorkers(ports[0]) == 2; }, milliseconds(10'000),
+                        milliseconds(50)));
+  for (const LoadResult& r :
+       LoadClient::Run({ports[0], 4, milliseconds(30'000)}, Requests("dashboard-", 16))) {
+    ASSERT_EQ(r.status, 200) << r.body << r.error;
+  }
+  // The workers as the gateway's health names them.
+  HttpClient client(ports[0], milliseconds(10'000));
+  Result<Response> health = client.Get("/internal/health", kServiceAuth);
+  ASSERT_TRUE(health.ok()) << health.status().ToString();
+  std::vector<std::string> workers;
+  const boost::json::value model = ModelHealth(health->Json());
+  for (const auto& e : model.at("endpoints").as_array()) {
+    workers.push_back(std::string(e.at("name").as_string()));
+  }
+  ASSERT_EQ(workers.size(), 2u) << health->body;
+
+  const std::string url = "http://ops:" + std::string(kServiceToken) +
+                          "@127.0.0.1:" + std::to_string(ports[0]) + "/dashboard";
+  auto [status, dom] = HeadlessChromium(url, "--dump-dom", FreshTempDir("chromium-workers"), 4);
+  ASSERT_EQ(status, 0) << dom;
+  EXPECT_NE(dom.find(R"(<h2 id="endpoints-title">Workers (from the registry)</h2>)"),
+            std::string::npos)
+      << dom;
+  EXPECT_NE(dom.find("gateway, 2 healthy workers"), std::string::npos) << dom;
+  for (const std::string& worker : workers) {
+    EXPECT_NE(dom.find("<tr><td>" + worker + "</td><td>" + std::string(kModel) + "</td>"),
+              std::string::npos)
+        << worker << "\n"
+        << dom;
+  }
+}
+
 // Tracing across processes: the gateway's span continues the client's
 // trace, its Redis enqueue is a child of it, and the worker's claim and
 // batch spans (the worker's own resource) link to it.
