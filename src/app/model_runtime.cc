@@ -11,6 +11,19 @@
 #include "config/scheduler_options.h"
 
 namespace sluice {
+namespace {
+
+std::vector<std::string> EndpointNames(const DispatchGroup& group) {
+  std::vector<std::string> names;
+  for (size_t e = 0; e < group.endpoint_count(); ++e) names.push_back(group.endpoint_name(e));
+  return names;
+}
+
+bool Contains(const std::vector<std::string>& names, const std::string& name) {
+  return std::find(names.begin(), names.end(), name) != names.end();
+}
+
+}  // namespace
 
 ModelRuntime::ModelRuntime(IoContextPool& pool, const ModelConfig& config,
                            metrics::Registry* registry)
@@ -56,16 +69,11 @@ Result<std::unique_ptr<ModelRuntime>> ModelRuntime::Create(
   auto scheduler = ModelScheduler::Create(std::move(so), std::move(built->slots));
   if (!scheduler.ok()) return scheduler.status();
   rt->scheduler_ = std::move(scheduler).value();
-  const std::shared_ptr<DispatchGroup> group = rt->group();
-  for (size_t e = 0; e < group->endpoint_count(); ++e) {
-    rt->endpoint_names_.push_back(group->endpoint_name(e));
-  }
 
   ModelRuntime* raw = rt.get();
   const BatchCostModel* cost = &rt->scheduler_->cost_model();
-  AddDispatchGroupMetrics(
-      *registry, model.name, [raw] { return std::shared_ptr<const DispatchGroup>(raw->group()); },
-      cost, [raw] { return raw->Utilization(); });
+  AddDispatchGroupMetrics(*registry, model.name, rt->MetricsSource(), cost,
+                          [raw] { return raw->Utilization(); });
   metrics::Labels labels{{"model", model.name}};
   registry->AddCallbackGauge("sluice_queue_depth", "Requests waiting in the model's queue.", labels,
                              [raw] { return static_cast<double>(raw->queue()->Depth()); });
@@ -112,9 +120,6 @@ Result<std::unique_ptr<ModelRuntime::Reload>> ModelRuntime::PrepareReload(const 
     auto group = scheduler_->NewGroup(g, std::move(built->slots));
     if (!group.ok()) return InvalidArgument(group.status().message());
     reload->group = std::move(group).value();
-    for (size_t e = 0; e < reload->group->endpoint_count(); ++e) {
-      reload->endpoint_names.push_back(reload->group->endpoint_name(e));
-    }
   }
   if (scheduler_->admission() != nullptr) {
     reload->depth_limits = AdmissionOptionsFor(app, m).tiers;
@@ -132,26 +137,22 @@ void ModelRuntime::ApplyReload(std::unique_ptr<Reload> reload) {
   (void)scheduler_->scaling().SetTargetUtilization(reload->target_utilization);
   running_ = std::move(reload->running);
   if (!reload->group) return;
+  const std::vector<std::string> before = EndpointNames(*group());
+  const std::vector<std::string> after = EndpointNames(*reload->group);
   // The new endpoints' metrics first, so that a scrape never misses one.
-  batch_metrics_->AddEndpoints(reload->endpoint_names);
-  ModelRuntime* raw = this;
-  for (const std::string& name : reload->endpoint_names) {
-    if (std::find(endpoint_names_.begin(), endpoint_names_.end(), name) != endpoint_names_.end()) {
-      continue;
-    }
-    AddBreakerStateGauge(*registry_, config_.name, name,
-                         [raw] { return std::shared_ptr<const DispatchGroup>(raw->group()); });
+  batch_metrics_->AddEndpoints(after);
+  for (const std::string& name : after) {
+    if (!Contains(before, name))
+      AddBreakerStateGauge(*registry_, config_.name, name, MetricsSource());
   }
   scheduler_->Replace(std::move(reload->group));
-  for (const std::string& name : endpoint_names_) {
-    if (std::find(reload->endpoint_names.begin(), reload->endpoint_names.end(), name) ==
-        reload->endpoint_names.end()) {
+  for (const std::string& name : before) {
+    if (!Contains(after, name)) {
       registry_->RemoveCallback(kBreakerStateMetric, BreakerStateLabels(config_.name, name));
     }
   }
-  spdlog::info("model '{}': reloaded; endpoints {} (was {})", config_.name,
-               fmt::join(reload->endpoint_names, ", "), fmt::join(endpoint_names_, ", "));
-  endpoint_names_ = std::move(reload->endpoint_names);
+  spdlog::info("model '{}': reloaded; endpoints {} (was {})", config_.name, fmt::join(after, ", "),
+               fmt::join(before, ", "));
 }
 
 }  // namespace sluice

@@ -28,6 +28,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include "app/batch_metrics.h"
+#include "app/dispatch_metrics.h"
 #include "common/asio_executor.h"
 #include "common/io_context_pool.h"
 #include "config/config.h"
@@ -75,7 +76,6 @@ class ModelRuntime {
   struct Reload {
     ModelConfig running;                                     // what the model runs on once applied
     std::unique_ptr<DispatchGroup> group;                    // null: the group stays
-    std::vector<std::string> endpoint_names;                 // the group's
     std::optional<std::vector<AdmissionTier>> depth_limits;  // admission on
     double target_utilization = 0.75;
   };
@@ -92,6 +92,10 @@ class ModelRuntime {
   ModelRuntime(IoContextPool& pool, const ModelConfig& config, metrics::Registry* registry);
   // The dispatch group's options for `model` in `app`, its slots' wiring aside.
   DispatchGroup::Options GroupOptions(const AppConfig& app, const ModelConfig& model);
+  // group(), for the metrics (read at each render).
+  GroupSource MetricsSource() {
+    return [this] { return std::shared_ptr<const DispatchGroup>(group()); };
+  }
 
   IoContextPool& pool_;
   const ModelConfig config_;
@@ -105,7 +109,6 @@ class ModelRuntime {
   std::unique_ptr<BatchMetrics> batch_metrics_;  // the group's observer
   // What runs now: config_ with the reloads applied (one reload at a time).
   ModelConfig running_;
-  std::vector<std::string> endpoint_names_;  // of the group now (its breaker gauges)
 };
 
 }  // namespace sluice
