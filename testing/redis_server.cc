@@ -174,9 +174,18 @@ void RedisServer::Kill() {
   pid_ = -1;
 }
 
+void RedisServer::Pause() {
+  if (pid_ > 0) ::kill(pid_, SIGSTOP);
+}
+
+void RedisServer::Resume() {
+  if (pid_ > 0) ::kill(pid_, SIGCONT);
+}
+
 void RedisServer::Stop() {
   if (pid_ <= 0) return;
   ::kill(pid_, SIGTERM);
+  ::kill(pid_, SIGCONT);  // a paused server handles the SIGTERM
   const auto deadline = Clock::now() + options_.stop_timeout;
   for (int i = 0; i < 100'000; ++i) {
     int status = 0;

@@ -61,6 +61,10 @@ class RedisServer {
   void Stop();
   // SIGKILL and waitpid: a crash (no shutdown, no goodbye to the cluster).
   void Kill();
+  // SIGSTOP / SIGCONT: a server that hangs (its connections stay open and
+  // unanswered) and then answers again with its data. No-op when stopped.
+  void Pause();
+  void Resume();
 
   // Stop() then start again on the same port (empty data set).
   Status Restart();

@@ -10,9 +10,7 @@
 
 namespace sluice {
 
-ClaimLoop::ClaimLoop(const Options& options) : options_(options) {
-  state_->complete_retry_ms = options.complete_retry_ms;
-}
+ClaimLoop::ClaimLoop(const Options& options) : options_(options) {}
 
 ClaimLoop::~ClaimLoop() {
   Stop();
@@ -46,6 +44,7 @@ ClaimLoop::Stats ClaimLoop::stats() const {
   s.complete_calls = state_->complete_calls.load();
   s.complete_errors = state_->complete_errors.load();
   s.complete_retries = state_->complete_retries.load();
+  s.answers_expired_unsent = state_->answers_expired_unsent.load();
   s.renew_calls = state_->renew_calls.load();
   s.renew_errors = state_->renew_errors.load();
   return s;
@@ -204,7 +203,6 @@ void ClaimLoop::Run() {
   {
     std::lock_guard lock(state_->mu);
     left.swap(state_->retry);
-    state_->retry_until.reset();
     state_->retry_closed = true;  // failures from now on go to the reaper
   }
   if (!left.empty()) {
@@ -328,8 +326,8 @@ void ClaimLoop::Hand(redis::RedisBatchClaimer::Batch& batch) {
     req->set_on_complete([state, remaining, claimer = options_.claimer, strand = options_.strand,
                           worker = options_.worker_id, id = w.id, tier = w.tier,
                           owner = w.gateway_id, key = w.key_id, charged = w.charged_tokens,
-                          tpm = w.tokens_per_minute, lease = w.lease,
-                          fresh = w.attempts == 0](InferenceOutcome&& outcome) {
+                          tpm = w.tokens_per_minute, lease = w.lease, fresh = w.attempts == 0,
+                          deadline = req->total_deadline](InferenceOutcome&& outcome) {
       redis::WireResult result = redis::ToWireResult(id, outcome, worker);
       result.lease = lease;
       result.first_attempt = fresh;
@@ -338,6 +336,7 @@ void ClaimLoop::Hand(redis::RedisBatchClaimer::Batch& batch) {
       result.charged_key_id = key;
       result.charged_tokens = charged;
       result.tokens_per_minute = tpm;
+      result.total_deadline = deadline;
       bool first = false;
       {
         std::lock_guard lock(state->mu);
@@ -386,57 +385,60 @@ void ClaimLoop::CompleteOrKeep(const std::shared_ptr<State>& state,
                                std::vector<redis::WireResult> out) {
   const size_t n = out.size();
   state->complete_calls.fetch_add(1, std::memory_order_relaxed);
-  auto sent = std::make_shared<std::vector<redis::WireResult>>(
-      state->complete_retry_ms > 0 ? out : std::vector<redis::WireResult>{});
+  // A copy of those that may be sent again (CompleteAsync takes `out`).
+  auto sent = std::make_shared<std::vector<redis::WireResult>>();
+  for (const redis::WireResult& r : out) {
+    if (r.total_deadline != TimePoint::max()) sent->push_back(r);
+  }
   claimer->CompleteAsync(out, [state, n, sent](auto result) {
-    if (result.ok()) {
-      std::lock_guard lock(state->mu);
-      if (state->retry.empty()) state->retry_until.reset();  // the outage is over
-    } else {
+    size_t done = n;
+    if (!result.ok()) {
       state->complete_errors.fetch_add(1, std::memory_order_relaxed);
       if (result.status().code() == ErrorCode::kUnavailable && !sent->empty()) {
-        // Kept in flight: the claim thread sends them again, until
-        // complete_retry_ms after the first failure of this outage (not
-        // once it has ended).
+        // Kept in flight: the claim thread sends them again, each until its
+        // total deadline (not once it has ended).
         std::lock_guard lock(state->mu);
         if (!state->retry_closed) {
-          if (!state->retry_until.has_value()) {
-            state->retry_until = std::chrono::steady_clock::now() +
-                                 std::chrono::milliseconds(state->complete_retry_ms);
-          }
+          done = n - sent->size();
           state->retry.insert(state->retry.end(), std::make_move_iterator(sent->begin()),
                               std::make_move_iterator(sent->end()));
-          return;
         }
       }
-      spdlog::warn("completing {} answer(s) failed: {}; their leases will be reaped", n,
-                   result.status().message());
+      if (done > 0) {
+        spdlog::warn("completing {} answer(s) failed: {}; their leases will be reaped", done,
+                     result.status().message());
+      }
     }
-    state->answers_in_flight.fetch_sub(n);
+    state->answers_in_flight.fetch_sub(done);
   });
 }
 
 void ClaimLoop::RetryFailedCompletes() {
-  std::vector<redis::WireResult> again;
-  bool expired = false;
+  const TimePoint now = SystemClock()->Now();
+  size_t expired = 0;
+  bool resend = false;
   {
     std::lock_guard lock(state_->mu);
     if (state_->retry.empty()) return;
-    again.swap(state_->retry);
-    expired = !state_->retry_until.has_value() ||
-              std::chrono::steady_clock::now() >= *state_->retry_until;
-    if (expired) state_->retry_until.reset();
-    if (!expired) {
-      state_->outbox.insert(state_->outbox.end(), std::make_move_iterator(again.begin()),
-                            std::make_move_iterator(again.end()));
+    for (redis::WireResult& r : state_->retry) {
+      if (r.total_deadline <= now) {
+        ++expired;
+      } else {
+        state_->outbox.push_back(std::move(r));
+        resend = true;
+      }
     }
+    state_->retry.clear();
   }
-  if (expired) {
-    spdlog::warn("completing {} answer(s) failed for {} ms; their leases will be reaped",
-                 again.size(), options_.complete_retry_ms);
-    state_->answers_in_flight.fetch_sub(again.size());
-    return;
+  if (expired > 0) {
+    spdlog::warn(
+        "{} answer(s) not completed before their requests' total deadline; their leases will be "
+        "reaped",
+        expired);
+    state_->answers_expired_unsent.fetch_add(expired, std::memory_order_relaxed);
+    state_->answers_in_flight.fetch_sub(expired);
   }
+  if (!resend) return;
   state_->complete_retries.fetch_add(1, std::memory_order_relaxed);
   Flush(state_, options_.claimer);
 }

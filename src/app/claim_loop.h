@@ -46,9 +46,10 @@
 // Failures: while Redis is down a claim fails at once and the thread waits
 // error_backoff_ms (stop-aware) before trying again. A CompleteAsync that
 // fails for want of Redis (kUnavailable: down, or a Cluster master failing
-// over) is sent again by the claim thread on each turn for up to
-// complete_retry_ms, so answers computed during an outage still reach
-// their clients; after that (or on any other failure) the answers are
+// over) is sent again by the claim thread on each turn, each answer until
+// its request's total deadline, so answers computed during an outage still
+// reach their clients however long the failover takes while they wait;
+// after that (or on any other failure) the answers are
 // dropped and the requests stay leased: their batch's lease is renewed no
 // more once every request of the batch has its answer, runs out, and the
 // reaper re-queues them (see DESIGN: exactly one answer per request is kept
@@ -106,9 +107,6 @@ class ClaimLoop {
     // claimer's lease_us (lease / 4). The claim thread checks at least every
     // claim_timeout_ms + 100 ms, so keep it above that.
     int64_t renew_interval_ms = 500;
-    // How long answers whose complete call found Redis unavailable are
-    // retried (from the first failure); 0 = never.
-    int64_t complete_retry_ms = 5'000;
     // A claim holding a sampled request becomes a "sluice.redis.claim" span
     // (a root, linked to its requests' spans, as a batch's is). Optional;
     // not owned.
@@ -123,8 +121,11 @@ class ClaimLoop {
     uint64_t complete_calls = 0;    // CompleteAsync calls
     uint64_t complete_errors = 0;   // failed complete calls (retried or left to the reaper)
     uint64_t complete_retries = 0;  // complete calls sent again after Redis was unavailable
-    uint64_t renew_calls = 0;       // lease renewals sent
-    uint64_t renew_errors = 0;      // renewals that failed (Redis down)
+    // Answers kept for a retry until their request's total deadline passed
+    // (left to the reaper).
+    uint64_t answers_expired_unsent = 0;
+    uint64_t renew_calls = 0;   // lease renewals sent
+    uint64_t renew_errors = 0;  // renewals that failed (Redis down)
   };
 
   explicit ClaimLoop(const Options& options);
@@ -157,18 +158,16 @@ class ClaimLoop {
     // Leases of batches with requests not answered yet: lease id -> its
     // shard and how many are unanswered. GUARDED_BY(mu)
     std::unordered_map<std::string, HeldLease> held;
-    // Answers whose complete call found Redis unavailable; GUARDED_BY(mu).
+    // Answers whose complete call found Redis unavailable, each sent again
+    // until its total_deadline; GUARDED_BY(mu).
     std::vector<redis::WireResult> retry;
-    // complete_retry_ms after the first failure of the current outage;
-    // unset while none is failing. GUARDED_BY(mu)
-    std::optional<std::chrono::steady_clock::time_point> retry_until;
     bool retry_closed = false;  // the claim thread has ended; GUARDED_BY(mu)
     std::atomic<size_t> batches_in_flight{0};
     std::atomic<size_t> answers_in_flight{0};
     std::atomic<uint64_t> complete_calls{0};
     std::atomic<uint64_t> complete_errors{0};
     std::atomic<uint64_t> complete_retries{0};
-    int64_t complete_retry_ms = 5'000;  // Options::complete_retry_ms
+    std::atomic<uint64_t> answers_expired_unsent{0};
     std::atomic<uint64_t> renew_calls{0};
     std::atomic<uint64_t> renew_errors{0};
   };
@@ -195,13 +194,13 @@ class ClaimLoop {
   // Renews the held leases when renew_interval_ms has passed (claim
   // thread; takes state_->mu).
   void RenewLeasesIfDue();
-  // Sends the answers in State::retry again, or drops them once
-  // complete_retry_ms has passed (claim thread).
+  // Sends the answers in State::retry again, and drops those whose total
+  // deadline has passed (claim thread).
   void RetryFailedCompletes();
   // Sends the outbox: one complete call per queue shard.
   static void Flush(const std::shared_ptr<State>& state, redis::RedisBatchClaimer* claimer);
   // One complete call; answers that find Redis unavailable go to
-  // State::retry (while complete_retry_ms allows).
+  // State::retry (those with a known total deadline).
   static void CompleteOrKeep(const std::shared_ptr<State>& state, redis::RedisBatchClaimer* claimer,
                              std::vector<redis::WireResult> out);
 

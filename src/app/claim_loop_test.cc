@@ -236,6 +236,52 @@ TEST_F(ClaimLoopTest, TheNextBatchIsClaimedBeforeTheSlotFrees) {
   EXPECT_EQ(loop_->stats().batches, 3u);
 }
 
+// Answers whose complete call finds Redis unavailable are kept and sent
+// again, each until its request's total deadline: through a hang of the
+// server (SIGSTOP) longer than one request's deadline, the other one's
+// answer is completed once the server answers again; the first is left to
+// the reaper (its entry stays, its lease held).
+TEST_F(ClaimLoopTest, AnswersKeptThroughAnOutageAreCompletedUntilTheirTotalDeadline) {
+  auto holding = std::make_unique<HoldingBackend>();
+  HoldingBackend* backend = holding.get();
+  redis::WireRequest lasting = Request("lasting", 0, 60'000);
+  redis::WireRequest brief = Request("brief", 0, 60'000);
+  brief.total_deadline_us = NowUs() + 5'000'000;
+  ASSERT_TRUE(Enqueue(lasting).status.ok());
+  ASSERT_TRUE(Enqueue(brief).status.ok());
+  StartWorker(/*max_batch=*/2, /*delay_us=*/1'000, std::move(holding));
+  ASSERT_TRUE(Eventually([&] { return backend->ran() == 1 && loop_->stats().requests == 2; },
+                         milliseconds(5'000)));
+
+  // The server hangs; once a lease renewal (every 500 ms) or a claim has
+  // timed out (2 s) the connection is down, and the batch is answered: its
+  // complete call fails at once. (Sent to the hung server instead, it
+  // would run when the server resumes, and answer both.)
+  server_->Pause();
+  const bool down =
+      Eventually([&] { return loop_->stats().renew_errors + loop_->stats().claim_errors >= 1; },
+                 milliseconds(15'000));
+  ASSERT_TRUE(backend->Release());
+  // The brief request's deadline passes while the server hangs.
+  const bool expired =
+      Eventually([&] { return loop_->stats().answers_expired_unsent == 1; }, milliseconds(15'000));
+  server_->Resume();
+  ASSERT_TRUE(down);
+  ASSERT_TRUE(expired);
+  EXPECT_GE(loop_->stats().complete_errors, 1u);
+
+  const std::string payloads = redis::KeySpace{}.Payloads(redis::QueueShard(kModel, 0));
+  auto exists = [&](const std::string& id) -> int64_t {
+    redis::ReplyResult r = connection_->Call({"HEXISTS", payloads, id});
+    return r.ok() ? r->AsInt().value_or(-1) : -1;
+  };
+  // Completed once the server answers: its entry is gone.
+  ASSERT_TRUE(Eventually([&] { return exists("lasting") == 0; }, milliseconds(15'000)));
+  EXPECT_GE(loop_->stats().complete_retries, 1u);
+  EXPECT_EQ(exists("brief"), 1);
+  EXPECT_EQ(loop_->stats().answers_expired_unsent, 1u);
+}
+
 TEST(FillNapTest, WaitsUntilPredictedFullWithinAQuarterOfTheDelayAndBacksOff) {
   using std::chrono::microseconds;
   const microseconds delay(20'000), left(15'000);

@@ -229,7 +229,8 @@ void WorkerRole::Parts::AddMetrics() {
       {"sluice_worker_claim_errors_total", &ClaimLoop::Stats::claim_errors},
       {"sluice_worker_complete_calls_total", &ClaimLoop::Stats::complete_calls},
       {"sluice_worker_complete_errors_total", &ClaimLoop::Stats::complete_errors},
-      {"sluice_worker_complete_retries_total", &ClaimLoop::Stats::complete_retries}};
+      {"sluice_worker_complete_retries_total", &ClaimLoop::Stats::complete_retries},
+      {"sluice_worker_answers_expired_unsent_total", &ClaimLoop::Stats::answers_expired_unsent}};
   for (const auto& [name, field] : counters) {
     registry.AddCallbackCounter(
         name, "Worker claim loop counter (see app/claim_loop.h).", labels,

@@ -107,6 +107,11 @@ struct WireResult {
   std::string charged_key_id;
   int64_t charged_tokens = 0;
   int64_t tokens_per_minute = 0;
+  // Not encoded: the request's total deadline (SystemClock): nobody waits
+  // for the answer after it (its gateway has answered 504, or its task has
+  // expired). A worker whose complete call finds Redis unavailable sends
+  // the answer again until then. max = unknown (not sent again).
+  TimePoint total_deadline = TimePoint::max();
 };
 
 // A request as queued in Redis (scripts.h): the prefix the scripts read,

@@ -1,6 +1,7 @@
 #include "tests/integration/paced_load.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <memory>
 #include <thread>
@@ -61,10 +62,19 @@ TierSummary Summarize(const std::vector<PacedResult>& results, std::string_view 
     if (r.tier != tier) continue;
     ++s.sent;
     switch (r.result.status) {
-      case 200:
+      case 200: {
         ++s.ok;
         ok_latency.push_back(r.result.latency);
+        auto timing = r.result.headers.find("server-timing");
+        std::optional<std::chrono::microseconds> wait =
+            timing == r.result.headers.end() ? std::nullopt : ServerTimingQueueWait(timing->second);
+        if (wait) {
+          s.max_queue_wait = std::max(s.max_queue_wait, *wait);
+        } else {
+          ++s.ok_without_queue_wait;
+        }
         break;
+      }
       case 503:
         ++s.shed;
         break;
@@ -91,12 +101,27 @@ TierSummary Summarize(const std::vector<PacedResult>& results, std::string_view 
   return s;
 }
 
+std::optional<std::chrono::microseconds> ServerTimingQueueWait(std::string_view server_timing) {
+  constexpr std::string_view kQueue = "queue;dur=";
+  const size_t at = server_timing.find(kQueue);
+  if (at == std::string_view::npos ||
+      (at > 0 && server_timing[at - 1] != ' ' && server_timing[at - 1] != ',')) {
+    return std::nullopt;
+  }
+  const std::string_view rest = server_timing.substr(at + kQueue.size());
+  double ms = 0;
+  const auto [end, error] = std::from_chars(rest.data(), rest.data() + rest.size(), ms);
+  if (error != std::errc() || ms < 0) return std::nullopt;
+  return std::chrono::microseconds(std::llround(ms * 1000));
+}
+
 std::string Describe(const TierSummary& s) {
   auto ms = [](std::chrono::microseconds d) { return std::to_string(d.count() / 1000) + " ms"; };
   return "sent " + std::to_string(s.sent) + ": " + std::to_string(s.ok) + " ok (p50 " + ms(s.p50) +
          ", p95 " + ms(s.p95) + ", max " + ms(s.max) + "), " + std::to_string(s.shed) +
          " shed (503), " + std::to_string(s.rate_limited) + " rate-limited (429), " +
-         std::to_string(s.timed_out) + " timed out (504), " + std::to_string(s.other) + " other";
+         std::to_string(s.timed_out) + " timed out (504), " + std::to_string(s.other) +
+         " other; longest queue wait " + ms(s.max_queue_wait) + " (server)";
 }
 
 }  // namespace sluice::testing

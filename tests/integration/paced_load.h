@@ -26,6 +26,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -68,9 +69,20 @@ struct TierSummary {
   size_t timed_out = 0;                              // 504
   size_t other = 0;                                  // anything else, transport errors included
   std::chrono::microseconds p50{0}, p95{0}, max{0};  // of the 200s
+  // The server's own account (Server-Timing "queue;dur="): the longest
+  // wait from arrival to dispatch of a 200, and the 200s without it. A
+  // request not dispatched within its tier's budget is answered 504, so a
+  // 200's wait is below the budget whatever the machine's load; the
+  // end-to-end latencies above also count the client and the CPU it shares.
+  std::chrono::microseconds max_queue_wait{0};
+  size_t ok_without_queue_wait = 0;
 };
 
 TierSummary Summarize(const std::vector<PacedResult>& results, std::string_view tier);
+
+// The "queue;dur=" of a Server-Timing header value; nullopt when absent or
+// malformed.
+std::optional<std::chrono::microseconds> ServerTimingQueueWait(std::string_view server_timing);
 
 // "sent 300: 200 ok (p50 12 ms, p95 40 ms, max 80 ms), 100 shed, ..." for logs.
 std::string Describe(const TierSummary& s);
