@@ -96,7 +96,9 @@ TEST_F(RedisTest, FailsFastWhileDownAndReconnectsAfterRestart) {
     });
     ASSERT_TRUE(done.WaitFor(1, milliseconds(2'000)));
     EXPECT_EQ(status.code(), ErrorCode::kUnavailable) << status.ToString();
-    EXPECT_LT(elapsed_us.load(), 100'000) << "submission " << i;
+    // At once, not after the 2 s command timeout (the margin is for a
+    // loaded machine).
+    EXPECT_LT(elapsed_us.load(), 1'000'000) << "submission " << i;
   }
   EXPECT_EQ(connection_->state(), RedisConnection::State::kDown);
   EXPECT_GE(connection_->stats().rejected_while_down, 1u);

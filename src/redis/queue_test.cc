@@ -471,8 +471,10 @@ TEST_F(RedisQueueTest, BlockedClaimerWakesOnEnqueue) {
   ASSERT_TRUE(claimed->ok());
   EXPECT_EQ(Ids((*claimed)->requests), std::vector<std::string>{"wake-me"});
   const auto latency = std::chrono::duration_cast<std::chrono::microseconds>(woke_at - enqueued_at);
-  // Enqueue round trip + wake + claim round trip on loopback: about 1 ms.
-  EXPECT_LT(latency.count(), 50'000) << "woke " << latency.count() << " us after the enqueue";
+  // Enqueue round trip + wake + claim round trip on loopback: about 1 ms
+  // (recorded below). The bound only tells a wake from the claim's 5 s
+  // block running out, with room for a loaded machine (ASan, ctest -j2).
+  EXPECT_LT(latency.count(), 1'000'000) << "woke " << latency.count() << " us after the enqueue";
   RecordProperty("wake_latency_us", std::to_string(latency.count()));
   EXPECT_GE(claimer_->stats().wakeups, 1u);
 }

@@ -205,7 +205,8 @@ TEST_F(BackendFailuresTest, HungBackendAnswers504WithinTheDeadlineAndLeaksNothin
   auto took = std::chrono::steady_clock::now() - start;
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_TRUE(IsError(*r, 504, "deadline_exceeded")) << r->body;
-  EXPECT_LT(took, milliseconds(1'300));
+  // At the request's deadline (800 ms), not the backend's 3 s timeout.
+  EXPECT_LT(took, milliseconds(2'500));
   EXPECT_GE(took, milliseconds(700));
 
   // Nothing leaks: once the server answers again the slot comes back (its

@@ -199,7 +199,7 @@ TEST_F(HttpConnectionTest, ServerThatNeverAnswersTimesOut) {
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), ErrorCode::kDeadlineExceeded);
   EXPECT_THAT(r.status().message(), HasSubstr("timed out after 150 ms"));
-  EXPECT_LT(took, std::chrono::milliseconds(1'000));
+  EXPECT_LT(took, std::chrono::milliseconds(2'000));  // the server never answers
 }
 
 TEST_F(HttpConnectionTest, RefusedConnectionIsABackendError) {
