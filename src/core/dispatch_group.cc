@@ -134,7 +134,10 @@ void DispatchGroup::Start() {
   ex_.Post(Guarded([](DispatchGroup* g) {
     if (g->started_) return;
     g->started_ = true;
-    for (size_t i = 0; i < g->slots_.size(); ++i) g->free_slots_.push_back(i);
+    // A slot switched off before the start stays out of service.
+    for (size_t i = 0; i < g->slots_.size(); ++i) {
+      if (g->slots_[i].enabled) g->free_slots_.push_back(i);
+    }
     g->TryCollect();
   }));
 }
@@ -454,6 +457,7 @@ bool DispatchGroup::SetSlotEnabled(size_t slot_index, bool enabled) {
     auto& free = g->free_slots_;
     if (!enabled) {
       free.erase(std::remove(free.begin(), free.end(), slot_index), free.end());
+      if (!g->started_) return;  // Start() looks at what can serve
       g->StopCollectingIfNoSlot(g->ex_.clock().Now());
       g->RefuseUnservable(g->ex_.clock().Now());
     } else if (!slot.busy && g->started_) {

@@ -214,6 +214,13 @@ class DispatchGroup {
   bool SetSlotEnabled(size_t slot, bool enabled);
   // Slots in service (any thread; a snapshot).
   size_t enabled_slots() const { return enabled_.load(std::memory_order_relaxed); }
+  // Whether slot `slot` is in service (as SetSlotEnabled() last asked; a
+  // retired group's are all out), and its endpoint's index. REQUIRES:
+  // slot < slot_count(). Any thread.
+  bool slot_enabled(size_t slot) const {
+    return slot_enabled_[slot].load(std::memory_order_relaxed);
+  }
+  size_t slot_endpoint(size_t slot) const { return slots_[slot].endpoint; }
 
   // Slots that can take work: enabled and their endpoint's breaker closed
   // (any thread; a snapshot). Admission capacity follows this.

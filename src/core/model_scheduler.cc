@@ -1,8 +1,35 @@
 #include "core/model_scheduler.h"
 
 #include <algorithm>
+#include <map>
+#include <string>
+#include <utility>
 
 namespace sluice {
+namespace {
+
+// The slots of `next` that match a slot out of service in `old`: one of an
+// endpoint of the same name, at the same rank among its endpoint's slots.
+std::vector<size_t> SlotsStillOutOfService(const DispatchGroup& old, const DispatchGroup& next) {
+  std::map<std::pair<std::string, size_t>, size_t> by_place;  // (endpoint, rank) -> slot
+  std::vector<size_t> rank(next.endpoint_count(), 0);
+  for (size_t s = 0; s < next.slot_count(); ++s) {
+    const size_t e = next.slot_endpoint(s);
+    by_place.emplace(std::make_pair(next.endpoint_name(e), rank[e]++), s);
+  }
+  std::vector<size_t> out;
+  std::vector<size_t> old_rank(old.endpoint_count(), 0);
+  for (size_t s = 0; s < old.slot_count(); ++s) {
+    const size_t e = old.slot_endpoint(s);
+    const size_t r = old_rank[e]++;
+    if (old.slot_enabled(s)) continue;
+    auto it = by_place.find({old.endpoint_name(e), r});
+    if (it != by_place.end()) out.push_back(it->second);
+  }
+  return out;
+}
+
+}  // namespace
 
 Result<std::unique_ptr<ModelScheduler>> ModelScheduler::Create(
     Options options, std::vector<std::unique_ptr<Backend>> slots) {
@@ -64,7 +91,14 @@ Result<std::unique_ptr<DispatchGroup>> ModelScheduler::NewGroup(
 
 void ModelScheduler::Replace(std::unique_ptr<DispatchGroup> next_group) {
   std::shared_ptr<DispatchGroup> next(std::move(next_group));
-  std::shared_ptr<DispatchGroup> old = group_.exchange(next);
+  std::shared_ptr<DispatchGroup> old;
+  {
+    // Read before Retire() (which takes every slot of `old` out); no
+    // switch lands in between.
+    std::lock_guard devices(devices_mu_);
+    for (const size_t s : SlotsStillOutOfService(*group(), *next)) next->SetSlotEnabled(s, false);
+    old = group_.exchange(next);
+  }
   next->CarryOverLoad(*old);
   {
     std::lock_guard lock(retired_mu_);
@@ -139,8 +173,11 @@ void ModelScheduler::ArmScalingTick() {
 }
 
 Status ModelScheduler::SetDeviceEnabled(size_t index, bool enabled) {
+  std::unique_lock devices(devices_mu_);
   const std::shared_ptr<DispatchGroup> group = this->group();
-  if (!group->SetSlotEnabled(index, enabled)) {
+  const bool known = group->SetSlotEnabled(index, enabled);
+  devices.unlock();
+  if (!known) {
     return NotFound("model '" + model_ + "' has no device " + std::to_string(index) +
                     " (devices: " + std::to_string(group->slot_count()) + ")");
   }

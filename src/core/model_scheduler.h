@@ -17,9 +17,11 @@
 // in flight finish on their backends, what waited there for a retry runs
 // on the new one, and it is destroyed on the executor, its backends (and
 // their connections) with it, after its last batch ended (or, if a reader
-// of group() still held it then, within a second). The new group's slots
-// all start enabled and its breakers closed; a device switched while the
-// replacement is applied may land on the old group.
+// of group() still held it then, within a second). A device an operator
+// took out of service stays out in the new group when the new group has
+// it: a slot of an endpoint of the same name, at the same rank among that
+// endpoint's slots (a sim's device i, an HTTP endpoint's i-th connection).
+// The new group's breakers start closed.
 //
 // Threading: as DispatchGroup — all scheduling state lives on
 // Options::dispatch.executor; the accessors and SetDeviceEnabled() are
@@ -83,7 +85,9 @@ class ModelScheduler final : private DispatchObserver {
   ScalingAdvisor& scaling() { return *scaling_; }
 
   // Takes slot `index` out of service or back; admission follows at once.
-  // Thread-safe. kNotFound for an unknown index.
+  // Thread-safe, and ordered with Replace(): a switch lands on the group
+  // in force, or on the old one and is carried over. kNotFound for an
+  // unknown index.
   Status SetDeviceEnabled(size_t index, bool enabled);
 
   // A group for this model's queue and cost model, from `dispatch` (as
@@ -133,7 +137,8 @@ class ModelScheduler final : private DispatchObserver {
   Executor::TimerId scaling_timer_ = 0;  // on the executor
   std::atomic<bool> started_{false};
   std::shared_ptr<ModelScheduler*> alive_;  // liveness token for the timer
-  std::mutex sync_mu_;  // orders admission updates from the strand and admin calls
+  std::mutex sync_mu_;     // orders admission updates from the strand and admin calls
+  std::mutex devices_mu_;  // orders SetDeviceEnabled() with Replace()'s carry-over
 };
 
 }  // namespace sluice

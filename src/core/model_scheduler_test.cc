@@ -283,6 +283,44 @@ TEST_F(ModelSchedulerTest, ARetryHandedOverAfterItsDispatchDeadlineStillRuns) {
   EXPECT_EQ(outcomes_["x"].output, "out:x");
 }
 
+// A device an operator took out of service stays out when the model's
+// group is replaced (the new group's slot of the endpoint of that name);
+// the new group's other devices serve, admission counts what is in
+// service, and the device serves again once switched back on.
+TEST_F(ModelSchedulerTest, ADeviceTakenOutOfServiceStaysOutAcrossAReplacement) {
+  Build(2);
+  ASSERT_TRUE(scheduler_->SetDeviceEnabled(1, false).ok());
+  ex_.RunPending();
+  DispatchGroup::Options d = Dispatch();
+  d.endpoint_names = {"a0", "a1", "a2"};  // the same two devices and a third
+  auto next = scheduler_->NewGroup(d, Slots("c", 3));
+  ASSERT_TRUE(next.ok()) << next.status().ToString();
+  scheduler_->Replace(std::move(next).value());
+  ex_.RunPending();
+  const std::shared_ptr<DispatchGroup> group = scheduler_->group();
+  EXPECT_TRUE(group->slot_enabled(0));
+  EXPECT_FALSE(group->slot_enabled(1));
+  EXPECT_TRUE(group->slot_enabled(2));
+  EXPECT_EQ(group->enabled_slots(), 2u);
+  EXPECT_EQ(scheduler_->admission()->Snapshot().healthy_slots, 2u);
+  Push("x");
+  Push("y");
+  Push("z");  // both slots in service are busy: it waits
+  EXPECT_EQ(Fake("c0").batches.size(), 1u);
+  EXPECT_EQ(Fake("c1").batches.size(), 0u);
+  EXPECT_EQ(Fake("c2").batches.size(), 1u);
+  ASSERT_TRUE(scheduler_->SetDeviceEnabled(1, true).ok());
+  ex_.RunPending();
+  ASSERT_EQ(Fake("c1").batches.size(), 1u);
+  Fake("c0").FinishOk();
+  Fake("c1").FinishOk();
+  Fake("c2").FinishOk();
+  ex_.RunPending();
+  ASSERT_EQ(outcomes_.size(), 3u);
+  for (const auto& [input, o] : outcomes_) EXPECT_EQ(o.output, "out:" + input);
+  EXPECT_EQ(scheduler_->admission()->Snapshot().healthy_slots, 3u);
+}
+
 TEST_F(ModelSchedulerTest, NewGroupKeepsTheModelsMaxBatchSize) {
   Build(1);
   DispatchGroup::Options g = Dispatch();

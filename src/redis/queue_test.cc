@@ -488,7 +488,7 @@ TEST_F(RedisQueueTest, ClaimFailsFastWhenRedisIsDown) {
   EXPECT_LT(SteadyTime::now() - start, milliseconds(1'000));
   const auto enqueue_start = SteadyTime::now();
   EXPECT_EQ(Enqueue(Request("x", 0, 1'000)).status.code(), ErrorCode::kUnavailable);
-  EXPECT_LT(SteadyTime::now() - enqueue_start, milliseconds(100));
+  EXPECT_LT(SteadyTime::now() - enqueue_start, milliseconds(1'000));  // not the 2 s timeout
 }
 
 }  // namespace

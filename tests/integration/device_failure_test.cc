@@ -44,10 +44,6 @@ TestConfig FourDeviceSim() {
   return config;
 }
 
-std::string DevicePath(std::string_view model, int index) {
-  return "/internal/models/" + std::string(model) + "/devices/" + std::to_string(index);
-}
-
 class DeviceFailureTest : public SluiceTest {
  protected:
   // Enables or disables one device of kModel; a test failure unless 200.

@@ -216,7 +216,8 @@ TEST_F(ReloadTest, AnEndpointChangesUnderLoadWithNoFailedRequest) {
 }
 
 // A sim model's devices, its batching and admission's bounds change at once;
-// what a reload cannot change is reported and keeps its running value.
+// a device the operator took out stays out; what a reload cannot change is
+// reported and keeps its running value.
 TEST_F(ReloadTest, DevicesBatchingAndAdmissionChangeWithoutARestart) {
   TestConfig config;
   config.admission = true;
@@ -224,6 +225,12 @@ TEST_F(ReloadTest, DevicesBatchingAndAdmissionChangeWithoutARestart) {
   ASSERT_NO_FATAL_FAILURE(StartSluice(config));
   auto client = NewClient();
   EXPECT_EQ(NumberField(ModelHealth(Health(*client)), "devices"), 4);
+  // The operator takes device 1 out of service: it stays out across the
+  // reload, which keeps devices 0 and 1.
+  Result<Response> off =
+      client->Post(DevicePath(kModel, 1), R"({"enabled":false})", {Bearer(kServiceToken)});
+  ASSERT_TRUE(off.ok()) << off.status().ToString();
+  ASSERT_EQ(off->status, 200) << off->body;
 
   config.devices = 2;
   config.max_batch_delay_us = 2'000;
@@ -241,8 +248,13 @@ TEST_F(ReloadTest, DevicesBatchingAndAdmissionChangeWithoutARestart) {
                      R"("restart_required":["models[0].max_batch_size"]})");
   const boost::json::value m = ModelHealth(Health(*client));
   EXPECT_EQ(NumberField(m, "devices"), 2) << boost::json::serialize(m);
-  EXPECT_EQ(NumberField(m, "healthy_devices"), 2);
+  EXPECT_EQ(NumberField(m, "healthy_devices"), 1) << boost::json::serialize(m);
   EXPECT_EQ(Counter(*client, "sluice_accelerator_slots"), 2);
+  Result<Response> on =
+      client->Post(DevicePath(kModel, 1), R"({"enabled":true})", {Bearer(kServiceToken)});
+  ASSERT_TRUE(on.ok()) << on.status().ToString();
+  ASSERT_EQ(on->status, 200) << on->body;
+  EXPECT_EQ(NumberField(ModelHealth(Health(*client)), "healthy_devices"), 2);
   std::vector<LoadResult> results = LoadClient::Run(
       {.port = port(), .connections = 8, .timeout = milliseconds(20'000)}, Requests(64, "after-"));
   for (const LoadResult& res : results) ASSERT_EQ(res.status, 200) << res.body << res.error;

@@ -400,6 +400,10 @@ double SluiceTest::ScrapeSum(std::string_view name,
   return SumSamples(samples, name, match).value_or(0);
 }
 
+std::string DevicePath(std::string_view model, int index) {
+  return "/internal/models/" + std::string(model) + "/devices/" + std::to_string(index);
+}
+
 json::value ModelHealth(const json::value& health) {
   const json::value* models = Field(health, "models");
   if (models == nullptr || !models->is_array()) return nullptr;

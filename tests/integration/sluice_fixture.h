@@ -147,6 +147,9 @@ std::string ErrorRequestId(std::string_view body);
 // value.
 boost::json::value ModelHealth(const boost::json::value& health);
 
+// The admin route that switches device `index` of `model` on or off.
+std::string DevicePath(std::string_view model, int index);
+
 // True when `id` looks like "req_" + 32 lowercase hex digits.
 bool IsRequestId(std::string_view id);
 
