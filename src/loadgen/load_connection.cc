@@ -12,15 +12,15 @@ namespace asio = boost::asio;
 namespace bhttp = boost::beast::http;
 using boost::system::error_code;
 
-double ParseGatewayDurationMs(std::string_view header) {
-  // Entries are `name;dur=X` separated by commas; find the `gateway` one.
+double ParseServerTimingMs(std::string_view header, std::string_view name) {
+  // Entries are `name;dur=X` separated by commas; find the one named.
   size_t pos = 0;
   while (pos < header.size()) {
     while (pos < header.size() && (header[pos] == ' ' || header[pos] == ',')) ++pos;
     const size_t end = std::min(header.find(',', pos), header.size());
     std::string_view entry = header.substr(pos, end - pos);
     pos = end;
-    if (!entry.starts_with("gateway;")) continue;
+    if (!entry.starts_with(name) || entry.substr(name.size(), 1) != ";") continue;
     const size_t dur = entry.find("dur=");
     if (dur == std::string_view::npos) return -1;
     entry.remove_prefix(dur + 4);
@@ -92,7 +92,7 @@ void LoadConnection::OnRead(const error_code& ec) {
   r.header_at = header_at_;
   if (r.status == 200) {
     if (auto it = res.find("Server-Timing"); it != res.end()) {
-      r.gateway_ms = ParseGatewayDurationMs(it->value());
+      r.gateway_ms = ParseServerTimingMs(it->value(), "gateway");
     }
   }
   parser_.reset();

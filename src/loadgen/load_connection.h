@@ -92,8 +92,8 @@ class LoadConnection {
   std::optional<boost::beast::http::response_parser<boost::beast::http::string_body>> parser_;
 };
 
-// The `gateway;dur=` value (milliseconds) of a Server-Timing header; < 0 when
-// absent or malformed.
-double ParseGatewayDurationMs(std::string_view server_timing);
+// The `<name>;dur=` value (milliseconds) of a Server-Timing header (Sluice
+// sends queue, accelerator and gateway); < 0 when absent or malformed.
+double ParseServerTimingMs(std::string_view server_timing, std::string_view name);
 
 }  // namespace sluice::loadgen

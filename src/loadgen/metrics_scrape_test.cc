@@ -88,13 +88,17 @@ TEST(MetricsScrapeTest, MalformedLinesOfOurMetricsAreErrors) {
   EXPECT_TRUE(ParseGatewayMetrics("something_else{{{ nonsense\n").ok());
 }
 
-TEST(ServerTimingTest, ReadsTheGatewayDuration) {
+TEST(ServerTimingTest, ReadsAnEntrysDuration) {
   EXPECT_DOUBLE_EQ(
-      ParseGatewayDurationMs("queue;dur=1.250, accelerator;dur=50.000, gateway;dur=0.042"), 0.042);
-  EXPECT_DOUBLE_EQ(ParseGatewayDurationMs("gateway;dur=3"), 3);
-  EXPECT_LT(ParseGatewayDurationMs("queue;dur=1.0"), 0);
-  EXPECT_LT(ParseGatewayDurationMs("gateway;dur=x"), 0);
-  EXPECT_LT(ParseGatewayDurationMs(""), 0);
+      ParseServerTimingMs("queue;dur=1.250, accelerator;dur=50.000, gateway;dur=0.042", "gateway"),
+      0.042);
+  EXPECT_DOUBLE_EQ(ParseServerTimingMs("gateway;dur=3", "gateway"), 3);
+  EXPECT_LT(ParseServerTimingMs("queue;dur=1.0", "gateway"), 0);
+  EXPECT_LT(ParseServerTimingMs("gateway;dur=x", "gateway"), 0);
+  EXPECT_LT(ParseServerTimingMs("", "gateway"), 0);
+  // Any entry by its whole name.
+  EXPECT_DOUBLE_EQ(ParseServerTimingMs("queue;dur=1.250, gateway;dur=0.042", "queue"), 1.25);
+  EXPECT_LT(ParseServerTimingMs("queued;dur=1.250", "queue"), 0);
 }
 
 }  // namespace

@@ -1,11 +1,12 @@
 #include "tests/integration/paced_load.h"
 
 #include <algorithm>
-#include <charconv>
 #include <cmath>
 #include <memory>
 #include <thread>
 #include <utility>
+
+#include "loadgen/load_connection.h"
 
 namespace sluice::testing {
 
@@ -66,10 +67,12 @@ TierSummary Summarize(const std::vector<PacedResult>& results, std::string_view 
         ++s.ok;
         ok_latency.push_back(r.result.latency);
         auto timing = r.result.headers.find("server-timing");
-        std::optional<std::chrono::microseconds> wait =
-            timing == r.result.headers.end() ? std::nullopt : ServerTimingQueueWait(timing->second);
-        if (wait) {
-          s.max_queue_wait = std::max(s.max_queue_wait, *wait);
+        const double wait_ms = timing == r.result.headers.end()
+                                   ? -1
+                                   : loadgen::ParseServerTimingMs(timing->second, "queue");
+        if (wait_ms >= 0) {
+          s.max_queue_wait =
+              std::max(s.max_queue_wait, std::chrono::microseconds(std::llround(wait_ms * 1000)));
         } else {
           ++s.ok_without_queue_wait;
         }
@@ -99,20 +102,6 @@ TierSummary Summarize(const std::vector<PacedResult>& results, std::string_view 
     s.max = ok_latency.back();
   }
   return s;
-}
-
-std::optional<std::chrono::microseconds> ServerTimingQueueWait(std::string_view server_timing) {
-  constexpr std::string_view kQueue = "queue;dur=";
-  const size_t at = server_timing.find(kQueue);
-  if (at == std::string_view::npos ||
-      (at > 0 && server_timing[at - 1] != ' ' && server_timing[at - 1] != ',')) {
-    return std::nullopt;
-  }
-  const std::string_view rest = server_timing.substr(at + kQueue.size());
-  double ms = 0;
-  const auto [end, error] = std::from_chars(rest.data(), rest.data() + rest.size(), ms);
-  if (error != std::errc() || ms < 0) return std::nullopt;
-  return std::chrono::microseconds(std::llround(ms * 1000));
 }
 
 std::string Describe(const TierSummary& s) {

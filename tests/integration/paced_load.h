@@ -26,7 +26,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
-#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -79,10 +78,6 @@ struct TierSummary {
 };
 
 TierSummary Summarize(const std::vector<PacedResult>& results, std::string_view tier);
-
-// The "queue;dur=" of a Server-Timing header value; nullopt when absent or
-// malformed.
-std::optional<std::chrono::microseconds> ServerTimingQueueWait(std::string_view server_timing);
 
 // "sent 300: 200 ok (p50 12 ms, p95 40 ms, max 80 ms), 100 shed, ..." for logs.
 std::string Describe(const TierSummary& s);
